@@ -1,0 +1,3 @@
+from regionaudit.cli import main
+
+main()

@@ -1,0 +1,26 @@
+"""The project's exception types.
+
+Library code raises these; only the CLI turns them into one line on stderr and an exit code.
+"""
+
+
+class RegionAuditError(Exception):
+    """Base class: a problem with the user's input, reported as one line with exit code 2."""
+
+    exit_code = 2
+
+
+class RejectedModel(RegionAuditError):
+    """The ONNX file is broken, or uses something regionaudit cannot analyse exactly."""
+
+
+class BadData(RegionAuditError):
+    """A data, points or segments file that cannot be used as given."""
+
+
+class BadOption(RegionAuditError):
+    """A command-line option or API argument that makes no sense."""
+
+
+class GateError(RegionAuditError):
+    """A gate expression or baseline that cannot be evaluated (unknown path, bad bound)."""

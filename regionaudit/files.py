@@ -1,0 +1,92 @@
+"""Reading user arrays and writing outputs safely.
+
+Every output is written to a temporary file in the target folder and renamed into place, so an
+error never leaves a half-written report. Arrays are read without pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from regionaudit.errors import BadData, BadOption
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, mode: int | None = None):
+    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
+
+    The temporary file from mkstemp is private (0600); before the rename it gets the permissions
+    an ordinary `open(path, "w")` would give (or `mode`, to keep an edited file's own), so
+    reports are readable as usual.
+    """
+    target = Path(path)
+    if target.parent and not target.parent.exists():
+        raise BadOption(f"cannot write {target}: folder {target.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent or ".")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, mode: int | None = None) -> None:
+    with atomic_path(path, mode) as tmp:
+        tmp.write_bytes(data)
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_array(path: str | os.PathLike, what: str = "data") -> np.ndarray:
+    """A float array from .npy, or .npz holding exactly one array; never unpickles."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadData(f"{what} file {p} not found")
+    try:
+        loaded = np.load(p, allow_pickle=False)
+    except ValueError as e:
+        raise BadData(f"{what} file {p} cannot be read without pickle (object arrays are refused): {e}") from None
+    except Exception as e:  # numpy raises many kinds for a damaged file
+        raise BadData(f"{what} file {p} is not a readable .npy/.npz file: {e}") from None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            names = list(loaded.files)
+            if len(names) != 1:
+                raise BadData(f"{what} file {p} must hold exactly one array, found {len(names)}: {names}")
+            arr = loaded[names[0]]
+    else:
+        arr = loaded
+    if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
+        raise BadData(f"{what} file {p} holds {arr.dtype} values; a float array is needed")
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.size and not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise BadData(f"{what} file {p} contains {bad} NaN or infinite values")
+    return arr

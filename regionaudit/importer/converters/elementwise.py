@@ -1,0 +1,108 @@
+"""Add/Sub/Mul/Div/Neg/Sum: by constants they become `ir.Scale`; data +/- data becomes `ir.Sum`."""
+
+import numpy as np
+import torch
+
+from regionaudit import ir
+from regionaudit.importer.registry import Data, Unsupported, converter
+
+
+def _operands(ctx):
+    a, b = ctx.input(0), ctx.input(1)
+    if isinstance(a, Data) and isinstance(b, Data):
+        return a, b, None, None
+    if isinstance(a, Data):
+        return a, None, ctx.const(1, "operand"), False
+    return b, None, ctx.const(0, "operand"), True  # constant on the left
+
+
+def _broadcast(x: Data, c: np.ndarray) -> tuple[int, ...]:
+    try:
+        return tuple(np.broadcast_shapes(x.shape, c.shape))
+    except ValueError:
+        raise Unsupported(f"shapes {x.shape} and {c.shape} do not broadcast") from None
+
+
+def scale(ctx, x: Data, mul=None, add=None) -> Data:
+    shape = x.shape
+    for c in (mul, add):
+        if c is not None:
+            shape = _broadcast(Data(x.id, shape), np.asarray(c))
+    return ctx.add(ir.Scale, [x], shape=shape, mul=mul, add=add)
+
+
+def _sum(ctx, terms: list[Data], coeffs: tuple[float, ...]) -> Data:
+    try:
+        shape = tuple(np.broadcast_shapes(*(t.shape for t in terms)))
+    except ValueError:
+        raise Unsupported(f"shapes {[t.shape for t in terms]} do not broadcast") from None
+    return ctx.add(ir.Sum, terms, shape=shape, coeffs=coeffs)
+
+
+def _merge_bias(ctx, x: Data, c: np.ndarray) -> Data | None:
+    """Fold `MatMul -> Add(const)` into the MatMul's bias when nothing else reads the product."""
+    node = ctx.nodes[x.id]
+    if type(node) is not ir.MatMul or node.bias is not None:
+        return None
+    readers = sum(ctx.uses.get(name, 0) for name, v in ctx.values.items() if isinstance(v, Data) and v == x)
+    try:
+        fits = tuple(np.broadcast_shapes(x.shape, c.shape)) == x.shape
+    except ValueError:
+        fits = False
+    if readers != 1 or not fits:
+        return None
+    node.bias = torch.from_numpy(np.array(c, dtype=np.float64))
+    ctx.op_types[x.id] = ctx.op_types[x.id] + "+Add"
+    return x
+
+
+@converter("Add")
+def add(node, ctx):
+    x, y, c, _ = _operands(ctx)
+    if y is not None:
+        return _sum(ctx, [x, y], (1.0, 1.0))
+    return _merge_bias(ctx, x, c) or scale(ctx, x, add=c)
+
+
+@converter("Sub")
+def sub(node, ctx):
+    x, y, c, left = _operands(ctx)
+    if y is not None:
+        return _sum(ctx, [x, y], (1.0, -1.0))
+    if left:  # c - x
+        return scale(ctx, x, mul=np.array(-1.0), add=c)
+    return _merge_bias(ctx, x, -c) or scale(ctx, x, add=-c)
+
+
+@converter("Mul")
+def mul(node, ctx):
+    x, y, c, _ = _operands(ctx)
+    if y is not None:
+        raise Unsupported("product of two data tensors is not piecewise linear")
+    return scale(ctx, x, mul=c)
+
+
+@converter("Div")
+def div(node, ctx):
+    x, y, c, left = _operands(ctx)
+    if y is not None or left:
+        raise Unsupported("division by a data tensor is not piecewise linear")
+    if (c == 0).any():
+        raise Unsupported("division by a constant that holds zeros")
+    return scale(ctx, x, mul=1.0 / c)
+
+
+@converter("Neg")
+def neg(node, ctx):
+    return scale(ctx, ctx.data(0), mul=np.array(-1.0))
+
+
+@converter("Sum")
+def sum_(node, ctx):
+    values = [ctx.input(i) for i in range(len(node.input))]
+    terms = [v for v in values if isinstance(v, Data)]
+    consts = [v.astype(np.float64) for v in values if not isinstance(v, Data)]
+    out = terms[0] if len(terms) == 1 else _sum(ctx, terms, tuple(1.0 for _ in terms))
+    if consts:
+        out = scale(ctx, out, add=sum(consts[1:], consts[0]))
+    return out

@@ -1,0 +1,68 @@
+"""Transpose, Concat and zero Pad: data moved around, never mixed."""
+
+import numpy as np
+
+from regionaudit import ir
+from regionaudit.importer.registry import Data, Unsupported, attr, converter
+
+
+@converter("Transpose")
+def transpose(node, ctx):
+    x = ctx.data(0)
+    rank = len(x.shape)
+    perm = tuple(attr(node, "perm", list(reversed(range(rank)))))
+    if sorted(perm) != list(range(rank)):
+        raise Unsupported(f"perm {perm} does not fit {x.shape}")
+    if perm == tuple(range(rank)):
+        return x
+    return ctx.add(ir.Transpose, [x], shape=tuple(x.shape[p] for p in perm), perm=perm)
+
+
+@converter("Concat")
+def concat(node, ctx):
+    parts = [ctx.input(i) for i in range(len(node.input))]
+    if not all(isinstance(p, Data) for p in parts):
+        raise Unsupported("concatenating constants with data is not supported")
+    rank = len(parts[0].shape)
+    axis = attr(node, "axis", 0)
+    axis = axis + rank if axis < 0 else axis
+    if not 0 <= axis < rank or any(len(p.shape) != rank for p in parts):
+        raise Unsupported(f"axis {attr(node, 'axis')} does not fit {[p.shape for p in parts]}")
+    shape = list(parts[0].shape)
+    shape[axis] = sum(p.shape[axis] for p in parts)
+    if len(parts) == 1:
+        return parts[0]
+    return ctx.add(ir.Concat, parts, shape=tuple(shape), axis=axis)
+
+
+@converter("Pad")
+def pad(node, ctx):
+    """Constant mode with value 0 only. Opset 11 moved pads/value to inputs; opset 18 added axes."""
+    x = ctx.data(0)
+    rank = len(x.shape)
+    mode = attr(node, "mode", "constant")
+    if mode != "constant":
+        raise Unsupported(f"mode {mode!r} is not supported (only constant zero padding)")
+    if ctx.opset < 11:
+        pads, value = attr(node, "pads", []), float(attr(node, "value", 0.0))
+    else:
+        pads = [int(p) for p in np.asarray(ctx.const(1, "pads", float64=False)).reshape(-1)]
+        v = ctx.const(2, "constant_value")
+        value = 0.0 if v is None or v.size == 0 else float(v.reshape(-1)[0])
+        axes = ctx.const(3, "axes", float64=False)
+        if axes is not None:
+            axes = [int(a) + rank if a < 0 else int(a) for a in axes.reshape(-1)]
+            full = [0] * (2 * rank)
+            for j, a in enumerate(axes):
+                full[a], full[a + rank] = pads[j], pads[j + len(axes)]
+            pads = full
+    if value != 0.0:
+        raise Unsupported(f"padding value {value:g} is not supported (only zero)")
+    if len(pads) != 2 * rank:
+        raise Unsupported(f"pads {pads} do not fit {x.shape}")
+    if not any(pads):
+        return x
+    shape = tuple(d + pads[i] + pads[i + rank] for i, d in enumerate(x.shape))
+    if min(shape) < 0:
+        raise Unsupported(f"pads {pads} crop {x.shape} below zero")
+    return ctx.add(ir.Pad, [x], shape=shape, pads=tuple(pads))

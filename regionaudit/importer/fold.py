@@ -1,0 +1,49 @@
+"""Constant folding: a node whose inputs are all constants is evaluated once, at import.
+
+onnx's reference evaluator runs the node alone, so every op (Shape arithmetic, ConstantOfShape,
+Range, ...) folds the same way in every opset, without a numpy twin of each op here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx.reference import ReferenceEvaluator
+
+from regionaudit.importer.registry import Unsupported
+
+
+def fold_node(node: onnx.NodeProto, inputs: list[np.ndarray | None], opsets: dict[str, int]) -> list[np.ndarray]:
+    """Outputs of `node` evaluated on constant `inputs` (None for an omitted optional input)."""
+    names = [f"in{i}" if x is not None else "" for i, x in enumerate(inputs)]
+    one = onnx.NodeProto()
+    one.CopyFrom(node)
+    del one.input[:]
+    one.input.extend(names)
+    del one.output[:]
+    one.output.extend(f"out{i}" if o else "" for i, o in enumerate(node.output))
+    feeds = {n: np.asarray(x) for n, x in zip(names, inputs) if n}
+    graph = onnx.helper.make_graph(
+        [one],
+        "fold",
+        [_info(n, x) for n, x in feeds.items()],
+        [onnx.ValueInfoProto(name=o) for o in one.output if o],
+    )
+    model = onnx.helper.make_model(
+        graph, opset_imports=[onnx.helper.make_opsetid(d, v) for d, v in opsets.items()]
+    )
+    try:
+        results = ReferenceEvaluator(model).run(None, feeds)
+    except Exception as exc:  # the evaluator raises many types; all mean "cannot fold"
+        raise Unsupported(f"cannot evaluate on constants ({_one_line(exc)})") from None
+    return [np.asarray(r) for r in results]
+
+
+def _info(name: str, x: np.ndarray) -> onnx.ValueInfoProto:
+    elem = onnx.helper.np_dtype_to_tensor_dtype(x.dtype)
+    return onnx.helper.make_tensor_value_info(name, elem, x.shape)
+
+
+def _one_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return (text[:160] + "...") if len(text) > 160 else text or type(exc).__name__

@@ -1,0 +1,58 @@
+"""The converter registry: one small function per ONNX op type, found by the op type alone.
+
+A converter reads one ONNX node through the builder (`ctx`) and returns the value of its first
+output: a numpy array when the result is constant, or the `Data` handle of the IR node it added.
+Opset differences (attribute vs input) are handled inside each converter, never by the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import onnx
+
+CONVERTERS: dict[str, Callable] = {}
+
+FLOAT_TYPES = {
+    onnx.TensorProto.FLOAT,
+    onnx.TensorProto.DOUBLE,
+    onnx.TensorProto.FLOAT16,
+    onnx.TensorProto.BFLOAT16,
+}
+
+
+@dataclass(frozen=True)
+class Data:
+    """A tensor that depends on the graph input: the IR node computing it and its shape."""
+
+    id: int
+    shape: tuple[int, ...]
+
+
+class Unsupported(Exception):
+    """A node regionaudit cannot turn into exact IR; gathered by the walker, refused at the end."""
+
+
+def converter(*op_types: str):
+    """Register the decorated function as the converter of each op type named."""
+
+    def register(fn):
+        for op in op_types:
+            CONVERTERS[op] = fn
+        return fn
+
+    return register
+
+
+def attr(node: onnx.NodeProto, name: str, default=None):
+    """An attribute's value (strings decoded), or `default` when the node does not set it."""
+    for a in node.attribute:
+        if a.name == name:
+            value = onnx.helper.get_attribute_value(a)
+            return value.decode() if isinstance(value, bytes) else value
+    return default
+
+
+def supported_ops() -> list[str]:
+    return sorted(CONVERTERS)

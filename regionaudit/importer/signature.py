@@ -1,0 +1,94 @@
+"""The graph's one input and analysed output, and the fixed input shape the IR is built for.
+
+For inputs of rank >= 2 a leading dim that is dynamic or 1 is the batch axis, left out of
+`input_shape`; otherwise the whole declared tensor is one input point.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import onnx
+
+from regionaudit.errors import RejectedModel
+from regionaudit.importer.load import MAX_ACTIVATION_ELEMENTS
+from regionaudit.importer.registry import FLOAT_TYPES
+
+
+@dataclass
+class Signature:
+    input_name: str
+    input_elem_type: int
+    input_shape: tuple[int, ...]  # one probe, batch axis left out
+    graph_input_shape: tuple[int, ...]  # what the graph sees at batch size 1
+    has_batch: bool
+    batch_dynamic: bool
+    output_name: str
+    outputs: list[str]
+    notes: list[str]
+
+
+def resolve_signature(graph: onnx.GraphProto, input_shape=None, output_name=None) -> Signature:
+    notes: list[str] = []
+    inp = _single_input(graph)
+    tt = inp.type.tensor_type
+    if not inp.type.HasField("tensor_type") or tt.elem_type not in FLOAT_TYPES:
+        kind = onnx.TensorProto.DataType.Name(tt.elem_type) if inp.type.HasField("tensor_type") else "non-tensor"
+        raise RejectedModel(f"graph input '{inp.name}' is {kind}; regionaudit needs a float tensor input")
+    given = None if input_shape is None else tuple(int(d) for d in input_shape)
+    if given is not None and any(d <= 0 for d in given):
+        raise RejectedModel(f"--input-shape {_fmt(given)} has a dimension that is not positive")
+
+    if tt.HasField("shape"):
+        declared = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tt.shape.dim]
+        has_batch = len(declared) >= 2 and declared[0] in (None, 1)
+        batch_dynamic = has_batch and declared[0] is None
+        probe = declared[1:] if has_batch else declared
+    elif given is not None:
+        notes.append(f"input '{inp.name}' declares no shape; using --input-shape {_fmt(given)} after a batch axis")
+        probe, has_batch, batch_dynamic = [None] * len(given), True, True
+    else:
+        raise RejectedModel(f"graph input '{inp.name}' declares no shape; pass --input-shape (batch axis excluded)")
+
+    shape = _fill(inp.name, probe, given)
+    graph_shape = (1, *shape) if has_batch else shape
+    if math.prod(shape) > MAX_ACTIVATION_ELEMENTS:
+        raise RejectedModel(f"input shape {_fmt(shape)} is too large")
+    outputs = [o.name for o in graph.output]
+    chosen = output_name if output_name is not None else outputs[0]
+    if chosen not in outputs:
+        raise RejectedModel(f"no graph output named '{chosen}'; outputs are: {', '.join(outputs)}")
+    return Signature(inp.name, tt.elem_type, shape, graph_shape, has_batch, batch_dynamic, chosen, outputs, notes)
+
+
+def _single_input(graph: onnx.GraphProto) -> onnx.ValueInfoProto:
+    """The one graph input that is not an initializer (older exporters list weights as inputs)."""
+    constants = {t.name for t in graph.initializer}
+    real = [i for i in graph.input if i.name not in constants]
+    if not real:
+        raise RejectedModel("the graph has no input (every input is an initializer)")
+    if len(real) > 1:
+        names = ", ".join(f"'{i.name}'" for i in real)
+        raise RejectedModel(f"the graph has {len(real)} inputs ({names}); regionaudit analyses single-input models")
+    return real[0]
+
+
+def _fill(name: str, probe: list[int | None], given: tuple[int, ...] | None) -> tuple[int, ...]:
+    if given is None:
+        if any(d is None for d in probe):
+            shown = ",".join("?" if d is None else str(d) for d in probe)
+            raise RejectedModel(
+                f"input '{name}' has dynamic dims ({shown}, batch axis excluded); pass --input-shape"
+            )
+        return tuple(probe)
+    declared = ",".join("?" if d is None else str(d) for d in probe)
+    if len(given) != len(probe) or any(d is not None and d != g for d, g in zip(probe, given)):
+        raise RejectedModel(
+            f"--input-shape {_fmt(given)} does not fit input '{name}' declared as ({declared}) (batch axis excluded)"
+        )
+    return given
+
+
+def _fmt(shape) -> str:
+    return ",".join(map(str, shape)) or "()"

@@ -1,0 +1,477 @@
+"""The layer IR: a ReLU network as a list of nodes in topological order.
+
+Every tensor carries one leading *probe* axis P in front of the shape the ONNX graph sees at batch
+size 1 (`Node.shape`). Evaluating many probes is then one batched call per node, and ONNX shape
+arithmetic (Reshape targets, Concat axes, Transpose perms) applies unchanged after that axis.
+
+Affine nodes evaluate `f(x)` (`forward`) and their linear part `f(x) - f(0)` (`linear`); the
+linear part is what tangents go through. Kink nodes (`LeakyRelu`, `MaxPool`) are where activation
+regions come from.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from regionaudit.errors import BadOption
+
+
+def _flat_spatial(x: torch.Tensor, n_spatial: int) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """Fold every axis before (channels, *spatial) into one batch axis for torch's conv/pool."""
+    lead = x.shape[: x.dim() - n_spatial - 1]
+    return x.reshape(-1, *x.shape[x.dim() - n_spatial - 1 :]), tuple(lead)
+
+
+def _conv_nd(n: int):
+    return {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[n]
+
+
+def _pad_spatial(x: torch.Tensor, pads: tuple[int, ...], value: float = 0.0) -> torch.Tensor:
+    """ONNX pads (begin..., end...) over the trailing spatial axes, as torch's F.pad wants them."""
+    n = len(pads) // 2
+    torch_pads: list[int] = []
+    for i in reversed(range(n)):
+        torch_pads += [pads[i], pads[i + n]]
+    if not any(torch_pads):
+        return x
+    return F.pad(x, torch_pads, value=value)
+
+
+@dataclass(eq=False)
+class Node:
+    """One IR node. `inputs` are ids of earlier nodes; `shape` excludes the probe axis."""
+
+    name: str
+    inputs: tuple[int, ...]
+    shape: tuple[int, ...]
+    kind: ClassVar[str] = "node"
+    is_kink: ClassVar[bool] = False
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def linear(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        """The linear part of an affine node: `forward` without its constant term."""
+        return self.forward(xs)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
+
+    def convert(self, dtype: torch.dtype, device: torch.device) -> None:
+        for key, value in self.tensors().items():
+            setattr(self, key, value.to(dtype=dtype, device=device))
+
+    @property
+    def units(self) -> int:
+        """ReLU-type units (one per output element of a LeakyRelu node, 0 elsewhere)."""
+        return 0
+
+    def macs(self, in_shapes: list[tuple[int, ...]]) -> int:
+        """Multiply-adds of one forward pass (probe count 1)."""
+        return math.prod(self.shape)
+
+    def describe(self) -> str:
+        return ""
+
+
+@dataclass(eq=False)
+class Input(Node):
+    kind: ClassVar[str] = "input"
+
+    def forward(self, xs):
+        return xs[0]
+
+    def macs(self, in_shapes):
+        return 0
+
+
+@dataclass(eq=False)
+class MatMul(Node):
+    """`x @ W + b` (W on the right) or `W @ x + b` (W on the left), with numpy broadcasting."""
+
+    weight: torch.Tensor = None
+    bias: torch.Tensor | None = None
+    weight_left: bool = False
+    kind: ClassVar[str] = "matmul"
+
+    def linear(self, xs):
+        return self.weight @ xs[0] if self.weight_left else xs[0] @ self.weight
+
+    def forward(self, xs):
+        y = self.linear(xs)
+        return y if self.bias is None else y + self.bias
+
+    def macs(self, in_shapes):
+        w = self.weight.shape
+        k = w[-1] if self.weight_left or len(w) == 1 else w[-2]  # a 1-D weight is a dot product
+        return math.prod(self.shape) * k
+
+    def describe(self):
+        return "x".join(map(str, self.weight.shape)) + (" (left)" if self.weight_left else "")
+
+
+@dataclass(eq=False)
+class Conv(Node):
+    """N-d convolution; ONNX pads (begin..., end...) applied explicitly so asymmetric pads work."""
+
+    weight: torch.Tensor = None
+    bias: torch.Tensor | None = None
+    strides: tuple[int, ...] = ()
+    pads: tuple[int, ...] = ()
+    dilations: tuple[int, ...] = ()
+    groups: int = 1
+    kind: ClassVar[str] = "conv"
+
+    def linear(self, xs):
+        n = self.weight.dim() - 2
+        x, lead = _flat_spatial(xs[0], n)
+        x = _pad_spatial(x, self.pads)
+        y = _conv_nd(n)(x, self.weight, None, self.strides, 0, self.dilations, self.groups)
+        return y.reshape(*lead, *y.shape[1:])
+
+    def forward(self, xs):
+        y = self.linear(xs)
+        if self.bias is None:
+            return y
+        n = self.weight.dim() - 2
+        return y + self.bias.reshape(-1, *([1] * n))
+
+    def macs(self, in_shapes):
+        return math.prod(self.shape) * math.prod(self.weight.shape[1:])
+
+    def describe(self):
+        k = "x".join(map(str, self.weight.shape[2:]))
+        s = f"{self.weight.shape[0]} filters {k}"
+        if self.groups > 1:
+            s += f", groups {self.groups}"
+        if any(v != 1 for v in self.strides):
+            s += f", stride {','.join(map(str, self.strides))}"
+        return s
+
+
+@dataclass(eq=False)
+class AvgPool(Node):
+    """Average pooling as (window sum) / (divisor map): exact for every ONNX pad/ceil variant."""
+
+    kernel: tuple[int, ...] = ()
+    strides: tuple[int, ...] = ()
+    pads: tuple[int, ...] = ()
+    divisor: torch.Tensor = None  # output spatial shape; counts per window, fixed at import
+    kind: ClassVar[str] = "avgpool"
+
+    def forward(self, xs):
+        n = len(self.kernel)
+        x, lead = _flat_spatial(xs[0], n)
+        x = _pad_spatial(x, self.pads)
+        out_spatial = self.divisor.shape
+        # extra zeros at the end for ceil_mode windows that run past the padded input
+        extra = []
+        for i in range(n):
+            need = (out_spatial[i] - 1) * self.strides[i] + self.kernel[i]
+            extra.append(max(0, need - x.shape[2 + i]))
+        if any(extra):
+            x = _pad_spatial(x, tuple([0] * n + extra))
+        c = x.shape[1]
+        ones = torch.ones((c, 1, *self.kernel), dtype=x.dtype, device=x.device)
+        y = _conv_nd(n)(x, ones, None, self.strides, 0, 1, c)
+        y = y[(...,) + tuple(slice(0, s) for s in out_spatial)] / self.divisor
+        return y.reshape(*lead, *y.shape[1:])
+
+    def macs(self, in_shapes):
+        return math.prod(self.shape) * math.prod(self.kernel)
+
+    def describe(self):
+        return "kernel " + "x".join(map(str, self.kernel))
+
+
+@dataclass(eq=False)
+class GlobalAvgPool(Node):
+    n_spatial: int = 2
+    kind: ClassVar[str] = "globalavgpool"
+
+    def forward(self, xs):
+        dims = tuple(range(-self.n_spatial, 0))
+        return xs[0].mean(dim=dims, keepdim=True)
+
+
+@dataclass(eq=False)
+class Scale(Node):
+    """Elementwise `x * mul + add` with constants broadcast against the tensor.
+
+    BatchNormalization (inference form) and Add/Sub/Mul/Div/Neg by constants become this node.
+    """
+
+    mul: torch.Tensor | None = None
+    add: torch.Tensor | None = None
+    kind: ClassVar[str] = "scale"
+
+    def _expand(self, x):
+        extra = len(self.shape) - (x.dim() - 1)
+        return x.reshape(x.shape[0], *([1] * extra), *x.shape[1:]) if extra > 0 else x
+
+    def linear(self, xs):
+        x = self._expand(xs[0])
+        y = x if self.mul is None else x * self.mul
+        return y.expand(x.shape[0], *self.shape)
+
+    def forward(self, xs):
+        y = self.linear(xs)
+        return y if self.add is None else y + self.add
+
+
+@dataclass(eq=False)
+class Sum(Node):
+    """`sum_i coeff_i * x_i` over data tensors (residual Add, Sub of two branches)."""
+
+    coeffs: tuple[float, ...] = (1.0, 1.0)
+    kind: ClassVar[str] = "add"
+
+    def forward(self, xs):
+        p = xs[0].shape[0]
+        out = None
+        for c, x in zip(self.coeffs, xs):
+            extra = len(self.shape) - (x.dim() - 1)
+            if extra > 0:
+                x = x.reshape(p, *([1] * extra), *x.shape[1:])
+            term = x if c == 1.0 else c * x
+            out = term if out is None else out + term
+        return out.expand(p, *self.shape)
+
+
+@dataclass(eq=False)
+class Concat(Node):
+    axis: int = 0  # axis of the ONNX tensor (probe axis excluded), non-negative
+    kind: ClassVar[str] = "concat"
+
+    def forward(self, xs):
+        return torch.cat(xs, dim=self.axis + 1)
+
+    def macs(self, in_shapes):
+        return 0
+
+
+@dataclass(eq=False)
+class Reshape(Node):
+    """Flatten, Reshape, Squeeze and Unsqueeze: the row-major order of elements is unchanged."""
+
+    kind: ClassVar[str] = "reshape"
+
+    def forward(self, xs):
+        return xs[0].reshape(xs[0].shape[0], *self.shape)
+
+    def macs(self, in_shapes):
+        return 0
+
+
+@dataclass(eq=False)
+class Transpose(Node):
+    perm: tuple[int, ...] = ()
+    kind: ClassVar[str] = "transpose"
+
+    def forward(self, xs):
+        return xs[0].permute(0, *[p + 1 for p in self.perm])
+
+    def macs(self, in_shapes):
+        return 0
+
+
+@dataclass(eq=False)
+class Pad(Node):
+    """Constant zero padding; ONNX pads (begin..., end...) over every axis of the tensor."""
+
+    pads: tuple[int, ...] = ()
+    kind: ClassVar[str] = "pad"
+
+    def forward(self, xs):
+        return _pad_spatial(xs[0], self.pads)
+
+    def macs(self, in_shapes):
+        return 0
+
+
+@dataclass(eq=False)
+class LeakyRelu(Node):
+    """ReLU (slope 0), LeakyReLU (scalar slope) and PReLU (constant slope tensor, broadcast)."""
+
+    slope: torch.Tensor = None
+    op_type: str = "Relu"
+    kind: ClassVar[str] = "relu"
+    is_kink: ClassVar[bool] = True
+
+    def forward(self, xs):
+        z = xs[0]
+        return torch.where(z > 0, z, self.slope * z)
+
+    def tangent(self, z: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
+        """Push tangents `dz` (T, P, *shape) through with the masks of `z` (P, *shape) fixed."""
+        return torch.where(z > 0, dz, self.slope * dz)
+
+    @property
+    def units(self):
+        return math.prod(self.shape)
+
+    def describe(self):
+        if self.op_type == "Relu":
+            return ""
+        if self.slope.numel() == 1:
+            return f"slope {float(self.slope):g}"
+        return "per-channel slopes"
+
+
+@dataclass(eq=False)
+class MaxPool(Node):
+    """Max pooling over windows; a kink wherever a window's argmax changes."""
+
+    kernel: tuple[int, ...] = ()
+    strides: tuple[int, ...] = ()
+    pads: tuple[int, ...] = ()
+    dilations: tuple[int, ...] = ()
+    ceil_mode: bool = False
+    kind: ClassVar[str] = "maxpool"
+    is_kink: ClassVar[bool] = True
+
+    def candidates(self, x: torch.Tensor) -> torch.Tensor:
+        """Every window's candidates: (P, windows, k), padding as -inf; windows in output order."""
+        n = len(self.kernel)
+        xf, lead = _flat_spatial(x, n)
+        xf = _pad_spatial(xf, self.pads, value=-math.inf)
+        out_spatial = self.shape[-n:]
+        extra = []
+        for i in range(n):
+            need = (out_spatial[i] - 1) * self.strides[i] + (self.kernel[i] - 1) * self.dilations[i] + 1
+            extra.append(max(0, need - xf.shape[2 + i]))
+        if any(extra):
+            xf = _pad_spatial(xf, tuple([0] * n + extra), value=-math.inf)
+        for i in range(n):  # unfold each spatial axis: (..., out_i, ..., k_i) at the end
+            span = (self.kernel[i] - 1) * self.dilations[i] + 1
+            xf = xf.unfold(2 + i, span, self.strides[i])[..., :: self.dilations[i]]
+        # xf: (B, C, out_1..out_n, k_1..k_n)
+        p = x.shape[0]
+        return xf.reshape(p, -1, math.prod(self.kernel))
+
+    def forward(self, xs):
+        y = self.candidates(xs[0]).max(dim=-1).values
+        return y.reshape(xs[0].shape[0], *self.shape)
+
+    def tangent(self, z: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
+        """Tangents through the window winners of `z` (first maximum on ties)."""
+        idx = self.candidates(z).argmax(dim=-1)  # (P, W)
+        t = dz.shape[0]
+        cand = self.candidates(dz.reshape(t * z.shape[0], *z.shape[1:]))
+        cand = cand.reshape(t, z.shape[0], *cand.shape[1:])
+        picked = cand.gather(-1, idx.unsqueeze(0).unsqueeze(-1).expand(t, *idx.shape, 1))
+        return picked.reshape(t, z.shape[0], *self.shape)
+
+    @property
+    def windows(self) -> int:
+        return math.prod(self.shape)
+
+    def macs(self, in_shapes):
+        return math.prod(self.shape) * math.prod(self.kernel)
+
+    def describe(self):
+        return "kernel " + "x".join(map(str, self.kernel))
+
+
+@dataclass(eq=False)
+class Network:
+    """A ReLU network: `nodes[0]` is the input; `output` is the id of the analysed node.
+
+    `input_shape` is what a probe looks like (batch axis left out); `graph_input_shape` is the
+    shape the ONNX graph sees at batch size 1 (equal to `input_shape` or with a leading 1).
+    """
+
+    nodes: list[Node]
+    input_shape: tuple[int, ...]
+    graph_input_shape: tuple[int, ...]
+    output: int
+    input_name: str = ""
+    output_name: str = ""
+    notes: list[str] = field(default_factory=list)
+    dtype: torch.dtype = torch.float64
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def __post_init__(self):
+        self._check_chain()
+
+    def _check_chain(self) -> None:
+        for i, node in enumerate(self.nodes):
+            if any(j >= i or j < 0 for j in node.inputs):
+                raise ValueError(f"node {node.name!r} reads a node that is not before it")
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.nodes[self.output].shape
+
+    @property
+    def n_outputs(self) -> int:
+        return math.prod(self.output_shape)
+
+    @property
+    def kink_ids(self) -> list[int]:
+        return [i for i, n in enumerate(self.nodes) if n.is_kink]
+
+    @property
+    def neurons(self) -> int:
+        return sum(n.units for n in self.nodes)
+
+    @property
+    def maxpool_windows(self) -> int:
+        return sum(n.windows for n in self.nodes if isinstance(n, MaxPool))
+
+    def macs(self) -> int:
+        return sum(n.macs([self.nodes[j].shape for j in n.inputs]) for n in self.nodes)
+
+    def last_use(self) -> list[int]:
+        """For each node, the id of the last node that reads it (the output counts as read last)."""
+        last = list(range(len(self.nodes)))
+        for i, node in enumerate(self.nodes):
+            for j in node.inputs:
+                last[j] = i
+        last[self.output] = len(self.nodes)
+        return last
+
+    def to(self, dtype: torch.dtype | None = None, device: str | torch.device | None = None) -> "Network":
+        dtype = dtype or self.dtype
+        device = torch.device(device) if device is not None else self.device
+        for node in self.nodes:
+            node.convert(dtype, device)
+        self.dtype, self.device = dtype, device
+        return self
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Probes (P, *input_shape) or flat rows (P, prod) as the graph input (P, *graph shape)."""
+        if x.dim() == 1 and math.prod(self.input_shape) == x.shape[0]:
+            x = x.unsqueeze(0)
+        if math.prod(x.shape[1:]) != math.prod(self.input_shape):
+            raise BadOption(f"probe shape {tuple(x.shape[1:])} does not match input shape {self.input_shape}")
+        return x.to(dtype=self.dtype, device=self.device).reshape(x.shape[0], *self.graph_input_shape)
+
+    def forward_all(self, x: torch.Tensor) -> list[torch.Tensor | None]:
+        """Every node's value on probes x (kept, for analyses that need each layer)."""
+        values: list[torch.Tensor | None] = [None] * len(self.nodes)
+        values[0] = self.prepare(x)
+        for i in range(1, len(self.nodes)):
+            node = self.nodes[i]
+            values[i] = node.forward([values[j] for j in node.inputs])
+        return values
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs (P, n_outputs) for probes x."""
+        last = self.last_use()
+        values: list[torch.Tensor | None] = [None] * len(self.nodes)
+        values[0] = self.prepare(x)
+        n_probes = values[0].shape[0]  # x may be one flat probe (1-D): count after prepare
+        for i in range(1, len(self.nodes)):
+            node = self.nodes[i]
+            values[i] = node.forward([values[j] for j in node.inputs])
+            for j in node.inputs:
+                if last[j] == i:
+                    values[j] = None
+        return values[self.output].reshape(n_probes, -1)

@@ -1,0 +1,124 @@
+"""Session-scoped torch exports for the importer tests: made once, shared by every test."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import helper, numpy_helper
+from torch import nn
+
+
+def _mlp():
+    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3))
+
+
+def _bn(c):
+    bn = nn.BatchNorm2d(c)
+    with torch.no_grad():  # non-trivial statistics, so BN is more than the identity
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.5, 0.5)
+    return bn
+
+
+def _cnn():
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), _bn(8), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 8, 3), _bn(8), nn.ReLU(), nn.AvgPool2d(2),
+        nn.Flatten(), nn.Linear(8 * 2 * 2, 5),
+    )
+
+
+class _Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), _bn(8), nn.LeakyReLU(0.1))
+        self.block = nn.Sequential(
+            nn.Conv2d(8, 8, 3, padding=1, groups=2), _bn(8), nn.LeakyReLU(0.1), nn.Conv2d(8, 8, 3, padding=1)
+        )
+        self.down = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), _bn(16), nn.ReLU())
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4))
+
+    def forward(self, x):
+        h = self.stem(x)
+        h = torch.relu(h + self.block(h))
+        return self.head(self.down(h))
+
+
+def _softmax_mlp():
+    return nn.Sequential(_mlp(), nn.Softmax(dim=1))
+
+
+TORCH_MODELS = {
+    "mlp": (_mlp, (6,)),
+    "cnn": (_cnn, (3, 12, 12)),
+    "residual": (_Residual, (3, 10, 10)),
+    "softmax_mlp": (_softmax_mlp, (6,)),
+}
+
+
+@pytest.fixture(scope="session")
+def torch_exports(tmp_path_factory):
+    """{(name, exporter): (path, torch module, input shape)} for both torch.onnx exporters."""
+    folder = tmp_path_factory.mktemp("torch_exports")
+    out = {}
+    for name, (make, shape) in TORCH_MODELS.items():
+        torch.manual_seed(0)
+        model = make().eval()
+        x = torch.randn(1, *shape)
+        for exporter in ("legacy", "dynamo"):
+            path = folder / f"{name}_{exporter}.onnx"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if exporter == "legacy":
+                    # PRESERVE keeps BatchNormalization apart from the Conv before it
+                    torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["x"],
+                                      dynamic_axes={"x": {0: "batch"}}, training=torch.onnx.TrainingMode.PRESERVE)
+                else:
+                    torch.onnx.export(model, (x,), str(path), dynamo=True, verbose=False)
+            out[name, exporter] = (path, model, shape)
+    return out
+
+
+# --- hand-built ONNX graphs -----------------------------------------------------------------
+
+NEWEST_OPSET = onnx.defs.onnx_opset_version()
+
+
+def make_model(nodes, input_shape, inits=None, opset=13, elem=onnx.TensorProto.FLOAT, outputs=("y",),
+               inputs_too=False):
+    """A one-input model from onnx.helper nodes; `inits` maps names to numpy arrays."""
+    inits = inits or {}
+    tensors = [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()]
+    inputs = [helper.make_tensor_value_info("x", elem, input_shape)]
+    if inputs_too:  # older exporters also list initializers as graph inputs
+        inputs += [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in tensors]
+    graph = helper.make_graph(nodes, "case", inputs, [helper.make_tensor_value_info(o, elem, None) for o in outputs],
+                              initializer=tensors)
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="regionaudit-tests")
+    model.ir_version = helper.find_min_ir_version_for(opsets)
+    return model
+
+
+@pytest.fixture
+def convert(tmp_path):
+    """convert(nodes, input_shape, inits, opset, **import_kwargs) -> ImportedModel, checked vs ORT."""
+    from regionaudit.importer import import_model
+
+    def run(nodes, input_shape, inits=None, opset=13, model_kwargs=None, **kwargs):
+        model = make_model(nodes, input_shape, inits, opset, **(model_kwargs or {}))
+        path = tmp_path / f"case_{len(list(tmp_path.iterdir()))}.onnx"
+        onnx.save(model, str(path))
+        return import_model(path, **kwargs)
+
+    return run
+
+
+def f32(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
