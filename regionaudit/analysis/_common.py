@@ -1,0 +1,87 @@
+"""Helpers shared by the analyzers: which nodes matter, how long tensors live, memory budgets."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from regionaudit.ir import LeakyRelu, MaxPool, Network
+
+# Crossings closer than this in t are one knot (DESIGN.md, "Exact 1-D analysis").
+T_MERGE = 1e-12
+
+
+def needed_nodes(network: Network) -> list[int]:
+    """Ids of the nodes the analysed output depends on, in topological order."""
+    need = [False] * len(network.nodes)
+    need[network.output] = True
+    for i in range(network.output, -1, -1):
+        if need[i]:
+            for j in network.nodes[i].inputs:
+                need[j] = True
+    need[0] = True
+    return [i for i, flag in enumerate(need) if flag]
+
+
+def last_use(network: Network, order: list[int]) -> dict[int, int]:
+    """For each needed node, the last needed node that reads it (the output lives to the end)."""
+    last = {i: i for i in order}
+    for i in order:
+        for j in network.nodes[i].inputs:
+            last[j] = max(last[j], i)
+    last[network.output] = len(network.nodes)
+    return last
+
+
+def kink_names(network: Network) -> list[str]:
+    return [network.nodes[i].name for i in network.kink_ids]
+
+
+def bytes_per_probe(network: Network, order: list[int], itemsize: int, live_factor: float = 2.0) -> int:
+    """Peak bytes one probe (a knot, or a tangent of one point) needs while a pass runs.
+
+    Counts every live tensor at its peak (times `live_factor` for the copies made when knots are
+    inserted) plus the temporaries of kink nodes (sign products, pooling candidates).
+    """
+    last = last_use(network, order)
+    live: dict[int, int] = {}
+    peak = 0
+    for i in order:
+        node = network.nodes[i]
+        numel = math.prod(node.shape)
+        extra = 0
+        if isinstance(node, LeakyRelu):
+            extra = 4 * numel
+        elif isinstance(node, MaxPool):
+            in_numel = math.prod(network.nodes[node.inputs[0]].shape)
+            k = math.prod(node.kernel)
+            extra = 5 * math.prod(node.shape) * k + in_numel
+        live[i] = numel
+        peak = max(peak, live_factor * sum(live.values()) + extra)
+        for j in list(live):
+            if last.get(j, j) <= i:
+                del live[j]
+    return int(peak * itemsize) + 64
+
+
+def default_max_memory(device: torch.device, cpu_cap: int = 1 << 30) -> int:
+    """A working-memory budget: half the free GPU memory on CUDA; on CPU a quarter of the
+    available RAM, at most `cpu_cap` (bigger chunks only thrash the caches there)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        try:
+            free, _total = torch.cuda.mem_get_info(device)
+            return int(free * 0.5)
+        except Exception:  # pragma: no cover - depends on the driver
+            return 2 << 30
+    avail = 2 << 30
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    return int(min(avail * 0.25, cpu_cap))

@@ -1,0 +1,398 @@
+"""Exact 1-D analysis by layerwise knot insertion (DESIGN.md, "Exact 1-D analysis").
+
+Along x(t) = (1 - t) a + t b the network is piecewise affine in t. All knots of a batch of
+segments travel through the network as one tensor; at every kink node the crossings between
+neighbouring knots are found in closed form, inserted, and every live tensor gets its value there
+by linear interpolation (exact: everything upstream is affine between neighbouring knots).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from regionaudit.analysis._common import (
+    T_MERGE,
+    bytes_per_probe,
+    default_max_memory,
+    last_use,
+    needed_nodes,
+)
+from regionaudit.errors import BadOption
+from regionaudit.ir import LeakyRelu, MaxPool, Network
+
+
+@dataclass
+class SegmentTrace:
+    """The knots of one segment and the network's outputs there."""
+
+    t: torch.Tensor  # (K,) float64, sorted, t[0] = 0 and t[-1] = 1
+    outputs: torch.Tensor  # (K, n_outputs)
+    knots_per_layer: dict[str, int]  # kink node name -> interior knots it contributed
+    truncated: bool = False  # stopped by max_knots: regions is then a lower bound
+
+    @property
+    def knots(self) -> int:
+        """Interior knots (boundaries crossed)."""
+        return max(0, int(self.t.shape[0]) - 2)
+
+    @property
+    def regions(self) -> int:
+        return self.knots + 1
+
+
+class _Overflow(Exception):
+    """A batch's knots outgrew the memory budget; carries the knots at that moment."""
+
+    def __init__(self, t: torch.Tensor, seg: torch.Tensor):
+        super().__init__("knot budget exceeded")
+        self.t = t
+        self.seg = seg
+
+
+@dataclass
+class _Item:
+    seg: int  # index of the original segment
+    t0: float
+    t1: float
+    depth: int = 0
+
+
+@dataclass
+class _Piece:
+    t0: float
+    t: torch.Tensor
+    outputs: torch.Tensor
+    src: torch.Tensor  # (K,) id of the kink node that made each knot, -1 for piece endpoints
+    truncated: bool
+
+
+# ----------------------------------------------------------------------------------------------
+# crossings of one kink node between neighbouring knots
+
+
+def _relu_crossings(z: torch.Tensor, pair_ok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs (j, j+1) where a unit changes sign strictly inside; fraction s of the way there."""
+    n = z.shape[0]
+    z = z.reshape(n, -1)
+    z0, z1 = z[:-1], z[1:]
+    mask = (z0 * z1 < 0) & pair_ok[:, None]
+    j, u = mask.nonzero(as_tuple=True)
+    a, b = z0[j, u], z1[j, u]
+    return j, a / (a - b)
+
+
+def _maxpool_crossings(
+    node: MaxPool, z: torch.Tensor, pair_ok: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Breakpoints of every window's upper envelope strictly inside each pair of knots.
+
+    A window whose (first) argmax is the same line L at both knots has no breakpoint: the upper
+    envelope is convex, at least L, and equal to L at both ends, hence equal to L in between. Only
+    the other windows are traced: from the left end take the leader (ties: the steeper), find the
+    earliest time any steeper candidate overtakes it, move on, until the right end.
+    """
+    cand = node.candidates(z)  # (N, W, k)
+    am = cand.argmax(-1)  # (N, W)
+    active = (am[:-1] != am[1:]) & pair_ok[:, None]
+    p, w = active.nonzero(as_tuple=True)
+    if p.numel() == 0:
+        return p, cand.new_zeros(0)
+    c0, c1 = cand[p, w], cand[p + 1, w]  # (R, k)
+    fin = torch.isfinite(c0) & torch.isfinite(c1)
+    ninf = torch.tensor(-torch.inf, dtype=cand.dtype, device=cand.device)
+    pinf = torch.tensor(torch.inf, dtype=cand.dtype, device=cand.device)
+    a = torch.where(fin, c0, ninf)
+    dd = torch.where(fin, c1 - c0, torch.zeros((), dtype=cand.dtype, device=cand.device))
+    # leader just after s = 0: largest value, then largest slope
+    m0 = a.max(-1, keepdim=True).values
+    leader = torch.where(a == m0, dd, ninf).argmax(-1, keepdim=True)  # (R, 1)
+    s_cur = a.new_zeros(p.shape[0])
+    rows = torch.arange(p.shape[0], device=a.device)
+    out_j, out_s = [], []
+    for _ in range(a.shape[-1]):
+        if rows.numel() == 0:
+            break
+        aL, dL = a.gather(-1, leader), dd.gather(-1, leader)
+        over = fin & (dd > dL)
+        sx = torch.where(over, (aL - a) / torch.where(over, dd - dL, 1.0), pinf)
+        sx = torch.maximum(sx, s_cur[:, None])
+        s_min = sx.min(-1).values
+        cont = s_min < 1
+        nxt = torch.where(over & (sx <= s_min[:, None]), dd, ninf).argmax(-1, keepdim=True)
+        out_j.append(p[rows[cont]])
+        out_s.append(s_min[cont])
+        a, dd, fin, leader, s_cur, rows = a[cont], dd[cont], fin[cont], nxt[cont], s_min[cont], rows[cont]
+    return torch.cat(out_j), torch.cat(out_s)
+
+
+# ----------------------------------------------------------------------------------------------
+# one pass of a batch of (sub-)segments through the network
+
+
+class _Pass:
+    def __init__(self, network: Network, order: list[int], last: dict[int, int]):
+        self.network = network
+        self.order = order
+        self.last = last
+
+    def run(
+        self,
+        items: list[_Item],
+        A: torch.Tensor,
+        B: torch.Tensor,
+        max_knots: int | None,
+        cap_knots: int,
+        allow_overflow: bool,
+    ) -> list[_Piece]:
+        net = self.network
+        dev = net.device
+        n = len(items)
+        t = torch.tensor([[it.t0, it.t1] for it in items], dtype=torch.float64, device=dev).reshape(-1)
+        seg = torch.arange(n, device=dev).repeat_interleave(2)
+        src = torch.full((2 * n,), -1, dtype=torch.long, device=dev)
+        frozen = torch.zeros(n, dtype=torch.bool, device=dev)
+        interior = torch.zeros(n, dtype=torch.long, device=dev)
+        idx = torch.tensor([it.seg for it in items], device=dev).repeat_interleave(2)
+        tt = t.to(net.dtype)[:, None]
+        x = (1 - tt) * A[idx] + tt * B[idx]
+        values: dict[int, torch.Tensor] = {0: x.reshape(2 * n, *net.graph_input_shape)}
+        for i in self.order[1:]:
+            node = net.nodes[i]
+            if node.is_kink:
+                z = values[node.inputs[0]]
+                pair_ok = (seg[1:] == seg[:-1]) & ~frozen[seg[:-1]]
+                if isinstance(node, LeakyRelu):
+                    j, s = _relu_crossings(z, pair_ok)
+                elif isinstance(node, MaxPool):
+                    j, s = _maxpool_crossings(node, z, pair_ok)
+                else:  # pragma: no cover - the IR has no other kink nodes
+                    raise BadOption(f"unsupported kink node {node.kind}")
+                if j.numel():
+                    t, seg, src, values = self._insert(
+                        i, t, seg, src, values, j, s, frozen, interior, max_knots, cap_knots, allow_overflow
+                    )
+            values[i] = node.forward([values[k] for k in node.inputs])
+            for k in list(values):
+                if self.last.get(k, k) <= i:
+                    del values[k]
+        out = values[net.output].reshape(t.shape[0], -1)
+        counts = torch.bincount(seg, minlength=n).tolist()
+        pieces = []
+        for k, (ts, os, ss) in enumerate(zip(t.split(counts), out.split(counts), src.split(counts))):
+            pieces.append(_Piece(items[k].t0, ts, os, ss, bool(frozen[k])))
+        return pieces
+
+    @staticmethod
+    def _insert(node_id, t, seg, src, values, j, s, frozen, interior, max_knots, cap_knots, allow_overflow):
+        n_knots = t.shape[0]
+        h = t[j + 1] - t[j]
+        ts = t[j] + h * s.to(torch.float64)
+        # order by (pair, position)
+        o = torch.sort(ts, stable=True).indices
+        j, s, ts = j[o], s[o], ts[o]
+        o = torch.sort(j, stable=True).indices
+        j, s, ts = j[o], s[o], ts[o]
+        # one knot per cluster closer than T_MERGE (existing knots win)
+        keep = (ts - t[j] >= T_MERGE) & (t[j + 1] - ts >= T_MERGE)
+        close = torch.zeros_like(keep)
+        close[1:] = (j[1:] == j[:-1]) & (ts[1:] - ts[:-1] < T_MERGE)
+        keep &= ~close
+        j, s, ts = j[keep], s[keep], ts[keep]
+        if j.numel() and max_knots is not None:
+            sg = seg[j]
+            counts = torch.bincount(sg, minlength=frozen.shape[0])
+            start = torch.cumsum(counts, 0) - counts
+            rank = torch.arange(j.shape[0], device=j.device) - start[sg]
+            allowed = (max_knots - interior).clamp(min=0)
+            ok = rank < allowed[sg]
+            frozen |= counts > allowed
+            j, s, ts = j[ok], s[ok], ts[ok]
+        m = j.shape[0]
+        if m == 0:
+            return t, seg, src, values
+        if n_knots + m > cap_knots and not allow_overflow:
+            raise _Overflow(t, seg)
+        interior += torch.bincount(seg[j], minlength=interior.shape[0])
+        ar = torch.arange(m, device=j.device)
+        pos_new = j + 1 + ar
+        pos_old = torch.arange(n_knots, device=j.device) + torch.searchsorted(j, torch.arange(n_knots, device=j.device))
+
+        def merged(old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+            out = old.new_empty((n_knots + m, *old.shape[1:]))
+            out[pos_old] = old
+            out[pos_new] = new
+            return out
+
+        t = merged(t, ts)
+        src = merged(src, torch.full((m,), node_id, dtype=src.dtype, device=src.device))
+        seg = merged(seg, seg[j])
+        new_values = {}
+        for k, v in values.items():
+            w = s.to(v.dtype).reshape(m, *([1] * (v.dim() - 1)))
+            v0 = v[j]
+            new_values[k] = merged(v, v0 + w * (v[j + 1] - v0))
+        return t, seg, src, new_values
+
+
+# ----------------------------------------------------------------------------------------------
+# joining sub-segments
+
+
+def _patterns(network: Network, order: list[int], x: torch.Tensor) -> dict[int, torch.Tensor]:
+    """Activation pattern of each kink node at points x (P, ...): signs or window argmax."""
+    values = {0: network.prepare(x)}
+    pats = {}
+    for i in order[1:]:
+        node = network.nodes[i]
+        xs = [values[k] for k in node.inputs]
+        if isinstance(node, LeakyRelu):
+            pats[i] = (xs[0] > 0).reshape(x.shape[0], -1)
+        elif isinstance(node, MaxPool):
+            pats[i] = node.candidates(xs[0]).argmax(-1)
+        values[i] = node.forward(xs)
+    return pats
+
+
+def _stitch(network: Network, order: list[int], pieces: list[_Piece], a: torch.Tensor, b: torch.Tensor) -> _Piece:
+    pieces = sorted(pieces, key=lambda p: p.t0)
+    if len(pieces) == 1:
+        return pieces[0]
+    mids = []
+    for left, right in zip(pieces[:-1], pieces[1:]):
+        mids.append((left.t[-2] + left.t[-1]) / 2)
+        mids.append((right.t[0] + right.t[1]) / 2)
+    tm = torch.stack(mids).to(network.dtype)[:, None]
+    x = (1 - tm) * a.reshape(1, -1) + tm * b.reshape(1, -1)
+    pats = _patterns(network, order, x)
+    ts, outs, srcs = [pieces[0].t], [pieces[0].outputs], [pieces[0].src]
+    for q, right in enumerate(pieces[1:]):
+        join_src = -1
+        for i in order:
+            if i in pats and not torch.equal(pats[i][2 * q], pats[i][2 * q + 1]):
+                join_src = i
+                break
+        if join_src >= 0:
+            srcs[-1] = srcs[-1].clone()
+            srcs[-1][-1] = join_src
+        else:  # the join is inside a region: not a knot
+            ts[-1], outs[-1], srcs[-1] = ts[-1][:-1], outs[-1][:-1], srcs[-1][:-1]
+        ts.append(right.t[1:])
+        outs.append(right.outputs[1:])
+        srcs.append(right.src[1:])
+    return _Piece(
+        pieces[0].t0, torch.cat(ts), torch.cat(outs), torch.cat(srcs), any(p.truncated for p in pieces)
+    )
+
+
+def _finish(network: Network, piece: _Piece, max_knots: int | None) -> SegmentTrace:
+    t, outputs, src, truncated = piece.t, piece.outputs, piece.src, piece.truncated
+    if max_knots is not None and t.shape[0] - 2 > max_knots:
+        keep = torch.cat([torch.arange(max_knots + 1, device=t.device), torch.tensor([t.shape[0] - 1], device=t.device)])
+        t, outputs, src, truncated = t[keep], outputs[keep], src[keep], True
+    interior = src[1:-1].tolist() if t.shape[0] > 2 else []
+    per_layer = {network.nodes[i].name: 0 for i in network.kink_ids}
+    for i in interior:
+        per_layer[network.nodes[i].name] += 1
+    return SegmentTrace(t=t, outputs=outputs, knots_per_layer=per_layer, truncated=truncated)
+
+
+def _as_points(network: Network, x) -> torch.Tensor:
+    x = torch.as_tensor(x)
+    if x.dim() == len(network.input_shape) and tuple(x.shape) == tuple(network.input_shape):
+        x = x.unsqueeze(0)
+    p = network.prepare(x)
+    return p.reshape(p.shape[0], math.prod(network.input_shape))
+
+
+@torch.no_grad()
+def trace_segments(
+    network: Network,
+    a,
+    b,
+    *,
+    max_knots: int | None = None,
+    max_memory: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[SegmentTrace]:
+    """Every knot along each segment a[s] -> b[s] (shapes (S, *input_shape)), exactly.
+
+    `max_knots` bounds the interior knots of one segment (the trace is then `truncated` and its
+    `regions` a lower bound); `max_memory` bounds the working memory in bytes (default: a fraction
+    of what is free); `progress(n)` is called with the number of segments finished so far.
+    """
+    A, B = _as_points(network, a), _as_points(network, b)
+    if A.shape[0] != B.shape[0]:
+        raise BadOption(f"{A.shape[0]} segment starts but {B.shape[0]} ends")
+    if max_knots is not None and max_knots < 0:
+        raise BadOption("max_knots must be >= 0")
+    n_seg = A.shape[0]
+    order = needed_nodes(network)
+    last = last_use(network, order)
+    if max_memory is None:
+        max_memory = default_max_memory(network.device)
+    itemsize = torch.empty((), dtype=network.dtype).element_size()
+    per_knot = bytes_per_probe(network, order, itemsize)
+    cap_knots = max(8, int(max_memory) // per_knot)
+    runner = _Pass(network, order, last)
+
+    queue: deque[_Item] = deque(_Item(s, 0.0, 1.0) for s in range(n_seg))
+    pieces: dict[int, list[_Piece]] = {s: [] for s in range(n_seg)}
+    pending = [1] * n_seg
+    traces: list[SegmentTrace | None] = [None] * n_seg
+    done = 0
+    batch = max(1, cap_knots // 64)
+    while queue:
+        items = [queue.popleft() for _ in range(min(batch, len(queue)))]
+        allow = len(items) == 1 and (items[0].t1 - items[0].t0 < 1e-9 or items[0].depth > 60)
+        try:
+            result = runner.run(items, A, B, max_knots, cap_knots, allow)
+        except _Overflow as ov:
+            if len(items) > 1:
+                queue.extendleft(reversed(items))
+                batch = max(1, len(items) // 2)
+                continue
+            it = items[0]
+            tk = ov.t
+            gi = (tk.shape[0] - 2) // 2
+            tm = float((tk[gi] + tk[gi + 1]) / 2)
+            pending[it.seg] += 1
+            queue.appendleft(_Item(it.seg, tm, it.t1, it.depth + 1))
+            queue.appendleft(_Item(it.seg, it.t0, tm, it.depth + 1))
+            continue
+        total = 0
+        for it, piece in zip(items, result):
+            total += piece.t.shape[0]
+            pieces[it.seg].append(piece)
+            pending[it.seg] -= 1
+            if pending[it.seg] == 0:
+                joined = _stitch(network, order, pieces.pop(it.seg), A[it.seg], B[it.seg])
+                traces[it.seg] = _finish(network, joined, max_knots)
+                done += 1
+        if progress is not None:
+            progress(done)
+        # grow the batch while the knots stay well inside the budget
+        per_item = max(2.0, total / len(items))
+        batch = max(1, min(int(cap_knots / (2 * per_item)), 4 * len(items)))
+    return traces  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def midpoint_check(network: Network, trace: SegmentTrace, a, b) -> float:
+    """Max |outputs interpolated from the knots - a direct forward pass| at the knots' midpoints."""
+    if trace.t.shape[0] < 2:
+        return 0.0
+    a = _as_points(network, a)[0]
+    b = _as_points(network, b)[0]
+    tm = ((trace.t[:-1] + trace.t[1:]) / 2).to(network.dtype)
+    interp = (trace.outputs[:-1] + trace.outputs[1:]) / 2
+    worst = 0.0
+    for lo in range(0, tm.shape[0], 4096):
+        tc = tm[lo : lo + 4096, None]
+        direct = network.forward((1 - tc) * a + tc * b)
+        worst = max(worst, float((direct - interp[lo : lo + 4096]).abs().max()))
+    return worst

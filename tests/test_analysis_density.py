@@ -1,0 +1,238 @@
+"""Layerwise knot insertion (density.py) against the sequential walk (walk.py) and by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import netfactory as nf
+from regionaudit import ir
+from regionaudit.analysis._common import bytes_per_probe, needed_nodes
+from regionaudit.analysis.density import SegmentTrace, midpoint_check, trace_segments
+from regionaudit.analysis.walk import walk_segment
+
+
+def assert_same_trace(d: SegmentTrace, w: SegmentTrace, tol: float = 1e-9) -> None:
+    assert d.t.shape == w.t.shape, (d.regions, w.regions)
+    assert float((d.t - w.t).abs().max()) < tol
+    assert d.knots_per_layer == w.knots_per_layer
+    assert sum(d.knots_per_layer.values()) == d.knots == w.knots
+    assert d.regions == w.regions
+    assert not d.truncated and not w.truncated
+
+
+@pytest.mark.parametrize("kind", nf.KINDS)
+def test_layerwise_equals_walk(kind):
+    total_regions = 0
+    for seed in range(3):
+        net = nf.make(kind, seed)
+        a, b = nf.segments(net, 3, 1000 + seed)
+        traces = trace_segments(net, a, b)
+        assert len(traces) == 3
+        for s, d in enumerate(traces):
+            w = walk_segment(net, a[s], b[s])
+            assert_same_trace(d, w)
+            assert float((d.outputs - w.outputs).abs().max()) < 1e-9
+            assert midpoint_check(net, d, a[s], b[s]) < 1e-9
+            assert d.t[0] == 0.0 and d.t[-1] == 1.0
+            assert bool((d.t[1:] - d.t[:-1] >= 1e-12).all())
+            assert set(d.knots_per_layer) == {net.nodes[i].name for i in net.kink_ids}
+            total_regions += d.regions
+    assert total_regions > 9  # the segments do cross boundaries
+
+
+def test_outputs_are_the_network_at_the_knots():
+    net = nf.make("cnn_max", 4)
+    a, b = nf.segments(net, 2, 5)
+    for s, tr in enumerate(trace_segments(net, a, b)):
+        tt = tr.t[:, None]
+        direct = net.forward((1 - tt) * a[s].reshape(1, -1) + tt * b[s].reshape(1, -1))
+        assert float((direct - tr.outputs).abs().max()) < 1e-10
+        assert tr.outputs.shape == (tr.t.shape[0], net.n_outputs)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn_max", "resnet", "cnn_concat"])
+def test_reversed_segment_mirrors_knots(kind):
+    net = nf.make(kind, 11)
+    a, b = nf.segments(net, 4, 12)
+    fwd = trace_segments(net, a, b)
+    rev = trace_segments(net, b, a)
+    for f, r in zip(fwd, rev):
+        assert f.regions == r.regions
+        assert f.knots_per_layer == r.knots_per_layer
+        assert float((f.t - (1 - r.t.flip(0))).abs().max()) < 1e-9
+        assert float((f.outputs - r.outputs.flip(0)).abs().max()) < 1e-9
+
+
+def test_segment_inside_one_region():
+    from regionaudit.analysis.distance import boundary_distances
+
+    net = nf.make("cnn_avg", 2)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(4, *net.input_shape, dtype=torch.float64, generator=gen)
+    dist = boundary_distances(net, x)
+    u = torch.randn(4, *net.input_shape, dtype=torch.float64, generator=gen)
+    u = u / u.flatten(1).norm(dim=1).reshape(-1, 1, 1, 1)
+    r = torch.tensor([p.distance for p in dist], dtype=torch.float64).reshape(-1, 1, 1, 1)
+    traces = trace_segments(net, x - 0.45 * r * u, x + 0.45 * r * u)
+    for tr in traces:
+        assert tr.regions == 1 and tr.knots == 0
+        assert sum(tr.knots_per_layer.values()) == 0
+        assert tr.t.tolist() == [0.0, 1.0]
+    # a zero-length segment is one region too
+    same = trace_segments(net, x[:1], x[:1])[0]
+    assert same.regions == 1 and walk_segment(net, x[0], x[0]).regions == 1
+
+
+def test_batching_and_chunking_do_not_change_numbers():
+    for kind in ["mlp", "cnn_max", "concat"]:
+        net = nf.make(kind, 21)
+        a, b = nf.segments(net, 7, 22)
+        ref = trace_segments(net, a, b)
+        # one segment per call: the same knots; positions and outputs equal up to float rounding
+        # (BLAS may round differently for a different number of rows)
+        for s in range(7):
+            one = trace_segments(net, a[s : s + 1], b[s : s + 1])[0]
+            assert one.regions == ref[s].regions and one.knots_per_layer == ref[s].knots_per_layer
+            assert float((one.t - ref[s].t).abs().max()) < 1e-13
+            assert float((one.outputs - ref[s].outputs).abs().max()) < 1e-12
+        # a tiny budget: batches shrink and segments split into sub-segments
+        per_knot = bytes_per_probe(net, needed_nodes(net), 8)
+        done = []
+        small = trace_segments(net, a, b, max_memory=per_knot * 9, progress=done.append)
+        assert done[-1] == 7 and done == sorted(done)
+        for r, s in zip(ref, small):
+            assert r.regions == s.regions
+            assert r.knots_per_layer == s.knots_per_layer
+            assert float((r.t - s.t).abs().max()) < 1e-12
+            assert float((r.outputs - s.outputs).abs().max()) < 1e-10
+
+
+def test_join_exactly_at_a_knot_counts_once():
+    """Sub-segments joined exactly at a boundary crossing: the knot counts once, credited right."""
+    from regionaudit.analysis import density as dens
+
+    net = nf.make("cnn_max", 6)
+    a, b = nf.segments(net, 1, 7)
+    ref = trace_segments(net, a, b)[0]
+    A = dens._as_points(net, a)
+    B = dens._as_points(net, b)
+    order = needed_nodes(net)
+    runner = dens._Pass(net, order, dens.last_use(net, order))
+    for k in [1, ref.knots // 2, ref.knots]:
+        tk = float(ref.t[k])
+        pieces = runner.run([dens._Item(0, 0.0, tk), dens._Item(0, tk, 1.0)], A, B, None, 10**9, False)
+        joined = dens._finish(net, dens._stitch(net, order, pieces, A[0], B[0]), None)
+        assert joined.regions == ref.regions
+        assert joined.knots_per_layer == ref.knots_per_layer
+        assert float((joined.t - ref.t).abs().max()) < 1e-12
+        # and a join inside a region is no knot
+        tm = float((ref.t[k] + ref.t[k - 1]) / 2)
+        pieces = runner.run([dens._Item(0, tm, 1.0), dens._Item(0, 0.0, tm)], A, B, None, 10**9, False)
+        joined = dens._finish(net, dens._stitch(net, order, pieces, A[0], B[0]), None)
+        assert joined.regions == ref.regions and joined.knots_per_layer == ref.knots_per_layer
+
+
+def test_max_knots_truncates():
+    net = nf.make("cnn_avg", 1)
+    a, b = nf.segments(net, 3, 2)
+    full = trace_segments(net, a, b)
+    cut = trace_segments(net, a, b, max_knots=5)
+    for f, c in zip(full, cut):
+        assert f.knots > 5
+        assert c.truncated and c.knots == 5 and c.regions == 6
+        assert sum(c.knots_per_layer.values()) == 5
+        assert c.t[0] == 0.0 and c.t[-1] == 1.0
+    enough = trace_segments(net, a, b, max_knots=max(f.knots for f in full))
+    for f, e in zip(full, enough):
+        assert not e.truncated and torch.equal(f.t, e.t)
+
+
+def _hand_network() -> ir.Network:
+    """x in R^1: u = relu([x, -x, x, x]), v = [u0 - u1, u0 + u1 - 0.5], w = relu(v), out = w.
+
+    Unit u2 duplicates u0 and u3 too (simultaneous crossings are one knot); v0 = x crosses zero
+    exactly at the layer-1 knot (an exact zero at an existing knot: no new knot); v1 = |x| - 0.5
+    crosses at x = ±0.5.
+    """
+    f64 = torch.float64
+    nodes = [
+        ir.Input("x", (), (1,)),
+        ir.MatMul("fc1", (0,), (4,), weight=torch.tensor([[1.0, -1.0, 1.0, 1.0]], dtype=f64), bias=None),
+        ir.LeakyRelu("relu1", (1,), (4,), slope=torch.tensor(0.0, dtype=f64)),
+        ir.MatMul(
+            "fc2", (2,), (2,),
+            weight=torch.tensor([[1.0, 1.0], [-1.0, 1.0], [0.0, 0.0], [0.0, 0.0]], dtype=f64),
+            bias=torch.tensor([0.0, -0.5], dtype=f64),
+        ),
+        ir.LeakyRelu("relu2", (3,), (2,), slope=torch.tensor(0.0, dtype=f64)),
+        ir.Reshape("pool_in", (4,), (1, 2)),
+        ir.MaxPool("pool", (5,), (1, 1), kernel=(2,), strides=(2,), pads=(0, 0), dilations=(1,)),
+        ir.Reshape("pool_out", (6,), (1,)),
+        ir.Concat("out", (4, 7), (3,), axis=0),
+    ]
+    return ir.Network(nodes=nodes, input_shape=(1,), graph_input_shape=(1,), output=8)
+
+
+def test_hand_example_with_exact_coincidences():
+    net = _hand_network()
+    a = torch.tensor([[-1.0]], dtype=torch.float64)
+    b = torch.tensor([[1.0]], dtype=torch.float64)
+    tr = trace_segments(net, a, b)[0]
+    # knots: x = -0.5 (relu2), x = 0 (relu1; relu2's v0 is exactly zero there), x = 0.5 (relu2)
+    assert tr.t.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert tr.knots_per_layer == {"relu1": 1, "relu2": 2, "pool": 0}
+    # pool = max(relu(x), relu(|x| - 0.5)): relu(|x| - 0.5) leads for x < -0.5, both are 0 on
+    # [-0.5, 0] (a tie that stays equal: no knot), relu(x) leads for x > 0. The leader changes only
+    # at existing knots, so the pool contributes none.
+    expected = torch.tensor(
+        [[0.0, 0.5, 0.5], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.5, 0.0, 0.5], [1.0, 0.5, 1.0]], dtype=torch.float64
+    )
+    assert torch.equal(tr.outputs, expected)
+    w = walk_segment(net, a[0], b[0])
+    assert_same_trace(tr, w, tol=1e-15)
+    # start exactly on a boundary (x = 0): that boundary is the segment's end, not a knot
+    tr2 = trace_segments(net, torch.tensor([[0.0]]), torch.tensor([[1.0]]))[0]
+    assert tr2.t.tolist() == [0.0, 0.5, 1.0] and tr2.knots_per_layer["relu2"] == 1
+    assert walk_segment(net, torch.tensor([0.0]), torch.tensor([1.0])).t.tolist() == [0.0, 0.5, 1.0]
+
+
+def test_maxpool_equal_candidates_are_no_knot():
+    """Two pooled units that are identical functions (a duplicated channel): ties stay equal."""
+    g = nf.Builder((3,), 5)
+    h = g.relu(g.dense(0, 4))
+    x = g.concat([h, h], axis=0)  # (8,)
+    x = g.reshape(x, (1, 2, 4))
+    x = g.transpose(x, (0, 2, 1))  # windows of 2 pair identical copies
+    x = g.reshape(x, (1, 8))
+    x = g.maxpool(x, 2, 2)
+    net = g.network(g.dense(g.flatten(x), 2))
+    a, b = nf.segments(net, 5, 9)
+    for s, tr in enumerate(trace_segments(net, a, b)):
+        pool = [n.name for n in net.nodes if isinstance(n, ir.MaxPool)][0]
+        assert tr.knots_per_layer[pool] == 0
+        assert_same_trace(tr, walk_segment(net, a[s], b[s]))
+
+
+def test_float32_network():
+    net = nf.make("resnet", 3).to(dtype=torch.float32)
+    a, b = nf.segments(net, 6, 8)
+    traces = trace_segments(net, a.float(), b.float())
+    exact = trace_segments(nf.make("resnet", 3), a, b)
+    assert [tr.regions for tr in traces] == [tr.regions for tr in exact]
+    for s, tr in enumerate(traces):
+        assert float((tr.t - exact[s].t).abs().max()) < 1e-4
+        assert tr.t.dtype == torch.float64 and tr.outputs.dtype == torch.float32
+        assert midpoint_check(net, tr, a[s], b[s]) < 1e-4
+        assert abs(tr.regions - walk_segment(net, a[s], b[s]).regions) <= 1
+
+
+def test_flat_rows_are_accepted():
+    net = nf.make("cnn_avg", 0)
+    a, b = nf.segments(net, 2, 3)
+    t1 = trace_segments(net, a, b)
+    t2 = trace_segments(net, a.reshape(2, -1), b.reshape(2, -1))
+    assert [x.regions for x in t1] == [x.regions for x in t2]
+    assert math.isclose(float(t1[0].t.sum()), float(t2[0].t.sum()))

@@ -1,0 +1,187 @@
+"""Boundary distance (distance.py) against brute-force checks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import netfactory as nf
+from regionaudit import ir
+from regionaudit.analysis.distance import PointDistance, boundary_distances
+
+
+def autograd_distance(net: ir.Network, x: torch.Tensor) -> tuple[float, str, int]:
+    """min |z_i| / ‖∇z_i‖ (and MaxPool margins) with gradients from autograd's full Jacobian."""
+    best = (math.inf, None, None)
+    for i in net.kink_ids:
+        node = net.nodes[i]
+
+        def pre(xx, node=node):
+            return net.forward_all(xx.unsqueeze(0))[node.inputs[0]][0]
+
+        z = pre(x)
+        jac = torch.autograd.functional.jacobian(pre, x).reshape(z.numel(), -1)
+        if isinstance(node, ir.LeakyRelu):
+            g = jac.norm(dim=1)
+            zf = z.reshape(-1)
+            for u in range(zf.numel()):
+                if g[u] > 0 and float(zf[u].abs() / g[u]) < best[0]:
+                    best = (float(zf[u].abs() / g[u]), node.name, u)
+        else:
+            cand = node.candidates(z.unsqueeze(0))[0]
+            where = node.candidates(torch.arange(z.numel(), dtype=torch.float64).reshape(1, *z.shape))[0]
+            for w in range(cand.shape[0]):
+                win = int(cand[w].argmax())
+                for j in range(cand.shape[1]):
+                    if j == win or not torch.isfinite(cand[w, j]):
+                        continue
+                    g = (jac[int(where[w, win])] - jac[int(where[w, j])]).norm()
+                    if g > 0 and float((cand[w, win] - cand[w, j]) / g) < best[0]:
+                        best = (float((cand[w, win] - cand[w, j]) / g), node.name, w)
+    return best
+
+
+def pattern(net: ir.Network, x: torch.Tensor) -> list[torch.Tensor]:
+    """Activation pattern per probe: every ReLU-type unit's sign and every window's argmax."""
+    vals = net.forward_all(x)
+    out = []
+    for i in net.kink_ids:
+        node = net.nodes[i]
+        z = vals[node.inputs[0]]
+        if isinstance(node, ir.LeakyRelu):
+            out.append((z > 0).reshape(x.shape[0], -1))
+        else:
+            out.append(node.candidates(z).argmax(-1))
+    return out
+
+
+def exit_radius(net: ir.Network, x: torch.Tensor, dirs: torch.Tensor, r_max: float = 50.0):
+    """Along each unit direction, the distance at which the activation pattern first changes
+    (regions are convex: bisection on 'same pattern as x'). inf when it never changes."""
+    base = pattern(net, x.unsqueeze(0))
+
+    def same(r):
+        pts = x.unsqueeze(0) + r[:, None] * dirs
+        pats = pattern(net, pts)
+        ok = torch.ones(dirs.shape[0], dtype=torch.bool)
+        for p, b in zip(pats, base):
+            ok &= (p == b).all(dim=1)
+        return ok
+
+    lo = torch.zeros(dirs.shape[0], dtype=torch.float64)
+    hi = torch.full((dirs.shape[0],), r_max, dtype=torch.float64)
+    never = same(hi)
+    for _ in range(46):
+        mid = (lo + hi) / 2
+        ok = same(mid)
+        lo = torch.where(ok, mid, lo)
+        hi = torch.where(ok, hi, mid)
+    return torch.where(never, math.inf, hi)
+
+
+@pytest.mark.parametrize("kind", nf.KINDS)
+def test_distance_equals_autograd_formula(kind):
+    net = nf.make(kind, 3)
+    pts = torch.randn(3, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    got = boundary_distances(net, pts)
+    for k in range(3):
+        dist, node, unit = autograd_distance(net, pts[k])
+        assert got[k].distance == pytest.approx(dist, rel=1e-12, abs=1e-15)
+        assert (got[k].node, got[k].unit) == (node, unit)
+
+
+@pytest.mark.parametrize(
+    "net",
+    [
+        nf.mlp(0, in_dim=2, widths=(6, 5)),
+        nf.mlp(1, in_dim=2, widths=(5, 5), slope="prelu"),
+        nf.resnet(2, in_dim=2, width=4, blocks=1),
+        nf.concat_net(3, in_dim=2),
+        nf.mlp_max(4, in_dim=2),
+    ],
+    ids=["mlp", "prelu", "resnet", "concat", "maxpool"],
+)
+def test_distance_geometric_brute_force(net):
+    """2-D inputs: the distance is the smallest exit radius over densely sampled directions, and
+    crossing the nearest unit's hyperplane changes exactly that unit."""
+    gen = torch.Generator().manual_seed(7)
+    pts = torch.randn(3, 2, dtype=torch.float64, generator=gen)
+    got = boundary_distances(net, pts)
+    n_dir = 2000
+    ang = torch.arange(n_dir, dtype=torch.float64) * (2 * math.pi / n_dir)
+    dirs = torch.stack([ang.cos(), ang.sin()], dim=1)
+    for k in range(3):
+        d = got[k].distance
+        radii = exit_radius(net, pts[k], dirs)
+        r_min = float(radii.min())
+        # sampled directions never beat the exact distance and approach it (1 - cos(π/n) ~ 1.2e-6)
+        assert r_min >= d * (1 - 1e-9)
+        assert r_min <= d * (1 + 3e-6)
+        # step just past the boundary along the best sampled direction: the reported unit flips
+        best = dirs[int(radii.argmin())]
+        before = pattern(net, (pts[k] + d * (1 - 1e-6) * best).unsqueeze(0))
+        after = pattern(net, (pts[k] + r_min * (1 + 1e-6) * best).unsqueeze(0))
+        base = pattern(net, pts[k].unsqueeze(0))
+        assert all(torch.equal(p, b) for p, b in zip(before, base))
+        names = [net.nodes[i].name for i in net.kink_ids]
+        j = names.index(got[k].node)
+        assert bool((after[j][0] != base[j][0])[got[k].unit])
+
+
+def test_chunking_changes_nothing_beyond_rounding():
+    net = nf.make("cnn_max", 5)
+    pts = torch.randn(9, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    ref = boundary_distances(net, pts)
+    seen = []
+    small = boundary_distances(net, pts, max_memory=60_000, progress=seen.append)
+    assert seen[-1] == 9 and len(seen) > 1
+    for r, s in zip(ref, small):
+        assert s.distance == pytest.approx(r.distance, rel=1e-12)
+        assert (s.node, s.unit) == (r.node, r.unit)
+    # one point alone gives the same answer as in a batch
+    one = boundary_distances(net, pts[4:5])[0]
+    assert one.distance == pytest.approx(ref[4].distance, rel=1e-12) and one.node == ref[4].node
+
+
+def test_flat_rows_and_float32():
+    net = nf.make("cnn_avg", 1)
+    pts = torch.randn(3, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    a = boundary_distances(net, pts)
+    b = boundary_distances(net, pts.reshape(3, -1))
+    assert [x.distance for x in a] == [x.distance for x in b]
+    net32 = nf.make("cnn_avg", 1).to(dtype=torch.float32)
+    c = boundary_distances(net32, pts.float())
+    for x, y in zip(a, c):
+        assert y.distance == pytest.approx(x.distance, rel=1e-3)
+        assert isinstance(y.distance, float)
+
+
+def test_no_units_with_gradient_gives_none():
+    """A ReLU fed only by constants (zero weights): no unit has a gradient; distance is None."""
+    f64 = torch.float64
+    nodes = [
+        ir.Input("x", (), (3,)),
+        ir.MatMul("fc", (0,), (2,), weight=torch.zeros(3, 2, dtype=f64), bias=torch.tensor([1.0, -1.0], dtype=f64)),
+        ir.LeakyRelu("relu", (1,), (2,), slope=torch.tensor(0.0, dtype=f64)),
+    ]
+    net = ir.Network(nodes=nodes, input_shape=(3,), graph_input_shape=(3,), output=2)
+    out = boundary_distances(net, torch.zeros(2, 3, dtype=f64))
+    assert out == [PointDistance(None, None, None)] * 2
+
+
+def test_hand_example():
+    """relu([x0 - 1, 3 x1 + 4 x0]) at (0.5, 0.5): distances 0.5 / 1 and 3.5 / 5 -> 0.5, unit 0."""
+    f64 = torch.float64
+    nodes = [
+        ir.Input("x", (), (2,)),
+        ir.MatMul("fc", (0,), (2,), weight=torch.tensor([[1.0, 4.0], [0.0, 3.0]], dtype=f64),
+                  bias=torch.tensor([-1.0, 0.0], dtype=f64)),
+        ir.LeakyRelu("relu", (1,), (2,), slope=torch.tensor(0.0, dtype=f64)),
+    ]
+    net = ir.Network(nodes=nodes, input_shape=(2,), graph_input_shape=(2,), output=2)
+    out = boundary_distances(net, torch.tensor([[0.5, 0.5], [0.9, -1.0]], dtype=f64))
+    assert out[0] == PointDistance(0.5, "relu", 0)
+    # second point: |0.9 - 1| / 1 = 0.1 vs |3.6 - 3| / 5 = 0.12
+    assert out[1].distance == pytest.approx(0.1, abs=1e-15) and out[1].unit == 0

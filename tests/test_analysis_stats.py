@@ -1,0 +1,56 @@
+"""Summaries and Spearman correlation (stats.py)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from regionaudit.analysis.stats import spearman, summary
+
+
+def test_summary_known_array():
+    s = summary(list(range(1, 11)))
+    assert s == {"count": 10, "mean": 5.5, "median": 5.5, "p10": pytest.approx(1.9), "p90": pytest.approx(9.1),
+                 "min": 1.0, "max": 10.0}
+    assert all(isinstance(v, float) for k, v in s.items() if k != "count")
+    assert isinstance(s["count"], int)
+    one = summary(np.array([2.5]))
+    assert one == {"count": 1, "mean": 2.5, "median": 2.5, "p10": 2.5, "p90": 2.5, "min": 2.5, "max": 2.5}
+    odd = summary([4.0, 1.0, 3.0])
+    assert odd["median"] == 3.0 and odd["p10"] == pytest.approx(1.4) and odd["p90"] == pytest.approx(3.8)
+
+
+def test_summary_empty_and_non_finite():
+    assert summary([]) is None
+    assert summary(np.zeros((0,))) is None
+    with pytest.raises(ValueError):
+        summary([1.0, math.nan])
+    with pytest.raises(ValueError):
+        summary([1.0, math.inf])
+
+
+def test_spearman_hand_example_with_ties():
+    # ranks of y: 1, 2, 3.5, 5, 3.5 -> centred (-2, -1, .5, 2, .5); x centred (-2, -1, 0, 1, 2)
+    # rho = 8 / sqrt(10 * 9.5)
+    assert spearman([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]) == pytest.approx(8 / math.sqrt(95), rel=1e-14)
+    assert spearman([10, 20, 30], [1, 4, 9]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # a nonlinear monotone map leaves the rank correlation unchanged
+    x = np.array([0.3, 2.0, -1.0, 5.0, 4.0, 0.0])
+    y = np.array([1.0, 0.5, 3.0, -2.0, 2.0, 0.1])
+    assert spearman(x, y) == pytest.approx(spearman(np.exp(x), y ** 3), rel=1e-14)
+    # against the textbook formula 1 - 6 Σd² / (n (n² - 1)) (no ties)
+    rx = np.argsort(np.argsort(x)) + 1
+    ry = np.argsort(np.argsort(y)) + 1
+    n = len(x)
+    assert spearman(x, y) == pytest.approx(1 - 6 * ((rx - ry) ** 2).sum() / (n * (n * n - 1)), rel=1e-14)
+
+
+def test_spearman_undefined():
+    assert spearman([1, 2], [3, 4]) is None
+    assert spearman([1, 1, 1], [1, 2, 3]) is None
+    assert spearman([1, 2, 3], [2, 2, 2]) is None
+    with pytest.raises(ValueError):
+        spearman([1, 2, 3], [1, 2])
