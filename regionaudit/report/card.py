@@ -1,0 +1,178 @@
+"""The model-card section: a short Markdown summary for a Hugging Face style README.
+
+`write_card` writes the section alone; `append_card` puts it into an existing README between
+`<!-- regionaudit:start -->` and `<!-- regionaudit:end -->`, replacing an earlier section and
+leaving every other byte (front matter, line endings, text around it) as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+from urllib.parse import quote
+
+from regionaudit.errors import BadOption
+from regionaudit.report import formatting as F
+from regionaudit.report.context import _model_name, _notes, _probe_words, _s, _spread, settings_section
+from regionaudit.files import write_bytes
+from regionaudit.report.templating import MarkdownSafe, markdown_environment
+from regionaudit.result import AuditResult
+
+START = "<!-- regionaudit:start -->"
+END = "<!-- regionaudit:end -->"
+
+
+def _metric(label: str, summary: dict | None, meaning: str, digits: int = 4) -> dict:
+    med = _s(summary, "median")
+    if med is None:
+        value = "undefined"
+    else:
+        spread = _spread(summary, lambda x: F.num(x, digits))
+        value = f"{F.num(med, digits)} (median" + (f"; {spread})" if spread else ")")
+    return {"metric": label, "value": value, "meaning": meaning}
+
+
+def card_context(result: AuditResult, report_link: str | None) -> dict:
+    d, v, dist, m = result.density, result.deviation, result.distance, result.model
+    between, at = _probe_words(result)
+    rho = v.spearman_density
+    metrics = [
+        _metric(
+            "Regions per segment",
+            d.summary,
+            f"Linear pieces the model splits a straight line between {between} into; more means a more complex function near the data.",
+        ),
+        _metric("Regions per unit length", d.per_length, "Regions per segment divided by the segment's length in input space."),
+        _metric("Regions per neuron", d.regions_per_neuron, "Regions per segment divided by the number of ReLU-type neurons."),
+        _metric(
+            "Boundary distance",
+            dist.summary,
+            f"Distance from {at} to the nearest activation-region boundary (input units); smaller means smaller regions around the data.",
+            3,
+        ),
+        _metric("Boundary distance × neurons", dist.scaled_summary, "The same distance times the neuron count, roughly scale-free (Hanin & Rolnick 2019).", 3),
+        _metric(
+            "Absolute deviation",
+            v.summary,
+            "How far the model departs from the straight line between its values at the two ends of a segment (Gamba et al. 2022); 0 means linear.",
+            3,
+        ),
+        {
+            "metric": "Spearman ρ, density vs deviation",
+            "value": f"{rho:.2f}" if rho is not None else "undefined",
+            "meaning": "Rank correlation between a segment's region density and its absolute deviation.",
+        },
+    ]
+    if d.paths:
+        metrics.append(_metric("Regions per translation loop", d.path_summary, "Regions crossed along a closed loop of shifted copies of an input."))
+    settings = settings_section(result)
+    s = result.settings or {}
+    data = settings["data"]
+    data_line = None
+    if settings["synthetic"]:
+        data_line = "No data was given: probes are seeded Gaussian points, not real data."
+    elif data:
+        data_line = f"Data: {PathName(data)}" + (f" (sha256 {F.short_hash(settings['data_hash'], 16)})" if settings["data_hash"] else "") + ", used as given (no rescaling)."
+    link = None
+    if report_link:
+        link = MarkdownSafe(f"[{F.markdown(_link_text(report_link))}](<{_link_target(report_link)}>)")
+    notes = _notes(result)
+    return {
+        "start": MarkdownSafe(START),
+        "end": MarkdownSafe(END),
+        "model_name": _model_name(result),
+        "sha": F.short_hash(m.sha256),
+        "version": result.regionaudit,
+        "neurons": F.count(m.neurons),
+        "params": F.count(m.params),
+        "input_shape": F.shape(m.input_shape),
+        "metrics": metrics,
+        "settings_lines": settings["lines"],
+        "data_line": data_line,
+        "seed": F.value(s.get("seed")),
+        "gates": [
+            {"expr": g.expr, "value": F.num(g.value) if g.value is not None else "undefined", "result": "pass" if g.passed else "FAIL"}
+            for g in result.gates
+        ],
+        "notes": notes,
+        "link": link,
+    }
+
+
+class PathName(str):
+    """A file name for display (folders dropped): the card should not leak local paths."""
+
+    def __new__(cls, path: str):
+        return super().__new__(cls, Path(str(path).replace("\\", "/")).name or str(path))
+
+
+def _link_text(link: str) -> str:
+    return Path(link.replace("\\", "/")).name or link
+
+
+def _link_target(link: str) -> str:
+    """A link destination that cannot close the Markdown link or carry a script."""
+    if re.match(r"(?i)\s*(javascript|data|vbscript):", link):
+        raise BadOption(f"report link {link!r} is not a file path or http(s) URL")
+    return quote(link, safe="/:.-_~#?=&%+@,;")
+
+
+def render_card(result: AuditResult, report_link: str | None = None) -> str:
+    """The Markdown section, markers included, ending with one newline."""
+    text = markdown_environment().get_template("card.md.j2").render(**card_context(result, report_link))
+    text = re.sub(r"\n{3,}", "\n\n", text).strip("\n")
+    return text + "\n"
+
+
+def write_card(result: AuditResult, path: str | os.PathLike, report_link: str | None = None) -> None:
+    write_bytes(path, render_card(result, report_link).encode("utf-8"))
+
+
+_FRONT_MATTER = re.compile(r"\A(\ufeff)?---[ \t]*\r?\n.*?^(---|\.\.\.)[ \t]*(\r?\n|\Z)", re.S | re.M)
+
+
+def insert_section(text: str, section: str) -> str:
+    """`text` with our marked section replaced, or appended after one blank line.
+
+    `section` uses "\\n"; it takes the file's line ending. Text outside the markers is untouched.
+    """
+    crlf = text.count("\r\n") > 0 and text.count("\r\n") * 2 >= text.count("\n")
+    newline = "\r\n" if crlf else "\n"
+    body = section.rstrip("\n").replace("\n", newline)
+    fm = _FRONT_MATTER.match(text)
+    head = fm.end() if fm else 0
+    start = text.find(START, head)
+    end = text.find(END, start + len(START)) if start >= 0 else text.find(END, head)
+    if start >= 0 and end >= 0:
+        return text[:start] + body + text[end + len(END) :]
+    if start >= 0 or end >= 0:
+        which = "start" if start >= 0 else "end"
+        raise BadOption(f"the file has a regionaudit {which} marker without its pair ({START} … {END}); fix it by hand")
+    if not text:
+        return body + newline
+    if text.endswith(newline * 2) or (not crlf and text.endswith("\n\n")):
+        sep = ""
+    elif text.endswith("\n"):
+        sep = newline
+    else:
+        sep = newline * 2
+    return text + sep + body + newline
+
+
+def append_card(result: AuditResult, readme_path: str | os.PathLike, report_link: str | None = None) -> None:
+    """Insert or replace the regionaudit section of a README / model card; create it if missing."""
+    path = Path(readme_path)
+    section = render_card(result, report_link)
+    mode = None
+    if path.exists():
+        if not path.is_file():
+            raise BadOption(f"cannot write the model card: {path} is not a file")
+        raw = path.read_bytes()
+        mode = stat.S_IMODE(path.stat().st_mode)
+        text = raw.decode("utf-8", errors="surrogateescape")
+    else:
+        text = ""
+    new = insert_section(text, section)
+    write_bytes(path, new.encode("utf-8", errors="surrogateescape"), mode)

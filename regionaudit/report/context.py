@@ -1,0 +1,565 @@
+"""AuditResult → plain data for the templates: formatted numbers, sentences, tables, plots.
+
+Nothing here knows about HTML or Markdown; the templates only lay out what this module builds
+(coverage.py's split between `FileData`/`IndexItem` and its `htmlfiles/` templates).
+Every metric may be `None` (undefined); every list may be empty.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import PurePath
+
+from regionaudit import __version__
+from regionaudit.report import formatting as F
+from regionaudit.report import plots
+from regionaudit.result import AuditResult, CompareResult
+
+LIBRARIES = ("torch", "onnx", "onnxruntime", "numpy")
+KINK_KINDS = {"relu", "leakyrelu", "leaky_relu", "prelu", "maxpool", "kink"}
+NO_SEGMENTS = "No segments were measured."
+NO_POINTS = "No points were measured."
+DATA_AS_GIVEN = (
+    "Data is used as given: regionaudit does not rescale, normalise or reorder it, so it must "
+    "already be in the model's input scale and layout."
+)
+SYNTHETIC_WARNING = (
+    "No data was given: the probes are seeded Gaussian points, not real data. Region counts, "
+    "distances and deviations near real inputs can differ a lot."
+)
+
+
+@dataclass
+class Metric:
+    key: str
+    label: str
+    value: str  # headline number, formatted
+    unit: str  # small text after the value
+    sentence: str  # one plain-language sentence
+    defined: bool = True
+
+
+@dataclass
+class Plot:
+    id: str
+    title: str
+    caption: str
+    svg: str | None
+    empty: str  # sentence shown when svg is None
+
+
+@dataclass
+class Table:
+    columns: list[str]
+    rows: list[list[str]]
+    numeric: list[bool] = field(default_factory=list)  # right-align these columns
+    highlight: list[bool] = field(default_factory=list)  # per row
+    more: int = 0  # rows left out
+
+
+def versions() -> list[tuple[str, str]]:
+    out = [("regionaudit (report)", __version__), ("python", platform.python_version())]
+    for name in LIBRARIES:
+        try:
+            out.append((name, metadata.version(name)))
+        except metadata.PackageNotFoundError:
+            out.append((name, "not installed"))
+    return out
+
+
+def _s(summary: dict | None, key: str):
+    return None if not summary else summary.get(key)
+
+
+def _spread(summary: dict | None, fmt=F.num) -> str:
+    if not summary or summary.get("p10") is None:
+        return ""
+    return f"p10 {fmt(summary.get('p10'))}, p90 {fmt(summary.get('p90'))}"
+
+
+def _model_name(result: AuditResult) -> str:
+    path = result.model.path or "model"
+    return PurePath(path.replace("\\", "/")).name or path
+
+
+def _probe_words(result: AuditResult) -> tuple[str, str]:
+    """How to call the segment endpoints and the points in sentences."""
+    settings = result.settings or {}
+    if settings.get("synthetic"):
+        return "two random probe points", "a random probe point"
+    if settings.get("segments"):
+        return "its two endpoints", "a probe point"
+    return "two data points", "a data point"
+
+
+def headline_metrics(result: AuditResult) -> list[Metric]:
+    d, v, dist = result.density, result.deviation, result.distance
+    between, at = _probe_words(result)
+    metrics: list[Metric] = []
+
+    s = d.summary
+    med = _s(s, "median")
+    if med is not None:
+        sentence = f"Median {F.num(med)} linear regions along a segment between {between}"
+        spread = _spread(s)
+        sentence += f" ({spread})." if spread else "."
+        metrics.append(Metric("regions", "Regions per segment", F.num(med), "median", sentence))
+    else:
+        metrics.append(Metric("regions", "Regions per segment", F.DASH, "", NO_SEGMENTS + " Region density is undefined.", False))
+
+    s = dist.summary
+    med = _s(s, "median")
+    if med is not None:
+        sentence = f"Median distance {F.num(med, 3)} (input units) from {at} to the nearest region boundary"
+        spread = _spread(s, lambda x: F.num(x, 3))
+        sentence += f" ({spread})." if spread else "."
+        scaled = _s(dist.scaled_summary, "median")
+        if scaled is not None:
+            sentence += f" Distance × neurons, roughly scale-free: median {F.num(scaled, 3)}."
+        metrics.append(Metric("distance", "Boundary distance", F.num(med, 3), "median", sentence))
+    else:
+        metrics.append(Metric("distance", "Boundary distance", F.DASH, "", NO_POINTS + " Boundary distance is undefined.", False))
+
+    s = v.summary
+    med = _s(s, "median")
+    if med is not None:
+        sentence = f"Median absolute deviation {F.num(med, 3)} from linear along a segment"
+        spread = _spread(s, lambda x: F.num(x, 3))
+        sentence += f" ({spread})" if spread else ""
+        sentence += ": the area between the model and the straight line through its end values, L2 over outputs."
+        metrics.append(Metric("deviation", "Absolute deviation", F.num(med, 3), "median", sentence))
+    else:
+        metrics.append(Metric("deviation", "Absolute deviation", F.DASH, "", NO_SEGMENTS + " Deviation is undefined.", False))
+
+    rho = v.spearman_density
+    if rho is not None:
+        strength = "strongly" if abs(rho) >= 0.6 else "moderately" if abs(rho) >= 0.3 else "weakly"
+        if abs(rho) < 0.1:
+            meaning = "region density says little about how far a segment deviates from linear"
+        elif rho > 0:
+            meaning = f"segments that cross more regions per unit length {strength} tend to deviate more from linear"
+        else:
+            meaning = f"segments that cross more regions per unit length {strength} tend to deviate less from linear"
+        sentence = f"Spearman ρ = {rho:.2f} between a segment's region density and its absolute deviation: {meaning}."
+        metrics.append(Metric("spearman", "Density vs deviation", f"{rho:.2f}", "Spearman ρ", sentence))
+    else:
+        metrics.append(
+            Metric(
+                "spearman",
+                "Density vs deviation",
+                F.DASH,
+                "",
+                "Spearman ρ is undefined (fewer than two segments, or constant density or deviation).",
+                False,
+            )
+        )
+    return metrics
+
+
+def distribution_table(result: AuditResult) -> Table:
+    d, v, dist = result.density, result.deviation, result.distance
+    rows_src = [
+        ("Regions per segment", d.summary),
+        ("Regions per unit length", d.per_length),
+        ("Regions per neuron", d.regions_per_neuron),
+        ("Absolute deviation (L2 over outputs)", v.summary),
+        ("Boundary distance", dist.summary),
+        ("Boundary distance × neurons", dist.scaled_summary),
+    ]
+    if d.paths or d.path_summary:
+        rows_src.append(("Regions per loop", d.path_summary))
+    if v.paths or v.path_summary:
+        rows_src.append(("Absolute deviation per loop", v.path_summary))
+    keys = ["count", "mean", "median", "p10", "p90", "min", "max"]
+    rows = []
+    for label, summary in rows_src:
+        if summary is None:
+            rows.append([label, "0"] + ["undefined"] + [""] * (len(keys) - 2))
+        else:
+            rows.append([label, F.count(summary.get("count"))] + [F.num(summary.get(k)) for k in keys[1:]])
+    return Table(["Measure"] + keys, rows, numeric=[False] + [True] * len(keys))
+
+
+def _node_field(rec: dict, *names, default=None):
+    for n in names:
+        if n in rec and rec[n] is not None:
+            return rec[n]
+    return default
+
+
+def node_table(result: AuditResult, limit: int = 400) -> Table:
+    rows, highlight = [], []
+    for i, rec in enumerate(result.model.nodes[:limit]):
+        if not isinstance(rec, dict):
+            rec = {"detail": rec}
+        kind = str(_node_field(rec, "kind", "type", default=""))
+        is_kink = bool(_node_field(rec, "is_kink", "kink", default=kind.lower() in KINK_KINDS))
+        rows.append(
+            [
+                str(_node_field(rec, "id", "index", default=i)),
+                kind,
+                str(_node_field(rec, "name", "onnx_name", default="")),
+                str(_node_field(rec, "op_type", "op", "onnx_op", default="")),
+                F.shape(_node_field(rec, "shape", "output_shape")),
+                F.count(_node_field(rec, "units", default=0)),
+                F.count(_node_field(rec, "params", default=0)),
+                str(_node_field(rec, "detail", "describe", "description", default="")),
+            ]
+        )
+        highlight.append(is_kink)
+    return Table(
+        ["id", "kind", "ONNX name", "op type", "shape", "units", "params", "detail"],
+        rows,
+        numeric=[True, False, False, False, False, True, True, False],
+        highlight=highlight,
+        more=max(0, len(result.model.nodes) - limit),
+    )
+
+
+def model_section(result: AuditResult) -> dict:
+    m = result.model
+    val = m.validation or {}
+    rel, abs_ = val.get("max_rel_err"), val.get("max_abs_err")
+    ref = val.get("reference") or val.get("against") or "onnxruntime"
+    if rel is not None or abs_ is not None:
+        validation_sentence = (
+            f"The imported network matches {ref} to a maximum absolute error of {F.num(abs_, 3)} "
+            f"(relative {F.num(rel, 3)}) on the validation inputs."
+        )
+    else:
+        validation_sentence = "No validation against onnxruntime was recorded."
+    facts = [
+        ("File", m.path or F.DASH),
+        ("SHA-256", m.sha256 or F.DASH),
+        ("Input", f"{m.input_name or '(unnamed)'}  ·  shape {F.shape(m.input_shape)} (batch axis left out)"),
+        ("Output", f"{m.output_name or '(unnamed)'}  ·  shape {F.shape(m.output_shape)}"),
+        ("Opset / producer", f"{m.opset}  ·  {m.producer or 'unknown producer'}"),
+        ("ReLU-type neurons", F.count(m.neurons)),
+        ("MaxPool windows", F.count(m.maxpool_windows)),
+        ("Parameters", F.count(m.params)),
+        ("Multiply-adds per input", F.count(m.macs)),
+    ]
+    return {
+        "name": _model_name(result),
+        "sha_short": F.short_hash(m.sha256),
+        "input_shape": F.shape(m.input_shape),
+        "facts": facts,
+        "cards": [
+            ("neurons", F.big(m.neurons)),
+            ("parameters", F.big(m.params)),
+            ("multiply-adds", F.big(m.macs)),
+            ("MaxPool windows", F.big(m.maxpool_windows)),
+        ],
+        "validation": [(str(k), F.value(v)) for k, v in val.items()],
+        "validation_sentence": validation_sentence,
+        "nodes": node_table(result),
+    }
+
+
+def settings_section(result: AuditResult) -> dict:
+    s = result.settings or {}
+    d = result.density
+    n_seg, n_pts, n_paths = len(d.segments), len(result.distance.points), len(d.paths)
+    data = s.get("data") or s.get("data_path")
+    data_hash = s.get("data_sha256") or s.get("data_hash")
+    probes = []
+    if n_seg:
+        probes.append(f"{n_seg:,} segment{'s' if n_seg != 1 else ''}")
+    if n_pts:
+        probes.append(f"{n_pts:,} point{'s' if n_pts != 1 else ''}")
+    if n_paths:
+        probes.append(f"{n_paths:,} closed translation loop{'s' if n_paths != 1 else ''}")
+    if result.slice is not None:
+        probes.append("one 2-D slice")
+    source = "seeded Gaussian probes" if s.get("synthetic") else ("data" if data else "the given probes")
+    described = s.get("probes")
+    lines = [
+        f"Probes: {described.rstrip('.')}." if isinstance(described, str) and described
+        else f"Probes measured: {', '.join(probes) if probes else 'none'}, from {source}.",
+        f"Seed {F.value(s.get('seed'))}; computed in {s.get('dtype') or 'float64'} on {s.get('device') or 'cpu'}.",
+    ]
+    return {
+        "lines": lines,
+        "data": data,
+        "data_hash": data_hash,
+        "synthetic": bool(s.get("synthetic")),
+        "synthetic_warning": SYNTHETIC_WARNING,
+        "data_as_given": DATA_AS_GIVEN,
+        "table": [(str(k), F.value(v)) for k, v in s.items() if v is not None],
+    }
+
+
+def _notes(result: AuditResult) -> list[str]:
+    notes = [str(n) for n in (result.model.notes or [])] + [str(n) for n in (result.notes or [])]
+    # the settings section states this in full; keep the notes box for what is unusual
+    notes = [n for n in notes if not n.startswith("Data is used as given")]
+    truncated = sum(1 for seg in result.density.segments if seg.truncated)
+    truncated += sum(1 for p in result.density.paths if p.truncated)
+    if truncated:
+        notes.append(
+            f"{truncated} segment(s) or loop(s) hit the --max-knots limit; their region counts are lower bounds."
+        )
+    seen, out = set(), []
+    for n in notes:
+        if n not in seen:
+            seen.add(n)
+            out.append(n)
+    return out
+
+
+def audit_plots(result: AuditResult) -> list[Plot]:
+    d, v, dist, m = result.density, result.deviation, result.distance, result.model
+    between, at = _probe_words(result)
+    regions = [seg.regions for seg in d.segments]
+    out = [
+        Plot(
+            "regions-hist",
+            "Regions per segment",
+            f"Number of linear regions a straight segment between {between} passes through.",
+            plots.histogram("regions-hist", regions, "Regions per segment", "linear regions crossed", fmt=F.num, integer=True),
+            NO_SEGMENTS,
+        )
+    ]
+    if m.neurons:
+        rpn = [seg.regions / m.neurons for seg in d.segments]
+        svg = plots.histogram(
+            "regions-per-neuron", rpn, "Regions per neuron", f"regions per segment / {m.neurons:,} neurons", color=plots.GREEN
+        )
+        empty = NO_SEGMENTS
+    else:
+        svg, empty = None, "The model has no ReLU-type units, so regions per neuron is undefined."
+    out.append(
+        Plot(
+            "regions-per-neuron",
+            "Regions per neuron",
+            "Regions per segment divided by the number of ReLU-type neurons; Hanin & Rolnick (2019) find "
+            "this roughly constant across depth and width at initialisation.",
+            svg,
+            empty,
+        )
+    )
+    norms = [seg.norm for seg in v.segments]
+    out.append(
+        Plot(
+            "deviation-ecdf",
+            "Absolute deviation from linear",
+            "Empirical CDF of each segment's absolute deviation (Gamba et al. 2022), L2 norm over outputs.",
+            plots.ecdf("deviation-ecdf", norms, "Absolute deviation (ECDF)", "absolute deviation, L2 over outputs"),
+            NO_SEGMENTS,
+        )
+    )
+    rho = v.spearman_density
+    title = "Density vs deviation" + (f" (Spearman ρ = {rho:.2f})" if rho is not None else " (Spearman ρ undefined)")
+    n = min(len(d.segments), len(v.segments))
+    out.append(
+        Plot(
+            "density-vs-deviation",
+            "Density vs deviation",
+            "Each dot is one segment: regions per unit length against absolute deviation.",
+            plots.scatter(
+                "density-vs-deviation",
+                [d.segments[i].density for i in range(n)],
+                [v.segments[i].norm for i in range(n)],
+                title,
+                "regions per unit length",
+                "absolute deviation",
+            ),
+            NO_SEGMENTS,
+        )
+    )
+    distances = [p.distance for p in dist.points]
+    out.append(
+        Plot(
+            "distance-hist",
+            "Distance to the nearest region boundary",
+            f"Exact distance from {at} to the boundary of its activation region (Hanin & Rolnick 2019a, Fig. 3 style).",
+            plots.log_histogram("distance-hist", distances, "Distance to nearest boundary", "distance in input units"),
+            NO_POINTS,
+        )
+    )
+    scaled = [p.scaled for p in dist.points]
+    out.append(
+        Plot(
+            "scaled-distance-hist",
+            "Distance × neurons",
+            "The same distances times the number of neurons, which Hanin & Rolnick show to be roughly scale-free.",
+            plots.log_histogram(
+                "scaled-distance-hist", scaled, "Distance × neurons", "distance × neurons", color=plots.GREEN
+            ),
+            NO_POINTS if not dist.points else "Distance × neurons is undefined (no ReLU-type units).",
+        )
+    )
+    layers = list((d.knots_per_layer or {}).items())
+    out.append(
+        Plot(
+            "knots-per-layer",
+            "Knots per layer",
+            "Boundary crossings contributed by each kink node (ReLU-type or MaxPool), summed over all segments, in layer order.",
+            plots.hbar("knots-per-layer", [k for k, _ in layers], [v_ for _, v_ in layers], "Knots per layer", "knots, summed over segments"),
+            NO_SEGMENTS if not d.segments else "No knots were recorded.",
+        )
+    )
+    if result.slice is not None:
+        sl = result.slice
+        polygons = sl.get("polygons") if isinstance(sl, dict) else None
+        count = sl.get("count") if isinstance(sl, dict) else None
+        title = "2-D slice" + (f": {count:,} regions" if isinstance(count, int) else "")
+        out.append(
+            Plot(
+                "slice",
+                "2-D slice",
+                "Activation regions on a plane through three probe points (Hanin & Rolnick 2019a, Fig. 1); "
+                "each region is one colour.",
+                plots.slice_picture("slice", polygons, sl.get("points") if isinstance(sl, dict) else None, title),
+                "The slice has no polygons to draw" + (f" ({count:,} regions counted)." if isinstance(count, int) else "."),
+            )
+        )
+    return out
+
+
+def paths_table(result: AuditResult, limit: int = 100) -> Table | None:
+    d, v = result.density, result.deviation
+    if not d.paths:
+        return None
+    rows = []
+    for i, p in enumerate(d.paths[:limit]):
+        dev = v.paths[i].norm if i < len(v.paths) else None
+        rows.append(
+            [str(i), F.count(p.edges), F.count(p.regions), F.num(p.length), F.num(p.density), F.num(dev), "yes" if p.truncated else ""]
+        )
+    return Table(
+        ["loop", "edges", "regions", "length", "regions / length", "abs. deviation", "truncated"],
+        rows,
+        numeric=[True, True, True, True, True, True, False],
+        more=max(0, len(d.paths) - limit),
+    )
+
+
+def gates_table(gates) -> Table | None:
+    if not gates:
+        return None
+    rows = [[g.expr, F.num(g.value) if g.value is not None else "undefined", "pass" if g.passed else "FAIL", g.message or ""] for g in gates]
+    return Table(
+        ["gate", "value", "result", "message"],
+        rows,
+        numeric=[False, True, False, False],
+        highlight=[not g.passed for g in gates],
+    )
+
+
+def _timing_label(key: str) -> str:
+    return key[:-2] if key.endswith("_s") else key
+
+
+def timing_rows(timing: dict) -> list[tuple[str, str]]:
+    rows = []
+    for k, val in (timing or {}).items():
+        if isinstance(val, dict):
+            for k2, v2 in val.items():
+                rows.append((f"{k}.{k2}", F.seconds(v2)))
+        else:
+            rows.append((_timing_label(str(k)), F.seconds(val)))
+    return rows
+
+
+def audit_context(result: AuditResult) -> dict:
+    model = model_section(result)
+    gates = gates_table(result.gates)
+    failed = sum(1 for g in result.gates if not g.passed)
+    return {
+        "title": f"{model['name']} — linear-region audit",
+        "model": model,
+        "settings": settings_section(result),
+        "notes": _notes(result),
+        "metrics": headline_metrics(result),
+        "distributions": distribution_table(result),
+        "plots": audit_plots(result),
+        "paths": paths_table(result),
+        "slice": _slice_facts(result.slice),
+        "gates": gates,
+        "gates_failed": failed,
+        "timing": timing_rows(result.timing),
+        "result_version": result.regionaudit,
+        "schema": result.schema,
+        "versions": versions(),
+    }
+
+
+def _slice_facts(sl) -> list[tuple[str, str]]:
+    if not isinstance(sl, dict):
+        return []
+    return [(str(k), F.value(v)) for k, v in sl.items() if k not in ("polygons", "areas", "points")] + (
+        [("polygons", F.count(len(sl["polygons"])))] if isinstance(sl.get("polygons"), list) else []
+    )
+
+
+# --- compare ---------------------------------------------------------------------------------
+
+
+def _cmp_row(label, a, b, fmt=F.num):
+    diff = None if a is None or b is None else b - a
+    sign = "" if diff is None or diff <= 0 else "+"
+    return [label, fmt(a), fmt(b), sign + fmt(diff) if diff is not None else F.DASH]
+
+
+def compare_context(result: CompareResult) -> dict:
+    a, b = result.a, result.b
+    name_a, name_b = _model_name(a), _model_name(b)
+    if name_a == name_b:
+        name_a, name_b = f"A: {name_a}", f"B: {name_b}"
+    med = lambda s: _s(s, "median")  # noqa: E731
+    rows = [
+        _cmp_row("ReLU-type neurons", a.model.neurons, b.model.neurons),
+        _cmp_row("Parameters", a.model.params, b.model.params),
+        _cmp_row("Multiply-adds", a.model.macs, b.model.macs),
+        _cmp_row("Segments measured", len(a.density.segments), len(b.density.segments)),
+        _cmp_row("Median regions per segment", med(a.density.summary), med(b.density.summary)),
+        _cmp_row("Median regions per unit length", med(a.density.per_length), med(b.density.per_length)),
+        _cmp_row("Median regions per neuron", med(a.density.regions_per_neuron), med(b.density.regions_per_neuron)),
+        _cmp_row("Median absolute deviation", med(a.deviation.summary), med(b.deviation.summary)),
+        _cmp_row("Median boundary distance", med(a.distance.summary), med(b.distance.summary)),
+        _cmp_row("Median distance × neurons", med(a.distance.scaled_summary), med(b.distance.scaled_summary)),
+        _cmp_row("Spearman ρ (density, deviation)", a.deviation.spearman_density, b.deviation.spearman_density),
+    ]
+    table = Table(["", name_a, name_b, "B − A"], rows, numeric=[False, True, True, True])
+
+    def paired(measure, what, unit, integer, pid):
+        fp = measure.fraction_positive
+        n = len(measure.differences)
+        if fp is None:
+            sentence = f"The fraction of segments where B has the larger {what} is undefined ({n} pairs)."
+        else:
+            sentence = f"On {F.percent(fp)} of {n:,} segments B has the larger {what} than A."
+        spread = _spread(measure.summary)
+        if measure.summary and measure.summary.get("median") is not None:
+            sentence += f" Median difference B − A: {F.num(measure.summary['median'])} {unit}" + (f" ({spread})." if spread else ".")
+        return {
+            "sentence": sentence,
+            "fraction_positive": F.percent(fp),
+            "plot": Plot(
+                pid,
+                f"Paired differences: {what}",
+                "B − A per segment, in probe order; orange bars are segments where B is larger, grey holds the ties.",
+                plots.paired_histogram(pid, measure.differences, f"{what.capitalize()}: B − A per segment", f"B − A ({unit})", integer),
+                NO_SEGMENTS,
+            ),
+        }
+
+    return {
+        "title": f"{name_a} vs {name_b} — linear-region comparison",
+        "name_a": name_a,
+        "name_b": name_b,
+        "a": {"model": model_section(a), "settings": settings_section(a), "metrics": headline_metrics(a), "notes": _notes(a)},
+        "b": {"model": model_section(b), "settings": settings_section(b), "metrics": headline_metrics(b), "notes": _notes(b)},
+        "table": table,
+        "density": paired(result.paired.density, "region count", "regions", True, "paired-density"),
+        "deviation": paired(result.paired.deviation, "absolute deviation", "deviation", False, "paired-deviation"),
+        "gates": gates_table(result.gates),
+        "gates_failed": sum(1 for g in result.gates if not g.passed),
+        "timing": timing_rows(result.timing),
+        "result_version": result.regionaudit,
+        "schema": result.schema,
+        "versions": versions(),
+    }

@@ -1,0 +1,137 @@
+"""Number and text formatting shared by the HTML, PDF and Markdown outputs.
+
+Every function accepts `None` (an undefined metric) and returns a printable string for it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+DASH = "—"
+
+
+def num(x, digits: int = 4) -> str:
+    """A number for people: ints with separators, floats with `digits` significant digits."""
+    if x is None:
+        return DASH
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}"
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if not math.isfinite(x):
+        return DASH
+    if x == 0:
+        return "0"
+    if x.is_integer() and abs(x) < 1e15:
+        return f"{int(x):,}"
+    ax = abs(x)
+    if ax >= 1e6 or ax < 1e-3:
+        mantissa, exp = f"{x:.{digits - 1}e}".split("e")
+        mantissa = mantissa.rstrip("0").rstrip(".")
+        return f"{mantissa}e{int(exp)}"
+    text = f"{x:.{digits}g}"
+    if "e" in text:  # e.g. 12345.6 with 4 digits
+        return f"{x:,.0f}"
+    if ax >= 1000:
+        return f"{x:,.{max(0, digits - len(str(int(ax))))}f}"
+    return text
+
+
+def count(x) -> str:
+    """An integer count with thousands separators."""
+    if x is None:
+        return DASH
+    try:
+        return f"{int(x):,}"
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def big(x) -> str:
+    """Large counts in short form (1.2 M, 3.4 G) for headline cards."""
+    if x is None:
+        return DASH
+    x = float(x)
+    for limit, unit, suffix in ((1e12, 1e12, " T"), (1e9, 1e9, " G"), (1e6, 1e6, " M"), (1e4, 1e3, " k")):
+        if abs(x) >= limit:
+            return f"{x / unit:.3g}{suffix}"
+    return count(x)
+
+
+def percent(x) -> str:
+    if x is None:
+        return DASH
+    return f"{100 * float(x):.0f}%"
+
+
+def seconds(x) -> str:
+    if x is None:
+        return DASH
+    if isinstance(x, (int, float)):
+        x = float(x)
+        if x < 1:
+            return f"{x * 1000:.0f} ms"
+        if x < 120:
+            return f"{x:.2f} s"
+        return f"{int(x // 60)} min {x % 60:.0f} s"
+    return str(x)
+
+
+def shape(s) -> str:
+    if s is None:
+        return DASH
+    if isinstance(s, (list, tuple)):
+        return "×".join(str(v) for v in s) if s else "scalar"
+    return str(s)
+
+
+def value(v) -> str:
+    """Any settings/validation value: numbers formatted, lists and dicts as compact JSON."""
+    if v is None:
+        return DASH
+    if isinstance(v, (bool, int, float)):
+        return num(v)
+    if isinstance(v, str):
+        return v
+    try:
+        return json.dumps(v, separators=(", ", ": "), default=str)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def short_hash(h: str | None, n: int = 12) -> str:
+    if not h:
+        return DASH
+    return str(h)[:n]
+
+
+def truncate(s: str, n: int) -> str:
+    s = str(s)
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")  # `(`, `!` are harmless once `[` `]` are escaped
+
+
+def markdown(s) -> str:
+    """Neutralise a string for a Markdown table cell or paragraph.
+
+    Markdown punctuation is backslash-escaped, `<`, `>` and `&` become entities (no raw HTML),
+    newlines become spaces (no broken table rows), and bare URLs are broken with a zero-width
+    joiner so that no renderer turns them into links.
+    """
+    s = str(s)
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = re.sub(r"[\r\n\t\v\f\u2028\u2029]+", " ", s)
+    s = _MD_SPECIAL.sub(r"\\\1", s)
+    s = re.sub(r"^(\s*)([#+=-])(?=[\s#=-]|$)", r"\1\\\2", s)  # no heading, list or setext line at the start
+    s = re.sub(r"^(\s*\d+)([.)])(?=\s|$)", r"\1\\\2", s)  # no ordered list
+    s = re.sub(r"(?i)(\w)(://)", r"\1:&#8203;//", s)
+    s = re.sub(r"(?i)\bwww\.", "www&#8203;.", s)
+    return s

@@ -1,0 +1,241 @@
+"""Synthetic `AuditResult`s for tests, template work and screenshots (no model is run).
+
+`sample_result()` looks like a real audit of a small MLP on data; `empty_result()` has no
+segments, points or summaries; `nasty_result()` carries hostile names and notes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from regionaudit.result import (
+    AuditResult,
+    CompareResult,
+    Density,
+    Deviation,
+    Distance,
+    GateResult,
+    ModelInfo,
+    Paired,
+    PairedMeasure,
+    PathDensity,
+    PointDistance,
+    SegmentDensity,
+    SegmentDeviation,
+)
+
+
+def summarize(values) -> dict | None:
+    arr = np.asarray([v for v in values if v is not None], dtype=float)
+    if arr.size == 0:
+        return None
+    return {
+        "count": int(arr.size),
+        "mean": float(arr.mean()),
+        "median": float(np.median(arr)),
+        "p10": float(np.percentile(arr, 10)),
+        "p90": float(np.percentile(arr, 90)),
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+    }
+
+
+def _spearman(x, y) -> float | None:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None
+    rx = np.argsort(np.argsort(x)).astype(float)
+    ry = np.argsort(np.argsort(y)).astype(float)
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def _nodes(layer_names: list[str], widths: list[int], in_dim: int) -> list[dict]:
+    nodes = [{"id": 0, "kind": "input", "name": "input", "op_type": "", "shape": [in_dim], "units": 0, "params": 0, "detail": ""}]
+    prev = in_dim
+    i = 1
+    for name, w in zip(layer_names, widths):
+        nodes.append(
+            {"id": i, "kind": "dense", "name": f"{name}/MatMul", "op_type": "Gemm", "shape": [w], "units": 0,
+             "params": prev * w + w, "detail": f"{prev}→{w}, bias"}
+        )
+        i += 1
+        nodes.append({"id": i, "kind": "relu", "name": name, "op_type": "Relu", "shape": [w], "units": w, "params": 0, "detail": "ReLU"})
+        i += 1
+        prev = w
+    nodes.append({"id": i, "kind": "dense", "name": "logits", "op_type": "Gemm", "shape": [10], "units": 0, "params": prev * 10 + 10, "detail": f"{prev}→10, bias"})
+    return nodes
+
+
+def sample_result(
+    n_segments: int = 50,
+    n_points: int = 60,
+    seed: int = 0,
+    layer_names: list[str] | None = None,
+    with_slice: bool = True,
+    with_paths: bool = True,
+    with_gates: bool = True,
+    scale: float = 1.0,
+) -> AuditResult:
+    rng = np.random.default_rng(seed)
+    layer_names = layer_names or ["fc1/Relu", "fc2/Relu", "fc3/Relu"]
+    widths = [128, 64, 32][: len(layer_names)] + [32] * max(0, len(layer_names) - 3)
+    neurons = sum(widths)
+    nodes = _nodes(layer_names, widths, 784)
+    params = sum(n["params"] for n in nodes)
+
+    segs, devs = [], []
+    for _ in range(n_segments):
+        regions = int(rng.poisson(37 * scale)) + 1
+        length = float(rng.uniform(6, 14))
+        split = rng.multinomial(regions - 1, [0.5, 0.3, 0.2][: len(layer_names)] if len(layer_names) == 3 else np.full(len(layer_names), 1 / len(layer_names)))
+        segs.append(SegmentDensity(regions, length, regions / length, {k: int(v) for k, v in zip(layer_names, split)}))
+        per_output = list(np.abs(rng.normal(0.12 * regions / 37, 0.05, 10)))
+        devs.append(SegmentDeviation([float(x) for x in per_output], float(np.linalg.norm(per_output))))
+    knots = {k: sum(s.knots_per_layer.get(k, 0) for s in segs) for k in layer_names}
+
+    points = []
+    for _ in range(n_points):
+        dist = float(np.exp(rng.normal(np.log(0.01), 1.0)))
+        points.append(PointDistance(dist, str(rng.choice(layer_names)), int(rng.integers(0, 64)), dist * neurons))
+
+    paths, path_devs = [], []
+    if with_paths:
+        for _ in range(6):
+            r = int(rng.poisson(60)) + 1
+            length = float(rng.uniform(20, 30))
+            paths.append(PathDensity(r, length, r / length, {layer_names[0]: r}, edges=16))
+            path_devs.append(SegmentDeviation([0.3, 0.2], float(np.hypot(0.3, 0.2))))
+
+    slice_ = None
+    if with_slice:
+        slice_ = _grid_slice(rng)
+
+    gates = []
+    if with_gates:
+        med = float(np.median([s.regions for s in segs])) if segs else None
+        gates = [
+            GateResult("density.summary.median > 200", med, True, ""),
+            GateResult("deviation.spearman_density < 0.2", 0.64, False, "0.64 is not < 0.2"),
+        ]
+
+    return AuditResult(
+        model=ModelInfo(
+            path="models/mnist_mlp.onnx",
+            sha256="3f7a9c0e5b1d2468ace013579bdf2468ace013579bdf2468ace013579bdf2468",
+            input_shape=[784],
+            output_shape=[10],
+            neurons=neurons,
+            maxpool_windows=0,
+            params=params,
+            macs=params - sum(widths) - 10,
+            opset=17,
+            producer="pytorch 2.3.0",
+            input_name="input",
+            output_name="logits",
+            nodes=nodes,
+            notes=["Trailing Softmax stripped: the analysis is on logits."],
+            validation={"max_abs_err": 2.3e-7, "max_rel_err": 4.1e-8, "inputs": 8, "reference": "onnxruntime"},
+        ),
+        settings={
+            "seed": 0,
+            "device": "cpu",
+            "dtype": "float64",
+            "data": "data/mnist_test_1k.npy",
+            "data_sha256": "9b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c",
+            "pairs": n_segments,
+            "max_points": n_points,
+            "loops": len(paths),
+            "max_knots": 1_000_000,
+            "synthetic": False,
+        },
+        density=Density(
+            segments=segs,
+            paths=paths,
+            summary=summarize([s.regions for s in segs]),
+            per_length=summarize([s.density for s in segs]),
+            regions_per_neuron=summarize([s.regions / neurons for s in segs]),
+            path_summary=summarize([p.regions for p in paths]),
+            knots_per_layer=knots,
+        ),
+        deviation=Deviation(
+            segments=devs,
+            paths=path_devs,
+            summary=summarize([d.norm for d in devs]),
+            path_summary=summarize([d.norm for d in path_devs]),
+            spearman_density=_spearman([s.density for s in segs], [d.norm for d in devs]),
+        ),
+        distance=Distance(
+            points=points,
+            summary=summarize([p.distance for p in points]),
+            scaled_summary=summarize([p.scaled for p in points]),
+        ),
+        notes=[],
+        slice=slice_,
+        gates=gates,
+        timing={"import": 0.412, "density": 3.21, "deviation": 0.08, "distance": 1.7, "slice": 0.9, "total": 6.32},
+    )
+
+
+def _grid_slice(rng) -> dict:
+    """A fake partition: a jittered grid of convex quadrilaterals cut by a few lines (good enough to draw)."""
+    n = 7
+    xs = np.linspace(-1, 1, n + 1)
+    jitter = rng.uniform(-0.08, 0.08, (n + 1, n + 1, 2))
+    jitter[[0, -1], :, 0] = 0
+    jitter[:, [0, -1], 1] = 0
+    grid = np.stack(np.meshgrid(xs, xs, indexing="ij"), axis=-1) + jitter
+    polys = []
+    for i in range(n):
+        for j in range(n):
+            quad = [grid[i, j], grid[i + 1, j], grid[i + 1, j + 1], grid[i, j + 1]]
+            polys.append([[float(a), float(b)] for a, b in quad])
+    areas = [0.5 * abs(sum(p[k][0] * p[(k + 1) % 4][1] - p[(k + 1) % 4][0] * p[k][1] for k in range(4))) for p in polys]
+    return {"count": len(polys), "polygons": polys, "areas": areas, "scale": 1.5, "points": [[-0.5, -0.4], [0.6, -0.2], [0.0, 0.6]]}
+
+
+def empty_result() -> AuditResult:
+    """No segments, no points, no summaries, no units: every metric undefined."""
+    return AuditResult(
+        model=ModelInfo(
+            path="empty.onnx", sha256="", input_shape=[3], output_shape=[1], neurons=0, maxpool_windows=0,
+            params=4, macs=3, opset=13, producer="", input_name="x", output_name="y", nodes=[], notes=[], validation={},
+        ),
+        settings={"seed": 0, "synthetic": True},
+        density=Density(),
+        deviation=Deviation(),
+        distance=Distance(),
+        notes=["The model has no ReLU-type units: density and distance are undefined."],
+    )
+
+
+NASTY = "<script>alert(1)</script>"
+NASTY_MD = "a|b*_c_[x](http://evil)"
+
+
+def nasty_result() -> AuditResult:
+    r = sample_result(n_segments=12, n_points=12, layer_names=[NASTY, NASTY_MD, "$x^2$ `tick` \\ end"], with_slice=False)
+    r.model.path = f"/tmp/{NASTY}/{NASTY_MD}.onnx"
+    r.model.output_name = "<img src=x onerror=alert(2)>"
+    r.model.nodes[1]["name"] = NASTY
+    r.model.nodes[1]["detail"] = '"><iframe src="https://evil.example/"></iframe>'
+    r.model.notes = [f"doc string: {NASTY}", f"note with {NASTY_MD}\nand a second line | with pipe"]
+    r.notes = ["# not a heading", "<a href='https://evil.example'>click</a>"]
+    r.settings["data"] = f"{NASTY_MD}.npy"
+    r.gates = [GateResult(f"density.summary.median > 1 {NASTY_MD}", None, False, f"undefined {NASTY}")]
+    return r
+
+
+def sample_compare(seed: int = 0) -> CompareResult:
+    a = sample_result(seed=seed, with_slice=False, with_paths=False, with_gates=False)
+    b = sample_result(seed=seed + 1, with_slice=False, with_paths=False, with_gates=False, scale=1.3)
+    b.model.path = "models/mnist_mlp_wide.onnx"
+    dd = [float(sb.regions - sa.regions) for sa, sb in zip(a.density.segments, b.density.segments)]
+    dv = [sb.norm - sa.norm for sa, sb in zip(a.deviation.segments, b.deviation.segments)]
+    fp = lambda xs: (sum(1 for x in xs if x > 0) / len(xs)) if xs else None  # noqa: E731
+    return CompareResult(
+        a=a,
+        b=b,
+        paired=Paired(PairedMeasure(dd, fp(dd), summarize(dd)), PairedMeasure(dv, fp(dv), summarize(dv))),
+        gates=[GateResult("paired.deviation.fraction_positive > 0.5", fp(dv), False, "")],
+        timing={"total": 12.5},
+    )

@@ -1,0 +1,161 @@
+"""Model-card Markdown: content, escaping, and in-place updates of an existing README."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from regionaudit.errors import BadOption
+from regionaudit.report import append_card, render_card, write_card
+from regionaudit.report.card import END, START
+from regionaudit.report.samples import empty_result, nasty_result, sample_result
+
+
+@pytest.fixture(scope="module")
+def result():
+    return sample_result(n_segments=20, n_points=20)
+
+
+def table_rows(md: str) -> list[str]:
+    return [line for line in md.splitlines() if line.startswith("|")]
+
+
+def cells(row: str) -> list[str]:
+    """Split a GFM table row on unescaped pipes."""
+    return [c.strip() for c in re.split(r"(?<!\\)\|", row.strip())[1:-1]]
+
+
+def test_card_content(result, tmp_path):
+    out = tmp_path / "card.md"
+    write_card(result, out, "mnist_mlp.regionaudit.html")
+    md = out.read_text(encoding="utf-8")
+    assert md.startswith(START + "\n") and md.endswith(END + "\n")
+    assert "## Linear-region audit (regionaudit)" in md
+    assert "| Metric | Value | What it means |" in md
+    assert "Regions per segment" in md and "Boundary distance" in md and "Absolute deviation" in md
+    assert "[mnist\\_mlp.regionaudit.html](<mnist_mlp.regionaudit.html>)" in md
+    assert "used as given" in md
+    assert "| Gate | Value | Result |" in md and "FAIL" in md
+    for row in table_rows(md):
+        assert len(cells(row)) == 3, row
+
+
+def test_card_without_link_or_gates():
+    r = sample_result(n_segments=5, n_points=5, with_gates=False)
+    md = render_card(r, None)
+    assert "Full report" not in md
+    assert "| Gate |" not in md
+
+
+def test_card_empty_result():
+    md = render_card(empty_result(), None)
+    assert "undefined" in md
+    assert "seeded Gaussian" in md
+    assert "nan" not in md.lower().split()
+
+
+def test_card_escapes_model_strings():
+    md = render_card(nasty_result(), "reports/x y).html")
+    assert "<script" not in md.lower()
+    assert "<a href" not in md
+    assert not re.search(r"(?<!\\)\]\((?!<reports)", md)  # no link but ours
+    assert "http://" not in md and "https://" not in md  # no autolinks either
+    assert "a\\|b\\*\\_c\\_\\[x\\]" in md
+    for row in table_rows(md):
+        n = len(cells(row))
+        assert n == 3, row
+    # a note with a newline stays one list item; a note starting with # is no heading
+    assert "\\# not a heading" in md
+    assert not re.search(r"^#(?!#)", md, re.M)
+    assert "(<reports/x%20y%29.html>)" in md
+
+
+def test_card_refuses_script_links(result):
+    with pytest.raises(BadOption):
+        render_card(result, "javascript:alert(1)")
+
+
+def test_append_creates_missing_file(result, tmp_path):
+    readme = tmp_path / "README.md"
+    append_card(result, readme, None)
+    assert readme.read_text(encoding="utf-8") == render_card(result, None)
+
+
+def test_append_to_existing_twice_is_idempotent(result, tmp_path):
+    readme = tmp_path / "README.md"
+    original = "---\nlicense: mit\ntags:\n- relu\n---\n\n# My model\n\nSome text.\n"
+    readme.write_text(original, encoding="utf-8")
+    append_card(result, readme, "r.html")
+    once = readme.read_bytes()
+    append_card(result, readme, "r.html")
+    assert readme.read_bytes() == once
+    text = once.decode()
+    assert text.startswith(original)  # front matter and body untouched
+    assert text == original + "\n" + render_card(result, "r.html")
+    assert text.count(START) == 1 and text.count(END) == 1
+
+
+@pytest.mark.parametrize("tail", ["", "\n", "\n\n", "\n\n\n"])
+def test_append_separates_with_one_blank_line(result, tmp_path, tail):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Model" + tail, encoding="utf-8")
+    append_card(result, readme, None)
+    text = readme.read_text(encoding="utf-8")
+    section = render_card(result, None)
+    assert text.endswith(section)
+    head = text[: -len(section)]
+    assert head == "# Model" + tail + "\n" * max(0, 2 - len(tail))  # existing bytes kept, >= 1 blank line
+
+
+def test_replace_keeps_surrounding_bytes_crlf(result, tmp_path):
+    readme = tmp_path / "README.md"
+    before = b"---\r\nlicense: apache-2.0\r\n---\r\n\r\n# Model\r\n\r\n"
+    after = b"\r\n\r\n## Citation\r\n\r\ntrailing text without newline"
+    old = (START + "\r\nold section\r\n" + END).encode()
+    readme.write_bytes(before + old + after)
+    append_card(result, readme, "report.html")
+    data = readme.read_bytes()
+    assert data.startswith(before) and data.endswith(after)
+    middle = data[len(before) : -len(after)]
+    assert middle.startswith(START.encode()) and middle.endswith(END.encode())
+    assert b"old section" not in middle
+    assert b"\n" not in middle.replace(b"\r\n", b"")  # the section took the file's CRLF endings
+    append_card(result, readme, "report.html")
+    assert readme.read_bytes() == data
+
+
+def test_replace_with_changed_result(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n", encoding="utf-8")
+    append_card(sample_result(n_segments=10, n_points=5, seed=1), readme, None)
+    append_card(sample_result(n_segments=10, n_points=5, seed=2), readme, None)
+    text = readme.read_text(encoding="utf-8")
+    assert text == "intro\n\n" + render_card(sample_result(n_segments=10, n_points=5, seed=2), None)
+
+
+def test_markers_in_front_matter_are_ignored(result, tmp_path):
+    readme = tmp_path / "README.md"
+    original = f"---\ndescription: see {START} and {END}\n---\nbody\n"
+    readme.write_text(original, encoding="utf-8")
+    append_card(result, readme, None)
+    assert readme.read_text(encoding="utf-8").startswith(original)
+
+
+def test_unpaired_marker_is_refused(result, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"text\n{START}\nno end\n", encoding="utf-8")
+    with pytest.raises(BadOption, match="without its pair"):
+        append_card(result, readme, None)
+    assert readme.read_text(encoding="utf-8") == f"text\n{START}\nno end\n"
+
+
+def test_non_utf8_bytes_and_mode_kept(result, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_bytes(b"caf\xe9 latin-1 text\n")
+    os.chmod(readme, 0o644)
+    append_card(result, readme, None)
+    data = readme.read_bytes()
+    assert data.startswith(b"caf\xe9 latin-1 text\n\n")
+    assert (readme.stat().st_mode & 0o777) == 0o644

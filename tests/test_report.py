@@ -1,0 +1,251 @@
+"""HTML report: self-contained, escaped, every plot inline, robust to empty results."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+
+import pytest
+
+from regionaudit.errors import BadOption
+from regionaudit.report import render_compare_html, render_html, write_compare_html, write_html
+from regionaudit.report.samples import NASTY, empty_result, nasty_result, sample_compare, sample_result
+
+AUDIT_PLOTS = [
+    "regions-hist",
+    "regions-per-neuron",
+    "deviation-ecdf",
+    "density-vs-deviation",
+    "distance-hist",
+    "scaled-distance-hist",
+    "knots-per-layer",
+    "slice",
+]
+VOID = {"meta", "link", "br", "hr", "img", "input", "col", "area", "base", "source", "wbr", "embed", "track", "param"}
+
+
+class Collector(HTMLParser):
+    """Tags, attributes and tag balance of an HTML page (SVG children are self-closed or paired)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.styles: list[str] = []
+        self._in_style = False
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag not in VOID:
+            self.stack.append(tag)
+        self._in_style = tag == "style"
+
+    def handle_startendtag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"unbalanced </{tag}> (open: {self.stack[-3:]})")
+        else:
+            self.stack.pop()
+        self._in_style = False
+
+    def handle_data(self, data):
+        if self._in_style:
+            self.styles.append(data)
+        self.text.append(data)
+
+
+def parse(html: str) -> Collector:
+    c = Collector()
+    c.feed(html)
+    c.close()
+    return c
+
+
+@pytest.fixture(scope="module")
+def sample_html():
+    return render_html(sample_result())
+
+
+@pytest.fixture(scope="module")
+def empty_html():
+    return render_html(empty_result())
+
+
+@pytest.fixture(scope="module")
+def nasty_html():
+    return render_html(nasty_result())
+
+
+def external_references(html: str) -> list[str]:
+    """src/href/url(...)/@import that point outside the page."""
+    found = []
+    c = parse(html)
+    for tag, attrs in c.tags:
+        for name, value in attrs.items():
+            if name.split(":")[-1] in ("src", "href", "srcset", "data", "action", "poster", "background") and value:
+                if not value.startswith("#"):
+                    found.append(f"<{tag} {name}={value!r}>")
+            if name == "style" and value and re.search(r"url\(\s*['\"]?(?!#)", value):
+                found.append(f"<{tag} style={value!r}>")
+    css = "\n".join(c.styles)
+    found += re.findall(r"url\(\s*['\"]?(?!#)[^)]*\)", css)
+    found += re.findall(r"@import[^;]*;", css)
+    found += re.findall(r"@font-face", css)
+    return found
+
+
+@pytest.mark.parametrize("which", ["sample", "empty", "nasty"])
+def test_html_is_balanced_and_self_contained(which, sample_html, empty_html, nasty_html):
+    html = {"sample": sample_html, "empty": empty_html, "nasty": nasty_html}[which]
+    c = parse(html)
+    assert not c.errors, c.errors[:5]
+    assert c.stack == [], c.stack
+    assert html.startswith("<!DOCTYPE html>")
+    assert external_references(html) == []
+    assert not re.search(r"<\s*script", html, re.I)
+    assert not re.search(r"<\s*(iframe|object|embed|link)\b", html, re.I)
+    assert not re.search(r"(src|href)\s*=\s*['\"]?\s*(https?:|//|file:|javascript:)", html, re.I)
+    # every id is unique (several inline SVGs share one DOM)
+    ids = [attrs["id"] for _, attrs in c.tags if "id" in attrs]
+    dupes = {i for i in ids if ids.count(i) > 1}
+    assert not dupes, sorted(dupes)[:10]
+
+
+def test_every_plot_is_inline_svg(sample_html):
+    svgs = re.findall(r"<svg\b.*?</svg>", sample_html, re.S)
+    assert len(svgs) == len(AUDIT_PLOTS)
+    for plot_id in AUDIT_PLOTS:
+        assert f'id="plot-{plot_id}"' in sample_html, plot_id
+        assert f'<figure class="plot' in sample_html
+    titles = {
+        "regions-hist": "Regions per segment",
+        "regions-per-neuron": "Regions per neuron",
+        "deviation-ecdf": "Absolute deviation (ECDF)",
+        "density-vs-deviation": "Spearman ρ = ",
+        "distance-hist": "Distance to nearest boundary",
+        "scaled-distance-hist": "Distance × neurons",
+        "knots-per-layer": "Knots per layer",
+        "slice": "2-D slice: 49 regions",
+    }
+    for svg in svgs:
+        root = ET.fromstring(svg)  # each SVG is well-formed XML on its own
+        assert root.tag.endswith("svg")
+        plot_id = root.get("id").removeprefix("plot-")
+        assert titles[plot_id] in svg, plot_id
+        assert "<!DOCTYPE" not in svg and "<?xml" not in svg
+
+
+def test_headline_sentences_and_sections(sample_html):
+    r = sample_result()
+    med = int(r.density.summary["median"])
+    assert f"Median {med} linear regions along a segment between two data points (p10" in sample_html
+    assert "Median distance" in sample_html
+    assert "Median absolute deviation" in sample_html
+    assert "Spearman ρ = " in sample_html
+    assert "Data is used as given" in sample_html
+    assert "Trailing Softmax stripped" in sample_html  # model notes shown
+    assert "1 of 2 gates failed" in sample_html
+    for word in ("torch", "onnxruntime", "numpy", "onnx"):
+        assert f"<th>{word}</th>" in sample_html
+    assert "3f7a9c0e5b1d" in sample_html  # short hash in the header
+    assert "fc1/Relu/MatMul" in sample_html  # node table
+    assert "Closed translation loops" in sample_html
+
+
+def test_empty_result_renders_without_plots(empty_html):
+    assert "<svg" not in empty_html
+    assert "No segments were measured." in empty_html
+    assert "No points were measured." in empty_html
+    assert "no ReLU-type units" in empty_html
+    assert "Synthetic probes." in empty_html
+    assert "nan" not in re.sub(r"<[^>]+>", "", empty_html).lower().split()
+
+
+def test_nasty_strings_are_escaped(nasty_html):
+    assert NASTY not in nasty_html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in nasty_html
+    assert "<img" not in nasty_html
+    assert "<iframe" not in nasty_html
+    assert "evil.example" in nasty_html  # shown as text, not as a link
+    # node names inside SVG text are XML-escaped too
+    for svg in re.findall(r"<svg\b.*?</svg>", nasty_html, re.S):
+        ET.fromstring(svg)
+    # a `$...$` layer name is drawn literally, not as mathtext
+    assert "$x^2$" in nasty_html
+
+
+def test_render_is_deterministic():
+    assert render_html(sample_result(n_segments=10, n_points=10)) == render_html(sample_result(n_segments=10, n_points=10))
+
+
+def test_write_html(tmp_path):
+    out = tmp_path / "r.html"
+    write_html(sample_result(n_segments=10, n_points=10), out)
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+    assert (out.stat().st_mode & 0o044) == 0o044 or (out.stat().st_mode & 0o600) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["r.html"]  # no temporary left behind
+
+
+def test_write_html_missing_folder(tmp_path):
+    with pytest.raises(BadOption):
+        write_html(sample_result(n_segments=5, n_points=5), tmp_path / "nope" / "r.html")
+
+
+def test_none_everywhere_never_crashes():
+    r = sample_result(n_segments=5, n_points=5)
+    r.density.summary = r.density.per_length = r.density.regions_per_neuron = None
+    r.deviation.summary = r.deviation.spearman_density = None
+    r.distance.summary = r.distance.scaled_summary = None
+    r.distance.points[0].distance = None
+    r.distance.points[1].scaled = None
+    r.density.segments[0].density = None
+    r.model.validation = {}
+    r.slice = {"count": 3}  # no polygons
+    r.timing = {"nested": {"a": 1.5}, "text": "n/a"}
+    html = render_html(r)
+    assert "The slice has no polygons to draw (3 regions counted)." in html
+    assert parse(html).errors == []
+
+
+def test_single_value_and_zero_distance_plots():
+    r = sample_result(n_segments=3, n_points=3, with_slice=False)
+    for s in r.density.segments:
+        s.regions = 7
+    r.distance.points[0].distance = 0.0
+    html = render_html(r)
+    assert "at exactly 0 (not shown)" in html
+    assert html.count("<svg") == 7
+
+
+def test_many_layers_and_many_polygons():
+    names = [f"block{i}/relu" for i in range(60)]
+    r = sample_result(n_segments=8, n_points=8, layer_names=names)
+    html = render_html(r)
+    assert "more layers" in html
+
+
+def test_compare_html(tmp_path):
+    html = render_compare_html(sample_compare())
+    c = parse(html)
+    assert not c.errors and c.stack == []
+    assert external_references(html) == []
+    assert html.count("<svg") == 2
+    assert 'id="plot-paired-density"' in html and 'id="plot-paired-deviation"' in html
+    assert "of segments" in html and "B − A" in html
+    out = tmp_path / "a-vs-b.regionaudit.html"
+    write_compare_html(sample_compare(), out)
+    assert out.read_text(encoding="utf-8") == html
+
+
+def test_templates_are_package_resources():
+    from importlib import resources
+
+    root = resources.files("regionaudit.templates")
+    for name in ("report.html.j2", "compare.html.j2", "card.md.j2", "report.css", "_macros.html.j2"):
+        assert root.joinpath(name).is_file(), name
