@@ -1,0 +1,304 @@
+"""Baselines: `--baseline OLD.json` and `--max-increase PATH=BOUND`.
+
+A baseline is the JSON of an earlier audit. Its settings are reused for every probe option not
+given on the command line (so the new audit measures the same probes); an explicit option that
+conflicts with them is a usage error (exit 2). `--max-increase density.summary.median=10%` fails
+the gate when the metric grew by more than 10% of the baseline's value; `...=5` by more than 5.
+
+Pure functions on plain dicts; the CLI turns failed gates into exit code 1 and errors into 2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from regionaudit.errors import BadOption, GateError
+from regionaudit.gates import (
+    exact,
+    format_number,
+    gateable_paths,
+    lookup,
+    unknown_path_error,
+    why_undefined,
+)
+from regionaudit.result import SCHEMA, AuditResult, CompareResult, GateResult
+
+# Settings that define the probes (and so every number); what a baseline run passes on.
+PROBE_SETTINGS = (
+    "seed",
+    "pairs",
+    "max_points",
+    "loops",
+    "loop_radius",
+    "loop_steps",
+    "dtype",
+    "max_knots",
+    "input_shape",
+    "output_name",
+    "layout",
+    "data_sha256",
+    "points_sha256",
+    "segments_sha256",
+)
+
+# Settings whose command-line option is not simply "--" + the key with dashes.
+_OPTION_NAMES = {
+    "data_sha256": "--data",
+    "points_sha256": "--points",
+    "segments_sha256": "--segments",
+}
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def load_result(path: str | Path, what: str = "result", allow_compare: bool = True) -> dict:
+    """The dict of a regionaudit result JSON (an audit or a compare); anything else -> GateError."""
+    p = Path(path)
+    if not p.is_file():
+        raise GateError(f"{what} file {p} not found" if not p.exists() else f"{what} {p} is not a file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise GateError(f"{what} {p} cannot be read: {e}") from None
+    try:
+        d = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as e:
+        raise GateError(f"{what} {p} is not JSON: {e}") from None
+    if not isinstance(d, dict) or "schema" not in d or "regionaudit" not in d:
+        raise GateError(f"{what} {p} is not a regionaudit result JSON (no 'regionaudit'/'schema' keys)")
+    schema = d.get("schema")
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema > SCHEMA or schema < 1:
+        raise GateError(
+            f"{what} {p} has JSON schema {schema!r}; this regionaudit reads schema {SCHEMA} "
+            f"(written by regionaudit {d.get('regionaudit')!r})"
+        )
+    is_compare = "paired" in d
+    if is_compare and not allow_compare:
+        raise GateError(
+            f"{what} {p} is a `regionaudit compare` result; a {what} must be the JSON of a single-model audit"
+        )
+    required = ("a", "b", "paired") if is_compare else ("model", "settings", "density", "deviation", "distance")
+    missing = [k for k in required if k not in d]
+    if missing:
+        kind = "compare" if is_compare else "audit"
+        raise GateError(f"{what} {p} is not a complete regionaudit {kind} JSON: missing {', '.join(missing)}")
+    try:
+        (CompareResult if is_compare else AuditResult).from_dict(d)
+    except KeyError as e:
+        raise GateError(f"{what} {p} is not a complete regionaudit result JSON: key {e} is missing") from None
+    except (TypeError, AttributeError, ValueError) as e:
+        raise GateError(f"{what} {p} is not a valid regionaudit result JSON: {e}") from None
+    return d
+
+
+def load_baseline(path: str | Path) -> dict:
+    """The dict of an earlier single-model audit's JSON; a missing, unreadable or foreign file -> GateError."""
+    d = load_result(path, what="baseline", allow_compare=False)
+    if not isinstance(d.get("settings"), dict):
+        raise GateError(f"baseline {path} has no settings object")
+    return d
+
+
+def baseline_settings(baseline: dict) -> dict:
+    """The baseline's `settings` (a copy): what a run without explicit options should reuse.
+
+    All of them are returned; `merge_settings` picks the keys the caller names (see PROBE_SETTINGS).
+    """
+    settings = baseline.get("settings")
+    if not isinstance(settings, dict):
+        raise GateError("the baseline has no settings object")
+    return json.loads(json.dumps(settings))  # a deep copy of plain JSON data
+
+
+def _normal(v: Any) -> Any:
+    """Values as JSON would hold them: tuples become lists, 2.0 equals 2."""
+    if isinstance(v, tuple):
+        return [_normal(x) for x in v]
+    if isinstance(v, list):
+        return [_normal(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _normal(x) for k, x in v.items()}
+    return v
+
+
+def _same(a: Any, b: Any) -> bool:
+    a, b = _normal(a), _normal(b)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return float(a) == float(b)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def option_name(key: str) -> str:
+    return _OPTION_NAMES.get(key, "--" + key.replace("_", "-"))
+
+
+def _show(v: Any) -> str:
+    if v is None:
+        return "(not set)"
+    if isinstance(v, (list, tuple)):
+        return ",".join(_show(x) for x in v)
+    if isinstance(v, float):
+        return format_number(v)
+    if isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v):
+        return f"sha256 {v[:12]}…"
+    return str(v)
+
+
+def merge_settings(explicit: dict, baseline: dict, keys: list[str]) -> dict:
+    """Settings for a run against a baseline.
+
+    `explicit` holds the command line's values, None for "not given". For each key in `keys`: a
+    given value that differs from the baseline's is a conflict (BadOption naming both); a value not
+    given takes the baseline's. Keys the baseline lacks keep the explicit value. Other keys of
+    `explicit` pass through. All conflicts are reported at once, on one line.
+    """
+    merged = dict(explicit)
+    conflicts: list[str] = []
+    for key in keys:
+        given = explicit.get(key)
+        if key not in baseline:
+            merged[key] = given
+            continue
+        base = baseline[key]
+        if given is None:
+            merged[key] = base
+        elif _same(given, base):
+            merged[key] = given
+        else:
+            conflicts.append(f"{option_name(key)} {_show(given)} conflicts with the baseline's {key} {_show(base)}")
+    if conflicts:
+        raise BadOption(
+            "; ".join(conflicts)
+            + " (leave the option out to reuse the baseline's value, or make a new baseline)"
+        )
+    return merged
+
+
+# ---------------------------------------------------------------- --max-increase
+
+
+@dataclass(frozen=True)
+class IncreaseBound:
+    """`PATH=10%` (relative to the baseline's value) or `PATH=5` (absolute, in the metric's units)."""
+
+    path: str
+    amount: str  # the bound as typed, without the %
+    percent: bool
+
+    @property
+    def text(self) -> str:
+        return f"{self.amount}%" if self.percent else self.amount
+
+    @property
+    def expr(self) -> str:
+        return f"{self.path} increase <= {self.text}"
+
+
+_NUMBER = r"[+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_INCREASE_RE = re.compile(r"^\s*(?P<path>[^\s=<>!]+)\s*=\s*(?P<amount>" + _NUMBER + r")\s*(?P<pct>%?)\s*$")
+_EXPECTED = "expected PATH=NUMBER or PATH=NUMBER%, e.g. density.summary.median=10%"
+
+
+def parse_increase(spec: str) -> IncreaseBound:
+    """`"density.summary.median=10%"` or `"deviation.summary.p90=12.5"` -> IncreaseBound."""
+    if not isinstance(spec, str):
+        raise GateError(f"bad --max-increase {spec!r}: {_EXPECTED}")
+    m = _INCREASE_RE.match(spec)
+    if not m:
+        if re.match(r"^\s*[^\s=]+\s*=\s*-", spec or ""):
+            raise GateError(f"bad --max-increase {spec.strip()!r}: the bound is a maximum increase and must be >= 0")
+        raise GateError(f"bad --max-increase {spec.strip()!r}: {_EXPECTED}")
+    amount = m.group("amount").lstrip("+")
+    if not math.isfinite(float(amount)):
+        raise GateError(f"bad --max-increase {spec.strip()!r}: {amount} is not a finite number")
+    return IncreaseBound(path=m.group("path"), amount=amount, percent=bool(m.group("pct")))
+
+
+def check_increases(specs: list[str]) -> list[IncreaseBound]:
+    """Parse every `--max-increase` and check its path against the schema; call before auditing."""
+    from regionaudit.gates import check_paths
+
+    bounds = [parse_increase(s) for s in specs]
+    check_paths([b.path for b in bounds], compare=False)
+    return bounds
+
+
+def _percent_text(increase: Fraction, base: Fraction) -> str:
+    pct = float(increase / base * 100)
+    if pct != 0 and abs(pct) < 0.1:
+        return f"{pct:+.2g}%"
+    return f"{pct:+.1f}%"
+
+
+def evaluate_increase(current: dict, baseline: dict, bound: IncreaseBound) -> GateResult:
+    """One `--max-increase` gate: fails when current - baseline exceeds the bound.
+
+    GateResult.value is the increase (current - baseline); None when either value is undefined.
+    """
+    cur = lookup(current, bound.path)
+    base_paths = gateable_paths(baseline)
+    if bound.path not in base_paths:
+        raise GateError(
+            f"the baseline has no metric {bound.path!r} (it was written by regionaudit "
+            f"{baseline.get('regionaudit')!r}); valid baseline paths: {', '.join(base_paths)}"
+        )
+    base = lookup(baseline, bound.path)
+    expr = bound.expr
+    if cur is None or base is None:
+        which = []
+        if cur is None:
+            why = why_undefined(current, bound.path)
+            which.append("now" + (f" ({why})" if why else ""))
+        if base is None:
+            why = why_undefined(baseline, bound.path)
+            which.append("in the baseline" + (f" ({why})" if why else ""))
+        msg = f"FAIL {expr}: metric {bound.path} is undefined (null) {' and '.join(which)}"
+        return GateResult(expr=expr, value=None, passed=False, message=msg)
+    c, b = exact(cur), exact(base)
+    increase = c - b
+    if bound.percent:
+        if b <= 0:
+            raise GateError(
+                f"--max-increase {bound.path}={bound.text}: a percentage bound needs a positive baseline value, "
+                f"but the baseline's {bound.path} is {format_number(base)}; give an absolute bound instead"
+            )
+        limit = exact(bound.amount) / 100 * b
+        detail = f"of baseline {format_number(base)} (now {format_number(cur)}, {_percent_text(increase, b)})"
+    else:
+        limit = exact(bound.amount)
+        detail = f"(baseline {format_number(base)}, now {format_number(cur)}, {_signed(increase)})"
+    failed = increase > limit
+    status = "FAIL" if failed else "pass"
+    inc_value = float(increase) if isinstance(cur, float) or isinstance(base, float) else int(increase)
+    return GateResult(expr=expr, value=inc_value, passed=not failed, message=f"{status} {expr} {detail}")
+
+
+def _signed(x: Fraction) -> str:
+    v = float(x) if x.denominator != 1 else int(x)
+    s = format_number(v)
+    return s if s.startswith("-") else "+" + s
+
+
+def evaluate_increases(current: dict, baseline: dict, specs: list[str | IncreaseBound]) -> list[GateResult]:
+    """Evaluate every `--max-increase`; all specs and paths are checked before any gate is evaluated."""
+    bounds = [s if isinstance(s, IncreaseBound) else parse_increase(s) for s in specs]
+    valid = gateable_paths(current)
+    for bound in bounds:
+        if bound.path not in valid:
+            raise unknown_path_error(bound.path, valid)
+    return [evaluate_increase(current, baseline, bound) for bound in bounds]

@@ -1,0 +1,324 @@
+"""Baselines: loading, reusing settings, and `--max-increase` gates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from regionaudit.baseline import (
+    PROBE_SETTINGS,
+    IncreaseBound,
+    baseline_settings,
+    evaluate_increases,
+    load_baseline,
+    load_result,
+    merge_settings,
+    parse_increase,
+)
+from regionaudit.errors import BadOption, GateError, RegionAuditError
+from regionaudit.result import (
+    AuditResult,
+    CompareResult,
+    Density,
+    Deviation,
+    Distance,
+    ModelInfo,
+    Paired,
+    PairedMeasure,
+    SegmentDensity,
+    SegmentDeviation,
+)
+
+SETTINGS = {
+    "seed": 0,
+    "pairs": 100,
+    "max_points": 100,
+    "loops": 0,
+    "loop_radius": 2.0,
+    "loop_steps": 16,
+    "dtype": "float64",
+    "max_knots": None,
+    "input_shape": [3, 8, 8],
+    "output_name": None,
+    "layout": "chw",
+    "data_sha256": "a" * 64,
+    "points_sha256": None,
+    "segments_sha256": None,
+}
+
+
+def make_audit(median=37, p90=12.5, spearman=0.25, segments=3) -> dict:
+    summary = None
+    if segments:
+        summary = {"count": segments, "mean": median, "median": median, "p10": median, "p90": median,
+                   "min": median, "max": median}
+    dev_summary = None
+    if segments:
+        dev_summary = {"count": segments, "mean": p90, "median": p90, "p10": p90, "p90": p90, "min": p90, "max": p90}
+    r = AuditResult(
+        model=ModelInfo(path="m.onnx", sha256="0" * 64, input_shape=[3, 8, 8], output_shape=[10], neurons=64,
+                        maxpool_windows=0, params=1000, macs=2000, opset=17, producer="t", input_name="x",
+                        output_name="y"),
+        settings=dict(SETTINGS),
+        density=Density(
+            segments=[SegmentDensity(regions=int(median), length=1.0, density=float(median), knots_per_layer={})
+                      for _ in range(segments)],
+            summary=summary,
+        ),
+        deviation=Deviation(segments=[SegmentDeviation(per_output=[p90], norm=p90) for _ in range(segments)],
+                            summary=dev_summary, spearman_density=spearman),
+        distance=Distance(),
+    )
+    return r.to_dict()
+
+
+# ---------------------------------------------------------------- loading
+
+
+def test_load_baseline_round_trip(tmp_path):
+    d = make_audit()
+    p = tmp_path / "audit.json"
+    p.write_text(json.dumps(d))
+    assert load_baseline(p) == d
+    assert load_baseline(str(p)) == d
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (None, "not found"),
+        ("{not json", "is not JSON"),
+        ('{"density": NaN}', "is not JSON"),
+        ("[1, 2]", "not a regionaudit result JSON"),
+        ('{"hello": 1}', "not a regionaudit result JSON"),
+        ('{"regionaudit": "0.1.0", "schema": 99, "settings": {}}', "schema 99"),
+        ('{"regionaudit": "0.1.0", "schema": 1, "settings": {}}', "missing model, density, deviation, distance"),
+        ('{"regionaudit": "0.1.0", "schema": 1, "settings": {}, "model": {}, "density": {}, "deviation": {},'
+         ' "distance": {}}', "not a (complete|valid) regionaudit (audit|result) JSON"),
+    ],
+)
+def test_load_baseline_errors(tmp_path, content, match):
+    p = tmp_path / "base.json"
+    if content is not None:
+        p.write_text(content)
+    with pytest.raises(RegionAuditError, match=match) as e:
+        load_baseline(p)
+    assert e.value.exit_code == 2 and "\n" not in str(e.value)
+    assert str(p) in str(e.value)
+
+
+def test_load_baseline_refuses_compare_result(tmp_path):
+    d = {"a": make_audit(), "b": make_audit(), "paired": {}, "regionaudit": "0.1.0", "schema": 1}
+    p = tmp_path / "cmp.json"
+    p.write_text(json.dumps(d))
+    with pytest.raises(GateError, match="compare"):
+        load_baseline(p)
+
+
+def test_load_result_accepts_compare_and_audit(tmp_path):
+    cmp = tmp_path / "cmp.json"
+    d = CompareResult(a=AuditResult.from_dict(make_audit()), b=AuditResult.from_dict(make_audit()),
+                      paired=Paired(density=PairedMeasure([0, 0, 0], 0.0, None),
+                                    deviation=PairedMeasure([0.0, 0.0, 0.0], 0.0, None))).to_dict()
+    cmp.write_text(json.dumps(d))
+    assert load_result(cmp) == d
+    with pytest.raises(GateError, match="compare"):
+        load_baseline(cmp)
+    audit = tmp_path / "audit.json"
+    audit.write_text(json.dumps(make_audit()))
+    assert load_result(audit) == make_audit()
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({**d, "paired": {}}))
+    with pytest.raises(GateError, match="not a complete regionaudit result JSON"):
+        load_result(broken)
+
+
+def test_load_baseline_directory(tmp_path):
+    with pytest.raises(GateError, match="not a file"):
+        load_baseline(tmp_path)
+
+
+# ---------------------------------------------------------------- settings
+
+
+def test_baseline_settings_is_a_copy():
+    d = make_audit()
+    s = baseline_settings(d)
+    assert s == SETTINGS
+    s["input_shape"].append(1)
+    assert d["settings"]["input_shape"] == [3, 8, 8]
+
+
+def test_merge_fills_missing_settings_from_baseline():
+    base = baseline_settings(make_audit())
+    explicit = {k: None for k in PROBE_SETTINGS}
+    explicit["device"] = "cpu"  # not a probe setting: passes through
+    merged = merge_settings(explicit, base, list(PROBE_SETTINGS))
+    for k in PROBE_SETTINGS:
+        assert merged[k] == base[k]
+    assert merged["device"] == "cpu"
+
+
+def test_merge_accepts_equal_explicit_values():
+    base = baseline_settings(make_audit())
+    explicit = {"seed": 0, "pairs": 100, "input_shape": (3, 8, 8), "loop_radius": 2, "dtype": "float64"}
+    merged = merge_settings(explicit, base, list(PROBE_SETTINGS))
+    assert merged["seed"] == 0 and merged["pairs"] == 100 and merged["max_points"] == 100
+    assert list(merged["input_shape"]) == [3, 8, 8]
+
+
+def test_merge_conflict_names_option_and_both_values():
+    base = baseline_settings(make_audit())
+    with pytest.raises(BadOption) as e:
+        merge_settings({"seed": 1, "pairs": None}, base, ["seed", "pairs"])
+    msg = str(e.value)
+    assert "--seed 1 conflicts with the baseline's seed 0" in msg
+    assert "\n" not in msg and e.value.exit_code == 2
+
+
+def test_merge_reports_every_conflict_at_once():
+    base = baseline_settings(make_audit())
+    explicit = {"seed": 1, "max_points": 5, "input_shape": [3, 16, 16], "data_sha256": "b" * 64,
+                "max_knots": 1000}
+    with pytest.raises(BadOption) as e:
+        merge_settings(explicit, base, list(PROBE_SETTINGS))
+    msg = str(e.value)
+    assert "--seed 1 conflicts with the baseline's seed 0" in msg
+    assert "--max-points 5 conflicts with the baseline's max_points 100" in msg
+    assert "--input-shape 3,16,16 conflicts with the baseline's input_shape 3,8,8" in msg
+    assert "--data sha256 bbbbbbbbbbbb… conflicts with the baseline's data_sha256 sha256 aaaaaaaaaaaa…" in msg
+    assert "--max-knots 1000 conflicts with the baseline's max_knots (not set)" in msg
+
+
+def test_merge_key_missing_from_baseline_keeps_explicit():
+    merged = merge_settings({"seed": 3, "loops": None}, {"pairs": 100}, ["seed", "loops", "pairs"])
+    assert merged == {"seed": 3, "loops": None, "pairs": 100}
+
+
+# ---------------------------------------------------------------- --max-increase parsing
+
+
+@pytest.mark.parametrize(
+    "spec, path, amount, percent",
+    [
+        ("density.summary.median=10%", "density.summary.median", "10", True),
+        ("deviation.summary.p90=12.5%", "deviation.summary.p90", "12.5", True),
+        ("density.summary.median=5", "density.summary.median", "5", False),
+        (" density.summary.median = 0.5 % ", "density.summary.median", "0.5", True),
+        ("distance.summary.median=1e-3", "distance.summary.median", "1e-3", False),
+        ("model.params=0", "model.params", "0", False),
+    ],
+)
+def test_parse_increase(spec, path, amount, percent):
+    b = parse_increase(spec)
+    assert b == IncreaseBound(path=path, amount=amount, percent=percent)
+
+
+@pytest.mark.parametrize("spec", ["density.summary.median", "density.summary.median=", "=10%",
+                                  "density.summary.median=ten", "density.summary.median=10%%",
+                                  "density.summary.median>10", "a=1=2", "density.summary.median=-5"])
+def test_parse_increase_malformed(spec):
+    with pytest.raises(GateError) as e:
+        parse_increase(spec)
+    assert "\n" not in str(e.value)
+
+
+def test_parse_increase_negative_says_why():
+    with pytest.raises(GateError, match="must be >= 0"):
+        parse_increase("density.summary.median=-5%")
+
+
+# ---------------------------------------------------------------- --max-increase evaluation
+
+
+@pytest.mark.parametrize(
+    "now, spec, passed",
+    [
+        (44, "density.summary.median=10", True),  # +7 <= 10
+        (47, "density.summary.median=10", True),  # exactly +10
+        (48, "density.summary.median=10", False),  # +11
+        (47.5, "density.summary.median=10.5", True),
+        (47.5000001, "density.summary.median=10.5", False),
+        (30, "density.summary.median=0", True),  # a decrease
+        (37, "density.summary.median=0", True),
+        (38, "density.summary.median=0", False),
+        # percentages of 37: 10% is 3.7 -> boundary at 40.7 exactly as written
+        (40.7, "density.summary.median=10%", True),
+        (40.700001, "density.summary.median=10%", False),
+        (40.1, "density.summary.median=10%", True),
+        (20, "density.summary.median=0%", True),
+        (37, "density.summary.median=0%", True),
+        (37.000001, "density.summary.median=0%", False),
+        (74, "density.summary.median=100%", True),
+        (75, "density.summary.median=100%", False),
+    ],
+)
+def test_increase_boundaries(now, spec, passed):
+    [g] = evaluate_increases(make_audit(median=now), make_audit(median=37), [spec])
+    assert g.passed is passed, g.message
+    assert g.message.startswith("pass " if passed else "FAIL ")
+
+
+def test_increase_message_and_value():
+    [g] = evaluate_increases(make_audit(median=40.1), make_audit(median=37), ["density.summary.median=10%"])
+    assert g.expr == "density.summary.median increase <= 10%"
+    assert g.message == "pass density.summary.median increase <= 10% of baseline 37 (now 40.1, +8.4%)"
+    assert g.value == pytest.approx(3.1)
+    [a] = evaluate_increases(make_audit(median=48), make_audit(median=37), ["density.summary.median=10"])
+    assert a.message == "FAIL density.summary.median increase <= 10 (baseline 37, now 48, +11)"
+    assert a.value == 11 and isinstance(a.value, int)
+
+
+def test_percent_bound_on_nonpositive_baseline_is_an_error():
+    for base in (0, -0.5):
+        with pytest.raises(GateError) as e:
+            evaluate_increases(make_audit(spearman=0.1), make_audit(spearman=base), ["deviation.spearman_density=10%"])
+        assert "positive baseline value" in str(e.value) and e.value.exit_code == 2
+    # an absolute bound on the same value is fine
+    [g] = evaluate_increases(make_audit(spearman=0.1), make_audit(spearman=0), ["deviation.spearman_density=0.1"])
+    assert g.passed
+    [g] = evaluate_increases(make_audit(spearman=0.1), make_audit(spearman=-0.5), ["deviation.spearman_density=0.5"])
+    assert not g.passed
+
+
+def test_increase_undefined_values_fail():
+    # no segments now: summary null
+    [g] = evaluate_increases(make_audit(segments=0), make_audit(), ["density.summary.median=10%"])
+    assert not g.passed and g.value is None
+    assert "undefined (null) now (no segments were measured)" in g.message
+    [g] = evaluate_increases(make_audit(), make_audit(segments=0), ["density.summary.median=10%"])
+    assert not g.passed and "undefined (null) in the baseline" in g.message
+    [g] = evaluate_increases(make_audit(spearman=None), make_audit(spearman=None), ["deviation.spearman_density=1"])
+    assert not g.passed and "now" in g.message and "baseline" in g.message
+
+
+def test_increase_unknown_path_lists_valid():
+    with pytest.raises(GateError) as e:
+        evaluate_increases(make_audit(), make_audit(), ["density.summary.mediam=10%"])
+    msg = str(e.value)
+    assert msg.startswith("unknown metric path 'density.summary.mediam'; valid paths: ")
+    assert "density.summary.median" in msg and "\n" not in msg
+
+
+def test_increase_path_missing_in_baseline():
+    base = make_audit()
+    del base["deviation"]["spearman_density"]
+    with pytest.raises(GateError, match="baseline has no metric 'deviation.spearman_density'"):
+        evaluate_increases(make_audit(), base, ["deviation.spearman_density=1"])
+
+
+def test_several_increases():
+    gates = evaluate_increases(
+        make_audit(median=40, p90=13), make_audit(median=37, p90=12.5),
+        ["density.summary.median=10%", "deviation.summary.p90=0.25", IncreaseBound("model.params", "0", False)],
+    )
+    assert [g.passed for g in gates] == [True, False, True]
+
+
+def test_check_increases_before_the_audit():
+    from regionaudit.baseline import check_increases
+
+    assert check_increases(["density.summary.median=10%"]) == [IncreaseBound("density.summary.median", "10", True)]
+    with pytest.raises(GateError, match="unknown metric path 'density.summary.mediam'"):
+        check_increases(["density.summary.mediam=10%"])

@@ -1,0 +1,377 @@
+"""Threshold gates (`--fail-if`) on hand-built result dicts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from regionaudit.errors import GateError, RegionAuditError
+from regionaudit.gates import (
+    SUMMARY_KEYS,
+    any_failed,
+    evaluate_gates,
+    format_gate_line,
+    gateable_paths,
+    lookup,
+    parse_gate,
+    schema_skeleton,
+)
+from regionaudit.result import (
+    AuditResult,
+    CompareResult,
+    Density,
+    Deviation,
+    Distance,
+    GateResult,
+    ModelInfo,
+    Paired,
+    PairedMeasure,
+    PointDistance,
+    SegmentDensity,
+    SegmentDeviation,
+)
+
+
+def summary(values):
+    if not values:
+        return None
+    s = sorted(values)
+    return {
+        "count": len(s),
+        "mean": sum(s) / len(s),
+        "median": s[len(s) // 2],
+        "p10": s[0],
+        "p90": s[-1],
+        "min": s[0],
+        "max": s[-1],
+    }
+
+
+def make_result(regions=(3, 5, 8), norms=None, distances=(0.5, 0.25), neurons=16, notes=()) -> AuditResult:
+    regions = list(regions)
+    norms = list(norms) if norms is not None else [0.1 * r for r in regions]
+    segs = [SegmentDensity(regions=r, length=2.0, density=r / 2.0, knots_per_layer={"/fc1/Relu": r - 1}) for r in regions]
+    devs = [SegmentDeviation(per_output=[n], norm=n) for n in norms]
+    pts = [PointDistance(distance=d, node="/fc1/Relu", unit=0, scaled=d * neurons) for d in distances]
+    return AuditResult(
+        model=ModelInfo(
+            path="m.onnx",
+            sha256="0" * 64,
+            input_shape=[4],
+            output_shape=[2],
+            neurons=neurons,
+            maxpool_windows=0,
+            params=123,
+            macs=456,
+            opset=17,
+            producer="test",
+            input_name="x",
+            output_name="y",
+            nodes=[{"name": "/fc1/Relu", "neurons": neurons}],
+            validation={"max_abs_err": 1e-12, "max_rel_err": 2e-13},
+        ),
+        settings={"seed": 0, "pairs": len(regions), "max_points": len(distances), "dtype": "float64"},
+        density=Density(
+            segments=segs,
+            summary=summary(regions),
+            per_length=summary([s.density for s in segs]),
+            regions_per_neuron=summary([r / neurons for r in regions]) if neurons else None,
+            knots_per_layer={"/fc1/Relu": sum(r - 1 for r in regions)},
+        ),
+        deviation=Deviation(
+            segments=devs,
+            summary=summary(norms),
+            spearman_density=0.5 if len(regions) >= 2 else None,
+        ),
+        distance=Distance(
+            points=pts,
+            summary=summary(list(distances)),
+            scaled_summary=summary([d * neurons for d in distances]),
+        ),
+        notes=list(notes),
+        timing={"total_s": 1.5, "density_s": 0.75},
+    )
+
+
+@pytest.fixture
+def result() -> dict:
+    return make_result().to_dict()
+
+
+# ---------------------------------------------------------------- parsing
+
+
+@pytest.mark.parametrize(
+    "expr, path, op, threshold",
+    [
+        ("density.summary.median > 200", "density.summary.median", ">", 200.0),
+        ("density.summary.median>200", "density.summary.median", ">", 200.0),
+        ("  distance.summary.median   <   1e-4 ", "distance.summary.median", "<", 1e-4),
+        ("deviation.spearman_density <= -0.5", "deviation.spearman_density", "<=", -0.5),
+        ("model.neurons>=1E3", "model.neurons", ">=", 1000.0),
+        ("model.params == 123", "model.params", "==", 123.0),
+        ("model.params!=.5", "model.params", "!=", 0.5),
+        ("paired.deviation.fraction_positive > +0.5", "paired.deviation.fraction_positive", ">", 0.5),
+    ],
+)
+def test_parse_gate(expr, path, op, threshold):
+    g = parse_gate(expr)
+    assert (g.path, g.op, g.threshold) == (path, op, threshold)
+    assert g.expr == f"{path} {op} {g.number}"
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["", "density.summary.median", "density.summary.median = 3", "density.summary.median => 3",
+     "> 3", "density.summary.median > abc", "density.summary.median > 3 4", "a..b > 1",
+     "density.summary.median > nan", "density.summary.median > inf", "x < 1e400", "x >> 1"],
+)
+def test_parse_gate_malformed(expr):
+    with pytest.raises(GateError) as e:
+        parse_gate(expr)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert isinstance(e.value, RegionAuditError) and e.value.exit_code == 2
+    if "not a finite number" not in msg:
+        assert "PATH OP NUMBER" in msg
+
+
+# ---------------------------------------------------------------- paths
+
+
+def test_gateable_paths_has_scalars_and_summaries_but_no_lists(result):
+    paths = gateable_paths(result)
+    for p in [
+        "model.neurons",
+        "model.params",
+        "model.macs",
+        "model.maxpool_windows",
+        "model.validation.max_rel_err",
+        "density.summary.median",
+        "density.per_length.p90",
+        "density.regions_per_neuron.mean",
+        "deviation.spearman_density",
+        "distance.scaled_summary.min",
+        "timing.total_s",
+        "density.knots_per_layer./fc1/Relu",
+    ]:
+        assert p in paths, p
+    assert not any("segments" in p or "points" in p or "nodes" in p for p in paths)
+    assert not any(p.startswith(("settings", "schema", "regionaudit", "gates", "notes")) for p in paths)
+    assert "slice" not in paths
+    assert "model.sha256" not in paths and "model.input_shape" not in paths
+    assert len(paths) == len(set(paths))
+    # null summaries (no loops were run) are still listed by their keys
+    for k in SUMMARY_KEYS:
+        assert f"density.path_summary.{k}" in paths
+        assert f"deviation.path_summary.{k}" in paths
+    assert "density.path_summary" not in paths
+
+
+def test_gateable_paths_without_a_result():
+    paths = gateable_paths(None)
+    assert paths[:4] == ["model.neurons", "model.maxpool_windows", "model.params", "model.macs"]
+    for p in ["model.validation.max_rel_err", "density.summary.median", "density.per_length.p90",
+              "deviation.spearman_density", "distance.scaled_summary.max", "deviation.path_summary.min"]:
+        assert p in paths
+    assert len(paths) == len(set(paths))
+    # in JSON order: a summary's keys stay together, where the summary is
+    i = paths.index("density.summary.count")
+    assert paths[i : i + 7] == [f"density.summary.{k}" for k in SUMMARY_KEYS]
+    assert paths.index("density.summary.max") < paths.index("deviation.summary.count") < paths.index(
+        "deviation.spearman_density") < paths.index("distance.summary.count")
+    cmp = gateable_paths(schema_skeleton(compare=True))
+    assert "paired.deviation.fraction_positive" in cmp and "b.distance.summary.p90" in cmp
+    assert "paired.density.summary.median" in cmp
+
+
+def test_gateable_paths_survive_json_round_trip(result):
+    assert gateable_paths(json.loads(json.dumps(result))) == gateable_paths(result)
+
+
+def test_no_segments_summary_paths_still_valid():
+    d = make_result(regions=(), norms=()).to_dict()
+    assert d["density"]["summary"] is None
+    paths = gateable_paths(d)
+    for base in ("density.summary", "density.per_length", "density.regions_per_neuron", "deviation.summary"):
+        for k in SUMMARY_KEYS:
+            assert f"{base}.{k}" in paths
+    assert lookup(d, "density.summary.median") is None
+    assert lookup(d, "deviation.spearman_density") is None
+
+
+def test_lookup_values(result):
+    assert lookup(result, "density.summary.median") == 5
+    assert lookup(result, "model.neurons") == 16
+    assert lookup(result, "model.validation.max_rel_err") == 2e-13
+    assert lookup(result, "density.knots_per_layer./fc1/Relu") == 2 + 4 + 7
+    assert lookup(result, "timing.total_s") == 1.5
+
+
+def test_lookup_key_with_dots():
+    r = make_result()
+    r.density.knots_per_layer = {"layer1.relu": 3}
+    d = r.to_dict()
+    assert "density.knots_per_layer.layer1.relu" in gateable_paths(d)
+    assert lookup(d, "density.knots_per_layer.layer1.relu") == 3
+
+
+@pytest.mark.parametrize("path", ["density.summary.mediann", "density.segments", "density.summary",
+                                  "settings.seed", "model.path", "nope", "density.segments.0.regions"])
+def test_lookup_unknown_path_lists_valid_ones(result, path):
+    with pytest.raises(GateError) as e:
+        lookup(result, path)
+    msg = str(e.value)
+    assert msg.startswith(f"unknown metric path '{path}'; valid paths: ")
+    assert "density.summary.median" in msg and "model.neurons" in msg
+    assert "\n" not in msg
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@pytest.mark.parametrize(
+    "op, fails_at, fails_below, fails_above",
+    [
+        ("<", False, True, False),
+        ("<=", True, True, False),
+        (">", False, False, True),
+        (">=", True, False, True),
+        ("==", True, False, False),
+        ("!=", False, True, True),
+    ],
+)
+def test_every_operator_at_and_around_threshold(result, op, fails_at, fails_below, fails_above):
+    # density.summary.median is 5 (an int); timing.total_s is 1.5 (a float)
+    for path, at, below, above in [
+        ("density.summary.median", "5", "5.5", "4.5"),
+        ("timing.total_s", "1.5", "1.5000001", "1.4999999"),
+        ("model.validation.max_rel_err", "2e-13", "2.0000001e-13", "1.9999999e-13"),
+    ]:
+        # "fails_below": the value is below the threshold, i.e. threshold above the value
+        [g_at, g_below, g_above] = evaluate_gates(result, [f"{path} {op} {t}" for t in (at, below, above)])
+        assert g_at.passed is (not fails_at), (path, op, "at")
+        assert g_below.passed is (not fails_below), (path, op, "below")
+        assert g_above.passed is (not fails_above), (path, op, "above")
+
+
+def test_threshold_text_equal_to_value_is_equal():
+    r = make_result()
+    r.timing["total_s"] = 0.1 + 0.2  # 0.30000000000000004: not 0.3
+    r.model.validation["max_rel_err"] = 1e-4
+    d = r.to_dict()
+    [a, b, c] = evaluate_gates(d, ["timing.total_s > 0.3", "model.validation.max_rel_err > 1e-4",
+                                   "model.validation.max_rel_err >= 0.0001"])
+    assert not a.passed  # the JSON value 0.30000000000000004 really is > 0.3
+    assert b.passed
+    assert not c.passed
+
+
+def test_messages(result):
+    [f, p] = evaluate_gates(result, ["density.summary.median > 4", "density.summary.median > 200"])
+    assert (f.passed, f.value) == (False, 5)
+    assert f.message == "FAIL density.summary.median > 4: value 5"
+    assert (p.passed, p.value) == (True, 5)
+    assert p.message == "pass density.summary.median > 200: value 5"
+    assert format_gate_line(f) == "FAIL density.summary.median > 4: value 5"
+    assert format_gate_line(p) == "pass density.summary.median > 200: value 5"
+    assert any_failed([p, f]) and not any_failed([p]) and not any_failed([])
+
+
+def test_expr_is_normalised(result):
+    [g] = evaluate_gates(result, ["  distance.summary.median<1e-4 "])
+    assert g.expr == "distance.summary.median < 1e-4"
+    assert g.passed  # median distance is 0.5
+
+
+def test_format_gate_line_without_message():
+    assert format_gate_line(GateResult("x > 1", 2.5, False)) == "FAIL x > 1: value 2.5"
+    assert format_gate_line(GateResult("x > 1", None, False)) == "FAIL x > 1: value null"
+    assert format_gate_line(GateResult("x > 1", 0.1 + 0.2, True)) == "pass x > 1: value 0.30000000000000004"
+
+
+def test_null_metric_fails_and_says_undefined():
+    d = make_result(regions=(), norms=()).to_dict()
+    gates = evaluate_gates(d, ["density.summary.median > 200", "density.summary.median < 200",
+                               "deviation.spearman_density > 0.9", "model.neurons > 1000"])
+    g, g2, s, ok = gates
+    for gg in (g, g2):
+        assert gg.passed is False and gg.value is None
+        assert "metric density.summary.median is undefined (null): no segments were measured" in gg.message
+    assert s.passed is False and "undefined (null)" in s.message and "at least 3 segments, found 0" in s.message
+    assert ok.passed is True
+    assert "\n" not in format_gate_line(g)
+
+
+def test_null_metric_reason_from_notes():
+    r = make_result(distances=(), notes=["distance.summary is null: every point lies on a boundary"])
+    r.distance.points = [PointDistance(distance=None, node=None, unit=None, scaled=None)]
+    [g] = evaluate_gates(r.to_dict(), ["distance.summary.median < 1e-4"])
+    assert not g.passed
+    assert "every point lies on a boundary" in g.message
+
+
+def test_no_neurons_reason():
+    r = make_result(neurons=0)
+    [g] = evaluate_gates(r.to_dict(), ["density.regions_per_neuron.median > 1"])
+    assert not g.passed and "no ReLU-type units" in g.message
+
+
+def test_all_expressions_checked_before_evaluating(result):
+    with pytest.raises(GateError, match="unknown metric path 'density.summary.medain'"):
+        evaluate_gates(result, ["density.summary.median > 1", "density.summary.medain > 1"])
+    with pytest.raises(GateError, match="bad gate"):
+        evaluate_gates(result, ["density.summary.median > 1", "density.summary.median >"])
+
+
+def test_empty_gate_list(result):
+    assert evaluate_gates(result, []) == []
+
+
+# ---------------------------------------------------------------- compare results
+
+
+def make_compare() -> dict:
+    a, b = make_result(regions=(3, 5, 8)), make_result(regions=(4, 5, 6))
+    paired = Paired(
+        density=PairedMeasure(differences=[1, 0, -2], fraction_positive=1 / 3, summary=summary([1, 0, -2])),
+        deviation=PairedMeasure(differences=[0.1, 0.0, -0.2], fraction_positive=1 / 3, summary=None),
+    )
+    return CompareResult(a=a, b=b, paired=paired, timing={"total_s": 3.0}).to_dict()
+
+
+def test_compare_paths():
+    d = make_compare()
+    paths = gateable_paths(d)
+    for p in ["a.density.summary.median", "b.density.summary.median", "a.model.neurons",
+              "paired.density.fraction_positive", "paired.deviation.fraction_positive",
+              "paired.density.summary.median", "paired.deviation.summary.p90", "timing.total_s",
+              "b.deviation.path_summary.max"]:
+        assert p in paths, p
+    assert not any("differences" in p or "settings" in p for p in paths)
+    assert lookup(d, "paired.density.summary.min") == -2
+    assert lookup(d, "paired.deviation.summary.median") is None
+
+
+def test_compare_gate():
+    d = make_compare()
+    [g, n] = evaluate_gates(d, ["paired.deviation.fraction_positive > 0.5", "paired.deviation.summary.mean > 0"])
+    assert g.passed and g.value == pytest.approx(1 / 3)
+    assert not n.passed and "undefined (null)" in n.message
+
+
+def test_check_gates_before_the_audit():
+    from regionaudit.gates import check_gates, could_exist
+
+    [g] = check_gates(["density.summary.median > 200"])
+    assert g.path == "density.summary.median"
+    check_gates(["density.knots_per_layer./fc1/Relu > 10", "timing.total_s > 60", "model.neurons > 1"])
+    with pytest.raises(GateError, match="unknown metric path 'density.nope'; valid paths: model.neurons"):
+        check_gates(["density.nope > 1"])
+    with pytest.raises(GateError, match="unknown metric path 'paired.density.fraction_positive'"):
+        check_gates(["paired.density.fraction_positive > 0.5"])
+    check_gates(["paired.density.fraction_positive > 0.5", "a.density.summary.median > 1"], compare=True)
+    with pytest.raises(GateError):
+        check_gates(["density.summary.median > 1"], compare=True)  # compare paths start with a./b./paired.
+    assert not could_exist("timing.") and not could_exist("density.segments")

@@ -1,0 +1,144 @@
+"""Paired differences B − A between two hand-built audits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import regionaudit.paired as paired_mod
+from regionaudit.errors import BadOption
+from regionaudit.gates import evaluate_gates
+from regionaudit.paired import paired_measures
+from regionaudit.result import (
+    AuditResult,
+    CompareResult,
+    Density,
+    Deviation,
+    Distance,
+    ModelInfo,
+    SegmentDensity,
+    SegmentDeviation,
+)
+
+
+def make_audit(regions, norms, lengths=None) -> AuditResult:
+    lengths = lengths or [1.5] * len(regions)
+    return AuditResult(
+        model=ModelInfo(path="m.onnx", sha256="0" * 64, input_shape=[2], output_shape=[3], neurons=8,
+                        maxpool_windows=0, params=50, macs=50, opset=17, producer="t", input_name="x",
+                        output_name="y"),
+        settings={"seed": 0, "pairs": len(regions)},
+        density=Density(segments=[SegmentDensity(regions=r, length=L, density=r / L, knots_per_layer={})
+                                  for r, L in zip(regions, lengths)]),
+        deviation=Deviation(segments=[SegmentDeviation(per_output=[n], norm=n) for n in norms]),
+        distance=Distance(),
+    )
+
+
+@pytest.fixture
+def fake_summary(monkeypatch):
+    """Stand-in for analysis.stats.summary, so these tests do not depend on the analyzers."""
+    calls = []
+
+    def summary(values):
+        calls.append(list(values))
+        return {"count": len(values), "mean": sum(values) / len(values), "median": sorted(values)[len(values) // 2],
+                "p10": min(values), "p90": max(values), "min": min(values), "max": max(values)}
+
+    monkeypatch.setattr(paired_mod, "_summary", summary)
+    return calls
+
+
+def test_differences_in_probe_order(fake_summary):
+    a = make_audit([3, 5, 8, 2], [0.5, 1.0, 2.0, 0.25])
+    b = make_audit([4, 5, 6, 9], [0.75, 0.5, 2.0, 0.5])
+    p = paired_measures(a, b)
+    assert p.density.differences == [1, 0, -2, 7]
+    assert all(isinstance(d, int) for d in p.density.differences)
+    assert p.deviation.differences == [0.25, -0.5, 0.0, 0.25]
+    assert p.density.fraction_positive == 0.5  # 1 and 7; a tie is not positive
+    assert p.deviation.fraction_positive == 0.5
+    assert fake_summary == [[1, 0, -2, 7], [0.25, -0.5, 0.0, 0.25]]
+    assert p.density.summary["min"] == -2 and p.density.summary["max"] == 7
+
+
+def test_swapping_a_and_b_negates(fake_summary):
+    a = make_audit([3, 5, 8], [0.5, 1.0, 2.0])
+    b = make_audit([4, 5, 6], [0.75, 0.5, 2.5])
+    ab, ba = paired_measures(a, b), paired_measures(b, a)
+    assert ba.density.differences == [-d for d in ab.density.differences]
+    assert ba.deviation.differences == [-d for d in ab.deviation.differences]
+    assert ab.density.fraction_positive == pytest.approx(1 / 3)
+    assert ba.density.fraction_positive == pytest.approx(1 / 3)
+    assert ab.deviation.fraction_positive == pytest.approx(2 / 3)
+
+
+def test_identical_audits(fake_summary):
+    a = make_audit([3, 5], [0.5, 1.0])
+    p = paired_measures(a, a)
+    assert p.density.differences == [0, 0]
+    assert p.density.fraction_positive == 0.0
+    assert p.deviation.fraction_positive == 0.0
+
+
+def test_no_segments(fake_summary):
+    p = paired_measures(make_audit([], []), make_audit([], []))
+    assert p.density.differences == [] and p.deviation.differences == []
+    assert p.density.fraction_positive is None and p.density.summary is None
+    assert p.deviation.fraction_positive is None and p.deviation.summary is None
+    assert fake_summary == []
+
+
+def test_mismatched_segment_counts_refused():
+    with pytest.raises(BadOption, match="A has 3 segments and B has 2"):
+        paired_measures(make_audit([1, 2, 3], [0.1, 0.2, 0.3]), make_audit([1, 2], [0.1, 0.2]))
+    a = make_audit([1, 2], [0.1, 0.2])
+    b = make_audit([1, 2], [0.1])
+    with pytest.raises(BadOption, match="deviation segments"):
+        paired_measures(a, b)
+
+
+def test_different_probes_refused():
+    a = make_audit([1, 2], [0.1, 0.2], lengths=[1.0, 2.0])
+    b = make_audit([1, 2], [0.1, 0.2], lengths=[1.0, 2.5])
+    with pytest.raises(BadOption, match="segment 1 has length"):
+        paired_measures(a, b)
+
+
+def test_compare_result_json_and_gate(fake_summary):
+    a = make_audit([3, 5, 8], [0.5, 1.0, 2.0])
+    b = make_audit([4, 6, 9], [0.75, 0.5, 2.5])
+    c = CompareResult(a=a, b=b, paired=paired_measures(a, b))
+    d = json.loads(c.to_json())
+    assert d["paired"]["density"]["differences"] == [1, 1, 1]
+    [g] = evaluate_gates(d, ["paired.deviation.fraction_positive > 0.5"])
+    assert not g.passed and g.value == pytest.approx(2 / 3)
+    assert CompareResult.from_dict(d).paired == c.paired
+
+
+def test_with_real_summary():
+    """Uses the analyzers' summary function (regionaudit.analysis.stats) once it exists."""
+    stats = pytest.importorskip("regionaudit.analysis.stats")
+    a = make_audit([3, 5, 8, 2], [0.5, 1.0, 2.0, 0.25])
+    b = make_audit([4, 5, 6, 9], [0.75, 0.5, 2.0, 0.5])
+    p = paired_measures(a, b)
+    assert p.density.summary == stats.summary([1, 0, -2, 7])
+    assert p.deviation.summary == stats.summary([0.25, -0.5, 0.0, 0.25])
+    for s in (p.density.summary, p.deviation.summary):
+        assert set(s) >= {"count", "mean", "median", "p10", "p90", "min", "max"}
+        assert s["count"] == 4
+    assert p.density.summary["min"] == -2 and p.density.summary["max"] == 7
+    assert p.density.summary["mean"] == pytest.approx(1.5)
+
+
+def test_summary_is_imported_lazily_from_analysis_stats(monkeypatch):
+    import sys
+    import types
+
+    fake = types.ModuleType("regionaudit.analysis.stats")
+    fake.summary = lambda values: {"count": len(values), "from": "stats"}
+    monkeypatch.setitem(sys.modules, "regionaudit.analysis.stats", fake)
+    p = paired_measures(make_audit([1, 2], [0.5, 0.5]), make_audit([2, 2], [0.25, 1.0]))
+    assert p.density.summary == {"count": 2, "from": "stats"}
+    assert p.deviation.summary == {"count": 2, "from": "stats"}
