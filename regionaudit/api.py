@@ -1,0 +1,355 @@
+"""`audit()`: import a model, build probes, run the exact analyzers, collect an `AuditResult`.
+
+This is the library entry point; the CLI only parses options, calls it and writes outputs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from regionaudit import probes as P
+from regionaudit.analysis.density import SegmentTrace, trace_segments
+from regionaudit.analysis.deviation import absolute_deviation, deviation_norm
+from regionaudit.analysis.distance import boundary_distances
+from regionaudit.analysis.stats import spearman, summary
+from regionaudit.errors import BadOption
+from regionaudit.files import load_array, sha256_of
+from regionaudit.importer import ImportedModel, import_model
+from regionaudit.result import (
+    AuditResult,
+    Density,
+    Deviation,
+    Distance,
+    ModelInfo,
+    PathDensity,
+    PointDistance,
+    SegmentDensity,
+    SegmentDeviation,
+    finite_or_none,
+)
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+SYNTHETIC_ROWS = 100
+
+
+@dataclass
+class Options:
+    """Every option that changes a number; stored as `settings` in the result."""
+
+    seed: int = 0
+    pairs: int = 100
+    max_points: int = 100
+    loops: int = 0
+    loop_radius: float = 2.0
+    loop_steps: int = 16
+    layout: str = "chw"
+    dtype: str = "float64"
+    device: str = "cpu"
+    max_knots: int | None = None
+    max_memory: int | None = None
+    keep_knots: bool = False
+    input_shape: tuple[int, ...] | None = None
+    output_name: str | None = None
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BadOption("--device cuda was asked for, but torch sees no CUDA device")
+    if device not in ("cpu", "cuda"):
+        raise BadOption(f"--device must be auto, cpu or cuda, got {device!r}")
+    return device
+
+
+def load_model(model: str | Path | ImportedModel, opts: Options, check_rows: np.ndarray | None = None) -> ImportedModel:
+    if isinstance(model, ImportedModel):
+        return model
+    if opts.dtype not in DTYPES:
+        raise BadOption(f"--dtype must be float64 or float32, got {opts.dtype!r}")
+    return import_model(
+        str(model),
+        input_shape=opts.input_shape,
+        output_name=opts.output_name,
+        dtype=DTYPES[opts.dtype],
+        device=resolve_device(opts.device),
+        check_inputs=check_rows,
+        seed=opts.seed,
+    )
+
+
+def _file_setting(settings: dict, key: str, path: str | Path | None) -> np.ndarray | None:
+    settings[key] = None if path is None else str(path)
+    settings[f"{key}_sha256"] = None if path is None else sha256_of(path)
+    return None if path is None else load_array(path, key)
+
+
+def build_probes(
+    input_shape: tuple[int, ...],
+    opts: Options,
+    data: str | Path | None,
+    points: str | Path | None,
+    segments: str | Path | None,
+    settings: dict,
+) -> P.Probes:
+    """Probes from the given files (explicit segments/points keep their order) or synthetic rows."""
+    rows = _file_setting(settings, "data", data)
+    pts = _file_setting(settings, "points", points)
+    segs = _file_setting(settings, "segments", segments)
+    for arr, what in ((rows, "data"), (pts, "points"), (segs, "segments")):
+        if arr is not None:
+            P.check_size(arr, what)
+    synthetic = rows is None and pts is None and segs is None
+    if rows is not None:
+        rows = P.as_rows(rows, input_shape, "data")
+        settings["data_rows"] = len(rows)
+        probes = P.from_rows(rows, opts.pairs, opts.max_points, opts.seed, False, "data")
+    else:
+        base = P.synthetic_rows(input_shape, max(SYNTHETIC_ROWS, opts.max_points), opts.seed)
+        probes = P.from_rows(base, opts.pairs, opts.max_points, opts.seed, synthetic, "synthetic Gaussian")
+        if not synthetic:
+            probes = P.Probes(segments=(base[:0], base[:0]), points=base[:0])
+    if segs is not None:
+        probes.segments = P.as_segments(segs, input_shape)
+    if pts is not None:
+        probes.points = P.as_rows(pts, input_shape, "points")
+    if opts.loops:
+        source = rows if rows is not None else probes.points
+        probes.loops = P.translation_loops(source, opts.loops, opts.loop_radius, opts.loop_steps, opts.layout)
+    parts = []
+    if segs is not None:
+        parts.append(f"{len(probes.segments[0])} segments from {segments}")
+    if pts is not None:
+        parts.append(f"{len(probes.points)} points from {points}")
+    if rows is not None or synthetic:
+        parts.append(probes.description)
+    if probes.loops:
+        parts.append(
+            f"{len(probes.loops)} closed translation loops (radius {opts.loop_radius} px, {opts.loop_steps} shifts)"
+        )
+    probes.description = "; ".join(p for p in parts if p)
+    probes.synthetic = synthetic
+    return probes
+
+
+def _to_tensor(arr: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
+
+
+def _lengths(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.linalg.norm((b - a).reshape(len(a), -1), axis=1)
+
+
+def _segment_records(
+    traces: list[SegmentTrace], lengths: np.ndarray, keep_knots: bool
+) -> tuple[list[SegmentDensity], list[SegmentDeviation]]:
+    dens, devs = [], []
+    for tr, length in zip(traces, lengths):
+        regions = tr.regions
+        dens.append(
+            SegmentDensity(
+                regions=regions,
+                length=float(length),
+                density=float(regions / length) if length > 0 else None,
+                knots_per_layer=dict(tr.knots_per_layer),
+                truncated=bool(tr.truncated),
+                knots=[float(t) for t in tr.t.tolist()] if keep_knots else None,
+            )
+        )
+        per_output = absolute_deviation(tr, float(length))
+        devs.append(SegmentDeviation(per_output=[float(v) for v in per_output.tolist()], norm=float(deviation_norm(per_output))))
+    return dens, devs
+
+
+def _loop_records(network, loops, opts, progress) -> tuple[list[PathDensity], list[SegmentDeviation]]:
+    paths, devs = [], []
+    for loop in loops:
+        a, b = loop.edges
+        traces = trace_segments(network, _to_tensor(a), _to_tensor(b), max_knots=opts.max_knots, max_memory=opts.max_memory)
+        lengths = _lengths(a, b)
+        knots = sum(tr.regions - 1 for tr in traces)
+        per_layer: dict[str, int] = {}
+        for tr in traces:
+            for k, v in tr.knots_per_layer.items():
+                per_layer[k] = per_layer.get(k, 0) + v
+        length = float(lengths.sum())
+        regions = max(1, knots)
+        paths.append(
+            PathDensity(
+                regions=regions,
+                length=length,
+                density=regions / length if length > 0 else None,
+                knots_per_layer=per_layer,
+                edges=len(traces),
+                truncated=any(tr.truncated for tr in traces),
+            )
+        )
+        total = sum(absolute_deviation(tr, float(l)) for tr, l in zip(traces, lengths))
+        devs.append(SegmentDeviation(per_output=[float(v) for v in total.tolist()], norm=float(deviation_norm(total))))
+        if progress:
+            progress(1)
+    return paths, devs
+
+
+def _model_info(imported: ImportedModel) -> ModelInfo:
+    net = imported.network
+    return ModelInfo(
+        path=imported.path,
+        sha256=imported.sha256,
+        input_shape=list(net.input_shape),
+        output_shape=list(net.output_shape),
+        neurons=net.neurons,
+        maxpool_windows=net.maxpool_windows,
+        params=imported.params,
+        macs=net.macs(),
+        opset=imported.opset,
+        producer=imported.producer,
+        input_name=net.input_name,
+        output_name=net.output_name,
+        nodes=imported.nodes,
+        notes=list(imported.notes),
+        validation=imported.validation,
+    )
+
+
+def audit(
+    model: str | Path | ImportedModel,
+    data: str | Path | None = None,
+    points: str | Path | None = None,
+    segments: str | Path | None = None,
+    options: Options | None = None,
+    progress=None,
+    **kwargs,
+) -> AuditResult:
+    """Measure density, deviation and boundary distance of `model` on probes; see DESIGN.md.
+
+    `options` (or keyword arguments named like its fields) set seeds, probe counts and precision;
+    `progress`, if given, is called as progress(stage, total) and returns a callable(n) or None.
+    """
+    opts = options or Options(**kwargs)
+    t_start = time.perf_counter()
+    timing: dict[str, float] = {}
+    settings: dict = {
+        "seed": opts.seed,
+        "pairs": opts.pairs,
+        "max_points": opts.max_points,
+        "loops": opts.loops,
+        "loop_radius": opts.loop_radius if opts.loops else None,
+        "loop_steps": opts.loop_steps if opts.loops else None,
+        "layout": opts.layout,
+        "dtype": opts.dtype,
+        "device": opts.device,
+        "max_knots": opts.max_knots,
+        "input_shape": list(opts.input_shape) if opts.input_shape else None,
+        "output_name": opts.output_name,
+    }
+    check_rows = None
+    if data is not None and not isinstance(model, ImportedModel):
+        check_rows = load_array(data, "data")[:8]  # the import is also checked on real rows
+    t0 = time.perf_counter()
+    imported = load_model(model, opts, check_rows if check_rows is not None and check_rows.ndim >= 2 else None)
+    timing["import_s"] = time.perf_counter() - t0
+    net = imported.network
+    settings["device"] = str(net.device.type)
+    probes = build_probes(net.input_shape, opts, data, points, segments, settings)
+    settings["synthetic"] = probes.synthetic
+    settings["probes"] = probes.description
+    notes: list[str] = []
+    if probes.synthetic:
+        notes.append("No data was given: probes are seeded standard Gaussian inputs, not the model's data.")
+    else:
+        notes.append("Data is used as given: it must already be in the model's input scale and layout.")
+
+    t0 = time.perf_counter()
+    a, b = probes.segments
+    bar = progress("segments", len(a)) if progress else None
+    traces = trace_segments(net, _to_tensor(a), _to_tensor(b), max_knots=opts.max_knots, max_memory=opts.max_memory, progress=bar)
+    seg_density, seg_dev = _segment_records(traces, _lengths(a, b), opts.keep_knots)
+    bar = progress("loops", len(probes.loops)) if progress and probes.loops else None
+    path_density, path_dev = _loop_records(net, probes.loops, opts, bar)
+    timing["density_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    bar = progress("points", len(probes.points)) if progress else None
+    dists = boundary_distances(net, _to_tensor(probes.points), max_memory=opts.max_memory, progress=bar) if len(probes.points) else []
+    timing["distance_s"] = time.perf_counter() - t0
+
+    density = _density_section(seg_density, path_density, net.neurons, notes)
+    deviation = _deviation_section(seg_dev, path_dev, seg_density, notes)
+    distance = _distance_section(dists, net.neurons, notes)
+    if any(s.truncated for s in seg_density) or any(p.truncated for p in path_density):
+        notes.append(f"Some segments reached --max-knots {opts.max_knots}: their region counts are lower bounds.")
+    timing["total_s"] = time.perf_counter() - t_start
+    return AuditResult(
+        model=_model_info(imported),
+        settings=settings,
+        density=density,
+        deviation=deviation,
+        distance=distance,
+        notes=notes,
+        timing=timing,
+    )
+
+
+def _density_section(segs: list[SegmentDensity], paths: list[PathDensity], neurons: int, notes: list[str]) -> Density:
+    totals: dict[str, int] = {}
+    for s in segs:
+        for k, v in s.knots_per_layer.items():
+            totals[k] = totals.get(k, 0) + v
+    regions = [s.regions for s in segs]
+    if not segs:
+        notes.append("No segments were measured: density and deviation summaries are undefined (null).")
+    per_neuron = None
+    if neurons > 0:
+        per_neuron = summary([r / neurons for r in regions])
+    elif segs:
+        notes.append("The network has no ReLU-type units: regions per neuron is undefined (null).")
+    return Density(
+        segments=segs,
+        paths=paths,
+        summary=summary(regions),
+        per_length=summary([s.density for s in segs if s.density is not None]),
+        regions_per_neuron=per_neuron,
+        path_summary=summary([p.regions for p in paths]),
+        knots_per_layer=totals,
+    )
+
+
+def _deviation_section(segs: list[SegmentDeviation], paths: list[SegmentDeviation], dens: list[SegmentDensity], notes) -> Deviation:
+    pairs = [(d.density, s.norm) for d, s in zip(dens, segs) if d.density is not None]
+    rho = spearman([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else None
+    if segs and rho is None:
+        notes.append("Spearman correlation of density and deviation is undefined (fewer than 3 segments or a constant series).")
+    return Deviation(
+        segments=segs,
+        paths=paths,
+        summary=summary([s.norm for s in segs]),
+        path_summary=summary([p.norm for p in paths]),
+        spearman_density=finite_or_none(rho),
+    )
+
+
+def _distance_section(dists, neurons: int, notes: list[str]) -> Distance:
+    points = [
+        PointDistance(
+            distance=finite_or_none(d.distance),
+            node=d.node,
+            unit=d.unit,
+            scaled=finite_or_none(d.distance * neurons) if d.distance is not None else None,
+        )
+        for d in dists
+    ]
+    values = [p.distance for p in points if p.distance is not None]
+    if not values:
+        notes.append("No boundary distance is defined (no points, or no units whose gradient is nonzero).")
+    return Distance(
+        points=points,
+        summary=summary(values),
+        scaled_summary=summary([p.scaled for p in points if p.scaled is not None]),
+    )

@@ -1,0 +1,194 @@
+"""The command line: parse options, call the library, write outputs, turn errors into exit codes.
+
+Exit codes: 0 success, 1 a gate failed, 2 usage error / bad input / rejected model, 3 internal error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from regionaudit import __version__
+from regionaudit.errors import BadOption, RegionAuditError
+
+EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
+
+
+class AuditGroup(click.Group):
+    """`regionaudit MODEL.onnx ...` runs the audit; `inspect`, `compare`, `metrics` are subcommands."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["audit", *args]
+        elif args and args[0].startswith("-") and args[0] not in ("--help", "-h", "--version", "--debug"):
+            args = ["audit", *args]
+        return super().parse_args(ctx, args)
+
+
+def parse_shape(value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        dims = tuple(int(v) for v in value.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        raise BadOption(f"--input-shape must be comma-separated integers like 3,32,32, got {value!r}") from None
+    if not dims or any(d <= 0 for d in dims):
+        raise BadOption(f"--input-shape must be positive integers, got {value!r}")
+    return dims
+
+
+def parse_memory(value: str | None) -> int | None:
+    """Bytes from '512M', '2G', '1.5GiB' or a plain number."""
+    if value is None:
+        return None
+    v = value.strip().upper().removesuffix("IB").removesuffix("B")
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    try:
+        n = float(v[:-1]) * scale[v[-1]] if v and v[-1] in scale else float(v)
+    except ValueError:
+        raise BadOption(f"--max-memory must look like 512M or 2G, got {value!r}") from None
+    if n <= 0:
+        raise BadOption(f"--max-memory must be positive, got {value!r}")
+    return int(n)
+
+
+def probe_options(f):
+    """Options shared by `regionaudit MODEL` and `regionaudit compare`."""
+    opts = [
+        click.option("--data", type=click.Path(dir_okay=False), help="Data rows (.npy or one-array .npz), (N, *input_shape) or flat."),
+        click.option("--points", type=click.Path(dir_okay=False), help="Points for boundary distance, (N, *input_shape)."),
+        click.option("--segments", type=click.Path(dir_okay=False), help="Explicit segments, (N, 2, *input_shape)."),
+        click.option("--pairs", type=int, default=None, help="Segments between seeded random pairs of data rows [100]."),
+        click.option("--max-points", type=int, default=None, help="Points for boundary distance: the first rows [100]."),
+        click.option("--loops", type=int, default=None, help="Closed translation loops through the first N images [0]."),
+        click.option("--loop-radius", type=float, default=None, help="Loop radius in pixels [2]."),
+        click.option("--loop-steps", type=int, default=None, help="Shifts per loop [16]."),
+        click.option("--layout", type=click.Choice(["chw", "hwc"]), default=None, help="Image layout for loops [chw]."),
+        click.option("--seed", type=int, default=None, help="Seed for pairs and synthetic probes [0]."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True),
+        click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None, help="Precision [float64]."),
+        click.option("--max-knots", type=int, default=None, help="Stop a segment after this many knots (noted in the result)."),
+        click.option("--max-memory", default=None, help="Memory bound for batched work, e.g. 2G [a fraction of free memory]."),
+        click.option("--keep-knots", is_flag=True, help="Store knot positions per segment in the JSON."),
+        click.option("--input-shape", default=None, help="Input shape without the batch axis, e.g. 3,32,32."),
+        click.option("--output-name", default=None, help="Graph output to analyse [the first]."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bars."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def output_options(f):
+    opts = [
+        click.option("-o", "--output", "output", type=click.Path(dir_okay=False), help="Report path: .html or .pdf."),
+        click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the result JSON here."),
+        click.option("--fail-if", "fail_if", multiple=True, help='Gate, e.g. "density.summary.median > 200" (repeatable).'),
+        click.option("--junit", type=click.Path(dir_okay=False), help="Write gate results as JUnit XML."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+@click.group(cls=AuditGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="regionaudit")
+@click.option("--debug", is_flag=True, help="Show tracebacks for internal errors.")
+@click.pass_context
+def cli(ctx, debug):
+    """Exact linear-region audits of ReLU networks exported to ONNX.
+
+    \b
+    regionaudit MODEL.onnx [probe options] [-o report.html|report.pdf] [--json OUT] [--card OUT.md] [gates]
+    regionaudit inspect MODEL.onnx [--json OUT]
+    regionaudit compare A.onnx B.onnx [probe options] [-o ...] [--json OUT]
+    regionaudit metrics [RESULT.json]
+    """
+    ctx.obj = {"debug": debug}
+
+
+def _commands():
+    # imported here so `regionaudit --version` and `--help` stay fast
+    from regionaudit import commands
+
+    return commands
+
+
+@cli.command("audit", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("model", type=click.Path(dir_okay=False))
+@probe_options
+@output_options
+@click.option("--card", type=click.Path(dir_okay=False), help="Write a Markdown model-card section.")
+@click.option("--card-append", type=click.Path(dir_okay=False), help="Insert or replace the section in an existing model card.")
+@click.option("--baseline", type=click.Path(dir_okay=False), help="A previous result JSON to compare against.")
+@click.option("--max-increase", multiple=True, help="Bound on the increase over the baseline: PATH=10% or PATH=ABS.")
+def audit_cmd(model, **kw):
+    """Audit MODEL: density, deviation and boundary distance, as a report and/or JSON."""
+    return _commands().run_audit(model, kw)
+
+
+@cli.command("inspect")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the model record as JSON.")
+@click.option("--input-shape", default=None, help="Input shape without the batch axis, e.g. 3,32,32.")
+@click.option("--output-name", default=None, help="Graph output to analyse [the first].")
+def inspect_cmd(model, json_out, input_shape, output_name):
+    """Import MODEL and show its IR: nodes, units, parameters, validation against onnxruntime."""
+    return _commands().run_inspect(model, json_out, parse_shape(input_shape), output_name)
+
+
+@cli.command("compare")
+@click.argument("model_a", type=click.Path(dir_okay=False))
+@click.argument("model_b", type=click.Path(dir_okay=False))
+@probe_options
+@output_options
+def compare_cmd(model_a, model_b, **kw):
+    """Measure A and B on the same probes; paired differences B - A per segment."""
+    return _commands().run_compare(model_a, model_b, kw)
+
+
+@cli.command("metrics")
+@click.argument("result", required=False, type=click.Path(dir_okay=False))
+def metrics_cmd(result):
+    """List the gateable metric paths (of RESULT.json, or of an audit result in general)."""
+    return _commands().run_metrics(result)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]  # accepted anywhere on the line
+    try:
+        code = cli.main(args=args, prog_name="regionaudit", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        code = e.exit_code
+    except click.exceptions.Abort:
+        click.echo("regionaudit: aborted", err=True)
+        code = EXIT_USAGE
+    except click.ClickException as e:
+        click.echo(f"regionaudit: error: {e.format_message()}", err=True)
+        code = EXIT_USAGE
+    except RegionAuditError as e:
+        click.echo(f"regionaudit: error: {one_line(str(e))}", err=True)
+        code = e.exit_code
+    except KeyboardInterrupt:
+        click.echo("regionaudit: interrupted", err=True)
+        code = 130
+    except Exception as e:  # anything else is our bug: one line, traceback only with --debug
+        if debug:
+            traceback.print_exc()
+        click.echo(
+            f"regionaudit: internal error: {type(e).__name__}: {one_line(str(e))} "
+            "(please report it; rerun with --debug for the traceback)",
+            err=True,
+        )
+        code = EXIT_INTERNAL
+    sys.exit(code or 0)
+
+
+def one_line(msg: str) -> str:
+    return " ".join(msg.split())

@@ -1,0 +1,280 @@
+"""What each CLI command does, once click has parsed its options.
+
+Order matters for "nothing is written half-way": everything that can fail on bad input (import,
+analysis, gate paths) happens before the first output file is written, and every file is written
+atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import click
+
+from regionaudit import __version__, gates as G
+from regionaudit.api import Options, audit, load_model
+from regionaudit.baseline import baseline_settings, evaluate_increases, load_baseline, merge_settings
+from regionaudit.errors import BadOption
+from regionaudit.files import sha256_of, write_text
+from regionaudit.result import SCHEMA, AuditResult, CompareResult
+
+# options that define the probes and precision; a baseline fills the ones not given
+PROBE_KEYS = ["seed", "pairs", "max_points", "loops", "loop_radius", "loop_steps", "layout", "dtype", "max_knots", "input_shape", "output_name"]
+
+
+def _options(kw: dict) -> Options:
+    from regionaudit.cli import parse_memory, parse_shape
+
+    given = {k: kw.get(k) for k in PROBE_KEYS}
+    given["input_shape"] = parse_shape(kw.get("input_shape"))
+    values = {k: v for k, v in given.items() if v is not None}
+    for key in ("pairs", "max_points", "loops"):
+        if values.get(key, 0) < 0:
+            raise BadOption(f"--{key.replace('_', '-')} must be >= 0, got {values[key]}")
+    if values.get("max_knots") is not None and values["max_knots"] < 1:
+        raise BadOption(f"--max-knots must be >= 1, got {values['max_knots']}")
+    return Options(
+        **values,
+        device=kw.get("device") or "cpu",
+        max_memory=parse_memory(kw.get("max_memory")),
+        keep_knots=bool(kw.get("keep_knots")),
+    )
+
+
+def _apply_baseline(kw: dict, baseline: dict) -> dict:
+    """Fill every probe option not given from the baseline; refuse explicit conflicts."""
+    from regionaudit.cli import parse_shape
+
+    base = baseline_settings(baseline)
+    explicit = {k: kw.get(k) for k in PROBE_KEYS}
+    if explicit["input_shape"] is not None:
+        explicit["input_shape"] = list(parse_shape(explicit["input_shape"]))
+    merged = merge_settings(explicit, base, PROBE_KEYS)
+    kw = dict(kw)
+    for k in PROBE_KEYS:
+        kw[k] = merged.get(k)
+    if kw["input_shape"] is not None:
+        kw["input_shape"] = ",".join(map(str, kw["input_shape"]))
+    for key in ("data", "points", "segments"):
+        recorded, digest = base.get(key), base.get(f"{key}_sha256")
+        if kw.get(key) is not None:
+            if digest is not None and sha256_of(kw[key]) != digest:
+                raise BadOption(f"--{key} {kw[key]} differs from the baseline's {key} file (sha256 {digest[:12]}…)")
+            if digest is None and recorded is None:
+                raise BadOption(f"--{key} was given but the baseline was measured without one")
+        elif recorded is not None:
+            if not Path(recorded).is_file() or sha256_of(recorded) != digest:
+                raise BadOption(f"the baseline was measured on --{key} {recorded}; pass the same file with --{key}")
+            kw[key] = recorded
+    return kw
+
+
+def _progress_factory(quiet: bool):
+    from regionaudit.progress import Progress
+
+    if quiet:
+        return None
+    bars = []
+
+    def make(stage: str, total: int):
+        bar = Progress(total, stage, enabled=True)
+        bar.__enter__()
+        bars.append(bar)
+        return bar.update
+
+    make.close = lambda: [b.__exit__(None, None, None) for b in bars]
+    return make
+
+
+def _run_audit_only(model, kw, imported=None):
+    progress = _progress_factory(kw.get("quiet"))
+    try:
+        return audit(
+            imported if imported is not None else model,
+            data=kw.get("data"),
+            points=kw.get("points"),
+            segments=kw.get("segments"),
+            options=_options(kw),
+            progress=progress,
+        )
+    finally:
+        if progress:
+            progress.close()
+
+
+def _evaluate_gates(result_dict: dict, kw: dict, baseline: dict | None) -> list:
+    results = G.evaluate_gates(result_dict, list(kw.get("fail_if") or []))
+    if kw.get("max_increase"):
+        if baseline is None:
+            raise BadOption("--max-increase needs --baseline OLD.json")
+        results += evaluate_increases(result_dict, baseline, list(kw["max_increase"]))
+    return results
+
+
+def _write_gate_outputs(gates: list, junit: str | None) -> None:
+    for g in gates:
+        click.echo(G.format_gate_line(g), err=True)
+    if junit:
+        from regionaudit.junit import junit_xml
+
+        write_text(junit, junit_xml(gates))
+
+
+def _report_path(kw: dict, default_stem: str) -> Path | None:
+    if kw.get("output"):
+        path = Path(kw["output"])
+        if path.suffix.lower() not in (".html", ".htm", ".pdf"):
+            raise BadOption(f"-o must end in .html or .pdf, got {path.name}")
+        return path
+    if kw.get("json_out") or kw.get("card") or kw.get("card_append") or kw.get("junit"):
+        return None
+    return Path(f"{default_stem}.regionaudit.html")
+
+
+def run_audit(model: str, kw: dict) -> int:
+    baseline = load_baseline(kw["baseline"]) if kw.get("baseline") else None
+    if baseline is not None:
+        kw = _apply_baseline(kw, baseline)
+    # a malformed gate or an unknown path is a usage error before minutes of work
+    G.check_gates(list(kw.get("fail_if") or []))
+    if kw.get("max_increase"):
+        from regionaudit.baseline import check_increases
+
+        check_increases(list(kw["max_increase"]))
+    report = _report_path(kw, Path(model).stem)
+    result = _run_audit_only(model, kw)
+    result.gates = _evaluate_gates(result.to_dict(), kw, baseline)
+
+    from regionaudit import report as R
+
+    if kw.get("json_out"):
+        write_text(kw["json_out"], result.to_json() + "\n")
+    if report is not None:
+        (R.write_pdf if report.suffix.lower() == ".pdf" else R.write_html)(result, report)
+    link = _relative_link(report, kw.get("card") or kw.get("card_append"))
+    if kw.get("card"):
+        R.write_card(result, kw["card"], link)
+    if kw.get("card_append"):
+        R.append_card(result, kw["card_append"], link)
+    _write_gate_outputs(result.gates, kw.get("junit"))
+    _print_summary(result, [report, kw.get("json_out"), kw.get("card"), kw.get("card_append"), kw.get("junit")])
+    return 1 if any(not g.passed for g in result.gates) else 0
+
+
+def _relative_link(report: Path | None, card: str | None) -> str | None:
+    if report is None or card is None:
+        return None
+    try:
+        return str(Path(report).resolve().relative_to(Path(card).resolve().parent))
+    except ValueError:
+        return str(report)
+
+
+def _fmt(summary: dict | None, key: str = "median", spec: str = ".4g") -> str:
+    if summary is None or summary.get(key) is None:
+        return "undefined"
+    return format(summary[key], spec)
+
+
+def _print_summary(result: AuditResult, written: list) -> None:
+    m = result.model
+    click.echo(f"{m.path}: input {tuple(m.input_shape)}, {m.neurons} ReLU units, {m.params} parameters")
+    click.echo(
+        f"  regions per segment: median {_fmt(result.density.summary)} over {len(result.density.segments)} segments"
+    )
+    click.echo(f"  absolute deviation: median {_fmt(result.deviation.summary)}")
+    click.echo(f"  boundary distance: median {_fmt(result.distance.summary)} over {len(result.distance.points)} points")
+    for p in written:
+        if p:
+            click.echo(f"wrote {p}")
+
+
+def run_inspect(model: str, json_out: str | None, input_shape, output_name) -> int:
+    from regionaudit.api import _model_info
+
+    imported = load_model(model, Options(input_shape=input_shape, output_name=output_name))
+    info = _model_info(imported)
+    if json_out:
+        payload = {"regionaudit": __version__, "schema": SCHEMA, "model": asdict(info)}
+        write_text(json_out, json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    click.echo(format_inspect(info))
+    if json_out:
+        click.echo(f"wrote {json_out}")
+    return 0
+
+
+def format_inspect(info) -> str:
+    rows = [("id", "kind", "ONNX name", "output shape", "units", "detail")]
+    for n in info.nodes:
+        rows.append((str(n["id"]), n["kind"], n["name"], "x".join(map(str, n["shape"])) or "scalar", str(n["units"] or ""), n.get("detail") or ""))
+    widths = [min(max(len(r[i]) for r in rows), 40) for i in range(len(rows[0]))]
+    lines = [
+        f"{info.path}  (opset {info.opset}, {info.producer or 'unknown producer'})",
+        f"input {info.input_name!r} shape {tuple(info.input_shape)}; output {info.output_name!r} shape {tuple(info.output_shape)}",
+        "",
+    ]
+    for r in rows:
+        lines.append("  ".join(c[:40].ljust(w) for c, w in zip(r, widths)).rstrip())
+    v = info.validation
+    lines += [
+        "",
+        f"neurons (ReLU-type units): {info.neurons}   maxpool windows: {info.maxpool_windows}",
+        f"parameters: {info.params}   multiply-adds per forward pass: {info.macs}",
+        f"validation against {v.get('reference', 'onnxruntime')}: max abs err {v.get('max_abs_err', float('nan')):.3g}, "
+        f"max rel err {v.get('max_rel_err', float('nan')):.3g}",
+    ]
+    lines += [f"note: {n}" for n in info.notes]
+    return "\n".join(lines)
+
+
+def run_compare(model_a: str, model_b: str, kw: dict) -> int:
+    from regionaudit.paired import paired_measures
+
+    G.check_gates(list(kw.get("fail_if") or []), compare=True)
+    opts = _options(kw)
+    imp_a, imp_b = load_model(model_a, opts), load_model(model_b, opts)
+    if imp_a.network.input_shape != imp_b.network.input_shape:
+        raise BadOption(
+            f"cannot compare: {model_a} takes inputs of shape {imp_a.network.input_shape}, "
+            f"{model_b} of shape {imp_b.network.input_shape}"
+        )
+    report = _report_path(kw, f"{Path(model_a).stem}-vs-{Path(model_b).stem}")
+    res_a = _run_audit_only(model_a, kw, imp_a)
+    res_b = _run_audit_only(model_b, kw, imp_b)
+    result = CompareResult(a=res_a, b=res_b, paired=paired_measures(res_a, res_b))
+    result.timing = {"total_s": res_a.timing.get("total_s", 0.0) + res_b.timing.get("total_s", 0.0)}
+    result.gates = G.evaluate_gates(result.to_dict(), list(kw.get("fail_if") or []))
+
+    from regionaudit import report as R
+
+    if kw.get("json_out"):
+        write_text(kw["json_out"], result.to_json() + "\n")
+    if report is not None:
+        (R.write_compare_pdf if report.suffix.lower() == ".pdf" else R.write_compare_html)(result, report)
+    _write_gate_outputs(result.gates, kw.get("junit"))
+    p = result.paired
+    click.echo(f"{model_a} vs {model_b}: {len(p.density.differences)} paired segments")
+    click.echo(f"  fraction with more regions in B: {_frac(p.density.fraction_positive)}")
+    click.echo(f"  fraction with larger deviation in B: {_frac(p.deviation.fraction_positive)}")
+    for path in (report, kw.get("json_out"), kw.get("junit")):
+        if path:
+            click.echo(f"wrote {path}")
+    return 1 if any(not g.passed for g in result.gates) else 0
+
+
+def _frac(x: float | None) -> str:
+    return "undefined" if x is None else f"{x:.3f}"
+
+
+def run_metrics(result_path: str | None) -> int:
+    if result_path is None:
+        paths = G.gateable_paths(None)
+    else:
+        from regionaudit.baseline import load_result
+
+        paths = G.gateable_paths(load_result(result_path))
+    click.echo("\n".join(paths))
+    return 0

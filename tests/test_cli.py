@@ -1,0 +1,194 @@
+"""The command line end to end: outputs, exit codes, one-line errors, determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from regionaudit.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "sample_models"
+CNN = SAMPLES / "digits_cnn.onnx"
+RESNET = SAMPLES / "digits_resnet.onnx"
+MLP = SAMPLES / "digits_mlp.onnx"
+DIGITS = SAMPLES / "digits_test.npy"
+
+
+def run(argv, capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def small_data(tmp_path: Path, rows: int = 12) -> Path:
+    path = tmp_path / "rows.npy"
+    np.save(path, np.load(DIGITS)[:rows])
+    return path
+
+
+def test_version(capsys):
+    from regionaudit import __version__
+
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and __version__ in out
+
+
+def test_inspect_prints_table_and_writes_json(tmp_path, capsys):
+    out_json = tmp_path / "inspect.json"
+    code, out, err = run(["inspect", CNN, "--json", out_json], capsys)
+    assert code == 0, err
+    assert "neurons (ReLU-type units): 768" in out
+    model = json.loads(out_json.read_text())["model"]
+    assert model["input_shape"] == [1, 8, 8]
+    assert model["neurons"] == 768
+    assert model["validation"]["max_rel_err"] < 1e-6
+    assert [n["kind"] for n in model["nodes"]].count("relu") == 2
+
+
+def test_audit_json_fields(tmp_path, capsys):
+    out_json = tmp_path / "r.json"
+    data = small_data(tmp_path)
+    code, out, err = run([CNN, "--data", data, "--pairs", 6, "--max-points", 4, "--json", out_json, "-q"], capsys)
+    assert code == 0, err
+    r = json.loads(out_json.read_text())
+    assert len(r["density"]["segments"]) == 6
+    assert all(s["regions"] >= 1 for s in r["density"]["segments"])
+    assert all(sum(s["knots_per_layer"].values()) == s["regions"] - 1 for s in r["density"]["segments"])
+    assert r["density"]["summary"]["count"] == 6
+    assert all(len(s["per_output"]) == 10 for s in r["deviation"]["segments"])
+    assert len(r["distance"]["points"]) == 4
+    assert all(p["distance"] > 0 for p in r["distance"]["points"])
+    assert r["settings"]["synthetic"] is False
+    # --json alone writes only the JSON
+    assert not (Path.cwd() / "digits_cnn.regionaudit.html").exists()
+
+
+def test_same_seed_same_json(tmp_path, capsys):
+    data = small_data(tmp_path)
+    docs = []
+    for name in ("a.json", "b.json"):
+        code, _, err = run([RESNET, "--data", data, "--pairs", 4, "--max-points", 3, "--json", tmp_path / name, "-q"], capsys)
+        assert code == 0, err
+        d = json.loads((tmp_path / name).read_text())
+        d.pop("timing")
+        docs.append(d)
+    assert docs[0] == docs[1]
+
+
+def test_default_report_in_cwd(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = small_data(tmp_path)
+    code, out, err = run([MLP, "--data", data, "--pairs", 3, "--max-points", 3, "-q"], capsys)
+    assert code == 0, err
+    report = tmp_path / "digits_mlp.regionaudit.html"
+    assert report.is_file() and "<svg" in report.read_text()
+    assert "digits_mlp.regionaudit.html" in out
+
+
+def test_gate_exit_codes(tmp_path, capsys):
+    data = small_data(tmp_path)
+    common = [MLP, "--data", data, "--pairs", 3, "--max-points", 2, "-q", "--json", tmp_path / "g.json"]
+    code, _, err = run([*common, "--fail-if", "model.neurons != 64"], capsys)
+    assert code == 0, err
+    code, _, err = run([*common, "--fail-if", "model.neurons >= 64"], capsys)
+    assert code == 1
+    assert "model.neurons" in err
+    gates = json.loads((tmp_path / "g.json").read_text())["gates"]
+    assert gates[0]["passed"] is False and gates[0]["value"] == 64
+
+
+def test_unknown_gate_path_is_usage_error_and_writes_nothing(tmp_path, capsys):
+    data = small_data(tmp_path)
+    out_json = tmp_path / "never.json"
+    code, _, err = run([MLP, "--data", data, "--pairs", 2, "-q", "--json", out_json, "--fail-if", "density.nope > 1"], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "density.nope" in err
+    assert not out_json.exists()
+
+
+def test_nan_data_is_refused(tmp_path, capsys):
+    bad = np.load(DIGITS)[:5].copy()
+    bad[2, 0, 3, 3] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    code, _, err = run([CNN, "--data", tmp_path / "nan.npy", "--json", tmp_path / "x.json"], capsys)
+    assert code == 2 and "NaN" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_pickled_data_is_refused(tmp_path, capsys):
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    code, _, err = run([CNN, "--data", tmp_path / "obj.npy", "--json", tmp_path / "x.json"], capsys)
+    assert code == 2 and "pickle" in err
+
+
+def test_wrong_data_shape(tmp_path, capsys):
+    np.save(tmp_path / "w.npy", np.zeros((4, 7), dtype=np.float32))
+    code, _, err = run([CNN, "--data", tmp_path / "w.npy", "--json", tmp_path / "x.json"], capsys)
+    assert code == 2 and "(7,)" in err and "(1, 8, 8)" in err
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", os.urandom(256), None],
+    ids=["empty", "random-bytes", "truncated"],
+)
+def test_broken_model_files_exit_2_one_line(tmp_path, capsys, content):
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(CNN.read_bytes()[:500] if content is None else content)
+    code, _, err = run(["inspect", path], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_internal_error_is_exit_3_without_traceback(tmp_path, capsys, monkeypatch):
+    import regionaudit.commands as commands
+
+    def boom(*a, **k):
+        raise RuntimeError("something broke")
+
+    monkeypatch.setattr(commands, "audit", boom)
+    code, _, err = run([MLP, "--json", tmp_path / "x.json"], capsys)
+    assert code == 3
+    assert "internal error" in err and "Traceback" not in err
+    code, _, err = run([MLP, "--json", tmp_path / "x.json", "--debug"], capsys)
+    assert code == 3 and "Traceback" in err
+
+
+def test_compare_two_models(tmp_path, capsys):
+    data = small_data(tmp_path)
+    out_json = tmp_path / "cmp.json"
+    code, out, err = run(
+        ["compare", CNN, RESNET, "--data", data, "--pairs", 5, "--max-points", 2, "-q", "--json", out_json,
+         "--fail-if", "paired.density.fraction_positive > 1"],
+        capsys,
+    )
+    assert code == 0, err
+    r = json.loads(out_json.read_text())
+    a_regions = [s["regions"] for s in r["a"]["density"]["segments"]]
+    b_regions = [s["regions"] for s in r["b"]["density"]["segments"]]
+    assert r["paired"]["density"]["differences"] == [b - a for a, b in zip(a_regions, b_regions)]
+    frac = sum(b > a for a, b in zip(a_regions, b_regions)) / 5
+    assert r["paired"]["density"]["fraction_positive"] == pytest.approx(frac)
+
+
+def test_compare_refuses_different_input_shapes(tmp_path, capsys):
+    code, _, err = run(["compare", CNN, SAMPLES / "spirals_mlp.onnx", "--json", tmp_path / "c.json"], capsys)
+    assert code == 2 and "input" in err
+
+
+def test_console_script_runs_as_module(tmp_path):
+    """`python -m regionaudit` is the same program; errors stay one line without a traceback."""
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    proc = subprocess.run([sys.executable, "-m", "regionaudit", "inspect", str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
