@@ -58,16 +58,6 @@ class Options:
     output_name: str | None = None
 
 
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BadOption("--device cuda was asked for, but torch sees no CUDA device")
-    if device not in ("cpu", "cuda"):
-        raise BadOption(f"--device must be auto, cpu or cuda, got {device!r}")
-    return device
-
-
 def load_model(model: str | Path | ImportedModel, opts: Options, check_rows: np.ndarray | None = None) -> ImportedModel:
     if isinstance(model, ImportedModel):
         return model
@@ -78,7 +68,7 @@ def load_model(model: str | Path | ImportedModel, opts: Options, check_rows: np.
         input_shape=opts.input_shape,
         output_name=opts.output_name,
         dtype=DTYPES[opts.dtype],
-        device=resolve_device(opts.device),
+        device=opts.device,
         check_inputs=check_rows,
         seed=opts.seed,
     )
