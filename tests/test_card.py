@@ -10,7 +10,7 @@ import pytest
 from regionaudit.errors import BadOption
 from regionaudit.report import append_card, render_card, write_card
 from regionaudit.report.card import END, START
-from regionaudit.report.samples import empty_result, nasty_result, sample_result
+from fake_results import empty_result, nasty_result, sample_result
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 from regionaudit.errors import BadOption
 from regionaudit.report import render_compare_html, render_html, write_compare_html, write_html
-from regionaudit.report.samples import NASTY, empty_result, nasty_result, sample_compare, sample_result
+from fake_results import NASTY, empty_result, nasty_result, sample_compare, sample_result
 
 AUDIT_PLOTS = [
     "regions-hist",

@@ -10,7 +10,7 @@ import pytest
 
 from regionaudit.errors import BadOption
 from regionaudit.report import render_html, write_compare_pdf, write_pdf
-from regionaudit.report.samples import empty_result, sample_compare, sample_result
+from fake_results import empty_result, sample_compare, sample_result
 
 weasyprint = pytest.importorskip("weasyprint")
 

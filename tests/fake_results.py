@@ -1,4 +1,4 @@
-"""Synthetic `AuditResult`s for tests, template work and screenshots (no model is run).
+"""Synthetic `AuditResult`s for the report tests (no model is run).
 
 `sample_result()` looks like a real audit of a small MLP on data; `empty_result()` has no
 segments, points or summaries; `nasty_result()` carries hostile names and notes.
