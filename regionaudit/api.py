@@ -5,7 +5,6 @@ This is the library entry point; the CLI only parses options, calls it and write
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,7 +186,7 @@ def _loop_records(network, loops, opts, progress) -> tuple[list[PathDensity], li
     return paths, devs
 
 
-def _model_info(imported: ImportedModel) -> ModelInfo:
+def model_info(imported: ImportedModel) -> ModelInfo:
     net = imported.network
     return ModelInfo(
         path=imported.path,
@@ -277,7 +276,7 @@ def audit(
         notes.append(f"Some segments reached --max-knots {opts.max_knots}: their region counts are lower bounds.")
     timing["total_s"] = time.perf_counter() - t_start
     return AuditResult(
-        model=_model_info(imported),
+        model=model_info(imported),
         settings=settings,
         density=density,
         deviation=deviation,

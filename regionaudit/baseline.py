@@ -29,23 +29,22 @@ from regionaudit.gates import (
 )
 from regionaudit.result import SCHEMA, AuditResult, CompareResult, GateResult
 
-# Settings that define the probes (and so every number); what a baseline run passes on.
-PROBE_SETTINGS = (
+# Options that define the probes (and so every number); what a baseline run passes on.
+PROBE_OPTIONS = (
     "seed",
     "pairs",
     "max_points",
     "loops",
     "loop_radius",
     "loop_steps",
+    "layout",
     "dtype",
     "max_knots",
     "input_shape",
     "output_name",
-    "layout",
-    "data_sha256",
-    "points_sha256",
-    "segments_sha256",
 )
+# ... and the recorded settings a baseline is checked against: the options and the probe files.
+PROBE_SETTINGS = PROBE_OPTIONS + ("data_sha256", "points_sha256", "segments_sha256")
 
 # Settings whose command-line option is not simply "--" + the key with dashes.
 _OPTION_NAMES = {

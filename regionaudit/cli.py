@@ -5,15 +5,13 @@ Exit codes: 0 success, 1 a gate failed, 2 usage error / bad input / rejected mod
 
 from __future__ import annotations
 
-import json
 import sys
 import traceback
-from pathlib import Path
 
 import click
 
 from regionaudit import __version__
-from regionaudit.errors import BadOption, RegionAuditError
+from regionaudit.errors import RegionAuditError
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 
@@ -27,33 +25,6 @@ class AuditGroup(click.Group):
         elif args and args[0].startswith("-") and args[0] not in ("--help", "-h", "--version", "--debug"):
             args = ["audit", *args]
         return super().parse_args(ctx, args)
-
-
-def parse_shape(value: str | None) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        dims = tuple(int(v) for v in value.replace("x", ",").split(",") if v.strip())
-    except ValueError:
-        raise BadOption(f"--input-shape must be comma-separated integers like 3,32,32, got {value!r}") from None
-    if not dims or any(d <= 0 for d in dims):
-        raise BadOption(f"--input-shape must be positive integers, got {value!r}")
-    return dims
-
-
-def parse_memory(value: str | None) -> int | None:
-    """Bytes from '512M', '2G', '1.5GiB' or a plain number."""
-    if value is None:
-        return None
-    v = value.strip().upper().removesuffix("IB").removesuffix("B")
-    scale = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-    try:
-        n = float(v[:-1]) * scale[v[-1]] if v and v[-1] in scale else float(v)
-    except ValueError:
-        raise BadOption(f"--max-memory must look like 512M or 2G, got {value!r}") from None
-    if n <= 0:
-        raise BadOption(f"--max-memory must be positive, got {value!r}")
-    return int(n)
 
 
 def probe_options(f):
@@ -138,7 +109,7 @@ def audit_cmd(model, **kw):
 @click.option("--output-name", default=None, help="Graph output to analyse [the first].")
 def inspect_cmd(model, json_out, input_shape, output_name):
     """Import MODEL and show its IR: nodes, units, parameters, validation against onnxruntime."""
-    return _commands().run_inspect(model, json_out, parse_shape(input_shape), output_name)
+    return _commands().run_inspect(model, json_out, input_shape, output_name)
 
 
 @cli.command("compare")

@@ -8,27 +8,48 @@ atomically.
 from __future__ import annotations
 
 import json
-import sys
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from regionaudit import __version__, gates as G
-from regionaudit.api import Options, audit, load_model
-from regionaudit.baseline import baseline_settings, evaluate_increases, load_baseline, merge_settings
+from regionaudit.api import Options, audit, load_model, model_info
+from regionaudit.baseline import PROBE_OPTIONS, baseline_settings, evaluate_increases, load_baseline, merge_settings
 from regionaudit.errors import BadOption
 from regionaudit.files import sha256_of, write_text
 from regionaudit.result import SCHEMA, AuditResult, CompareResult
 
 # options that define the probes and precision; a baseline fills the ones not given
-PROBE_KEYS = ["seed", "pairs", "max_points", "loops", "loop_radius", "loop_steps", "layout", "dtype", "max_knots", "input_shape", "output_name"]
+def parse_shape(value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        dims = tuple(int(v) for v in value.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        raise BadOption(f"--input-shape must be comma-separated integers like 3,32,32, got {value!r}") from None
+    if not dims or any(d <= 0 for d in dims):
+        raise BadOption(f"--input-shape must be positive integers, got {value!r}")
+    return dims
+
+
+def parse_memory(value: str | None) -> int | None:
+    """Bytes from '512M', '2G', '1.5GiB' or a plain number."""
+    if value is None:
+        return None
+    v = value.strip().upper().removesuffix("IB").removesuffix("B")
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    try:
+        n = float(v[:-1]) * scale[v[-1]] if v and v[-1] in scale else float(v)
+    except ValueError:
+        raise BadOption(f"--max-memory must look like 512M or 2G, got {value!r}") from None
+    if n <= 0:
+        raise BadOption(f"--max-memory must be positive, got {value!r}")
+    return int(n)
 
 
 def _options(kw: dict) -> Options:
-    from regionaudit.cli import parse_memory, parse_shape
-
-    given = {k: kw.get(k) for k in PROBE_KEYS}
+    given = {k: kw.get(k) for k in PROBE_OPTIONS}
     given["input_shape"] = parse_shape(kw.get("input_shape"))
     values = {k: v for k, v in given.items() if v is not None}
     for key in ("pairs", "max_points", "loops"):
@@ -46,15 +67,13 @@ def _options(kw: dict) -> Options:
 
 def _apply_baseline(kw: dict, baseline: dict) -> dict:
     """Fill every probe option not given from the baseline; refuse explicit conflicts."""
-    from regionaudit.cli import parse_shape
-
     base = baseline_settings(baseline)
-    explicit = {k: kw.get(k) for k in PROBE_KEYS}
+    explicit = {k: kw.get(k) for k in PROBE_OPTIONS}
     if explicit["input_shape"] is not None:
         explicit["input_shape"] = list(parse_shape(explicit["input_shape"]))
-    merged = merge_settings(explicit, base, PROBE_KEYS)
+    merged = merge_settings(explicit, base, PROBE_OPTIONS)
     kw = dict(kw)
-    for k in PROBE_KEYS:
+    for k in PROBE_OPTIONS:
         kw[k] = merged.get(k)
     if kw["input_shape"] is not None:
         kw["input_shape"] = ",".join(map(str, kw["input_shape"]))
@@ -193,10 +212,8 @@ def _print_summary(result: AuditResult, written: list) -> None:
 
 
 def run_inspect(model: str, json_out: str | None, input_shape, output_name) -> int:
-    from regionaudit.api import _model_info
-
-    imported = load_model(model, Options(input_shape=input_shape, output_name=output_name))
-    info = _model_info(imported)
+    imported = load_model(model, Options(input_shape=parse_shape(input_shape), output_name=output_name))
+    info = model_info(imported)
     if json_out:
         payload = {"regionaudit": __version__, "schema": SCHEMA, "model": asdict(info)}
         write_text(json_out, json.dumps(payload, indent=2, allow_nan=False) + "\n")

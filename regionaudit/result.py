@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
 
 from regionaudit import __version__
 

@@ -121,7 +121,7 @@ def test_every_plot_is_inline_svg(sample_html):
     assert len(svgs) == len(AUDIT_PLOTS)
     for plot_id in AUDIT_PLOTS:
         assert f'id="plot-{plot_id}"' in sample_html, plot_id
-        assert f'<figure class="plot' in sample_html
+        assert '<figure class="plot' in sample_html
     titles = {
         "regions-hist": "Regions per segment",
         "regions-per-neuron": "Regions per neuron",
