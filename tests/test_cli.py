@@ -192,3 +192,60 @@ def test_console_script_runs_as_module(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "regionaudit", "inspect", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_baseline_reuses_settings_and_gates_increases(tmp_path, capsys):
+    data = small_data(tmp_path)
+    base = tmp_path / "base.json"
+    code, _, err = run([CNN, "--data", data, "--pairs", 4, "--max-points", 3, "--seed", 7, "-q", "--json", base], capsys)
+    assert code == 0, err
+    again = tmp_path / "again.json"
+    # no probe options given: all of them come from the baseline, so the numbers are the same
+    code, _, err = run([CNN, "--data", data, "-q", "--json", again, "--baseline", base,
+                        "--max-increase", "density.summary.median=0%", "--junit", tmp_path / "g.xml"], capsys)
+    assert code == 0, err
+    a, b = json.loads(base.read_text()), json.loads(again.read_text())
+    assert b["settings"]["seed"] == 7 and b["settings"]["pairs"] == 4
+    assert [s["regions"] for s in a["density"]["segments"]] == [s["regions"] for s in b["density"]["segments"]]
+    assert "pass density.summary.median" in err
+    assert 'failures="0"' in (tmp_path / "g.xml").read_text()
+    # the deeper residual net has more regions than the CNN baseline: an increase bound fails
+    code, _, err = run([RESNET, "--data", data, "-q", "--json", again, "--baseline", base,
+                        "--max-increase", "density.summary.median=10%", "--junit", tmp_path / "g.xml"], capsys)
+    assert code == 1 and "FAIL density.summary.median" in err
+    assert 'failures="1"' in (tmp_path / "g.xml").read_text()
+    # an explicit option that contradicts the baseline is a usage error
+    code, _, err = run([CNN, "--data", data, "-q", "--json", again, "--baseline", base, "--seed", 1], capsys)
+    assert code == 2 and "--seed 1 conflicts with the baseline's seed 7" in err
+
+
+def test_explicit_segments_keep_their_order(tmp_path, capsys):
+    rows = np.load(DIGITS)[:6]
+    inside = np.stack([rows[0], rows[0] * (1 + 1e-9)])  # a tiny segment: one region
+    segs = np.stack([np.stack([rows[1], rows[2]]), inside, np.stack([rows[2], rows[1]])])
+    np.save(tmp_path / "s.npy", segs)
+    out_json = tmp_path / "s.json"
+    code, _, err = run([CNN, "--segments", tmp_path / "s.npy", "-q", "--json", out_json], capsys)
+    assert code == 0, err
+    r = json.loads(out_json.read_text())
+    regions = [s["regions"] for s in r["density"]["segments"]]
+    assert regions[1] == 1 and regions[0] == regions[2] > 1  # (a, b) and (b, a) agree, in file order
+    assert r["distance"]["points"] == [] and r["settings"]["synthetic"] is False
+
+
+def test_loops_pdf_and_card_append(tmp_path, capsys):
+    data = small_data(tmp_path)
+    card = tmp_path / "README.md"
+    card.write_bytes(b"# My model\r\n\r\nHand-written text stays.\r\n")
+    pdf = tmp_path / "r.pdf"
+    for _ in range(2):
+        code, out, err = run([CNN, "--data", data, "--pairs", 3, "--max-points", 2, "--loops", 2, "--loop-steps", 8,
+                              "-q", "-o", pdf, "--json", tmp_path / "l.json", "--card-append", card], capsys)
+        assert code == 0, err
+    r = json.loads((tmp_path / "l.json").read_text())
+    assert len(r["density"]["paths"]) == 2 and all(p["edges"] == 8 for p in r["density"]["paths"])
+    assert len(r["deviation"]["paths"]) == 2
+    assert pdf.read_bytes().startswith(b"%PDF")
+    text = card.read_bytes()
+    assert text.startswith(b"# My model\r\n\r\nHand-written text stays.\r\n")
+    assert text.count(b"<!-- regionaudit:start -->") == 1 and b"(<r.pdf>)" in text

@@ -216,7 +216,7 @@ def _reason(node: onnx.NodeProto) -> str:
         return "not piecewise linear (only a final Softmax, LogSoftmax or Sigmoid is stripped)"
     if node.op_type in NOT_PIECEWISE_LINEAR:
         return "not piecewise linear"
-    return "op not supported on data tensors"
+    return "no converter for this op on data tensors (it is only evaluated where all its inputs are constant)"
 
 
 def _producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
