@@ -17,7 +17,7 @@ from regionaudit.analysis.density import SegmentTrace, trace_segments
 from regionaudit.analysis.deviation import absolute_deviation, deviation_norm
 from regionaudit.analysis.distance import boundary_distances
 from regionaudit.analysis.stats import spearman, summary
-from regionaudit.errors import BadOption
+from regionaudit.errors import BadData, BadOption
 from regionaudit.files import load_array, sha256_of
 from regionaudit.importer import ImportedModel, import_model
 from regionaudit.result import (
@@ -73,6 +73,12 @@ def load_model(model: str | Path | ImportedModel, opts: Options, check_rows: np.
     )
 
 
+def check_rows(data: str | Path | None) -> np.ndarray | None:
+    """The first data rows, on which every import is checked too (random inputs alone may miss
+    the input range the model is used in)."""
+    return None if data is None else load_array(data, "data")[:8]
+
+
 def _file_setting(settings: dict, key: str, path: str | Path | None) -> np.ndarray | None:
     settings[key] = None if path is None else str(path)
     settings[f"{key}_sha256"] = None if path is None else sha256_of(path)
@@ -87,7 +93,11 @@ def build_probes(
     segments: str | Path | None,
     settings: dict,
 ) -> P.Probes:
-    """Probes from the given files (explicit segments/points keep their order) or synthetic rows."""
+    """Probes from the files given, or from seeded Gaussian rows when none is.
+
+    Explicit `--segments` / `--points` keep their file order and take the place of what data rows
+    would give; an option that ends up unused is recorded as null, so the settings say what ran.
+    """
     rows = _file_setting(settings, "data", data)
     pts = _file_setting(settings, "points", points)
     segs = _file_setting(settings, "segments", segments)
@@ -95,35 +105,49 @@ def build_probes(
         if arr is not None:
             P.check_size(arr, what)
     synthetic = rows is None and pts is None and segs is None
+    source = "data"
     if rows is not None:
         rows = P.as_rows(rows, input_shape, "data")
         settings["data_rows"] = len(rows)
-        probes = P.from_rows(rows, opts.pairs, opts.max_points, opts.seed, False, "data")
+    elif synthetic:
+        rows = P.synthetic_rows(input_shape, max(SYNTHETIC_ROWS, opts.max_points), opts.seed)
+        source = "synthetic Gaussian"
+    none = np.zeros((0, *input_shape))
+    parts: list[str] = []
+
+    if segs is not None:
+        pair = P.as_segments(segs, input_shape)
+        parts.append(f"{len(pair[0])} segments from {segments}")
+    elif rows is not None:
+        i, j = P.random_pairs(len(rows), opts.pairs, opts.seed)
+        pair = rows[i], rows[j]
+        parts.append(f"{len(i)} segments between seeded random pairs of {source} rows")
     else:
-        base = P.synthetic_rows(input_shape, max(SYNTHETIC_ROWS, opts.max_points), opts.seed)
-        probes = P.from_rows(base, opts.pairs, opts.max_points, opts.seed, synthetic, "synthetic Gaussian")
-        if not synthetic:
-            probes = P.Probes(segments=(base[:0], base[:0]), points=base[:0])
-    if segs is not None:
-        probes.segments = P.as_segments(segs, input_shape)
+        pair = none, none
+    if segs is not None or rows is None:
+        settings["pairs"] = None
+
     if pts is not None:
-        probes.points = P.as_rows(pts, input_shape, "points")
+        at = P.as_rows(pts, input_shape, "points")
+        parts.append(f"{len(at)} points from {points}")
+        settings["max_points"] = None
+    elif rows is not None:
+        at = rows[: opts.max_points]
+        parts.append(f"{len(at)} points (the first {source} rows)")
+    else:
+        at = none
+        settings["max_points"] = None
+
+    probes = P.Probes(segments=pair, points=at, synthetic=synthetic)
     if opts.loops:
-        source = rows if rows is not None else probes.points
-        probes.loops = P.translation_loops(source, opts.loops, opts.loop_radius, opts.loop_steps, opts.layout)
-    parts = []
-    if segs is not None:
-        parts.append(f"{len(probes.segments[0])} segments from {segments}")
-    if pts is not None:
-        parts.append(f"{len(probes.points)} points from {points}")
-    if rows is not None or synthetic:
-        parts.append(probes.description)
-    if probes.loops:
-        parts.append(
-            f"{len(probes.loops)} closed translation loops (radius {opts.loop_radius} px, {opts.loop_steps} shifts)"
-        )
-    probes.description = "; ".join(p for p in parts if p)
-    probes.synthetic = synthetic
+        images = rows if rows is not None else at
+        if not len(images):
+            raise BadOption("--loops needs images to shift: give --data (or --points)")
+        probes.loops = P.translation_loops(images, opts.loops, opts.loop_radius, opts.loop_steps, opts.layout)
+        parts.append(f"{len(probes.loops)} closed translation loops (radius {opts.loop_radius} px, {opts.loop_steps} shifts)")
+        if len(probes.loops) < opts.loops:
+            probes.notes.append(f"--loops {opts.loops} asked for more loops than there are images: {len(probes.loops)} were measured.")
+    probes.description = "; ".join(parts)
     return probes
 
 
@@ -132,7 +156,7 @@ def _to_tensor(arr: np.ndarray) -> torch.Tensor:
 
 
 def _lengths(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.linalg.norm((b - a).reshape(len(a), -1), axis=1)
+    return np.linalg.norm((b - a).reshape(len(a), int(np.prod(a.shape[1:]))), axis=1)
 
 
 def _segment_records(
@@ -151,9 +175,17 @@ def _segment_records(
                 knots=[float(t) for t in tr.t.tolist()] if keep_knots else None,
             )
         )
-        per_output = absolute_deviation(tr, float(length))
-        devs.append(SegmentDeviation(per_output=[float(v) for v in per_output.tolist()], norm=float(deviation_norm(per_output))))
+        devs.append(_deviation_record([tr], [float(length)]))
     return dens, devs
+
+
+def _deviation_record(traces: list[SegmentTrace], lengths: list[float]) -> SegmentDeviation:
+    """Deviation summed over a path's segments; undefined (null) where --max-knots cut a segment
+    short, since the function between the knots that were not inserted is unknown."""
+    if any(tr.truncated for tr in traces):
+        return SegmentDeviation(per_output=None, norm=None)
+    total = sum(absolute_deviation(tr, length) for tr, length in zip(traces, lengths))
+    return SegmentDeviation(per_output=[float(v) for v in total.tolist()], norm=float(deviation_norm(total)))
 
 
 def _loop_records(network, loops, opts, progress) -> tuple[list[PathDensity], list[SegmentDeviation]]:
@@ -179,8 +211,7 @@ def _loop_records(network, loops, opts, progress) -> tuple[list[PathDensity], li
                 truncated=any(tr.truncated for tr in traces),
             )
         )
-        total = sum(absolute_deviation(tr, float(l)) for tr, l in zip(traces, lengths))
-        devs.append(SegmentDeviation(per_output=[float(v) for v in total.tolist()], norm=float(deviation_norm(total))))
+        devs.append(_deviation_record(traces, [float(length) for length in lengths]))
         if progress:
             progress(1)
     return paths, devs
@@ -231,25 +262,22 @@ def audit(
         "loops": opts.loops,
         "loop_radius": opts.loop_radius if opts.loops else None,
         "loop_steps": opts.loop_steps if opts.loops else None,
-        "layout": opts.layout,
+        "layout": opts.layout if opts.loops else None,
         "dtype": opts.dtype,
         "device": opts.device,
         "max_knots": opts.max_knots,
         "input_shape": list(opts.input_shape) if opts.input_shape else None,
         "output_name": opts.output_name,
     }
-    check_rows = None
-    if data is not None and not isinstance(model, ImportedModel):
-        check_rows = load_array(data, "data")[:8]  # the import is also checked on real rows
     t0 = time.perf_counter()
-    imported = load_model(model, opts, check_rows if check_rows is not None and check_rows.ndim >= 2 else None)
+    imported = load_model(model, opts, None if isinstance(model, ImportedModel) else check_rows(data))
     timing["import_s"] = time.perf_counter() - t0
     net = imported.network
     settings["device"] = str(net.device.type)
     probes = build_probes(net.input_shape, opts, data, points, segments, settings)
     settings["synthetic"] = probes.synthetic
     settings["probes"] = probes.description
-    notes: list[str] = []
+    notes: list[str] = list(probes.notes)
     if probes.synthetic:
         notes.append("No data was given: probes are seeded standard Gaussian inputs, not the model's data.")
     else:
@@ -269,6 +297,7 @@ def audit(
     dists = boundary_distances(net, _to_tensor(probes.points), max_memory=opts.max_memory, progress=bar) if len(probes.points) else []
     timing["distance_s"] = time.perf_counter() - t0
 
+    _check_finite(seg_density, path_density, seg_dev + path_dev, dists)
     density = _density_section(seg_density, path_density, net.neurons, notes)
     deviation = _deviation_section(seg_dev, path_dev, seg_density, notes)
     distance = _distance_section(dists, net.neurons, notes)
@@ -286,6 +315,19 @@ def audit(
     )
 
 
+def _check_finite(seg_density, path_density, deviations, dists) -> None:
+    """Finite inputs can still overflow float64 on the way (e.g. rows scaled by 1e300); such
+    numbers mean nothing, so the data is refused rather than reported."""
+    values = [d.length for d in seg_density + path_density]
+    values += [v for d in deviations for v in d.per_output or []]
+    values += [d.distance for d in dists if d.distance is not None]
+    if not np.isfinite(np.asarray(values, dtype=np.float64)).all():
+        raise BadData(
+            "the analysis overflowed float64 on these inputs (a length, deviation or distance is not finite); "
+            "check the data's scale"
+        )
+
+
 def _density_section(segs: list[SegmentDensity], paths: list[PathDensity], neurons: int, notes: list[str]) -> Density:
     totals: dict[str, int] = {}
     for s in segs:
@@ -294,6 +336,12 @@ def _density_section(segs: list[SegmentDensity], paths: list[PathDensity], neuro
     regions = [s.regions for s in segs]
     if not segs:
         notes.append("No segments were measured: density and deviation summaries are undefined (null).")
+    zero = sum(s.density is None for s in segs)
+    if zero:
+        notes.append(
+            f"{zero} segments have zero length (identical end points): 1 region each, but no density per length "
+            "and no Spearman correlation entry."
+        )
     per_neuron = None
     if neurons > 0:
         per_neuron = summary([r / neurons for r in regions])
@@ -311,15 +359,21 @@ def _density_section(segs: list[SegmentDensity], paths: list[PathDensity], neuro
 
 
 def _deviation_section(segs: list[SegmentDeviation], paths: list[SegmentDeviation], dens: list[SegmentDensity], notes) -> Deviation:
-    pairs = [(d.density, s.norm) for d, s in zip(dens, segs) if d.density is not None]
+    cut = sum(s.norm is None for s in segs + paths)
+    if cut:
+        notes.append(
+            f"{cut} segments or loops reached --max-knots: their absolute deviation is undefined (null) "
+            "and left out of the deviation summaries and the Spearman correlation."
+        )
+    pairs = [(d.density, s.norm) for d, s in zip(dens, segs) if d.density is not None and s.norm is not None]
     rho = spearman([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else None
     if segs and rho is None:
         notes.append("Spearman correlation of density and deviation is undefined (fewer than 3 segments or a constant series).")
     return Deviation(
         segments=segs,
         paths=paths,
-        summary=summary([s.norm for s in segs]),
-        path_summary=summary([p.norm for p in paths]),
+        summary=summary([s.norm for s in segs if s.norm is not None]),
+        path_summary=summary([p.norm for p in paths if p.norm is not None]),
         spearman_density=finite_or_none(rho),
     )
 
@@ -330,13 +384,15 @@ def _distance_section(dists, neurons: int, notes: list[str]) -> Distance:
             distance=finite_or_none(d.distance),
             node=d.node,
             unit=d.unit,
-            scaled=finite_or_none(d.distance * neurons) if d.distance is not None else None,
+            scaled=finite_or_none(d.distance * neurons) if d.distance is not None and neurons > 0 else None,
         )
         for d in dists
     ]
     values = [p.distance for p in points if p.distance is not None]
     if not values:
         notes.append("No boundary distance is defined (no points, or no units whose gradient is nonzero).")
+    elif neurons == 0:
+        notes.append("The network has no ReLU-type units: distance × neurons is undefined (null).")
     return Distance(
         points=points,
         summary=summary(values),

@@ -228,13 +228,33 @@ def parse_increase(spec: str) -> IncreaseBound:
     return IncreaseBound(path=m.group("path"), amount=amount, percent=bool(m.group("pct")))
 
 
-def check_increases(specs: list[str]) -> list[IncreaseBound]:
-    """Parse every `--max-increase` and check its path against the schema; call before auditing."""
+def check_increases(specs: list[str], baseline: dict | None = None) -> list[IncreaseBound]:
+    """Parse every `--max-increase` and check it against the schema and the baseline before auditing,
+    so a bound that can never be evaluated is a usage error, not a failure after minutes of work."""
     from regionaudit.gates import check_paths
 
     bounds = [parse_increase(s) for s in specs]
     check_paths([b.path for b in bounds], compare=False)
+    if bounds and baseline is None:
+        raise GateError("--max-increase needs --baseline OLD.json")
+    for bound in bounds:
+        _check_baseline_value(baseline, bound)
     return bounds
+
+
+def _check_baseline_value(baseline: dict, bound: IncreaseBound) -> None:
+    base_paths = gateable_paths(baseline)
+    if bound.path not in base_paths:
+        raise GateError(
+            f"the baseline has no metric {bound.path!r} (it was written by regionaudit "
+            f"{baseline.get('regionaudit')!r}); valid baseline paths: {', '.join(base_paths)}"
+        )
+    base = lookup(baseline, bound.path)
+    if bound.percent and base is not None and exact(base) <= 0:
+        raise GateError(
+            f"--max-increase {bound.path}={bound.text}: a percentage bound needs a positive baseline value, "
+            f"but the baseline's {bound.path} is {format_number(base)}; give an absolute bound instead"
+        )
 
 
 def _percent_text(increase: Fraction, base: Fraction) -> str:
@@ -249,13 +269,8 @@ def evaluate_increase(current: dict, baseline: dict, bound: IncreaseBound) -> Ga
 
     GateResult.value is the increase (current - baseline); None when either value is undefined.
     """
+    _check_baseline_value(baseline, bound)
     cur = lookup(current, bound.path)
-    base_paths = gateable_paths(baseline)
-    if bound.path not in base_paths:
-        raise GateError(
-            f"the baseline has no metric {bound.path!r} (it was written by regionaudit "
-            f"{baseline.get('regionaudit')!r}); valid baseline paths: {', '.join(base_paths)}"
-        )
     base = lookup(baseline, bound.path)
     expr = bound.expr
     if cur is None or base is None:
@@ -271,11 +286,6 @@ def evaluate_increase(current: dict, baseline: dict, bound: IncreaseBound) -> Ga
     c, b = exact(cur), exact(base)
     increase = c - b
     if bound.percent:
-        if b <= 0:
-            raise GateError(
-                f"--max-increase {bound.path}={bound.text}: a percentage bound needs a positive baseline value, "
-                f"but the baseline's {bound.path} is {format_number(base)}; give an absolute bound instead"
-            )
         limit = exact(bound.amount) / 100 * b
         detail = f"of baseline {format_number(base)} (now {format_number(cur)}, {_percent_text(increase, b)})"
     else:

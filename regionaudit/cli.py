@@ -27,22 +27,30 @@ class AuditGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
+# Bounds that keep an absurd request a usage error instead of an out-of-memory crash.
+MAX_PROBES = 10**6
+MAX_LOOPS = 10**4
+MAX_LOOP_STEPS = 4096
+MAX_LOOP_RADIUS = 1e4  # pixels; a shift beyond any image leaves zeros
+COUNT = click.IntRange(0, MAX_PROBES)
+
+
 def probe_options(f):
     """Options shared by `regionaudit MODEL` and `regionaudit compare`."""
     opts = [
         click.option("--data", type=click.Path(dir_okay=False), help="Data rows (.npy or one-array .npz), (N, *input_shape) or flat."),
         click.option("--points", type=click.Path(dir_okay=False), help="Points for boundary distance, (N, *input_shape)."),
         click.option("--segments", type=click.Path(dir_okay=False), help="Explicit segments, (N, 2, *input_shape)."),
-        click.option("--pairs", type=int, default=None, help="Segments between seeded random pairs of data rows [100]."),
-        click.option("--max-points", type=int, default=None, help="Points for boundary distance: the first rows [100]."),
-        click.option("--loops", type=int, default=None, help="Closed translation loops through the first N images [0]."),
-        click.option("--loop-radius", type=float, default=None, help="Loop radius in pixels [2]."),
-        click.option("--loop-steps", type=int, default=None, help="Shifts per loop [16]."),
+        click.option("--pairs", type=COUNT, default=None, help="Segments between seeded random pairs of data rows [100]."),
+        click.option("--max-points", type=COUNT, default=None, help="Points for boundary distance: the first rows [100]."),
+        click.option("--loops", type=click.IntRange(0, MAX_LOOPS), default=None, help="Closed translation loops through the first N images [0]."),
+        click.option("--loop-radius", type=click.FloatRange(0, MAX_LOOP_RADIUS, min_open=True), default=None, help="Loop radius in pixels [2]."),
+        click.option("--loop-steps", type=click.IntRange(3, MAX_LOOP_STEPS), default=None, help="Shifts per loop [16]."),
         click.option("--layout", type=click.Choice(["chw", "hwc"]), default=None, help="Image layout for loops [chw]."),
-        click.option("--seed", type=int, default=None, help="Seed for pairs and synthetic probes [0]."),
+        click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None, help="Seed for pairs and synthetic probes [0]."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True),
         click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None, help="Precision [float64]."),
-        click.option("--max-knots", type=int, default=None, help="Stop a segment after this many knots (noted in the result)."),
+        click.option("--max-knots", type=click.IntRange(min=1), default=None, help="Stop a segment after this many knots (noted in the result)."),
         click.option("--max-memory", default=None, help="Memory bound for batched work, e.g. 2G [a fraction of free memory]."),
         click.option("--keep-knots", is_flag=True, help="Store knot positions per segment in the JSON."),
         click.option("--input-shape", default=None, help="Input shape without the batch axis, e.g. 3,32,32."),
@@ -60,6 +68,7 @@ def output_options(f):
         click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the result JSON here."),
         click.option("--fail-if", "fail_if", multiple=True, help='Gate, e.g. "density.summary.median > 200" (repeatable).'),
         click.option("--junit", type=click.Path(dir_okay=False), help="Write gate results as JUnit XML."),
+        click.option("--debug", is_flag=True, help="Show tracebacks for internal errors."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -133,6 +142,9 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]  # accepted anywhere on the line
+    if not args:
+        click.echo(cli.get_help(click.Context(cli, info_name="regionaudit")))
+        sys.exit(EXIT_USAGE)
     try:
         code = cli.main(args=args, prog_name="regionaudit", standalone_mode=False)
     except click.exceptions.Exit as e:
@@ -141,7 +153,8 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("regionaudit: aborted", err=True)
         code = EXIT_USAGE
     except click.ClickException as e:
-        click.echo(f"regionaudit: error: {e.format_message()}", err=True)
+        hint = " (see regionaudit --help)" if isinstance(e, click.UsageError) else ""
+        click.echo(f"regionaudit: error: {one_line(e.format_message())}{hint}", err=True)
         code = EXIT_USAGE
     except RegionAuditError as e:
         click.echo(f"regionaudit: error: {one_line(str(e))}", err=True)

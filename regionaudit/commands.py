@@ -14,10 +14,17 @@ from pathlib import Path
 import click
 
 from regionaudit import __version__, gates as G
-from regionaudit.api import Options, audit, load_model, model_info
-from regionaudit.baseline import PROBE_OPTIONS, baseline_settings, evaluate_increases, load_baseline, merge_settings
+from regionaudit.api import Options, audit, check_rows, load_model, model_info
+from regionaudit.baseline import (
+    PROBE_OPTIONS,
+    baseline_settings,
+    check_increases,
+    evaluate_increases,
+    load_baseline,
+    merge_settings,
+)
 from regionaudit.errors import BadOption
-from regionaudit.files import sha256_of, write_text
+from regionaudit.files import check_writable, sha256_of, write_bytes, write_text
 from regionaudit.result import SCHEMA, AuditResult, CompareResult
 
 # options that define the probes and precision; a baseline fills the ones not given
@@ -127,19 +134,57 @@ def _run_audit_only(model, kw, imported=None):
 def _evaluate_gates(result_dict: dict, kw: dict, baseline: dict | None) -> list:
     results = G.evaluate_gates(result_dict, list(kw.get("fail_if") or []))
     if kw.get("max_increase"):
-        if baseline is None:
-            raise BadOption("--max-increase needs --baseline OLD.json")
         results += evaluate_increases(result_dict, baseline, list(kw["max_increase"]))
     return results
 
 
-def _write_gate_outputs(gates: list, junit: str | None) -> None:
-    for g in gates:
-        click.echo(G.format_gate_line(g), err=True)
-    if junit:
-        from regionaudit.junit import junit_xml
+def _output_paths(kw: dict, report: Path | None) -> list:
+    return [p for p in (report, kw.get("json_out"), kw.get("card"), kw.get("card_append"), kw.get("junit")) if p]
 
-        write_text(junit, junit_xml(gates))
+
+def _check_outputs(kw: dict, report: Path | None) -> None:
+    """Everything that could refuse an output is checked before the analysis runs."""
+    from regionaudit import report as R
+
+    for path in _output_paths(kw, report):
+        check_writable(path)
+    if report is not None and report.suffix.lower() == ".pdf":
+        R.check_pdf_support()
+    if kw.get("card_append"):
+        R.read_card(kw["card_append"])
+
+
+def _rendered_outputs(result, kw: dict, report: Path | None) -> list[tuple[str, bytes, int | None]]:
+    """(path, bytes, mode) of every output, all rendered in memory before the first is written,
+    so a failure while rendering leaves no file half-way."""
+    from regionaudit import report as R
+    from regionaudit.junit import junit_xml
+
+    compare = isinstance(result, CompareResult)
+    out: list[tuple[str, bytes, int | None]] = []
+    if report is not None:
+        html = (R.render_compare_html if compare else R.render_html)(result)
+        data = R.html_to_pdf(html) if report.suffix.lower() == ".pdf" else html.encode("utf-8")
+        out.append((str(report), data, None))
+    if kw.get("json_out"):
+        out.append((kw["json_out"], (result.to_json() + "\n").encode("utf-8"), None))
+    if kw.get("card"):
+        card = R.render_card(result, _relative_link(report, kw["card"]))
+        out.append((kw["card"], card.encode("utf-8"), None))
+    if kw.get("card_append"):
+        out.append((kw["card_append"], *R.appended_card(result, kw["card_append"], _relative_link(report, kw["card_append"]))))
+    if kw.get("junit"):
+        out.append((kw["junit"], junit_xml(result.gates).encode("utf-8"), None))
+    return out
+
+
+def _finish(result, kw: dict, report: Path | None) -> int:
+    """Write every output, print one line per gate on stderr; the exit code says whether all passed."""
+    for path, data, mode in _rendered_outputs(result, kw, report):
+        write_bytes(path, data, mode)
+    for g in result.gates:
+        click.echo(G.format_gate_line(g), err=True)
+    return 1 if G.any_failed(result.gates) else 0
 
 
 def _report_path(kw: dict, default_stem: str) -> Path | None:
@@ -157,30 +202,16 @@ def run_audit(model: str, kw: dict) -> int:
     baseline = load_baseline(kw["baseline"]) if kw.get("baseline") else None
     if baseline is not None:
         kw = _apply_baseline(kw, baseline)
-    # a malformed gate or an unknown path is a usage error before minutes of work
+    # a malformed gate, an unknown path or an unwritable output is a usage error before minutes of work
     G.check_gates(list(kw.get("fail_if") or []))
-    if kw.get("max_increase"):
-        from regionaudit.baseline import check_increases
-
-        check_increases(list(kw["max_increase"]))
+    check_increases(list(kw.get("max_increase") or []), baseline)
     report = _report_path(kw, Path(model).stem)
+    _check_outputs(kw, report)
     result = _run_audit_only(model, kw)
     result.gates = _evaluate_gates(result.to_dict(), kw, baseline)
-
-    from regionaudit import report as R
-
-    if kw.get("json_out"):
-        write_text(kw["json_out"], result.to_json() + "\n")
-    if report is not None:
-        (R.write_pdf if report.suffix.lower() == ".pdf" else R.write_html)(result, report)
-    link = _relative_link(report, kw.get("card") or kw.get("card_append"))
-    if kw.get("card"):
-        R.write_card(result, kw["card"], link)
-    if kw.get("card_append"):
-        R.append_card(result, kw["card_append"], link)
-    _write_gate_outputs(result.gates, kw.get("junit"))
-    _print_summary(result, [report, kw.get("json_out"), kw.get("card"), kw.get("card_append"), kw.get("junit")])
-    return 1 if any(not g.passed for g in result.gates) else 0
+    code = _finish(result, kw, report)
+    _print_summary(result, _output_paths(kw, report))
+    return code
 
 
 def _relative_link(report: Path | None, card: str | None) -> str | None:
@@ -252,34 +283,28 @@ def run_compare(model_a: str, model_b: str, kw: dict) -> int:
 
     G.check_gates(list(kw.get("fail_if") or []), compare=True)
     opts = _options(kw)
-    imp_a, imp_b = load_model(model_a, opts), load_model(model_b, opts)
+    report = _report_path(kw, f"{Path(model_a).stem}-vs-{Path(model_b).stem}")
+    _check_outputs(kw, report)
+    rows = check_rows(kw.get("data"))
+    imp_a, imp_b = load_model(model_a, opts, rows), load_model(model_b, opts, rows)
     if imp_a.network.input_shape != imp_b.network.input_shape:
         raise BadOption(
             f"cannot compare: {model_a} takes inputs of shape {imp_a.network.input_shape}, "
             f"{model_b} of shape {imp_b.network.input_shape}"
         )
-    report = _report_path(kw, f"{Path(model_a).stem}-vs-{Path(model_b).stem}")
     res_a = _run_audit_only(model_a, kw, imp_a)
     res_b = _run_audit_only(model_b, kw, imp_b)
     result = CompareResult(a=res_a, b=res_b, paired=paired_measures(res_a, res_b))
     result.timing = {"total_s": res_a.timing.get("total_s", 0.0) + res_b.timing.get("total_s", 0.0)}
     result.gates = G.evaluate_gates(result.to_dict(), list(kw.get("fail_if") or []))
-
-    from regionaudit import report as R
-
-    if kw.get("json_out"):
-        write_text(kw["json_out"], result.to_json() + "\n")
-    if report is not None:
-        (R.write_compare_pdf if report.suffix.lower() == ".pdf" else R.write_compare_html)(result, report)
-    _write_gate_outputs(result.gates, kw.get("junit"))
+    code = _finish(result, kw, report)
     p = result.paired
     click.echo(f"{model_a} vs {model_b}: {len(p.density.differences)} paired segments")
     click.echo(f"  fraction with more regions in B: {_frac(p.density.fraction_positive)}")
     click.echo(f"  fraction with larger deviation in B: {_frac(p.deviation.fraction_positive)}")
-    for path in (report, kw.get("json_out"), kw.get("junit")):
-        if path:
-            click.echo(f"wrote {path}")
-    return 1 if any(not g.passed for g in result.gates) else 0
+    for path in _output_paths(kw, report):
+        click.echo(f"wrote {path}")
+    return code
 
 
 def _frac(x: float | None) -> str:

@@ -46,6 +46,15 @@ def atomic_path(path: str | os.PathLike, mode: int | None = None):
         raise
 
 
+def check_writable(path: str | os.PathLike) -> None:
+    """Refuse an output path before any work is done: its folder must exist, and it is no folder."""
+    target = Path(path)
+    if target.is_dir():
+        raise BadOption(f"cannot write {target}: it is a folder")
+    if not target.parent.is_dir():
+        raise BadOption(f"cannot write {target}: folder {target.parent} does not exist")
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -85,6 +94,8 @@ def load_array(path: str | os.PathLike, what: str = "data") -> np.ndarray:
         arr = loaded
     if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
         raise BadData(f"{what} file {p} holds {arr.dtype} values; a float array is needed")
+    if arr.ndim == 0:
+        raise BadData(f"{what} file {p} holds a single number; an array of rows is needed")
     arr = np.asarray(arr, dtype=np.float64)
     if arr.size and not np.isfinite(arr).all():
         bad = int((~np.isfinite(arr)).sum())

@@ -37,6 +37,7 @@ class Probes:
     loops: list[Loop] = field(default_factory=list)
     synthetic: bool = False
     description: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 def as_rows(arr: np.ndarray, input_shape: tuple[int, ...], what: str) -> np.ndarray:
@@ -117,19 +118,6 @@ def translation_loops(
     for r in range(min(n_loops, len(rows))):
         loops.append(Loop(vertices=shift_images(rows[r], shifts, layout), source_row=r))
     return loops
-
-
-def from_rows(
-    rows: np.ndarray, pairs: int, max_points: int, seed: int, synthetic: bool, source: str
-) -> Probes:
-    i, j = random_pairs(len(rows), pairs, seed)
-    return Probes(
-        segments=(rows[i], rows[j]),
-        points=rows[:max_points],
-        synthetic=synthetic,
-        description=f"{len(i)} segments between seeded random pairs of {source} rows; "
-        f"{min(max_points, len(rows))} points (the first rows)",
-    )
 
 
 def synthetic_rows(input_shape: tuple[int, ...], n: int, seed: int) -> np.ndarray:

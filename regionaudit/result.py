@@ -69,8 +69,8 @@ class Density:
 
 @dataclass
 class SegmentDeviation:
-    per_output: list[float]
-    norm: float
+    per_output: list[float] | None  # None where --max-knots cut the segment short
+    norm: float | None
 
 
 @dataclass

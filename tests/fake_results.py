@@ -1,13 +1,15 @@
 """Synthetic `AuditResult`s for the report tests (no model is run).
 
 `sample_result()` looks like a real audit of a small MLP on data; `empty_result()` has no
-segments, points or summaries; `nasty_result()` carries hostile names and notes.
+segments, points or summaries; `nasty_result()` carries hostile names and notes;
+`truncated_result()` has segments that reached --max-knots, with the note the audit adds.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from regionaudit.analysis.stats import spearman
 from regionaudit.result import (
     AuditResult,
     CompareResult,
@@ -40,29 +42,20 @@ def summarize(values) -> dict | None:
     }
 
 
-def _spearman(x, y) -> float | None:
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return None
-    rx = np.argsort(np.argsort(x)).astype(float)
-    ry = np.argsort(np.argsort(y)).astype(float)
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
 def _nodes(layer_names: list[str], widths: list[int], in_dim: int) -> list[dict]:
     nodes = [{"id": 0, "kind": "input", "name": "input", "op_type": "", "shape": [in_dim], "units": 0, "params": 0, "detail": ""}]
     prev = in_dim
     i = 1
     for name, w in zip(layer_names, widths):
         nodes.append(
-            {"id": i, "kind": "dense", "name": f"{name}/MatMul", "op_type": "Gemm", "shape": [w], "units": 0,
+            {"id": i, "kind": "matmul", "name": f"{name}/MatMul", "op_type": "Gemm", "shape": [w], "units": 0,
              "params": prev * w + w, "detail": f"{prev}→{w}, bias"}
         )
         i += 1
         nodes.append({"id": i, "kind": "relu", "name": name, "op_type": "Relu", "shape": [w], "units": w, "params": 0, "detail": "ReLU"})
         i += 1
         prev = w
-    nodes.append({"id": i, "kind": "dense", "name": "logits", "op_type": "Gemm", "shape": [10], "units": 0, "params": prev * 10 + 10, "detail": f"{prev}→10, bias"})
+    nodes.append({"id": i, "kind": "matmul", "name": "logits", "op_type": "Gemm", "shape": [10], "units": 0, "params": prev * 10 + 10, "detail": f"{prev}→10, bias"})
     return nodes
 
 
@@ -162,7 +155,7 @@ def sample_result(
             paths=path_devs,
             summary=summarize([d.norm for d in devs]),
             path_summary=summarize([d.norm for d in path_devs]),
-            spearman_density=_spearman([s.density for s in segs], [d.norm for d in devs]),
+            spearman_density=spearman([s.density for s in segs], [d.norm for d in devs]),
         ),
         distance=Distance(
             points=points,
@@ -206,6 +199,21 @@ def empty_result() -> AuditResult:
         distance=Distance(),
         notes=["The model has no ReLU-type units: density and distance are undefined."],
     )
+
+
+def max_knots_note(max_knots: int) -> str:
+    """The note `regionaudit.api.audit` adds when a segment or loop reached --max-knots."""
+    return f"Some segments reached --max-knots {max_knots}: their region counts are lower bounds."
+
+
+def truncated_result(max_knots: int = 64) -> AuditResult:
+    """A segment and a loop stopped at --max-knots: the flags and the note a real audit records."""
+    r = sample_result(n_segments=12, n_points=12, with_slice=False)
+    r.settings["max_knots"] = max_knots
+    r.density.segments[0].truncated = True
+    r.density.paths[0].truncated = True
+    r.notes.append(max_knots_note(max_knots))
+    return r
 
 
 NASTY = "<script>alert(1)</script>"

@@ -102,7 +102,7 @@ def test_batching_and_chunking_do_not_change_numbers():
         per_knot = bytes_per_probe(net, needed_nodes(net), 8)
         done = []
         small = trace_segments(net, a, b, max_memory=per_knot * 9, progress=done.append)
-        assert done[-1] == 7 and done == sorted(done)
+        assert sum(done) == 7 and all(n > 0 for n in done)
         for r, s in zip(ref, small):
             assert r.regions == s.regions
             assert r.knots_per_layer == s.knots_per_layer

@@ -136,7 +136,7 @@ def test_chunking_changes_nothing_beyond_rounding():
     ref = boundary_distances(net, pts)
     seen = []
     small = boundary_distances(net, pts, max_memory=60_000, progress=seen.append)
-    assert seen[-1] == 9 and len(seen) > 1
+    assert sum(seen) == 9 and len(seen) > 1
     for r, s in zip(ref, small):
         assert s.distance == pytest.approx(r.distance, rel=1e-12)
         assert (s.node, s.unit) == (r.node, r.unit)

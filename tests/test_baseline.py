@@ -319,6 +319,12 @@ def test_several_increases():
 def test_check_increases_before_the_audit():
     from regionaudit.baseline import check_increases
 
-    assert check_increases(["density.summary.median=10%"]) == [IncreaseBound("density.summary.median", "10", True)]
+    base = make_audit(median=37)
+    assert check_increases(["density.summary.median=10%"], base) == [IncreaseBound("density.summary.median", "10", True)]
     with pytest.raises(GateError, match="unknown metric path 'density.summary.mediam'"):
-        check_increases(["density.summary.mediam=10%"])
+        check_increases(["density.summary.mediam=10%"], base)
+    with pytest.raises(GateError, match="needs --baseline"):
+        check_increases(["density.summary.median=10%"])
+    with pytest.raises(GateError, match="needs a positive baseline value"):
+        check_increases(["density.summary.median=10%"], make_audit(median=0))
+    assert check_increases(["density.summary.median=1"], make_audit(median=0))  # an absolute bound is fine

@@ -10,7 +10,7 @@ import pytest
 from regionaudit.errors import BadOption
 from regionaudit.report import append_card, render_card, write_card
 from regionaudit.report.card import END, START
-from fake_results import empty_result, nasty_result, sample_result
+from fake_results import empty_result, max_knots_note, nasty_result, sample_result, truncated_result
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,14 @@ def test_card_empty_result():
     assert "undefined" in md
     assert "seeded Gaussian" in md
     assert "nan" not in md.lower().split()
+
+
+def test_card_max_knots_note_once():
+    """The card repeats the audit's --max-knots note once and adds none of its own."""
+    r = truncated_result(max_knots=64)
+    md = render_card(r, None)
+    assert md.count(max_knots_note(64)) == 1
+    assert md.count("--max-knots") == sum(n.count("--max-knots") for n in r.notes)  # none invented
 
 
 def test_card_escapes_model_strings():

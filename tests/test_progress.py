@@ -55,3 +55,25 @@ def test_unknown_total_and_closed_stream():
     with Progress(3, "y", file=closed) as bar:
         bar.update(1)
     assert not bar.enabled
+
+
+def test_audit_reports_increments_that_add_up_to_each_total():
+    """audit() calls each stage's callable with increments; they must sum to the stage's total."""
+    from pathlib import Path
+
+    import regionaudit
+
+    samples = Path(__file__).resolve().parents[1] / "sample_models"
+    counts: dict[str, list[int]] = {}
+
+    def progress(stage, total):
+        counts[stage] = [total, 0]
+
+        def update(n=1):
+            counts[stage][1] += n
+
+        return update
+
+    regionaudit.audit(samples / "digits_cnn.onnx", data=samples / "digits_test.npy", pairs=7, max_points=5,
+                      loops=2, loop_steps=4, max_memory=2**20, progress=progress)
+    assert counts == {"segments": [7, 7], "loops": [2, 2], "points": [5, 5]}

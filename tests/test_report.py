@@ -10,7 +10,7 @@ import pytest
 
 from regionaudit.errors import BadOption
 from regionaudit.report import render_compare_html, render_html, write_compare_html, write_html
-from fake_results import NASTY, empty_result, nasty_result, sample_compare, sample_result
+from fake_results import NASTY, empty_result, max_knots_note, nasty_result, sample_compare, sample_result, truncated_result
 
 AUDIT_PLOTS = [
     "regions-hist",
@@ -155,6 +155,22 @@ def test_headline_sentences_and_sections(sample_html):
     assert "3f7a9c0e5b1d" in sample_html  # short hash in the header
     assert "fc1/Relu/MatMul" in sample_html  # node table
     assert "Closed translation loops" in sample_html
+
+
+def test_max_knots_note_shown_once():
+    """The report shows the audit's own --max-knots note and invents no second one."""
+    r = truncated_result(max_knots=64)
+    html = render_html(r)
+    assert html.count(max_knots_note(64)) == 1
+    assert html.count("--max-knots") == sum(n.count("--max-knots") for n in r.notes)  # none invented
+
+
+def test_kink_nodes_highlighted(sample_html):
+    """ReLU-type rows of the node table (IR kind "relu") are marked; MatMul rows are not."""
+    rows = re.findall(r"<tr( class=\"kink\")?>\s*<td[^>]*>\d+</td>\s*<td[^>]*>(\w+)</td>", sample_html)
+    kinds = {(kind, bool(cls)) for cls, kind in rows}
+    assert ("relu", True) in kinds and ("matmul", False) in kinds and ("input", False) in kinds
+    assert ("relu", False) not in kinds and ("matmul", True) not in kinds
 
 
 def test_empty_result_renders_without_plots(empty_html):

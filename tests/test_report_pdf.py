@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from regionaudit.errors import BadOption
@@ -49,14 +51,41 @@ def test_compare_pdf(tmp_path):
     assert out.read_bytes().startswith(b"%PDF")
 
 
+def _grey(png) -> "np.ndarray":
+    """A PNG as grey levels in [0, 1] (1 = white), through Pillow or else matplotlib."""
+    try:
+        from PIL import Image
+    except ImportError:
+        image = pytest.importorskip("matplotlib.image", reason="neither Pillow nor matplotlib can read PNG")
+        rgb = image.imread(png)[..., :3]
+        return rgb.mean(axis=-1)
+    with Image.open(png) as im:
+        return np.asarray(im.convert("L"), dtype=float) / 255
+
+
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="pdftoppm (poppler-utils) not installed")
 def test_pdf_renders_to_png(pdf_path, tmp_path):
-    prefix = tmp_path / "page"
-    subprocess.run(["pdftoppm", "-png", "-r", "40", "-f", "1", "-l", "1", str(pdf_path), str(prefix)], check=True)
-    pngs = list(tmp_path.glob("page*.png"))
-    assert len(pngs) == 1
-    data = pngs[0].read_bytes()
-    assert data.startswith(b"\x89PNG") and len(data) > 2000
+    """Poppler finds every page WeasyPrint laid out, each A4 and inked; page 1 is a real page of content."""
+    from regionaudit.report.pdf import render_document
+
+    expected = len(render_document(render_html(sample_result())).pages)
+    assert expected >= 2
+    if shutil.which("pdfinfo"):
+        info = subprocess.run(["pdfinfo", str(pdf_path)], check=True, capture_output=True, text=True).stdout
+        assert re.search(rf"^Pages:\s+{expected}$", info, re.M), info
+    subprocess.run(["pdftoppm", "-png", "-r", "40", str(pdf_path), str(tmp_path / "page")], check=True)
+    pngs = sorted(tmp_path.glob("page*.png"))
+    assert len(pngs) == expected
+    for png in pngs:
+        assert png.read_bytes().startswith(b"\x89PNG")
+        grey = _grey(png)
+        height, width = grey.shape
+        assert abs(height / width - 297 / 210) < 0.02, (png.name, grey.shape)  # A4 portrait
+        ink = (grey < 0.9).mean()
+        assert 0.005 < ink < 0.6, (png.name, ink)  # neither blank nor a dark block
+    first = _grey(pngs[0])
+    assert 0.05 < (first < 0.9).mean() < 0.6  # title, headline numbers and a plot: well inked
+    assert first.std() > 0.1  # contrast: text and lines on white, not a flat grey
 
 
 def test_missing_weasyprint_is_a_clear_error(tmp_path, monkeypatch):

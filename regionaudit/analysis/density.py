@@ -323,7 +323,7 @@ def trace_segments(
 
     `max_knots` bounds the interior knots of one segment (the trace is then `truncated` and its
     `regions` a lower bound); `max_memory` bounds the working memory in bytes (default: a fraction
-    of what is free); `progress(n)` is called with the number of segments finished so far.
+    of what is free); `progress(n)` is called with the number of segments just finished.
     """
     A, B = _as_points(network, a), _as_points(network, b)
     if A.shape[0] != B.shape[0]:
@@ -344,7 +344,6 @@ def trace_segments(
     pieces: dict[int, list[_Piece]] = {s: [] for s in range(n_seg)}
     pending = [1] * n_seg
     traces: list[SegmentTrace | None] = [None] * n_seg
-    done = 0
     batch = max(1, cap_knots // 64)
     while queue:
         items = [queue.popleft() for _ in range(min(batch, len(queue)))]
@@ -364,7 +363,7 @@ def trace_segments(
             queue.appendleft(_Item(it.seg, tm, it.t1, it.depth + 1))
             queue.appendleft(_Item(it.seg, it.t0, tm, it.depth + 1))
             continue
-        total = 0
+        total, finished = 0, 0
         for it, piece in zip(items, result):
             total += piece.t.shape[0]
             pieces[it.seg].append(piece)
@@ -372,9 +371,9 @@ def trace_segments(
             if pending[it.seg] == 0:
                 joined = _stitch(network, order, pieces.pop(it.seg), A[it.seg], B[it.seg])
                 traces[it.seg] = _finish(network, joined, max_knots)
-                done += 1
-        if progress is not None:
-            progress(done)
+                finished += 1
+        if progress is not None and finished:
+            progress(finished)
         # grow the batch while the knots stay well inside the budget
         per_item = max(2.0, total / len(items))
         batch = max(1, min(int(cap_knots / (2 * per_item)), 4 * len(items)))

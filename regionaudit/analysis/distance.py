@@ -121,7 +121,10 @@ def boundary_distances(
     max_memory: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[PointDistance]:
-    """Distance from each point (P, *input_shape) to its activation region's boundary."""
+    """Distance from each point (P, *input_shape) to its activation region's boundary.
+
+    `progress(n)`, if given, is called with the number of points just finished.
+    """
     x_all = network.prepare(torch.as_tensor(points))
     n_total = x_all.shape[0]
     order = needed_nodes(network)
@@ -151,5 +154,5 @@ def boundary_distances(
             _accumulate(network, order, last, kinks, eye[d0 : d0 + n_dir], p, sq)
         results.extend(_nearest(network, order, kinks, sq, p))
         if progress is not None:
-            progress(len(results))
+            progress(p)
     return results

@@ -21,6 +21,9 @@ N_RANDOM = 8
 def validate(model: onnx.ModelProto, built: Built, sig: Signature, check_inputs=None, seed: int = 0) -> dict:
     xs = _inputs(sig, check_inputs, seed)
     np_dtype = onnx.helper.tensor_dtype_to_np_dtype(sig.input_elem_type)
+    biggest = max(float(np.abs(x).max(initial=0.0)) for x in xs)
+    if biggest > float(np.finfo(np_dtype).max):
+        raise BadData(f"data values up to {biggest:.3g} do not fit the model's {np.dtype(np_dtype).name} input")
     feeds = [x.astype(np_dtype).reshape(sig.graph_input_shape) for x in xs]
     ours = built.network.forward(torch.from_numpy(np.stack([f.astype(np.float64) for f in feeds])))
     ours = ours.numpy()
@@ -28,11 +31,14 @@ def validate(model: onnx.ModelProto, built: Built, sig: Signature, check_inputs=
     if ref.shape != ours.shape:
         raise RejectedModel(f"the IR gives {ours.shape[1]} outputs where {reference} gives {ref.shape[1]}")
     if not np.isfinite(ref).all():
-        raise RejectedModel(f"{reference} gives NaN or infinite outputs on random inputs")
+        inputs = "random inputs and the first data rows" if check_inputs is not None else "random inputs"
+        raise RejectedModel(f"{reference} gives NaN or infinite outputs on {inputs}")
+    if not np.isfinite(ours).all():
+        raise RejectedModel("the imported network gives NaN or infinite outputs where the reference does not")
     abs_err = float(np.abs(ours - ref).max(initial=0.0))
     scale = float(np.abs(ref).max(initial=0.0))
     rel_err = abs_err / scale if scale > 0 else (0.0 if abs_err == 0 else float("inf"))
-    if rel_err > MAX_REL_ERR:
+    if not rel_err <= MAX_REL_ERR:
         raise RejectedModel(
             f"imported network disagrees with {reference}: max relative error {rel_err:.3g} "
             f"(max abs error {abs_err:.3g}) on output '{built.analysed_tensor}'"

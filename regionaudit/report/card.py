@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from regionaudit.errors import BadOption
 from regionaudit.report import formatting as F
-from regionaudit.report.context import _model_name, _notes, _probe_words, _s, _spread, settings_section
+from regionaudit.report.context import median, model_name, probe_words, result_notes, settings_section
 from regionaudit.files import write_bytes
 from regionaudit.report.templating import MarkdownSafe, markdown_environment
 from regionaudit.result import AuditResult
@@ -25,18 +25,18 @@ END = "<!-- regionaudit:end -->"
 
 
 def _metric(label: str, summary: dict | None, meaning: str, digits: int = 4) -> dict:
-    med = _s(summary, "median")
+    med = median(summary)
     if med is None:
         value = "undefined"
     else:
-        spread = _spread(summary, lambda x: F.num(x, digits))
+        spread = F.spread(summary, lambda x: F.num(x, digits))
         value = f"{F.num(med, digits)} (median" + (f"; {spread})" if spread else ")")
     return {"metric": label, "value": value, "meaning": meaning}
 
 
 def card_context(result: AuditResult, report_link: str | None) -> dict:
     d, v, dist, m = result.density, result.deviation, result.distance, result.model
-    between, at = _probe_words(result)
+    between, at = probe_words(result)
     rho = v.spearman_density
     metrics = [
         _metric(
@@ -78,11 +78,11 @@ def card_context(result: AuditResult, report_link: str | None) -> dict:
     link = None
     if report_link:
         link = MarkdownSafe(f"[{F.markdown(_link_text(report_link))}](<{_link_target(report_link)}>)")
-    notes = _notes(result)
+    notes = result_notes(result)
     return {
         "start": MarkdownSafe(START),
         "end": MarkdownSafe(END),
-        "model_name": _model_name(result),
+        "model_name": model_name(result),
         "sha": F.short_hash(m.sha256),
         "version": result.regionaudit,
         "neurons": F.count(m.neurons),
@@ -161,18 +161,26 @@ def insert_section(text: str, section: str) -> str:
     return text + sep + body + newline
 
 
+def read_card(readme_path: str | os.PathLike) -> tuple[str, int | None]:
+    """An existing card's text (bytes that are not UTF-8 kept as they are) and its mode; ("", None)
+    when there is no file yet. Its markers are checked here, so a broken card fails before any work."""
+    path = Path(readme_path)
+    if not path.exists():
+        return "", None
+    if not path.is_file():
+        raise BadOption(f"cannot write the model card: {path} is not a file")
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    insert_section(text, "")
+    return text, stat.S_IMODE(path.stat().st_mode)
+
+
+def appended_card(result: AuditResult, readme_path: str | os.PathLike, report_link: str | None = None) -> tuple[bytes, int | None]:
+    """The card file with regionaudit's section inserted or replaced, and the mode to keep."""
+    text, mode = read_card(readme_path)
+    new = insert_section(text, render_card(result, report_link))
+    return new.encode("utf-8", errors="surrogateescape"), mode
+
+
 def append_card(result: AuditResult, readme_path: str | os.PathLike, report_link: str | None = None) -> None:
     """Insert or replace the regionaudit section of a README / model card; create it if missing."""
-    path = Path(readme_path)
-    section = render_card(result, report_link)
-    mode = None
-    if path.exists():
-        if not path.is_file():
-            raise BadOption(f"cannot write the model card: {path} is not a file")
-        raw = path.read_bytes()
-        mode = stat.S_IMODE(path.stat().st_mode)
-        text = raw.decode("utf-8", errors="surrogateescape")
-    else:
-        text = ""
-    new = insert_section(text, section)
-    write_bytes(path, new.encode("utf-8", errors="surrogateescape"), mode)
+    write_bytes(readme_path, *appended_card(result, readme_path, report_link))

@@ -2,23 +2,23 @@
 
 Nothing here knows about HTML or Markdown; the templates only lay out what this module builds
 (coverage.py's split between `FileData`/`IndexItem` and its `htmlfiles/` templates).
-Every metric may be `None` (undefined); every list may be empty.
+Every metric may be `None` (undefined); every list may be empty. The tables live in `tables.py`.
 """
 
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import PurePath
 
 from regionaudit import __version__
 from regionaudit.report import formatting as F
 from regionaudit.report import plots
+from regionaudit.report.tables import Table, distribution_table, gates_table, node_table, paths_table, timing_rows
 from regionaudit.result import AuditResult, CompareResult
 
 LIBRARIES = ("torch", "onnx", "onnxruntime", "numpy")
-KINK_KINDS = {"relu", "leakyrelu", "leaky_relu", "prelu", "maxpool", "kink"}
 NO_SEGMENTS = "No segments were measured."
 NO_POINTS = "No points were measured."
 DATA_AS_GIVEN = (
@@ -50,15 +50,6 @@ class Plot:
     empty: str  # sentence shown when svg is None
 
 
-@dataclass
-class Table:
-    columns: list[str]
-    rows: list[list[str]]
-    numeric: list[bool] = field(default_factory=list)  # right-align these columns
-    highlight: list[bool] = field(default_factory=list)  # per row
-    more: int = 0  # rows left out
-
-
 def versions() -> list[tuple[str, str]]:
     out = [("regionaudit (report)", __version__), ("python", platform.python_version())]
     for name in LIBRARIES:
@@ -69,23 +60,19 @@ def versions() -> list[tuple[str, str]]:
     return out
 
 
-def _s(summary: dict | None, key: str):
-    return None if not summary else summary.get(key)
+def median(summary: dict | None):
+    """The median of a summary, or None: a summary is None when nothing was measured."""
+    return None if not summary else summary.get("median")
 
 
-def _spread(summary: dict | None, fmt=F.num) -> str:
-    if not summary or summary.get("p10") is None:
-        return ""
-    return f"p10 {fmt(summary.get('p10'))}, p90 {fmt(summary.get('p90'))}"
-
-
-def _model_name(result: AuditResult) -> str:
+def model_name(result: AuditResult) -> str:
+    """The model file's name without folders, for titles (HTML, PDF and the model card)."""
     path = result.model.path or "model"
     return PurePath(path.replace("\\", "/")).name or path
 
 
-def _probe_words(result: AuditResult) -> tuple[str, str]:
-    """How to call the segment endpoints and the points in sentences."""
+def probe_words(result: AuditResult) -> tuple[str, str]:
+    """How to call the segment endpoints and the points in sentences (HTML and card share them)."""
     settings = result.settings or {}
     if settings.get("synthetic"):
         return "two random probe points", "a random probe point"
@@ -96,26 +83,26 @@ def _probe_words(result: AuditResult) -> tuple[str, str]:
 
 def headline_metrics(result: AuditResult) -> list[Metric]:
     d, v, dist = result.density, result.deviation, result.distance
-    between, at = _probe_words(result)
+    between, at = probe_words(result)
     metrics: list[Metric] = []
 
     s = d.summary
-    med = _s(s, "median")
+    med = median(s)
     if med is not None:
         sentence = f"Median {F.num(med)} linear regions along a segment between {between}"
-        spread = _spread(s)
+        spread = F.spread(s)
         sentence += f" ({spread})." if spread else "."
         metrics.append(Metric("regions", "Regions per segment", F.num(med), "median", sentence))
     else:
         metrics.append(Metric("regions", "Regions per segment", F.DASH, "", NO_SEGMENTS + " Region density is undefined.", False))
 
     s = dist.summary
-    med = _s(s, "median")
+    med = median(s)
     if med is not None:
         sentence = f"Median distance {F.num(med, 3)} (input units) from {at} to the nearest region boundary"
-        spread = _spread(s, lambda x: F.num(x, 3))
+        spread = F.spread(s, lambda x: F.num(x, 3))
         sentence += f" ({spread})." if spread else "."
-        scaled = _s(dist.scaled_summary, "median")
+        scaled = median(dist.scaled_summary)
         if scaled is not None:
             sentence += f" Distance × neurons, roughly scale-free: median {F.num(scaled, 3)}."
         metrics.append(Metric("distance", "Boundary distance", F.num(med, 3), "median", sentence))
@@ -123,10 +110,10 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
         metrics.append(Metric("distance", "Boundary distance", F.DASH, "", NO_POINTS + " Boundary distance is undefined.", False))
 
     s = v.summary
-    med = _s(s, "median")
+    med = median(s)
     if med is not None:
         sentence = f"Median absolute deviation {F.num(med, 3)} from linear along a segment"
-        spread = _spread(s, lambda x: F.num(x, 3))
+        spread = F.spread(s, lambda x: F.num(x, 3))
         sentence += f" ({spread})" if spread else ""
         sentence += ": the area between the model and the straight line through its end values, L2 over outputs."
         metrics.append(Metric("deviation", "Absolute deviation", F.num(med, 3), "median", sentence))
@@ -151,78 +138,19 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
                 "Density vs deviation",
                 F.DASH,
                 "",
-                "Spearman ρ is undefined (fewer than two segments, or constant density or deviation).",
+                "Spearman ρ is undefined (fewer than three segments with a defined density, "
+                "or constant density or deviation).",
                 False,
             )
         )
     return metrics
 
 
-def distribution_table(result: AuditResult) -> Table:
-    d, v, dist = result.density, result.deviation, result.distance
-    rows_src = [
-        ("Regions per segment", d.summary),
-        ("Regions per unit length", d.per_length),
-        ("Regions per neuron", d.regions_per_neuron),
-        ("Absolute deviation (L2 over outputs)", v.summary),
-        ("Boundary distance", dist.summary),
-        ("Boundary distance × neurons", dist.scaled_summary),
-    ]
-    if d.paths or d.path_summary:
-        rows_src.append(("Regions per loop", d.path_summary))
-    if v.paths or v.path_summary:
-        rows_src.append(("Absolute deviation per loop", v.path_summary))
-    keys = ["count", "mean", "median", "p10", "p90", "min", "max"]
-    rows = []
-    for label, summary in rows_src:
-        if summary is None:
-            rows.append([label, "0"] + ["undefined"] + [""] * (len(keys) - 2))
-        else:
-            rows.append([label, F.count(summary.get("count"))] + [F.num(summary.get(k)) for k in keys[1:]])
-    return Table(["Measure"] + keys, rows, numeric=[False] + [True] * len(keys))
-
-
-def _node_field(rec: dict, *names, default=None):
-    for n in names:
-        if n in rec and rec[n] is not None:
-            return rec[n]
-    return default
-
-
-def node_table(result: AuditResult, limit: int = 400) -> Table:
-    rows, highlight = [], []
-    for i, rec in enumerate(result.model.nodes[:limit]):
-        if not isinstance(rec, dict):
-            rec = {"detail": rec}
-        kind = str(_node_field(rec, "kind", "type", default=""))
-        is_kink = bool(_node_field(rec, "is_kink", "kink", default=kind.lower() in KINK_KINDS))
-        rows.append(
-            [
-                str(_node_field(rec, "id", "index", default=i)),
-                kind,
-                str(_node_field(rec, "name", "onnx_name", default="")),
-                str(_node_field(rec, "op_type", "op", "onnx_op", default="")),
-                F.shape(_node_field(rec, "shape", "output_shape")),
-                F.count(_node_field(rec, "units", default=0)),
-                F.count(_node_field(rec, "params", default=0)),
-                str(_node_field(rec, "detail", "describe", "description", default="")),
-            ]
-        )
-        highlight.append(is_kink)
-    return Table(
-        ["id", "kind", "ONNX name", "op type", "shape", "units", "params", "detail"],
-        rows,
-        numeric=[True, False, False, False, False, True, True, False],
-        highlight=highlight,
-        more=max(0, len(result.model.nodes) - limit),
-    )
-
-
 def model_section(result: AuditResult) -> dict:
     m = result.model
     val = m.validation or {}
     rel, abs_ = val.get("max_rel_err"), val.get("max_abs_err")
-    ref = val.get("reference") or val.get("against") or "onnxruntime"
+    ref = val.get("reference") or "onnxruntime"
     if rel is not None or abs_ is not None:
         validation_sentence = (
             f"The imported network matches {ref} to a maximum absolute error of {F.num(abs_, 3)} "
@@ -242,7 +170,7 @@ def model_section(result: AuditResult) -> dict:
         ("Multiply-adds per input", F.count(m.macs)),
     ]
     return {
-        "name": _model_name(result),
+        "name": model_name(result),
         "sha_short": F.short_hash(m.sha256),
         "input_shape": F.shape(m.input_shape),
         "facts": facts,
@@ -262,8 +190,8 @@ def settings_section(result: AuditResult) -> dict:
     s = result.settings or {}
     d = result.density
     n_seg, n_pts, n_paths = len(d.segments), len(result.distance.points), len(d.paths)
-    data = s.get("data") or s.get("data_path")
-    data_hash = s.get("data_sha256") or s.get("data_hash")
+    data = s.get("data")
+    data_hash = s.get("data_sha256")
     probes = []
     if n_seg:
         probes.append(f"{n_seg:,} segment{'s' if n_seg != 1 else ''}")
@@ -291,27 +219,19 @@ def settings_section(result: AuditResult) -> dict:
     }
 
 
-def _notes(result: AuditResult) -> list[str]:
+def result_notes(result: AuditResult) -> list[str]:
+    """The import's and the audit's notes, once each, as the result carries them.
+
+    The report adds no notes of its own (the audit already says when --max-knots was reached);
+    "Data is used as given" is left out because the settings section states it in full.
+    """
     notes = [str(n) for n in (result.model.notes or [])] + [str(n) for n in (result.notes or [])]
-    # the settings section states this in full; keep the notes box for what is unusual
-    notes = [n for n in notes if not n.startswith("Data is used as given")]
-    truncated = sum(1 for seg in result.density.segments if seg.truncated)
-    truncated += sum(1 for p in result.density.paths if p.truncated)
-    if truncated:
-        notes.append(
-            f"{truncated} segment(s) or loop(s) hit the --max-knots limit; their region counts are lower bounds."
-        )
-    seen, out = set(), []
-    for n in notes:
-        if n not in seen:
-            seen.add(n)
-            out.append(n)
-    return out
+    return list(dict.fromkeys(n for n in notes if not n.startswith("Data is used as given")))
 
 
 def audit_plots(result: AuditResult) -> list[Plot]:
     d, v, dist, m = result.density, result.deviation, result.distance, result.model
-    between, at = _probe_words(result)
+    between, at = probe_words(result)
     regions = [seg.regions for seg in d.segments]
     out = [
         Plot(
@@ -403,8 +323,7 @@ def audit_plots(result: AuditResult) -> list[Plot]:
     )
     if result.slice is not None:
         sl = result.slice
-        polygons = sl.get("polygons") if isinstance(sl, dict) else None
-        count = sl.get("count") if isinstance(sl, dict) else None
+        polygons, count = sl.get("polygons"), sl.get("count")
         title = "2-D slice" + (f": {count:,} regions" if isinstance(count, int) else "")
         out.append(
             Plot(
@@ -412,56 +331,11 @@ def audit_plots(result: AuditResult) -> list[Plot]:
                 "2-D slice",
                 "Activation regions on a plane through three probe points (Hanin & Rolnick 2019a, Fig. 1); "
                 "each region is one colour.",
-                plots.slice_picture("slice", polygons, sl.get("points") if isinstance(sl, dict) else None, title),
+                plots.slice_picture("slice", polygons, sl.get("points"), title),
                 "The slice has no polygons to draw" + (f" ({count:,} regions counted)." if isinstance(count, int) else "."),
             )
         )
     return out
-
-
-def paths_table(result: AuditResult, limit: int = 100) -> Table | None:
-    d, v = result.density, result.deviation
-    if not d.paths:
-        return None
-    rows = []
-    for i, p in enumerate(d.paths[:limit]):
-        dev = v.paths[i].norm if i < len(v.paths) else None
-        rows.append(
-            [str(i), F.count(p.edges), F.count(p.regions), F.num(p.length), F.num(p.density), F.num(dev), "yes" if p.truncated else ""]
-        )
-    return Table(
-        ["loop", "edges", "regions", "length", "regions / length", "abs. deviation", "truncated"],
-        rows,
-        numeric=[True, True, True, True, True, True, False],
-        more=max(0, len(d.paths) - limit),
-    )
-
-
-def gates_table(gates) -> Table | None:
-    if not gates:
-        return None
-    rows = [[g.expr, F.num(g.value) if g.value is not None else "undefined", "pass" if g.passed else "FAIL", g.message or ""] for g in gates]
-    return Table(
-        ["gate", "value", "result", "message"],
-        rows,
-        numeric=[False, True, False, False],
-        highlight=[not g.passed for g in gates],
-    )
-
-
-def _timing_label(key: str) -> str:
-    return key[:-2] if key.endswith("_s") else key
-
-
-def timing_rows(timing: dict) -> list[tuple[str, str]]:
-    rows = []
-    for k, val in (timing or {}).items():
-        if isinstance(val, dict):
-            for k2, v2 in val.items():
-                rows.append((f"{k}.{k2}", F.seconds(v2)))
-        else:
-            rows.append((_timing_label(str(k)), F.seconds(val)))
-    return rows
 
 
 def audit_context(result: AuditResult) -> dict:
@@ -472,7 +346,7 @@ def audit_context(result: AuditResult) -> dict:
         "title": f"{model['name']} — linear-region audit",
         "model": model,
         "settings": settings_section(result),
-        "notes": _notes(result),
+        "notes": result_notes(result),
         "metrics": headline_metrics(result),
         "distributions": distribution_table(result),
         "plots": audit_plots(result),
@@ -487,8 +361,8 @@ def audit_context(result: AuditResult) -> dict:
     }
 
 
-def _slice_facts(sl) -> list[tuple[str, str]]:
-    if not isinstance(sl, dict):
+def _slice_facts(sl: dict | None) -> list[tuple[str, str]]:
+    if sl is None:
         return []
     return [(str(k), F.value(v)) for k, v in sl.items() if k not in ("polygons", "areas", "points")] + (
         [("polygons", F.count(len(sl["polygons"])))] if isinstance(sl.get("polygons"), list) else []
@@ -506,21 +380,20 @@ def _cmp_row(label, a, b, fmt=F.num):
 
 def compare_context(result: CompareResult) -> dict:
     a, b = result.a, result.b
-    name_a, name_b = _model_name(a), _model_name(b)
+    name_a, name_b = model_name(a), model_name(b)
     if name_a == name_b:
         name_a, name_b = f"A: {name_a}", f"B: {name_b}"
-    med = lambda s: _s(s, "median")  # noqa: E731
     rows = [
         _cmp_row("ReLU-type neurons", a.model.neurons, b.model.neurons),
         _cmp_row("Parameters", a.model.params, b.model.params),
         _cmp_row("Multiply-adds", a.model.macs, b.model.macs),
         _cmp_row("Segments measured", len(a.density.segments), len(b.density.segments)),
-        _cmp_row("Median regions per segment", med(a.density.summary), med(b.density.summary)),
-        _cmp_row("Median regions per unit length", med(a.density.per_length), med(b.density.per_length)),
-        _cmp_row("Median regions per neuron", med(a.density.regions_per_neuron), med(b.density.regions_per_neuron)),
-        _cmp_row("Median absolute deviation", med(a.deviation.summary), med(b.deviation.summary)),
-        _cmp_row("Median boundary distance", med(a.distance.summary), med(b.distance.summary)),
-        _cmp_row("Median distance × neurons", med(a.distance.scaled_summary), med(b.distance.scaled_summary)),
+        _cmp_row("Median regions per segment", median(a.density.summary), median(b.density.summary)),
+        _cmp_row("Median regions per unit length", median(a.density.per_length), median(b.density.per_length)),
+        _cmp_row("Median regions per neuron", median(a.density.regions_per_neuron), median(b.density.regions_per_neuron)),
+        _cmp_row("Median absolute deviation", median(a.deviation.summary), median(b.deviation.summary)),
+        _cmp_row("Median boundary distance", median(a.distance.summary), median(b.distance.summary)),
+        _cmp_row("Median distance × neurons", median(a.distance.scaled_summary), median(b.distance.scaled_summary)),
         _cmp_row("Spearman ρ (density, deviation)", a.deviation.spearman_density, b.deviation.spearman_density),
     ]
     table = Table(["", name_a, name_b, "B − A"], rows, numeric=[False, True, True, True])
@@ -532,7 +405,7 @@ def compare_context(result: CompareResult) -> dict:
             sentence = f"The fraction of segments where B has the larger {what} is undefined ({n} pairs)."
         else:
             sentence = f"On {F.percent(fp)} of {n:,} segments B has the larger {what} than A."
-        spread = _spread(measure.summary)
+        spread = F.spread(measure.summary)
         if measure.summary and measure.summary.get("median") is not None:
             sentence += f" Median difference B − A: {F.num(measure.summary['median'])} {unit}" + (f" ({spread})." if spread else ".")
         return {
@@ -551,8 +424,8 @@ def compare_context(result: CompareResult) -> dict:
         "title": f"{name_a} vs {name_b} — linear-region comparison",
         "name_a": name_a,
         "name_b": name_b,
-        "a": {"model": model_section(a), "settings": settings_section(a), "metrics": headline_metrics(a), "notes": _notes(a)},
-        "b": {"model": model_section(b), "settings": settings_section(b), "metrics": headline_metrics(b), "notes": _notes(b)},
+        "a": {"model": model_section(a), "settings": settings_section(a), "metrics": headline_metrics(a), "notes": result_notes(a)},
+        "b": {"model": model_section(b), "settings": settings_section(b), "metrics": headline_metrics(b), "notes": result_notes(b)},
         "table": table,
         "density": paired(result.paired.density, "region count", "regions", True, "paired-density"),
         "deviation": paired(result.paired.deviation, "absolute deviation", "deviation", False, "paired-deviation"),

@@ -111,9 +111,11 @@ def short_hash(h: str | None, n: int = 12) -> str:
     return str(h)[:n]
 
 
-def truncate(s: str, n: int) -> str:
-    s = str(s)
-    return s if len(s) <= n else s[: n - 1] + "…"
+def spread(summary: dict | None, fmt=num) -> str:
+    """"p10 …, p90 …" of a summary, or "" when undefined: sentences and the card add it after a median."""
+    if not summary or summary.get("p10") is None:
+        return ""
+    return f"p10 {fmt(summary.get('p10'))}, p90 {fmt(summary.get('p90'))}"
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")  # `(`, `!` are harmless once `[` `]` are escaped

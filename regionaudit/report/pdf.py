@@ -24,6 +24,11 @@ def _weasyprint():
     return weasyprint
 
 
+def check_pdf_support() -> None:
+    """Fail before the analysis, not after it, when a PDF is asked for and WeasyPrint cannot load."""
+    _weasyprint()
+
+
 def _no_fetch(url: str, *args, **kwargs):
     """The report is self-contained; refuse any fetch (file://, http://) a string might smuggle in."""
     raise ValueError(f"regionaudit reports fetch nothing (refused {url[:80]!r})")

@@ -1,0 +1,93 @@
+"""`regionaudit.audit()` as a library call: probes, null semantics and memory budgets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import regionaudit
+from regionaudit.errors import BadOption
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_models"
+RESNET = SAMPLES / "digits_resnet.onnx"
+CNN = SAMPLES / "digits_cnn.onnx"
+DIGITS = SAMPLES / "digits_test.npy"
+
+
+def test_memory_budget_changes_no_count_and_values_only_in_rounding():
+    calls: dict[str, list[int]] = {}
+
+    def progress(stage, total):
+        calls[stage] = []
+        return calls[stage].append
+
+    big = regionaudit.audit(RESNET, data=DIGITS, pairs=4, max_points=3, max_memory=2**30)
+    small = regionaudit.audit(RESNET, data=DIGITS, pairs=4, max_points=3, max_memory=2**22, progress=progress)
+    assert calls == {"segments": [1, 1, 1, 1], "points": [1, 1, 1]}  # the small budget really splits the work
+    assert [s.regions for s in big.density.segments] == [s.regions for s in small.density.segments]
+    assert [s.knots_per_layer for s in big.density.segments] == [s.knots_per_layer for s in small.density.segments]
+    np.testing.assert_allclose([s.norm for s in big.deviation.segments], [s.norm for s in small.deviation.segments], rtol=1e-12)
+    np.testing.assert_allclose([p.distance for p in big.distance.points], [p.distance for p in small.distance.points], rtol=1e-12)
+    assert [p.unit for p in big.distance.points] == [p.unit for p in small.distance.points]
+
+
+def test_truncated_segments_have_no_deviation():
+    full = regionaudit.audit(CNN, data=DIGITS, pairs=5, max_points=0)
+    cut = regionaudit.audit(CNN, data=DIGITS, pairs=5, max_points=0, max_knots=40)
+    assert all(s.regions > 41 for s in full.density.segments)
+    assert all(s.truncated and s.regions <= 41 for s in cut.density.segments)
+    assert all(d.norm is None and d.per_output is None for d in cut.deviation.segments)
+    assert cut.deviation.summary is None and cut.deviation.spearman_density is None
+    assert any("deviation is undefined" in n for n in cut.notes)
+    assert any("lower bounds" in n for n in cut.notes)
+
+
+def test_explicit_segments_replace_the_pairs(tmp_path):
+    rows = np.load(DIGITS)
+    np.save(tmp_path / "s.npy", np.stack([rows[:3], rows[3:6]], axis=1))
+    r = regionaudit.audit(CNN, data=DIGITS, segments=tmp_path / "s.npy", max_points=2)
+    assert len(r.density.segments) == 3
+    assert r.settings["pairs"] is None and r.settings["max_points"] == 2
+    assert r.settings["probes"].startswith("3 segments from") and "pairs" not in r.settings["probes"]
+
+
+def test_zero_length_segments_are_noted(tmp_path):
+    rows = np.load(DIGITS)[:1]
+    np.save(tmp_path / "same.npy", np.repeat(rows, 4, axis=0))
+    r = regionaudit.audit(CNN, data=tmp_path / "same.npy", pairs=3, max_points=1)
+    assert [s.regions for s in r.density.segments] == [1, 1, 1]
+    assert r.density.per_length is None
+    assert any("zero length" in n for n in r.notes)
+
+
+def test_loops_from_synthetic_rows_or_points_and_fewer_than_asked(tmp_path):
+    r = regionaudit.audit(CNN, pairs=2, max_points=0, loops=3, loop_steps=4)
+    assert r.settings["synthetic"] is True and len(r.density.paths) == 3
+    np.save(tmp_path / "p.npy", np.load(DIGITS)[:2])
+    r = regionaudit.audit(CNN, points=tmp_path / "p.npy", loops=3, loop_steps=4)
+    assert len(r.density.paths) == 2 and any("2 were measured" in n for n in r.notes)
+    np.save(tmp_path / "s.npy", np.load(DIGITS)[None, :2])
+    with pytest.raises(BadOption, match="--loops needs images"):
+        regionaudit.audit(CNN, segments=tmp_path / "s.npy", loops=1)
+
+
+def test_no_units_gives_null_scaled_distance(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("MaxPool", ["m3"], ["p"], kernel_shape=[2]),
+         helper.make_node("Reshape", ["m", "s"], ["m3"]), helper.make_node("Flatten", ["p"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array([1, 1, 3], np.int64), "s")],
+    )
+    path = tmp_path / "maxpool_only.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    r = regionaudit.audit(path, pairs=3, max_points=3)
+    assert r.model.neurons == 0
+    assert all(p.scaled is None for p in r.distance.points) and r.distance.scaled_summary is None
+    assert any(p.distance is not None for p in r.distance.points)
