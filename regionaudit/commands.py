@@ -8,6 +8,7 @@ atomically.
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from regionaudit.baseline import (
 )
 from regionaudit.errors import BadOption
 from regionaudit.files import check_writable, sha256_of, write_bytes, write_text
+from regionaudit.progress import Progress
 from regionaudit.result import SCHEMA, AuditResult, CompareResult
 
 # options that define the probes and precision; a baseline fills the ones not given
@@ -98,37 +100,20 @@ def _apply_baseline(kw: dict, baseline: dict) -> dict:
     return kw
 
 
-def _progress_factory(quiet: bool):
-    from regionaudit.progress import Progress
-
-    if quiet:
-        return None
-    bars = []
-
-    def make(stage: str, total: int):
-        bar = Progress(total, stage, enabled=True)
-        bar.__enter__()
-        bars.append(bar)
-        return bar.update
-
-    make.close = lambda: [b.__exit__(None, None, None) for b in bars]
-    return make
-
-
 def _run_audit_only(model, kw, imported=None):
-    progress = _progress_factory(kw.get("quiet"))
-    try:
+    with ExitStack() as bars:
+
+        def progress(stage: str, total: int):
+            return bars.enter_context(Progress(total, stage)).update
+
         return audit(
             imported if imported is not None else model,
             data=kw.get("data"),
             points=kw.get("points"),
             segments=kw.get("segments"),
             options=_options(kw),
-            progress=progress,
+            progress=None if kw.get("quiet") else progress,
         )
-    finally:
-        if progress:
-            progress.close()
 
 
 def _evaluate_gates(result_dict: dict, kw: dict, baseline: dict | None) -> list:

@@ -427,12 +427,14 @@ class Network:
     def macs(self) -> int:
         return sum(n.macs([self.nodes[j].shape for j in n.inputs]) for n in self.nodes)
 
-    def last_use(self) -> list[int]:
-        """For each node, the id of the last node that reads it (the output counts as read last)."""
-        last = list(range(len(self.nodes)))
-        for i, node in enumerate(self.nodes):
-            for j in node.inputs:
-                last[j] = i
+    def last_use(self, order: list[int] | None = None) -> dict[int, int]:
+        """For each node in `order` (default: all), the last node in `order` that reads it; the
+        output counts as read last. Values are freed after their last use to bound memory."""
+        order = list(range(len(self.nodes))) if order is None else order
+        last = {i: i for i in order}
+        for i in order:
+            for j in self.nodes[i].inputs:
+                last[j] = max(last[j], i)
         last[self.output] = len(self.nodes)
         return last
 

@@ -9,18 +9,12 @@ from __future__ import annotations
 
 import math
 
+from regionaudit.analysis.stats import summary
 from regionaudit.errors import BadOption
 from regionaudit.result import AuditResult, Paired, PairedMeasure
 
 # Segment lengths of the same probe agree to rounding; anything more means different probes.
 _LENGTH_RTOL = 1e-9
-
-
-def _summary(values: list[float]) -> dict | None:
-    # imported here: the stats module belongs to the analyzers, and gates must not pull in torch
-    from regionaudit.analysis.stats import summary
-
-    return summary(values)
 
 
 def _measure(differences: list) -> PairedMeasure:
@@ -31,7 +25,7 @@ def _measure(differences: list) -> PairedMeasure:
     return PairedMeasure(
         differences=differences,
         fraction_positive=positive / len(defined),
-        summary=_summary(defined),
+        summary=summary(defined),
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 from regionaudit import __version__
 
@@ -211,8 +211,3 @@ def finite_or_none(x: float | None) -> float | None:
     if x is None or not math.isfinite(x):
         return None
     return float(x)
-
-
-def result_fields() -> list[str]:
-    """Top-level keys of the JSON, in order."""
-    return [f.name for f in fields(AuditResult)]

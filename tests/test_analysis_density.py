@@ -120,7 +120,7 @@ def test_join_exactly_at_a_knot_counts_once():
     A = dens._as_points(net, a)
     B = dens._as_points(net, b)
     order = needed_nodes(net)
-    runner = dens._Pass(net, order, dens.last_use(net, order))
+    runner = dens._Pass(net, order, net.last_use(order))
     for k in [1, ref.knots // 2, ref.knots]:
         tk = float(ref.t[k])
         pieces = runner.run([dens._Item(0, 0.0, tk), dens._Item(0, tk, 1.0)], A, B, None, 10**9, False)

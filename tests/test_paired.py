@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-import regionaudit.paired as paired_mod
 from regionaudit.errors import BadOption
 from regionaudit.gates import evaluate_gates
 from regionaudit.paired import paired_measures
@@ -36,21 +35,7 @@ def make_audit(regions, norms, lengths=None) -> AuditResult:
     )
 
 
-@pytest.fixture
-def fake_summary(monkeypatch):
-    """Stand-in for analysis.stats.summary, so these tests do not depend on the analyzers."""
-    calls = []
-
-    def summary(values):
-        calls.append(list(values))
-        return {"count": len(values), "mean": sum(values) / len(values), "median": sorted(values)[len(values) // 2],
-                "p10": min(values), "p90": max(values), "min": min(values), "max": max(values)}
-
-    monkeypatch.setattr(paired_mod, "_summary", summary)
-    return calls
-
-
-def test_differences_in_probe_order(fake_summary):
+def test_differences_in_probe_order():
     a = make_audit([3, 5, 8, 2], [0.5, 1.0, 2.0, 0.25])
     b = make_audit([4, 5, 6, 9], [0.75, 0.5, 2.0, 0.5])
     p = paired_measures(a, b)
@@ -59,11 +44,11 @@ def test_differences_in_probe_order(fake_summary):
     assert p.deviation.differences == [0.25, -0.5, 0.0, 0.25]
     assert p.density.fraction_positive == 0.5  # 1 and 7; a tie is not positive
     assert p.deviation.fraction_positive == 0.5
-    assert fake_summary == [[1, 0, -2, 7], [0.25, -0.5, 0.0, 0.25]]
+    assert p.density.summary["count"] == p.deviation.summary["count"] == 4
     assert p.density.summary["min"] == -2 and p.density.summary["max"] == 7
 
 
-def test_swapping_a_and_b_negates(fake_summary):
+def test_swapping_a_and_b_negates():
     a = make_audit([3, 5, 8], [0.5, 1.0, 2.0])
     b = make_audit([4, 5, 6], [0.75, 0.5, 2.5])
     ab, ba = paired_measures(a, b), paired_measures(b, a)
@@ -74,7 +59,7 @@ def test_swapping_a_and_b_negates(fake_summary):
     assert ab.deviation.fraction_positive == pytest.approx(2 / 3)
 
 
-def test_identical_audits(fake_summary):
+def test_identical_audits():
     a = make_audit([3, 5], [0.5, 1.0])
     p = paired_measures(a, a)
     assert p.density.differences == [0, 0]
@@ -82,12 +67,11 @@ def test_identical_audits(fake_summary):
     assert p.deviation.fraction_positive == 0.0
 
 
-def test_no_segments(fake_summary):
+def test_no_segments():
     p = paired_measures(make_audit([], []), make_audit([], []))
     assert p.density.differences == [] and p.deviation.differences == []
     assert p.density.fraction_positive is None and p.density.summary is None
     assert p.deviation.fraction_positive is None and p.deviation.summary is None
-    assert fake_summary == []
 
 
 def test_mismatched_segment_counts_refused():
@@ -106,7 +90,7 @@ def test_different_probes_refused():
         paired_measures(a, b)
 
 
-def test_compare_result_json_and_gate(fake_summary):
+def test_compare_result_json_and_gate():
     a = make_audit([3, 5, 8], [0.5, 1.0, 2.0])
     b = make_audit([4, 6, 9], [0.75, 0.5, 2.5])
     c = CompareResult(a=a, b=b, paired=paired_measures(a, b))
@@ -118,8 +102,9 @@ def test_compare_result_json_and_gate(fake_summary):
 
 
 def test_with_real_summary():
-    """Uses the analyzers' summary function (regionaudit.analysis.stats) once it exists."""
-    stats = pytest.importorskip("regionaudit.analysis.stats")
+    """Paired summaries are the analyzers' summaries of B - A."""
+    from regionaudit.analysis import stats
+
     a = make_audit([3, 5, 8, 2], [0.5, 1.0, 2.0, 0.25])
     b = make_audit([4, 5, 6, 9], [0.75, 0.5, 2.0, 0.5])
     p = paired_measures(a, b)
@@ -130,15 +115,3 @@ def test_with_real_summary():
         assert s["count"] == 4
     assert p.density.summary["min"] == -2 and p.density.summary["max"] == 7
     assert p.density.summary["mean"] == pytest.approx(1.5)
-
-
-def test_summary_is_imported_lazily_from_analysis_stats(monkeypatch):
-    import sys
-    import types
-
-    fake = types.ModuleType("regionaudit.analysis.stats")
-    fake.summary = lambda values: {"count": len(values), "from": "stats"}
-    monkeypatch.setitem(sys.modules, "regionaudit.analysis.stats", fake)
-    p = paired_measures(make_audit([1, 2], [0.5, 0.5]), make_audit([2, 2], [0.25, 1.0]))
-    assert p.density.summary == {"count": 2, "from": "stats"}
-    assert p.deviation.summary == {"count": 2, "from": "stats"}

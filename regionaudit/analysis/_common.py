@@ -12,6 +12,16 @@ from regionaudit.ir import LeakyRelu, MaxPool, Network
 T_MERGE = 1e-12
 
 
+def zero_tolerance(dtype: torch.dtype) -> float:
+    """Fraction of a layer's largest |pre-activation| below which a value is zero up to rounding.
+
+    A unit computed as the difference of two equal functions along different paths (the min/max
+    banks of two-level lattice nets) is exactly zero in theory but comes out as ±1e-16 noise; the
+    signs of such noise are not sign changes.
+    """
+    return 1024 * torch.finfo(dtype).eps
+
+
 def needed_nodes(network: Network) -> list[int]:
     """Ids of the nodes the analysed output depends on, in topological order."""
     need = [False] * len(network.nodes)
@@ -24,16 +34,6 @@ def needed_nodes(network: Network) -> list[int]:
     return [i for i, flag in enumerate(need) if flag]
 
 
-def last_use(network: Network, order: list[int]) -> dict[int, int]:
-    """For each needed node, the last needed node that reads it (the output lives to the end)."""
-    last = {i: i for i in order}
-    for i in order:
-        for j in network.nodes[i].inputs:
-            last[j] = max(last[j], i)
-    last[network.output] = len(network.nodes)
-    return last
-
-
 def kink_names(network: Network) -> list[str]:
     return [network.nodes[i].name for i in network.kink_ids]
 
@@ -44,7 +44,7 @@ def bytes_per_probe(network: Network, order: list[int], itemsize: int, live_fact
     Counts every live tensor at its peak (times `live_factor` for the copies made when knots are
     inserted) plus the temporaries of kink nodes (sign products, pooling candidates).
     """
-    last = last_use(network, order)
+    last = network.last_use(order)
     live: dict[int, int] = {}
     peak = 0
     for i in order:

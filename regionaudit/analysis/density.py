@@ -19,8 +19,8 @@ from regionaudit.analysis._common import (
     T_MERGE,
     bytes_per_probe,
     default_max_memory,
-    last_use,
     needed_nodes,
+    zero_tolerance,
 )
 from regionaudit.errors import BadOption
 from regionaudit.ir import LeakyRelu, MaxPool, Network
@@ -76,13 +76,22 @@ class _Piece:
 
 
 def _relu_crossings(z: torch.Tensor, pair_ok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pairs (j, j+1) where a unit changes sign strictly inside; fraction s of the way there."""
+    """Pairs (j, j+1) where a unit changes sign strictly inside; fraction s of the way there.
+
+    A unit within rounding of zero at both knots (`zero_tolerance` of the layer's largest |z| at
+    them) is zero in between, not crossing: the opposite signs of its noise would otherwise put a
+    knot anywhere in the pair.
+    """
     n = z.shape[0]
     z = z.reshape(n, -1)
     z0, z1 = z[:-1], z[1:]
     mask = (z0 * z1 < 0) & pair_ok[:, None]
     j, u = mask.nonzero(as_tuple=True)
     a, b = z0[j, u], z1[j, u]
+    scale = z.abs().amax(1)
+    floor = torch.maximum(scale[:-1], scale[1:])[j] * zero_tolerance(z.dtype)
+    real = torch.maximum(a.abs(), b.abs()) > floor
+    j, a, b = j[real], a[real], b[real]
     return j, a / (a - b)
 
 
@@ -244,14 +253,17 @@ class _Pass:
 
 
 def _patterns(network: Network, order: list[int], x: torch.Tensor) -> dict[int, torch.Tensor]:
-    """Activation pattern of each kink node at points x (P, ...): signs or window argmax."""
+    """Activation pattern of each kink node at points x (P, ...): signs (0 within rounding of zero,
+    as `_relu_crossings` reads them) or window argmax."""
     values = {0: network.prepare(x)}
     pats = {}
     for i in order[1:]:
         node = network.nodes[i]
         xs = [values[k] for k in node.inputs]
         if isinstance(node, LeakyRelu):
-            pats[i] = (xs[0] > 0).reshape(x.shape[0], -1)
+            z = xs[0].reshape(x.shape[0], -1)
+            floor = z.abs().amax(1, keepdim=True) * zero_tolerance(z.dtype)
+            pats[i] = torch.sign(z) * (z.abs() > floor)
         elif isinstance(node, MaxPool):
             pats[i] = node.candidates(xs[0]).argmax(-1)
         values[i] = node.forward(xs)
@@ -332,7 +344,7 @@ def trace_segments(
         raise BadOption("max_knots must be >= 0")
     n_seg = A.shape[0]
     order = needed_nodes(network)
-    last = last_use(network, order)
+    last = network.last_use(order)
     if max_memory is None:
         max_memory = default_max_memory(network.device)
     itemsize = torch.empty((), dtype=network.dtype).element_size()

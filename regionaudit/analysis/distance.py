@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from regionaudit.analysis._common import bytes_per_probe, default_max_memory, last_use, needed_nodes
+from regionaudit.analysis._common import bytes_per_probe, default_max_memory, needed_nodes
 from regionaudit.ir import LeakyRelu, MaxPool, Network
 
 
@@ -128,7 +128,7 @@ def boundary_distances(
     x_all = network.prepare(torch.as_tensor(points))
     n_total = x_all.shape[0]
     order = needed_nodes(network)
-    last = last_use(network, order)
+    last = network.last_use(order)
     dim = math.prod(network.input_shape)
     if max_memory is None:
         max_memory = default_max_memory(network.device, cpu_cap=128 << 20)

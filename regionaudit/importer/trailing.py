@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import onnx
 
-from regionaudit.importer.registry import attr
+from regionaudit.importer.registry import FLOAT_TYPES, attr
 
 SQUASHERS = {"Softmax", "LogSoftmax", "Sigmoid"}
 # ops that may follow the squasher before the graph output without changing its values
@@ -16,7 +16,7 @@ def strip_trailing(producers: dict[str, onnx.NodeProto], output: str, display) -
     name = output
     while name in producers:
         node = producers[name]
-        if node.op_type in PASS_THROUGH or (node.op_type == "Cast" and attr(node, "to") in _FLOATS):
+        if node.op_type in PASS_THROUGH or (node.op_type == "Cast" and attr(node, "to") in FLOAT_TYPES):
             name = node.input[0]
         elif node.op_type in SQUASHERS:
             return node.input[0], f"final {node.op_type} '{display(node)}' stripped: the analysis is on logits"
@@ -25,4 +25,3 @@ def strip_trailing(producers: dict[str, onnx.NodeProto], output: str, display) -
     return output, None
 
 
-_FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
