@@ -188,11 +188,14 @@ def run_audit(model: str, kw: dict) -> int:
     if baseline is not None:
         kw = _apply_baseline(kw, baseline)
     # a malformed gate, an unknown path or an unwritable output is a usage error before minutes of work
-    G.check_gates(list(kw.get("fail_if") or []))
-    check_increases(list(kw.get("max_increase") or []), baseline)
+    gates = G.check_gates(list(kw.get("fail_if") or []))
+    bounds = check_increases(list(kw.get("max_increase") or []), baseline)
     report = _report_path(kw, Path(model).stem)
     _check_outputs(kw, report)
-    result = _run_audit_only(model, kw)
+    imported = load_model(model, _options(kw), check_rows(kw.get("data")))
+    net = imported.network
+    G.check_node_paths([g.path for g in gates] + [b.path for b in bounds], [net.nodes[i].name for i in net.kink_ids])
+    result = _run_audit_only(model, kw, imported)
     result.gates = _evaluate_gates(result.to_dict(), kw, baseline)
     code = _finish(result, kw, report)
     _print_summary(result, _output_paths(kw, report))

@@ -396,7 +396,8 @@ def evaluate_gates(result: dict, exprs: list[str]) -> list[GateResult]:
 
 
 # Parts of a result whose keys depend on the model or run (node names, stages, future slices).
-_OPEN_PREFIXES = ("density.knots_per_layer.", "timing.", "model.validation.", "slice.")
+_OPEN_PREFIXES = ("density.knots_per_layer.", "timing.", "model.validation.")
+_PER_NODE = "density.knots_per_layer."
 
 
 def could_exist(path: str, compare: bool = False) -> bool:
@@ -415,6 +416,15 @@ def check_paths(paths: list[str], compare: bool = False) -> None:
     for path in paths:
         if not could_exist(path, compare):
             raise unknown_path_error(path, gateable_paths(schema_skeleton(compare)))
+
+
+def check_node_paths(paths: list[str], kink_names: list[str]) -> None:
+    """Once the model is imported its kink nodes are known: a per-layer path naming another node
+    is a usage error before the analysis runs, not after it."""
+    valid = [_PER_NODE + name for name in kink_names]
+    for path in paths:
+        if path.startswith(_PER_NODE) and path not in valid:
+            raise unknown_path_error(path, valid)
 
 
 def check_gates(exprs: list[str], compare: bool = False) -> list[Gate]:

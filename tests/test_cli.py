@@ -249,3 +249,17 @@ def test_loops_pdf_and_card_append(tmp_path, capsys):
     text = card.read_bytes()
     assert text.startswith(b"# My model\r\n\r\nHand-written text stays.\r\n")
     assert text.count(b"<!-- regionaudit:start -->") == 1 and b"(<r.pdf>)" in text
+
+
+def test_per_layer_gate_paths_are_checked_against_the_model(tmp_path, capsys):
+    data = small_data(tmp_path)
+    out_json = tmp_path / "k.json"
+    code, _, err = run([CNN, "--data", data, "--pairs", 2, "-q", "--json", out_json,
+                        "--fail-if", "density.knots_per_layer.no_such_node > 3"], capsys)
+    assert code == 2 and "no_such_node" in err and not out_json.exists()
+    kink = err.split("valid paths: ")[1].split(",")[0].strip() if "valid paths: " in err else None
+    assert kink and kink.startswith("density.knots_per_layer."), err
+    code, _, err = run([CNN, "--data", data, "--pairs", 2, "-q", "--json", out_json, "--fail-if", f"{kink} < 0"], capsys)
+    assert code == 0, err
+    knots = json.loads(out_json.read_text())["density"]["knots_per_layer"]
+    assert kink.removeprefix("density.knots_per_layer.") in knots

@@ -113,7 +113,8 @@ def test_imported_model_fields_and_node_records(tmp_path):
     assert imported.producer == "regionaudit-tests 1.0"
     assert imported.doc_string == "a tiny MLP"
     assert imported.notes == [] and imported.network.notes is imported.notes
-    assert set(imported.validation) == {"max_abs_err", "max_rel_err", "samples", "reference"}
+    assert set(imported.validation) == {"max_abs_err", "max_rel_err", "samples", "reference", "dtype"}
+    assert imported.validation["dtype"] == "float64"
     assert imported.validation["samples"] == 8
     assert [r["kind"] for r in imported.nodes] == ["input", "matmul", "relu"]
     rec = imported.nodes[2]
@@ -156,6 +157,7 @@ def test_dtype_and_device(tmp_path):
     net = imported.network
     assert net.dtype == torch.float32 and net.nodes[1].weight.dtype == torch.float32
     assert net.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert imported.validation["dtype"] == "float32" and imported.validation["max_rel_err"] < 1e-5
     if not torch.cuda.is_available():
         with pytest.raises(BadOption, match="CUDA"):
             import_model(path, device="cuda")

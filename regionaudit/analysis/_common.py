@@ -13,11 +13,12 @@ T_MERGE = 1e-12
 
 
 def zero_tolerance(dtype: torch.dtype) -> float:
-    """Fraction of a layer's largest |pre-activation| below which a value is zero up to rounding.
+    """Fraction of the largest |value| computed so far at a point (input and every node before)
+    below which a value there is zero up to rounding.
 
     A unit computed as the difference of two equal functions along different paths (the min/max
     banks of two-level lattice nets) is exactly zero in theory but comes out as ±1e-16 noise; the
-    signs of such noise are not sign changes.
+    signs of such noise are not sign changes, nor its sign against a tied MaxPool candidate.
     """
     return 1024 * torch.finfo(dtype).eps
 

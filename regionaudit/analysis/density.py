@@ -75,12 +75,20 @@ class _Piece:
 # crossings of one kink node between neighbouring knots
 
 
-def _relu_crossings(z: torch.Tensor, pair_ok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _magnitude(v: torch.Tensor) -> torch.Tensor:
+    """Largest |value| of each probe's slice of v (P, ...), without an |v| copy."""
+    if v[0].numel() == 0:
+        return v.new_zeros(v.shape[0])
+    return torch.linalg.vector_norm(v.reshape(v.shape[0], -1), ord=math.inf, dim=1)
+
+
+def _relu_crossings(
+    z: torch.Tensor, pair_ok: torch.Tensor, floor: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Pairs (j, j+1) where a unit changes sign strictly inside; fraction s of the way there.
 
-    A unit within rounding of zero at both knots (`zero_tolerance` of the layer's largest |z| at
-    them) is zero in between, not crossing: the opposite signs of its noise would otherwise put a
-    knot anywhere in the pair.
+    A unit within `floor[j]` (rounding) of zero at both knots is zero in between, not crossing:
+    the opposite signs of its noise would otherwise put a knot anywhere in the pair.
     """
     n = z.shape[0]
     z = z.reshape(n, -1)
@@ -88,22 +96,22 @@ def _relu_crossings(z: torch.Tensor, pair_ok: torch.Tensor) -> tuple[torch.Tenso
     mask = (z0 * z1 < 0) & pair_ok[:, None]
     j, u = mask.nonzero(as_tuple=True)
     a, b = z0[j, u], z1[j, u]
-    scale = z.abs().amax(1)
-    floor = torch.maximum(scale[:-1], scale[1:])[j] * zero_tolerance(z.dtype)
-    real = torch.maximum(a.abs(), b.abs()) > floor
+    real = torch.maximum(a.abs(), b.abs()) > floor[j]
     j, a, b = j[real], a[real], b[real]
     return j, a / (a - b)
 
 
 def _maxpool_crossings(
-    node: MaxPool, z: torch.Tensor, pair_ok: torch.Tensor
+    node: MaxPool, z: torch.Tensor, pair_ok: torch.Tensor, floor: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Breakpoints of every window's upper envelope strictly inside each pair of knots.
 
     A window whose (first) argmax is the same line L at both knots has no breakpoint: the upper
     envelope is convex, at least L, and equal to L at both ends, hence equal to L in between. Only
     the other windows are traced: from the left end take the leader (ties: the steeper), find the
-    earliest time any steeper candidate overtakes it, move on, until the right end.
+    earliest time any steeper candidate overtakes it, move on, until the right end. A candidate
+    within `floor[j]` (rounding) of the leader at both knots is the same line computed along
+    another path: it never overtakes.
     """
     cand = node.candidates(z)  # (N, W, k)
     am = cand.argmax(-1)  # (N, W)
@@ -117,6 +125,7 @@ def _maxpool_crossings(
     pinf = torch.tensor(torch.inf, dtype=cand.dtype, device=cand.device)
     a = torch.where(fin, c0, ninf)
     dd = torch.where(fin, c1 - c0, torch.zeros((), dtype=cand.dtype, device=cand.device))
+    floor = floor[p, None]  # (R, 1)
     # leader just after s = 0: largest value, then largest slope
     m0 = a.max(-1, keepdim=True).values
     leader = torch.where(a == m0, dd, ninf).argmax(-1, keepdim=True)  # (R, 1)
@@ -127,7 +136,8 @@ def _maxpool_crossings(
         if rows.numel() == 0:
             break
         aL, dL = a.gather(-1, leader), dd.gather(-1, leader)
-        over = fin & (dd > dL)
+        same = ((a - aL).abs() <= floor) & ((a + dd - aL - dL).abs() <= floor)
+        over = fin & (dd > dL) & ~same
         sx = torch.where(over, (aL - a) / torch.where(over, dd - dL, 1.0), pinf)
         sx = torch.maximum(sx, s_cur[:, None])
         s_min = sx.min(-1).values
@@ -136,6 +146,7 @@ def _maxpool_crossings(
         out_j.append(p[rows[cont]])
         out_s.append(s_min[cont])
         a, dd, fin, leader, s_cur, rows = a[cont], dd[cont], fin[cont], nxt[cont], s_min[cont], rows[cont]
+        floor = floor[cont]
     return torch.cat(out_j), torch.cat(out_s)
 
 
@@ -170,22 +181,25 @@ class _Pass:
         tt = t.to(net.dtype)[:, None]
         x = (1 - tt) * A[idx] + tt * B[idx]
         values: dict[int, torch.Tensor] = {0: x.reshape(2 * n, *net.graph_input_shape)}
+        mag = _magnitude(x)  # largest |value| computed so far at each knot: the scale of its rounding
         for i in self.order[1:]:
             node = net.nodes[i]
             if node.is_kink:
                 z = values[node.inputs[0]]
                 pair_ok = (seg[1:] == seg[:-1]) & ~frozen[seg[:-1]]
+                floor = torch.maximum(mag[:-1], mag[1:]) * zero_tolerance(z.dtype)
                 if isinstance(node, LeakyRelu):
-                    j, s = _relu_crossings(z, pair_ok)
+                    j, s = _relu_crossings(z, pair_ok, floor)
                 elif isinstance(node, MaxPool):
-                    j, s = _maxpool_crossings(node, z, pair_ok)
+                    j, s = _maxpool_crossings(node, z, pair_ok, floor)
                 else:  # pragma: no cover - the IR has no other kink nodes
                     raise BadOption(f"unsupported kink node {node.kind}")
                 if j.numel():
-                    t, seg, src, values = self._insert(
-                        i, t, seg, src, values, j, s, frozen, interior, max_knots, cap_knots, allow_overflow
+                    t, seg, src, values, mag = self._insert(
+                        i, t, seg, src, values, mag, j, s, frozen, interior, max_knots, cap_knots, allow_overflow
                     )
             values[i] = node.forward([values[k] for k in node.inputs])
+            mag = torch.maximum(mag, _magnitude(values[i]))
             for k in list(values):
                 if self.last.get(k, k) <= i:
                     del values[k]
@@ -197,7 +211,7 @@ class _Pass:
         return pieces
 
     @staticmethod
-    def _insert(node_id, t, seg, src, values, j, s, frozen, interior, max_knots, cap_knots, allow_overflow):
+    def _insert(node_id, t, seg, src, values, mag, j, s, frozen, interior, max_knots, cap_knots, allow_overflow):
         n_knots = t.shape[0]
         h = t[j + 1] - t[j]
         ts = t[j] + h * s.to(torch.float64)
@@ -223,7 +237,7 @@ class _Pass:
             j, s, ts = j[ok], s[ok], ts[ok]
         m = j.shape[0]
         if m == 0:
-            return t, seg, src, values
+            return t, seg, src, values, mag
         if n_knots + m > cap_knots and not allow_overflow:
             raise _Overflow(t, seg)
         interior += torch.bincount(seg[j], minlength=interior.shape[0])
@@ -240,12 +254,13 @@ class _Pass:
         t = merged(t, ts)
         src = merged(src, torch.full((m,), node_id, dtype=src.dtype, device=src.device))
         seg = merged(seg, seg[j])
+        mag = merged(mag, torch.maximum(mag[j], mag[j + 1]))
         new_values = {}
         for k, v in values.items():
             w = s.to(v.dtype).reshape(m, *([1] * (v.dim() - 1)))
             v0 = v[j]
             new_values[k] = merged(v, v0 + w * (v[j + 1] - v0))
-        return t, seg, src, new_values
+        return t, seg, src, new_values, mag
 
 
 # ----------------------------------------------------------------------------------------------
@@ -253,20 +268,23 @@ class _Pass:
 
 
 def _patterns(network: Network, order: list[int], x: torch.Tensor) -> dict[int, torch.Tensor]:
-    """Activation pattern of each kink node at points x (P, ...): signs (0 within rounding of zero,
-    as `_relu_crossings` reads them) or window argmax."""
+    """Activation pattern of each kink node at points x (P, ...): signs (0 within rounding of zero)
+    or window argmax (ties within rounding go to the first), as the crossings read them."""
     values = {0: network.prepare(x)}
+    mag = _magnitude(values[0])
     pats = {}
     for i in order[1:]:
         node = network.nodes[i]
         xs = [values[k] for k in node.inputs]
+        floor = mag[:, None] * zero_tolerance(network.dtype)
         if isinstance(node, LeakyRelu):
             z = xs[0].reshape(x.shape[0], -1)
-            floor = z.abs().amax(1, keepdim=True) * zero_tolerance(z.dtype)
             pats[i] = torch.sign(z) * (z.abs() > floor)
-        elif isinstance(node, MaxPool):
-            pats[i] = node.candidates(xs[0]).argmax(-1)
+        elif isinstance(node, MaxPool):  # the first candidate within rounding of the maximum
+            cand = node.candidates(xs[0])
+            pats[i] = (cand >= cand.amax(-1, keepdim=True) - floor[:, :, None]).to(torch.uint8).argmax(-1)
         values[i] = node.forward(xs)
+        mag = torch.maximum(mag, _magnitude(values[i]))
     return pats
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -26,21 +27,23 @@ class ImportedModel:
     notes: list[str] = field(default_factory=list)
     validation: dict = field(default_factory=dict)
     nodes: list[dict] = field(default_factory=list)
+    import_s: float = 0.0  # seconds to read, convert and check; the audit's timing reports it
 
 
 def import_model(path, input_shape=None, output_name=None, dtype=torch.float64, device="cpu",
                  check_inputs=None, seed=0) -> ImportedModel:
     """Read, convert and check an ONNX model; every model problem raises RejectedModel."""
+    t0 = time.perf_counter()
     dev = resolve_device(device)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise BadOption(f"dtype must be a torch floating-point dtype, not {dtype!r}")
     loaded = load_model(path)
     sig = resolve_signature(loaded.model.graph, input_shape, output_name)
     built = build_network(loaded.model, sig, loaded.opset)
-    validation = validate(loaded.model, built, sig, check_inputs, seed)
     net = built.network
+    net.to(dtype, dev)  # checked as it will be analysed: in this precision, on this device
+    validation = validate(loaded.model, built, sig, check_inputs, seed)
     records = node_records(net, built.op_types)
-    net.to(dtype, dev)
     return ImportedModel(
         network=net,
         path=loaded.path,
@@ -52,6 +55,7 @@ def import_model(path, input_shape=None, output_name=None, dtype=torch.float64, 
         notes=net.notes,
         validation=validation,
         nodes=records,
+        import_s=time.perf_counter() - t0,
     )
 
 

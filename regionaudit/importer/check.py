@@ -26,7 +26,7 @@ def validate(model: onnx.ModelProto, built: Built, sig: Signature, check_inputs=
         raise BadData(f"data values up to {biggest:.3g} do not fit the model's {np.dtype(np_dtype).name} input")
     feeds = [x.astype(np_dtype).reshape(sig.graph_input_shape) for x in xs]
     ours = built.network.forward(torch.from_numpy(np.stack([f.astype(np.float64) for f in feeds])))
-    ours = ours.numpy()
+    ours = ours.cpu().double().numpy()
     ref, reference = run_reference(model, sig.input_name, built.analysed_tensor, feeds)
     if ref.shape != ours.shape:
         raise RejectedModel(f"the IR gives {ours.shape[1]} outputs where {reference} gives {ref.shape[1]}")
@@ -43,7 +43,13 @@ def validate(model: onnx.ModelProto, built: Built, sig: Signature, check_inputs=
             f"imported network disagrees with {reference}: max relative error {rel_err:.3g} "
             f"(max abs error {abs_err:.3g}) on output '{built.analysed_tensor}'"
         )
-    return {"max_abs_err": abs_err, "max_rel_err": rel_err, "samples": len(feeds), "reference": reference}
+    return {
+        "max_abs_err": abs_err,
+        "max_rel_err": rel_err,
+        "samples": len(feeds),
+        "reference": reference,
+        "dtype": str(built.network.dtype).removeprefix("torch."),
+    }
 
 
 def _inputs(sig: Signature, check_inputs, seed: int) -> list[np.ndarray]:
