@@ -267,25 +267,27 @@ class _Pass:
 # joining sub-segments
 
 
-def _patterns(network: Network, order: list[int], x: torch.Tensor) -> dict[int, torch.Tensor]:
-    """Activation pattern of each kink node at points x (P, ...): signs (0 within rounding of zero)
-    or window argmax (ties within rounding go to the first), as the crossings read them."""
+def _kink_inputs(network: Network, order: list[int], x: torch.Tensor):
+    """Each kink node's input at points x (P, ...), and the rounding floor there (as in a pass)."""
     values = {0: network.prepare(x)}
     mag = _magnitude(values[0])
-    pats = {}
+    inputs, floors = {}, {}
     for i in order[1:]:
         node = network.nodes[i]
         xs = [values[k] for k in node.inputs]
-        floor = mag[:, None] * zero_tolerance(network.dtype)
-        if isinstance(node, LeakyRelu):
-            z = xs[0].reshape(x.shape[0], -1)
-            pats[i] = torch.sign(z) * (z.abs() > floor)
-        elif isinstance(node, MaxPool):  # the first candidate within rounding of the maximum
-            cand = node.candidates(xs[0])
-            pats[i] = (cand >= cand.amax(-1, keepdim=True) - floor[:, :, None]).to(torch.uint8).argmax(-1)
+        if node.is_kink:
+            inputs[i], floors[i] = xs[0], mag * zero_tolerance(network.dtype)
         values[i] = node.forward(xs)
         mag = torch.maximum(mag, _magnitude(values[i]))
-    return pats
+    return inputs, floors
+
+
+def _crosses(node: LeakyRelu | MaxPool, z: torch.Tensor, floor: torch.Tensor) -> bool:
+    """Whether a kink node sees a crossing between two points z (2, ...), read as a pass reads one."""
+    ok = torch.ones(1, dtype=torch.bool, device=z.device)
+    floor = floor.max().reshape(1)
+    j, _ = _relu_crossings(z, ok, floor) if isinstance(node, LeakyRelu) else _maxpool_crossings(node, z, ok, floor)
+    return j.numel() > 0
 
 
 def _stitch(network: Network, order: list[int], pieces: list[_Piece], a: torch.Tensor, b: torch.Tensor) -> _Piece:
@@ -298,14 +300,11 @@ def _stitch(network: Network, order: list[int], pieces: list[_Piece], a: torch.T
         mids.append((right.t[0] + right.t[1]) / 2)
     tm = torch.stack(mids).to(network.dtype)[:, None]
     x = (1 - tm) * a.reshape(1, -1) + tm * b.reshape(1, -1)
-    pats = _patterns(network, order, x)
+    inputs, floors = _kink_inputs(network, order, x)
     ts, outs, srcs = [pieces[0].t], [pieces[0].outputs], [pieces[0].src]
     for q, right in enumerate(pieces[1:]):
-        join_src = -1
-        for i in order:
-            if i in pats and not torch.equal(pats[i][2 * q], pats[i][2 * q + 1]):
-                join_src = i
-                break
+        pair = slice(2 * q, 2 * q + 2)  # points just left and right of the join
+        join_src = next((i for i in inputs if _crosses(network.nodes[i], inputs[i][pair], floors[i][pair])), -1)
         if join_src >= 0:
             srcs[-1] = srcs[-1].clone()
             srcs[-1][-1] = join_src
