@@ -16,20 +16,21 @@ def _mlp():
     return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3))
 
 
-def _bn(c):
+def random_bn(c, shift=0.5):
+    """BatchNorm2d in eval use with non-trivial statistics, so it is more than the identity."""
     bn = nn.BatchNorm2d(c)
-    with torch.no_grad():  # non-trivial statistics, so BN is more than the identity
-        bn.running_mean.uniform_(-0.5, 0.5)
+    with torch.no_grad():
+        bn.running_mean.uniform_(-shift, shift)
         bn.running_var.uniform_(0.5, 2.0)
         bn.weight.uniform_(0.5, 1.5)
-        bn.bias.uniform_(-0.5, 0.5)
+        bn.bias.uniform_(-shift, shift)
     return bn
 
 
 def _cnn():
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), _bn(8), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 8, 3), _bn(8), nn.ReLU(), nn.AvgPool2d(2),
+        nn.Conv2d(3, 8, 3, padding=1), random_bn(8), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 8, 3), random_bn(8), nn.ReLU(), nn.AvgPool2d(2),
         nn.Flatten(), nn.Linear(8 * 2 * 2, 5),
     )
 
@@ -37,11 +38,11 @@ def _cnn():
 class _Residual(nn.Module):
     def __init__(self):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), _bn(8), nn.LeakyReLU(0.1))
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), random_bn(8), nn.LeakyReLU(0.1))
         self.block = nn.Sequential(
-            nn.Conv2d(8, 8, 3, padding=1, groups=2), _bn(8), nn.LeakyReLU(0.1), nn.Conv2d(8, 8, 3, padding=1)
+            nn.Conv2d(8, 8, 3, padding=1, groups=2), random_bn(8), nn.LeakyReLU(0.1), nn.Conv2d(8, 8, 3, padding=1)
         )
-        self.down = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), _bn(16), nn.ReLU())
+        self.down = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), random_bn(16), nn.ReLU())
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4))
 
     def forward(self, x):

@@ -30,6 +30,8 @@ from onnx.reference import ReferenceEvaluator
 from onnx.reference.op_run import OpRun
 from torch import nn
 
+from conftest import random_bn
+
 from regionaudit import audit
 from regionaudit.analysis.density import trace_segments
 from regionaudit.analysis.distance import boundary_distances
@@ -45,13 +47,7 @@ GRID = 16  # intervals of the first grid along each segment
 
 
 def _bn(c):
-    bn = nn.BatchNorm2d(c)
-    with torch.no_grad():  # non-trivial statistics, so BN is more than the identity
-        bn.running_mean.uniform_(-0.3, 0.3)
-        bn.running_var.uniform_(0.5, 2.0)
-        bn.weight.uniform_(0.5, 1.5)
-        bn.bias.uniform_(-0.3, 0.3)
-    return bn
+    return random_bn(c, shift=0.3)
 
 
 class ResidualBN(nn.Module):
