@@ -105,8 +105,18 @@ class GateResult:
     message: str = ""
 
 
+class _JsonDocument:
+    """A top-level result: its JSON is its dataclass fields, and never holds NaN."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+
 @dataclass
-class AuditResult:
+class AuditResult(_JsonDocument):
     model: ModelInfo
     settings: dict
     density: Density
@@ -118,12 +128,6 @@ class AuditResult:
     timing: dict = field(default_factory=dict)
     regionaudit: str = __version__
     schema: int = SCHEMA
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
 
     @classmethod
     def from_dict(cls, d: dict) -> "AuditResult":
@@ -173,7 +177,7 @@ class Paired:
 
 
 @dataclass
-class CompareResult:
+class CompareResult(_JsonDocument):
     """`regionaudit compare A B`: both audits on the same probes and their paired differences."""
 
     a: AuditResult
@@ -183,12 +187,6 @@ class CompareResult:
     timing: dict = field(default_factory=dict)
     regionaudit: str = __version__
     schema: int = SCHEMA
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
 
     @classmethod
     def from_dict(cls, d: dict) -> "CompareResult":
