@@ -76,7 +76,8 @@ def load_model(model: str | Path | ImportedModel, opts: Options, check_rows: np.
 def check_rows(data: str | Path | None) -> np.ndarray | None:
     """The first data rows, on which every import is checked too (random inputs alone may miss
     the input range the model is used in)."""
-    return None if data is None else load_array(data, "data")[:8]
+    rows = None if data is None else load_array(data, "data")
+    return rows[:8] if rows is not None and rows.ndim >= 2 else None  # probes.as_rows explains a bad shape
 
 
 def _file_setting(settings: dict, key: str, path: str | Path | None) -> np.ndarray | None:
@@ -156,7 +157,13 @@ def _to_tensor(arr: np.ndarray) -> torch.Tensor:
 
 
 def _lengths(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.linalg.norm((b - a).reshape(len(a), int(np.prod(a.shape[1:]))), axis=1)
+    """Euclidean segment lengths; data whose differences overflow float64 is refused here,
+    before any analysis, since nothing measured along such segments would mean anything."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        lengths = np.linalg.norm((b - a).reshape(len(a), int(np.prod(a.shape[1:]))), axis=1)
+    if not np.isfinite(lengths).all():
+        raise BadData("segment lengths overflow float64 on these inputs; check the data's scale")
+    return lengths
 
 
 def _segment_records(
@@ -192,8 +199,8 @@ def _loop_records(network, loops, opts, progress) -> tuple[list[PathDensity], li
     paths, devs = [], []
     for loop in loops:
         a, b = loop.edges
-        traces = trace_segments(network, _to_tensor(a), _to_tensor(b), max_knots=opts.max_knots, max_memory=opts.max_memory)
         lengths = _lengths(a, b)
+        traces = trace_segments(network, _to_tensor(a), _to_tensor(b), max_knots=opts.max_knots, max_memory=opts.max_memory)
         knots = sum(tr.regions - 1 for tr in traces)
         per_layer: dict[str, int] = {}
         for tr in traces:
@@ -211,7 +218,7 @@ def _loop_records(network, loops, opts, progress) -> tuple[list[PathDensity], li
                 truncated=any(tr.truncated for tr in traces),
             )
         )
-        devs.append(_deviation_record(traces, [float(length) for length in lengths]))
+        devs.append(_deviation_record(traces, lengths.tolist()))
         if progress:
             progress(1)
     return paths, devs
@@ -284,9 +291,10 @@ def audit(
 
     t0 = time.perf_counter()
     a, b = probes.segments
+    lengths = _lengths(a, b)
     bar = progress("segments", len(a)) if progress else None
     traces = trace_segments(net, _to_tensor(a), _to_tensor(b), max_knots=opts.max_knots, max_memory=opts.max_memory, progress=bar)
-    seg_density, seg_dev = _segment_records(traces, _lengths(a, b), opts.keep_knots)
+    seg_density, seg_dev = _segment_records(traces, lengths, opts.keep_knots)
     bar = progress("loops", len(probes.loops)) if progress and probes.loops else None
     path_density, path_dev = _loop_records(net, probes.loops, opts, bar)
     timing["density_s"] = time.perf_counter() - t0
@@ -297,12 +305,12 @@ def audit(
     timing["distance_s"] = time.perf_counter() - t0
 
     _check_finite(seg_density, path_density, seg_dev + path_dev, dists)
+    notes += truncation_notes(seg_density, path_density, opts.max_knots)
     density = _density_section(seg_density, path_density, net.neurons, notes)
     deviation = _deviation_section(seg_dev, path_dev, seg_density, notes)
     distance = _distance_section(dists, net.neurons, notes)
-    if any(s.truncated for s in seg_density) or any(p.truncated for p in path_density):
-        notes.append(f"Some segments reached --max-knots {opts.max_knots}: their region counts are lower bounds.")
-    timing["total_s"] = time.perf_counter() - t_start
+    # a model imported before the call (the CLI does, to check gate paths first) still counts
+    timing["total_s"] = time.perf_counter() - t_start + (imported.import_s if isinstance(model, ImportedModel) else 0.0)
     return AuditResult(
         model=model_info(imported),
         settings=settings,
@@ -312,6 +320,17 @@ def audit(
         notes=notes,
         timing=timing,
     )
+
+
+def truncation_notes(segs: list[SegmentDensity], paths: list[PathDensity], max_knots: int | None) -> list[str]:
+    cut = [sum(s.truncated for s in segs), sum(p.truncated for p in paths)]
+    if not any(cut):
+        return []
+    return [
+        f"{cut[0]} segments and {cut[1]} loops reached --max-knots {max_knots}: their region counts are lower "
+        "bounds, and their absolute deviation is undefined (null), left out of the deviation summaries and "
+        "the Spearman correlation."
+    ]
 
 
 def _check_finite(seg_density, path_density, deviations, dists) -> None:
@@ -358,15 +377,9 @@ def _density_section(segs: list[SegmentDensity], paths: list[PathDensity], neuro
 
 
 def _deviation_section(segs: list[SegmentDeviation], paths: list[SegmentDeviation], dens: list[SegmentDensity], notes) -> Deviation:
-    cut = sum(s.norm is None for s in segs + paths)
-    if cut:
-        notes.append(
-            f"{cut} segments or loops reached --max-knots: their absolute deviation is undefined (null) "
-            "and left out of the deviation summaries and the Spearman correlation."
-        )
     pairs = [(d.density, s.norm) for d, s in zip(dens, segs) if d.density is not None and s.norm is not None]
     rho = spearman([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else None
-    if segs and rho is None:
+    if pairs and rho is None:
         notes.append("Spearman correlation of density and deviation is undefined (fewer than 3 segments or a constant series).")
     return Deviation(
         segments=segs,

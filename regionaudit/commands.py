@@ -8,6 +8,7 @@ atomically.
 from __future__ import annotations
 
 import json
+import os
 from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
@@ -193,8 +194,7 @@ def run_audit(model: str, kw: dict) -> int:
     report = _report_path(kw, Path(model).stem)
     _check_outputs(kw, report)
     imported = load_model(model, _options(kw), check_rows(kw.get("data")))
-    net = imported.network
-    G.check_node_paths([g.path for g in gates] + [b.path for b in bounds], [net.nodes[i].name for i in net.kink_ids])
+    G.check_node_paths([g.path for g in gates] + [b.path for b in bounds], imported.network.kink_names)
     result = _run_audit_only(model, kw, imported)
     result.gates = _evaluate_gates(result.to_dict(), kw, baseline)
     code = _finish(result, kw, report)
@@ -203,12 +203,10 @@ def run_audit(model: str, kw: dict) -> int:
 
 
 def _relative_link(report: Path | None, card: str | None) -> str | None:
+    """The report's path as seen from the card's folder, so the link works where the card lives."""
     if report is None or card is None:
         return None
-    try:
-        return str(Path(report).resolve().relative_to(Path(card).resolve().parent))
-    except ValueError:
-        return str(report)
+    return Path(os.path.relpath(Path(report).resolve(), Path(card).resolve().parent)).as_posix()
 
 
 def _fmt(summary: dict | None, key: str = "median", spec: str = ".4g") -> str:
@@ -269,7 +267,7 @@ def format_inspect(info) -> str:
 def run_compare(model_a: str, model_b: str, kw: dict) -> int:
     from regionaudit.paired import paired_measures
 
-    G.check_gates(list(kw.get("fail_if") or []), compare=True)
+    gates = G.check_gates(list(kw.get("fail_if") or []), compare=True)
     opts = _options(kw)
     report = _report_path(kw, f"{Path(model_a).stem}-vs-{Path(model_b).stem}")
     _check_outputs(kw, report)
@@ -280,6 +278,9 @@ def run_compare(model_a: str, model_b: str, kw: dict) -> int:
             f"cannot compare: {model_a} takes inputs of shape {imp_a.network.input_shape}, "
             f"{model_b} of shape {imp_b.network.input_shape}"
         )
+    for prefix, imported in (("a.", imp_a), ("b.", imp_b)):
+        paths = [g.path.removeprefix(prefix) for g in gates if g.path.startswith(prefix)]
+        G.check_node_paths(paths, imported.network.kink_names)
     res_a = _run_audit_only(model_a, kw, imp_a)
     res_b = _run_audit_only(model_b, kw, imp_b)
     result = CompareResult(a=res_a, b=res_b, paired=paired_measures(res_a, res_b))

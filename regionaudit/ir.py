@@ -417,6 +417,11 @@ class Network:
         return [i for i, n in enumerate(self.nodes) if n.is_kink]
 
     @property
+    def kink_names(self) -> list[str]:
+        """The kink nodes' names: the keys of `knots_per_layer`."""
+        return [self.nodes[i].name for i in self.kink_ids]
+
+    @property
     def neurons(self) -> int:
         return sum(n.units for n in self.nodes)
 

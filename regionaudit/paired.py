@@ -52,7 +52,11 @@ def _check_same_probes(a: AuditResult, b: AuditResult) -> None:
 def paired_measures(a: AuditResult, b: AuditResult) -> Paired:
     """B − A per segment for density (regions) and deviation (norm), with fraction_positive and summaries."""
     _check_same_probes(a, b)
-    density = [sb.regions - sa.regions for sa, sb in zip(a.density.segments, b.density.segments)]
+    # a count cut short by --max-knots is a lower bound: the difference of two is no difference
+    density = [
+        None if (sa.truncated or sb.truncated) else sb.regions - sa.regions
+        for sa, sb in zip(a.density.segments, b.density.segments)
+    ]
     deviation = [
         None if (sa.norm is None or sb.norm is None) else float(sb.norm) - float(sa.norm)
         for sa, sb in zip(a.deviation.segments, b.deviation.segments)

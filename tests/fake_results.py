@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from regionaudit.api import truncation_notes
 from regionaudit.analysis.stats import spearman
 from regionaudit.result import (
     AuditResult,
@@ -202,8 +203,8 @@ def empty_result() -> AuditResult:
 
 
 def max_knots_note(max_knots: int) -> str:
-    """The note `regionaudit.api.audit` adds when a segment or loop reached --max-knots."""
-    return f"Some segments reached --max-knots {max_knots}: their region counts are lower bounds."
+    """The note a real audit of `truncated_result` carries (one segment and one loop cut short)."""
+    return truncated_result(max_knots).notes[-1]
 
 
 def truncated_result(max_knots: int = 64) -> AuditResult:
@@ -212,7 +213,7 @@ def truncated_result(max_knots: int = 64) -> AuditResult:
     r.settings["max_knots"] = max_knots
     r.density.segments[0].truncated = True
     r.density.paths[0].truncated = True
-    r.notes.append(max_knots_note(max_knots))
+    r.notes += truncation_notes(r.density.segments, r.density.paths, max_knots)
     return r
 
 

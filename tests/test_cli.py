@@ -263,3 +263,32 @@ def test_per_layer_gate_paths_are_checked_against_the_model(tmp_path, capsys):
     assert code == 0, err
     knots = json.loads(out_json.read_text())["density"]["knots_per_layer"]
     assert kink.removeprefix("density.knots_per_layer.") in knots
+
+
+def test_card_links_are_relative_to_each_card(tmp_path, capsys):
+    data = small_data(tmp_path)
+    for d in ("rep", "cards/a", "cards/b"):
+        (tmp_path / d).mkdir(parents=True)
+    code, _, err = run([MLP, "--data", data, "--pairs", 2, "--max-points", 1, "-q", "-o", tmp_path / "rep/r.html",
+                        "--card", tmp_path / "cards/a/card.md", "--card-append", tmp_path / "cards/b/README.md"], capsys)
+    assert code == 0, err
+    for card in ("cards/a/card.md", "cards/b/README.md"):
+        assert "(<../../rep/r.html>)" in (tmp_path / card).read_text()
+
+
+def test_compare_checks_per_layer_paths_before_the_analyses(tmp_path, capsys, monkeypatch):
+    import regionaudit.commands as commands
+
+    monkeypatch.setattr(commands, "audit", lambda *a, **k: pytest.fail("the analysis ran"))
+    code, _, err = run(["compare", CNN, CNN, "--pairs", 2, "-q", "--json", tmp_path / "c.json",
+                        "--fail-if", "b.density.knots_per_layer.nope > 1"], capsys)
+    assert code == 2 and "nope" in err and not (tmp_path / "c.json").exists()
+
+
+def test_overflowing_data_is_refused_before_the_analysis(tmp_path, capsys):
+    rows = np.load(DIGITS)[:10].astype(np.float64)
+    rows[8:] *= 1e307  # fits float64, but segment lengths overflow; beyond the 8 rows the import checks
+    np.save(tmp_path / "big.npy", rows)
+    code, _, err = run([MLP, "--data", tmp_path / "big.npy", "-q", "--json", tmp_path / "x.json"], capsys)
+    assert code == 2 and "overflow" in err and err.count("\n") == 1
+    assert not (tmp_path / "x.json").exists()

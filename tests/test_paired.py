@@ -115,3 +115,13 @@ def test_with_real_summary():
         assert s["count"] == 4
     assert p.density.summary["min"] == -2 and p.density.summary["max"] == 7
     assert p.density.summary["mean"] == pytest.approx(1.5)
+
+
+def test_segments_cut_short_have_no_difference():
+    a = make_audit([3, 5, 8], [0.5, 1.0, 2.0])
+    b = make_audit([4, 6, 9], [0.75, 0.5, 2.5])
+    b.density.segments[1].truncated = True  # a lower bound: B - A would mean nothing
+    b.deviation.segments[1] = SegmentDeviation(per_output=None, norm=None)
+    p = paired_measures(a, b)
+    assert p.density.differences == [1, None, 1] and p.density.fraction_positive == 1.0
+    assert p.deviation.differences == [0.25, None, 0.5] and p.density.summary["count"] == 2

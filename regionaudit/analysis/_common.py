@@ -36,10 +36,6 @@ def needed_nodes(network: Network) -> list[int]:
     return [i for i, flag in enumerate(need) if flag]
 
 
-def kink_names(network: Network) -> list[str]:
-    return [network.nodes[i].name for i in network.kink_ids]
-
-
 def bytes_per_probe(network: Network, order: list[int], itemsize: int, live_factor: float = 2.0) -> int:
     """Peak bytes one probe (a knot, or a tangent of one point) needs while a pass runs.
 

@@ -20,6 +20,13 @@ from regionaudit.result import AuditResult, CompareResult
 
 LIBRARIES = ("torch", "onnx", "onnxruntime", "numpy")
 NO_SEGMENTS = "No segments were measured."
+
+
+def no_deviation(result) -> str:
+    """Why there is no deviation to show: no segments, or every one cut short by --max-knots."""
+    if result.density.segments and all(s.truncated for s in result.density.segments):
+        return "Every segment reached --max-knots, so no deviation is defined."
+    return NO_SEGMENTS
 NO_POINTS = "No points were measured."
 DATA_AS_GIVEN = (
     "Data is used as given: regionaudit does not rescale, normalise or reorder it, so it must "
@@ -118,7 +125,7 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
         sentence += ": the area between the model and the straight line through its end values, L2 over outputs."
         metrics.append(Metric("deviation", "Absolute deviation", F.num(med, 3), "median", sentence))
     else:
-        metrics.append(Metric("deviation", "Absolute deviation", F.DASH, "", NO_SEGMENTS + " Deviation is undefined.", False))
+        metrics.append(Metric("deviation", "Absolute deviation", F.DASH, "", no_deviation(result) + " Deviation is undefined.", False))
 
     rho = v.spearman_density
     if rho is not None:
@@ -267,7 +274,7 @@ def audit_plots(result: AuditResult) -> list[Plot]:
             "Absolute deviation from linear",
             "Empirical CDF of each segment's absolute deviation (Gamba et al. 2022), L2 norm over outputs.",
             plots.ecdf("deviation-ecdf", norms, "Absolute deviation (ECDF)", "absolute deviation, L2 over outputs"),
-            NO_SEGMENTS,
+            no_deviation(result),
         )
     )
     rho = v.spearman_density
@@ -286,7 +293,7 @@ def audit_plots(result: AuditResult) -> list[Plot]:
                 "regions per unit length",
                 "absolute deviation",
             ),
-            NO_SEGMENTS,
+            no_deviation(result),
         )
     )
     distances = [p.distance for p in dist.points]

@@ -60,11 +60,17 @@ def pad(node, ctx):
         raise Unsupported(f"padding value {value:g} is not supported (only zero)")
     if len(pads) != 2 * rank:
         raise Unsupported(f"pads {pads} do not fit {x.shape}")
+    return _padded(ctx, x, pads)
+
+
+def _padded(ctx, x: Data, pads: list[int]) -> Data:
+    """`x` with ONNX-style pads (begin..., end...); negative amounts crop."""
+    rank = len(x.shape)
     if not any(pads):
         return x
     shape = tuple(d + pads[i] + pads[i + rank] for i, d in enumerate(x.shape))
-    if min(shape) < 0:
-        raise Unsupported(f"pads {pads} crop {x.shape} below zero")
+    if min(shape) <= 0:
+        raise Unsupported(f"pads {pads} leave nothing of {x.shape}")
     return ctx.add(ir.Pad, [x], shape=shape, pads=tuple(pads))
 
 
@@ -96,7 +102,4 @@ def slice_(node, ctx):
         if hi <= lo:
             raise Unsupported(f"the slice [{start}:{end}] of axis {axis} (size {dim}) is empty")
         pads[axis], pads[axis + rank] = -lo, hi - dim
-    if not any(pads):
-        return x
-    shape = tuple(d + pads[i] + pads[i + rank] for i, d in enumerate(x.shape))
-    return ctx.add(ir.Pad, [x], shape=shape, pads=tuple(pads))
+    return _padded(ctx, x, pads)
