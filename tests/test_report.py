@@ -265,3 +265,17 @@ def test_templates_are_package_resources():
     root = resources.files("regionaudit.templates")
     for name in ("report.html.j2", "compare.html.j2", "card.md.j2", "report.css", "_macros.html.j2"):
         assert root.joinpath(name).is_file(), name
+
+
+def test_deviation_cut_short_everywhere_is_explained():
+    """When --max-knots cut every segment, the report says so instead of "no segments"."""
+    from regionaudit.result import SegmentDeviation
+
+    r = truncated_result(max_knots=8)
+    for seg in r.density.segments:
+        seg.truncated = True
+    r.deviation.segments = [SegmentDeviation(per_output=None, norm=None) for _ in r.deviation.segments]
+    r.deviation.summary, r.deviation.spearman_density = None, None
+    html = render_html(r)
+    assert html.count("Every segment was cut short by --max-knots.") >= 2  # headline and the plots
+    assert "No segments were measured" not in html

@@ -25,7 +25,7 @@ NO_SEGMENTS = "No segments were measured."
 def no_deviation(result) -> str:
     """Why there is no deviation to show: no segments, or every one cut short by --max-knots."""
     if result.density.segments and all(s.truncated for s in result.density.segments):
-        return "Every segment reached --max-knots, so no deviation is defined."
+        return "Every segment was cut short by --max-knots."
     return NO_SEGMENTS
 NO_POINTS = "No points were measured."
 DATA_AS_GIVEN = (
