@@ -76,8 +76,8 @@ def load_model(model: str | Path | ImportedModel, opts: Options, check_rows: np.
 def check_rows(data: str | Path | None) -> np.ndarray | None:
     """The first data rows, on which every import is checked too (random inputs alone may miss
     the input range the model is used in)."""
-    rows = None if data is None else load_array(data, "data")
-    return rows[:8] if rows is not None and rows.ndim >= 2 else None  # probes.as_rows explains a bad shape
+    rows = None if data is None else load_array(data, "data", head=8)
+    return rows if rows is not None and rows.ndim >= 2 else None  # probes.as_rows explains a bad shape
 
 
 def _file_setting(settings: dict, key: str, path: str | Path | None) -> np.ndarray | None:

@@ -73,13 +73,17 @@ def sha256_of(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def load_array(path: str | os.PathLike, what: str = "data") -> np.ndarray:
-    """A float array from .npy, or .npz holding exactly one array; never unpickles."""
+def load_array(path: str | os.PathLike, what: str = "data", head: int | None = None) -> np.ndarray:
+    """A float array from .npy, or .npz holding exactly one array; never unpickles.
+
+    With `head`, only the first `head` rows are read and checked (a .npy file is memory-mapped,
+    so a large file is not read twice just to check the import on its first rows).
+    """
     p = Path(path)
     if not p.is_file():
         raise BadData(f"{what} file {p} not found")
     try:
-        loaded = np.load(p, allow_pickle=False)
+        loaded = np.load(p, allow_pickle=False, mmap_mode="r" if head is not None else None)
     except ValueError as e:
         raise BadData(f"{what} file {p} cannot be read without pickle (object arrays are refused): {e}") from None
     except Exception as e:  # numpy raises many kinds for a damaged file
@@ -96,7 +100,7 @@ def load_array(path: str | os.PathLike, what: str = "data") -> np.ndarray:
         raise BadData(f"{what} file {p} holds {arr.dtype} values; a float array is needed")
     if arr.ndim == 0:
         raise BadData(f"{what} file {p} holds a single number; an array of rows is needed")
-    arr = np.asarray(arr, dtype=np.float64)
+    arr = np.asarray(arr[:head] if head is not None else arr, dtype=np.float64)
     if arr.size and not np.isfinite(arr).all():
         bad = int((~np.isfinite(arr)).sum())
         raise BadData(f"{what} file {p} contains {bad} NaN or infinite values")

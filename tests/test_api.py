@@ -91,3 +91,18 @@ def test_no_units_gives_null_scaled_distance(tmp_path):
     assert r.model.neurons == 0
     assert all(p.scaled is None for p in r.distance.points) and r.distance.scaled_summary is None
     assert any(p.distance is not None for p in r.distance.points)
+
+
+def test_load_array_head_reads_only_the_first_rows(tmp_path):
+    from regionaudit.errors import BadData
+    from regionaudit.files import load_array
+
+    rows = np.arange(24, dtype=np.float32).reshape(6, 4)
+    rows[4, 1] = np.nan
+    np.save(tmp_path / "r.npy", rows)
+    head = load_array(tmp_path / "r.npy", head=2)
+    assert head.dtype == np.float64 and head.tolist() == rows[:2].tolist()
+    with pytest.raises(BadData, match="1 NaN"):
+        load_array(tmp_path / "r.npy", head=5)
+    with pytest.raises(BadData, match="1 NaN"):
+        load_array(tmp_path / "r.npy")
