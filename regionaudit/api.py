@@ -19,6 +19,7 @@ from regionaudit.analysis.distance import boundary_distances
 from regionaudit.analysis.stats import spearman, summary
 from regionaudit.errors import BadData, BadOption
 from regionaudit.files import load_array, sha256_of
+from regionaudit.frame import add_reference_frame, frame_notes, load_labels
 from regionaudit.importer import ImportedModel, import_model
 from regionaudit.result import (
     AuditResult,
@@ -55,6 +56,7 @@ class Options:
     keep_knots: bool = False
     input_shape: tuple[int, ...] | None = None
     output_name: str | None = None
+    init_reference: int = 2  # re-initialised copies measured as the reference frame (0: none)
 
 
 def load_model(model: str | Path | ImportedModel, opts: Options, check_rows: np.ndarray | None = None) -> ImportedModel:
@@ -115,6 +117,7 @@ def build_probes(
         source = "synthetic Gaussian"
     none = np.zeros((0, *input_shape))
     parts: list[str] = []
+    probes = P.Probes(segments=(none, none), points=none, synthetic=synthetic)
 
     if segs is not None:
         pair = P.as_segments(segs, input_shape)
@@ -122,6 +125,8 @@ def build_probes(
     elif rows is not None:
         i, j = P.random_pairs(len(rows), opts.pairs, opts.seed)
         pair = rows[i], rows[j]
+        if data is not None:
+            probes.pair_rows = i, j
         parts.append(f"{len(i)} segments between seeded random pairs of {source} rows")
     else:
         pair = none, none
@@ -139,7 +144,7 @@ def build_probes(
         at = none
         settings["max_points"] = None
 
-    probes = P.Probes(segments=pair, points=at, synthetic=synthetic)
+    probes.segments, probes.points = pair, at
     if opts.loops:
         images = rows if rows is not None else at
         if not len(images):
@@ -252,6 +257,7 @@ def audit(
     segments: str | Path | None = None,
     options: Options | None = None,
     progress=None,
+    labels: str | Path | None = None,
     **kwargs,
 ) -> AuditResult:
     """Measure density, deviation and boundary distance of `model` on probes; see DESIGN.md.
@@ -275,6 +281,7 @@ def audit(
         "max_knots": opts.max_knots,
         "input_shape": list(opts.input_shape) if opts.input_shape else None,
         "output_name": opts.output_name,
+        "init_reference": opts.init_reference,
     }
     imported = load_model(model, opts, None if isinstance(model, ImportedModel) else check_rows(data))
     timing["import_s"] = imported.import_s
@@ -283,6 +290,13 @@ def audit(
     probes = build_probes(net.input_shape, opts, data, points, segments, settings)
     settings["synthetic"] = probes.synthetic
     settings["probes"] = probes.description
+    # --- reference frame: labels are read before minutes of work, so a bad file fails first
+    if labels is not None and settings.get("data_rows") is None:
+        raise BadOption("--labels needs --data: one label per data row")
+    label_rows = load_labels(labels, settings["data_rows"]) if labels is not None else None
+    settings["labels"] = None if labels is None else str(labels)
+    settings["labels_sha256"] = None if labels is None else sha256_of(labels)
+    # --- end reference frame
     notes: list[str] = list(probes.notes)
     if probes.synthetic:
         notes.append("No data was given: probes are seeded standard Gaussian inputs, not the model's data.")
@@ -309,9 +323,7 @@ def audit(
     density = _density_section(seg_density, path_density, net.neurons, notes)
     deviation = _deviation_section(seg_dev, path_dev, seg_density, notes)
     distance = _distance_section(dists, net.neurons, notes)
-    # a model imported before the call (the CLI does, to check gate paths first) still counts
-    timing["total_s"] = time.perf_counter() - t_start + (imported.import_s if isinstance(model, ImportedModel) else 0.0)
-    return AuditResult(
+    result = AuditResult(
         model=model_info(imported),
         settings=settings,
         density=density,
@@ -320,6 +332,16 @@ def audit(
         notes=notes,
         timing=timing,
     )
+    # --- reference frame (frame.py): init reference, capacity, class split, profile, Spearman test
+    t0 = time.perf_counter()
+    add_reference_frame(result, imported, _to_tensor(a), _to_tensor(b), lengths, _to_tensor(probes.points),
+                        traces, opts, label_rows, probes.pair_rows)
+    notes += frame_notes(result)
+    timing["reference_s"] = time.perf_counter() - t0
+    # --- end reference frame
+    # a model imported before the call (the CLI does, to check gate paths first) still counts
+    timing["total_s"] = time.perf_counter() - t_start + (imported.import_s if isinstance(model, ImportedModel) else 0.0)
+    return result
 
 
 def truncation_notes(segs: list[SegmentDensity], paths: list[PathDensity], max_knots: int | None) -> list[str]:

@@ -56,6 +56,11 @@ def probe_options(f):
         click.option("--input-shape", default=None, help="Input shape without the batch axis, e.g. 3,32,32."),
         click.option("--output-name", default=None, help="Graph output to analyse [the first]."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bars."),
+        # reference frame
+        click.option("--init-reference", type=click.IntRange(0, 64), default=None,
+                     help="Re-initialised copies of the architecture measured as a reference (0: off) [2]."),
+        click.option("--labels", type=click.Path(dir_okay=False),
+                     help="One integer class per data row (.npy): splits segments into same/different class."),
     ]
     for opt in reversed(opts):
         f = opt(f)

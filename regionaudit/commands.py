@@ -17,6 +17,7 @@ import click
 
 from regionaudit import __version__, gates as G
 from regionaudit.api import Options, audit, check_rows, load_model, model_info
+from regionaudit.capacity import capacity, format_bounds
 from regionaudit.baseline import (
     PROBE_OPTIONS,
     baseline_settings,
@@ -112,6 +113,7 @@ def _run_audit_only(model, kw, imported=None):
             data=kw.get("data"),
             points=kw.get("points"),
             segments=kw.get("segments"),
+            labels=kw.get("labels"),
             options=_options(kw),
             progress=None if kw.get("quiet") else progress,
         )
@@ -231,10 +233,12 @@ def _print_summary(result: AuditResult, written: list) -> None:
 def run_inspect(model: str, json_out: str | None, input_shape, output_name) -> int:
     imported = load_model(model, Options(input_shape=parse_shape(input_shape), output_name=output_name))
     info = model_info(imported)
+    cap = capacity(imported.network)
     if json_out:
-        payload = {"regionaudit": __version__, "schema": SCHEMA, "model": asdict(info)}
+        payload = {"regionaudit": __version__, "schema": SCHEMA, "model": asdict(info), "capacity": cap}
         write_text(json_out, json.dumps(payload, indent=2, allow_nan=False) + "\n")
     click.echo(format_inspect(info))
+    click.echo("\n".join(["", *format_bounds(cap)]))
     if json_out:
         click.echo(f"wrote {json_out}")
     return 0

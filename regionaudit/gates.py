@@ -25,7 +25,7 @@ from regionaudit.result import GateResult
 
 OPERATORS = ("<", "<=", ">", ">=", "==", "!=")
 
-SUMMARY_KEYS = ("count", "mean", "median", "p10", "p90", "min", "max")
+SUMMARY_KEYS = ("count", "mean", "median", "p10", "p90", "min", "max", "ci95_low", "ci95_high")
 
 # Summary fields of an audit JSON (relative to the audit's root), listed as gateable even when null.
 AUDIT_SUMMARIES = (
@@ -33,6 +33,7 @@ AUDIT_SUMMARIES = (
     "density.per_length",
     "density.regions_per_neuron",
     "density.path_summary",
+    "density.ratio_to_init",
     "deviation.summary",
     "deviation.path_summary",
     "distance.summary",

@@ -38,6 +38,7 @@ class Probes:
     synthetic: bool = False
     description: str = ""
     notes: list[str] = field(default_factory=list)
+    pair_rows: tuple[np.ndarray, np.ndarray] | None = None  # data rows of each segment's endpoints
 
 
 def as_rows(arr: np.ndarray, input_shape: tuple[int, ...], what: str) -> np.ndarray:
