@@ -40,7 +40,7 @@ AUDIT_SUMMARIES = (
     "distance.scaled_summary",
 )
 # Summary fields of a compare JSON (besides those of its two audits under `a.` and `b.`).
-PAIRED_SUMMARIES = ("paired.density.summary", "paired.deviation.summary")
+PAIRED_SUMMARIES = ("paired.density.summary", "paired.deviation.summary", "paired.distance.summary")
 
 # Top-level keys that hold no metrics: how the run was configured, and bookkeeping.
 _NOT_METRICS = frozenset({"settings", "schema", "regionaudit", "gates", "notes"})

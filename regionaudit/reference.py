@@ -63,12 +63,10 @@ def init_reference(imported, a: torch.Tensor, b: torch.Tensor, lengths: np.ndarr
                 knots[name] = knots.get(name, 0) + v
         seeds.append({
             "seed": [seed, 13, k],
-            "regions": regions,
-            "density": density,
-            "truncated": [bool(tr.truncated) for tr in traces],
-            "deviation": deviation,
-            "distance": distance,
-            "nearest_node": [d.node for d in dists],
+            # per probe, in probe order (the first segments and points of the audit)
+            "segments": {"regions": regions, "density": density, "deviation": deviation,
+                         "truncated": [bool(tr.truncated) for tr in traces]},
+            "points": {"distance": distance, "nearest_node": [d.node for d in dists]},
             "knots_per_layer": knots,
             **_summaries(regions, density, deviation, distance, neurons),
         })
@@ -92,6 +90,6 @@ def ratio_to_init(trained_regions: list[int], reference: dict) -> list[float]:
     seeds = reference["per_seed"]
     out = []
     for i in range(reference["segments"]):
-        mean = float(np.mean([s["regions"][i] for s in seeds]))
+        mean = float(np.mean([s["segments"]["regions"][i] for s in seeds]))
         out.append(trained_regions[i] / mean)
     return out

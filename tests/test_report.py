@@ -13,13 +13,13 @@ from regionaudit.report import render_compare_html, render_html, write_compare_h
 from fake_results import NASTY, empty_result, max_knots_note, nasty_result, sample_compare, sample_result, truncated_result
 
 AUDIT_PLOTS = [
-    "regions-hist",
-    "regions-per-neuron",
+    "density-hist",
+    "knots-per-layer-unit",
+    "segment-profile",
+    "nearest-layer",
+    "loops-plot",
     "deviation-ecdf",
     "density-vs-deviation",
-    "distance-hist",
-    "scaled-distance-hist",
-    "knots-per-layer",
     "slice",
 ]
 VOID = {"meta", "link", "br", "hr", "img", "input", "col", "area", "base", "source", "wbr", "embed", "track", "param"}
@@ -123,13 +123,13 @@ def test_every_plot_is_inline_svg(sample_html):
         assert f'id="plot-{plot_id}"' in sample_html, plot_id
         assert '<figure class="plot' in sample_html
     titles = {
-        "regions-hist": "Regions per segment",
-        "regions-per-neuron": "Regions per neuron",
+        "density-hist": "Regions per unit length",
+        "knots-per-layer-unit": "Knots per segment per unit",
+        "segment-profile": "Knots along one segment",
+        "nearest-layer": "Nearest boundary, by layer",
+        "loops-plot": "Boundaries crossed per translation loop",
         "deviation-ecdf": "Absolute deviation (ECDF)",
         "density-vs-deviation": "Spearman ρ = ",
-        "distance-hist": "Distance to nearest boundary",
-        "scaled-distance-hist": "Distance × neurons",
-        "knots-per-layer": "Knots per layer",
         "slice": "2-D slice: 49 regions",
     }
     for svg in svgs:

@@ -14,6 +14,7 @@ from pathlib import PurePath
 
 from regionaudit import __version__
 from regionaudit.report import formatting as F
+from regionaudit.report import framecontext as RF
 from regionaudit.report import plots
 from regionaudit.report.tables import Table, distribution_table, gates_table, node_table, paths_table, timing_rows
 from regionaudit.result import AuditResult, CompareResult
@@ -46,6 +47,7 @@ class Metric:
     unit: str  # small text after the value
     sentence: str  # one plain-language sentence
     defined: bool = True
+    reference: str = ""  # the median's 95 % interval and its init reference (framecontext.py)
 
 
 @dataclass
@@ -237,97 +239,9 @@ def result_notes(result: AuditResult) -> list[str]:
 
 
 def audit_plots(result: AuditResult) -> list[Plot]:
-    d, v, dist, m = result.density, result.deviation, result.distance, result.model
-    between, at = probe_words(result)
-    regions = [seg.regions for seg in d.segments]
-    out = [
-        Plot(
-            "regions-hist",
-            "Regions per segment",
-            f"Number of linear regions a straight segment between {between} passes through.",
-            plots.histogram("regions-hist", regions, "Regions per segment", "linear regions crossed", fmt=F.num, integer=True),
-            NO_SEGMENTS,
-        )
-    ]
-    if m.neurons:
-        rpn = [seg.regions / m.neurons for seg in d.segments]
-        svg = plots.histogram(
-            "regions-per-neuron", rpn, "Regions per neuron", f"regions per segment / {m.neurons:,} neurons", color=plots.GREEN
-        )
-        empty = NO_SEGMENTS
-    else:
-        svg, empty = None, "The model has no ReLU-type units, so regions per neuron is undefined."
-    out.append(
-        Plot(
-            "regions-per-neuron",
-            "Regions per neuron",
-            "Regions per segment divided by the number of ReLU-type neurons; Hanin & Rolnick (2019) find "
-            "this roughly constant across depth and width at initialisation.",
-            svg,
-            empty,
-        )
-    )
-    norms = [seg.norm for seg in v.segments]
-    out.append(
-        Plot(
-            "deviation-ecdf",
-            "Absolute deviation from linear",
-            "Empirical CDF of each segment's absolute deviation (Gamba et al. 2022), L2 norm over outputs.",
-            plots.ecdf("deviation-ecdf", norms, "Absolute deviation (ECDF)", "absolute deviation, L2 over outputs"),
-            no_deviation(result),
-        )
-    )
-    rho = v.spearman_density
-    title = "Density vs deviation" + (f" (Spearman ρ = {rho:.2f})" if rho is not None else " (Spearman ρ undefined)")
-    n = min(len(d.segments), len(v.segments))
-    out.append(
-        Plot(
-            "density-vs-deviation",
-            "Density vs deviation",
-            "Each dot is one segment: regions per unit length against absolute deviation.",
-            plots.scatter(
-                "density-vs-deviation",
-                [d.segments[i].density for i in range(n)],
-                [v.segments[i].norm for i in range(n)],
-                title,
-                "regions per unit length",
-                "absolute deviation",
-            ),
-            no_deviation(result),
-        )
-    )
-    distances = [p.distance for p in dist.points]
-    out.append(
-        Plot(
-            "distance-hist",
-            "Distance to the nearest region boundary",
-            f"Exact distance from {at} to the boundary of its activation region (Hanin & Rolnick 2019a, Fig. 3 style).",
-            plots.log_histogram("distance-hist", distances, "Distance to nearest boundary", "distance in input units"),
-            NO_POINTS,
-        )
-    )
-    scaled = [p.scaled for p in dist.points]
-    out.append(
-        Plot(
-            "scaled-distance-hist",
-            "Distance × neurons",
-            "The same distances times the number of neurons, which Hanin & Rolnick show to be roughly scale-free.",
-            plots.log_histogram(
-                "scaled-distance-hist", scaled, "Distance × neurons", "distance × neurons", color=plots.GREEN
-            ),
-            NO_POINTS if not dist.points else "Distance × neurons is undefined (no ReLU-type units).",
-        )
-    )
-    layers = list((d.knots_per_layer or {}).items())
-    out.append(
-        Plot(
-            "knots-per-layer",
-            "Knots per layer",
-            "Boundary crossings contributed by each kink node (ReLU-type or MaxPool), summed over all segments, in layer order.",
-            plots.hbar("knots-per-layer", [k for k, _ in layers], [v_ for _, v_ in layers], "Knots per layer", "knots, summed over segments"),
-            NO_SEGMENTS if not d.segments else "No knots were recorded.",
-        )
-    )
+    # --- reference frame: each plot says something new, trained and init overlaid (framecontext.py)
+    out = RF.frame_plots(result, Plot, NO_SEGMENTS, NO_POINTS, no_deviation(result))
+    # --- end reference frame
     if result.slice is not None:
         sl = result.slice
         polygons, count = sl.get("polygons"), sl.get("count")
@@ -354,9 +268,21 @@ def audit_context(result: AuditResult) -> dict:
         "model": model,
         "settings": settings_section(result),
         "notes": result_notes(result),
-        "metrics": headline_metrics(result),
+        "metrics": _with_reference(result, headline_metrics(result)),
         "distributions": distribution_table(result),
         "plots": audit_plots(result),
+        # --- reference frame
+        "frame": {
+            "init_sentence": RF.HOW_TO_READ_INIT,
+            "init_table": RF.init_table(result),
+            "capacity_sentence": RF.HOW_TO_READ_CAPACITY,
+            "capacity_table": RF.capacity_table(result.capacity),
+            "capacity_lines": RF.capacity_lines(result),
+            "class_sentence": RF.class_sentence(result),
+            "class_density": RF.class_table(result, "density"),
+            "class_deviation": RF.class_table(result, "deviation"),
+        },
+        # --- end reference frame
         "paths": paths_table(result),
         "slice": _slice_facts(result.slice),
         "gates": gates,
@@ -366,6 +292,14 @@ def audit_context(result: AuditResult) -> dict:
         "schema": result.schema,
         "versions": versions(),
     }
+
+
+def _with_reference(result: AuditResult, metrics: list[Metric]) -> list[Metric]:
+    lines = RF.reference_lines(result)
+    for m in metrics:
+        if m.defined:
+            m.reference = lines.get(m.key, "")
+    return metrics
 
 
 def _slice_facts(sl: dict | None) -> list[tuple[str, str]]:

@@ -43,10 +43,13 @@ def distribution_table(result: AuditResult) -> Table:
     rows = []
     for label, summary in rows_src:
         if summary is None:
-            rows.append([label, "0"] + ["undefined"] + [""] * (len(keys) - 2))
+            rows.append([label, "0"] + ["undefined"] + [""] * (len(keys) - 1))
         else:
-            rows.append([label, F.count(summary.get("count"))] + [F.num(summary.get(k)) for k in keys[1:]])
-    return Table(["Measure"] + keys, rows, numeric=[False] + [True] * len(keys))
+            ci = "" if summary.get("ci95_low") is None else f"[{F.num(summary['ci95_low'])}, {F.num(summary['ci95_high'])}]"
+            rows.append([label, F.count(summary.get("count"))] + [F.num(summary.get(k)) for k in keys[1:3]] + [ci]
+                        + [F.num(summary.get(k)) for k in keys[3:]])
+    columns = ["Measure"] + keys[:3] + ["median 95 % CI"] + keys[3:]
+    return Table(columns, rows, numeric=[False] + [True] * (len(columns) - 1))
 
 
 def node_table(result: AuditResult, limit: int = 400) -> Table:
