@@ -355,7 +355,8 @@ def compare_context(result: CompareResult) -> dict:
             "plot": Plot(
                 pid,
                 f"Paired differences: {what}",
-                "B − A per segment, in probe order; orange bars are segments where B is larger, grey holds the ties.",
+                "B − A per segment, in probe order; orange bars are segments where B is larger, blue bars where A is "
+                "larger, and the grey bar holds the ties (difference 0).",
                 plots.paired_histogram(pid, measure.differences, f"{what.capitalize()}: B − A per segment", f"B − A ({unit})", integer),
                 NO_SEGMENTS,
             ),
@@ -370,6 +371,13 @@ def compare_context(result: CompareResult) -> dict:
         "table": table,
         "density": paired(result.paired.density, "region count", "regions", True, "paired-density"),
         "deviation": paired(result.paired.deviation, "absolute deviation", "deviation", False, "paired-deviation"),
+        # --- reference frame: tests, overlays, paired scatter, per-layer table (framecontext.py)
+        "research": {
+            "tests": RF.compare_tests_table(result.paired),
+            "layers": RF.compare_layer_table(a, b),
+            "plots": RF.compare_plots(result, Plot, name_a, name_b),
+        },
+        # --- end reference frame
         "gates": gates_table(result.gates),
         "gates_failed": sum(1 for g in result.gates if not g.passed),
         "timing": timing_rows(result.timing),

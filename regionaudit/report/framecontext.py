@@ -315,3 +315,67 @@ def _plateau(points) -> tuple[int, float] | None:
     if len(xs) >= max(3, 0.05 * len(vals)):
         return len(xs), xs[0]
     return None
+
+
+# --- compare: overlays, paired scatter, tests, per-layer table ---------------------------------
+
+
+def _p(x) -> str:
+    return F.DASH if x is None else (f"{x:.2g}" if x >= 1e-4 else f"{x:.1e}")
+
+
+def compare_tests_table(paired) -> Table:
+    rows = []
+    for label, m in (("Regions per segment", paired.density), ("Absolute deviation", paired.deviation),
+                     ("Boundary distance (same points)", paired.distance)):
+        if m is None:
+            rows.append([label, "0", F.DASH, F.DASH, "", F.DASH, F.DASH])
+            continue
+        t = m.tests or {}
+        n = sum(1 for x in m.differences if x is not None)
+        rows.append([label, F.count(n), F.percent(m.fraction_positive), F.num(_median(m.summary)),
+                     ci_text(m.summary).replace("95 % CI ", ""), _p(t.get("wilcoxon_p_value")), _p(t.get("sign_test_p_value"))])
+    return Table(["Paired B − A", "pairs", "B larger", "median B − A", "95 % CI", "Wilcoxon p", "sign-test p"], rows,
+                 numeric=[False, True, True, True, True, True, True])
+
+
+def compare_layer_table(a, b) -> Table | None:
+    """Knots per segment per layer side by side, when both models have the same kink nodes."""
+    la, lb = layer_order(a), layer_order(b)
+    if not la or la != lb:
+        return None
+    ua, ub = _units(a), _units(b)
+    na, nb = max(1, len(a.density.segments)), max(1, len(b.density.segments))
+    rows = []
+    for name in la:
+        ka, kb = (a.density.knots_per_layer or {}).get(name, 0) / na, (b.density.knots_per_layer or {}).get(name, 0) / nb
+        rows.append([name, F.count(ua.get(name, 0)), F.num(ka, 3), F.num(kb, 3), F.num(kb - ka, 3),
+                     F.num(ka / max(1, ua.get(name, 1)), 3), F.num(kb / max(1, ub.get(name, 1)), 3)])
+    return Table(["kink layer", "units", "A knots / segment", "B knots / segment", "B − A", "A per unit", "B per unit"], rows,
+                 numeric=[False] + [True] * 6)
+
+
+def compare_plots(result, Plot, name_a: str, name_b: str) -> list:
+    a, b = result.a, result.b
+    colours = f"{name_a} solid blue, {name_b} dashed orange"
+    out = []
+    for pid, title, xa, xb, xlabel in (
+        ("cmp-density-ecdf", "Regions per segment", [s.regions for s in a.density.segments], [s.regions for s in b.density.segments], "regions per segment"),
+        ("cmp-deviation-ecdf", "Absolute deviation", [s.norm for s in a.deviation.segments], [s.norm for s in b.deviation.segments], "absolute deviation"),
+        ("cmp-distance-ecdf", "Boundary distance", [p.distance for p in a.distance.points], [p.distance for p in b.distance.points], "distance to nearest boundary"),
+    ):
+        out.append(Plot(pid, f"{title}: A and B", f"Empirical CDFs on the same probes ({colours}); a curve to the right holds larger values.",
+                        FP.overlaid_ecdf(pid, [(f"A: {name_a}", xa, FP.BLUE, "-"), (f"B: {name_b}", xb, FP.ORANGE, "--")],
+                                         f"{title} (ECDF)", xlabel),
+                        "Nothing was measured."))
+    out.append(Plot("cmp-density-scatter", "Per segment: A against B",
+                    "Each dot is one segment: regions crossed in A (x) and in B (y); dots above the dashed y = x line are segments where B has more regions.",
+                    FP.paired_scatter("cmp-density-scatter", [s.regions for s in a.density.segments], [s.regions for s in b.density.segments],
+                                      "Regions per segment, B against A", f"A: {name_a}", f"B: {name_b}"),
+                    "No segments were measured."))
+    out.append(Plot("cmp-distance-scatter", "Per point: boundary distance in A against B",
+                    "Each dot is one point: its distance to the nearest boundary in A (x) and in B (y), the same point in both; above y = x, B's region around it is larger.",
+                    FP.paired_scatter("cmp-distance-scatter", [p.distance for p in a.distance.points], [p.distance for p in b.distance.points],
+                                      "Boundary distance, B against A", f"A: {name_a}", f"B: {name_b}"),
+                    "No points were measured."))
+    return out
