@@ -17,6 +17,7 @@ from regionaudit.errors import BadOption
 from regionaudit.report import formatting as F
 from regionaudit.report.context import median, model_name, probe_words, result_notes, settings_section
 from regionaudit.files import write_bytes
+from regionaudit.report import framecontext as RF
 from regionaudit.report.templating import MarkdownSafe, markdown_environment
 from regionaudit.result import AuditResult
 
@@ -24,13 +25,16 @@ START = "<!-- regionaudit:start -->"
 END = "<!-- regionaudit:end -->"
 
 
-def _metric(label: str, summary: dict | None, meaning: str, digits: int = 4) -> dict:
+def _metric(label: str, summary: dict | None, meaning: str, digits: int = 4, init: dict | None = None) -> dict:
     med = median(summary)
     if med is None:
         value = "undefined"
     else:
         spread = F.spread(summary, lambda x: F.num(x, digits))
-        value = f"{F.num(med, digits)} (median" + (f"; {spread})" if spread else ")")
+        ci = RF.ci_text(summary, digits)
+        value = f"{F.num(med, digits)} (median" + (f", {ci}" if ci else "") + (f"; {spread})" if spread else ")")
+        if median(init) is not None:  # the same architecture at initialisation (reference.init)
+            value += f"; at init {F.num(median(init), digits)}"
     return {"metric": label, "value": value, "meaning": meaning}
 
 
@@ -38,30 +42,41 @@ def card_context(result: AuditResult, report_link: str | None) -> dict:
     d, v, dist, m = result.density, result.deviation, result.distance, result.model
     between, at = probe_words(result)
     rho = v.spearman_density
+    ref = RF.init_ref(result) or {}
+    pooled = ref.get("pooled") or {}
+    init = lambda section, key: (pooled.get(section) or {}).get(key)  # noqa: E731
     metrics = [
         _metric(
             "Regions per segment",
             d.summary,
             f"Linear pieces the model splits a straight line between {between} into; more means a more complex function near the data.",
+            init=init("density", "summary"),
         ),
-        _metric("Regions per unit length", d.per_length, "Regions per segment divided by the segment's length in input space."),
-        _metric("Regions per neuron", d.regions_per_neuron, "Regions per segment divided by the number of ReLU-type neurons."),
+        _metric("Regions per unit length", d.per_length, "Regions per segment divided by the segment's length in input space.",
+                init=init("density", "per_length")),
+        _metric("Regions per neuron", d.regions_per_neuron, "Regions per segment divided by the number of ReLU-type neurons.",
+                init=init("density", "regions_per_neuron")),
+        _metric("Trained / init regions", d.ratio_to_init,
+                "Per segment, trained regions over the mean at initialisation (same architecture, He-normal weights); 1 means training left the complexity unchanged.", 3),
         _metric(
             "Boundary distance",
             dist.summary,
             f"Distance from {at} to the nearest activation-region boundary (input units); smaller means smaller regions around the data.",
             3,
+            init=init("distance", "summary"),
         ),
-        _metric("Boundary distance × neurons", dist.scaled_summary, "The same distance times the neuron count, roughly scale-free (Hanin & Rolnick 2019).", 3),
+        _metric("Boundary distance × neurons", dist.scaled_summary, "The same distance times the neuron count, roughly scale-free (Hanin & Rolnick 2019).", 3,
+                init=init("distance", "scaled_summary")),
         _metric(
             "Absolute deviation",
             v.summary,
             "How far the model departs from the straight line between its values at the two ends of a segment (Gamba et al. 2022); 0 means linear.",
             3,
+            init=init("deviation", "summary"),
         ),
         {
             "metric": "Spearman ρ, density vs deviation",
-            "value": f"{rho:.2f}" if rho is not None else "undefined",
+            "value": (f"{rho:.2f}" + (f" (p = {F.num(v.spearman['p_value'], 2)}, {RF.ci_text({'ci95_low': v.spearman['ci95_low'], 'ci95_high': v.spearman['ci95_high']}, 2)})" if v.spearman and v.spearman.get("ci95_low") is not None else "")) if rho is not None else "undefined",
             "meaning": "Rank correlation between a segment's region density and its absolute deviation.",
         },
     ]

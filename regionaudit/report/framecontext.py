@@ -112,22 +112,30 @@ def init_table(result) -> Table | None:
         rows.append([label, cell(full), cell(same), cell(init), F.num(ratio, 3)])
     r = d.ratio_to_init
     if r:
-        rows.append(["Trained / init regions, per segment", "", cell(r), "", F.num(r.get("median"), 3)])
-    cols = ["Measure (median, 95 % CI)", "trained, all probes", f"trained, first {m} segments / {p} points",
-            f"init, {ref['copies']} copies pooled", "trained / init"]
+        rows.append(["Trained / init regions per segment", "", cell(r), "", F.num(r.get("median"), 3)])
+    cols = ["median [95 % CI]", "trained, all", f"trained, same {m} segs / {p} pts",
+            f"init ({ref['copies']} copies)", "trained / init"]
     return Table(cols, rows, numeric=[False, True, True, True, True])
 
 
 def capacity_table(cap: dict | None) -> Table | None:
+    """One row per bound: its count in input space, on a line and on a plane, and its formula."""
     if not cap:
         return None
+    by_name = lambda part: {b["name"]: b for b in (cap.get(part) or {}).get("bounds") or []}  # noqa: E731
+    line, plane = by_name("line"), by_name("plane")
+
+    def value(b):
+        return F.DASH if not b else (f"10^{b['log10']:.2f}" if b["covered"] else "not covered")
+
     rows = []
-    for scope, bounds in (("input space", cap["bounds"]), ("a line", cap["line"]["bounds"]), ("a plane", cap["plane"]["bounds"])):
-        for b in bounds:
-            value = f"10^{b['log10']:.2f}" if b["covered"] else "not covered"
-            rows.append([scope, b["name"], b["kind"], value, b["formula"] if b["covered"] else b["reason"]])
-    return Table(["regions in", "bound", "kind", "log10 count", "formula, or why it does not apply"], rows,
-                 numeric=[False, False, False, True, False])
+    for b in cap["bounds"]:
+        rows.append([b["name"], b["kind"], value(b), value(line.get(b["name"])), value(plane.get(b["name"])),
+                     b["formula"] if b["covered"] else b["reason"]])
+    n0 = cap.get("input_dimension")
+    return Table(["bound", "kind", f"input space (n₀ = {n0})", "a line (n₀ = 1)", "a plane (n₀ = 2)",
+                  "formula (input space), or why it does not apply"], rows,
+                 numeric=[False, False, True, True, True, False])
 
 
 def capacity_lines(result) -> list[str]:
@@ -150,8 +158,9 @@ def capacity_lines(result) -> list[str]:
         lines.append(s + ".")
     if meas.get("regions_per_length_per_neuron") is not None:
         lines.append(
-            f"Regions per unit length per neuron (median density / neurons): {F.num(meas['regions_per_length_per_neuron'], 3)}; "
-            "Hanin & Rolnick (2019a) expect this to stay of order one per unit of input scale, independent of depth."
+            f"Regions per unit length per neuron (median density / neurons): {F.num(meas['regions_per_length_per_neuron'], 3)}. "
+            "Hanin & Rolnick (2019a) show that the boundaries a line crosses per unit length grow like the number of "
+            "neurons, so this ratio (beside its init value above) takes width and depth out of the density."
         )
     if meas.get("slice_regions_per_area_per_neuron2") is not None:
         lines.append(f"Slice regions per unit area per neuron²: {F.num(meas['slice_regions_per_area_per_neuron2'], 3)} (Hanin & Rolnick 2019b).")
@@ -247,7 +256,7 @@ def frame_plots(result, Plot, empty_segments: str, empty_points: str, no_deviati
         "segment-profile", "One segment, knot by knot",
         f"Segment {idx} (the one whose region count is closest to the median): the top logits along the segment, "
         "exact (they are affine between knots), and each knot as a tick coloured by the layer that made it "
-        "(Hanin & Rolnick 2019a, Fig. 2). The lower panel is the same segment through the network at initialisation.",
+        "(the line through input space of Hanin & Rolnick 2019a). The lower panel is the same segment through the network at initialisation.",
         FP.segment_profile("segment-profile", profiles, layers, "Knots along one segment"),
         empty_segments,
     ))

@@ -119,7 +119,7 @@ def segment_profile(plot_id: str, profiles: list[tuple[str, dict]], layer_order:
                 ax.plot(t, logits, lw=1.2, color=["#333333", "#777777", "#aaaaaa"][k % 3], label=f"logit {cls}")
             inner, layers = t[1:-1], p.get("knot_layers") or []
             lo, hi = ax.get_ylim()
-            for name in dict.fromkeys(layers):
+            for name in [n for n in layer_order if n in layers] + [n for n in dict.fromkeys(layers) if n not in layer_order]:
                 xs = [x for x, l in zip(inner, layers) if l == name]
                 ax.vlines(xs, lo, lo + (hi - lo) * 0.12, color=colours.get(name, GREY), lw=0.7,
                           label=f"knot: {_short(str(name), 28)} ({len(xs)})")
