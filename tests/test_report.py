@@ -251,8 +251,12 @@ def test_compare_html(tmp_path):
     c = parse(html)
     assert not c.errors and c.stack == []
     assert external_references(html) == []
-    assert html.count("<svg") == 2
+    # two paired histograms, three A/B ECDF overlays, two A-against-B scatters
+    assert html.count("<svg") == 7
     assert 'id="plot-paired-density"' in html and 'id="plot-paired-deviation"' in html
+    for pid in ("cmp-density-ecdf", "cmp-deviation-ecdf", "cmp-distance-ecdf", "cmp-density-scatter", "cmp-distance-scatter"):
+        assert f'id="plot-{pid}"' in html
+    assert "Wilcoxon p" in html and "blue bars where A is larger" in html
     assert "of segments" in html and "B − A" in html
     out = tmp_path / "a-vs-b.regionaudit.html"
     write_compare_html(sample_compare(), out)

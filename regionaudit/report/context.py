@@ -281,6 +281,7 @@ def audit_context(result: AuditResult) -> dict:
             "class_sentence": RF.class_sentence(result),
             "class_density": RF.class_table(result, "density"),
             "class_deviation": RF.class_table(result, "deviation"),
+            "sections": RF.section_sentences(result),
         },
         # --- end reference frame
         "paths": paths_table(result),

@@ -268,7 +268,7 @@ def frame_plots(result, Plot, empty_segments: str, empty_points: str, no_deviati
                "that holds its nearest boundary (filled: trained; hollow: at initialisation).")
     if same:
         caption += (f" {same[0]} points share the same distance {F.num(same[1], 3)} to 6 digits: points whose nearest "
-                    "boundary is the same unit over identical input (e.g. blank image background) sit at the same "
+                    "boundary is a unit of the same filter over identical input (e.g. a blank patch of image background) sit at the same "
                     "distance; this is in the data, not an artefact of the plot.")
     out.append(Plot(
         "nearest-layer", "Which layer holds the nearest boundary",
@@ -387,4 +387,31 @@ def compare_plots(result, Plot, name_a: str, name_b: str) -> list:
                     FP.paired_scatter("cmp-distance-scatter", [p.distance for p in a.distance.points], [p.distance for p in b.distance.points],
                                       "Boundary distance, B against A", f"A: {name_a}", f"B: {name_b}"),
                     "No points were measured."))
+    return out
+
+
+def section_sentences(result) -> dict[str, str]:
+    """Per report section, one sentence putting the trained median beside the init one, on the same probes."""
+    ref = init_ref(result)
+    if not ref:
+        return {}
+    d, v, dist = result.density, result.deviation, result.distance
+    m, p = ref["segments"], ref["points"]
+    out = {}
+    for key, trained, init, what, where, digits, reading in (
+        ("density", subset_summary([s.density for s in d.segments[:m]]), _pooled(ref, "density", "per_length"),
+         "regions per unit length", f"the first {m} segments", 4,
+         "a ratio above 1 means training added boundaries near the data"),
+        ("deviation", subset_summary([s.norm for s in v.segments[:m]]), _pooled(ref, "deviation", "summary"),
+         "absolute deviation", f"the first {m} segments", 3,
+         "deviation is in logit units, which training rescales, so the ratio mixes curvature and scale"),
+        ("distance", subset_summary([q.distance for q in dist.points[:p]]), _pooled(ref, "distance", "summary"),
+         "boundary distance", f"the first {p} points", 3,
+         "a ratio above 1 means the data sit in larger regions than at initialisation"),
+    ):
+        if _median(trained) is None or _median(init) is None:
+            continue
+        ratio = _median(trained) / _median(init) if _median(init) else None
+        out[key] = (f"On {where}, median {what} is {F.num(_median(trained), digits)} trained against "
+                    f"{F.num(_median(init), digits)} at initialisation (ratio {F.num(ratio, 3)}); {reading}.")
     return out
