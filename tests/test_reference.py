@@ -195,3 +195,21 @@ def test_capacity_in_the_audit(mlp_audit):
     assert cap["log10_upper"] == pytest.approx(math.log10(C.serra2018([32, 32], 64)))
     assert cap["measured"]["max_segment_regions"] == max(s.regions for s in mlp_audit.density.segments)
     assert cap["measured"]["max_segment_regions"] <= 10 ** cap["line"]["log10_upper"]
+
+
+def test_report_puts_every_headline_number_beside_init_and_interval(mlp_audit):
+    import re
+
+    from regionaudit.report import render_card, render_html
+
+    html = render_html(mlp_audit)
+    for key in ("regions", "distance", "deviation"):
+        card = re.search(rf'id="metric-{key}".*?</div>\s*</div>', html, re.S).group(0)
+        assert "95 % CI [" in card and "at init" in card, key
+    assert 'id="reference"' in html and "serra2018_upper" in html and "Σ" in html
+    assert "predicted classes" in html  # no labels given: the report says how classes were told apart
+    for pid in ("density-hist", "knots-per-layer-unit", "segment-profile", "nearest-layer"):
+        assert f'id="plot-{pid}"' in html
+    assert html.count('class="reference-line"') == 3
+    card = render_card(mlp_audit)
+    assert "95 % CI" in card and "at init" in card and "Trained / init regions" in card
