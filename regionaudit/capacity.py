@@ -128,7 +128,7 @@ def conv_supports(conv: ir.Conv, in_shape: tuple[int, ...]) -> list[frozenset]:
     """The input elements each output position of a conv reads (its receptive field)."""
     n = math.prod(in_shape)
     eye = torch.eye(n, dtype=torch.float64).reshape(n, *in_shape)
-    ones = ir.Conv(conv.name, (0,), conv.shape, weight=torch.ones_like(conv.weight, dtype=torch.float64),
+    ones = ir.Conv(conv.name, (0,), conv.shape, weight=torch.ones(conv.weight.shape, dtype=torch.float64),
                    strides=conv.strides, pads=conv.pads, dilations=conv.dilations, groups=1)
     reach = ones.linear([eye])[:, 0]  # (inputs, *spatial): channel 0 reads what every filter reads
     reach = reach.reshape(n, -1) != 0
@@ -280,7 +280,10 @@ def _restricted(layers, reason: str, n0: int, dim: int, what: str) -> dict:
         return {"dimension": dim, "bounds": [], "log10_upper": None, "log10_lower": None,
                 "note": f"the input has {n0} dimensions: the bounds above apply"}
     lower_ok = layers is not None and _all_dense(layers) and all(l.slope_zero for l in layers)
-    bounds = dense_bounds(layers, reason, dim, exact_ok=True, lower_ok=lower_ok)
+    # on a line any n_1 hyperplanes cut at n_1 distinct points; on a plane only a dense first layer is
+    # known to put its lines in general position
+    exact_ok = layers is not None and (dim == 1 or _dense_first(layers))
+    bounds = dense_bounds(layers, reason, dim, exact_ok=exact_ok, lower_ok=lower_ok)
     up, low = _tightest(bounds)
     return {"dimension": dim, "bounds": bounds, "log10_upper": up, "log10_lower": low,
             "note": f"regions {what} can meet: the network restricted to it is a network with n_0 = {dim}"}
