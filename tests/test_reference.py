@@ -118,6 +118,11 @@ def test_init_reference_off_and_json_round_trip(mlp_audit):
     d = json.loads(mlp_audit.to_json())
     assert "capacity" in d and "reference" in d and d["density"]["ratio_to_init"]["median"] > 0
     assert AuditResult.from_dict(d).to_dict() == d
+    from regionaudit.report import render_html
+
+    html = render_html(off)
+    assert "No initialisation reference was measured (--init-reference 0)." in html
+    assert "at init " not in html and "serra2018_upper" in html
 
 
 def test_every_summary_has_an_interval(mlp_audit):

@@ -223,9 +223,9 @@ def frame_plots(result, Plot, empty_segments: str, empty_points: str, no_deviati
     init_density = [x for s in seeds for x in s["segments"]["density"]] if seeds else None
     out.append(Plot(
         "density-hist", "Regions per unit length",
-        "Share of segments by regions crossed per unit of input distance (filled: trained, all segments; outline: "
-        "the architecture at initialisation on the first segments). Dividing by length makes long and short "
-        "segments comparable; dashed lines are the medians.",
+        "Share of segments by regions crossed per unit of input distance"
+        + (" (filled: trained, all segments; outline: the architecture at initialisation on the first segments)" if seeds else "")
+        + ". Dividing by length makes long and short segments comparable; dashed lines are the medians.",
         FP.overlaid_histogram("density-hist", [s.density for s in d.segments], init_density,
                               "Regions per unit length", "regions per unit length"),
         empty_segments,
@@ -245,7 +245,7 @@ def frame_plots(result, Plot, empty_segments: str, empty_points: str, no_deviati
         "knots-per-layer-unit", "Knots per layer per unit",
         "Boundaries each kink layer puts on a segment, per segment and per unit of that layer (ReLU units, or MaxPool "
         "windows), so wide and narrow layers compare. Hanin & Rolnick (2019a) find this roughly equal across layers at "
-        "initialisation; a layer far from its init bar is where training changed the partition most.",
+        "initialisation" + ("; a layer far from its grey bar is where training changed the partition most." if seeds else "."),
         FP.layer_bars("knots-per-layer-unit", names, per_unit, init_per_unit, "Knots per segment per unit", "knots per segment per unit"),
         empty_segments if not d.segments else "No knots were recorded.",
     ))
@@ -256,7 +256,8 @@ def frame_plots(result, Plot, empty_segments: str, empty_points: str, no_deviati
         "segment-profile", "One segment, knot by knot",
         f"Segment {idx} (the one whose region count is closest to the median): the top logits along the segment, "
         "exact (they are affine between knots), and each knot as a tick coloured by the layer that made it "
-        "(the line through input space of Hanin & Rolnick 2019a). The lower panel is the same segment through the network at initialisation.",
+        "(the line through input space of Hanin & Rolnick 2019a)."
+        + (" The lower panel is the same segment through the network at initialisation." if len(profiles) > 1 else ""),
         FP.segment_profile("segment-profile", profiles, layers, "Knots along one segment"),
         empty_segments,
     ))
@@ -265,7 +266,7 @@ def frame_plots(result, Plot, empty_segments: str, empty_points: str, no_deviati
     init_pts = [(x, nd) for s in seeds for x, nd in zip(s["points"]["distance"], s["points"]["nearest_node"])]
     same = _plateau(dist.points)
     caption = ("Each point's exact distance to the boundary of its activation region, sorted, coloured by the layer "
-               "that holds its nearest boundary (filled: trained; hollow: at initialisation).")
+               "that holds its nearest boundary" + (" (filled: trained; hollow: at initialisation)." if init_pts else "."))
     if same:
         caption += (f" {same[0]} points share the same distance {F.num(same[1], 3)} to 6 digits: points whose nearest "
                     "boundary is a unit of the same filter over identical input (e.g. a blank patch of image background) sit at the same "
@@ -293,8 +294,9 @@ def frame_plots(result, Plot, empty_segments: str, empty_points: str, no_deviati
         series.append(("at initialisation", init_dev, FP.INIT, "--"))
     out.append(Plot(
         "deviation-ecdf", "Absolute deviation from linear",
-        "Empirical CDF of each segment's absolute deviation (Gamba et al. 2022), L2 over outputs; trained solid, "
-        "init dashed. Init logits have a different scale than trained ones, so compare the shapes more than the values.",
+        "Empirical CDF of each segment's absolute deviation (Gamba et al. 2022), L2 over outputs"
+        + ("; trained solid, init dashed. Init logits have a different scale than trained ones, so compare the shapes "
+           "more than the values." if init_dev else "."),
         FP.overlaid_ecdf("deviation-ecdf", series, "Absolute deviation (ECDF)", "absolute deviation, L2 over outputs"),
         no_deviation,
     ))
@@ -304,7 +306,8 @@ def frame_plots(result, Plot, empty_segments: str, empty_points: str, no_deviati
     init_xy = ([x for s in seeds for x in s["segments"]["density"]], init_dev) if seeds else None
     out.append(Plot(
         "density-vs-deviation", "Density vs deviation",
-        "Each dot is one segment: regions per unit length against absolute deviation (hollow grey: at initialisation).",
+        "Each dot is one segment: regions per unit length against absolute deviation"
+        + (" (hollow grey: at initialisation)." if seeds else "."),
         FP.scatter_overlay("density-vs-deviation", ([d.segments[i].density for i in range(n)], [v.segments[i].norm for i in range(n)]),
                            init_xy, title, "regions per unit length", "absolute deviation"),
         no_deviation,
