@@ -320,6 +320,16 @@ def _cmp_row(label, a, b, fmt=F.num):
     return [label, fmt(a), fmt(b), sign + fmt(diff) if diff is not None else F.DASH]
 
 
+def _median_row(label, sa: dict | None, sb: dict | None) -> list[str]:
+    """A median row of the side-by-side table, each median with its 95 % interval."""
+    row = _cmp_row(label, median(sa), median(sb))
+    for i, summ in ((1, sa), (2, sb)):
+        ci = RF.ci_text(summ).replace("95 % CI ", "")
+        if ci:
+            row[i] += f" {ci}"
+    return row
+
+
 def compare_context(result: CompareResult) -> dict:
     a, b = result.a, result.b
     name_a, name_b = model_name(a), model_name(b)
@@ -330,12 +340,12 @@ def compare_context(result: CompareResult) -> dict:
         _cmp_row("Parameters", a.model.params, b.model.params),
         _cmp_row("Multiply-adds", a.model.macs, b.model.macs),
         _cmp_row("Segments measured", len(a.density.segments), len(b.density.segments)),
-        _cmp_row("Median regions per segment", median(a.density.summary), median(b.density.summary)),
-        _cmp_row("Median regions per unit length", median(a.density.per_length), median(b.density.per_length)),
-        _cmp_row("Median regions per neuron", median(a.density.regions_per_neuron), median(b.density.regions_per_neuron)),
-        _cmp_row("Median absolute deviation", median(a.deviation.summary), median(b.deviation.summary)),
-        _cmp_row("Median boundary distance", median(a.distance.summary), median(b.distance.summary)),
-        _cmp_row("Median distance × neurons", median(a.distance.scaled_summary), median(b.distance.scaled_summary)),
+        _median_row("Median regions per segment", a.density.summary, b.density.summary),
+        _median_row("Median regions per unit length", a.density.per_length, b.density.per_length),
+        _median_row("Median regions per neuron", a.density.regions_per_neuron, b.density.regions_per_neuron),
+        _median_row("Median absolute deviation", a.deviation.summary, b.deviation.summary),
+        _median_row("Median boundary distance", a.distance.summary, b.distance.summary),
+        _median_row("Median distance × neurons", a.distance.scaled_summary, b.distance.scaled_summary),
         _cmp_row("Spearman ρ (density, deviation)", a.deviation.spearman_density, b.deviation.spearman_density),
     ]
     table = Table(["", name_a, name_b, "B − A"], rows, numeric=[False, True, True, True])
