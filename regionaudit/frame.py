@@ -91,8 +91,8 @@ def add_reference_frame(result, imported, a: torch.Tensor, b: torch.Tensor, leng
         ref = init_reference(imported, a, b, lengths, points, opts.init_reference, opts.seed, pick,
                              max_knots=opts.max_knots, max_memory=opts.max_memory)
         result.reference = {"init": ref}
-        if ref["segments"]:
-            d.ratio_to_init = summary(ratio_to_init(regions, ref))
+        ratios = ratio_to_init(regions, ref, [s.truncated for s in d.segments]) if ref["segments"] else []
+        d.ratio_to_init = summary(ratios) if ratios else None
     pairs = [(s.density, dv.norm) for s, dv in zip(d.segments, v.segments) if s.density is not None and dv.norm is not None]
     if pairs:
         v.spearman = spearman_test([p[0] for p in pairs], [p[1] for p in pairs])
@@ -107,7 +107,12 @@ def frame_notes(result) -> list[str]:
     """Sentences the report and card need to read the reference frame right."""
     notes = []
     split = result.density.by_class
-    if split and split["source"] == "predicted":
+    if split and split["source"] == "predicted" and (result.settings or {}).get("labels"):
+        notes.append(
+            "--labels was given, but the segments do not run between data rows (--segments): same-class and "
+            "different-class segments are told apart by the model's predicted classes at the endpoints."
+        )
+    elif split and split["source"] == "predicted":
         notes.append(
             "Same-class / different-class segments are told apart by the model's predicted classes at the "
             "endpoints (no --labels given)."

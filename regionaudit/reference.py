@@ -85,11 +85,15 @@ def init_reference(imported, a: torch.Tensor, b: torch.Tensor, lengths: np.ndarr
     }
 
 
-def ratio_to_init(trained_regions: list[int], reference: dict) -> list[float]:
-    """Per reference segment: trained regions / mean of the init regions on the same segment."""
+def ratio_to_init(trained_regions: list[int], reference: dict, trained_truncated: list[bool] | None = None) -> list[float]:
+    """Per reference segment: trained regions / mean of the init regions on the same segment.
+    Segments that --max-knots cut short in the trained model or in any copy are left out (their
+    counts are lower bounds, so their ratio would mean nothing)."""
     seeds = reference["per_seed"]
     out = []
     for i in range(reference["segments"]):
+        if (trained_truncated and trained_truncated[i]) or any(s["segments"]["truncated"][i] for s in seeds):
+            continue
         mean = float(np.mean([s["segments"]["regions"][i] for s in seeds]))
         out.append(trained_regions[i] / mean)
     return out

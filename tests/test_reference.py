@@ -218,3 +218,15 @@ def test_report_puts_every_headline_number_beside_init_and_interval(mlp_audit):
     assert html.count('class="reference-line"') == 3
     card = render_card(mlp_audit)
     assert "95 % CI" in card and "at init" in card and "Trained / init regions" in card
+
+
+def test_segments_cut_short_are_left_out_of_the_ratio():
+    r = audit(SAMPLES / "digits_mlp.onnx", data=DIGITS, pairs=8, max_points=2, max_knots=4)
+    ref = r.reference["init"]
+    whole = [i for i in range(ref["segments"])
+             if not r.density.segments[i].truncated and not any(s["segments"]["truncated"][i] for s in ref["per_seed"])]
+    assert len(whole) < ref["segments"]  # the bound cut some segments short
+    if whole:
+        assert r.density.ratio_to_init["count"] == len(whole)
+    else:
+        assert r.density.ratio_to_init is None
