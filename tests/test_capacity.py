@@ -16,7 +16,7 @@ from scipy.optimize import linprog
 from regionaudit import capacity as C
 from regionaudit import ir
 from regionaudit.analysis.density import trace_segments
-from tests.netfactory import Builder, mlp
+from netfactory import Builder, mlp
 
 
 def _affine_maps(net: ir.Network):
@@ -205,7 +205,7 @@ def test_xiong_falls_back_to_zaslavsky_when_enumeration_is_out_of_reach():
 
 @pytest.mark.parametrize("kind,word", [("resnet", "residual"), ("concat", "concat"), ("cnn_max", "MaxPool")])
 def test_uncovered_architectures_say_why(kind, word):
-    from tests.netfactory import make as build
+    from netfactory import make as build
 
     cap = C.capacity(build(kind, 0))
     assert cap["log10_upper"] is None and cap["log10_lower"] is None

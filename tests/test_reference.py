@@ -14,7 +14,7 @@ from regionaudit import ir
 from regionaudit.api import audit, load_model, Options
 from regionaudit.errors import BadData, BadOption
 from regionaudit.reinit import fan_in, reinitialise
-from tests.netfactory import Builder, mlp
+from netfactory import Builder, mlp
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_models"
