@@ -19,7 +19,7 @@ from regionaudit.report import plots
 from regionaudit.report.tables import Table, distribution_table, gates_table, node_table, paths_table, timing_rows
 from regionaudit.result import AuditResult, CompareResult
 
-LIBRARIES = ("torch", "onnx", "onnxruntime", "numpy")
+LIBRARIES = ("torch", "onnx", "onnxruntime", "numpy", "scipy")
 NO_SEGMENTS = "No segments were measured."
 
 
