@@ -114,7 +114,12 @@ def _run_audit_only(model, kw, imported=None):
             segments=kw.get("segments"),
             options=_options(kw),
             progress=None if kw.get("quiet") else progress,
+            warn=_warn,
         )
+
+
+def _warn(message: str) -> None:
+    click.echo(f"regionaudit: warning: {message}", err=True)
 
 
 def _evaluate_gates(result_dict: dict, kw: dict, baseline: dict | None) -> list:

@@ -42,6 +42,7 @@ SETTINGS = {
     "input_shape": [3, 8, 8],
     "output_name": None,
     "layout": "chw",
+    "data_layout": "chw",
     "data_sha256": "a" * 64,
     "points_sha256": None,
     "segments_sha256": None,

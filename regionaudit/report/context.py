@@ -29,8 +29,9 @@ def no_deviation(result) -> str:
     return NO_SEGMENTS
 NO_POINTS = "No points were measured."
 DATA_AS_GIVEN = (
-    "Data is used as given: regionaudit does not rescale, normalise or reorder it, so it must "
-    "already be in the model's input scale and layout."
+    "Data is used as given: regionaudit does not rescale or normalise it, so it must already be in "
+    "the model's input scale. Image arrays are read in the layout --data-layout declares (chw unless "
+    "given) and transposed to the model's layout when the two differ."
 )
 SYNTHETIC_WARNING = (
     "No data was given: the probes are seeded Gaussian points, not real data. Region counts, "
