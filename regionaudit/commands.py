@@ -222,6 +222,8 @@ def _fmt(summary: dict | None, key: str = "median", spec: str = ".4g") -> str:
 
 def _print_summary(result: AuditResult, written: list) -> None:
     m = result.model
+    if result.settings.get("synthetic"):
+        click.echo("SYNTHETIC PROBES: no data was given; every number below is measured at seeded Gaussian points, not real inputs (pass --data)")
     click.echo(f"{m.path}: input {tuple(m.input_shape)}, {m.neurons} ReLU units, {m.params} parameters")
     click.echo(
         f"  regions per segment: median {_fmt(result.density.summary)} over {len(result.density.segments)} segments"

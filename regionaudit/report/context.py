@@ -231,10 +231,12 @@ def result_notes(result: AuditResult) -> list[str]:
     """The import's and the audit's notes, once each, as the result carries them.
 
     The report adds no notes of its own (the audit already says when --max-knots was reached);
-    "Data is used as given" is left out because the settings section states it in full.
+    "Data is used as given" and "No data was given" are left out because the settings section and
+    the synthetic-probes banner state them in full.
     """
     notes = [str(n) for n in (result.model.notes or [])] + [str(n) for n in (result.notes or [])]
-    return list(dict.fromkeys(n for n in notes if not n.startswith("Data is used as given")))
+    said_elsewhere = ("Data is used as given", "No data was given")
+    return list(dict.fromkeys(n for n in notes if not n.startswith(said_elsewhere)))
 
 
 def audit_plots(result: AuditResult) -> list[Plot]:
