@@ -18,6 +18,7 @@ from regionaudit.analysis.deviation import absolute_deviation, deviation_norm
 from regionaudit.analysis.distance import boundary_distances
 from regionaudit.analysis.stats import spearman, summary
 from regionaudit.errors import BadData, BadOption
+from regionaudit.estimate import estimate, long_run_message
 from regionaudit.files import load_array, sha256_of
 from regionaudit.importer import ImportedModel, import_model
 from regionaudit.result import (
@@ -266,6 +267,8 @@ def audit(
     options: Options | None = None,
     progress=None,
     warn=None,
+    notify=None,
+    clock=time.perf_counter,
     **kwargs,
 ) -> AuditResult:
     """Measure density, deviation and boundary distance of `model` on probes; see DESIGN.md.
@@ -274,9 +277,11 @@ def audit(
     `progress`, if given, is called as progress(stage, total) and returns a callable(n) or None;
     `warn`, if given, is called with each note that should reach the user before the analysis runs
     (data that looks unscaled, an option that has no effect). Those notes are in the result too.
+    `notify`, if given, is called with one line when the audit is estimated to take long
+    (regionaudit.estimate); `clock` times the stages and that estimate.
     """
     opts = options or Options(**kwargs)
-    t_start = time.perf_counter()
+    t_start = clock()
     timing: dict[str, float] = {}
     settings: dict = {
         "seed": opts.seed,
@@ -308,22 +313,30 @@ def audit(
         layout = f" (image arrays read as {opts.data_layout}, --data-layout)" if len(net.input_shape) == 3 else ""
         notes.append(f"Data is used as given{layout}: it must already be in the model's input scale.")
 
-    t0 = time.perf_counter()
     a, b = probes.segments
     lengths = _lengths(a, b)
     for message in probes.warnings if warn is not None else []:  # after the checks that refuse data
         warn(message)
+    seg_a, seg_b, at = _to_tensor(a), _to_tensor(b), _to_tensor(probes.points)
+    if notify is not None:
+        loop_edges = sum(len(loop.vertices) for loop in probes.loops)
+        est = estimate(net, (seg_a, seg_b), loop_edges, at, opts.max_knots, opts.max_memory, clock)
+        message = long_run_message(est, settings["pairs"] is not None, settings["max_points"] is not None, opts.dtype, settings["device"])
+        if message:
+            notify(message)
+
+    t0 = clock()
     bar = progress("segments", len(a)) if progress else None
-    traces = trace_segments(net, _to_tensor(a), _to_tensor(b), max_knots=opts.max_knots, max_memory=opts.max_memory, progress=bar)
+    traces = trace_segments(net, seg_a, seg_b, max_knots=opts.max_knots, max_memory=opts.max_memory, progress=bar)
     seg_density, seg_dev = _segment_records(traces, lengths, opts.keep_knots)
     bar = progress("loops", len(probes.loops)) if progress and probes.loops else None
     path_density, path_dev = _loop_records(net, probes.loops, opts, bar)
-    timing["density_s"] = time.perf_counter() - t0
+    timing["density_s"] = clock() - t0
 
-    t0 = time.perf_counter()
+    t0 = clock()
     bar = progress("points", len(probes.points)) if progress else None
-    dists = boundary_distances(net, _to_tensor(probes.points), max_memory=opts.max_memory, progress=bar) if len(probes.points) else []
-    timing["distance_s"] = time.perf_counter() - t0
+    dists = boundary_distances(net, at, max_memory=opts.max_memory, progress=bar) if len(probes.points) else []
+    timing["distance_s"] = clock() - t0
 
     _check_finite(seg_density, path_density, seg_dev + path_dev, dists)
     notes += truncation_notes(seg_density, path_density, opts.max_knots)
@@ -331,7 +344,7 @@ def audit(
     deviation = _deviation_section(seg_dev, path_dev, seg_density, notes)
     distance = _distance_section(dists, net.neurons, notes)
     # a model imported before the call (the CLI does, to check gate paths first) still counts
-    timing["total_s"] = time.perf_counter() - t_start + (imported.import_s if isinstance(model, ImportedModel) else 0.0)
+    timing["total_s"] = clock() - t_start + (imported.import_s if isinstance(model, ImportedModel) else 0.0)
     return AuditResult(
         model=model_info(imported),
         settings=settings,

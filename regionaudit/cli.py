@@ -97,8 +97,13 @@ def cli(ctx, debug):
     ctx.obj = {"debug": debug}
 
 
-def _commands():
-    # imported here so `regionaudit --version` and `--help` stay fast
+def _commands(quiet: bool = False):
+    # imported here so `regionaudit --version` and `--help` stay fast; torch and onnxruntime take
+    # seconds to import, so a person at a terminal is told first
+    from regionaudit.progress import say
+
+    if not quiet:
+        say("starting: loading torch and onnxruntime...")
     from regionaudit import commands
 
     return commands
@@ -114,7 +119,7 @@ def _commands():
 @click.option("--max-increase", multiple=True, help="Bound on the increase over the baseline: PATH=10% or PATH=ABS.")
 def audit_cmd(model, **kw):
     """Audit MODEL: density, deviation and boundary distance, as a report and/or JSON."""
-    return _commands().run_audit(model, kw)
+    return _commands(kw.get("quiet")).run_audit(model, kw)
 
 
 @cli.command("inspect")
@@ -134,7 +139,7 @@ def inspect_cmd(model, json_out, input_shape, output_name):
 @output_options
 def compare_cmd(model_a, model_b, **kw):
     """Measure A and B on the same probes; paired differences B - A per segment."""
-    return _commands().run_compare(model_a, model_b, kw)
+    return _commands(kw.get("quiet")).run_compare(model_a, model_b, kw)
 
 
 @cli.command("metrics")

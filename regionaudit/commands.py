@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
@@ -27,10 +28,12 @@ from regionaudit.baseline import (
 )
 from regionaudit.errors import BadOption
 from regionaudit.files import check_writable, sha256_of, write_bytes, write_text
-from regionaudit.progress import Progress
+from regionaudit.progress import Progress, say
 from regionaudit.result import SCHEMA, AuditResult, CompareResult
 
-# options that define the probes and precision; a baseline fills the ones not given
+CLOCK = time.perf_counter  # times the stages and the long-run estimate; tests put a fake clock here
+
+
 def parse_shape(value: str | None) -> tuple[int, ...] | None:
     if value is None:
         return None
@@ -102,10 +105,11 @@ def _apply_baseline(kw: dict, baseline: dict) -> dict:
 
 
 def _run_audit_only(model, kw, imported=None):
+    quiet = bool(kw.get("quiet"))
     with ExitStack() as bars:
 
         def progress(stage: str, total: int):
-            return bars.enter_context(Progress(total, stage)).update
+            return bars.enter_context(Progress(total, stage, clock=CLOCK)).update
 
         return audit(
             imported if imported is not None else model,
@@ -113,9 +117,20 @@ def _run_audit_only(model, kw, imported=None):
             points=kw.get("points"),
             segments=kw.get("segments"),
             options=_options(kw),
-            progress=None if kw.get("quiet") else progress,
+            progress=None if quiet else progress,
             warn=_warn,
+            notify=None if quiet else _notify,
+            clock=CLOCK,
         )
+
+
+def _notify(message: str) -> None:
+    click.echo(f"regionaudit: {message}", err=True)
+
+
+def _importing(model: str, kw: dict) -> None:
+    if not kw.get("quiet"):
+        say(f"importing {model} and checking it against onnxruntime...")
 
 
 def _warn(message: str) -> None:
@@ -198,6 +213,7 @@ def run_audit(model: str, kw: dict) -> int:
     bounds = check_increases(list(kw.get("max_increase") or []), baseline)
     report = _report_path(kw, Path(model).stem)
     _check_outputs(kw, report)
+    _importing(model, kw)
     imported = load_model(model, _options(kw), check_rows(kw.get("data")))
     G.check_node_paths([g.path for g in gates] + [b.path for b in bounds], imported.network.kink_names)
     result = _run_audit_only(model, kw, imported)
@@ -236,6 +252,7 @@ def _print_summary(result: AuditResult, written: list) -> None:
 
 
 def run_inspect(model: str, json_out: str | None, input_shape, output_name) -> int:
+    _importing(model, {})
     imported = load_model(model, Options(input_shape=parse_shape(input_shape), output_name=output_name))
     info = model_info(imported)
     if json_out:
@@ -279,7 +296,10 @@ def run_compare(model_a: str, model_b: str, kw: dict) -> int:
     report = _report_path(kw, f"{Path(model_a).stem}-vs-{Path(model_b).stem}")
     _check_outputs(kw, report)
     rows = check_rows(kw.get("data"))
-    imp_a, imp_b = load_model(model_a, opts, rows), load_model(model_b, opts, rows)
+    _importing(model_a, kw)
+    imp_a = load_model(model_a, opts, rows)
+    _importing(model_b, kw)
+    imp_b = load_model(model_b, opts, rows)
     if imp_a.network.input_shape != imp_b.network.input_shape:
         raise BadOption(
             f"cannot compare: {model_a} takes inputs of shape {imp_a.network.input_shape}, "

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -50,3 +53,92 @@ def test_real_data_gets_no_synthetic_banner(tmp_path, capsys):
     assert code == 0, err
     assert not out.startswith("SYNTHETIC") and "Synthetic probes" not in report.read_text()
     assert "Synthetic" not in card.read_text() and "near the data" in card.read_text()
+
+
+class StepClock:
+    """A fake clock: every reading is `step` seconds after the previous one."""
+
+    def __init__(self, step: float):
+        self.step, self.now = step, 1000.0
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def digits(tmp_path, rows=10):
+    path = tmp_path / "rows.npy"
+    np.save(path, np.load(DIGITS)[:rows])
+    return path
+
+
+def test_a_long_run_says_so_before_it_starts_and_every_30_s(tmp_path, capsys, monkeypatch):
+    import regionaudit.commands as commands
+
+    monkeypatch.setattr(commands, "CLOCK", StepClock(31.0))  # each timed sample "takes" 31 s
+    code, out, err = run([MLP, "--data", digits(tmp_path), "--pairs", 6, "--max-points", 3, "--json",
+                          tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    lines = err.splitlines()
+    # 6 segments and 3 points at 31 s each: 279 s
+    assert lines[0] == ("regionaudit: this audit will take about 5 min (6 segments, 3 points); faster with "
+                        "fewer --pairs, fewer --max-points, --dtype float32, --device cuda")
+    progress = lines[1:]
+    assert progress and all(re.fullmatch(r"regionaudit: (segments \d+/6|points \d+/3) \(\d+%\), [\d a-z]+ elapsed", p)
+                            for p in progress), progress
+    assert any(p.startswith("regionaudit: segments 6/6 (100%)") for p in progress)
+    assert any(p.startswith("regionaudit: points 3/3 (100%)") for p in progress)
+    assert "\r" not in err  # plain lines in a log, no bar redraws
+
+
+def test_the_estimate_names_only_what_applies(tmp_path, capsys, monkeypatch):
+    import regionaudit.commands as commands
+
+    monkeypatch.setattr(commands, "CLOCK", StepClock(31.0))
+    pts = tmp_path / "p.npy"
+    np.save(pts, np.load(DIGITS)[:2])
+    code, _, err = run([MLP, "--points", pts, "--dtype", "float32", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    assert err.splitlines()[0] == "regionaudit: this audit will take about 62 s (0 segments, 2 points); faster with --device cuda"
+
+
+def test_a_short_run_and_a_quiet_run_print_nothing(tmp_path, capsys, monkeypatch):
+    import regionaudit.commands as commands
+
+    monkeypatch.setattr(commands, "CLOCK", StepClock(0.5))  # 9 samples of 0.5 s: 4.5 s
+    code, _, err = run([MLP, "--data", digits(tmp_path), "--pairs", 6, "--max-points", 3, "--json", tmp_path / "a.json"], capsys)
+    assert code == 0 and err == ""
+    monkeypatch.setattr(commands, "CLOCK", StepClock(31.0))
+    code, _, err = run([MLP, "--data", digits(tmp_path), "--pairs", 6, "--max-points", 3, "--json", tmp_path / "b.json",
+                        "-q"], capsys)
+    assert code == 0 and err == ""
+
+
+def test_a_terminal_hears_first_before_the_heavy_imports(tmp_path, capsys, monkeypatch):
+    import regionaudit.commands as commands
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    seen = {}
+    real_run_audit = commands.run_audit
+
+    def spy(model, kw):
+        seen["before"] = terminal.getvalue()
+        return real_run_audit(model, kw)
+
+    monkeypatch.setattr(commands, "run_audit", spy)
+    code, out, _ = run([MLP, "--data", digits(tmp_path), "--pairs", 2, "--max-points", 2, "--json", tmp_path / "r.json"], capsys)
+    assert code == 0
+    assert seen["before"] == "regionaudit: starting: loading torch and onnxruntime...\n"
+    assert f"regionaudit: importing {MLP} and checking it against onnxruntime...\n" in terminal.getvalue()
+
+
+def test_the_cli_module_imports_neither_torch_nor_onnxruntime():
+    code = "import sys, regionaudit.cli, regionaudit.progress; print(sorted({'torch', 'onnxruntime'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
