@@ -142,3 +142,47 @@ def test_the_cli_module_imports_neither_torch_nor_onnxruntime():
     code = "import sys, regionaudit.cli, regionaudit.progress; print(sorted({'torch', 'onnxruntime'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+AUDIT_OPTIONS = ["--data", "--points", "--segments", "--pairs", "--max-points", "--data-layout", "--layout", "--seed",
+                 "--dtype", "--device", "-o, --output", "--json", "--card", "--card-append", "--junit", "--fail-if",
+                 "--baseline", "--max-increase"]
+
+
+def test_top_level_help_lists_the_audit_options_in_full(capsys):
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0
+    assert "regionaudit MODEL.onnx [OPTIONS]" in out
+    for opt in AUDIT_OPTIONS:
+        assert f"  {opt} " in out, opt
+    for title in ("Probe options", "Output options", "Gates", "Commands:"):
+        assert title in out
+    commands = out[out.index("Commands:"):]
+    assert "..." not in commands  # descriptions are not cut short
+    for name in ("audit", "compare", "inspect", "metrics"):
+        assert f"  {name} " in commands
+
+
+@pytest.mark.parametrize("argv", [["-h"], [MLP, "-h"], ["audit", "-h"], ["inspect", "-h"], ["compare", "-h"],
+                                  ["metrics", "-h"]])
+def test_dash_h_works_everywhere(capsys, argv):
+    code, out, err = run(argv, capsys)
+    assert code == 0 and out.startswith("Usage: regionaudit") and err == ""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["compare", "--help"], [MLP, "--help"]])
+def test_ranges_read_as_a_person_writes_them(capsys, argv):
+    _, out, _ = run(argv, capsys)
+    assert str(2**63 - 1) not in out and "1000000" not in out and "<=x<=" not in out
+    assert "[0 to 10^6]" in out and "0 to 2^63 - 1" in " ".join(out.split())
+
+
+def test_a_usage_error_points_to_the_help_that_has_the_option(capsys):
+    code, _, err = run(["compare", MLP, MLP, "--pairs", "-3"], capsys)
+    assert code == 2 and "-3 is not in the range 0 to 10^6" in err and "(see regionaudit compare --help)" in err
+    _, help_text, _ = run(["compare", "--help"], capsys)
+    assert "--pairs N" in help_text
+    code, _, err = run([MLP, "--pairs", "-3"], capsys)
+    assert code == 2 and "(see regionaudit --help)" in err
+    code, _, err = run(["inspect", MLP, "--pairs", "3"], capsys)
+    assert code == 2 and "(see regionaudit inspect --help)" in err
