@@ -169,9 +169,11 @@ def _rendered_outputs(result, kw: dict, report: Path | None) -> list[tuple[str, 
     compare = isinstance(result, CompareResult)
     out: list[tuple[str, bytes, int | None]] = []
     if report is not None:
-        html = (R.render_compare_html if compare else R.render_html)(result)
+        started = CLOCK()
+        html = (R.render_compare_html if compare else R.render_html)(result, clock=CLOCK)
         data = R.html_to_pdf(html) if report.suffix.lower() == ".pdf" else html.encode("utf-8")
         out.append((str(report), data, None))
+        result.timing["report_s"] = CLOCK() - started  # in the JSON, the PDF conversion included
     if kw.get("json_out"):
         out.append((kw["json_out"], (result.to_json() + "\n").encode("utf-8"), None))
     if kw.get("card"):

@@ -186,3 +186,48 @@ def test_a_usage_error_points_to_the_help_that_has_the_option(capsys):
     assert code == 2 and "(see regionaudit --help)" in err
     code, _, err = run(["inspect", MLP, "--pairs", "3"], capsys)
     assert code == 2 and "(see regionaudit inspect --help)" in err
+
+
+def test_a_misspelt_gate_path_gets_the_closest_paths(tmp_path, capsys):
+    data = digits(tmp_path)
+    for option, text in (("--fail-if", "density.summary.mediam > 3"), ("--max-increase", "density.summary.mediam=10%")):
+        extra = [] if option == "--fail-if" else ["--baseline", _baseline(tmp_path, data, capsys)]
+        code, _, err = run([MLP, "--data", data, "-q", "--json", tmp_path / "x.json", option, text, *extra], capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert "unknown metric path 'density.summary.mediam'; did you mean density.summary.median" in err
+        assert "timing.total_s" not in err and len(err) < 400  # not every path on one line
+        assert "`regionaudit metrics` lists all" in err
+        assert not (tmp_path / "x.json").exists()
+
+
+def _baseline(tmp_path, data, capsys):
+    path = tmp_path / "base.json"
+    if not path.exists():
+        code, _, err = run([MLP, "--data", data, "--pairs", 3, "--max-points", 2, "-q", "--json", path], capsys)
+        assert code == 0, err
+    return path
+
+
+def test_one_number_format_and_exact_gate_values(tmp_path, capsys):
+    from regionaudit.gates import format_number
+    from regionaudit.report import formatting as F
+
+    data = digits(tmp_path)
+    out, report, card = tmp_path / "r.json", tmp_path / "r.html", tmp_path / "card.md"
+    code, _, err = run([CNN, "--data", data, "--pairs", 5, "--max-points", 4, "-q", "--json", out, "-o", report,
+                        "--card", card, "--fail-if", "distance.summary.median > 1e9",
+                        "--fail-if", "deviation.summary.median < 1e-300"], capsys)
+    assert code == 0, err
+    r = json.loads(out.read_text())
+    html, md = report.read_text(), card.read_text()
+    for key in ("distance", "deviation"):
+        median = r[key]["summary"]["median"]
+        shown = F.num(median)
+        assert len(shown.replace(".", "").replace(",", "").lstrip("0")) <= 4  # 4 significant digits
+        assert f"{shown} (median" in md and f">{shown}<" in html  # the same in the card and the report
+        exact = format_number(median)
+        assert exact != shown  # the gate tables show what was compared, not a rounded value
+        assert f"| {exact} | pass |" in md and f">{exact}<" in html
+        assert f"pass {key}.summary.median" in err and f"value {exact}" in err
+    assert re.search(r">report</t[hd]>\s*<td[^>]*>[\d.]+ m?s</td>", html)  # the report's making is timed too
+    assert r["timing"]["report_s"] > 0

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from regionaudit.errors import BadOption
+from regionaudit.gates import format_number
 from regionaudit.report import formatting as F
 from regionaudit.report.context import median, model_name, probe_words, result_notes, settings_section
 from regionaudit.files import write_bytes
@@ -24,13 +25,13 @@ START = "<!-- regionaudit:start -->"
 END = "<!-- regionaudit:end -->"
 
 
-def _metric(label: str, summary: dict | None, meaning: str, digits: int = 4) -> dict:
+def _metric(label: str, summary: dict | None, meaning: str) -> dict:
     med = median(summary)
     if med is None:
         value = "undefined"
     else:
-        spread = F.spread(summary, lambda x: F.num(x, digits))
-        value = f"{F.num(med, digits)} (median" + (f"; {spread})" if spread else ")")
+        spread = F.spread(summary)
+        value = f"{F.num(med)} (median" + (f"; {spread})" if spread else ")")
     return {"metric": label, "value": value, "meaning": meaning}
 
 
@@ -51,18 +52,16 @@ def card_context(result: AuditResult, report_link: str | None) -> dict:
             "Boundary distance",
             dist.summary,
             f"Distance from {at} to the nearest activation-region boundary (input units); smaller means smaller regions {near}.",
-            3,
         ),
-        _metric("Boundary distance × neurons", dist.scaled_summary, "The same distance times the neuron count, roughly scale-free (Hanin & Rolnick 2019).", 3),
+        _metric("Boundary distance × neurons", dist.scaled_summary, "The same distance times the neuron count, roughly scale-free (Hanin & Rolnick 2019)."),
         _metric(
             "Absolute deviation",
             v.summary,
             "How far the model departs from the straight line between its values at the two ends of a segment (Gamba et al. 2022); 0 means linear.",
-            3,
         ),
         {
             "metric": "Spearman ρ, density vs deviation",
-            "value": f"{rho:.2f}" if rho is not None else "undefined",
+            "value": F.num(rho) if rho is not None else "undefined",
             "meaning": "Rank correlation between a segment's region density and its absolute deviation.",
         },
     ]
@@ -98,7 +97,7 @@ def card_context(result: AuditResult, report_link: str | None) -> dict:
         "synthetic_line": synthetic_line,
         "seed": F.value(s.get("seed")),
         "gates": [
-            {"expr": g.expr, "value": F.num(g.value) if g.value is not None else "undefined", "result": "pass" if g.passed else "FAIL"}
+            {"expr": g.expr, "value": format_number(g.value) if g.value is not None else "undefined", "result": "pass" if g.passed else "FAIL"}
             for g in result.gates
         ],
         "notes": notes,

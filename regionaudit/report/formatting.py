@@ -12,7 +12,10 @@ import re
 DASH = "—"
 
 
-def num(x, digits: int = 4) -> str:
+SIGNIFICANT = 4  # every number in the report and card has this many significant digits
+
+
+def num(x, digits: int = SIGNIFICANT) -> str:
     """A number for people: ints with separators, floats with `digits` significant digits."""
     if x is None:
         return DASH
