@@ -8,6 +8,7 @@ atomically.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from contextlib import ExitStack
@@ -302,16 +303,16 @@ def run_compare(model_a: str, model_b: str, kw: dict) -> int:
     imp_a = load_model(model_a, opts, rows)
     _importing(model_b, kw)
     imp_b = load_model(model_b, opts, rows)
-    if imp_a.network.input_shape != imp_b.network.input_shape:
-        raise BadOption(
-            f"cannot compare: {model_a} takes inputs of shape {imp_a.network.input_shape}, "
-            f"{model_b} of shape {imp_b.network.input_shape}"
-        )
+    shape_note = _compare_shapes(model_a, imp_a.network.input_shape, model_b, imp_b.network.input_shape)
     for prefix, imported in (("a.", imp_a), ("b.", imp_b)):
         paths = [g.path.removeprefix(prefix) for g in gates if g.path.startswith(prefix)]
         G.check_node_paths(paths, imported.network.kink_names)
     res_a = _run_audit_only(model_a, kw, imp_a)
     res_b = _run_audit_only(model_b, kw, imp_b)
+    if shape_note:
+        click.echo(f"regionaudit: note: {shape_note}", err=True)
+        res_a.notes.append(shape_note)
+        res_b.notes.append(shape_note)
     result = CompareResult(a=res_a, b=res_b, paired=paired_measures(res_a, res_b))
     result.timing = {"total_s": res_a.timing.get("total_s", 0.0) + res_b.timing.get("total_s", 0.0)}
     result.gates = G.evaluate_gates(result.to_dict(), list(kw.get("fail_if") or []))
@@ -323,6 +324,25 @@ def run_compare(model_a: str, model_b: str, kw: dict) -> int:
     for path in _output_paths(kw, report):
         click.echo(f"wrote {path}")
     return code
+
+
+def _compare_shapes(model_a: str, shape_a, model_b: str, shape_b) -> str | None:
+    """None when both models take the same shape; a note when one is flat and the other holds the
+    same number of values (both see the same points, row-major); otherwise a refusal."""
+    shape_a, shape_b = tuple(shape_a), tuple(shape_b)
+    if shape_a == shape_b:
+        return None
+    size_a, size_b = math.prod(shape_a), math.prod(shape_b)
+    if size_a == size_b and (len(shape_a) == 1 or len(shape_b) == 1):
+        return (
+            f"{model_a} takes inputs of shape {shape_a} and {model_b} of shape {shape_b}: both are measured on "
+            f"the same points, the flat model's inputs being the other's read row-major."
+        )
+    why = (
+        " (the same number of values, but a reshape between two image shapes would scramble the images)"
+        if size_a == size_b else ""
+    )
+    raise BadOption(f"cannot compare: {model_a} takes inputs of shape {shape_a}, {model_b} of shape {shape_b}{why}")
 
 
 def _frac(x: float | None) -> str:

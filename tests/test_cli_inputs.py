@@ -206,3 +206,37 @@ def test_a_csv_data_file_is_named_as_such(tmp_path, capsys):
     code, _, err = run([MLP, "--data", csv, "--json", tmp_path / "x.json"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "is a .csv file, not .npy or .npz" in err and "numpy.save" in err and "pickle" not in err
+
+
+CNN = ROOT / "sample_models" / "digits_cnn.onnx"
+FLAT = ROOT / "sample_models" / "digits_test_flat.npy"
+
+
+def test_compare_a_flat_model_with_an_image_model_on_the_same_points(tmp_path, capsys):
+    np.save(tmp_path / "img.npy", np.load(DIGITS)[:12])
+    np.save(tmp_path / "flat.npy", np.load(FLAT)[:12])
+    common = ["--pairs", 5, "--max-points", 4, "-q"]  # as audit_json uses
+    results = {}
+    for name in ("img", "flat"):
+        out = tmp_path / f"c_{name}.json"
+        code, _, err = run(["compare", CNN, MLP, "--data", tmp_path / f"{name}.npy", *common, "--json", out], capsys)
+        assert code == 0, err
+        assert "regionaudit: note:" in err and "same points" in err
+        results[name] = json.loads(out.read_text())
+    c = results["img"]
+    assert len(c["paired"]["density"]["differences"]) == 5
+    assert any("same points" in n for n in c["a"]["notes"]) and any("same points" in n for n in c["b"]["notes"])
+    # each side equals a plain audit of that model on the same rows
+    alone_cnn = audit_json(CNN, capsys, tmp_path, "cnn", "--data", tmp_path / "img.npy")
+    alone_mlp = audit_json(MLP, capsys, tmp_path, "mlp", "--data", tmp_path / "flat.npy")
+    for side, alone in (("a", alone_cnn), ("b", alone_mlp)):
+        for res in results.values():
+            assert [s["regions"] for s in res[side]["density"]["segments"]] == [s["regions"] for s in alone["density"]["segments"]]
+            assert [p["distance"] for p in res[side]["distance"]["points"]] == [p["distance"] for p in alone["distance"]["points"]]
+
+
+def test_compare_still_refuses_two_image_shapes(tmp_path, capsys):
+    chw, hwc_model = image_model(tmp_path), image_model(tmp_path, channels_last=True)
+    code, _, err = run(["compare", chw, hwc_model, "--json", tmp_path / "c.json"], capsys)
+    assert code == 2 and "cannot compare" in err and "(3, 6, 6)" in err and "(6, 6, 3)" in err and "scramble" in err
+    assert not (tmp_path / "c.json").exists()
