@@ -118,6 +118,8 @@ def build_probes(
         if arr is not None:
             P.check_size(arr, what)
     synthetic = rows is None and pts is None and segs is None
+    if synthetic:
+        settings["data_layout"] = None  # no array was read, so the layout of arrays changed nothing
     source = "data"
     notes: list[str] = []
     layouts = (opts.data_layout, opts.layout)

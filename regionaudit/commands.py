@@ -105,14 +105,44 @@ def _apply_baseline(kw: dict, baseline: dict) -> dict:
     return kw
 
 
-def _run_audit_only(model, kw, imported=None):
+def unused_options(kw: dict) -> list[str]:
+    """A sentence for each option given that has no effect with the probes given: a person who
+    typed it expects it to matter, so it is said rather than silently ignored."""
+    given = {k: v for k, v in kw.items() if v is not None}
+    files = [k for k in ("data", "points", "segments") if k in given]
+    loops = bool(given.get("loops"))
+    out = []
+    if "pairs" in given and ("segments" in given or ("data" not in given and "points" in given)):
+        why = "--segments gives the segments" if "segments" in given else "--points alone gives no data rows to pair"
+        out.append(f"--pairs {given['pairs']} has no effect: {why}.")
+    if "max_points" in given and ("points" in given or ("data" not in given and "segments" in given)):
+        why = "--points gives the points" if "points" in given else "--segments alone gives no data rows for points"
+        out.append(f"--max-points {given['max_points']} has no effect: {why}.")
+    for key in ("loop_radius", "loop_steps"):
+        if key in given and not loops:
+            out.append(f"--{key.replace('_', '-')} {given[key]} has no effect without --loops.")
+    if "layout" in given and not loops and (not files or given.get("data_layout", "chw") == given["layout"]):
+        out.append(f"--layout {given['layout']} has no effect: there are no --loops and no arrays in another --data-layout.")
+    if "data_layout" in given and not files:
+        out.append(f"--data-layout {given['data_layout']} has no effect: no --data, --points or --segments file was given.")
+    return out
+
+
+def _say_unused(kw: dict) -> list[str]:
+    notes = unused_options(kw)
+    for note in notes:
+        click.echo(f"regionaudit: note: {note}", err=True)
+    return notes
+
+
+def _run_audit_only(model, kw, imported=None, unused: list[str] | None = None):
     quiet = bool(kw.get("quiet"))
     with ExitStack() as bars:
 
         def progress(stage: str, total: int):
             return bars.enter_context(Progress(total, stage, clock=CLOCK)).update
 
-        return audit(
+        result = audit(
             imported if imported is not None else model,
             data=kw.get("data"),
             points=kw.get("points"),
@@ -123,6 +153,8 @@ def _run_audit_only(model, kw, imported=None):
             notify=None if quiet else _notify,
             clock=CLOCK,
         )
+        result.notes.extend(unused or [])
+        return result
 
 
 def _notify(message: str) -> None:
@@ -216,10 +248,11 @@ def run_audit(model: str, kw: dict) -> int:
     bounds = check_increases(list(kw.get("max_increase") or []), baseline)
     report = _report_path(kw, Path(model).stem)
     _check_outputs(kw, report)
+    unused = _say_unused(kw)
     _importing(model, kw)
     imported = load_model(model, _options(kw), check_rows(kw.get("data")))
     G.check_node_paths([g.path for g in gates] + [b.path for b in bounds], imported.network.kink_names)
-    result = _run_audit_only(model, kw, imported)
+    result = _run_audit_only(model, kw, imported, unused)
     result.gates = _evaluate_gates(result.to_dict(), kw, baseline)
     code = _finish(result, kw, report)
     _print_summary(result, _output_paths(kw, report))
@@ -299,6 +332,7 @@ def run_compare(model_a: str, model_b: str, kw: dict) -> int:
     report = _report_path(kw, f"{Path(model_a).stem}-vs-{Path(model_b).stem}")
     _check_outputs(kw, report)
     rows = check_rows(kw.get("data"))
+    unused = _say_unused(kw)
     _importing(model_a, kw)
     imp_a = load_model(model_a, opts, rows)
     _importing(model_b, kw)
@@ -307,8 +341,8 @@ def run_compare(model_a: str, model_b: str, kw: dict) -> int:
     for prefix, imported in (("a.", imp_a), ("b.", imp_b)):
         paths = [g.path.removeprefix(prefix) for g in gates if g.path.startswith(prefix)]
         G.check_node_paths(paths, imported.network.kink_names)
-    res_a = _run_audit_only(model_a, kw, imp_a)
-    res_b = _run_audit_only(model_b, kw, imp_b)
+    res_a = _run_audit_only(model_a, kw, imp_a, unused)
+    res_b = _run_audit_only(model_b, kw, imp_b, unused)
     if shape_note:
         click.echo(f"regionaudit: note: {shape_note}", err=True)
         res_a.notes.append(shape_note)

@@ -240,3 +240,40 @@ def test_compare_still_refuses_two_image_shapes(tmp_path, capsys):
     code, _, err = run(["compare", chw, hwc_model, "--json", tmp_path / "c.json"], capsys)
     assert code == 2 and "cannot compare" in err and "(3, 6, 6)" in err and "(6, 6, 3)" in err and "scramble" in err
     assert not (tmp_path / "c.json").exists()
+
+
+@pytest.mark.parametrize(
+    "args, note",
+    [
+        (["--segments", "s.npy", "--max-points", 7], "--max-points 7 has no effect: --segments alone gives no data rows for points."),
+        (["--segments", "s.npy", "--pairs", 9], "--pairs 9 has no effect: --segments gives the segments."),
+        (["--data", "x.npy", "--points", "p.npy", "--max-points", 2], "--max-points 2 has no effect: --points gives the points."),
+        (["--points", "p.npy", "--pairs", 4], "--pairs 4 has no effect: --points alone gives no data rows to pair."),
+        (["--data", "x.npy", "--loop-radius", 3], "--loop-radius 3.0 has no effect without --loops."),
+        (["--data", "x.npy", "--loop-steps", 8], "--loop-steps 8 has no effect without --loops."),
+        (["--data", "x.npy", "--layout", "hwc", "--data-layout", "hwc"], "--layout hwc has no effect: there are no --loops"),
+        (["--data-layout", "hwc"], "--data-layout hwc has no effect: no --data, --points or --segments file was given."),
+    ],
+)
+def test_an_option_without_effect_is_said(tmp_path, capsys, args, note):
+    model = image_model(tmp_path)
+    x = images(8)
+    np.save(tmp_path / "x.npy", x)  # the model's own shape, whichever layout the options name
+    np.save(tmp_path / "p.npy", x[:3])
+    np.save(tmp_path / "s.npy", np.stack([x[:2], x[2:4]], axis=1))
+    argv = [tmp_path / a if isinstance(a, str) and a.endswith(".npy") else a for a in args]
+    out = tmp_path / "r.json"
+    code, _, err = run([model, *argv, "--json", out, "-q"], capsys)
+    assert code == 0, err
+    assert f"regionaudit: note: {note}" in err
+    notes = json.loads(out.read_text())["notes"]
+    assert sum(n.startswith(note) for n in notes) == 1
+
+
+def test_options_that_matter_get_no_such_note(tmp_path, capsys):
+    model = image_model(tmp_path)
+    np.save(tmp_path / "x.npy", images(8))
+    code, _, err = run([model, "--data", tmp_path / "x.npy", "--pairs", 3, "--max-points", 2, "--data-layout", "chw",
+                        "--json", tmp_path / "r.json", "-q"], capsys)
+    assert code == 0 and "has no effect" not in err
+    assert not any("has no effect" in n for n in json.loads((tmp_path / "r.json").read_text())["notes"])
