@@ -141,7 +141,7 @@ def probe_options(f):
         click.option("--keep-knots", is_flag=True, help="Store knot positions per segment in the JSON."),
         click.option("--input-shape", default=None, metavar="SHAPE", help="Input shape without the batch axis, e.g. 3,32,32."),
         click.option("--output-name", default=None, metavar="NAME", help="Graph output to analyse [the first]."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bars."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress, estimate or status lines on stderr (warnings and errors stay)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
