@@ -120,6 +120,8 @@ def build_probes(
     synthetic = rows is None and pts is None and segs is None
     if synthetic:
         settings["data_layout"] = None  # no array was read, so the layout of arrays changed nothing
+        if not opts.loops:
+            settings["layout"] = None
     source = "data"
     notes: list[str] = []
     layouts = (opts.data_layout, opts.layout)

@@ -207,6 +207,7 @@ def check_size(arr: np.ndarray, what: str) -> None:
 
 
 LARGE_VALUE = 100.0  # inputs beyond this are rarely what a trained network was fed
+MIN_ROW_VALUES = 4  # rows this long or longer are checked for being one constant value
 
 
 def suspicious(arr: np.ndarray, what: str, lead: int = 1) -> str | None:
@@ -215,13 +216,15 @@ def suspicious(arr: np.ndarray, what: str, lead: int = 1) -> str | None:
     if not arr.size:
         return None
     found = []
+    low, high = arr.min(), arr.max()  # no full-size temporaries: data files can be large
     if np.issubdtype(arr.dtype, np.integer):
-        found.append(f"integer values ({arr.dtype}, {arr.min()}..{arr.max()}), e.g. unscaled pixels")
-    peak = float(np.abs(arr).max())
+        found.append(f"integer values ({arr.dtype}, {low}..{high}), e.g. unscaled pixels")
+    peak = float(max(abs(float(low)), abs(float(high))))
     if peak > LARGE_VALUE:
         found.append(f"values as large as |x| = {peak:.6g}")
     rows = arr.reshape(math.prod(arr.shape[:lead]), -1)
-    constant = int((rows == rows[:, :1]).all(axis=1).sum())
+    # a constant row of an image is blank; a point of 2 or 3 coordinates may well have equal ones
+    constant = int((rows.min(axis=1) == rows.max(axis=1)).sum()) if rows.shape[1] >= MIN_ROW_VALUES else 0
     if constant:
         found.append(f"{constant} of {len(rows)} rows that are one constant value (e.g. blank images)")
     if not found:

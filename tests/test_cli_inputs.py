@@ -277,3 +277,11 @@ def test_options_that_matter_get_no_such_note(tmp_path, capsys):
                         "--json", tmp_path / "r.json", "-q"], capsys)
     assert code == 0 and "has no effect" not in err
     assert not any("has no effect" in n for n in json.loads((tmp_path / "r.json").read_text())["notes"])
+
+
+def test_two_coordinate_points_are_not_called_constant(tmp_path, capsys):
+    spirals = ROOT / "sample_models" / "spirals_mlp.onnx"
+    np.save(tmp_path / "pts.npy", np.array([[0.5, 0.5], [0.25, -0.25], [0.0, 0.0], [1.0, 0.5]]))
+    code, _, err = run([spirals, "--data", tmp_path / "pts.npy", "--pairs", 3, "--max-points", 2, "--json",
+                        tmp_path / "r.json", "-q"], capsys)
+    assert code == 0 and "warning" not in err
