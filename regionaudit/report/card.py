@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from regionaudit.errors import BadOption
+from regionaudit.gates import format_number
 from regionaudit.report import formatting as F
 from regionaudit.report.context import median, model_name, probe_words, result_notes, settings_section
 from regionaudit.files import write_bytes
@@ -25,22 +26,23 @@ START = "<!-- regionaudit:start -->"
 END = "<!-- regionaudit:end -->"
 
 
-def _metric(label: str, summary: dict | None, meaning: str, digits: int = 4, init: dict | None = None) -> dict:
+def _metric(label: str, summary: dict | None, meaning: str, init: dict | None = None) -> dict:
     med = median(summary)
     if med is None:
         value = "undefined"
     else:
-        spread = F.spread(summary, lambda x: F.num(x, digits))
-        ci = RF.ci_text(summary, digits)
-        value = f"{F.num(med, digits)} (median" + (f", {ci}" if ci else "") + (f"; {spread})" if spread else ")")
+        spread = F.spread(summary)
+        ci = RF.ci_text(summary)
+        value = f"{F.num(med)} (median" + (f", {ci}" if ci else "") + (f"; {spread})" if spread else ")")
         if median(init) is not None:  # the same architecture at initialisation (reference.init)
-            value += f"; at init {F.num(median(init), digits)}"
+            value += f"; at init {F.num(median(init))}"
     return {"metric": label, "value": value, "meaning": meaning}
 
 
 def card_context(result: AuditResult, report_link: str | None) -> dict:
     d, v, dist, m = result.density, result.deviation, result.distance, result.model
     between, at = probe_words(result)
+    near = "near the probes" if (result.settings or {}).get("synthetic") else "near the data"
     rho = v.spearman_density
     ref = RF.init_ref(result) or {}
     pooled = ref.get("pooled") or {}
@@ -49,7 +51,7 @@ def card_context(result: AuditResult, report_link: str | None) -> dict:
         _metric(
             "Regions per segment",
             d.summary,
-            f"Linear pieces the model splits a straight line between {between} into; more means a more complex function near the data.",
+            f"Linear pieces the model splits a straight line between {between} into; more means a more complex function {near}.",
             init=init("density", "summary"),
         ),
         _metric("Regions per unit length", d.per_length, "Regions per segment divided by the segment's length in input space.",
@@ -57,26 +59,25 @@ def card_context(result: AuditResult, report_link: str | None) -> dict:
         _metric("Regions per neuron", d.regions_per_neuron, "Regions per segment divided by the number of ReLU-type neurons.",
                 init=init("density", "regions_per_neuron")),
         _metric("Trained / init regions", d.ratio_to_init,
-                "Per segment, trained regions over the mean at initialisation (same architecture, He-normal weights); 1 means training left the complexity unchanged.", 3),
+                "Per segment, trained regions over the mean at initialisation (same architecture, He-normal weights); 1 means training left the complexity unchanged."),
         _metric(
             "Boundary distance",
             dist.summary,
-            f"Distance from {at} to the nearest activation-region boundary (input units); smaller means smaller regions around the data.",
-            3,
+            f"Distance from {at} to the nearest activation-region boundary (input units); smaller means smaller regions {near}.",
             init=init("distance", "summary"),
         ),
-        _metric("Boundary distance × neurons", dist.scaled_summary, "The same distance times the neuron count, roughly scale-free (Hanin & Rolnick 2019).", 3,
+        _metric("Boundary distance × neurons", dist.scaled_summary, "The same distance times the neuron count, roughly scale-free (Hanin & Rolnick 2019).",
                 init=init("distance", "scaled_summary")),
         _metric(
             "Absolute deviation",
             v.summary,
             "How far the model departs from the straight line between its values at the two ends of a segment (Gamba et al. 2022); 0 means linear.",
-            3,
             init=init("deviation", "summary"),
         ),
         {
             "metric": "Spearman ρ, density vs deviation",
-            "value": (f"{rho:.2f}" + (f" (p = {F.num(v.spearman['p_value'], 2)}, {RF.ci_text({'ci95_low': v.spearman['ci95_low'], 'ci95_high': v.spearman['ci95_high']}, 2)})" if v.spearman and v.spearman.get("ci95_low") is not None else "")) if rho is not None else "undefined",
+            "value": (F.num(rho) + (f" (p = {F.num(v.spearman['p_value'])}, {RF.ci_text(v.spearman)})"
+                                    if v.spearman and v.spearman.get("ci95_low") is not None else "")) if rho is not None else "undefined",
             "meaning": "Rank correlation between a segment's region density and its absolute deviation.",
         },
     ]
@@ -85,9 +86,12 @@ def card_context(result: AuditResult, report_link: str | None) -> dict:
     settings = settings_section(result)
     s = result.settings or {}
     data = settings["data"]
-    data_line = None
+    data_line = synthetic_line = None
     if settings["synthetic"]:
-        data_line = "No data was given: probes are seeded Gaussian points, not real data."
+        synthetic_line = MarkdownSafe(
+            "**Synthetic probes:** no data was given, so every number here is measured at seeded Gaussian "
+            "points, not at real inputs; near real data it can differ a lot."
+        )
     elif data:
         data_line = f"Data: {PathName(data)}" + (f" (sha256 {F.short_hash(settings['data_hash'], 16)})" if settings["data_hash"] else "") + ", used as given (no rescaling)."
     link = None
@@ -106,9 +110,10 @@ def card_context(result: AuditResult, report_link: str | None) -> dict:
         "metrics": metrics,
         "settings_lines": settings["lines"],
         "data_line": data_line,
+        "synthetic_line": synthetic_line,
         "seed": F.value(s.get("seed")),
         "gates": [
-            {"expr": g.expr, "value": F.num(g.value) if g.value is not None else "undefined", "result": "pass" if g.passed else "FAIL"}
+            {"expr": g.expr, "value": format_number(g.value) if g.value is not None else "undefined", "result": "pass" if g.passed else "FAIL"}
             for g in result.gates
         ],
         "notes": notes,

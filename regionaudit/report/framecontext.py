@@ -25,11 +25,11 @@ HOW_TO_READ_CAPACITY = (
 )
 
 
-def ci_text(summary: dict | None, digits: int = 4) -> str:
+def ci_text(summary: dict | None) -> str:
     """"95 % CI [low, high]" of a summary's median, or "" when undefined."""
     if not summary or summary.get("ci95_low") is None:
         return ""
-    return f"95 % CI [{F.num(summary['ci95_low'], digits)}, {F.num(summary['ci95_high'], digits)}]"
+    return f"95 % CI [{F.num(summary['ci95_low'])}, {F.num(summary['ci95_high'])}]"
 
 
 def _median(summary: dict | None):
@@ -56,28 +56,28 @@ def reference_lines(result) -> dict[str, str]:
     d, v, dist = result.density, result.deviation, result.distance
     ref = init_ref(result)
     out = {}
-    for key, summ, section, sub, digits in (
-        ("regions", d.summary, "density", "summary", 4),
-        ("distance", dist.summary, "distance", "summary", 3),
-        ("deviation", v.summary, "deviation", "summary", 3),
+    for key, summ, section, sub in (
+        ("regions", d.summary, "density", "summary"),
+        ("distance", dist.summary, "distance", "summary"),
+        ("deviation", v.summary, "deviation", "summary"),
     ):
         parts = []
-        ci = ci_text(summ, digits)
+        ci = ci_text(summ)
         if ci:
             parts.append(ci)
         if ref:
             init = _pooled(ref, section, sub)
             if _median(init) is not None:
-                parts.append(f"at init {F.num(init['median'], digits)}" + (f" ({ci_text(init, digits)})" if ci_text(init, digits) else ""))
+                parts.append(f"at init {F.num(init['median'])}" + (f" ({ci_text(init)})" if ci_text(init) else ""))
             else:
                 parts.append("at init: undefined")
         out[key] = " · ".join(parts)
     if d.ratio_to_init and d.ratio_to_init.get("median") is not None:
         r = d.ratio_to_init
-        out["regions"] += f" · trained / init {F.num(r['median'], 3)}" + (f" ({ci_text(r, 3)})" if ci_text(r, 3) else "")
+        out["regions"] += f" · trained / init {F.num(r['median'])}" + (f" ({ci_text(r)})" if ci_text(r) else "")
     sp = v.spearman
     if sp:
-        out["spearman"] = f"p = {F.num(sp['p_value'], 2)}" + (f" · {ci_text({'ci95_low': sp['ci95_low'], 'ci95_high': sp['ci95_high']}, 2)}" if sp.get("ci95_low") is not None else "")
+        out["spearman"] = f"p = {F.num(sp['p_value'])}" + (f" · {ci_text({'ci95_low': sp['ci95_low'], 'ci95_high': sp['ci95_high']})}" if sp.get("ci95_low") is not None else "")
     return out
 
 
@@ -109,10 +109,10 @@ def init_table(result) -> Table | None:
     rows = []
     for label, full, same, init in rows_src:
         ratio = (_median(same) / _median(init)) if _median(same) is not None and _median(init) not in (None, 0) else None
-        rows.append([label, cell(full), cell(same), cell(init), F.num(ratio, 3)])
+        rows.append([label, cell(full), cell(same), cell(init), F.num(ratio)])
     r = d.ratio_to_init
     if r:
-        rows.append(["Trained / init regions per segment", "", cell(r), "", F.num(r.get("median"), 3)])
+        rows.append(["Trained / init regions per segment", "", cell(r), "", F.num(r.get("median"))])
     cols = ["median [95 % CI]", "trained, all", f"trained, same {m} segs / {p} pts",
             f"init ({ref['copies']} copies)", "trained / init"]
     return Table(cols, rows, numeric=[False, True, True, True, True])
@@ -158,12 +158,12 @@ def capacity_lines(result) -> list[str]:
         lines.append(s + ".")
     if meas.get("regions_per_length_per_neuron") is not None:
         lines.append(
-            f"Regions per unit length per neuron (median density / neurons): {F.num(meas['regions_per_length_per_neuron'], 3)}. "
+            f"Regions per unit length per neuron (median density / neurons): {F.num(meas['regions_per_length_per_neuron'])}. "
             "Hanin & Rolnick (2019a) show that the boundaries a line crosses per unit length grow like the number of "
             "neurons, so this ratio (beside its init value above) takes width and depth out of the density."
         )
     if meas.get("slice_regions_per_area_per_neuron2") is not None:
-        lines.append(f"Slice regions per unit area per neuron²: {F.num(meas['slice_regions_per_area_per_neuron2'], 3)} (Hanin & Rolnick 2019b).")
+        lines.append(f"Slice regions per unit area per neuron²: {F.num(meas['slice_regions_per_area_per_neuron2'])} (Hanin & Rolnick 2019b).")
     return lines
 
 
@@ -180,7 +180,7 @@ def class_table(result, which: str) -> Table | None:
                          F.num(_median(pl)), ci_text(pl).replace("95 % CI ", "")])
         else:
             s = part.get("summary")
-            rows.append([label, F.count(part.get("count", 0)), F.num(_median(s), 3), ci_text(s, 3).replace("95 % CI ", "")])
+            rows.append([label, F.count(part.get("count", 0)), F.num(_median(s)), ci_text(s).replace("95 % CI ", "")])
     cols = (["endpoints", "segments", "median regions", "95 % CI", "median regions / length", "95 % CI"] if which == "density"
             else ["endpoints", "segments", "median deviation", "95 % CI"])
     return Table(cols, rows, numeric=[False] + [True] * (len(cols) - 1))
@@ -268,7 +268,7 @@ def frame_plots(result, Plot, empty_segments: str, empty_points: str, no_deviati
     caption = ("Each point's exact distance to the boundary of its activation region, sorted, coloured by the layer "
                "that holds its nearest boundary" + (" (filled: trained; hollow: at initialisation)." if init_pts else "."))
     if same:
-        caption += (f" {same[0]} points share the same distance {F.num(same[1], 3)} to 6 digits: points whose nearest "
+        caption += (f" {same[0]} points share the same distance {F.num(same[1])} to 6 digits: points whose nearest "
                     "boundary is a unit of the same filter over identical input (e.g. a blank patch of image background) sit at the same "
                     "distance; this is in the data, not an artefact of the plot.")
     out.append(Plot(
@@ -301,7 +301,7 @@ def frame_plots(result, Plot, empty_segments: str, empty_points: str, no_deviati
         no_deviation,
     ))
     rho = v.spearman_density
-    title = "Density vs deviation" + (f" (Spearman ρ = {rho:.2f})" if rho is not None else " (Spearman ρ undefined)")
+    title = "Density vs deviation" + (f" (Spearman ρ = {F.num(rho)})" if rho is not None else " (Spearman ρ undefined)")
     n = min(len(d.segments), len(v.segments))
     init_xy = ([x for s in seeds for x in s["segments"]["density"]], init_dev) if seeds else None
     out.append(Plot(
@@ -361,8 +361,8 @@ def compare_layer_table(a, b) -> Table | None:
     rows = []
     for name in la:
         ka, kb = (a.density.knots_per_layer or {}).get(name, 0) / na, (b.density.knots_per_layer or {}).get(name, 0) / nb
-        rows.append([name, F.count(ua.get(name, 0)), F.num(ka, 3), F.num(kb, 3), F.num(kb - ka, 3),
-                     F.num(ka / max(1, ua.get(name, 1)), 3), F.num(kb / max(1, ub.get(name, 1)), 3)])
+        rows.append([name, F.count(ua.get(name, 0)), F.num(ka), F.num(kb), F.num(kb - ka),
+                     F.num(ka / max(1, ua.get(name, 1))), F.num(kb / max(1, ub.get(name, 1)))])
     return Table(["kink layer", "units", "A knots / segment", "B knots / segment", "B − A", "A per unit", "B per unit"], rows,
                  numeric=[False] + [True] * 6)
 
@@ -401,20 +401,20 @@ def section_sentences(result) -> dict[str, str]:
     d, v, dist = result.density, result.deviation, result.distance
     m, p = ref["segments"], ref["points"]
     out = {}
-    for key, trained, init, what, where, digits, reading in (
+    for key, trained, init, what, where, reading in (
         ("density", subset_summary([s.density for s in d.segments[:m]]), _pooled(ref, "density", "per_length"),
-         "regions per unit length", f"the first {m} segments", 4,
+         "regions per unit length", f"the first {m} segments",
          "a ratio above 1 means training added boundaries near the data"),
         ("deviation", subset_summary([s.norm for s in v.segments[:m]]), _pooled(ref, "deviation", "summary"),
-         "absolute deviation", f"the first {m} segments", 3,
+         "absolute deviation", f"the first {m} segments",
          "deviation is in logit units, which training rescales, so the ratio mixes curvature and scale"),
         ("distance", subset_summary([q.distance for q in dist.points[:p]]), _pooled(ref, "distance", "summary"),
-         "boundary distance", f"the first {p} points", 3,
+         "boundary distance", f"the first {p} points",
          "a ratio above 1 means the data sit in larger regions than at initialisation"),
     ):
         if _median(trained) is None or _median(init) is None:
             continue
         ratio = _median(trained) / _median(init) if _median(init) else None
-        out[key] = (f"On {where}, median {what} is {F.num(_median(trained), digits)} trained against "
-                    f"{F.num(_median(init), digits)} at initialisation (ratio {F.num(ratio, 3)}); {reading}.")
+        out[key] = (f"On {where}, median {what} is {F.num(_median(trained))} trained against "
+                    f"{F.num(_median(init))} at initialisation (ratio {F.num(ratio)}); {reading}.")
     return out
