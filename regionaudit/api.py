@@ -337,7 +337,7 @@ def audit(
     seg_a, seg_b, at = _to_tensor(a), _to_tensor(b), _to_tensor(probes.points)
     if notify is not None:
         loop_edges = sum(len(loop.vertices) for loop in probes.loops)
-        est = estimate(net, (seg_a, seg_b), loop_edges, at, opts.max_knots, opts.max_memory, clock)
+        est = estimate(net, (seg_a, seg_b), loop_edges, at, opts.max_knots, opts.max_memory, clock, opts.init_reference)
         message = long_run_message(est, settings["pairs"] is not None, settings["max_points"] is not None, opts.dtype, settings["device"])
         if message:
             notify(message)

@@ -29,8 +29,11 @@ class Estimate:
 
 
 def estimate(network, segments: tuple[torch.Tensor, torch.Tensor], loop_edges: int, points: torch.Tensor,
-             max_knots: int | None, max_memory: int | None, clock) -> Estimate:
-    """Seconds for the whole audit, timed with `clock` (a seconds counter, injectable for tests)."""
+             max_knots: int | None, max_memory: int | None, clock, reference_copies: int = 0) -> Estimate:
+    """Seconds for the whole audit, timed with `clock` (a seconds counter, injectable for tests).
+
+    `reference_copies` re-initialised copies (`--init-reference`) each measure the first 20
+    segments and 10 points (regionaudit.reference); they are counted at the trained model's rate."""
     a, b = segments
     n_seg = len(a) + loop_edges
     per_segment = per_point = 0.0
@@ -41,7 +44,10 @@ def estimate(network, segments: tuple[torch.Tensor, torch.Tensor], loop_edges: i
         )
     if len(points):
         per_point = _per_item(lambda k: boundary_distances(network, points[:k], max_memory=max_memory), len(points), len(points), clock)
-    return Estimate(seconds=per_segment * n_seg + per_point * len(points), segments=n_seg, points=len(points))
+    from regionaudit.reference import REFERENCE_POINTS, REFERENCE_SEGMENTS
+
+    reference = reference_copies * (per_segment * min(REFERENCE_SEGMENTS, len(a)) + per_point * min(REFERENCE_POINTS, len(points)))
+    return Estimate(seconds=per_segment * n_seg + per_point * len(points) + reference, segments=n_seg, points=len(points))
 
 
 def _timed(work, clock) -> float:
