@@ -478,12 +478,14 @@ class WindowMax(MaxPool):
 
 @dataclass(eq=False)
 class Stack(Node):
-    """Data tensors broadcast to one shape and stacked on a new last axis (the candidates of an
-    elementwise Max/Min)."""
+    """Data tensors broadcast to one shape and stacked on a new last axis, then a constant
+    candidate when `const` (full shape, the probe axis left out) is given: the candidates of an
+    elementwise Max/Min."""
 
+    const: torch.Tensor | None = None
     kind: ClassVar[str] = "stack"
 
-    def forward(self, xs):
+    def _stacked(self, xs, with_const: bool):
         p = xs[0].shape[0]
         out = self.shape[:-1]
         parts = []
@@ -492,7 +494,16 @@ class Stack(Node):
             if extra > 0:
                 x = x.reshape(p, *([1] * extra), *x.shape[1:])
             parts.append(x.expand(p, *out))
+        if self.const is not None:
+            c = self.const if with_const else torch.zeros_like(self.const)
+            parts.append(c.expand(p, *out))
         return torch.stack(parts, dim=-1)
+
+    def forward(self, xs):
+        return self._stacked(xs, True)
+
+    def linear(self, xs):
+        return self._stacked(xs, False)
 
     def macs(self, in_shapes):
         return 0

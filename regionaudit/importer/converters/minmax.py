@@ -1,8 +1,8 @@
 """Max / Min of tensors and ReduceMax / ReduceMin: kinks where the leading candidate changes.
 
-Several data tensors are stacked on a new last axis and reduced by `ir.WindowMax` (analysed like
-a MaxPool window of the inputs); constants among the operands become an `ir.Clip` bound, so
-`Max(x, 0)` is a ReLU. Min is Max between two negations. Opset 8 added broadcasting to Max/Min;
+Several data tensors are stacked on a new last axis (constants among them as one more candidate)
+and reduced by `ir.WindowMax` (analysed like a MaxPool window of the inputs); one data tensor and
+constants make an `ir.Clip` with that bound, so `Max(x, 0)` is a ReLU. Min is Max between two negations. Opset 8 added broadcasting to Max/Min;
 opset 18 moved ReduceMax/ReduceMin `axes` from an attribute to an input.
 """
 
@@ -34,20 +34,19 @@ def max_min(node, ctx):
         shape = tuple(np.broadcast_shapes(*(v.shape for v in values)))
     except ValueError:
         raise Unsupported(f"shapes {[v.shape for v in values]} do not broadcast") from None
+    c = None
+    for other in consts:
+        c = other if c is None else (np.maximum(c, other) if is_max else np.minimum(c, other))
     if len(data) == 1:
         x = data[0]
-    else:
-        dshape = tuple(np.broadcast_shapes(*(d.shape for d in data)))
-        stacked = ctx.add(ir.Stack, data, shape=(*dshape, len(data)), suffix="stack")
-        x = _window_max(ctx, stacked, negate=not is_max)
-    if not consts:
-        return x
-    c = consts[0]
-    for other in consts[1:]:
-        c = np.maximum(c, other) if is_max else np.minimum(c, other)
-    if is_max and not c.any() and shape == x.shape and len(data) == 1:  # Max(x, 0): a ReLU
-        return ctx.add(ir.LeakyRelu, [x], slope=np.array(0.0), op_type="Max")
-    return clipped(ctx, x, c if is_max else None, None if is_max else c, node.op_type, shape)
+        if c is None:
+            return x
+        if is_max and not c.any() and shape == x.shape:  # Max(x, 0): a ReLU
+            return ctx.add(ir.LeakyRelu, [x], slope=np.array(0.0), op_type="Max")
+        return clipped(ctx, x, c if is_max else None, None if is_max else c, node.op_type, shape)
+    const = None if c is None else np.broadcast_to(c, shape).copy()  # one more candidate
+    stacked = ctx.add(ir.Stack, data, shape=(*shape, len(data) + (c is not None)), suffix="stack", const=const)
+    return _window_max(ctx, stacked, negate=not is_max)
 
 
 @converter("ReduceMax", "ReduceMin", kink=True)

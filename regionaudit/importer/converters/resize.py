@@ -53,19 +53,26 @@ def _axis_matrix(node, ctx, x: Data, form: str, target: list, axis: int) -> np.n
     shape = [1] * rank
     shape[axis] = shape[other] = n
     eye = np.moveaxis(np.eye(n).reshape(n, n, *([1] * (rank - 2))), (0, 1), (other, axis))
+    eye = np.ascontiguousarray(eye.reshape(shape))
+    if node.op_type == "Upsample":  # a Resize with asymmetric coordinates (and floor for nearest)
+        s = [1.0] * rank
+        s[axis] = target[axis]
+        mode = {"bilinear": "linear"}.get(attr(node, "mode", "nearest"), attr(node, "mode", "nearest"))
+        one = onnx.helper.make_node("Resize", ["x", "", "s"], ["y"], mode=mode,
+                                    coordinate_transformation_mode="asymmetric",
+                                    **({"nearest_mode": "floor"} if mode == "nearest" else {}))
+        out = np.asarray(fold_node(one, [eye, None, np.array(s, np.float32)], {"": 13})[0], np.float64)
+        return np.moveaxis(out, (axis, other), (0, 1)).reshape(out.shape[axis], n)
     one = onnx.NodeProto()
     one.CopyFrom(node)
-    keep = [a for a in one.attribute if a.name not in ("axes", "scales")]
+    keep = [a for a in one.attribute if a.name != "axes"]
     del one.attribute[:]
     one.attribute.extend(keep)
-    inputs: list = [np.ascontiguousarray(eye.reshape(shape))] + [None] * (len(node.input) - 1)
+    inputs: list = [eye] + [None] * (len(node.input) - 1)
     if form == "scales":
         s = [1.0] * rank
         s[axis] = target[axis]
-        if node.op_type == "Upsample" and ctx.opset < 9:
-            one.attribute.append(onnx.helper.make_attribute("scales", s))
-        else:
-            inputs[1 if node.op_type == "Upsample" or ctx.opset < 11 else 2] = np.array(s, np.float32)
+        inputs[1 if ctx.opset < 11 else 2] = np.array(s, np.float32)
     else:
         sz = [1] * rank
         sz[axis], sz[other] = target[axis], n
