@@ -75,10 +75,10 @@ def classify(node: onnx.NodeProto, on_data: list[bool]) -> tuple[str, str] | Non
         return DISCONTINUOUS, "cast of data to a non-float type rounds it"
     if op in DATA_INDEX and DATA_INDEX[op] < len(on_data) and on_data[DATA_INDEX[op]]:
         return DISCONTINUOUS, f"its {'condition is' if op == 'Where' else 'indices are'} computed from the input"
-    if op in PRODUCT_OPS and sum(on_data) >= 2:
-        return PRODUCT, "product of two data tensors"
     if op == "Div" and len(on_data) > 1 and on_data[1]:
         return PRODUCT, "division by a data tensor"
+    if op in PRODUCT_OPS and sum(on_data) >= 2:
+        return PRODUCT, "product of two data tensors"
     if op not in CONVERTERS:
         return NO_CONVERTER, "no converter for this op on data tensors (it is only evaluated where all its inputs are constant)"
     return None
