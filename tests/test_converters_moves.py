@@ -158,13 +158,13 @@ def test_resize_with_axes(convert, opset):
     _ok(convert(_relu_then(node), [1, 2, 3, 4], {"sc": np.array([2, 3], np.float32)}, opset), "resample")
 
 
-@pytest.mark.parametrize("opset", [7, 9])
+@pytest.mark.parametrize("opset,op", [(7, "Upsample"), (9, "Upsample"), (10, "Resize")])
 @pytest.mark.parametrize("mode", ["nearest", "linear"])
-def test_upsample(convert, opset, mode):
+def test_upsample_and_resize_10(convert, opset, op, mode):
     if opset == 7:
         node, inits = helper.make_node("Upsample", ["r"], ["o"], mode=mode, scales=[1.0, 1.0, 2.0, 3.0]), {}
     else:
-        node = helper.make_node("Upsample", ["r", "sc"], ["o"], mode=mode)
+        node = helper.make_node(op, ["r", "sc"], ["o"], mode=mode)
         inits = {"sc": np.array([1, 1, 2, 3], np.float32)}
     _ok(convert(_relu_then(node), [1, 2, 3, 4], inits, opset), "resample")
 

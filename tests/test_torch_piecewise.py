@@ -188,3 +188,27 @@ def test_both_exporters_give_the_same_region_counts(imported):
         b = torch.randn(3, *nets[0].input_shape, dtype=torch.float64, generator=g)
         counts = [[t.regions for t in trace_segments(net, a, b)] for net in nets]
         assert counts[0] == counts[1], name
+
+
+@pytest.mark.parametrize("opset", [9, 10])
+def test_older_opsets_upsample_and_resize_10(tmp_path, opset):
+    """The legacy exporter writes Upsample (opset 9) and Resize-10 for interpolation, and Clip with
+    attributes for ReLU6 before opset 11."""
+    for name in ("unet_resize_concat", "mobilenet_relu6"):
+        make, shape = MODELS[name]
+        torch.manual_seed(0)
+        model = make().eval()
+        path = tmp_path / f"{name}_{opset}.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (torch.randn(1, *shape),), str(path), dynamo=False, opset_version=opset,
+                              input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+        imp = import_model(path)
+        assert imp.opset == opset
+        assert imp.validation["reference"] == "onnxruntime" and imp.validation["max_rel_err"] < 1e-5
+        net = imp.network
+        assert KINKS[name] | AFFINE.get(name, set()) <= {n.kind for n in net.nodes}
+        g = torch.Generator().manual_seed(1)
+        a = torch.randn(1, *net.input_shape, dtype=torch.float64, generator=g)
+        b = torch.randn(1, *net.input_shape, dtype=torch.float64, generator=g)
+        assert trace_segments(net, a, b)[0].regions == walk_segment(net, a[0], b[0]).regions > 1

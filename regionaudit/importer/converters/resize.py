@@ -54,7 +54,7 @@ def _axis_matrix(node, ctx, x: Data, form: str, target: list, axis: int) -> np.n
     shape[axis] = shape[other] = n
     eye = np.moveaxis(np.eye(n).reshape(n, n, *([1] * (rank - 2))), (0, 1), (other, axis))
     eye = np.ascontiguousarray(eye.reshape(shape))
-    if node.op_type == "Upsample":  # a Resize with asymmetric coordinates (and floor for nearest)
+    if node.op_type == "Upsample" or ctx.opset < 11:  # Resize-10 is Upsample: asymmetric, floor for nearest
         s = [1.0] * rank
         s[axis] = target[axis]
         mode = {"bilinear": "linear"}.get(attr(node, "mode", "nearest"), attr(node, "mode", "nearest"))
