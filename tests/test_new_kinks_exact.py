@@ -95,8 +95,21 @@ def reduce_max_net(opset):
     return nodes, inits, [1, 3]
 
 
-NETS = {"clip": clip_mlp, "hardsigmoid_abs": hard_sigmoid_abs_mlp, "max_min": max_min_mlp, "reduce": reduce_max_net}
-OPSETS = {"clip": [7, 11, 13, 21], "hardsigmoid_abs": [7, 13], "max_min": [8, 13], "reduce": [11, 13, 18]}
+def broadcast_bound_net(opset):
+    """Max of a (1, 4) tensor with a (3, 4) constant: the bound broadcasts the data to (3, 4)."""
+    nodes, inits = _chain(
+        _gemm("h", "x", 3, 4, 15),
+        (helper.make_node("Max", ["h", "c"], ["m"], name="floor3"), {"c": f32(3, 4, seed=16)}),
+        (helper.make_node("Flatten", ["m"], ["mf"], axis=0), {}),
+        _gemm("y", "mf", 12, 2, 17),
+    )
+    return nodes, inits, [1, 3]
+
+
+NETS = {"clip": clip_mlp, "hardsigmoid_abs": hard_sigmoid_abs_mlp, "max_min": max_min_mlp, "reduce": reduce_max_net,
+        "broadcast_bound": broadcast_bound_net}
+OPSETS = {"clip": [7, 11, 13, 21], "hardsigmoid_abs": [7, 13], "max_min": [8, 13], "reduce": [11, 13, 18],
+          "broadcast_bound": [8, 13]}
 
 
 @pytest.fixture(scope="module")

@@ -42,8 +42,8 @@ DISCONTINUOUS_OPS = {
 }
 CONTROL_FLOW_OPS = {"If", "Loop", "Scan", "SequenceMap"}
 # ops that multiply or divide their operands: data on two sides is a product of data tensors
-PRODUCT_OPS = {"Mul", "Div", "MatMul", "Gemm", "Einsum", "Conv", "ConvTranspose", "MatMulInteger",
-               "QLinearMatMul", "ConvInteger"}
+PRODUCT_OPS = {"Mul", "Div", "MatMul", "Gemm", "Einsum", "Conv", "ConvTranspose", "PRelu", "BatchNormalization",
+               "MatMulInteger", "QLinearMatMul", "ConvInteger"}
 # ops whose index / condition operand (by position) on data is a discontinuity
 DATA_INDEX = {"Gather": 1, "GatherElements": 1, "GatherND": 1, "Where": 0, "ScatterElements": 1,
               "ScatterND": 1}

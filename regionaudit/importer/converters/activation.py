@@ -52,6 +52,8 @@ def clipped(ctx, x: Data, lo, hi, op_type: str, shape=None) -> Data:
     if np.isneginf(lo).all() and np.isposinf(hi).all() and shape == x.shape:
         return x
     lo = np.minimum(lo, hi)
+    if shape != x.shape:  # a bound broadcasts the data to a bigger shape: one unit per output element
+        x = scale(ctx, x, add=np.zeros(shape), suffix="broadcast")
     return ctx.add(ir.Clip, [x], shape=shape, lo=lo, hi=hi, op_type=op_type)
 
 
