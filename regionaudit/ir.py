@@ -618,7 +618,15 @@ class Einsum(Node):
         return torch.einsum(self.equation, *ops)
 
     def macs(self, in_shapes):
-        return math.prod(self.shape) * (1 if self.weight is None else max(1, self.weight.numel() // max(1, math.prod(self.shape))))
+        """Output elements times the size of the summed-over letters of the constant's term."""
+        if self.weight is None:
+            return math.prod(self.shape)
+        terms, out = self.equation.split("->")
+        w_term = terms.split(",")[1 if self.data_first else 0]
+        if "." in w_term:
+            return math.prod(self.shape)
+        summed = [n for c, n in zip(w_term, self.weight.shape) if c not in out]
+        return math.prod(self.shape) * math.prod(summed)
 
     def describe(self):
         return self.equation

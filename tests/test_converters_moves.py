@@ -252,3 +252,52 @@ def test_take_is_one_index_per_output_element(convert):
     imported = convert(_relu_then(node), [1, 5], inits)
     take = next(n for n in imported.network.nodes if isinstance(n, ir.Take))
     assert take.index.reshape(-1).tolist() == [4, 2, 0]
+
+
+def test_knots_through_the_moves_equal_the_walk(convert):
+    """Kinks between the new affine nodes: the layerwise pass and the walk agree knot for knot."""
+    import torch
+
+    from regionaudit.analysis.density import trace_segments
+    from regionaudit.analysis.walk import walk_segment
+
+    nodes = [
+        helper.make_node("Gemm", ["x", "w1", "b1"], ["h"]), helper.make_node("Relu", ["h"], ["r"], name="relu1"),
+        helper.make_node("Reshape", ["r", "s"], ["r4"]),
+        helper.make_node("Pad", ["r4", "p"], ["pd"], mode="reflect"),
+        helper.make_node("Slice", ["pd", "st", "en", "ax", "sp"], ["sl"]),
+        helper.make_node("Split", ["sl", "parts"], ["a", "b"], axis=1),
+        helper.make_node("Max", ["a", "b"], ["m"], name="max"),
+        helper.make_node("Resize", ["m", "", "sc"], ["up"], mode="linear"),
+        helper.make_node("ConvTranspose", ["up", "wt"], ["ct"], strides=[2, 2]),
+        helper.make_node("Clip", ["ct", "lo", "hi"], ["c"], name="clip"),
+        helper.make_node("Einsum", ["c", "we"], ["e"], equation="bchw,hwk->bk"),
+        helper.make_node("Where", ["cond", "e", "e2"], ["y"]),
+    ]
+    inits = {"w1": 2 * f32(3, 24, seed=1), "b1": f32(24, seed=2), "s": np.array([1, 2, 3, 4], I64),
+             "p": np.array([0, 0, 1, 1, 0, 0, 1, 1], I64), "st": np.array([0, 3], I64),
+             "en": np.array([5, -100], I64), "ax": np.array([2, 3], I64), "sp": np.array([2, -2], I64),
+             "parts": np.array([1, 1], I64), "sc": np.array([1, 1, 1.5, 2], np.float32),
+             "wt": f32(1, 2, 3, 3, seed=3), "lo": np.float32(-0.5), "hi": np.float32(1.0),
+             "we": f32(9, 9, 4, seed=4), "cond": np.array([True, False, True, True]), "e2": f32(1, 4, seed=5)}
+    imported = convert(nodes, [1, 3], inits, 18)
+    _ok(imported)
+    net = imported.network
+    g = torch.Generator().manual_seed(0)
+    a = 3 * torch.randn(4, 3, dtype=torch.float64, generator=g)
+    b = 3 * torch.randn(4, 3, dtype=torch.float64, generator=g)
+    total = dict.fromkeys(net.kink_names, 0)
+    for s, d in enumerate(trace_segments(net, a, b)):
+        w = walk_segment(net, a[s], b[s])
+        assert d.knots_per_layer == w.knots_per_layer
+        assert float((d.t - w.t).abs().max()) < 1e-9
+        for k, v in d.knots_per_layer.items():
+            total[k] += v
+    assert all(v > 0 for v in total.values()), total
+
+
+def test_einsum_macs_count_the_summed_letters(convert):
+    node = helper.make_node("Einsum", ["r", "w"], ["o"], equation="bij,jk->bik")
+    imported = convert(_relu_then(node), [1, 3, 4], {"w": f32(4, 5, seed=4)}, 12)
+    record = next(r for r in imported.nodes if r["kind"] == "einsum")
+    assert record["macs"] == 3 * 5 * 4
