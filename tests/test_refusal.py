@@ -76,6 +76,17 @@ def test_several_inputs_are_listed_with_everything_else(tmp_path):
     assert "2 inputs ('a', 'b')" in str(r) and "Tanh 'mid'" in str(r)
 
 
+def test_an_integer_input_beside_the_float_one_is_named_as_another_input(tmp_path):
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["x", "ids"], ["y"], name="lookup")], "embed",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [2]),
+         helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    r = _refusal(tmp_path, None, model=helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+    assert _classes(r) == {"several inputs": ["embed"], "discontinuous": ["lookup"]}
+    assert "2 inputs ('ids', 'x')" in str(r)
+
+
 def test_nodes_downstream_of_an_op_without_converter_are_judged_too(tmp_path):
     """Adding a converter for the first never only reveals the next refusal."""
     nodes = [helper.make_node("Relu", ["x"], ["r"]),

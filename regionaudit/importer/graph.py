@@ -129,7 +129,7 @@ def build_network(model: onnx.ModelProto, sig: Signature, opset: int) -> Built:
     b.values[sig.input_name] = _input(b, sig)
     problems: list[Problem] = []
     if sig.extra_inputs:  # judged with the rest: nodes reading them are data-dependent
-        names = [sig.input_name, *sig.extra_inputs]
+        names = [i.name for i in graph.input if i.name in {sig.input_name, *sig.extra_inputs}]
         problems.append(Problem(SEVERAL_INPUTS, "graph", graph.name or "main", (
             f"the graph has {len(names)} inputs ({', '.join(repr(n) for n in names)}); "
             "regionaudit analyses single-input models")))

@@ -72,7 +72,9 @@ def _inputs(graph: onnx.GraphProto) -> tuple[onnx.ValueInfoProto, list[str]]:
     real = [i for i in graph.input if i.name not in constants]
     if not real:
         raise RejectedModel("the graph has no input (every input is an initializer)")
-    return real[0], [i.name for i in real[1:]]
+    floats = [i for i in real if i.type.HasField("tensor_type") and i.type.tensor_type.elem_type in FLOAT_TYPES]
+    main = (floats or real)[0]  # an integer mask or id input beside it is one of the others
+    return main, [i.name for i in real if i is not main]
 
 
 def _fill(name: str, probe: list[int | None], given: tuple[int, ...] | None) -> tuple[int, ...]:
