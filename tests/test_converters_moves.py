@@ -301,3 +301,14 @@ def test_einsum_macs_count_the_summed_letters(convert):
     imported = convert(_relu_then(node), [1, 3, 4], {"w": f32(4, 5, seed=4)}, 12)
     record = next(r for r in imported.nodes if r["kind"] == "einsum")
     assert record["macs"] == 3 * 5 * 4
+
+
+def test_where_with_an_infinite_constant_branch_is_refused(convert):
+    """-inf masks would give the analyses infinite values to measure their rounding against."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Reciprocal", ["z"], ["inf"]),
+             helper.make_node("Neg", ["inf"], ["k"]),  # folds to -inf
+             helper.make_node("Where", ["c", "r", "k"], ["w"], name="mask"),
+             helper.make_node("ReduceMax", ["w"], ["y"], axes=[1])]
+    inits = {"c": np.array([True, False, True]), "z": np.zeros((1, 3), np.float32)}
+    with pytest.raises(RejectedModel, match="cannot convert: Where 'mask' \\(a constant branch holds infinite"):
+        convert(nodes, [1, 3], inits)

@@ -122,6 +122,9 @@ def where(node, ctx):
         raise Unsupported("its condition is computed from the input", kind="discontinuous")
     c = np.asarray(cond).astype(bool)
     x, y = ctx.input(1), ctx.input(2)
+    for v in (x, y):  # an infinite mask value would make every later rounding floor infinite
+        if not isinstance(v, Data) and not np.isfinite(np.asarray(v, np.float64)).all():
+            raise Unsupported("a constant branch holds infinite or NaN values")
     try:
         shape = tuple(np.broadcast_shapes(c.shape, *(v.shape for v in (x, y))))
     except ValueError:

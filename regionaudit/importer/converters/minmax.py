@@ -34,6 +34,10 @@ def max_min(node, ctx):
         shape = tuple(np.broadcast_shapes(*(v.shape for v in values)))
     except ValueError:
         raise Unsupported(f"shapes {[v.shape for v in values]} do not broadcast") from None
+    never = -np.inf if is_max else np.inf  # a constant that never leads changes nothing
+    consts = [v for v in consts if not (v == never).all()]
+    if any(not np.isfinite(v).all() for v in consts):
+        raise Unsupported("a constant operand holds infinite or NaN values")
     c = None
     for other in consts:
         c = other if c is None else (np.maximum(c, other) if is_max else np.minimum(c, other))
