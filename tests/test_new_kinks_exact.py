@@ -240,3 +240,32 @@ def test_distance_names_clip_units_by_their_unit_index(imported):
     pts = 2 * torch.randn(64, *net.input_shape, dtype=torch.float64, generator=gen)
     names = {d.node for d in boundary_distances(net, pts)}
     assert {"relu6", "hardtanh"} & names
+
+
+@pytest.mark.parametrize("opset", [9, 13])
+def test_soft_shrink_and_reduce_l1_match_onnxruntime_and_the_walk(convert, opset):
+    nodes, inits = _chain(
+        _gemm("h", "x", 3, 12, 20),
+        (helper.make_node("Shrink", ["h"], ["s"], name="shrink", lambd=0.7, bias=0.7), {}),
+        (helper.make_node("Reshape", ["h", "shape"], ["h3"]), {"shape": np.array([1, 3, 4], I64)}),
+        (helper.make_node("ReduceL1", ["h3"], ["l1"], name="l1", axes=[1], keepdims=0), {}),
+        (helper.make_node("Concat", ["s", "l1"], ["cat"], axis=1), {}),
+        _gemm("y", "cat", 16, 2, 21),
+    )
+    imported = convert(nodes, [1, 3], inits, opset)
+    assert imported.validation["reference"] == "onnxruntime" and imported.validation["max_rel_err"] < 1e-6
+    net = imported.network
+    assert net.neurons == 12 + 4 * 3
+    a, b = _segments(net, 3, 4)
+    totals = dict.fromkeys(net.kink_names, 0)
+    for s, d in enumerate(trace_segments(net, a, b)):
+        assert_same_trace(d, walk_segment(net, a[s], b[s]))
+        for k, v in d.knots_per_layer.items():
+            totals[k] += v
+    assert all(v > 0 for v in totals.values()), totals
+
+
+def test_hard_shrink_is_a_discontinuity(convert):
+    nodes = [helper.make_node("Shrink", ["x"], ["y"], name="hard", lambd=0.5)]
+    with pytest.raises(Exception, match="discontinuous: Shrink 'hard' \\(bias 0 differs from lambd 0.5"):
+        convert(nodes, [1, 3])

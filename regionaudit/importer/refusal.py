@@ -31,14 +31,14 @@ NOT_PIECEWISE_LINEAR_OPS = {
     "Sqrt", "Pow", "Reciprocal", "Sin", "Cos", "Tan", "Atan", "Asin", "Acos", "Sinh", "Cosh", "Asinh",
     "Acosh", "Atanh", "LpNormalization", "LRN", "InstanceNormalization", "LayerNormalization",
     "GroupNormalization", "RMSNormalization", "MeanVarianceNormalization", "HardSwish", "Hardmax",
-    "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceProd", "ReduceSumSquare",
+    "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceProd", "ReduceSumSquare",
     "LpPool", "GlobalLpPool", "Attention", "Swish", "Softmax", "LogSoftmax", "Sigmoid",
 } | SQUASHERS
 DISCONTINUOUS_OPS = {
     "Sign", "Floor", "Ceil", "Round", "Greater", "Less", "Equal", "GreaterOrEqual", "LessOrEqual",
     "Not", "And", "Or", "Xor", "ArgMax", "ArgMin", "Mod", "IsNaN", "IsInf", "BitShift", "NonZero",
-    "TopK", "ThresholdedRelu", "QuantizeLinear", "DynamicQuantizeLinear", "Shrink", "OneHot",
-    "Unique", "Compress", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot",
+    "ThresholdedRelu", "QuantizeLinear", "DynamicQuantizeLinear", "OneHot", "Unique", "BitwiseAnd",
+    "BitwiseOr", "BitwiseXor", "BitwiseNot",
 }
 CONTROL_FLOW_OPS = {"If", "Loop", "Scan", "SequenceMap"}
 # ops that multiply or divide their operands: data on two sides is a product of data tensors
@@ -46,7 +46,7 @@ PRODUCT_OPS = {"Mul", "Div", "MatMul", "Gemm", "Einsum", "Conv", "ConvTranspose"
                "MatMulInteger", "QLinearMatMul", "ConvInteger"}
 # ops whose index / condition operand (by position) on data is a discontinuity
 DATA_INDEX = {"Gather": 1, "GatherElements": 1, "GatherND": 1, "Where": 0, "ScatterElements": 1,
-              "ScatterND": 1}
+              "ScatterND": 1, "Compress": 1}
 
 
 @dataclass(frozen=True)

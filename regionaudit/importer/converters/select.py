@@ -1,6 +1,7 @@
 """Ops whose every output element is one input element (`ir.Take`): Gather / GatherElements /
-GatherND with constant indices, Expand, Tile, DepthToSpace / SpaceToDepth, Split, strided Slice
-and Pad in reflect / edge / wrap modes.
+GatherND with constant indices, Compress with a constant condition, Expand, Tile, DepthToSpace /
+SpaceToDepth, Split, strided Slice and Pad in reflect / edge / wrap modes; and Trilu, a constant
+mask (`ir.Scale`).
 
 The index map is the op itself applied once, by onnx's reference evaluator, to the positions
 0..n-1 of the input: every opset's attribute or input form, negative indices and steps, are then
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 
 from regionaudit import ir
+from regionaudit.importer.converters.elementwise import scale
 from regionaudit.importer.fold import fold_node
 from regionaudit.importer.registry import Data, Unsupported, converter
 
@@ -42,7 +44,7 @@ def index_maps(node, ctx, drop: tuple[int, ...] = ()) -> list[np.ndarray]:
     return fold_node(node, inputs, ctx.opsets)
 
 
-@converter("Gather", "GatherElements", "GatherND", "Expand", "Tile", "DepthToSpace", "SpaceToDepth")
+@converter("Gather", "GatherElements", "GatherND", "Expand", "Tile", "DepthToSpace", "SpaceToDepth", "Compress")
 def selection(node, ctx):
     x = ctx.data(0)
     return take(ctx, x, index_maps(node, ctx)[0])
@@ -72,3 +74,14 @@ def strided_slice(node, ctx):
 def padded_by_mode(node, ctx):
     """Pad in reflect / edge / wrap mode (the constant value input does not matter there)."""
     return take(ctx, ctx.data(0), index_maps(node, ctx, drop=(2,))[0])
+
+
+@converter("Trilu")
+def trilu(node, ctx):
+    """Keeps the upper (or lower) triangle: the op applied to ones is the mask to multiply by."""
+    x = ctx.data(0)
+    k = ctx.input(1)
+    if isinstance(k, Data):
+        raise Unsupported("its diagonal offset is computed from the input", kind="discontinuous")
+    mask = fold_node(node, [np.ones(x.shape, np.float64), k], ctx.opsets)[0]
+    return scale(ctx, x, mul=np.asarray(mask, np.float64))
