@@ -35,7 +35,8 @@ from regionaudit import ir
 MAX_XIONG_POSITIONS = 12
 MAX_XIONG_TUPLES = 200_000
 
-_AFFINE = (ir.MatMul, ir.Conv, ir.AvgPool, ir.GlobalAvgPool, ir.Scale, ir.Reshape, ir.Transpose, ir.Pad)
+_AFFINE = (ir.MatMul, ir.Conv, ir.ConvTranspose, ir.Einsum, ir.AvgPool, ir.GlobalAvgPool, ir.Scale, ir.Reshape,
+           ir.Transpose, ir.Pad, ir.Take, ir.Resample)
 
 
 @dataclass
@@ -173,16 +174,20 @@ def _bound(name, kind, count: int | None, formula, covered=True, reason="") -> d
     }
 
 
-def _dense_first(layers: list[Layer]) -> bool:
-    """The first hidden layer is a full dense map of the input (up to reshapes and nonzero scales)."""
-    dense = [n for n in layers[0].affine if isinstance(n, ir.MatMul)]
-    others = [n for n in layers[0].affine if not isinstance(n, (ir.MatMul, ir.Reshape, ir.Transpose, ir.Scale))]
-    scales_ok = all(n.mul is None or bool(torch.all(n.mul != 0)) for n in layers[0].affine if isinstance(n, ir.Scale))
+def _dense_layer(layer: Layer) -> bool:
+    """The layer's units read a full dense map of the layer before (up to reshapes and nonzero scales)."""
+    dense = [n for n in layer.affine if isinstance(n, ir.MatMul)]
+    others = [n for n in layer.affine if not isinstance(n, (ir.MatMul, ir.Reshape, ir.Transpose, ir.Scale))]
+    scales_ok = all(n.mul is None or bool(torch.all(n.mul != 0)) for n in layer.affine if isinstance(n, ir.Scale))
     return len(dense) == 1 and not others and scales_ok
 
 
+def _dense_first(layers: list[Layer]) -> bool:
+    return _dense_layer(layers[0])
+
+
 def _all_dense(layers: list[Layer]) -> bool:
-    return all(not any(isinstance(n, (ir.Conv, ir.AvgPool, ir.GlobalAvgPool, ir.Pad)) for n in l.affine) for l in layers)
+    return all(_dense_layer(l) for l in layers)
 
 
 def _widths_text(widths: list[int]) -> str:

@@ -21,7 +21,7 @@ from regionaudit import ir
 BIAS_VARIANCE = 1e-6
 
 RECIPE = {
-    "weights": "He-normal: mean 0, variance 2 / fan-in (dense and conv nodes)",
+    "weights": "He-normal: mean 0, variance 2 / fan-in (dense, conv, transposed conv and einsum constants)",
     "biases": f"normal: mean 0, variance {BIAS_VARIANCE:g}",
     "batch_norm": "scale 1, shift 0 (BatchNormalization nodes only)",
     "kept": "input Sub/Mul/Div/Add by constants, pooling, padding, reshapes, activation slopes",
@@ -29,11 +29,22 @@ RECIPE = {
 }
 
 
-def fan_in(node: ir.Node) -> int:
+LEARNED = (ir.MatMul, ir.Conv, ir.ConvTranspose, ir.Einsum)
+
+
+def fan_in(node: ir.Node) -> float:
     """Inputs that feed one output unit: rows of a right-hand dense weight, columns of a left-hand one,
-    and (input channels per group × kernel) for a convolution."""
+    (input channels per group × kernel) for a convolution, the same over the strides (on average)
+    for a transposed one, and the summed-over sizes of an einsum's constant."""
     if isinstance(node, ir.Conv):
         return math.prod(node.weight.shape[1:])
+    if isinstance(node, ir.ConvTranspose):
+        per_group = node.weight.shape[0] // node.groups
+        return max(1.0, per_group * math.prod(node.weight.shape[2:]) / math.prod(node.strides or (1,)))
+    if isinstance(node, ir.Einsum):
+        terms, out = node.equation.split("->")
+        w_term = terms.split(",")[1 if node.data_first else 0]
+        return max(1, math.prod(n for c, n in zip(w_term, node.weight.shape) if c not in out))
     w = node.weight
     if w.dim() == 1:
         return w.shape[0]
@@ -50,9 +61,9 @@ def reinitialise(network: ir.Network, op_types: list[str], seed) -> ir.Network:
     rng = np.random.default_rng(seed)
     net = copy.deepcopy(network)
     for node, op in zip(net.nodes, op_types):
-        if isinstance(node, (ir.MatMul, ir.Conv)):
+        if isinstance(node, LEARNED) and getattr(node, "weight", None) is not None:
             node.weight = _normal(rng, node.weight, math.sqrt(2.0 / fan_in(node)))
-            if node.bias is not None:
+            if getattr(node, "bias", None) is not None:
                 node.bias = _normal(rng, node.bias, math.sqrt(BIAS_VARIANCE))
         elif isinstance(node, ir.Scale) and op == "BatchNormalization":
             node.mul = None if node.mul is None else torch.ones_like(node.mul)

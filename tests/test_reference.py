@@ -230,3 +230,32 @@ def test_segments_cut_short_are_left_out_of_the_ratio():
         assert r.density.ratio_to_init["count"] == len(whole)
     else:
         assert r.density.ratio_to_init is None
+
+
+def test_profile_credits_clip_knots_and_transposed_convs_are_reinitialised():
+    """A Clip unit has two kinks (at lo and hi); the profile credits each knot as the density does."""
+    from regionaudit.analysis.density import trace_segments
+    from regionaudit.analysis.profile import segment_profile
+
+    g = Builder((4,), 1)
+    x = g.dense(0, 12)
+    lo = torch.full((12,), -0.3, dtype=torch.float64)
+    hi = torch.full((12,), 0.4, dtype=torch.float64)
+    x = g._add(ir.Clip("Clip_2", (x,), (12,), lo=lo, hi=hi))
+    x = g.relu(g.dense(x, 6))
+    net = g.network(g.dense(x, 3))
+    a = torch.full((1, 4), -3.0, dtype=torch.float64)
+    b = torch.full((1, 4), 3.0, dtype=torch.float64)
+    (tr,) = trace_segments(net, a, b)
+    p = segment_profile(net, a[0], b[0], tr, 0)
+    counts = {k: p["knot_layers"].count(k) for k in set(p["knot_layers"])}
+    assert counts == {k: v for k, v in tr.knots_per_layer.items() if v} and counts.get("Clip_2", 0) > 12
+
+    w = torch.zeros(8, 4, 3, 3, dtype=torch.float64)  # (C_in, C_out, k, k), stride 2
+    ct = ir.ConvTranspose("up", (0,), (4, 9, 9), weight=w, bias=torch.zeros(4, dtype=torch.float64),
+                          strides=(2, 2), pads=(0, 0, 0, 0), output_padding=(0, 0), dilations=(1, 1))
+    net = ir.Network([ir.Input("input", (), (8, 4, 4)), ct], (8, 4, 4), (8, 4, 4), 1)
+    copy = reinitialise(net, ["", "ConvTranspose"], 0)
+    assert fan_in(ct) == pytest.approx(8 * 9 / 4)
+    assert float(copy.nodes[1].weight.var()) == pytest.approx(2 / (8 * 9 / 4), rel=0.25)
+    assert float(copy.nodes[1].bias.abs().max()) < 0.01

@@ -28,15 +28,19 @@ def knot_layers(net: ir.Network, a: torch.Tensor, b: torch.Tensor, t: torch.Tens
     for i in net.kink_ids:
         node = net.nodes[i]
         z = values[node.inputs[0]].reshape(inner.numel(), -1)
-        if isinstance(node, ir.MaxPool):
+        if isinstance(node, ir.UnitKink):  # the offsets whose sign changes are its kinks
+            off = node.offsets(values[node.inputs[0]])
+            finite = torch.isfinite(off)
+            scale = torch.maximum(z.abs().amax(dim=1), off.abs().where(finite, 0).amax(dim=1)).clamp(min=1e-300)
+            near = (off.abs().where(finite, torch.inf) / scale.unsqueeze(1)).amin(dim=1) < _ZERO
+        elif isinstance(node, ir.MaxPool):
             cand = node.candidates(values[node.inputs[0]]).nan_to_num(neginf=-1e300)
             top2 = cand.topk(2, dim=-1).values if cand.shape[-1] > 1 else torch.cat([cand, cand - 1], -1)
             gap = (top2[..., 0] - top2[..., 1]).reshape(inner.numel(), -1)
             scale = cand.abs().clamp(max=1e300).reshape(inner.numel(), -1).amax(dim=1).clamp(min=1e-300)
             near = (gap / scale.unsqueeze(1)).amin(dim=1) < _ZERO
         else:
-            scale = z.abs().amax(dim=1).clamp(min=1e-300)
-            near = (z.abs() / scale.unsqueeze(1)).amin(dim=1) < _ZERO
+            continue
         for k in torch.nonzero(near).flatten().tolist():
             if found[k] is None:
                 found[k] = node.name

@@ -10,7 +10,7 @@ import math
 
 from regionaudit.report import formatting as F
 from regionaudit.report import frameplots as FP
-from regionaudit.report.tables import Table
+from regionaudit.report.tables import KINK_KINDS, Table
 
 HOW_TO_READ_INIT = (
     "The same architecture, re-initialised (He-normal weights, biases of variance 1e-6, batch norm as identity; "
@@ -197,17 +197,15 @@ def class_sentence(result) -> str:
 
 
 def layer_order(result) -> list[str]:
-    return [n["name"] for n in result.model.nodes if n.get("kind") in ("relu", "maxpool")]
+    return [n["name"] for n in result.model.nodes if n.get("kind") in KINK_KINDS]
 
 
 def _units(result) -> dict[str, int]:
+    """Units per kink node: ReLU-type units, or windows of a max node (one per output element)."""
     out = {}
     for n in result.model.nodes:
-        if n.get("kind") == "relu":
-            out[n["name"]] = int(n.get("units") or 0)
-        elif n.get("kind") == "maxpool":
-            shape = n.get("shape") or []
-            out[n["name"]] = int(math.prod(shape[1:]) if len(shape) > 1 else math.prod(shape))
+        if n.get("kind") in KINK_KINDS:
+            out[n["name"]] = int(n.get("units") or math.prod(n.get("shape") or [1]))
     return out
 
 
