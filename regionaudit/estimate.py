@@ -26,6 +26,7 @@ class Estimate:
     seconds: float
     segments: int  # segments and loop edges
     points: int
+    reference_s: float = 0.0  # of `seconds`, the init reference's share (--init-reference)
 
 
 def estimate(network, segments: tuple[torch.Tensor, torch.Tensor], loop_edges: int, points: torch.Tensor,
@@ -47,7 +48,8 @@ def estimate(network, segments: tuple[torch.Tensor, torch.Tensor], loop_edges: i
     from regionaudit.reference import REFERENCE_POINTS, REFERENCE_SEGMENTS
 
     reference = reference_copies * (per_segment * min(REFERENCE_SEGMENTS, len(a)) + per_point * min(REFERENCE_POINTS, len(points)))
-    return Estimate(seconds=per_segment * n_seg + per_point * len(points) + reference, segments=n_seg, points=len(points))
+    return Estimate(seconds=per_segment * n_seg + per_point * len(points) + reference, segments=n_seg, points=len(points),
+                    reference_s=reference)
 
 
 def _timed(work, clock) -> float:
@@ -79,6 +81,8 @@ def long_run_message(est: Estimate, pairs_used: bool, points_from_rows: bool, dt
         faster.append("--dtype float32")
     if device == "cpu":
         faster.append("--device cuda")
+    if est.reference_s > 0:
+        faster.append("--init-reference 0")
     hint = f"; faster with {', '.join(faster)}" if faster else ""
     return (
         f"this audit will take about {format_duration(est.seconds)} "
