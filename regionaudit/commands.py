@@ -29,6 +29,7 @@ from regionaudit.baseline import (
 )
 from regionaudit.errors import BadOption
 from regionaudit.files import check_writable, sha256_of, write_bytes, write_text
+from regionaudit.importer.refusal import Refusal
 from regionaudit.progress import Progress, say
 from regionaudit.result import SCHEMA, AuditResult, CompareResult
 
@@ -289,7 +290,14 @@ def _print_summary(result: AuditResult, written: list) -> None:
 
 def run_inspect(model: str, json_out: str | None, input_shape, output_name) -> int:
     _importing(model, {})
-    imported = load_model(model, Options(input_shape=parse_shape(input_shape), output_name=output_name))
+    try:
+        imported = load_model(model, Options(input_shape=parse_shape(input_shape), output_name=output_name))
+    except Refusal as exc:  # the JSON holds every refused node; stderr gets the one line
+        if json_out:
+            payload = {"regionaudit": __version__, "schema": SCHEMA, "model": {"path": model},
+                       "refusal": exc.to_dict()}
+            write_text(json_out, json.dumps(payload, indent=2, allow_nan=False) + "\n")
+        raise
     info = model_info(imported)
     if json_out:
         payload = {"regionaudit": __version__, "schema": SCHEMA, "model": asdict(info)}
