@@ -53,6 +53,8 @@ def probe_options(f):
         click.option("--max-knots", type=click.IntRange(min=1), default=None, help="Stop a segment after this many knots (noted in the result)."),
         click.option("--max-memory", default=None, help="Memory bound for batched work, e.g. 2G [a fraction of free memory]."),
         click.option("--keep-knots", is_flag=True, help="Store knot positions per segment in the JSON."),
+        click.option("--distance", type=click.Choice(["exact", "approx", "auto"]), default=None, help="Boundary distance: exact, approx (Gaussian projections) or auto (approx above 16384 input elements) [auto]."),
+        click.option("--distance-directions", type=click.IntRange(1, 100000), default=None, help="Gaussian projections per point for --distance approx [256]."),
         click.option("--input-shape", default=None, help="Input shape without the batch axis, e.g. 3,32,32."),
         click.option("--output-name", default=None, help="Graph output to analyse [the first]."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bars."),

@@ -58,3 +58,15 @@ def differences(current: dict | None, baseline: dict | None) -> list[str]:
         for key in COMPARED
         if key in baseline and baseline.get(key) != current.get(key)
     ]
+
+
+def environment_warning(current: dict | None, baseline: dict | None) -> str | None:
+    """One line when a baseline was measured in another environment (None when the same, or when
+    the baseline predates recorded environments)."""
+    diff = differences(current, baseline)
+    if not diff:
+        return None
+    return (
+        "warning: the baseline was measured in another environment (" + "; ".join(diff) + "): "
+        "region counts compare exactly, timings and last digits may not"
+    )

@@ -42,6 +42,8 @@ SETTINGS = {
     "input_shape": [3, 8, 8],
     "output_name": None,
     "layout": "chw",
+    "distance": "auto",
+    "distance_directions": 256,
     "data_sha256": "a" * 64,
     "points_sha256": None,
     "segments_sha256": None,
