@@ -337,6 +337,8 @@ class LeakyRelu(Node):
 
     def tangent(self, z: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
         """Push tangents `dz` (T, P, *shape) through with the masks of `z` (P, *shape) fixed."""
+        if self.slope.numel() == 1 and not float(self.slope):  # ReLU: one product with a 0/1 mask
+            return dz * (z > 0).to(dz.dtype)
         return torch.where(z > 0, dz, self.slope * dz)
 
     @property

@@ -76,18 +76,23 @@ def _forward_masks(network: Network, order: list[int], last: dict[int, int], x: 
 
 
 def _accumulate(network, order, last, kinks, basis, n_points, sq):
-    """Push tangents basis (T, D) for n_points points through; add squared norms into sq."""
+    """Push tangents basis (T, D) for n_points points through; add squared norms into sq.
+
+    Up to the first kink node a tangent does not depend on the point (no mask applies yet), so it
+    travels with a point axis of 1 and is broadcast where masks first differ: the first layers,
+    often the widest, run once per direction instead of once per direction and point.
+    """
     t = basis.shape[0]
-    tan = {0: basis[:, None, :].expand(t, n_points, basis.shape[1]).reshape(t, n_points, *network.graph_input_shape)}
+    tan = {0: basis.reshape(t, 1, *network.graph_input_shape)}
     for i in order[1:]:
         node = network.nodes[i]
         ds = [tan[k] for k in node.inputs]
         if isinstance(node, LeakyRelu):
             z, dz = kinks[i], ds[0]
-            sq[i] += (dz * dz).sum(0).reshape(n_points, -1)
+            sq[i] += (dz * dz).sum(0).reshape(dz.shape[1], -1)
             tan[i] = node.tangent(z, dz)
         elif isinstance(node, MaxPool):
-            z, dz = kinks[i], ds[0]
+            z, dz = kinks[i], ds[0].expand(t, n_points, *ds[0].shape[2:])
             cand = node.candidates(z)  # (P, W, k)
             win = cand.argmax(-1, keepdim=True)
             dc = node.candidates(dz.reshape(t * n_points, *dz.shape[2:])).reshape(t, *cand.shape)
@@ -96,9 +101,10 @@ def _accumulate(network, order, last, kinks, basis, n_points, sq):
             sq[i] += (diff * diff).sum(0)
             tan[i] = picked.reshape(t, n_points, *node.shape)
         else:
-            flat = [d.reshape(t * n_points, *d.shape[2:]) for d in ds]
+            p = max(d.shape[1] for d in ds)
+            flat = [d.expand(t, p, *d.shape[2:]).reshape(t * p, *d.shape[2:]) for d in ds]
             y = node.linear(flat)
-            tan[i] = y.reshape(t, n_points, *y.shape[1:])
+            tan[i] = y.reshape(t, p, *y.shape[1:])
         for k in list(tan):
             if last.get(k, k) <= i:
                 del tan[k]
@@ -185,7 +191,9 @@ def boundary_distances(
             raise BadOption("the number of distance directions must be at least 1")
         gauss = gaussian_directions(dim, directions, seed).to(dtype=network.dtype, device=network.device)
     n_tan = dim if gauss is None else gauss.shape[0]  # tangents per point
-    n_pts = max(1, min(n_total, cap // n_tan)) if cap >= n_tan else 1
+    # many points per chunk (the layers before the first kink run once for all of them), and
+    # chunks of at least 128 directions where the budget allows, for efficient matrix products
+    n_pts = max(1, min(n_total, cap // min(n_tan, 128)))
     n_dir = min(n_tan, max(1, cap // n_pts))
     results: list[PointDistance] = []
     for lo in range(0, n_total, n_pts):
