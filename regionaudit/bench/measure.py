@@ -3,6 +3,7 @@ computed from the IR, and peak memory."""
 
 from __future__ import annotations
 
+import ctypes
 import math
 import threading
 import time
@@ -72,6 +73,13 @@ def _rss() -> int:
         return 0
 
 
+def _trim() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
+
+
 @contextmanager
 def peak_memory(device: torch.device, period: float = 0.005):
     """Peak memory above the level at entry, in bytes, in `box[0]` after the block: resident set
@@ -86,6 +94,7 @@ def peak_memory(device: torch.device, period: float = 0.005):
         torch.cuda.synchronize(device)
         box[0] = torch.cuda.max_memory_allocated(device) - base
         return
+    _trim()  # hand freed heap back to the OS, so that growth shows in the resident set
     base = _rss()
     peak = [base]
     stop = threading.Event()

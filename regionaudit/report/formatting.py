@@ -137,3 +137,10 @@ def markdown(s) -> str:
     s = re.sub(r"(?i)(\w)(://)", r"\1:&#8203;//", s)
     s = re.sub(r"(?i)\bwww\.", "www&#8203;.", s)
     return s
+
+
+def approx_words(dist) -> str:
+    """', approximate: …' to follow a boundary-distance sentence when the distances are estimates."""
+    if getattr(dist, "method", "exact") != "approx":
+        return ""
+    return f", approximate: {dist.directions} Gaussian projections, ±{100 * dist.relative_error:.0f} % (3σ) per unit"
