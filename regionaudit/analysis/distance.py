@@ -154,7 +154,8 @@ def _nearest(network, order, kinks, sq, n_points) -> list[PointDistance]:
 def _basis(dim: int, start: int, count: int, network: Network) -> torch.Tensor:
     """Rows start..start+count of the identity (dim x dim), never the whole of it."""
     rows = torch.zeros(count, dim, dtype=network.dtype, device=network.device)
-    rows[torch.arange(count), torch.arange(start, start + count)] = 1
+    idx = torch.arange(count, device=network.device)
+    rows[idx, idx + start] = 1
     return rows
 
 

@@ -188,7 +188,7 @@ def run(args) -> dict:
         for dev in devices:
             rows.append(bench.memory(dev, args.sawtooth_depth, args.sawtooth_memory))
     if args.gpu or (not args.quick and not args.models):
-        for dev in devices:
+        for dev in devices[1:] if args.gpu and len(devices) > 1 else devices:  # --gpu: the CUDA target only
             row = bench.default_audit(dev)
             rows.append(row) if row else None
     # Slice rows (bench_slice.py beside benchmarks/run.py) join here: they use the same keys.
