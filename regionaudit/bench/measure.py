@@ -73,6 +73,19 @@ def _rss() -> int:
         return 0
 
 
+def fixed_mmap_threshold(nbytes: int = 1 << 20) -> None:
+    """Serve allocations above `nbytes` by mmap, so that freeing them returns them to the OS.
+
+    glibc otherwise raises its threshold after the first large free and keeps freed buffers in
+    its heap: the resident set then grows with fragmentation across many chunked passes and no
+    longer shows the working memory. Only the benchmark process sets this.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, int(nbytes))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
+
+
 def _trim() -> None:
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)

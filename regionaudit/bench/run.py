@@ -22,7 +22,8 @@ from regionaudit.analysis.density import trace_segments
 from regionaudit.analysis.distance import boundary_distances
 from regionaudit.analysis.walk import walk_segment
 from regionaudit.bench import measure
-from regionaudit.bench.models import REALMODELS, ModelSpec, all_models, probes, sawtooth
+from regionaudit.analysis._common import bytes_per_probe, needed_nodes
+from regionaudit.bench.models import REALMODELS, ModelSpec, all_models, probes, random_mlp, sawtooth
 from regionaudit.environment import describe
 
 COLUMNS = [
@@ -40,6 +41,7 @@ COLUMNS = [
     ("f32_agree", "=f32", "{}"),
     ("cpu_over_cuda", "cpu/cuda", "{:.1f}"),
     ("peak_mib", "peak MiB", "{:.0f}"),
+    ("unchunked_mib", "1-pass MiB", "{:.0f}"),
 ]
 
 
@@ -100,17 +102,29 @@ class Bench:
         row["distances"] = [d.distance for d in dists]
         return row
 
-    def memory(self, device: torch.device, depth: int, budget: int) -> dict:
-        """One segment with 2**depth regions inside a `budget`-byte working memory."""
-        net = sawtooth(depth)(torch.float64, str(device))
-        a = torch.zeros(1, 1, dtype=torch.float64)
-        b = torch.ones(1, 1, dtype=torch.float64)
+    def memory(self, device: torch.device, name: str, net, a, b, budget: int, expected: int | None) -> dict:
+        """One segment a -> b with many regions inside a `budget`-byte working memory; also what
+        one unchunked pass would need (knots x bytes per knot)."""
         rate = self.gemm(device)
         t, traces, peak = self.timed(lambda: trace_segments(net, a, b, max_memory=budget), device, 1)
         bound = measure.density_macs(net, traces) / rate
-        row = _row(f"sawtooth-{depth}", "density", device, traces[0].regions, t, bound, peak, segments=1)
-        row.update(max_memory=budget, expected_regions=2**depth)
+        row = _row(name, "density", device, traces[0].regions, t, bound, peak, segments=1)
+        per_knot = bytes_per_probe(net, needed_nodes(net), torch.empty((), dtype=net.dtype).element_size())
+        row.update(max_memory=budget, expected_regions=expected, unchunked_mib=traces[0].t.shape[0] * per_knot / 2**20)
         return row
+
+    def memory_rows(self, device: torch.device, depth: int, budget: int) -> list[dict]:
+        """Telgarsky's sawtooth (2**depth regions, tiny knots) and a 10 000-unit layer between
+        far-apart points (10 000 regions, 640 kB per knot: 6 GB in one pass)."""
+        measure.fixed_mmap_threshold()  # from here on the resident set shows the working memory
+        saw = sawtooth(depth)(torch.float64, str(device))
+        one = torch.ones(1, 1, dtype=torch.float64)
+        wide = random_mlp(10_000, depth=1, in_dim=2, n_out=1)(torch.float64, str(device))
+        far = torch.tensor([[-1e3, -0.7e3]], dtype=torch.float64)
+        return [
+            self.memory(device, f"sawtooth-{depth}", saw, 0 * one, one, budget, 2**depth),
+            self.memory(device, "wide2-10000", wide, far, -far, 16 * budget, None),
+        ]
 
     def default_audit(self, device: torch.device) -> dict | None:
         """A default audit (100 segments, 100 points) of cifar10_resnet_2b, import excluded."""
@@ -166,6 +180,11 @@ def select(args) -> list[ModelSpec]:
     return specs
 
 
+def _wanted(args, name: str) -> bool:
+    """The rows not tied to one model spec: in the full run, or when --models names them."""
+    return not args.quick and (not args.models or any(m in name for m in args.models))
+
+
 def run(args) -> dict:
     devices = [torch.device("cpu")]
     if torch.cuda.is_available() and not args.cpu_only:
@@ -184,10 +203,10 @@ def run(args) -> dict:
             rows.append(bench.density(spec, dev, compare=dev.type == "cpu" and not args.gpu))
             if spec.points:
                 rows.append(bench.distance(spec, dev))
-    if not args.quick and not args.models:
+    if _wanted(args, "memory sawtooth wide2") and not args.gpu:
         for dev in devices:
-            rows.append(bench.memory(dev, args.sawtooth_depth, args.sawtooth_memory))
-    if args.gpu or (not args.quick and not args.models):
+            rows.extend(bench.memory_rows(dev, args.sawtooth_depth, args.sawtooth_memory))
+    if _wanted(args, "default-audit") and not args.no_audit:
         for dev in devices[1:] if args.gpu and len(devices) > 1 else devices:  # --gpu: the CUDA target only
             row = bench.default_audit(dev)
             rows.append(row) if row else None
@@ -214,6 +233,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--repeat", type=int, default=2, help="best of this many timed calls (default 2)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--cpu-only", action="store_true", help="do not use CUDA even when present")
+    ap.add_argument("--no-audit", action="store_true", help="leave out the default-audit row (minutes on a laptop CPU)")
     ap.add_argument("--sawtooth-depth", type=int, default=17, help="memory row: 2**depth regions on one segment")
     ap.add_argument("--sawtooth-memory", type=int, default=4 << 20, help="memory row: --max-memory in bytes")
     return ap
