@@ -64,12 +64,13 @@ def distance(net: ir.Network, x: torch.Tensor) -> tuple[float, str | None, int |
 
         z = pre(x)
         jac = torch.autograd.functional.jacobian(pre, x).reshape(z.numel(), -1)
-        if isinstance(node, ir.LeakyRelu):
-            g = jac.norm(dim=1)
-            d = torch.where(g > 0, z.reshape(-1).abs() / g, math.inf)
+        if isinstance(node, ir.UnitKink):  # every breakpoint of a unit shares its gradient
+            g = jac.norm(dim=1).repeat(node.breaks)
+            off = node.offsets(z.unsqueeze(0))[0]
+            d = torch.where(g > 0, off.abs() / g, math.inf)
             m, u = d.min(0)
             if float(m) < best[0]:
-                best = (float(m), node.name, int(u))
+                best = (float(m), node.name, int(u) % z.numel())
         else:
             cand = node.candidates(z.unsqueeze(0))[0]
             where = node.candidates(torch.arange(z.numel(), dtype=torch.float64).reshape(1, *z.shape))[0]
