@@ -20,7 +20,7 @@ EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 SECTIONS = (
     ("Probe options (what the analysis looks at)", (
         "data", "points", "segments", "pairs", "max_points", "loops", "loop_radius", "loop_steps", "layout",
-        "data_layout", "seed", "device", "dtype", "max_knots", "max_memory", "keep_knots", "input_shape",
+        "data_layout", "seed", "device", "dtype", "max_knots", "max_memory", "keep_knots", "distance", "distance_directions", "input_shape",
         "output_name",
     )),
     ("Output options", ("output", "json_out", "card", "card_append", "junit")),
