@@ -326,9 +326,10 @@ def audit(
     for message in probes.warnings if warn is not None else []:  # after the checks that refuse data
         warn(message)
     seg_a, seg_b, at = _to_tensor(a), _to_tensor(b), _to_tensor(probes.points)
+    method = distance_settings(opts, net, settings, notes)
     if notify is not None:
         loop_edges = sum(len(loop.vertices) for loop in probes.loops)
-        est = estimate(net, (seg_a, seg_b), loop_edges, at, opts.max_knots, opts.max_memory, clock)
+        est = estimate(net, (seg_a, seg_b), loop_edges, at, opts.max_knots, opts.max_memory, clock, method.directions)
         message = long_run_message(est, settings["pairs"] is not None, settings["max_points"] is not None, opts.dtype, settings["device"])
         if message:
             notify(message)
@@ -343,7 +344,6 @@ def audit(
 
     t0 = clock()
     bar = progress("points", len(probes.points)) if progress else None
-    method = distance_settings(opts, net, settings, notes)
     dists = (
         boundary_distances(
             net, at, max_memory=opts.max_memory, progress=bar, directions=method.directions, seed=opts.seed
