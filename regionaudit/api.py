@@ -15,7 +15,9 @@ import torch
 from regionaudit import probes as P
 from regionaudit.analysis.density import SegmentTrace, trace_segments
 from regionaudit.analysis.deviation import absolute_deviation, deviation_norm
-from regionaudit.analysis.distance import boundary_distances
+from regionaudit.analysis.distance import DEFAULT_DIRECTIONS, boundary_distances
+from regionaudit.distance_method import distance_settings
+from regionaudit.environment import describe as describe_environment
 from regionaudit.analysis.stats import spearman, summary
 from regionaudit.errors import BadData, BadOption
 from regionaudit.estimate import estimate, long_run_message
@@ -59,6 +61,8 @@ class Options:
     input_shape: tuple[int, ...] | None = None
     output_name: str | None = None
     init_reference: int = 2  # re-initialised copies measured as the reference frame (0: none)
+    distance: str = "auto"  # exact | approx | auto (approx above a stated input size)
+    distance_directions: int = DEFAULT_DIRECTIONS
 
 
 def load_model(model: str | Path | ImportedModel, opts: Options, check_rows: np.ndarray | None = None) -> ImportedModel:
@@ -335,9 +339,10 @@ def audit(
     for message in probes.warnings if warn is not None else []:  # after the checks that refuse data
         warn(message)
     seg_a, seg_b, at = _to_tensor(a), _to_tensor(b), _to_tensor(probes.points)
+    method = distance_settings(opts, net, settings, notes)
     if notify is not None:
         loop_edges = sum(len(loop.vertices) for loop in probes.loops)
-        est = estimate(net, (seg_a, seg_b), loop_edges, at, opts.max_knots, opts.max_memory, clock, opts.init_reference)
+        est = estimate(net, (seg_a, seg_b), loop_edges, at, opts.max_knots, opts.max_memory, clock, method.directions, reference_copies=opts.init_reference)
         message = long_run_message(est, settings["pairs"] is not None, settings["max_points"] is not None, opts.dtype, settings["device"])
         if message:
             notify(message)
@@ -352,7 +357,13 @@ def audit(
 
     t0 = clock()
     bar = progress("points", len(probes.points)) if progress else None
-    dists = boundary_distances(net, at, max_memory=opts.max_memory, progress=bar) if len(probes.points) else []
+    dists = (
+        boundary_distances(
+            net, at, max_memory=opts.max_memory, progress=bar, directions=method.directions, seed=opts.seed
+        )
+        if len(probes.points)
+        else []
+    )
     timing["distance_s"] = clock() - t0
 
     _check_finite(seg_density, path_density, seg_dev + path_dev, dists)
@@ -360,6 +371,7 @@ def audit(
     density = _density_section(seg_density, path_density, net.neurons, notes)
     deviation = _deviation_section(seg_dev, path_dev, seg_density, notes)
     distance = _distance_section(dists, net.neurons, notes)
+    distance.method, distance.directions, distance.relative_error = method.name, method.directions, method.relative_error
     result = AuditResult(
         model=model_info(imported),
         settings=settings,
@@ -368,10 +380,12 @@ def audit(
         distance=distance,
         notes=notes,
         timing=timing,
+        environment=describe_environment(net.device, opts.dtype),
     )
     # --- reference frame (frame.py): init reference, capacity, class split, profile, Spearman test
     t0 = clock()
-    add_reference_frame(result, imported, seg_a, seg_b, lengths, at, traces, opts, label_rows, probes.pair_rows)
+    add_reference_frame(result, imported, seg_a, seg_b, lengths, at, traces, opts, label_rows, probes.pair_rows,
+                        distance_directions=method.directions)
     notes += frame_notes(result)
     timing["reference_s"] = clock() - t0
     # --- end reference frame

@@ -43,6 +43,8 @@ PROBE_OPTIONS = (
     "max_knots",
     "input_shape",
     "output_name",
+    "distance",
+    "distance_directions",
     "init_reference",
 )
 # ... and the recorded settings a baseline is checked against: the options and the probe files.

@@ -32,8 +32,10 @@ class Estimate:
 
 
 def estimate(network, segments: tuple[torch.Tensor, torch.Tensor], loop_edges: int, points: torch.Tensor,
-             max_knots: int | None, max_memory: int | None, clock, reference_copies: int = 0) -> Estimate:
-    """Seconds for the whole audit, timed with `clock` (a seconds counter, injectable for tests).
+             max_knots: int | None, max_memory: int | None, clock, directions: int | None = None,
+             reference_copies: int = 0) -> Estimate:
+    """Seconds for the whole audit, timed with `clock` (a seconds counter, injectable for tests);
+    `directions` as the audit's boundary distance uses them (None: exact).
 
     `reference_copies` re-initialised copies (`--init-reference`) each measure the first 20
     segments and 10 points (regionaudit.reference); they are counted at the trained model's rate."""
@@ -50,7 +52,10 @@ def estimate(network, segments: tuple[torch.Tensor, torch.Tensor], loop_edges: i
         seconds += cost
         reference += reference_copies * cost * min(REFERENCE_SEGMENTS, len(a)) / n_seg
     if len(points):
-        cost = _cost(lambda k: boundary_distances(network, points[:k], max_memory=max_memory), len(points), len(points), clock)
+        cost = _cost(
+            lambda k: boundary_distances(network, points[:k], max_memory=max_memory, directions=directions),
+            len(points), len(points), clock,
+        )
         seconds += cost
         reference += reference_copies * cost * min(REFERENCE_POINTS, len(points)) / len(points)
     return Estimate(seconds=seconds + reference, segments=n_seg, points=len(points), reference_s=reference)

@@ -76,7 +76,7 @@ def representative(regions: list[int], limit: int) -> int | None:
 
 
 def add_reference_frame(result, imported, a: torch.Tensor, b: torch.Tensor, lengths, points: torch.Tensor,
-                        traces, opts, labels: np.ndarray | None, rows) -> None:
+                        traces, opts, labels: np.ndarray | None, rows, distance_directions: int | None = None) -> None:
     """Fill the reference-frame parts of `result` in place (see the module docstring)."""
     from regionaudit.reference import REFERENCE_SEGMENTS
 
@@ -89,7 +89,7 @@ def add_reference_frame(result, imported, a: torch.Tensor, b: torch.Tensor, leng
         d.profile = segment_profile(net, a[pick], b[pick], traces[pick], pick)
     if opts.init_reference:
         ref = init_reference(imported, a, b, lengths, points, opts.init_reference, opts.seed, pick,
-                             max_knots=opts.max_knots, max_memory=opts.max_memory)
+                             max_knots=opts.max_knots, max_memory=opts.max_memory, directions=distance_directions)
         result.reference = {"init": ref}
         ratios = ratio_to_init(regions, ref, [s.truncated for s in d.segments]) if ref["segments"] else []
         d.ratio_to_init = summary(ratios) if ratios else None

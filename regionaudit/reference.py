@@ -38,8 +38,10 @@ def _summaries(regions, density, deviation, distance, neurons: int) -> dict:
 
 
 def init_reference(imported, a: torch.Tensor, b: torch.Tensor, lengths: np.ndarray, points: torch.Tensor,
-                   copies: int, seed: int, profile_segment: int | None, max_knots=None, max_memory=None) -> dict:
-    """Measure `copies` re-initialisations on the first segments a[:20], b[:20] and points[:10]."""
+                   copies: int, seed: int, profile_segment: int | None, max_knots=None, max_memory=None,
+                   directions: int | None = None) -> dict:
+    """Measure `copies` re-initialisations on the first segments a[:20], b[:20] and points[:10],
+    with the boundary-distance method the audit used (`directions`: None for exact)."""
     net = imported.network
     op_types = [n.get("op_type", "") for n in imported.nodes] or [""] * len(net.nodes)
     m, p = min(REFERENCE_SEGMENTS, len(a)), min(REFERENCE_POINTS, len(points))
@@ -55,7 +57,7 @@ def init_reference(imported, a: torch.Tensor, b: torch.Tensor, lengths: np.ndarr
             None if tr.truncated else float(deviation_norm(absolute_deviation(tr, float(length))))
             for tr, length in zip(traces, lengths[:m])
         ]
-        dists = boundary_distances(copy, points[:p], max_memory=max_memory) if p else []
+        dists = boundary_distances(copy, points[:p], max_memory=max_memory, directions=directions, seed=seed) if p else []
         distance = [d.distance for d in dists]
         knots: dict[str, int] = {}
         for tr in traces:
@@ -78,7 +80,8 @@ def init_reference(imported, a: torch.Tensor, b: torch.Tensor, lengths: np.ndarr
         "copies": copies,
         "segments": m,
         "points": p,
-        "recipe": {**RECIPE, "seeds": [s["seed"] for s in seeds]},
+        "recipe": {**RECIPE, "seeds": [s["seed"] for s in seeds],
+                   "distance": "exact" if directions is None else f"approximate, {directions} directions (as the audit)"},
         "per_seed": seeds,
         "pooled": _summaries(pooled["regions"], pooled["density"], pooled["deviation"], pooled["distance"], neurons),
         "profile": profile,

@@ -110,6 +110,7 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
     med = median(s)
     if med is not None:
         sentence = f"Median distance {F.num(med)} (input units) from {at} to the nearest region boundary"
+        sentence += F.approx_words(dist)
         spread = F.spread(s, F.num)
         sentence += f" ({spread})." if spread else "."
         scaled = median(dist.scaled_summary)
