@@ -263,9 +263,9 @@ def frame_plots(result, Plot, empty_segments: str, empty_points: str, no_deviati
     trained_pts = [(q.distance, q.node) for q in dist.points]
     init_pts = [(x, nd) for s in seeds for x, nd in zip(s["points"]["distance"], s["points"]["nearest_node"])]
     same = _plateau(dist.points)
-    exact = "approximate" if getattr(dist, "method", "exact") == "approx" else "exact"
-    caption = (f"Each point's {exact} distance to the boundary of its activation region{F.approx_words(dist)}, sorted, "
-               "coloured by the layer that holds its nearest boundary"
+    exact = "Approximate" if getattr(dist, "method", "exact") == "approx" else "Exact"
+    caption = (f"{exact} distance from each point to the boundary of its activation region{F.approx_words(dist)}, "
+               "sorted, coloured by the layer that holds its nearest boundary"
                + (" (filled: trained; hollow: at initialisation)." if init_pts else "."))
     if same:
         caption += (f" {same[0]} points share the same distance {F.num(same[1])} to 6 digits: points whose nearest "
