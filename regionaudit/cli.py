@@ -10,7 +10,7 @@ import traceback
 
 import click
 
-from regionaudit import __version__
+from regionaudit.version import __version__
 from regionaudit.errors import RegionAuditError
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import click
 
-from regionaudit import __version__, gates as G
+from regionaudit.gates import thresholds as G
+from regionaudit.gates.catalogue import check_node_paths, gateable_paths
 from regionaudit.api import Options, audit, check_rows, load_model, model_info
-from regionaudit.baseline import (
+from regionaudit.gates.baseline import (
     PROBE_OPTIONS,
     baseline_settings,
     check_increases,
@@ -28,7 +29,8 @@ from regionaudit.baseline import (
 from regionaudit.errors import BadOption
 from regionaudit.files import check_writable, sha256_of, write_bytes, write_text
 from regionaudit.progress import Progress
-from regionaudit.result import SCHEMA, AuditResult, CompareResult
+from regionaudit.version import __version__
+from regionaudit.result import SCHEMA, AuditResult, CompareResult, load_result
 
 # options that define the probes and precision; a baseline fills the ones not given
 def parse_shape(value: str | None) -> tuple[int, ...] | None:
@@ -144,7 +146,7 @@ def _rendered_outputs(result, kw: dict, report: Path | None) -> list[tuple[str, 
     """(path, bytes, mode) of every output, all rendered in memory before the first is written,
     so a failure while rendering leaves no file half-way."""
     from regionaudit import report as R
-    from regionaudit.junit import junit_xml
+    from regionaudit.gates.junit import junit_xml
 
     compare = isinstance(result, CompareResult)
     out: list[tuple[str, bytes, int | None]] = []
@@ -194,7 +196,7 @@ def run_audit(model: str, kw: dict) -> int:
     report = _report_path(kw, Path(model).stem)
     _check_outputs(kw, report)
     imported = load_model(model, _options(kw), check_rows(kw.get("data")))
-    G.check_node_paths([g.path for g in gates] + [b.path for b in bounds], imported.network.kink_names)
+    check_node_paths([g.path for g in gates] + [b.path for b in bounds], imported.network.kink_names)
     result = _run_audit_only(model, kw, imported)
     result.gates = _evaluate_gates(result.to_dict(), kw, baseline)
     code = _finish(result, kw, report)
@@ -265,7 +267,7 @@ def format_inspect(info) -> str:
 
 
 def run_compare(model_a: str, model_b: str, kw: dict) -> int:
-    from regionaudit.paired import paired_measures
+    from regionaudit.gates.paired import paired_measures
 
     gates = G.check_gates(list(kw.get("fail_if") or []), compare=True)
     opts = _options(kw)
@@ -280,7 +282,7 @@ def run_compare(model_a: str, model_b: str, kw: dict) -> int:
         )
     for prefix, imported in (("a.", imp_a), ("b.", imp_b)):
         paths = [g.path.removeprefix(prefix) for g in gates if g.path.startswith(prefix)]
-        G.check_node_paths(paths, imported.network.kink_names)
+        check_node_paths(paths, imported.network.kink_names)
     res_a = _run_audit_only(model_a, kw, imp_a)
     res_b = _run_audit_only(model_b, kw, imp_b)
     result = CompareResult(a=res_a, b=res_b, paired=paired_measures(res_a, res_b))
@@ -302,10 +304,8 @@ def _frac(x: float | None) -> str:
 
 def run_metrics(result_path: str | None) -> int:
     if result_path is None:
-        paths = G.gateable_paths(None)
+        paths = gateable_paths(None)
     else:
-        from regionaudit.baseline import load_result
-
-        paths = G.gateable_paths(load_result(result_path))
+        paths = gateable_paths(load_result(result_path))
     click.echo("\n".join(paths))
     return 0

@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
-from regionaudit import __version__
+from regionaudit.errors import GateError
+from regionaudit.version import __version__
 
 SCHEMA = 1
 
@@ -209,3 +212,47 @@ def finite_or_none(x: float | None) -> float | None:
     if x is None or not math.isfinite(x):
         return None
     return float(x)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def load_result(path: str | Path, what: str = "result", allow_compare: bool = True) -> dict:
+    """The dict of a regionaudit result JSON (an audit or a compare); anything else -> GateError."""
+    p = Path(path)
+    if not p.is_file():
+        raise GateError(f"{what} file {p} not found" if not p.exists() else f"{what} {p} is not a file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise GateError(f"{what} {p} cannot be read: {e}") from None
+    try:
+        d = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as e:
+        raise GateError(f"{what} {p} is not JSON: {e}") from None
+    if not isinstance(d, dict) or "schema" not in d or "regionaudit" not in d:
+        raise GateError(f"{what} {p} is not a regionaudit result JSON (no 'regionaudit'/'schema' keys)")
+    schema = d.get("schema")
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema > SCHEMA or schema < 1:
+        raise GateError(
+            f"{what} {p} has JSON schema {schema!r}; this regionaudit reads schema {SCHEMA} "
+            f"(written by regionaudit {d.get('regionaudit')!r})"
+        )
+    is_compare = "paired" in d
+    if is_compare and not allow_compare:
+        raise GateError(
+            f"{what} {p} is a `regionaudit compare` result; a {what} must be the JSON of a single-model audit"
+        )
+    required = ("a", "b", "paired") if is_compare else ("model", "settings", "density", "deviation", "distance")
+    missing = [k for k in required if k not in d]
+    if missing:
+        kind = "compare" if is_compare else "audit"
+        raise GateError(f"{what} {p} is not a complete regionaudit {kind} JSON: missing {', '.join(missing)}")
+    try:
+        (CompareResult if is_compare else AuditResult).from_dict(d)
+    except KeyError as e:
+        raise GateError(f"{what} {p} is not a complete regionaudit result JSON: key {e} is missing") from None
+    except (TypeError, AttributeError, ValueError) as e:
+        raise GateError(f"{what} {p} is not a valid regionaudit result JSON: {e}") from None
+    return d

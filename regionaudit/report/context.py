@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import PurePath
 
-from regionaudit import __version__
+from regionaudit.version import __version__
 from regionaudit.report import formatting as F
 from regionaudit.report import plots
 from regionaudit.report.tables import Table, distribution_table, gates_table, node_table, paths_table, timing_rows

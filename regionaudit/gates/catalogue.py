@@ -1,29 +1,25 @@
-"""Threshold gates on a result's JSON: `--fail-if "PATH OP NUMBER"`.
+"""The catalogue of gateable paths: which dotted paths of a result JSON hold a metric, the value
+at a path, whether a path can exist before the audit runs, and why a value is undefined (null).
 
-Everything here is a small pure function on the plain dict written by `--json`
-(`AuditResult.to_dict()` or `CompareResult.to_dict()`); the CLI turns the `GateResult`s into an
-exit code (1 when any gate failed) and bad expressions or paths (`GateError`) into exit code 2.
-
-A gate *fails* when its expression holds: `--fail-if "density.summary.median > 200"` fails for a
-median of 231 and passes for 200 or 37. A gate on an undefined (`null`) metric fails and says why.
-
-Numbers are compared exactly as written: the metric as its shortest decimal (what the JSON shows)
-against the threshold as typed, both as exact rationals, so a value equal to the threshold is equal.
+Gates (`thresholds`, `baseline`) and `regionaudit metrics` read paths only through here.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass
-from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 from regionaudit.errors import GateError
-from regionaudit.result import GateResult
-
-OPERATORS = ("<", "<=", ">", ">=", "==", "!=")
+from regionaudit.result import (
+    AuditResult,
+    CompareResult,
+    Density,
+    Deviation,
+    Distance,
+    ModelInfo,
+    Paired,
+    PairedMeasure,
+)
 
 SUMMARY_KEYS = ("count", "mean", "median", "p10", "p90", "min", "max")
 
@@ -44,100 +40,7 @@ PAIRED_SUMMARIES = ("paired.density.summary", "paired.deviation.summary")
 # Top-level keys that hold no metrics: how the run was configured, and bookkeeping.
 _NOT_METRICS = frozenset({"settings", "schema", "regionaudit", "gates", "notes"})
 
-_EXPECTED = "expected PATH OP NUMBER with OP one of < <= > >= == !=, e.g. \"density.summary.median > 200\""
 
-_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_GATE_RE = re.compile(
-    r"^\s*(?P<path>[^\s<>=!]+)\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<number>" + _NUMBER + r")\s*$"
-)
-_PATH_RE = re.compile(r"^[A-Za-z_][\w\-/:]*(?:\.[^\s.<>=!]+)*$")
-
-
-@dataclass(frozen=True)
-class Gate:
-    """One parsed `--fail-if` expression."""
-
-    path: str
-    op: str
-    number: str  # the threshold as typed, e.g. "1e-4"
-
-    @property
-    def threshold(self) -> float:
-        return float(self.number)
-
-    @property
-    def expr(self) -> str:
-        return f"{self.path} {self.op} {self.number}"
-
-    def holds(self, value: float | int) -> bool:
-        """Whether `value OP threshold` is true (i.e. whether this fail-if gate fails)."""
-        return compare(value, self.op, self.number)
-
-
-def parse_gate(expr: str) -> Gate:
-    """`"PATH OP NUMBER"` -> Gate; whitespace around OP is optional. Malformed -> GateError."""
-    if not isinstance(expr, str):
-        raise GateError(f"bad gate {expr!r}: {_EXPECTED}")
-    m = _GATE_RE.match(expr)
-    if not m:
-        raise GateError(f"bad gate {expr.strip()!r}: {_EXPECTED}")
-    path = m.group("path")
-    if not _PATH_RE.match(path) or ".." in path:
-        raise GateError(f"bad gate {expr.strip()!r}: {path!r} is not a dotted metric path; {_EXPECTED}")
-    number = m.group("number")
-    if not math.isfinite(float(number)):
-        raise GateError(f"bad gate {expr.strip()!r}: threshold {number} is not a finite number")
-    return Gate(path=path, op=m.group("op"), number=number)
-
-
-def exact(x: float | int | str) -> Fraction:
-    """An exact rational for a number: ints exactly, floats as their shortest decimal, text as written."""
-    if isinstance(x, bool):
-        raise TypeError("booleans are not metrics")
-    if isinstance(x, int):
-        return Fraction(x)
-    if isinstance(x, float):
-        if not math.isfinite(x):
-            raise ValueError(f"{x} is not finite")
-        return Fraction(Decimal(repr(x)))
-    return Fraction(Decimal(x.strip()))
-
-
-def compare(value: float | int, op: str, number: float | int | str) -> bool:
-    """`value OP number`, exactly (see the module docstring)."""
-    a, b = exact(value), exact(number)
-    if op == "<":
-        return a < b
-    if op == "<=":
-        return a <= b
-    if op == ">":
-        return a > b
-    if op == ">=":
-        return a >= b
-    if op == "==":
-        return a == b
-    if op == "!=":
-        return a != b
-    raise GateError(f"unknown operator {op!r}; use one of {' '.join(OPERATORS)}")
-
-
-def format_number(x: float | int | None) -> str:
-    """Short, yet never hiding a difference: 37 for 37.0, 0.1234 for 0.1234, full repr otherwise."""
-    if x is None:
-        return "null"
-    if isinstance(x, bool):
-        return str(x).lower()
-    if isinstance(x, int):
-        return str(x)
-    if not math.isfinite(x):
-        return str(x)
-    if x.is_integer() and abs(x) < 1e15:
-        return str(int(x))
-    short = format(x, ".6g")
-    return short if float(short) == x else repr(x)
-
-
-# ---------------------------------------------------------------- paths
 
 
 def _is_number(v: Any) -> bool:
@@ -183,17 +86,6 @@ def schema_skeleton(compare: bool = False) -> dict:
 
     Per-model extras (`density.knots_per_layer.<node>`, `timing.<stage>`) appear only in real results.
     """
-    from regionaudit.result import (
-        AuditResult,
-        CompareResult,
-        Density,
-        Deviation,
-        Distance,
-        ModelInfo,
-        Paired,
-        PairedMeasure,
-    )
-
     model = ModelInfo(
         path="", sha256="", input_shape=[], output_shape=[], neurons=0, maxpool_windows=0, params=0, macs=0,
         opset=0, producer="", input_name="", output_name="",
@@ -303,9 +195,6 @@ def lookup(result: dict, path: str) -> float | int | None:
     return value
 
 
-# ---------------------------------------------------------------- why a metric is undefined
-
-
 def _count(result: dict, dotted: str) -> int | None:
     v = _resolve(result, dotted, missing=None)
     return len(v) if isinstance(v, list) else None
@@ -365,36 +254,6 @@ def why_undefined(result: dict, path: str) -> str:
             return note if not reason else f"{reason} ({note})"
     return reason
 
-
-# ---------------------------------------------------------------- evaluation
-
-
-def evaluate_gate(result: dict, gate: Gate) -> GateResult:
-    value = lookup(result, gate.path)
-    if value is None:
-        why = why_undefined(result, gate.path)
-        detail = f"metric {gate.path} is undefined (null)" + (f": {why}" if why else "")
-        return GateResult(expr=gate.expr, value=None, passed=False, message=f"FAIL {gate.expr}: {detail}")
-    failed = gate.holds(value)
-    status = "FAIL" if failed else "pass"
-    return GateResult(
-        expr=gate.expr,
-        value=value,
-        passed=not failed,
-        message=f"{status} {gate.expr}: value {format_number(value)}",
-    )
-
-
-def evaluate_gates(result: dict, exprs: list[str]) -> list[GateResult]:
-    """Evaluate `--fail-if` gates; every expression and path is checked before any is evaluated."""
-    gates = [parse_gate(e) for e in exprs]
-    valid = gateable_paths(result)
-    for g in gates:
-        if g.path not in valid:
-            raise unknown_path_error(g.path, valid)
-    return [evaluate_gate(result, g) for g in gates]
-
-
 # Parts of a result whose keys depend on the model or run (node names, stages, future slices).
 _OPEN_PREFIXES = ("density.knots_per_layer.", "timing.", "model.validation.")
 _PER_NODE = "density.knots_per_layer."
@@ -425,23 +284,3 @@ def check_node_paths(paths: list[str], kink_names: list[str]) -> None:
     for path in paths:
         if path.startswith(_PER_NODE) and path not in valid:
             raise unknown_path_error(path, valid)
-
-
-def check_gates(exprs: list[str], compare: bool = False) -> list[Gate]:
-    """Parse every `--fail-if` and check its path against the schema; call before auditing."""
-    gates = [parse_gate(e) for e in exprs]
-    check_paths([g.path for g in gates], compare)
-    return gates
-
-
-def format_gate_line(g: GateResult) -> str:
-    """One line per gate for stderr, e.g. "FAIL density.summary.median > 200: value 231"."""
-    if g.message:
-        return " ".join(g.message.split())
-    status = "pass" if g.passed else "FAIL"
-    return f"{status} {g.expr}: value {format_number(g.value)}"
-
-
-def any_failed(gates: list[GateResult]) -> bool:
-    """The exit-code decision (coverage's `should_fail_under`): True -> exit code 1."""
-    return any(not g.passed for g in gates)

@@ -6,17 +6,17 @@ import json
 
 import pytest
 
-from regionaudit.baseline import (
+from regionaudit.gates.baseline import (
     PROBE_SETTINGS,
     IncreaseBound,
     baseline_settings,
     evaluate_increases,
     load_baseline,
-    load_result,
     merge_settings,
     parse_increase,
 )
 from regionaudit.errors import BadOption, GateError, RegionAuditError
+from regionaudit.result import load_result
 from regionaudit.result import (
     AuditResult,
     CompareResult,
@@ -317,7 +317,7 @@ def test_several_increases():
 
 
 def test_check_increases_before_the_audit():
-    from regionaudit.baseline import check_increases
+    from regionaudit.gates.baseline import check_increases
 
     base = make_audit(median=37)
     assert check_increases(["density.summary.median=10%"], base) == [IncreaseBound("density.summary.median", "10", True)]

@@ -19,15 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from regionaudit.errors import BadOption, GateError
-from regionaudit.gates import (
-    exact,
-    format_number,
-    gateable_paths,
-    lookup,
-    unknown_path_error,
-    why_undefined,
-)
-from regionaudit.result import SCHEMA, AuditResult, CompareResult, GateResult
+from regionaudit.gates.catalogue import check_paths, gateable_paths, lookup, unknown_path_error, why_undefined
+from regionaudit.gates.numbers import exact, format_number
+from regionaudit.result import GateResult, load_result
 
 # Options that define the probes (and so every number); what a baseline run passes on.
 PROBE_OPTIONS = (
@@ -52,53 +46,6 @@ _OPTION_NAMES = {
     "points_sha256": "--points",
     "segments_sha256": "--segments",
 }
-
-
-# ---------------------------------------------------------------- loading
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def load_result(path: str | Path, what: str = "result", allow_compare: bool = True) -> dict:
-    """The dict of a regionaudit result JSON (an audit or a compare); anything else -> GateError."""
-    p = Path(path)
-    if not p.is_file():
-        raise GateError(f"{what} file {p} not found" if not p.exists() else f"{what} {p} is not a file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise GateError(f"{what} {p} cannot be read: {e}") from None
-    try:
-        d = json.loads(text, parse_constant=_reject_constant)
-    except ValueError as e:
-        raise GateError(f"{what} {p} is not JSON: {e}") from None
-    if not isinstance(d, dict) or "schema" not in d or "regionaudit" not in d:
-        raise GateError(f"{what} {p} is not a regionaudit result JSON (no 'regionaudit'/'schema' keys)")
-    schema = d.get("schema")
-    if not isinstance(schema, int) or isinstance(schema, bool) or schema > SCHEMA or schema < 1:
-        raise GateError(
-            f"{what} {p} has JSON schema {schema!r}; this regionaudit reads schema {SCHEMA} "
-            f"(written by regionaudit {d.get('regionaudit')!r})"
-        )
-    is_compare = "paired" in d
-    if is_compare and not allow_compare:
-        raise GateError(
-            f"{what} {p} is a `regionaudit compare` result; a {what} must be the JSON of a single-model audit"
-        )
-    required = ("a", "b", "paired") if is_compare else ("model", "settings", "density", "deviation", "distance")
-    missing = [k for k in required if k not in d]
-    if missing:
-        kind = "compare" if is_compare else "audit"
-        raise GateError(f"{what} {p} is not a complete regionaudit {kind} JSON: missing {', '.join(missing)}")
-    try:
-        (CompareResult if is_compare else AuditResult).from_dict(d)
-    except KeyError as e:
-        raise GateError(f"{what} {p} is not a complete regionaudit result JSON: key {e} is missing") from None
-    except (TypeError, AttributeError, ValueError) as e:
-        raise GateError(f"{what} {p} is not a valid regionaudit result JSON: {e}") from None
-    return d
 
 
 def load_baseline(path: str | Path) -> dict:
@@ -231,8 +178,6 @@ def parse_increase(spec: str) -> IncreaseBound:
 def check_increases(specs: list[str], baseline: dict | None = None) -> list[IncreaseBound]:
     """Parse every `--max-increase` and check it against the schema and the baseline before auditing,
     so a bound that can never be evaluated is a usage error, not a failure after minutes of work."""
-    from regionaudit.gates import check_paths
-
     bounds = [parse_increase(s) for s in specs]
     check_paths([b.path for b in bounds], compare=False)
     if bounds and baseline is None:
