@@ -12,6 +12,7 @@ import click
 
 from regionaudit.version import __version__
 from regionaudit.errors import RegionAuditError
+from regionaudit.options import Options, Spec, option_flag, option_specs
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 
@@ -27,39 +28,55 @@ class AuditGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
-# Bounds that keep an absurd request a usage error instead of an out-of-memory crash.
-MAX_PROBES = 10**6
-MAX_LOOPS = 10**4
-MAX_LOOP_STEPS = 4096
-MAX_LOOP_RADIUS = 1e4  # pixels; a shift beyond any image leaves zeros
-COUNT = click.IntRange(0, MAX_PROBES)
+def _click_type(spec: Spec):
+    """The click type that checks an option's range as it is parsed (the same range `Options` checks)."""
+    if spec.file:
+        return click.Path(dir_okay=False)
+    if spec.choices is not None:
+        return click.Choice(list(spec.choices))
+    if spec.parse is not None or spec.low is None:
+        return None  # text, parsed by spec.parse
+    if isinstance(spec.low, float) or isinstance(spec.high, float):
+        return click.FloatRange(spec.low, spec.high, min_open=spec.low_open)
+    return click.IntRange(spec.low, spec.high)
+
+
+def _click_option(name: str, spec: Spec):
+    if spec.flag:
+        return click.option(option_flag(name), is_flag=True, default=None, help=spec.help)
+    default = Options.__dataclass_fields__[name].default
+    shown = spec.default_text if spec.default_text is not None else default
+    help = spec.help if shown is None else f"{spec.help} [{shown}]"
+    return click.option(option_flag(name), type=_click_type(spec), default=None, help=help, metavar=spec.metavar)
+
+
+def number_options(names):
+    """Decorator: the click options of these fields of `Options`, from their one definition."""
+    specs = option_specs()
+
+    def decorate(f):
+        for name in reversed(names):
+            f = _click_option(name, specs[name])(f)
+        return f
+
+    return decorate
 
 
 def probe_options(f):
-    """Options shared by `regionaudit MODEL` and `regionaudit compare`."""
-    opts = [
-        click.option("--data", type=click.Path(dir_okay=False), help="Data rows (.npy or one-array .npz), (N, *input_shape) or flat."),
-        click.option("--points", type=click.Path(dir_okay=False), help="Points for boundary distance, (N, *input_shape)."),
-        click.option("--segments", type=click.Path(dir_okay=False), help="Explicit segments, (N, 2, *input_shape)."),
-        click.option("--pairs", type=COUNT, default=None, help="Segments between seeded random pairs of data rows [100]."),
-        click.option("--max-points", type=COUNT, default=None, help="Points for boundary distance: the first rows [100]."),
-        click.option("--loops", type=click.IntRange(0, MAX_LOOPS), default=None, help="Closed translation loops through the first N images [0]."),
-        click.option("--loop-radius", type=click.FloatRange(0, MAX_LOOP_RADIUS, min_open=True), default=None, help="Loop radius in pixels [2]."),
-        click.option("--loop-steps", type=click.IntRange(3, MAX_LOOP_STEPS), default=None, help="Shifts per loop [16]."),
-        click.option("--layout", type=click.Choice(["chw", "hwc"]), default=None, help="Image layout for loops [chw]."),
-        click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None, help="Seed for pairs and synthetic probes [0]."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True),
-        click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None, help="Precision [float64]."),
-        click.option("--max-knots", type=click.IntRange(min=1), default=None, help="Stop a segment after this many knots (noted in the result)."),
-        click.option("--max-memory", default=None, help="Memory bound for batched work, e.g. 2G [a fraction of free memory]."),
-        click.option("--keep-knots", is_flag=True, help="Store knot positions per segment in the JSON."),
-        click.option("--input-shape", default=None, help="Input shape without the batch axis, e.g. 3,32,32."),
-        click.option("--output-name", default=None, help="Graph output to analyse [the first]."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bars."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+    """Options shared by `regionaudit MODEL` and `regionaudit compare`: every field of `Options`."""
+    f = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")(f)
+    return number_options(list(option_specs()))(f)
+
+
+def options_from_cli(kw: dict) -> Options:
+    """`Options` from click's values, built once: only what was given; text parsed by its Spec."""
+    given = {}
+    for name, spec in option_specs().items():
+        value = kw.pop(name, None)
+        if value is not None and spec.parse is not None:
+            value = spec.parse(value)
+        given[name] = value or None if spec.flag else value
+    return Options.from_given(given)
 
 
 def output_options(f):
@@ -91,6 +108,24 @@ def cli(ctx, debug):
     ctx.obj = {"debug": debug}
 
 
+def _wanted(kw: dict):
+    """What a command was asked to write and check, typed once (the options that change numbers
+    went into `Options`)."""
+    from regionaudit.commands import Wanted
+
+    return Wanted(
+        report=kw.get("output"),
+        json=kw.get("json_out"),
+        card=kw.get("card"),
+        card_append=kw.get("card_append"),
+        junit=kw.get("junit"),
+        fail_if=tuple(kw.get("fail_if") or ()),
+        max_increase=tuple(kw.get("max_increase") or ()),
+        baseline=kw.get("baseline"),
+        quiet=bool(kw.get("quiet")),
+    )
+
+
 def _commands():
     # imported here so `regionaudit --version` and `--help` stay fast
     from regionaudit import commands
@@ -108,17 +143,17 @@ def _commands():
 @click.option("--max-increase", multiple=True, help="Bound on the increase over the baseline: PATH=10% or PATH=ABS.")
 def audit_cmd(model, **kw):
     """Audit MODEL: density, deviation and boundary distance, as a report and/or JSON."""
-    return _commands().run_audit(model, kw)
+    opts = options_from_cli(kw)
+    return _commands().run_audit(model, opts, _wanted(kw))
 
 
 @cli.command("inspect")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the model record as JSON.")
-@click.option("--input-shape", default=None, help="Input shape without the batch axis, e.g. 3,32,32.")
-@click.option("--output-name", default=None, help="Graph output to analyse [the first].")
-def inspect_cmd(model, json_out, input_shape, output_name):
+@number_options(["input_shape", "output_name"])
+def inspect_cmd(model, json_out, **kw):
     """Import MODEL and show its IR: nodes, units, parameters, validation against onnxruntime."""
-    return _commands().run_inspect(model, json_out, input_shape, output_name)
+    return _commands().run_inspect(model, options_from_cli(kw), json_out)
 
 
 @cli.command("compare")
@@ -128,7 +163,8 @@ def inspect_cmd(model, json_out, input_shape, output_name):
 @output_options
 def compare_cmd(model_a, model_b, **kw):
     """Measure A and B on the same probes; paired differences B - A per segment."""
-    return _commands().run_compare(model_a, model_b, kw)
+    opts = options_from_cli(kw)
+    return _commands().run_compare(model_a, model_b, opts, _wanted(kw))
 
 
 @cli.command("metrics")

@@ -27,13 +27,13 @@ class OutputRequest:
     same run, if any (the model card links to it)."""
 
     format: str
-    path: Path
-    report: Path | None = None
+    path: str | Path  # as given, so messages show it as the user typed it
+    report: str | Path | None = None
 
 
 @dataclass(frozen=True)
 class Rendered:
-    path: Path
+    path: str | Path
     data: bytes
     mode: int | None = None  # permissions to keep (an edited model card keeps its own)
 
@@ -46,7 +46,7 @@ class OutputFormat:
     precheck: Callable[[OutputRequest], None] | None = None  # before the analysis
 
 
-def relative_link(report: Path | None, card: Path) -> str | None:
+def relative_link(report: str | Path | None, card: str | Path) -> str | None:
     """The report's path as seen from the card's folder, so the link works where the card lives."""
     if report is None:
         return None
@@ -125,7 +125,7 @@ FORMATS: dict[str, OutputFormat] = {
 REPORT_SUFFIXES = {".html": "html", ".htm": "html", ".pdf": "pdf"}
 
 
-def report_format(path: Path) -> str:
+def report_format(path: str | Path) -> str:
     """The report's format from its extension (`-o report.html` or `-o report.pdf`)."""
     fmt = REPORT_SUFFIXES.get(Path(path).suffix.lower())
     if fmt is None:
@@ -147,7 +147,7 @@ def render_outputs(result: Result, requests: list[OutputRequest]) -> list[Render
     return [FORMATS[req.format].render(result, req) for req in requests]
 
 
-def write_outputs(result: Result, requests: list[OutputRequest]) -> list[Path]:
+def write_outputs(result: Result, requests: list[OutputRequest]) -> list[str | Path]:
     """Render every output, then write each atomically; the paths written, in request order."""
     rendered = render_outputs(result, requests)
     for r in rendered:

@@ -21,7 +21,9 @@ from regionaudit.ir import LeakyRelu, MaxPool, Network
 
 
 @dataclass
-class PointDistance:
+class NearestBoundary:
+    """What the analysis finds at one point; `assemble` makes the result's `PointDistance` of it."""
+
     distance: float | None  # None when no unit has a nonzero gradient at the point
     node: str | None  # ONNX name of the kink node of the nearest unit
     unit: int | None  # flat index in that node's input tensor (MaxPool: the window index)
@@ -72,7 +74,7 @@ def _accumulate(network, order, last, kinks, basis, n_points, sq):
                 del tan[k]
 
 
-def _nearest(network, order, kinks, sq, n_points) -> list[PointDistance]:
+def _nearest(network, order, kinks, sq, n_points) -> list[NearestBoundary]:
     dev = network.device
     best = torch.full((n_points,), math.inf, dtype=torch.float64, device=dev)
     best_node = torch.full((n_points,), -1, dtype=torch.long, device=dev)
@@ -107,9 +109,9 @@ def _nearest(network, order, kinks, sq, n_points) -> list[PointDistance]:
     out = []
     for dist, node_id, unit in zip(best.tolist(), best_node.tolist(), best_unit.tolist()):
         if node_id < 0 or not math.isfinite(dist):
-            out.append(PointDistance(None, None, None))
+            out.append(NearestBoundary(None, None, None))
         else:
-            out.append(PointDistance(float(dist), network.nodes[node_id].name, int(unit)))
+            out.append(NearestBoundary(float(dist), network.nodes[node_id].name, int(unit)))
     return out
 
 
@@ -120,7 +122,7 @@ def boundary_distances(
     *,
     max_memory: int | None = None,
     progress: Callable[[int], None] | None = None,
-) -> list[PointDistance]:
+) -> list[NearestBoundary]:
     """Distance from each point (P, *input_shape) to its activation region's boundary.
 
     `progress(n)`, if given, is called with the number of points just finished.
@@ -138,7 +140,7 @@ def boundary_distances(
     n_pts = max(1, min(n_total, cap // dim)) if cap >= dim else 1
     n_dir = min(dim, max(1, cap // n_pts))
     eye = torch.eye(dim, dtype=network.dtype, device=network.device)
-    results: list[PointDistance] = []
+    results: list[NearestBoundary] = []
     for lo in range(0, n_total, n_pts):
         x = x_all[lo : lo + n_pts]
         p = x.shape[0]

@@ -19,33 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from regionaudit.errors import BadOption, GateError
+from regionaudit.files import sha256_of
 from regionaudit.gates.catalogue import check_paths, gateable_paths, lookup, unknown_path_error, why_undefined
 from regionaudit.gates.numbers import exact, format_number
+from regionaudit.options import Options, file_option_names, option_flag, probe_option_names
 from regionaudit.result import GateResult, load_result
 
-# Options that define the probes (and so every number); what a baseline run passes on.
-PROBE_OPTIONS = (
-    "seed",
-    "pairs",
-    "max_points",
-    "loops",
-    "loop_radius",
-    "loop_steps",
-    "layout",
-    "dtype",
-    "max_knots",
-    "input_shape",
-    "output_name",
-)
-# ... and the recorded settings a baseline is checked against: the options and the probe files.
-PROBE_SETTINGS = PROBE_OPTIONS + ("data_sha256", "points_sha256", "segments_sha256")
-
-# Settings whose command-line option is not simply "--" + the key with dashes.
-_OPTION_NAMES = {
-    "data_sha256": "--data",
-    "points_sha256": "--points",
-    "segments_sha256": "--segments",
-}
+# Options that define the probes (and so every number): what a baseline run passes on, and the
+# recorded settings a baseline is checked against: those options and the probe files' hashes.
+PROBE_OPTIONS = probe_option_names()
+PROBE_SETTINGS = PROBE_OPTIONS + tuple(f"{key}_sha256" for key in file_option_names())
 
 
 def load_baseline(path: str | Path) -> dict:
@@ -90,7 +73,9 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def option_name(key: str) -> str:
-    return _OPTION_NAMES.get(key, "--" + key.replace("_", "-"))
+    """The command-line option of a setting; a file's hash is checked through its file option."""
+    file = key.removesuffix("_sha256")
+    return option_flag(file if file in file_option_names() else key)
 
 
 def _show(v: Any) -> str:
@@ -133,6 +118,29 @@ def merge_settings(explicit: dict, baseline: dict, keys: list[str]) -> dict:
             + " (leave the option out to reuse the baseline's value, or make a new baseline)"
         )
     return merged
+
+
+def apply_baseline(opts: Options, baseline: dict) -> Options:
+    """`opts` with every probe option not given taken from the baseline's settings, and the
+    baseline's probe files; an explicit option or file that conflicts with them -> BadOption."""
+    base = baseline_settings(baseline)
+    explicit = {k: (getattr(opts, k) if k in opts.given else None) for k in PROBE_OPTIONS}
+    merged = merge_settings(explicit, base, list(PROBE_OPTIONS))
+    values = {k: merged.get(k) for k in PROBE_OPTIONS}
+    if values["input_shape"] is not None:
+        values["input_shape"] = tuple(values["input_shape"])
+    for key in file_option_names():
+        recorded, digest, given = base.get(key), base.get(f"{key}_sha256"), getattr(opts, key)
+        if given is not None:
+            if digest is not None and sha256_of(given) != digest:
+                raise BadOption(f"--{key} {given} differs from the baseline's {key} file (sha256 {digest[:12]}…)")
+            if digest is None and recorded is None:
+                raise BadOption(f"--{key} was given but the baseline was measured without one")
+        elif recorded is not None:
+            if not Path(recorded).is_file() or sha256_of(recorded) != digest:
+                raise BadOption(f"the baseline was measured on --{key} {recorded}; pass the same file with --{key}")
+            values[key] = recorded
+    return opts.with_values(**{k: v for k, v in values.items() if v is not None})
 
 
 # ---------------------------------------------------------------- --max-increase
