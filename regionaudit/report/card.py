@@ -1,8 +1,9 @@
 """The model-card section: a short Markdown summary for a Hugging Face style README.
 
-`write_card` writes the section alone; `append_card` puts it into an existing README between
+`render_card` makes the section alone; `appended_card` puts it into an existing README between
 `<!-- regionaudit:start -->` and `<!-- regionaudit:end -->`, replacing an earlier section and
-leaving every other byte (front matter, line endings, text around it) as it was.
+leaving every other byte (front matter, line endings, text around it) as it was. `outputs.py`
+writes either.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from urllib.parse import quote
 from regionaudit.errors import BadOption
 from regionaudit.report import formatting as F
 from regionaudit.report.context import median, model_name, probe_words, result_notes, settings_section
-from regionaudit.files import write_bytes
 from regionaudit.report.templating import MarkdownSafe, markdown_environment
 from regionaudit.result import AuditResult
 
@@ -126,10 +126,6 @@ def render_card(result: AuditResult, report_link: str | None = None) -> str:
     return text + "\n"
 
 
-def write_card(result: AuditResult, path: str | os.PathLike, report_link: str | None = None) -> None:
-    write_bytes(path, render_card(result, report_link).encode("utf-8"))
-
-
 _FRONT_MATTER = re.compile(r"\A(\ufeff)?---[ \t]*\r?\n.*?^(---|\.\.\.)[ \t]*(\r?\n|\Z)", re.S | re.M)
 
 
@@ -180,7 +176,3 @@ def appended_card(result: AuditResult, readme_path: str | os.PathLike, report_li
     new = insert_section(text, render_card(result, report_link))
     return new.encode("utf-8", errors="surrogateescape"), mode
 
-
-def append_card(result: AuditResult, readme_path: str | os.PathLike, report_link: str | None = None) -> None:
-    """Insert or replace the regionaudit section of a README / model card; create it if missing."""
-    write_bytes(readme_path, *appended_card(result, readme_path, report_link))

@@ -236,11 +236,16 @@ def result_notes(result: AuditResult) -> list[str]:
     return list(dict.fromkeys(n for n in notes if not n.startswith("Data is used as given")))
 
 
-def audit_plots(result: AuditResult) -> list[Plot]:
+def audit_plots(result: AuditResult) -> dict[str, list[Plot]]:
+    """The report's plots, grouped by the section they belong to (the templates take them as given)."""
     d, v, dist, m = result.density, result.deviation, result.distance, result.model
     between, at = probe_words(result)
     regions = [seg.regions for seg in d.segments]
-    out = [
+    density: list[Plot] = []
+    deviation: list[Plot] = []
+    distance: list[Plot] = []
+    sliced: list[Plot] = []
+    density.append(
         Plot(
             "regions-hist",
             "Regions per segment",
@@ -248,7 +253,7 @@ def audit_plots(result: AuditResult) -> list[Plot]:
             plots.histogram("regions-hist", regions, "Regions per segment", "linear regions crossed", fmt=F.num, integer=True),
             NO_SEGMENTS,
         )
-    ]
+    )
     if m.neurons:
         rpn = [seg.regions / m.neurons for seg in d.segments]
         svg = plots.histogram(
@@ -257,7 +262,7 @@ def audit_plots(result: AuditResult) -> list[Plot]:
         empty = NO_SEGMENTS
     else:
         svg, empty = None, "The model has no ReLU-type units, so regions per neuron is undefined."
-    out.append(
+    density.append(
         Plot(
             "regions-per-neuron",
             "Regions per neuron",
@@ -268,7 +273,7 @@ def audit_plots(result: AuditResult) -> list[Plot]:
         )
     )
     norms = [seg.norm for seg in v.segments]
-    out.append(
+    deviation.append(
         Plot(
             "deviation-ecdf",
             "Absolute deviation from linear",
@@ -280,7 +285,7 @@ def audit_plots(result: AuditResult) -> list[Plot]:
     rho = v.spearman_density
     title = "Density vs deviation" + (f" (Spearman ρ = {rho:.2f})" if rho is not None else " (Spearman ρ undefined)")
     n = min(len(d.segments), len(v.segments))
-    out.append(
+    deviation.append(
         Plot(
             "density-vs-deviation",
             "Density vs deviation",
@@ -297,7 +302,7 @@ def audit_plots(result: AuditResult) -> list[Plot]:
         )
     )
     distances = [p.distance for p in dist.points]
-    out.append(
+    distance.append(
         Plot(
             "distance-hist",
             "Distance to the nearest region boundary",
@@ -307,7 +312,7 @@ def audit_plots(result: AuditResult) -> list[Plot]:
         )
     )
     scaled = [p.scaled for p in dist.points]
-    out.append(
+    distance.append(
         Plot(
             "scaled-distance-hist",
             "Distance × neurons",
@@ -319,7 +324,7 @@ def audit_plots(result: AuditResult) -> list[Plot]:
         )
     )
     layers = list((d.knots_per_layer or {}).items())
-    out.append(
+    density.append(
         Plot(
             "knots-per-layer",
             "Knots per layer",
@@ -332,7 +337,7 @@ def audit_plots(result: AuditResult) -> list[Plot]:
         sl = result.slice
         polygons, count = sl.get("polygons"), sl.get("count")
         title = "2-D slice" + (f": {count:,} regions" if isinstance(count, int) else "")
-        out.append(
+        sliced.append(
             Plot(
                 "slice",
                 "2-D slice",
@@ -342,7 +347,7 @@ def audit_plots(result: AuditResult) -> list[Plot]:
                 "The slice has no polygons to draw" + (f" ({count:,} regions counted)." if isinstance(count, int) else "."),
             )
         )
-    return out
+    return {"density": density, "deviation": deviation, "distance": distance, "slice": sliced}
 
 
 def audit_context(result: AuditResult) -> dict:
