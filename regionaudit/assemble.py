@@ -15,6 +15,7 @@ from regionaudit.analysis.distance import NearestBoundary
 from regionaudit.analysis.stats import spearman, summary
 from regionaudit.errors import BadData
 from regionaudit.importer import ImportedModel
+from regionaudit.metrics import NO_SEGMENTS, SPEARMAN_UNDEFINED, capital
 from regionaudit.options import Options, option_specs
 from regionaudit.probes import Probes
 from regionaudit.result import (
@@ -163,7 +164,7 @@ def density_section(segs: list[SegmentDensity], paths: list[PathDensity], neuron
             totals[k] = totals.get(k, 0) + v
     regions = [s.regions for s in segs]
     if not segs:
-        notes.append("No segments were measured: density and deviation summaries are undefined (null).")
+        notes.append(f"{capital(NO_SEGMENTS)}: density and deviation summaries are undefined (null).")
     zero = sum(s.density is None for s in segs)
     if zero:
         notes.append(
@@ -190,7 +191,7 @@ def deviation_section(segs: list[SegmentDeviation], paths: list[SegmentDeviation
     pairs = [(d.density, s.norm) for d, s in zip(dens, segs) if d.density is not None and s.norm is not None]
     rho = spearman([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else None
     if pairs and rho is None:
-        notes.append("Spearman correlation of density and deviation is undefined (fewer than 3 segments or a constant series).")
+        notes.append(f"Spearman correlation of density and deviation is undefined ({SPEARMAN_UNDEFINED}).")
     return Deviation(
         segments=segs,
         paths=paths,

@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from regionaudit.errors import GateError
+from regionaudit.metrics import METRICS, PAIRED_METRICS, SUMMARY_KEYS, Counts, metric_at
 from regionaudit.result import (
     AuditResult,
     CompareResult,
@@ -21,21 +22,10 @@ from regionaudit.result import (
     PairedMeasure,
 )
 
-SUMMARY_KEYS = ("count", "mean", "median", "p10", "p90", "min", "max")
-
-# Summary fields of an audit JSON (relative to the audit's root), listed as gateable even when null.
-AUDIT_SUMMARIES = (
-    "density.summary",
-    "density.per_length",
-    "density.regions_per_neuron",
-    "density.path_summary",
-    "deviation.summary",
-    "deviation.path_summary",
-    "distance.summary",
-    "distance.scaled_summary",
-)
-# Summary fields of a compare JSON (besides those of its two audits under `a.` and `b.`).
-PAIRED_SUMMARIES = ("paired.density.summary", "paired.deviation.summary")
+# Summary fields of an audit JSON (relative to the audit's root), listed as gateable even when null,
+# and those of a compare JSON (besides those of its two audits under `a.` and `b.`).
+AUDIT_SUMMARIES = tuple(m.path for m in METRICS if m.summary)
+PAIRED_SUMMARIES = tuple(m.path for m in PAIRED_METRICS if m.summary)
 
 # Top-level keys that hold no metrics: how the run was configured, and bookkeeping.
 _NOT_METRICS = frozenset({"settings", "schema", "regionaudit", "gates", "notes"})
@@ -201,48 +191,27 @@ def _count(result: dict, dotted: str) -> int | None:
 
 
 def why_undefined(result: dict, path: str) -> str:
-    """A short reason why `path` is null in `result`, or "" when none is known."""
+    """A short reason why `path` is null in `result` (from the metric catalogue), or "" when none
+    is known; a note of the audit that names the metric says more and is added."""
     root = ""
     rel = path
     for r in _audit_roots(result):
         if r and path.startswith(r):
             root, rel = r, path[len(r) :]
-    neurons = _resolve(result, root + "model.neurons")
-    segs = _count(result, root + "density.segments")
-    dev_segs = _count(result, root + "deviation.segments")
-    points = _count(result, root + "distance.points")
-    paths = _count(result, root + "density.paths")
+    metric = metric_at(rel)
     reason = ""
-    if rel.startswith("paired."):
-        measure = rel.split(".")[1] if rel.count(".") >= 1 else "density"
-        if _count(result, f"paired.{measure}.differences") == 0:
-            reason = "no segments were compared"
-    elif rel.startswith(("density.summary", "density.per_length", "density.regions_per_neuron")):
-        if segs == 0:
-            reason = "no segments were measured"
-        elif rel.startswith("density.regions_per_neuron") and neurons == 0:
-            reason = "the model has no ReLU-type units"
-        elif rel.startswith("density.per_length"):
-            reason = "no segment has a nonzero length"
-    elif rel.startswith(("density.path_summary", "deviation.path_summary")):
-        if paths == 0 or _count(result, root + "deviation.paths") == 0:
-            reason = "no closed paths were measured (they are measured with --loops N)"
-    elif rel.startswith("deviation.summary"):
-        if dev_segs == 0:
-            reason = "no segments were measured"
-    elif rel == "deviation.spearman_density":
-        if dev_segs is not None and dev_segs < 3:
-            reason = f"Spearman correlation needs at least 3 segments, found {dev_segs}"
-        else:
-            reason = "Spearman correlation is undefined when density or deviation is constant across segments"
-    elif rel.startswith(("distance.summary", "distance.scaled_summary")):
-        if points == 0:
-            reason = "no points were measured"
-        elif neurons == 0:
-            reason = "the model has no ReLU-type units"
-        else:
-            reason = "no point has a boundary within reach (no unit with a nonzero gradient)"
-    # a note that names the metric says more than a guess
+    if metric is not None:
+        measure = rel.split(".")[1] if rel.startswith("paired.") else None
+        counts = Counts(
+            segments=_count(result, root + "density.segments"),
+            deviation_segments=_count(result, root + "deviation.segments"),
+            points=_count(result, root + "distance.points"),
+            paths=_count(result, root + "density.paths"),
+            deviation_paths=_count(result, root + "deviation.paths"),
+            neurons=_resolve(result, root + "model.neurons"),
+            differences=_count(result, f"paired.{measure}.differences") if measure else None,
+        )
+        reason = metric.why_null(counts)
     notes: list[str] = []
     for key in (root + "notes", root + "model.notes"):
         v = _resolve(result, key)
@@ -253,6 +222,7 @@ def why_undefined(result: dict, path: str) -> str:
         if rel in note or parent in note:
             return note if not reason else f"{reason} ({note})"
     return reason
+
 
 # Parts of a result whose keys depend on the model or run (node names, stages, future slices).
 _OPEN_PREFIXES = ("density.knots_per_layer.", "timing.", "model.validation.")

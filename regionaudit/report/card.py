@@ -16,7 +16,9 @@ from urllib.parse import quote
 
 from regionaudit.errors import BadOption
 from regionaudit.report import formatting as F
+from regionaudit.metrics import Metric
 from regionaudit.report.context import median, model_name, probe_words, result_notes, settings_section
+from regionaudit.report.tables import shown_metrics, summary_of
 from regionaudit.report.templating import MarkdownSafe, markdown_environment
 from regionaudit.result import AuditResult
 
@@ -24,49 +26,24 @@ START = "<!-- regionaudit:start -->"
 END = "<!-- regionaudit:end -->"
 
 
-def _metric(label: str, summary: dict | None, meaning: str, digits: int = 4) -> dict:
-    med = median(summary)
-    if med is None:
-        value = "undefined"
+def _metric_row(result: AuditResult, metric: Metric, between: str, at: str) -> dict:
+    value = summary_of(result, metric.path)
+    if metric.summary:
+        med = median(value)
+        if med is None:
+            shown = "undefined"
+        else:
+            spread = F.spread(value, lambda x: F.num(x, metric.digits))
+            shown = f"{F.num(med, metric.digits)} (median" + (f"; {spread})" if spread else ")")
     else:
-        spread = F.spread(summary, lambda x: F.num(x, digits))
-        value = f"{F.num(med, digits)} (median" + (f"; {spread})" if spread else ")")
-    return {"metric": label, "value": value, "meaning": meaning}
+        shown = "undefined" if value is None else F.num(value, metric.digits)
+    return {"metric": metric.label, "value": shown, "meaning": metric.describe(between, at)}
 
 
 def card_context(result: AuditResult, report_link: str | None) -> dict:
-    d, v, dist, m = result.density, result.deviation, result.distance, result.model
+    m = result.model
     between, at = probe_words(result)
-    rho = v.spearman_density
-    metrics = [
-        _metric(
-            "Regions per segment",
-            d.summary,
-            f"Linear pieces the model splits a straight line between {between} into; more means a more complex function near the data.",
-        ),
-        _metric("Regions per unit length", d.per_length, "Regions per segment divided by the segment's length in input space."),
-        _metric("Regions per neuron", d.regions_per_neuron, "Regions per segment divided by the number of ReLU-type neurons."),
-        _metric(
-            "Boundary distance",
-            dist.summary,
-            f"Distance from {at} to the nearest activation-region boundary (input units); smaller means smaller regions around the data.",
-            3,
-        ),
-        _metric("Boundary distance × neurons", dist.scaled_summary, "The same distance times the neuron count, roughly scale-free (Hanin & Rolnick 2019).", 3),
-        _metric(
-            "Absolute deviation",
-            v.summary,
-            "How far the model departs from the straight line between its values at the two ends of a segment (Gamba et al. 2022); 0 means linear.",
-            3,
-        ),
-        {
-            "metric": "Spearman ρ, density vs deviation",
-            "value": f"{rho:.2f}" if rho is not None else "undefined",
-            "meaning": "Rank correlation between a segment's region density and its absolute deviation.",
-        },
-    ]
-    if d.paths:
-        metrics.append(_metric("Regions per translation loop", d.path_summary, "Regions crossed along a closed loop of shifted copies of an input."))
+    metrics = [_metric_row(result, metric, between, at) for metric in shown_metrics(result)]
     settings = settings_section(result)
     s = result.settings or {}
     data = settings["data"]

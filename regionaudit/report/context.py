@@ -13,21 +13,36 @@ from importlib import metadata
 from pathlib import PurePath
 
 from regionaudit.version import __version__
+from regionaudit import metrics
+from regionaudit.metrics import BY_PATH, sentence
 from regionaudit.report import formatting as F
 from regionaudit.report import plots
-from regionaudit.report.tables import Table, distribution_table, gates_table, node_table, paths_table, timing_rows
+from regionaudit.report.tables import (
+    Table,
+    distribution_table,
+    gates_table,
+    node_table,
+    paths_table,
+    shown_metrics,
+    summary_of,
+    timing_rows,
+)
 from regionaudit.result import AuditResult, CompareResult
 
 LIBRARIES = ("torch", "onnx", "onnxruntime", "numpy")
-NO_SEGMENTS = "No segments were measured."
+NO_SEGMENTS = sentence(metrics.NO_SEGMENTS)
+NO_POINTS = sentence(metrics.NO_POINTS)
+REGIONS, DISTANCE, SCALED, DEVIATION, SPEARMAN = (
+    BY_PATH[p]
+    for p in ("density.summary", "distance.summary", "distance.scaled_summary", "deviation.summary", "deviation.spearman_density")
+)
 
 
 def no_deviation(result) -> str:
     """Why there is no deviation to show: no segments, or every one cut short by --max-knots."""
     if result.density.segments and all(s.truncated for s in result.density.segments):
-        return "Every segment was cut short by --max-knots."
+        return sentence(metrics.ALL_TRUNCATED)
     return NO_SEGMENTS
-NO_POINTS = "No points were measured."
 DATA_AS_GIVEN = (
     "Data is used as given: regionaudit does not rescale, normalise or reorder it, so it must "
     "already be in the model's input scale and layout."
@@ -91,41 +106,41 @@ def probe_words(result: AuditResult) -> tuple[str, str]:
 def headline_metrics(result: AuditResult) -> list[Metric]:
     d, v, dist = result.density, result.deviation, result.distance
     between, at = probe_words(result)
-    metrics: list[Metric] = []
+    cards: list[Metric] = []
 
     s = d.summary
     med = median(s)
     if med is not None:
-        sentence = f"Median {F.num(med)} linear regions along a segment between {between}"
-        spread = F.spread(s)
-        sentence += f" ({spread})." if spread else "."
-        metrics.append(Metric("regions", "Regions per segment", F.num(med), "median", sentence))
+        text = f"Median {F.num(med, REGIONS.digits)} linear regions along a segment between {between}"
+        spread = F.spread(s, lambda x: F.num(x, REGIONS.digits))
+        text += f" ({spread})." if spread else "."
+        cards.append(Metric("regions", REGIONS.label, F.num(med, REGIONS.digits), "median", text))
     else:
-        metrics.append(Metric("regions", "Regions per segment", F.DASH, "", NO_SEGMENTS + " Region density is undefined.", False))
+        cards.append(Metric("regions", REGIONS.label, F.DASH, "", NO_SEGMENTS + " Region density is undefined.", False))
 
     s = dist.summary
     med = median(s)
     if med is not None:
-        sentence = f"Median distance {F.num(med, 3)} (input units) from {at} to the nearest region boundary"
-        spread = F.spread(s, lambda x: F.num(x, 3))
-        sentence += f" ({spread})." if spread else "."
+        text = f"Median distance {F.num(med, DISTANCE.digits)} (input units) from {at} to the nearest region boundary"
+        spread = F.spread(s, lambda x: F.num(x, DISTANCE.digits))
+        text += f" ({spread})." if spread else "."
         scaled = median(dist.scaled_summary)
         if scaled is not None:
-            sentence += f" Distance × neurons, roughly scale-free: median {F.num(scaled, 3)}."
-        metrics.append(Metric("distance", "Boundary distance", F.num(med, 3), "median", sentence))
+            text += f" Distance × neurons, roughly scale-free: median {F.num(scaled, SCALED.digits)}."
+        cards.append(Metric("distance", DISTANCE.label, F.num(med, DISTANCE.digits), "median", text))
     else:
-        metrics.append(Metric("distance", "Boundary distance", F.DASH, "", NO_POINTS + " Boundary distance is undefined.", False))
+        cards.append(Metric("distance", DISTANCE.label, F.DASH, "", NO_POINTS + " Boundary distance is undefined.", False))
 
     s = v.summary
     med = median(s)
     if med is not None:
-        sentence = f"Median absolute deviation {F.num(med, 3)} from linear along a segment"
-        spread = F.spread(s, lambda x: F.num(x, 3))
-        sentence += f" ({spread})" if spread else ""
-        sentence += ": the area between the model and the straight line through its end values, L2 over outputs."
-        metrics.append(Metric("deviation", "Absolute deviation", F.num(med, 3), "median", sentence))
+        text = f"Median absolute deviation {F.num(med, DEVIATION.digits)} from linear along a segment"
+        spread = F.spread(s, lambda x: F.num(x, DEVIATION.digits))
+        text += f" ({spread})" if spread else ""
+        text += ": the area between the model and the straight line through its end values, L2 over outputs."
+        cards.append(Metric("deviation", DEVIATION.label, F.num(med, DEVIATION.digits), "median", text))
     else:
-        metrics.append(Metric("deviation", "Absolute deviation", F.DASH, "", no_deviation(result) + " Deviation is undefined.", False))
+        cards.append(Metric("deviation", DEVIATION.label, F.DASH, "", no_deviation(result) + " Deviation is undefined.", False))
 
     rho = v.spearman_density
     if rho is not None:
@@ -136,21 +151,20 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
             meaning = f"segments that cross more regions per unit length {strength} tend to deviate more from linear"
         else:
             meaning = f"segments that cross more regions per unit length {strength} tend to deviate less from linear"
-        sentence = f"Spearman ρ = {rho:.2f} between a segment's region density and its absolute deviation: {meaning}."
-        metrics.append(Metric("spearman", "Density vs deviation", f"{rho:.2f}", "Spearman ρ", sentence))
+        text = f"Spearman ρ = {rho:.{SPEARMAN.digits}f} between a segment's region density and its absolute deviation: {meaning}."
+        cards.append(Metric("spearman", SPEARMAN.label, f"{rho:.{SPEARMAN.digits}f}", "", text))
     else:
-        metrics.append(
+        cards.append(
             Metric(
                 "spearman",
-                "Density vs deviation",
+                SPEARMAN.label,
                 F.DASH,
                 "",
-                "Spearman ρ is undefined (fewer than three segments with a defined density, "
-                "or constant density or deviation).",
+                f"Spearman ρ is undefined ({metrics.SPEARMAN_UNDEFINED}).",
                 False,
             )
         )
-    return metrics
+    return cards
 
 
 def model_section(result: AuditResult) -> dict:
@@ -400,14 +414,15 @@ def compare_context(result: CompareResult) -> dict:
         _cmp_row("Parameters", a.model.params, b.model.params),
         _cmp_row("Multiply-adds", a.model.macs, b.model.macs),
         _cmp_row("Segments measured", len(a.density.segments), len(b.density.segments)),
-        _cmp_row("Median regions per segment", median(a.density.summary), median(b.density.summary)),
-        _cmp_row("Median regions per unit length", median(a.density.per_length), median(b.density.per_length)),
-        _cmp_row("Median regions per neuron", median(a.density.regions_per_neuron), median(b.density.regions_per_neuron)),
-        _cmp_row("Median absolute deviation", median(a.deviation.summary), median(b.deviation.summary)),
-        _cmp_row("Median boundary distance", median(a.distance.summary), median(b.distance.summary)),
-        _cmp_row("Median distance × neurons", median(a.distance.scaled_summary), median(b.distance.scaled_summary)),
-        _cmp_row("Spearman ρ (density, deviation)", a.deviation.spearman_density, b.deviation.spearman_density),
     ]
+    for metric in shown_metrics(a):
+        if metric.loops:
+            continue  # loops are compared in the loop tables of the two audits, not here
+        va, vb = summary_of(a, metric.path), summary_of(b, metric.path)
+        label = metric.label
+        if metric.summary:
+            va, vb, label = median(va), median(vb), f"Median {label[:1].lower()}{label[1:]}"
+        rows.append(_cmp_row(label, va, vb, lambda x, d=metric.digits: F.num(x, d)))
     table = Table(["", name_a, name_b, "B − A"], rows, numeric=[False, True, True, True])
 
     def paired(measure, what, unit, integer, pid):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from regionaudit.report import formatting as F
+from regionaudit.metrics import METRICS, SUMMARY_KEYS, Metric
 from regionaudit.result import AuditResult
 
 # `kind` of the IR nodes that put kinks into the function (regionaudit/ir.py: `LeakyRelu`, which
@@ -25,27 +26,33 @@ class Table:
     more: int = 0  # rows left out
 
 
+def summary_of(result: AuditResult, path: str):
+    """The value at a metric's path in the result (a summary dict, a number or None)."""
+    node = result
+    for key in path.split("."):
+        node = getattr(node, key)
+    return node
+
+
+def shown_metrics(result: AuditResult) -> list[Metric]:
+    """The catalogue's metrics this result has: loop metrics only when loops were measured."""
+    loops = bool(result.density.paths or result.deviation.paths or result.density.path_summary)
+    return [m for m in METRICS if loops or not m.loops]
+
+
 def distribution_table(result: AuditResult) -> Table:
-    d, v, dist = result.density, result.deviation, result.distance
-    rows_src = [
-        ("Regions per segment", d.summary),
-        ("Regions per unit length", d.per_length),
-        ("Regions per neuron", d.regions_per_neuron),
-        ("Absolute deviation (L2 over outputs)", v.summary),
-        ("Boundary distance", dist.summary),
-        ("Boundary distance × neurons", dist.scaled_summary),
-    ]
-    if d.paths or d.path_summary:
-        rows_src.append(("Regions per loop", d.path_summary))
-    if v.paths or v.path_summary:
-        rows_src.append(("Absolute deviation per loop", v.path_summary))
-    keys = ["count", "mean", "median", "p10", "p90", "min", "max"]
+    keys = list(SUMMARY_KEYS)
     rows = []
-    for label, summary in rows_src:
+    for metric in shown_metrics(result):
+        if not metric.summary:
+            continue
+        summary = summary_of(result, metric.path)
         if summary is None:
-            rows.append([label, "0"] + ["undefined"] + [""] * (len(keys) - 2))
+            rows.append([metric.label, "0"] + ["undefined"] + [""] * (len(keys) - 2))
         else:
-            rows.append([label, F.count(summary.get("count"))] + [F.num(summary.get(k)) for k in keys[1:]])
+            rows.append(
+                [metric.label, F.count(summary.get("count"))] + [F.num(summary.get(k), metric.digits) for k in keys[1:]]
+            )
     return Table(["Measure"] + keys, rows, numeric=[False] + [True] * len(keys))
 
 
