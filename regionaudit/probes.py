@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as torch_functional
+import torch.nn.functional as F
 
 from regionaudit.errors import BadData, BadOption
 from regionaudit.files import load_array, sha256_of
@@ -101,7 +101,7 @@ def shift_images(image: np.ndarray, shifts: np.ndarray, layout: str) -> np.ndarr
     gx = 2 * gx / max(w - 1, 1) - 1
     gy = 2 * gy / max(h - 1, 1) - 1
     grid = torch.stack([gx.expand(-1, h, w), gy.expand(-1, h, w)], dim=-1)
-    out = torch_functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True).numpy()
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True).numpy()
     return out if layout == "chw" else np.moveaxis(out, 1, -1)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from regionaudit.errors import BadOption
-from regionaudit.report import formatting as F
+from regionaudit.report import formatting as show
 from regionaudit.metrics import Metric
 from regionaudit.report.context import median, model_name, probe_words, result_notes, settings_section
 from regionaudit.report.tables import shown_metrics, summary_of
@@ -33,10 +33,10 @@ def _metric_row(result: AuditResult, metric: Metric, between: str, at: str) -> d
         if med is None:
             shown = "undefined"
         else:
-            spread = F.spread(value, lambda x: F.num(x, metric.digits))
-            shown = f"{F.num(med, metric.digits)} (median" + (f"; {spread})" if spread else ")")
+            spread = show.spread(value, lambda x: show.num(x, metric.digits))
+            shown = f"{show.num(med, metric.digits)} (median" + (f"; {spread})" if spread else ")")
     else:
-        shown = "undefined" if value is None else F.num(value, metric.digits)
+        shown = "undefined" if value is None else show.num(value, metric.digits)
     return {"metric": metric.label, "value": shown, "meaning": metric.describe(between, at)}
 
 
@@ -51,26 +51,26 @@ def card_context(result: AuditResult, report_link: str | None) -> dict:
     if settings["synthetic"]:
         data_line = "No data was given: probes are seeded Gaussian points, not real data."
     elif data:
-        data_line = f"Data: {PathName(data)}" + (f" (sha256 {F.short_hash(settings['data_hash'], 16)})" if settings["data_hash"] else "") + ", used as given (no rescaling)."
+        data_line = f"Data: {PathName(data)}" + (f" (sha256 {show.short_hash(settings['data_hash'], 16)})" if settings["data_hash"] else "") + ", used as given (no rescaling)."
     link = None
     if report_link:
-        link = MarkdownSafe(f"[{F.markdown(_link_text(report_link))}](<{_link_target(report_link)}>)")
+        link = MarkdownSafe(f"[{show.markdown(_link_text(report_link))}](<{_link_target(report_link)}>)")
     notes = result_notes(result)
     return {
         "start": MarkdownSafe(START),
         "end": MarkdownSafe(END),
         "model_name": model_name(result),
-        "sha": F.short_hash(m.sha256),
+        "sha": show.short_hash(m.sha256),
         "version": result.regionaudit,
-        "neurons": F.count(m.neurons),
-        "params": F.count(m.params),
-        "input_shape": F.shape(m.input_shape),
+        "neurons": show.count(m.neurons),
+        "params": show.count(m.params),
+        "input_shape": show.shape(m.input_shape),
         "metrics": metrics,
         "settings_lines": settings["lines"],
         "data_line": data_line,
-        "seed": F.value(s.get("seed")),
+        "seed": show.value(s.get("seed")),
         "gates": [
-            {"expr": g.expr, "value": F.num(g.value) if g.value is not None else "undefined", "result": "pass" if g.passed else "FAIL"}
+            {"expr": g.expr, "value": show.num(g.value) if g.value is not None else "undefined", "result": "pass" if g.passed else "FAIL"}
             for g in result.gates
         ],
         "notes": notes,

@@ -15,7 +15,7 @@ from pathlib import PurePath
 from regionaudit.version import __version__
 from regionaudit import metrics
 from regionaudit.metrics import BY_PATH, sentence
-from regionaudit.report import formatting as F
+from regionaudit.report import formatting as show
 from regionaudit.report import plots
 from regionaudit.report.tables import (
     Table,
@@ -111,36 +111,36 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
     s = d.summary
     med = median(s)
     if med is not None:
-        text = f"Median {F.num(med, REGIONS.digits)} linear regions along a segment between {between}"
-        spread = F.spread(s, lambda x: F.num(x, REGIONS.digits))
+        text = f"Median {show.num(med, REGIONS.digits)} linear regions along a segment between {between}"
+        spread = show.spread(s, lambda x: show.num(x, REGIONS.digits))
         text += f" ({spread})." if spread else "."
-        cards.append(Metric("regions", REGIONS.label, F.num(med, REGIONS.digits), "median", text))
+        cards.append(Metric("regions", REGIONS.label, show.num(med, REGIONS.digits), "median", text))
     else:
-        cards.append(Metric("regions", REGIONS.label, F.DASH, "", NO_SEGMENTS + " Region density is undefined.", False))
+        cards.append(Metric("regions", REGIONS.label, show.DASH, "", NO_SEGMENTS + " Region density is undefined.", False))
 
     s = dist.summary
     med = median(s)
     if med is not None:
-        text = f"Median distance {F.num(med, DISTANCE.digits)} (input units) from {at} to the nearest region boundary"
-        spread = F.spread(s, lambda x: F.num(x, DISTANCE.digits))
+        text = f"Median distance {show.num(med, DISTANCE.digits)} (input units) from {at} to the nearest region boundary"
+        spread = show.spread(s, lambda x: show.num(x, DISTANCE.digits))
         text += f" ({spread})." if spread else "."
         scaled = median(dist.scaled_summary)
         if scaled is not None:
-            text += f" Distance × neurons, roughly scale-free: median {F.num(scaled, SCALED.digits)}."
-        cards.append(Metric("distance", DISTANCE.label, F.num(med, DISTANCE.digits), "median", text))
+            text += f" Distance × neurons, roughly scale-free: median {show.num(scaled, SCALED.digits)}."
+        cards.append(Metric("distance", DISTANCE.label, show.num(med, DISTANCE.digits), "median", text))
     else:
-        cards.append(Metric("distance", DISTANCE.label, F.DASH, "", NO_POINTS + " Boundary distance is undefined.", False))
+        cards.append(Metric("distance", DISTANCE.label, show.DASH, "", NO_POINTS + " Boundary distance is undefined.", False))
 
     s = v.summary
     med = median(s)
     if med is not None:
-        text = f"Median absolute deviation {F.num(med, DEVIATION.digits)} from linear along a segment"
-        spread = F.spread(s, lambda x: F.num(x, DEVIATION.digits))
+        text = f"Median absolute deviation {show.num(med, DEVIATION.digits)} from linear along a segment"
+        spread = show.spread(s, lambda x: show.num(x, DEVIATION.digits))
         text += f" ({spread})" if spread else ""
         text += ": the area between the model and the straight line through its end values, L2 over outputs."
-        cards.append(Metric("deviation", DEVIATION.label, F.num(med, DEVIATION.digits), "median", text))
+        cards.append(Metric("deviation", DEVIATION.label, show.num(med, DEVIATION.digits), "median", text))
     else:
-        cards.append(Metric("deviation", DEVIATION.label, F.DASH, "", no_deviation(result) + " Deviation is undefined.", False))
+        cards.append(Metric("deviation", DEVIATION.label, show.DASH, "", no_deviation(result) + " Deviation is undefined.", False))
 
     rho = v.spearman_density
     if rho is not None:
@@ -158,7 +158,7 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
             Metric(
                 "spearman",
                 SPEARMAN.label,
-                F.DASH,
+                show.DASH,
                 "",
                 f"Spearman ρ is undefined ({metrics.SPEARMAN_UNDEFINED}).",
                 False,
@@ -174,34 +174,34 @@ def model_section(result: AuditResult) -> dict:
     ref = val.get("reference") or "onnxruntime"
     if rel is not None or abs_ is not None:
         validation_sentence = (
-            f"The imported network matches {ref} to a maximum absolute error of {F.num(abs_, 3)} "
-            f"(relative {F.num(rel, 3)}) on the validation inputs."
+            f"The imported network matches {ref} to a maximum absolute error of {show.num(abs_, 3)} "
+            f"(relative {show.num(rel, 3)}) on the validation inputs."
         )
     else:
         validation_sentence = "No validation against onnxruntime was recorded."
     facts = [
-        ("File", m.path or F.DASH),
-        ("SHA-256", m.sha256 or F.DASH),
-        ("Input", f"{m.input_name or '(unnamed)'}  ·  shape {F.shape(m.input_shape)} (batch axis left out)"),
-        ("Output", f"{m.output_name or '(unnamed)'}  ·  shape {F.shape(m.output_shape)}"),
+        ("File", m.path or show.DASH),
+        ("SHA-256", m.sha256 or show.DASH),
+        ("Input", f"{m.input_name or '(unnamed)'}  ·  shape {show.shape(m.input_shape)} (batch axis left out)"),
+        ("Output", f"{m.output_name or '(unnamed)'}  ·  shape {show.shape(m.output_shape)}"),
         ("Opset / producer", f"{m.opset}  ·  {m.producer or 'unknown producer'}"),
-        ("ReLU-type neurons", F.count(m.neurons)),
-        ("MaxPool windows", F.count(m.maxpool_windows)),
-        ("Parameters", F.count(m.params)),
-        ("Multiply-adds per input", F.count(m.macs)),
+        ("ReLU-type neurons", show.count(m.neurons)),
+        ("MaxPool windows", show.count(m.maxpool_windows)),
+        ("Parameters", show.count(m.params)),
+        ("Multiply-adds per input", show.count(m.macs)),
     ]
     return {
         "name": model_name(result),
-        "sha_short": F.short_hash(m.sha256),
-        "input_shape": F.shape(m.input_shape),
+        "sha_short": show.short_hash(m.sha256),
+        "input_shape": show.shape(m.input_shape),
         "facts": facts,
         "cards": [
-            ("neurons", F.big(m.neurons)),
-            ("parameters", F.big(m.params)),
-            ("multiply-adds", F.big(m.macs)),
-            ("MaxPool windows", F.big(m.maxpool_windows)),
+            ("neurons", show.big(m.neurons)),
+            ("parameters", show.big(m.params)),
+            ("multiply-adds", show.big(m.macs)),
+            ("MaxPool windows", show.big(m.maxpool_windows)),
         ],
-        "validation": [(str(k), F.value(v)) for k, v in val.items()],
+        "validation": [(str(k), show.value(v)) for k, v in val.items()],
         "validation_sentence": validation_sentence,
         "nodes": node_table(result),
     }
@@ -227,7 +227,7 @@ def settings_section(result: AuditResult) -> dict:
     lines = [
         f"Probes: {described.rstrip('.')}." if isinstance(described, str) and described
         else f"Probes measured: {', '.join(probes) if probes else 'none'}, from {source}.",
-        f"Seed {F.value(s.get('seed'))}; computed in {s.get('dtype') or 'float64'} on {s.get('device') or 'cpu'}.",
+        f"Seed {show.value(s.get('seed'))}; computed in {s.get('dtype') or 'float64'} on {s.get('device') or 'cpu'}.",
     ]
     return {
         "lines": lines,
@@ -236,7 +236,7 @@ def settings_section(result: AuditResult) -> dict:
         "synthetic": bool(s.get("synthetic")),
         "synthetic_warning": SYNTHETIC_WARNING,
         "data_as_given": DATA_AS_GIVEN,
-        "table": [(str(k), F.value(v)) for k, v in s.items() if v is not None],
+        "table": [(str(k), show.value(v)) for k, v in s.items() if v is not None],
     }
 
 
@@ -264,7 +264,7 @@ def audit_plots(result: AuditResult) -> dict[str, list[Plot]]:
             "regions-hist",
             "Regions per segment",
             f"Number of linear regions a straight segment between {between} passes through.",
-            plots.histogram("regions-hist", regions, "Regions per segment", "linear regions crossed", fmt=F.num, integer=True),
+            plots.histogram("regions-hist", regions, "Regions per segment", "linear regions crossed", fmt=show.num, integer=True),
             NO_SEGMENTS,
         )
     )
@@ -390,18 +390,18 @@ def audit_context(result: AuditResult) -> dict:
 def _slice_facts(sl: dict | None) -> list[tuple[str, str]]:
     if sl is None:
         return []
-    return [(str(k), F.value(v)) for k, v in sl.items() if k not in ("polygons", "areas", "points")] + (
-        [("polygons", F.count(len(sl["polygons"])))] if isinstance(sl.get("polygons"), list) else []
+    return [(str(k), show.value(v)) for k, v in sl.items() if k not in ("polygons", "areas", "points")] + (
+        [("polygons", show.count(len(sl["polygons"])))] if isinstance(sl.get("polygons"), list) else []
     )
 
 
 # --- compare ---------------------------------------------------------------------------------
 
 
-def _cmp_row(label, a, b, fmt=F.num):
+def _cmp_row(label, a, b, fmt=show.num):
     diff = None if a is None or b is None else b - a
     sign = "" if diff is None or diff <= 0 else "+"
-    return [label, fmt(a), fmt(b), sign + fmt(diff) if diff is not None else F.DASH]
+    return [label, fmt(a), fmt(b), sign + fmt(diff) if diff is not None else show.DASH]
 
 
 def compare_context(result: CompareResult) -> dict:
@@ -422,7 +422,7 @@ def compare_context(result: CompareResult) -> dict:
         label = metric.label
         if metric.summary:
             va, vb, label = median(va), median(vb), f"Median {label[:1].lower()}{label[1:]}"
-        rows.append(_cmp_row(label, va, vb, lambda x, d=metric.digits: F.num(x, d)))
+        rows.append(_cmp_row(label, va, vb, lambda x, d=metric.digits: show.num(x, d)))
     table = Table(["", name_a, name_b, "B − A"], rows, numeric=[False, True, True, True])
 
     def paired(measure, what, unit, integer, pid):
@@ -431,13 +431,13 @@ def compare_context(result: CompareResult) -> dict:
         if fp is None:
             sentence = f"The fraction of segments where B has the larger {what} is undefined ({n} pairs)."
         else:
-            sentence = f"On {F.percent(fp)} of {n:,} segments B has the larger {what} than A."
-        spread = F.spread(measure.summary)
+            sentence = f"On {show.percent(fp)} of {n:,} segments B has the larger {what} than A."
+        spread = show.spread(measure.summary)
         if measure.summary and measure.summary.get("median") is not None:
-            sentence += f" Median difference B − A: {F.num(measure.summary['median'])} {unit}" + (f" ({spread})." if spread else ".")
+            sentence += f" Median difference B − A: {show.num(measure.summary['median'])} {unit}" + (f" ({spread})." if spread else ".")
         return {
             "sentence": sentence,
-            "fraction_positive": F.percent(fp),
+            "fraction_positive": show.percent(fp),
             "plot": Plot(
                 pid,
                 f"Paired differences: {what}",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from regionaudit.report import formatting as F
+from regionaudit.report import formatting as show
 from regionaudit.metrics import METRICS, SUMMARY_KEYS, Metric
 from regionaudit.result import AuditResult
 
@@ -51,13 +51,13 @@ def distribution_table(result: AuditResult) -> Table:
             rows.append([metric.label, "0"] + ["undefined"] + [""] * (len(keys) - 2))
         else:
             rows.append(
-                [metric.label, F.count(summary.get("count"))] + [F.num(summary.get(k), metric.digits) for k in keys[1:]]
+                [metric.label, show.count(summary.get("count"))] + [show.num(summary.get(k), metric.digits) for k in keys[1:]]
             )
     return Table(["Measure"] + keys, rows, numeric=[False] + [True] * len(keys))
 
 
 def node_table(result: AuditResult, limit: int = 400) -> Table:
-    """One row per record of `regionaudit.importer.api.node_records`, kink nodes highlighted."""
+    """One row per record of `regionaudit.importer.pipeline.node_records`, kink nodes highlighted."""
     rows, highlight = [], []
     for i, rec in enumerate(result.model.nodes[:limit]):
         kind = str(rec.get("kind") or "")
@@ -67,9 +67,9 @@ def node_table(result: AuditResult, limit: int = 400) -> Table:
                 kind,
                 str(rec.get("name") or ""),
                 str(rec.get("op_type") or ""),
-                F.shape(rec.get("shape")),
-                F.count(rec.get("units") or 0),
-                F.count(rec.get("params") or 0),
+                show.shape(rec.get("shape")),
+                show.count(rec.get("units") or 0),
+                show.count(rec.get("params") or 0),
                 str(rec.get("detail") or ""),
             ]
         )
@@ -91,7 +91,7 @@ def paths_table(result: AuditResult, limit: int = 100) -> Table | None:
     for i, p in enumerate(d.paths[:limit]):
         dev = v.paths[i].norm if i < len(v.paths) else None
         rows.append(
-            [str(i), F.count(p.edges), F.count(p.regions), F.num(p.length), F.num(p.density), F.num(dev), "yes" if p.truncated else ""]
+            [str(i), show.count(p.edges), show.count(p.regions), show.num(p.length), show.num(p.density), show.num(dev), "yes" if p.truncated else ""]
         )
     return Table(
         ["loop", "edges", "regions", "length", "regions / length", "abs. deviation", "truncated"],
@@ -104,7 +104,7 @@ def paths_table(result: AuditResult, limit: int = 100) -> Table | None:
 def gates_table(gates) -> Table | None:
     if not gates:
         return None
-    rows = [[g.expr, F.num(g.value) if g.value is not None else "undefined", "pass" if g.passed else "FAIL", g.message or ""] for g in gates]
+    rows = [[g.expr, show.num(g.value) if g.value is not None else "undefined", "pass" if g.passed else "FAIL", g.message or ""] for g in gates]
     return Table(
         ["gate", "value", "result", "message"],
         rows,
@@ -122,7 +122,7 @@ def timing_rows(timing: dict) -> list[tuple[str, str]]:
     for k, val in (timing or {}).items():
         if isinstance(val, dict):
             for k2, v2 in val.items():
-                rows.append((f"{k}.{k2}", F.seconds(v2)))
+                rows.append((f"{k}.{k2}", show.seconds(v2)))
         else:
-            rows.append((_timing_label(str(k)), F.seconds(val)))
+            rows.append((_timing_label(str(k)), show.seconds(val)))
     return rows
