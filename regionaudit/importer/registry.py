@@ -34,10 +34,22 @@ class Unsupported(Exception):
     """A node regionaudit cannot turn into exact IR; gathered by the walker, refused at the end."""
 
 
+class DuplicateConverter(Exception):
+    """Two converters registered for one op type: a mistake in regionaudit itself, never the user's."""
+
+
 def converter(*op_types: str):
-    """Register the decorated function as the converter of each op type named."""
+    """Register the decorated function as the converter of each op type named; an op type that
+    already has a converter is refused, so no converter silently replaces another."""
 
     def register(fn):
+        for op in op_types:
+            if op in CONVERTERS:
+                old = CONVERTERS[op]
+                raise DuplicateConverter(
+                    f"{op} already has a converter ({old.__module__}.{old.__name__}); "
+                    f"{fn.__module__}.{fn.__name__} would replace it"
+                )
         for op in op_types:
             CONVERTERS[op] = fn
         return fn
