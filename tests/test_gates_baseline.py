@@ -328,3 +328,41 @@ def test_check_increases_before_the_audit():
     with pytest.raises(GateError, match="needs a positive baseline value"):
         check_increases(["density.summary.median=10%"], make_audit(median=0))
     assert check_increases(["density.summary.median=1"], make_audit(median=0))  # an absolute bound is fine
+
+
+def test_increase_across_a_changed_definition_is_refused(monkeypatch):
+    from regionaudit import result
+    from regionaudit.gates import baseline
+    from regionaudit.gates.baseline import check_increases
+
+    monkeypatch.setattr(result, "SCHEMA", 3)
+    monkeypatch.setattr(baseline, "SCHEMA", 3)
+    monkeypatch.setattr(result, "CHANGED_DEFINITIONS", {2: ("density.per_length",), 3: ("deviation.summary",)})
+    base = make_audit()  # written with schema 1
+    with pytest.raises(GateError, match=r"baseline was written with schema 1 .* writes schema 3; .* changed in schema 3"):
+        check_increases(["deviation.summary.p90=10%"], base)
+    with pytest.raises(GateError, match="changed in schema 2"):
+        evaluate_increases(make_audit(), base, ["density.per_length.median=1"])
+    # a metric whose definition did not change is still compared, and so is a baseline written after the change
+    assert check_increases(["density.summary.median=10%"], base)
+    assert check_increases(["density.per_length.median=1"], {**base, "schema": 2})
+
+
+def test_result_of_an_older_schema_loads(tmp_path):
+    """A field added in a later schema has a default; a field this version does not know is ignored."""
+    d = make_audit()
+    del d["slice"], d["timing"], d["notes"]
+    for seg in d["density"]["segments"]:
+        seg.pop("truncated", None)
+        seg.pop("knots", None)
+        seg["from_a_newer_tool"] = 1
+    d["model"]["unknown_record"] = {"x": 1}
+    d["density"]["unknown_summary"] = None
+    p = tmp_path / "old.json"
+    p.write_text(json.dumps(d))
+    assert load_result(p) == d  # the dict is kept as written: gates read what it holds
+    r = AuditResult.from_dict(d)
+    assert r.slice is None and r.timing == {} and r.notes == []
+    assert [s.truncated for s in r.density.segments] == [False] * len(d["density"]["segments"])
+    assert [s.regions for s in r.density.segments] == [s["regions"] for s in d["density"]["segments"]]
+    assert "from_a_newer_tool" not in r.to_dict()["density"]["segments"][0]

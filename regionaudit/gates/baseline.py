@@ -23,7 +23,7 @@ from regionaudit.files import sha256_of
 from regionaudit.gates.catalogue import check_paths, gateable_paths, lookup, unknown_path_error, why_undefined
 from regionaudit.gates.numbers import exact, format_number
 from regionaudit.options import Options, file_option_names, option_flag, probe_option_names
-from regionaudit.result import GateResult, load_result
+from regionaudit.result import SCHEMA, GateResult, definition_changes, load_result
 
 # Options that define the probes (and so every number): what a baseline run passes on, and the
 # recorded settings a baseline is checked against: those options and the probe files' hashes.
@@ -196,6 +196,14 @@ def check_increases(specs: list[str], baseline: dict | None = None) -> list[Incr
 
 
 def _check_baseline_value(baseline: dict, bound: IncreaseBound) -> None:
+    base_schema = baseline.get("schema")
+    changed = definition_changes(bound.path, base_schema) if isinstance(base_schema, int) else []
+    if changed:
+        raise GateError(
+            f"--max-increase {bound.path}: the baseline was written with schema {base_schema} and this regionaudit "
+            f"writes schema {SCHEMA}; the metric's definition changed in schema {', '.join(map(str, changed))}, "
+            "so the two values do not measure the same thing; make a new baseline"
+        )
     base_paths = gateable_paths(baseline)
     if bound.path not in base_paths:
         raise GateError(
