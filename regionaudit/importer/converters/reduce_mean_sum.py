@@ -9,8 +9,8 @@ import math
 import numpy as np
 
 from regionaudit import ir
-from regionaudit.importer.converters.elementwise import scale
-from regionaudit.importer.converters.reshape import reshaped
+from regionaudit.importer.converters.add_sub_mul_div_neg_sum import scale
+from regionaudit.importer.converters.reshape_flatten import reshaped
 from regionaudit.importer.registry import Unsupported, attr, converter
 
 

@@ -1,38 +1,9 @@
-"""Transpose, Concat, zero Pad and Slice: data moved around or cropped, never mixed."""
+"""Pad (constant zero) and Slice (step 1): the same `ir.Pad`, with pads that grow or crop."""
 
 import numpy as np
 
 from regionaudit import ir
 from regionaudit.importer.registry import Data, Unsupported, attr, converter
-
-
-@converter("Transpose")
-def transpose(node, ctx):
-    x = ctx.data(0)
-    rank = len(x.shape)
-    perm = tuple(attr(node, "perm", list(reversed(range(rank)))))
-    if sorted(perm) != list(range(rank)):
-        raise Unsupported(f"perm {perm} does not fit {x.shape}")
-    if perm == tuple(range(rank)):
-        return x
-    return ctx.add(ir.Transpose, [x], shape=tuple(x.shape[p] for p in perm), perm=perm)
-
-
-@converter("Concat")
-def concat(node, ctx):
-    parts = [ctx.input(i) for i in range(len(node.input))]
-    if not all(isinstance(p, Data) for p in parts):
-        raise Unsupported("concatenating constants with data is not supported")
-    rank = len(parts[0].shape)
-    axis = attr(node, "axis", 0)
-    axis = axis + rank if axis < 0 else axis
-    if not 0 <= axis < rank or any(len(p.shape) != rank for p in parts):
-        raise Unsupported(f"axis {attr(node, 'axis')} does not fit {[p.shape for p in parts]}")
-    shape = list(parts[0].shape)
-    shape[axis] = sum(p.shape[axis] for p in parts)
-    if len(parts) == 1:
-        return parts[0]
-    return ctx.add(ir.Concat, parts, shape=tuple(shape), axis=axis)
 
 
 @converter("Pad")
