@@ -12,7 +12,7 @@ import click
 
 from regionaudit.version import __version__
 from regionaudit.errors import RegionAuditError
-from regionaudit.options import Options, Spec, option_flag, option_specs
+from regionaudit.options import Options, Spec, option_defaults, option_flag, option_specs
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 
@@ -44,13 +44,12 @@ def _click_type(spec: Spec):
 def _click_option(name: str, spec: Spec):
     if spec.flag:
         return click.option(option_flag(name), is_flag=True, default=None, help=spec.help)
-    default = Options.__dataclass_fields__[name].default
-    shown = spec.default_text if spec.default_text is not None else default
+    shown = spec.default_text if spec.default_text is not None else option_defaults()[name]
     help = spec.help if shown is None else f"{spec.help} [{shown}]"
     return click.option(option_flag(name), type=_click_type(spec), default=None, help=help, metavar=spec.metavar)
 
 
-def number_options(names):
+def click_options(names):
     """Decorator: the click options of these fields of `Options`, from their one definition."""
     specs = option_specs()
 
@@ -65,7 +64,7 @@ def number_options(names):
 def probe_options(f):
     """Options shared by `regionaudit MODEL` and `regionaudit compare`: every field of `Options`."""
     f = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")(f)
-    return number_options(list(option_specs()))(f)
+    return click_options(list(option_specs()))(f)
 
 
 def options_from_cli(kw: dict) -> Options:
@@ -75,7 +74,9 @@ def options_from_cli(kw: dict) -> Options:
         value = kw.pop(name, None)
         if value is not None and spec.parse is not None:
             value = spec.parse(value)
-        given[name] = value or None if spec.flag else value
+        if spec.flag and not value:
+            value = None  # a switch left off is not given: a baseline may still fill it
+        given[name] = value
     return Options.from_given(given)
 
 
@@ -150,7 +151,7 @@ def audit_cmd(model, **kw):
 @cli.command("inspect")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the model record as JSON.")
-@number_options(["input_shape", "output_name"])
+@click_options(["input_shape", "output_name"])
 def inspect_cmd(model, json_out, **kw):
     """Import MODEL and show its IR: nodes, units, parameters, validation against onnxruntime."""
     return _commands().run_inspect(model, options_from_cli(kw), json_out)

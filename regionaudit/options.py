@@ -146,6 +146,10 @@ def option_specs() -> dict[str, Spec]:
     return {f.name: f.metadata["spec"] for f in fields(Options) if "spec" in f.metadata}
 
 
+def option_defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in fields(Options) if "spec" in f.metadata}
+
+
 def probe_option_names() -> tuple[str, ...]:
     """The options that define the probes, which a baseline run reuses; files are matched by hash."""
     return tuple(name for name, spec in option_specs().items() if spec.probe)
