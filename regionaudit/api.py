@@ -15,6 +15,7 @@ from regionaudit import assemble
 from regionaudit.analysis.density import trace_segments
 from regionaudit.analysis.distance import boundary_distances
 from regionaudit.errors import BadOption
+from regionaudit.estimate import estimate, long_run_message
 from regionaudit.importer import ImportedModel, import_model
 from regionaudit.options import Options
 from regionaudit.probes import build_probes, import_check_rows, segment_lengths
@@ -47,30 +48,47 @@ def audit(
     model: str | Path | ImportedModel,
     options: Options | None = None,
     progress=None,
+    warn=None,
+    notify=None,
+    clock=time.perf_counter,
     **kwargs,
 ) -> AuditResult:
     """Measure density, deviation and boundary distance of `model` on probes; see DESIGN.md.
 
     `options` (or keyword arguments named like its fields: `data`, `pairs`, `seed`, ...) set the
     probes and precision; `progress`, if given, is called as progress(stage, total) and returns a
-    callable(n) or None.
+    callable(n) or None; `warn`, if given, is called with each note that should reach the user
+    before the analysis runs (data that looks unscaled, an option that has no effect; those notes
+    are in the result too); `notify`, if given, is called with one line when the audit is estimated
+    to take long (regionaudit.estimate); `clock` times the stages and that estimate.
     """
     if options is not None and kwargs:
         raise BadOption(f"give either options or keyword arguments, not both (got {', '.join(sorted(kwargs))})")
     opts = options if options is not None else Options(**kwargs)
-    t_start = time.perf_counter()
+    t_start = clock()
     timing: dict[str, float] = {}
     imported = import_for_audit(model, opts, None if isinstance(model, ImportedModel) else import_check_rows(opts.data))
     timing["import_s"] = imported.import_s
     net = imported.network
     probes = build_probes(net.input_shape, opts)
-    notes = assemble.probe_notes(probes)
+    settings = assemble.settings(opts, str(net.device.type), probes)
+    notes = assemble.probe_notes(probes, opts, net.input_shape)
 
-    t0 = time.perf_counter()
     a, b = probes.segments
     lengths = segment_lengths(a, b)
+    for message in probes.warnings if warn is not None else []:  # after the checks that refuse data
+        warn(message)
+    seg_a, seg_b, at = _to_tensor(a), _to_tensor(b), _to_tensor(probes.points)
+    if notify is not None:
+        loop_edges = sum(len(loop.vertices) for loop in probes.loops)
+        est = estimate(net, (seg_a, seg_b), loop_edges, at, opts.max_knots, opts.max_memory, clock)
+        message = long_run_message(est, settings["pairs"] is not None, settings["max_points"] is not None, opts.dtype, settings["device"])
+        if message:
+            notify(message)
+
+    t0 = clock()
     bar = progress("segments", len(a)) if progress else None
-    traces = trace_segments(net, _to_tensor(a), _to_tensor(b), max_knots=opts.max_knots, max_memory=opts.max_memory, progress=bar)
+    traces = trace_segments(net, seg_a, seg_b, max_knots=opts.max_knots, max_memory=opts.max_memory, progress=bar)
     seg_density, seg_dev = assemble.segment_records(traces, lengths, opts.keep_knots)
     bar = progress("loops", len(probes.loops)) if progress and probes.loops else None
     path_density, path_dev = [], []
@@ -85,12 +103,12 @@ def audit(
         path_dev.append(dev)
         if bar:
             bar(1)
-    timing["density_s"] = time.perf_counter() - t0
+    timing["density_s"] = clock() - t0
 
-    t0 = time.perf_counter()
+    t0 = clock()
     bar = progress("points", len(probes.points)) if progress else None
-    dists = boundary_distances(net, _to_tensor(probes.points), max_memory=opts.max_memory, progress=bar) if len(probes.points) else []
-    timing["distance_s"] = time.perf_counter() - t0
+    dists = boundary_distances(net, at, max_memory=opts.max_memory, progress=bar) if len(probes.points) else []
+    timing["distance_s"] = clock() - t0
 
     assemble.check_finite(seg_density, path_density, seg_dev + path_dev, dists)
     notes += assemble.truncation_notes(seg_density, path_density, opts.max_knots)
@@ -98,10 +116,10 @@ def audit(
     deviation = assemble.deviation_section(seg_dev, path_dev, seg_density, notes)
     distance = assemble.distance_section(dists, net.neurons, notes)
     # a model imported before the call (the CLI does, to check gate paths first) still counts
-    timing["total_s"] = time.perf_counter() - t_start + (imported.import_s if isinstance(model, ImportedModel) else 0.0)
+    timing["total_s"] = clock() - t_start + (imported.import_s if isinstance(model, ImportedModel) else 0.0)
     return AuditResult(
         model=assemble.model_info(imported),
-        settings=assemble.settings(opts, str(net.device.type), probes),
+        settings=settings,
         density=density,
         deviation=deviation,
         distance=distance,

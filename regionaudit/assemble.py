@@ -31,7 +31,6 @@ from regionaudit.result import (
 )
 
 SYNTHETIC_NOTE = "No data was given: probes are seeded standard Gaussian inputs, not the model's data."
-DATA_AS_GIVEN_NOTE = "Data is used as given: it must already be in the model's input scale and layout."
 
 
 def settings(opts: Options, device: str, probes: Probes) -> dict:
@@ -42,7 +41,7 @@ def settings(opts: Options, device: str, probes: Probes) -> dict:
         if not spec.setting:
             continue
         value = getattr(opts, name)
-        if spec.only_with is not None and not getattr(opts, spec.only_with):
+        if spec.recorded_if is not None and not spec.recorded_if(opts):
             value = None
         if spec.file:
             out[name] = None if value is None else str(value)
@@ -59,8 +58,16 @@ def settings(opts: Options, device: str, probes: Probes) -> dict:
     return out
 
 
-def probe_notes(probes: Probes) -> list[str]:
-    return list(probes.notes) + [SYNTHETIC_NOTE if probes.synthetic else DATA_AS_GIVEN_NOTE]
+def probe_notes(probes: Probes, opts: Options, input_shape: tuple[int, ...]) -> list[str]:
+    """What the reader must know about the probes: warnings about the files, how they were read,
+    and whether they are data at all."""
+    notes = list(probes.warnings) + list(probes.notes)
+    if probes.synthetic:
+        notes.append(SYNTHETIC_NOTE)
+    else:
+        layout = f" (image arrays read as {opts.data_layout}, --data-layout)" if len(input_shape) == 3 else ""
+        notes.append(f"Data is used as given{layout}: it must already be in the model's input scale.")
+    return notes
 
 
 def model_info(imported: ImportedModel) -> ModelInfo:

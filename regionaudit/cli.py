@@ -17,8 +17,42 @@ from regionaudit.options import Options, Spec, option_defaults, option_flag, opt
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 
 
+# Sections of the help, by option name; anything not named goes under "Other options".
+SECTIONS = (
+    ("Probe options (what the analysis looks at)", tuple(option_specs())),
+    ("Output options", ("output", "json_out", "card", "card_append", "junit")),
+    ("Gates", ("fail_if", "baseline", "max_increase")),
+)
+
+
+def option_sections(command: click.Command, ctx: click.Context) -> list[tuple[str, list[tuple[str, str]]]]:
+    """(title, help rows) per section of `command`'s options, in SECTIONS order."""
+    rows: dict[str, list] = {title: [] for title, _ in SECTIONS}
+    other = []
+    for param in command.get_params(ctx):
+        record = param.get_help_record(ctx)
+        if record is None:
+            continue
+        title = next((t for t, names in SECTIONS if param.name in names), None)
+        (rows[title] if title else other).append(record)
+    return [(t, r) for t, r in rows.items() if r] + ([("Other options", other)] if other else [])
+
+
+class SectionedCommand(click.Command):
+    """A command whose help groups its options into probes, outputs and gates."""
+
+    def format_options(self, ctx, formatter):
+        for title, rows in option_sections(self, ctx):
+            with formatter.section(title):
+                formatter.write_dl(rows)
+
+
 class AuditGroup(click.Group):
-    """`regionaudit MODEL.onnx ...` runs the audit; `inspect`, `compare`, `metrics` are subcommands."""
+    """`regionaudit MODEL.onnx ...` runs the audit; `inspect`, `compare`, `metrics` are subcommands.
+
+    The main usage is the audit, so `regionaudit --help` lists the audit's options in full, then
+    the subcommands.
+    """
 
     def parse_args(self, ctx, args):
         if args and args[0] not in self.commands and not args[0].startswith("-"):
@@ -27,25 +61,66 @@ class AuditGroup(click.Group):
             args = ["audit", *args]
         return super().parse_args(ctx, args)
 
+    def format_usage(self, ctx, formatter):
+        formatter.write_usage(ctx.command_path, "MODEL.onnx [OPTIONS]")
+        formatter.write_usage(ctx.command_path, "COMMAND [ARGS]...", prefix="   or: ")
+
+    def format_options(self, ctx, formatter):
+        audit = self.commands["audit"]
+        audit_ctx = click.Context(audit, info_name="audit", parent=ctx)
+        for title, rows in option_sections(audit, audit_ctx):
+            if title != "Other options":
+                with formatter.section(f"{title}, for regionaudit MODEL.onnx"):
+                    formatter.write_dl(rows)
+        super().format_options(ctx, formatter)  # the group's own options, then the commands
+
+
+class Range(click.IntRange):
+    """An integer range shown as a person writes it ("0 to 10^6", "at least 1"), in the help and
+    in the error for a value outside it."""
+
+    def _describe_range(self) -> str:
+        if self.max is None:
+            return f"at least {_power(self.min)}"
+        return f"{_power(self.min)} to {_power(self.max)}"
+
+
+class PositiveRange(click.FloatRange):
+    def _describe_range(self) -> str:
+        return f"more than {_power(self.min)}, at most {_power(self.max)}"
+
+
+def _power(n) -> str:
+    """10**6 as 10^6 and 2**63 - 1 as 2^63 - 1; small numbers as they are."""
+    n = int(n) if float(n).is_integer() else n
+    if isinstance(n, int) and n >= 10_000:
+        for base in (10, 2):
+            for exp in range(2, 64):
+                if base**exp == n:
+                    return f"{base}^{exp}"
+                if base**exp - 1 == n:
+                    return f"{base}^{exp} - 1"
+    return str(n)
+
 
 def _click_type(spec: Spec):
-    """The click type that checks an option's range as it is parsed (the same range `Options` checks)."""
+    """The click type that checks an option's range as it is parsed (the range `Options` checks)."""
     if spec.file:
         return click.Path(dir_okay=False)
     if spec.choices is not None:
         return click.Choice(list(spec.choices))
     if spec.parse is not None or spec.low is None:
         return None  # text, parsed by spec.parse
-    if isinstance(spec.low, float) or isinstance(spec.high, float):
-        return click.FloatRange(spec.low, spec.high, min_open=spec.low_open)
-    return click.IntRange(spec.low, spec.high)
+    if spec.low_open or isinstance(spec.high, float):
+        return PositiveRange(spec.low, spec.high, min_open=spec.low_open)
+    return Range(spec.low, spec.high)
 
 
 def _click_option(name: str, spec: Spec):
     if spec.flag:
         return click.option(option_flag(name), is_flag=True, default=None, help=spec.help)
     shown = spec.default_text if spec.default_text is not None else option_defaults()[name]
-    help = spec.help if shown is None else f"{spec.help} [{shown}]"
+    help = spec.help if shown is None else f"{spec.help.rstrip('.')} [{shown}]."
     return click.option(option_flag(name), type=_click_type(spec), default=None, help=help, metavar=spec.metavar)
 
 
@@ -62,9 +137,13 @@ def click_options(names):
 
 
 def probe_options(f):
-    """Options shared by `regionaudit MODEL` and `regionaudit compare`: every field of `Options`."""
-    f = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")(f)
-    return click_options(list(option_specs()))(f)
+    """Options shared by `regionaudit MODEL` and `regionaudit compare`: every field of `Options`,
+    the probe files first."""
+    f = click.option(
+        "--quiet", "-q", is_flag=True, help="No progress, estimate or status lines on stderr (warnings and errors stay)."
+    )(f)
+    specs = option_specs()
+    return click_options(sorted(specs, key=lambda name: not specs[name].file))(f)
 
 
 def options_from_cli(kw: dict) -> Options:
@@ -80,11 +159,29 @@ def options_from_cli(kw: dict) -> Options:
     return Options.from_given(given)
 
 
+def _wanted(kw: dict):
+    """What a command was asked to write and check, typed once (the options that change numbers
+    went into `Options`)."""
+    from regionaudit.commands import Wanted
+
+    return Wanted(
+        report=kw.get("output"),
+        json=kw.get("json_out"),
+        card=kw.get("card"),
+        card_append=kw.get("card_append"),
+        junit=kw.get("junit"),
+        fail_if=tuple(kw.get("fail_if") or ()),
+        max_increase=tuple(kw.get("max_increase") or ()),
+        baseline=kw.get("baseline"),
+        quiet=bool(kw.get("quiet")),
+    )
+
+
 def output_options(f):
     opts = [
         click.option("-o", "--output", "output", type=click.Path(dir_okay=False), help="Report path: .html or .pdf."),
         click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the result JSON here."),
-        click.option("--fail-if", "fail_if", multiple=True, help='Gate, e.g. "density.summary.median > 200" (repeatable).'),
+        click.option("--fail-if", "fail_if", multiple=True, metavar="GATE", help='Gate, e.g. "density.summary.median > 200" (repeatable).'),
         click.option("--junit", type=click.Path(dir_okay=False), help="Write gate results as JUnit XML."),
         click.option("--debug", is_flag=True, help="Show tracebacks for internal errors."),
     ]
@@ -109,55 +206,47 @@ def cli(ctx, debug):
     ctx.obj = {"debug": debug}
 
 
-def _wanted(kw: dict):
-    """What a command was asked to write and check, typed once (the options that change numbers
-    went into `Options`)."""
-    from regionaudit.commands import Wanted
+def _commands(quiet: bool = False):
+    # imported here so `regionaudit --version` and `--help` stay fast; torch and onnxruntime take
+    # seconds to import, so a person at a terminal is told first
+    from regionaudit.progress import say
 
-    return Wanted(
-        report=kw.get("output"),
-        json=kw.get("json_out"),
-        card=kw.get("card"),
-        card_append=kw.get("card_append"),
-        junit=kw.get("junit"),
-        fail_if=tuple(kw.get("fail_if") or ()),
-        max_increase=tuple(kw.get("max_increase") or ()),
-        baseline=kw.get("baseline"),
-        quiet=bool(kw.get("quiet")),
-    )
-
-
-def _commands():
-    # imported here so `regionaudit --version` and `--help` stay fast
+    if not quiet:
+        say("starting: loading torch and onnxruntime...")
     from regionaudit import commands
 
     return commands
 
 
-@cli.command("audit", context_settings={"help_option_names": ["-h", "--help"]})
+@cli.command(
+    "audit",
+    cls=SectionedCommand,
+    short_help="Audit MODEL (the default: `regionaudit MODEL.onnx` runs this).",
+)
 @click.argument("model", type=click.Path(dir_okay=False))
 @probe_options
 @output_options
 @click.option("--card", type=click.Path(dir_okay=False), help="Write a Markdown model-card section.")
 @click.option("--card-append", type=click.Path(dir_okay=False), help="Insert or replace the section in an existing model card.")
 @click.option("--baseline", type=click.Path(dir_okay=False), help="A previous result JSON to compare against.")
-@click.option("--max-increase", multiple=True, help="Bound on the increase over the baseline: PATH=10% or PATH=ABS.")
+@click.option("--max-increase", multiple=True, metavar="PATH=BOUND", help="Bound on the increase over the baseline: PATH=10% or PATH=ABS.")
 def audit_cmd(model, **kw):
     """Audit MODEL: density, deviation and boundary distance, as a report and/or JSON."""
     opts = options_from_cli(kw)
-    return _commands().run_audit(model, opts, _wanted(kw))
+    return _commands(kw.get("quiet")).run_audit(model, opts, _wanted(kw))
 
 
-@cli.command("inspect")
+@cli.command("inspect", short_help="Import MODEL and show its layers, units and check against onnxruntime.")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the model record as JSON.")
 @click_options(["input_shape", "output_name"])
 def inspect_cmd(model, json_out, **kw):
     """Import MODEL and show its IR: nodes, units, parameters, validation against onnxruntime."""
-    return _commands().run_inspect(model, options_from_cli(kw), json_out)
+    opts = options_from_cli(kw)
+    return _commands().run_inspect(model, opts, json_out)
 
 
-@cli.command("compare")
+@cli.command("compare", cls=SectionedCommand, short_help="Measure models A and B on the same probes, paired per segment.")
 @click.argument("model_a", type=click.Path(dir_okay=False))
 @click.argument("model_b", type=click.Path(dir_okay=False))
 @probe_options
@@ -165,10 +254,10 @@ def inspect_cmd(model, json_out, **kw):
 def compare_cmd(model_a, model_b, **kw):
     """Measure A and B on the same probes; paired differences B - A per segment."""
     opts = options_from_cli(kw)
-    return _commands().run_compare(model_a, model_b, opts, _wanted(kw))
+    return _commands(kw.get("quiet")).run_compare(model_a, model_b, opts, _wanted(kw))
 
 
-@cli.command("metrics")
+@cli.command("metrics", short_help="List the metric paths that gates can name.")
 @click.argument("result", required=False, type=click.Path(dir_okay=False))
 def metrics_cmd(result):
     """List the gateable metric paths (of RESULT.json, or of an audit result in general)."""
@@ -190,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("regionaudit: aborted", err=True)
         code = EXIT_USAGE
     except click.ClickException as e:
-        hint = " (see regionaudit --help)" if isinstance(e, click.UsageError) else ""
+        hint = f" (see {help_command(e.ctx)})" if isinstance(e, click.UsageError) else ""
         click.echo(f"regionaudit: error: {one_line(e.format_message())}{hint}", err=True)
         code = EXIT_USAGE
     except RegionAuditError as e:
@@ -209,6 +298,14 @@ def main(argv: list[str] | None = None) -> None:
         )
         code = EXIT_INTERNAL
     sys.exit(code or 0)
+
+
+def help_command(ctx: click.Context | None) -> str:
+    """The help that lists the option at fault: the audit's options are in `regionaudit --help`,
+    a subcommand's in its own."""
+    if ctx is None or ctx.parent is None or ctx.info_name == "audit":
+        return "regionaudit --help"
+    return f"regionaudit {ctx.info_name} --help"
 
 
 def one_line(msg: str) -> str:

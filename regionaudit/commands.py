@@ -1,13 +1,15 @@
-"""What each CLI command does, once click has parsed its options.
+"""What each CLI command does, once click has parsed its options into `Options` and `Wanted`.
 
 Order matters for "nothing is written half-way": everything that can fail on bad input (import,
 analysis, gate paths) happens before the first output file is written, and every file is written
-atomically.
+atomically (`outputs.py`).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,12 +24,14 @@ from regionaudit.gates import thresholds
 from regionaudit.gates.baseline import apply_baseline, check_increases, evaluate_increases, load_baseline
 from regionaudit.gates.catalogue import check_node_paths, gateable_paths
 from regionaudit.gates.paired import paired_measures
-from regionaudit.options import Options
+from regionaudit.options import Options, ineffective
 from regionaudit.outputs import OutputRequest, check_outputs, report_format, write_outputs
 from regionaudit.probes import import_check_rows
-from regionaudit.progress import Progress
+from regionaudit.progress import Progress, say
 from regionaudit.result import SCHEMA, AuditResult, CompareResult, load_result
 from regionaudit.version import __version__
+
+CLOCK = time.perf_counter  # times the stages and the long-run estimate; tests put a fake clock here
 
 
 @dataclass(frozen=True)
@@ -54,18 +58,48 @@ class Wanted:
         return requests + [OutputRequest(fmt, path, report) for fmt, path in named if path]
 
 
-def _run_analysis(imported, opts: Options, quiet: bool) -> AuditResult:
+def _say_unused(opts: Options) -> list[str]:
+    """Options given that have no effect with the probes given, said on stderr (and noted)."""
+    notes = ineffective(opts)
+    for note in notes:
+        click.echo(f"regionaudit: note: {note}", err=True)
+    return notes
+
+
+def _run_analysis(imported, opts: Options, quiet: bool, unused: list[str]) -> AuditResult:
     with ExitStack() as bars:
 
         def progress(stage: str, total: int):
-            return bars.enter_context(Progress(total, stage)).update
+            return bars.enter_context(Progress(total, stage, clock=CLOCK)).update
 
-        return audit(imported, options=opts, progress=None if quiet else progress)
+        result = audit(
+            imported,
+            options=opts,
+            progress=None if quiet else progress,
+            warn=_warn,
+            notify=None if quiet else _notify,
+            clock=CLOCK,
+        )
+        result.notes.extend(unused)
+        return result
+
+
+def _notify(message: str) -> None:
+    click.echo(f"regionaudit: {message}", err=True)
+
+
+def _importing(model: str, quiet: bool) -> None:
+    if not quiet:
+        say(f"importing {model} and checking it against onnxruntime...")
+
+
+def _warn(message: str) -> None:
+    click.echo(f"regionaudit: warning: {message}", err=True)
 
 
 def _finish(result, outputs: list[OutputRequest]) -> int:
     """Write every output, print one line per gate on stderr; the exit code says whether all passed."""
-    write_outputs(result, outputs)
+    write_outputs(result, outputs, clock=CLOCK)
     for g in result.gates:
         click.echo(thresholds.format_gate_line(g), err=True)
     return 1 if thresholds.any_failed(result.gates) else 0
@@ -80,9 +114,11 @@ def run_audit(model: str, opts: Options, wanted: Wanted) -> int:
     bounds = check_increases(list(wanted.max_increase), baseline)
     outputs = wanted.outputs(Path(model).stem)
     check_outputs(outputs)
+    unused = _say_unused(opts)
+    _importing(model, wanted.quiet)
     imported = import_for_audit(model, opts, import_check_rows(opts.data))
     check_node_paths([g.path for g in gates] + [b.path for b in bounds], imported.network.kink_names)
-    result = _run_analysis(imported, opts, wanted.quiet)
+    result = _run_analysis(imported, opts, wanted.quiet, unused)
     result_dict = result.to_dict()
     result.gates = thresholds.evaluate_gates(result_dict, list(wanted.fail_if))
     if wanted.max_increase:
@@ -100,6 +136,8 @@ def _fmt(summary: dict | None, key: str = "median", spec: str = ".4g") -> str:
 
 def _print_summary(result: AuditResult, written: list) -> None:
     m = result.model
+    if result.settings.get("synthetic"):
+        click.echo("SYNTHETIC PROBES: no data was given; every number below is measured at seeded Gaussian points, not real inputs (pass --data)")
     click.echo(f"{m.path}: input {tuple(m.input_shape)}, {m.neurons} ReLU units, {m.params} parameters")
     click.echo(
         f"  regions per segment: median {_fmt(result.density.summary)} over {len(result.density.segments)} segments"
@@ -112,6 +150,7 @@ def _print_summary(result: AuditResult, written: list) -> None:
 
 
 def run_inspect(model: str, opts: Options, json_out: str | None) -> int:
+    _importing(model, False)
     imported = import_for_audit(model, opts)
     info = model_info(imported)
     if json_out:
@@ -152,17 +191,21 @@ def run_compare(model_a: str, model_b: str, opts: Options, wanted: Wanted) -> in
     outputs = wanted.outputs(f"{Path(model_a).stem}-vs-{Path(model_b).stem}")
     check_outputs(outputs)
     rows = import_check_rows(opts.data)
-    imp_a, imp_b = import_for_audit(model_a, opts, rows), import_for_audit(model_b, opts, rows)
-    if imp_a.network.input_shape != imp_b.network.input_shape:
-        raise BadOption(
-            f"cannot compare: {model_a} takes inputs of shape {imp_a.network.input_shape}, "
-            f"{model_b} of shape {imp_b.network.input_shape}"
-        )
+    unused = _say_unused(opts)
+    _importing(model_a, wanted.quiet)
+    imp_a = import_for_audit(model_a, opts, rows)
+    _importing(model_b, wanted.quiet)
+    imp_b = import_for_audit(model_b, opts, rows)
+    shape_note = _compare_shapes(model_a, imp_a.network.input_shape, model_b, imp_b.network.input_shape)
     for prefix, imported in (("a.", imp_a), ("b.", imp_b)):
         paths = [g.path.removeprefix(prefix) for g in gates if g.path.startswith(prefix)]
         check_node_paths(paths, imported.network.kink_names)
-    res_a = _run_analysis(imp_a, opts, wanted.quiet)
-    res_b = _run_analysis(imp_b, opts, wanted.quiet)
+    res_a = _run_analysis(imp_a, opts, wanted.quiet, unused)
+    res_b = _run_analysis(imp_b, opts, wanted.quiet, unused)
+    if shape_note:
+        click.echo(f"regionaudit: note: {shape_note}", err=True)
+        res_a.notes.append(shape_note)
+        res_b.notes.append(shape_note)
     result = CompareResult(a=res_a, b=res_b, paired=paired_measures(res_a, res_b))
     result.timing = {"total_s": res_a.timing.get("total_s", 0.0) + res_b.timing.get("total_s", 0.0)}
     result.gates = thresholds.evaluate_gates(result.to_dict(), list(wanted.fail_if))
@@ -176,14 +219,30 @@ def run_compare(model_a: str, model_b: str, opts: Options, wanted: Wanted) -> in
     return code
 
 
+def _compare_shapes(model_a: str, shape_a, model_b: str, shape_b) -> str | None:
+    """None when both models take the same shape; a note when one is flat and the other holds the
+    same number of values (both see the same points, row-major); otherwise a refusal."""
+    shape_a, shape_b = tuple(shape_a), tuple(shape_b)
+    if shape_a == shape_b:
+        return None
+    size_a, size_b = math.prod(shape_a), math.prod(shape_b)
+    if size_a == size_b and (len(shape_a) == 1 or len(shape_b) == 1):
+        return (
+            f"{model_a} takes inputs of shape {shape_a} and {model_b} of shape {shape_b}: both are measured on "
+            f"the same points, the flat model's inputs being the other's read row-major."
+        )
+    why = (
+        " (the same number of values, but a reshape between two image shapes would scramble the images)"
+        if size_a == size_b else ""
+    )
+    raise BadOption(f"cannot compare: {model_a} takes inputs of shape {shape_a}, {model_b} of shape {shape_b}{why}")
+
+
 def _frac(x: float | None) -> str:
     return "undefined" if x is None else f"{x:.3f}"
 
 
 def run_metrics(result_path: str | None) -> int:
-    if result_path is None:
-        paths = gateable_paths(None)
-    else:
-        paths = gateable_paths(load_result(result_path))
+    paths = gateable_paths(None if result_path is None else load_result(result_path))
     click.echo("\n".join(paths))
     return 0

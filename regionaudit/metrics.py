@@ -1,7 +1,7 @@
 """The metric catalogue: each metric of a result defined once.
 
-A metric's path in the JSON, its label, what it means, how many significant digits it is shown
-with, and why it can be undefined (null). The report's headline cards, its distribution table and
+A metric's path in the JSON, its label, what it means, and why it can be undefined (null). Every
+metric is shown in one number format (`report.formatting.num`, SIGNIFICANT digits). The report's headline cards, its distribution table and
 comparison rows, the model card, the audit's notes and the gates' reasons all read it from here.
 """
 
@@ -88,14 +88,13 @@ def _paired(c: Counts) -> str:
 class Metric:
     path: str  # dotted path in an audit's JSON (a compare's paired metrics start with "paired.")
     label: str
-    meaning: str  # one sentence; {between} and {at} name the probes (see report.context.probe_words)
+    meaning: str  # one sentence; {between}, {at} and {near} name the probes (see report.card)
     why_null: Callable[[Counts], str]
-    digits: int = 4  # significant digits when shown to people
     summary: bool = True  # a summary {count, mean, median, p10, p90, min, max}, or a single number
     loops: bool = False  # measured only with --loops
 
-    def describe(self, between: str, at: str) -> str:
-        return self.meaning.format(between=between, at=at)
+    def describe(self, **words: str) -> str:
+        return self.meaning.format(**words)
 
 
 METRICS: tuple[Metric, ...] = (
@@ -103,7 +102,7 @@ METRICS: tuple[Metric, ...] = (
         "density.summary",
         "Regions per segment",
         "Linear pieces the model splits a straight line between {between} into; more means a more complex "
-        "function near the data.",
+        "function {near}.",
         _segments,
     ),
     Metric(
@@ -129,16 +128,14 @@ METRICS: tuple[Metric, ...] = (
         "deviation.summary",
         "Absolute deviation",
         "How far the model departs from the straight line between its values at the two ends of a segment "
-        "(Gamba et al. 2022), L2 over outputs; 0 means linear.",
+        "(Gamba et al. 2022); 0 means linear.",
         _deviation,
-        digits=3,
     ),
     Metric(
         "deviation.path_summary",
         "Absolute deviation per translation loop",
         "The same deviation summed along a closed loop of shifted copies of an input.",
         _loops,
-        digits=3,
         loops=True,
     ),
     Metric(
@@ -146,23 +143,20 @@ METRICS: tuple[Metric, ...] = (
         "Density vs deviation (Spearman ρ)",
         "Rank correlation between a segment's region density and its absolute deviation.",
         _spearman,
-        digits=2,
         summary=False,
     ),
     Metric(
         "distance.summary",
         "Boundary distance",
         "Distance from {at} to the nearest activation-region boundary (input units); smaller means smaller "
-        "regions around the data.",
+        "regions {near}.",
         _distance,
-        digits=3,
     ),
     Metric(
         "distance.scaled_summary",
         "Boundary distance × neurons",
         "The same distance times the neuron count, roughly scale-free (Hanin & Rolnick 2019).",
         _distance,
-        digits=3,
     ),
 )
 
@@ -175,7 +169,7 @@ PAIRED_METRICS: tuple[Metric, ...] = (
         _paired,
         summary=False,
     ),
-    Metric("paired.deviation.summary", "Absolute deviation, B − A", "B − A per segment, in deviation.", _paired, digits=3),
+    Metric("paired.deviation.summary", "Absolute deviation, B − A", "B − A per segment, in deviation.", _paired),
     Metric(
         "paired.deviation.fraction_positive",
         "B deviates more from linear",

@@ -20,7 +20,8 @@ MAX_PROBES = 10**6
 MAX_LOOPS = 10**4
 MAX_LOOP_STEPS = 4096
 MAX_LOOP_RADIUS = 1e4  # pixels; a shift beyond any image leaves zeros
-MAX_SEED = 2**63 - 1
+MAX_SEED = 2**63 - 1  # a seed fits a signed 64-bit integer, as every JSON reader holds it
+LAYOUTS = ("chw", "hwc")  # channels first or last, for image inputs
 
 
 def parse_shape(value: str | None) -> tuple[int, ...] | None:
@@ -65,9 +66,9 @@ class Spec:
     choices: tuple[str, ...] | None = None
     file: bool = False  # a path to an array file; settings record it with its sha256
     flag: bool = False  # a switch without a value
-    only_with: str | None = None  # recorded as null in settings unless this option is set
+    recorded_if: Callable[["Options"], bool] | None = None  # recorded as null in settings unless this holds
     parse: Callable[[str | None], Any] | None = None  # text on the command line -> value
-    metavar: str | None = None
+    metavar: str | None = None  # how the CLI help names the value
 
     def check(self, name: str, value: Any) -> None:
         """Refuse a value outside the range (BadOption naming the option)."""
@@ -98,30 +99,52 @@ def option_flag(name: str) -> str:
 class Options:
     """Every option that changes a number; `settings` in the result records them (in this order)."""
 
-    seed: int = option(0, "Seed for pairs and synthetic probes.", probe=True, low=0, high=MAX_SEED)
-    pairs: int = option(100, "Segments between seeded random pairs of data rows.", probe=True, low=0, high=MAX_PROBES)
-    max_points: int = option(100, "Points for boundary distance: the first rows.", probe=True, low=0, high=MAX_PROBES)
-    loops: int = option(0, "Closed translation loops through the first N images.", probe=True, low=0, high=MAX_LOOPS)
+    seed: int = option(0, "Seed for pairs and synthetic probes.", probe=True, low=0, high=MAX_SEED, metavar="S")
+    pairs: int = option(
+        100, "Segments between seeded random pairs of data rows.", probe=True, low=0, high=MAX_PROBES, metavar="N"
+    )
+    max_points: int = option(
+        100, "Points for boundary distance: the first rows.", probe=True, low=0, high=MAX_PROBES, metavar="N"
+    )
+    loops: int = option(
+        0, "Closed translation loops through the first N images.", probe=True, low=0, high=MAX_LOOPS, metavar="N"
+    )
     loop_radius: float = option(
-        2.0, "Loop radius in pixels.", default_text="2", probe=True, low=0, low_open=True, high=MAX_LOOP_RADIUS, only_with="loops"
+        2.0, "Loop radius in pixels.", default_text="2", probe=True, low=0, low_open=True, high=MAX_LOOP_RADIUS,
+        recorded_if=lambda o: bool(o.loops), metavar="PIXELS",
     )
-    loop_steps: int = option(16, "Shifts per loop.", probe=True, low=3, high=MAX_LOOP_STEPS, only_with="loops")
-    layout: str = option("chw", "Image layout for loops.", probe=True, choices=("chw", "hwc"), only_with="loops")
+    loop_steps: int = option(
+        16, "Shifts per loop.", probe=True, low=3, high=MAX_LOOP_STEPS, recorded_if=lambda o: bool(o.loops), metavar="M"
+    )
+    layout: str = option(
+        "chw", "The model's image layout, for loops.", probe=True, choices=LAYOUTS,
+        # it matters for loops, and for files in another layout (they are transposed to it)
+        recorded_if=lambda o: bool(o.loops) or o.data_layout != o.layout,
+    )
+    data_layout: str = option(
+        "chw",
+        "Layout of the image arrays in --data, --points and --segments; transposed to the model's --layout when "
+        "they differ.",
+        probe=True,
+        choices=LAYOUTS,
+    )
     dtype: str = option("float64", "Precision.", probe=True, choices=("float64", "float32"))
-    device: str = option("cpu", "Where the analysis runs.", choices=("auto", "cpu", "cuda"))
-    max_knots: int | None = option(None, "Stop a segment after this many knots (noted in the result).", probe=True, low=1)
+    device: str = option("cpu", "Where the analysis runs; auto takes cuda when available.", choices=("auto", "cpu", "cuda"))
+    max_knots: int | None = option(
+        None, "Stop a segment after this many knots (noted in the result).", probe=True, low=1, metavar="K"
+    )
     input_shape: tuple[int, ...] | None = option(
-        None, "Input shape without the batch axis, e.g. 3,32,32.", probe=True, parse=parse_shape
+        None, "Input shape without the batch axis, e.g. 3,32,32.", probe=True, parse=parse_shape, metavar="SHAPE"
     )
-    output_name: str | None = option(None, "Graph output to analyse.", default_text="the first", probe=True)
-    data: str | Path | None = option(
-        None, "Data rows (.npy or one-array .npz), (N, *input_shape) or flat.", file=True, metavar="PATH"
+    output_name: str | None = option(
+        None, "Graph output to analyse.", default_text="the first", probe=True, metavar="NAME"
     )
-    points: str | Path | None = option(None, "Points for boundary distance, (N, *input_shape).", file=True, metavar="PATH")
-    segments: str | Path | None = option(None, "Explicit segments, (N, 2, *input_shape).", file=True, metavar="PATH")
+    data: str | Path | None = option(None, "Data rows (.npy or one-array .npz), (N, *input_shape) or flat.", file=True)
+    points: str | Path | None = option(None, "Points for boundary distance, (N, *input_shape).", file=True)
+    segments: str | Path | None = option(None, "Explicit segments, (N, 2, *input_shape).", file=True)
     max_memory: int | None = option(
         None, "Memory bound for batched work, e.g. 2G.", default_text="a fraction of free memory", setting=False, low=1,
-        parse=parse_memory,
+        parse=parse_memory, metavar="SIZE",
     )
     keep_knots: bool = option(False, "Store knot positions per segment in the JSON.", setting=False, flag=True)
     # which options were given explicitly (the others are defaults a baseline may fill)
@@ -157,3 +180,26 @@ def probe_option_names() -> tuple[str, ...]:
 
 def file_option_names() -> tuple[str, ...]:
     return tuple(name for name, spec in option_specs().items() if spec.file)
+
+
+def ineffective(opts: Options) -> list[str]:
+    """A sentence for each option given that has no effect with the probes given: a person who
+    typed it expects it to matter, so it is said rather than silently ignored."""
+    given = opts.given
+    files = [k for k in file_option_names() if k in given]
+    loops = "loops" in given and bool(opts.loops)
+    out = []
+    if "pairs" in given and ("segments" in given or ("data" not in given and "points" in given)):
+        why = "--segments gives the segments" if "segments" in given else "--points alone gives no data rows to pair"
+        out.append(f"--pairs {opts.pairs} has no effect: {why}.")
+    if "max_points" in given and ("points" in given or ("data" not in given and "segments" in given)):
+        why = "--points gives the points" if "points" in given else "--segments alone gives no data rows for points"
+        out.append(f"--max-points {opts.max_points} has no effect: {why}.")
+    for key in ("loop_radius", "loop_steps"):
+        if key in given and not loops:
+            out.append(f"{option_flag(key)} {getattr(opts, key)} has no effect without --loops.")
+    if "layout" in given and not loops and (not files or opts.data_layout == opts.layout):
+        out.append(f"--layout {opts.layout} has no effect: there are no --loops and no arrays in another --data-layout.")
+    if "data_layout" in given and not files:
+        out.append(f"--data-layout {opts.data_layout} has no effect: no --data, --points or --segments file was given.")
+    return out

@@ -42,7 +42,7 @@ class Rendered:
 class OutputFormat:
     name: str
     option: str  # the command-line option that asks for it
-    render: Callable[[Result, OutputRequest], Rendered]
+    render: Callable[[Result, OutputRequest, Callable[[], float] | None], Rendered]
     precheck: Callable[[OutputRequest], None] | None = None  # before the analysis
 
 
@@ -53,20 +53,31 @@ def relative_link(report: str | Path | None, card: str | Path) -> str | None:
     return Path(os.path.relpath(Path(report).resolve(), Path(card).resolve().parent)).as_posix()
 
 
-def _html(result: Result) -> str:
+def _html(result: Result, clock) -> str:
     from regionaudit.report.html import render_compare_html, render_html
 
-    return render_compare_html(result) if isinstance(result, CompareResult) else render_html(result)
+    render = render_compare_html if isinstance(result, CompareResult) else render_html
+    return render(result, clock=clock)
 
 
-def _render_html(result: Result, req: OutputRequest) -> Rendered:
-    return Rendered(req.path, _html(result).encode("utf-8"))
+def _timed(result: Result, clock, make: Callable[[], bytes]) -> bytes:
+    """With a clock, the report's making is part of what the run cost: `timing.report_s`, in the
+    JSON rendered after it (the PDF conversion included)."""
+    started = clock() if clock else 0.0
+    data = make()
+    if clock:
+        result.timing["report_s"] = clock() - started
+    return data
 
 
-def _render_pdf(result: Result, req: OutputRequest) -> Rendered:
+def _render_html(result: Result, req: OutputRequest, clock=None) -> Rendered:
+    return Rendered(req.path, _timed(result, clock, lambda: _html(result, clock).encode("utf-8")))
+
+
+def _render_pdf(result: Result, req: OutputRequest, clock=None) -> Rendered:
     from regionaudit.report.pdf import html_to_pdf
 
-    return Rendered(req.path, html_to_pdf(_html(result)))
+    return Rendered(req.path, _timed(result, clock, lambda: html_to_pdf(_html(result, clock))))
 
 
 def _check_pdf(req: OutputRequest) -> None:
@@ -75,7 +86,7 @@ def _check_pdf(req: OutputRequest) -> None:
     check_pdf_support()
 
 
-def _render_json(result: Result, req: OutputRequest) -> Rendered:
+def _render_json(result: Result, req: OutputRequest, clock=None) -> Rendered:
     return Rendered(req.path, (result.to_json() + "\n").encode("utf-8"))
 
 
@@ -85,14 +96,14 @@ def _audit_only(result: Result, what: str) -> AuditResult:
     return result
 
 
-def _render_card(result: Result, req: OutputRequest) -> Rendered:
+def _render_card(result: Result, req: OutputRequest, clock=None) -> Rendered:
     from regionaudit.report.card import render_card
 
     card = render_card(_audit_only(result, "--card"), relative_link(req.report, req.path))
     return Rendered(req.path, card.encode("utf-8"))
 
 
-def _render_card_append(result: Result, req: OutputRequest) -> Rendered:
+def _render_card_append(result: Result, req: OutputRequest, clock=None) -> Rendered:
     from regionaudit.report.card import appended_card
 
     data, mode = appended_card(_audit_only(result, "--card-append"), req.path, relative_link(req.report, req.path))
@@ -105,7 +116,7 @@ def _check_card_append(req: OutputRequest) -> None:
     read_card(req.path)
 
 
-def _render_junit(result: Result, req: OutputRequest) -> Rendered:
+def _render_junit(result: Result, req: OutputRequest, clock=None) -> Rendered:
     from regionaudit.gates.junit import junit_xml
 
     return Rendered(req.path, junit_xml(result.gates).encode("utf-8"))
@@ -143,13 +154,15 @@ def check_outputs(requests: list[OutputRequest]) -> None:
             fmt.precheck(req)
 
 
-def render_outputs(result: Result, requests: list[OutputRequest]) -> list[Rendered]:
-    return [FORMATS[req.format].render(result, req) for req in requests]
+def render_outputs(result: Result, requests: list[OutputRequest], clock=None) -> list[Rendered]:
+    """Every output in memory, in request order (the report first, so the JSON after it holds its
+    time when `clock` is given)."""
+    return [FORMATS[req.format].render(result, req, clock) for req in requests]
 
 
-def write_outputs(result: Result, requests: list[OutputRequest]) -> list[str | Path]:
+def write_outputs(result: Result, requests: list[OutputRequest], clock=None) -> list[str | Path]:
     """Render every output, then write each atomically; the paths written, in request order."""
-    rendered = render_outputs(result, requests)
+    rendered = render_outputs(result, requests, clock)
     for r in rendered:
         write_bytes(r.path, r.data, r.mode)
     return [r.path for r in rendered]

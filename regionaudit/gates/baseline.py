@@ -140,7 +140,8 @@ def apply_baseline(opts: Options, baseline: dict) -> Options:
             if not Path(recorded).is_file() or sha256_of(recorded) != digest:
                 raise BadOption(f"the baseline was measured on --{key} {recorded}; pass the same file with --{key}")
             values[key] = recorded
-    return opts.with_values(**{k: v for k, v in values.items() if v is not None})
+    filled = {k: v for k, v in values.items() if v is not None}
+    return opts.with_values(**filled, given=opts.given | set(filled))
 
 
 # ---------------------------------------------------------------- --max-increase

@@ -15,8 +15,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 from regionaudit.errors import BadOption
-from regionaudit.report import formatting as show
+from regionaudit.gates.numbers import format_number
 from regionaudit.metrics import Metric
+from regionaudit.report import formatting as show
 from regionaudit.report.context import median, model_name, probe_words, result_notes, settings_section
 from regionaudit.report.tables import shown_metrics, summary_of
 from regionaudit.report.templating import MarkdownSafe, markdown_environment
@@ -26,30 +27,35 @@ START = "<!-- regionaudit:start -->"
 END = "<!-- regionaudit:end -->"
 
 
-def _metric_row(result: AuditResult, metric: Metric, between: str, at: str) -> dict:
+def _metric_row(result: AuditResult, metric: Metric, words: dict[str, str]) -> dict:
     value = summary_of(result, metric.path)
     if metric.summary:
         med = median(value)
         if med is None:
             shown = "undefined"
         else:
-            spread = show.spread(value, lambda x: show.num(x, metric.digits))
-            shown = f"{show.num(med, metric.digits)} (median" + (f"; {spread})" if spread else ")")
+            spread = show.spread(value)
+            shown = f"{show.num(med)} (median" + (f"; {spread})" if spread else ")")
     else:
-        shown = "undefined" if value is None else show.num(value, metric.digits)
-    return {"metric": metric.label, "value": shown, "meaning": metric.describe(between, at)}
+        shown = "undefined" if value is None else show.num(value)
+    return {"metric": metric.label, "value": shown, "meaning": metric.describe(**words)}
 
 
 def card_context(result: AuditResult, report_link: str | None) -> dict:
     m = result.model
     between, at = probe_words(result)
-    metrics = [_metric_row(result, metric, between, at) for metric in shown_metrics(result)]
+    near = "near the probes" if (result.settings or {}).get("synthetic") else "near the data"
+    words = {"between": between, "at": at, "near": near}
+    metrics = [_metric_row(result, metric, words) for metric in shown_metrics(result)]
     settings = settings_section(result)
     s = result.settings or {}
     data = settings["data"]
-    data_line = None
+    data_line = synthetic_line = None
     if settings["synthetic"]:
-        data_line = "No data was given: probes are seeded Gaussian points, not real data."
+        synthetic_line = MarkdownSafe(
+            "**Synthetic probes:** no data was given, so every number here is measured at seeded Gaussian "
+            "points, not at real inputs; near real data it can differ a lot."
+        )
     elif data:
         data_line = f"Data: {PathName(data)}" + (f" (sha256 {show.short_hash(settings['data_hash'], 16)})" if settings["data_hash"] else "") + ", used as given (no rescaling)."
     link = None
@@ -68,9 +74,10 @@ def card_context(result: AuditResult, report_link: str | None) -> dict:
         "metrics": metrics,
         "settings_lines": settings["lines"],
         "data_line": data_line,
+        "synthetic_line": synthetic_line,
         "seed": show.value(s.get("seed")),
         "gates": [
-            {"expr": g.expr, "value": show.num(g.value) if g.value is not None else "undefined", "result": "pass" if g.passed else "FAIL"}
+            {"expr": g.expr, "value": format_number(g.value) if g.value is not None else "undefined", "result": "pass" if g.passed else "FAIL"}
             for g in result.gates
         ],
         "notes": notes,

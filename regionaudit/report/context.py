@@ -32,9 +32,8 @@ from regionaudit.result import AuditResult, CompareResult
 LIBRARIES = ("torch", "onnx", "onnxruntime", "numpy")
 NO_SEGMENTS = sentence(metrics.NO_SEGMENTS)
 NO_POINTS = sentence(metrics.NO_POINTS)
-REGIONS, DISTANCE, SCALED, DEVIATION, SPEARMAN = (
-    BY_PATH[p]
-    for p in ("density.summary", "distance.summary", "distance.scaled_summary", "deviation.summary", "deviation.spearman_density")
+REGIONS, DISTANCE, DEVIATION, SPEARMAN = (
+    BY_PATH[p] for p in ("density.summary", "distance.summary", "deviation.summary", "deviation.spearman_density")
 )
 
 
@@ -44,8 +43,9 @@ def no_deviation(result) -> str:
         return sentence(metrics.ALL_TRUNCATED)
     return NO_SEGMENTS
 DATA_AS_GIVEN = (
-    "Data is used as given: regionaudit does not rescale, normalise or reorder it, so it must "
-    "already be in the model's input scale and layout."
+    "Data is used as given: regionaudit does not rescale or normalise it, so it must already be in "
+    "the model's input scale. Image arrays are read in the layout --data-layout declares (chw unless "
+    "given) and transposed to the model's layout when the two differ."
 )
 SYNTHETIC_WARNING = (
     "No data was given: the probes are seeded Gaussian points, not real data. Region counts, "
@@ -111,34 +111,34 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
     s = d.summary
     med = median(s)
     if med is not None:
-        text = f"Median {show.num(med, REGIONS.digits)} linear regions along a segment between {between}"
-        spread = show.spread(s, lambda x: show.num(x, REGIONS.digits))
+        text = f"Median {show.num(med)} linear regions along a segment between {between}"
+        spread = show.spread(s)
         text += f" ({spread})." if spread else "."
-        cards.append(Metric("regions", REGIONS.label, show.num(med, REGIONS.digits), "median", text))
+        cards.append(Metric("regions", REGIONS.label, show.num(med), "median", text))
     else:
         cards.append(Metric("regions", REGIONS.label, show.DASH, "", NO_SEGMENTS + " Region density is undefined.", False))
 
     s = dist.summary
     med = median(s)
     if med is not None:
-        text = f"Median distance {show.num(med, DISTANCE.digits)} (input units) from {at} to the nearest region boundary"
-        spread = show.spread(s, lambda x: show.num(x, DISTANCE.digits))
+        text = f"Median distance {show.num(med)} (input units) from {at} to the nearest region boundary"
+        spread = show.spread(s, show.num)
         text += f" ({spread})." if spread else "."
         scaled = median(dist.scaled_summary)
         if scaled is not None:
-            text += f" Distance × neurons, roughly scale-free: median {show.num(scaled, SCALED.digits)}."
-        cards.append(Metric("distance", DISTANCE.label, show.num(med, DISTANCE.digits), "median", text))
+            text += f" Distance × neurons, roughly scale-free: median {show.num(scaled)}."
+        cards.append(Metric("distance", DISTANCE.label, show.num(med), "median", text))
     else:
         cards.append(Metric("distance", DISTANCE.label, show.DASH, "", NO_POINTS + " Boundary distance is undefined.", False))
 
     s = v.summary
     med = median(s)
     if med is not None:
-        text = f"Median absolute deviation {show.num(med, DEVIATION.digits)} from linear along a segment"
-        spread = show.spread(s, lambda x: show.num(x, DEVIATION.digits))
+        text = f"Median absolute deviation {show.num(med)} from linear along a segment"
+        spread = show.spread(s, show.num)
         text += f" ({spread})" if spread else ""
         text += ": the area between the model and the straight line through its end values, L2 over outputs."
-        cards.append(Metric("deviation", DEVIATION.label, show.num(med, DEVIATION.digits), "median", text))
+        cards.append(Metric("deviation", DEVIATION.label, show.num(med), "median", text))
     else:
         cards.append(Metric("deviation", DEVIATION.label, show.DASH, "", no_deviation(result) + " Deviation is undefined.", False))
 
@@ -151,8 +151,8 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
             meaning = f"segments that cross more regions per unit length {strength} tend to deviate more from linear"
         else:
             meaning = f"segments that cross more regions per unit length {strength} tend to deviate less from linear"
-        text = f"Spearman ρ = {rho:.{SPEARMAN.digits}f} between a segment's region density and its absolute deviation: {meaning}."
-        cards.append(Metric("spearman", SPEARMAN.label, f"{rho:.{SPEARMAN.digits}f}", "", text))
+        text = f"Spearman ρ = {show.num(rho)} between a segment's region density and its absolute deviation: {meaning}."
+        cards.append(Metric("spearman", SPEARMAN.label, show.num(rho), "", text))
     else:
         cards.append(
             Metric(
@@ -174,8 +174,8 @@ def model_section(result: AuditResult) -> dict:
     ref = val.get("reference") or "onnxruntime"
     if rel is not None or abs_ is not None:
         validation_sentence = (
-            f"The imported network matches {ref} to a maximum absolute error of {show.num(abs_, 3)} "
-            f"(relative {show.num(rel, 3)}) on the validation inputs."
+            f"The imported network matches {ref} to a maximum absolute error of {show.num(abs_)} "
+            f"(relative {show.num(rel)}) on the validation inputs."
         )
     else:
         validation_sentence = "No validation against onnxruntime was recorded."
@@ -244,10 +244,12 @@ def result_notes(result: AuditResult) -> list[str]:
     """The import's and the audit's notes, once each, as the result carries them.
 
     The report adds no notes of its own (the audit already says when --max-knots was reached);
-    "Data is used as given" is left out because the settings section states it in full.
+    "Data is used as given" and "No data was given" are left out because the settings section and
+    the synthetic-probes banner state them in full.
     """
     notes = [str(n) for n in (result.model.notes or [])] + [str(n) for n in (result.notes or [])]
-    return list(dict.fromkeys(n for n in notes if not n.startswith("Data is used as given")))
+    said_elsewhere = ("Data is used as given", "No data was given")
+    return list(dict.fromkeys(n for n in notes if not n.startswith(said_elsewhere)))
 
 
 def audit_plots(result: AuditResult) -> dict[str, list[Plot]]:
@@ -297,7 +299,7 @@ def audit_plots(result: AuditResult) -> dict[str, list[Plot]]:
         )
     )
     rho = v.spearman_density
-    title = "Density vs deviation" + (f" (Spearman ρ = {rho:.2f})" if rho is not None else " (Spearman ρ undefined)")
+    title = "Density vs deviation" + (f" (Spearman ρ = {show.num(rho)})" if rho is not None else " (Spearman ρ undefined)")
     n = min(len(d.segments), len(v.segments))
     deviation.append(
         Plot(
@@ -364,11 +366,13 @@ def audit_plots(result: AuditResult) -> dict[str, list[Plot]]:
     return {"density": density, "deviation": deviation, "distance": distance, "slice": sliced}
 
 
-def audit_context(result: AuditResult) -> dict:
+def audit_context(result: AuditResult, clock=None) -> dict:
+    """With `clock` (a seconds counter), the timing table includes the report's own making."""
+    started = clock() if clock else 0.0
     model = model_section(result)
     gates = gates_table(result.gates)
     failed = sum(1 for g in result.gates if not g.passed)
-    return {
+    ctx = {
         "title": f"{model['name']} — linear-region audit",
         "model": model,
         "settings": settings_section(result),
@@ -380,11 +384,16 @@ def audit_context(result: AuditResult) -> dict:
         "slice": _slice_facts(result.slice),
         "gates": gates,
         "gates_failed": failed,
-        "timing": timing_rows(result.timing),
         "result_version": result.regionaudit,
         "schema": result.schema,
         "versions": versions(),
     }
+    # the report's own making (plots, tables) is part of what the run cost; it is timed here
+    timing = dict(result.timing or {})
+    if clock:
+        timing["report_s"] = clock() - started
+    ctx["timing"] = timing_rows(timing)
+    return ctx
 
 
 def _slice_facts(sl: dict | None) -> list[tuple[str, str]]:
@@ -404,7 +413,8 @@ def _cmp_row(label, a, b, fmt=show.num):
     return [label, fmt(a), fmt(b), sign + fmt(diff) if diff is not None else show.DASH]
 
 
-def compare_context(result: CompareResult) -> dict:
+def compare_context(result: CompareResult, clock=None) -> dict:
+    started = clock() if clock else 0.0
     a, b = result.a, result.b
     name_a, name_b = model_name(a), model_name(b)
     if name_a == name_b:
@@ -422,7 +432,7 @@ def compare_context(result: CompareResult) -> dict:
         label = metric.label
         if metric.summary:
             va, vb, label = median(va), median(vb), f"Median {label[:1].lower()}{label[1:]}"
-        rows.append(_cmp_row(label, va, vb, lambda x, d=metric.digits: show.num(x, d)))
+        rows.append(_cmp_row(label, va, vb))
     table = Table(["", name_a, name_b, "B − A"], rows, numeric=[False, True, True, True])
 
     def paired(measure, what, unit, integer, pid):
@@ -447,7 +457,7 @@ def compare_context(result: CompareResult) -> dict:
             ),
         }
 
-    return {
+    ctx = {
         "title": f"{name_a} vs {name_b} — linear-region comparison",
         "name_a": name_a,
         "name_b": name_b,
@@ -458,8 +468,12 @@ def compare_context(result: CompareResult) -> dict:
         "deviation": paired(result.paired.deviation, "absolute deviation", "deviation", False, "paired-deviation"),
         "gates": gates_table(result.gates),
         "gates_failed": sum(1 for g in result.gates if not g.passed),
-        "timing": timing_rows(result.timing),
         "result_version": result.regionaudit,
         "schema": result.schema,
         "versions": versions(),
     }
+    timing = dict(result.timing or {})
+    if clock:
+        timing["report_s"] = clock() - started
+    ctx["timing"] = timing_rows(timing)
+    return ctx

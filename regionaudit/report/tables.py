@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from regionaudit.report import formatting as show
+from regionaudit.gates.numbers import format_number
 from regionaudit.metrics import METRICS, SUMMARY_KEYS, Metric
+from regionaudit.report import formatting as show
 from regionaudit.result import AuditResult
 
 # `kind` of the IR nodes that put kinks into the function (regionaudit/ir.py: `LeakyRelu`, which
@@ -51,7 +52,7 @@ def distribution_table(result: AuditResult) -> Table:
             rows.append([metric.label, "0"] + ["undefined"] + [""] * (len(keys) - 2))
         else:
             rows.append(
-                [metric.label, show.count(summary.get("count"))] + [show.num(summary.get(k), metric.digits) for k in keys[1:]]
+                [metric.label, show.count(summary.get("count"))] + [show.num(summary.get(k)) for k in keys[1:]]
             )
     return Table(["Measure"] + keys, rows, numeric=[False] + [True] * len(keys))
 
@@ -104,7 +105,8 @@ def paths_table(result: AuditResult, limit: int = 100) -> Table | None:
 def gates_table(gates) -> Table | None:
     if not gates:
         return None
-    rows = [[g.expr, show.num(g.value) if g.value is not None else "undefined", "pass" if g.passed else "FAIL", g.message or ""] for g in gates]
+    # the exact value compared, as the gate line on stderr shows it: a failure must show why
+    rows = [[g.expr, format_number(g.value) if g.value is not None else "undefined", "pass" if g.passed else "FAIL", g.message or ""] for g in gates]
     return Table(
         ["gate", "value", "result", "message"],
         rows,
