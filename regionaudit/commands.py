@@ -24,6 +24,7 @@ from regionaudit.gates import thresholds
 from regionaudit.gates.baseline import apply_baseline, check_increases, evaluate_increases, load_baseline
 from regionaudit.gates.catalogue import check_node_paths, gateable_paths
 from regionaudit.gates.paired import paired_measures
+from regionaudit.importer.refusal import Refusal
 from regionaudit.options import Options, ineffective
 from regionaudit.outputs import OutputRequest, check_outputs, report_format, write_outputs
 from regionaudit.probes import import_check_rows
@@ -151,7 +152,14 @@ def _print_summary(result: AuditResult, written: list) -> None:
 
 def run_inspect(model: str, opts: Options, json_out: str | None) -> int:
     _importing(model, False)
-    imported = import_for_audit(model, opts)
+    try:
+        imported = import_for_audit(model, opts)
+    except Refusal as exc:  # the JSON holds every refused node; stderr gets the one line
+        if json_out:
+            payload = {"regionaudit": __version__, "schema": SCHEMA, "model": {"path": model},
+                       "refusal": exc.to_dict()}
+            write_text(json_out, json.dumps(payload, indent=2, allow_nan=False) + "\n")
+        raise
     info = model_info(imported)
     if json_out:
         payload = {"regionaudit": __version__, "schema": SCHEMA, "model": asdict(info)}

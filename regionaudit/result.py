@@ -16,15 +16,20 @@ from regionaudit.errors import GateError
 from regionaudit.version import __version__
 
 # The JSON format's version. Bump it whenever the JSON changes, and say how here:
-#   1  first format (0.1.0).
+#   2: `model.neurons` also counts the units of Clip (ReLU6, Hardtanh), HardSigmoid and Abs nodes,
+#      and `model.maxpool_windows` the windows of elementwise Max / Min of tensors and ReduceMax /
+#      ReduceMin; `knots_per_layer` and `distance.points[i].node` may name those nodes.
+#   1: first version.
 # Rules that keep results readable across releases:
 # - a field added later has a default, so a result written before it still loads (it gets the
 #   default); fields this version does not know are ignored when a result is read;
 # - when the definition of a metric changes (what it counts, its unit), list its path under the
 #   new version in CHANGED_DEFINITIONS: `--max-increase` then refuses to compare it with a
 #   baseline written before, naming both versions.
-SCHEMA = 1
-CHANGED_DEFINITIONS: dict[int, tuple[str, ...]] = {}  # schema version -> metric paths redefined in it
+SCHEMA = 2
+CHANGED_DEFINITIONS: dict[int, tuple[str, ...]] = {  # schema version -> metric paths redefined in it
+    2: ("model.neurons", "model.maxpool_windows", "density.regions_per_neuron", "distance.scaled_summary"),
+}
 
 
 def definition_changes(path: str, since: int, until: int | None = None) -> list[int]:

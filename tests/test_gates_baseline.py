@@ -339,7 +339,7 @@ def test_increase_across_a_changed_definition_is_refused(monkeypatch):
     monkeypatch.setattr(result, "SCHEMA", 3)
     monkeypatch.setattr(baseline, "SCHEMA", 3)
     monkeypatch.setattr(result, "CHANGED_DEFINITIONS", {2: ("density.per_length",), 3: ("deviation.summary",)})
-    base = make_audit()  # written with schema 1
+    base = {**make_audit(), "schema": 1}  # written with schema 1
     with pytest.raises(GateError, match=r"baseline was written with schema 1 .* writes schema 3; .* changed in schema 3"):
         check_increases(["deviation.summary.p90=10%"], base)
     with pytest.raises(GateError, match="changed in schema 2"):
@@ -347,6 +347,17 @@ def test_increase_across_a_changed_definition_is_refused(monkeypatch):
     # a metric whose definition did not change is still compared, and so is a baseline written after the change
     assert check_increases(["density.summary.median=10%"], base)
     assert check_increases(["density.per_length.median=1"], {**base, "schema": 2})
+
+
+def test_neurons_counted_anew_in_schema_2_are_not_compared_with_a_schema_1_baseline():
+    """Schema 2 counts Clip, HardSigmoid and Abs units as neurons: a schema-1 value is another measure."""
+    from regionaudit.gates.baseline import check_increases
+
+    base = {**make_audit(), "schema": 1}
+    for path in ("model.neurons=10%", "density.regions_per_neuron.median=1", "distance.scaled_summary.p90=1"):
+        with pytest.raises(GateError, match=r"written with schema 1 and this regionaudit writes schema 2; .* changed in schema 2"):
+            check_increases([path], base)
+    assert check_increases(["density.summary.median=10%"], base)
 
 
 def test_result_of_an_older_schema_loads(tmp_path):

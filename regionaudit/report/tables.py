@@ -14,8 +14,9 @@ from regionaudit.report import formatting as show
 from regionaudit.result import AuditResult
 
 # `kind` of the IR nodes that put kinks into the function (regionaudit/ir.py: `LeakyRelu`, which
-# also covers ReLU and PReLU, and `MaxPool`); their rows are highlighted in the node table.
-KINK_KINDS = {"relu", "maxpool"}
+# also covers ReLU, PReLU and Abs; `Clip`; `MaxPool` and `WindowMax`); their rows are highlighted
+# in the node table.
+KINK_KINDS = {"relu", "clip", "maxpool", "max"}
 
 
 @dataclass

@@ -46,11 +46,3 @@ def geometry(node, spatial: tuple[int, ...], kernel: tuple[int, ...], ceil_mode:
             o -= 1
         out.append(o)
     return strides, dilations, pads, tuple(out)
-
-
-def kernel_shape(node, x) -> tuple[int, ...]:
-    """A pool's `kernel_shape`, checked against its input's spatial axes."""
-    kernel = tuple(attr(node, "kernel_shape", ()))
-    if not kernel or len(x.shape) != len(kernel) + 2:
-        raise Unsupported(f"kernel_shape {kernel} does not fit input {x.shape}")
-    return kernel

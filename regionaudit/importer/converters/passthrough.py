@@ -1,4 +1,6 @@
-"""Identity, Dropout (inference) and Casts between float types leave data values unchanged."""
+"""Ops that leave data values unchanged (Identity, Dropout, float Casts) or read only its shape."""
+
+import math
 
 import numpy as np
 
@@ -25,3 +27,16 @@ def cast(node, ctx):
     if to not in FLOAT_TYPES:
         raise Unsupported("casting data to a non-float type is not piecewise linear")
     return ctx.data(0)
+
+
+@converter("Shape")
+def shape(node, ctx):
+    """The shape of a data tensor is known at import (batch size 1); opset 15 added start/end."""
+    dims = ctx.data(0).shape
+    start, end = attr(node, "start", 0), attr(node, "end", None)
+    return np.array(dims[start:end], dtype=np.int64)
+
+
+@converter("Size")
+def size(node, ctx):
+    return np.array(math.prod(ctx.data(0).shape), dtype=np.int64)

@@ -1,5 +1,6 @@
-"""MaxPool and GlobalMaxPool (and the global and 1-D/3-D pools beside AveragePool) against onnxruntime."""
+"""Pooling converters against onnxruntime: every pad / ceil / auto_pad / count_include_pad variant."""
 
+import numpy as np
 import pytest
 from conftest import NEWEST_OPSET
 from onnx import helper
@@ -7,7 +8,6 @@ from onnx import helper
 from regionaudit.errors import RejectedModel
 
 OPSETS = [7, 11, 13, NEWEST_OPSET]
-
 
 AVG_CASES = [
     dict(kernel_shape=[2, 2], strides=[2, 2]),
@@ -19,8 +19,6 @@ AVG_CASES = [
     dict(kernel_shape=[2, 3], strides=[2, 2], auto_pad="SAME_LOWER", count_include_pad=1),
     dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="VALID"),
 ]
-
-
 CEIL_CASES = [  # ceil_mode exists from opset 10
     dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
     dict(kernel_shape=[2, 2], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1),
@@ -36,11 +34,19 @@ def _ok(imported):
     assert v["max_rel_err"] < 1e-6, v
 
 
+@pytest.mark.parametrize(
+    "opset,attrs", [(o, a) for o in OPSETS for a in AVG_CASES + CEIL_CASES if o >= 10 or "ceil_mode" not in a]
+)  # ceil_mode needs opset 10
+def test_average_pool(convert, opset, attrs):
+    node = helper.make_node("AveragePool", ["x"], ["y"], **attrs)
+    imported = convert([node], [1, 2, 7, 8], opset=opset)
+    _ok(imported)
+    assert imported.network.nodes[-1].kind == "avgpool"
+
+
 MAX_CASES = AVG_CASES[:2] + [AVG_CASES[4], AVG_CASES[5], AVG_CASES[7]] + [
     dict(kernel_shape=[2, 2], strides=[2, 2], pads=[1, 0, 0, 1]),
 ]
-
-
 MAX_NEW_CASES = [c for c in CEIL_CASES if "count_include_pad" not in c] + [  # opset >= 10
     dict(kernel_shape=[2, 2], strides=[1, 1], dilations=[2, 2]),
     dict(kernel_shape=[2, 3], strides=[2, 1], dilations=[2, 1], pads=[1, 1, 0, 1], ceil_mode=1),
@@ -86,3 +92,21 @@ def test_global_pools(convert, opset):
     imported = convert(nodes, [1, 3, 5, 4], opset=opset)
     _ok(imported)
     assert imported.network.output_shape == (1, 3, 1, 1)
+
+
+@pytest.mark.parametrize("opset", [11, 13, 18, NEWEST_OPSET])
+@pytest.mark.parametrize("op", ["ReduceMean", "ReduceSum"])
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_reduce_over_trailing_axes(convert, opset, op, keepdims):
+    axes_as_input = opset >= (18 if op == "ReduceMean" else 13)
+    inits = {"axes": np.array([-2, -1], dtype=np.int64)} if axes_as_input else {}
+    kw = {} if axes_as_input else {"axes": [2, 3]}
+    node = helper.make_node(op, ["x", "axes"] if axes_as_input else ["x"], ["y"], keepdims=keepdims, **kw)
+    _ok(convert([node], [1, 3, 4, 5], inits, opset=opset))
+
+
+@pytest.mark.parametrize("op", ["ReduceMean", "ReduceSum"])
+@pytest.mark.parametrize("axes,keepdims", [([1], 1), ([1], 0), ([0, 2], 0), ([-3, -1], 1)])
+def test_reduce_over_any_axes(convert, op, axes, keepdims):
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node(op, ["r"], ["y"], axes=axes, keepdims=keepdims)]
+    _ok(convert(nodes, [1, 3, 4, 5], opset=11))

@@ -1,19 +1,50 @@
-"""Pad (constant zero) and Slice (step 1): the same `ir.Pad`, with pads that grow or crop."""
+"""Transpose, Concat, zero Pad and Slice: data moved around or cropped, never mixed."""
 
 import numpy as np
 
 from regionaudit import ir
+from regionaudit.importer.converters.select import padded_by_mode, strided_slice
 from regionaudit.importer.registry import Data, Unsupported, attr, converter
+
+
+@converter("Transpose")
+def transpose(node, ctx):
+    x = ctx.data(0)
+    rank = len(x.shape)
+    perm = tuple(attr(node, "perm", list(reversed(range(rank)))))
+    if sorted(perm) != list(range(rank)):
+        raise Unsupported(f"perm {perm} does not fit {x.shape}")
+    if perm == tuple(range(rank)):
+        return x
+    return ctx.add(ir.Transpose, [x], shape=tuple(x.shape[p] for p in perm), perm=perm)
+
+
+@converter("Concat")
+def concat(node, ctx):
+    parts = [ctx.input(i) for i in range(len(node.input))]
+    if not all(isinstance(p, Data) for p in parts):
+        raise Unsupported("concatenating constants with data is not supported")
+    rank = len(parts[0].shape)
+    axis = attr(node, "axis", 0)
+    axis = axis + rank if axis < 0 else axis
+    if not 0 <= axis < rank or any(len(p.shape) != rank for p in parts):
+        raise Unsupported(f"axis {attr(node, 'axis')} does not fit {[p.shape for p in parts]}")
+    shape = list(parts[0].shape)
+    shape[axis] = sum(p.shape[axis] for p in parts)
+    if len(parts) == 1:
+        return parts[0]
+    return ctx.add(ir.Concat, parts, shape=tuple(shape), axis=axis)
 
 
 @converter("Pad")
 def pad(node, ctx):
-    """Constant mode with value 0 only. Opset 11 moved pads/value to inputs; opset 18 added axes."""
+    """Constant mode with value 0, and reflect / edge / wrap modes (each output element is one
+    input element). Opset 11 moved pads/value to inputs; opset 18 added axes, opset 19 wrap."""
     x = ctx.data(0)
     rank = len(x.shape)
     mode = attr(node, "mode", "constant")
     if mode != "constant":
-        raise Unsupported(f"mode {mode!r} is not supported (only constant zero padding)")
+        return padded_by_mode(node, ctx)
     if ctx.opset < 11:
         pads, value = attr(node, "pads", []), float(attr(node, "value", 0.0))
     else:
@@ -65,8 +96,8 @@ def slice_(node, ctx):
         axis = axis + rank if axis < 0 else axis
         if not 0 <= axis < rank:
             raise Unsupported(f"axis {axis} does not fit {x.shape}")
-        if step != 1:
-            raise Unsupported(f"step {step} on axis {axis} is not supported (only contiguous slices)")
+        if step != 1:  # strided or reversed: an element selection
+            return strided_slice(node, ctx)
         dim = x.shape[axis]
         lo = min(max(start + dim if start < 0 else start, 0), dim)
         hi = min(max(end + dim if end < 0 else end, 0), dim)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from regionaudit.importer.converters.add_sub_mul_div_neg_sum import scale
+from regionaudit.importer.converters.elementwise import scale
 from regionaudit.importer.registry import Unsupported, attr, converter
 
 
