@@ -14,6 +14,8 @@ import torch
 from regionaudit import assemble
 from regionaudit.analysis.density import trace_segments
 from regionaudit.analysis.distance import boundary_distances
+from regionaudit.distance_method import distance_settings
+from regionaudit.environment import describe as describe_environment
 from regionaudit.errors import BadOption
 from regionaudit.estimate import estimate, long_run_message
 from regionaudit.importer import ImportedModel, import_model
@@ -79,9 +81,10 @@ def audit(
     for message in probes.warnings if warn is not None else []:  # after the checks that refuse data
         warn(message)
     seg_a, seg_b, at = _to_tensor(a), _to_tensor(b), _to_tensor(probes.points)
+    method = distance_settings(opts, net, settings, notes)
     if notify is not None:
         loop_edges = sum(len(loop.vertices) for loop in probes.loops)
-        est = estimate(net, (seg_a, seg_b), loop_edges, at, opts.max_knots, opts.max_memory, clock)
+        est = estimate(net, (seg_a, seg_b), loop_edges, at, opts.max_knots, opts.max_memory, clock, method.directions)
         message = long_run_message(est, settings["pairs"] is not None, settings["max_points"] is not None, opts.dtype, settings["device"])
         if message:
             notify(message)
@@ -107,7 +110,13 @@ def audit(
 
     t0 = clock()
     bar = progress("points", len(probes.points)) if progress else None
-    dists = boundary_distances(net, at, max_memory=opts.max_memory, progress=bar) if len(probes.points) else []
+    dists = (
+        boundary_distances(
+            net, at, max_memory=opts.max_memory, progress=bar, directions=method.directions, seed=opts.seed
+        )
+        if len(probes.points)
+        else []
+    )
     timing["distance_s"] = clock() - t0
 
     assemble.check_finite(seg_density, path_density, seg_dev + path_dev, dists)
@@ -115,6 +124,7 @@ def audit(
     density = assemble.density_section(seg_density, path_density, net.neurons, notes)
     deviation = assemble.deviation_section(seg_dev, path_dev, seg_density, notes)
     distance = assemble.distance_section(dists, net.neurons, notes)
+    distance.method, distance.directions, distance.relative_error = method.name, method.directions, method.relative_error
     # a model imported before the call (the CLI does, to check gate paths first) still counts
     timing["total_s"] = clock() - t_start + (imported.import_s if isinstance(model, ImportedModel) else 0.0)
     return AuditResult(
@@ -125,4 +135,5 @@ def audit(
         distance=distance,
         notes=notes,
         timing=timing,
+        environment=describe_environment(net.device, opts.dtype),
     )

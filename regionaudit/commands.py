@@ -18,6 +18,7 @@ import click
 
 from regionaudit.api import audit, import_for_audit
 from regionaudit.assemble import model_info
+from regionaudit.environment import environment_warning
 from regionaudit.errors import BadOption
 from regionaudit.files import write_text
 from regionaudit.gates import thresholds
@@ -120,6 +121,8 @@ def run_audit(model: str, opts: Options, wanted: Wanted) -> int:
     imported = import_for_audit(model, opts, import_check_rows(opts.data))
     check_node_paths([g.path for g in gates] + [b.path for b in bounds], imported.network.kink_names)
     result = _run_analysis(imported, opts, wanted.quiet, unused)
+    if baseline is not None and (line := environment_warning(result.environment, baseline.get("environment"))):
+        click.echo(line, err=True)
     result_dict = result.to_dict()
     result.gates = thresholds.evaluate_gates(result_dict, list(wanted.fail_if))
     if wanted.max_increase:

@@ -88,7 +88,7 @@ def _paired(c: Counts) -> str:
 class Metric:
     path: str  # dotted path in an audit's JSON (a compare's paired metrics start with "paired.")
     label: str
-    meaning: str  # one sentence; {between}, {at} and {near} name the probes (see report.card)
+    meaning: str  # one sentence; {between}, {at}, {near} name the probes, {approx} the distance method (report.card)
     why_null: Callable[[Counts], str]
     summary: bool = True  # a summary {count, mean, median, p10, p90, min, max}, or a single number
     loops: bool = False  # measured only with --loops
@@ -148,8 +148,8 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "distance.summary",
         "Boundary distance",
-        "Distance from {at} to the nearest activation-region boundary (input units); smaller means smaller "
-        "regions {near}.",
+        "Distance from {at} to the nearest activation-region boundary (input units){approx}; smaller means "
+        "smaller regions {near}.",
         _distance,
     ),
     Metric(

@@ -22,6 +22,10 @@ MAX_LOOP_STEPS = 4096
 MAX_LOOP_RADIUS = 1e4  # pixels; a shift beyond any image leaves zeros
 MAX_SEED = 2**63 - 1  # a seed fits a signed 64-bit integer, as every JSON reader holds it
 LAYOUTS = ("chw", "hwc")  # channels first or last, for image inputs
+DISTANCE_METHODS = ("exact", "approx", "auto")
+AUTO_APPROX_INPUT = 16384  # --distance auto: approximate above this many input elements
+DEFAULT_DIRECTIONS = 256  # Gaussian projections per point for --distance approx
+MAX_DIRECTIONS = 10**5
 
 
 def parse_shape(value: str | None) -> tuple[int, ...] | None:
@@ -138,6 +142,19 @@ class Options:
     )
     output_name: str | None = option(
         None, "Graph output to analyse.", default_text="the first", probe=True, metavar="NAME"
+    )
+    # recorded in settings by distance_method.distance_settings, once the input size has chosen the method
+    distance: str = option(
+        "auto",
+        f"Boundary distance: exact, approx (Gaussian projections) or auto (approx above {AUTO_APPROX_INPUT} input "
+        "elements).",
+        probe=True,
+        setting=False,
+        choices=DISTANCE_METHODS,
+    )
+    distance_directions: int = option(
+        DEFAULT_DIRECTIONS, "Gaussian projections per point for --distance approx.", probe=True, setting=False, low=1,
+        high=MAX_DIRECTIONS, metavar="M",
     )
     data: str | Path | None = option(None, "Data rows (.npy or one-array .npz), (N, *input_shape) or flat.", file=True)
     points: str | Path | None = option(None, "Points for boundary distance, (N, *input_shape).", file=True)

@@ -13,7 +13,8 @@ LAYERS = [
     ["regionaudit.errors", "regionaudit.version", "regionaudit.progress", "regionaudit.metrics"],
     ["regionaudit.files", "regionaudit.options", "regionaudit.ir"],
     ["regionaudit.importer"],
-    ["regionaudit.analysis", "regionaudit.probes", "regionaudit.estimate"],
+    ["regionaudit.analysis", "regionaudit.probes", "regionaudit.estimate", "regionaudit.distance_method",
+     "regionaudit.environment"],
     ["regionaudit.result"],
     ["regionaudit.assemble"],
     ["regionaudit.api"],
@@ -21,7 +22,7 @@ LAYERS = [
     ["regionaudit.report"],
     ["regionaudit.outputs"],
     ["regionaudit.commands"],
-    ["regionaudit.cli", "regionaudit.__main__", "regionaudit"],
+    ["regionaudit.cli", "regionaudit.__main__", "regionaudit", "regionaudit.bench"],
 ]
 PACKAGE = Path(regionaudit.__file__).parent
 

@@ -45,7 +45,7 @@ def card_context(result: AuditResult, report_link: str | None) -> dict:
     m = result.model
     between, at = probe_words(result)
     near = "near the probes" if (result.settings or {}).get("synthetic") else "near the data"
-    words = {"between": between, "at": at, "near": near}
+    words = {"between": between, "at": at, "near": near, "approx": show.approx_words(result.distance)}
     metrics = [_metric_row(result, metric, words) for metric in shown_metrics(result)]
     settings = settings_section(result)
     s = result.settings or {}

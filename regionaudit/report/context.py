@@ -122,6 +122,7 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
     med = median(s)
     if med is not None:
         text = f"Median distance {show.num(med)} (input units) from {at} to the nearest region boundary"
+        text += show.approx_words(dist)
         spread = show.spread(s, show.num)
         text += f" ({spread})." if spread else "."
         scaled = median(dist.scaled_summary)
@@ -322,7 +323,8 @@ def audit_plots(result: AuditResult) -> dict[str, list[Plot]]:
         Plot(
             "distance-hist",
             "Distance to the nearest region boundary",
-            f"Exact distance from {at} to the boundary of its activation region (Hanin & Rolnick 2019a, Fig. 3 style).",
+            f"{'Approximate' if dist.method == 'approx' else 'Exact'} distance from {at} to the boundary of its activation region"
+            f"{show.approx_words(dist)} (Hanin & Rolnick 2019a, Fig. 3 style).",
             plots.log_histogram("distance-hist", distances, "Distance to nearest boundary", "distance in input units"),
             NO_POINTS,
         )
