@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from regionaudit import ir
-from regionaudit.api import audit, load_model, Options
+from regionaudit.api import audit, import_for_audit
+from regionaudit.options import Options
 from regionaudit.errors import BadData, BadOption
 from regionaudit.reinit import fan_in, reinitialise
 from netfactory import Builder, mlp
@@ -98,12 +99,12 @@ def test_reference_init_on_the_same_probes(mlp_audit):
     assert r.density.ratio_to_init["median"] == pytest.approx(float(np.median(ratios)))
     assert r.density.ratio_to_init["ci95_low"] <= r.density.ratio_to_init["median"] <= r.density.ratio_to_init["ci95_high"]
     # the init copy measured independently gives the same counts
-    imported = load_model(SAMPLES / "digits_mlp.onnx", Options())
+    imported = import_for_audit(SAMPLES / "digits_mlp.onnx", Options())
     copy = reinitialise(imported.network, [n["op_type"] for n in imported.nodes], [0, 13, 1])
     from regionaudit.analysis.density import trace_segments
-    from regionaudit.api import build_probes
+    from regionaudit.probes import build_probes
 
-    probes = build_probes(imported.network.input_shape, Options(pairs=30, max_points=12), DIGITS, None, None, {})
+    probes = build_probes(imported.network.input_shape, Options(pairs=30, max_points=12, data=DIGITS))
     a, b = (torch.from_numpy(np.ascontiguousarray(x[:20], dtype=np.float64)) for x in probes.segments)
     assert [t.regions for t in trace_segments(copy, a, b)] == ref["per_seed"][1]["segments"]["regions"]
 
@@ -118,7 +119,7 @@ def test_init_reference_off_and_json_round_trip(mlp_audit):
     d = json.loads(mlp_audit.to_json())
     assert "capacity" in d and "reference" in d and d["density"]["ratio_to_init"]["median"] > 0
     assert AuditResult.from_dict(d).to_dict() == d
-    from regionaudit.report import render_html
+    from regionaudit.report.html import render_html
 
     html = render_html(off)
     assert "No initialisation reference was measured (--init-reference 0)." in html
@@ -205,7 +206,8 @@ def test_capacity_in_the_audit(mlp_audit):
 def test_report_puts_every_headline_number_beside_init_and_interval(mlp_audit):
     import re
 
-    from regionaudit.report import render_card, render_html
+    from regionaudit.report.card import render_card
+    from regionaudit.report.html import render_html
 
     html = render_html(mlp_audit)
     for key in ("regions", "distance", "deviation"):

@@ -12,23 +12,37 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import PurePath
 
-from regionaudit import __version__
-from regionaudit.report import formatting as F
+from regionaudit.version import __version__
+from regionaudit import metrics
+from regionaudit.metrics import BY_PATH, sentence
+from regionaudit.report import formatting as show
 from regionaudit.report import framecontext as RF
 from regionaudit.report import plots
-from regionaudit.report.tables import Table, distribution_table, gates_table, node_table, paths_table, timing_rows
+from regionaudit.report.tables import (
+    Table,
+    distribution_table,
+    gates_table,
+    node_table,
+    paths_table,
+    shown_metrics,
+    summary_of,
+    timing_rows,
+)
 from regionaudit.result import AuditResult, CompareResult
 
 LIBRARIES = ("torch", "onnx", "onnxruntime", "numpy", "scipy")
-NO_SEGMENTS = "No segments were measured."
+NO_SEGMENTS = sentence(metrics.NO_SEGMENTS)
+NO_POINTS = sentence(metrics.NO_POINTS)
+REGIONS, DISTANCE, DEVIATION, SPEARMAN = (
+    BY_PATH[p] for p in ("density.summary", "distance.summary", "deviation.summary", "deviation.spearman_density")
+)
 
 
 def no_deviation(result) -> str:
     """Why there is no deviation to show: no segments, or every one cut short by --max-knots."""
     if result.density.segments and all(s.truncated for s in result.density.segments):
-        return "Every segment was cut short by --max-knots."
+        return sentence(metrics.ALL_TRUNCATED)
     return NO_SEGMENTS
-NO_POINTS = "No points were measured."
 DATA_AS_GIVEN = (
     "Data is used as given: regionaudit does not rescale or normalise it, so it must already be in "
     "the model's input scale. Image arrays are read in the layout --data-layout declares (chw unless "
@@ -94,42 +108,42 @@ def probe_words(result: AuditResult) -> tuple[str, str]:
 def headline_metrics(result: AuditResult) -> list[Metric]:
     d, v, dist = result.density, result.deviation, result.distance
     between, at = probe_words(result)
-    metrics: list[Metric] = []
+    cards: list[Metric] = []
 
     s = d.summary
     med = median(s)
     if med is not None:
-        sentence = f"Median {F.num(med)} linear regions along a segment between {between}"
-        spread = F.spread(s)
-        sentence += f" ({spread})." if spread else "."
-        metrics.append(Metric("regions", "Regions per segment", F.num(med), "median", sentence))
+        text = f"Median {show.num(med)} linear regions along a segment between {between}"
+        spread = show.spread(s)
+        text += f" ({spread})." if spread else "."
+        cards.append(Metric("regions", REGIONS.label, show.num(med), "median", text))
     else:
-        metrics.append(Metric("regions", "Regions per segment", F.DASH, "", NO_SEGMENTS + " Region density is undefined.", False))
+        cards.append(Metric("regions", REGIONS.label, show.DASH, "", NO_SEGMENTS + " Region density is undefined.", False))
 
     s = dist.summary
     med = median(s)
     if med is not None:
-        sentence = f"Median distance {F.num(med)} (input units) from {at} to the nearest region boundary"
-        sentence += F.approx_words(dist)
-        spread = F.spread(s, F.num)
-        sentence += f" ({spread})." if spread else "."
+        text = f"Median distance {show.num(med)} (input units) from {at} to the nearest region boundary"
+        text += show.approx_words(dist)
+        spread = show.spread(s, show.num)
+        text += f" ({spread})." if spread else "."
         scaled = median(dist.scaled_summary)
         if scaled is not None:
-            sentence += f" Distance × neurons, roughly scale-free: median {F.num(scaled)}."
-        metrics.append(Metric("distance", "Boundary distance", F.num(med), "median", sentence))
+            text += f" Distance × neurons, roughly scale-free: median {show.num(scaled)}."
+        cards.append(Metric("distance", DISTANCE.label, show.num(med), "median", text))
     else:
-        metrics.append(Metric("distance", "Boundary distance", F.DASH, "", NO_POINTS + " Boundary distance is undefined.", False))
+        cards.append(Metric("distance", DISTANCE.label, show.DASH, "", NO_POINTS + " Boundary distance is undefined.", False))
 
     s = v.summary
     med = median(s)
     if med is not None:
-        sentence = f"Median absolute deviation {F.num(med)} from linear along a segment"
-        spread = F.spread(s, F.num)
-        sentence += f" ({spread})" if spread else ""
-        sentence += ": the area between the model and the straight line through its end values, L2 over outputs."
-        metrics.append(Metric("deviation", "Absolute deviation", F.num(med), "median", sentence))
+        text = f"Median absolute deviation {show.num(med)} from linear along a segment"
+        spread = show.spread(s, show.num)
+        text += f" ({spread})" if spread else ""
+        text += ": the area between the model and the straight line through its end values, L2 over outputs."
+        cards.append(Metric("deviation", DEVIATION.label, show.num(med), "median", text))
     else:
-        metrics.append(Metric("deviation", "Absolute deviation", F.DASH, "", no_deviation(result) + " Deviation is undefined.", False))
+        cards.append(Metric("deviation", DEVIATION.label, show.DASH, "", no_deviation(result) + " Deviation is undefined.", False))
 
     rho = v.spearman_density
     if rho is not None:
@@ -140,21 +154,20 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
             meaning = f"segments that cross more regions per unit length {strength} tend to deviate more from linear"
         else:
             meaning = f"segments that cross more regions per unit length {strength} tend to deviate less from linear"
-        sentence = f"Spearman ρ = {F.num(rho)} between a segment's region density and its absolute deviation: {meaning}."
-        metrics.append(Metric("spearman", "Density vs deviation", F.num(rho), "Spearman ρ", sentence))
+        text = f"Spearman ρ = {show.num(rho)} between a segment's region density and its absolute deviation: {meaning}."
+        cards.append(Metric("spearman", SPEARMAN.label, show.num(rho), "", text))
     else:
-        metrics.append(
+        cards.append(
             Metric(
                 "spearman",
-                "Density vs deviation",
-                F.DASH,
+                SPEARMAN.label,
+                show.DASH,
                 "",
-                "Spearman ρ is undefined (fewer than three segments with a defined density, "
-                "or constant density or deviation).",
+                f"Spearman ρ is undefined ({metrics.SPEARMAN_UNDEFINED}).",
                 False,
             )
         )
-    return metrics
+    return cards
 
 
 def model_section(result: AuditResult) -> dict:
@@ -164,34 +177,34 @@ def model_section(result: AuditResult) -> dict:
     ref = val.get("reference") or "onnxruntime"
     if rel is not None or abs_ is not None:
         validation_sentence = (
-            f"The imported network matches {ref} to a maximum absolute error of {F.num(abs_)} "
-            f"(relative {F.num(rel)}) on the validation inputs."
+            f"The imported network matches {ref} to a maximum absolute error of {show.num(abs_)} "
+            f"(relative {show.num(rel)}) on the validation inputs."
         )
     else:
         validation_sentence = "No validation against onnxruntime was recorded."
     facts = [
-        ("File", m.path or F.DASH),
-        ("SHA-256", m.sha256 or F.DASH),
-        ("Input", f"{m.input_name or '(unnamed)'}  ·  shape {F.shape(m.input_shape)} (batch axis left out)"),
-        ("Output", f"{m.output_name or '(unnamed)'}  ·  shape {F.shape(m.output_shape)}"),
+        ("File", m.path or show.DASH),
+        ("SHA-256", m.sha256 or show.DASH),
+        ("Input", f"{m.input_name or '(unnamed)'}  ·  shape {show.shape(m.input_shape)} (batch axis left out)"),
+        ("Output", f"{m.output_name or '(unnamed)'}  ·  shape {show.shape(m.output_shape)}"),
         ("Opset / producer", f"{m.opset}  ·  {m.producer or 'unknown producer'}"),
-        ("ReLU-type neurons", F.count(m.neurons)),
-        ("MaxPool windows", F.count(m.maxpool_windows)),
-        ("Parameters", F.count(m.params)),
-        ("Multiply-adds per input", F.count(m.macs)),
+        ("ReLU-type neurons", show.count(m.neurons)),
+        ("MaxPool windows", show.count(m.maxpool_windows)),
+        ("Parameters", show.count(m.params)),
+        ("Multiply-adds per input", show.count(m.macs)),
     ]
     return {
         "name": model_name(result),
-        "sha_short": F.short_hash(m.sha256),
-        "input_shape": F.shape(m.input_shape),
+        "sha_short": show.short_hash(m.sha256),
+        "input_shape": show.shape(m.input_shape),
         "facts": facts,
         "cards": [
-            ("neurons", F.big(m.neurons)),
-            ("parameters", F.big(m.params)),
-            ("multiply-adds", F.big(m.macs)),
-            ("MaxPool windows", F.big(m.maxpool_windows)),
+            ("neurons", show.big(m.neurons)),
+            ("parameters", show.big(m.params)),
+            ("multiply-adds", show.big(m.macs)),
+            ("MaxPool windows", show.big(m.maxpool_windows)),
         ],
-        "validation": [(str(k), F.value(v)) for k, v in val.items()],
+        "validation": [(str(k), show.value(v)) for k, v in val.items()],
         "validation_sentence": validation_sentence,
         "nodes": node_table(result),
     }
@@ -217,7 +230,7 @@ def settings_section(result: AuditResult) -> dict:
     lines = [
         f"Probes: {described.rstrip('.')}." if isinstance(described, str) and described
         else f"Probes measured: {', '.join(probes) if probes else 'none'}, from {source}.",
-        f"Seed {F.value(s.get('seed'))}; computed in {s.get('dtype') or 'float64'} on {s.get('device') or 'cpu'}.",
+        f"Seed {show.value(s.get('seed'))}; computed in {s.get('dtype') or 'float64'} on {s.get('device') or 'cpu'}.",
     ]
     return {
         "lines": lines,
@@ -226,7 +239,7 @@ def settings_section(result: AuditResult) -> dict:
         "synthetic": bool(s.get("synthetic")),
         "synthetic_warning": SYNTHETIC_WARNING,
         "data_as_given": DATA_AS_GIVEN,
-        "table": [(str(k), F.value(v)) for k, v in s.items() if v is not None],
+        "table": [(str(k), show.value(v)) for k, v in s.items() if v is not None],
     }
 
 
@@ -242,15 +255,21 @@ def result_notes(result: AuditResult) -> list[str]:
     return list(dict.fromkeys(n for n in notes if not n.startswith(said_elsewhere)))
 
 
-def audit_plots(result: AuditResult) -> list[Plot]:
+def audit_plots(result: AuditResult) -> dict[str, list[Plot]]:
+    """The report's plots, grouped by the section they belong to (the templates take them as given)."""
     # --- reference frame: each plot says something new, trained and init overlaid (framecontext.py)
-    out = RF.frame_plots(result, Plot, NO_SEGMENTS, NO_POINTS, no_deviation(result))
+    groups = {"density": ("density-hist", "knots-per-layer-unit", "segment-profile"),
+              "deviation": ("deviation-ecdf", "density-vs-deviation"), "distance": ("nearest-layer",),
+              "loops": ("loops-plot",)}
+    made = RF.frame_plots(result, Plot, NO_SEGMENTS, NO_POINTS, no_deviation(result))
+    out = {key: [p for p in made if p.id in ids] for key, ids in groups.items()}
+    sliced: list[Plot] = []
     # --- end reference frame
     if result.slice is not None:
         sl = result.slice
         polygons, count = sl.get("polygons"), sl.get("count")
         title = "2-D slice" + (f": {count:,} regions" if isinstance(count, int) else "")
-        out.append(
+        sliced.append(
             Plot(
                 "slice",
                 "2-D slice",
@@ -260,7 +279,7 @@ def audit_plots(result: AuditResult) -> list[Plot]:
                 "The slice has no polygons to draw" + (f" ({count:,} regions counted)." if isinstance(count, int) else "."),
             )
         )
-    return out
+    return {**out, "slice": sliced}
 
 
 def audit_context(result: AuditResult, clock=None) -> dict:
@@ -317,18 +336,18 @@ def _with_reference(result: AuditResult, metrics: list[Metric]) -> list[Metric]:
 def _slice_facts(sl: dict | None) -> list[tuple[str, str]]:
     if sl is None:
         return []
-    return [(str(k), F.value(v)) for k, v in sl.items() if k not in ("polygons", "areas", "points")] + (
-        [("polygons", F.count(len(sl["polygons"])))] if isinstance(sl.get("polygons"), list) else []
+    return [(str(k), show.value(v)) for k, v in sl.items() if k not in ("polygons", "areas", "points")] + (
+        [("polygons", show.count(len(sl["polygons"])))] if isinstance(sl.get("polygons"), list) else []
     )
 
 
 # --- compare ---------------------------------------------------------------------------------
 
 
-def _cmp_row(label, a, b, fmt=F.num):
+def _cmp_row(label, a, b, fmt=show.num):
     diff = None if a is None or b is None else b - a
     sign = "" if diff is None or diff <= 0 else "+"
-    return [label, fmt(a), fmt(b), sign + fmt(diff) if diff is not None else F.DASH]
+    return [label, fmt(a), fmt(b), sign + fmt(diff) if diff is not None else show.DASH]
 
 
 def _median_row(label, sa: dict | None, sb: dict | None) -> list[str]:
@@ -352,14 +371,16 @@ def compare_context(result: CompareResult, clock=None) -> dict:
         _cmp_row("Parameters", a.model.params, b.model.params),
         _cmp_row("Multiply-adds", a.model.macs, b.model.macs),
         _cmp_row("Segments measured", len(a.density.segments), len(b.density.segments)),
-        _median_row("Median regions per segment", a.density.summary, b.density.summary),
-        _median_row("Median regions per unit length", a.density.per_length, b.density.per_length),
-        _median_row("Median regions per neuron", a.density.regions_per_neuron, b.density.regions_per_neuron),
-        _median_row("Median absolute deviation", a.deviation.summary, b.deviation.summary),
-        _median_row("Median boundary distance", a.distance.summary, b.distance.summary),
-        _median_row("Median distance × neurons", a.distance.scaled_summary, b.distance.scaled_summary),
-        _cmp_row("Spearman ρ (density, deviation)", a.deviation.spearman_density, b.deviation.spearman_density),
     ]
+    for metric in shown_metrics(a):
+        if metric.loops:
+            continue  # loops are compared in the loop tables of the two audits, not here
+        va, vb = summary_of(a, metric.path), summary_of(b, metric.path)
+        label = metric.label
+        if metric.summary:  # each median with its 95 % interval
+            rows.append(_median_row(f"Median {label[:1].lower()}{label[1:]}", va, vb))
+            continue
+        rows.append(_cmp_row(label, va, vb))
     table = Table(["", name_a, name_b, "B − A"], rows, numeric=[False, True, True, True])
 
     def paired(measure, what, unit, integer, pid):
@@ -368,13 +389,13 @@ def compare_context(result: CompareResult, clock=None) -> dict:
         if fp is None:
             sentence = f"The fraction of segments where B has the larger {what} is undefined ({n} pairs)."
         else:
-            sentence = f"On {F.percent(fp)} of {n:,} segments B has the larger {what} than A."
-        spread = F.spread(measure.summary)
+            sentence = f"On {show.percent(fp)} of {n:,} segments B has the larger {what} than A."
+        spread = show.spread(measure.summary)
         if measure.summary and measure.summary.get("median") is not None:
-            sentence += f" Median difference B − A: {F.num(measure.summary['median'])} {unit}" + (f" ({spread})." if spread else ".")
+            sentence += f" Median difference B − A: {show.num(measure.summary['median'])} {unit}" + (f" ({spread})." if spread else ".")
         return {
             "sentence": sentence,
-            "fraction_positive": F.percent(fp),
+            "fraction_positive": show.percent(fp),
             "plot": Plot(
                 pid,
                 f"Paired differences: {what}",
