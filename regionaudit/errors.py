@@ -24,3 +24,20 @@ class BadOption(RegionAuditError):
 
 class GateError(RegionAuditError):
     """A gate expression or baseline that cannot be evaluated (unknown path, bad bound)."""
+
+
+class TooLarge(RegionAuditError):
+    """A file, tensor or piece of work beyond a stated limit; refused before memory is touched."""
+
+
+class TimeLimit(BaseException):
+    """`--timeout` expired. A BaseException, like KeyboardInterrupt, so that no library's
+    `except Exception` swallows it on its way to the CLI, which reports it with exit code 2."""
+
+    exit_code = 2
+
+
+class Terminated(BaseException):
+    """SIGTERM: the run is stopped as for Ctrl-C, with exit code 143 (128 + 15)."""
+
+    exit_code = 143

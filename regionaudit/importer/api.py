@@ -12,6 +12,7 @@ from regionaudit.errors import BadOption
 from regionaudit.importer.check import validate
 from regionaudit.importer.graph import build_network
 from regionaudit.importer.load import load_model
+from regionaudit.importer.sanity import check_types
 from regionaudit.importer.signature import resolve_signature
 
 
@@ -39,6 +40,7 @@ def import_model(path, input_shape=None, output_name=None, dtype=torch.float64, 
         raise BadOption(f"dtype must be a torch floating-point dtype, not {dtype!r}")
     loaded = load_model(path)
     sig = resolve_signature(loaded.model.graph, input_shape, output_name)
+    check_types(loaded.model)
     built = build_network(loaded.model, sig, loaded.opset)
     net = built.network
     net.to(dtype, dev)  # checked as it will be analysed: in this precision, on this device
