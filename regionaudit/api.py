@@ -52,6 +52,7 @@ class Options:
     device: str = "cpu"
     max_knots: int | None = None
     max_memory: int | None = None
+    max_file_size: int | None = None  # bytes; None: limits.MAX_FILE_BYTES (changes no number: not a setting)
     keep_knots: bool = False
     input_shape: tuple[int, ...] | None = None
     output_name: str | None = None
@@ -70,20 +71,21 @@ def load_model(model: str | Path | ImportedModel, opts: Options, check_rows: np.
         device=opts.device,
         check_inputs=check_rows,
         seed=opts.seed,
+        max_file_bytes=opts.max_file_size,
     )
 
 
-def check_rows(data: str | Path | None) -> np.ndarray | None:
+def check_rows(data: str | Path | None, max_file_bytes: int | None = None) -> np.ndarray | None:
     """The first data rows, on which every import is checked too (random inputs alone may miss
     the input range the model is used in)."""
-    rows = None if data is None else load_array(data, "data", head=8)
+    rows = None if data is None else load_array(data, "data", head=8, max_file_bytes=max_file_bytes)
     return rows if rows is not None and rows.ndim >= 2 else None  # probes.as_rows explains a bad shape
 
 
-def _file_setting(settings: dict, key: str, path: str | Path | None) -> np.ndarray | None:
+def _file_setting(settings: dict, key: str, path: str | Path | None, max_file_bytes: int | None) -> np.ndarray | None:
     settings[key] = None if path is None else str(path)
     settings[f"{key}_sha256"] = None if path is None else sha256_of(path)
-    return None if path is None else load_array(path, key)
+    return None if path is None else load_array(path, key, max_file_bytes=max_file_bytes)
 
 
 def build_probes(
@@ -99,9 +101,9 @@ def build_probes(
     Explicit `--segments` / `--points` keep their file order and take the place of what data rows
     would give; an option that ends up unused is recorded as null, so the settings say what ran.
     """
-    rows = _file_setting(settings, "data", data)
-    pts = _file_setting(settings, "points", points)
-    segs = _file_setting(settings, "segments", segments)
+    rows = _file_setting(settings, "data", data, opts.max_file_size)
+    pts = _file_setting(settings, "points", points, opts.max_file_size)
+    segs = _file_setting(settings, "segments", segments, opts.max_file_size)
     for arr, what in ((rows, "data"), (pts, "points"), (segs, "segments")):
         if arr is not None:
             P.check_size(arr, what)
@@ -276,7 +278,7 @@ def audit(
         "input_shape": list(opts.input_shape) if opts.input_shape else None,
         "output_name": opts.output_name,
     }
-    imported = load_model(model, opts, None if isinstance(model, ImportedModel) else check_rows(data))
+    imported = load_model(model, opts, None if isinstance(model, ImportedModel) else check_rows(data, opts.max_file_size))
     timing["import_s"] = imported.import_s
     net = imported.network
     settings["device"] = str(net.device.type)

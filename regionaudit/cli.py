@@ -5,13 +5,15 @@ Exit codes: 0 success, 1 a gate failed, 2 usage error / bad input / rejected mod
 
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
 
 import click
 
 from regionaudit import __version__
-from regionaudit.errors import RegionAuditError
+from regionaudit.errors import RegionAuditError, Terminated, TimeLimit
+from regionaudit.limits import time_limit
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 
@@ -52,6 +54,7 @@ def probe_options(f):
         click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None, help="Precision [float64]."),
         click.option("--max-knots", type=click.IntRange(min=1), default=None, help="Stop a segment after this many knots (noted in the result)."),
         click.option("--max-memory", default=None, help="Memory bound for batched work, e.g. 2G [a fraction of free memory]."),
+        *limit_options(),
         click.option("--keep-knots", is_flag=True, help="Store knot positions per segment in the JSON."),
         click.option("--input-shape", default=None, help="Input shape without the batch axis, e.g. 3,32,32."),
         click.option("--output-name", default=None, help="Graph output to analyse [the first]."),
@@ -60,6 +63,14 @@ def probe_options(f):
     for opt in reversed(opts):
         f = opt(f)
     return f
+
+
+def limit_options() -> list:
+    return [
+        click.option("--timeout", type=click.FloatRange(0, min_open=True), default=None,
+                     help="Stop cleanly (exit 2) after this many seconds [no limit]."),
+        click.option("--max-file-size", default=None, help="Largest model or data file accepted, e.g. 4G [2G]."),
+    ]
 
 
 def output_options(f):
@@ -108,7 +119,8 @@ def _commands():
 @click.option("--max-increase", multiple=True, help="Bound on the increase over the baseline: PATH=10% or PATH=ABS.")
 def audit_cmd(model, **kw):
     """Audit MODEL: density, deviation and boundary distance, as a report and/or JSON."""
-    return _commands().run_audit(model, kw)
+    with time_limit(kw.pop("timeout")):
+        return _commands().run_audit(model, kw)
 
 
 @cli.command("inspect")
@@ -116,9 +128,12 @@ def audit_cmd(model, **kw):
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the model record as JSON.")
 @click.option("--input-shape", default=None, help="Input shape without the batch axis, e.g. 3,32,32.")
 @click.option("--output-name", default=None, help="Graph output to analyse [the first].")
-def inspect_cmd(model, json_out, input_shape, output_name):
+@limit_options()[0]
+@limit_options()[1]
+def inspect_cmd(model, json_out, input_shape, output_name, timeout, max_file_size):
     """Import MODEL and show its IR: nodes, units, parameters, validation against onnxruntime."""
-    return _commands().run_inspect(model, json_out, input_shape, output_name)
+    with time_limit(timeout):
+        return _commands().run_inspect(model, json_out, input_shape, output_name, max_file_size)
 
 
 @cli.command("compare")
@@ -128,7 +143,8 @@ def inspect_cmd(model, json_out, input_shape, output_name):
 @output_options
 def compare_cmd(model_a, model_b, **kw):
     """Measure A and B on the same probes; paired differences B - A per segment."""
-    return _commands().run_compare(model_a, model_b, kw)
+    with time_limit(kw.pop("timeout")):
+        return _commands().run_compare(model_a, model_b, kw)
 
 
 @cli.command("metrics")
@@ -145,6 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args:
         click.echo(cli.get_help(click.Context(cli, info_name="regionaudit")))
         sys.exit(EXIT_USAGE)
+    _stop_on_sigterm()
     try:
         code = cli.main(args=args, prog_name="regionaudit", standalone_mode=False)
     except click.exceptions.Exit as e:
@@ -160,8 +177,17 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"regionaudit: error: {one_line(str(e))}", err=True)
         code = e.exit_code
     except KeyboardInterrupt:
-        click.echo("regionaudit: interrupted", err=True)
+        click.echo("regionaudit: interrupted (SIGINT); nothing was written after the interruption", err=True)
         code = 130
+    except Terminated:
+        click.echo("regionaudit: terminated (SIGTERM); nothing was written after the signal", err=True)
+        code = Terminated.exit_code
+    except TimeLimit as e:
+        click.echo(f"regionaudit: error: {one_line(str(e))}", err=True)
+        code = TimeLimit.exit_code
+    except MemoryError:
+        click.echo("regionaudit: error: out of memory; lower --max-memory or ask for less work (--pairs, --max-points)", err=True)
+        code = EXIT_USAGE
     except Exception as e:  # anything else is our bug: one line, traceback only with --debug
         if debug:
             traceback.print_exc()
@@ -172,6 +198,21 @@ def main(argv: list[str] | None = None) -> None:
         )
         code = EXIT_INTERNAL
     sys.exit(code or 0)
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C (temporary files removed, exit code 143) instead of killing
+    the process where it stands."""
+
+    def stop(signum, frame):
+        raise Terminated()
+
+    try:
+        signal.signal(signal.SIGTERM, stop)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background: still stop cleanly
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # not the main thread (an embedding application): leave its signals alone
+        pass
 
 
 def one_line(msg: str) -> str:

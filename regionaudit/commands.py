@@ -27,6 +27,7 @@ from regionaudit.baseline import (
 )
 from regionaudit.errors import BadOption
 from regionaudit.files import check_writable, sha256_of, write_bytes, write_text
+from regionaudit.limits import parse_size
 from regionaudit.progress import Progress
 from regionaudit.result import SCHEMA, AuditResult, CompareResult
 
@@ -45,17 +46,7 @@ def parse_shape(value: str | None) -> tuple[int, ...] | None:
 
 def parse_memory(value: str | None) -> int | None:
     """Bytes from '512M', '2G', '1.5GiB' or a plain number."""
-    if value is None:
-        return None
-    v = value.strip().upper().removesuffix("IB").removesuffix("B")
-    scale = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-    try:
-        n = float(v[:-1]) * scale[v[-1]] if v and v[-1] in scale else float(v)
-    except ValueError:
-        raise BadOption(f"--max-memory must look like 512M or 2G, got {value!r}") from None
-    if n <= 0:
-        raise BadOption(f"--max-memory must be positive, got {value!r}")
-    return int(n)
+    return parse_size(value, "--max-memory")
 
 
 def _options(kw: dict) -> Options:
@@ -71,6 +62,7 @@ def _options(kw: dict) -> Options:
         **values,
         device=kw.get("device") or "cpu",
         max_memory=parse_memory(kw.get("max_memory")),
+        max_file_size=parse_size(kw.get("max_file_size"), "--max-file-size"),
         keep_knots=bool(kw.get("keep_knots")),
     )
 
@@ -193,7 +185,8 @@ def run_audit(model: str, kw: dict) -> int:
     bounds = check_increases(list(kw.get("max_increase") or []), baseline)
     report = _report_path(kw, Path(model).stem)
     _check_outputs(kw, report)
-    imported = load_model(model, _options(kw), check_rows(kw.get("data")))
+    opts = _options(kw)
+    imported = load_model(model, opts, check_rows(kw.get("data"), opts.max_file_size))
     G.check_node_paths([g.path for g in gates] + [b.path for b in bounds], imported.network.kink_names)
     result = _run_audit_only(model, kw, imported)
     result.gates = _evaluate_gates(result.to_dict(), kw, baseline)
@@ -228,8 +221,10 @@ def _print_summary(result: AuditResult, written: list) -> None:
             click.echo(f"wrote {p}")
 
 
-def run_inspect(model: str, json_out: str | None, input_shape, output_name) -> int:
-    imported = load_model(model, Options(input_shape=parse_shape(input_shape), output_name=output_name))
+def run_inspect(model: str, json_out: str | None, input_shape, output_name, max_file_size=None) -> int:
+    opts = Options(input_shape=parse_shape(input_shape), output_name=output_name,
+                   max_file_size=parse_size(max_file_size, "--max-file-size"))
+    imported = load_model(model, opts)
     info = model_info(imported)
     if json_out:
         payload = {"regionaudit": __version__, "schema": SCHEMA, "model": asdict(info)}
@@ -271,7 +266,7 @@ def run_compare(model_a: str, model_b: str, kw: dict) -> int:
     opts = _options(kw)
     report = _report_path(kw, f"{Path(model_a).stem}-vs-{Path(model_b).stem}")
     _check_outputs(kw, report)
-    rows = check_rows(kw.get("data"))
+    rows = check_rows(kw.get("data"), opts.max_file_size)
     imp_a, imp_b = load_model(model_a, opts, rows), load_model(model_b, opts, rows)
     if imp_a.network.input_shape != imp_b.network.input_shape:
         raise BadOption(

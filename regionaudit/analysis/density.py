@@ -18,12 +18,15 @@ import torch
 from regionaudit.analysis._common import (
     T_MERGE,
     bytes_per_probe,
+    check_fits,
     default_max_memory,
     needed_nodes,
     zero_tolerance,
 )
 from regionaudit.errors import BadOption
 from regionaudit.ir import LeakyRelu, MaxPool, Network
+
+MIN_KNOTS = 8  # the fewest knots one pass runs on, however small the memory budget
 
 
 @dataclass
@@ -362,11 +365,12 @@ def trace_segments(
     n_seg = A.shape[0]
     order = needed_nodes(network)
     last = network.last_use(order)
-    if max_memory is None:
-        max_memory = default_max_memory(network.device)
     itemsize = torch.empty((), dtype=network.dtype).element_size()
     per_knot = bytes_per_probe(network, order, itemsize)
-    cap_knots = max(8, int(max_memory) // per_knot)
+    check_fits(MIN_KNOTS * per_knot, max_memory, network.device, f"one pass over {MIN_KNOTS} knots")
+    if max_memory is None:
+        max_memory = default_max_memory(network.device)
+    cap_knots = max(MIN_KNOTS, int(max_memory) // per_knot)
     runner = _Pass(network, order, last)
 
     queue: deque[_Item] = deque(_Item(s, 0.0, 1.0) for s in range(n_seg))

@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from regionaudit.analysis._common import bytes_per_probe, default_max_memory, needed_nodes
+from regionaudit.analysis._common import bytes_per_probe, check_fits, default_max_memory, needed_nodes
 from regionaudit.ir import LeakyRelu, MaxPool, Network
 
 
@@ -130,10 +130,11 @@ def boundary_distances(
     order = needed_nodes(network)
     last = network.last_use(order)
     dim = math.prod(network.input_shape)
-    if max_memory is None:
-        max_memory = default_max_memory(network.device, cpu_cap=128 << 20)
     itemsize = torch.empty((), dtype=network.dtype).element_size()
     per_probe = bytes_per_probe(network, order, itemsize, live_factor=1.5)
+    check_fits(per_probe, max_memory, network.device, "one tangent direction through the network")
+    if max_memory is None:
+        max_memory = default_max_memory(network.device, cpu_cap=128 << 20)
     cap = max(1, int(max_memory) // per_probe)  # tangent-point pairs per chunk
     n_pts = max(1, min(n_total, cap // dim)) if cap >= dim else 1
     n_dir = min(dim, max(1, cap // n_pts))

@@ -8,6 +8,7 @@ shapes the weights contradict).
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections import Counter
@@ -85,7 +86,8 @@ def _check_control_flow(graph: onnx.GraphProto) -> None:
 
 
 def _check_defined_and_acyclic(graph: onnx.GraphProto) -> None:
-    """Every node input is defined somewhere; the nodes can be ordered (Kahn's algorithm)."""
+    """Every node input is defined somewhere; the nodes can be ordered (Kahn's algorithm), and
+    are put in that order."""
     available = {t.name for t in graph.initializer} | {i.name for i in graph.input} | {""}
     producer = {name: k for k, node in enumerate(graph.node) for name in node.output if name}
     for node in graph.node:
@@ -101,17 +103,25 @@ def _check_defined_and_acyclic(graph: onnx.GraphProto) -> None:
         for p in {producer[n] for n in node.input if n in producer and n not in available}:
             users.setdefault(p, []).append(k)
     ready = [k for k, w in enumerate(waiting) if w == 0]
-    done = 0
+    heapq.heapify(ready)
+    order: list[int] = []
     while ready:
-        k = ready.pop()
-        done += 1
+        k = heapq.heappop(ready)  # the earliest ready node: a sorted graph keeps its order
+        order.append(k)
         for u in users.get(k, []):
             waiting[u] -= 1
             if waiting[u] == 0:
-                ready.append(u)
-    if done < len(graph.node):
+                heapq.heappush(ready, u)
+    if len(order) < len(graph.node):
         stuck = next(k for k, w in enumerate(waiting) if w > 0)
         raise RejectedModel(f"the graph has a cycle through node '{_node_name(graph.node[stuck])}'")
+    if order != sorted(order):  # ONNX wants nodes in topological order; runtimes sort them, so do we
+        nodes = [graph.node[k] for k in order]
+        sorted_nodes = [onnx.NodeProto() for _ in nodes]
+        for new, old in zip(sorted_nodes, nodes):
+            new.CopyFrom(old)
+        del graph.node[:]
+        graph.node.extend(sorted_nodes)
 
 
 def _check_input_dims(graph: onnx.GraphProto) -> None:

@@ -30,7 +30,10 @@ def check_pdf_support() -> None:
 
 
 def _no_fetch(url: str, *args, **kwargs):
-    """The report is self-contained; refuse any fetch (file://, http://) a string might smuggle in."""
+    """The report is self-contained: only inline `data:` URIs are read; any other fetch (file://,
+    http://) a model-controlled string might smuggle in is refused."""
+    if str(url).lower().startswith("data:"):
+        return _weasyprint().default_url_fetcher(url, *args, **kwargs)
     raise ValueError(f"regionaudit reports fetch nothing (refused {url[:80]!r})")
 
 
