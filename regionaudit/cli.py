@@ -12,7 +12,7 @@ import traceback
 import click
 
 from regionaudit import __version__
-from regionaudit.errors import RegionAuditError, Terminated, TimeLimit
+from regionaudit.errors import Interrupted, RegionAuditError, Stopped, Terminated, TimeLimit
 from regionaudit.limits import time_limit
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
@@ -161,14 +161,18 @@ def main(argv: list[str] | None = None) -> None:
     if not args:
         click.echo(cli.get_help(click.Context(cli, info_name="regionaudit")))
         sys.exit(EXIT_USAGE)
-    _stop_on_sigterm()
+    previous = _stop_on_signals()
     try:
         code = cli.main(args=args, prog_name="regionaudit", standalone_mode=False)
     except click.exceptions.Exit as e:
         code = e.exit_code
-    except click.exceptions.Abort:
-        click.echo("regionaudit: aborted", err=True)
-        code = EXIT_USAGE
+    except click.exceptions.Abort as e:
+        if isinstance(e.__context__, KeyboardInterrupt):  # click's own turn of Ctrl-C
+            click.echo(f"regionaudit: {Interrupted.what}; no output was left half-written", err=True)
+            code = Interrupted.exit_code
+        else:
+            click.echo("regionaudit: aborted", err=True)
+            code = EXIT_USAGE
     except click.ClickException as e:
         hint = " (see regionaudit --help)" if isinstance(e, click.UsageError) else ""
         click.echo(f"regionaudit: error: {one_line(e.format_message())}{hint}", err=True)
@@ -177,11 +181,11 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"regionaudit: error: {one_line(str(e))}", err=True)
         code = e.exit_code
     except KeyboardInterrupt:
-        click.echo("regionaudit: interrupted (SIGINT); nothing was written after the interruption", err=True)
-        code = 130
-    except Terminated:
-        click.echo("regionaudit: terminated (SIGTERM); nothing was written after the signal", err=True)
-        code = Terminated.exit_code
+        click.echo(f"regionaudit: {Interrupted.what}; no output was left half-written", err=True)
+        code = Interrupted.exit_code
+    except Stopped as e:
+        click.echo(f"regionaudit: {e.what}; no output was left half-written", err=True)
+        code = e.exit_code
     except TimeLimit as e:
         click.echo(f"regionaudit: error: {one_line(str(e))}", err=True)
         code = TimeLimit.exit_code
@@ -197,22 +201,34 @@ def main(argv: list[str] | None = None) -> None:
             err=True,
         )
         code = EXIT_INTERNAL
+    finally:
+        _restore(previous)
     sys.exit(code or 0)
 
 
-def _stop_on_sigterm() -> None:
-    """SIGTERM unwinds like Ctrl-C (temporary files removed, exit code 143) instead of killing
-    the process where it stands."""
+def _stop_on_signals() -> dict:
+    """SIGINT and SIGTERM unwind the run (temporary files removed; exit code 130 / 143) instead
+    of killing the process where it stands. A SIGINT ignored by whoever started us (a background
+    job) stays ignored. Returns the handlers to put back."""
 
-    def stop(signum, frame):
+    def interrupt(signum, frame):
+        raise Interrupted()
+
+    def terminate(signum, frame):
         raise Terminated()
 
     try:
-        signal.signal(signal.SIGTERM, stop)
-        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background: still stop cleanly
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, terminate)}
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupt)
+        return previous
     except ValueError:  # not the main thread (an embedding application): leave its signals alone
-        pass
+        return {}
+
+
+def _restore(previous: dict) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
 def one_line(msg: str) -> str:

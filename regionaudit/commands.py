@@ -27,7 +27,7 @@ from regionaudit.baseline import (
 )
 from regionaudit.errors import BadOption
 from regionaudit.files import check_writable, sha256_of, write_bytes, write_text
-from regionaudit.limits import parse_size
+from regionaudit.limits import parse_size, signals_deferred
 from regionaudit.progress import Progress
 from regionaudit.result import SCHEMA, AuditResult, CompareResult
 
@@ -158,8 +158,10 @@ def _rendered_outputs(result, kw: dict, report: Path | None) -> list[tuple[str, 
 
 def _finish(result, kw: dict, report: Path | None) -> int:
     """Write every output, print one line per gate on stderr; the exit code says whether all passed."""
-    for path, data, mode in _rendered_outputs(result, kw, report):
-        write_bytes(path, data, mode)
+    outputs = _rendered_outputs(result, kw, report)
+    with signals_deferred():  # a signal arriving now waits until every output is in place
+        for path, data, mode in outputs:
+            write_bytes(path, data, mode)
     for g in result.gates:
         click.echo(G.format_gate_line(g), err=True)
     return 1 if G.any_failed(result.gates) else 0

@@ -37,7 +37,20 @@ class TimeLimit(BaseException):
     exit_code = 2
 
 
-class Terminated(BaseException):
-    """SIGTERM: the run is stopped as for Ctrl-C, with exit code 143 (128 + 15)."""
+class Stopped(BaseException):
+    """A signal stopped the run. A BaseException, so that it unwinds every `except Exception`
+    (and click's own Ctrl-C handling) to the CLI, removing temporary files on the way."""
+
+    exit_code = 130
+    what = "interrupted (SIGINT)"
+
+
+class Interrupted(Stopped):
+    """Ctrl-C: exit code 130 (128 + 2)."""
+
+
+class Terminated(Stopped):
+    """SIGTERM: exit code 143 (128 + 15)."""
 
     exit_code = 143
+    what = "terminated (SIGTERM)"

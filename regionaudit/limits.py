@@ -8,8 +8,9 @@ limit; the others bound what an exact audit can handle at all.
 from __future__ import annotations
 
 import math
+import os
 import signal
-import sys
+import threading
 from contextlib import contextmanager
 
 from regionaudit.errors import BadOption, TimeLimit
@@ -71,14 +72,28 @@ def time_limit(seconds: float | None):
 
 @contextmanager
 def signals_deferred():
-    """Hold SIGINT, SIGTERM and SIGALRM while the block runs (a rename that must not be cut in
-    half); they are delivered, and acted on, right after it."""
-    if sys.platform == "win32" or not hasattr(signal, "pthread_sigmask"):  # pragma: no cover
+    """Hold SIGINT, SIGTERM and SIGALRM while the block runs (a file written and renamed into
+    place must not be cut in half); each one that came is acted on right after, by the handler
+    that was in place. Python runs signal handlers in the main thread only, so handlers are
+    swapped rather than masked (a native thread pool would receive a masked signal anyway)."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM, signal.SIGALRM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    pending: list[int] = []
+
+    def hold(signum, frame):
+        pending.append(signum)
+
+    held = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGALRM") if hasattr(signal, n)]
+    previous = {s: signal.signal(s, hold) for s in held if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        for s in dict.fromkeys(pending):
+            handler = previous.get(s)
+            if callable(handler):
+                handler(s, None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), s)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -40,7 +41,7 @@ def import_model(path, input_shape=None, output_name=None, dtype=torch.float64, 
         raise BadOption(f"dtype must be a torch floating-point dtype, not {dtype!r}")
     loaded = load_model(path, max_file_bytes)
     sig = resolve_signature(loaded.model.graph, input_shape, output_name)
-    check_types(loaded.model)
+    check_types(loaded.model, Path(loaded.path).name)
     built = build_network(loaded.model, sig, loaded.opset)
     net = built.network
     net.to(dtype, dev)  # checked as it will be analysed: in this precision, on this device

@@ -143,17 +143,17 @@ def _check_input_dims(graph: onnx.GraphProto) -> None:
             )
 
 
-def check_types(model: onnx.ModelProto) -> None:
+def check_types(model: onnx.ModelProto, file_name: str) -> None:
     """onnx's strict type and shape inference over the whole graph (onnx.checker itself also
     refuses graph outputs declared without a shape, which exporters write and runtimes accept)."""
     if model.ir_version > onnx.IR_VERSION:
-        raise RejectedModel(f"IR version {model.ir_version} is newer than the onnx package reads ({onnx.IR_VERSION})")
+        raise RejectedModel(f"{file_name}: IR version {model.ir_version} is newer than the onnx package reads ({onnx.IR_VERSION})")
     ir_version = model.ir_version
     model.ir_version = max(ir_version, 4)  # before IR 4 initializers had to be inputs too; runtimes never cared
     try:
         onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise RejectedModel(f"invalid ONNX model: {checker_message(str(exc))}") from None
+        raise RejectedModel(f"{file_name}: invalid ONNX model: {checker_message(str(exc))}") from None
     finally:
         model.ir_version = ir_version
 
