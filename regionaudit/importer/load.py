@@ -188,7 +188,10 @@ def _check_tensors(model: onnx.ModelProto, p: Path) -> int:
         raise RejectedModel(f"{p.name}: {params} parameters, more than {MAX_PARAMS}; too large for an exact audit")
     if model.graph.sparse_initializer:
         raise RejectedModel(f"{p.name}: sparse initializers are not supported")
+    known = set(onnx.TensorProto.DataType.values()) - {onnx.TensorProto.UNDEFINED}
     for name, t in _all_tensors(model.graph):
+        if t.data_type not in known:
+            raise RejectedModel(f"{p.name}: tensor '{name}' has an unknown data type ({t.data_type})")
         if any(d < 0 for d in t.dims):
             raise RejectedModel(f"{p.name}: tensor '{name}' has a negative dimension {list(t.dims)}")
         n = math.prod(t.dims)

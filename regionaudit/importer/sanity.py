@@ -152,7 +152,7 @@ def check_types(model: onnx.ModelProto, file_name: str) -> None:
     model.ir_version = max(ir_version, 4)  # before IR 4 initializers had to be inputs too; runtimes never cared
     try:
         onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+    except Exception as exc:  # InferenceError, ValidationError, and plain ValueError/TypeError from its bindings
         raise RejectedModel(f"{file_name}: invalid ONNX model: {checker_message(str(exc))}") from None
     finally:
         model.ir_version = ir_version
