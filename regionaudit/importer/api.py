@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -13,7 +12,6 @@ from regionaudit.errors import BadOption
 from regionaudit.importer.check import validate
 from regionaudit.importer.graph import build_network
 from regionaudit.importer.load import load_model
-from regionaudit.importer.sanity import check_types
 from regionaudit.importer.signature import resolve_signature
 
 
@@ -41,7 +39,6 @@ def import_model(path, input_shape=None, output_name=None, dtype=torch.float64, 
         raise BadOption(f"dtype must be a torch floating-point dtype, not {dtype!r}")
     loaded = load_model(path, max_file_bytes)
     sig = resolve_signature(loaded.model.graph, input_shape, output_name)
-    check_types(loaded.model, Path(loaded.path).name)
     built = build_network(loaded.model, sig, loaded.opset)
     net = built.network
     net.to(dtype, dev)  # checked as it will be analysed: in this precision, on this device

@@ -13,6 +13,7 @@ import onnx
 from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
+from regionaudit.importer.refusal import CONTROL_FLOW
 from regionaudit.importer.registry import Unsupported
 from regionaudit.limits import MAX_FOLDED_ELEMENTS
 
@@ -36,6 +37,9 @@ def fold_node(node: onnx.NodeProto, inputs: list[np.ndarray | None], opsets: dic
     model = onnx.helper.make_model(
         graph, opset_imports=[onnx.helper.make_opsetid(d, v) for d, v in opsets.items()]
     )
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+        # a Loop's trip count or a Scan's length is unbounded work: never run at import
+        raise Unsupported("control flow is not evaluated at import, even on constants", kind=CONTROL_FLOW)
     _check_output_size(model, feeds)
     try:
         results = ReferenceEvaluator(model).run(None, feeds)
