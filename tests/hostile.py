@@ -136,6 +136,13 @@ def dims_disagree_with_data(folder):
     return _save(model_of(nodes, inits, i, o), folder / "dims_disagree_with_data.onnx"), "'w1'"
 
 
+def int_tensor_short_data(folder):
+    nodes, inits, i, o = mlp_parts()
+    bad = numpy_helper.from_array(np.arange(6, dtype=np.int64), "shape_like")
+    bad.dims[0] = 9  # 9 declared, 6 stored
+    return _save(model_of(nodes, inits + [bad], i, o), folder / "int_tensor_short_data.onnx"), "'shape_like'"
+
+
 def int_weights(folder):
     nodes, inits, i, o = mlp_parts()
     inits[0] = numpy_helper.from_array(np.ones((4, 8), np.int64), "w1")
@@ -408,7 +415,7 @@ CASES = [
     dangling_input, missing_initializer, cycle, duplicate_node_output, duplicate_graph_output,
     duplicate_initializer, output_overwrites_initializer, zero_dim_input, negative_dim_input,
     zero_size_weight, negative_dim_weight, shape_disagrees_with_weights, dims_disagree_with_data,
-    int_weights, float16_model, custom_domain, local_function, recursive_function, control_if,
+    int_weights, int_tensor_short_data, float16_model, custom_domain, local_function, recursive_function, control_if,
     control_loop, control_loop_on_constants, control_scan, deep_chain, constant_output,
     output_is_input, huge_constant_of_shape, huge_declared_layer, nan_weights, string_weights,
     no_opset, future_ir, truncated, random_bytes, empty_file, deep_nested_subgraphs,

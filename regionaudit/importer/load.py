@@ -197,15 +197,15 @@ def _check_tensors(model: onnx.ModelProto, p: Path) -> int:
         n = math.prod(t.dims)
         if n > MAX_TENSOR_ELEMENTS:
             raise RejectedModel(f"{p.name}: tensor '{name}' has {n} elements (limit {MAX_TENSOR_ELEMENTS})")
-        if t.data_type not in FLOAT_TYPES:
+        if t.data_type == onnx.TensorProto.STRING:
             continue
-        try:
+        try:  # every type: an integer tensor whose data does not fit its dims is as broken
             arr = numpy_helper.to_array(t)
         except Exception as exc:
             raise RejectedModel(f"{p.name}: tensor '{name}' cannot be read ({' '.join(str(exc).split())})") from None
         if arr.size != n:
             raise RejectedModel(f"{p.name}: tensor '{name}' holds {arr.size} values for dims {list(t.dims)}")
-        if not np.isfinite(arr.astype(np.float64)).all():
+        if t.data_type in FLOAT_TYPES and not np.isfinite(arr.astype(np.float64)).all():
             raise RejectedModel(f"{p.name}: tensor '{name}' holds NaN or infinite values")
     return params
 
