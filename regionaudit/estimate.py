@@ -1,10 +1,12 @@
 """How long an audit will take, from a short timed sample, so a long run says so before it starts.
 
-One segment and one point are timed with the same analyzers the audit uses, and their times are
-scaled by the number of segments (loop edges included) and points. A single item is an upper
-bound: it pays the per-call overhead (thread start-up, first-call costs) that a batch shares.
-Only when that bound says "long" is the sample refined with a small batch, sized to take about two
-seconds, so a small model on a busy machine is not announced as minutes of work.
+One segment and one point are timed with the same analyzers the audit uses. A single item scaled
+by the number of items is an upper bound (the analyzers work on whole batches, so a fixed cost per
+call is paid once per batch, not per item), and when that bound is short, it is the estimate.
+When it says "long", the sample is refined: the item is timed again without first-call costs and,
+unless one item alone takes seconds, a small batch is timed too, so that the fixed cost per call
+and the cost per item are told apart (on a busy 2-core machine the fixed cost is most of a small
+model's single-item time).
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from regionaudit.analysis.density import trace_segments
 from regionaudit.analysis.distance import boundary_distances
 
 LONG_RUN_S = 30.0  # beyond this a person wants to know, and how to make it shorter
-REFINE_S = 2.0  # time budget of the refining batch
-REFINE_MAX = 8  # items in the refining batch at most
+REFINE_S = 2.0  # an item that takes this long is timed alone: its own cost dominates
+REFINE_BATCH = 16  # items in the refining batch at most
 
 
 @dataclass
@@ -33,15 +35,15 @@ def estimate(network, segments: tuple[torch.Tensor, torch.Tensor], loop_edges: i
     """Seconds for the whole audit, timed with `clock` (a seconds counter, injectable for tests)."""
     a, b = segments
     n_seg = len(a) + loop_edges
-    per_segment = per_point = 0.0
+    seconds = 0.0
     if len(a):
-        per_segment = _per_item(
+        seconds += _cost(
             lambda k: trace_segments(network, a[:k], b[:k], max_knots=max_knots, max_memory=max_memory),
             len(a), n_seg, clock,
         )
     if len(points):
-        per_point = _per_item(lambda k: boundary_distances(network, points[:k], max_memory=max_memory), len(points), len(points), clock)
-    return Estimate(seconds=per_segment * n_seg + per_point * len(points), segments=n_seg, points=len(points))
+        seconds += _cost(lambda k: boundary_distances(network, points[:k], max_memory=max_memory), len(points), len(points), clock)
+    return Estimate(seconds=seconds, segments=n_seg, points=len(points))
 
 
 def _timed(work, clock) -> float:
@@ -50,14 +52,17 @@ def _timed(work, clock) -> float:
     return clock() - t0
 
 
-def _per_item(run, available: int, total: int, clock) -> float:
-    """Seconds per item: one item timed; if that makes the run look long, a batch of the first
-    few items (within REFINE_S) timed too, and the smaller per-item time kept."""
+def _cost(run, available: int, total: int, clock) -> float:
+    """Seconds for `total` items, from `run(k)` on the first k of `available` items."""
     one = _timed(lambda: run(1), clock)
     if one * total <= LONG_RUN_S:
-        return one
-    k = max(1, min(available, REFINE_MAX, int(REFINE_S / one) if one > 0 else REFINE_MAX))
-    return min(one, _timed(lambda: run(k), clock) / k)
+        return one * total  # an upper bound, and short
+    one = min(one, _timed(lambda: run(1), clock))  # without lazy imports and other first-call costs
+    if one >= REFINE_S or available < 2:
+        return one * total
+    k = min(available, REFINE_BATCH)
+    per_item = max(0.0, (_timed(lambda: run(k), clock) - one) / (k - 1))
+    return min(one * total, one + per_item * (total - 1))
 
 
 def long_run_message(est: Estimate, pairs_used: bool, points_from_rows: bool, dtype: str, device: str) -> str | None:
