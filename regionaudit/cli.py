@@ -152,10 +152,11 @@ def probe_options(f):
 
 
 def limit_options() -> list:
+    """--timeout and --max-file-size: for every command that reads a model."""
     return [
-        click.option("--timeout", type=click.FloatRange(0, min_open=True), default=None,
+        click.option("--timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS", default=None,
                      help="Stop cleanly (exit 2) after this many seconds [no limit]."),
-        click.option("--max-file-size", default=None, help="Largest model or data file accepted, e.g. 4G [2G]."),
+        click.option("--max-file-size", default=None, metavar="SIZE", help="Largest model or data file accepted, e.g. 4G [2G]."),
     ]
 
 

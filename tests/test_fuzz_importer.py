@@ -65,7 +65,7 @@ def field_mutation(draw, model: onnx.ModelProto) -> None:
     elif kind == "attr" and node is not None:
         name = draw(st.sampled_from(ATTRS))
         value = draw(st.one_of(INTS, st.floats(allow_nan=True, allow_infinity=True, width=32),
-                               st.lists(INTS, max_size=6), st.sampled_from(["SAME_UPPER", "VALID", "\x00"])))
+                               st.lists(INTS, min_size=1, max_size=6), st.sampled_from(["SAME_UPPER", "VALID", "\x00"])))
         kept = [a for a in node.attribute if a.name != name]
         del node.attribute[:]
         node.attribute.extend(kept + [helper.make_attribute(name, value)])

@@ -267,3 +267,24 @@ def test_every_output_goes_through_the_atomic_writer():
     offenders = [f"{p.relative_to(ROOT)}:{i}" for p in package.rglob("*.py") if p.name != "files.py"
                  for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if writing.search(line)]
     assert offenders == []
+
+
+def test_external_data_beyond_the_file_limit(tmp_path, capsys):
+    """External data counts against --max-file-size too (all of it together), before it is read."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    nodes, inits, i, o = hostile.mlp_parts()
+    big = numpy_helper.from_array(np.zeros(1000, np.float32), "unused")
+    (tmp_path / "big.bin").write_bytes(big.raw_data)
+    big.ClearField("raw_data")
+    big.data_location = TensorProto.EXTERNAL
+    big.external_data.add(key="location", value="big.bin")
+    path = tmp_path / "m.onnx"
+    onnx.save(hostile.model_of(nodes, inits + [big], i, o), str(path))
+    assert path.stat().st_size < 1000
+    code, _, err = run(["inspect", path, "--max-file-size", "3000"], capsys)  # 4000 bytes outside
+    assert_refused(code, err, "big.bin")
+    assert "--max-file-size" in err and "3.9 KiB" in err
+    code, _, err = run(["inspect", path, "--max-file-size", "5000"], capsys)
+    assert code == 0, err

@@ -68,8 +68,8 @@ def load_model(path: str | Path, max_file_bytes: int | None = None) -> LoadedMod
     opset = _default_opset(model, p)
     try:
         check_graph(model)
-    except (RejectedModel, TooLarge) as exc:
-        raise type(exc)(f"{p.name}: {exc}") from None
+    except RejectedModel as exc:
+        raise RejectedModel(f"{p.name}: {exc}") from None
     producer = " ".join(s for s in (model.producer_name, model.producer_version) if s)
     return LoadedModel(model, str(p), hashlib.sha256(raw).hexdigest(), params, opset, producer, model.doc_string)
 
@@ -129,6 +129,7 @@ def _stored_bytes(t: onnx.TensorProto) -> int | None:
 def _load_external(model: onnx.ModelProto, p: Path, limit: int) -> None:
     base = p.parent.resolve()
     external = False
+    total = 0  # bytes of external data in all, held to the same limit as one file
     for name, t in _all_tensors(model.graph):
         if t.data_location != onnx.TensorProto.EXTERNAL:
             continue
@@ -163,10 +164,11 @@ def _load_external(model: onnx.ModelProto, p: Path, limit: int) -> None:
                 f"its dims {list(t.dims)} need {need}"
             )
         need = length if length is not None else need
-        if need is not None and need > limit:
+        total += need or 0
+        if need is not None and (need > limit or total > limit):
             raise TooLarge(
-                f"{p.name}: tensor '{name}' stored in {loc!r} is {format_bytes(need)}, more than the "
-                f"{format_bytes(limit)} limit (raise it with --max-file-size)"
+                f"{p.name}: external data up to tensor '{name}' (in {loc!r}) is {format_bytes(total)}, more than "
+                f"the {format_bytes(limit)} limit (raise it with --max-file-size)"
             )
         size = target.stat().st_size
         if need is not None and offset + need > size:
