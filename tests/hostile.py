@@ -65,6 +65,18 @@ def dangling_input(folder):
     return _save(model_of(nodes, inits, i, o), folder / "dangling_input.onnx"), "'nowhere'"
 
 
+def missing_required_input(folder):
+    nodes, inits, i, o = mlp_parts()
+    del nodes[2].input[1:]  # Gemm with its A alone
+    return _save(model_of(nodes, inits, i, o), folder / "missing_required_input.onnx"), "fc2"
+
+
+def empty_required_input(folder):
+    nodes, inits, i, o = mlp_parts()
+    nodes[2].input[1] = ""
+    return _save(model_of(nodes, inits, i, o), folder / "empty_required_input.onnx"), "fc2"
+
+
 def missing_initializer(folder):
     nodes, inits, i, o = mlp_parts()
     return _save(model_of(nodes, inits[1:], i, o), folder / "missing_initializer.onnx"), "'w1'"
@@ -412,7 +424,7 @@ def external_ok(folder):
 
 
 CASES = [
-    dangling_input, missing_initializer, cycle, duplicate_node_output, duplicate_graph_output,
+    dangling_input, missing_required_input, empty_required_input, missing_initializer, cycle, duplicate_node_output, duplicate_graph_output,
     duplicate_initializer, output_overwrites_initializer, zero_dim_input, negative_dim_input,
     zero_size_weight, negative_dim_weight, shape_disagrees_with_weights, dims_disagree_with_data,
     int_weights, int_tensor_short_data, float16_model, custom_domain, local_function, recursive_function, control_if,

@@ -18,13 +18,15 @@ import onnx
 from regionaudit.errors import RejectedModel
 from regionaudit.limits import MAX_ACTIVATION_ELEMENTS, MAX_NODES
 
+
 def check_graph(model: onnx.ModelProto) -> None:
-    """The structure; `check_types` (run once the graph's signature is known to be usable) the types."""
+    """Refuse a graph whose structure is broken; put its nodes in topological order."""
     graph = model.graph
     _count_nodes(graph)
     _check_names(graph)
     _check_defined_and_acyclic(graph)
     _check_input_dims(graph)
+    _check_arity(graph, {o.domain or "": o.version for o in model.opset_import}.get("", 1))
     if model.ir_version > onnx.IR_VERSION:
         raise RejectedModel(f"IR version {model.ir_version} is newer than the onnx package reads ({onnx.IR_VERSION})")
 
@@ -130,9 +132,33 @@ def _check_input_dims(graph: onnx.GraphProto) -> None:
             )
 
 
+def _check_arity(graph: onnx.GraphProto, opset: int) -> None:
+    """Each standard node has the inputs and outputs its schema requires, none of them empty:
+    converters can then rely on what the op's definition promises."""
+    single = onnx.defs.OpSchema.FormalParameterOption.Single
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        try:
+            schema = onnx.defs.get_schema(node.op_type, opset, "")
+        except onnx.defs.SchemaError:  # an unknown op: refused by the walker with the others
+            continue
+        what = f"node '{_node_name(node)}' ({node.op_type}, opset {opset})"
+        for kind, given, lo, hi, formal in (
+            ("inputs", list(node.input), schema.min_input, schema.max_input, schema.inputs),
+            ("outputs", list(node.output), schema.min_output, schema.max_output, schema.outputs),
+        ):
+            if not lo <= len(given) <= hi:
+                bound = f"{lo}" if lo == hi else f"{lo} to {hi}"
+                raise RejectedModel(f"{what} has {len(given)} {kind}; the op takes {bound}")
+            for k, (name, param) in enumerate(zip(given, formal)):
+                if not name and param.option == single:
+                    raise RejectedModel(f"{what}: its required {kind[:-1]} {k} ('{param.name}') is empty")
+
+
 def checker_message(text: str) -> str:
     """The first problem onnx names, on one line (its text can list several and dump protos)."""
     text = re.sub(r"^\[ShapeInferenceError\] Inference error\(s\):\s*", "", text.strip())
-    first = text.splitlines()[0] if text else "rejected by onnx.checker"
+    first = text.splitlines()[0] if text else "rejected by onnx"
     first = " ".join(first.split())
     return first if len(first) <= 300 else first[:300] + "..."
