@@ -15,7 +15,9 @@ import torch
 from regionaudit import probes as P
 from regionaudit.analysis.density import SegmentTrace, trace_segments
 from regionaudit.analysis.deviation import absolute_deviation, deviation_norm
-from regionaudit.analysis.distance import boundary_distances
+from regionaudit.analysis.distance import DEFAULT_DIRECTIONS, boundary_distances
+from regionaudit.distance_method import distance_settings
+from regionaudit.environment import describe as describe_environment
 from regionaudit.analysis.stats import spearman, summary
 from regionaudit.errors import BadData, BadOption
 from regionaudit.estimate import estimate, long_run_message
@@ -58,6 +60,8 @@ class Options:
     keep_knots: bool = False
     input_shape: tuple[int, ...] | None = None
     output_name: str | None = None
+    distance: str = "auto"  # exact | approx | auto (approx above a stated input size)
+    distance_directions: int = DEFAULT_DIRECTIONS
 
 
 def load_model(model: str | Path | ImportedModel, opts: Options, check_rows: np.ndarray | None = None) -> ImportedModel:
@@ -325,9 +329,10 @@ def audit(
     for message in probes.warnings if warn is not None else []:  # after the checks that refuse data
         warn(message)
     seg_a, seg_b, at = _to_tensor(a), _to_tensor(b), _to_tensor(probes.points)
+    method = distance_settings(opts, net, settings, notes)
     if notify is not None:
         loop_edges = sum(len(loop.vertices) for loop in probes.loops)
-        est = estimate(net, (seg_a, seg_b), loop_edges, at, opts.max_knots, opts.max_memory, clock)
+        est = estimate(net, (seg_a, seg_b), loop_edges, at, opts.max_knots, opts.max_memory, clock, method.directions)
         message = long_run_message(est, settings["pairs"] is not None, settings["max_points"] is not None, opts.dtype, settings["device"])
         if message:
             notify(message)
@@ -342,7 +347,13 @@ def audit(
 
     t0 = clock()
     bar = progress("points", len(probes.points)) if progress else None
-    dists = boundary_distances(net, at, max_memory=opts.max_memory, progress=bar) if len(probes.points) else []
+    dists = (
+        boundary_distances(
+            net, at, max_memory=opts.max_memory, progress=bar, directions=method.directions, seed=opts.seed
+        )
+        if len(probes.points)
+        else []
+    )
     timing["distance_s"] = clock() - t0
 
     _check_finite(seg_density, path_density, seg_dev + path_dev, dists)
@@ -350,6 +361,7 @@ def audit(
     density = _density_section(seg_density, path_density, net.neurons, notes)
     deviation = _deviation_section(seg_dev, path_dev, seg_density, notes)
     distance = _distance_section(dists, net.neurons, notes)
+    distance.method, distance.directions, distance.relative_error = method.name, method.directions, method.relative_error
     # a model imported before the call (the CLI does, to check gate paths first) still counts
     timing["total_s"] = clock() - t_start + (imported.import_s if isinstance(model, ImportedModel) else 0.0)
     return AuditResult(
@@ -360,6 +372,7 @@ def audit(
         distance=distance,
         notes=notes,
         timing=timing,
+        environment=describe_environment(net.device, opts.dtype),
     )
 
 

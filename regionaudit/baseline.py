@@ -43,6 +43,8 @@ PROBE_OPTIONS = (
     "max_knots",
     "input_shape",
     "output_name",
+    "distance",
+    "distance_directions",
 )
 # ... and the recorded settings a baseline is checked against: the options and the probe files.
 PROBE_SETTINGS = PROBE_OPTIONS + ("data_sha256", "points_sha256", "segments_sha256")

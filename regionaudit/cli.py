@@ -22,7 +22,7 @@ EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 SECTIONS = (
     ("Probe options (what the analysis looks at)", (
         "data", "points", "segments", "pairs", "max_points", "loops", "loop_radius", "loop_steps", "layout",
-        "data_layout", "seed", "device", "dtype", "max_knots", "max_memory", "keep_knots", "input_shape",
+        "data_layout", "seed", "device", "dtype", "max_knots", "max_memory", "keep_knots", "distance", "distance_directions", "input_shape",
         "output_name",
     )),
     ("Output options", ("output", "json_out", "card", "card_append", "junit")),
@@ -142,6 +142,8 @@ def probe_options(f):
         click.option("--max-memory", default=None, metavar="SIZE", help="Memory bound for batched work, e.g. 2G [a fraction of free memory]."),
         *limit_options(),
         click.option("--keep-knots", is_flag=True, help="Store knot positions per segment in the JSON."),
+        click.option("--distance", type=click.Choice(["exact", "approx", "auto"]), default=None, help="Boundary distance: exact, approx (Gaussian projections) or auto (approx above 16384 input elements) [auto]."),
+        click.option("--distance-directions", type=Range(1, 10**5), default=None, metavar="M", help="Gaussian projections per point for --distance approx [256]."),
         click.option("--input-shape", default=None, metavar="SHAPE", help="Input shape without the batch axis, e.g. 3,32,32."),
         click.option("--output-name", default=None, metavar="NAME", help="Graph output to analyse [the first]."),
         click.option("--quiet", "-q", is_flag=True, help="No progress, estimate or status lines on stderr (warnings and errors stay)."),

@@ -27,6 +27,7 @@ from regionaudit.baseline import (
     load_baseline,
     merge_settings,
 )
+from regionaudit.environment import environment_warning
 from regionaudit.errors import BadOption
 from regionaudit.files import check_writable, sha256_of, write_bytes, write_text
 from regionaudit.importer.refusal import Refusal
@@ -249,6 +250,8 @@ def run_audit(model: str, kw: dict) -> int:
     imported = load_model(model, opts, check_rows(kw.get("data"), opts.max_file_size))
     G.check_node_paths([g.path for g in gates] + [b.path for b in bounds], imported.network.kink_names)
     result = _run_audit_only(model, kw, imported, unused)
+    if baseline is not None and (line := environment_warning(result.environment, baseline.get("environment"))):
+        click.echo(line, err=True)
     result.gates = _evaluate_gates(result.to_dict(), kw, baseline)
     code = _finish(result, kw, report)
     _print_summary(result, _output_paths(kw, report))

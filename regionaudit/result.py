@@ -100,6 +100,9 @@ class Distance:
     points: list[PointDistance] = field(default_factory=list)
     summary: dict | None = None  # over distance
     scaled_summary: dict | None = None  # over distance x neurons
+    method: str = "exact"  # "approx": gradient norms from Gaussian projections
+    directions: int | None = None  # projections per point (approx only)
+    relative_error: float | None = None  # 3σ relative error of each unit's distance (approx only)
 
 
 @dataclass
@@ -131,6 +134,7 @@ class AuditResult(_JsonDocument):
     slice: dict | None = None
     gates: list[GateResult] = field(default_factory=list)
     timing: dict = field(default_factory=dict)
+    environment: dict = field(default_factory=dict)  # library versions, device, dtype, threads
     regionaudit: str = __version__
     schema: int = SCHEMA
 
@@ -161,6 +165,7 @@ class AuditResult(_JsonDocument):
             slice=d.get("slice"),
             gates=[GateResult(**g) for g in d.get("gates", [])],
             timing=d.get("timing", {}),
+            environment=d.get("environment", {}),
             regionaudit=d.get("regionaudit", __version__),
             schema=d.get("schema", SCHEMA),
         )

@@ -43,6 +43,8 @@ SETTINGS = {
     "output_name": None,
     "layout": "chw",
     "data_layout": "chw",
+    "distance": "auto",
+    "distance_directions": 256,
     "data_sha256": "a" * 64,
     "points_sha256": None,
     "segments_sha256": None,

@@ -51,7 +51,8 @@ def card_context(result: AuditResult, report_link: str | None) -> dict:
         _metric(
             "Boundary distance",
             dist.summary,
-            f"Distance from {at} to the nearest activation-region boundary (input units); smaller means smaller regions {near}.",
+            f"Distance from {at} to the nearest activation-region boundary (input units){F.approx_words(dist)}; "
+            f"smaller means smaller regions {near}.",
         ),
         _metric("Boundary distance × neurons", dist.scaled_summary, "The same distance times the neuron count, roughly scale-free (Hanin & Rolnick 2019)."),
         _metric(

@@ -108,6 +108,7 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
     med = median(s)
     if med is not None:
         sentence = f"Median distance {F.num(med)} (input units) from {at} to the nearest region boundary"
+        sentence += F.approx_words(dist)
         spread = F.spread(s, F.num)
         sentence += f" ({spread})." if spread else "."
         scaled = median(dist.scaled_summary)
@@ -304,7 +305,8 @@ def audit_plots(result: AuditResult) -> list[Plot]:
         Plot(
             "distance-hist",
             "Distance to the nearest region boundary",
-            f"Exact distance from {at} to the boundary of its activation region (Hanin & Rolnick 2019a, Fig. 3 style).",
+            f"{'Approximate' if dist.method == 'approx' else 'Exact'} distance from {at} to the boundary of its activation region"
+            f"{F.approx_words(dist)} (Hanin & Rolnick 2019a, Fig. 3 style).",
             plots.log_histogram("distance-hist", distances, "Distance to nearest boundary", "distance in input units"),
             NO_POINTS,
         )
