@@ -311,6 +311,18 @@ def string_weights(folder):
     return _save(model_of(nodes, inits, i, o), folder / "string_weights.onnx"), "fc1"
 
 
+def unknown_input_type(folder):
+    model = valid_mlp()
+    model.graph.input[0].type.tensor_type.elem_type = 99
+    return _save(model, folder / "unknown_input_type.onnx"), "99"
+
+
+def string_tensor_without_strings(folder):
+    nodes, inits, i, o = mlp_parts()
+    inits[3].data_type = TensorProto.STRING  # its float bytes stay in raw_data
+    return _save(model_of(nodes, inits, i, o), folder / "string_tensor_without_strings.onnx"), "'b2'"
+
+
 def no_opset(folder):
     model = valid_mlp()
     del model.opset_import[:]
@@ -430,7 +442,7 @@ CASES = [
     int_weights, int_tensor_short_data, float16_model, custom_domain, local_function, recursive_function, control_if,
     control_loop, control_loop_on_constants, control_scan, deep_chain, constant_output,
     output_is_input, huge_constant_of_shape, huge_declared_layer, nan_weights, string_weights,
-    no_opset, future_ir, truncated, random_bytes, empty_file, deep_nested_subgraphs,
+    unknown_input_type, string_tensor_without_strings, no_opset, future_ir, truncated, random_bytes, empty_file, deep_nested_subgraphs,
     external_absolute, external_dotdot, external_symlink_out, external_missing, external_short,
     external_folder, external_ok,
 ]

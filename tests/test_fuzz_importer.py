@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 import hostile
 from fuzzcase import Worker
 
-EXAMPLES = 120
+EXAMPLES = 300
 
 
 def _cnn() -> onnx.ModelProto:

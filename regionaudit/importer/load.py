@@ -200,6 +200,8 @@ def _check_tensors(model: onnx.ModelProto, p: Path) -> int:
         if n > MAX_TENSOR_ELEMENTS:
             raise RejectedModel(f"{p.name}: tensor '{name}' has {n} elements (limit {MAX_TENSOR_ELEMENTS})")
         if t.data_type == onnx.TensorProto.STRING:
+            if len(t.string_data) != n:
+                raise RejectedModel(f"{p.name}: tensor '{name}' holds {len(t.string_data)} strings for dims {list(t.dims)}")
             continue
         try:  # every type: an integer tensor whose data does not fit its dims is as broken
             arr = numpy_helper.to_array(t)

@@ -115,9 +115,12 @@ def _check_defined_and_acyclic(graph: onnx.GraphProto) -> None:
 
 def _check_input_dims(graph: onnx.GraphProto) -> None:
     initializers = {t.name for t in graph.initializer}
+    known = set(onnx.TensorProto.DataType.values())
     for inp in graph.input:
         if inp.name in initializers or not inp.type.HasField("tensor_type"):
             continue
+        if inp.type.tensor_type.elem_type not in known:
+            raise RejectedModel(f"graph input '{inp.name}' has an unknown element type ({inp.type.tensor_type.elem_type})")
         for d in inp.type.tensor_type.shape.dim:
             if d.HasField("dim_value") and d.dim_value <= 0:
                 shown = [x.dim_value if x.HasField("dim_value") else (x.dim_param or "?")
