@@ -52,6 +52,12 @@ def gaussian_directions(dim: int, directions: int, seed: int) -> torch.Tensor:
     return torch.randn(directions, dim, generator=gen, dtype=torch.float64) / math.sqrt(directions)
 
 
+def min_memory(network: Network) -> int:
+    """The smallest memory budget `boundary_distances` can work in: one tangent of one point."""
+    itemsize = torch.empty((), dtype=network.dtype).element_size()
+    return bytes_per_probe(network, needed_nodes(network), itemsize, live_factor=1.5)
+
+
 @dataclass
 class PointDistance:
     distance: float | None  # None when no unit has a nonzero gradient at the point
@@ -183,8 +189,7 @@ def boundary_distances(
     order = needed_nodes(network)
     last = network.last_use(order)
     dim = math.prod(network.input_shape)
-    itemsize = torch.empty((), dtype=network.dtype).element_size()
-    per_probe = bytes_per_probe(network, order, itemsize, live_factor=1.5)
+    per_probe = min_memory(network)
     check_fits(per_probe, max_memory, network.device, "one tangent direction through the network")
     if max_memory is None:
         max_memory = default_max_memory(network.device, cpu_cap=128 << 20)
