@@ -11,20 +11,17 @@ import traceback
 
 import click
 
-from regionaudit import __version__
+from regionaudit.version import __version__
 from regionaudit.errors import Interrupted, RegionAuditError, Stopped, Terminated, TimeLimit
 from regionaudit.limits import time_limit
+from regionaudit.options import Options, Spec, option_defaults, option_flag, option_specs
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 
 
 # Sections of the help, by option name; anything not named goes under "Other options".
 SECTIONS = (
-    ("Probe options (what the analysis looks at)", (
-        "data", "points", "segments", "pairs", "max_points", "loops", "loop_radius", "loop_steps", "layout",
-        "data_layout", "seed", "device", "dtype", "max_knots", "max_memory", "keep_knots", "distance", "distance_directions", "input_shape",
-        "output_name",
-    )),
+    ("Probe options (what the analysis looks at)", tuple(option_specs())),
     ("Output options", ("output", "json_out", "card", "card_append", "junit")),
     ("Gates", ("fail_if", "baseline", "max_increase")),
 )
@@ -108,58 +105,78 @@ def _power(n) -> str:
     return str(n)
 
 
-# Bounds that keep an absurd request a usage error instead of an out-of-memory crash.
-MAX_PROBES = 10**6
-MAX_LOOPS = 10**4
-MAX_LOOP_STEPS = 4096
-MAX_LOOP_RADIUS = 1e4  # pixels; a shift beyond any image leaves zeros
-MAX_SEED = 2**63 - 1  # a seed fits a signed 64-bit integer, as every JSON reader holds it
-COUNT = Range(0, MAX_PROBES)
+def _click_type(spec: Spec):
+    """The click type that checks an option's range as it is parsed (the range `Options` checks)."""
+    if spec.file:
+        return click.Path(dir_okay=False)
+    if spec.choices is not None:
+        return click.Choice(list(spec.choices))
+    if spec.parse is not None or spec.low is None:
+        return None  # text, parsed by spec.parse
+    if spec.low_open or isinstance(spec.high, float):
+        return PositiveRange(spec.low, spec.high, min_open=spec.low_open)
+    return Range(spec.low, spec.high)
+
+
+def _click_option(name: str, spec: Spec):
+    if spec.flag:
+        return click.option(option_flag(name), is_flag=True, default=None, help=spec.help)
+    shown = spec.default_text if spec.default_text is not None else option_defaults()[name]
+    help = spec.help if shown is None else f"{spec.help.rstrip('.')} [{shown}]."
+    return click.option(option_flag(name), type=_click_type(spec), default=None, help=help, metavar=spec.metavar)
+
+
+def click_options(names):
+    """Decorator: the click options of these fields of `Options`, from their one definition."""
+    specs = option_specs()
+
+    def decorate(f):
+        for name in reversed(names):
+            f = _click_option(name, specs[name])(f)
+        return f
+
+    return decorate
 
 
 def probe_options(f):
-    """Options shared by `regionaudit MODEL` and `regionaudit compare`."""
-    opts = [
-        click.option("--data", type=click.Path(dir_okay=False), help="Data rows (.npy or one-array .npz), (N, *input_shape) or flat."),
-        click.option("--points", type=click.Path(dir_okay=False), help="Points for boundary distance, (N, *input_shape)."),
-        click.option("--segments", type=click.Path(dir_okay=False), help="Explicit segments, (N, 2, *input_shape)."),
-        click.option("--pairs", type=COUNT, metavar="N", default=None, help="Segments between seeded random pairs of data rows [100]."),
-        click.option("--max-points", type=COUNT, metavar="N", default=None, help="Points for boundary distance: the first rows [100]."),
-        click.option("--loops", type=Range(0, MAX_LOOPS), metavar="N", default=None, help="Closed translation loops through the first N images [0]."),
-        click.option("--loop-radius", metavar="PIXELS", type=PositiveRange(0, MAX_LOOP_RADIUS, min_open=True), default=None, help="Loop radius in pixels [2]."),
-        click.option("--loop-steps", type=Range(3, MAX_LOOP_STEPS), metavar="M", default=None, help="Shifts per loop [16]."),
-        click.option("--layout", type=click.Choice(["chw", "hwc"]), default=None, help="The model's image layout, for loops [chw]."),
-        click.option(
-            "--data-layout",
-            type=click.Choice(["chw", "hwc"]),
-            default=None,
-            help="Layout of the image arrays in --data, --points and --segments; transposed to the model's --layout when they differ [chw].",
-        ),
-        click.option("--seed", type=Range(0, MAX_SEED), metavar="S", default=None, help="Seed for pairs and synthetic probes [0]."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", help="Where the analysis runs; auto takes cuda when available [cpu]."),
-        click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None, help="Precision [float64]."),
-        click.option("--max-knots", type=Range(min=1), metavar="K", default=None, help="Stop a segment after this many knots (noted in the result)."),
-        click.option("--max-memory", default=None, metavar="SIZE", help="Memory bound for batched work, e.g. 2G [a fraction of free memory]."),
-        *limit_options(),
-        click.option("--keep-knots", is_flag=True, help="Store knot positions per segment in the JSON."),
-        click.option("--distance", type=click.Choice(["exact", "approx", "auto"]), default=None, help="Boundary distance: exact, approx (Gaussian projections) or auto (approx above 16384 input elements) [auto]."),
-        click.option("--distance-directions", type=Range(1, 10**5), default=None, metavar="M", help="Gaussian projections per point for --distance approx [256]."),
-        click.option("--input-shape", default=None, metavar="SHAPE", help="Input shape without the batch axis, e.g. 3,32,32."),
-        click.option("--output-name", default=None, metavar="NAME", help="Graph output to analyse [the first]."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress, estimate or status lines on stderr (warnings and errors stay)."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+    """Options shared by `regionaudit MODEL` and `regionaudit compare`: every field of `Options`,
+    the probe files first."""
+    f = click.option(
+        "--quiet", "-q", is_flag=True, help="No progress, estimate or status lines on stderr (warnings and errors stay)."
+    )(f)
+    specs = option_specs()
+    return click_options(sorted(specs, key=lambda name: not specs[name].file))(f)
 
 
-def limit_options() -> list:
-    """--timeout and --max-file-size: for every command that reads a model."""
-    return [
-        click.option("--timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS", default=None,
-                     help="Stop cleanly (exit 2) after this many seconds [no limit]."),
-        click.option("--max-file-size", default=None, metavar="SIZE", help="Largest model or data file accepted, e.g. 4G [2G]."),
-    ]
+def options_from_cli(kw: dict) -> Options:
+    """`Options` from click's values, built once: only what was given; text parsed by its Spec."""
+    given = {}
+    for name, spec in option_specs().items():
+        value = kw.pop(name, None)
+        if value is not None and spec.parse is not None:
+            value = spec.parse(value)
+        if spec.flag and not value:
+            value = None  # a switch left off is not given: a baseline may still fill it
+        given[name] = value
+    return Options.from_given(given)
+
+
+def _wanted(kw: dict):
+    """What a command was asked to write and check, typed once (the options that change numbers
+    went into `Options`)."""
+    from regionaudit.commands import Wanted
+
+    return Wanted(
+        report=kw.get("output"),
+        json=kw.get("json_out"),
+        card=kw.get("card"),
+        card_append=kw.get("card_append"),
+        junit=kw.get("junit"),
+        fail_if=tuple(kw.get("fail_if") or ()),
+        max_increase=tuple(kw.get("max_increase") or ()),
+        baseline=kw.get("baseline"),
+        quiet=bool(kw.get("quiet")),
+    )
 
 
 def output_options(f):
@@ -217,21 +234,20 @@ def _commands(quiet: bool = False):
 @click.option("--max-increase", multiple=True, metavar="PATH=BOUND", help="Bound on the increase over the baseline: PATH=10% or PATH=ABS.")
 def audit_cmd(model, **kw):
     """Audit MODEL: density, deviation and boundary distance, as a report and/or JSON."""
-    with time_limit(kw.pop("timeout")):
-        return _commands(kw.get("quiet")).run_audit(model, kw)
+    opts = options_from_cli(kw)
+    with time_limit(opts.timeout):
+        return _commands(kw.get("quiet")).run_audit(model, opts, _wanted(kw))
 
 
 @cli.command("inspect", short_help="Import MODEL and show its layers, units and check against onnxruntime.")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the model record as JSON.")
-@click.option("--input-shape", default=None, help="Input shape without the batch axis, e.g. 3,32,32.")
-@click.option("--output-name", default=None, help="Graph output to analyse [the first].")
-@limit_options()[0]
-@limit_options()[1]
-def inspect_cmd(model, json_out, input_shape, output_name, timeout, max_file_size):
+@click_options(["input_shape", "output_name", "max_file_size", "timeout"])
+def inspect_cmd(model, json_out, **kw):
     """Import MODEL and show its IR: nodes, units, parameters, validation against onnxruntime."""
-    with time_limit(timeout):
-        return _commands().run_inspect(model, json_out, input_shape, output_name, max_file_size)
+    opts = options_from_cli(kw)
+    with time_limit(opts.timeout):
+        return _commands().run_inspect(model, opts, json_out)
 
 
 @cli.command("compare", cls=SectionedCommand, short_help="Measure models A and B on the same probes, paired per segment.")
@@ -241,8 +257,9 @@ def inspect_cmd(model, json_out, input_shape, output_name, timeout, max_file_siz
 @output_options
 def compare_cmd(model_a, model_b, **kw):
     """Measure A and B on the same probes; paired differences B - A per segment."""
-    with time_limit(kw.pop("timeout")):
-        return _commands(kw.get("quiet")).run_compare(model_a, model_b, kw)
+    opts = options_from_cli(kw)
+    with time_limit(opts.timeout):
+        return _commands(kw.get("quiet")).run_compare(model_a, model_b, opts, _wanted(kw))
 
 
 @cli.command("metrics", short_help="List the metric paths that gates can name.")
@@ -304,6 +321,14 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code or 0)
 
 
+def help_command(ctx: click.Context | None) -> str:
+    """The help that lists the option at fault: the audit's options are in `regionaudit --help`,
+    a subcommand's in its own."""
+    if ctx is None or ctx.parent is None or ctx.info_name == "audit":
+        return "regionaudit --help"
+    return f"regionaudit {ctx.info_name} --help"
+
+
 def _stop_on_signals() -> dict:
     """SIGINT and SIGTERM unwind the run (temporary files removed; exit code 130 / 143) instead
     of killing the process where it stands. A SIGINT ignored by whoever started us (a background
@@ -327,14 +352,6 @@ def _stop_on_signals() -> dict:
 def _restore(previous: dict) -> None:
     for signum, handler in previous.items():
         signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-
-
-def help_command(ctx: click.Context | None) -> str:
-    """The help that lists the option at fault: the audit's options are in `regionaudit --help`,
-    a subcommand's in its own."""
-    if ctx is None or ctx.parent is None or ctx.info_name == "audit":
-        return "regionaudit --help"
-    return f"regionaudit {ctx.info_name} --help"
 
 
 def one_line(msg: str) -> str:

@@ -12,7 +12,7 @@ from importlib import metadata
 
 import torch
 
-from regionaudit import __version__
+from regionaudit.version import __version__
 
 LIBRARIES = ("torch", "numpy", "onnx", "onnxruntime")
 # keys whose differences can move numbers (in their last digits) or timings; the rest is context

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from regionaudit.api import truncation_notes
+from regionaudit.assemble import truncation_notes
 from regionaudit.analysis.stats import spearman
 from regionaudit.result import (
     AuditResult,

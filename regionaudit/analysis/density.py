@@ -160,6 +160,26 @@ def _maxpool_crossings(
 # one pass of a batch of (sub-)segments through the network
 
 
+@dataclass
+class _Knots:
+    """The state of one pass: every knot of every (sub-)segment in order, and what is known there."""
+
+    t: torch.Tensor  # knot positions in [0, 1], the items' knots one after another
+    seg: torch.Tensor  # the item each knot belongs to
+    src: torch.Tensor  # the kink node that made each knot (-1: an end point)
+    values: dict[int, torch.Tensor]  # live node values at every knot
+    mag: torch.Tensor  # largest |value| computed so far at each knot: the scale of its rounding
+    frozen: torch.Tensor  # per item: reached --max-knots
+    interior: torch.Tensor  # per item: knots inserted so far
+
+
+@dataclass(frozen=True)
+class _Budget:
+    max_knots: int | None  # --max-knots per segment
+    cap_knots: int  # knots a pass may hold in memory
+    allow_overflow: bool  # a single segment may exceed cap_knots (it cannot be split further)
+
+
 class _Pass:
     def __init__(self, network: Network, order: list[int], last: dict[int, int]):
         self.network = network
@@ -177,23 +197,27 @@ class _Pass:
     ) -> list[_Piece]:
         net = self.network
         dev = net.device
+        budget = _Budget(max_knots, cap_knots, allow_overflow)
         n = len(items)
         t = torch.tensor([[it.t0, it.t1] for it in items], dtype=torch.float64, device=dev).reshape(-1)
-        seg = torch.arange(n, device=dev).repeat_interleave(2)
-        src = torch.full((2 * n,), -1, dtype=torch.long, device=dev)
-        frozen = torch.zeros(n, dtype=torch.bool, device=dev)
-        interior = torch.zeros(n, dtype=torch.long, device=dev)
         idx = torch.tensor([it.seg for it in items], device=dev).repeat_interleave(2)
         tt = t.to(net.dtype)[:, None]
         x = (1 - tt) * A[idx] + tt * B[idx]
-        values: dict[int, torch.Tensor] = {0: x.reshape(2 * n, *net.graph_input_shape)}
-        mag = _magnitude(x)  # largest |value| computed so far at each knot: the scale of its rounding
+        k = _Knots(
+            t=t,
+            seg=torch.arange(n, device=dev).repeat_interleave(2),
+            src=torch.full((2 * n,), -1, dtype=torch.long, device=dev),
+            values={0: x.reshape(2 * n, *net.graph_input_shape)},
+            mag=_magnitude(x),
+            frozen=torch.zeros(n, dtype=torch.bool, device=dev),
+            interior=torch.zeros(n, dtype=torch.long, device=dev),
+        )
         for i in self.order[1:]:
             node = net.nodes[i]
             if node.is_kink:
-                z = values[node.inputs[0]]
-                pair_ok = (seg[1:] == seg[:-1]) & ~frozen[seg[:-1]]
-                floor = torch.maximum(mag[:-1], mag[1:]) * zero_tolerance(z.dtype)
+                z = k.values[node.inputs[0]]
+                pair_ok = (k.seg[1:] == k.seg[:-1]) & ~k.frozen[k.seg[:-1]]
+                floor = torch.maximum(k.mag[:-1], k.mag[1:]) * zero_tolerance(z.dtype)
                 if isinstance(node, UnitKink):
                     j, s = _relu_crossings(node.offsets(z), pair_ok, floor)
                 elif isinstance(node, MaxPool):
@@ -201,72 +225,73 @@ class _Pass:
                 else:  # pragma: no cover - the IR has no other kink nodes
                     raise BadOption(f"unsupported kink node {node.kind}")
                 if j.numel():
-                    t, seg, src, values, mag = self._insert(
-                        i, t, seg, src, values, mag, j, s, frozen, interior, max_knots, cap_knots, allow_overflow
-                    )
-            values[i] = node.forward([values[k] for k in node.inputs])
-            mag = torch.maximum(mag, _magnitude(values[i]))
-            for k in list(values):
-                if self.last.get(k, k) <= i:
-                    del values[k]
-        out = values[net.output].reshape(t.shape[0], -1)
-        counts = torch.bincount(seg, minlength=n).tolist()
+                    _insert(k, i, j, s, budget)
+            k.values[i] = node.forward([k.values[q] for q in node.inputs])
+            k.mag = torch.maximum(k.mag, _magnitude(k.values[i]))
+            for q in list(k.values):
+                if self.last.get(q, q) <= i:
+                    del k.values[q]
+        out = k.values[net.output].reshape(k.t.shape[0], -1)
+        counts = torch.bincount(k.seg, minlength=n).tolist()
         pieces = []
-        for k, (ts, os, ss) in enumerate(zip(t.split(counts), out.split(counts), src.split(counts))):
-            pieces.append(_Piece(items[k].t0, ts, os, ss, bool(frozen[k])))
+        for q, (ts, os, ss) in enumerate(zip(k.t.split(counts), out.split(counts), k.src.split(counts))):
+            pieces.append(_Piece(items[q].t0, ts, os, ss, bool(k.frozen[q])))
         return pieces
 
-    @staticmethod
-    def _insert(node_id, t, seg, src, values, mag, j, s, frozen, interior, max_knots, cap_knots, allow_overflow):
-        n_knots = t.shape[0]
-        h = t[j + 1] - t[j]
-        ts = t[j] + h * s.to(torch.float64)
-        # order by (pair, position)
-        o = torch.sort(ts, stable=True).indices
-        j, s, ts = j[o], s[o], ts[o]
-        o = torch.sort(j, stable=True).indices
-        j, s, ts = j[o], s[o], ts[o]
-        # one knot per cluster closer than T_MERGE (existing knots win)
-        keep = (ts - t[j] >= T_MERGE) & (t[j + 1] - ts >= T_MERGE)
-        close = torch.zeros_like(keep)
-        close[1:] = (j[1:] == j[:-1]) & (ts[1:] - ts[:-1] < T_MERGE)
-        keep &= ~close
-        j, s, ts = j[keep], s[keep], ts[keep]
-        if j.numel() and max_knots is not None:
-            sg = seg[j]
-            counts = torch.bincount(sg, minlength=frozen.shape[0])
-            start = torch.cumsum(counts, 0) - counts
-            rank = torch.arange(j.shape[0], device=j.device) - start[sg]
-            allowed = (max_knots - interior).clamp(min=0)
-            ok = rank < allowed[sg]
-            frozen |= counts > allowed
-            j, s, ts = j[ok], s[ok], ts[ok]
-        m = j.shape[0]
-        if m == 0:
-            return t, seg, src, values, mag
-        if n_knots + m > cap_knots and not allow_overflow:
-            raise _Overflow(torch.cat([t, ts]).sort().values, seg)  # with the crossings it would add
-        interior += torch.bincount(seg[j], minlength=interior.shape[0])
-        ar = torch.arange(m, device=j.device)
-        pos_new = j + 1 + ar
-        pos_old = torch.arange(n_knots, device=j.device) + torch.searchsorted(j, torch.arange(n_knots, device=j.device))
 
-        def merged(old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-            out = old.new_empty((n_knots + m, *old.shape[1:]))
-            out[pos_old] = old
-            out[pos_new] = new
-            return out
+def _insert(k: _Knots, node_id: int, j: torch.Tensor, s: torch.Tensor, budget: _Budget) -> None:
+    """Insert the crossings found at kink node `node_id` (at fraction `s` of the interval after
+    knot `j`) as knots, giving every live value its exact interpolation there."""
+    t, seg = k.t, k.seg
+    n_knots = t.shape[0]
+    h = t[j + 1] - t[j]
+    ts = t[j] + h * s.to(torch.float64)
+    # order by (pair, position)
+    o = torch.sort(ts, stable=True).indices
+    j, s, ts = j[o], s[o], ts[o]
+    o = torch.sort(j, stable=True).indices
+    j, s, ts = j[o], s[o], ts[o]
+    # one knot per cluster closer than T_MERGE (existing knots win)
+    keep = (ts - t[j] >= T_MERGE) & (t[j + 1] - ts >= T_MERGE)
+    close = torch.zeros_like(keep)
+    close[1:] = (j[1:] == j[:-1]) & (ts[1:] - ts[:-1] < T_MERGE)
+    keep &= ~close
+    j, s, ts = j[keep], s[keep], ts[keep]
+    if j.numel() and budget.max_knots is not None:
+        sg = seg[j]
+        counts = torch.bincount(sg, minlength=k.frozen.shape[0])
+        start = torch.cumsum(counts, 0) - counts
+        rank = torch.arange(j.shape[0], device=j.device) - start[sg]
+        allowed = (budget.max_knots - k.interior).clamp(min=0)
+        ok = rank < allowed[sg]
+        k.frozen |= counts > allowed
+        j, s, ts = j[ok], s[ok], ts[ok]
+    m = j.shape[0]
+    if m == 0:
+        return
+    if n_knots + m > budget.cap_knots and not budget.allow_overflow:
+        raise _Overflow(torch.cat([t, ts]).sort().values, seg)  # with the crossings it would add
+    k.interior += torch.bincount(seg[j], minlength=k.interior.shape[0])
+    ar = torch.arange(m, device=j.device)
+    pos_new = j + 1 + ar
+    pos_old = torch.arange(n_knots, device=j.device) + torch.searchsorted(j, torch.arange(n_knots, device=j.device))
 
-        t = merged(t, ts)
-        src = merged(src, torch.full((m,), node_id, dtype=src.dtype, device=src.device))
-        seg = merged(seg, seg[j])
-        mag = merged(mag, torch.maximum(mag[j], mag[j + 1]))
-        new_values = {}
-        for k, v in values.items():
-            w = s.to(v.dtype).reshape(m, *([1] * (v.dim() - 1)))
-            v0, v1 = v[j], v[j + 1]
-            new_values[k] = merged(v, v1.sub_(v0).mul_(w).add_(v0))  # v0 + w (v1 - v0), two temporaries
-        return t, seg, src, new_values, mag
+    def merged(old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        out = old.new_empty((n_knots + m, *old.shape[1:]))
+        out[pos_old] = old
+        out[pos_new] = new
+        return out
+
+    k.t = merged(t, ts)
+    k.src = merged(k.src, torch.full((m,), node_id, dtype=k.src.dtype, device=k.src.device))
+    k.seg = merged(seg, seg[j])
+    k.mag = merged(k.mag, torch.maximum(k.mag[j], k.mag[j + 1]))
+    new_values = {}
+    for q, v in k.values.items():
+        w = s.to(v.dtype).reshape(m, *([1] * (v.dim() - 1)))
+        v0, v1 = v[j], v[j + 1]
+        new_values[q] = merged(v, v1.sub_(v0).mul_(w).add_(v0))  # v0 + w (v1 - v0), two temporaries
+    k.values = new_values
 
 
 # ----------------------------------------------------------------------------------------------

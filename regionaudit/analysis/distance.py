@@ -19,12 +19,12 @@ import torch
 from regionaudit.analysis._common import bytes_per_probe, check_fits, default_max_memory, needed_nodes
 from regionaudit.errors import BadOption
 from regionaudit.ir import MaxPool, Network, UnitKink
+from regionaudit.options import AUTO_APPROX_INPUT, DEFAULT_DIRECTIONS, DISTANCE_METHODS  # noqa: F401  (re-exported)
 
-# `--distance auto` measures approximately above this many input elements (by size alone, so the
-# JSON never depends on the machine): 3x64x64 images stay exact, 3x128x128 and larger are approximate.
-AUTO_APPROX_INPUT = 16384
-DEFAULT_DIRECTIONS = 256
-METHODS = ("exact", "approx", "auto")
+# `--distance auto` measures approximately above AUTO_APPROX_INPUT input elements (by size alone, so
+# the JSON never depends on the machine): 3x64x64 images stay exact, 3x128x128 and larger are
+# approximate. The option's values and defaults are defined once, in options.py.
+METHODS = DISTANCE_METHODS
 
 
 def choose_method(method: str, input_size: int) -> str:
@@ -59,7 +59,9 @@ def min_memory(network: Network) -> int:
 
 
 @dataclass
-class PointDistance:
+class NearestBoundary:
+    """What the analysis finds at one point; `assemble` makes the result's `PointDistance` of it."""
+
     distance: float | None  # None when no unit has a nonzero gradient at the point
     node: str | None  # ONNX name of the kink node of the nearest unit
     unit: int | None  # flat index in that node's input tensor (MaxPool: the window index)
@@ -116,7 +118,7 @@ def _accumulate(network, order, last, kinks, basis, n_points, sq):
                 del tan[k]
 
 
-def _nearest(network, order, kinks, sq, n_points) -> list[PointDistance]:
+def _nearest(network, order, kinks, sq, n_points) -> list[NearestBoundary]:
     dev = network.device
     best = torch.full((n_points,), math.inf, dtype=torch.float64, device=dev)
     best_node = torch.full((n_points,), -1, dtype=torch.long, device=dev)
@@ -153,9 +155,9 @@ def _nearest(network, order, kinks, sq, n_points) -> list[PointDistance]:
     out = []
     for dist, node_id, unit in zip(best.tolist(), best_node.tolist(), best_unit.tolist()):
         if node_id < 0 or not math.isfinite(dist):
-            out.append(PointDistance(None, None, None))
+            out.append(NearestBoundary(None, None, None))
         else:
-            out.append(PointDistance(float(dist), network.nodes[node_id].name, int(unit)))
+            out.append(NearestBoundary(float(dist), network.nodes[node_id].name, int(unit)))
     return out
 
 
@@ -176,7 +178,7 @@ def boundary_distances(
     progress: Callable[[int], None] | None = None,
     directions: int | None = None,
     seed: int = 0,
-) -> list[PointDistance]:
+) -> list[NearestBoundary]:
     """Distance from each point (P, *input_shape) to its activation region's boundary.
 
     Exact by default: the input basis goes through. With `directions=m`, the gradient norms are
@@ -204,7 +206,7 @@ def boundary_distances(
     # chunks of at least 128 directions where the budget allows, for efficient matrix products
     n_pts = max(1, min(n_total, cap // min(n_tan, 128)))
     n_dir = min(n_tan, max(1, cap // n_pts))
-    results: list[PointDistance] = []
+    results: list[NearestBoundary] = []
     for lo in range(0, n_total, n_pts):
         x = x_all[lo : lo + n_pts]
         p = x.shape[0]

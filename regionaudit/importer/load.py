@@ -45,7 +45,7 @@ class LoadedModel:
     doc_string: str
 
 
-def load_model(path: str | Path, max_file_bytes: int | None = None) -> LoadedModel:
+def read_onnx(path: str | Path, max_file_bytes: int | None = None) -> LoadedModel:
     """Read and validate `path`; every problem is a one-line RejectedModel (or TooLarge)."""
     p = Path(path)
     if not p.is_file():

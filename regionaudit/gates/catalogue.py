@@ -1,144 +1,37 @@
-"""Threshold gates on a result's JSON: `--fail-if "PATH OP NUMBER"`.
+"""The catalogue of gateable paths: which dotted paths of a result JSON hold a metric, the value
+at a path, whether a path can exist before the audit runs, and why a value is undefined (null).
 
-Everything here is a small pure function on the plain dict written by `--json`
-(`AuditResult.to_dict()` or `CompareResult.to_dict()`); the CLI turns the `GateResult`s into an
-exit code (1 when any gate failed) and bad expressions or paths (`GateError`) into exit code 2.
-
-A gate *fails* when its expression holds: `--fail-if "density.summary.median > 200"` fails for a
-median of 231 and passes for 200 or 37. A gate on an undefined (`null`) metric fails and says why.
-
-Numbers are compared exactly as written: the metric as its shortest decimal (what the JSON shows)
-against the threshold as typed, both as exact rationals, so a value equal to the threshold is equal.
+Gates (`thresholds`, `baseline`) and `regionaudit metrics` read paths only through here.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
-import re
-from dataclasses import dataclass
-from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 from regionaudit.errors import GateError
-from regionaudit.result import GateResult
-
-OPERATORS = ("<", "<=", ">", ">=", "==", "!=")
-
-SUMMARY_KEYS = ("count", "mean", "median", "p10", "p90", "min", "max")
-
-# Summary fields of an audit JSON (relative to the audit's root), listed as gateable even when null.
-AUDIT_SUMMARIES = (
-    "density.summary",
-    "density.per_length",
-    "density.regions_per_neuron",
-    "density.path_summary",
-    "deviation.summary",
-    "deviation.path_summary",
-    "distance.summary",
-    "distance.scaled_summary",
+from regionaudit.metrics import METRICS, PAIRED_METRICS, SUMMARY_KEYS, Counts, metric_at
+from regionaudit.result import (
+    AuditResult,
+    CompareResult,
+    Density,
+    Deviation,
+    Distance,
+    ModelInfo,
+    Paired,
+    PairedMeasure,
 )
-# Summary fields of a compare JSON (besides those of its two audits under `a.` and `b.`).
-PAIRED_SUMMARIES = ("paired.density.summary", "paired.deviation.summary")
+
+# Summary fields of an audit JSON (relative to the audit's root), listed as gateable even when null,
+# and those of a compare JSON (besides those of its two audits under `a.` and `b.`).
+AUDIT_SUMMARIES = tuple(m.path for m in METRICS if m.summary)
+PAIRED_SUMMARIES = tuple(m.path for m in PAIRED_METRICS if m.summary)
 
 # Top-level keys that hold no metrics: how the run was configured, and bookkeeping.
 _NOT_METRICS = frozenset({"settings", "schema", "regionaudit", "gates", "notes"})
 
-_EXPECTED = "expected PATH OP NUMBER with OP one of < <= > >= == !=, e.g. \"density.summary.median > 200\""
 
-_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_GATE_RE = re.compile(
-    r"^\s*(?P<path>[^\s<>=!]+)\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<number>" + _NUMBER + r")\s*$"
-)
-_PATH_RE = re.compile(r"^[A-Za-z_][\w\-/:]*(?:\.[^\s.<>=!]+)*$")
-
-
-@dataclass(frozen=True)
-class Gate:
-    """One parsed `--fail-if` expression."""
-
-    path: str
-    op: str
-    number: str  # the threshold as typed, e.g. "1e-4"
-
-    @property
-    def threshold(self) -> float:
-        return float(self.number)
-
-    @property
-    def expr(self) -> str:
-        return f"{self.path} {self.op} {self.number}"
-
-    def holds(self, value: float | int) -> bool:
-        """Whether `value OP threshold` is true (i.e. whether this fail-if gate fails)."""
-        return compare(value, self.op, self.number)
-
-
-def parse_gate(expr: str) -> Gate:
-    """`"PATH OP NUMBER"` -> Gate; whitespace around OP is optional. Malformed -> GateError."""
-    if not isinstance(expr, str):
-        raise GateError(f"bad gate {expr!r}: {_EXPECTED}")
-    m = _GATE_RE.match(expr)
-    if not m:
-        raise GateError(f"bad gate {expr.strip()!r}: {_EXPECTED}")
-    path = m.group("path")
-    if not _PATH_RE.match(path) or ".." in path:
-        raise GateError(f"bad gate {expr.strip()!r}: {path!r} is not a dotted metric path; {_EXPECTED}")
-    number = m.group("number")
-    if not math.isfinite(float(number)):
-        raise GateError(f"bad gate {expr.strip()!r}: threshold {number} is not a finite number")
-    return Gate(path=path, op=m.group("op"), number=number)
-
-
-def exact(x: float | int | str) -> Fraction:
-    """An exact rational for a number: ints exactly, floats as their shortest decimal, text as written."""
-    if isinstance(x, bool):
-        raise TypeError("booleans are not metrics")
-    if isinstance(x, int):
-        return Fraction(x)
-    if isinstance(x, float):
-        if not math.isfinite(x):
-            raise ValueError(f"{x} is not finite")
-        return Fraction(Decimal(repr(x)))
-    return Fraction(Decimal(x.strip()))
-
-
-def compare(value: float | int, op: str, number: float | int | str) -> bool:
-    """`value OP number`, exactly (see the module docstring)."""
-    a, b = exact(value), exact(number)
-    if op == "<":
-        return a < b
-    if op == "<=":
-        return a <= b
-    if op == ">":
-        return a > b
-    if op == ">=":
-        return a >= b
-    if op == "==":
-        return a == b
-    if op == "!=":
-        return a != b
-    raise GateError(f"unknown operator {op!r}; use one of {' '.join(OPERATORS)}")
-
-
-def format_number(x: float | int | None) -> str:
-    """Short, yet never hiding a difference: 37 for 37.0, 0.1234 for 0.1234, full repr otherwise."""
-    if x is None:
-        return "null"
-    if isinstance(x, bool):
-        return str(x).lower()
-    if isinstance(x, int):
-        return str(x)
-    if not math.isfinite(x):
-        return str(x)
-    if x.is_integer() and abs(x) < 1e15:
-        return str(int(x))
-    short = format(x, ".6g")
-    return short if float(short) == x else repr(x)
-
-
-# ---------------------------------------------------------------- paths
 
 
 def _is_number(v: Any) -> bool:
@@ -184,17 +77,6 @@ def schema_skeleton(compare: bool = False) -> dict:
 
     Per-model extras (`density.knots_per_layer.<node>`, `timing.<stage>`) appear only in real results.
     """
-    from regionaudit.result import (
-        AuditResult,
-        CompareResult,
-        Density,
-        Deviation,
-        Distance,
-        ModelInfo,
-        Paired,
-        PairedMeasure,
-    )
-
     model = ModelInfo(
         path="", sha256="", input_shape=[], output_shape=[], neurons=0, maxpool_windows=0, params=0, macs=0,
         opset=0, producer="", input_name="", output_name="",
@@ -312,57 +194,33 @@ def lookup(result: dict, path: str) -> float | int | None:
     return value
 
 
-# ---------------------------------------------------------------- why a metric is undefined
-
-
 def _count(result: dict, dotted: str) -> int | None:
     v = _resolve(result, dotted, missing=None)
     return len(v) if isinstance(v, list) else None
 
 
 def why_undefined(result: dict, path: str) -> str:
-    """A short reason why `path` is null in `result`, or "" when none is known."""
+    """A short reason why `path` is null in `result` (from the metric catalogue), or "" when none
+    is known; a note of the audit that names the metric says more and is added."""
     root = ""
     rel = path
     for r in _audit_roots(result):
         if r and path.startswith(r):
             root, rel = r, path[len(r) :]
-    neurons = _resolve(result, root + "model.neurons")
-    segs = _count(result, root + "density.segments")
-    dev_segs = _count(result, root + "deviation.segments")
-    points = _count(result, root + "distance.points")
-    paths = _count(result, root + "density.paths")
+    metric = metric_at(rel)
     reason = ""
-    if rel.startswith("paired."):
-        measure = rel.split(".")[1] if rel.count(".") >= 1 else "density"
-        if _count(result, f"paired.{measure}.differences") == 0:
-            reason = "no segments were compared"
-    elif rel.startswith(("density.summary", "density.per_length", "density.regions_per_neuron")):
-        if segs == 0:
-            reason = "no segments were measured"
-        elif rel.startswith("density.regions_per_neuron") and neurons == 0:
-            reason = "the model has no ReLU-type units"
-        elif rel.startswith("density.per_length"):
-            reason = "no segment has a nonzero length"
-    elif rel.startswith(("density.path_summary", "deviation.path_summary")):
-        if paths == 0 or _count(result, root + "deviation.paths") == 0:
-            reason = "no closed paths were measured (they are measured with --loops N)"
-    elif rel.startswith("deviation.summary"):
-        if dev_segs == 0:
-            reason = "no segments were measured"
-    elif rel == "deviation.spearman_density":
-        if dev_segs is not None and dev_segs < 3:
-            reason = f"Spearman correlation needs at least 3 segments, found {dev_segs}"
-        else:
-            reason = "Spearman correlation is undefined when density or deviation is constant across segments"
-    elif rel.startswith(("distance.summary", "distance.scaled_summary")):
-        if points == 0:
-            reason = "no points were measured"
-        elif neurons == 0:
-            reason = "the model has no ReLU-type units"
-        else:
-            reason = "no point has a boundary within reach (no unit with a nonzero gradient)"
-    # a note that names the metric says more than a guess
+    if metric is not None:
+        measure = rel.split(".")[1] if rel.startswith("paired.") else None
+        counts = Counts(
+            segments=_count(result, root + "density.segments"),
+            deviation_segments=_count(result, root + "deviation.segments"),
+            points=_count(result, root + "distance.points"),
+            paths=_count(result, root + "density.paths"),
+            deviation_paths=_count(result, root + "deviation.paths"),
+            neurons=_resolve(result, root + "model.neurons"),
+            differences=_count(result, f"paired.{measure}.differences") if measure else None,
+        )
+        reason = metric.why_null(counts)
     notes: list[str] = []
     for key in (root + "notes", root + "model.notes"):
         v = _resolve(result, key)
@@ -373,35 +231,6 @@ def why_undefined(result: dict, path: str) -> str:
         if rel in note or parent in note:
             return note if not reason else f"{reason} ({note})"
     return reason
-
-
-# ---------------------------------------------------------------- evaluation
-
-
-def evaluate_gate(result: dict, gate: Gate) -> GateResult:
-    value = lookup(result, gate.path)
-    if value is None:
-        why = why_undefined(result, gate.path)
-        detail = f"metric {gate.path} is undefined (null)" + (f": {why}" if why else "")
-        return GateResult(expr=gate.expr, value=None, passed=False, message=f"FAIL {gate.expr}: {detail}")
-    failed = gate.holds(value)
-    status = "FAIL" if failed else "pass"
-    return GateResult(
-        expr=gate.expr,
-        value=value,
-        passed=not failed,
-        message=f"{status} {gate.expr}: value {format_number(value)}",
-    )
-
-
-def evaluate_gates(result: dict, exprs: list[str]) -> list[GateResult]:
-    """Evaluate `--fail-if` gates; every expression and path is checked before any is evaluated."""
-    gates = [parse_gate(e) for e in exprs]
-    valid = gateable_paths(result)
-    for g in gates:
-        if g.path not in valid:
-            raise unknown_path_error(g.path, valid)
-    return [evaluate_gate(result, g) for g in gates]
 
 
 # Parts of a result whose keys depend on the model or run (node names, stages, future slices).
@@ -434,23 +263,3 @@ def check_node_paths(paths: list[str], kink_names: list[str]) -> None:
     for path in paths:
         if path.startswith(_PER_NODE) and path not in valid:
             raise unknown_path_error(path, valid)
-
-
-def check_gates(exprs: list[str], compare: bool = False) -> list[Gate]:
-    """Parse every `--fail-if` and check its path against the schema; call before auditing."""
-    gates = [parse_gate(e) for e in exprs]
-    check_paths([g.path for g in gates], compare)
-    return gates
-
-
-def format_gate_line(g: GateResult) -> str:
-    """One line per gate for stderr, e.g. "FAIL density.summary.median > 200: value 231"."""
-    if g.message:
-        return " ".join(g.message.split())
-    status = "pass" if g.passed else "FAIL"
-    return f"{status} {g.expr}: value {format_number(g.value)}"
-
-
-def any_failed(gates: list[GateResult]) -> bool:
-    """The exit-code decision (coverage's `should_fail_under`): True -> exit code 1."""
-    return any(not g.passed for g in gates)
