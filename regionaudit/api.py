@@ -20,6 +20,7 @@ from regionaudit.analysis.stats import spearman, summary
 from regionaudit.errors import BadData, BadOption
 from regionaudit.files import load_array, sha256_of
 from regionaudit.importer import ImportedModel, import_model
+from regionaudit.slice_audit import measure_slice, slice_settings
 from regionaudit.result import (
     AuditResult,
     Density,
@@ -55,6 +56,14 @@ class Options:
     keep_knots: bool = False
     input_shape: tuple[int, ...] | None = None
     output_name: str | None = None
+    # --- 2-D slice (see slice_audit.py)
+    slice: bool = True
+    slice_points: str | None = None
+    slice_scale: float = 1.25
+    slice_box: tuple[float, float, float, float] | None = None
+    max_regions: int | None = 200_000
+    keep_polygons: bool = False
+    slice_color: str = "region"  # the picture only
 
 
 def load_model(model: str | Path | ImportedModel, opts: Options, check_rows: np.ndarray | None = None) -> ImportedModel:
@@ -149,6 +158,7 @@ def build_probes(
         if len(probes.loops) < opts.loops:
             probes.notes.append(f"--loops {opts.loops} asked for more loops than there are images: {len(probes.loops)} were measured.")
     probes.description = "; ".join(parts)
+    probes.rows = rows
     return probes
 
 
@@ -281,6 +291,7 @@ def audit(
     net = imported.network
     settings["device"] = str(net.device.type)
     probes = build_probes(net.input_shape, opts, data, points, segments, settings)
+    settings.update(slice_settings(opts))
     settings["synthetic"] = probes.synthetic
     settings["probes"] = probes.description
     notes: list[str] = list(probes.notes)
@@ -304,6 +315,14 @@ def audit(
     dists = boundary_distances(net, _to_tensor(probes.points), max_memory=opts.max_memory, progress=bar) if len(probes.points) else []
     timing["distance_s"] = time.perf_counter() - t0
 
+    # --- 2-D slice
+    slice_ = None
+    if opts.slice:
+        t0 = time.perf_counter()
+        slice_ = measure_slice(net, opts, probes.rows, probes.synthetic, notes)
+        timing["slice_s"] = time.perf_counter() - t0
+    # ---
+
     _check_finite(seg_density, path_density, seg_dev + path_dev, dists)
     notes += truncation_notes(seg_density, path_density, opts.max_knots)
     density = _density_section(seg_density, path_density, net.neurons, notes)
@@ -318,6 +337,7 @@ def audit(
         deviation=deviation,
         distance=distance,
         notes=notes,
+        slice=slice_,
         timing=timing,
     )
 

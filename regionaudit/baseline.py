@@ -42,15 +42,21 @@ PROBE_OPTIONS = (
     "max_knots",
     "input_shape",
     "output_name",
+    # the 2-D slice
+    "slice",
+    "slice_scale",
+    "slice_box",
+    "max_regions",
 )
 # ... and the recorded settings a baseline is checked against: the options and the probe files.
-PROBE_SETTINGS = PROBE_OPTIONS + ("data_sha256", "points_sha256", "segments_sha256")
+PROBE_SETTINGS = PROBE_OPTIONS + ("data_sha256", "points_sha256", "segments_sha256", "slice_points_sha256")
 
 # Settings whose command-line option is not simply "--" + the key with dashes.
 _OPTION_NAMES = {
     "data_sha256": "--data",
     "points_sha256": "--points",
     "segments_sha256": "--segments",
+    "slice_points_sha256": "--slice-points",
 }
 
 

@@ -62,6 +62,23 @@ def probe_options(f):
     return f
 
 
+def slice_options(f):
+    """The 2-D slice's options (the audit command only)."""
+    opts = [
+        click.option("--slice/--no-slice", "slice", default=None, help="Exact 2-D slice through three data points [on]."),
+        click.option("--slice-points", type=click.Path(dir_okay=False), help="The slice's three points, (3, *input_shape)."),
+        click.option("--slice-scale", type=click.FloatRange(0, 1e6, min_open=True), default=None, help="Half-width of the slice's square / circumradius [1.25]."),
+        click.option("--slice-box", type=float, nargs=4, default=None, metavar="XMIN XMAX YMIN YMAX", help="The slice's box, for models with a 2-D input [data range + 10%]."),
+        click.option("--max-regions", type=click.IntRange(min=1), default=None, help="Stop the slice's partition at this many regions (noted) [200000]."),
+        click.option("--keep-polygons", is_flag=True, help="Store every slice region's polygon in the JSON."),
+        click.option("--slice-color", type=click.Choice(["region", "class"]), default="region", show_default=True, help="Colour slice regions apart, or by predicted class."),
+        click.option("--slice-png", type=click.Path(dir_okay=False), help="Write the slice's picture: .png or .svg."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
 def output_options(f):
     opts = [
         click.option("-o", "--output", "output", type=click.Path(dir_okay=False), help="Report path: .html or .pdf."),
@@ -101,6 +118,7 @@ def _commands():
 @cli.command("audit", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model", type=click.Path(dir_okay=False))
 @probe_options
+@slice_options
 @output_options
 @click.option("--card", type=click.Path(dir_okay=False), help="Write a Markdown model-card section.")
 @click.option("--card-append", type=click.Path(dir_okay=False), help="Insert or replace the section in an existing model card.")

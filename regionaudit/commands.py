@@ -67,11 +67,17 @@ def _options(kw: dict) -> Options:
             raise BadOption(f"--{key.replace('_', '-')} must be >= 0, got {values[key]}")
     if values.get("max_knots") is not None and values["max_knots"] < 1:
         raise BadOption(f"--max-knots must be >= 1, got {values['max_knots']}")
+    if values.get("slice_box") is not None:
+        values["slice_box"] = tuple(float(v) for v in values["slice_box"])
     return Options(
         **values,
         device=kw.get("device") or "cpu",
         max_memory=parse_memory(kw.get("max_memory")),
         keep_knots=bool(kw.get("keep_knots")),
+        # --- 2-D slice
+        slice_points=kw.get("slice_points"),
+        keep_polygons=bool(kw.get("keep_polygons")),
+        slice_color=kw.get("slice_color") or "region",
     )
 
 
@@ -87,16 +93,17 @@ def _apply_baseline(kw: dict, baseline: dict) -> dict:
         kw[k] = merged.get(k)
     if kw["input_shape"] is not None:
         kw["input_shape"] = ",".join(map(str, kw["input_shape"]))
-    for key in ("data", "points", "segments"):
+    for key in ("data", "points", "segments", "slice_points"):
         recorded, digest = base.get(key), base.get(f"{key}_sha256")
+        opt = "--" + key.replace("_", "-")
         if kw.get(key) is not None:
             if digest is not None and sha256_of(kw[key]) != digest:
-                raise BadOption(f"--{key} {kw[key]} differs from the baseline's {key} file (sha256 {digest[:12]}…)")
+                raise BadOption(f"{opt} {kw[key]} differs from the baseline's {key} file (sha256 {digest[:12]}…)")
             if digest is None and recorded is None:
-                raise BadOption(f"--{key} was given but the baseline was measured without one")
+                raise BadOption(f"{opt} was given but the baseline was measured without one")
         elif recorded is not None:
             if not Path(recorded).is_file() or sha256_of(recorded) != digest:
-                raise BadOption(f"the baseline was measured on --{key} {recorded}; pass the same file with --{key}")
+                raise BadOption(f"the baseline was measured on {opt} {recorded}; pass the same file with {opt}")
             kw[key] = recorded
     return kw
 
@@ -125,7 +132,8 @@ def _evaluate_gates(result_dict: dict, kw: dict, baseline: dict | None) -> list:
 
 
 def _output_paths(kw: dict, report: Path | None) -> list:
-    return [p for p in (report, kw.get("json_out"), kw.get("card"), kw.get("card_append"), kw.get("junit")) if p]
+    outputs = (report, kw.get("json_out"), kw.get("card"), kw.get("card_append"), kw.get("junit"), kw.get("slice_png"))
+    return [p for p in outputs if p]
 
 
 def _check_outputs(kw: dict, report: Path | None) -> None:
@@ -138,6 +146,10 @@ def _check_outputs(kw: dict, report: Path | None) -> None:
         R.check_pdf_support()
     if kw.get("card_append"):
         R.read_card(kw["card_append"])
+    if kw.get("slice_png"):  # --- 2-D slice picture
+        from regionaudit.report.slice_plot import check_picture_path
+
+        check_picture_path(kw["slice_png"], kw.get("slice") is not False)
 
 
 def _rendered_outputs(result, kw: dict, report: Path | None) -> list[tuple[str, bytes, int | None]]:
@@ -161,6 +173,10 @@ def _rendered_outputs(result, kw: dict, report: Path | None) -> list[tuple[str, 
         out.append((kw["card_append"], *R.appended_card(result, kw["card_append"], _relative_link(report, kw["card_append"]))))
     if kw.get("junit"):
         out.append((kw["junit"], junit_xml(result.gates).encode("utf-8"), None))
+    if kw.get("slice_png") and not compare:  # --- 2-D slice picture
+        from regionaudit.report.slice_plot import standalone_picture
+
+        out.append((kw["slice_png"], standalone_picture(result.slice, kw["slice_png"]), None))
     return out
 
 
@@ -223,6 +239,10 @@ def _print_summary(result: AuditResult, written: list) -> None:
     )
     click.echo(f"  absolute deviation: median {_fmt(result.deviation.summary)}")
     click.echo(f"  boundary distance: median {_fmt(result.distance.summary)} over {len(result.distance.points)} points")
+    if result.slice is not None:  # --- 2-D slice
+        sl = result.slice
+        bound = " (lower bound: --max-regions reached)" if sl.truncated else ""
+        click.echo(f"  2-D slice: {sl.regions:,} regions{bound}, decision boundary length {sl.decision_boundary['length']:.4g}")
     for p in written:
         if p:
             click.echo(f"wrote {p}")
@@ -268,6 +288,7 @@ def run_compare(model_a: str, model_b: str, kw: dict) -> int:
     from regionaudit.paired import paired_measures
 
     gates = G.check_gates(list(kw.get("fail_if") or []), compare=True)
+    kw = {**kw, "slice": False}  # compare measures no 2-D slices
     opts = _options(kw)
     report = _report_path(kw, f"{Path(model_a).stem}-vs-{Path(model_b).stem}")
     _check_outputs(kw, report)

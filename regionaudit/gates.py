@@ -37,6 +37,7 @@ AUDIT_SUMMARIES = (
     "deviation.path_summary",
     "distance.summary",
     "distance.scaled_summary",
+    "slice.area",
 )
 # Summary fields of a compare JSON (besides those of its two audits under `a.` and `b.`).
 PAIRED_SUMMARIES = ("paired.density.summary", "paired.deviation.summary")
@@ -199,7 +200,11 @@ def schema_skeleton(compare: bool = False) -> dict:
         opset=0, producer="", input_name="", output_name="",
         validation={"max_abs_err": None, "max_rel_err": None},
     )
-    audit = AuditResult(model=model, settings={}, density=Density(), deviation=Deviation(), distance=Distance())
+    from regionaudit.slice_result import empty_slice
+
+    audit = AuditResult(
+        model=model, settings={}, density=Density(), deviation=Deviation(), distance=Distance(), slice=empty_slice()
+    )
     if not compare:
         return audit.to_dict()
     empty = PairedMeasure(differences=[], fraction_positive=None, summary=None)
@@ -240,8 +245,9 @@ def gateable_paths(result: dict | None) -> list[str]:
     seen = set(expanded)
     for summary in known:
         parent = summary.rsplit(".", 1)[0]
-        if _resolve(result, parent, missing=_MISSING) is _MISSING:
-            continue  # this part of the schema is absent altogether (e.g. an old or partial JSON)
+        node = _resolve(result, parent, missing=_MISSING)
+        if node is _MISSING or (node is None and parent.endswith("slice")):
+            continue  # absent from the schema, or a slice that was not computed  # this part of the schema is absent altogether (e.g. an old or partial JSON)
         missing = [f"{summary}.{k}" for k in SUMMARY_KEYS if f"{summary}.{k}" not in seen]
         if not missing:
             continue
@@ -396,8 +402,16 @@ def evaluate_gates(result: dict, exprs: list[str]) -> list[GateResult]:
 
 
 # Parts of a result whose keys depend on the model or run (node names, stages, future slices).
-_OPEN_PREFIXES = ("density.knots_per_layer.", "timing.", "model.validation.")
+_OPEN_PREFIXES = (
+    "density.knots_per_layer.",
+    "timing.",
+    "model.validation.",
+    "slice.boundary_length_per_layer.",
+    "slice.classes.",
+    "slice.box.",
+)
 _PER_NODE = "density.knots_per_layer."
+_SLICE_PER_NODE = "slice.boundary_length_per_layer."
 
 
 def could_exist(path: str, compare: bool = False) -> bool:
@@ -421,10 +435,11 @@ def check_paths(paths: list[str], compare: bool = False) -> None:
 def check_node_paths(paths: list[str], kink_names: list[str]) -> None:
     """Once the model is imported its kink nodes are known: a per-layer path naming another node
     is a usage error before the analysis runs, not after it."""
-    valid = [_PER_NODE + name for name in kink_names]
-    for path in paths:
-        if path.startswith(_PER_NODE) and path not in valid:
-            raise unknown_path_error(path, valid)
+    for prefix in (_PER_NODE, _SLICE_PER_NODE):
+        valid = [prefix + name for name in kink_names]
+        for path in paths:
+            if path.startswith(prefix) and path not in valid:
+                raise unknown_path_error(path, valid)
 
 
 def check_gates(exprs: list[str], compare: bool = False) -> list[Gate]:

@@ -38,6 +38,7 @@ class Probes:
     synthetic: bool = False
     description: str = ""
     notes: list[str] = field(default_factory=list)
+    rows: np.ndarray | None = None  # the data (or synthetic) rows the probes came from
 
 
 def as_rows(arr: np.ndarray, input_shape: tuple[int, ...], what: str) -> np.ndarray:

@@ -11,6 +11,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from regionaudit import __version__
+from regionaudit.slice_result import SliceResult
 
 SCHEMA = 1
 
@@ -123,7 +124,7 @@ class AuditResult(_JsonDocument):
     deviation: Deviation
     distance: Distance
     notes: list[str] = field(default_factory=list)
-    slice: dict | None = None
+    slice: SliceResult | None = None
     gates: list[GateResult] = field(default_factory=list)
     timing: dict = field(default_factory=dict)
     regionaudit: str = __version__
@@ -153,7 +154,7 @@ class AuditResult(_JsonDocument):
             ),
             distance=Distance(**{**distance, "points": [PointDistance(**p) for p in distance["points"]]}),
             notes=d.get("notes", []),
-            slice=d.get("slice"),
+            slice=SliceResult.from_dict(d["slice"]) if isinstance(d.get("slice"), dict) else None,
             gates=[GateResult(**g) for g in d.get("gates", [])],
             timing=d.get("timing", {}),
             regionaudit=d.get("regionaudit", __version__),

@@ -328,20 +328,10 @@ def audit_plots(result: AuditResult) -> list[Plot]:
             NO_SEGMENTS if not d.segments else "No knots were recorded.",
         )
     )
-    if result.slice is not None:
-        sl = result.slice
-        polygons, count = sl.get("polygons"), sl.get("count")
-        title = "2-D slice" + (f": {count:,} regions" if isinstance(count, int) else "")
-        out.append(
-            Plot(
-                "slice",
-                "2-D slice",
-                "Activation regions on a plane through three probe points (Hanin & Rolnick 2019a, Fig. 1); "
-                "each region is one colour.",
-                plots.slice_picture("slice", polygons, sl.get("points"), title),
-                "The slice has no polygons to draw" + (f" ({count:,} regions counted)." if isinstance(count, int) else "."),
-            )
-        )
+    if result.slice is not None:  # --- 2-D slice
+        from regionaudit.report.slice_plot import report_svg
+
+        out.append(slice_plot_record(result, report_svg(result.slice)))
     return out
 
 
@@ -368,12 +358,41 @@ def audit_context(result: AuditResult) -> dict:
     }
 
 
-def _slice_facts(sl: dict | None) -> list[tuple[str, str]]:
+def slice_plot_record(result: AuditResult, svg: str | None) -> Plot:
+    sl = result.slice
+    where = "the model's input plane" if "xmin" in sl.box else "the plane through three data points" if sl.source == "data" else (
+        "the plane through three synthetic Gaussian points" if sl.source == "synthetic" else "the plane through the three given points"
+    )
+    caption = (
+        f"Every activation region of {where}, computed exactly (Hanin & Rolnick 2019a, Fig. 1): each "
+        "filled polygon is one region where the network is affine; thin lines are region boundaries, "
+        "coloured by the layer that made them; the thick black line is the decision boundary, where the "
+        "predicted class changes; the marked points p0, p1, p2 carry their predicted class."
+    )
+    empty = f"The picture needs the polygons, which this result does not hold ({sl.regions:,} regions counted)."
+    return Plot("slice", "2-D slice", caption, svg, empty)
+
+
+def _slice_facts(sl) -> list[tuple[str, str]]:
+    """The slice's numbers beside its picture."""
     if sl is None:
         return []
-    return [(str(k), F.value(v)) for k, v in sl.items() if k not in ("polygons", "areas", "points")] + (
-        [("polygons", F.count(len(sl["polygons"])))] if isinstance(sl.get("polygons"), list) else []
-    )
+    rows = [
+        ("Regions", F.count(sl.regions) + (" (lower bound: --max-regions reached)" if sl.truncated else "")),
+        ("Regions per unit area", F.num(sl.regions_per_unit_area, 3)),
+        ("Median region area", F.num(median(sl.area), 3)),
+        ("Boundary length", F.num(sl.boundary_length, 4)),
+    ]
+    rows += [(f"  made by {name}", F.num(v, 4)) for name, v in sl.boundary_length_per_layer.items()]
+    rows += [
+        ("Decision boundary", f"{F.num(sl.decision_boundary.get('length'), 4)} long, {F.count(sl.decision_boundary.get('pieces'))} pieces"),
+        ("Regions per predicted class", ", ".join(f"{k}: {F.count(v)}" for k, v in sorted(sl.classes.items(), key=lambda kv: int(kv[0])))),
+    ]
+    if "half_width" in sl.box:
+        rows.append(("Square half-width", F.num(sl.box.get("half_width"), 4)))
+    else:
+        rows.append(("Box", f"x {F.num(sl.box['xmin'], 3)} … {F.num(sl.box['xmax'], 3)}, y {F.num(sl.box['ymin'], 3)} … {F.num(sl.box['ymax'], 3)}"))
+    return rows
 
 
 # --- compare ---------------------------------------------------------------------------------
