@@ -45,6 +45,11 @@ SETTINGS = {
     "data_sha256": "a" * 64,
     "points_sha256": None,
     "segments_sha256": None,
+    "slice": True,
+    "slice_scale": 1.25,
+    "slice_box": None,
+    "max_regions": 200000,
+    "slice_points_sha256": None,
 }
 
 
