@@ -46,7 +46,7 @@ def _region_colors(n: int) -> np.ndarray:
 def _class_colors(n_classes: int) -> np.ndarray:
     base = mpl.colormaps["tab10" if n_classes <= 10 else "tab20"]
     rgb = np.asarray([base(k % base.N)[:3] for k in range(max(n_classes, 1))])
-    return 0.55 * rgb + 0.45  # light tints: the boundaries stay readable on top
+    return 0.4 * rgb + 0.6  # light tints: the boundaries stay readable on top
 
 
 def _layer_colors(n: int) -> np.ndarray:
@@ -111,8 +111,9 @@ def draw(fig: Figure, sl: SliceResult, d: SliceDrawing) -> None:
         ax.set_ylabel("e2")
     ax.set_title(plots.plain(_title(sl)))
     if handles:
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7.5, title="boundary made by",
-                  title_fontsize=7.5, frameon=False)
+        # a figure legend "outside": the constrained layout makes room for it
+        fig.legend(handles=handles, loc="outside right upper", fontsize=7.5, title="boundary made by",
+                   title_fontsize=7.5, frameon=False)
 
 
 def _short(s: str, n: int = 28) -> str:
