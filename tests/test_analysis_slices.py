@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -229,3 +230,53 @@ def test_plane_through_three_points_is_the_circumcentre_square():
     assert np.allclose(radii, radii[0])  # the origin is the circumcentre
     assert half == pytest.approx(1.25 * radii[0])
     assert plane.box == (-half, half, -half, half)
+
+
+def crossed(polys: list[np.ndarray], a: np.ndarray, b: np.ndarray) -> int:
+    """How many polygons the segment a -> b passes through over a positive length."""
+    d = b - a
+    count = 0
+    for p in polys:
+        e = np.roll(p, -1, 0) - p
+        g0 = e[:, 0] * (a[1] - p[:, 1]) - e[:, 1] * (a[0] - p[:, 0])  # inside: g0 + t g1 >= 0
+        g1 = e[:, 0] * d[1] - e[:, 1] * d[0]
+        if ((g1 == 0) & (g0 < 0)).any():
+            continue
+        t = -g0 / np.where(g1 == 0, 1.0, g1)
+        lo = max(0.0, t[g1 > 0].max(initial=0.0))
+        hi = min(1.0, t[g1 < 0].min(initial=1.0))
+        count += hi - lo > 1e-12
+    return count
+
+
+def _agrees_with_the_1d_analysis(net, plane: Plane, seed: int) -> None:
+    from regionaudit.analysis.density import trace_segments
+
+    part = partition_plane(net, plane)
+    polys = part.vertices()
+    rng = np.random.default_rng(seed)
+    umin, umax, vmin, vmax = plane.box
+    a = np.stack([rng.uniform(umin, umax, 6), rng.uniform(vmin, vmax, 6)], 1)
+    b = np.stack([rng.uniform(umin, umax, 6), rng.uniform(vmin, vmax, 6)], 1)
+    traces = trace_segments(net, plane.points(a), plane.points(b))
+    assert [crossed(polys, p, q) for p, q in zip(a, b)] == [t.regions for t in traces]
+
+
+@pytest.mark.parametrize("kind", ["cnn_max", "resnet", "cnn_concat", "prelu"])
+def test_segments_in_the_plane_cross_as_many_regions_as_the_1d_analysis_counts(kind):
+    net = nf.make(kind, 5)
+    _agrees_with_the_1d_analysis(net, random_plane(net, 5), 5)
+
+
+REALMODELS = Path(__file__).resolve().parents[2] / "shared" / "realmodels"
+
+
+@pytest.mark.skipif(not (REALMODELS / "tllbench_n2_N8_inst0_0.onnx").is_file(), reason="../shared/realmodels is absent")
+def test_two_level_lattice_net_whose_zero_units_are_rounding_noise():
+    """Units that are zero in theory come out as +-1e-16 noise: the rounding floor keeps them from
+    cutting, and the regions agree with the 1-D analysis along segments."""
+    from regionaudit.importer import import_model
+
+    net = import_model(str(REALMODELS / "tllbench_n2_N8_inst0_0.onnx")).network
+    plane = Plane(torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64), (-2.0, 2.0, -2.0, 2.0))
+    _agrees_with_the_1d_analysis(net, plane, 0)
