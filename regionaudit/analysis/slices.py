@@ -260,6 +260,30 @@ def cell_split(
     return pieces, origin, torch.tensor(work)
 
 
+def halve(
+    polys: Polygons, parent: torch.Tensor, lines: torch.Tensor, floor: torch.Tensor, label: int
+) -> tuple[Polygons, torch.Tensor, int]:
+    """Split each polygon cut by its line (N, 3) into its two sides: the ReLU-type case of
+    `cell_split` (candidates z and 0) without the candidate axis."""
+    s = _values_at(lines, polys.verts)
+    valid = polys.valid()
+    cls = _classify(s, floor)
+    cut = ((cls > 0) & valid).any(1) & ((cls < 0) & valid).any(1)
+    work = s.numel()
+    if not bool(cut.any()):
+        return polys, parent, work
+    idx = cut.nonzero().flatten()
+    keep = (~cut).nonzero().flatten()
+    sub = polys.take(idx)
+    ss = s[idx, : sub.verts.shape[1]]
+    fl = floor[idx]
+    pos, _ = clip(sub, ss, fl, label)
+    neg, _ = clip(sub, -ss, fl, label)
+    work += 2 * ss.numel()
+    out = Polygons.cat([polys.take(keep), pos, neg])
+    return out, torch.cat([parent[keep], parent[idx], parent[idx]]), work
+
+
 # ----------------------------------------------------------------------------------------------
 # the partition
 
@@ -434,14 +458,13 @@ class _Partitioner:
         floor = batch.mag * self.tol
         n = len(batch.polys)
         parent = torch.arange(n, device=floor.device)
+        relu = isinstance(node, LeakyRelu)
+        coef = self._coefficients(i, z)
         if self.truncated:
             return batch.polys, parent
-        coef = self._coefficients(i, z)
-        active = ~self._winners(batch.polys, coef, floor, isinstance(node, LeakyRelu)).any(-1)
+        active = ~self._winners(batch.polys, coef, floor, relu).any(-1)
         p_idx, g_idx = active.nonzero(as_tuple=True)
         groups = coef[p_idx, :, g_idx].transpose(1, 2)  # (G, k, 3) in (polygon, unit) order
-        if isinstance(node, LeakyRelu):
-            groups = torch.cat([groups, torch.zeros_like(groups)], 1)  # candidates (z, 0)
         n_groups = torch.bincount(p_idx, minlength=n)
         start = torch.cumsum(n_groups, 0) - n_groups
         done_polys: list[Polygons] = []
@@ -458,8 +481,11 @@ class _Partitioner:
                 polys, parent = polys.take(keep), parent[keep]
             before = len(polys)
             g = start[parent] + r
-            polys, origin, work = cell_split(polys, groups[g], floor[parent], i)
-            parent = parent[origin]
+            if relu:
+                polys, parent, work = halve(polys, parent, groups[g, 0], floor[parent], i)
+            else:
+                polys, origin, work = cell_split(polys, groups[g], floor[parent], i)
+                parent = parent[origin]
             self.work += int(work)
             self.live += len(polys) - before
             if self.max_regions is not None and self.live > self.max_regions:
@@ -473,6 +499,25 @@ class _Partitioner:
         self.lengths[node.name] += float(grown) / 2
         return children, parent
 
+    def _relu_mask(self, polys: Polygons, z: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
+        """(P, U) bool: z >= -floor at every vertex of each child (the rule `_winners` applies).
+
+        No unit of this node cuts a child any more, so each unit lies on one side of it, up to the
+        floor: the value at the vertex mean (an interior point) decides wherever it is beyond the
+        floor; only the rest is read at every vertex."""
+        p = z.shape[0]
+        coef = z.reshape(p, 3, -1)
+        valid = polys.valid()
+        mean = (polys.verts * valid[..., None]).sum(1) / polys.counts.clamp(min=1)[:, None]
+        h = torch.cat([torch.ones_like(mean[:, :1]), mean], 1)[:, None, :]  # (P, 1, 3)
+        zm = torch.bmm(h, coef)[:, 0]  # (P, U)
+        on = zm > 0
+        c, u = (zm.abs() <= floor[:, None]).nonzero(as_tuple=True)
+        if c.numel():
+            s = _values_at(coef[c, :, u], polys.verts[c])
+            on[c, u] = ((s >= -floor[c, None]) | ~valid[c]).all(1)
+        return on
+
     def _kink(self, i: int, batch: _Batch, polys: Polygons, parent: torch.Tensor) -> _Batch:
         """The children's values: every live tensor gathered from the parent, then the kink applied
         with the mask (or window winners) that holds on the whole child."""
@@ -481,16 +526,16 @@ class _Partitioner:
         mag = batch.mag[parent]
         floor = mag * self.tol
         z = values[node.inputs[0]]
-        coef = self._coefficients(i, z)  # (P, 3, G, k)
-        win = self._winners(polys, coef, floor, isinstance(node, LeakyRelu))
-        # the first candidate that is the maximum on the whole child (argmax's tie rule)
-        pick = win.to(torch.uint8).argmax(-1)  # (P, G)
         p = z.shape[0]
         if isinstance(node, LeakyRelu):
-            on = win[..., 0].reshape(p, *z.shape[2:])
+            on = self._relu_mask(polys, z, floor).reshape(p, *z.shape[2:])
             out = torch.where(on[:, None], z, node.slope * z)
             pattern = _pack(on.reshape(p, -1))
         else:
+            coef = self._coefficients(i, z)  # (P, 3, G, k)
+            win = self._winners(polys, coef, floor, False)
+            # the first candidate that is the maximum on the whole child (argmax's tie rule)
+            pick = win.to(torch.uint8).argmax(-1)  # (P, G)
             idx = pick[:, None, :, None].expand(-1, 3, -1, 1)
             out = coef.gather(3, idx)[..., 0].reshape(p, 3, *node.shape)
             pattern = pick.to(torch.uint8 if coef.shape[3] <= 256 else torch.int16).reshape(p, -1)
