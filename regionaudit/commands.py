@@ -211,6 +211,8 @@ def run_audit(model: str, kw: dict) -> int:
     _check_outputs(kw, report)
     imported = load_model(model, _options(kw), check_rows(kw.get("data")))
     G.check_node_paths([g.path for g in gates] + [b.path for b in bounds], imported.network.kink_names)
+    if kw.get("slice") is False and any(p.startswith("slice.") for p in [g.path for g in gates] + [b.path for b in bounds]):
+        raise BadOption("a gate names a slice.* metric, but --no-slice turns the 2-D slice off")
     result = _run_audit_only(model, kw, imported)
     result.gates = _evaluate_gates(result.to_dict(), kw, baseline)
     code = _finish(result, kw, report)

@@ -124,6 +124,8 @@ def test_no_slice_and_synthetic_slice(tmp_path, capsys):
         (["--slice-box", 0, 1, 0, 1], "--slice-box applies to models with a 2-D input"),
         (["--slice-points", "collinear.npy"], "collinear"),
         (["--slice-points", "four.npy"], "exactly 3 points"),
+        (["--no-slice", "--fail-if", "slice.regions > 3"], "--no-slice turns the 2-D slice off"),
+        (["--fail-if", "slice.boundary_length_per_layer.nope > 3"], "unknown metric path"),
     ],
 )
 def test_bad_slice_options_are_usage_errors(tmp_path, capsys, monkeypatch, extra, message):
