@@ -130,7 +130,7 @@ def test_every_plot_is_inline_svg(sample_html):
         "distance-hist": "Distance to nearest boundary",
         "scaled-distance-hist": "Distance × neurons",
         "knots-per-layer": "Knots per layer",
-        "slice": "2-D slice: 49 regions, decision boundary length 2",
+        "slice": "2-D slice: 49 regions",
     }
     for svg in svgs:
         root = ET.fromstring(svg)  # each SVG is well-formed XML on its own

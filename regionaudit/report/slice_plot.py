@@ -55,8 +55,7 @@ def _layer_colors(n: int) -> np.ndarray:
 
 
 def _title(sl: SliceResult) -> str:
-    count = f"{sl.regions:,} regions" + (" (lower bound)" if sl.truncated else "")
-    return f"2-D slice: {count}, decision boundary length {sl.decision_boundary['length']:.3g}"
+    return f"2-D slice: {sl.regions:,} regions" + (" (a lower bound)" if sl.truncated else "")
 
 
 def draw(fig: Figure, sl: SliceResult, d: SliceDrawing) -> None:
@@ -89,7 +88,9 @@ def draw(fig: Figure, sl: SliceResult, d: SliceDrawing) -> None:
         ax.add_collection(lines)
     if len(d.decision):
         ax.add_collection(LineCollection(d.decision, colors="black", linewidths=1.8, capstyle="round", zorder=3))
-        handles.append(Line2D([], [], color="black", lw=1.8, label="decision boundary"))
+        length = sl.decision_boundary.get("length")
+        label = "decision boundary" + (f"\n(length {length:.3g})" if length is not None else "")
+        handles.append(Line2D([], [], color="black", lw=1.8, label=label))
     for k, ((u, v), c) in enumerate(zip(d.points, d.point_classes)):
         ax.scatter([u], [v], s=46, marker=MARKERS[k % 3], color="white", edgecolors="black", linewidths=1.3, zorder=4)
         ax.annotate(
