@@ -18,6 +18,7 @@ from regionaudit.analysis.deviation import absolute_deviation, deviation_norm
 from regionaudit.analysis.distance import boundary_distances
 from regionaudit.analysis.stats import spearman, summary
 from regionaudit.errors import BadData, BadOption
+from regionaudit.estimate import estimate, long_run_message
 from regionaudit.files import load_array, sha256_of
 from regionaudit.importer import ImportedModel, import_model
 from regionaudit.slice_audit import measure_slice, slice_settings
@@ -48,7 +49,8 @@ class Options:
     loops: int = 0
     loop_radius: float = 2.0
     loop_steps: int = 16
-    layout: str = "chw"
+    layout: str = "chw"  # the model's image layout
+    data_layout: str = "chw"  # the layout of the arrays in data, points and segments files
     dtype: str = "float64"
     device: str = "cpu"
     max_knots: int | None = None
@@ -89,10 +91,16 @@ def check_rows(data: str | Path | None) -> np.ndarray | None:
     return rows if rows is not None and rows.ndim >= 2 else None  # probes.as_rows explains a bad shape
 
 
-def _file_setting(settings: dict, key: str, path: str | Path | None) -> np.ndarray | None:
+def _file_setting(settings: dict, key: str, path: str | Path | None, notes: list[str]) -> np.ndarray | None:
     settings[key] = None if path is None else str(path)
     settings[f"{key}_sha256"] = None if path is None else sha256_of(path)
-    return None if path is None else load_array(path, key)
+    if path is None:
+        return None
+    arr = load_array(path, key, as_float=False)
+    warning = P.suspicious(arr, f"{key} file {path}", lead=2 if key == "segments" else 1)
+    if warning:
+        notes.append(warning)
+    return arr.astype(np.float64, copy=False)
 
 
 def build_probes(
@@ -108,16 +116,26 @@ def build_probes(
     Explicit `--segments` / `--points` keep their file order and take the place of what data rows
     would give; an option that ends up unused is recorded as null, so the settings say what ran.
     """
-    rows = _file_setting(settings, "data", data)
-    pts = _file_setting(settings, "points", points)
-    segs = _file_setting(settings, "segments", segments)
+    for name, value in (("--layout", opts.layout), ("--data-layout", opts.data_layout)):
+        if value not in P.LAYOUTS:
+            raise BadOption(f"{name} must be chw or hwc, got {value!r}")
+    warnings: list[str] = []
+    rows = _file_setting(settings, "data", data, warnings)
+    pts = _file_setting(settings, "points", points, warnings)
+    segs = _file_setting(settings, "segments", segments, warnings)
     for arr, what in ((rows, "data"), (pts, "points"), (segs, "segments")):
         if arr is not None:
             P.check_size(arr, what)
     synthetic = rows is None and pts is None and segs is None
+    if synthetic:
+        settings["data_layout"] = None  # no array was read, so the layout of arrays changed nothing
+        if not opts.loops:
+            settings["layout"] = None
     source = "data"
+    notes: list[str] = []
+    layouts = (opts.data_layout, opts.layout)
     if rows is not None:
-        rows = P.as_rows(rows, input_shape, "data")
+        rows = P.as_rows(rows, input_shape, "data", *layouts, notes)
         settings["data_rows"] = len(rows)
     elif synthetic:
         rows = P.synthetic_rows(input_shape, max(SYNTHETIC_ROWS, opts.max_points), opts.seed)
@@ -126,7 +144,7 @@ def build_probes(
     parts: list[str] = []
 
     if segs is not None:
-        pair = P.as_segments(segs, input_shape)
+        pair = P.as_segments(segs, input_shape, *layouts, notes)
         parts.append(f"{len(pair[0])} segments from {segments}")
     elif rows is not None:
         i, j = P.random_pairs(len(rows), opts.pairs, opts.seed)
@@ -138,7 +156,7 @@ def build_probes(
         settings["pairs"] = None
 
     if pts is not None:
-        at = P.as_rows(pts, input_shape, "points")
+        at = P.as_rows(pts, input_shape, "points", *layouts, notes)
         parts.append(f"{len(at)} points from {points}")
         settings["max_points"] = None
     elif rows is not None:
@@ -148,7 +166,7 @@ def build_probes(
         at = none
         settings["max_points"] = None
 
-    probes = P.Probes(segments=pair, points=at, synthetic=synthetic)
+    probes = P.Probes(segments=pair, points=at, synthetic=synthetic, notes=notes, warnings=warnings)
     if opts.loops:
         images = rows if rows is not None else at
         if not len(images):
@@ -262,15 +280,22 @@ def audit(
     segments: str | Path | None = None,
     options: Options | None = None,
     progress=None,
+    warn=None,
+    notify=None,
+    clock=time.perf_counter,
     **kwargs,
 ) -> AuditResult:
     """Measure density, deviation and boundary distance of `model` on probes; see DESIGN.md.
 
     `options` (or keyword arguments named like its fields) set seeds, probe counts and precision;
-    `progress`, if given, is called as progress(stage, total) and returns a callable(n) or None.
+    `progress`, if given, is called as progress(stage, total) and returns a callable(n) or None;
+    `warn`, if given, is called with each note that should reach the user before the analysis runs
+    (data that looks unscaled, an option that has no effect). Those notes are in the result too.
+    `notify`, if given, is called with one line when the audit is estimated to take long
+    (regionaudit.estimate); `clock` times the stages and that estimate.
     """
     opts = options or Options(**kwargs)
-    t_start = time.perf_counter()
+    t_start = clock()
     timing: dict[str, float] = {}
     settings: dict = {
         "seed": opts.seed,
@@ -279,7 +304,9 @@ def audit(
         "loops": opts.loops,
         "loop_radius": opts.loop_radius if opts.loops else None,
         "loop_steps": opts.loop_steps if opts.loops else None,
-        "layout": opts.layout if opts.loops else None,
+        # the model's layout matters for loops, and for files in another layout (they are transposed)
+        "layout": opts.layout if opts.loops or opts.data_layout != opts.layout else None,
+        "data_layout": opts.data_layout,
         "dtype": opts.dtype,
         "device": opts.device,
         "max_knots": opts.max_knots,
@@ -294,26 +321,37 @@ def audit(
     settings.update(slice_settings(opts))
     settings["synthetic"] = probes.synthetic
     settings["probes"] = probes.description
-    notes: list[str] = list(probes.notes)
+    notes: list[str] = list(probes.warnings) + list(probes.notes)
     if probes.synthetic:
         notes.append("No data was given: probes are seeded standard Gaussian inputs, not the model's data.")
     else:
-        notes.append("Data is used as given: it must already be in the model's input scale and layout.")
+        layout = f" (image arrays read as {opts.data_layout}, --data-layout)" if len(net.input_shape) == 3 else ""
+        notes.append(f"Data is used as given{layout}: it must already be in the model's input scale.")
 
-    t0 = time.perf_counter()
     a, b = probes.segments
     lengths = _lengths(a, b)
+    for message in probes.warnings if warn is not None else []:  # after the checks that refuse data
+        warn(message)
+    seg_a, seg_b, at = _to_tensor(a), _to_tensor(b), _to_tensor(probes.points)
+    if notify is not None:
+        loop_edges = sum(len(loop.vertices) for loop in probes.loops)
+        est = estimate(net, (seg_a, seg_b), loop_edges, at, opts.max_knots, opts.max_memory, clock)
+        message = long_run_message(est, settings["pairs"] is not None, settings["max_points"] is not None, opts.dtype, settings["device"])
+        if message:
+            notify(message)
+
+    t0 = clock()
     bar = progress("segments", len(a)) if progress else None
-    traces = trace_segments(net, _to_tensor(a), _to_tensor(b), max_knots=opts.max_knots, max_memory=opts.max_memory, progress=bar)
+    traces = trace_segments(net, seg_a, seg_b, max_knots=opts.max_knots, max_memory=opts.max_memory, progress=bar)
     seg_density, seg_dev = _segment_records(traces, lengths, opts.keep_knots)
     bar = progress("loops", len(probes.loops)) if progress and probes.loops else None
     path_density, path_dev = _loop_records(net, probes.loops, opts, bar)
-    timing["density_s"] = time.perf_counter() - t0
+    timing["density_s"] = clock() - t0
 
-    t0 = time.perf_counter()
+    t0 = clock()
     bar = progress("points", len(probes.points)) if progress else None
-    dists = boundary_distances(net, _to_tensor(probes.points), max_memory=opts.max_memory, progress=bar) if len(probes.points) else []
-    timing["distance_s"] = time.perf_counter() - t0
+    dists = boundary_distances(net, at, max_memory=opts.max_memory, progress=bar) if len(probes.points) else []
+    timing["distance_s"] = clock() - t0
 
     # --- 2-D slice
     slice_ = None
@@ -329,7 +367,7 @@ def audit(
     deviation = _deviation_section(seg_dev, path_dev, seg_density, notes)
     distance = _distance_section(dists, net.neurons, notes)
     # a model imported before the call (the CLI does, to check gate paths first) still counts
-    timing["total_s"] = time.perf_counter() - t_start + (imported.import_s if isinstance(model, ImportedModel) else 0.0)
+    timing["total_s"] = clock() - t_start + (imported.import_s if isinstance(model, ImportedModel) else 0.0)
     return AuditResult(
         model=model_info(imported),
         settings=settings,

@@ -38,6 +38,7 @@ PROBE_OPTIONS = (
     "loop_radius",
     "loop_steps",
     "layout",
+    "data_layout",
     "dtype",
     "max_knots",
     "input_shape",

@@ -8,7 +8,9 @@ atomically.
 from __future__ import annotations
 
 import json
+import math
 import os
+import time
 from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
@@ -27,10 +29,13 @@ from regionaudit.baseline import (
 )
 from regionaudit.errors import BadOption
 from regionaudit.files import check_writable, sha256_of, write_bytes, write_text
-from regionaudit.progress import Progress
+from regionaudit.importer.refusal import Refusal
+from regionaudit.progress import Progress, say
 from regionaudit.result import SCHEMA, AuditResult, CompareResult
 
-# options that define the probes and precision; a baseline fills the ones not given
+CLOCK = time.perf_counter  # times the stages and the long-run estimate; tests put a fake clock here
+
+
 def parse_shape(value: str | None) -> tuple[int, ...] | None:
     if value is None:
         return None
@@ -108,20 +113,69 @@ def _apply_baseline(kw: dict, baseline: dict) -> dict:
     return kw
 
 
-def _run_audit_only(model, kw, imported=None):
+def unused_options(kw: dict) -> list[str]:
+    """A sentence for each option given that has no effect with the probes given: a person who
+    typed it expects it to matter, so it is said rather than silently ignored."""
+    given = {k: v for k, v in kw.items() if v is not None}
+    files = [k for k in ("data", "points", "segments") if k in given]
+    loops = bool(given.get("loops"))
+    out = []
+    if "pairs" in given and ("segments" in given or ("data" not in given and "points" in given)):
+        why = "--segments gives the segments" if "segments" in given else "--points alone gives no data rows to pair"
+        out.append(f"--pairs {given['pairs']} has no effect: {why}.")
+    if "max_points" in given and ("points" in given or ("data" not in given and "segments" in given)):
+        why = "--points gives the points" if "points" in given else "--segments alone gives no data rows for points"
+        out.append(f"--max-points {given['max_points']} has no effect: {why}.")
+    for key in ("loop_radius", "loop_steps"):
+        if key in given and not loops:
+            out.append(f"--{key.replace('_', '-')} {given[key]} has no effect without --loops.")
+    if "layout" in given and not loops and (not files or given.get("data_layout", "chw") == given["layout"]):
+        out.append(f"--layout {given['layout']} has no effect: there are no --loops and no arrays in another --data-layout.")
+    if "data_layout" in given and not files:
+        out.append(f"--data-layout {given['data_layout']} has no effect: no --data, --points or --segments file was given.")
+    return out
+
+
+def _say_unused(kw: dict) -> list[str]:
+    notes = unused_options(kw)
+    for note in notes:
+        click.echo(f"regionaudit: note: {note}", err=True)
+    return notes
+
+
+def _run_audit_only(model, kw, imported=None, unused: list[str] | None = None):
+    quiet = bool(kw.get("quiet"))
     with ExitStack() as bars:
 
         def progress(stage: str, total: int):
-            return bars.enter_context(Progress(total, stage)).update
+            return bars.enter_context(Progress(total, stage, clock=CLOCK)).update
 
-        return audit(
+        result = audit(
             imported if imported is not None else model,
             data=kw.get("data"),
             points=kw.get("points"),
             segments=kw.get("segments"),
             options=_options(kw),
-            progress=None if kw.get("quiet") else progress,
+            progress=None if quiet else progress,
+            warn=_warn,
+            notify=None if quiet else _notify,
+            clock=CLOCK,
         )
+        result.notes.extend(unused or [])
+        return result
+
+
+def _notify(message: str) -> None:
+    click.echo(f"regionaudit: {message}", err=True)
+
+
+def _importing(model: str, kw: dict) -> None:
+    if not kw.get("quiet"):
+        say(f"importing {model} and checking it against onnxruntime...")
+
+
+def _warn(message: str) -> None:
+    click.echo(f"regionaudit: warning: {message}", err=True)
 
 
 def _evaluate_gates(result_dict: dict, kw: dict, baseline: dict | None) -> list:
@@ -161,9 +215,11 @@ def _rendered_outputs(result, kw: dict, report: Path | None) -> list[tuple[str, 
     compare = isinstance(result, CompareResult)
     out: list[tuple[str, bytes, int | None]] = []
     if report is not None:
-        html = (R.render_compare_html if compare else R.render_html)(result)
+        started = CLOCK()
+        html = (R.render_compare_html if compare else R.render_html)(result, clock=CLOCK)
         data = R.html_to_pdf(html) if report.suffix.lower() == ".pdf" else html.encode("utf-8")
         out.append((str(report), data, None))
+        result.timing["report_s"] = CLOCK() - started  # in the JSON, the PDF conversion included
     if kw.get("json_out"):
         out.append((kw["json_out"], (result.to_json() + "\n").encode("utf-8"), None))
     if kw.get("card"):
@@ -209,11 +265,13 @@ def run_audit(model: str, kw: dict) -> int:
     bounds = check_increases(list(kw.get("max_increase") or []), baseline)
     report = _report_path(kw, Path(model).stem)
     _check_outputs(kw, report)
+    unused = _say_unused(kw)
+    _importing(model, kw)
     imported = load_model(model, _options(kw), check_rows(kw.get("data")))
     G.check_node_paths([g.path for g in gates] + [b.path for b in bounds], imported.network.kink_names)
     if kw.get("slice") is False and any(p.startswith("slice.") for p in [g.path for g in gates] + [b.path for b in bounds]):
         raise BadOption("a gate names a slice.* metric, but --no-slice turns the 2-D slice off")
-    result = _run_audit_only(model, kw, imported)
+    result = _run_audit_only(model, kw, imported, unused)
     result.gates = _evaluate_gates(result.to_dict(), kw, baseline)
     code = _finish(result, kw, report)
     _print_summary(result, _output_paths(kw, report))
@@ -235,6 +293,8 @@ def _fmt(summary: dict | None, key: str = "median", spec: str = ".4g") -> str:
 
 def _print_summary(result: AuditResult, written: list) -> None:
     m = result.model
+    if result.settings.get("synthetic"):
+        click.echo("SYNTHETIC PROBES: no data was given; every number below is measured at seeded Gaussian points, not real inputs (pass --data)")
     click.echo(f"{m.path}: input {tuple(m.input_shape)}, {m.neurons} ReLU units, {m.params} parameters")
     click.echo(
         f"  regions per segment: median {_fmt(result.density.summary)} over {len(result.density.segments)} segments"
@@ -251,7 +311,15 @@ def _print_summary(result: AuditResult, written: list) -> None:
 
 
 def run_inspect(model: str, json_out: str | None, input_shape, output_name) -> int:
-    imported = load_model(model, Options(input_shape=parse_shape(input_shape), output_name=output_name))
+    _importing(model, {})
+    try:
+        imported = load_model(model, Options(input_shape=parse_shape(input_shape), output_name=output_name))
+    except Refusal as exc:  # the JSON holds every refused node; stderr gets the one line
+        if json_out:
+            payload = {"regionaudit": __version__, "schema": SCHEMA, "model": {"path": model},
+                       "refusal": exc.to_dict()}
+            write_text(json_out, json.dumps(payload, indent=2, allow_nan=False) + "\n")
+        raise
     info = model_info(imported)
     if json_out:
         payload = {"regionaudit": __version__, "schema": SCHEMA, "model": asdict(info)}
@@ -295,17 +363,21 @@ def run_compare(model_a: str, model_b: str, kw: dict) -> int:
     report = _report_path(kw, f"{Path(model_a).stem}-vs-{Path(model_b).stem}")
     _check_outputs(kw, report)
     rows = check_rows(kw.get("data"))
-    imp_a, imp_b = load_model(model_a, opts, rows), load_model(model_b, opts, rows)
-    if imp_a.network.input_shape != imp_b.network.input_shape:
-        raise BadOption(
-            f"cannot compare: {model_a} takes inputs of shape {imp_a.network.input_shape}, "
-            f"{model_b} of shape {imp_b.network.input_shape}"
-        )
+    unused = _say_unused(kw)
+    _importing(model_a, kw)
+    imp_a = load_model(model_a, opts, rows)
+    _importing(model_b, kw)
+    imp_b = load_model(model_b, opts, rows)
+    shape_note = _compare_shapes(model_a, imp_a.network.input_shape, model_b, imp_b.network.input_shape)
     for prefix, imported in (("a.", imp_a), ("b.", imp_b)):
         paths = [g.path.removeprefix(prefix) for g in gates if g.path.startswith(prefix)]
         G.check_node_paths(paths, imported.network.kink_names)
-    res_a = _run_audit_only(model_a, kw, imp_a)
-    res_b = _run_audit_only(model_b, kw, imp_b)
+    res_a = _run_audit_only(model_a, kw, imp_a, unused)
+    res_b = _run_audit_only(model_b, kw, imp_b, unused)
+    if shape_note:
+        click.echo(f"regionaudit: note: {shape_note}", err=True)
+        res_a.notes.append(shape_note)
+        res_b.notes.append(shape_note)
     result = CompareResult(a=res_a, b=res_b, paired=paired_measures(res_a, res_b))
     result.timing = {"total_s": res_a.timing.get("total_s", 0.0) + res_b.timing.get("total_s", 0.0)}
     result.gates = G.evaluate_gates(result.to_dict(), list(kw.get("fail_if") or []))
@@ -317,6 +389,25 @@ def run_compare(model_a: str, model_b: str, kw: dict) -> int:
     for path in _output_paths(kw, report):
         click.echo(f"wrote {path}")
     return code
+
+
+def _compare_shapes(model_a: str, shape_a, model_b: str, shape_b) -> str | None:
+    """None when both models take the same shape; a note when one is flat and the other holds the
+    same number of values (both see the same points, row-major); otherwise a refusal."""
+    shape_a, shape_b = tuple(shape_a), tuple(shape_b)
+    if shape_a == shape_b:
+        return None
+    size_a, size_b = math.prod(shape_a), math.prod(shape_b)
+    if size_a == size_b and (len(shape_a) == 1 or len(shape_b) == 1):
+        return (
+            f"{model_a} takes inputs of shape {shape_a} and {model_b} of shape {shape_b}: both are measured on "
+            f"the same points, the flat model's inputs being the other's read row-major."
+        )
+    why = (
+        " (the same number of values, but a reshape between two image shapes would scramble the images)"
+        if size_a == size_b else ""
+    )
+    raise BadOption(f"cannot compare: {model_a} takes inputs of shape {shape_a}, {model_b} of shape {shape_b}{why}")
 
 
 def _frac(x: float | None) -> str:

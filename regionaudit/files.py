@@ -73,15 +73,35 @@ def sha256_of(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def load_array(path: str | os.PathLike, what: str = "data", head: int | None = None) -> np.ndarray:
+NPY_MAGIC, NPZ_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
+
+
+def _check_numpy_file(p: Path, what: str) -> None:
+    """A text or other file gets a message about its format, not numpy's about pickled data."""
+    with open(p, "rb") as f:
+        start = f.read(len(NPY_MAGIC))
+    if start.startswith(NPY_MAGIC) or start.startswith(NPZ_MAGIC):
+        return
+    kind = f"a {p.suffix} file" if p.suffix else "not a numpy file"
+    raise BadData(
+        f"{what} file {p} is {kind}, not .npy or .npz; regionaudit reads numpy arrays: load the rows and "
+        "save them with numpy.save (e.g. np.save('rows.npy', np.loadtxt('rows.csv', delimiter=',')))"
+    )
+
+
+def load_array(
+    path: str | os.PathLike, what: str = "data", head: int | None = None, as_float: bool = True
+) -> np.ndarray:
     """A float array from .npy, or .npz holding exactly one array; never unpickles.
 
     With `head`, only the first `head` rows are read and checked (a .npy file is memory-mapped,
-    so a large file is not read twice just to check the import on its first rows).
+    so a large file is not read twice just to check the import on its first rows). With
+    `as_float=False` the file's own dtype is kept, so a caller can tell integer pixels apart.
     """
     p = Path(path)
     if not p.is_file():
         raise BadData(f"{what} file {p} not found")
+    _check_numpy_file(p, what)
     try:
         loaded = np.load(p, allow_pickle=False, mmap_mode="r" if head is not None else None)
     except ValueError as e:
@@ -100,8 +120,8 @@ def load_array(path: str | os.PathLike, what: str = "data", head: int | None = N
         raise BadData(f"{what} file {p} holds {arr.dtype} values; a float array is needed")
     if arr.ndim == 0:
         raise BadData(f"{what} file {p} holds a single number; an array of rows is needed")
-    arr = np.asarray(arr[:head] if head is not None else arr, dtype=np.float64)
-    if arr.size and not np.isfinite(arr).all():
+    arr = np.asarray(arr[:head] if head is not None else arr)
+    if arr.size and np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
         bad = int((~np.isfinite(arr)).sum())
         raise BadData(f"{what} file {p} contains {bad} NaN or infinite values")
-    return arr
+    return arr.astype(np.float64, copy=False) if as_float else arr

@@ -13,6 +13,7 @@ against the threshold as typed, both as exact rationals, so a value equal to the
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import dataclass
@@ -291,7 +292,15 @@ def _resolve(result: dict, path: str, missing: Any = None) -> Any:
 
 
 def unknown_path_error(path: str, valid: list[str]) -> GateError:
-    return GateError(f"unknown metric path {path!r}; valid paths: {', '.join(valid)}")
+    """The closest valid paths for a misspelt one; the full list only when it is short."""
+    close = difflib.get_close_matches(path, valid, n=3, cutoff=0.6)
+    if close:
+        hint = f"did you mean {' or '.join(close)}?"
+    elif len(valid) <= 8:
+        hint = f"valid paths: {', '.join(valid)}"
+    else:
+        hint = f"valid paths include {', '.join(valid[:3])}"
+    return GateError(f"unknown metric path {path!r}; {hint} (`regionaudit metrics` lists all {len(valid)})")
 
 
 def lookup(result: dict, path: str) -> float | int | None:

@@ -5,8 +5,10 @@ size 1 (`Node.shape`). Evaluating many probes is then one batched call per node,
 arithmetic (Reshape targets, Concat axes, Transpose perms) applies unchanged after that axis.
 
 Affine nodes evaluate `f(x)` (`forward`) and their linear part `f(x) - f(0)` (`linear`); the
-linear part is what tangents go through. Kink nodes (`LeakyRelu`, `MaxPool`) are where activation
-regions come from.
+linear part is what tangents go through. Kink nodes are where activation regions come from:
+elementwise units (`LeakyRelu`, `Clip`: a subclass of `UnitKink`, whose breakpoints are where an
+`offsets` value changes sign) and windows (`MaxPool`, and `WindowMax` for Max/Min of tensors and
+ReduceMax/ReduceMin: a kink wherever a window's argmax changes).
 """
 
 from __future__ import annotations
@@ -295,32 +297,113 @@ class Pad(Node):
 
 
 @dataclass(eq=False)
-class LeakyRelu(Node):
-    """ReLU (slope 0), LeakyReLU (scalar slope) and PReLU (constant slope tensor, broadcast)."""
+class UnitKink(Node):
+    """An elementwise kink: one unit per element, affine between `breaks` breakpoints.
 
-    slope: torch.Tensor = None
-    op_type: str = "Relu"
-    kind: ClassVar[str] = "relu"
+    `offsets(z)` holds, for each breakpoint and unit, the value whose sign change is a kink
+    (breakpoint-major: all units for the first breakpoint, then the second); an analysis reads
+    the unit of offset column c as `c % units`. A pattern `on` says, per offset, which side of
+    its breakpoint the unit is on; `with_pattern` evaluates the unit's affine piece there.
+    """
+
     is_kink: ClassVar[bool] = True
+    breaks: ClassVar[int] = 1
+
+    def offsets(self, z: torch.Tensor) -> torch.Tensor:
+        """(P, breaks * units) for z (P, *shape)."""
+        return z.reshape(z.shape[0], -1)
+
+    def offset_slopes(self, dz: torch.Tensor) -> torch.Tensor:
+        """The linear part of `offsets`: derivatives (P, breaks * units) for tangents dz (P, *shape)."""
+        flat = dz.reshape(dz.shape[0], -1)
+        return flat if self.breaks == 1 else flat.repeat(1, self.breaks)
+
+    def with_pattern(self, z: torch.Tensor, on: torch.Tensor, linear: bool = False) -> torch.Tensor:
+        """The affine piece selected by `on` (P, breaks * units) at z (its linear part if asked)."""
+        raise NotImplementedError
 
     def forward(self, xs):
         z = xs[0]
-        return torch.where(z > 0, z, self.slope * z)
+        return self.with_pattern(z, self.offsets(z) > 0)
 
     def tangent(self, z: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
-        """Push tangents `dz` (T, P, *shape) through with the masks of `z` (P, *shape) fixed."""
-        return torch.where(z > 0, dz, self.slope * dz)
+        """Push tangents `dz` (T, P, *shape) through with the pattern of `z` (P, *shape) fixed."""
+        on = self.offsets(z) > 0
+        t = dz.shape[0]
+        flat = dz.reshape(t * z.shape[0], *z.shape[1:])
+        out = self.with_pattern(flat, on.repeat(t, 1), linear=True)
+        return out.reshape(dz.shape)
 
     @property
     def units(self):
         return math.prod(self.shape)
 
+
+@dataclass(eq=False)
+class LeakyRelu(UnitKink):
+    """ReLU (slope 0), LeakyReLU (scalar slope), PReLU (constant slope tensor, broadcast) and Abs
+    (slope -1): one breakpoint, at zero."""
+
+    slope: torch.Tensor = None
+    op_type: str = "Relu"
+    kind: ClassVar[str] = "relu"
+
+    def forward(self, xs):
+        z = xs[0]
+        return torch.where(z > 0, z, self.slope * z)
+
+    def with_pattern(self, z, on, linear=False):
+        return torch.where(on.reshape(z.shape), z, self.slope * z)
+
+    def tangent(self, z: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
+        """Push tangents `dz` (T, P, *shape) through with the masks of `z` (P, *shape) fixed."""
+        return torch.where(z > 0, dz, self.slope * dz)
+
     def describe(self):
-        if self.op_type == "Relu":
+        if self.op_type in ("Relu", "Max"):
             return ""
+        if self.op_type == "Abs":
+            return "absolute value"
         if self.slope.numel() == 1:
             return f"slope {float(self.slope):g}"
         return "per-channel slopes"
+
+
+@dataclass(eq=False)
+class Clip(UnitKink):
+    """`min(max(z, lo), hi)` per element (Clip, ReLU6, Hardtanh, HardSigmoid after its affine
+    part, Max/Min with a constant): two breakpoints per unit, at `lo` and at `hi`.
+
+    `lo` and `hi` are full-shape constants with `lo <= hi`; a missing bound is -inf / +inf, whose
+    offset never changes sign.
+    """
+
+    lo: torch.Tensor = None
+    hi: torch.Tensor = None
+    op_type: str = "Clip"
+    kind: ClassVar[str] = "clip"
+    breaks: ClassVar[int] = 2
+
+    def forward(self, xs):
+        return torch.minimum(torch.maximum(xs[0], self.lo), self.hi)
+
+    def offsets(self, z):
+        p = z.shape[0]
+        return torch.cat([(z - self.lo).reshape(p, -1), (z - self.hi).reshape(p, -1)], dim=1)
+
+    def with_pattern(self, z, on, linear=False):
+        n = on.shape[1] // 2
+        above_lo, above_hi = on[:, :n].reshape(z.shape), on[:, n:].reshape(z.shape)
+        if linear:
+            return torch.where(above_lo & ~above_hi, z, torch.zeros((), dtype=z.dtype, device=z.device))
+        lo, hi = self.lo.expand(z.shape), self.hi.expand(z.shape)
+        return torch.where(above_hi, hi, torch.where(above_lo, z, lo))
+
+    def describe(self):
+        lo, hi = self.lo.reshape(-1), self.hi.reshape(-1)
+        if lo.numel() and bool((lo == lo[0]).all()) and bool((hi == hi[0]).all()):
+            return f"[{float(lo[0]):g}, {float(hi[0]):g}]"
+        return "per-element bounds"
 
 
 @dataclass(eq=False)
@@ -376,6 +459,177 @@ class MaxPool(Node):
 
     def describe(self):
         return "kernel " + "x".join(map(str, self.kernel))
+
+
+@dataclass(eq=False)
+class WindowMax(MaxPool):
+    """Max over the last axis: (*out, k) -> out. Elementwise Max of k tensors (after `Stack`) and
+    ReduceMax (after moving the reduced axes last); Min is this between two negations. Analysed
+    exactly as MaxPool windows, and counted with them."""
+
+    kind: ClassVar[str] = "max"
+
+    def candidates(self, x):
+        return x.reshape(x.shape[0], -1, self.kernel[0])
+
+    def describe(self):
+        return f"max of {self.kernel[0]}"
+
+
+@dataclass(eq=False)
+class Stack(Node):
+    """Data tensors broadcast to one shape and stacked on a new last axis, then a constant
+    candidate when `const` (full shape, the probe axis left out) is given: the candidates of an
+    elementwise Max/Min."""
+
+    const: torch.Tensor | None = None
+    kind: ClassVar[str] = "stack"
+
+    def _stacked(self, xs, with_const: bool):
+        p = xs[0].shape[0]
+        out = self.shape[:-1]
+        parts = []
+        for x in xs:
+            extra = len(out) - (x.dim() - 1)
+            if extra > 0:
+                x = x.reshape(p, *([1] * extra), *x.shape[1:])
+            parts.append(x.expand(p, *out))
+        if self.const is not None:
+            c = self.const if with_const else torch.zeros_like(self.const)
+            parts.append(c.expand(p, *out))
+        return torch.stack(parts, dim=-1)
+
+    def forward(self, xs):
+        return self._stacked(xs, True)
+
+    def linear(self, xs):
+        return self._stacked(xs, False)
+
+    def macs(self, in_shapes):
+        return 0
+
+
+@dataclass(eq=False)
+class Take(Node):
+    """Each output element is one input element: `index` holds its flat input position.
+
+    Strided Slice, Split, Gather / GatherElements with constant indices, Pad in reflect / edge
+    modes, Expand, Tile, DepthToSpace / SpaceToDepth: the index is the op applied, once at
+    import, to the positions 0..n-1 themselves.
+    """
+
+    index: torch.Tensor = None  # int64, shape = self.shape
+    kind: ClassVar[str] = "take"
+
+    def forward(self, xs):
+        x = xs[0]
+        return x.reshape(x.shape[0], -1)[:, self.index.reshape(-1)].reshape(x.shape[0], *self.shape)
+
+    def convert(self, dtype, device):
+        self.index = self.index.to(device=device)
+
+    def macs(self, in_shapes):
+        return 0
+
+    def describe(self):
+        return "element selection"
+
+
+@dataclass(eq=False)
+class Resample(Node):
+    """A fixed linear map along each of some axes (Resize / Upsample with constant scales in any
+    mode: interpolation is separable, so axis `axes[i]` is multiplied by `matrices[i]` (out, in))."""
+
+    axes: tuple[int, ...] = ()
+    matrices: list = field(default_factory=list)
+    kind: ClassVar[str] = "resample"
+
+    def forward(self, xs):
+        y = xs[0]
+        for axis, m in zip(self.axes, self.matrices):
+            y = torch.movedim(torch.movedim(y, axis + 1, -1) @ m.T, -1, axis + 1)
+        return y
+
+    def convert(self, dtype, device):
+        self.matrices = [m.to(dtype=dtype, device=device) for m in self.matrices]
+
+    def macs(self, in_shapes):
+        return math.prod(self.shape) * max((m.shape[1] for m in self.matrices), default=1)
+
+    def describe(self):
+        return "resize " + ", ".join(f"axis {a}: {m.shape[1]}->{m.shape[0]}" for a, m in zip(self.axes, self.matrices))
+
+
+@dataclass(eq=False)
+class ConvTranspose(Node):
+    """N-d transposed convolution: the full transposed convolution, then ONNX's output_padding
+    appended and its pads cropped (`_pad_spatial` with negative amounts crops)."""
+
+    weight: torch.Tensor = None  # (C_in, C_out / groups, *kernel), as ONNX and torch store it
+    bias: torch.Tensor | None = None
+    strides: tuple[int, ...] = ()
+    pads: tuple[int, ...] = ()
+    output_padding: tuple[int, ...] = ()
+    dilations: tuple[int, ...] = ()
+    groups: int = 1
+    kind: ClassVar[str] = "convtranspose"
+
+    def linear(self, xs):
+        n = self.weight.dim() - 2
+        x, lead = _flat_spatial(xs[0], n)
+        fn = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[n]
+        y = fn(x, self.weight, None, self.strides, 0, 0, self.groups, self.dilations)
+        crop = tuple(-p for p in self.pads[:n]) + tuple(o - p for o, p in zip(self.output_padding, self.pads[n:]))
+        y = _pad_spatial(y, crop)
+        return y.reshape(*lead, *y.shape[1:])
+
+    def forward(self, xs):
+        y = self.linear(xs)
+        if self.bias is None:
+            return y
+        n = self.weight.dim() - 2
+        return y + self.bias.reshape(-1, *([1] * n))
+
+    def macs(self, in_shapes):
+        return math.prod(in_shapes[0]) * math.prod(self.weight.shape[1:])
+
+    def describe(self):
+        k = "x".join(map(str, self.weight.shape[2:]))
+        s = f"{self.weight.shape[1] * self.groups} filters {k}, transposed"
+        if any(v != 1 for v in self.strides):
+            s += f", stride {','.join(map(str, self.strides))}"
+        return s
+
+
+@dataclass(eq=False)
+class Einsum(Node):
+    """`torch.einsum(equation, x, weight)` (or weight first): one data operand, at most one
+    constant; the equation already carries a letter for the probe axis."""
+
+    equation: str = ""
+    weight: torch.Tensor | None = None
+    data_first: bool = True
+    kind: ClassVar[str] = "einsum"
+
+    def forward(self, xs):
+        if self.weight is None:
+            return torch.einsum(self.equation, xs[0])
+        ops = (xs[0], self.weight) if self.data_first else (self.weight, xs[0])
+        return torch.einsum(self.equation, *ops)
+
+    def macs(self, in_shapes):
+        """Output elements times the size of the summed-over letters of the constant's term."""
+        if self.weight is None:
+            return math.prod(self.shape)
+        terms, out = self.equation.split("->")
+        w_term = terms.split(",")[1 if self.data_first else 0]
+        if "." in w_term:
+            return math.prod(self.shape)
+        summed = [n for c, n in zip(w_term, self.weight.shape) if c not in out]
+        return math.prod(self.shape) * math.prod(summed)
+
+    def describe(self):
+        return self.equation
 
 
 @dataclass(eq=False)

@@ -38,35 +38,110 @@ class Probes:
     synthetic: bool = False
     description: str = ""
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # notes that also go to stderr at once
     rows: np.ndarray | None = None  # the data (or synthetic) rows the probes came from
 
 
-def as_rows(arr: np.ndarray, input_shape: tuple[int, ...], what: str) -> np.ndarray:
-    """Rows as (N, *input_shape): exact shape, flat rows, or any row shape with the same size.
+LAYOUTS = ("chw", "hwc")
 
-    Row-major reshaping is what a user means when digits saved as (N, 1, 8, 8) feed an MLP
-    over 64 features; a row of a different size is refused.
-    """
-    size = math.prod(input_shape)
-    if arr.ndim >= 1 and tuple(arr.shape[1:]) == tuple(input_shape):
+
+def _shape_in(shape: tuple[int, ...], src: str, dst: str) -> tuple[int, ...]:
+    """An image shape (3 axes) given in layout `src`, written in layout `dst`."""
+    if src == dst:
+        return tuple(shape)
+    return (shape[2], shape[0], shape[1]) if src == "hwc" else (shape[1], shape[2], shape[0])
+
+
+def _transpose(arr: np.ndarray, src: str, dst: str) -> np.ndarray:
+    """Images (leading axes, then 3 image axes) from layout `src` to `dst`; a contiguous copy."""
+    if src == dst:
         return arr
-    if arr.ndim >= 2 and math.prod(arr.shape[1:]) == size:
-        return arr.reshape(arr.shape[0], *input_shape)
-    raise BadData(
-        f"{what} has shape {tuple(arr.shape)}; expected (N, {', '.join(map(str, input_shape))}) "
-        f"or (N, {size}) for the model's input shape {tuple(input_shape)}"
-    )
+    lead = tuple(range(arr.ndim - 3))
+    first, second, third = arr.ndim - 3, arr.ndim - 2, arr.ndim - 1
+    axes = (third, first, second) if src == "hwc" else (second, third, first)
+    return np.ascontiguousarray(arr.transpose(lead + axes))
 
 
-def as_segments(arr: np.ndarray, input_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Explicit segments (N, 2, *input_shape) or (N, 2, prod) as start and end arrays."""
+def _fmt(shape, lead: tuple = ("N",)) -> str:
+    return "(" + ", ".join(map(str, (*lead, *shape))) + ")"
+
+
+def as_rows(
+    arr: np.ndarray,
+    input_shape: tuple[int, ...],
+    what: str,
+    data_layout: str = "chw",
+    model_layout: str = "chw",
+    notes: list[str] | None = None,
+    lead: int = 1,
+) -> np.ndarray:
+    """Rows as (N, *input_shape), in the model's layout (`lead` leading axes: 2 for segments).
+
+    Accepted: (N, *input_shape) written in `data_layout`, or flat rows (N, prod(input_shape)) read
+    row-major in `data_layout`. Image rows are transposed when `data_layout` differs from the
+    model's `model_layout`. The one other reshape is between image rows and a flat model, e.g.
+    digits saved as (N, 1, 8, 8) for an MLP over 64 features; it is noted. Any other shape, even
+    with the right number of values, is refused: a row-major reshape of channels-last images into
+    channels-first would scramble every image and still give plausible numbers.
+    """
+    input_shape = tuple(input_shape)
+    head, rest = tuple(arr.shape[:lead]), tuple(arr.shape[lead:])
+    given = arr.ndim > lead  # at least one axis per row
     size = math.prod(input_shape)
-    if arr.ndim >= 2 and arr.shape[1] == 2 and (tuple(arr.shape[2:]) == tuple(input_shape) or arr.shape[2:] == (size,)):
-        arr = arr.reshape(arr.shape[0], 2, *input_shape)
-        return arr[:, 0], arr[:, 1]
+    image_model = len(input_shape) == 3
+    if data_layout != model_layout and not image_model and len(rest) != 3:
+        raise BadOption(
+            f"--data-layout {data_layout} describes image arrays (channels, height, width); {what} rows have "
+            f"shape {rest} and the model's input shape is {input_shape}"
+        )
+    if image_model:
+        expected = _shape_in(input_shape, model_layout, data_layout)
+        if given and rest == expected:
+            return _transpose(arr, data_layout, model_layout)
+        if rest == (size,):
+            if notes is not None:
+                notes.append(
+                    f"{what} rows are flat ({size} values): read row-major as {data_layout} images of shape "
+                    f"{expected}" + (f", then transposed to the model's {model_layout} layout." if data_layout != model_layout else ".")
+                )
+            return _transpose(arr.reshape(*head, *expected), data_layout, model_layout)
+    elif given and rest == input_shape:
+        return arr
+    elif len(input_shape) == 1 and len(rest) >= 2 and math.prod(rest) == size:
+        rows = _transpose(arr, data_layout, model_layout) if len(rest) == 3 else arr
+        if notes is not None:
+            moved = f" transposed from {data_layout} to {model_layout} and" if data_layout != model_layout and len(rest) == 3 else ""
+            notes.append(f"{what} rows of shape {rest} were{moved} flattened row-major to the model's input of {size} values.")
+        return rows.reshape(*head, size)
+    hint = ""
+    if image_model and math.prod(rest) == size and len(rest) == 3:
+        other = "hwc" if data_layout == "chw" else "chw"
+        if rest == _shape_in(input_shape, model_layout, other):
+            hint = f"; the rows look {'channels-last' if other == 'hwc' else 'channels-first'}: pass --data-layout {other}"
+    names = ("N", 2)[:lead]
+    accepted = _fmt(_shape_in(input_shape, model_layout, data_layout) if image_model else input_shape, names)
+    accepted += f" or {_fmt((size,), names)}"
+    layout_word = f" (--data-layout {data_layout})" if image_model else ""
     raise BadData(
-        f"segments file has shape {tuple(arr.shape)}; expected (N, 2, {', '.join(map(str, input_shape))})"
+        f"{what} has shape {tuple(arr.shape)}; the model's input shape {input_shape} needs {accepted}{layout_word}{hint}"
     )
+
+
+def as_segments(
+    arr: np.ndarray,
+    input_shape: tuple[int, ...],
+    data_layout: str = "chw",
+    model_layout: str = "chw",
+    notes: list[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Explicit segments (N, 2, *row shape) as start and end arrays; each end point is a row as
+    `as_rows` accepts it."""
+    if arr.ndim < 3 or arr.shape[1] != 2:
+        raise BadData(
+            f"segments file has shape {tuple(arr.shape)}; expected (N, 2, {', '.join(map(str, input_shape))})"
+        )
+    ends = as_rows(arr, input_shape, "segments", data_layout, model_layout, notes, lead=2)
+    return ends[:, 0], ends[:, 1]
 
 
 def random_pairs(n_rows: int, pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -130,3 +205,29 @@ def synthetic_rows(input_shape: tuple[int, ...], n: int, seed: int) -> np.ndarra
 def check_size(arr: np.ndarray, what: str) -> None:
     if arr.size > MAX_PROBE_ELEMENTS:
         raise BadData(f"{what} holds {arr.size} values, more than regionaudit accepts ({MAX_PROBE_ELEMENTS})")
+
+
+LARGE_VALUE = 100.0  # inputs beyond this are rarely what a trained network was fed
+MIN_ROW_VALUES = 4  # rows this long or longer are checked for being one constant value
+
+
+def suspicious(arr: np.ndarray, what: str, lead: int = 1) -> str | None:
+    """One sentence naming what looks unprepared in a probe file (integer pixels, huge values,
+    constant rows), or None. Such data is still analysed as given; the sentence warns the reader."""
+    if not arr.size:
+        return None
+    found = []
+    low, high = arr.min(), arr.max()  # no full-size temporaries: data files can be large
+    if np.issubdtype(arr.dtype, np.integer):
+        found.append(f"integer values ({arr.dtype}, {low}..{high}), e.g. unscaled pixels")
+    peak = float(max(abs(float(low)), abs(float(high))))
+    if peak > LARGE_VALUE:
+        found.append(f"values as large as |x| = {peak:.6g}")
+    rows = arr.reshape(math.prod(arr.shape[:lead]), -1)
+    # a constant row of an image is blank; a point of 2 or 3 coordinates may well have equal ones
+    constant = int((rows.min(axis=1) == rows.max(axis=1)).sum()) if rows.shape[1] >= MIN_ROW_VALUES else 0
+    if constant:
+        found.append(f"{constant} of {len(rows)} rows that are one constant value (e.g. blank images)")
+    if not found:
+        return None
+    return f"{what} holds {'; '.join(found)}: it is analysed as given; check that it is scaled as the model's inputs."

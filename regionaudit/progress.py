@@ -5,14 +5,31 @@
             ...
             bar.update(len(chunk))
 
-A bar is drawn only when `enabled` is true and the stream (stderr by default) is a terminal;
-otherwise every call is a no-op, so CI logs and pipes stay clean. Results never go to stderr.
+A bar is drawn when `enabled` is true and the stream (stderr by default) is a terminal. When it
+is not (CI logs, pipes), a long stage prints one plain line about every 30 s instead, so a log is
+never silent for minutes and never fills with bar redraws. Results never go to stderr.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import TextIO
+
+PLAIN_INTERVAL_S = 30.0
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(round(seconds), 60)
+    return f"{m} min {s} s" if m else f"{s} s"
+
+
+def say(message: str, file: TextIO | None = None) -> None:
+    """A status line for a person at a terminal (what is happening during a silent step);
+    nothing in logs and pipes, where only what matters is written."""
+    stream = file if file is not None else sys.stderr
+    if _is_tty(stream):
+        print(f"regionaudit: {message}", file=stream, flush=True)
 
 
 def _is_tty(stream) -> bool:
@@ -30,14 +47,20 @@ class Progress:
         enabled: bool = True,
         unit: str = "it",
         file: TextIO | None = None,
+        clock=time.monotonic,
+        interval: float = PLAIN_INTERVAL_S,
     ):
         self.total = total
         self.desc = desc
         self.unit = unit
         self.file = file if file is not None else sys.stderr
-        self.enabled = bool(enabled) and _is_tty(self.file)
+        self.plain = bool(enabled) and not _is_tty(self.file)
+        self.enabled = bool(enabled) and not self.plain
         self.n = 0
         self._bar = None
+        self.clock = clock
+        self.interval = interval
+        self._start = self._last = clock() if self.plain else 0.0
 
     def __enter__(self) -> "Progress":
         if self.enabled:
@@ -58,6 +81,16 @@ class Progress:
         self.n += n
         if self._bar is not None:
             self._bar.update(n)
+        elif self.plain:
+            now = self.clock()
+            if now - self._last >= self.interval:
+                self._last = now
+                print(self.plain_line(now - self._start), file=self.file, flush=True)
+
+    def plain_line(self, elapsed: float) -> str:
+        done = f"{self.n}/{self.total}" if self.total else str(self.n)
+        share = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
+        return f"regionaudit: {self.desc} {done}{share}, {_duration(elapsed)} elapsed"
 
     def set_description(self, desc: str) -> None:
         self.desc = desc

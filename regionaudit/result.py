@@ -13,7 +13,12 @@ from dataclasses import asdict, dataclass, field
 from regionaudit import __version__
 from regionaudit.slice_result import SliceResult
 
-SCHEMA = 1
+# JSON format version. Changes:
+#   2: `model.neurons` also counts the units of Clip (ReLU6, Hardtanh), HardSigmoid and Abs nodes,
+#      and `model.maxpool_windows` the windows of elementwise Max / Min of tensors and ReduceMax /
+#      ReduceMin; `knots_per_layer` and `distance.points[i].node` may name those nodes.
+#   1: first version.
+SCHEMA = 2
 
 
 @dataclass

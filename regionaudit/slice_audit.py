@@ -34,9 +34,11 @@ def slice_settings(opts) -> dict:
     }
 
 
-def _points_file(path, input_shape) -> np.ndarray:
+def _points_file(path, input_shape, opts, notes: list[str]) -> np.ndarray:
+    """The three points of --slice-points, read in --data-layout as data is."""
     arr = load_array(path, "slice points")
-    rows = P.as_rows(arr, input_shape, "slice points")
+    P.check_size(arr, "slice points")
+    rows = P.as_rows(arr, input_shape, "slice points", opts.data_layout, opts.layout, notes)
     if len(rows) != 3:
         raise BadData(f"--slice-points must hold exactly 3 points, found {len(rows)} in {path}")
     return rows.astype(np.float64)
@@ -62,7 +64,7 @@ def _box(sp: SlicePlane) -> dict:
 
 def measure_slice(network: Network, opts, rows: np.ndarray | None, synthetic: bool, notes: list[str]) -> SliceResult:
     """The slice section: plane from `opts` (points file, scale, box) and the data rows."""
-    points = _points_file(opts.slice_points, network.input_shape) if opts.slice_points else None
+    points = _points_file(opts.slice_points, network.input_shape, opts, notes) if opts.slice_points else None
     source = "synthetic" if synthetic else "data"
     if rows is None or len(rows) < 3:
         rows = P.synthetic_rows(network.input_shape, 100, opts.seed)

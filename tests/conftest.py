@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -10,6 +12,35 @@ import pytest
 import torch
 from onnx import helper, numpy_helper
 from torch import nn
+
+
+ROOT = Path(__file__).resolve().parents[1]
+START_DIR = Path.cwd()
+
+
+def folder_entries(folder: Path) -> set[str]:
+    """Names in `folder`, ignored files (reports, caches) included: git's view would hide them."""
+    try:
+        return {e.name for e in os.scandir(folder)}
+    except FileNotFoundError:
+        return set()
+
+
+def left_behind(before: dict[Path, set[str]]) -> list[str]:
+    return sorted(str(folder / name) for folder, names in before.items() for name in folder_entries(folder) - names)
+
+
+@pytest.fixture(autouse=True)
+def own_working_dir(tmp_path, monkeypatch):
+    """Every test runs in its own empty folder, so none reads or writes the folder pytest was
+    started in or the repository root; a test that leaves a file there fails."""
+    watched = {ROOT, ROOT / "tests", ROOT / "sample_models", START_DIR}
+    before = {folder: folder_entries(folder) for folder in watched}
+    monkeypatch.chdir(tmp_path)
+    yield
+    new = left_behind(before)
+    if new:
+        pytest.fail(f"the test left files outside its tmp_path: {new}", pytrace=False)
 
 
 def _mlp():

@@ -42,6 +42,7 @@ SETTINGS = {
     "input_shape": [3, 8, 8],
     "output_name": None,
     "layout": "chw",
+    "data_layout": "chw",
     "data_sha256": "a" * 64,
     "points_sha256": None,
     "segments_sha256": None,
@@ -302,8 +303,8 @@ def test_increase_unknown_path_lists_valid():
     with pytest.raises(GateError) as e:
         evaluate_increases(make_audit(), make_audit(), ["density.summary.mediam=10%"])
     msg = str(e.value)
-    assert msg.startswith("unknown metric path 'density.summary.mediam'; valid paths: ")
-    assert "density.summary.median" in msg and "\n" not in msg
+    assert msg.startswith("unknown metric path 'density.summary.mediam'; did you mean density.summary.median")
+    assert "\n" not in msg
 
 
 def test_increase_path_missing_in_baseline():

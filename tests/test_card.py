@@ -66,8 +66,10 @@ def test_card_max_knots_note_once():
 
 def test_card_escapes_model_strings():
     md = render_card(nasty_result(), "reports/x y).html")
-    assert "<script" not in md.lower()
-    assert "<a href" not in md
+    ours = md.replace(START, "").replace(END, "").replace("(<reports/x%20y%29.html>)", "")
+    assert not re.search(r"(?<!\\)[<>]", ours)  # every angle bracket escaped: no raw HTML, no autolink
+    assert "\\<script\\>alert(1)\\</script\\>" in md  # the text itself, readable in the source
+    assert not re.search(r"&(#\d+|[a-z]+);", md)  # Markdown escapes, never HTML entities like &amp;
     assert not re.search(r"(?<!\\)\]\((?!<reports)", md)  # no link but ours
     assert "http://" not in md and "https://" not in md  # no autolinks either
     assert "a\\|b\\*\\_c\\_\\[x\\]" in md

@@ -105,7 +105,8 @@ def test_reduce_over_trailing_axes(convert, opset, op, keepdims):
     _ok(convert([node], [1, 3, 4, 5], inits, opset=opset))
 
 
-def test_reduce_over_channel_axis_is_rejected(convert):
-    node = helper.make_node("ReduceMean", ["x"], ["y"], axes=[1])
-    with pytest.raises(RejectedModel, match="trailing axes"):
-        convert([node], [1, 3, 4, 5], opset=11)
+@pytest.mark.parametrize("op", ["ReduceMean", "ReduceSum"])
+@pytest.mark.parametrize("axes,keepdims", [([1], 1), ([1], 0), ([0, 2], 0), ([-3, -1], 1)])
+def test_reduce_over_any_axes(convert, op, axes, keepdims):
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node(op, ["r"], ["y"], axes=axes, keepdims=keepdims)]
+    _ok(convert(nodes, [1, 3, 4, 5], opset=11))

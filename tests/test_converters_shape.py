@@ -117,10 +117,9 @@ def test_pad_with_axes_input(convert):
 
 
 @pytest.mark.parametrize("opset", [7, 13])
-@pytest.mark.parametrize("value,mode,why", [(1.0, "constant", "padding value"), (0.0, "reflect", "mode 'reflect'")])
-def test_pad_nonzero_or_other_modes_are_rejected(convert, opset, value, mode, why):
-    pad, inits = _pad_node(opset, [0, 0, 1, 1, 0, 0, 1, 1], value=value, mode=mode)
-    with pytest.raises(RejectedModel, match=why):
+def test_pad_nonzero_constant_is_rejected(convert, opset):
+    pad, inits = _pad_node(opset, [0, 0, 1, 1, 0, 0, 1, 1], value=1.0)
+    with pytest.raises(RejectedModel, match="padding value"):
         convert([pad, helper.make_node("Relu", ["p"], ["y"])], [1, 2, 3, 4], inits, opset)
 
 
@@ -152,11 +151,7 @@ def test_slice_is_a_crop(convert, opset, case):
     assert imported.network.nodes[1].kind == "pad"
 
 
-def test_slice_with_a_step_or_empty_is_refused(convert):
-    inits = {"st": np.array([0], I64), "en": np.array([6], I64), "ax": np.array([3], I64), "sp": np.array([2], I64)}
-    node = helper.make_node("Slice", ["x", "st", "en", "ax", "sp"], ["s"])
-    with pytest.raises(RejectedModel, match="Slice.*step 2"):
-        convert([node, helper.make_node("Relu", ["s"], ["y"])], [1, 2, 5, 6], inits)
+def test_empty_slice_is_refused(convert):
     inits = {"st": np.array([4], I64), "en": np.array([2], I64), "ax": np.array([3], I64)}
     node = helper.make_node("Slice", ["x", "st", "en", "ax"], ["s"])
     with pytest.raises(RejectedModel, match="Slice.*empty"):

@@ -10,8 +10,8 @@ from regionaudit.importer import import_model
 
 REALMODELS = Path(__file__).resolve().parents[1].parent / "shared" / "realmodels"
 REASONS = {  # what a refusal must name, by file
-    "eran_ffnn_sigmoid_6x200.onnx": "Sigmoid .*not piecewise linear",
-    "marabou_tanh_test.onnx": "Tanh .*not piecewise linear",
+    "eran_ffnn_sigmoid_6x200.onnx": "not piecewise linear: Sigmoid .* \\+2 more",
+    "marabou_tanh_test.onnx": "not piecewise linear: Tanh 'model/model/fc_1/Tanh', Tanh 'model/model/fc_2/Tanh'",
     "marabou_multi_input_add.onnx": "2 inputs .*'X1', 'X2'",
 }
 

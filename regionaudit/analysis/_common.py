@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from regionaudit.ir import LeakyRelu, MaxPool, Network
+from regionaudit.ir import MaxPool, Network, UnitKink
 
 # Crossings closer than this in t are one knot (DESIGN.md, "Exact 1-D analysis").
 T_MERGE = 1e-12
@@ -49,8 +49,8 @@ def bytes_per_probe(network: Network, order: list[int], itemsize: int, live_fact
         node = network.nodes[i]
         numel = math.prod(node.shape)
         extra = 0
-        if isinstance(node, LeakyRelu):
-            extra = 4 * numel
+        if isinstance(node, UnitKink):
+            extra = 4 * numel * node.breaks
         elif isinstance(node, MaxPool):
             in_numel = math.prod(network.nodes[node.inputs[0]].shape)
             k = math.prod(node.kernel)

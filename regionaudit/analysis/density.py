@@ -23,7 +23,7 @@ from regionaudit.analysis._common import (
     zero_tolerance,
 )
 from regionaudit.errors import BadOption
-from regionaudit.ir import LeakyRelu, MaxPool, Network
+from regionaudit.ir import MaxPool, Network, UnitKink
 
 
 @dataclass
@@ -188,8 +188,8 @@ class _Pass:
                 z = values[node.inputs[0]]
                 pair_ok = (seg[1:] == seg[:-1]) & ~frozen[seg[:-1]]
                 floor = torch.maximum(mag[:-1], mag[1:]) * zero_tolerance(z.dtype)
-                if isinstance(node, LeakyRelu):
-                    j, s = _relu_crossings(z, pair_ok, floor)
+                if isinstance(node, UnitKink):
+                    j, s = _relu_crossings(node.offsets(z), pair_ok, floor)
                 elif isinstance(node, MaxPool):
                     j, s = _maxpool_crossings(node, z, pair_ok, floor)
                 else:  # pragma: no cover - the IR has no other kink nodes
@@ -282,11 +282,14 @@ def _kink_inputs(network: Network, order: list[int], x: torch.Tensor):
     return inputs, floors
 
 
-def _crosses(node: LeakyRelu | MaxPool, z: torch.Tensor, floor: torch.Tensor) -> bool:
+def _crosses(node: UnitKink | MaxPool, z: torch.Tensor, floor: torch.Tensor) -> bool:
     """Whether a kink node sees a crossing between two points z (2, ...), read as a pass reads one."""
     ok = torch.ones(1, dtype=torch.bool, device=z.device)
     floor = floor.max().reshape(1)
-    j, _ = _relu_crossings(z, ok, floor) if isinstance(node, LeakyRelu) else _maxpool_crossings(node, z, ok, floor)
+    if isinstance(node, UnitKink):
+        j, _ = _relu_crossings(node.offsets(z), ok, floor)
+    else:
+        j, _ = _maxpool_crossings(node, z, ok, floor)
     return j.numel() > 0
 
 

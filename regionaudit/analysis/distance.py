@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from regionaudit.analysis._common import bytes_per_probe, default_max_memory, needed_nodes
-from regionaudit.ir import LeakyRelu, MaxPool, Network
+from regionaudit.ir import MaxPool, Network, UnitKink
 
 
 @dataclass
@@ -50,7 +50,7 @@ def _accumulate(network, order, last, kinks, basis, n_points, sq):
     for i in order[1:]:
         node = network.nodes[i]
         ds = [tan[k] for k in node.inputs]
-        if isinstance(node, LeakyRelu):
+        if isinstance(node, UnitKink):
             z, dz = kinks[i], ds[0]
             sq[i] += (dz * dz).sum(0).reshape(n_points, -1)
             tan[i] = node.tangent(z, dz)
@@ -81,9 +81,9 @@ def _nearest(network, order, kinks, sq, n_points) -> list[PointDistance]:
         if i not in kinks:
             continue
         node = network.nodes[i]
-        if isinstance(node, LeakyRelu):
-            z = kinks[i].reshape(n_points, -1).to(torch.float64)
-            g2 = sq[i].to(torch.float64)
+        if isinstance(node, UnitKink):  # every breakpoint of a unit shares the unit's gradient
+            z = node.offsets(kinks[i]).to(torch.float64)
+            g2 = sq[i].to(torch.float64).repeat(1, node.breaks)
             d = torch.where(g2 > 0, z.abs() / g2.sqrt(), math.inf)
             unit_of = None
         else:
@@ -100,6 +100,8 @@ def _nearest(network, order, kinks, sq, n_points) -> list[PointDistance]:
         m, idx = d.min(1)
         if unit_of is not None:
             idx = idx // unit_of
+        elif node.breaks > 1:
+            idx = idx % node.units
         better = m < best
         best = torch.where(better, m, best)
         best_node = torch.where(better, torch.full_like(best_node, i), best_node)

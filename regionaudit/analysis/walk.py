@@ -17,7 +17,7 @@ import torch
 
 from regionaudit.analysis._common import T_MERGE, needed_nodes
 from regionaudit.analysis.density import SegmentTrace
-from regionaudit.ir import LeakyRelu, MaxPool, Network
+from regionaudit.ir import MaxPool, Network, UnitKink
 
 
 def _tolerance(dtype: torch.dtype) -> float:
@@ -37,18 +37,16 @@ def _region_at(network: Network, order: list[int], a: torch.Tensor, b: torch.Ten
     info = {}
     for i in order[1:]:
         node = network.nodes[i]
-        if isinstance(node, LeakyRelu):
+        if isinstance(node, UnitKink):  # each breakpoint's offset plays a ReLU unit's z
             z, dz = val[node.inputs[0]], der[node.inputs[0]]
-            zf, dzf = z.reshape(-1), dz.reshape(-1)
+            zf, dzf = node.offsets(z).reshape(-1), node.offset_slopes(dz).reshape(-1)
             # a unit at zero here (within T_MERGE in t) follows its derivative's sign
             with torch.no_grad():
                 tau = torch.where(dzf != 0, -zf / torch.where(dzf != 0, dzf, 1.0), torch.inf)
             at_zero = tau.abs() < tol
             on = torch.where(at_zero, dzf > 0, zf > 0)
-            on_t = on.reshape(z.shape)
-            slope = node.slope
-            val[i] = torch.where(on_t, z, slope * z)
-            der[i] = torch.where(on_t, dz, slope * dz)
+            val[i] = node.with_pattern(z, on.reshape(1, -1))
+            der[i] = node.with_pattern(dz, on.reshape(1, -1), linear=True)
             info[i] = ("relu", zf, dzf, on)
         elif isinstance(node, MaxPool):
             z, dz = val[node.inputs[0]], der[node.inputs[0]]

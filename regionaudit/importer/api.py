@@ -43,6 +43,10 @@ def import_model(path, input_shape=None, output_name=None, dtype=torch.float64, 
     net = built.network
     net.to(dtype, dev)  # checked as it will be analysed: in this precision, on this device
     validation = validate(loaded.model, built, sig, check_inputs, seed)
+    if validation["reference"] != "onnxruntime":
+        net.notes.append(
+            f"onnxruntime cannot run this model; the import was checked against {validation['reference']} instead"
+        )
     records = node_records(net, built.op_types)
     return ImportedModel(
         network=net,

@@ -19,16 +19,10 @@ from regionaudit.errors import RejectedModel
 from regionaudit.importer import converters  # noqa: F401  (fills the registry)
 from regionaudit.importer.fold import fold_node
 from regionaudit.importer.load import MAX_ACTIVATION_ELEMENTS
+from regionaudit.importer.refusal import CANNOT_CONVERT, SEVERAL_INPUTS, Problem, Refusal, classify
 from regionaudit.importer.registry import CONVERTERS, Data, Unsupported, supported_ops
 from regionaudit.importer.signature import Signature
-from regionaudit.importer.trailing import SQUASHERS, strip_trailing
-
-NOT_PIECEWISE_LINEAR = {
-    "Tanh", "Exp", "Log", "Erf", "Gelu", "Elu", "Selu", "Celu", "Softplus", "Softsign", "Mish",
-    "Sqrt", "Pow", "Reciprocal", "Sin", "Cos", "Tan", "Atan", "Asin", "Acos", "Sinh", "Cosh",
-    "LpNormalization", "LRN", "InstanceNormalization", "LayerNormalization", "GroupNormalization",
-    "HardSwish", "ThresholdedRelu", "Hardmax", "Round", "Floor", "Ceil", "Sign", "Abs",
-}
+from regionaudit.importer.trailing import strip_trailing
 
 
 @dataclass
@@ -123,7 +117,7 @@ def build_network(model: onnx.ModelProto, sig: Signature, opset: int) -> Built:
     if note:
         notes.append(note)
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    order = _needed_nodes(producers, tensor, constants, sig.input_name)
+    order = _needed_nodes(producers, tensor, constants, {sig.input_name, *sig.extra_inputs})
     uses: dict[str, int] = {tensor: 1}
     for node in order:
         for name in node.input:
@@ -133,11 +127,18 @@ def build_network(model: onnx.ModelProto, sig: Signature, opset: int) -> Built:
     b = Builder(sig, opset, opsets, uses)
     b.values.update(constants)
     b.values[sig.input_name] = _input(b, sig)
-    problems: list[tuple] = []
+    problems: list[Problem] = []
+    if sig.extra_inputs:  # judged with the rest: nodes reading them are data-dependent
+        names = [i.name for i in graph.input if i.name in {sig.input_name, *sig.extra_inputs}]
+        problems.append(Problem(SEVERAL_INPUTS, "graph", graph.name or "main", (
+            f"the graph has {len(names)} inputs ({', '.join(repr(n) for n in names)}); "
+            "regionaudit analyses single-input models")))
+        for name in sig.extra_inputs:
+            b.values[name] = _POISON
     for node in order:
         _visit(b, node, problems)
     if problems:
-        raise RejectedModel(f"unsupported: {_grouped(problems)}; supported ops: {', '.join(supported_ops())}")
+        raise Refusal(problems, b.opset, supported_ops())
     out = b.values[tensor]
     if not isinstance(out, Data):
         raise RejectedModel(f"output '{sig.output_name}' does not depend on the graph input")
@@ -161,62 +162,46 @@ def _input(b: Builder, sig: Signature) -> Data:
     return Data(0, sig.graph_input_shape)
 
 
-def _visit(b: Builder, node: onnx.NodeProto, problems: list[tuple]) -> None:
+def _visit(b: Builder, node: onnx.NodeProto, problems: list[Problem]) -> None:
     b.node, b.node_name = node, display_name(node)
     inputs = [b.values.get(n, _POISON) if n else None for n in node.input]
-    if any(x is _POISON for x in inputs):  # downstream of a refused node
-        if node.op_type not in CONVERTERS:
-            problems.append((node.op_type, b.node_name, b.opset, _reason(node)))
-        _poison(b, node)
-        return
+    on_data = [isinstance(x, Data) or x is _POISON for x in inputs]
+    if any(on_data):
+        refused = classify(node, on_data)
+        if refused is not None:
+            problems.append(Problem(refused[0], node.op_type, b.node_name, refused[1]))
+            _poison(b, node)
+            return
+        if any(x is _POISON for x in inputs):  # downstream of a refused node, fine by itself
+            _poison(b, node)
+            return
     try:
-        if not any(isinstance(x, Data) for x in inputs):
+        if not any(on_data):
             results = fold_node(node, inputs, b.opsets)
             for name, value in zip(node.output, results):
                 if name:
                     b.values[name] = value
             return
-        if node.domain not in ("", "ai.onnx") or node.op_type not in CONVERTERS:
-            raise Unsupported(_reason(node))
         result = CONVERTERS[node.op_type](node, b)
         for i, name in enumerate(node.output[1:], start=1):
             if b.used(i) and name not in b.values:
                 raise Unsupported(f"its output {i} ('{name}') is used, which regionaudit cannot follow")
         b.values[node.output[0]] = result
     except Unsupported as exc:
-        problems.append((node.op_type, b.node_name, b.opset, str(exc)))
+        problems.append(Problem(exc.kind, node.op_type, b.node_name, str(exc)))
         _poison(b, node)
     except (ValueError, TypeError, IndexError, KeyError) as exc:  # malformed attributes or inputs
-        problems.append((node.op_type, b.node_name, b.opset, f"cannot convert ({' '.join(str(exc).split())[:120]})"))
+        problems.append(Problem(CANNOT_CONVERT, node.op_type, b.node_name, " ".join(str(exc).split())[:120]))
         _poison(b, node)
 
 
 _POISON = object()
 
 
-def _grouped(problems: list[tuple]) -> str:
-    """Every node named; nodes sharing op type and reason are listed together: Tanh 'a', 'b' (opset 9): why."""
-    groups: dict[tuple, list[str]] = {}
-    for op, name, opset, reason in problems:
-        groups.setdefault((op, opset, reason), []).append(f"'{name}'")
-    return "; ".join(f"{op} {', '.join(names)} (opset {opset}): {reason}"
-                     for (op, opset, reason), names in groups.items())
-
-
 def _poison(b: Builder, node: onnx.NodeProto) -> None:
     for name in node.output:
         if name:
             b.values[name] = _POISON
-
-
-def _reason(node: onnx.NodeProto) -> str:
-    if node.domain not in ("", "ai.onnx"):
-        return f"custom domain '{node.domain}' is not supported"
-    if node.op_type in SQUASHERS:
-        return "not piecewise linear (only a final Softmax, LogSoftmax or Sigmoid is stripped)"
-    if node.op_type in NOT_PIECEWISE_LINEAR:
-        return "not piecewise linear"
-    return "no converter for this op on data tensors (it is only evaluated where all its inputs are constant)"
 
 
 def _producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
@@ -230,7 +215,7 @@ def _producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
     return producers
 
 
-def _needed_nodes(producers, tensor: str, constants: dict, input_name: str) -> list[onnx.NodeProto]:
+def _needed_nodes(producers, tensor: str, constants: dict, input_names: set) -> list[onnx.NodeProto]:
     """Nodes `tensor` depends on, in topological order (iterative depth-first post-order)."""
     order: list[onnx.NodeProto] = []
     state: dict[int, int] = {}  # id(node) -> 1 on the current path, 2 done
@@ -241,7 +226,7 @@ def _needed_nodes(producers, tensor: str, constants: dict, input_name: str) -> l
             state[id(parent)] = 2
             order.append(parent)
             continue
-        if name in constants or name == input_name:
+        if name in constants or name in input_names:
             continue
         node = producers.get(name)
         if node is None:

@@ -13,6 +13,7 @@ from typing import Callable
 import onnx
 
 CONVERTERS: dict[str, Callable] = {}
+KINK_OPS: set[str] = set()  # ops whose converters add kink nodes (the README's table says so)
 
 FLOAT_TYPES = {
     onnx.TensorProto.FLOAT,
@@ -30,16 +31,29 @@ class Data:
     shape: tuple[int, ...]
 
 
+PRODUCT = "product or quotient of two data-dependent tensors"
+
+
 class Unsupported(Exception):
-    """A node regionaudit cannot turn into exact IR; gathered by the walker, refused at the end."""
+    """A node regionaudit cannot turn into exact IR; gathered by the walker, refused at the end.
+
+    `kind` is the reason class of `refusal.py` (default: the converter cannot express this use).
+    """
+
+    def __init__(self, message: str, kind: str = "cannot convert"):
+        super().__init__(message)
+        self.kind = kind
 
 
-def converter(*op_types: str):
-    """Register the decorated function as the converter of each op type named."""
+def converter(*op_types: str, kink: bool = False):
+    """Register the decorated function as the converter of each op type named; `kink` when it
+    adds kink nodes (where regions come from) rather than affine ones."""
 
     def register(fn):
         for op in op_types:
             CONVERTERS[op] = fn
+            if kink:
+                KINK_OPS.add(op)
         return fn
 
     return register

@@ -7,7 +7,7 @@ For inputs of rank >= 2 a leading dim that is dynamic or 1 is the batch axis, le
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import onnx
 
@@ -27,11 +27,12 @@ class Signature:
     output_name: str
     outputs: list[str]
     notes: list[str]
+    extra_inputs: list[str] = field(default_factory=list)  # more graph inputs: refused with the rest
 
 
 def resolve_signature(graph: onnx.GraphProto, input_shape=None, output_name=None) -> Signature:
     notes: list[str] = []
-    inp = _single_input(graph)
+    inp, extra = _inputs(graph)
     tt = inp.type.tensor_type
     if not inp.type.HasField("tensor_type") or tt.elem_type not in FLOAT_TYPES:
         kind = onnx.TensorProto.DataType.Name(tt.elem_type) if inp.type.HasField("tensor_type") else "non-tensor"
@@ -59,19 +60,21 @@ def resolve_signature(graph: onnx.GraphProto, input_shape=None, output_name=None
     chosen = output_name if output_name is not None else outputs[0]
     if chosen not in outputs:
         raise RejectedModel(f"no graph output named '{chosen}'; outputs are: {', '.join(outputs)}")
-    return Signature(inp.name, tt.elem_type, shape, graph_shape, has_batch, batch_dynamic, chosen, outputs, notes)
+    return Signature(inp.name, tt.elem_type, shape, graph_shape, has_batch, batch_dynamic, chosen, outputs, notes,
+                     extra)
 
 
-def _single_input(graph: onnx.GraphProto) -> onnx.ValueInfoProto:
-    """The one graph input that is not an initializer (older exporters list weights as inputs)."""
+def _inputs(graph: onnx.GraphProto) -> tuple[onnx.ValueInfoProto, list[str]]:
+    """The first graph input that is not an initializer (older exporters list weights as inputs),
+    and the names of any others: several inputs are refused by the graph walk, together with
+    every other reason, so that one refusal names them all."""
     constants = {t.name for t in graph.initializer}
     real = [i for i in graph.input if i.name not in constants]
     if not real:
         raise RejectedModel("the graph has no input (every input is an initializer)")
-    if len(real) > 1:
-        names = ", ".join(f"'{i.name}'" for i in real)
-        raise RejectedModel(f"the graph has {len(real)} inputs ({names}); regionaudit analyses single-input models")
-    return real[0]
+    floats = [i for i in real if i.type.HasField("tensor_type") and i.type.tensor_type.elem_type in FLOAT_TYPES]
+    main = (floats or real)[0]  # an integer mask or id input beside it is one of the others
+    return main, [i.name for i in real if i is not main]
 
 
 def _fill(name: str, probe: list[int | None], given: tuple[int, ...] | None) -> tuple[int, ...]:

@@ -1,4 +1,5 @@
-"""Stripping a final Softmax / LogSoftmax / Sigmoid: the analysis is on the logits before it."""
+"""Stripping a final Softmax / LogSoftmax / Sigmoid / Tanh (GAN generators end in one): the
+analysis is on the logits before it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import onnx
 
 from regionaudit.importer.registry import FLOAT_TYPES, attr
 
-SQUASHERS = {"Softmax", "LogSoftmax", "Sigmoid"}
+SQUASHERS = {"Softmax", "LogSoftmax", "Sigmoid", "Tanh"}
 # ops that may follow the squasher before the graph output without changing its values
 PASS_THROUGH = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Dropout"}
 

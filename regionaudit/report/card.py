@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from regionaudit.errors import BadOption
+from regionaudit.gates import format_number
 from regionaudit.report import formatting as F
 from regionaudit.report.context import median, model_name, probe_words, result_notes, settings_section
 from regionaudit.files import write_bytes
@@ -24,44 +25,43 @@ START = "<!-- regionaudit:start -->"
 END = "<!-- regionaudit:end -->"
 
 
-def _metric(label: str, summary: dict | None, meaning: str, digits: int = 4) -> dict:
+def _metric(label: str, summary: dict | None, meaning: str) -> dict:
     med = median(summary)
     if med is None:
         value = "undefined"
     else:
-        spread = F.spread(summary, lambda x: F.num(x, digits))
-        value = f"{F.num(med, digits)} (median" + (f"; {spread})" if spread else ")")
+        spread = F.spread(summary)
+        value = f"{F.num(med)} (median" + (f"; {spread})" if spread else ")")
     return {"metric": label, "value": value, "meaning": meaning}
 
 
 def card_context(result: AuditResult, report_link: str | None) -> dict:
     d, v, dist, m = result.density, result.deviation, result.distance, result.model
     between, at = probe_words(result)
+    near = "near the probes" if (result.settings or {}).get("synthetic") else "near the data"
     rho = v.spearman_density
     metrics = [
         _metric(
             "Regions per segment",
             d.summary,
-            f"Linear pieces the model splits a straight line between {between} into; more means a more complex function near the data.",
+            f"Linear pieces the model splits a straight line between {between} into; more means a more complex function {near}.",
         ),
         _metric("Regions per unit length", d.per_length, "Regions per segment divided by the segment's length in input space."),
         _metric("Regions per neuron", d.regions_per_neuron, "Regions per segment divided by the number of ReLU-type neurons."),
         _metric(
             "Boundary distance",
             dist.summary,
-            f"Distance from {at} to the nearest activation-region boundary (input units); smaller means smaller regions around the data.",
-            3,
+            f"Distance from {at} to the nearest activation-region boundary (input units); smaller means smaller regions {near}.",
         ),
-        _metric("Boundary distance × neurons", dist.scaled_summary, "The same distance times the neuron count, roughly scale-free (Hanin & Rolnick 2019).", 3),
+        _metric("Boundary distance × neurons", dist.scaled_summary, "The same distance times the neuron count, roughly scale-free (Hanin & Rolnick 2019)."),
         _metric(
             "Absolute deviation",
             v.summary,
             "How far the model departs from the straight line between its values at the two ends of a segment (Gamba et al. 2022); 0 means linear.",
-            3,
         ),
         {
             "metric": "Spearman ρ, density vs deviation",
-            "value": f"{rho:.2f}" if rho is not None else "undefined",
+            "value": F.num(rho) if rho is not None else "undefined",
             "meaning": "Rank correlation between a segment's region density and its absolute deviation.",
         },
     ]
@@ -70,9 +70,12 @@ def card_context(result: AuditResult, report_link: str | None) -> dict:
     settings = settings_section(result)
     s = result.settings or {}
     data = settings["data"]
-    data_line = None
+    data_line = synthetic_line = None
     if settings["synthetic"]:
-        data_line = "No data was given: probes are seeded Gaussian points, not real data."
+        synthetic_line = MarkdownSafe(
+            "**Synthetic probes:** no data was given, so every number here is measured at seeded Gaussian "
+            "points, not at real inputs; near real data it can differ a lot."
+        )
     elif data:
         data_line = f"Data: {PathName(data)}" + (f" (sha256 {F.short_hash(settings['data_hash'], 16)})" if settings["data_hash"] else "") + ", used as given (no rescaling)."
     link = None
@@ -91,9 +94,10 @@ def card_context(result: AuditResult, report_link: str | None) -> dict:
         "metrics": metrics,
         "settings_lines": settings["lines"],
         "data_line": data_line,
+        "synthetic_line": synthetic_line,
         "seed": F.value(s.get("seed")),
         "gates": [
-            {"expr": g.expr, "value": F.num(g.value) if g.value is not None else "undefined", "result": "pass" if g.passed else "FAIL"}
+            {"expr": g.expr, "value": format_number(g.value) if g.value is not None else "undefined", "result": "pass" if g.passed else "FAIL"}
             for g in result.gates
         ],
         "notes": notes,

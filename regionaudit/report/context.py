@@ -29,8 +29,9 @@ def no_deviation(result) -> str:
     return NO_SEGMENTS
 NO_POINTS = "No points were measured."
 DATA_AS_GIVEN = (
-    "Data is used as given: regionaudit does not rescale, normalise or reorder it, so it must "
-    "already be in the model's input scale and layout."
+    "Data is used as given: regionaudit does not rescale or normalise it, so it must already be in "
+    "the model's input scale. Image arrays are read in the layout --data-layout declares (chw unless "
+    "given) and transposed to the model's layout when the two differ."
 )
 SYNTHETIC_WARNING = (
     "No data was given: the probes are seeded Gaussian points, not real data. Region counts, "
@@ -106,24 +107,24 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
     s = dist.summary
     med = median(s)
     if med is not None:
-        sentence = f"Median distance {F.num(med, 3)} (input units) from {at} to the nearest region boundary"
-        spread = F.spread(s, lambda x: F.num(x, 3))
+        sentence = f"Median distance {F.num(med)} (input units) from {at} to the nearest region boundary"
+        spread = F.spread(s, F.num)
         sentence += f" ({spread})." if spread else "."
         scaled = median(dist.scaled_summary)
         if scaled is not None:
-            sentence += f" Distance × neurons, roughly scale-free: median {F.num(scaled, 3)}."
-        metrics.append(Metric("distance", "Boundary distance", F.num(med, 3), "median", sentence))
+            sentence += f" Distance × neurons, roughly scale-free: median {F.num(scaled)}."
+        metrics.append(Metric("distance", "Boundary distance", F.num(med), "median", sentence))
     else:
         metrics.append(Metric("distance", "Boundary distance", F.DASH, "", NO_POINTS + " Boundary distance is undefined.", False))
 
     s = v.summary
     med = median(s)
     if med is not None:
-        sentence = f"Median absolute deviation {F.num(med, 3)} from linear along a segment"
-        spread = F.spread(s, lambda x: F.num(x, 3))
+        sentence = f"Median absolute deviation {F.num(med)} from linear along a segment"
+        spread = F.spread(s, F.num)
         sentence += f" ({spread})" if spread else ""
         sentence += ": the area between the model and the straight line through its end values, L2 over outputs."
-        metrics.append(Metric("deviation", "Absolute deviation", F.num(med, 3), "median", sentence))
+        metrics.append(Metric("deviation", "Absolute deviation", F.num(med), "median", sentence))
     else:
         metrics.append(Metric("deviation", "Absolute deviation", F.DASH, "", no_deviation(result) + " Deviation is undefined.", False))
 
@@ -136,8 +137,8 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
             meaning = f"segments that cross more regions per unit length {strength} tend to deviate more from linear"
         else:
             meaning = f"segments that cross more regions per unit length {strength} tend to deviate less from linear"
-        sentence = f"Spearman ρ = {rho:.2f} between a segment's region density and its absolute deviation: {meaning}."
-        metrics.append(Metric("spearman", "Density vs deviation", f"{rho:.2f}", "Spearman ρ", sentence))
+        sentence = f"Spearman ρ = {F.num(rho)} between a segment's region density and its absolute deviation: {meaning}."
+        metrics.append(Metric("spearman", "Density vs deviation", F.num(rho), "Spearman ρ", sentence))
     else:
         metrics.append(
             Metric(
@@ -160,8 +161,8 @@ def model_section(result: AuditResult) -> dict:
     ref = val.get("reference") or "onnxruntime"
     if rel is not None or abs_ is not None:
         validation_sentence = (
-            f"The imported network matches {ref} to a maximum absolute error of {F.num(abs_, 3)} "
-            f"(relative {F.num(rel, 3)}) on the validation inputs."
+            f"The imported network matches {ref} to a maximum absolute error of {F.num(abs_)} "
+            f"(relative {F.num(rel)}) on the validation inputs."
         )
     else:
         validation_sentence = "No validation against onnxruntime was recorded."
@@ -230,10 +231,12 @@ def result_notes(result: AuditResult) -> list[str]:
     """The import's and the audit's notes, once each, as the result carries them.
 
     The report adds no notes of its own (the audit already says when --max-knots was reached);
-    "Data is used as given" is left out because the settings section states it in full.
+    "Data is used as given" and "No data was given" are left out because the settings section and
+    the synthetic-probes banner state them in full.
     """
     notes = [str(n) for n in (result.model.notes or [])] + [str(n) for n in (result.notes or [])]
-    return list(dict.fromkeys(n for n in notes if not n.startswith("Data is used as given")))
+    said_elsewhere = ("Data is used as given", "No data was given")
+    return list(dict.fromkeys(n for n in notes if not n.startswith(said_elsewhere)))
 
 
 def audit_plots(result: AuditResult) -> list[Plot]:
@@ -278,7 +281,7 @@ def audit_plots(result: AuditResult) -> list[Plot]:
         )
     )
     rho = v.spearman_density
-    title = "Density vs deviation" + (f" (Spearman ρ = {rho:.2f})" if rho is not None else " (Spearman ρ undefined)")
+    title = "Density vs deviation" + (f" (Spearman ρ = {F.num(rho)})" if rho is not None else " (Spearman ρ undefined)")
     n = min(len(d.segments), len(v.segments))
     out.append(
         Plot(
@@ -335,11 +338,13 @@ def audit_plots(result: AuditResult) -> list[Plot]:
     return out
 
 
-def audit_context(result: AuditResult) -> dict:
+def audit_context(result: AuditResult, clock=None) -> dict:
+    """With `clock` (a seconds counter), the timing table includes the report's own making."""
+    started = clock() if clock else 0.0
     model = model_section(result)
     gates = gates_table(result.gates)
     failed = sum(1 for g in result.gates if not g.passed)
-    return {
+    ctx = {
         "title": f"{model['name']} — linear-region audit",
         "model": model,
         "settings": settings_section(result),
@@ -351,11 +356,16 @@ def audit_context(result: AuditResult) -> dict:
         "slice": _slice_facts(result.slice),
         "gates": gates,
         "gates_failed": failed,
-        "timing": timing_rows(result.timing),
         "result_version": result.regionaudit,
         "schema": result.schema,
         "versions": versions(),
     }
+    # the report's own making (plots, tables) is part of what the run cost; it is timed here
+    timing = dict(result.timing or {})
+    if clock:
+        timing["report_s"] = clock() - started
+    ctx["timing"] = timing_rows(timing)
+    return ctx
 
 
 def slice_plot_record(result: AuditResult, svg: str | None) -> Plot:
@@ -404,7 +414,8 @@ def _cmp_row(label, a, b, fmt=F.num):
     return [label, fmt(a), fmt(b), sign + fmt(diff) if diff is not None else F.DASH]
 
 
-def compare_context(result: CompareResult) -> dict:
+def compare_context(result: CompareResult, clock=None) -> dict:
+    started = clock() if clock else 0.0
     a, b = result.a, result.b
     name_a, name_b = model_name(a), model_name(b)
     if name_a == name_b:
@@ -446,7 +457,7 @@ def compare_context(result: CompareResult) -> dict:
             ),
         }
 
-    return {
+    ctx = {
         "title": f"{name_a} vs {name_b} — linear-region comparison",
         "name_a": name_a,
         "name_b": name_b,
@@ -457,8 +468,12 @@ def compare_context(result: CompareResult) -> dict:
         "deviation": paired(result.paired.deviation, "absolute deviation", "deviation", False, "paired-deviation"),
         "gates": gates_table(result.gates),
         "gates_failed": sum(1 for g in result.gates if not g.passed),
-        "timing": timing_rows(result.timing),
         "result_version": result.regionaudit,
         "schema": result.schema,
         "versions": versions(),
     }
+    timing = dict(result.timing or {})
+    if clock:
+        timing["report_s"] = clock() - started
+    ctx["timing"] = timing_rows(timing)
+    return ctx

@@ -12,7 +12,10 @@ import re
 DASH = "—"
 
 
-def num(x, digits: int = 4) -> str:
+SIGNIFICANT = 4  # every number in the report and card has this many significant digits
+
+
+def num(x, digits: int = SIGNIFICANT) -> str:
     """A number for people: ints with separators, floats with `digits` significant digits."""
     if x is None:
         return DASH
@@ -118,22 +121,26 @@ def spread(summary: dict | None, fmt=num) -> str:
     return f"p10 {fmt(summary.get('p10'))}, p90 {fmt(summary.get('p90'))}"
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")  # `(`, `!` are harmless once `[` `]` are escaped
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~<>])")  # `(`, `!` are harmless once `[` `]` are escaped
+
+
+ZWSP = "\u200b"  # zero-width space: breaks a URL for autolinkers, invisible to readers
 
 
 def markdown(s) -> str:
-    """Neutralise a string for a Markdown table cell or paragraph.
+    """Neutralise a string for a Markdown table cell or paragraph, with Markdown's own means.
 
-    Markdown punctuation is backslash-escaped, `<`, `>` and `&` become entities (no raw HTML),
-    newlines become spaces (no broken table rows), and bare URLs are broken with a zero-width
-    joiner so that no renderer turns them into links.
+    Markdown punctuation, `<` and `>` are backslash-escaped (no raw HTML, no autolink), an `&` that
+    could start an entity gets a backslash too, newlines become spaces (no broken table rows), and
+    bare URLs are broken with a literal zero-width space so that no renderer turns them into links.
+    No HTML entities: the text reads the same in the Markdown source and rendered.
     """
     s = str(s)
-    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     s = re.sub(r"[\r\n\t\v\f\u2028\u2029]+", " ", s)
     s = _MD_SPECIAL.sub(r"\\\1", s)
+    s = re.sub(r"&(?=#?\w+;)", r"\\&", s)
     s = re.sub(r"^(\s*)([#+=-])(?=[\s#=-]|$)", r"\1\\\2", s)  # no heading, list or setext line at the start
     s = re.sub(r"^(\s*\d+)([.)])(?=\s|$)", r"\1\\\2", s)  # no ordered list
-    s = re.sub(r"(?i)(\w)(://)", r"\1:&#8203;//", s)
-    s = re.sub(r"(?i)\bwww\.", "www&#8203;.", s)
+    s = re.sub(r"(?i)(\w)(://)", "\\1:" + ZWSP + "//", s)
+    s = re.sub(r"(?i)\bwww\.", "www" + ZWSP + ".", s)
     return s

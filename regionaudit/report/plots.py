@@ -20,6 +20,8 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+from regionaudit.report import formatting as F
+
 FIGSIZE = (5.5, 3.2)
 
 BLUE = "#2f5d8a"
@@ -125,7 +127,7 @@ def histogram(
     values: Sequence[float | None],
     title: str,
     xlabel: str,
-    fmt=lambda v: f"{v:.4g}",
+    fmt=F.num,
     color: str = BLUE,
     integer: bool = False,
 ) -> str | None:
@@ -169,7 +171,7 @@ def log_histogram(
         ax.set_xscale("log")
         if hi / lo >= 10:  # whole decades are labelled; minor labels are clutter (and slow)
             ax.xaxis.set_minor_formatter(NullFormatter())
-        _median_line(ax, pos, lambda v: f"{v:.3g}")
+        _median_line(ax, pos, F.num)
         ax.set_title(plain(title))
         ax.set_xlabel(plain(xlabel + " (log scale)"))
         ax.set_ylabel(ylabel)
@@ -197,7 +199,7 @@ def ecdf(plot_id: str, values: Sequence[float | None], title: str, xlabel: str, 
         else:
             xlabel_full = xlabel
         med = float(np.median(arr))
-        ax.axvline(med, color=ORANGE, lw=1.4, ls="--", label=f"median {med:.3g}")
+        ax.axvline(med, color=ORANGE, lw=1.4, ls="--", label=f"median {F.num(med)}")
         ax.axhline(0.5, color=GREY, lw=0.6, ls=":")
         ax.legend(loc="lower right")
         ax.set_ylim(0, 1.02)

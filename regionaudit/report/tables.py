@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from regionaudit.gates import format_number
 from regionaudit.report import formatting as F
 from regionaudit.result import AuditResult
 
 # `kind` of the IR nodes that put kinks into the function (regionaudit/ir.py: `LeakyRelu`, which
-# also covers ReLU and PReLU, and `MaxPool`); their rows are highlighted in the node table.
-KINK_KINDS = {"relu", "maxpool"}
+# also covers ReLU, PReLU and Abs; `Clip`; `MaxPool` and `WindowMax`); their rows are highlighted
+# in the node table.
+KINK_KINDS = {"relu", "clip", "maxpool", "max"}
 
 
 @dataclass
@@ -97,7 +99,8 @@ def paths_table(result: AuditResult, limit: int = 100) -> Table | None:
 def gates_table(gates) -> Table | None:
     if not gates:
         return None
-    rows = [[g.expr, F.num(g.value) if g.value is not None else "undefined", "pass" if g.passed else "FAIL", g.message or ""] for g in gates]
+    # the exact value compared, as the gate line on stderr shows it: a failure must show why
+    rows = [[g.expr, format_number(g.value) if g.value is not None else "undefined", "pass" if g.passed else "FAIL", g.message or ""] for g in gates]
     return Table(
         ["gate", "value", "result", "message"],
         rows,

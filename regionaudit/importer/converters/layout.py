@@ -3,6 +3,7 @@
 import numpy as np
 
 from regionaudit import ir
+from regionaudit.importer.converters.select import padded_by_mode, strided_slice
 from regionaudit.importer.registry import Data, Unsupported, attr, converter
 
 
@@ -37,12 +38,13 @@ def concat(node, ctx):
 
 @converter("Pad")
 def pad(node, ctx):
-    """Constant mode with value 0 only. Opset 11 moved pads/value to inputs; opset 18 added axes."""
+    """Constant mode with value 0, and reflect / edge / wrap modes (each output element is one
+    input element). Opset 11 moved pads/value to inputs; opset 18 added axes, opset 19 wrap."""
     x = ctx.data(0)
     rank = len(x.shape)
     mode = attr(node, "mode", "constant")
     if mode != "constant":
-        raise Unsupported(f"mode {mode!r} is not supported (only constant zero padding)")
+        return padded_by_mode(node, ctx)
     if ctx.opset < 11:
         pads, value = attr(node, "pads", []), float(attr(node, "value", 0.0))
     else:
@@ -94,8 +96,8 @@ def slice_(node, ctx):
         axis = axis + rank if axis < 0 else axis
         if not 0 <= axis < rank:
             raise Unsupported(f"axis {axis} does not fit {x.shape}")
-        if step != 1:
-            raise Unsupported(f"step {step} on axis {axis} is not supported (only contiguous slices)")
+        if step != 1:  # strided or reversed: an element selection
+            return strided_slice(node, ctx)
         dim = x.shape[axis]
         lo = min(max(start + dim if start < 0 else start, 0), dim)
         hi = min(max(end + dim if end < 0 else end, 0), dim)

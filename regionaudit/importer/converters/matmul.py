@@ -3,7 +3,7 @@
 import numpy as np
 
 from regionaudit import ir
-from regionaudit.importer.registry import Data, Unsupported, attr, converter
+from regionaudit.importer.registry import PRODUCT, Data, Unsupported, attr, converter
 
 
 def _onnx_matmul_shape(a: tuple, b: tuple) -> tuple[int, ...]:
@@ -29,7 +29,7 @@ def matmul_node(ctx, x: Data, w: np.ndarray, left: bool, bias=None, suffix=None)
 def matmul(node, ctx):
     a, b = ctx.input(0), ctx.input(1)
     if isinstance(a, Data) and isinstance(b, Data):
-        raise Unsupported("product of two data tensors is not piecewise linear")
+        raise Unsupported("product of two data tensors is not piecewise linear", kind=PRODUCT)
     if isinstance(a, Data):
         return matmul_node(ctx, a, ctx.const(1, "B"), left=False)
     return matmul_node(ctx, b, ctx.const(0, "A"), left=True)
@@ -44,7 +44,7 @@ def gemm(node, ctx):
     c = ctx.const(2, "C")
     bias = None if c is None else beta * c
     if isinstance(a, Data) and isinstance(b, Data):
-        raise Unsupported("product of two data tensors is not piecewise linear")
+        raise Unsupported("product of two data tensors is not piecewise linear", kind=PRODUCT)
     data, trans = (a, trans_a) if isinstance(a, Data) else (b, trans_b)
     if len(data.shape) != 2:
         raise Unsupported(f"Gemm needs a 2-D operand, got {data.shape}")

@@ -53,7 +53,7 @@ def global_average_pool(node, ctx):
                    n_spatial=len(x.shape) - 2)
 
 
-@converter("MaxPool")
+@converter("MaxPool", kink=True)
 def max_pool(node, ctx):
     x = ctx.data(0)
     kernel = _kernel(node, x)
@@ -64,7 +64,7 @@ def max_pool(node, ctx):
                    dilations=dilations, ceil_mode=ceil_mode)
 
 
-@converter("GlobalMaxPool")
+@converter("GlobalMaxPool", kink=True)
 def global_max_pool(node, ctx):
     x = ctx.data(0)
     spatial = tuple(x.shape[2:])

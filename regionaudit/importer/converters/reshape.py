@@ -21,13 +21,13 @@ def _axes(node, ctx, index: int):
     return value
 
 
-def reshaped(ctx, x, shape):
+def reshaped(ctx, x, shape, suffix=None):
     shape = tuple(int(d) for d in shape)
     if math.prod(shape) != math.prod(x.shape):
         raise Unsupported(f"cannot reshape {x.shape} to {shape}")
     if shape == x.shape:
         return x
-    return ctx.add(ir.Reshape, [x], shape=shape)
+    return ctx.add(ir.Reshape, [x], shape=shape, suffix=suffix)
 
 
 @converter("Flatten")

@@ -1,0 +1,97 @@
+"""How long an audit will take, from a short timed sample, so a long run says so before it starts.
+
+One segment and one point are timed with the same analyzers the audit uses. A single item scaled
+by the number of items is an upper bound (the analyzers work on whole batches, so a fixed cost per
+call is paid once per batch, not per item), and when that bound is short, it is the estimate.
+When it says "long", the sample is refined: the item is timed again without first-call costs and,
+unless one item alone takes seconds, a small batch is timed too, so that the fixed cost per call
+and the cost per item are told apart (on a busy 2-core machine the fixed cost is most of a small
+model's single-item time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from regionaudit.analysis.density import trace_segments
+from regionaudit.analysis.distance import boundary_distances
+
+LONG_RUN_S = 30.0  # beyond this a person wants to know, and how to make it shorter
+REFINE_S = 2.0  # an item that takes this long is timed alone: its own cost dominates
+REFINE_BATCH = 16  # items in the refining batch at most
+
+
+@dataclass
+class Estimate:
+    seconds: float
+    segments: int  # segments and loop edges
+    points: int
+
+
+def estimate(network, segments: tuple[torch.Tensor, torch.Tensor], loop_edges: int, points: torch.Tensor,
+             max_knots: int | None, max_memory: int | None, clock) -> Estimate:
+    """Seconds for the whole audit, timed with `clock` (a seconds counter, injectable for tests)."""
+    a, b = segments
+    n_seg = len(a) + loop_edges
+    seconds = 0.0
+    if len(a):
+        seconds += _cost(
+            lambda k: trace_segments(network, a[:k], b[:k], max_knots=max_knots, max_memory=max_memory),
+            len(a), n_seg, clock,
+        )
+    if len(points):
+        seconds += _cost(lambda k: boundary_distances(network, points[:k], max_memory=max_memory), len(points), len(points), clock)
+    return Estimate(seconds=seconds, segments=n_seg, points=len(points))
+
+
+def _timed(work, clock) -> float:
+    t0 = clock()
+    work()
+    return clock() - t0
+
+
+def _cost(run, available: int, total: int, clock) -> float:
+    """Seconds for `total` items, from `run(k)` on the first k of `available` items."""
+    one = _timed(lambda: run(1), clock)
+    if one * total <= LONG_RUN_S:
+        return one * total  # an upper bound, and short
+    one = min(one, _timed(lambda: run(1), clock))  # without lazy imports and other first-call costs
+    if one >= REFINE_S or available < 2:
+        return one * total
+    k = min(available, REFINE_BATCH)
+    per_item = max(0.0, (_timed(lambda: run(k), clock) - one) / (k - 1))
+    return min(one * total, one + per_item * (total - 1))
+
+
+def long_run_message(est: Estimate, pairs_used: bool, points_from_rows: bool, dtype: str, device: str) -> str | None:
+    """One line for a run over LONG_RUN_S: the estimate and what would make it faster; else None."""
+    if est.seconds <= LONG_RUN_S:
+        return None
+    faster = []
+    if pairs_used and est.segments:
+        faster.append("fewer --pairs")
+    if points_from_rows and est.points:
+        faster.append("fewer --max-points")
+    if dtype == "float64":
+        faster.append("--dtype float32")
+    if device == "cpu":
+        faster.append("--device cuda")
+    hint = f"; faster with {', '.join(faster)}" if faster else ""
+    return (
+        f"this audit will take about {format_duration(est.seconds)} "
+        f"({est.segments} segments, {est.points} points){hint}"
+    )
+
+
+def format_duration(seconds: float) -> str:
+    """'45 s', '3 min', '1 h 20 min': as a person would say it."""
+    s = round(seconds)
+    if s < 120:
+        return f"{s} s"
+    minutes = round(s / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    h, m = divmod(minutes, 60)
+    return f"{h} h {m} min" if m else f"{h} h"

@@ -1,0 +1,108 @@
+"""Resize and Upsample with constant scales or sizes: a fixed linear map (`ir.Resample`).
+
+Every mode (nearest, linear, cubic, with antialias) interpolates one axis at a time, so the map is
+one matrix per resized axis. Each matrix is found once, at import, by onnx's reference evaluator
+resizing that axis of a tensor that holds the identity (its other changed axis kept at scale 1),
+so every coordinate transformation and rounding mode is exactly the op's own. Opset 10 has
+(X, scales); opset 11 added roi and sizes; opset 18 added `axes` and `keep_aspect_ratio_policy`.
+Upsample: scales as an attribute (opset 7), then as an input (opset 9).
+"""
+
+import numpy as np
+import onnx
+import torch
+
+from regionaudit import ir
+from regionaudit.importer.fold import fold_node
+from regionaudit.importer.registry import Data, Unsupported, attr, converter
+
+
+def _target(node, ctx, x: Data):
+    """('scales', full-rank scales) or ('sizes', full-rank sizes)."""
+    rank = len(x.shape)
+    if node.op_type == "Upsample" and ctx.opset < 9:
+        return "scales", [float(s) for s in attr(node, "scales", [])]
+    for i in range(1, len(node.input)):
+        if isinstance(ctx.input(i), Data):
+            raise Unsupported(f"input {i} (scales, sizes or roi) is computed from the input")
+    if node.op_type == "Upsample" or ctx.opset < 11:
+        scales, sizes = ctx.const(1, "scales"), None
+    else:
+        scales, sizes = ctx.const(2, "scales"), ctx.const(3, "sizes", float64=False)
+    axes = attr(node, "axes", None)
+    axes = list(range(rank)) if axes is None else [a + rank if a < 0 else a for a in axes]
+    if scales is not None and scales.size:
+        full = [1.0] * rank
+        for a, s in zip(axes, scales.reshape(-1)):
+            full[a] = float(s)
+        return "scales", full
+    if sizes is not None and sizes.size:
+        if attr(node, "keep_aspect_ratio_policy", "stretch") != "stretch":
+            raise Unsupported("keep_aspect_ratio_policy other than 'stretch' is not supported")
+        full = list(x.shape)
+        for a, s in zip(axes, sizes.reshape(-1)):
+            full[a] = int(s)
+        return "sizes", full
+    raise Unsupported("neither scales nor sizes are given")
+
+
+def _axis_matrix(node, ctx, x: Data, form: str, target: list, axis: int) -> np.ndarray:
+    """(out, in) matrix of the resize along `axis`: the identity resized along that axis."""
+    rank, n = len(x.shape), x.shape[axis]
+    other = 0 if axis != 0 else 1
+    shape = [1] * rank
+    shape[axis] = shape[other] = n
+    eye = np.moveaxis(np.eye(n).reshape(n, n, *([1] * (rank - 2))), (0, 1), (other, axis))
+    eye = np.ascontiguousarray(eye.reshape(shape))
+    if node.op_type == "Upsample" or ctx.opset < 11:  # Resize-10 is Upsample: asymmetric, floor for nearest
+        s = [1.0] * rank
+        s[axis] = target[axis]
+        mode = {"bilinear": "linear"}.get(attr(node, "mode", "nearest"), attr(node, "mode", "nearest"))
+        one = onnx.helper.make_node("Resize", ["x", "", "s"], ["y"], mode=mode,
+                                    coordinate_transformation_mode="asymmetric",
+                                    **({"nearest_mode": "floor"} if mode == "nearest" else {}))
+        out = np.asarray(fold_node(one, [eye, None, np.array(s, np.float32)], {"": 13})[0], np.float64)
+        return np.moveaxis(out, (axis, other), (0, 1)).reshape(out.shape[axis], n)
+    one = onnx.NodeProto()
+    one.CopyFrom(node)
+    keep = [a for a in one.attribute if a.name != "axes"]
+    del one.attribute[:]
+    one.attribute.extend(keep)
+    inputs: list = [eye] + [None] * (len(node.input) - 1)
+    if form == "scales":
+        s = [1.0] * rank
+        s[axis] = target[axis]
+        inputs[1 if ctx.opset < 11 else 2] = np.array(s, np.float32)
+    else:
+        sz = [1] * rank
+        sz[axis], sz[other] = target[axis], n
+        inputs[3] = np.array(sz, np.int64)
+    if ctx.opset >= 11 and node.op_type == "Resize" and len(node.input) > 1:
+        roi = ctx.input(1)
+        inputs[1] = np.array([], np.float32) if roi is None or isinstance(roi, Data) else roi
+    out = np.asarray(fold_node(one, inputs, ctx.opsets)[0], np.float64)
+    m = out.shape[axis]
+    return np.moveaxis(out, (axis, other), (0, 1)).reshape(m, n)
+
+
+@converter("Resize", "Upsample")
+def resize(node, ctx):
+    x = ctx.data(0)
+    if attr(node, "coordinate_transformation_mode", "") == "tf_crop_and_resize":
+        raise Unsupported("coordinate_transformation_mode 'tf_crop_and_resize' is not supported")
+    if len(x.shape) < 2:
+        raise Unsupported(f"input {x.shape} has fewer than 2 axes")
+    form, target = _target(node, ctx, x)
+    if len(target) != len(x.shape):
+        raise Unsupported(f"{form} {target} do not fit input {x.shape}")
+    changed = [a for a in range(len(x.shape)) if (target[a] != 1.0 if form == "scales" else target[a] != x.shape[a])]
+    if not changed:
+        return x
+    mats = [_axis_matrix(node, ctx, x, form, target, a) for a in changed]
+    shape = list(x.shape)
+    for a, m in zip(changed, mats):
+        shape[a] = m.shape[0]
+    if min(shape) <= 0:
+        raise Unsupported(f"the resized shape {tuple(shape)} is empty")
+    return ctx.add(ir.Resample, [x], shape=tuple(shape), axes=tuple(changed),
+                   matrices=[torch.from_numpy(m) for m in mats])

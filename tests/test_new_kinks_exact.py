@@ -1,0 +1,271 @@
+"""The elementwise and window kinks exporters write (Clip / ReLU6 / Hardtanh, HardSigmoid, Abs,
+Max / Min of tensors, Max(x, 0), ReduceMax / ReduceMin): imported from onnx.helper graphs, checked
+against onnxruntime, then knots equal the reference walk's and distances an autograd formula."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import f32
+from onnx import helper
+
+from regionaudit import ir
+from regionaudit.analysis.density import midpoint_check, trace_segments
+from regionaudit.analysis.distance import boundary_distances
+from regionaudit.analysis.walk import walk_segment
+from test_analysis_density import assert_same_trace
+
+I64 = np.int64
+
+
+def _gemm(name, x, n_in, n_out, seed, gain=2.0):
+    inits = {f"{name}_w": gain * f32(n_in, n_out, seed=seed), f"{name}_b": f32(n_out, seed=seed + 100)}
+    return helper.make_node("Gemm", [x, f"{name}_w", f"{name}_b"], [name], name=name), inits
+
+
+def _chain(*pieces):
+    nodes, inits = [], {}
+    for node, init in pieces:
+        nodes.append(node)
+        inits.update(init)
+    return nodes, inits
+
+
+def clip_mlp(opset):
+    """Gemm -> ReLU6-style Clip -> Gemm -> Hardtanh (Clip -1, 1) -> Gemm."""
+    if opset >= 11:
+        c1 = helper.make_node("Clip", ["h1", "zero", "six"], ["a1"], name="relu6")
+        c2 = helper.make_node("Clip", ["h2", "m1", "one"], ["a2"], name="hardtanh")
+        bounds = {"zero": np.array(0, np.float32), "six": np.array(6, np.float32),
+                  "m1": np.array(-1, np.float32), "one": np.array(1, np.float32)}
+    else:
+        c1 = helper.make_node("Clip", ["h1"], ["a1"], name="relu6", min=0.0, max=6.0)
+        c2 = helper.make_node("Clip", ["h2"], ["a2"], name="hardtanh", min=-1.0, max=1.0)
+        bounds = {}
+    nodes, inits = _chain(_gemm("h1", "x", 3, 12, 1, gain=4.0), (c1, {}), _gemm("h2", "a1", 12, 10, 2, gain=0.6),
+                          (c2, {}), _gemm("y", "a2", 10, 3, 3))
+    return nodes, {**inits, **bounds}, [1, 3]
+
+
+def hard_sigmoid_abs_mlp(opset):
+    nodes, inits = _chain(
+        _gemm("h1", "x", 3, 10, 4),
+        (helper.make_node("HardSigmoid", ["h1"], ["a1"], name="hsig", alpha=0.5, beta=0.2), {}),
+        _gemm("h2", "a1", 10, 8, 5),
+        (helper.make_node("Abs", ["h2"], ["a2"], name="abs"), {}),
+        _gemm("y", "a2", 8, 2, 6),
+    )
+    return nodes, inits, [1, 3]
+
+
+def max_min_mlp(opset):
+    """Max of two branches, Min of three (one a constant), a ReLU written as Max(x, 0) and a Min
+    with a constant (a clip from above)."""
+    nodes, inits = _chain(
+        _gemm("p", "x", 3, 8, 7), _gemm("q", "x", 3, 8, 8), _gemm("r", "x", 3, 8, 9),
+        (helper.make_node("Max", ["p", "q"], ["m"], name="max2"), {}),
+        (helper.make_node("Min", ["m", "r", "c"], ["n"], name="min3"), {"c": np.float32(0.5) + f32(8, seed=10)}),
+        _gemm("h", "n", 8, 6, 11),
+        (helper.make_node("Max", ["h", "zero"], ["a"], name="relu_as_max"), {"zero": np.zeros(1, np.float32)}),
+        (helper.make_node("Min", ["a", "cap"], ["ac"], name="capped"), {"cap": np.array([1.5], np.float32)}),
+        _gemm("y", "ac", 6, 2, 12),
+    )
+    return nodes, inits, [1, 3]
+
+
+def reduce_max_net(opset):
+    """Gemm to (1, 4, 6), ReduceMax over the middle axis and ReduceMin over the last, concatenated."""
+    as_input = opset >= 18
+    ax1 = {"axes1": np.array([1], I64)} if as_input else {}
+    ax2 = {"axes2": np.array([-1], I64)} if as_input else {}
+    nodes, inits = _chain(
+        _gemm("h", "x", 3, 24, 13),
+        (helper.make_node("Reshape", ["h", "shape"], ["hr"]), {"shape": np.array([1, 4, 6], I64)}),
+        (helper.make_node("ReduceMax", ["hr", "axes1"] if as_input else ["hr"], ["mx"], name="rmax", keepdims=0,
+                          **({} if as_input else {"axes": [1]})), ax1),
+        (helper.make_node("ReduceMin", ["hr", "axes2"] if as_input else ["hr"], ["mn"], name="rmin", keepdims=1,
+                          **({} if as_input else {"axes": [-1]})), ax2),
+        (helper.make_node("Flatten", ["mn"], ["mnf"]), {}),
+        (helper.make_node("Concat", ["mx", "mnf"], ["cat"], axis=1), {}),
+        _gemm("y", "cat", 10, 2, 14),
+    )
+    return nodes, inits, [1, 3]
+
+
+def broadcast_bound_net(opset):
+    """Max of a (1, 4) tensor with a (3, 4) constant: the bound broadcasts the data to (3, 4)."""
+    nodes, inits = _chain(
+        _gemm("h", "x", 3, 4, 15),
+        (helper.make_node("Max", ["h", "c"], ["m"], name="floor3"), {"c": f32(3, 4, seed=16)}),
+        (helper.make_node("Flatten", ["m"], ["mf"], axis=0), {}),
+        _gemm("y", "mf", 12, 2, 17),
+    )
+    return nodes, inits, [1, 3]
+
+
+NETS = {"clip": clip_mlp, "hardsigmoid_abs": hard_sigmoid_abs_mlp, "max_min": max_min_mlp, "reduce": reduce_max_net,
+        "broadcast_bound": broadcast_bound_net}
+OPSETS = {"clip": [7, 11, 13, 21], "hardsigmoid_abs": [7, 13], "max_min": [8, 13], "reduce": [11, 13, 18],
+          "broadcast_bound": [8, 13]}
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    import onnx
+
+    from conftest import make_model
+    from regionaudit.importer import import_model
+
+    folder = tmp_path_factory.mktemp("kinks")
+    out = {}
+    for name, make in NETS.items():
+        for opset in OPSETS[name]:
+            nodes, inits, shape = make(opset)
+            path = folder / f"{name}_{opset}.onnx"
+            onnx.save(make_model(nodes, shape, inits, opset), str(path))
+            out[name, opset] = import_model(path)
+    return out
+
+
+CASES = [(n, o) for n in NETS for o in OPSETS[n]]
+
+
+@pytest.mark.parametrize("name,opset", CASES)
+def test_imports_and_matches_onnxruntime(imported, name, opset):
+    v = imported[name, opset].validation
+    assert v["reference"] == "onnxruntime"
+    assert v["max_rel_err"] < 1e-6, v
+
+
+def _segments(net, n, seed, scale=3.0):
+    g = torch.Generator().manual_seed(seed)
+    a = scale * torch.randn(n, *net.input_shape, dtype=torch.float64, generator=g)
+    b = scale * torch.randn(n, *net.input_shape, dtype=torch.float64, generator=g)
+    return a, b
+
+
+@pytest.mark.parametrize("name,opset", CASES)
+def test_knots_equal_the_walk(imported, name, opset):
+    net = imported[name, opset].network
+    a, b = _segments(net, 4, 3)
+    traces = trace_segments(net, a, b)
+    per_layer = dict.fromkeys(net.kink_names, 0)
+    for s, d in enumerate(traces):
+        w = walk_segment(net, a[s], b[s])
+        assert_same_trace(d, w)
+        assert midpoint_check(net, d, a[s], b[s]) < 1e-9
+        for k, v in d.knots_per_layer.items():
+            per_layer[k] += v
+    # every new kink node is crossed, so each kind's crossings are exercised
+    assert all(v > 0 for v in per_layer.values()), per_layer
+
+
+def test_clip_crosses_at_both_bounds(imported):
+    """A ReLU6 unit crosses where z = 0 and where z = 6: the walk and the layerwise pass find the
+    knots at exactly those values (interpolated z there is the bound)."""
+    net = imported["clip", 13].network
+    clip = next(i for i, n in enumerate(net.nodes) if isinstance(n, ir.Clip) and n.name == "relu6")
+    a, b = _segments(net, 6, 5)
+    hits = {0.0: 0, 6.0: 0}
+    for s, tr in enumerate(trace_segments(net, a, b)):
+        tt = tr.t[1:-1, None]
+        z = net.forward_all((1 - tt) * a[s].reshape(1, -1) + tt * b[s].reshape(1, -1))[net.nodes[clip].inputs[0]]
+        z = z.reshape(z.shape[0], -1)
+        for bound in hits:
+            hits[bound] += int(((z - bound).abs() < 1e-9).any(dim=1).sum())
+    assert hits[0.0] > 0 and hits[6.0] > 0, hits
+
+
+def test_neurons_count_one_unit_per_element_and_windows_apart(imported):
+    clip = imported["clip", 13].network
+    assert clip.neurons == 12 + 10 and clip.maxpool_windows == 0
+    hs = imported["hardsigmoid_abs", 13].network
+    assert hs.neurons == 10 + 8
+    mm = imported["max_min", 13].network
+    assert mm.neurons == 6 + 6  # Max(x, 0) is a ReLU, Min(x, 1.5) a one-sided Clip
+    assert mm.maxpool_windows == 8 + 8  # Max of two, Min of two data tensors and a constant
+    red = imported["reduce", 13].network
+    assert red.neurons == 0 and red.maxpool_windows == 6 + 4
+
+
+def _autograd_distance(net, x):
+    """min over units and breakpoints of |z - bound| / ‖∇z‖, and window margins, by autograd."""
+    best = math.inf
+    for i in net.kink_ids:
+        node = net.nodes[i]
+
+        def pre(xx, node=node):
+            return net.forward_all(xx.unsqueeze(0))[node.inputs[0]][0]
+
+        z = pre(x)
+        jac = torch.autograd.functional.jacobian(pre, x).reshape(z.numel(), -1)
+        if isinstance(node, ir.UnitKink):
+            g = jac.norm(dim=1).repeat(node.breaks)
+            off = node.offsets(z.unsqueeze(0))[0]
+            ok = g > 0
+            if ok.any():
+                best = min(best, float((off[ok].abs() / g[ok]).min()))
+        else:
+            cand = node.candidates(z.unsqueeze(0))[0]
+            where = node.candidates(torch.arange(z.numel(), dtype=torch.float64).reshape(1, *z.shape))[0]
+            for w in range(cand.shape[0]):
+                win = int(cand[w].argmax())
+                for j in range(cand.shape[1]):
+                    if j != win:
+                        g = (jac[int(where[w, win])] - jac[int(where[w, j])]).norm()
+                        if g > 0:
+                            best = min(best, float((cand[w, win] - cand[w, j]) / g))
+    return best
+
+
+@pytest.mark.parametrize("name", list(NETS))
+def test_distance_equals_autograd_formula(imported, name):
+    net = imported[name, OPSETS[name][-1]].network
+    pts = 2 * torch.randn(4, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    got = boundary_distances(net, pts)
+    for k in range(4):
+        assert got[k].distance == pytest.approx(_autograd_distance(net, pts[k]), rel=1e-12)
+        node = net.nodes[net.kink_ids[net.kink_names.index(got[k].node)]]
+        limit = node.units if isinstance(node, ir.UnitKink) else node.windows
+        assert 0 <= got[k].unit < limit
+
+
+def test_distance_names_clip_units_by_their_unit_index(imported):
+    """A point next to a ReLU6 unit's upper bound: the nearest unit is that unit (index < units)."""
+    net = imported["clip", 13].network
+    gen = torch.Generator().manual_seed(9)
+    pts = 2 * torch.randn(64, *net.input_shape, dtype=torch.float64, generator=gen)
+    names = {d.node for d in boundary_distances(net, pts)}
+    assert {"relu6", "hardtanh"} & names
+
+
+@pytest.mark.parametrize("opset", [9, 13])
+def test_soft_shrink_and_reduce_l1_match_onnxruntime_and_the_walk(convert, opset):
+    nodes, inits = _chain(
+        _gemm("h", "x", 3, 12, 20),
+        (helper.make_node("Shrink", ["h"], ["s"], name="shrink", lambd=0.7, bias=0.7), {}),
+        (helper.make_node("Reshape", ["h", "shape"], ["h3"]), {"shape": np.array([1, 3, 4], I64)}),
+        (helper.make_node("ReduceL1", ["h3"], ["l1"], name="l1", axes=[1], keepdims=0), {}),
+        (helper.make_node("Concat", ["s", "l1"], ["cat"], axis=1), {}),
+        _gemm("y", "cat", 16, 2, 21),
+    )
+    imported = convert(nodes, [1, 3], inits, opset)
+    assert imported.validation["reference"] == "onnxruntime" and imported.validation["max_rel_err"] < 1e-6
+    net = imported.network
+    assert net.neurons == 12 + 4 * 3
+    a, b = _segments(net, 3, 4)
+    totals = dict.fromkeys(net.kink_names, 0)
+    for s, d in enumerate(trace_segments(net, a, b)):
+        assert_same_trace(d, walk_segment(net, a[s], b[s]))
+        for k, v in d.knots_per_layer.items():
+            totals[k] += v
+    assert all(v > 0 for v in totals.values()), totals
+
+
+def test_hard_shrink_is_a_discontinuity(convert):
+    nodes = [helper.make_node("Shrink", ["x"], ["y"], name="hard", lambd=0.5)]
+    with pytest.raises(Exception, match="discontinuous: Shrink 'hard' \\(bias 0 differs from lambd 0.5"):
+        convert(nodes, [1, 3])
