@@ -23,6 +23,9 @@ SECTIONS = (
         "data_layout", "seed", "device", "dtype", "max_knots", "max_memory", "keep_knots", "input_shape",
         "output_name",
     )),
+    ("2-D slice options", (
+        "slice", "slice_points", "slice_scale", "slice_box", "max_regions", "keep_polygons", "slice_color", "slice_png",
+    )),
     ("Output options", ("output", "json_out", "card", "card_append", "junit")),
     ("Gates", ("fail_if", "baseline", "max_increase")),
 )
@@ -152,13 +155,13 @@ def slice_options(f):
     """The 2-D slice's options (the audit command only)."""
     opts = [
         click.option("--slice/--no-slice", "slice", default=None, help="Exact 2-D slice through three data points [on]."),
-        click.option("--slice-points", type=click.Path(dir_okay=False), help="The slice's three points, (3, *input_shape)."),
-        click.option("--slice-scale", type=click.FloatRange(0, 1e6, min_open=True), default=None, help="Half-width of the slice's square / circumradius [1.25]."),
+        click.option("--slice-points", type=click.Path(dir_okay=False), metavar="P.npy", help="The slice's three points, (3, *input_shape)."),
+        click.option("--slice-scale", type=PositiveRange(0, 10**6, min_open=True), metavar="S", default=None, help="Half-width of the slice's square / circumradius [1.25]."),
         click.option("--slice-box", type=float, nargs=4, default=None, metavar="XMIN XMAX YMIN YMAX", help="The slice's box, for models with a 2-D input [data range + 10%]."),
-        click.option("--max-regions", type=click.IntRange(min=1), default=None, help="Stop the slice's partition at this many regions (noted) [200000]."),
+        click.option("--max-regions", type=Range(min=1), metavar="N", default=None, help="Stop the slice's partition at this many regions (noted) [200000]."),
         click.option("--keep-polygons", is_flag=True, help="Store every slice region's polygon in the JSON."),
         click.option("--slice-color", type=click.Choice(["region", "class"]), default="region", show_default=True, help="Colour slice regions apart, or by predicted class."),
-        click.option("--slice-png", type=click.Path(dir_okay=False), help="Write the slice's picture: .png or .svg."),
+        click.option("--slice-png", type=click.Path(dir_okay=False), metavar="FILE", help="Write the slice's picture: .png or .svg."),
     ]
     for opt in reversed(opts):
         f = opt(f)
