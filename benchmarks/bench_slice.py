@@ -108,15 +108,15 @@ def grid_patterns(net: ir.Network, plane: Plane, n: int, max_points: int) -> tup
     return seconds * total / done, seen, done < total
 
 
-def slice_rows(names: list[str] | None = None, grid: int = 1000, max_grid_points: int = 250_000) -> list[dict]:
-    rows = []
+def slice_rows(names: list[str] | None = None, grid: int = 1000, max_grid_points: int = 250_000):
+    """One row (a dict) per model, yielded as each is measured."""
     for name, net, plane in cases(names):
         t0 = time.process_time()
         part = partition_plane(net, plane)
         seconds = time.process_time() - t0
         t_grid, seen, scaled = grid_patterns(net, plane, grid, max_grid_points)
         have = {r.tobytes() for r in part.patterns.cpu().numpy()}
-        rows.append(
+        yield (
             {
                 "model": name,
                 "regions": part.regions,
@@ -131,7 +131,6 @@ def slice_rows(names: list[str] | None = None, grid: int = 1000, max_grid_points
                 "grid_over_exact": t_grid / seconds,
             }
         )
-    return rows
 
 
 def main() -> None:
