@@ -9,7 +9,9 @@ marked "~"), how many distinct activation patterns the grid saw, and whether the
 every one of them. Seconds are CPU time of this process (one torch thread unless OMP_NUM_THREADS
 says otherwise), so that a machine shared with other jobs still gives comparable ratios; ratios,
 not wall-clock thresholds: only numbers taken side by side count.
-`slice_rows()` returns the rows as dicts for other scripts.
+`slice_rows()` returns the rows as dicts; `rows(args, devices, bench)` adds them, in the keys of
+the benchmark command's table, to `python benchmarks/run.py` (spirals_mlp on a 200 x 200 grid with
+--quick; none with --gpu, which times CUDA).
 """
 
 from __future__ import annotations
@@ -33,6 +35,14 @@ SAMPLES = ROOT / "sample_models"
 REALMODELS = ROOT.parent / "shared" / "realmodels"
 
 
+SAMPLE = [
+    ("spirals_mlp", "spirals_test.npy"),
+    ("digits_mlp", "digits_test_flat.npy"),
+    ("digits_cnn", "digits_test.npy"),
+    ("digits_resnet", "digits_test.npy"),
+]
+
+
 def wide_mlp(seed: int = 0, in_dim: int = 784, width: int = 1024, depth: int = 3, n_out: int = 10) -> ir.Network:
     """A He-initialised 784-1024x3-10 MLP built directly in the IR."""
     g = torch.Generator().manual_seed(seed)
@@ -51,13 +61,7 @@ def wide_mlp(seed: int = 0, in_dim: int = 784, width: int = 1024, depth: int = 3
 def cases(names: list[str] | None) -> list[tuple[str, ir.Network, Plane]]:
     """(name, network, plane) for each benchmark model, planes as an audit chooses them."""
     out = []
-    sample = [
-        ("spirals_mlp", "spirals_test.npy"),
-        ("digits_mlp", "digits_test_flat.npy"),
-        ("digits_cnn", "digits_test.npy"),
-        ("digits_resnet", "digits_test.npy"),
-    ]
-    for name, data in sample:
+    for name, data in SAMPLE:
         if names and name not in names:
             continue
         net = import_model(str(SAMPLES / f"{name}.onnx")).network
@@ -131,6 +135,40 @@ def slice_rows(names: list[str] | None = None, grid: int = 1000, max_grid_points
                 "grid_over_exact": t_grid / seconds,
             }
         )
+
+
+def rows(args, devices, bench) -> list[dict]:
+    """The hook of benchmarks/run.py: one row per model, in its table's keys (CPU, float64)."""
+    if getattr(args, "gpu", False):
+        return []
+    names = [name for name, _ in SAMPLE] + ["mlp_784_1024x3", "oval21_cifar_base_kw"]
+    if args.quick:
+        names = ["spirals_mlp"]
+    if args.models:
+        names = [n for n in names if any(m in n for m in args.models)]
+    if not names:
+        return []
+    grid = 200 if args.quick else 1000
+    out = []
+    for r in slice_rows(names, grid):
+        out.append(
+            {
+                "model": r["model"],
+                "measure": "2-D slice" + (" (truncated)" if r["truncated"] else ""),
+                "device": "cpu",
+                "regions": r["regions"],
+                "time_s": r["seconds"],
+                "regions_per_s": r["regions_per_s"],
+                "vertices": r["vertices"],
+                "grid": grid,
+                "grid_s": r["grid_seconds"],
+                "grid_scaled": r["grid_scaled"],
+                "grid_regions": r["grid_regions"],
+                "grid_over_exact": r["grid_over_exact"],
+                "grid_agree": r["grid_found"] == r["grid_regions"],
+            }
+        )
+    return out
 
 
 def main() -> None:

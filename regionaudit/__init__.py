@@ -1,6 +1,7 @@
 """regionaudit: exact linear-region audits of ReLU networks exported to ONNX."""
 
-__version__ = "0.1.0"
+from regionaudit.version import __version__
+
 __all__ = ["audit", "AuditResult", "__version__"]
 
 

@@ -10,22 +10,17 @@ import traceback
 
 import click
 
-from regionaudit import __version__
+from regionaudit.version import __version__
 from regionaudit.errors import RegionAuditError
+from regionaudit.options import Options, Spec, option_defaults, option_flag, option_specs, slice_option_names
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 
 
 # Sections of the help, by option name; anything not named goes under "Other options".
 SECTIONS = (
-    ("Probe options (what the analysis looks at)", (
-        "data", "points", "segments", "pairs", "max_points", "loops", "loop_radius", "loop_steps", "layout",
-        "data_layout", "seed", "device", "dtype", "max_knots", "max_memory", "keep_knots", "input_shape",
-        "output_name",
-    )),
-    ("2-D slice options", (
-        "slice", "slice_points", "slice_scale", "slice_box", "max_regions", "keep_polygons", "slice_color", "slice_png",
-    )),
+    ("Probe options (what the analysis looks at)", tuple(n for n in option_specs() if n not in slice_option_names())),
+    ("2-D slice options", (*slice_option_names(), "slice_png")),
     ("Output options", ("output", "json_out", "card", "card_append", "junit")),
     ("Gates", ("fail_if", "baseline", "max_increase")),
 )
@@ -109,63 +104,93 @@ def _power(n) -> str:
     return str(n)
 
 
-# Bounds that keep an absurd request a usage error instead of an out-of-memory crash.
-MAX_PROBES = 10**6
-MAX_LOOPS = 10**4
-MAX_LOOP_STEPS = 4096
-MAX_LOOP_RADIUS = 1e4  # pixels; a shift beyond any image leaves zeros
-MAX_SEED = 2**63 - 1  # a seed fits a signed 64-bit integer, as every JSON reader holds it
-COUNT = Range(0, MAX_PROBES)
+def _click_type(spec: Spec):
+    """The click type that checks an option's range as it is parsed (the range `Options` checks)."""
+    if spec.file:
+        return click.Path(dir_okay=False)
+    if spec.choices is not None:
+        return click.Choice(list(spec.choices))
+    if spec.parse is not None or spec.low is None:
+        return None  # text, parsed by spec.parse
+    if spec.low_open or isinstance(spec.high, float):
+        return PositiveRange(spec.low, spec.high, min_open=spec.low_open)
+    return Range(spec.low, spec.high)
+
+
+def _click_option(name: str, spec: Spec):
+    if spec.flag:
+        return click.option(option_flag(name), is_flag=True, default=None, help=spec.help)
+    shown = spec.default_text if spec.default_text is not None else option_defaults()[name]
+    help = spec.help if shown is None else f"{spec.help.rstrip('.')} [{shown}]."
+    if spec.switch:
+        flag = option_flag(name)
+        return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=help)
+    kind = float if spec.nargs > 1 else _click_type(spec)
+    return click.option(
+        option_flag(name), type=kind, nargs=spec.nargs, default=None, help=help, metavar=spec.metavar
+    )
+
+
+def click_options(names):
+    """Decorator: the click options of these fields of `Options`, from their one definition."""
+    specs = option_specs()
+
+    def decorate(f):
+        for name in reversed(names):
+            f = _click_option(name, specs[name])(f)
+        return f
+
+    return decorate
 
 
 def probe_options(f):
-    """Options shared by `regionaudit MODEL` and `regionaudit compare`."""
-    opts = [
-        click.option("--data", type=click.Path(dir_okay=False), help="Data rows (.npy or one-array .npz), (N, *input_shape) or flat."),
-        click.option("--points", type=click.Path(dir_okay=False), help="Points for boundary distance, (N, *input_shape)."),
-        click.option("--segments", type=click.Path(dir_okay=False), help="Explicit segments, (N, 2, *input_shape)."),
-        click.option("--pairs", type=COUNT, metavar="N", default=None, help="Segments between seeded random pairs of data rows [100]."),
-        click.option("--max-points", type=COUNT, metavar="N", default=None, help="Points for boundary distance: the first rows [100]."),
-        click.option("--loops", type=Range(0, MAX_LOOPS), metavar="N", default=None, help="Closed translation loops through the first N images [0]."),
-        click.option("--loop-radius", metavar="PIXELS", type=PositiveRange(0, MAX_LOOP_RADIUS, min_open=True), default=None, help="Loop radius in pixels [2]."),
-        click.option("--loop-steps", type=Range(3, MAX_LOOP_STEPS), metavar="M", default=None, help="Shifts per loop [16]."),
-        click.option("--layout", type=click.Choice(["chw", "hwc"]), default=None, help="The model's image layout, for loops [chw]."),
-        click.option(
-            "--data-layout",
-            type=click.Choice(["chw", "hwc"]),
-            default=None,
-            help="Layout of the image arrays in --data, --points and --segments; transposed to the model's --layout when they differ [chw].",
-        ),
-        click.option("--seed", type=Range(0, MAX_SEED), metavar="S", default=None, help="Seed for pairs and synthetic probes [0]."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", help="Where the analysis runs; auto takes cuda when available [cpu]."),
-        click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None, help="Precision [float64]."),
-        click.option("--max-knots", type=Range(min=1), metavar="K", default=None, help="Stop a segment after this many knots (noted in the result)."),
-        click.option("--max-memory", default=None, metavar="SIZE", help="Memory bound for batched work, e.g. 2G [a fraction of free memory]."),
-        click.option("--keep-knots", is_flag=True, help="Store knot positions per segment in the JSON."),
-        click.option("--input-shape", default=None, metavar="SHAPE", help="Input shape without the batch axis, e.g. 3,32,32."),
-        click.option("--output-name", default=None, metavar="NAME", help="Graph output to analyse [the first]."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress, estimate or status lines on stderr (warnings and errors stay)."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+    """Options shared by `regionaudit MODEL` and `regionaudit compare`: every field of `Options`
+    but the 2-D slice's, the probe files first."""
+    f = click.option(
+        "--quiet", "-q", is_flag=True, help="No progress, estimate or status lines on stderr (warnings and errors stay)."
+    )(f)
+    specs = {name: spec for name, spec in option_specs().items() if name not in slice_option_names()}
+    return click_options(sorted(specs, key=lambda name: not specs[name].file))(f)
 
 
 def slice_options(f):
-    """The 2-D slice's options (the audit command only)."""
-    opts = [
-        click.option("--slice/--no-slice", "slice", default=None, help="Exact 2-D slice through three data points [on]."),
-        click.option("--slice-points", type=click.Path(dir_okay=False), metavar="P.npy", help="The slice's three points, (3, *input_shape)."),
-        click.option("--slice-scale", type=PositiveRange(0, 10**6, min_open=True), metavar="S", default=None, help="Half-width of the slice's square / circumradius [1.25]."),
-        click.option("--slice-box", type=float, nargs=4, default=None, metavar="XMIN XMAX YMIN YMAX", help="The slice's box, for models with a 2-D input [data range + 10%]."),
-        click.option("--max-regions", type=Range(min=1), metavar="N", default=None, help="Stop the slice's partition at this many regions (noted) [200000]."),
-        click.option("--keep-polygons", is_flag=True, help="Store every slice region's polygon in the JSON."),
-        click.option("--slice-color", type=click.Choice(["region", "class"]), default="region", show_default=True, help="Colour slice regions apart, or by predicted class."),
-        click.option("--slice-png", type=click.Path(dir_okay=False), metavar="FILE", help="Write the slice's picture: .png or .svg."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+    """The 2-D slice's options (the audit command only), and its picture."""
+    f = click.option(
+        "--slice-png", type=click.Path(dir_okay=False), metavar="FILE", help="Write the slice's picture: .png or .svg."
+    )(f)
+    return click_options(list(slice_option_names()))(f)
+
+
+def options_from_cli(kw: dict) -> Options:
+    """`Options` from click's values, built once: only what was given; text parsed by its Spec."""
+    given = {}
+    for name, spec in option_specs().items():
+        value = kw.pop(name, None)
+        if value is not None and spec.parse is not None:
+            value = spec.parse(value)
+        if spec.flag and not value:
+            value = None  # a switch left off is not given: a baseline may still fill it
+        given[name] = value
+    return Options.from_given(given)
+
+
+def _wanted(kw: dict):
+    """What a command was asked to write and check, typed once (the options that change numbers
+    went into `Options`)."""
+    from regionaudit.commands import Wanted
+
+    return Wanted(
+        report=kw.get("output"),
+        json=kw.get("json_out"),
+        card=kw.get("card"),
+        card_append=kw.get("card_append"),
+        junit=kw.get("junit"),
+        slice_png=kw.get("slice_png"),
+        fail_if=tuple(kw.get("fail_if") or ()),
+        max_increase=tuple(kw.get("max_increase") or ()),
+        baseline=kw.get("baseline"),
+        quiet=bool(kw.get("quiet")),
+    )
 
 
 def output_options(f):
@@ -224,17 +249,18 @@ def _commands(quiet: bool = False):
 @click.option("--max-increase", multiple=True, metavar="PATH=BOUND", help="Bound on the increase over the baseline: PATH=10% or PATH=ABS.")
 def audit_cmd(model, **kw):
     """Audit MODEL: density, deviation and boundary distance, as a report and/or JSON."""
-    return _commands(kw.get("quiet")).run_audit(model, kw)
+    opts = options_from_cli(kw)
+    return _commands(kw.get("quiet")).run_audit(model, opts, _wanted(kw))
 
 
 @cli.command("inspect", short_help="Import MODEL and show its layers, units and check against onnxruntime.")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the model record as JSON.")
-@click.option("--input-shape", default=None, help="Input shape without the batch axis, e.g. 3,32,32.")
-@click.option("--output-name", default=None, help="Graph output to analyse [the first].")
-def inspect_cmd(model, json_out, input_shape, output_name):
+@click_options(["input_shape", "output_name"])
+def inspect_cmd(model, json_out, **kw):
     """Import MODEL and show its IR: nodes, units, parameters, validation against onnxruntime."""
-    return _commands().run_inspect(model, json_out, input_shape, output_name)
+    opts = options_from_cli(kw)
+    return _commands().run_inspect(model, opts, json_out)
 
 
 @cli.command("compare", cls=SectionedCommand, short_help="Measure models A and B on the same probes, paired per segment.")
@@ -244,7 +270,8 @@ def inspect_cmd(model, json_out, input_shape, output_name):
 @output_options
 def compare_cmd(model_a, model_b, **kw):
     """Measure A and B on the same probes; paired differences B - A per segment."""
-    return _commands(kw.get("quiet")).run_compare(model_a, model_b, kw)
+    opts = options_from_cli(kw)
+    return _commands(kw.get("quiet")).run_compare(model_a, model_b, opts, _wanted(kw))
 
 
 @cli.command("metrics", short_help="List the metric paths that gates can name.")

@@ -31,8 +31,9 @@ class Estimate:
 
 
 def estimate(network, segments: tuple[torch.Tensor, torch.Tensor], loop_edges: int, points: torch.Tensor,
-             max_knots: int | None, max_memory: int | None, clock) -> Estimate:
-    """Seconds for the whole audit, timed with `clock` (a seconds counter, injectable for tests)."""
+             max_knots: int | None, max_memory: int | None, clock, directions: int | None = None) -> Estimate:
+    """Seconds for the whole audit, timed with `clock` (a seconds counter, injectable for tests);
+    `directions` as the audit's boundary distance uses them (None: exact)."""
     a, b = segments
     n_seg = len(a) + loop_edges
     seconds = 0.0
@@ -42,7 +43,10 @@ def estimate(network, segments: tuple[torch.Tensor, torch.Tensor], loop_edges: i
             len(a), n_seg, clock,
         )
     if len(points):
-        seconds += _cost(lambda k: boundary_distances(network, points[:k], max_memory=max_memory), len(points), len(points), clock)
+        seconds += _cost(
+            lambda k: boundary_distances(network, points[:k], max_memory=max_memory, directions=directions),
+            len(points), len(points), clock,
+        )
     return Estimate(seconds=seconds, segments=n_seg, points=len(points))
 
 

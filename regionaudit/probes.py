@@ -1,21 +1,27 @@
 """Probes: where the analysis looks (segments between data rows, closed loops, points).
 
-Everything here is plain numpy in float64 and depends only on the seed and the inputs, so the same
-seed and the same files give the same probes on every machine.
+`build_probes` reads the files named in `Options` and makes every probe; everything here is plain
+numpy in float64 and depends only on the seed and the inputs, so the same seed and the same files
+give the same probes on every machine.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from regionaudit.errors import BadData, BadOption
+from regionaudit.files import load_array, sha256_of
+from regionaudit.options import Options
 
 MAX_PROBE_ELEMENTS = 2**31  # an absurd probe file is refused before anything is allocated for it
+SYNTHETIC_ROWS = 100
+IMPORT_CHECK_ROWS = 8
 
 
 @dataclass
@@ -39,10 +45,12 @@ class Probes:
     description: str = ""
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # notes that also go to stderr at once
-    rows: np.ndarray | None = None  # the data (or synthetic) rows the probes came from
+    hashes: dict[str, str] = field(default_factory=dict)  # sha256 of each probe file read, by option name
+    data_rows: int | None = None  # rows in the data file
+    unused: list[str] = field(default_factory=list)  # options the probes made no use of (null in settings)
+    rows: np.ndarray | None = None  # the data (or synthetic) rows the probes came from; the 2-D slice's points
 
 
-LAYOUTS = ("chw", "hwc")
 
 
 def _shape_in(shape: tuple[int, ...], src: str, dst: str) -> tuple[int, ...]:
@@ -146,8 +154,6 @@ def as_segments(
 
 def random_pairs(n_rows: int, pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded pairs (i, j) of distinct rows."""
-    if pairs < 0:
-        raise BadOption(f"--pairs must be >= 0, got {pairs}")
     if pairs and n_rows < 2:
         raise BadData(f"segments between data rows need at least 2 rows, found {n_rows}")
     rng = np.random.default_rng(seed)
@@ -182,12 +188,6 @@ def translation_loops(
         return []
     if rows.ndim != 4:
         raise BadOption(f"--loops needs image inputs (channels, height, width); this model's input has shape {rows.shape[1:]}")
-    if layout not in ("chw", "hwc"):
-        raise BadOption(f"--layout must be chw or hwc, got {layout!r}")
-    if steps < 3:
-        raise BadOption(f"--loop-steps must be at least 3, got {steps}")
-    if not radius > 0:
-        raise BadOption(f"--loop-radius must be positive, got {radius}")
     angles = 2 * np.pi * np.arange(steps) / steps
     shifts = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
     loops = []
@@ -231,3 +231,109 @@ def suspicious(arr: np.ndarray, what: str, lead: int = 1) -> str | None:
     if not found:
         return None
     return f"{what} holds {'; '.join(found)}: it is analysed as given; check that it is scaled as the model's inputs."
+
+
+def import_check_rows(data: str | Path | None) -> np.ndarray | None:
+    """The first data rows, on which every import is checked too (random inputs alone may miss
+    the input range the model is used in)."""
+    rows = None if data is None else load_array(data, "data", head=IMPORT_CHECK_ROWS)
+    return rows if rows is not None and rows.ndim >= 2 else None  # as_rows explains a bad shape
+
+
+def segment_lengths(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean segment lengths; data whose differences overflow float64 is refused here,
+    before any analysis, since nothing measured along such segments would mean anything."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        lengths = np.linalg.norm((b - a).reshape(len(a), int(np.prod(a.shape[1:]))), axis=1)
+    if not np.isfinite(lengths).all():
+        raise BadData("segment lengths overflow float64 on these inputs; check the data's scale")
+    return lengths
+
+
+def build_probes(input_shape: tuple[int, ...], opts: Options) -> Probes:
+    """Probes from the files given, or from seeded Gaussian rows when none is.
+
+    Explicit `--segments` / `--points` keep their file order and take the place of what data rows
+    would give; an option that ends up unused is listed in `unused`, so the settings say what ran.
+    """
+    hashes: dict[str, str] = {}
+    warnings: list[str] = []
+
+    def read(key: str) -> np.ndarray | None:
+        path = getattr(opts, key)
+        if path is None:
+            return None
+        hashes[key] = sha256_of(path)
+        arr = load_array(path, key, as_float=False)
+        warning = suspicious(arr, f"{key} file {path}", lead=2 if key == "segments" else 1)
+        if warning:
+            warnings.append(warning)
+        return arr.astype(np.float64, copy=False)
+
+    rows, pts, segs = read("data"), read("points"), read("segments")
+    for arr, what in ((rows, "data"), (pts, "points"), (segs, "segments")):
+        if arr is not None:
+            check_size(arr, what)
+    synthetic = rows is None and pts is None and segs is None
+    unused: list[str] = []
+    if synthetic:
+        unused.append("data_layout")  # no array was read, so the layout of arrays changed nothing
+        if not opts.loops:
+            unused.append("layout")
+    source = "data"
+    data_rows = None
+    notes: list[str] = []
+    layouts = (opts.data_layout, opts.layout)
+    if rows is not None:
+        rows = as_rows(rows, input_shape, "data", *layouts, notes)
+        data_rows = len(rows)
+    elif synthetic:
+        rows = synthetic_rows(input_shape, max(SYNTHETIC_ROWS, opts.max_points), opts.seed)
+        source = "synthetic Gaussian"
+    none = np.zeros((0, *input_shape))
+    parts: list[str] = []
+
+    if segs is not None:
+        pair = as_segments(segs, input_shape, *layouts, notes)
+        parts.append(f"{len(pair[0])} segments from {opts.segments}")
+    elif rows is not None:
+        i, j = random_pairs(len(rows), opts.pairs, opts.seed)
+        pair = rows[i], rows[j]
+        parts.append(f"{len(i)} segments between seeded random pairs of {source} rows")
+    else:
+        pair = none, none
+    if segs is not None or rows is None:
+        unused.append("pairs")
+
+    if pts is not None:
+        at = as_rows(pts, input_shape, "points", *layouts, notes)
+        parts.append(f"{len(at)} points from {opts.points}")
+        unused.append("max_points")
+    elif rows is not None:
+        at = rows[: opts.max_points]
+        parts.append(f"{len(at)} points (the first {source} rows)")
+    else:
+        at = none
+        unused.append("max_points")
+
+    probes = Probes(
+        segments=pair,
+        points=at,
+        synthetic=synthetic,
+        notes=notes,
+        warnings=warnings,
+        hashes=hashes,
+        data_rows=data_rows,
+        unused=unused,
+        rows=rows,
+    )
+    if opts.loops:
+        images = rows if rows is not None else at
+        if not len(images):
+            raise BadOption("--loops needs images to shift: give --data (or --points)")
+        probes.loops = translation_loops(images, opts.loops, opts.loop_radius, opts.loop_steps, opts.layout)
+        parts.append(f"{len(probes.loops)} closed translation loops (radius {opts.loop_radius} px, {opts.loop_steps} shifts)")
+        if len(probes.loops) < opts.loops:
+            probes.notes.append(f"--loops {opts.loops} asked for more loops than there are images: {len(probes.loops)} were measured.")
+    probes.description = "; ".join(parts)
+    return probes

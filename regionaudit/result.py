@@ -8,17 +8,39 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
 
-from regionaudit import __version__
+from regionaudit.errors import GateError
 from regionaudit.slice_result import SliceResult
+from regionaudit.version import __version__
 
-# JSON format version. Changes:
+# The JSON format's version. Bump it whenever the JSON changes, and say how here:
 #   2: `model.neurons` also counts the units of Clip (ReLU6, Hardtanh), HardSigmoid and Abs nodes,
 #      and `model.maxpool_windows` the windows of elementwise Max / Min of tensors and ReduceMax /
 #      ReduceMin; `knots_per_layer` and `distance.points[i].node` may name those nodes.
 #   1: first version.
+# Rules that keep results readable across releases:
+# - a field added later has a default, so a result written before it still loads (it gets the
+#   default); fields this version does not know are ignored when a result is read;
+# - when the definition of a metric changes (what it counts, its unit), list its path under the
+#   new version in CHANGED_DEFINITIONS: `--max-increase` then refuses to compare it with a
+#   baseline written before, naming both versions.
 SCHEMA = 2
+CHANGED_DEFINITIONS: dict[int, tuple[str, ...]] = {  # schema version -> metric paths redefined in it
+    2: ("model.neurons", "model.maxpool_windows", "density.regions_per_neuron", "distance.scaled_summary"),
+}
+
+
+def definition_changes(path: str, since: int, until: int | None = None) -> list[int]:
+    """The schema versions after `since` and up to `until` (this one) that changed the definition of `path`."""
+    until = SCHEMA if until is None else until
+    return [
+        version
+        for version, paths in sorted(CHANGED_DEFINITIONS.items())
+        if since < version <= until and any(path == p or path.startswith(p + ".") for p in paths)
+    ]
 
 
 @dataclass
@@ -101,6 +123,9 @@ class Distance:
     points: list[PointDistance] = field(default_factory=list)
     summary: dict | None = None  # over distance
     scaled_summary: dict | None = None  # over distance x neurons
+    method: str = "exact"  # "approx": gradient norms from Gaussian projections
+    directions: int | None = None  # projections per point (approx only)
+    relative_error: float | None = None  # 3σ relative error of each unit's distance (approx only)
 
 
 @dataclass
@@ -129,41 +154,36 @@ class AuditResult(_JsonDocument):
     deviation: Deviation
     distance: Distance
     notes: list[str] = field(default_factory=list)
-    slice: SliceResult | None = None
+    slice: SliceResult | None = None  # the exact 2-D slice; None when not measured (--no-slice, compare)
     gates: list[GateResult] = field(default_factory=list)
     timing: dict = field(default_factory=dict)
+    environment: dict = field(default_factory=dict)  # library versions, device, dtype, threads
     regionaudit: str = __version__
     schema: int = SCHEMA
 
     @classmethod
     def from_dict(cls, d: dict) -> "AuditResult":
-        density = d["density"]
-        deviation = d["deviation"]
-        distance = d["distance"]
-        return cls(
-            model=ModelInfo(**d["model"]),
-            settings=d["settings"],
-            density=Density(
-                **{
-                    **density,
-                    "segments": [SegmentDensity(**s) for s in density["segments"]],
-                    "paths": [PathDensity(**p) for p in density["paths"]],
-                }
+        """Read the dict of an audit's JSON, of this schema or an older one (see SCHEMA)."""
+        density, deviation, distance = d["density"], d["deviation"], d["distance"]
+        return _record(
+            cls,
+            d,
+            model=_record(ModelInfo, d["model"]),
+            density=_record(
+                Density,
+                density,
+                segments=[_record(SegmentDensity, s) for s in density.get("segments", [])],
+                paths=[_record(PathDensity, p) for p in density.get("paths", [])],
             ),
-            deviation=Deviation(
-                **{
-                    **deviation,
-                    "segments": [SegmentDeviation(**s) for s in deviation["segments"]],
-                    "paths": [SegmentDeviation(**s) for s in deviation["paths"]],
-                }
+            deviation=_record(
+                Deviation,
+                deviation,
+                segments=[_record(SegmentDeviation, s) for s in deviation.get("segments", [])],
+                paths=[_record(SegmentDeviation, s) for s in deviation.get("paths", [])],
             ),
-            distance=Distance(**{**distance, "points": [PointDistance(**p) for p in distance["points"]]}),
-            notes=d.get("notes", []),
-            slice=SliceResult.from_dict(d["slice"]) if isinstance(d.get("slice"), dict) else None,
-            gates=[GateResult(**g) for g in d.get("gates", [])],
-            timing=d.get("timing", {}),
-            regionaudit=d.get("regionaudit", __version__),
-            schema=d.get("schema", SCHEMA),
+            distance=_record(Distance, distance, points=[_record(PointDistance, p) for p in distance.get("points", [])]),
+            slice=SliceResult.from_dict(d["slice"]) if isinstance(d.get("slice"), dict) and "regions" in d["slice"] else None,
+            gates=[_record(GateResult, g) for g in d.get("gates", [])],
         )
 
 
@@ -196,18 +216,37 @@ class CompareResult(_JsonDocument):
 
     @classmethod
     def from_dict(cls, d: dict) -> "CompareResult":
-        return cls(
+        """Read the dict of a comparison's JSON, of this schema or an older one (see SCHEMA)."""
+        return _record(
+            cls,
+            d,
             a=AuditResult.from_dict(d["a"]),
             b=AuditResult.from_dict(d["b"]),
-            paired=Paired(
-                density=PairedMeasure(**d["paired"]["density"]),
-                deviation=PairedMeasure(**d["paired"]["deviation"]),
+            paired=_record(
+                Paired,
+                d["paired"],
+                density=_record(PairedMeasure, d["paired"]["density"]),
+                deviation=_record(PairedMeasure, d["paired"]["deviation"]),
             ),
-            gates=[GateResult(**g) for g in d.get("gates", [])],
-            timing=d.get("timing", {}),
-            regionaudit=d.get("regionaudit", __version__),
-            schema=d.get("schema", SCHEMA),
+            gates=[_record(GateResult, g) for g in d.get("gates", [])],
         )
+
+
+def _record(cls, d: dict, **parts):
+    """A result dataclass from its JSON object: `parts` already built, a field the object lacks
+    takes its default (fields added in a later schema have one), fields the class does not know
+    are ignored. A missing field without a default is a KeyError: the JSON is incomplete."""
+    if not isinstance(d, dict):
+        raise TypeError(f"{cls.__name__} must be a JSON object, not {type(d).__name__}")
+    values = {}
+    for f in fields(cls):
+        if f.name in parts:
+            values[f.name] = parts[f.name]
+        elif f.name in d:
+            values[f.name] = d[f.name]
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise KeyError(f.name)
+    return cls(**values)
 
 
 def finite_or_none(x: float | None) -> float | None:
@@ -215,3 +254,47 @@ def finite_or_none(x: float | None) -> float | None:
     if x is None or not math.isfinite(x):
         return None
     return float(x)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def load_result(path: str | Path, what: str = "result", allow_compare: bool = True) -> dict:
+    """The dict of a regionaudit result JSON (an audit or a compare); anything else -> GateError."""
+    p = Path(path)
+    if not p.is_file():
+        raise GateError(f"{what} file {p} not found" if not p.exists() else f"{what} {p} is not a file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise GateError(f"{what} {p} cannot be read: {e}") from None
+    try:
+        d = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as e:
+        raise GateError(f"{what} {p} is not JSON: {e}") from None
+    if not isinstance(d, dict) or "schema" not in d or "regionaudit" not in d:
+        raise GateError(f"{what} {p} is not a regionaudit result JSON (no 'regionaudit'/'schema' keys)")
+    schema = d.get("schema")
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema > SCHEMA or schema < 1:
+        raise GateError(
+            f"{what} {p} has JSON schema {schema!r}; this regionaudit reads schema {SCHEMA} "
+            f"(written by regionaudit {d.get('regionaudit')!r})"
+        )
+    is_compare = "paired" in d
+    if is_compare and not allow_compare:
+        raise GateError(
+            f"{what} {p} is a `regionaudit compare` result; a {what} must be the JSON of a single-model audit"
+        )
+    required = ("a", "b", "paired") if is_compare else ("model", "settings", "density", "deviation", "distance")
+    missing = [k for k in required if k not in d]
+    if missing:
+        kind = "compare" if is_compare else "audit"
+        raise GateError(f"{what} {p} is not a complete regionaudit {kind} JSON: missing {', '.join(missing)}")
+    try:
+        (CompareResult if is_compare else AuditResult).from_dict(d)
+    except KeyError as e:
+        raise GateError(f"{what} {p} is not a complete regionaudit result JSON: key {e} is missing") from None
+    except (TypeError, AttributeError, ValueError) as e:
+        raise GateError(f"{what} {p} is not a valid regionaudit result JSON: {e}") from None
+    return d

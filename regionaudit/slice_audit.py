@@ -12,26 +12,13 @@ from regionaudit import probes as P
 from regionaudit.analysis.slices import Partition, decision_boundary, partition_plane, predicted_classes
 from regionaudit.analysis.stats import summary
 from regionaudit.errors import BadData
-from regionaudit.files import load_array, sha256_of
+from regionaudit.files import load_array
 from regionaudit.ir import Network
 from regionaudit.planes import SlicePlane, build_plane, classes_of
 from regionaudit.slice_result import SliceDrawing, SliceResult
 
 DEFAULT_MAX_REGIONS = 200_000
 DEFAULT_SCALE = 1.25
-
-
-def slice_settings(opts) -> dict:
-    """The slice's entries of `settings` (every option that changes a number)."""
-    on = bool(opts.slice)
-    return {
-        "slice": on,
-        "slice_points": str(opts.slice_points) if on and opts.slice_points else None,
-        "slice_points_sha256": sha256_of(opts.slice_points) if on and opts.slice_points else None,
-        "slice_scale": opts.slice_scale if on else None,
-        "slice_box": list(opts.slice_box) if on and opts.slice_box else None,
-        "max_regions": opts.max_regions if on else None,
-    }
 
 
 def _points_file(path, input_shape, opts, notes: list[str]) -> np.ndarray:

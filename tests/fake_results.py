@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from regionaudit.api import truncation_notes
+from regionaudit.assemble import truncation_notes
 from regionaudit.analysis.stats import spearman, summary
 from regionaudit.slice_result import SliceResult
 from regionaudit.result import (

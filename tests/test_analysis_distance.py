@@ -9,7 +9,7 @@ import torch
 
 import netfactory as nf
 from regionaudit import ir
-from regionaudit.analysis.distance import PointDistance, boundary_distances
+from regionaudit.analysis.distance import NearestBoundary, boundary_distances
 
 
 def autograd_distance(net: ir.Network, x: torch.Tensor) -> tuple[float, str, int]:
@@ -168,7 +168,7 @@ def test_no_units_with_gradient_gives_none():
     ]
     net = ir.Network(nodes=nodes, input_shape=(3,), graph_input_shape=(3,), output=2)
     out = boundary_distances(net, torch.zeros(2, 3, dtype=f64))
-    assert out == [PointDistance(None, None, None)] * 2
+    assert out == [NearestBoundary(None, None, None)] * 2
 
 
 def test_hand_example():
@@ -182,6 +182,6 @@ def test_hand_example():
     ]
     net = ir.Network(nodes=nodes, input_shape=(2,), graph_input_shape=(2,), output=2)
     out = boundary_distances(net, torch.tensor([[0.5, 0.5], [0.9, -1.0]], dtype=f64))
-    assert out[0] == PointDistance(0.5, "relu", 0)
+    assert out[0] == NearestBoundary(0.5, "relu", 0)
     # second point: |0.9 - 1| / 1 = 0.1 vs |3.6 - 3| / 5 = 0.12
     assert out[1].distance == pytest.approx(0.1, abs=1e-15) and out[1].unit == 0

@@ -8,14 +8,24 @@ import re
 import pytest
 
 from regionaudit.errors import BadOption
-from regionaudit.report import append_card, render_card, write_card
-from regionaudit.report.card import END, START
+from regionaudit.outputs import OutputRequest, write_outputs
+from regionaudit.report.card import END, START, render_card
 from fake_results import empty_result, max_knots_note, nasty_result, sample_result, truncated_result
 
 
 @pytest.fixture(scope="module")
 def result():
     return sample_result(n_segments=20, n_points=20)
+
+
+def write_card(result, path, report=None):
+    """`--card PATH` as the CLI writes it, beside a report named `report` in the same folder."""
+    write_outputs(result, [OutputRequest("card", path, report and path.parent / report)])
+
+
+def append_card(result, readme, report=None):
+    """`--card-append README` as the CLI writes it."""
+    write_outputs(result, [OutputRequest("card-append", readme, report and readme.parent / report)])
 
 
 def table_rows(md: str) -> list[str]:

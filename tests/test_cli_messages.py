@@ -127,9 +127,9 @@ def test_a_terminal_hears_first_before_the_heavy_imports(tmp_path, capsys, monke
     seen = {}
     real_run_audit = commands.run_audit
 
-    def spy(model, kw):
+    def spy(*args):
         seen["before"] = terminal.getvalue()
-        return real_run_audit(model, kw)
+        return real_run_audit(*args)
 
     monkeypatch.setattr(commands, "run_audit", spy)
     code, out, _ = run([MLP, "--no-slice", "--data", digits(tmp_path), "--pairs", 2, "--max-points", 2, "--json", tmp_path / "r.json"], capsys)
@@ -209,7 +209,7 @@ def _baseline(tmp_path, data, capsys):
 
 
 def test_one_number_format_and_exact_gate_values(tmp_path, capsys):
-    from regionaudit.gates import format_number
+    from regionaudit.gates.numbers import format_number
     from regionaudit.report import formatting as F
 
     data = digits(tmp_path)

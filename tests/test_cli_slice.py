@@ -151,3 +151,10 @@ def test_baseline_reuses_the_slice_settings(tmp_path, capsys):
     assert b["settings"]["max_regions"] == 30 and b["slice"]["regions"] == a["slice"]["regions"]
     code, _, err = run([SPIRALS, "--data", SPIRAL_DATA, "-q", "--json", again, "--baseline", base, "--max-regions", 40], capsys)
     assert code == 2 and "--max-regions 40 conflicts with the baseline's max_regions 30" in err
+
+
+def test_compare_has_no_slice_paths():
+    from regionaudit.gates.catalogue import could_exist
+
+    assert could_exist("slice.regions") and could_exist("slice.area.median") and could_exist("slice.classes.3")
+    assert not could_exist("a.slice.regions", compare=True) and not could_exist("b.slice.classes.1", compare=True)

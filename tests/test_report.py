@@ -9,7 +9,8 @@ from html.parser import HTMLParser
 import pytest
 
 from regionaudit.errors import BadOption
-from regionaudit.report import render_compare_html, render_html, write_compare_html, write_html
+from regionaudit.outputs import OutputRequest, write_outputs
+from regionaudit.report.html import render_compare_html, render_html
 from fake_results import NASTY, empty_result, max_knots_note, nasty_result, sample_compare, sample_result, truncated_result
 
 AUDIT_PLOTS = [
@@ -201,7 +202,7 @@ def test_render_is_deterministic():
 
 def test_write_html(tmp_path):
     out = tmp_path / "r.html"
-    write_html(sample_result(n_segments=10, n_points=10), out)
+    write_outputs(sample_result(n_segments=10, n_points=10), [OutputRequest("html", out)])
     text = out.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
     assert (out.stat().st_mode & 0o044) == 0o044 or (out.stat().st_mode & 0o600) == 0o600
@@ -210,7 +211,7 @@ def test_write_html(tmp_path):
 
 def test_write_html_missing_folder(tmp_path):
     with pytest.raises(BadOption):
-        write_html(sample_result(n_segments=5, n_points=5), tmp_path / "nope" / "r.html")
+        write_outputs(sample_result(n_segments=5, n_points=5), [OutputRequest("html", tmp_path / "nope" / "r.html")])
 
 
 def test_none_everywhere_never_crashes():
@@ -256,7 +257,7 @@ def test_compare_html(tmp_path):
     assert 'id="plot-paired-density"' in html and 'id="plot-paired-deviation"' in html
     assert "of segments" in html and "B − A" in html
     out = tmp_path / "a-vs-b.regionaudit.html"
-    write_compare_html(sample_compare(), out)
+    write_outputs(sample_compare(), [OutputRequest("html", out)])
     assert out.read_text(encoding="utf-8") == html
 
 

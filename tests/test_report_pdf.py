@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from regionaudit.errors import BadOption
-from regionaudit.report import render_html, write_compare_pdf, write_pdf
+from regionaudit.outputs import OutputRequest, write_outputs
+from regionaudit.report.html import render_html
 from fake_results import empty_result, sample_compare, sample_result
 
 weasyprint = pytest.importorskip("weasyprint")
@@ -20,7 +21,7 @@ weasyprint = pytest.importorskip("weasyprint")
 @pytest.fixture(scope="module")
 def pdf_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("pdf") / "report.pdf"
-    write_pdf(sample_result(), path)
+    write_outputs(sample_result(), [OutputRequest("pdf", path)])
     return path
 
 
@@ -41,13 +42,13 @@ def test_pdf_pages_and_page_numbers():
 
 def test_empty_result_pdf(tmp_path):
     out = tmp_path / "empty.pdf"
-    write_pdf(empty_result(), out)
+    write_outputs(empty_result(), [OutputRequest("pdf", out)])
     assert out.read_bytes().startswith(b"%PDF")
 
 
 def test_compare_pdf(tmp_path):
     out = tmp_path / "cmp.pdf"
-    write_compare_pdf(sample_compare(), out)
+    write_outputs(sample_compare(), [OutputRequest("pdf", out)])
     assert out.read_bytes().startswith(b"%PDF")
 
 
@@ -92,6 +93,6 @@ def test_missing_weasyprint_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "weasyprint", None)  # import now raises ImportError
     out = tmp_path / "r.pdf"
     with pytest.raises(BadOption, match=r"PDF output needs WeasyPrint's system libraries \(Pango\)"):
-        write_pdf(empty_result(), out)
+        write_outputs(empty_result(), [OutputRequest("pdf", out)])
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []

@@ -46,7 +46,7 @@ class SegmentTrace:
 
 
 class _Overflow(Exception):
-    """A batch's knots outgrew the memory budget; carries the knots at that moment."""
+    """A batch's knots outgrew the memory budget; carries the knots it would have had."""
 
     def __init__(self, t: torch.Tensor, seg: torch.Tensor):
         super().__init__("knot budget exceeded")
@@ -79,7 +79,9 @@ def _magnitude(v: torch.Tensor) -> torch.Tensor:
     """Largest |value| of each probe's slice of v (P, ...), without an |v| copy."""
     if v[0].numel() == 0:
         return v.new_zeros(v.shape[0])
-    return torch.linalg.vector_norm(v.reshape(v.shape[0], -1), ord=math.inf, dim=1)
+    flat = v.reshape(v.shape[0], -1)
+    # two vectorised reductions: about 10x faster than an inf-norm on CPU, bitwise the same
+    return torch.maximum(flat.amax(dim=1), flat.amin(dim=1).neg())
 
 
 def _relu_crossings(
@@ -154,6 +156,26 @@ def _maxpool_crossings(
 # one pass of a batch of (sub-)segments through the network
 
 
+@dataclass
+class _Knots:
+    """The state of one pass: every knot of every (sub-)segment in order, and what is known there."""
+
+    t: torch.Tensor  # knot positions in [0, 1], the items' knots one after another
+    seg: torch.Tensor  # the item each knot belongs to
+    src: torch.Tensor  # the kink node that made each knot (-1: an end point)
+    values: dict[int, torch.Tensor]  # live node values at every knot
+    mag: torch.Tensor  # largest |value| computed so far at each knot: the scale of its rounding
+    frozen: torch.Tensor  # per item: reached --max-knots
+    interior: torch.Tensor  # per item: knots inserted so far
+
+
+@dataclass(frozen=True)
+class _Budget:
+    max_knots: int | None  # --max-knots per segment
+    cap_knots: int  # knots a pass may hold in memory
+    allow_overflow: bool  # a single segment may exceed cap_knots (it cannot be split further)
+
+
 class _Pass:
     def __init__(self, network: Network, order: list[int], last: dict[int, int]):
         self.network = network
@@ -171,23 +193,27 @@ class _Pass:
     ) -> list[_Piece]:
         net = self.network
         dev = net.device
+        budget = _Budget(max_knots, cap_knots, allow_overflow)
         n = len(items)
         t = torch.tensor([[it.t0, it.t1] for it in items], dtype=torch.float64, device=dev).reshape(-1)
-        seg = torch.arange(n, device=dev).repeat_interleave(2)
-        src = torch.full((2 * n,), -1, dtype=torch.long, device=dev)
-        frozen = torch.zeros(n, dtype=torch.bool, device=dev)
-        interior = torch.zeros(n, dtype=torch.long, device=dev)
         idx = torch.tensor([it.seg for it in items], device=dev).repeat_interleave(2)
         tt = t.to(net.dtype)[:, None]
         x = (1 - tt) * A[idx] + tt * B[idx]
-        values: dict[int, torch.Tensor] = {0: x.reshape(2 * n, *net.graph_input_shape)}
-        mag = _magnitude(x)  # largest |value| computed so far at each knot: the scale of its rounding
+        k = _Knots(
+            t=t,
+            seg=torch.arange(n, device=dev).repeat_interleave(2),
+            src=torch.full((2 * n,), -1, dtype=torch.long, device=dev),
+            values={0: x.reshape(2 * n, *net.graph_input_shape)},
+            mag=_magnitude(x),
+            frozen=torch.zeros(n, dtype=torch.bool, device=dev),
+            interior=torch.zeros(n, dtype=torch.long, device=dev),
+        )
         for i in self.order[1:]:
             node = net.nodes[i]
             if node.is_kink:
-                z = values[node.inputs[0]]
-                pair_ok = (seg[1:] == seg[:-1]) & ~frozen[seg[:-1]]
-                floor = torch.maximum(mag[:-1], mag[1:]) * zero_tolerance(z.dtype)
+                z = k.values[node.inputs[0]]
+                pair_ok = (k.seg[1:] == k.seg[:-1]) & ~k.frozen[k.seg[:-1]]
+                floor = torch.maximum(k.mag[:-1], k.mag[1:]) * zero_tolerance(z.dtype)
                 if isinstance(node, UnitKink):
                     j, s = _relu_crossings(node.offsets(z), pair_ok, floor)
                 elif isinstance(node, MaxPool):
@@ -195,72 +221,73 @@ class _Pass:
                 else:  # pragma: no cover - the IR has no other kink nodes
                     raise BadOption(f"unsupported kink node {node.kind}")
                 if j.numel():
-                    t, seg, src, values, mag = self._insert(
-                        i, t, seg, src, values, mag, j, s, frozen, interior, max_knots, cap_knots, allow_overflow
-                    )
-            values[i] = node.forward([values[k] for k in node.inputs])
-            mag = torch.maximum(mag, _magnitude(values[i]))
-            for k in list(values):
-                if self.last.get(k, k) <= i:
-                    del values[k]
-        out = values[net.output].reshape(t.shape[0], -1)
-        counts = torch.bincount(seg, minlength=n).tolist()
+                    _insert(k, i, j, s, budget)
+            k.values[i] = node.forward([k.values[q] for q in node.inputs])
+            k.mag = torch.maximum(k.mag, _magnitude(k.values[i]))
+            for q in list(k.values):
+                if self.last.get(q, q) <= i:
+                    del k.values[q]
+        out = k.values[net.output].reshape(k.t.shape[0], -1)
+        counts = torch.bincount(k.seg, minlength=n).tolist()
         pieces = []
-        for k, (ts, os, ss) in enumerate(zip(t.split(counts), out.split(counts), src.split(counts))):
-            pieces.append(_Piece(items[k].t0, ts, os, ss, bool(frozen[k])))
+        for q, (ts, os, ss) in enumerate(zip(k.t.split(counts), out.split(counts), k.src.split(counts))):
+            pieces.append(_Piece(items[q].t0, ts, os, ss, bool(k.frozen[q])))
         return pieces
 
-    @staticmethod
-    def _insert(node_id, t, seg, src, values, mag, j, s, frozen, interior, max_knots, cap_knots, allow_overflow):
-        n_knots = t.shape[0]
-        h = t[j + 1] - t[j]
-        ts = t[j] + h * s.to(torch.float64)
-        # order by (pair, position)
-        o = torch.sort(ts, stable=True).indices
-        j, s, ts = j[o], s[o], ts[o]
-        o = torch.sort(j, stable=True).indices
-        j, s, ts = j[o], s[o], ts[o]
-        # one knot per cluster closer than T_MERGE (existing knots win)
-        keep = (ts - t[j] >= T_MERGE) & (t[j + 1] - ts >= T_MERGE)
-        close = torch.zeros_like(keep)
-        close[1:] = (j[1:] == j[:-1]) & (ts[1:] - ts[:-1] < T_MERGE)
-        keep &= ~close
-        j, s, ts = j[keep], s[keep], ts[keep]
-        if j.numel() and max_knots is not None:
-            sg = seg[j]
-            counts = torch.bincount(sg, minlength=frozen.shape[0])
-            start = torch.cumsum(counts, 0) - counts
-            rank = torch.arange(j.shape[0], device=j.device) - start[sg]
-            allowed = (max_knots - interior).clamp(min=0)
-            ok = rank < allowed[sg]
-            frozen |= counts > allowed
-            j, s, ts = j[ok], s[ok], ts[ok]
-        m = j.shape[0]
-        if m == 0:
-            return t, seg, src, values, mag
-        if n_knots + m > cap_knots and not allow_overflow:
-            raise _Overflow(t, seg)
-        interior += torch.bincount(seg[j], minlength=interior.shape[0])
-        ar = torch.arange(m, device=j.device)
-        pos_new = j + 1 + ar
-        pos_old = torch.arange(n_knots, device=j.device) + torch.searchsorted(j, torch.arange(n_knots, device=j.device))
 
-        def merged(old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-            out = old.new_empty((n_knots + m, *old.shape[1:]))
-            out[pos_old] = old
-            out[pos_new] = new
-            return out
+def _insert(k: _Knots, node_id: int, j: torch.Tensor, s: torch.Tensor, budget: _Budget) -> None:
+    """Insert the crossings found at kink node `node_id` (at fraction `s` of the interval after
+    knot `j`) as knots, giving every live value its exact interpolation there."""
+    t, seg = k.t, k.seg
+    n_knots = t.shape[0]
+    h = t[j + 1] - t[j]
+    ts = t[j] + h * s.to(torch.float64)
+    # order by (pair, position)
+    o = torch.sort(ts, stable=True).indices
+    j, s, ts = j[o], s[o], ts[o]
+    o = torch.sort(j, stable=True).indices
+    j, s, ts = j[o], s[o], ts[o]
+    # one knot per cluster closer than T_MERGE (existing knots win)
+    keep = (ts - t[j] >= T_MERGE) & (t[j + 1] - ts >= T_MERGE)
+    close = torch.zeros_like(keep)
+    close[1:] = (j[1:] == j[:-1]) & (ts[1:] - ts[:-1] < T_MERGE)
+    keep &= ~close
+    j, s, ts = j[keep], s[keep], ts[keep]
+    if j.numel() and budget.max_knots is not None:
+        sg = seg[j]
+        counts = torch.bincount(sg, minlength=k.frozen.shape[0])
+        start = torch.cumsum(counts, 0) - counts
+        rank = torch.arange(j.shape[0], device=j.device) - start[sg]
+        allowed = (budget.max_knots - k.interior).clamp(min=0)
+        ok = rank < allowed[sg]
+        k.frozen |= counts > allowed
+        j, s, ts = j[ok], s[ok], ts[ok]
+    m = j.shape[0]
+    if m == 0:
+        return
+    if n_knots + m > budget.cap_knots and not budget.allow_overflow:
+        raise _Overflow(torch.cat([t, ts]).sort().values, seg)  # with the crossings it would add
+    k.interior += torch.bincount(seg[j], minlength=k.interior.shape[0])
+    ar = torch.arange(m, device=j.device)
+    pos_new = j + 1 + ar
+    pos_old = torch.arange(n_knots, device=j.device) + torch.searchsorted(j, torch.arange(n_knots, device=j.device))
 
-        t = merged(t, ts)
-        src = merged(src, torch.full((m,), node_id, dtype=src.dtype, device=src.device))
-        seg = merged(seg, seg[j])
-        mag = merged(mag, torch.maximum(mag[j], mag[j + 1]))
-        new_values = {}
-        for k, v in values.items():
-            w = s.to(v.dtype).reshape(m, *([1] * (v.dim() - 1)))
-            v0 = v[j]
-            new_values[k] = merged(v, v0 + w * (v[j + 1] - v0))
-        return t, seg, src, new_values, mag
+    def merged(old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        out = old.new_empty((n_knots + m, *old.shape[1:]))
+        out[pos_old] = old
+        out[pos_new] = new
+        return out
+
+    k.t = merged(t, ts)
+    k.src = merged(k.src, torch.full((m,), node_id, dtype=k.src.dtype, device=k.src.device))
+    k.seg = merged(seg, seg[j])
+    k.mag = merged(k.mag, torch.maximum(k.mag[j], k.mag[j + 1]))
+    new_values = {}
+    for q, v in k.values.items():
+        w = s.to(v.dtype).reshape(m, *([1] * (v.dim() - 1)))
+        v0, v1 = v[j], v[j + 1]
+        new_values[q] = merged(v, v1.sub_(v0).mul_(w).add_(v0))  # v0 + w (v1 - v0), two temporaries
+    k.values = new_values
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,6 +297,7 @@ class _Pass:
 def _kink_inputs(network: Network, order: list[int], x: torch.Tensor):
     """Each kink node's input at points x (P, ...), and the rounding floor there (as in a pass)."""
     values = {0: network.prepare(x)}
+    last = network.last_use(order)
     mag = _magnitude(values[0])
     inputs, floors = {}, {}
     for i in order[1:]:
@@ -279,6 +307,9 @@ def _kink_inputs(network: Network, order: list[int], x: torch.Tensor):
             inputs[i], floors[i] = xs[0], mag * zero_tolerance(network.dtype)
         values[i] = node.forward(xs)
         mag = torch.maximum(mag, _magnitude(values[i]))
+        for k in list(values):
+            if last.get(k, k) <= i:
+                del values[k]
     return inputs, floors
 
 
@@ -293,21 +324,29 @@ def _crosses(node: UnitKink | MaxPool, z: torch.Tensor, floor: torch.Tensor) -> 
     return j.numel() > 0
 
 
-def _stitch(network: Network, order: list[int], pieces: list[_Piece], a: torch.Tensor, b: torch.Tensor) -> _Piece:
+def _stitch(
+    network: Network, order: list[int], pieces: list[_Piece], a: torch.Tensor, b: torch.Tensor, cap_points: int = 1 << 16
+) -> _Piece:
+    """Join a segment's pieces; each join is a knot iff some kink node crosses between points just
+    left and right of it. The joins are checked `cap_points // 2` at a time (memory bound)."""
     pieces = sorted(pieces, key=lambda p: p.t0)
     if len(pieces) == 1:
         return pieces[0]
-    mids = []
-    for left, right in zip(pieces[:-1], pieces[1:]):
-        mids.append((left.t[-2] + left.t[-1]) / 2)
-        mids.append((right.t[0] + right.t[1]) / 2)
-    tm = torch.stack(mids).to(network.dtype)[:, None]
-    x = (1 - tm) * a.reshape(1, -1) + tm * b.reshape(1, -1)
-    inputs, floors = _kink_inputs(network, order, x)
+    sources: list[int] = []
+    step = max(1, cap_points // 2)
+    for lo in range(0, len(pieces) - 1, step):
+        mids = []
+        for left, right in zip(pieces[lo : lo + step], pieces[lo + 1 : lo + step + 1]):
+            mids.append((left.t[-2] + left.t[-1]) / 2)
+            mids.append((right.t[0] + right.t[1]) / 2)
+        tm = torch.stack(mids).to(network.dtype)[:, None]
+        x = (1 - tm) * a.reshape(1, -1) + tm * b.reshape(1, -1)
+        inputs, floors = _kink_inputs(network, order, x)
+        for q in range(len(mids) // 2):
+            pair = slice(2 * q, 2 * q + 2)  # points just left and right of the join
+            sources.append(next((i for i in inputs if _crosses(network.nodes[i], inputs[i][pair], floors[i][pair])), -1))
     ts, outs, srcs = [pieces[0].t], [pieces[0].outputs], [pieces[0].src]
-    for q, right in enumerate(pieces[1:]):
-        pair = slice(2 * q, 2 * q + 2)  # points just left and right of the join
-        join_src = next((i for i in inputs if _crosses(network.nodes[i], inputs[i][pair], floors[i][pair])), -1)
+    for join_src, right in zip(sources, pieces[1:]):
         if join_src >= 0:
             srcs[-1] = srcs[-1].clone()
             srcs[-1][-1] = join_src
@@ -341,6 +380,18 @@ def _as_points(network: Network, x) -> torch.Tensor:
     return p.reshape(p.shape[0], math.prod(network.input_shape))
 
 
+def _split(item: _Item, tk: torch.Tensor, cap_knots: int) -> list[_Item]:
+    """Cut a (sub-)segment whose knots `tk` (found so far, sorted) outgrew the budget into pieces
+    holding about a quarter of the budget each, at midpoints between knots: one split instead of
+    repeated halving, each of which would redo the pass up to the overflow."""
+    n = int(tk.shape[0])
+    parts = max(2, min(n - 1, -(-4 * n // max(1, cap_knots))))
+    gaps = sorted({(k * (n - 1)) // parts for k in range(1, parts)})
+    cuts = [float((tk[g] + tk[g + 1]) / 2) for g in gaps]
+    ends = [item.t0, *cuts, item.t1]
+    return [_Item(item.seg, lo, hi, item.depth + 1) for lo, hi in zip(ends[:-1], ends[1:])]
+
+
 @torch.no_grad()
 def trace_segments(
     network: Network,
@@ -370,6 +421,9 @@ def trace_segments(
     itemsize = torch.empty((), dtype=network.dtype).element_size()
     per_knot = bytes_per_probe(network, order, itemsize)
     cap_knots = max(8, int(max_memory) // per_knot)
+    # a join check keeps every kink node's input at its points
+    kink_bytes = sum(math.prod(network.nodes[network.nodes[i].inputs[0]].shape) for i in network.kink_ids) * itemsize
+    cap_points = max(2, int(max_memory) // (per_knot + kink_bytes))
     runner = _Pass(network, order, last)
 
     queue: deque[_Item] = deque(_Item(s, 0.0, 1.0) for s in range(n_seg))
@@ -387,13 +441,9 @@ def trace_segments(
                 queue.extendleft(reversed(items))
                 batch = max(1, len(items) // 2)
                 continue
-            it = items[0]
-            tk = ov.t
-            gi = (tk.shape[0] - 2) // 2
-            tm = float((tk[gi] + tk[gi + 1]) / 2)
-            pending[it.seg] += 1
-            queue.appendleft(_Item(it.seg, tm, it.t1, it.depth + 1))
-            queue.appendleft(_Item(it.seg, it.t0, tm, it.depth + 1))
+            parts = _split(items[0], ov.t, cap_knots)
+            pending[items[0].seg] += len(parts) - 1
+            queue.extendleft(reversed(parts))
             continue
         total, finished = 0, 0
         for it, piece in zip(items, result):
@@ -401,7 +451,7 @@ def trace_segments(
             pieces[it.seg].append(piece)
             pending[it.seg] -= 1
             if pending[it.seg] == 0:
-                joined = _stitch(network, order, pieces.pop(it.seg), A[it.seg], B[it.seg])
+                joined = _stitch(network, order, pieces.pop(it.seg), A[it.seg], B[it.seg], cap_points)
                 traces[it.seg] = _finish(network, joined, max_knots)
                 finished += 1
         if progress is not None and finished:

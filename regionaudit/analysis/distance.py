@@ -17,11 +17,45 @@ from typing import Callable
 import torch
 
 from regionaudit.analysis._common import bytes_per_probe, default_max_memory, needed_nodes
+from regionaudit.errors import BadOption
 from regionaudit.ir import MaxPool, Network, UnitKink
+from regionaudit.options import AUTO_APPROX_INPUT, DEFAULT_DIRECTIONS, DISTANCE_METHODS  # noqa: F401  (re-exported)
+
+# `--distance auto` measures approximately above AUTO_APPROX_INPUT input elements (by size alone, so
+# the JSON never depends on the machine): 3x64x64 images stay exact, 3x128x128 and larger are
+# approximate. The option's values and defaults are defined once, in options.py.
+METHODS = DISTANCE_METHODS
+
+
+def choose_method(method: str, input_size: int) -> str:
+    """'exact' or 'approx' for `--distance METHOD` on an input of `input_size` elements."""
+    if method not in METHODS:
+        raise BadOption(f"--distance must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "auto":
+        return "approx" if input_size > AUTO_APPROX_INPUT else "exact"
+    return method
+
+
+def approx_relative_error(directions: int) -> float:
+    """3σ relative error of one unit's distance estimated from `directions` Gaussian projections.
+
+    With ω_1..ω_m ~ N(0, I), Σ_k (g·ω_k)² / m is ‖g‖² χ²_m / m: relative standard deviation
+    √(2/m), so ‖g‖, and |z| / ‖g‖, are off by about √(1/(2m)) (1σ, first order).
+    """
+    return 3.0 / math.sqrt(2.0 * directions)
+
+
+def gaussian_directions(dim: int, directions: int, seed: int) -> torch.Tensor:
+    """Seeded N(0, 1/m) projection directions (m, dim) in float64 on CPU, the same on every device:
+    Σ_k (g·ω_k)² with these is an unbiased estimate of ‖g‖²."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(directions, dim, generator=gen, dtype=torch.float64) / math.sqrt(directions)
 
 
 @dataclass
-class PointDistance:
+class NearestBoundary:
+    """What the analysis finds at one point; `assemble` makes the result's `PointDistance` of it."""
+
     distance: float | None  # None when no unit has a nonzero gradient at the point
     node: str | None  # ONNX name of the kink node of the nearest unit
     unit: int | None  # flat index in that node's input tensor (MaxPool: the window index)
@@ -44,18 +78,23 @@ def _forward_masks(network: Network, order: list[int], last: dict[int, int], x: 
 
 
 def _accumulate(network, order, last, kinks, basis, n_points, sq):
-    """Push tangents basis (T, D) for n_points points through; add squared norms into sq."""
+    """Push tangents basis (T, D) for n_points points through; add squared norms into sq.
+
+    Up to the first kink node a tangent does not depend on the point (no mask applies yet), so it
+    travels with a point axis of 1 and is broadcast where masks first differ: the first layers,
+    often the widest, run once per direction instead of once per direction and point.
+    """
     t = basis.shape[0]
-    tan = {0: basis[:, None, :].expand(t, n_points, basis.shape[1]).reshape(t, n_points, *network.graph_input_shape)}
+    tan = {0: basis.reshape(t, 1, *network.graph_input_shape)}
     for i in order[1:]:
         node = network.nodes[i]
         ds = [tan[k] for k in node.inputs]
         if isinstance(node, UnitKink):
             z, dz = kinks[i], ds[0]
-            sq[i] += (dz * dz).sum(0).reshape(n_points, -1)
+            sq[i] += (dz * dz).sum(0).reshape(dz.shape[1], -1)
             tan[i] = node.tangent(z, dz)
         elif isinstance(node, MaxPool):
-            z, dz = kinks[i], ds[0]
+            z, dz = kinks[i], ds[0].expand(t, n_points, *ds[0].shape[2:])
             cand = node.candidates(z)  # (P, W, k)
             win = cand.argmax(-1, keepdim=True)
             dc = node.candidates(dz.reshape(t * n_points, *dz.shape[2:])).reshape(t, *cand.shape)
@@ -64,15 +103,16 @@ def _accumulate(network, order, last, kinks, basis, n_points, sq):
             sq[i] += (diff * diff).sum(0)
             tan[i] = picked.reshape(t, n_points, *node.shape)
         else:
-            flat = [d.reshape(t * n_points, *d.shape[2:]) for d in ds]
+            p = max(d.shape[1] for d in ds)
+            flat = [d.expand(t, p, *d.shape[2:]).reshape(t * p, *d.shape[2:]) for d in ds]
             y = node.linear(flat)
-            tan[i] = y.reshape(t, n_points, *y.shape[1:])
+            tan[i] = y.reshape(t, p, *y.shape[1:])
         for k in list(tan):
             if last.get(k, k) <= i:
                 del tan[k]
 
 
-def _nearest(network, order, kinks, sq, n_points) -> list[PointDistance]:
+def _nearest(network, order, kinks, sq, n_points) -> list[NearestBoundary]:
     dev = network.device
     best = torch.full((n_points,), math.inf, dtype=torch.float64, device=dev)
     best_node = torch.full((n_points,), -1, dtype=torch.long, device=dev)
@@ -109,10 +149,18 @@ def _nearest(network, order, kinks, sq, n_points) -> list[PointDistance]:
     out = []
     for dist, node_id, unit in zip(best.tolist(), best_node.tolist(), best_unit.tolist()):
         if node_id < 0 or not math.isfinite(dist):
-            out.append(PointDistance(None, None, None))
+            out.append(NearestBoundary(None, None, None))
         else:
-            out.append(PointDistance(float(dist), network.nodes[node_id].name, int(unit)))
+            out.append(NearestBoundary(float(dist), network.nodes[node_id].name, int(unit)))
     return out
+
+
+def _basis(dim: int, start: int, count: int, network: Network) -> torch.Tensor:
+    """Rows start..start+count of the identity (dim x dim), never the whole of it."""
+    rows = torch.zeros(count, dim, dtype=network.dtype, device=network.device)
+    idx = torch.arange(count, device=network.device)
+    rows[idx, idx + start] = 1
+    return rows
 
 
 @torch.no_grad()
@@ -122,10 +170,15 @@ def boundary_distances(
     *,
     max_memory: int | None = None,
     progress: Callable[[int], None] | None = None,
-) -> list[PointDistance]:
+    directions: int | None = None,
+    seed: int = 0,
+) -> list[NearestBoundary]:
     """Distance from each point (P, *input_shape) to its activation region's boundary.
 
-    `progress(n)`, if given, is called with the number of points just finished.
+    Exact by default: the input basis goes through. With `directions=m`, the gradient norms are
+    estimated from m seeded Gaussian projections instead (see `approx_relative_error`), for
+    inputs too large for one tangent per input element. `progress(n)`, if given, is called with
+    the number of points just finished.
     """
     x_all = network.prepare(torch.as_tensor(points))
     n_total = x_all.shape[0]
@@ -137,10 +190,17 @@ def boundary_distances(
     itemsize = torch.empty((), dtype=network.dtype).element_size()
     per_probe = bytes_per_probe(network, order, itemsize, live_factor=1.5)
     cap = max(1, int(max_memory) // per_probe)  # tangent-point pairs per chunk
-    n_pts = max(1, min(n_total, cap // dim)) if cap >= dim else 1
-    n_dir = min(dim, max(1, cap // n_pts))
-    eye = torch.eye(dim, dtype=network.dtype, device=network.device)
-    results: list[PointDistance] = []
+    gauss = None
+    if directions is not None:
+        if directions < 1:
+            raise BadOption("the number of distance directions must be at least 1")
+        gauss = gaussian_directions(dim, directions, seed).to(dtype=network.dtype, device=network.device)
+    n_tan = dim if gauss is None else gauss.shape[0]  # tangents per point
+    # many points per chunk (the layers before the first kink run once for all of them), and
+    # chunks of at least 128 directions where the budget allows, for efficient matrix products
+    n_pts = max(1, min(n_total, cap // min(n_tan, 128)))
+    n_dir = min(n_tan, max(1, cap // n_pts))
+    results: list[NearestBoundary] = []
     for lo in range(0, n_total, n_pts):
         x = x_all[lo : lo + n_pts]
         p = x.shape[0]
@@ -152,8 +212,9 @@ def boundary_distances(
                 sq[i] = torch.zeros(node.candidates(z).shape, dtype=network.dtype, device=network.device)
             else:
                 sq[i] = torch.zeros((p, z[0].numel()), dtype=network.dtype, device=network.device)
-        for d0 in range(0, dim, n_dir):
-            _accumulate(network, order, last, kinks, eye[d0 : d0 + n_dir], p, sq)
+        for d0 in range(0, n_tan, n_dir):
+            chunk = _basis(dim, d0, min(n_dir, n_tan - d0), network) if gauss is None else gauss[d0 : d0 + n_dir]
+            _accumulate(network, order, last, kinks, chunk, p, sq)
         results.extend(_nearest(network, order, kinks, sq, p))
         if progress is not None:
             progress(p)

@@ -37,7 +37,7 @@ class LoadedModel:
     doc_string: str
 
 
-def load_model(path: str | Path) -> LoadedModel:
+def read_onnx(path: str | Path) -> LoadedModel:
     """Read and validate `path`; every problem is a one-line RejectedModel."""
     p = Path(path)
     if not p.is_file():

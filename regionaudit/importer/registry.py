@@ -45,11 +45,23 @@ class Unsupported(Exception):
         self.kind = kind
 
 
+class DuplicateConverter(Exception):
+    """Two converters registered for one op type: a mistake in regionaudit itself, never the user's."""
+
+
 def converter(*op_types: str, kink: bool = False):
     """Register the decorated function as the converter of each op type named; `kink` when it
-    adds kink nodes (where regions come from) rather than affine ones."""
+    adds kink nodes (where regions come from) rather than affine ones. An op type that already has
+    a converter is refused, so no converter silently replaces another."""
 
     def register(fn):
+        for op in op_types:
+            if op in CONVERTERS:
+                old = CONVERTERS[op]
+                raise DuplicateConverter(
+                    f"{op} already has a converter ({old.__module__}.{old.__name__}); "
+                    f"{fn.__module__}.{fn.__name__} would replace it"
+                )
         for op in op_types:
             CONVERTERS[op] = fn
             if kink:

@@ -1,8 +1,9 @@
 """The model-card section: a short Markdown summary for a Hugging Face style README.
 
-`write_card` writes the section alone; `append_card` puts it into an existing README between
+`render_card` makes the section alone; `appended_card` puts it into an existing README between
 `<!-- regionaudit:start -->` and `<!-- regionaudit:end -->`, replacing an earlier section and
-leaving every other byte (front matter, line endings, text around it) as it was.
+leaving every other byte (front matter, line endings, text around it) as it was. `outputs.py`
+writes either.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 from regionaudit.errors import BadOption
-from regionaudit.gates import format_number
-from regionaudit.report import formatting as F
+from regionaudit.gates.numbers import format_number
+from regionaudit.metrics import Metric
+from regionaudit.report import formatting as show
 from regionaudit.report.context import median, model_name, probe_words, result_notes, settings_section
-from regionaudit.files import write_bytes
+from regionaudit.report.tables import shown_metrics, summary_of
 from regionaudit.report.templating import MarkdownSafe, markdown_environment
 from regionaudit.result import AuditResult
 
@@ -25,48 +27,26 @@ START = "<!-- regionaudit:start -->"
 END = "<!-- regionaudit:end -->"
 
 
-def _metric(label: str, summary: dict | None, meaning: str) -> dict:
-    med = median(summary)
-    if med is None:
-        value = "undefined"
+def _metric_row(result: AuditResult, metric: Metric, words: dict[str, str]) -> dict:
+    value = summary_of(result, metric.path)
+    if metric.summary:
+        med = median(value)
+        if med is None:
+            shown = "undefined"
+        else:
+            spread = show.spread(value)
+            shown = f"{show.num(med)} (median" + (f"; {spread})" if spread else ")")
     else:
-        spread = F.spread(summary)
-        value = f"{F.num(med)} (median" + (f"; {spread})" if spread else ")")
-    return {"metric": label, "value": value, "meaning": meaning}
+        shown = "undefined" if value is None else show.num(value)
+    return {"metric": metric.label, "value": shown, "meaning": metric.describe(**words)}
 
 
 def card_context(result: AuditResult, report_link: str | None) -> dict:
-    d, v, dist, m = result.density, result.deviation, result.distance, result.model
+    m = result.model
     between, at = probe_words(result)
     near = "near the probes" if (result.settings or {}).get("synthetic") else "near the data"
-    rho = v.spearman_density
-    metrics = [
-        _metric(
-            "Regions per segment",
-            d.summary,
-            f"Linear pieces the model splits a straight line between {between} into; more means a more complex function {near}.",
-        ),
-        _metric("Regions per unit length", d.per_length, "Regions per segment divided by the segment's length in input space."),
-        _metric("Regions per neuron", d.regions_per_neuron, "Regions per segment divided by the number of ReLU-type neurons."),
-        _metric(
-            "Boundary distance",
-            dist.summary,
-            f"Distance from {at} to the nearest activation-region boundary (input units); smaller means smaller regions {near}.",
-        ),
-        _metric("Boundary distance × neurons", dist.scaled_summary, "The same distance times the neuron count, roughly scale-free (Hanin & Rolnick 2019)."),
-        _metric(
-            "Absolute deviation",
-            v.summary,
-            "How far the model departs from the straight line between its values at the two ends of a segment (Gamba et al. 2022); 0 means linear.",
-        ),
-        {
-            "metric": "Spearman ρ, density vs deviation",
-            "value": F.num(rho) if rho is not None else "undefined",
-            "meaning": "Rank correlation between a segment's region density and its absolute deviation.",
-        },
-    ]
-    if d.paths:
-        metrics.append(_metric("Regions per translation loop", d.path_summary, "Regions crossed along a closed loop of shifted copies of an input."))
+    words = {"between": between, "at": at, "near": near, "approx": show.approx_words(result.distance)}
+    metrics = [_metric_row(result, metric, words) for metric in shown_metrics(result)]
     settings = settings_section(result)
     s = result.settings or {}
     data = settings["data"]
@@ -77,25 +57,25 @@ def card_context(result: AuditResult, report_link: str | None) -> dict:
             "points, not at real inputs; near real data it can differ a lot."
         )
     elif data:
-        data_line = f"Data: {PathName(data)}" + (f" (sha256 {F.short_hash(settings['data_hash'], 16)})" if settings["data_hash"] else "") + ", used as given (no rescaling)."
+        data_line = f"Data: {PathName(data)}" + (f" (sha256 {show.short_hash(settings['data_hash'], 16)})" if settings["data_hash"] else "") + ", used as given (no rescaling)."
     link = None
     if report_link:
-        link = MarkdownSafe(f"[{F.markdown(_link_text(report_link))}](<{_link_target(report_link)}>)")
+        link = MarkdownSafe(f"[{show.markdown(_link_text(report_link))}](<{_link_target(report_link)}>)")
     notes = result_notes(result)
     return {
         "start": MarkdownSafe(START),
         "end": MarkdownSafe(END),
         "model_name": model_name(result),
-        "sha": F.short_hash(m.sha256),
+        "sha": show.short_hash(m.sha256),
         "version": result.regionaudit,
-        "neurons": F.count(m.neurons),
-        "params": F.count(m.params),
-        "input_shape": F.shape(m.input_shape),
+        "neurons": show.count(m.neurons),
+        "params": show.count(m.params),
+        "input_shape": show.shape(m.input_shape),
         "metrics": metrics,
         "settings_lines": settings["lines"],
         "data_line": data_line,
         "synthetic_line": synthetic_line,
-        "seed": F.value(s.get("seed")),
+        "seed": show.value(s.get("seed")),
         "gates": [
             {"expr": g.expr, "value": format_number(g.value) if g.value is not None else "undefined", "result": "pass" if g.passed else "FAIL"}
             for g in result.gates
@@ -128,10 +108,6 @@ def render_card(result: AuditResult, report_link: str | None = None) -> str:
     text = markdown_environment().get_template("card.md.j2").render(**card_context(result, report_link))
     text = re.sub(r"\n{3,}", "\n\n", text).strip("\n")
     return text + "\n"
-
-
-def write_card(result: AuditResult, path: str | os.PathLike, report_link: str | None = None) -> None:
-    write_bytes(path, render_card(result, report_link).encode("utf-8"))
 
 
 _FRONT_MATTER = re.compile(r"\A(\ufeff)?---[ \t]*\r?\n.*?^(---|\.\.\.)[ \t]*(\r?\n|\Z)", re.S | re.M)
@@ -184,7 +160,3 @@ def appended_card(result: AuditResult, readme_path: str | os.PathLike, report_li
     new = insert_section(text, render_card(result, report_link))
     return new.encode("utf-8", errors="surrogateescape"), mode
 
-
-def append_card(result: AuditResult, readme_path: str | os.PathLike, report_link: str | None = None) -> None:
-    """Insert or replace the regionaudit section of a README / model card; create it if missing."""
-    write_bytes(readme_path, *appended_card(result, readme_path, report_link))

@@ -12,22 +12,36 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import PurePath
 
-from regionaudit import __version__
-from regionaudit.report import formatting as F
+from regionaudit.version import __version__
+from regionaudit import metrics
+from regionaudit.metrics import BY_PATH, sentence
+from regionaudit.report import formatting as show
 from regionaudit.report import plots
-from regionaudit.report.tables import Table, distribution_table, gates_table, node_table, paths_table, timing_rows
+from regionaudit.report.tables import (
+    Table,
+    distribution_table,
+    gates_table,
+    node_table,
+    paths_table,
+    shown_metrics,
+    summary_of,
+    timing_rows,
+)
 from regionaudit.result import AuditResult, CompareResult
 
 LIBRARIES = ("torch", "onnx", "onnxruntime", "numpy")
-NO_SEGMENTS = "No segments were measured."
+NO_SEGMENTS = sentence(metrics.NO_SEGMENTS)
+NO_POINTS = sentence(metrics.NO_POINTS)
+REGIONS, DISTANCE, DEVIATION, SPEARMAN = (
+    BY_PATH[p] for p in ("density.summary", "distance.summary", "deviation.summary", "deviation.spearman_density")
+)
 
 
 def no_deviation(result) -> str:
     """Why there is no deviation to show: no segments, or every one cut short by --max-knots."""
     if result.density.segments and all(s.truncated for s in result.density.segments):
-        return "Every segment was cut short by --max-knots."
+        return sentence(metrics.ALL_TRUNCATED)
     return NO_SEGMENTS
-NO_POINTS = "No points were measured."
 DATA_AS_GIVEN = (
     "Data is used as given: regionaudit does not rescale or normalise it, so it must already be in "
     "the model's input scale. Image arrays are read in the layout --data-layout declares (chw unless "
@@ -92,41 +106,42 @@ def probe_words(result: AuditResult) -> tuple[str, str]:
 def headline_metrics(result: AuditResult) -> list[Metric]:
     d, v, dist = result.density, result.deviation, result.distance
     between, at = probe_words(result)
-    metrics: list[Metric] = []
+    cards: list[Metric] = []
 
     s = d.summary
     med = median(s)
     if med is not None:
-        sentence = f"Median {F.num(med)} linear regions along a segment between {between}"
-        spread = F.spread(s)
-        sentence += f" ({spread})." if spread else "."
-        metrics.append(Metric("regions", "Regions per segment", F.num(med), "median", sentence))
+        text = f"Median {show.num(med)} linear regions along a segment between {between}"
+        spread = show.spread(s)
+        text += f" ({spread})." if spread else "."
+        cards.append(Metric("regions", REGIONS.label, show.num(med), "median", text))
     else:
-        metrics.append(Metric("regions", "Regions per segment", F.DASH, "", NO_SEGMENTS + " Region density is undefined.", False))
+        cards.append(Metric("regions", REGIONS.label, show.DASH, "", NO_SEGMENTS + " Region density is undefined.", False))
 
     s = dist.summary
     med = median(s)
     if med is not None:
-        sentence = f"Median distance {F.num(med)} (input units) from {at} to the nearest region boundary"
-        spread = F.spread(s, F.num)
-        sentence += f" ({spread})." if spread else "."
+        text = f"Median distance {show.num(med)} (input units) from {at} to the nearest region boundary"
+        text += show.approx_words(dist)
+        spread = show.spread(s, show.num)
+        text += f" ({spread})." if spread else "."
         scaled = median(dist.scaled_summary)
         if scaled is not None:
-            sentence += f" Distance × neurons, roughly scale-free: median {F.num(scaled)}."
-        metrics.append(Metric("distance", "Boundary distance", F.num(med), "median", sentence))
+            text += f" Distance × neurons, roughly scale-free: median {show.num(scaled)}."
+        cards.append(Metric("distance", DISTANCE.label, show.num(med), "median", text))
     else:
-        metrics.append(Metric("distance", "Boundary distance", F.DASH, "", NO_POINTS + " Boundary distance is undefined.", False))
+        cards.append(Metric("distance", DISTANCE.label, show.DASH, "", NO_POINTS + " Boundary distance is undefined.", False))
 
     s = v.summary
     med = median(s)
     if med is not None:
-        sentence = f"Median absolute deviation {F.num(med)} from linear along a segment"
-        spread = F.spread(s, F.num)
-        sentence += f" ({spread})" if spread else ""
-        sentence += ": the area between the model and the straight line through its end values, L2 over outputs."
-        metrics.append(Metric("deviation", "Absolute deviation", F.num(med), "median", sentence))
+        text = f"Median absolute deviation {show.num(med)} from linear along a segment"
+        spread = show.spread(s, show.num)
+        text += f" ({spread})" if spread else ""
+        text += ": the area between the model and the straight line through its end values, L2 over outputs."
+        cards.append(Metric("deviation", DEVIATION.label, show.num(med), "median", text))
     else:
-        metrics.append(Metric("deviation", "Absolute deviation", F.DASH, "", no_deviation(result) + " Deviation is undefined.", False))
+        cards.append(Metric("deviation", DEVIATION.label, show.DASH, "", no_deviation(result) + " Deviation is undefined.", False))
 
     rho = v.spearman_density
     if rho is not None:
@@ -137,21 +152,20 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
             meaning = f"segments that cross more regions per unit length {strength} tend to deviate more from linear"
         else:
             meaning = f"segments that cross more regions per unit length {strength} tend to deviate less from linear"
-        sentence = f"Spearman ρ = {F.num(rho)} between a segment's region density and its absolute deviation: {meaning}."
-        metrics.append(Metric("spearman", "Density vs deviation", F.num(rho), "Spearman ρ", sentence))
+        text = f"Spearman ρ = {show.num(rho)} between a segment's region density and its absolute deviation: {meaning}."
+        cards.append(Metric("spearman", SPEARMAN.label, show.num(rho), "", text))
     else:
-        metrics.append(
+        cards.append(
             Metric(
                 "spearman",
-                "Density vs deviation",
-                F.DASH,
+                SPEARMAN.label,
+                show.DASH,
                 "",
-                "Spearman ρ is undefined (fewer than three segments with a defined density, "
-                "or constant density or deviation).",
+                f"Spearman ρ is undefined ({metrics.SPEARMAN_UNDEFINED}).",
                 False,
             )
         )
-    return metrics
+    return cards
 
 
 def model_section(result: AuditResult) -> dict:
@@ -161,34 +175,34 @@ def model_section(result: AuditResult) -> dict:
     ref = val.get("reference") or "onnxruntime"
     if rel is not None or abs_ is not None:
         validation_sentence = (
-            f"The imported network matches {ref} to a maximum absolute error of {F.num(abs_)} "
-            f"(relative {F.num(rel)}) on the validation inputs."
+            f"The imported network matches {ref} to a maximum absolute error of {show.num(abs_)} "
+            f"(relative {show.num(rel)}) on the validation inputs."
         )
     else:
         validation_sentence = "No validation against onnxruntime was recorded."
     facts = [
-        ("File", m.path or F.DASH),
-        ("SHA-256", m.sha256 or F.DASH),
-        ("Input", f"{m.input_name or '(unnamed)'}  ·  shape {F.shape(m.input_shape)} (batch axis left out)"),
-        ("Output", f"{m.output_name or '(unnamed)'}  ·  shape {F.shape(m.output_shape)}"),
+        ("File", m.path or show.DASH),
+        ("SHA-256", m.sha256 or show.DASH),
+        ("Input", f"{m.input_name or '(unnamed)'}  ·  shape {show.shape(m.input_shape)} (batch axis left out)"),
+        ("Output", f"{m.output_name or '(unnamed)'}  ·  shape {show.shape(m.output_shape)}"),
         ("Opset / producer", f"{m.opset}  ·  {m.producer or 'unknown producer'}"),
-        ("ReLU-type neurons", F.count(m.neurons)),
-        ("MaxPool windows", F.count(m.maxpool_windows)),
-        ("Parameters", F.count(m.params)),
-        ("Multiply-adds per input", F.count(m.macs)),
+        ("ReLU-type neurons", show.count(m.neurons)),
+        ("MaxPool windows", show.count(m.maxpool_windows)),
+        ("Parameters", show.count(m.params)),
+        ("Multiply-adds per input", show.count(m.macs)),
     ]
     return {
         "name": model_name(result),
-        "sha_short": F.short_hash(m.sha256),
-        "input_shape": F.shape(m.input_shape),
+        "sha_short": show.short_hash(m.sha256),
+        "input_shape": show.shape(m.input_shape),
         "facts": facts,
         "cards": [
-            ("neurons", F.big(m.neurons)),
-            ("parameters", F.big(m.params)),
-            ("multiply-adds", F.big(m.macs)),
-            ("MaxPool windows", F.big(m.maxpool_windows)),
+            ("neurons", show.big(m.neurons)),
+            ("parameters", show.big(m.params)),
+            ("multiply-adds", show.big(m.macs)),
+            ("MaxPool windows", show.big(m.maxpool_windows)),
         ],
-        "validation": [(str(k), F.value(v)) for k, v in val.items()],
+        "validation": [(str(k), show.value(v)) for k, v in val.items()],
         "validation_sentence": validation_sentence,
         "nodes": node_table(result),
     }
@@ -214,7 +228,7 @@ def settings_section(result: AuditResult) -> dict:
     lines = [
         f"Probes: {described.rstrip('.')}." if isinstance(described, str) and described
         else f"Probes measured: {', '.join(probes) if probes else 'none'}, from {source}.",
-        f"Seed {F.value(s.get('seed'))}; computed in {s.get('dtype') or 'float64'} on {s.get('device') or 'cpu'}.",
+        f"Seed {show.value(s.get('seed'))}; computed in {s.get('dtype') or 'float64'} on {s.get('device') or 'cpu'}.",
     ]
     return {
         "lines": lines,
@@ -223,7 +237,7 @@ def settings_section(result: AuditResult) -> dict:
         "synthetic": bool(s.get("synthetic")),
         "synthetic_warning": SYNTHETIC_WARNING,
         "data_as_given": DATA_AS_GIVEN,
-        "table": [(str(k), F.value(v)) for k, v in s.items() if v is not None],
+        "table": [(str(k), show.value(v)) for k, v in s.items() if v is not None],
     }
 
 
@@ -239,19 +253,24 @@ def result_notes(result: AuditResult) -> list[str]:
     return list(dict.fromkeys(n for n in notes if not n.startswith(said_elsewhere)))
 
 
-def audit_plots(result: AuditResult) -> list[Plot]:
+def audit_plots(result: AuditResult) -> dict[str, list[Plot]]:
+    """The report's plots, grouped by the section they belong to (the templates take them as given)."""
     d, v, dist, m = result.density, result.deviation, result.distance, result.model
     between, at = probe_words(result)
     regions = [seg.regions for seg in d.segments]
-    out = [
+    density: list[Plot] = []
+    deviation: list[Plot] = []
+    distance: list[Plot] = []
+    sliced: list[Plot] = []
+    density.append(
         Plot(
             "regions-hist",
             "Regions per segment",
             f"Number of linear regions a straight segment between {between} passes through.",
-            plots.histogram("regions-hist", regions, "Regions per segment", "linear regions crossed", fmt=F.num, integer=True),
+            plots.histogram("regions-hist", regions, "Regions per segment", "linear regions crossed", fmt=show.num, integer=True),
             NO_SEGMENTS,
         )
-    ]
+    )
     if m.neurons:
         rpn = [seg.regions / m.neurons for seg in d.segments]
         svg = plots.histogram(
@@ -260,7 +279,7 @@ def audit_plots(result: AuditResult) -> list[Plot]:
         empty = NO_SEGMENTS
     else:
         svg, empty = None, "The model has no ReLU-type units, so regions per neuron is undefined."
-    out.append(
+    density.append(
         Plot(
             "regions-per-neuron",
             "Regions per neuron",
@@ -271,7 +290,7 @@ def audit_plots(result: AuditResult) -> list[Plot]:
         )
     )
     norms = [seg.norm for seg in v.segments]
-    out.append(
+    deviation.append(
         Plot(
             "deviation-ecdf",
             "Absolute deviation from linear",
@@ -281,9 +300,9 @@ def audit_plots(result: AuditResult) -> list[Plot]:
         )
     )
     rho = v.spearman_density
-    title = "Density vs deviation" + (f" (Spearman ρ = {F.num(rho)})" if rho is not None else " (Spearman ρ undefined)")
+    title = "Density vs deviation" + (f" (Spearman ρ = {show.num(rho)})" if rho is not None else " (Spearman ρ undefined)")
     n = min(len(d.segments), len(v.segments))
-    out.append(
+    deviation.append(
         Plot(
             "density-vs-deviation",
             "Density vs deviation",
@@ -300,17 +319,18 @@ def audit_plots(result: AuditResult) -> list[Plot]:
         )
     )
     distances = [p.distance for p in dist.points]
-    out.append(
+    distance.append(
         Plot(
             "distance-hist",
             "Distance to the nearest region boundary",
-            f"Exact distance from {at} to the boundary of its activation region (Hanin & Rolnick 2019a, Fig. 3 style).",
+            f"{'Approximate' if dist.method == 'approx' else 'Exact'} distance from {at} to the boundary of its activation region"
+            f"{show.approx_words(dist)} (Hanin & Rolnick 2019a, Fig. 3 style).",
             plots.log_histogram("distance-hist", distances, "Distance to nearest boundary", "distance in input units"),
             NO_POINTS,
         )
     )
     scaled = [p.scaled for p in dist.points]
-    out.append(
+    distance.append(
         Plot(
             "scaled-distance-hist",
             "Distance × neurons",
@@ -322,7 +342,7 @@ def audit_plots(result: AuditResult) -> list[Plot]:
         )
     )
     layers = list((d.knots_per_layer or {}).items())
-    out.append(
+    density.append(
         Plot(
             "knots-per-layer",
             "Knots per layer",
@@ -331,11 +351,11 @@ def audit_plots(result: AuditResult) -> list[Plot]:
             NO_SEGMENTS if not d.segments else "No knots were recorded.",
         )
     )
-    if result.slice is not None:  # --- 2-D slice
+    if result.slice is not None:
         from regionaudit.report.slice_plot import report_svg
 
-        out.append(slice_plot_record(result, report_svg(result.slice)))
-    return out
+        sliced.append(slice_plot_record(result, report_svg(result.slice)))
+    return {"density": density, "deviation": deviation, "distance": distance, "slice": sliced}
 
 
 def audit_context(result: AuditResult, clock=None) -> dict:
@@ -388,30 +408,30 @@ def _slice_facts(sl) -> list[tuple[str, str]]:
     if sl is None:
         return []
     rows = [
-        ("Regions", F.count(sl.regions) + (" (lower bound: --max-regions reached)" if sl.truncated else "")),
-        ("Regions per unit area", F.num(sl.regions_per_unit_area, 3)),
-        ("Median region area", F.num(median(sl.area), 3)),
-        ("Boundary length", F.num(sl.boundary_length, 4)),
+        ("Regions", show.count(sl.regions) + (" (lower bound: --max-regions reached)" if sl.truncated else "")),
+        ("Regions per unit area", show.num(sl.regions_per_unit_area)),
+        ("Median region area", show.num(median(sl.area))),
+        ("Boundary length", show.num(sl.boundary_length)),
     ]
-    rows += [(f"  made by {name}", F.num(v, 4)) for name, v in sl.boundary_length_per_layer.items()]
+    rows += [(f"  made by {name}", show.num(v)) for name, v in sl.boundary_length_per_layer.items()]
     rows += [
-        ("Decision boundary", f"{F.num(sl.decision_boundary.get('length'), 4)} long, {F.count(sl.decision_boundary.get('pieces'))} pieces"),
-        ("Regions per predicted class", ", ".join(f"{k}: {F.count(v)}" for k, v in sorted(sl.classes.items(), key=lambda kv: int(kv[0])))),
+        ("Decision boundary", f"{show.num(sl.decision_boundary.get('length'))} long, {show.count(sl.decision_boundary.get('pieces'))} pieces"),
+        ("Regions per predicted class", ", ".join(f"{k}: {show.count(v)}" for k, v in sorted(sl.classes.items(), key=lambda kv: int(kv[0])))),
     ]
     if "half_width" in sl.box:
-        rows.append(("Square half-width", F.num(sl.box.get("half_width"), 4)))
+        rows.append(("Square half-width", show.num(sl.box.get("half_width"))))
     else:
-        rows.append(("Box", f"x {F.num(sl.box['xmin'], 3)} … {F.num(sl.box['xmax'], 3)}, y {F.num(sl.box['ymin'], 3)} … {F.num(sl.box['ymax'], 3)}"))
+        rows.append(("Box", f"x {show.num(sl.box['xmin'])} … {show.num(sl.box['xmax'])}, y {show.num(sl.box['ymin'])} … {show.num(sl.box['ymax'])}"))
     return rows
 
 
 # --- compare ---------------------------------------------------------------------------------
 
 
-def _cmp_row(label, a, b, fmt=F.num):
+def _cmp_row(label, a, b, fmt=show.num):
     diff = None if a is None or b is None else b - a
     sign = "" if diff is None or diff <= 0 else "+"
-    return [label, fmt(a), fmt(b), sign + fmt(diff) if diff is not None else F.DASH]
+    return [label, fmt(a), fmt(b), sign + fmt(diff) if diff is not None else show.DASH]
 
 
 def compare_context(result: CompareResult, clock=None) -> dict:
@@ -425,14 +445,15 @@ def compare_context(result: CompareResult, clock=None) -> dict:
         _cmp_row("Parameters", a.model.params, b.model.params),
         _cmp_row("Multiply-adds", a.model.macs, b.model.macs),
         _cmp_row("Segments measured", len(a.density.segments), len(b.density.segments)),
-        _cmp_row("Median regions per segment", median(a.density.summary), median(b.density.summary)),
-        _cmp_row("Median regions per unit length", median(a.density.per_length), median(b.density.per_length)),
-        _cmp_row("Median regions per neuron", median(a.density.regions_per_neuron), median(b.density.regions_per_neuron)),
-        _cmp_row("Median absolute deviation", median(a.deviation.summary), median(b.deviation.summary)),
-        _cmp_row("Median boundary distance", median(a.distance.summary), median(b.distance.summary)),
-        _cmp_row("Median distance × neurons", median(a.distance.scaled_summary), median(b.distance.scaled_summary)),
-        _cmp_row("Spearman ρ (density, deviation)", a.deviation.spearman_density, b.deviation.spearman_density),
     ]
+    for metric in shown_metrics(a):
+        if metric.loops:
+            continue  # loops are compared in the loop tables of the two audits, not here
+        va, vb = summary_of(a, metric.path), summary_of(b, metric.path)
+        label = metric.label
+        if metric.summary:
+            va, vb, label = median(va), median(vb), f"Median {label[:1].lower()}{label[1:]}"
+        rows.append(_cmp_row(label, va, vb))
     table = Table(["", name_a, name_b, "B − A"], rows, numeric=[False, True, True, True])
 
     def paired(measure, what, unit, integer, pid):
@@ -441,13 +462,13 @@ def compare_context(result: CompareResult, clock=None) -> dict:
         if fp is None:
             sentence = f"The fraction of segments where B has the larger {what} is undefined ({n} pairs)."
         else:
-            sentence = f"On {F.percent(fp)} of {n:,} segments B has the larger {what} than A."
-        spread = F.spread(measure.summary)
+            sentence = f"On {show.percent(fp)} of {n:,} segments B has the larger {what} than A."
+        spread = show.spread(measure.summary)
         if measure.summary and measure.summary.get("median") is not None:
-            sentence += f" Median difference B − A: {F.num(measure.summary['median'])} {unit}" + (f" ({spread})." if spread else ".")
+            sentence += f" Median difference B − A: {show.num(measure.summary['median'])} {unit}" + (f" ({spread})." if spread else ".")
         return {
             "sentence": sentence,
-            "fraction_positive": F.percent(fp),
+            "fraction_positive": show.percent(fp),
             "plot": Plot(
                 pid,
                 f"Paired differences: {what}",

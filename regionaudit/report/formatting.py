@@ -144,3 +144,10 @@ def markdown(s) -> str:
     s = re.sub(r"(?i)(\w)(://)", "\\1:" + ZWSP + "//", s)
     s = re.sub(r"(?i)\bwww\.", "www" + ZWSP + ".", s)
     return s
+
+
+def approx_words(dist) -> str:
+    """', approximate: …' to follow a boundary-distance sentence when the distances are estimates."""
+    if getattr(dist, "method", "exact") != "approx":
+        return ""
+    return f", approximate: {dist.directions} Gaussian projections, ±{100 * dist.relative_error:.0f} % (3σ) per unit"

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
 from regionaudit.report.context import audit_context, compare_context
-from regionaudit.files import write_bytes
 from regionaudit.report.templating import html_environment, read_resource
 from regionaudit.result import AuditResult, CompareResult
 
@@ -26,10 +23,3 @@ def render_compare_html(result: CompareResult, clock=None) -> str:
     `render_html`."""
     return _render("compare.html.j2", compare_context(result, clock))
 
-
-def write_html(result: AuditResult, path: str | os.PathLike) -> None:
-    write_bytes(path, render_html(result).encode("utf-8"))
-
-
-def write_compare_html(result: CompareResult, path: str | os.PathLike) -> None:
-    write_bytes(path, render_compare_html(result).encode("utf-8"))

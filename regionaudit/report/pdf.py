@@ -7,12 +7,8 @@ WeasyPrint is imported only here, and only when a PDF is written: it needs syste
 from __future__ import annotations
 
 import logging
-import os
 
 from regionaudit.errors import BadOption
-from regionaudit.report.html import render_compare_html, render_html
-from regionaudit.files import write_bytes
-from regionaudit.result import AuditResult, CompareResult
 
 
 def _weasyprint():
@@ -49,10 +45,3 @@ def render_document(html: str):
 def html_to_pdf(html: str) -> bytes:
     return render_document(html).write_pdf()
 
-
-def write_pdf(result: AuditResult, path: str | os.PathLike) -> None:
-    write_bytes(path, html_to_pdf(render_html(result)))
-
-
-def write_compare_pdf(result: CompareResult, path: str | os.PathLike) -> None:
-    write_bytes(path, html_to_pdf(render_compare_html(result)))

@@ -20,7 +20,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from regionaudit.report import formatting as F
+from regionaudit.report import formatting as show
 
 FIGSIZE = (5.5, 3.2)
 
@@ -127,7 +127,7 @@ def histogram(
     values: Sequence[float | None],
     title: str,
     xlabel: str,
-    fmt=F.num,
+    fmt=show.num,
     color: str = BLUE,
     integer: bool = False,
 ) -> str | None:
@@ -171,7 +171,7 @@ def log_histogram(
         ax.set_xscale("log")
         if hi / lo >= 10:  # whole decades are labelled; minor labels are clutter (and slow)
             ax.xaxis.set_minor_formatter(NullFormatter())
-        _median_line(ax, pos, F.num)
+        _median_line(ax, pos, show.num)
         ax.set_title(plain(title))
         ax.set_xlabel(plain(xlabel + " (log scale)"))
         ax.set_ylabel(ylabel)
@@ -199,7 +199,7 @@ def ecdf(plot_id: str, values: Sequence[float | None], title: str, xlabel: str, 
         else:
             xlabel_full = xlabel
         med = float(np.median(arr))
-        ax.axvline(med, color=ORANGE, lw=1.4, ls="--", label=f"median {F.num(med)}")
+        ax.axvline(med, color=ORANGE, lw=1.4, ls="--", label=f"median {show.num(med)}")
         ax.axhline(0.5, color=GREY, lw=0.6, ls=":")
         ax.legend(loc="lower right")
         ax.set_ylim(0, 1.02)
@@ -293,45 +293,6 @@ def paired_histogram(plot_id: str, values: Sequence[float | None], title: str, x
         ax.yaxis.get_major_locator().set_params(integer=True)
 
     return _draw(plot_id, draw, title)
-
-
-def slice_picture(plot_id: str, polygons, points=None, title: str = "2-D slice") -> str | None:
-    """Activation regions of a 2-D slice, each polygon a random pastel colour (seeded)."""
-    polys = []
-    for poly in polygons or []:
-        try:
-            arr = np.asarray(poly, dtype=float)
-        except (TypeError, ValueError):
-            continue
-        if arr.ndim == 2 and arr.shape[0] >= 3 and arr.shape[1] == 2 and np.isfinite(arr).all():
-            polys.append(arr)
-    if not polys:
-        return None
-    rng = np.random.default_rng(0)
-    hues = rng.random(len(polys))
-    sats = rng.uniform(0.25, 0.45, len(polys))
-    colors = mpl.colors.hsv_to_rgb(np.stack([hues, sats, np.full(len(polys), 0.97)], axis=1))
-
-    def draw(fig):
-        ax = fig.add_subplot()
-        lw = 0.4 if len(polys) < 2000 else 0.15
-        ax.add_collection(PolyCollection(polys, facecolors=colors, edgecolors="#4a4a4a", linewidths=lw))
-        allv = np.concatenate(polys)
-        ax.set_xlim(allv[:, 0].min(), allv[:, 0].max())
-        ax.set_ylim(allv[:, 1].min(), allv[:, 1].max())
-        if points is not None:
-            try:
-                p = np.asarray(points, dtype=float).reshape(-1, 2)
-                ax.scatter(p[:, 0], p[:, 1], s=22, color="black", zorder=3, marker="o", edgecolors="white", linewidths=0.8)
-            except (TypeError, ValueError):
-                pass
-        ax.set_aspect("equal")
-        ax.grid(False)
-        ax.set_title(plain(title))
-        ax.set_xlabel("e1")
-        ax.set_ylabel("e2")
-
-    return _draw(plot_id, draw, title, size=(4.6, 4.6))
 
 
 def _short(s: str, n: int) -> str:

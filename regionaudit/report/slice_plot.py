@@ -27,11 +27,9 @@ SIZE = (7.2, 4.9)
 MARKERS = ("o", "s", "^")
 
 
-def check_picture_path(path: str, slice_on: bool) -> None:
+def check_picture_path(path: str) -> None:
     if Path(path).suffix.lower() not in (".png", ".svg"):
         raise BadOption(f"--slice-png must end in .png or .svg, got {Path(path).name}")
-    if not slice_on:
-        raise BadOption("--slice-png draws the 2-D slice, which --no-slice turns off")
 
 
 def _region_colors(n: int) -> np.ndarray:

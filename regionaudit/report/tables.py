@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from regionaudit.gates import format_number
-from regionaudit.report import formatting as F
+from regionaudit.gates.numbers import format_number
+from regionaudit.metrics import METRICS, SUMMARY_KEYS, Metric
+from regionaudit.report import formatting as show
 from regionaudit.result import AuditResult
 
 # `kind` of the IR nodes that put kinks into the function (regionaudit/ir.py: `LeakyRelu`, which
@@ -27,32 +28,39 @@ class Table:
     more: int = 0  # rows left out
 
 
+def summary_of(result: AuditResult, path: str):
+    """The value at a metric's path in the result (a summary dict, a number or None)."""
+    node = result
+    for key in path.split("."):
+        node = node.get(key) if isinstance(node, dict) else getattr(node, key)
+    return node
+
+
+def shown_metrics(result: AuditResult) -> list[Metric]:
+    """The catalogue's metrics this result has: loop metrics only when loops were measured, slice
+    metrics only when the 2-D slice was."""
+    loops = bool(result.density.paths or result.deviation.paths or result.density.path_summary)
+    return [m for m in METRICS if (loops or not m.loops) and (result.slice is not None or not m.slice)]
+
+
 def distribution_table(result: AuditResult) -> Table:
-    d, v, dist = result.density, result.deviation, result.distance
-    rows_src = [
-        ("Regions per segment", d.summary),
-        ("Regions per unit length", d.per_length),
-        ("Regions per neuron", d.regions_per_neuron),
-        ("Absolute deviation (L2 over outputs)", v.summary),
-        ("Boundary distance", dist.summary),
-        ("Boundary distance × neurons", dist.scaled_summary),
-    ]
-    if d.paths or d.path_summary:
-        rows_src.append(("Regions per loop", d.path_summary))
-    if v.paths or v.path_summary:
-        rows_src.append(("Absolute deviation per loop", v.path_summary))
-    keys = ["count", "mean", "median", "p10", "p90", "min", "max"]
+    keys = list(SUMMARY_KEYS)
     rows = []
-    for label, summary in rows_src:
+    for metric in shown_metrics(result):
+        if not metric.summary:
+            continue
+        summary = summary_of(result, metric.path)
         if summary is None:
-            rows.append([label, "0"] + ["undefined"] + [""] * (len(keys) - 2))
+            rows.append([metric.label, "0"] + ["undefined"] + [""] * (len(keys) - 2))
         else:
-            rows.append([label, F.count(summary.get("count"))] + [F.num(summary.get(k)) for k in keys[1:]])
+            rows.append(
+                [metric.label, show.count(summary.get("count"))] + [show.num(summary.get(k)) for k in keys[1:]]
+            )
     return Table(["Measure"] + keys, rows, numeric=[False] + [True] * len(keys))
 
 
 def node_table(result: AuditResult, limit: int = 400) -> Table:
-    """One row per record of `regionaudit.importer.api.node_records`, kink nodes highlighted."""
+    """One row per record of `regionaudit.importer.pipeline.node_records`, kink nodes highlighted."""
     rows, highlight = [], []
     for i, rec in enumerate(result.model.nodes[:limit]):
         kind = str(rec.get("kind") or "")
@@ -62,9 +70,9 @@ def node_table(result: AuditResult, limit: int = 400) -> Table:
                 kind,
                 str(rec.get("name") or ""),
                 str(rec.get("op_type") or ""),
-                F.shape(rec.get("shape")),
-                F.count(rec.get("units") or 0),
-                F.count(rec.get("params") or 0),
+                show.shape(rec.get("shape")),
+                show.count(rec.get("units") or 0),
+                show.count(rec.get("params") or 0),
                 str(rec.get("detail") or ""),
             ]
         )
@@ -86,7 +94,7 @@ def paths_table(result: AuditResult, limit: int = 100) -> Table | None:
     for i, p in enumerate(d.paths[:limit]):
         dev = v.paths[i].norm if i < len(v.paths) else None
         rows.append(
-            [str(i), F.count(p.edges), F.count(p.regions), F.num(p.length), F.num(p.density), F.num(dev), "yes" if p.truncated else ""]
+            [str(i), show.count(p.edges), show.count(p.regions), show.num(p.length), show.num(p.density), show.num(dev), "yes" if p.truncated else ""]
         )
     return Table(
         ["loop", "edges", "regions", "length", "regions / length", "abs. deviation", "truncated"],
@@ -118,7 +126,7 @@ def timing_rows(timing: dict) -> list[tuple[str, str]]:
     for k, val in (timing or {}).items():
         if isinstance(val, dict):
             for k2, v2 in val.items():
-                rows.append((f"{k}.{k2}", F.seconds(v2)))
+                rows.append((f"{k}.{k2}", show.seconds(v2)))
         else:
-            rows.append((_timing_label(str(k)), F.seconds(val)))
+            rows.append((_timing_label(str(k)), show.seconds(val)))
     return rows

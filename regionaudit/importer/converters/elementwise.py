@@ -1,7 +1,6 @@
 """Add/Sub/Mul/Div/Neg/Sum: by constants they become `ir.Scale`; data +/- data becomes `ir.Sum`."""
 
 import numpy as np
-import torch
 
 from regionaudit import ir
 from regionaudit.importer.registry import PRODUCT, Data, Unsupported, converter
@@ -39,29 +38,12 @@ def _sum(ctx, terms: list[Data], coeffs: tuple[float, ...]) -> Data:
     return ctx.add(ir.Sum, terms, shape=shape, coeffs=coeffs)
 
 
-def _merge_bias(ctx, x: Data, c: np.ndarray) -> Data | None:
-    """Fold `MatMul -> Add(const)` into the MatMul's bias when nothing else reads the product."""
-    node = ctx.nodes[x.id]
-    if type(node) is not ir.MatMul or node.bias is not None:
-        return None
-    readers = sum(ctx.uses.get(name, 0) for name, v in ctx.values.items() if isinstance(v, Data) and v == x)
-    try:
-        fits = tuple(np.broadcast_shapes(x.shape, c.shape)) == x.shape
-    except ValueError:
-        fits = False
-    if readers != 1 or not fits:
-        return None
-    node.bias = torch.from_numpy(np.array(c, dtype=np.float64))
-    ctx.op_types[x.id] = ctx.op_types[x.id] + "+Add"
-    return x
-
-
 @converter("Add")
 def add(node, ctx):
     x, y, c, _ = _operands(ctx)
     if y is not None:
         return _sum(ctx, [x, y], (1.0, 1.0))
-    return _merge_bias(ctx, x, c) or scale(ctx, x, add=c)
+    return scale(ctx, x, add=c)  # after a MatMul, passes.merge_biases makes it the MatMul's bias
 
 
 @converter("Sub")
@@ -71,7 +53,7 @@ def sub(node, ctx):
         return _sum(ctx, [x, y], (1.0, -1.0))
     if left:  # c - x
         return scale(ctx, x, mul=np.array(-1.0), add=c)
-    return _merge_bias(ctx, x, -c) or scale(ctx, x, add=-c)
+    return scale(ctx, x, add=-c)
 
 
 @converter("Mul")

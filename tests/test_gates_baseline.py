@@ -6,17 +6,17 @@ import json
 
 import pytest
 
-from regionaudit.baseline import (
+from regionaudit.gates.baseline import (
     PROBE_SETTINGS,
     IncreaseBound,
     baseline_settings,
     evaluate_increases,
     load_baseline,
-    load_result,
     merge_settings,
     parse_increase,
 )
 from regionaudit.errors import BadOption, GateError, RegionAuditError
+from regionaudit.result import load_result
 from regionaudit.result import (
     AuditResult,
     CompareResult,
@@ -43,6 +43,8 @@ SETTINGS = {
     "output_name": None,
     "layout": "chw",
     "data_layout": "chw",
+    "distance": "auto",
+    "distance_directions": 256,
     "data_sha256": "a" * 64,
     "points_sha256": None,
     "segments_sha256": None,
@@ -323,7 +325,7 @@ def test_several_increases():
 
 
 def test_check_increases_before_the_audit():
-    from regionaudit.baseline import check_increases
+    from regionaudit.gates.baseline import check_increases
 
     base = make_audit(median=37)
     assert check_increases(["density.summary.median=10%"], base) == [IncreaseBound("density.summary.median", "10", True)]
@@ -334,3 +336,52 @@ def test_check_increases_before_the_audit():
     with pytest.raises(GateError, match="needs a positive baseline value"):
         check_increases(["density.summary.median=10%"], make_audit(median=0))
     assert check_increases(["density.summary.median=1"], make_audit(median=0))  # an absolute bound is fine
+
+
+def test_increase_across_a_changed_definition_is_refused(monkeypatch):
+    from regionaudit import result
+    from regionaudit.gates import baseline
+    from regionaudit.gates.baseline import check_increases
+
+    monkeypatch.setattr(result, "SCHEMA", 3)
+    monkeypatch.setattr(baseline, "SCHEMA", 3)
+    monkeypatch.setattr(result, "CHANGED_DEFINITIONS", {2: ("density.per_length",), 3: ("deviation.summary",)})
+    base = {**make_audit(), "schema": 1}  # written with schema 1
+    with pytest.raises(GateError, match=r"baseline was written with schema 1 .* writes schema 3; .* changed in schema 3"):
+        check_increases(["deviation.summary.p90=10%"], base)
+    with pytest.raises(GateError, match="changed in schema 2"):
+        evaluate_increases(make_audit(), base, ["density.per_length.median=1"])
+    # a metric whose definition did not change is still compared, and so is a baseline written after the change
+    assert check_increases(["density.summary.median=10%"], base)
+    assert check_increases(["density.per_length.median=1"], {**base, "schema": 2})
+
+
+def test_neurons_counted_anew_in_schema_2_are_not_compared_with_a_schema_1_baseline():
+    """Schema 2 counts Clip, HardSigmoid and Abs units as neurons: a schema-1 value is another measure."""
+    from regionaudit.gates.baseline import check_increases
+
+    base = {**make_audit(), "schema": 1}
+    for path in ("model.neurons=10%", "density.regions_per_neuron.median=1", "distance.scaled_summary.p90=1"):
+        with pytest.raises(GateError, match=r"written with schema 1 and this regionaudit writes schema 2; .* changed in schema 2"):
+            check_increases([path], base)
+    assert check_increases(["density.summary.median=10%"], base)
+
+
+def test_result_of_an_older_schema_loads(tmp_path):
+    """A field added in a later schema has a default; a field this version does not know is ignored."""
+    d = make_audit()
+    del d["slice"], d["timing"], d["notes"]
+    for seg in d["density"]["segments"]:
+        seg.pop("truncated", None)
+        seg.pop("knots", None)
+        seg["from_a_newer_tool"] = 1
+    d["model"]["unknown_record"] = {"x": 1}
+    d["density"]["unknown_summary"] = None
+    p = tmp_path / "old.json"
+    p.write_text(json.dumps(d))
+    assert load_result(p) == d  # the dict is kept as written: gates read what it holds
+    r = AuditResult.from_dict(d)
+    assert r.slice is None and r.timing == {} and r.notes == []
+    assert [s.truncated for s in r.density.segments] == [False] * len(d["density"]["segments"])
+    assert [s.regions for s in r.density.segments] == [s["regions"] for s in d["density"]["segments"]]
+    assert "from_a_newer_tool" not in r.to_dict()["density"]["segments"][0]

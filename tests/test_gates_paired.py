@@ -7,8 +7,8 @@ import json
 import pytest
 
 from regionaudit.errors import BadOption
-from regionaudit.gates import evaluate_gates
-from regionaudit.paired import paired_measures
+from regionaudit.gates.paired import paired_measures
+from regionaudit.gates.thresholds import evaluate_gates
 from regionaudit.result import (
     AuditResult,
     CompareResult,

@@ -6,11 +6,9 @@ Built with ElementTree, so every attribute and text is escaped.
 
 from __future__ import annotations
 
-import os
 import re
 import xml.etree.ElementTree as ET
 
-from regionaudit.files import write_text
 from regionaudit.result import GateResult
 
 # Characters XML 1.0 cannot hold at all (escaping does not help); replaced before writing.
@@ -43,7 +41,3 @@ def junit_xml(gates: list[GateResult], suite_name: str = "regionaudit") -> str:
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
-
-def write_junit(path: str | os.PathLike, gates: list[GateResult], suite_name: str = "regionaudit") -> None:
-    """Write `junit_xml(gates)` to `path` atomically (no partial file on error)."""
-    write_text(path, junit_xml(gates, suite_name))

@@ -7,8 +7,11 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from regionaudit.errors import BadOption
-from regionaudit.junit import junit_xml, write_junit
+from regionaudit.gates.junit import junit_xml
+from regionaudit.outputs import OutputRequest, write_outputs
 from regionaudit.result import GateResult
+
+from fake_results import empty_result
 
 GATES = [
     GateResult("density.summary.median > 200", 231, False, "FAIL density.summary.median > 200: value 231"),
@@ -59,9 +62,15 @@ def test_all_pass():
     assert root.get("failures") == "0" and root.find("testsuite").get("name") == "ci"
 
 
+def _with_gates(gates):
+    result = empty_result()
+    result.gates = gates
+    return result
+
+
 def test_write_junit(tmp_path):
     p = tmp_path / "gates.xml"
-    write_junit(p, GATES)
+    write_outputs(_with_gates(GATES), [OutputRequest("junit", p)])
     text = p.read_text(encoding="utf-8")
     assert text.startswith("<?xml")
     assert ET.parse(p).getroot().get("failures") == "2"
@@ -70,4 +79,4 @@ def test_write_junit(tmp_path):
 
 def test_write_junit_missing_folder(tmp_path):
     with pytest.raises(BadOption):
-        write_junit(tmp_path / "nope" / "gates.xml", GATES)
+        write_outputs(_with_gates(GATES), [OutputRequest("junit", tmp_path / "nope" / "gates.xml")])

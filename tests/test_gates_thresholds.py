@@ -7,16 +7,8 @@ import json
 import pytest
 
 from regionaudit.errors import GateError, RegionAuditError
-from regionaudit.gates import (
-    SUMMARY_KEYS,
-    any_failed,
-    evaluate_gates,
-    format_gate_line,
-    gateable_paths,
-    lookup,
-    parse_gate,
-    schema_skeleton,
-)
+from regionaudit.gates.catalogue import SUMMARY_KEYS, gateable_paths, lookup, schema_skeleton
+from regionaudit.gates.thresholds import any_failed, evaluate_gates, format_gate_line, parse_gate
 from regionaudit.result import (
     AuditResult,
     CompareResult,
@@ -364,7 +356,8 @@ def test_compare_gate():
 
 
 def test_check_gates_before_the_audit():
-    from regionaudit.gates import check_gates, could_exist
+    from regionaudit.gates.catalogue import could_exist
+    from regionaudit.gates.thresholds import check_gates
 
     [g] = check_gates(["density.summary.median > 200"])
     assert g.path == "density.summary.median"

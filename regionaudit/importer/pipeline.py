@@ -1,4 +1,6 @@
-"""`import_model`: file -> validated `Network`, with the facts the report needs about the model."""
+"""`import_model`: the importer's stages in order, file -> validated `Network`: read and refuse a bad
+file (`load`), fix the input and output (`signature`), convert each node by its registered converter
+(`graph`, `converters/`), check against onnxruntime (`check`); with the facts the report needs."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from regionaudit import ir
 from regionaudit.errors import BadOption
 from regionaudit.importer.check import validate
 from regionaudit.importer.graph import build_network
-from regionaudit.importer.load import load_model
+from regionaudit.importer.load import read_onnx
 from regionaudit.importer.signature import resolve_signature
 
 
@@ -37,7 +39,7 @@ def import_model(path, input_shape=None, output_name=None, dtype=torch.float64, 
     dev = resolve_device(device)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise BadOption(f"dtype must be a torch floating-point dtype, not {dtype!r}")
-    loaded = load_model(path)
+    loaded = read_onnx(path)
     sig = resolve_signature(loaded.model.graph, input_shape, output_name)
     built = build_network(loaded.model, sig, loaded.opset)
     net = built.network

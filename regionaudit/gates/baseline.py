@@ -19,93 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from regionaudit.errors import BadOption, GateError
-from regionaudit.gates import (
-    exact,
-    format_number,
-    gateable_paths,
-    lookup,
-    unknown_path_error,
-    why_undefined,
-)
-from regionaudit.result import SCHEMA, AuditResult, CompareResult, GateResult
+from regionaudit.files import sha256_of
+from regionaudit.gates.catalogue import check_paths, gateable_paths, lookup, unknown_path_error, why_undefined
+from regionaudit.gates.numbers import exact, format_number
+from regionaudit.options import Options, file_option_names, option_flag, probe_option_names
+from regionaudit.result import SCHEMA, GateResult, definition_changes, load_result
 
-# Options that define the probes (and so every number); what a baseline run passes on.
-PROBE_OPTIONS = (
-    "seed",
-    "pairs",
-    "max_points",
-    "loops",
-    "loop_radius",
-    "loop_steps",
-    "layout",
-    "data_layout",
-    "dtype",
-    "max_knots",
-    "input_shape",
-    "output_name",
-    # the 2-D slice
-    "slice",
-    "slice_scale",
-    "slice_box",
-    "max_regions",
-)
-# ... and the recorded settings a baseline is checked against: the options and the probe files.
-PROBE_SETTINGS = PROBE_OPTIONS + ("data_sha256", "points_sha256", "segments_sha256", "slice_points_sha256")
-
-# Settings whose command-line option is not simply "--" + the key with dashes.
-_OPTION_NAMES = {
-    "data_sha256": "--data",
-    "points_sha256": "--points",
-    "segments_sha256": "--segments",
-    "slice_points_sha256": "--slice-points",
-}
-
-
-# ---------------------------------------------------------------- loading
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def load_result(path: str | Path, what: str = "result", allow_compare: bool = True) -> dict:
-    """The dict of a regionaudit result JSON (an audit or a compare); anything else -> GateError."""
-    p = Path(path)
-    if not p.is_file():
-        raise GateError(f"{what} file {p} not found" if not p.exists() else f"{what} {p} is not a file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise GateError(f"{what} {p} cannot be read: {e}") from None
-    try:
-        d = json.loads(text, parse_constant=_reject_constant)
-    except ValueError as e:
-        raise GateError(f"{what} {p} is not JSON: {e}") from None
-    if not isinstance(d, dict) or "schema" not in d or "regionaudit" not in d:
-        raise GateError(f"{what} {p} is not a regionaudit result JSON (no 'regionaudit'/'schema' keys)")
-    schema = d.get("schema")
-    if not isinstance(schema, int) or isinstance(schema, bool) or schema > SCHEMA or schema < 1:
-        raise GateError(
-            f"{what} {p} has JSON schema {schema!r}; this regionaudit reads schema {SCHEMA} "
-            f"(written by regionaudit {d.get('regionaudit')!r})"
-        )
-    is_compare = "paired" in d
-    if is_compare and not allow_compare:
-        raise GateError(
-            f"{what} {p} is a `regionaudit compare` result; a {what} must be the JSON of a single-model audit"
-        )
-    required = ("a", "b", "paired") if is_compare else ("model", "settings", "density", "deviation", "distance")
-    missing = [k for k in required if k not in d]
-    if missing:
-        kind = "compare" if is_compare else "audit"
-        raise GateError(f"{what} {p} is not a complete regionaudit {kind} JSON: missing {', '.join(missing)}")
-    try:
-        (CompareResult if is_compare else AuditResult).from_dict(d)
-    except KeyError as e:
-        raise GateError(f"{what} {p} is not a complete regionaudit result JSON: key {e} is missing") from None
-    except (TypeError, AttributeError, ValueError) as e:
-        raise GateError(f"{what} {p} is not a valid regionaudit result JSON: {e}") from None
-    return d
+# Options that define the probes (and so every number): what a baseline run passes on, and the
+# recorded settings a baseline is checked against: those options and the probe files' hashes.
+PROBE_OPTIONS = probe_option_names()
+PROBE_SETTINGS = PROBE_OPTIONS + tuple(f"{key}_sha256" for key in file_option_names())
 
 
 def load_baseline(path: str | Path) -> dict:
@@ -150,7 +73,9 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def option_name(key: str) -> str:
-    return _OPTION_NAMES.get(key, "--" + key.replace("_", "-"))
+    """The command-line option of a setting; a file's hash is checked through its file option."""
+    file = key.removesuffix("_sha256")
+    return option_flag(file if file in file_option_names() else key)
 
 
 def _show(v: Any) -> str:
@@ -193,6 +118,32 @@ def merge_settings(explicit: dict, baseline: dict, keys: list[str]) -> dict:
             + " (leave the option out to reuse the baseline's value, or make a new baseline)"
         )
     return merged
+
+
+def apply_baseline(opts: Options, baseline: dict) -> Options:
+    """`opts` with every probe option not given taken from the baseline's settings, and the
+    baseline's probe files; an explicit option or file that conflicts with them -> BadOption."""
+    base = baseline_settings(baseline)
+    explicit = {k: (getattr(opts, k) if k in opts.given else None) for k in PROBE_OPTIONS}
+    merged = merge_settings(explicit, base, list(PROBE_OPTIONS))
+    values = {k: merged.get(k) for k in PROBE_OPTIONS}
+    for key in ("input_shape", "slice_box"):  # JSON holds them as lists
+        if values.get(key) is not None:
+            values[key] = tuple(values[key])
+    for key in file_option_names():
+        recorded, digest, given = base.get(key), base.get(f"{key}_sha256"), getattr(opts, key)
+        flag = option_flag(key)
+        if given is not None:
+            if digest is not None and sha256_of(given) != digest:
+                raise BadOption(f"{flag} {given} differs from the baseline's {key} file (sha256 {digest[:12]}…)")
+            if digest is None and recorded is None:
+                raise BadOption(f"{flag} was given but the baseline was measured without one")
+        elif recorded is not None:
+            if not Path(recorded).is_file() or sha256_of(recorded) != digest:
+                raise BadOption(f"the baseline was measured on {flag} {recorded}; pass the same file with {flag}")
+            values[key] = recorded
+    filled = {k: v for k, v in values.items() if v is not None}
+    return opts.with_values(**filled, given=opts.given | set(filled))
 
 
 # ---------------------------------------------------------------- --max-increase
@@ -238,8 +189,6 @@ def parse_increase(spec: str) -> IncreaseBound:
 def check_increases(specs: list[str], baseline: dict | None = None) -> list[IncreaseBound]:
     """Parse every `--max-increase` and check it against the schema and the baseline before auditing,
     so a bound that can never be evaluated is a usage error, not a failure after minutes of work."""
-    from regionaudit.gates import check_paths
-
     bounds = [parse_increase(s) for s in specs]
     check_paths([b.path for b in bounds], compare=False)
     if bounds and baseline is None:
@@ -250,6 +199,14 @@ def check_increases(specs: list[str], baseline: dict | None = None) -> list[Incr
 
 
 def _check_baseline_value(baseline: dict, bound: IncreaseBound) -> None:
+    base_schema = baseline.get("schema")
+    changed = definition_changes(bound.path, base_schema) if isinstance(base_schema, int) else []
+    if changed:
+        raise GateError(
+            f"--max-increase {bound.path}: the baseline was written with schema {base_schema} and this regionaudit "
+            f"writes schema {SCHEMA}; the metric's definition changed in schema {', '.join(map(str, changed))}, "
+            "so the two values do not measure the same thing; make a new baseline"
+        )
     base_paths = gateable_paths(baseline)
     if bound.path not in base_paths:
         raise GateError(

@@ -1,0 +1,3 @@
+from regionaudit.bench.run import main
+
+main()

@@ -1,0 +1,127 @@
+"""What the benchmark measures besides time: the machine's matmul throughput, the FLOP bounds
+computed from the IR, and peak memory."""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import threading
+import time
+from contextlib import contextmanager
+
+import torch
+
+from regionaudit.analysis._common import needed_nodes
+from regionaudit.analysis.density import SegmentTrace
+from regionaudit.ir import Network
+
+
+def matmul_throughput(device: torch.device, dtype: torch.dtype, n: int = 1024, repeat: int = 5) -> float:
+    """Multiply-adds per second of one square matrix product on `device` (best of `repeat`)."""
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
+    best = math.inf
+    for _ in range(repeat + 1):  # the first call warms up
+        _sync(device)
+        t0 = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return n**3 / best
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def node_macs(network: Network) -> dict[int, int]:
+    """Multiply-adds of one forward pass per node the output depends on."""
+    return {
+        i: network.nodes[i].macs([network.nodes[j].shape for j in network.nodes[i].inputs])
+        for i in needed_nodes(network)
+    }
+
+
+def density_macs(network: Network, traces: list[SegmentTrace]) -> int:
+    """Σ over nodes of (knots present when the node runs) × (its multiply-adds), summed over
+    segments: knots made by a kink node are present from that node on."""
+    macs = node_macs(network)
+    ids = {network.nodes[i].name: i for i in network.kink_ids}
+    total = 0
+    for tr in traces:
+        made = sorted((ids[name], k) for name, k in tr.knots_per_layer.items())
+        present, m = 2, 0
+        for i in sorted(macs):
+            while m < len(made) and made[m][0] <= i:
+                present += made[m][1]
+                m += 1
+            total += present * macs[i]
+    return total
+
+
+def distance_macs(network: Network, points: int) -> int:
+    """input size × forward multiply-adds, per point: one tangent per input direction."""
+    return points * math.prod(network.input_shape) * sum(node_macs(network).values())
+
+
+def _rss() -> int:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * 4096
+    except OSError:  # pragma: no cover - not Linux
+        return 0
+
+
+def fixed_mmap_threshold(nbytes: int = 1 << 20) -> None:
+    """Serve allocations above `nbytes` by mmap, so that freeing them returns them to the OS.
+
+    glibc otherwise raises its threshold after the first large free and keeps freed buffers in
+    its heap: the resident set then grows with fragmentation across many chunked passes and no
+    longer shows the working memory. Only the benchmark process sets this.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, int(nbytes))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
+
+
+def _trim() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
+
+
+@contextmanager
+def peak_memory(device: torch.device, period: float = 0.005):
+    """Peak memory above the level at entry, in bytes, in `box[0]` after the block: resident set
+    sampled every `period` s on CPU (torch's allocations are invisible to tracemalloc), the
+    allocator's peak on CUDA."""
+    box = [0]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        yield box
+        torch.cuda.synchronize(device)
+        box[0] = torch.cuda.max_memory_allocated(device) - base
+        return
+    _trim()  # hand freed heap back to the OS, so that growth shows in the resident set
+    base = _rss()
+    peak = [base]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss())
+            stop.wait(period)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield box
+    finally:
+        stop.set()
+        thread.join()
+        box[0] = max(peak[0], _rss()) - base

@@ -1,0 +1,256 @@
+"""The benchmark command: `python -m regionaudit.bench [--quick | --gpu] [--json OUT]`.
+
+Every ratio in the table is taken within this one run: the FLOP bound uses the float64 matrix
+product throughput measured here (the best of several measurements over the run, so the bound is
+never flattered by a slow moment), and the reference walk, float32 and CUDA run on the same
+segments. Region counts must agree between the methods; the table says where they do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from regionaudit.analysis.density import trace_segments
+from regionaudit.analysis.distance import boundary_distances
+from regionaudit.analysis.walk import walk_segment
+from regionaudit.bench import measure
+from regionaudit.analysis._common import bytes_per_probe, needed_nodes
+from regionaudit.bench.models import REALMODELS, ModelSpec, all_models, probes, random_mlp, sawtooth
+from regionaudit.environment import describe
+
+COLUMNS = [
+    ("model", "model", "{}"),
+    ("measure", "measure", "{}"),
+    ("device", "dev", "{}"),
+    ("regions", "regions", "{}"),
+    ("time_s", "time s", "{:.3f}"),
+    ("regions_per_s", "regions/s", "{:.0f}"),
+    ("bound_s", "bound s", "{:.3f}"),
+    ("bound_ratio", "x bound", "{:.1f}"),
+    ("walk_speedup", "walk/lw", "{:.1f}"),
+    ("walk_agree", "=walk", "{}"),
+    ("f64_over_f32", "f64/f32", "{:.2f}"),
+    ("f32_agree", "=f32", "{}"),
+    ("cpu_over_cuda", "cpu/cuda", "{:.1f}"),
+    ("peak_mib", "peak MiB", "{:.0f}"),
+    ("unchunked_mib", "1-pass MiB", "{:.0f}"),
+    ("grid_over_exact", "grid/exact", "{:.1f}"),  # 2-D slice rows: a dense grid's time over the exact partition's
+    ("grid_agree", "=grid", "{}"),  # ... and whether the partition has every pattern the grid saw
+]
+
+
+class Bench:
+    def __init__(self, repeat: int):
+        self.repeat = repeat
+        self.throughput: dict[str, float] = {}
+
+    def gemm(self, device: torch.device) -> float:
+        """The best float64 matmul throughput seen so far on `device` (measured again each call)."""
+        rate = measure.matmul_throughput(device, torch.float64)
+        self.throughput[device.type] = max(self.throughput.get(device.type, 0.0), rate)
+        return self.throughput[device.type]
+
+    def timed(self, fn: Callable, device: torch.device, repeat: int | None = None):
+        """Best time of `repeat` calls, the last result and the peak memory of the first call."""
+        best, out, peak = math.inf, None, 0
+        for k in range(repeat or self.repeat):
+            with measure.peak_memory(device) as box:
+                t0 = time.perf_counter()
+                out = fn()
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                best = min(best, time.perf_counter() - t0)
+            peak = max(peak, box[0])
+        return best, out, peak
+
+    # -- measures
+    def density(self, spec: ModelSpec, device: torch.device, compare: bool) -> dict:
+        net = spec.load(torch.float64, str(device))
+        a, b, _ = probes(spec, net.input_shape)
+        rate = self.gemm(device)
+        t, traces, peak = self.timed(lambda: trace_segments(net, a, b), device)
+        regions = sum(tr.regions for tr in traces)
+        bound = measure.density_macs(net, traces) / rate
+        row = _row(spec.name, "density", device, regions, t, bound, peak, segments=len(traces))
+        row["counts"] = [tr.regions for tr in traces]
+        if compare and spec.walk_segments:
+            w = spec.walk_segments
+            t_lw, lw, _ = self.timed(lambda: trace_segments(net, a[:w], b[:w]), device)
+            t_walk, walked, _ = self.timed(lambda: [walk_segment(net, a[k], b[k]) for k in range(w)], device, 1)
+            row.update(walk_segments=w, walk_s=t_walk, walk_speedup=t_walk / t_lw,
+                       walk_agree=[x.regions for x in lw] == [x.regions for x in walked])
+        if compare:
+            net32 = spec.load(torch.float32, str(device))
+            t32, tr32, _ = self.timed(lambda: trace_segments(net32, a, b), device)
+            same = sum(x.regions == y.regions for x, y in zip(traces, tr32))
+            row.update(f32_s=t32, f64_over_f32=t / t32, f32_agree=f"{same}/{len(traces)}")
+        return row
+
+    def distance(self, spec: ModelSpec, device: torch.device) -> dict:
+        net = spec.load(torch.float64, str(device))
+        _, _, pts = probes(spec, net.input_shape)
+        rate = self.gemm(device)
+        t, dists, peak = self.timed(lambda: boundary_distances(net, pts), device)
+        bound = measure.distance_macs(net, len(pts)) / rate
+        row = _row(spec.name, "distance", device, None, t, bound, peak, points=len(pts))
+        row["distances"] = [d.distance for d in dists]
+        return row
+
+    def memory(self, device: torch.device, name: str, net, a, b, budget: int, expected: int | None) -> dict:
+        """One segment a -> b with many regions inside a `budget`-byte working memory; also what
+        one unchunked pass would need (knots x bytes per knot)."""
+        rate = self.gemm(device)
+        t, traces, peak = self.timed(lambda: trace_segments(net, a, b, max_memory=budget), device, 1)
+        bound = measure.density_macs(net, traces) / rate
+        row = _row(name, "density", device, traces[0].regions, t, bound, peak, segments=1)
+        per_knot = bytes_per_probe(net, needed_nodes(net), torch.empty((), dtype=net.dtype).element_size())
+        row.update(max_memory=budget, expected_regions=expected, unchunked_mib=traces[0].t.shape[0] * per_knot / 2**20)
+        return row
+
+    def memory_rows(self, device: torch.device, depth: int, budget: int) -> list[dict]:
+        """Telgarsky's sawtooth (2**depth regions, tiny knots) and a 10 000-unit layer between
+        far-apart points (10 000 regions, 640 kB per knot: 6 GB in one pass)."""
+        measure.fixed_mmap_threshold()  # from here on the resident set shows the working memory
+        saw = sawtooth(depth)(torch.float64, str(device))
+        one = torch.ones(1, 1, dtype=torch.float64)
+        wide = random_mlp(10_000, depth=1, in_dim=2, n_out=1)(torch.float64, str(device))
+        far = torch.tensor([[-1e3, -0.7e3]], dtype=torch.float64)
+        return [
+            self.memory(device, f"sawtooth-{depth}", saw, 0 * one, one, budget, 2**depth),
+            self.memory(device, "wide2-10000", wide, far, -far, 16 * budget, None),
+        ]
+
+    def default_audit(self, device: torch.device) -> dict | None:
+        """A default audit (100 segments, 100 points) of cifar10_resnet_2b, import excluded."""
+        path = REALMODELS / "cifar10_resnet_2b.onnx"
+        if not path.exists():
+            return None
+        from regionaudit.api import audit
+
+        result = audit(str(path), device=device.type)
+        t = result.timing["density_s"] + result.timing["distance_s"]
+        regions = sum(s.regions for s in result.density.segments)
+        return _row("cifar10_resnet_2b", "default audit", device, regions, t, None, None, segments=100, points=100)
+
+
+def _row(model, what, device, regions, t, bound, peak, **extra) -> dict:
+    row = {"model": model, "measure": what, "device": device.type, "regions": regions, "time_s": t,
+           "regions_per_s": regions / t if regions and t > 0 else None,
+           "bound_s": bound, "bound_ratio": t / bound if bound else None,
+           "peak_mib": peak / 2**20 if peak is not None else None}
+    row.update(extra)
+    return row
+
+
+def _pair_devices(rows: list[dict]) -> None:
+    """CPU / CUDA time ratios (and count agreement) for rows measured on both."""
+    cpu = {(r["model"], r["measure"]): r for r in rows if r["device"] == "cpu"}
+    for r in rows:
+        c = cpu.get((r["model"], r["measure"]))
+        if r["device"] == "cuda" and c:
+            r["cpu_over_cuda"] = c["time_s"] / r["time_s"]
+            if "counts" in r:
+                r["cuda_agree"] = r["counts"] == c.get("counts")
+
+
+def table(rows: list[dict]) -> str:
+    cells = [[head for _, head, _ in COLUMNS]]
+    for r in rows:
+        cells.append(["" if r.get(k) is None else fmt.format(r[k]) for k, _, fmt in COLUMNS])
+    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c.rjust(w) if i > 2 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def select(args) -> list[ModelSpec]:
+    specs = all_models()
+    if args.quick:
+        specs = [s for s in specs if "tiny" in s.tags]
+    elif args.gpu:
+        specs = [s for s in specs if "gpu" in s.tags]
+    if args.models:
+        specs = [s for s in specs if any(m in s.name for m in args.models)]
+    return specs
+
+
+def _wanted(args, name: str) -> bool:
+    """The rows not tied to one model spec: in the full run, or when --models names them."""
+    return not args.quick and (not args.models or any(m in name for m in args.models))
+
+
+def run(args) -> dict:
+    devices = [torch.device("cpu")]
+    if torch.cuda.is_available() and not args.cpu_only:
+        devices.append(torch.device("cuda"))
+    torch.set_num_threads(args.threads) if args.threads else None
+    bench = Bench(args.repeat)
+    rows, skipped = [], []
+    for spec in select(args):
+        why = spec.available()
+        if why:
+            skipped.append({"model": spec.name, "reason": why})
+            print(f"skipped {spec.name}: {why}", file=sys.stderr)
+            continue
+        for dev in devices:
+            print(f"{spec.name} on {dev.type} ...", file=sys.stderr, flush=True)
+            rows.append(bench.density(spec, dev, compare=dev.type == "cpu" and not args.gpu))
+            if spec.points:
+                rows.append(bench.distance(spec, dev))
+    if _wanted(args, "memory sawtooth wide2") and not args.gpu:
+        for dev in devices:
+            rows.extend(bench.memory_rows(dev, args.sawtooth_depth, args.sawtooth_memory))
+    if _wanted(args, "default-audit") and not args.no_audit:
+        for dev in devices[1:] if args.gpu and len(devices) > 1 else devices:  # --gpu: the CUDA target only
+            row = bench.default_audit(dev)
+            rows.append(row) if row else None
+    # Slice rows (bench_slice.py beside benchmarks/run.py) join here: they use the same keys.
+    for extra in args.extra_rows:
+        rows.extend(extra(args, devices, bench))
+    _pair_devices(rows)
+    if not torch.cuda.is_available():
+        skipped.append({"model": "*", "reason": "no CUDA device: CPU vs CUDA not measured"})
+    return {
+        "environment": describe(devices[-1], "float64"),
+        "matmul_macs_per_s": bench.throughput,
+        "rows": rows,
+        "skipped": skipped,
+    }
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m regionaudit.bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--json", type=Path, default=None, help="write the rows and the environment here")
+    ap.add_argument("--quick", action="store_true", help="one tiny model (what CI runs)")
+    ap.add_argument("--gpu", action="store_true", help="the GPU subset: CIFAR-size nets, the 155k-unit conv net and a default audit, CPU and CUDA")
+    ap.add_argument("--models", nargs="*", default=None, help="only models whose name contains one of these")
+    ap.add_argument("--repeat", type=int, default=2, help="best of this many timed calls (default 2)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--cpu-only", action="store_true", help="do not use CUDA even when present")
+    ap.add_argument("--no-audit", action="store_true", help="leave out the default-audit row (minutes on a laptop CPU)")
+    ap.add_argument("--sawtooth-depth", type=int, default=17, help="memory row: 2**depth regions on one segment")
+    ap.add_argument("--sawtooth-memory", type=int, default=4 << 20, help="memory row: --max-memory in bytes")
+    return ap
+
+
+def main(argv: list[str] | None = None, extra_rows: list[Callable] | None = None) -> dict:
+    args = parser().parse_args(argv)
+    args.extra_rows = extra_rows or []
+    out = run(args)
+    print(table(out["rows"]))
+    rates = ", ".join(f"{k} {v / 1e9:.1f} GMAC/s" for k, v in out["matmul_macs_per_s"].items())
+    env = out["environment"]
+    print(f"float64 matmul throughput: {rates}; torch {env['torch']}, {env['threads']} threads")
+    for s in out["skipped"]:
+        print(f"skipped {s['model']}: {s['reason']}")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
+    return out

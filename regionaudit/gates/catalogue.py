@@ -1,0 +1,277 @@
+"""The catalogue of gateable paths: which dotted paths of a result JSON hold a metric, the value
+at a path, whether a path can exist before the audit runs, and why a value is undefined (null).
+
+Gates (`thresholds`, `baseline`) and `regionaudit metrics` read paths only through here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import replace
+from typing import Any
+
+from regionaudit.errors import GateError
+from regionaudit.metrics import METRICS, PAIRED_METRICS, SUMMARY_KEYS, Counts, metric_at
+from regionaudit.result import (
+    AuditResult,
+    CompareResult,
+    Density,
+    Deviation,
+    Distance,
+    ModelInfo,
+    Paired,
+    PairedMeasure,
+)
+from regionaudit.slice_result import empty_slice
+
+# Summary fields of an audit JSON (relative to the audit's root), listed as gateable even when null,
+# and those of a compare JSON (besides those of its two audits under `a.` and `b.`).
+AUDIT_SUMMARIES = tuple(m.path for m in METRICS if m.summary)
+PAIRED_SUMMARIES = tuple(m.path for m in PAIRED_METRICS if m.summary)
+
+# Top-level keys that hold no metrics: how the run was configured, and bookkeeping.
+_NOT_METRICS = frozenset({"settings", "schema", "regionaudit", "gates", "notes"})
+
+
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _walk(node: Any, prefix: str, out: list[str]) -> None:
+    """Dotted paths to numbers and nulls below `node`; lists (per-item data) are left out."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, dict):
+                _walk(value, path, out)
+            elif value is None or _is_number(value):
+                out.append(path)
+            # lists, strings and booleans hold no gateable metric
+
+
+def _walk_audit(audit: dict, prefix: str, out: list[str]) -> None:
+    for key, value in audit.items():
+        if key in _NOT_METRICS or (key == "slice" and value is None):
+            continue  # a null slice means "not computed", not an undefined metric
+        _walk({key: value}, prefix, out)
+
+
+def _audit_roots(result: dict) -> list[str]:
+    """Prefixes of the audits inside a result: "" for an audit, "a." and "b." for a compare."""
+    if "paired" in result and isinstance(result.get("a"), dict) and isinstance(result.get("b"), dict):
+        return ["a.", "b."]
+    return [""]
+
+
+def _known_summaries(result: dict) -> list[str]:
+    roots = _audit_roots(result)
+    known = [root + s for root in roots for s in AUDIT_SUMMARIES]
+    if roots != [""]:
+        known += list(PAIRED_SUMMARIES)
+    return known
+
+
+def schema_skeleton(compare: bool = False) -> dict:
+    """An empty result dict with every schema field: what `gateable_paths(None)` lists.
+
+    Per-model extras (`density.knots_per_layer.<node>`, `timing.<stage>`) appear only in real results.
+    """
+    model = ModelInfo(
+        path="", sha256="", input_shape=[], output_shape=[], neurons=0, maxpool_windows=0, params=0, macs=0,
+        opset=0, producer="", input_name="", output_name="",
+        validation={"max_abs_err": None, "max_rel_err": None},
+    )
+    audit = AuditResult(model=model, settings={}, density=Density(), deviation=Deviation(), distance=Distance())
+    if not compare:  # an audit measures the 2-D slice by default; compare never does
+        return replace(audit, slice=empty_slice()).to_dict()
+    empty = PairedMeasure(differences=[], fraction_positive=None, summary=None)
+    return CompareResult(a=audit, b=audit, paired=Paired(density=empty, deviation=empty)).to_dict()
+
+
+def gateable_paths(result: dict | None) -> list[str]:
+    """Every dotted path to a number or null in a result dict, in JSON order.
+
+    Left out: per-item lists (segments, paths, points, nodes, differences, shapes), strings,
+    booleans, and the configuration/bookkeeping keys (`settings`, `schema`, `regionaudit`, `gates`,
+    `notes`). Summaries are listed with their keys (count, mean, median, p10, p90, min, max) even
+    when the summary is null, e.g. `density.summary.median` with no segments. With `result=None`,
+    the paths every audit JSON has (see `schema_skeleton`).
+    """
+    if result is None:
+        result = schema_skeleton()
+    if not isinstance(result, dict):
+        raise GateError("gates need a result JSON object (a dict)")
+    out: list[str] = []
+    roots = _audit_roots(result)
+    if roots == [""]:
+        _walk_audit(result, "", out)
+    else:
+        for key, value in result.items():
+            if key in ("a", "b"):
+                _walk_audit(value, key, out)
+            elif key not in _NOT_METRICS:
+                _walk({key: value}, "", out)
+    # summaries that are null (or lack keys) still name their schema keys, in place of the summary
+    expanded: list[str] = []
+    known = _known_summaries(result)
+    for p in out:
+        if p in known:
+            expanded += [f"{p}.{k}" for k in SUMMARY_KEYS]
+        else:
+            expanded.append(p)
+    seen = set(expanded)
+    for summary in known:
+        parent = summary.rsplit(".", 1)[0]
+        node = _resolve(result, parent, missing=_MISSING)
+        if node is _MISSING or (node is None and parent.endswith("slice")):
+            continue  # absent from the schema (an old or partial JSON), or a slice that was not measured
+        missing = [f"{summary}.{k}" for k in SUMMARY_KEYS if f"{summary}.{k}" not in seen]
+        if not missing:
+            continue
+        # after the summary's last listed sibling key, or at the end
+        siblings = [i for i, q in enumerate(expanded) if q.startswith(summary + ".")]
+        at = siblings[-1] + 1 if siblings else len(expanded)
+        expanded[at:at] = missing
+        seen.update(missing)
+    out = expanded
+    return out
+
+
+_MISSING = object()
+
+
+def _resolve(result: dict, path: str, missing: Any = None) -> Any:
+    """Follow a dotted path; keys may themselves contain dots (e.g. ONNX node names).
+
+    A null met on the way gives None (a metric of a null summary is undefined); a key that is not
+    there gives `missing`.
+    """
+    node: Any = result
+    rest = path
+    while rest:
+        if node is None:
+            return None
+        if not isinstance(node, dict):
+            return missing
+        if rest in node:
+            return node[rest]
+        match = None
+        for key in node:
+            k = str(key)
+            if rest.startswith(k + ".") and (match is None or len(k) > len(str(match))):
+                match = key
+        if match is None:
+            return missing
+        node = node[match]
+        rest = rest[len(str(match)) + 1 :]
+    return node
+
+
+def unknown_path_error(path: str, valid: list[str]) -> GateError:
+    """The closest valid paths for a misspelt one; the full list only when it is short."""
+    close = difflib.get_close_matches(path, valid, n=3, cutoff=0.6)
+    if close:
+        hint = f"did you mean {' or '.join(close)}?"
+    elif len(valid) <= 8:
+        hint = f"valid paths: {', '.join(valid)}"
+    else:
+        hint = f"valid paths include {', '.join(valid[:3])}"
+    return GateError(f"unknown metric path {path!r}; {hint} (`regionaudit metrics` lists all {len(valid)})")
+
+
+def lookup(result: dict, path: str) -> float | int | None:
+    """The value at a gateable path (None when undefined); unknown path -> GateError listing valid ones."""
+    valid = gateable_paths(result)
+    if path not in valid:
+        raise unknown_path_error(path, valid)
+    value = _resolve(result, path)
+    if value is None:
+        return None
+    if not _is_number(value):
+        raise unknown_path_error(path, valid)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # results never hold NaN, but a hand-edited JSON might
+    return value
+
+
+def _count(result: dict, dotted: str) -> int | None:
+    v = _resolve(result, dotted, missing=None)
+    return len(v) if isinstance(v, list) else None
+
+
+def why_undefined(result: dict, path: str) -> str:
+    """A short reason why `path` is null in `result` (from the metric catalogue), or "" when none
+    is known; a note of the audit that names the metric says more and is added."""
+    root = ""
+    rel = path
+    for r in _audit_roots(result):
+        if r and path.startswith(r):
+            root, rel = r, path[len(r) :]
+    metric = metric_at(rel)
+    reason = ""
+    if metric is not None:
+        measure = rel.split(".")[1] if rel.startswith("paired.") else None
+        counts = Counts(
+            segments=_count(result, root + "density.segments"),
+            deviation_segments=_count(result, root + "deviation.segments"),
+            points=_count(result, root + "distance.points"),
+            paths=_count(result, root + "density.paths"),
+            deviation_paths=_count(result, root + "deviation.paths"),
+            neurons=_resolve(result, root + "model.neurons"),
+            differences=_count(result, f"paired.{measure}.differences") if measure else None,
+        )
+        reason = metric.why_null(counts)
+    notes: list[str] = []
+    for key in (root + "notes", root + "model.notes"):
+        v = _resolve(result, key)
+        if isinstance(v, list):
+            notes += [n for n in v if isinstance(n, str)]
+    parent = rel.rsplit(".", 1)[0] if rel.count(".") >= 2 else rel
+    for note in notes:
+        if rel in note or parent in note:
+            return note if not reason else f"{reason} ({note})"
+    return reason
+
+
+# Parts of a result whose keys depend on the model or run (node names, stages, future slices).
+_OPEN_PREFIXES = (
+    "density.knots_per_layer.",
+    "timing.",
+    "model.validation.",
+    "slice.boundary_length_per_layer.",
+    "slice.classes.",
+    "slice.box.",
+)
+_PER_NODE = "density.knots_per_layer."
+_SLICE_PER_NODE = "slice.boundary_length_per_layer."
+
+
+def could_exist(path: str, compare: bool = False) -> bool:
+    """Whether `path` can be a gateable path of some result of this kind (before the audit runs)."""
+    if path in gateable_paths(schema_skeleton(compare)):
+        return True
+    roots = ("a.", "b.") if compare else ("",)
+    prefixes = [r + p for r in roots for p in _OPEN_PREFIXES if not (compare and p.startswith("slice."))]
+    if compare:
+        prefixes.append("timing.")
+    return any(path.startswith(p) and len(path) > len(p) for p in prefixes)
+
+
+def check_paths(paths: list[str], compare: bool = False) -> None:
+    """Fail fast, before a long audit: GateError for a path no result of this kind can have."""
+    for path in paths:
+        if not could_exist(path, compare):
+            raise unknown_path_error(path, gateable_paths(schema_skeleton(compare)))
+
+
+def check_node_paths(paths: list[str], kink_names: list[str]) -> None:
+    """Once the model is imported its kink nodes are known: a per-layer path naming another node
+    is a usage error before the analysis runs, not after it."""
+    for prefix in (_PER_NODE, _SLICE_PER_NODE):
+        valid = [prefix + name for name in kink_names]
+        for path in paths:
+            if path.startswith(prefix) and path not in valid:
+                raise unknown_path_error(path, valid)

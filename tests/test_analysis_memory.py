@@ -1,0 +1,36 @@
+"""Memory-bounded exact analysis: a segment with over 100 000 regions in a small budget."""
+
+from __future__ import annotations
+
+import torch
+
+from regionaudit.analysis.density import trace_segments
+from regionaudit.analysis.distance import boundary_distances
+from regionaudit.bench.models import sawtooth
+
+
+def test_sawtooth_many_regions_in_a_small_budget():
+    depth = 17
+    net = sawtooth(depth)(torch.float64, "cpu")
+    a = torch.zeros(1, 1, dtype=torch.float64)
+    b = torch.ones(1, 1, dtype=torch.float64)
+    tr = trace_segments(net, a, b, max_memory=1_000_000)[0]  # about 2 000 knots per pass
+    assert tr.regions == 2**depth  # 131 072
+    expected = torch.arange(2**depth + 1, dtype=torch.float64) / 2**depth
+    assert float((tr.t - expected).abs().max()) < 1e-12
+    # every knot is made by the tent whose threshold unit crosses there: 2**(k-1) by tent k
+    assert sorted(tr.knots_per_layer.values()) == [2**k for k in range(depth)]
+    # the same count with the default budget (one pass, no joins)
+    assert trace_segments(net, a, b)[0].regions == 2**depth
+
+
+def test_distance_in_a_small_budget_equals_one_chunk():
+    net = sawtooth(6)(torch.float64, "cpu")
+    pts = torch.linspace(0.01, 0.99, 40, dtype=torch.float64).reshape(-1, 1)
+    big = boundary_distances(net, pts)
+    small = boundary_distances(net, pts, max_memory=2_000)
+    assert [(p.node, p.unit) for p in big] == [(p.node, p.unit) for p in small]
+    assert all(abs(p.distance - q.distance) <= 1e-12 * q.distance for p, q in zip(small, big))
+    # the distance to the nearest knot k / 64 of the sawtooth
+    for p, x in zip(big, pts[:, 0].tolist()):
+        assert abs(p.distance - min(abs(x - k / 64) for k in range(1, 64))) < 1e-12

@@ -1,0 +1,57 @@
+"""The benchmark command end to end on the tiny subset (no timing asserted), and its FLOP bound."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+import netfactory as nf
+from regionaudit.analysis.density import trace_segments
+from regionaudit.bench import measure
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_benchmark_runs_end_to_end(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--repeat", "1", "--json", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    rows = {(r["model"], r["measure"], r["device"]): r for r in doc["rows"]}
+    dens = rows[("spirals_mlp", "density", "cpu")]
+    assert dens["walk_agree"] is True and dens["regions"] == sum(dens["counts"]) > dens["segments"]
+    assert dens["bound_s"] > 0 and dens["bound_ratio"] > 0 and dens["f32_agree"].endswith("/32")
+    assert dens["peak_mib"] >= 0
+    dist = rows[("spirals_mlp", "distance", "cpu")]
+    assert dist["points"] == 32 and all(d > 0 for d in dist["distances"])
+    sliced = rows[("spirals_mlp", "2-D slice", "cpu")]  # benchmarks/bench_slice.py, through the rows hook
+    assert sliced["regions"] >= sliced["grid_regions"] > 1 and sliced["grid_agree"] is True
+    assert sliced["grid"] == 200 and sliced["time_s"] > 0 and sliced["grid_over_exact"] > 0
+    assert doc["environment"]["torch"] and doc["matmul_macs_per_s"]["cpu"] > 0
+    assert "spirals_mlp" in proc.stdout and "x bound" in proc.stdout and "grid/exact" in proc.stdout
+    assert list(tmp_path.iterdir()) == [out]  # nothing else written
+
+
+def test_density_bound_counts_knots_present_at_each_node():
+    net = nf.mlp(0, in_dim=4, widths=(10, 10))  # Gemm 4x10, Relu, Gemm 10x10, Relu, Gemm 10x3
+    a, b = nf.segments(net, 1, 3)
+    tr = trace_segments(net, a, b)[0]
+    k1, k2 = (tr.knots_per_layer[net.nodes[i].name] for i in net.kink_ids)
+    macs = [0, 40, 10, 100, 10, 30]  # input, dense, relu, dense, relu, dense
+    present = [2, 2, 2 + k1, 2 + k1, 2 + k1 + k2, 2 + k1 + k2]
+    assert measure.density_macs(net, [tr]) == sum(m * p for m, p in zip(macs, present))
+    assert measure.distance_macs(net, 3) == 3 * 4 * sum(macs)
+
+
+def test_peak_memory_sees_a_large_allocation():
+    with measure.peak_memory(torch.device("cpu")) as box:
+        x = torch.ones(64 << 17, dtype=torch.float64)  # 64 MiB, touched
+        del x
+    assert box[0] >= 48 << 20

@@ -1,0 +1,105 @@
+"""One definition of every option: the CLI, audit()'s keywords, settings, the baseline's probe
+options and the range checks all come from `Options`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from regionaudit.assemble import settings
+from regionaudit.cli import cli, options_from_cli
+from regionaudit.errors import BadOption
+from regionaudit.gates.baseline import PROBE_OPTIONS, apply_baseline
+from regionaudit.options import Options, ineffective, option_flag, option_specs, slice_option_names
+from regionaudit.probes import Probes
+
+
+@pytest.mark.parametrize("command", ["audit", "compare"])
+def test_every_option_is_a_cli_option(command):
+    flags = {opt for p in cli.commands[command].params for opt in getattr(p, "opts", [])}
+    slice_flags = {option_flag(name) for name in slice_option_names()}
+    assert {option_flag(name) for name in option_specs()} - slice_flags <= flags
+    # the 2-D slice is the audit's alone: compare measures none
+    assert slice_flags <= flags if command == "audit" else not slice_flags & flags
+
+
+def test_probe_options_are_the_fields_marked_probe():
+    assert PROBE_OPTIONS == tuple(n for n, s in option_specs().items() if s.probe)
+    assert "data_layout" in PROBE_OPTIONS and "device" not in PROBE_OPTIONS and "max_memory" not in PROBE_OPTIONS
+
+
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        ({"pairs": -1}, "--pairs must be >= 0, got -1"),
+        ({"loops": 10**5}, "--loops must be <= 10000"),
+        ({"loop_radius": 0.0}, "--loop-radius must be > 0"),
+        ({"loop_steps": 2}, "--loop-steps must be >= 3"),
+        ({"layout": "nchw"}, "--layout must be one of chw, hwc"),
+        ({"dtype": "float16"}, "--dtype must be one of float64, float32"),
+        ({"max_knots": 0}, "--max-knots must be >= 1"),
+        ({"slice_scale": 0.0}, "--slice-scale must be > 0"),
+        ({"max_regions": 0}, "--max-regions must be >= 1"),
+        ({"slice_color": "layer"}, "--slice-color must be one of region, class"),
+    ],
+)
+def test_ranges_are_checked_for_the_api_too(values, message):
+    with pytest.raises(BadOption, match=message):
+        Options(**values)
+
+
+def test_cli_values_are_parsed_once_and_only_given_ones_count():
+    opts = options_from_cli({"pairs": 5, "input_shape": "3x8x8", "max_memory": "1M", "keep_knots": False, "seed": None})
+    assert opts.pairs == 5 and opts.input_shape == (3, 8, 8) and opts.max_memory == 2**20
+    assert opts.given == {"pairs", "input_shape", "max_memory"} and opts.keep_knots is False and opts.seed == 0
+
+
+def _probes(**kw) -> Probes:
+    return Probes(segments=(np.zeros((0, 2)), np.zeros((0, 2))), points=np.zeros((0, 2)), **kw)
+
+
+def test_settings_follow_the_options_order_with_nulls_where_unused():
+    opts = Options(pairs=7, data="d.npy")
+    s = settings(opts, "cpu", _probes(hashes={"data": "ab" * 32}, data_rows=9, unused=["max_points"], description="x"))
+    recorded = [n for n, spec in option_specs().items() if spec.setting]
+    keys = [k for k in s if not k.endswith("_sha256")]
+    assert keys[: len(recorded)] == recorded and keys[len(recorded):] == ["data_rows", "synthetic", "probes"]
+    assert s["pairs"] == 7 and s["max_points"] is None and s["data_sha256"] == "ab" * 32 and s["points_sha256"] is None
+    assert s["loop_radius"] is None and s["layout"] is None  # no loops, files in the model's layout
+    assert settings(Options(loops=2), "cpu", _probes())["loop_radius"] == 2.0
+
+
+def test_slice_settings_are_null_when_the_slice_is_off(tmp_path):
+    pts = tmp_path / "p.npy"
+    np.save(pts, np.eye(3)[:, :2])
+    on = settings(Options(slice_points=str(pts), slice_box=(-1.0, 1.0, -2.0, 2.0)), "cpu", _probes())
+    assert on["slice"] is True and on["slice_box"] == [-1.0, 1.0, -2.0, 2.0] and on["max_regions"] == 200_000
+    assert on["slice_points"] == str(pts) and len(on["slice_points_sha256"]) == 64  # hashed though no probe read it
+    assert "keep_polygons" not in on and "slice_color" not in on  # they change no number
+    off = settings(Options(slice=False, slice_points=str(pts), slice_scale=2.0), "cpu", _probes())
+    assert off["slice"] is False
+    assert [off[k] for k in ("slice_points", "slice_points_sha256", "slice_scale", "slice_box", "max_regions")] == [None] * 5
+
+
+def test_a_baseline_fills_the_slice_options():
+    base = {"settings": {"slice": True, "slice_scale": 0.5, "slice_box": [-1, 1, -2, 2], "max_regions": 30}}
+    opts = apply_baseline(Options.from_given({}), base)
+    assert (opts.slice, opts.slice_scale, opts.slice_box, opts.max_regions) == (True, 0.5, (-1, 1, -2, 2), 30)
+    assert apply_baseline(Options.from_given({"slice": False}), {"settings": {}}).slice is False  # an older baseline
+    with pytest.raises(BadOption, match="--max-regions 5 conflicts with the baseline's max_regions 30"):
+        apply_baseline(Options.from_given({"max_regions": 5}), base)
+
+
+def test_a_baseline_fills_what_was_not_given_and_refuses_a_conflict():
+    base = {"settings": {"seed": 3, "pairs": 9, "input_shape": [2], "data_layout": "chw", "max_knots": None}}
+    opts = apply_baseline(Options.from_given({"max_points": 4}), base)
+    assert (opts.seed, opts.pairs, opts.input_shape, opts.max_points, opts.max_knots) == (3, 9, (2,), 4, None)
+    assert {"seed", "pairs", "input_shape", "max_points"} <= opts.given
+    with pytest.raises(BadOption, match="--seed 1 conflicts with the baseline's seed 3"):
+        apply_baseline(Options.from_given({"seed": 1}), base)
+
+
+def test_an_option_without_effect_is_said():
+    said = ineffective(Options.from_given({"pairs": 3, "segments": "s.npy", "loop_steps": 8}))
+    assert said == ["--pairs 3 has no effect: --segments gives the segments.", "--loop-steps 8 has no effect without --loops."]
+    assert ineffective(Options.from_given({"pairs": 3, "data": "d.npy"})) == []
