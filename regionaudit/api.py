@@ -40,6 +40,7 @@ def import_for_audit(model: str | Path | ImportedModel, opts: Options, check_row
         device=opts.device,
         check_inputs=check_rows,
         seed=opts.seed,
+        max_file_bytes=opts.max_file_size,
     )
 
 
@@ -70,7 +71,7 @@ def audit(
     opts = options if options is not None else Options(**kwargs)
     t_start = clock()
     timing: dict[str, float] = {}
-    imported = import_for_audit(model, opts, None if isinstance(model, ImportedModel) else import_check_rows(opts.data))
+    imported = import_for_audit(model, opts, None if isinstance(model, ImportedModel) else import_check_rows(opts.data, opts.max_file_size))
     timing["import_s"] = imported.import_s
     net = imported.network
     probes = build_probes(net.input_shape, opts)

@@ -5,13 +5,15 @@ Exit codes: 0 success, 1 a gate failed, 2 usage error / bad input / rejected mod
 
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
 
 import click
 
 from regionaudit.version import __version__
-from regionaudit.errors import RegionAuditError
+from regionaudit.errors import Interrupted, RegionAuditError, Stopped, Terminated, TimeLimit
+from regionaudit.limits import time_limit
 from regionaudit.options import Options, Spec, option_defaults, option_flag, option_specs, slice_option_names
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
@@ -250,17 +252,19 @@ def _commands(quiet: bool = False):
 def audit_cmd(model, **kw):
     """Audit MODEL: density, deviation and boundary distance, as a report and/or JSON."""
     opts = options_from_cli(kw)
-    return _commands(kw.get("quiet")).run_audit(model, opts, _wanted(kw))
+    with time_limit(opts.timeout):
+        return _commands(kw.get("quiet")).run_audit(model, opts, _wanted(kw))
 
 
 @cli.command("inspect", short_help="Import MODEL and show its layers, units and check against onnxruntime.")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the model record as JSON.")
-@click_options(["input_shape", "output_name"])
+@click_options(["input_shape", "output_name", "max_file_size", "timeout"])
 def inspect_cmd(model, json_out, **kw):
     """Import MODEL and show its IR: nodes, units, parameters, validation against onnxruntime."""
     opts = options_from_cli(kw)
-    return _commands().run_inspect(model, opts, json_out)
+    with time_limit(opts.timeout):
+        return _commands().run_inspect(model, opts, json_out)
 
 
 @cli.command("compare", cls=SectionedCommand, short_help="Measure models A and B on the same probes, paired per segment.")
@@ -271,7 +275,8 @@ def inspect_cmd(model, json_out, **kw):
 def compare_cmd(model_a, model_b, **kw):
     """Measure A and B on the same probes; paired differences B - A per segment."""
     opts = options_from_cli(kw)
-    return _commands(kw.get("quiet")).run_compare(model_a, model_b, opts, _wanted(kw))
+    with time_limit(opts.timeout):
+        return _commands(kw.get("quiet")).run_compare(model_a, model_b, opts, _wanted(kw))
 
 
 @cli.command("metrics", short_help="List the metric paths that gates can name.")
@@ -288,13 +293,18 @@ def main(argv: list[str] | None = None) -> None:
     if not args:
         click.echo(cli.get_help(click.Context(cli, info_name="regionaudit")))
         sys.exit(EXIT_USAGE)
+    previous = _stop_on_signals()
     try:
         code = cli.main(args=args, prog_name="regionaudit", standalone_mode=False)
     except click.exceptions.Exit as e:
         code = e.exit_code
-    except click.exceptions.Abort:
-        click.echo("regionaudit: aborted", err=True)
-        code = EXIT_USAGE
+    except click.exceptions.Abort as e:
+        if isinstance(e.__context__, KeyboardInterrupt):  # click's own turn of Ctrl-C
+            click.echo(f"regionaudit: {Interrupted.what}; no output was left half-written", err=True)
+            code = Interrupted.exit_code
+        else:
+            click.echo("regionaudit: aborted", err=True)
+            code = EXIT_USAGE
     except click.ClickException as e:
         hint = f" (see {help_command(e.ctx)})" if isinstance(e, click.UsageError) else ""
         click.echo(f"regionaudit: error: {one_line(e.format_message())}{hint}", err=True)
@@ -303,8 +313,17 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"regionaudit: error: {one_line(str(e))}", err=True)
         code = e.exit_code
     except KeyboardInterrupt:
-        click.echo("regionaudit: interrupted", err=True)
-        code = 130
+        click.echo(f"regionaudit: {Interrupted.what}; no output was left half-written", err=True)
+        code = Interrupted.exit_code
+    except Stopped as e:
+        click.echo(f"regionaudit: {e.what}; no output was left half-written", err=True)
+        code = e.exit_code
+    except TimeLimit as e:
+        click.echo(f"regionaudit: error: {one_line(str(e))}", err=True)
+        code = TimeLimit.exit_code
+    except MemoryError:
+        click.echo("regionaudit: error: out of memory; lower --max-memory or ask for less work (--pairs, --max-points)", err=True)
+        code = EXIT_USAGE
     except Exception as e:  # anything else is our bug: one line, traceback only with --debug
         if debug:
             traceback.print_exc()
@@ -314,6 +333,8 @@ def main(argv: list[str] | None = None) -> None:
             err=True,
         )
         code = EXIT_INTERNAL
+    finally:
+        _restore(previous)
     sys.exit(code or 0)
 
 
@@ -323,6 +344,31 @@ def help_command(ctx: click.Context | None) -> str:
     if ctx is None or ctx.parent is None or ctx.info_name == "audit":
         return "regionaudit --help"
     return f"regionaudit {ctx.info_name} --help"
+
+
+def _stop_on_signals() -> dict:
+    """SIGINT and SIGTERM unwind the run (temporary files removed; exit code 130 / 143) instead
+    of killing the process where it stands. A SIGINT ignored by whoever started us (a background
+    job) stays ignored. Returns the handlers to put back."""
+
+    def interrupt(signum, frame):
+        raise Interrupted()
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    try:
+        previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, terminate)}
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupt)
+        return previous
+    except ValueError:  # not the main thread (an embedding application): leave its signals alone
+        return {}
+
+
+def _restore(previous: dict) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
 def one_line(msg: str) -> str:

@@ -121,7 +121,7 @@ def run_audit(model: str, opts: Options, wanted: Wanted) -> int:
     _check_slice_wanted(opts, wanted, [g.path for g in gates] + [b.path for b in bounds])
     unused = _say_unused(opts)
     _importing(model, wanted.quiet)
-    imported = import_for_audit(model, opts, import_check_rows(opts.data))
+    imported = import_for_audit(model, opts, import_check_rows(opts.data, opts.max_file_size))
     check_node_paths([g.path for g in gates] + [b.path for b in bounds], imported.network.kink_names)
     result = _run_analysis(imported, opts, wanted.quiet, unused)
     if baseline is not None and (line := environment_warning(result.environment, baseline.get("environment"))):
@@ -219,7 +219,7 @@ def run_compare(model_a: str, model_b: str, opts: Options, wanted: Wanted) -> in
     gates = thresholds.check_gates(list(wanted.fail_if), compare=True)
     outputs = wanted.outputs(f"{Path(model_a).stem}-vs-{Path(model_b).stem}")
     check_outputs(outputs)
-    rows = import_check_rows(opts.data)
+    rows = import_check_rows(opts.data, opts.max_file_size)
     unused = _say_unused(opts)
     _importing(model_a, wanted.quiet)
     imp_a = import_for_audit(model_a, opts, rows)

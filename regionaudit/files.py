@@ -1,20 +1,26 @@
 """Reading user arrays and writing outputs safely.
 
 Every output is written to a temporary file in the target folder and renamed into place, so an
-error never leaves a half-written report. Arrays are read without pickle.
+error never leaves a half-written report; Ctrl-C, SIGTERM and --timeout are held while a file is
+written and renamed, and act right after. Arrays are read without pickle, and their size is judged
+from the .npy header (inside an .npz: before decompressing) against the file limit.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import math
 import os
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from regionaudit.errors import BadData, BadOption
+from regionaudit.errors import BadData, BadOption, TooLarge
+from regionaudit.limits import MAX_FILE_BYTES, format_bytes, signals_deferred
 
 
 def _umask() -> int:
@@ -34,16 +40,32 @@ def atomic_path(path: str | os.PathLike, mode: int | None = None):
     target = Path(path)
     if target.parent and not target.parent.exists():
         raise BadOption(f"cannot write {target}: folder {target.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent or ".")
-    os.close(fd)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent or ".")
+        os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
         os.replace(tmp, target)
+    except OSError as exc:
+        _remove(tmp)
+        raise BadOption(f"cannot write {target}: {_reason(exc)}") from None
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _remove(tmp)
         raise
+
+
+def _remove(tmp: str | None) -> None:
+    if tmp is not None and os.path.lexists(tmp):
+        os.unlink(tmp)
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "no space left on the device"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{exc.strerror or 'permission denied'} (the file or its folder is read-only)"
+    return exc.strerror or str(exc)
 
 
 def check_writable(path: str | os.PathLike) -> None:
@@ -56,12 +78,11 @@ def check_writable(path: str | os.PathLike) -> None:
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    write_bytes(path, text.encode("utf-8"))
 
 
 def write_bytes(path: str | os.PathLike, data: bytes, mode: int | None = None) -> None:
-    with atomic_path(path, mode) as tmp:
+    with signals_deferred(), atomic_path(path, mode) as tmp:
         tmp.write_bytes(data)
 
 
@@ -71,6 +92,32 @@ def sha256_of(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def check_array_size(p: Path, what: str, limit: int) -> None:
+    """Refuse a file, or an .npz member as its .npy header declares it, beyond `limit` bytes,
+    before anything is read or decompressed."""
+    hint = "raise the limit with --max-file-size"
+    size = p.stat().st_size
+    if size > limit:
+        raise TooLarge(f"{what} file {p} is {format_bytes(size)}, more than the {format_bytes(limit)} limit ({hint})")
+    if not zipfile.is_zipfile(p):
+        return
+    try:
+        with zipfile.ZipFile(p) as z:
+            for info in z.infolist():
+                with z.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read_header(member)
+                declared = math.prod(shape) * dtype.itemsize
+                if max(declared, info.file_size) > limit:
+                    raise TooLarge(
+                        f"{what} file {p}: member {info.filename!r} holds {format_bytes(max(declared, info.file_size))} "
+                        f"uncompressed, more than the {format_bytes(limit)} limit ({hint})"
+                    )
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError, RuntimeError) as e:
+        raise BadData(f"{what} file {p} is not a readable .npz file: {' '.join(str(e).split())[:200]}") from None
 
 
 NPY_MAGIC, NPZ_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
@@ -90,7 +137,8 @@ def _check_numpy_file(p: Path, what: str) -> None:
 
 
 def load_array(
-    path: str | os.PathLike, what: str = "data", head: int | None = None, as_float: bool = True
+    path: str | os.PathLike, what: str = "data", head: int | None = None, as_float: bool = True,
+    max_file_bytes: int | None = None,
 ) -> np.ndarray:
     """A float array from .npy, or .npz holding exactly one array; never unpickles.
 
@@ -102,6 +150,7 @@ def load_array(
     if not p.is_file():
         raise BadData(f"{what} file {p} not found")
     _check_numpy_file(p, what)
+    check_array_size(p, what, max_file_bytes or MAX_FILE_BYTES)
     try:
         loaded = np.load(p, allow_pickle=False, mmap_mode="r" if head is not None else None)
     except ValueError as e:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from regionaudit.errors import BadOption
+from regionaudit.limits import parse_size
 
 # Bounds that keep an absurd request a usage error instead of an out-of-memory crash.
 MAX_PROBES = 10**6
@@ -44,17 +45,14 @@ def parse_shape(value: str | None) -> tuple[int, ...] | None:
 
 def parse_memory(value: str | None) -> int | None:
     """Bytes from '512M', '2G', '1.5GiB' or a plain number."""
-    if value is None:
-        return None
-    v = value.strip().upper().removesuffix("IB").removesuffix("B")
-    scale = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    return parse_size(value, "--max-memory")
+
+
+def _seconds(value: str) -> float:
     try:
-        n = float(v[:-1]) * scale[v[-1]] if v and v[-1] in scale else float(v)
+        return float(value)
     except ValueError:
-        raise BadOption(f"--max-memory must look like 512M or 2G, got {value!r}") from None
-    if n <= 0:
-        raise BadOption(f"--max-memory must be positive, got {value!r}")
-    return int(n)
+        raise BadOption(f"--timeout must be a number of seconds, got {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -166,6 +164,14 @@ class Options:
     max_memory: int | None = option(
         None, "Memory bound for batched work, e.g. 2G.", default_text="a fraction of free memory", setting=False, low=1,
         parse=parse_memory, metavar="SIZE",
+    )
+    max_file_size: int | None = option(
+        None, "Largest model or data file accepted (an .npz member by its header), e.g. 4G.", default_text="2G",
+        setting=False, low=1, parse=lambda v: parse_size(v, "--max-file-size"), metavar="SIZE",
+    )
+    timeout: float | None = option(
+        None, "Stop cleanly (exit 2, nothing written) after this many seconds.", default_text="no limit",
+        setting=False, low=0, low_open=True, parse=lambda v: None if v is None else _seconds(v), metavar="SECONDS",
     )
     keep_knots: bool = option(False, "Store knot positions per segment in the JSON.", setting=False, flag=True)
     # --- 2-D slice (slice_audit.py): recorded only when the slice is measured

@@ -16,6 +16,7 @@ from typing import Callable
 
 from regionaudit.errors import BadOption
 from regionaudit.files import check_writable, write_bytes
+from regionaudit.limits import signals_deferred
 from regionaudit.result import AuditResult, CompareResult
 
 Result = AuditResult | CompareResult
@@ -176,6 +177,7 @@ def render_outputs(result: Result, requests: list[OutputRequest], clock=None) ->
 def write_outputs(result: Result, requests: list[OutputRequest], clock=None) -> list[str | Path]:
     """Render every output, then write each atomically; the paths written, in request order."""
     rendered = render_outputs(result, requests, clock)
-    for r in rendered:
-        write_bytes(r.path, r.data, r.mode)
+    with signals_deferred():  # a signal arriving now waits until every output is in place
+        for r in rendered:
+            write_bytes(r.path, r.data, r.mode)
     return [r.path for r in rendered]

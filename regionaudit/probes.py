@@ -233,10 +233,10 @@ def suspicious(arr: np.ndarray, what: str, lead: int = 1) -> str | None:
     return f"{what} holds {'; '.join(found)}: it is analysed as given; check that it is scaled as the model's inputs."
 
 
-def import_check_rows(data: str | Path | None) -> np.ndarray | None:
+def import_check_rows(data: str | Path | None, max_file_bytes: int | None = None) -> np.ndarray | None:
     """The first data rows, on which every import is checked too (random inputs alone may miss
     the input range the model is used in)."""
-    rows = None if data is None else load_array(data, "data", head=IMPORT_CHECK_ROWS)
+    rows = None if data is None else load_array(data, "data", head=IMPORT_CHECK_ROWS, max_file_bytes=max_file_bytes)
     return rows if rows is not None and rows.ndim >= 2 else None  # as_rows explains a bad shape
 
 
@@ -264,7 +264,7 @@ def build_probes(input_shape: tuple[int, ...], opts: Options) -> Probes:
         if path is None:
             return None
         hashes[key] = sha256_of(path)
-        arr = load_array(path, key, as_float=False)
+        arr = load_array(path, key, as_float=False, max_file_bytes=opts.max_file_size)
         warning = suspicious(arr, f"{key} file {path}", lead=2 if key == "segments" else 1)
         if warning:
             warnings.append(warning)

@@ -11,6 +11,7 @@ from regionaudit.analysis.distance import (
     approx_relative_error,
     boundary_distances,
     choose_method,
+    min_memory,
 )
 from regionaudit.errors import BadOption
 
@@ -36,7 +37,7 @@ def test_approx_within_stated_error(net):
     assert max(errors) <= bound
     assert max(errors) > 1e-6  # it is an estimate, not the exact computation in disguise
     # the same seed gives the same numbers; a small memory budget (direction chunks) too
-    again = boundary_distances(net, pts, directions=m, seed=0, max_memory=50_000)
+    again = boundary_distances(net, pts, directions=m, seed=0, max_memory=max(50_000, min_memory(net)))
     assert all(abs(a.distance - b.distance) <= 1e-9 * b.distance for a, b in zip(again, approx))  # batch-shape rounding
 
 

@@ -33,7 +33,7 @@ from torch import nn
 from conftest import random_bn
 
 from regionaudit import audit
-from regionaudit.analysis.density import trace_segments
+from regionaudit.analysis.density import min_memory, trace_segments
 from regionaudit.analysis.distance import boundary_distances
 from regionaudit.importer import import_model
 
@@ -580,7 +580,8 @@ def test_split_segments_equal_reference(exported, name, n):
     a, b = torch.from_numpy(segs[:, 0]), torch.from_numpy(segs[:, 1])
     net = import_model(path).network
     expected = reference_knots(Reference(path), segs[:, 0], segs[:, 1])
-    for budget in (1, 20_000):
+    smallest = min_memory(net)  # below it one pass cannot fit: refused
+    for budget in (smallest, max(smallest, 20_000)):
         for s, (tr, knots) in enumerate(zip(trace_segments(net, a, b, max_memory=budget), expected)):
             assert_same_knots(tr.t.tolist(), knots, f"{name} split ({budget} bytes) segment {s}")
 

@@ -6,7 +6,9 @@ import math
 
 import torch
 
+from regionaudit.errors import TooLarge
 from regionaudit.ir import MaxPool, Network, UnitKink
+from regionaudit.limits import format_bytes
 
 # Crossings closer than this in t are one knot (DESIGN.md, "Exact 1-D analysis").
 T_MERGE = 1e-12
@@ -63,16 +65,15 @@ def bytes_per_probe(network: Network, order: list[int], itemsize: int, live_fact
     return int(peak * itemsize) + 64
 
 
-def default_max_memory(device: torch.device, cpu_cap: int = 1 << 30) -> int:
-    """A working-memory budget: half the free GPU memory on CUDA; on CPU a quarter of the
-    available RAM, at most `cpu_cap` (bigger chunks only thrash the caches there)."""
+def available_memory(device: torch.device) -> int:
+    """Free GPU memory on CUDA; available RAM on CPU (2 GiB where the system does not say)."""
     device = torch.device(device)
     if device.type == "cuda":
         try:
             free, _total = torch.cuda.mem_get_info(device)
-            return int(free * 0.5)
+            return int(free)
         except Exception:  # pragma: no cover - depends on the driver
-            return 2 << 30
+            return 4 << 30
     avail = 2 << 30
     try:
         with open("/proc/meminfo") as fh:
@@ -82,4 +83,26 @@ def default_max_memory(device: torch.device, cpu_cap: int = 1 << 30) -> int:
                     break
     except OSError:
         pass
-    return int(min(avail * 0.25, cpu_cap))
+    return avail
+
+
+def default_max_memory(device: torch.device, cpu_cap: int = 1 << 30) -> int:
+    """A working-memory budget: half the free GPU memory on CUDA; on CPU a quarter of the
+    available RAM, at most `cpu_cap` (bigger chunks only thrash the caches there)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(available_memory(device) * 0.5)
+    return int(min(available_memory(device) * 0.25, cpu_cap))
+
+
+def check_fits(piece: int, max_memory: int | None, device: torch.device, what: str) -> None:
+    """`--max-memory` is a chunking budget; a piece that cannot be split below it (one batch of
+    the fewest probes a pass runs) is refused before it is allocated, with its size. Without
+    `--max-memory` the piece is held against the memory available."""
+    limit = max_memory if max_memory is not None else available_memory(device)
+    if piece > limit:
+        bound = f"--max-memory {format_bytes(limit)}" if max_memory is not None else f"the {format_bytes(limit)} available"
+        raise TooLarge(
+            f"{what} needs {format_bytes(piece)} at once (it cannot be split), more than {bound}; "
+            "raise --max-memory if the machine has the memory, or audit a smaller model"
+        )

@@ -18,12 +18,16 @@ import torch
 from regionaudit.analysis._common import (
     T_MERGE,
     bytes_per_probe,
+    check_fits,
     default_max_memory,
     needed_nodes,
     zero_tolerance,
 )
 from regionaudit.errors import BadOption
 from regionaudit.ir import MaxPool, Network, UnitKink
+
+MIN_KNOTS = 8  # the fewest knots one pass runs on, however small the memory budget
+MIN_POINTS = 2  # the fewest points a join check keeps
 
 
 @dataclass
@@ -392,6 +396,18 @@ def _split(item: _Item, tk: torch.Tensor, cap_knots: int) -> list[_Item]:
     return [_Item(item.seg, lo, hi, item.depth + 1) for lo, hi in zip(ends[:-1], ends[1:])]
 
 
+def _kink_bytes(network: Network, itemsize: int) -> int:
+    """Bytes per point a join check keeps: every kink node's input."""
+    return sum(math.prod(network.nodes[network.nodes[i].inputs[0]].shape) for i in network.kink_ids) * itemsize
+
+
+def min_memory(network: Network) -> int:
+    """The smallest memory budget `trace_segments` can work in: its fewest knots and points."""
+    itemsize = torch.empty((), dtype=network.dtype).element_size()
+    per_knot = bytes_per_probe(network, needed_nodes(network), itemsize)
+    return max(MIN_KNOTS * per_knot, MIN_POINTS * (per_knot + _kink_bytes(network, itemsize)))
+
+
 @torch.no_grad()
 def trace_segments(
     network: Network,
@@ -416,14 +432,14 @@ def trace_segments(
     n_seg = A.shape[0]
     order = needed_nodes(network)
     last = network.last_use(order)
-    if max_memory is None:
-        max_memory = default_max_memory(network.device)
     itemsize = torch.empty((), dtype=network.dtype).element_size()
     per_knot = bytes_per_probe(network, order, itemsize)
-    cap_knots = max(8, int(max_memory) // per_knot)
-    # a join check keeps every kink node's input at its points
-    kink_bytes = sum(math.prod(network.nodes[network.nodes[i].inputs[0]].shape) for i in network.kink_ids) * itemsize
-    cap_points = max(2, int(max_memory) // (per_knot + kink_bytes))
+    kink_bytes = _kink_bytes(network, itemsize)
+    check_fits(min_memory(network), max_memory, network.device, f"one pass over {MIN_KNOTS} knots")
+    if max_memory is None:
+        max_memory = default_max_memory(network.device)
+    cap_knots = max(MIN_KNOTS, int(max_memory) // per_knot)
+    cap_points = max(MIN_POINTS, int(max_memory) // (per_knot + kink_bytes))
     runner = _Pass(network, order, last)
 
     queue: deque[_Item] = deque(_Item(s, 0.0, 1.0) for s in range(n_seg))

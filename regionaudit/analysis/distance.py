@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from regionaudit.analysis._common import bytes_per_probe, default_max_memory, needed_nodes
+from regionaudit.analysis._common import bytes_per_probe, check_fits, default_max_memory, needed_nodes
 from regionaudit.errors import BadOption
 from regionaudit.ir import MaxPool, Network, UnitKink
 from regionaudit.options import AUTO_APPROX_INPUT, DEFAULT_DIRECTIONS, DISTANCE_METHODS  # noqa: F401  (re-exported)
@@ -50,6 +50,12 @@ def gaussian_directions(dim: int, directions: int, seed: int) -> torch.Tensor:
     Σ_k (g·ω_k)² with these is an unbiased estimate of ‖g‖²."""
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(directions, dim, generator=gen, dtype=torch.float64) / math.sqrt(directions)
+
+
+def min_memory(network: Network) -> int:
+    """The smallest memory budget `boundary_distances` can work in: one tangent of one point."""
+    itemsize = torch.empty((), dtype=network.dtype).element_size()
+    return bytes_per_probe(network, needed_nodes(network), itemsize, live_factor=1.5)
 
 
 @dataclass
@@ -185,10 +191,10 @@ def boundary_distances(
     order = needed_nodes(network)
     last = network.last_use(order)
     dim = math.prod(network.input_shape)
+    per_probe = min_memory(network)
+    check_fits(per_probe, max_memory, network.device, "one tangent direction through the network")
     if max_memory is None:
         max_memory = default_max_memory(network.device, cpu_cap=128 << 20)
-    itemsize = torch.empty((), dtype=network.dtype).element_size()
-    per_probe = bytes_per_probe(network, order, itemsize, live_factor=1.5)
     cap = max(1, int(max_memory) // per_probe)  # tangent-point pairs per chunk
     gauss = None
     if directions is not None:

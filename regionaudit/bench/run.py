@@ -22,6 +22,7 @@ from regionaudit.analysis.density import trace_segments
 from regionaudit.analysis.distance import boundary_distances
 from regionaudit.analysis.walk import walk_segment
 from regionaudit.bench import measure
+from regionaudit.files import write_text
 from regionaudit.analysis._common import bytes_per_probe, needed_nodes
 from regionaudit.bench.models import REALMODELS, ModelSpec, all_models, probes, random_mlp, sawtooth
 from regionaudit.environment import describe
@@ -252,5 +253,5 @@ def main(argv: list[str] | None = None, extra_rows: list[Callable] | None = None
     for s in out["skipped"]:
         print(f"skipped {s['model']}: {s['reason']}")
     if args.json:
-        args.json.write_text(json.dumps(out, indent=1))
+        write_text(args.json, json.dumps(out, indent=1))
     return out

@@ -15,6 +15,7 @@ from regionaudit.importer.graph import Built
 from regionaudit.importer.signature import Signature
 
 MAX_REL_ERR = 1e-4
+LOW_PRECISION_EPS = 8  # a float16/bfloat16 reference computes in its own precision: 8 of its eps
 N_RANDOM = 8
 
 
@@ -38,7 +39,9 @@ def validate(model: onnx.ModelProto, built: Built, sig: Signature, check_inputs=
     abs_err = float(np.abs(ours - ref).max(initial=0.0))
     scale = float(np.abs(ref).max(initial=0.0))
     rel_err = abs_err / scale if scale > 0 else (0.0 if abs_err == 0 else float("inf"))
-    if not rel_err <= MAX_REL_ERR:
+    info = np.finfo(np_dtype)
+    tolerance = MAX_REL_ERR if info.bits >= 32 else LOW_PRECISION_EPS * float(info.eps)
+    if not rel_err <= tolerance:
         raise RejectedModel(
             f"imported network disagrees with {reference}: max relative error {rel_err:.3g} "
             f"(max abs error {abs_err:.3g}) on output '{built.analysed_tensor}'"

@@ -6,11 +6,16 @@ Range, ...) folds the same way in every opset, without a numpy twin of each op h
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
+from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
+from regionaudit.importer.refusal import CONTROL_FLOW
 from regionaudit.importer.registry import Unsupported
+from regionaudit.limits import MAX_FOLDED_ELEMENTS
 
 
 def fold_node(node: onnx.NodeProto, inputs: list[np.ndarray | None], opsets: dict[str, int]) -> list[np.ndarray]:
@@ -32,11 +37,39 @@ def fold_node(node: onnx.NodeProto, inputs: list[np.ndarray | None], opsets: dic
     model = onnx.helper.make_model(
         graph, opset_imports=[onnx.helper.make_opsetid(d, v) for d, v in opsets.items()]
     )
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+        # a Loop's trip count or a Scan's length is unbounded work: never run at import
+        raise Unsupported("control flow is not evaluated at import, even on constants", kind=CONTROL_FLOW)
+    _check_output_size(model, feeds)
     try:
         results = ReferenceEvaluator(model).run(None, feeds)
     except Exception as exc:  # the evaluator raises many types; all mean "cannot fold"
         raise Unsupported(f"cannot evaluate on constants ({_one_line(exc)})") from None
-    return [np.asarray(r) for r in results]
+    out = [np.asarray(r) for r in results]
+    for r in out:
+        if r.size > MAX_FOLDED_ELEMENTS:
+            raise Unsupported(f"builds a constant of shape {r.shape}, more than {MAX_FOLDED_ELEMENTS} values")
+    return out
+
+
+def _check_output_size(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> None:
+    """Refuse, before it runs, a node whose small integer inputs ask for a huge result
+    (ConstantOfShape, Expand, Tile, Range with absurd sizes): onnx shape inference reads them."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for name, x in feeds.items():
+        if x.dtype.kind in "iu" and x.size <= 64:
+            probe.graph.initializer.append(numpy_helper.from_array(x, name))
+    try:
+        inferred = onnx.shape_inference.infer_shapes(probe, data_prop=True)
+    except Exception:  # inference is a guard only; the evaluator reports real problems
+        return
+    for out in inferred.graph.output:
+        dims = out.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            shape = tuple(d.dim_value for d in dims)
+            if math.prod(shape) > MAX_FOLDED_ELEMENTS:
+                raise Unsupported(f"would build a constant of shape {shape}, more than {MAX_FOLDED_ELEMENTS} values")
 
 
 def _info(name: str, x: np.ndarray) -> onnx.ValueInfoProto:

@@ -1,7 +1,9 @@
 """Reading an ONNX file and refusing broken or hostile ones before anything else looks at it.
 
-Checks: parses as an ONNX protobuf with a non-empty graph, external data stays inside the model's
-folder, tensor sizes are sane, and float weights are finite.
+Checks: the file is within the size limit, parses as an ONNX protobuf with a non-empty graph,
+external data stays inside the model's folder and is as long as its tensors, tensor sizes are
+sane, float weights are finite, and the graph passes the structural checks of `sanity`. Local
+functions are inlined, so their bodies are checked and converted like any other node.
 """
 
 from __future__ import annotations
@@ -14,16 +16,22 @@ from typing import Iterator
 
 import numpy as np
 import onnx
+import onnx.inliner
 from onnx import numpy_helper
 from onnx.external_data_helper import load_external_data_for_model
 
-from regionaudit.errors import RejectedModel
+from regionaudit.errors import RejectedModel, TooLarge
 from regionaudit.importer.registry import FLOAT_TYPES
+from regionaudit.importer.sanity import check_graph, checker_message
+from regionaudit.limits import (  # noqa: F401  (MAX_ACTIVATION_ELEMENTS is read from here too)
+    MAX_ACTIVATION_ELEMENTS,
+    MAX_FILE_BYTES,
+    MAX_PARAMS,
+    MAX_TENSOR_ELEMENTS,
+    format_bytes,
+)
 
 MIN_OPSET = 7
-MAX_TENSOR_ELEMENTS = 2**31  # one stored tensor (initializer, Constant)
-MAX_ACTIVATION_ELEMENTS = 2**27  # one tensor the network computes (input included), at batch 1
-MAX_PARAMS = 50_000_000  # all float initializers together
 
 
 @dataclass
@@ -37,19 +45,31 @@ class LoadedModel:
     doc_string: str
 
 
-def read_onnx(path: str | Path) -> LoadedModel:
-    """Read and validate `path`; every problem is a one-line RejectedModel."""
+def read_onnx(path: str | Path, max_file_bytes: int | None = None) -> LoadedModel:
+    """Read and validate `path`; every problem is a one-line RejectedModel (or TooLarge)."""
     p = Path(path)
     if not p.is_file():
         raise RejectedModel(f"{p}: no such file")
+    limit = max_file_bytes or MAX_FILE_BYTES
     try:
+        size = p.stat().st_size
+        if size > limit:
+            raise TooLarge(
+                f"{p.name}: the file is {format_bytes(size)}, more than the {format_bytes(limit)} limit "
+                "(raise it with --max-file-size)"
+            )
         raw = p.read_bytes()
     except OSError as exc:
         raise RejectedModel(f"{p}: cannot read the file ({exc.strerror or exc})") from None
     model = _parse(raw, p)
-    _load_external(model, p)
+    _load_external(model, p, limit)
+    model = _inline_functions(model, p)
     params = _check_tensors(model, p)
     opset = _default_opset(model, p)
+    try:
+        check_graph(model)
+    except RejectedModel as exc:
+        raise RejectedModel(f"{p.name}: {exc}") from None
     producer = " ".join(s for s in (model.producer_name, model.producer_version) if s)
     return LoadedModel(model, str(p), hashlib.sha256(raw).hexdigest(), params, opset, producer, model.doc_string)
 
@@ -84,9 +104,32 @@ def _all_tensors(graph: onnx.GraphProto) -> Iterator[tuple[str, onnx.TensorProto
                 yield from _all_tensors(g)
 
 
-def _load_external(model: onnx.ModelProto, p: Path) -> None:
+def _inline_functions(model: onnx.ModelProto, p: Path) -> onnx.ModelProto:
+    if not model.functions:
+        return model
+    try:
+        return onnx.inliner.inline_local_functions(model)
+    except Exception as exc:  # onnx raises its own types (e.g. for recursive functions)
+        raise RejectedModel(f"{p.name}: cannot inline the model's local functions: {checker_message(str(exc))}") from None
+
+
+def _stored_bytes(t: onnx.TensorProto) -> int | None:
+    """Bytes the tensor's dims and type need, or None for types of no fixed size (strings)."""
+    try:
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+    except (KeyError, TypeError, ValueError):
+        return None
+    if t.data_type == onnx.TensorProto.STRING:
+        return None
+    bits = {onnx.TensorProto.INT4: 4, onnx.TensorProto.UINT4: 4}.get(t.data_type)
+    n = math.prod(t.dims)
+    return (n * bits + 7) // 8 if bits else n * itemsize
+
+
+def _load_external(model: onnx.ModelProto, p: Path, limit: int) -> None:
     base = p.parent.resolve()
     external = False
+    total = 0  # bytes of external data in all, held to the same limit as one file
     for name, t in _all_tensors(model.graph):
         if t.data_location != onnx.TensorProto.EXTERNAL:
             continue
@@ -101,14 +144,38 @@ def _load_external(model: onnx.ModelProto, p: Path) -> None:
             raise RejectedModel(
                 f"{p.name}: external data of tensor '{name}' points outside the model's folder ({loc!r})"
             )
-        if not target.is_file():
+        if not target.exists():
             raise RejectedModel(f"{p.name}: external data file {loc!r} of tensor '{name}' is missing")
+        if not target.is_file():
+            raise RejectedModel(f"{p.name}: external data {loc!r} of tensor '{name}' is not a regular file")
         try:
-            end = int(info.get("offset", 0) or 0) + int(info.get("length", 0) or 0)
+            offset = int(info.get("offset", 0) or 0)
+            length = int(info["length"]) if info.get("length") else None
         except ValueError:
             raise RejectedModel(f"{p.name}: external data of tensor '{name}' has a bad offset or length") from None
-        if end > target.stat().st_size:
-            raise RejectedModel(f"{p.name}: external data of tensor '{name}' runs past the end of {loc!r}")
+        if offset < 0 or (length is not None and length < 0):
+            raise RejectedModel(f"{p.name}: external data of tensor '{name}' has a negative offset or length")
+        if any(d < 0 for d in t.dims):
+            raise RejectedModel(f"{p.name}: tensor '{name}' has a negative dimension {list(t.dims)}")
+        need = _stored_bytes(t)
+        if need is not None and length is not None and length != need:
+            raise RejectedModel(
+                f"{p.name}: external data of tensor '{name}' in {loc!r} is {length} bytes long, "
+                f"its dims {list(t.dims)} need {need}"
+            )
+        need = length if length is not None else need
+        total += need or 0
+        if need is not None and (need > limit or total > limit):
+            raise TooLarge(
+                f"{p.name}: external data up to tensor '{name}' (in {loc!r}) is {format_bytes(total)}, more than "
+                f"the {format_bytes(limit)} limit (raise it with --max-file-size)"
+            )
+        size = target.stat().st_size
+        if need is not None and offset + need > size:
+            raise RejectedModel(
+                f"{p.name}: external data file {loc!r} is shorter ({size} bytes) than tensor '{name}' needs "
+                f"({need} bytes from offset {offset})"
+            )
     if external:
         try:
             load_external_data_for_model(model, str(base))
@@ -123,21 +190,26 @@ def _check_tensors(model: onnx.ModelProto, p: Path) -> int:
         raise RejectedModel(f"{p.name}: {params} parameters, more than {MAX_PARAMS}; too large for an exact audit")
     if model.graph.sparse_initializer:
         raise RejectedModel(f"{p.name}: sparse initializers are not supported")
+    known = set(onnx.TensorProto.DataType.values()) - {onnx.TensorProto.UNDEFINED}
     for name, t in _all_tensors(model.graph):
+        if t.data_type not in known:
+            raise RejectedModel(f"{p.name}: tensor '{name}' has an unknown data type ({t.data_type})")
         if any(d < 0 for d in t.dims):
             raise RejectedModel(f"{p.name}: tensor '{name}' has a negative dimension {list(t.dims)}")
         n = math.prod(t.dims)
         if n > MAX_TENSOR_ELEMENTS:
             raise RejectedModel(f"{p.name}: tensor '{name}' has {n} elements (limit {MAX_TENSOR_ELEMENTS})")
-        if t.data_type not in FLOAT_TYPES:
+        if t.data_type == onnx.TensorProto.STRING:
+            if len(t.string_data) != n:
+                raise RejectedModel(f"{p.name}: tensor '{name}' holds {len(t.string_data)} strings for dims {list(t.dims)}")
             continue
-        try:
+        try:  # every type: an integer tensor whose data does not fit its dims is as broken
             arr = numpy_helper.to_array(t)
         except Exception as exc:
             raise RejectedModel(f"{p.name}: tensor '{name}' cannot be read ({' '.join(str(exc).split())})") from None
         if arr.size != n:
             raise RejectedModel(f"{p.name}: tensor '{name}' holds {arr.size} values for dims {list(t.dims)}")
-        if not np.isfinite(arr.astype(np.float64)).all():
+        if t.data_type in FLOAT_TYPES and not np.isfinite(arr.astype(np.float64)).all():
             raise RejectedModel(f"{p.name}: tensor '{name}' holds NaN or infinite values")
     return params
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from regionaudit.files import write_text
 from regionaudit.importer import converters  # noqa: F401  (fills the registry)
 from regionaudit.importer.registry import CONVERTERS, KINK_OPS
 
@@ -39,7 +40,7 @@ def replace_block(text: str) -> str:
 def main(argv: list[str]) -> int:
     path = Path(argv[0]) if argv else Path("README.md")
     text = path.read_text(encoding="utf-8")
-    path.write_text(replace_block(text), encoding="utf-8")
+    write_text(path, replace_block(text))
     return 0
 
 

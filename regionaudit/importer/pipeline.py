@@ -33,13 +33,13 @@ class ImportedModel:
 
 
 def import_model(path, input_shape=None, output_name=None, dtype=torch.float64, device="cpu",
-                 check_inputs=None, seed=0) -> ImportedModel:
+                 check_inputs=None, seed=0, max_file_bytes=None) -> ImportedModel:
     """Read, convert and check an ONNX model; every model problem raises RejectedModel."""
     t0 = time.perf_counter()
     dev = resolve_device(device)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise BadOption(f"dtype must be a torch floating-point dtype, not {dtype!r}")
-    loaded = read_onnx(path)
+    loaded = read_onnx(path, max_file_bytes)
     sig = resolve_signature(loaded.model.graph, input_shape, output_name)
     built = build_network(loaded.model, sig, loaded.opset)
     net = built.network

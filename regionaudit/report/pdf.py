@@ -26,8 +26,20 @@ def check_pdf_support() -> None:
 
 
 def _no_fetch(url: str, *args, **kwargs):
-    """The report is self-contained; refuse any fetch (file://, http://) a string might smuggle in."""
+    """The report is self-contained: only inline `data:` URIs are read; any other fetch (file://,
+    http://) a model-controlled string might smuggle in is refused (WeasyPrint < 66 API)."""
+    if str(url).lower().startswith("data:"):
+        return _weasyprint().default_url_fetcher(url, *args, **kwargs)
     raise ValueError(f"regionaudit reports fetch nothing (refused {url[:80]!r})")
+
+
+def url_fetcher():
+    """WeasyPrint's own fetcher restricted to `data:` URIs where it has one (WeasyPrint >= 66),
+    else `_no_fetch`."""
+    weasyprint = _weasyprint()
+    if hasattr(weasyprint, "URLFetcher"):
+        return weasyprint.URLFetcher(allowed_protocols={"data"})
+    return _no_fetch
 
 
 def render_document(html: str):
@@ -37,7 +49,7 @@ def render_document(html: str):
     level = logger.level
     logger.setLevel(logging.ERROR)  # CSS it does not know (e.g. screen-only rules) is not the user's problem
     try:
-        return weasyprint.HTML(string=html, url_fetcher=_no_fetch, base_url=None).render()
+        return weasyprint.HTML(string=html, url_fetcher=url_fetcher(), base_url=None).render()
     finally:
         logger.setLevel(level)
 

@@ -1,0 +1,290 @@
+"""Hostile, broken and huge inputs through the CLI: exit 2, one line naming the problem, no
+traceback, no file left behind; interrupted runs (SIGINT, SIGTERM, --timeout) end the same way."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import signal
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hostile
+from regionaudit.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CNN = ROOT / "sample_models" / "digits_cnn.onnx"
+MLP = ROOT / "sample_models" / "digits_mlp.onnx"
+DIGITS = ROOT / "sample_models" / "digits_test.npy"
+FAST = ["--no-slice", "--pairs", "2", "--max-points", "2", "-q"]
+
+
+def run(argv, capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def assert_refused(code: int, err: str, fragment: str | None = None, exit_code: int = 2) -> None:
+    assert code == exit_code, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err and "internal error" not in err
+    if fragment is not None:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def hostile_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hostile")
+    return folder, hostile.build_all(folder)
+
+
+@pytest.mark.parametrize("case", [make.__name__ for make in hostile.CASES])
+def test_hostile_model_through_the_cli(hostile_folder, tmp_path, capsys, case):
+    """Each broken graph is refused in one line naming it, and writes nothing; the valid odd ones import."""
+    _, cases = hostile_folder
+    path, expected = cases[case]
+    out = tmp_path / "out"
+    out.mkdir()
+    code, stdout, err = run([path, "--json", out / "r.json", "--card", out / "card.md", *FAST], capsys)
+    if expected is None:
+        assert code == 0, err
+        assert sorted(p.name for p in out.iterdir()) == ["card.md", "r.json"]
+    else:
+        assert_refused(code, err, expected)
+        assert list(out.iterdir()) == []
+
+
+def test_a_folder_of_hostile_files_in_one_command(hostile_folder):
+    """One process goes through the whole folder: one line and exit 2 for each refused file."""
+    folder, cases = hostile_folder
+    script = (
+        "import sys\nfrom regionaudit.cli import main\n"
+        "for path in sys.argv[1:]:\n"
+        "    try:\n        main(['inspect', path])\n"
+        "    except SystemExit as e:\n        print(f'{path}\\t{e.code}', flush=True)\n"
+        "    print('<<end>>', file=sys.stderr, flush=True)\n"
+    )
+    paths = sorted(str(p) for p in folder.glob("*.onnx"))
+    proc = subprocess.run([sys.executable, "-c", script, *paths], capture_output=True, text=True, timeout=600,
+                          cwd=folder, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    codes = dict(line.split("\t") for line in proc.stdout.splitlines() if "\t" in line)
+    messages = proc.stderr.split("<<end>>\n")[:-1]
+    assert len(messages) == len(paths) and "Traceback" not in proc.stderr
+    by_name = {p.name: expected for p, expected in cases.values()}
+    for path, msg in zip(paths, messages):
+        expected = by_name[Path(path).name]
+        if expected is None:
+            assert codes[path] == "0", msg
+        else:
+            assert codes[path] == "2" and len(msg.strip().splitlines()) == 1, (path, msg)
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
+
+
+# --- sizes ------------------------------------------------------------------------------------
+
+
+def test_model_file_over_the_file_limit(tmp_path, capsys):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(MLP.read_bytes())
+    code, _, err = run(["inspect", path, "--max-file-size", "1K"], capsys)
+    assert_refused(code, err, "--max-file-size")
+    assert "1.0 KiB" in err
+    code, _, err = run(["inspect", path, "--max-file-size", "10M"], capsys)
+    assert code == 0, err
+
+
+def test_data_file_over_the_file_limit(tmp_path, capsys):
+    data = tmp_path / "rows.npy"
+    np.save(data, np.load(DIGITS)[:50])
+    code, _, err = run([MLP, "--data", data, "--json", tmp_path / "r.json", "--max-file-size", "4K", *FAST], capsys)
+    assert_refused(code, err, "--max-file-size")
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_npz_bomb_is_judged_by_its_header(tmp_path, capsys):
+    """A small .npz whose member decompresses to 4 GiB is refused before decompressing."""
+    bomb = tmp_path / "bomb.npz"
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1, 64), np.float64))
+    header["shape"] = (2**23, 64)
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        with z.open("arr_0.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(member, header)
+            block = bytes(1 << 20)
+            for _ in range(64):  # 64 MiB of zeros: a few KiB compressed; the header promises 4 GiB
+                member.write(block)
+    assert bomb.stat().st_size < 1 << 20
+    code, _, err = run([MLP, "--data", bomb, "--json", tmp_path / "r.json", *FAST], capsys)
+    assert_refused(code, err, "arr_0.npy")
+    assert "4.0 GiB" in err and "--max-file-size" in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_probe_that_cannot_fit_max_memory(tmp_path, capsys):
+    code, _, err = run([CNN, "--max-memory", "64K", "--json", tmp_path / "r.json", *FAST], capsys)
+    assert_refused(code, err, "--max-memory 64.0 KiB")
+    assert "cannot be split" in err and "raise --max-memory" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_limit_values_are_usage_errors(tmp_path, capsys):
+    for argv in (["--max-file-size", "lots"], ["--max-file-size", "-1"], ["--timeout", "0"], ["--timeout", "x"]):
+        code, _, err = run(["inspect", MLP, *argv], capsys)
+        assert_refused(code, err)
+
+
+# --- outputs ----------------------------------------------------------------------------------
+
+
+def test_missing_output_folder(tmp_path, capsys):
+    code, _, err = run([MLP, "--json", tmp_path / "nope" / "r.json", *FAST], capsys)
+    assert_refused(code, err, "does not exist")
+
+
+@pytest.mark.parametrize("failure", [errno.ENOSPC, errno.EACCES, errno.EROFS])
+def test_write_failures_are_one_line_and_leave_nothing(tmp_path, capsys, monkeypatch, failure):
+    """A full disk or a read-only target while writing: one line, no partial or temporary file."""
+    real = Path.write_bytes
+
+    def failing(self, data):
+        real(self, data[: len(data) // 2])  # half written, then the device refuses
+        raise OSError(failure, os.strerror(failure))
+
+    monkeypatch.setattr(Path, "write_bytes", failing)
+    code, _, err = run([MLP, "--json", tmp_path / "r.json", *FAST], capsys)
+    assert_refused(code, err, "cannot write")
+    assert {errno.ENOSPC: "no space left", errno.EACCES: "read-only", errno.EROFS: "read-only"}[failure] in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_folder(tmp_path, capsys):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        code, _, err = run([MLP, "--json", folder / "r.json", *FAST], capsys)
+    finally:
+        folder.chmod(0o755)
+    assert_refused(code, err, "cannot write")
+    assert list(folder.iterdir()) == []
+
+
+def test_interrupt_while_writing_leaves_no_temporary_file(tmp_path, capsys, monkeypatch):
+    def interrupted(self, data):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_bytes", interrupted)
+    code, _, err = run([MLP, "--json", tmp_path / "r.json", *FAST], capsys)
+    assert_refused(code, err, "interrupted", exit_code=130)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_during_the_rename_waits_for_it(tmp_path):
+    """SIGINT arriving while a file is written is held until it is complete and in place."""
+    from regionaudit.files import write_bytes
+
+    real = Path.write_bytes
+    target = tmp_path / "r.json"
+
+    def write_then_signal(self, data):
+        os.kill(os.getpid(), signal.SIGINT)
+        real(self, data)
+
+    payload = b"x" * 100_000
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Path, "write_bytes", write_then_signal)
+        with pytest.raises(KeyboardInterrupt):
+            write_bytes(target, payload)
+    assert target.read_bytes() == payload
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+# --- interrupted runs ---------------------------------------------------------------------------
+
+# The child marks on stdout the moment the analysis starts, so the test signals a run in progress.
+_CHILD = """
+import sys
+import regionaudit.api as api
+real = api.trace_segments
+def traced(*a, **k):
+    print("analysing", flush=True)
+    return real(*a, **k)
+api.trace_segments = traced
+from regionaudit.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("signum,code,word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_signal_during_the_analysis(tmp_path, signum, code, word):
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = [str(CNN), "--no-slice", "--pairs", "5000", "--max-points", "0", "-q", "-o", str(out / "r.html"), "--json", str(out / "r.json")]
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        assert proc.stdout.readline().strip() == "analysing"
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert_refused(proc.returncode, err, word, exit_code=code)
+    assert list(out.iterdir()) == []
+
+
+def test_timeout_ends_the_run_cleanly(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    code, _, err = run([CNN, "--no-slice", "--pairs", "5000", "--max-points", "0", "--timeout", "2", "--json", out / "r.json", "-q"], capsys)
+    assert_refused(code, err, "--timeout 2 s")
+    assert "raise --timeout" in err
+    assert list(out.iterdir()) == []
+    # the timer is gone once the command returns
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_sigterm_handler_is_put_back(tmp_path, capsys):
+    before = signal.getsignal(signal.SIGTERM)
+    code, _, _ = run(["inspect", MLP], capsys)
+    assert code == 0 and signal.getsignal(signal.SIGTERM) is before
+
+
+def test_every_output_goes_through_the_atomic_writer():
+    """Only files.py opens files for writing; everything else hands it bytes (write_bytes), so
+    every output is atomic and signal-safe."""
+    package = ROOT / "regionaudit"
+    writing = re.compile(r"""open\([^)]*['"][wax]b?\+?['"]|\.write_(text|bytes)\(|savefig\(\s*(?!buf\b)[\w.]+\s*,""")
+    offenders = [f"{p.relative_to(ROOT)}:{i}" for p in package.rglob("*.py") if p.name != "files.py"
+                 for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if writing.search(line)]
+    assert offenders == []
+
+
+def test_external_data_beyond_the_file_limit(tmp_path, capsys):
+    """External data counts against --max-file-size too (all of it together), before it is read."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    nodes, inits, i, o = hostile.mlp_parts()
+    big = numpy_helper.from_array(np.zeros(1000, np.float32), "unused")
+    (tmp_path / "big.bin").write_bytes(big.raw_data)
+    big.ClearField("raw_data")
+    big.data_location = TensorProto.EXTERNAL
+    big.external_data.add(key="location", value="big.bin")
+    path = tmp_path / "m.onnx"
+    onnx.save(hostile.model_of(nodes, inits + [big], i, o), str(path))
+    assert path.stat().st_size < 1000
+    code, _, err = run(["inspect", path, "--max-file-size", "3000"], capsys)  # 4000 bytes outside
+    assert_refused(code, err, "big.bin")
+    assert "--max-file-size" in err and "3.9 KiB" in err
+    code, _, err = run(["inspect", path, "--max-file-size", "5000"], capsys)
+    assert code == 0, err
