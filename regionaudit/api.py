@@ -23,6 +23,7 @@ from regionaudit.frame import add_reference_frame, frame_notes, load_labels
 from regionaudit.options import Options
 from regionaudit.probes import build_probes, import_check_rows, segment_lengths
 from regionaudit.result import AuditResult
+from regionaudit.slice_audit import measure_slice
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -127,6 +128,12 @@ def audit(
     )
     timing["distance_s"] = clock() - t0
 
+    slice_ = None
+    if opts.slice:
+        t0 = clock()
+        slice_ = measure_slice(net, opts, probes.rows, probes.synthetic, notes)
+        timing["slice_s"] = clock() - t0
+
     assemble.check_finite(seg_density, path_density, seg_dev + path_dev, dists)
     notes += assemble.truncation_notes(seg_density, path_density, opts.max_knots)
     density = assemble.density_section(seg_density, path_density, net.neurons, notes)
@@ -140,6 +147,7 @@ def audit(
         deviation=deviation,
         distance=distance,
         notes=notes,
+        slice=slice_,
         timing=timing,
         environment=describe_environment(net.device, opts.dtype),
     )

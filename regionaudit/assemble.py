@@ -14,6 +14,7 @@ from regionaudit.analysis.deviation import absolute_deviation, deviation_norm
 from regionaudit.analysis.distance import NearestBoundary
 from regionaudit.analysis.stats import spearman, summary
 from regionaudit.errors import BadData
+from regionaudit.files import sha256_of
 from regionaudit.importer import ImportedModel
 from regionaudit.metrics import NO_SEGMENTS, SPEARMAN_UNDEFINED, capital
 from regionaudit.options import Options, option_specs
@@ -45,7 +46,8 @@ def settings(opts: Options, device: str, probes: Probes) -> dict:
             value = None
         if spec.file:
             out[name] = None if value is None else str(value)
-            out[f"{name}_sha256"] = probes.hashes.get(name)
+            # the probe files were hashed as they were read; --slice-points is read by the slice
+            out[f"{name}_sha256"] = None if value is None else probes.hashes.get(name) or sha256_of(value)
         else:
             out[name] = list(value) if isinstance(value, tuple) else value
     out["device"] = device

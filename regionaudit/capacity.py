@@ -329,13 +329,11 @@ def measured(cap: dict, result) -> dict:
         "slice_regions": None,
         "slice_regions_per_area_per_neuron2": None,
     }
-    sl = result.slice if isinstance(result.slice, dict) else None
-    if sl:
-        count = sl.get("count") if isinstance(sl.get("count"), int) else sl.get("regions")
-        area = sl.get("area")
-        out["slice_regions"] = count if isinstance(count, int) else None
-        if isinstance(count, int) and isinstance(area, (int, float)) and area > 0 and neurons:
-            out["slice_regions_per_area_per_neuron2"] = count / area / neurons**2
+    sl = result.slice
+    if sl is not None:
+        out["slice_regions"] = sl.regions
+        if sl.regions_per_unit_area is not None and neurons:
+            out["slice_regions_per_area_per_neuron2"] = sl.regions_per_unit_area / neurons**2
     return out
 
 

@@ -14,14 +14,15 @@ import click
 from regionaudit.version import __version__
 from regionaudit.errors import Interrupted, RegionAuditError, Stopped, Terminated, TimeLimit
 from regionaudit.limits import time_limit
-from regionaudit.options import Options, Spec, option_defaults, option_flag, option_specs
+from regionaudit.options import Options, Spec, option_defaults, option_flag, option_specs, slice_option_names
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 
 
 # Sections of the help, by option name; anything not named goes under "Other options".
 SECTIONS = (
-    ("Probe options (what the analysis looks at)", tuple(option_specs())),
+    ("Probe options (what the analysis looks at)", tuple(n for n in option_specs() if n not in slice_option_names())),
+    ("2-D slice options", (*slice_option_names(), "slice_png")),
     ("Output options", ("output", "json_out", "card", "card_append", "junit")),
     ("Gates", ("fail_if", "baseline", "max_increase")),
 )
@@ -123,7 +124,13 @@ def _click_option(name: str, spec: Spec):
         return click.option(option_flag(name), is_flag=True, default=None, help=spec.help)
     shown = spec.default_text if spec.default_text is not None else option_defaults()[name]
     help = spec.help if shown is None else f"{spec.help.rstrip('.')} [{shown}]."
-    return click.option(option_flag(name), type=_click_type(spec), default=None, help=help, metavar=spec.metavar)
+    if spec.switch:
+        flag = option_flag(name)
+        return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=help)
+    kind = float if spec.nargs > 1 else _click_type(spec)
+    return click.option(
+        option_flag(name), type=kind, nargs=spec.nargs, default=None, help=help, metavar=spec.metavar
+    )
 
 
 def click_options(names):
@@ -139,13 +146,21 @@ def click_options(names):
 
 
 def probe_options(f):
-    """Options shared by `regionaudit MODEL` and `regionaudit compare`: every field of `Options`,
-    the probe files first."""
+    """Options shared by `regionaudit MODEL` and `regionaudit compare`: every field of `Options`
+    but the 2-D slice's, the probe files first."""
     f = click.option(
         "--quiet", "-q", is_flag=True, help="No progress, estimate or status lines on stderr (warnings and errors stay)."
     )(f)
-    specs = option_specs()
+    specs = {name: spec for name, spec in option_specs().items() if name not in slice_option_names()}
     return click_options(sorted(specs, key=lambda name: not specs[name].file))(f)
+
+
+def slice_options(f):
+    """The 2-D slice's options (the audit command only), and its picture."""
+    f = click.option(
+        "--slice-png", type=click.Path(dir_okay=False), metavar="FILE", help="Write the slice's picture: .png or .svg."
+    )(f)
+    return click_options(list(slice_option_names()))(f)
 
 
 def options_from_cli(kw: dict) -> Options:
@@ -172,6 +187,7 @@ def _wanted(kw: dict):
         card=kw.get("card"),
         card_append=kw.get("card_append"),
         junit=kw.get("junit"),
+        slice_png=kw.get("slice_png"),
         fail_if=tuple(kw.get("fail_if") or ()),
         max_increase=tuple(kw.get("max_increase") or ()),
         baseline=kw.get("baseline"),
@@ -227,6 +243,7 @@ def _commands(quiet: bool = False):
 )
 @click.argument("model", type=click.Path(dir_okay=False))
 @probe_options
+@slice_options
 @output_options
 @click.option("--card", type=click.Path(dir_okay=False), help="Write a Markdown model-card section.")
 @click.option("--card-append", type=click.Path(dir_okay=False), help="Insert or replace the section in an existing model card.")

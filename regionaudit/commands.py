@@ -46,6 +46,7 @@ class Wanted:
     card: str | None = None
     card_append: str | None = None
     junit: str | None = None
+    slice_png: str | None = None  # the 2-D slice's picture, .png or .svg
     fail_if: tuple[str, ...] = ()
     max_increase: tuple[str, ...] = ()
     baseline: str | None = None
@@ -58,6 +59,7 @@ class Wanted:
         if report is None and not any(path for _, path in named):
             report = Path(f"{default_stem}.regionaudit.html")
         requests = [OutputRequest(report_format(report), report)] if report is not None else []
+        named.append(("slice-png", self.slice_png))  # a picture alone still gets the report
         return requests + [OutputRequest(fmt, path, report) for fmt, path in named if path]
 
 
@@ -117,6 +119,7 @@ def run_audit(model: str, opts: Options, wanted: Wanted) -> int:
     bounds = check_increases(list(wanted.max_increase), baseline)
     outputs = wanted.outputs(Path(model).stem)
     check_outputs(outputs)
+    _check_slice_wanted(opts, wanted, [g.path for g in gates] + [b.path for b in bounds])
     unused = _say_unused(opts)
     _importing(model, wanted.quiet)
     imported = import_for_audit(model, opts, import_check_rows(opts.data, opts.max_file_size))
@@ -131,6 +134,16 @@ def run_audit(model: str, opts: Options, wanted: Wanted) -> int:
     code = _finish(result, outputs)
     _print_summary(result, [r.path for r in outputs])
     return code
+
+
+def _check_slice_wanted(opts: Options, wanted: Wanted, gate_paths: list[str]) -> None:
+    """A slice gate or picture with --no-slice can never be evaluated: a usage error up front."""
+    if opts.slice:
+        return
+    if wanted.slice_png:
+        raise BadOption("--slice-png draws the 2-D slice, which --no-slice turns off")
+    if any(p.startswith("slice.") for p in gate_paths):
+        raise BadOption("a gate names a slice.* metric, but --no-slice turns the 2-D slice off")
 
 
 def _fmt(summary: dict | None, key: str = "median", spec: str = ".4g") -> str:
@@ -149,6 +162,10 @@ def _print_summary(result: AuditResult, written: list) -> None:
     )
     click.echo(f"  absolute deviation: median {_fmt(result.deviation.summary)}")
     click.echo(f"  boundary distance: median {_fmt(result.distance.summary)} over {len(result.distance.points)} points")
+    if result.slice is not None:
+        sl = result.slice
+        bound = " (lower bound: --max-regions reached)" if sl.truncated else ""
+        click.echo(f"  2-D slice: {sl.regions:,} regions{bound}, decision boundary length {sl.decision_boundary['length']:.4g}")
     for p in written:
         if p:
             click.echo(f"wrote {p}")
@@ -201,6 +218,7 @@ def format_inspect(info) -> str:
 
 
 def run_compare(model_a: str, model_b: str, opts: Options, wanted: Wanted) -> int:
+    opts = opts.with_values(slice=False)  # compare measures no 2-D slices
     gates = thresholds.check_gates(list(wanted.fail_if), compare=True)
     outputs = wanted.outputs(f"{Path(model_a).stem}-vs-{Path(model_b).stem}")
     check_outputs(outputs)

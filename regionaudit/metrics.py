@@ -20,6 +20,7 @@ NO_LENGTH = "no segment has a nonzero length"
 NO_LOOPS = "no closed paths were measured (they are measured with --loops N)"
 NO_BOUNDARY = "no point has a boundary within reach (no unit with a nonzero gradient)"
 NO_PAIRS = "no segments were compared"
+NO_SLICE_REGIONS = "the 2-D slice holds no region of nonzero area"
 ALL_TRUNCATED = "every segment was cut short by --max-knots"
 SPEARMAN_CONSTANT = "Spearman correlation is undefined when density or deviation is constant across segments"
 SPEARMAN_UNDEFINED = "fewer than 3 segments or a constant series"
@@ -80,6 +81,10 @@ def _distance(c: Counts) -> str:
     return NO_POINTS if c.points == 0 else NO_UNITS if c.neurons == 0 else NO_BOUNDARY
 
 
+def _slice(c: Counts) -> str:
+    return NO_SLICE_REGIONS
+
+
 def _paired(c: Counts) -> str:
     return NO_PAIRS if c.differences == 0 else ""
 
@@ -92,6 +97,7 @@ class Metric:
     why_null: Callable[[Counts], str]
     summary: bool = True  # a summary {count, mean, median, p10, p90, min, max}, or a single number
     loops: bool = False  # measured only with --loops
+    slice: bool = False  # measured only with the 2-D slice (off with --no-slice and in compare)
 
     def describe(self, **words: str) -> str:
         return self.meaning.format(**words)
@@ -164,6 +170,46 @@ METRICS: tuple[Metric, ...] = (
         "Boundary distance × neurons",
         "The same distance times the neuron count, roughly scale-free (Hanin & Rolnick 2019).",
         _distance,
+    ),
+    Metric(
+        "slice.area",
+        "Slice region area",
+        "Area of each activation region of the 2-D slice (Hanin & Rolnick 2019a, Fig. 1), in squared input "
+        "units; smaller means a finer partition.",
+        _slice,
+        slice=True,
+    ),
+    Metric(
+        "slice.regions",
+        "Regions in the 2-D slice",
+        "Activation regions of the 2-D slice's box, counted exactly (a lower bound when --max-regions stopped it).",
+        _slice,
+        summary=False,
+        slice=True,
+    ),
+    Metric(
+        "slice.regions_per_unit_area",
+        "Slice regions per unit area",
+        "Regions of the 2-D slice divided by the box's area.",
+        _slice,
+        summary=False,
+        slice=True,
+    ),
+    Metric(
+        "slice.boundary_length",
+        "Slice boundary length",
+        "Total length of the region boundaries inside the 2-D slice's box.",
+        _slice,
+        summary=False,
+        slice=True,
+    ),
+    Metric(
+        "slice.decision_boundary.length",
+        "Slice decision boundary length",
+        "Length of the decision boundary (where the predicted class changes) inside the 2-D slice's box.",
+        _slice,
+        summary=False,
+        slice=True,
     ),
 )
 

@@ -27,6 +27,7 @@ DISTANCE_METHODS = ("exact", "approx", "auto")
 AUTO_APPROX_INPUT = 16384  # --distance auto: approximate above this many input elements
 DEFAULT_DIRECTIONS = 256  # Gaussian projections per point for --distance approx
 MAX_DIRECTIONS = 10**5
+MAX_SLICE_SCALE = 10**6
 
 
 def parse_shape(value: str | None) -> tuple[int, ...] | None:
@@ -71,6 +72,9 @@ class Spec:
     recorded_if: Callable[["Options"], bool] | None = None  # recorded as null in settings unless this holds
     parse: Callable[[str | None], Any] | None = None  # text on the command line -> value
     metavar: str | None = None  # how the CLI help names the value
+    switch: bool = False  # an on/off switch: --name / --no-name
+    nargs: int = 1  # values after the option on the command line
+    group: str = "probe"  # "slice": an option of the audit's 2-D slice (not of compare)
 
     def check(self, name: str, value: Any) -> None:
         """Refuse a value outside the range (BadOption naming the option)."""
@@ -178,6 +182,33 @@ class Options:
     labels: str | Path | None = option(
         None, "One integer class per data row (.npy): splits segments into same-class and different-class.", file=True
     )
+    # --- 2-D slice (slice_audit.py): recorded only when the slice is measured
+    slice: bool = option(
+        True, "Exact 2-D slice through three data points.", default_text="on", probe=True, switch=True, group="slice"
+    )
+    slice_points: str | Path | None = option(
+        None, "The slice's three points, (3, *input_shape).", file=True, recorded_if=lambda o: o.slice,
+        metavar="P.npy", group="slice",
+    )
+    slice_scale: float = option(
+        1.25, "Half-width of the slice's square / circumradius.", probe=True, low=0, low_open=True,
+        high=float(MAX_SLICE_SCALE), recorded_if=lambda o: o.slice, metavar="S", group="slice",
+    )
+    slice_box: tuple[float, float, float, float] | None = option(
+        None, "The slice's box, for models with a 2-D input.", default_text="data range + 10%", probe=True, nargs=4,
+        recorded_if=lambda o: o.slice, metavar="XMIN XMAX YMIN YMAX", group="slice",
+    )
+    max_regions: int | None = option(
+        200_000, "Stop the slice's partition at this many regions (noted).", probe=True, low=1,
+        recorded_if=lambda o: o.slice, metavar="N", group="slice",
+    )
+    keep_polygons: bool = option(
+        False, "Store every slice region's polygon in the JSON.", setting=False, flag=True, group="slice"
+    )
+    slice_color: str = option(
+        "region", "Colour slice regions apart, or by predicted class (the picture only).", setting=False,
+        choices=("region", "class"), group="slice",
+    )
     # which options were given explicitly (the others are defaults a baseline may fill)
     given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
@@ -207,6 +238,11 @@ def option_defaults() -> dict[str, Any]:
 def probe_option_names() -> tuple[str, ...]:
     """The options that define the probes, which a baseline run reuses; files are matched by hash."""
     return tuple(name for name, spec in option_specs().items() if spec.probe)
+
+
+def slice_option_names() -> tuple[str, ...]:
+    """The options of the audit's 2-D slice (compare measures no slice)."""
+    return tuple(name for name, spec in option_specs().items() if spec.group == "slice")
 
 
 def file_option_names() -> tuple[str, ...]:

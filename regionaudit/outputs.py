@@ -1,5 +1,5 @@
 """Output formats, chosen from one table (coverage.py's reporters): HTML, PDF, JSON, model card,
-model card appended to an existing file, JUnit XML.
+model card appended to an existing file, JUnit XML, the 2-D slice's picture (PNG or SVG).
 
 Each format renders a result to bytes; `write_outputs` renders every requested output in memory
 before it writes the first, each atomically, so a failure leaves no file half-way. `check_outputs`
@@ -123,6 +123,18 @@ def _render_junit(result: Result, req: OutputRequest, clock=None) -> Rendered:
     return Rendered(req.path, junit_xml(result.gates).encode("utf-8"))
 
 
+def _render_slice_png(result: Result, req: OutputRequest, clock=None) -> Rendered:
+    from regionaudit.report.slice_plot import standalone_picture
+
+    return Rendered(req.path, standalone_picture(_audit_only(result, "--slice-png").slice, str(req.path)))
+
+
+def _check_slice_png(req: OutputRequest) -> None:
+    from regionaudit.report.slice_plot import check_picture_path
+
+    check_picture_path(str(req.path))
+
+
 FORMATS: dict[str, OutputFormat] = {
     f.name: f
     for f in (
@@ -132,6 +144,7 @@ FORMATS: dict[str, OutputFormat] = {
         OutputFormat("card", "--card", _render_card),
         OutputFormat("card-append", "--card-append", _render_card_append, _check_card_append),
         OutputFormat("junit", "--junit", _render_junit),
+        OutputFormat("slice-png", "--slice-png", _render_slice_png, _check_slice_png),
     )
 }
 REPORT_SUFFIXES = {".html": "html", ".htm": "html", ".pdf": "pdf"}

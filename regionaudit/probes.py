@@ -49,6 +49,7 @@ class Probes:
     data_rows: int | None = None  # rows in the data file
     unused: list[str] = field(default_factory=list)  # options the probes made no use of (null in settings)
     pair_rows: tuple[np.ndarray, np.ndarray] | None = None  # data rows of each segment's endpoints
+    rows: np.ndarray | None = None  # the data (or synthetic) rows the probes came from; the 2-D slice's points
 
 
 
@@ -328,6 +329,7 @@ def build_probes(input_shape: tuple[int, ...], opts: Options) -> Probes:
         data_rows=data_rows,
         unused=unused,
         pair_rows=pair_rows,
+        rows=rows,
     )
     if opts.labels is not None:
         probes.hashes["labels"] = sha256_of(opts.labels)

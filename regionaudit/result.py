@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from regionaudit.errors import GateError
+from regionaudit.slice_result import SliceResult
 from regionaudit.version import __version__
 
 # The JSON format's version. Bump it whenever the JSON changes, and say how here:
@@ -160,7 +161,7 @@ class AuditResult(_JsonDocument):
     deviation: Deviation
     distance: Distance
     notes: list[str] = field(default_factory=list)
-    slice: dict | None = None
+    slice: SliceResult | None = None  # the exact 2-D slice; None when not measured (--no-slice, compare)
     capacity: dict | None = None  # theoretical bounds (capacity.py)
     reference: dict | None = None  # {"init": ...}: the architecture re-initialised (reference.py)
     gates: list[GateResult] = field(default_factory=list)
@@ -190,6 +191,7 @@ class AuditResult(_JsonDocument):
                 paths=[_record(SegmentDeviation, s) for s in deviation.get("paths", [])],
             ),
             distance=_record(Distance, distance, points=[_record(PointDistance, p) for p in distance.get("points", [])]),
+            slice=SliceResult.from_dict(d["slice"]) if isinstance(d.get("slice"), dict) and "regions" in d["slice"] else None,
             gates=[_record(GateResult, g) for g in d.get("gates", [])],
         )
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from regionaudit.assemble import truncation_notes
-from regionaudit.analysis.stats import spearman
+from regionaudit.analysis.stats import spearman, summary
+from regionaudit.slice_result import SliceResult
 from regionaudit.result import (
     AuditResult,
     CompareResult,
@@ -216,7 +217,7 @@ def _add_reference_frame(result: AuditResult, rng, layer_names: list[str]) -> No
     }
 
 
-def _grid_slice(rng) -> dict:
+def _grid_slice(rng) -> SliceResult:
     """A fake partition: a jittered grid of convex quadrilaterals cut by a few lines (good enough to draw)."""
     n = 7
     xs = np.linspace(-1, 1, n + 1)
@@ -230,7 +231,24 @@ def _grid_slice(rng) -> dict:
             quad = [grid[i, j], grid[i + 1, j], grid[i + 1, j + 1], grid[i, j + 1]]
             polys.append([[float(a), float(b)] for a, b in quad])
     areas = [0.5 * abs(sum(p[k][0] * p[(k + 1) % 4][1] - p[(k + 1) % 4][0] * p[k][1] for k in range(4))) for p in polys]
-    return {"count": len(polys), "polygons": polys, "areas": areas, "scale": 1.5, "points": [[-0.5, -0.4], [0.6, -0.2], [0.0, 0.6]]}
+    classes = [int(p[0][0] > 0) for p in polys]
+    return SliceResult(
+        regions=len(polys),
+        truncated=False,
+        box={"centre": [0.0, 0.0, 0.0], "axes": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], "half_width": 1.0},
+        area=summary(areas),
+        regions_per_unit_area=len(polys) / 4.0,
+        boundary_length=24.0,
+        boundary_length_per_layer={"fc1/Relu": 14.0, "fc2/Relu": 10.0},
+        decision_boundary={"pieces": 7, "length": 2.0},
+        classes={"0": classes.count(0), "1": classes.count(1)},
+        points=[[-0.5, -0.4], [0.6, -0.2], [0.0, 0.6]],
+        point_classes=[0, 1, 1],
+        point_rows=[3, 1, 4],
+        source="data",
+        polygons=[{"vertices": p, "area": a, "activation": f"{k:040x}", "class": c} for k, (p, a, c) in enumerate(zip(polys, areas, classes))],
+        decision_segments=[[[0.0, -1.0], [0.0, 1.0]]],
+    )
 
 
 def empty_result() -> AuditResult:

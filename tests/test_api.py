@@ -23,8 +23,8 @@ def test_memory_budget_changes_no_count_and_values_only_in_rounding():
         calls[stage] = []
         return calls[stage].append
 
-    big = regionaudit.audit(RESNET, data=DIGITS, pairs=4, max_points=3, max_memory=2**30)
-    small = regionaudit.audit(RESNET, data=DIGITS, pairs=4, max_points=3, max_memory=2**22, progress=progress)
+    big = regionaudit.audit(RESNET, data=DIGITS, pairs=4, max_points=3, max_memory=2**30, slice=False)
+    small = regionaudit.audit(RESNET, data=DIGITS, pairs=4, max_points=3, max_memory=2**22, progress=progress, slice=False)
     assert calls == {"segments": [1, 1, 1, 1], "points": [1, 1, 1]}  # the small budget really splits the work
     assert [s.regions for s in big.density.segments] == [s.regions for s in small.density.segments]
     assert [s.knots_per_layer for s in big.density.segments] == [s.knots_per_layer for s in small.density.segments]
@@ -34,8 +34,8 @@ def test_memory_budget_changes_no_count_and_values_only_in_rounding():
 
 
 def test_truncated_segments_have_no_deviation():
-    full = regionaudit.audit(CNN, data=DIGITS, pairs=5, max_points=0)
-    cut = regionaudit.audit(CNN, data=DIGITS, pairs=5, max_points=0, max_knots=40)
+    full = regionaudit.audit(CNN, data=DIGITS, pairs=5, max_points=0, slice=False)
+    cut = regionaudit.audit(CNN, data=DIGITS, pairs=5, max_points=0, max_knots=40, slice=False)
     assert all(s.regions > 41 for s in full.density.segments)
     assert all(s.truncated and s.regions <= 41 for s in cut.density.segments)
     assert all(d.norm is None and d.per_output is None for d in cut.deviation.segments)
@@ -47,7 +47,7 @@ def test_truncated_segments_have_no_deviation():
 def test_explicit_segments_replace_the_pairs(tmp_path):
     rows = np.load(DIGITS)
     np.save(tmp_path / "s.npy", np.stack([rows[:3], rows[3:6]], axis=1))
-    r = regionaudit.audit(CNN, data=DIGITS, segments=tmp_path / "s.npy", max_points=2)
+    r = regionaudit.audit(CNN, data=DIGITS, segments=tmp_path / "s.npy", max_points=2, slice=False)
     assert len(r.density.segments) == 3
     assert r.settings["pairs"] is None and r.settings["max_points"] == 2
     assert r.settings["probes"].startswith("3 segments from") and "pairs" not in r.settings["probes"]
@@ -56,21 +56,21 @@ def test_explicit_segments_replace_the_pairs(tmp_path):
 def test_zero_length_segments_are_noted(tmp_path):
     rows = np.load(DIGITS)[:1]
     np.save(tmp_path / "same.npy", np.repeat(rows, 4, axis=0))
-    r = regionaudit.audit(CNN, data=tmp_path / "same.npy", pairs=3, max_points=1)
+    r = regionaudit.audit(CNN, data=tmp_path / "same.npy", pairs=3, max_points=1, slice=False)
     assert [s.regions for s in r.density.segments] == [1, 1, 1]
     assert r.density.per_length is None
     assert any("zero length" in n for n in r.notes)
 
 
 def test_loops_from_synthetic_rows_or_points_and_fewer_than_asked(tmp_path):
-    r = regionaudit.audit(CNN, pairs=2, max_points=0, loops=3, loop_steps=4)
+    r = regionaudit.audit(CNN, pairs=2, max_points=0, loops=3, loop_steps=4, slice=False)
     assert r.settings["synthetic"] is True and len(r.density.paths) == 3
     np.save(tmp_path / "p.npy", np.load(DIGITS)[:2])
-    r = regionaudit.audit(CNN, points=tmp_path / "p.npy", loops=3, loop_steps=4)
+    r = regionaudit.audit(CNN, points=tmp_path / "p.npy", loops=3, loop_steps=4, slice=False)
     assert len(r.density.paths) == 2 and any("2 were measured" in n for n in r.notes)
     np.save(tmp_path / "s.npy", np.load(DIGITS)[None, :2])
     with pytest.raises(BadOption, match="--loops needs images"):
-        regionaudit.audit(CNN, segments=tmp_path / "s.npy", loops=1)
+        regionaudit.audit(CNN, segments=tmp_path / "s.npy", loops=1, slice=False)
 
 
 def test_no_units_gives_null_scaled_distance(tmp_path):
@@ -87,7 +87,7 @@ def test_no_units_gives_null_scaled_distance(tmp_path):
     )
     path = tmp_path / "maxpool_only.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
-    r = regionaudit.audit(path, pairs=3, max_points=3)
+    r = regionaudit.audit(path, pairs=3, max_points=3, slice=False)
     assert r.model.neurons == 0
     assert all(p.scaled is None for p in r.distance.points) and r.distance.scaled_summary is None
     assert any(p.distance is not None for p in r.distance.points)

@@ -31,8 +31,11 @@ def test_quick_benchmark_runs_end_to_end(tmp_path):
     assert dens["peak_mib"] >= 0
     dist = rows[("spirals_mlp", "distance", "cpu")]
     assert dist["points"] == 32 and all(d > 0 for d in dist["distances"])
+    sliced = rows[("spirals_mlp", "2-D slice", "cpu")]  # benchmarks/bench_slice.py, through the rows hook
+    assert sliced["regions"] >= sliced["grid_regions"] > 1 and sliced["grid_agree"] is True
+    assert sliced["grid"] == 200 and sliced["time_s"] > 0 and sliced["grid_over_exact"] > 0
     assert doc["environment"]["torch"] and doc["matmul_macs_per_s"]["cpu"] > 0
-    assert "spirals_mlp" in proc.stdout and "x bound" in proc.stdout
+    assert "spirals_mlp" in proc.stdout and "x bound" in proc.stdout and "grid/exact" in proc.stdout
     assert list(tmp_path.iterdir()) == [out]  # nothing else written
 
 

@@ -56,7 +56,7 @@ def test_inspect_prints_table_and_writes_json(tmp_path, capsys):
 def test_audit_json_fields(tmp_path, capsys):
     out_json = tmp_path / "r.json"
     data = small_data(tmp_path)
-    code, out, err = run([CNN, "--data", data, "--pairs", 6, "--max-points", 4, "--json", out_json, "-q"], capsys)
+    code, out, err = run([CNN, "--no-slice", "--data", data, "--pairs", 6, "--max-points", 4, "--json", out_json, "-q"], capsys)
     assert code == 0, err
     r = json.loads(out_json.read_text())
     assert len(r["density"]["segments"]) == 6
@@ -75,7 +75,7 @@ def test_same_seed_same_json(tmp_path, capsys):
     data = small_data(tmp_path)
     docs = []
     for name in ("a.json", "b.json"):
-        code, _, err = run([RESNET, "--data", data, "--pairs", 4, "--max-points", 3, "--json", tmp_path / name, "-q"], capsys)
+        code, _, err = run([RESNET, "--no-slice", "--data", data, "--pairs", 4, "--max-points", 3, "--json", tmp_path / name, "-q"], capsys)
         assert code == 0, err
         d = json.loads((tmp_path / name).read_text())
         d.pop("timing")
@@ -86,7 +86,7 @@ def test_same_seed_same_json(tmp_path, capsys):
 def test_default_report_in_cwd(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     data = small_data(tmp_path)
-    code, out, err = run([MLP, "--data", data, "--pairs", 3, "--max-points", 3, "-q"], capsys)
+    code, out, err = run([MLP, "--no-slice", "--data", data, "--pairs", 3, "--max-points", 3, "-q"], capsys)
     assert code == 0, err
     report = tmp_path / "digits_mlp.regionaudit.html"
     assert report.is_file() and "<svg" in report.read_text()
@@ -96,9 +96,9 @@ def test_default_report_in_cwd(tmp_path, capsys, monkeypatch):
 def test_gate_exit_codes(tmp_path, capsys):
     data = small_data(tmp_path)
     common = [MLP, "--data", data, "--pairs", 3, "--max-points", 2, "-q", "--json", tmp_path / "g.json"]
-    code, _, err = run([*common, "--fail-if", "model.neurons != 64"], capsys)
+    code, _, err = run([*common, "--no-slice", "--fail-if", "model.neurons != 64"], capsys)
     assert code == 0, err
-    code, _, err = run([*common, "--fail-if", "model.neurons >= 64"], capsys)
+    code, _, err = run([*common, "--no-slice", "--fail-if", "model.neurons >= 64"], capsys)
     assert code == 1
     assert "model.neurons" in err
     gates = json.loads((tmp_path / "g.json").read_text())["gates"]
@@ -108,7 +108,7 @@ def test_gate_exit_codes(tmp_path, capsys):
 def test_unknown_gate_path_is_usage_error_and_writes_nothing(tmp_path, capsys):
     data = small_data(tmp_path)
     out_json = tmp_path / "never.json"
-    code, _, err = run([MLP, "--data", data, "--pairs", 2, "-q", "--json", out_json, "--fail-if", "density.nope > 1"], capsys)
+    code, _, err = run([MLP, "--no-slice", "--data", data, "--pairs", 2, "-q", "--json", out_json, "--fail-if", "density.nope > 1"], capsys)
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "density.nope" in err
     assert not out_json.exists()
@@ -118,7 +118,7 @@ def test_nan_data_is_refused(tmp_path, capsys):
     bad = np.load(DIGITS)[:5].copy()
     bad[2, 0, 3, 3] = np.nan
     np.save(tmp_path / "nan.npy", bad)
-    code, _, err = run([CNN, "--data", tmp_path / "nan.npy", "--json", tmp_path / "x.json"], capsys)
+    code, _, err = run([CNN, "--no-slice", "--data", tmp_path / "nan.npy", "--json", tmp_path / "x.json"], capsys)
     assert code == 2 and "NaN" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.json").exists()
@@ -126,13 +126,13 @@ def test_nan_data_is_refused(tmp_path, capsys):
 
 def test_pickled_data_is_refused(tmp_path, capsys):
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    code, _, err = run([CNN, "--data", tmp_path / "obj.npy", "--json", tmp_path / "x.json"], capsys)
+    code, _, err = run([CNN, "--no-slice", "--data", tmp_path / "obj.npy", "--json", tmp_path / "x.json"], capsys)
     assert code == 2 and "pickle" in err
 
 
 def test_wrong_data_shape(tmp_path, capsys):
     np.save(tmp_path / "w.npy", np.zeros((4, 7), dtype=np.float32))
-    code, _, err = run([CNN, "--data", tmp_path / "w.npy", "--json", tmp_path / "x.json"], capsys)
+    code, _, err = run([CNN, "--no-slice", "--data", tmp_path / "w.npy", "--json", tmp_path / "x.json"], capsys)
     assert code == 2 and "(7,)" in err and "(1, 8, 8)" in err
 
 
@@ -156,10 +156,10 @@ def test_internal_error_is_exit_3_without_traceback(tmp_path, capsys, monkeypatc
         raise RuntimeError("something broke")
 
     monkeypatch.setattr(commands, "audit", boom)
-    code, _, err = run([MLP, "--json", tmp_path / "x.json"], capsys)
+    code, _, err = run([MLP, "--no-slice", "--json", tmp_path / "x.json"], capsys)
     assert code == 3
     assert "internal error" in err and "Traceback" not in err
-    code, _, err = run([MLP, "--json", tmp_path / "x.json", "--debug"], capsys)
+    code, _, err = run([MLP, "--no-slice", "--json", tmp_path / "x.json", "--debug"], capsys)
     assert code == 3 and "Traceback" in err
 
 
@@ -197,11 +197,11 @@ def test_console_script_runs_as_module(tmp_path):
 def test_baseline_reuses_settings_and_gates_increases(tmp_path, capsys):
     data = small_data(tmp_path)
     base = tmp_path / "base.json"
-    code, _, err = run([CNN, "--data", data, "--pairs", 4, "--max-points", 3, "--seed", 7, "-q", "--json", base], capsys)
+    code, _, err = run([CNN, "--no-slice", "--data", data, "--pairs", 4, "--max-points", 3, "--seed", 7, "-q", "--json", base], capsys)
     assert code == 0, err
     again = tmp_path / "again.json"
     # no probe options given: all of them come from the baseline, so the numbers are the same
-    code, _, err = run([CNN, "--data", data, "-q", "--json", again, "--baseline", base,
+    code, _, err = run([CNN, "--no-slice", "--data", data, "-q", "--json", again, "--baseline", base,
                         "--max-increase", "density.summary.median=0%", "--junit", tmp_path / "g.xml"], capsys)
     assert code == 0, err
     a, b = json.loads(base.read_text()), json.loads(again.read_text())
@@ -210,12 +210,12 @@ def test_baseline_reuses_settings_and_gates_increases(tmp_path, capsys):
     assert "pass density.summary.median" in err
     assert 'failures="0"' in (tmp_path / "g.xml").read_text()
     # the deeper residual net has more regions than the CNN baseline: an increase bound fails
-    code, _, err = run([RESNET, "--data", data, "-q", "--json", again, "--baseline", base,
+    code, _, err = run([RESNET, "--no-slice", "--data", data, "-q", "--json", again, "--baseline", base,
                         "--max-increase", "density.summary.median=10%", "--junit", tmp_path / "g.xml"], capsys)
     assert code == 1 and "FAIL density.summary.median" in err
     assert 'failures="1"' in (tmp_path / "g.xml").read_text()
     # an explicit option that contradicts the baseline is a usage error
-    code, _, err = run([CNN, "--data", data, "-q", "--json", again, "--baseline", base, "--seed", 1], capsys)
+    code, _, err = run([CNN, "--no-slice", "--data", data, "-q", "--json", again, "--baseline", base, "--seed", 1], capsys)
     assert code == 2 and "--seed 1 conflicts with the baseline's seed 7" in err
 
 
@@ -225,7 +225,7 @@ def test_explicit_segments_keep_their_order(tmp_path, capsys):
     segs = np.stack([np.stack([rows[1], rows[2]]), inside, np.stack([rows[2], rows[1]])])
     np.save(tmp_path / "s.npy", segs)
     out_json = tmp_path / "s.json"
-    code, _, err = run([CNN, "--segments", tmp_path / "s.npy", "-q", "--json", out_json], capsys)
+    code, _, err = run([CNN, "--no-slice", "--segments", tmp_path / "s.npy", "-q", "--json", out_json], capsys)
     assert code == 0, err
     r = json.loads(out_json.read_text())
     regions = [s["regions"] for s in r["density"]["segments"]]
@@ -239,7 +239,7 @@ def test_loops_pdf_and_card_append(tmp_path, capsys):
     card.write_bytes(b"# My model\r\n\r\nHand-written text stays.\r\n")
     pdf = tmp_path / "r.pdf"
     for _ in range(2):
-        code, out, err = run([CNN, "--data", data, "--pairs", 3, "--max-points", 2, "--loops", 2, "--loop-steps", 8,
+        code, out, err = run([CNN, "--no-slice", "--data", data, "--pairs", 3, "--max-points", 2, "--loops", 2, "--loop-steps", 8,
                               "-q", "-o", pdf, "--json", tmp_path / "l.json", "--card-append", card], capsys)
         assert code == 0, err
     r = json.loads((tmp_path / "l.json").read_text())
@@ -254,12 +254,12 @@ def test_loops_pdf_and_card_append(tmp_path, capsys):
 def test_per_layer_gate_paths_are_checked_against_the_model(tmp_path, capsys):
     data = small_data(tmp_path)
     out_json = tmp_path / "k.json"
-    code, _, err = run([CNN, "--data", data, "--pairs", 2, "-q", "--json", out_json,
+    code, _, err = run([CNN, "--no-slice", "--data", data, "--pairs", 2, "-q", "--json", out_json,
                         "--fail-if", "density.knots_per_layer.no_such_node > 3"], capsys)
     assert code == 2 and "no_such_node" in err and not out_json.exists()
     kink = err.split("valid paths: ")[1].split(",")[0].strip() if "valid paths: " in err else None
     assert kink and kink.startswith("density.knots_per_layer."), err
-    code, _, err = run([CNN, "--data", data, "--pairs", 2, "-q", "--json", out_json, "--fail-if", f"{kink} < 0"], capsys)
+    code, _, err = run([CNN, "--no-slice", "--data", data, "--pairs", 2, "-q", "--json", out_json, "--fail-if", f"{kink} < 0"], capsys)
     assert code == 0, err
     knots = json.loads(out_json.read_text())["density"]["knots_per_layer"]
     assert kink.removeprefix("density.knots_per_layer.") in knots
@@ -269,7 +269,7 @@ def test_card_links_are_relative_to_each_card(tmp_path, capsys):
     data = small_data(tmp_path)
     for d in ("rep", "cards/a", "cards/b"):
         (tmp_path / d).mkdir(parents=True)
-    code, _, err = run([MLP, "--data", data, "--pairs", 2, "--max-points", 1, "-q", "-o", tmp_path / "rep/r.html",
+    code, _, err = run([MLP, "--no-slice", "--data", data, "--pairs", 2, "--max-points", 1, "-q", "-o", tmp_path / "rep/r.html",
                         "--card", tmp_path / "cards/a/card.md", "--card-append", tmp_path / "cards/b/README.md"], capsys)
     assert code == 0, err
     for card in ("cards/a/card.md", "cards/b/README.md"):
@@ -289,6 +289,6 @@ def test_overflowing_data_is_refused_before_the_analysis(tmp_path, capsys):
     rows = np.load(DIGITS)[:10].astype(np.float64)
     rows[8:] *= 1e307  # fits float64, but segment lengths overflow; beyond the 8 rows the import checks
     np.save(tmp_path / "big.npy", rows)
-    code, _, err = run([MLP, "--data", tmp_path / "big.npy", "-q", "--json", tmp_path / "x.json"], capsys)
+    code, _, err = run([MLP, "--no-slice", "--data", tmp_path / "big.npy", "-q", "--json", tmp_path / "x.json"], capsys)
     assert code == 2 and "overflow" in err and err.count("\n") == 1
     assert not (tmp_path / "x.json").exists()

@@ -64,7 +64,7 @@ def hwc(x: np.ndarray) -> np.ndarray:
 
 def audit_json(model, capsys, tmp_path, name, *args) -> dict:
     out = tmp_path / f"{name}.json"
-    code, _, err = run([model, *args, "--pairs", 5, "--max-points", 4, "--json", out, "-q"], capsys)
+    code, _, err = run([model, "--no-slice", *args, "--pairs", 5, "--max-points", 4, "--json", out, "-q"], capsys)
     assert code == 0, err
     return json.loads(out.read_text())
 
@@ -78,7 +78,7 @@ def test_channels_last_data_is_refused_naming_both_shapes(tmp_path, capsys):
     model = image_model(tmp_path)
     np.save(tmp_path / "nhwc.npy", hwc(images(10)))
     out = tmp_path / "never.json"
-    code, _, err = run([model, "--data", tmp_path / "nhwc.npy", "--json", out], capsys)
+    code, _, err = run([model, "--no-slice", "--data", tmp_path / "nhwc.npy", "--json", out], capsys)
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     assert "(10, 6, 6, 3)" in err and "(N, 3, 6, 6)" in err and "--data-layout hwc" in err
@@ -88,7 +88,7 @@ def test_channels_last_data_is_refused_naming_both_shapes(tmp_path, capsys):
 def test_rows_of_the_right_size_but_another_shape_are_refused(tmp_path, capsys):
     model = image_model(tmp_path)
     np.save(tmp_path / "odd.npy", images(10).reshape(10, 6, 18))
-    code, _, err = run([model, "--data", tmp_path / "odd.npy", "--json", tmp_path / "x.json"], capsys)
+    code, _, err = run([model, "--no-slice", "--data", tmp_path / "odd.npy", "--json", tmp_path / "x.json"], capsys)
     assert code == 2 and "(10, 6, 18)" in err and "(N, 3, 6, 6)" in err and "(N, 108)" in err
     assert "--data-layout hwc" not in err  # it does not look channels-last
 
@@ -125,7 +125,7 @@ def test_points_and_segments_follow_the_data_layout(tmp_path, capsys):
                      "--segments", tmp_path / "s_hwc.npy", "--data-layout", "hwc")
     assert measured(got) == measured(ref)
     assert len(got["density"]["segments"]) == 4 and len(got["distance"]["points"]) == 8
-    code, _, err = run([model, "--segments", tmp_path / "s_hwc.npy", "--json", tmp_path / "x.json"], capsys)
+    code, _, err = run([model, "--no-slice", "--segments", tmp_path / "s_hwc.npy", "--json", tmp_path / "x.json"], capsys)
     assert code == 2 and "(4, 2, 6, 6, 3)" in err and "--data-layout hwc" in err
 
 
@@ -147,7 +147,7 @@ def test_baseline_reuses_the_data_layout(tmp_path, capsys):
     base = audit_json(model, capsys, tmp_path, "base", "--data", tmp_path / "nhwc.npy", "--data-layout", "hwc")
     again = audit_json(model, capsys, tmp_path, "again", "--baseline", tmp_path / "base.json")
     assert again["settings"]["data_layout"] == "hwc" and measured(again) == measured(base)
-    code, _, err = run([model, "--baseline", tmp_path / "base.json", "--data-layout", "chw", "--json",
+    code, _, err = run([model, "--no-slice", "--baseline", tmp_path / "base.json", "--data-layout", "chw", "--json",
                         tmp_path / "x.json"], capsys)
     assert code == 2 and "--data-layout chw conflicts with the baseline's data_layout hwc" in err
 
@@ -165,7 +165,7 @@ def test_image_rows_for_a_flat_model_are_flattened_with_a_note(tmp_path, capsys)
 
 def test_data_layout_on_flat_rows_is_a_usage_error(tmp_path, capsys):
     np.save(tmp_path / "flat.npy", np.load(DIGITS)[:10].reshape(10, 64))
-    code, _, err = run([MLP, "--data", tmp_path / "flat.npy", "--data-layout", "hwc", "--json", tmp_path / "x.json"], capsys)
+    code, _, err = run([MLP, "--no-slice", "--data", tmp_path / "flat.npy", "--data-layout", "hwc", "--json", tmp_path / "x.json"], capsys)
     assert code == 2 and "--data-layout hwc describes image arrays" in err
 
 
@@ -181,7 +181,7 @@ def test_suspicious_data_is_named_and_still_analysed(tmp_path, capsys, kind, mak
     model = image_model(tmp_path)
     np.save(tmp_path / f"{kind}.npy", make(images()))
     out, report = tmp_path / "r.json", tmp_path / "r.html"
-    code, _, err = run([model, "--data", tmp_path / f"{kind}.npy", "--pairs", 5, "--max-points", 4, "--json", out,
+    code, _, err = run([model, "--no-slice", "--data", tmp_path / f"{kind}.npy", "--pairs", 5, "--max-points", 4, "--json", out,
                         "-o", report, "-q"], capsys)
     assert code == 0, err
     warnings = [line for line in err.splitlines() if line.startswith("regionaudit: warning:")]
@@ -195,7 +195,7 @@ def test_suspicious_data_is_named_and_still_analysed(tmp_path, capsys, kind, mak
 def test_ordinary_data_gets_no_warning(tmp_path, capsys):
     model = image_model(tmp_path)
     np.save(tmp_path / "ok.npy", images())
-    code, _, err = run([model, "--data", tmp_path / "ok.npy", "--pairs", 3, "--max-points", 2, "--json",
+    code, _, err = run([model, "--no-slice", "--data", tmp_path / "ok.npy", "--pairs", 3, "--max-points", 2, "--json",
                         tmp_path / "r.json", "-q"], capsys)
     assert code == 0 and "warning" not in err
 
@@ -203,7 +203,7 @@ def test_ordinary_data_gets_no_warning(tmp_path, capsys):
 def test_a_csv_data_file_is_named_as_such(tmp_path, capsys):
     csv = tmp_path / "rows.csv"
     np.savetxt(csv, np.load(DIGITS)[:5].reshape(5, 64), delimiter=",")
-    code, _, err = run([MLP, "--data", csv, "--json", tmp_path / "x.json"], capsys)
+    code, _, err = run([MLP, "--no-slice", "--data", csv, "--json", tmp_path / "x.json"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "is a .csv file, not .npy or .npz" in err and "numpy.save" in err and "pickle" not in err
 
@@ -263,7 +263,7 @@ def test_an_option_without_effect_is_said(tmp_path, capsys, args, note):
     np.save(tmp_path / "s.npy", np.stack([x[:2], x[2:4]], axis=1))
     argv = [tmp_path / a if isinstance(a, str) and a.endswith(".npy") else a for a in args]
     out = tmp_path / "r.json"
-    code, _, err = run([model, *argv, "--json", out, "-q"], capsys)
+    code, _, err = run([model, "--no-slice", *argv, "--json", out, "-q"], capsys)
     assert code == 0, err
     assert f"regionaudit: note: {note}" in err
     notes = json.loads(out.read_text())["notes"]
@@ -273,7 +273,7 @@ def test_an_option_without_effect_is_said(tmp_path, capsys, args, note):
 def test_options_that_matter_get_no_such_note(tmp_path, capsys):
     model = image_model(tmp_path)
     np.save(tmp_path / "x.npy", images(8))
-    code, _, err = run([model, "--data", tmp_path / "x.npy", "--pairs", 3, "--max-points", 2, "--data-layout", "chw",
+    code, _, err = run([model, "--no-slice", "--data", tmp_path / "x.npy", "--pairs", 3, "--max-points", 2, "--data-layout", "chw",
                         "--json", tmp_path / "r.json", "-q"], capsys)
     assert code == 0 and "has no effect" not in err
     assert not any("has no effect" in n for n in json.loads((tmp_path / "r.json").read_text())["notes"])
@@ -282,6 +282,6 @@ def test_options_that_matter_get_no_such_note(tmp_path, capsys):
 def test_two_coordinate_points_are_not_called_constant(tmp_path, capsys):
     spirals = ROOT / "sample_models" / "spirals_mlp.onnx"
     np.save(tmp_path / "pts.npy", np.array([[0.5, 0.5], [0.25, -0.25], [0.0, 0.0], [1.0, 0.5]]))
-    code, _, err = run([spirals, "--data", tmp_path / "pts.npy", "--pairs", 3, "--max-points", 2, "--json",
+    code, _, err = run([spirals, "--no-slice", "--data", tmp_path / "pts.npy", "--pairs", 3, "--max-points", 2, "--json",
                         tmp_path / "r.json", "-q"], capsys)
     assert code == 0 and "warning" not in err

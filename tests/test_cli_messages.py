@@ -32,7 +32,7 @@ def test_synthetic_probes_are_said_first_and_once(tmp_path, capsys):
     model = tmp_path / "R&D <b>net &amp; co.onnx"  # a name a Markdown card must keep inert
     shutil.copy(MLP, model)
     report, card = tmp_path / "r.html", tmp_path / "card.md"
-    code, out, err = run([model, "--pairs", 4, "--max-points", 3, "-o", report, "--card", card, "-q"], capsys)
+    code, out, err = run([model, "--no-slice", "--pairs", 4, "--max-points", 3, "-o", report, "--card", card, "-q"], capsys)
     assert code == 0, err
     assert out.splitlines()[0].startswith("SYNTHETIC PROBES: no data was given")
     html = report.read_text()
@@ -49,7 +49,7 @@ def test_real_data_gets_no_synthetic_banner(tmp_path, capsys):
     data = tmp_path / "rows.npy"
     np.save(data, np.load(DIGITS)[:8])
     report, card = tmp_path / "r.html", tmp_path / "card.md"
-    code, out, err = run([MLP, "--data", data, "--pairs", 3, "--max-points", 2, "-o", report, "--card", card, "-q"], capsys)
+    code, out, err = run([MLP, "--no-slice", "--data", data, "--pairs", 3, "--max-points", 2, "-o", report, "--card", card, "-q"], capsys)
     assert code == 0, err
     assert not out.startswith("SYNTHETIC") and "Synthetic probes" not in report.read_text()
     assert "Synthetic" not in card.read_text() and "near the data" in card.read_text()
@@ -81,7 +81,7 @@ def test_a_long_run_says_so_before_it_starts_and_every_30_s(tmp_path, capsys, mo
     import regionaudit.commands as commands
 
     monkeypatch.setattr(commands, "CLOCK", StepClock(31.0))  # each timed sample "takes" 31 s
-    code, out, err = run([MLP, "--data", digits(tmp_path), "--pairs", 6, "--max-points", 3, "--init-reference", 0,
+    code, out, err = run([MLP, "--no-slice", "--data", digits(tmp_path), "--pairs", 6, "--max-points", 3, "--init-reference", 0,
                           "--json", tmp_path / "r.json"], capsys)
     assert code == 0, err
     lines = err.splitlines()
@@ -102,7 +102,7 @@ def test_the_estimate_names_only_what_applies(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(commands, "CLOCK", StepClock(31.0))
     pts = tmp_path / "p.npy"
     np.save(pts, np.load(DIGITS)[:2])
-    code, _, err = run([MLP, "--points", pts, "--dtype", "float32", "--init-reference", 0, "--json", tmp_path / "r.json"], capsys)
+    code, _, err = run([MLP, "--no-slice", "--points", pts, "--dtype", "float32", "--init-reference", 0, "--json", tmp_path / "r.json"], capsys)
     assert code == 0, err
     assert err.splitlines()[0] == "regionaudit: this audit will take about 62 s (0 segments, 2 points); faster with --device cuda"
 
@@ -124,10 +124,10 @@ def test_a_short_run_and_a_quiet_run_print_nothing(tmp_path, capsys, monkeypatch
     import regionaudit.commands as commands
 
     monkeypatch.setattr(commands, "CLOCK", StepClock(0.5))  # 9 samples of 0.5 s: 4.5 s
-    code, _, err = run([MLP, "--data", digits(tmp_path), "--pairs", 6, "--max-points", 3, "--json", tmp_path / "a.json"], capsys)
+    code, _, err = run([MLP, "--no-slice", "--data", digits(tmp_path), "--pairs", 6, "--max-points", 3, "--json", tmp_path / "a.json"], capsys)
     assert code == 0 and err == ""
     monkeypatch.setattr(commands, "CLOCK", StepClock(31.0))
-    code, _, err = run([MLP, "--data", digits(tmp_path), "--pairs", 6, "--max-points", 3, "--json", tmp_path / "b.json",
+    code, _, err = run([MLP, "--no-slice", "--data", digits(tmp_path), "--pairs", 6, "--max-points", 3, "--json", tmp_path / "b.json",
                         "-q"], capsys)
     assert code == 0 and err == ""
 
@@ -145,7 +145,7 @@ def test_a_terminal_hears_first_before_the_heavy_imports(tmp_path, capsys, monke
         return real_run_audit(*args)
 
     monkeypatch.setattr(commands, "run_audit", spy)
-    code, out, _ = run([MLP, "--data", digits(tmp_path), "--pairs", 2, "--max-points", 2, "--json", tmp_path / "r.json"], capsys)
+    code, out, _ = run([MLP, "--no-slice", "--data", digits(tmp_path), "--pairs", 2, "--max-points", 2, "--json", tmp_path / "r.json"], capsys)
     assert code == 0
     assert seen["before"] == "regionaudit: starting: loading torch and onnxruntime...\n"
     assert f"regionaudit: importing {MLP} and checking it against onnxruntime...\n" in terminal.getvalue()
@@ -195,7 +195,7 @@ def test_a_usage_error_points_to_the_help_that_has_the_option(capsys):
     assert code == 2 and "-3 is not in the range 0 to 10^6" in err and "(see regionaudit compare --help)" in err
     _, help_text, _ = run(["compare", "--help"], capsys)
     assert "--pairs N" in help_text
-    code, _, err = run([MLP, "--pairs", "-3"], capsys)
+    code, _, err = run([MLP, "--no-slice", "--pairs", "-3"], capsys)
     assert code == 2 and "(see regionaudit --help)" in err
     code, _, err = run(["inspect", MLP, "--pairs", "3"], capsys)
     assert code == 2 and "(see regionaudit inspect --help)" in err
@@ -205,7 +205,7 @@ def test_a_misspelt_gate_path_gets_the_closest_paths(tmp_path, capsys):
     data = digits(tmp_path)
     for option, text in (("--fail-if", "density.summary.mediam > 3"), ("--max-increase", "density.summary.mediam=10%")):
         extra = [] if option == "--fail-if" else ["--baseline", _baseline(tmp_path, data, capsys)]
-        code, _, err = run([MLP, "--data", data, "-q", "--json", tmp_path / "x.json", option, text, *extra], capsys)
+        code, _, err = run([MLP, "--no-slice", "--data", data, "-q", "--json", tmp_path / "x.json", option, text, *extra], capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1
         assert "unknown metric path 'density.summary.mediam'; did you mean density.summary.median" in err
         assert "timing.total_s" not in err and len(err) < 400  # not every path on one line
@@ -216,7 +216,7 @@ def test_a_misspelt_gate_path_gets_the_closest_paths(tmp_path, capsys):
 def _baseline(tmp_path, data, capsys):
     path = tmp_path / "base.json"
     if not path.exists():
-        code, _, err = run([MLP, "--data", data, "--pairs", 3, "--max-points", 2, "-q", "--json", path], capsys)
+        code, _, err = run([MLP, "--no-slice", "--data", data, "--pairs", 3, "--max-points", 2, "-q", "--json", path], capsys)
         assert code == 0, err
     return path
 
@@ -227,7 +227,7 @@ def test_one_number_format_and_exact_gate_values(tmp_path, capsys):
 
     data = digits(tmp_path)
     out, report, card = tmp_path / "r.json", tmp_path / "r.html", tmp_path / "card.md"
-    code, _, err = run([CNN, "--data", data, "--pairs", 5, "--max-points", 4, "-q", "--json", out, "-o", report,
+    code, _, err = run([CNN, "--no-slice", "--data", data, "--pairs", 5, "--max-points", 4, "-q", "--json", out, "-o", report,
                         "--card", card, "--fail-if", "distance.summary.median > 1e9",
                         "--fail-if", "deviation.summary.median < 1e-300"], capsys)
     assert code == 0, err

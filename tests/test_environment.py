@@ -43,19 +43,19 @@ def test_result_environment_and_baseline_warning(tmp_path, capsys):
     data = tmp_path / "rows.npy"
     np.save(data, np.load(DIGITS)[:8])
     base = tmp_path / "base.json"
-    code, _, err = run([CNN, "--data", data, "--pairs", 3, "--max-points", 2, "-q", "--json", base], capsys)
+    code, _, err = run([CNN, "--no-slice", "--data", data, "--pairs", 3, "--max-points", 2, "-q", "--json", base], capsys)
     assert code == 0, err
     env = json.loads(base.read_text())["environment"]
     assert env["device"] == "cpu" and env["dtype"] == "float64" and env["threads"] >= 1
     assert env["onnxruntime"] and env["onnx"] and env["torch"]
     # the same environment: no warning
-    code, _, err = run([CNN, "--data", data, "-q", "--json", tmp_path / "a.json", "--baseline", base], capsys)
+    code, _, err = run([CNN, "--no-slice", "--data", data, "-q", "--json", tmp_path / "a.json", "--baseline", base], capsys)
     assert code == 0 and "environment" not in err
     # a baseline from another torch build: one warning line, the run still passes
     doc = json.loads(base.read_text())
     doc["environment"]["torch"] = "0.0.1"
     base.write_text(json.dumps(doc))
-    code, _, err = run([CNN, "--data", data, "-q", "--json", tmp_path / "a.json", "--baseline", base], capsys)
+    code, _, err = run([CNN, "--no-slice", "--data", data, "-q", "--json", tmp_path / "a.json", "--baseline", base], capsys)
     lines = [line for line in err.splitlines() if "environment" in line]
     assert code == 0 and len(lines) == 1
     assert lines[0].startswith("warning:") and f"torch 0.0.1 -> {env['torch']}" in lines[0]
@@ -82,7 +82,7 @@ def test_approx_distance_is_labelled(tmp_path, capsys):
     data = tmp_path / "rows.npy"
     np.save(data, np.load(DIGITS)[:8])
     out, card, html = tmp_path / "r.json", tmp_path / "card.md", tmp_path / "r.html"
-    code, _, err = run([CNN, "--data", data, "--pairs", 2, "--max-points", 3, "-q", "--distance", "approx",
+    code, _, err = run([CNN, "--no-slice", "--data", data, "--pairs", 2, "--max-points", 3, "-q", "--distance", "approx",
                         "--distance-directions", 32, "--json", out, "--card", card, "-o", html], capsys)
     assert code == 0, err
     r = json.loads(out.read_text())
@@ -93,7 +93,7 @@ def test_approx_distance_is_labelled(tmp_path, capsys):
     assert "approximate: 32 Gaussian projections, ±38 % (3σ)" in card.read_text()
     assert "Approximate distance" in html.read_text()
     # the default (auto) on an 8x8 input is exact
-    code, _, err = run([CNN, "--data", data, "--pairs", 2, "--max-points", 3, "-q", "--json", out], capsys)
+    code, _, err = run([CNN, "--no-slice", "--data", data, "--pairs", 2, "--max-points", 3, "-q", "--json", out], capsys)
     r = json.loads(out.read_text())
     assert code == 0 and r["settings"]["distance"] == "auto" and r["distance"]["method"] == "exact"
     assert r["distance"]["directions"] is None and r["distance"]["relative_error"] is None

@@ -60,6 +60,7 @@ def rendered(tmp_path_factory):
     path = sub / "m<svg onload=alert(4)>.onnx"
     onnx.save(nasty_model(), str(path))
     out = {k: folder / f"out.{k}" for k in ("html", "json", "md", "xml")}
+    # the 2-D slice stays on: its facts and picture name the model's nodes too
     argv = [str(path), "--pairs", "4", "--max-points", "4", "-q", "-o", str(out["html"]), "--json", str(out["json"]),
             "--card", str(out["md"]), "--junit", str(out["xml"]), "--fail-if", "density.summary.median < 0"]
     with pytest.raises(SystemExit) as exc:

@@ -50,6 +50,11 @@ SETTINGS = {
     "points_sha256": None,
     "segments_sha256": None,
     "labels_sha256": None,
+    "slice": True,
+    "slice_scale": 1.25,
+    "slice_box": None,
+    "max_regions": 200000,
+    "slice_points_sha256": None,
 }
 
 

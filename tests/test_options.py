@@ -10,14 +10,17 @@ from regionaudit.assemble import settings
 from regionaudit.cli import cli, options_from_cli
 from regionaudit.errors import BadOption
 from regionaudit.gates.baseline import PROBE_OPTIONS, apply_baseline
-from regionaudit.options import Options, ineffective, option_flag, option_specs
+from regionaudit.options import Options, ineffective, option_flag, option_specs, slice_option_names
 from regionaudit.probes import Probes
 
 
 @pytest.mark.parametrize("command", ["audit", "compare"])
 def test_every_option_is_a_cli_option(command):
     flags = {opt for p in cli.commands[command].params for opt in getattr(p, "opts", [])}
-    assert {option_flag(name) for name in option_specs()} <= flags
+    slice_flags = {option_flag(name) for name in slice_option_names()}
+    assert {option_flag(name) for name in option_specs()} - slice_flags <= flags
+    # the 2-D slice is the audit's alone: compare measures none
+    assert slice_flags <= flags if command == "audit" else not slice_flags & flags
 
 
 def test_probe_options_are_the_fields_marked_probe():
@@ -35,6 +38,9 @@ def test_probe_options_are_the_fields_marked_probe():
         ({"layout": "nchw"}, "--layout must be one of chw, hwc"),
         ({"dtype": "float16"}, "--dtype must be one of float64, float32"),
         ({"max_knots": 0}, "--max-knots must be >= 1"),
+        ({"slice_scale": 0.0}, "--slice-scale must be > 0"),
+        ({"max_regions": 0}, "--max-regions must be >= 1"),
+        ({"slice_color": "layer"}, "--slice-color must be one of region, class"),
     ],
 )
 def test_ranges_are_checked_for_the_api_too(values, message):
@@ -61,6 +67,27 @@ def test_settings_follow_the_options_order_with_nulls_where_unused():
     assert s["pairs"] == 7 and s["max_points"] is None and s["data_sha256"] == "ab" * 32 and s["points_sha256"] is None
     assert s["loop_radius"] is None and s["layout"] is None  # no loops, files in the model's layout
     assert settings(Options(loops=2), "cpu", _probes())["loop_radius"] == 2.0
+
+
+def test_slice_settings_are_null_when_the_slice_is_off(tmp_path):
+    pts = tmp_path / "p.npy"
+    np.save(pts, np.eye(3)[:, :2])
+    on = settings(Options(slice_points=str(pts), slice_box=(-1.0, 1.0, -2.0, 2.0)), "cpu", _probes())
+    assert on["slice"] is True and on["slice_box"] == [-1.0, 1.0, -2.0, 2.0] and on["max_regions"] == 200_000
+    assert on["slice_points"] == str(pts) and len(on["slice_points_sha256"]) == 64  # hashed though no probe read it
+    assert "keep_polygons" not in on and "slice_color" not in on  # they change no number
+    off = settings(Options(slice=False, slice_points=str(pts), slice_scale=2.0), "cpu", _probes())
+    assert off["slice"] is False
+    assert [off[k] for k in ("slice_points", "slice_points_sha256", "slice_scale", "slice_box", "max_regions")] == [None] * 5
+
+
+def test_a_baseline_fills_the_slice_options():
+    base = {"settings": {"slice": True, "slice_scale": 0.5, "slice_box": [-1, 1, -2, 2], "max_regions": 30}}
+    opts = apply_baseline(Options.from_given({}), base)
+    assert (opts.slice, opts.slice_scale, opts.slice_box, opts.max_regions) == (True, 0.5, (-1, 1, -2, 2), 30)
+    assert apply_baseline(Options.from_given({"slice": False}), {"settings": {}}).slice is False  # an older baseline
+    with pytest.raises(BadOption, match="--max-regions 5 conflicts with the baseline's max_regions 30"):
+        apply_baseline(Options.from_given({"max_regions": 5}), base)
 
 
 def test_a_baseline_fills_what_was_not_given_and_refuses_a_conflict():

@@ -75,5 +75,5 @@ def test_audit_reports_increments_that_add_up_to_each_total():
         return update
 
     regionaudit.audit(samples / "digits_cnn.onnx", data=samples / "digits_test.npy", pairs=7, max_points=5,
-                      loops=2, loop_steps=4, max_memory=2**20, progress=progress)
+                      loops=2, loop_steps=4, max_memory=2**20, progress=progress, slice=False)
     assert counts == {"segments": [7, 7], "loops": [2, 2], "points": [5, 5]}

@@ -223,10 +223,11 @@ def test_none_everywhere_never_crashes():
     r.distance.points[1].scaled = None
     r.density.segments[0].density = None
     r.model.validation = {}
-    r.slice = {"count": 3}  # no polygons
+    r.slice.polygons = None  # read back from a JSON written without --keep-polygons
+    r.slice.regions = 3
     r.timing = {"nested": {"a": 1.5}, "text": "n/a"}
     html = render_html(r)
-    assert "The slice has no polygons to draw (3 regions counted)." in html
+    assert "The picture needs the polygons, which this result does not hold (3 regions counted)." in html
     assert parse(html).errors == []
 
 

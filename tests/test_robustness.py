@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CNN = ROOT / "sample_models" / "digits_cnn.onnx"
 MLP = ROOT / "sample_models" / "digits_mlp.onnx"
 DIGITS = ROOT / "sample_models" / "digits_test.npy"
-FAST = ["--pairs", "2", "--max-points", "2", "-q"]
+FAST = ["--no-slice", "--pairs", "2", "--max-points", "2", "-q"]
 
 
 def run(argv, capsys) -> tuple[int, str, str]:
@@ -228,7 +228,7 @@ main(sys.argv[1:])
 def test_signal_during_the_analysis(tmp_path, signum, code, word):
     out = tmp_path / "out"
     out.mkdir()
-    argv = [str(CNN), "--pairs", "5000", "--max-points", "0", "-q", "-o", str(out / "r.html"), "--json", str(out / "r.json")]
+    argv = [str(CNN), "--no-slice", "--pairs", "5000", "--max-points", "0", "-q", "-o", str(out / "r.html"), "--json", str(out / "r.json")]
     proc = subprocess.Popen([sys.executable, "-c", _CHILD, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
@@ -245,7 +245,7 @@ def test_signal_during_the_analysis(tmp_path, signum, code, word):
 def test_timeout_ends_the_run_cleanly(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
-    code, _, err = run([CNN, "--pairs", "5000", "--max-points", "0", "--timeout", "2", "--json", out / "r.json", "-q"], capsys)
+    code, _, err = run([CNN, "--no-slice", "--pairs", "5000", "--max-points", "0", "--timeout", "2", "--json", out / "r.json", "-q"], capsys)
     assert_refused(code, err, "--timeout 2 s")
     assert "raise --timeout" in err
     assert list(out.iterdir()) == []

@@ -39,7 +39,7 @@ def test_quick_start_report_lands_in_the_test_folder(tmp_path, capsys):
     data = tmp_path / "rows.npy"
     np.save(data, np.load(DIGITS)[:6])
     with pytest.raises(SystemExit) as exc:
-        main([str(CNN), "--data", str(data), "--pairs", "2", "--max-points", "2", "-q"])
+        main([str(CNN), "--no-slice", "--data", str(data), "--pairs", "2", "--max-points", "2", "-q"])
     assert exc.value.code == 0, capsys.readouterr().err
     assert (tmp_path / "digits_cnn.regionaudit.html").is_file()
     assert (in_root.stat().st_mtime_ns if in_root.exists() else None) == stamp

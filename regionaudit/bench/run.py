@@ -43,6 +43,8 @@ COLUMNS = [
     ("cpu_over_cuda", "cpu/cuda", "{:.1f}"),
     ("peak_mib", "peak MiB", "{:.0f}"),
     ("unchunked_mib", "1-pass MiB", "{:.0f}"),
+    ("grid_over_exact", "grid/exact", "{:.1f}"),  # 2-D slice rows: a dense grid's time over the exact partition's
+    ("grid_agree", "=grid", "{}"),  # ... and whether the partition has every pattern the grid saw
 ]
 
 

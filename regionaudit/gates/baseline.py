@@ -127,18 +127,20 @@ def apply_baseline(opts: Options, baseline: dict) -> Options:
     explicit = {k: (getattr(opts, k) if k in opts.given else None) for k in PROBE_OPTIONS}
     merged = merge_settings(explicit, base, list(PROBE_OPTIONS))
     values = {k: merged.get(k) for k in PROBE_OPTIONS}
-    if values["input_shape"] is not None:
-        values["input_shape"] = tuple(values["input_shape"])
+    for key in ("input_shape", "slice_box"):  # JSON holds them as lists
+        if values.get(key) is not None:
+            values[key] = tuple(values[key])
     for key in file_option_names():
         recorded, digest, given = base.get(key), base.get(f"{key}_sha256"), getattr(opts, key)
+        flag = option_flag(key)
         if given is not None:
             if digest is not None and sha256_of(given) != digest:
-                raise BadOption(f"--{key} {given} differs from the baseline's {key} file (sha256 {digest[:12]}…)")
+                raise BadOption(f"{flag} {given} differs from the baseline's {key} file (sha256 {digest[:12]}…)")
             if digest is None and recorded is None:
-                raise BadOption(f"--{key} was given but the baseline was measured without one")
+                raise BadOption(f"{flag} was given but the baseline was measured without one")
         elif recorded is not None:
             if not Path(recorded).is_file() or sha256_of(recorded) != digest:
-                raise BadOption(f"the baseline was measured on --{key} {recorded}; pass the same file with --{key}")
+                raise BadOption(f"the baseline was measured on {flag} {recorded}; pass the same file with {flag}")
             values[key] = recorded
     filled = {k: v for k, v in values.items() if v is not None}
     return opts.with_values(**filled, given=opts.given | set(filled))

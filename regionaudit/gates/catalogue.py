@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from dataclasses import replace
 from typing import Any
 
 from regionaudit.errors import GateError
@@ -22,6 +23,7 @@ from regionaudit.result import (
     Paired,
     PairedMeasure,
 )
+from regionaudit.slice_result import empty_slice
 
 # Summary fields of an audit JSON (relative to the audit's root), listed as gateable even when null,
 # and those of a compare JSON (besides those of its two audits under `a.` and `b.`).
@@ -91,8 +93,8 @@ def schema_skeleton(compare: bool = False) -> dict:
         validation={"max_abs_err": None, "max_rel_err": None},
     )
     audit = AuditResult(model=model, settings={}, density=Density(), deviation=Deviation(), distance=Distance())
-    if not compare:
-        return audit.to_dict()
+    if not compare:  # an audit measures the 2-D slice by default; compare never does
+        return replace(audit, slice=empty_slice()).to_dict()
     empty = PairedMeasure(differences=[], fraction_positive=None, summary=None)
     return CompareResult(a=audit, b=audit, paired=Paired(density=empty, deviation=empty)).to_dict()
 
@@ -131,8 +133,9 @@ def gateable_paths(result: dict | None) -> list[str]:
     seen = set(expanded)
     for summary in known:
         parent = summary.rsplit(".", 1)[0]
-        if _resolve(result, parent, missing=_MISSING) is _MISSING:
-            continue  # this part of the schema is absent altogether (e.g. an old or partial JSON)
+        node = _resolve(result, parent, missing=_MISSING)
+        if node is _MISSING or (node is None and parent.endswith("slice")):
+            continue  # absent from the schema (an old or partial JSON), or a slice that was not measured
         missing = [f"{summary}.{k}" for k in SUMMARY_KEYS if f"{summary}.{k}" not in seen]
         if not missing:
             continue
@@ -242,8 +245,16 @@ def why_undefined(result: dict, path: str) -> str:
 
 
 # Parts of a result whose keys depend on the model or run (node names, stages, future slices).
-_OPEN_PREFIXES = ("density.knots_per_layer.", "timing.", "model.validation.")
+_OPEN_PREFIXES = (
+    "density.knots_per_layer.",
+    "timing.",
+    "model.validation.",
+    "slice.boundary_length_per_layer.",
+    "slice.classes.",
+    "slice.box.",
+)
 _PER_NODE = "density.knots_per_layer."
+_SLICE_PER_NODE = "slice.boundary_length_per_layer."
 
 
 def could_exist(path: str, compare: bool = False) -> bool:
@@ -251,7 +262,7 @@ def could_exist(path: str, compare: bool = False) -> bool:
     if path in gateable_paths(schema_skeleton(compare)):
         return True
     roots = ("a.", "b.") if compare else ("",)
-    prefixes = [r + p for r in roots for p in _OPEN_PREFIXES]
+    prefixes = [r + p for r in roots for p in _OPEN_PREFIXES if not (compare and p.startswith("slice."))]
     if compare:
         prefixes.append("timing.")
     return any(path.startswith(p) and len(path) > len(p) for p in prefixes)
@@ -267,7 +278,8 @@ def check_paths(paths: list[str], compare: bool = False) -> None:
 def check_node_paths(paths: list[str], kink_names: list[str]) -> None:
     """Once the model is imported its kink nodes are known: a per-layer path naming another node
     is a usage error before the analysis runs, not after it."""
-    valid = [_PER_NODE + name for name in kink_names]
-    for path in paths:
-        if path.startswith(_PER_NODE) and path not in valid:
-            raise unknown_path_error(path, valid)
+    for prefix in (_PER_NODE, _SLICE_PER_NODE):
+        valid = [prefix + name for name in kink_names]
+        for path in paths:
+            if path.startswith(prefix) and path not in valid:
+                raise unknown_path_error(path, valid)

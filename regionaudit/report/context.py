@@ -266,19 +266,9 @@ def audit_plots(result: AuditResult) -> dict[str, list[Plot]]:
     sliced: list[Plot] = []
     # --- end reference frame
     if result.slice is not None:
-        sl = result.slice
-        polygons, count = sl.get("polygons"), sl.get("count")
-        title = "2-D slice" + (f": {count:,} regions" if isinstance(count, int) else "")
-        sliced.append(
-            Plot(
-                "slice",
-                "2-D slice",
-                "Activation regions on a plane through three probe points (Hanin & Rolnick 2019a, Fig. 1); "
-                "each region is one colour.",
-                plots.slice_picture("slice", polygons, sl.get("points"), title),
-                "The slice has no polygons to draw" + (f" ({count:,} regions counted)." if isinstance(count, int) else "."),
-            )
-        )
+        from regionaudit.report.slice_plot import report_svg
+
+        sliced.append(slice_plot_record(result, report_svg(result.slice)))
     return {**out, "slice": sliced}
 
 
@@ -333,12 +323,41 @@ def _with_reference(result: AuditResult, metrics: list[Metric]) -> list[Metric]:
     return metrics
 
 
-def _slice_facts(sl: dict | None) -> list[tuple[str, str]]:
+def slice_plot_record(result: AuditResult, svg: str | None) -> Plot:
+    sl = result.slice
+    where = "the model's input plane" if "xmin" in sl.box else "the plane through three data points" if sl.source == "data" else (
+        "the plane through three synthetic Gaussian points" if sl.source == "synthetic" else "the plane through the three given points"
+    )
+    caption = (
+        f"Every activation region of {where}, computed exactly (Hanin & Rolnick 2019a, Fig. 1): each "
+        "filled polygon is one region where the network is affine; thin lines are region boundaries, "
+        "coloured by the layer that made them; the thick black line is the decision boundary, where the "
+        "predicted class changes; the marked points p0, p1, p2 carry their predicted class."
+    )
+    empty = f"The picture needs the polygons, which this result does not hold ({sl.regions:,} regions counted)."
+    return Plot("slice", "2-D slice", caption, svg, empty)
+
+
+def _slice_facts(sl) -> list[tuple[str, str]]:
+    """The slice's numbers beside its picture."""
     if sl is None:
         return []
-    return [(str(k), show.value(v)) for k, v in sl.items() if k not in ("polygons", "areas", "points")] + (
-        [("polygons", show.count(len(sl["polygons"])))] if isinstance(sl.get("polygons"), list) else []
-    )
+    rows = [
+        ("Regions", show.count(sl.regions) + (" (lower bound: --max-regions reached)" if sl.truncated else "")),
+        ("Regions per unit area", show.num(sl.regions_per_unit_area)),
+        ("Median region area", show.num(median(sl.area))),
+        ("Boundary length", show.num(sl.boundary_length)),
+    ]
+    rows += [(f"  made by {name}", show.num(v)) for name, v in sl.boundary_length_per_layer.items()]
+    rows += [
+        ("Decision boundary", f"{show.num(sl.decision_boundary.get('length'))} long, {show.count(sl.decision_boundary.get('pieces'))} pieces"),
+        ("Regions per predicted class", ", ".join(f"{k}: {show.count(v)}" for k, v in sorted(sl.classes.items(), key=lambda kv: int(kv[0])))),
+    ]
+    if "half_width" in sl.box:
+        rows.append(("Square half-width", show.num(sl.box.get("half_width"))))
+    else:
+        rows.append(("Box", f"x {show.num(sl.box['xmin'])} … {show.num(sl.box['xmax'])}, y {show.num(sl.box['ymin'])} … {show.num(sl.box['ymax'])}"))
+    return rows
 
 
 # --- compare ---------------------------------------------------------------------------------

@@ -295,44 +295,5 @@ def paired_histogram(plot_id: str, values: Sequence[float | None], title: str, x
     return _draw(plot_id, draw, title)
 
 
-def slice_picture(plot_id: str, polygons, points=None, title: str = "2-D slice") -> str | None:
-    """Activation regions of a 2-D slice, each polygon a random pastel colour (seeded)."""
-    polys = []
-    for poly in polygons or []:
-        try:
-            arr = np.asarray(poly, dtype=float)
-        except (TypeError, ValueError):
-            continue
-        if arr.ndim == 2 and arr.shape[0] >= 3 and arr.shape[1] == 2 and np.isfinite(arr).all():
-            polys.append(arr)
-    if not polys:
-        return None
-    rng = np.random.default_rng(0)
-    hues = rng.random(len(polys))
-    sats = rng.uniform(0.25, 0.45, len(polys))
-    colors = mpl.colors.hsv_to_rgb(np.stack([hues, sats, np.full(len(polys), 0.97)], axis=1))
-
-    def draw(fig):
-        ax = fig.add_subplot()
-        lw = 0.4 if len(polys) < 2000 else 0.15
-        ax.add_collection(PolyCollection(polys, facecolors=colors, edgecolors="#4a4a4a", linewidths=lw))
-        allv = np.concatenate(polys)
-        ax.set_xlim(allv[:, 0].min(), allv[:, 0].max())
-        ax.set_ylim(allv[:, 1].min(), allv[:, 1].max())
-        if points is not None:
-            try:
-                p = np.asarray(points, dtype=float).reshape(-1, 2)
-                ax.scatter(p[:, 0], p[:, 1], s=22, color="black", zorder=3, marker="o", edgecolors="white", linewidths=0.8)
-            except (TypeError, ValueError):
-                pass
-        ax.set_aspect("equal")
-        ax.grid(False)
-        ax.set_title(plain(title))
-        ax.set_xlabel("e1")
-        ax.set_ylabel("e2")
-
-    return _draw(plot_id, draw, title, size=(4.6, 4.6))
-
-
 def _short(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"

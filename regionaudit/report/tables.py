@@ -32,14 +32,15 @@ def summary_of(result: AuditResult, path: str):
     """The value at a metric's path in the result (a summary dict, a number or None)."""
     node = result
     for key in path.split("."):
-        node = getattr(node, key)
+        node = node.get(key) if isinstance(node, dict) else getattr(node, key)
     return node
 
 
 def shown_metrics(result: AuditResult) -> list[Metric]:
-    """The catalogue's metrics this result has: loop metrics only when loops were measured."""
+    """The catalogue's metrics this result has: loop metrics only when loops were measured, slice
+    metrics only when the 2-D slice was."""
     loops = bool(result.density.paths or result.deviation.paths or result.density.path_summary)
-    return [m for m in METRICS if loops or not m.loops]
+    return [m for m in METRICS if (loops or not m.loops) and (result.slice is not None or not m.slice)]
 
 
 def distribution_table(result: AuditResult) -> Table:

@@ -1,0 +1,690 @@
+"""Exact 2-D slices: the activation regions of a plane through input space (DESIGN.md, "2-D slices").
+
+On the plane x(u, v) = o + u e1 + v e2 every node is affine on every activation region, so each
+polygon carries, for every live tensor, three coefficient tensors (value at the box centre and the
+derivatives along u and v) instead of values at its vertices. Kink node by kink node, in
+topological order (Hanin & Rolnick 2019b, appendix: "we add neurons ... one by one ... observing how
+each neuron cuts existing regions"):
+
+- the kink's input is affine on a polygon, so its values at the polygon's vertices decide which
+  units (ReLU-type: the zero line; MaxPool: the pairwise differences of a window's candidates)
+  cut it;
+- every cut polygon is split, one cutting unit (or window) per round, batched over all polygons:
+  a polygon is replaced by the cells of the unit's candidates, i.e. clipped by half-planes;
+- every child then picks its side (mask, or window winner) and the kink is applied to its
+  coefficients, exactly.
+
+Rounding guard (the 1-D analysis's, see `_common.zero_tolerance`): a value within
+`16 eps x mag` of zero at a vertex is on the line, where `mag` bounds every value computed so far on
+the polygon (`_magnitude`); a line cuts a polygon only with vertices strictly on both sides of
+that floor (`_classify`), and a MaxPool candidate within the floor of the window's maximum at every
+vertex wins the whole polygon (`_cell_split`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from regionaudit.analysis._common import bytes_per_probe, default_max_memory, needed_nodes, zero_tolerance
+from regionaudit.errors import BadOption
+from regionaudit.ir import MaxPool, Network, UnitKink
+
+BOX_LABEL = -1  # edge label of the box's own sides
+
+
+@dataclass
+class Plane:
+    """x(u, v) = origin + u axes[0] + v axes[1], over the box umin <= u <= umax, vmin <= v <= vmax."""
+
+    origin: torch.Tensor  # (D,) float64
+    axes: torch.Tensor  # (2, D) float64
+    box: tuple[float, float, float, float]  # (umin, umax, vmin, vmax)
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        umin, umax, vmin, vmax = self.box
+        return (umin + umax) / 2, (vmin + vmax) / 2
+
+    @property
+    def half(self) -> tuple[float, float]:
+        umin, umax, vmin, vmax = self.box
+        return (umax - umin) / 2, (vmax - vmin) / 2
+
+    @property
+    def area(self) -> float:
+        hu, hv = self.half
+        return 4 * hu * hv
+
+    def points(self, uv) -> torch.Tensor:
+        """Input-space points (N, D) at plane coordinates uv (N, 2)."""
+        uv = torch.as_tensor(uv, dtype=torch.float64)
+        return self.origin + uv @ self.axes.to(torch.float64)
+
+
+@dataclass
+class Polygons:
+    """Convex polygons, padded: vertex k of polygon p is verts[p, k] for k < counts[p], in
+    counter-clockwise order; labels[p, k] names what made the edge from vertex k to k + 1 (the
+    id of a kink node, or BOX_LABEL). Coordinates are relative to the box centre."""
+
+    verts: torch.Tensor  # (P, V, 2)
+    counts: torch.Tensor  # (P,) long
+    labels: torch.Tensor  # (P, V) long
+
+    def __len__(self) -> int:
+        return int(self.counts.shape[0])
+
+    def take(self, idx: torch.Tensor) -> "Polygons":
+        counts = self.counts[idx]
+        width = int(counts.max()) if counts.numel() else 1
+        return Polygons(self.verts[idx, :width], counts, self.labels[idx, :width])
+
+    @staticmethod
+    def cat(parts: list["Polygons"]) -> "Polygons":
+        nonempty = [p for p in parts if len(p)]
+        if not nonempty:
+            return parts[0]
+        parts = nonempty
+        width = max(p.verts.shape[1] for p in parts)
+
+        def pad(t: torch.Tensor, value) -> torch.Tensor:
+            extra = width - t.shape[1]
+            if extra == 0:
+                return t
+            return torch.cat([t, t.new_full((t.shape[0], extra, *t.shape[2:]), value)], 1)
+
+        return Polygons(
+            torch.cat([pad(p.verts, 0.0) for p in parts]),
+            torch.cat([p.counts for p in parts]),
+            torch.cat([pad(p.labels, BOX_LABEL) for p in parts]),
+        )
+
+    def valid(self) -> torch.Tensor:
+        return torch.arange(self.verts.shape[1], device=self.counts.device) < self.counts[:, None]
+
+    def _next(self) -> torch.Tensor:
+        k = torch.arange(self.verts.shape[1], device=self.counts.device)
+        return (k[None, :] + 1) % self.counts.clamp(min=1)[:, None]
+
+    def areas(self) -> torch.Tensor:
+        """Shoelace areas (P,)."""
+        v = self.verts
+        w = v.gather(1, self._next()[..., None].expand_as(v))
+        cross = v[..., 0] * w[..., 1] - v[..., 1] * w[..., 0]
+        return (cross * self.valid()).sum(1) / 2
+
+    def perimeters(self) -> torch.Tensor:
+        v = self.verts
+        w = v.gather(1, self._next()[..., None].expand_as(v))
+        return (torch.linalg.vector_norm(w - v, dim=-1) * self.valid()).sum(1)
+
+    def centroids(self) -> torch.Tensor:
+        """Area centroids (P, 2); the vertex mean for degenerate polygons."""
+        v = self.verts
+        w = v.gather(1, self._next()[..., None].expand_as(v))
+        valid = self.valid()
+        cross = (v[..., 0] * w[..., 1] - v[..., 1] * w[..., 0]) * valid
+        a = cross.sum(1) / 2
+        c = ((v + w) * cross[..., None]).sum(1) / (6 * a.clamp(min=1e-300)[:, None])
+        mean = (v * valid[..., None]).sum(1) / self.counts.clamp(min=1)[:, None]
+        return torch.where((a > 0)[:, None], c, mean)
+
+    def edges(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every edge as (start, end) points (E, 2, 2) and its label (E,)."""
+        v = self.verts
+        w = v.gather(1, self._next()[..., None].expand_as(v))
+        valid = self.valid()
+        return torch.stack([v[valid], w[valid]], 1), self.labels[valid]
+
+
+def _values_at(lines: torch.Tensor, verts: torch.Tensor) -> torch.Tensor:
+    """a + b u + c v of lines (N, ..., 3) at verts (N, V, 2): (N, V, ...)."""
+    extra = lines.dim() - 2
+    u = verts[..., 0].reshape(*verts.shape[:2], *([1] * extra))
+    v = verts[..., 1].reshape(*verts.shape[:2], *([1] * extra))
+    a, b, c = lines[..., 0].unsqueeze(1), lines[..., 1].unsqueeze(1), lines[..., 2].unsqueeze(1)
+    return a + u * b + v * c
+
+
+def _classify(s: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
+    """+1 / -1 strictly beyond the rounding floor, 0 on the line (rounding guard)."""
+    f = floor.reshape(-1, *([1] * (s.dim() - 1)))
+    return (s > f).to(torch.int8) - (s < -f).to(torch.int8)
+
+
+def clip(polys: Polygons, s: torch.Tensor, floor: torch.Tensor, label: int) -> tuple[Polygons, torch.Tensor]:
+    """Each polygon clipped to {s >= 0}, s (N, V) being an affine function's values at its
+    vertices; the new edge along s = 0 gets `label`. Returns the clipped polygons and whether each
+    keeps positive area (a vertex strictly inside, beyond the rounding floor).
+
+    Sutherland-Hodgman for convex polygons, batched: every vertex and every edge crossing is a
+    slot [v0, x0, v1, x1, ...]; kept slots are compacted in order.
+    """
+    n, width = s.shape
+    valid = polys.valid()
+    cls = _classify(s, floor)
+    nxt = polys._next()
+    s1 = s.gather(1, nxt)
+    cls1 = cls.gather(1, nxt)
+    v0 = polys.verts
+    v1 = v0.gather(1, nxt[..., None].expand_as(v0))
+    cross = valid & (cls.to(torch.int16) * cls1 < 0)
+    t = torch.where(cross, s / torch.where(cross, s - s1, torch.ones_like(s)), torch.zeros_like(s))
+    x = v0 + t[..., None] * (v1 - v0)
+    keep = valid & (cls >= 0)
+    new = torch.full_like(polys.labels, label)
+    lab_v = torch.where((cls == 0) & (cls1 < 0), new, polys.labels)
+    lab_x = torch.where(cls1 > 0, polys.labels, new)
+    items = torch.stack([v0, x], 2).reshape(n, 2 * width, 2)
+    mask = torch.stack([keep, cross], 2).reshape(n, 2 * width)
+    labs = torch.stack([lab_v, lab_x], 2).reshape(n, 2 * width)
+    counts = mask.sum(1)
+    out_w = max(1, int(counts.max()) if n else 1)
+    pos = torch.cumsum(mask, 1) - 1
+    rows, cols = mask.nonzero(as_tuple=True)
+    verts = items.new_zeros(n, out_w, 2)
+    labels = labs.new_full((n, out_w), BOX_LABEL)
+    verts[rows, pos[rows, cols]] = items[rows, cols]
+    labels[rows, pos[rows, cols]] = labs[rows, cols]
+    alive = (valid & (cls > 0)).any(1)
+    return Polygons(verts, counts, labels), alive
+
+
+def _winners(values: torch.Tensor, valid: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
+    """(N, ..., k) bool: candidates within the floor of the maximum at every vertex.
+
+    `values` (N, V, ..., k); by convexity of the max, such a candidate is the maximum on the whole
+    polygon (up to rounding).
+    """
+    m = values.max(-1, keepdim=True).values
+    f = floor.reshape(-1, *([1] * (values.dim() - 1)))
+    near = values >= m - f
+    vmask = valid.reshape(*valid.shape, *([1] * (values.dim() - 2)))
+    return (near | ~vmask).all(1)
+
+
+def cell_split(
+    polys: Polygons, cand: torch.Tensor, floor: torch.Tensor, label: int
+) -> tuple[Polygons, torch.Tensor, torch.Tensor]:
+    """Split each polygon into the cells of max(cand): cand (N, k, 3) affine candidates.
+
+    Returns the pieces, the index of the polygon each came from, and the number of vertices
+    processed. A polygon where one candidate wins everywhere (`_winners`) is kept whole; otherwise
+    candidate i's cell is the polygon clipped by cand_i - cand_j >= 0 for every j. Ties follow
+    argmax: a candidate equal (within the floor) to an earlier one has no cell of its own; -inf
+    candidates (MaxPool padding) have none either.
+    """
+    n, k, _ = cand.shape
+    dev = cand.device
+    valid = polys.valid()
+    vals = _values_at(cand, polys.verts)  # (N, V, k)
+    split = ~_winners(vals, valid, floor).any(-1)
+    keep_idx = (~split).nonzero().flatten()
+    act = split.nonzero().flatten()
+    work = polys.verts.shape[1] * n
+    if act.numel() == 0:
+        return polys, torch.arange(n, device=dev), torch.tensor(work)
+    sub = polys.take(act)
+    c = cand[act]  # (A, k, 3)
+    fl = floor[act]
+    finite = torch.isfinite(c[..., 0])  # (A, k)
+    diff = c[:, :, None, :] - torch.where(finite[..., None], c, torch.zeros_like(c))[:, None, :, :]  # (A, i, j, 3)
+    sv = _values_at(diff.reshape(act.numel(), k * k, 3), sub.verts).reshape(act.numel(), -1, k, k)
+    fv = fl.reshape(-1, 1, 1, 1)
+    vmask = sub.valid()[..., None, None]
+    tied = ((sv.abs() <= fv) | ~vmask).all(1)  # (A, i, j)
+    eye = torch.eye(k, dtype=torch.bool, device=dev)
+    earlier = torch.ones(k, k, dtype=torch.bool, device=dev).tril(-1)  # j < i
+    ok = finite & ~(tied & earlier & finite[:, None, :]).any(-1)  # (A, i)
+    skip = eye | tied | ~finite[:, None, :]  # constraints that bind nothing
+    # replicate each polygon once per candidate: row (a, i)
+    rep = torch.arange(act.numel(), device=dev).repeat_interleave(k)
+    cells = sub.take(rep)
+    alive = ok.reshape(-1).clone()
+    ii = torch.arange(k, device=dev).repeat(act.numel())
+    for m in range(1, k):
+        jj = (ii + m) % k
+        lines = diff.reshape(act.numel(), k, k, 3)[rep, ii, jj]
+        s = _values_at(lines, cells.verts)
+        s = torch.where(skip[rep, ii, jj][:, None], torch.full_like(s, math.inf), s)
+        work += s.numel()
+        cells, still = clip(cells, s, fl[rep], label)
+        alive &= still
+    # rounding guard: drop cells that lost their area on the way
+    alive &= cells.counts >= 3
+    pieces = Polygons.cat([polys.take(keep_idx), cells.take(alive.nonzero().flatten())])
+    origin = torch.cat([keep_idx, act[rep[alive]]])
+    return pieces, origin, torch.tensor(work)
+
+
+def halve(
+    polys: Polygons, parent: torch.Tensor, lines: torch.Tensor, floor: torch.Tensor, label: int
+) -> tuple[Polygons, torch.Tensor, int]:
+    """Split each polygon cut by its line (N, 3) into its two sides: the ReLU-type case of
+    `cell_split` (candidates z and 0) without the candidate axis."""
+    s = _values_at(lines, polys.verts)
+    valid = polys.valid()
+    cls = _classify(s, floor)
+    cut = ((cls > 0) & valid).any(1) & ((cls < 0) & valid).any(1)
+    work = s.numel()
+    if not bool(cut.any()):
+        return polys, parent, work
+    idx = cut.nonzero().flatten()
+    keep = (~cut).nonzero().flatten()
+    sub = polys.take(idx)
+    ss = s[idx, : sub.verts.shape[1]]
+    fl = floor[idx]
+    pos, _ = clip(sub, ss, fl, label)
+    neg, _ = clip(sub, -ss, fl, label)
+    work += 2 * ss.numel()
+    out = Polygons.cat([polys.take(keep), pos, neg])
+    return out, torch.cat([parent[keep], parent[idx], parent[idx]]), work
+
+
+# ----------------------------------------------------------------------------------------------
+# the partition
+
+
+@dataclass
+class Partition:
+    """The activation regions of a plane's box, one convex polygon each."""
+
+    polygons: Polygons  # coordinates relative to `centre`
+    centre: tuple[float, float]
+    outputs: torch.Tensor  # (P, 3, n_outputs): output = o0 + (u - cu) o1 + (v - cv) o2
+    patterns: torch.Tensor  # (P, B) uint8: every kink node's mask (packed bits) or window winners
+    mag: torch.Tensor  # (P,) scale of the rounding of each polygon's values
+    boundary_length: dict[str, float]  # kink node name -> length of the boundary it made
+    truncated: bool = False
+    vertices_processed: int = 0
+    dtype: torch.dtype = torch.float64
+
+    @property
+    def regions(self) -> int:
+        return len(self.polygons)
+
+    def vertices(self) -> list:
+        """Each polygon's vertices in plane coordinates, as float64 numpy arrays."""
+        v = self.polygons.verts.detach().to("cpu", torch.float64).numpy()
+        c = self.polygons.counts.tolist()
+        cu, cv = self.centre
+        return [v[p, : c[p]] + (cu, cv) for p in range(len(c))]
+
+
+@dataclass
+class _Batch:
+    polys: Polygons
+    values: dict[int, torch.Tensor]  # node id -> (P, 3, *shape)
+    mag: torch.Tensor
+    patterns: list[torch.Tensor] = field(default_factory=list)
+
+
+
+def _offsets(node: UnitKink, z: torch.Tensor) -> torch.Tensor:
+    """An elementwise kink's breakpoint offsets as affine coefficients (P, 3, breaks * units):
+    the offsets at the centre, and their derivatives along e1 and e2 (the offsets' linear part)."""
+    return torch.stack([node.offsets(z[:, 0]), node.offset_slopes(z[:, 1]), node.offset_slopes(z[:, 2])], 1)
+
+def _magnitude(v: torch.Tensor, hu: float, hv: float) -> torch.Tensor:
+    """Bound on |value| over the box of each polygon's affine tensor v (P, 3, ...)."""
+    flat = v.reshape(v.shape[0], 3, -1)
+    if flat.shape[-1] == 0:
+        return v.new_zeros(v.shape[0])
+    bound = flat[:, 0].abs() + hu * flat[:, 1].abs() + hv * flat[:, 2].abs()
+    return bound.nan_to_num(posinf=0.0).amax(1)
+
+
+def _pack(bits: torch.Tensor) -> torch.Tensor:
+    """(P, U) bool -> (P, ceil(U/8)) uint8, most significant bit first."""
+    p, u = bits.shape
+    pad = (-u) % 8
+    if pad:
+        bits = torch.cat([bits, bits.new_zeros(p, pad)], 1)
+    w = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.int32, device=bits.device)
+    return (bits.reshape(p, -1, 8).to(torch.int32) * w).sum(-1).to(torch.uint8)
+
+
+class _Partitioner:
+    def __init__(self, network: Network, plane: Plane, max_regions: int | None, max_memory: int):
+        self.net = network
+        self.plane = plane
+        self.order = needed_nodes(network)
+        self.last = network.last_use(self.order)
+        self.hu, self.hv = plane.half
+        self.max_regions = max_regions
+        self.live = 1
+        self.truncated = False
+        self.work = 0
+        self.lengths = {network.nodes[i].name: 0.0 for i in network.kink_ids}
+        itemsize = torch.empty((), dtype=network.dtype).element_size()
+        per_poly = 3 * bytes_per_probe(network, self.order, itemsize) + 64 * 24
+        self.cap = max(16, int(max_memory) // (4 * per_poly))
+        self.done: list[_Batch] = []
+        self._bias: dict[int, torch.Tensor] = {}
+        self.tol = zero_tolerance(network.dtype)
+
+    # -- affine nodes on coefficient triples
+    def _affine(self, i: int, xs: list[torch.Tensor]) -> torch.Tensor:
+        node = self.net.nodes[i]
+        p = xs[0].shape[0]
+        flat = [x.reshape(p * 3, *x.shape[2:]) for x in xs]
+        y = node.linear(flat)
+        y = y.reshape(p, 3, *y.shape[1:]).clone()
+        if i not in self._bias:
+            zeros = [x.new_zeros(1, *x.shape[2:]) for x in xs]
+            self._bias[i] = node.forward(zeros) - node.linear(zeros)
+        y[:, 0] += self._bias[i][0]
+        return y
+
+    def run(self) -> None:
+        net = self.net
+        hu, hv = self.hu, self.hv
+        dt, dev = net.dtype, net.device
+        square = torch.tensor([[-hu, -hv], [hu, -hv], [hu, hv], [-hu, hv]], dtype=dt, device=dev)
+        polys = Polygons(square[None], torch.tensor([4], device=dev), torch.full((1, 4), BOX_LABEL, device=dev))
+        cu, cv = self.plane.centre
+        o = self.plane.origin.to(dt) + cu * self.plane.axes[0].to(dt) + cv * self.plane.axes[1].to(dt)
+        x = net.prepare(torch.stack([o, self.plane.axes[0].to(dt), self.plane.axes[1].to(dt)]))
+        x = x.to(dev)[None]  # (1, 3, *graph_input_shape)
+        batch = _Batch(polys, {0: x}, _magnitude(x, hu, hv))
+        self._descend(batch, 1)
+
+    def _descend(self, batch: _Batch, pos: int) -> None:
+        net = self.net
+        for at in range(pos, len(self.order)):
+            i = self.order[at]
+            node = net.nodes[i]
+            if node.is_kink:
+                children, parent = self._split(i, batch)
+                if len(children) > self.cap:
+                    for lo in range(0, len(children), self.cap):
+                        idx = torch.arange(lo, min(lo + self.cap, len(children)), device=parent.device)
+                        sub = self._kink(i, batch, children.take(idx), parent[idx])
+                        self._descend(sub, at + 1)
+                    return
+                batch = self._kink(i, batch, children, parent)
+            else:
+                batch.values[i] = self._affine(i, [batch.values[k] for k in node.inputs])
+                batch.mag = torch.maximum(batch.mag, _magnitude(batch.values[i], self.hu, self.hv))
+            for k in list(batch.values):
+                if self.last.get(k, k) <= i:
+                    del batch.values[k]
+        self.done.append(batch)
+
+    # -- kink nodes
+    def _coefficients(self, i: int, z: torch.Tensor) -> torch.Tensor:
+        """The kink's candidates as affine coefficients (P, 3, G, k): a MaxPool window's k
+        candidates (-inf padding stays -inf); for an elementwise kink each breakpoint's offset
+        (k = 1: z for a ReLU, z - lo and z - hi for a Clip), the pair (offset, 0) being implied."""
+        node = self.net.nodes[i]
+        p = z.shape[0]
+        if isinstance(node, UnitKink):
+            return _offsets(node, z).reshape(p, 3, -1, 1)
+        cand = node.candidates(z.reshape(p * 3, *z.shape[2:]))
+        cand = cand.reshape(p, 3, *cand.shape[1:])  # (P, 3, W, k)
+        padding = torch.tensor([-math.inf, 0.0, 0.0], dtype=cand.dtype, device=cand.device).reshape(1, 3, 1, 1)
+        return torch.where(torch.isfinite(cand[:, :1]), cand, padding)
+
+    def _winners(self, polys: Polygons, coef: torch.Tensor, floor: torch.Tensor, relu: bool) -> torch.Tensor:
+        """(P, G, k) bool: candidates within the rounding floor of their group's maximum at every
+        vertex of the polygon (by convexity of the max: the maximum on the whole polygon). For a
+        ReLU-type unit (`relu`, coef holding z only) the candidates are (z, 0): z wins where
+        z >= -floor at every vertex, 0 where z <= floor.
+
+        Values at the vertices come from one batched matmul per chunk of polygons."""
+        p, _, g, k = coef.shape
+        k_out = 2 if relu else k
+        width = polys.verts.shape[1]
+        h = torch.cat([torch.ones_like(polys.verts[..., :1]), polys.verts], -1)  # (P, V, 3)
+        valid = polys.valid()
+        out = torch.empty(p, g, k_out, dtype=torch.bool, device=coef.device)
+        step = max(1, (1 << 22) // max(1, width * g * k))
+        for lo in range(0, p, step):
+            hi = min(p, lo + step)
+            vals = torch.bmm(h[lo:hi], coef[lo:hi].reshape(hi - lo, 3, g * k)).reshape(hi - lo, width, g, k)
+            if relu:
+                z = vals[..., 0]
+                f = floor[lo:hi].reshape(-1, 1, 1)
+                vm = valid[lo:hi, :, None]
+                win_z = ((z >= -f) | ~vm).all(1)
+                win_0 = ((z <= f) | ~vm).all(1)
+                out[lo:hi] = torch.stack([win_z, win_0], -1)
+                continue
+            m = vals.amax(-1, keepdim=True)
+            near = (vals >= m - floor[lo:hi].reshape(-1, 1, 1, 1)) | ~valid[lo:hi, :, None, None]
+            out[lo:hi] = near.all(1)
+        return out
+
+    def _split(self, i: int, batch: _Batch) -> tuple[Polygons, torch.Tensor]:
+        node = self.net.nodes[i]
+        z = batch.values[node.inputs[0]]
+        floor = batch.mag * self.tol
+        n = len(batch.polys)
+        parent = torch.arange(n, device=floor.device)
+        relu = isinstance(node, UnitKink)
+        coef = self._coefficients(i, z)
+        if self.truncated:
+            return batch.polys, parent
+        active = ~self._winners(batch.polys, coef, floor, relu).any(-1)
+        p_idx, g_idx = active.nonzero(as_tuple=True)
+        groups = coef[p_idx, :, g_idx].transpose(1, 2)  # (G, k, 3) in (polygon, unit) order
+        n_groups = torch.bincount(p_idx, minlength=n)
+        start = torch.cumsum(n_groups, 0) - n_groups
+        done_polys: list[Polygons] = []
+        done_parent: list[torch.Tensor] = []
+        polys = batch.polys
+        rounds = int(n_groups.max()) if n else 0
+        for r in range(rounds):
+            has = n_groups[parent] > r
+            if not bool(has.all()):
+                fin = (~has).nonzero().flatten()
+                done_polys.append(polys.take(fin))
+                done_parent.append(parent[fin])
+                keep = has.nonzero().flatten()
+                polys, parent = polys.take(keep), parent[keep]
+            before = len(polys)
+            g = start[parent] + r
+            if relu:
+                polys, parent, work = halve(polys, parent, groups[g, 0], floor[parent], i)
+            else:
+                polys, origin, work = cell_split(polys, groups[g], floor[parent], i)
+                parent = parent[origin]
+            self.work += int(work)
+            self.live += len(polys) - before
+            if self.max_regions is not None and self.live > self.max_regions:
+                self.truncated = True
+                break
+        done_polys.append(polys)
+        done_parent.append(parent)
+        children = Polygons.cat(done_polys)
+        parent = torch.cat(done_parent)
+        grown = children.perimeters().sum() - batch.polys.perimeters().sum()
+        self.lengths[node.name] += float(grown) / 2
+        return children, parent
+
+    def _relu_mask(self, polys: Polygons, z: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
+        """(P, U) bool: z >= -floor at every vertex of each child (the rule `_winners` applies).
+
+        No unit of this node cuts a child any more, so each unit lies on one side of it, up to the
+        floor: the value at the vertex mean (an interior point) decides wherever it is beyond the
+        floor; only the rest is read at every vertex."""
+        p = z.shape[0]
+        coef = z.reshape(p, 3, -1)
+        valid = polys.valid()
+        mean = (polys.verts * valid[..., None]).sum(1) / polys.counts.clamp(min=1)[:, None]
+        h = torch.cat([torch.ones_like(mean[:, :1]), mean], 1)[:, None, :]  # (P, 1, 3)
+        zm = torch.bmm(h, coef)[:, 0]  # (P, U)
+        on = zm > 0
+        c, u = (zm.abs() <= floor[:, None]).nonzero(as_tuple=True)
+        if c.numel():
+            s = _values_at(coef[c, :, u], polys.verts[c])
+            on[c, u] = ((s >= -floor[c, None]) | ~valid[c]).all(1)
+        return on
+
+    def _kink(self, i: int, batch: _Batch, polys: Polygons, parent: torch.Tensor) -> _Batch:
+        """The children's values: every live tensor gathered from the parent, then the kink applied
+        with the mask (or window winners) that holds on the whole child."""
+        node = self.net.nodes[i]
+        values = {k: v[parent] for k, v in batch.values.items()}
+        mag = batch.mag[parent]
+        floor = mag * self.tol
+        z = values[node.inputs[0]]
+        p = z.shape[0]
+        if isinstance(node, UnitKink):
+            on = self._relu_mask(polys, _offsets(node, z), floor)  # (P, breaks * units)
+            out = torch.stack(
+                [node.with_pattern(z[:, 0], on), node.with_pattern(z[:, 1], on, linear=True),
+                 node.with_pattern(z[:, 2], on, linear=True)], 1
+            )
+            pattern = _pack(on)
+        else:
+            coef = self._coefficients(i, z)  # (P, 3, G, k)
+            win = self._winners(polys, coef, floor, False)
+            # the first candidate that is the maximum on the whole child (argmax's tie rule)
+            pick = win.to(torch.uint8).argmax(-1)  # (P, G)
+            idx = pick[:, None, :, None].expand(-1, 3, -1, 1)
+            out = coef.gather(3, idx)[..., 0].reshape(p, 3, *node.shape)
+            pattern = pick.to(torch.uint8 if coef.shape[3] <= 256 else torch.int16).reshape(p, -1)
+            if pattern.dtype != torch.uint8:
+                pattern = pattern.view(torch.uint8)
+        values[i] = out
+        mag = torch.maximum(mag, _magnitude(out, self.hu, self.hv))
+        patterns = [q[parent] for q in batch.patterns] + [pattern]
+        return _Batch(polys, values, mag, patterns)
+
+    def result(self) -> Partition:
+        net = self.net
+        parts = [b for b in self.done if len(b.polys)]
+        polys = Polygons.cat([b.polys for b in parts])
+        outputs = torch.cat([b.values[net.output].reshape(len(b.polys), 3, -1) for b in parts])
+        if parts[0].patterns:
+            patterns = torch.cat([torch.cat(b.patterns, 1) for b in parts])
+        else:
+            patterns = torch.zeros(len(polys), 0, dtype=torch.uint8, device=polys.counts.device)
+        mag = torch.cat([b.mag for b in parts])
+        return Partition(
+            polygons=polys,
+            centre=self.plane.centre,
+            outputs=outputs,
+            patterns=patterns,
+            mag=mag,
+            boundary_length=self.lengths,
+            truncated=self.truncated,
+            vertices_processed=self.work,
+            dtype=net.dtype,
+        )
+
+
+@torch.no_grad()
+def partition_plane(
+    network: Network, plane: Plane, *, max_regions: int | None = None, max_memory: int | None = None
+) -> Partition:
+    """Every activation region of `network` on the plane's box, exactly (see the module docstring).
+
+    `max_regions` stops splitting once that many regions exist (the partition is then `truncated`
+    and its count a lower bound); `max_memory` bounds the working memory in bytes by chunking the
+    polygon batch (chunks never change a region).
+    """
+    umin, umax, vmin, vmax = plane.box
+    if not (umax > umin and vmax > vmin) or not all(math.isfinite(b) for b in plane.box):
+        raise BadOption(f"the slice's box {plane.box} is empty or not finite")
+    if max_regions is not None and max_regions < 1:
+        raise BadOption("max_regions must be >= 1")
+    if max_memory is None:
+        max_memory = default_max_memory(network.device)
+    runner = _Partitioner(network, plane, max_regions, max_memory)
+    runner.run()
+    return runner.result()
+
+
+# ----------------------------------------------------------------------------------------------
+# what the partition says about the network's output
+
+
+def _logits(part: Partition) -> torch.Tensor:
+    """Output coefficients (P, 3, C) as class scores: a single output f becomes (0, f), so that
+    class 1 is f > 0 and class 0 is f <= 0."""
+    out = part.outputs
+    if out.shape[-1] == 1:
+        out = torch.cat([torch.zeros_like(out), out], -1)
+    return out
+
+
+def predicted_classes(part: Partition) -> torch.Tensor:
+    """Argmax of the output at each region's centroid (P,)."""
+    scores = _logits(part)
+    c = part.polygons.centroids()
+    val = scores[:, 0] + c[:, :1] * scores[:, 1] + c[:, 1:] * scores[:, 2]
+    return val.argmax(-1)
+
+
+def decision_boundary(part: Partition) -> torch.Tensor:
+    """The exact pieces of the plane where the predicted class changes: segments (M, 2, 2) in
+    plane coordinates.
+
+    Inside a region the class scores f_i are affine; where the argmax is not one class on the
+    whole region (`_winners`), the boundary between classes i < j is the part of the line
+    f_i = f_j inside the polygon where f_i >= f_k for every other k: a chord clipped to an
+    interval. Across region boundaries the scores are continuous, so no other piece exists.
+    """
+    scores = _logits(part)  # (P, 3, C)
+    polys = part.polygons
+    dev, dt = scores.device, scores.dtype
+    cand = scores.permute(0, 2, 1)  # (P, C, 3)
+    floor = part.mag * zero_tolerance(part.dtype)
+    vals = _values_at(cand, polys.verts)
+    act = (~_winners(vals, polys.valid(), floor).any(-1)).nonzero().flatten()
+    if act.numel() == 0:
+        return torch.zeros(0, 2, 2, dtype=dt, device=dev)
+    sub = polys.take(act)
+    c = cand[act]  # (A, C, 3)
+    n_cls = c.shape[1]
+    ii, jj = torch.triu_indices(n_cls, n_cls, 1, device=dev)
+    d = c[:, ii] - c[:, jj]  # (A, Q, 3): f_i - f_j
+    grad = d[..., 1:]
+    g2 = (grad**2).sum(-1)
+    ok = g2 > 0
+    g2s = torch.where(ok, g2, torch.ones_like(g2))
+    p0 = -d[..., :1] * grad / g2s[..., None]  # a point on f_i = f_j
+    direction = torch.stack([-grad[..., 1], grad[..., 0]], -1) / g2s.sqrt()[..., None]
+    lo = torch.full_like(g2, -math.inf)
+    hi = torch.full_like(g2, math.inf)
+
+    def constrain(g0: torch.Tensor, g1: torch.Tensor, tol: torch.Tensor):
+        nonlocal lo, hi, ok
+        t = -g0 / torch.where(g1 == 0, torch.ones_like(g1), g1)
+        pos, neg = g1 > 0, g1 < 0
+        lo = torch.where(pos, torch.maximum(lo, t), lo)
+        hi = torch.where(neg, torch.minimum(hi, t), hi)
+        ok = ok & ~((g1 == 0) & (g0 < -tol))
+
+    # inside the polygon: left of every counter-clockwise edge
+    v = sub.verts
+    w = v.gather(1, sub._next()[..., None].expand_as(v))
+    valid = sub.valid()
+    for k in range(v.shape[1]):
+        e = w[:, k] - v[:, k]  # (A, 2)
+        q = p0 - v[:, k, None, :]
+        g0 = e[:, None, 0] * q[..., 1] - e[:, None, 1] * q[..., 0]
+        g1 = e[:, None, 0] * direction[..., 1] - e[:, None, 1] * direction[..., 0]
+        use = valid[:, k, None].expand_as(g0)
+        constrain(torch.where(use, g0, torch.ones_like(g0)), torch.where(use, g1, torch.zeros_like(g1)), torch.zeros_like(g0))
+    # f_i >= f_k for every other class k
+    tol = floor[act, None]
+    for k in range(n_cls):
+        e = c[:, ii] - c[:, k : k + 1]  # (A, Q, 3)
+        g0 = e[..., 0] + p0[..., 0] * e[..., 1] + p0[..., 1] * e[..., 2]
+        g1 = direction[..., 0] * e[..., 1] + direction[..., 1] * e[..., 2]
+        same = (ii == k) | (jj == k)
+        constrain(torch.where(same, torch.ones_like(g0), g0), torch.where(same, torch.zeros_like(g1), g1), tol)
+    length = hi - lo
+    scale = max(part.polygons.verts.abs().max().item(), 1e-300)
+    keep = ok & (length > 1e-12 * scale)
+    a_idx, q_idx = keep.nonzero(as_tuple=True)
+    start = p0[a_idx, q_idx] + lo[a_idx, q_idx, None] * direction[a_idx, q_idx]
+    end = p0[a_idx, q_idx] + hi[a_idx, q_idx, None] * direction[a_idx, q_idx]
+    shift = torch.tensor(part.centre, dtype=dt, device=dev)
+    return torch.stack([start, end], 1) + shift

@@ -1,0 +1,131 @@
+"""The 2-D slice of an audit: choose the plane, partition it exactly, and turn the partition into
+the `slice` section of the result (DESIGN.md, "2-D slices")."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+
+from regionaudit import probes as P
+from regionaudit.analysis.slices import Partition, decision_boundary, partition_plane, predicted_classes
+from regionaudit.analysis.stats import summary
+from regionaudit.errors import BadData
+from regionaudit.files import load_array
+from regionaudit.ir import Network
+from regionaudit.planes import SlicePlane, build_plane, classes_of
+from regionaudit.slice_result import SliceDrawing, SliceResult
+
+DEFAULT_MAX_REGIONS = 200_000
+DEFAULT_SCALE = 1.25
+
+
+def _points_file(path, input_shape, opts, notes: list[str]) -> np.ndarray:
+    """The three points of --slice-points, read in --data-layout as data is."""
+    arr = load_array(path, "slice points")
+    P.check_size(arr, "slice points")
+    rows = P.as_rows(arr, input_shape, "slice points", opts.data_layout, opts.layout, notes)
+    if len(rows) != 3:
+        raise BadData(f"--slice-points must hold exactly 3 points, found {len(rows)} in {path}")
+    return rows.astype(np.float64)
+
+
+def activation_ids(part: Partition) -> list[str]:
+    """sha1 of each region's activation pattern (every kink node's mask bits or window winners,
+    in topological order): stable across runs and machines, unlike Python's hash()."""
+    pats = part.patterns.cpu().numpy()
+    return [hashlib.sha1(row.tobytes()).hexdigest() for row in pats]
+
+
+def _box(sp: SlicePlane) -> dict:
+    if sp.input_plane:
+        umin, umax, vmin, vmax = sp.plane.box
+        return {"xmin": umin, "xmax": umax, "ymin": vmin, "ymax": vmax}
+    return {
+        "centre": [float(v) for v in sp.plane.origin.tolist()],
+        "axes": [[float(v) for v in row] for row in sp.plane.axes.tolist()],
+        "half_width": float(sp.half_width),
+    }
+
+
+def measure_slice(network: Network, opts, rows: np.ndarray | None, synthetic: bool, notes: list[str]) -> SliceResult:
+    """The slice section: plane from `opts` (points file, scale, box) and the data rows."""
+    points = _points_file(opts.slice_points, network.input_shape, opts, notes) if opts.slice_points else None
+    source = "synthetic" if synthetic else "data"
+    if rows is None or len(rows) < 3:
+        rows = P.synthetic_rows(network.input_shape, 100, opts.seed)
+        source = "synthetic"
+    sp = build_plane(network, rows, source, opts.seed, opts.slice_scale, opts.slice_box, points)
+    part = partition_plane(network, sp.plane, max_regions=opts.max_regions, max_memory=opts.max_memory)
+    return slice_result(network, sp, part, bool(opts.keep_polygons), notes, getattr(opts, "slice_color", "region"))
+
+
+def slice_result(
+    network: Network, sp: SlicePlane, part: Partition, keep_polygons: bool, notes: list[str], color: str = "region"
+) -> SliceResult:
+    areas = part.polygons.areas().cpu().double().numpy()
+    classes = predicted_classes(part).cpu().numpy()
+    segs = decision_boundary(part).cpu().double().numpy()
+    seg_len = np.linalg.norm(segs[:, 1] - segs[:, 0], axis=1) if len(segs) else np.zeros(0)
+    names = network.kink_names
+    ids = network.kink_ids
+    edges, labels = part.polygons.edges()
+    shift = np.asarray(part.centre, dtype=np.float64)
+    edges = edges.cpu().double().numpy() + shift
+    lut = {node_id: k for k, node_id in enumerate(ids)}
+    edge_layers = np.asarray([lut.get(int(v), -1) for v in labels.cpu().tolist()], dtype=np.int64)
+    polygons = part.vertices()
+    point_classes = [int(c) for c in classes_of(network, sp.points)]
+    per_layer = {k: float(v) for k, v in part.boundary_length.items()}
+    values = [float(a) for a in areas] + list(per_layer.values()) + [float(seg_len.sum())]
+    if not all(math.isfinite(v) for v in values):
+        raise BadData("the slice overflowed float64 on this plane (an area or length is not finite); check the data's scale")
+    counts = {str(c): int(n) for c, n in zip(*np.unique(classes, return_counts=True))}
+    box_area = sp.plane.area
+    if part.truncated:
+        notes.append(
+            f"The 2-D slice reached --max-regions: its region count ({part.regions:,}) is a lower bound, and its "
+            "areas, boundary lengths and decision boundary describe an unfinished partition; raise --max-regions "
+            "to finish it."
+        )
+    if sp.source == "synthetic":
+        notes.append("No data was given: the 2-D slice goes through three seeded Gaussian points, not data.")
+    result = SliceResult(
+        regions=part.regions,
+        truncated=part.truncated,
+        box=_box(sp),
+        area=summary([float(a) for a in areas]),
+        regions_per_unit_area=part.regions / box_area,
+        boundary_length=float(sum(per_layer.values())),
+        boundary_length_per_layer=per_layer,
+        decision_boundary={"pieces": int(len(segs)), "length": float(seg_len.sum())},
+        classes=counts,
+        points=[[float(a), float(b)] for a, b in sp.uv],
+        point_classes=point_classes,
+        point_rows=sp.rows,
+        source=sp.source,
+    )
+    if keep_polygons:
+        act = activation_ids(part)
+        result.polygons = [
+            {"vertices": poly.tolist(), "area": float(a), "activation": h, "class": int(c)}
+            for poly, a, h, c in zip(polygons, areas, act, classes)
+        ]
+        result.decision_segments = segs.tolist()
+    drawing = SliceDrawing(
+        polygons=polygons,
+        classes=classes,
+        edges=edges,
+        edge_layers=edge_layers,
+        layer_names=list(names),
+        decision=segs,
+        points=np.asarray(sp.uv, dtype=np.float64),
+        point_classes=point_classes,
+        box=sp.plane.box,
+        input_plane=sp.input_plane,
+        synthetic=sp.source == "synthetic",
+        color=color,
+    )
+    return result.attach(drawing)
+

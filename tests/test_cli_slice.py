@@ -1,0 +1,160 @@
+"""The 2-D slice from the command line: JSON section, picture files, report section, gates, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from regionaudit.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "sample_models"
+SPIRALS = SAMPLES / "spirals_mlp.onnx"
+SPIRAL_DATA = SAMPLES / "spirals_test.npy"
+MLP = SAMPLES / "digits_mlp.onnx"
+DIGITS = SAMPLES / "digits_test.npy"
+FAST = ["--pairs", 2, "--max-points", 2, "-q"]
+
+
+def run(argv, capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def test_two_d_model_json_picture_and_report(tmp_path, capsys):
+    png, svg, html, out = tmp_path / "slice.png", tmp_path / "slice.svg", tmp_path / "r.html", tmp_path / "r.json"
+    code, stdout, err = run([SPIRALS, "--data", SPIRAL_DATA, *FAST, "--slice-png", png, "-o", html, "--json", out,
+                             "--keep-polygons"], capsys)
+    assert code == 0, err
+    assert "2-D slice:" in stdout
+    sl = json.loads(out.read_text())["slice"]
+    data = np.load(SPIRAL_DATA)
+    lo, hi = data.min(0), data.max(0)
+    pad = 0.1 * (hi - lo)
+    assert sl["box"] == pytest.approx({"xmin": lo[0] - pad[0], "xmax": hi[0] + pad[0], "ymin": lo[1] - pad[1], "ymax": hi[1] + pad[1]})
+    area = (sl["box"]["xmax"] - sl["box"]["xmin"]) * (sl["box"]["ymax"] - sl["box"]["ymin"])
+    assert sl["regions"] == len(sl["polygons"]) > 10 and not sl["truncated"]
+    assert sum(p["area"] for p in sl["polygons"]) == pytest.approx(area, rel=1e-9)
+    assert sl["regions_per_unit_area"] == pytest.approx(sl["regions"] / area)
+    assert sum(sl["classes"].values()) == sl["regions"]
+    assert sum(sl["boundary_length_per_layer"].values()) == pytest.approx(sl["boundary_length"])
+    assert sl["decision_boundary"]["pieces"] == len(sl["decision_segments"]) > 0
+    ids = [p["activation"] for p in sl["polygons"]]
+    assert len(set(ids)) == len(ids) and all(len(h) == 40 for h in ids)
+    # the three points are data rows, with their predicted classes, at their own coordinates
+    assert np.allclose(sl["points"], data[sl["point_rows"]])
+    assert len(set(sl["point_classes"])) == 2  # the spirals model has two classes
+    assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 20_000
+    page = html.read_text(encoding="utf-8")
+    assert '<section id="slice">' in page and 'id="plot-slice"' in page and "How to read it" in page
+    # the same picture as SVG
+    code, _, err = run([SPIRALS, "--data", SPIRAL_DATA, *FAST, "--slice-png", svg, "--json", tmp_path / "s.json"], capsys)
+    assert code == 0, err
+    root = ET.fromstring(svg.read_text(encoding="utf-8"))
+    assert root.tag.endswith("svg")
+    # without --keep-polygons the JSON holds no polygons, but the same numbers
+    again = json.loads((tmp_path / "s.json").read_text())["slice"]
+    assert again["polygons"] is None and again["regions"] == sl["regions"]
+
+
+def test_slice_through_three_data_rows_is_gateable(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    code, _, err = run([MLP, "--data", DIGITS, *FAST, "--json", out, "--fail-if", "slice.regions > 5",
+                        "--fail-if", "slice.decision_boundary.length < 0"], capsys)
+    assert code == 1
+    assert "FAIL slice.regions > 5" in err and "pass slice.decision_boundary.length < 0" in err
+    r = json.loads(out.read_text())
+    sl = r["slice"]
+    assert len(set(sl["point_classes"])) == 3  # three different predicted classes
+    assert sl["box"]["half_width"] > 0 and len(sl["box"]["axes"]) == 2 and len(sl["box"]["centre"]) == 64
+    assert r["settings"]["slice"] is True and r["settings"]["slice_scale"] == 1.25
+    assert r["settings"]["max_regions"] == 200000
+    code, stdout, _ = run(["metrics", out], capsys)
+    assert code == 0
+    paths = stdout.split()
+    for p in ("slice.regions", "slice.area.median", "slice.regions_per_unit_area", "slice.decision_boundary.length",
+              "slice.box.half_width"):
+        assert p in paths
+    assert any(p.startswith("slice.boundary_length_per_layer.") for p in paths)
+    code, stdout, _ = run(["metrics"], capsys)
+    assert "slice.regions" in stdout.split()
+
+
+def test_slice_points_file_scale_and_truncation(tmp_path, capsys):
+    rows = np.load(DIGITS)[[0, 5, 9]]
+    points = tmp_path / "p.npy"
+    np.save(points, rows)
+    out = tmp_path / "r.json"
+    code, _, err = run([MLP, "--data", DIGITS, *FAST, "--json", out, "--slice-points", points, "--slice-scale", 2,
+                        "--max-regions", 20], capsys)
+    assert code == 0, err
+    r = json.loads(out.read_text())
+    sl = r["slice"]
+    assert sl["truncated"] and sl["regions"] >= 20 and sl["point_rows"] is None and sl["source"] == "file"
+    assert any("--max-regions" in n for n in r["notes"])
+    assert r["settings"]["slice_points_sha256"] == hashlib.sha256(points.read_bytes()).hexdigest()
+    uv = np.asarray(sl["points"])
+    radius = np.linalg.norm(uv, axis=1)
+    assert np.allclose(radius, radius[0]) and sl["box"]["half_width"] == pytest.approx(2 * radius[0])
+
+
+def test_no_slice_and_synthetic_slice(tmp_path, capsys):
+    code, _, err = run([MLP, "--no-slice", *FAST, "--json", tmp_path / "a.json"], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "a.json").read_text())["slice"] is None
+    code, _, err = run([MLP, *FAST, "--json", tmp_path / "b.json"], capsys)
+    assert code == 0, err
+    r = json.loads((tmp_path / "b.json").read_text())
+    assert r["slice"]["source"] == "synthetic"
+    assert any("2-D slice goes through three seeded Gaussian points" in n for n in r["notes"])
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--slice-png", "x.jpg"], "--slice-png must end in .png or .svg"),
+        (["--no-slice", "--slice-png", "x.png"], "--no-slice"),
+        (["--slice-box", 0, 1, 0, 1], "--slice-box applies to models with a 2-D input"),
+        (["--slice-points", "collinear.npy"], "collinear"),
+        (["--slice-points", "four.npy"], "exactly 3 points"),
+        (["--no-slice", "--fail-if", "slice.regions > 3"], "--no-slice turns the 2-D slice off"),
+        (["--fail-if", "slice.boundary_length_per_layer.nope > 3"], "unknown metric path"),
+    ],
+)
+def test_bad_slice_options_are_usage_errors(tmp_path, capsys, monkeypatch, extra, message):
+    monkeypatch.chdir(tmp_path)
+    rows = np.load(DIGITS)[:4].reshape(4, 64).astype(np.float64)
+    np.save(tmp_path / "collinear.npy", np.stack([rows[0], rows[1], 2 * rows[1] - rows[0]]))
+    np.save(tmp_path / "four.npy", rows)
+    code, _, err = run([MLP, "--data", DIGITS, *FAST, "--json", tmp_path / "x.json", *extra], capsys)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_baseline_reuses_the_slice_settings(tmp_path, capsys):
+    base = tmp_path / "base.json"
+    code, _, err = run([SPIRALS, "--data", SPIRAL_DATA, *FAST, "--json", base, "--max-regions", 30], capsys)
+    assert code == 0, err
+    again = tmp_path / "again.json"
+    code, _, err = run([SPIRALS, "--data", SPIRAL_DATA, "-q", "--json", again, "--baseline", base,
+                        "--max-increase", "slice.regions=0"], capsys)
+    assert code == 0, err
+    a, b = json.loads(base.read_text()), json.loads(again.read_text())
+    assert b["settings"]["max_regions"] == 30 and b["slice"]["regions"] == a["slice"]["regions"]
+    code, _, err = run([SPIRALS, "--data", SPIRAL_DATA, "-q", "--json", again, "--baseline", base, "--max-regions", 40], capsys)
+    assert code == 2 and "--max-regions 40 conflicts with the baseline's max_regions 30" in err
+
+
+def test_compare_has_no_slice_paths():
+    from regionaudit.gates.catalogue import could_exist
+
+    assert could_exist("slice.regions") and could_exist("slice.area.median") and could_exist("slice.classes.3")
+    assert not could_exist("a.slice.regions", compare=True) and not could_exist("b.slice.classes.1", compare=True)
