@@ -1,33 +1,17 @@
-"""ReduceMean / ReduceSum / ReduceL1 (torch's dynamo exporter writes AdaptiveAvgPool(1) and `x.mean((2, 3))`
-this way) become `ir.GlobalAvgPool` over the reduced axes (moved last first when they are not
-trailing), scaled for a sum, reshaped to the kept dims.
-
-Opset 13 (ReduceSum) and 18 (ReduceMean) moved `axes` from an attribute to an input.
-"""
+"""A sum or mean over axes as `ir.GlobalAvgPool` over the reduced axes (moved last first when they
+are not trailing), scaled for a sum, reshaped to the kept dims: ReduceMean, ReduceSum, ReduceL1."""
 
 import math
 
 import numpy as np
 
 from regionaudit import ir
-from regionaudit.importer.converters.elementwise import scale
-from regionaudit.importer.converters.reshape import reshaped
-from regionaudit.importer.registry import Unsupported, attr, converter
+from regionaudit.importer.converters._affine import scale
+from regionaudit.importer.converters._reshaped import reshaped
+from regionaudit.importer.registry import Unsupported, attr
 
 
-@converter("ReduceMean", "ReduceSum")
-def reduce(node, ctx):
-    return _reduced(node, ctx, ctx.data(0), mean=node.op_type == "ReduceMean")
-
-
-@converter("ReduceL1", kink=True)
-def reduce_l1(node, ctx):
-    """The sum of |x|: an Abs (a kink, slope -1 below zero), then a ReduceSum."""
-    x = ctx.add(ir.LeakyRelu, [ctx.data(0)], slope=np.array(-1.0), op_type="Abs")
-    return _reduced(node, ctx, x, mean=False)
-
-
-def _reduced(node, ctx, x, mean: bool):
+def reduced(node, ctx, x, mean: bool):
     rank = len(x.shape)
     axes = attr(node, "axes", None)
     if axes is None:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from regionaudit.importer.converters.elementwise import scale
+from regionaudit.importer.converters._affine import scale
 from regionaudit.importer.registry import Unsupported, attr, converter
 
 
