@@ -19,6 +19,7 @@ from regionaudit.environment import describe as describe_environment
 from regionaudit.errors import BadOption
 from regionaudit.estimate import estimate, long_run_message
 from regionaudit.importer import ImportedModel, import_model
+from regionaudit.frame import add_reference_frame, frame_notes, load_labels
 from regionaudit.options import Options
 from regionaudit.probes import build_probes, import_check_rows, segment_lengths
 from regionaudit.result import AuditResult
@@ -76,6 +77,11 @@ def audit(
     probes = build_probes(net.input_shape, opts)
     settings = assemble.settings(opts, str(net.device.type), probes)
     notes = assemble.probe_notes(probes, opts, net.input_shape)
+    # --- reference frame: labels are read before minutes of work, so a bad file fails first
+    if opts.labels is not None and probes.data_rows is None:
+        raise BadOption("--labels needs --data: one label per data row")
+    label_rows = load_labels(opts.labels, probes.data_rows) if opts.labels is not None else None
+    # --- end reference frame
 
     a, b = probes.segments
     lengths = segment_lengths(a, b)
@@ -85,7 +91,8 @@ def audit(
     method = distance_settings(opts, net, settings, notes)
     if notify is not None:
         loop_edges = sum(len(loop.vertices) for loop in probes.loops)
-        est = estimate(net, (seg_a, seg_b), loop_edges, at, opts.max_knots, opts.max_memory, clock, method.directions)
+        est = estimate(net, (seg_a, seg_b), loop_edges, at, opts.max_knots, opts.max_memory, clock, method.directions,
+                       reference_copies=opts.init_reference)
         message = long_run_message(est, settings["pairs"] is not None, settings["max_points"] is not None, opts.dtype, settings["device"])
         if message:
             notify(message)
@@ -126,9 +133,7 @@ def audit(
     deviation = assemble.deviation_section(seg_dev, path_dev, seg_density, notes)
     distance = assemble.distance_section(dists, net.neurons, notes)
     distance.method, distance.directions, distance.relative_error = method.name, method.directions, method.relative_error
-    # a model imported before the call (the CLI does, to check gate paths first) still counts
-    timing["total_s"] = clock() - t_start + (imported.import_s if isinstance(model, ImportedModel) else 0.0)
-    return AuditResult(
+    result = AuditResult(
         model=assemble.model_info(imported),
         settings=settings,
         density=density,
@@ -138,3 +143,13 @@ def audit(
         timing=timing,
         environment=describe_environment(net.device, opts.dtype),
     )
+    # --- reference frame (frame.py): init reference, capacity, class split, profile, Spearman test
+    t0 = clock()
+    add_reference_frame(result, imported, seg_a, seg_b, lengths, at, traces, opts, label_rows, probes.pair_rows,
+                        distance_directions=method.directions)
+    notes += frame_notes(result)
+    timing["reference_s"] = clock() - t0
+    # --- end reference frame
+    # a model imported before the call (the CLI does, to check gate paths first) still counts
+    timing["total_s"] = clock() - t_start + (imported.import_s if isinstance(model, ImportedModel) else 0.0)
+    return result

@@ -18,6 +18,7 @@ import click
 
 from regionaudit.api import audit, import_for_audit
 from regionaudit.assemble import model_info
+from regionaudit.capacity import capacity, format_bounds
 from regionaudit.environment import environment_warning
 from regionaudit.errors import BadOption
 from regionaudit.files import write_text
@@ -164,10 +165,12 @@ def run_inspect(model: str, opts: Options, json_out: str | None) -> int:
             write_text(json_out, json.dumps(payload, indent=2, allow_nan=False) + "\n")
         raise
     info = model_info(imported)
+    cap = capacity(imported.network)
     if json_out:
-        payload = {"regionaudit": __version__, "schema": SCHEMA, "model": asdict(info)}
+        payload = {"regionaudit": __version__, "schema": SCHEMA, "model": asdict(info), "capacity": cap}
         write_text(json_out, json.dumps(payload, indent=2, allow_nan=False) + "\n")
     click.echo(format_inspect(info))
+    click.echo("\n".join(["", *format_bounds(cap)]))
     if json_out:
         click.echo(f"wrote {json_out}")
     return 0

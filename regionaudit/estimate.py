@@ -28,26 +28,37 @@ class Estimate:
     seconds: float
     segments: int  # segments and loop edges
     points: int
+    reference_s: float = 0.0  # of `seconds`, the init reference's share (--init-reference)
 
 
 def estimate(network, segments: tuple[torch.Tensor, torch.Tensor], loop_edges: int, points: torch.Tensor,
-             max_knots: int | None, max_memory: int | None, clock, directions: int | None = None) -> Estimate:
+             max_knots: int | None, max_memory: int | None, clock, directions: int | None = None,
+             reference_copies: int = 0) -> Estimate:
     """Seconds for the whole audit, timed with `clock` (a seconds counter, injectable for tests);
-    `directions` as the audit's boundary distance uses them (None: exact)."""
+    `directions` as the audit's boundary distance uses them (None: exact).
+
+    `reference_copies` re-initialised copies (`--init-reference`) each measure the first 20
+    segments and 10 points (regionaudit.reference); they are counted at the trained model's rate."""
+    from regionaudit.reference import REFERENCE_POINTS, REFERENCE_SEGMENTS
+
     a, b = segments
     n_seg = len(a) + loop_edges
-    seconds = 0.0
+    seconds = reference = 0.0
     if len(a):
-        seconds += _cost(
+        cost = _cost(
             lambda k: trace_segments(network, a[:k], b[:k], max_knots=max_knots, max_memory=max_memory),
             len(a), n_seg, clock,
         )
+        seconds += cost
+        reference += reference_copies * cost * min(REFERENCE_SEGMENTS, len(a)) / n_seg
     if len(points):
-        seconds += _cost(
+        cost = _cost(
             lambda k: boundary_distances(network, points[:k], max_memory=max_memory, directions=directions),
             len(points), len(points), clock,
         )
-    return Estimate(seconds=seconds, segments=n_seg, points=len(points))
+        seconds += cost
+        reference += reference_copies * cost * min(REFERENCE_POINTS, len(points)) / len(points)
+    return Estimate(seconds=seconds + reference, segments=n_seg, points=len(points), reference_s=reference)
 
 
 def _timed(work, clock) -> float:
@@ -82,6 +93,8 @@ def long_run_message(est: Estimate, pairs_used: bool, points_from_rows: bool, dt
         faster.append("--dtype float32")
     if device == "cpu":
         faster.append("--device cuda")
+    if est.reference_s > 0:
+        faster.append("--init-reference 0")
     hint = f"; faster with {', '.join(faster)}" if faster else ""
     return (
         f"this audit will take about {format_duration(est.seconds)} "

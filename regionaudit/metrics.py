@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-SUMMARY_KEYS = ("count", "mean", "median", "p10", "p90", "min", "max")
+SUMMARY_KEYS = ("count", "mean", "median", "p10", "p90", "min", "max", "ci95_low", "ci95_high")
 
 # Why a value is null: each reason written once, as a clause; `sentence` makes it a sentence.
 NO_SEGMENTS = "no segments were measured"
@@ -118,6 +118,13 @@ METRICS: tuple[Metric, ...] = (
         _per_neuron,
     ),
     Metric(
+        "density.ratio_to_init",
+        "Trained / init regions",
+        "Per segment, trained regions over the mean at initialisation (the same architecture re-initialised, "
+        "He-normal weights; --init-reference); 1 means training left the complexity unchanged.",
+        lambda c: NO_SEGMENTS if c.segments == 0 else "no initialisation reference was measured (--init-reference 0)",
+    ),
+    Metric(
         "density.path_summary",
         "Regions per translation loop",
         "Regions crossed along a closed loop of shifted copies of an input.",
@@ -170,6 +177,7 @@ PAIRED_METRICS: tuple[Metric, ...] = (
         summary=False,
     ),
     Metric("paired.deviation.summary", "Absolute deviation, B − A", "B − A per segment, in deviation.", _paired),
+    Metric("paired.distance.summary", "Boundary distance, B − A", "B − A per point (the same points), in input units.", _paired),
     Metric(
         "paired.deviation.fraction_positive",
         "B deviates more from linear",

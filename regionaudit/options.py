@@ -170,6 +170,14 @@ class Options:
         setting=False, low=0, low_open=True, parse=lambda v: None if v is None else _seconds(v), metavar="SECONDS",
     )
     keep_knots: bool = option(False, "Store knot positions per segment in the JSON.", setting=False, flag=True)
+    # reference frame (frame.py)
+    init_reference: int = option(
+        2, "Re-initialised copies of the architecture measured as a reference (0: off).", probe=True, low=0, high=64,
+        metavar="K",
+    )
+    labels: str | Path | None = option(
+        None, "One integer class per data row (.npy): splits segments into same-class and different-class.", file=True
+    )
     # which options were given explicitly (the others are defaults a baseline may fill)
     given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 

@@ -48,6 +48,7 @@ class Probes:
     hashes: dict[str, str] = field(default_factory=dict)  # sha256 of each probe file read, by option name
     data_rows: int | None = None  # rows in the data file
     unused: list[str] = field(default_factory=list)  # options the probes made no use of (null in settings)
+    pair_rows: tuple[np.ndarray, np.ndarray] | None = None  # data rows of each segment's endpoints
 
 
 
@@ -291,6 +292,7 @@ def build_probes(input_shape: tuple[int, ...], opts: Options) -> Probes:
         source = "synthetic Gaussian"
     none = np.zeros((0, *input_shape))
     parts: list[str] = []
+    pair_rows = None
 
     if segs is not None:
         pair = as_segments(segs, input_shape, *layouts, notes)
@@ -298,6 +300,7 @@ def build_probes(input_shape: tuple[int, ...], opts: Options) -> Probes:
     elif rows is not None:
         i, j = random_pairs(len(rows), opts.pairs, opts.seed)
         pair = rows[i], rows[j]
+        pair_rows = (i, j) if opts.data is not None else None  # for --labels
         parts.append(f"{len(i)} segments between seeded random pairs of {source} rows")
     else:
         pair = none, none
@@ -324,7 +327,10 @@ def build_probes(input_shape: tuple[int, ...], opts: Options) -> Probes:
         hashes=hashes,
         data_rows=data_rows,
         unused=unused,
+        pair_rows=pair_rows,
     )
+    if opts.labels is not None:
+        probes.hashes["labels"] = sha256_of(opts.labels)
     if opts.loops:
         images = rows if rows is not None else at
         if not len(images):

@@ -69,6 +69,7 @@ class SegmentDensity:
     knots_per_layer: dict[str, int]
     truncated: bool = False
     knots: list[float] | None = None  # knot positions t in [0, 1], only with --keep-knots
+    same_class: bool | None = None  # endpoints in the same class (labels, or predicted classes)
 
 
 @dataclass
@@ -92,6 +93,10 @@ class Density:
     regions_per_neuron: dict | None = None  # over segments' regions / neurons
     path_summary: dict | None = None  # over paths' regions
     knots_per_layer: dict[str, int] = field(default_factory=dict)  # totals over segments
+    # reference frame (frame.py): trained / init regions per segment, class split, one segment's profile
+    ratio_to_init: dict | None = None
+    by_class: dict | None = None
+    profile: dict | None = None
 
 
 @dataclass
@@ -107,6 +112,8 @@ class Deviation:
     summary: dict | None = None  # over segments' norm
     path_summary: dict | None = None
     spearman_density: float | None = None  # Spearman rho between segment density and norm
+    spearman: dict | None = None  # rho with its p-value and bootstrap ci95
+    by_class: dict | None = None  # summaries of same-class and different-class segments
 
 
 @dataclass
@@ -154,6 +161,8 @@ class AuditResult(_JsonDocument):
     distance: Distance
     notes: list[str] = field(default_factory=list)
     slice: dict | None = None
+    capacity: dict | None = None  # theoretical bounds (capacity.py)
+    reference: dict | None = None  # {"init": ...}: the architecture re-initialised (reference.py)
     gates: list[GateResult] = field(default_factory=list)
     timing: dict = field(default_factory=dict)
     environment: dict = field(default_factory=dict)  # library versions, device, dtype, threads
@@ -192,12 +201,14 @@ class PairedMeasure:
     differences: list[float]
     fraction_positive: float | None
     summary: dict | None
+    tests: dict | None = None  # wilcoxon_* and sign_test_* p-values (stats.paired_tests)
 
 
 @dataclass
 class Paired:
     density: PairedMeasure  # differences in regions
     deviation: PairedMeasure  # differences in deviation norm
+    distance: PairedMeasure | None = None  # differences in boundary distance at the same points
 
 
 @dataclass
@@ -225,6 +236,7 @@ class CompareResult(_JsonDocument):
                 d["paired"],
                 density=_record(PairedMeasure, d["paired"]["density"]),
                 deviation=_record(PairedMeasure, d["paired"]["deviation"]),
+                distance=_record(PairedMeasure, d["paired"]["distance"]) if d["paired"].get("distance") else None,
             ),
             gates=[_record(GateResult, g) for g in d.get("gates", [])],
         )

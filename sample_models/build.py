@@ -3,12 +3,13 @@
 Run from the repository root::
 
     python sample_models/build.py
+    python sample_models/build.py --labels-only   # only the test data and labels, no training
 
 Trains four small ReLU networks on CPU (single thread, fixed seeds,
 deterministic algorithms, fixed-order minibatches, fixed epoch counts),
 exports them to ONNX (legacy TorchScript exporter, opset 13, input "input",
 output "logits", dynamic batch axis), writes held-out test data as plain
-float32 ``.npy`` files, and verifies every export against torch with
+float32 ``.npy`` files (and their integer class labels, ``*_test_labels.npy``), and verifies every export against torch with
 onnxruntime. All outputs are written next to this script.
 
 Data:
@@ -236,7 +237,8 @@ def count_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     t0 = time.time()
     set_determinism()
 
@@ -247,6 +249,12 @@ def main() -> int:
     np.save(os.path.join(HERE, "digits_test.npy"), np.ascontiguousarray(img(xte), np.float32))
     np.save(os.path.join(HERE, "digits_test_flat.npy"), np.ascontiguousarray(xte, np.float32))
     np.save(os.path.join(HERE, "spirals_test.npy"), np.ascontiguousarray(sxte, np.float32))
+    # one integer class per test row, in the same order (for `regionaudit --labels`)
+    np.save(os.path.join(HERE, "digits_test_labels.npy"), np.ascontiguousarray(yte, np.int64))
+    np.save(os.path.join(HERE, "spirals_test_labels.npy"), np.ascontiguousarray(syte, np.int64))
+    if "--labels-only" in argv:
+        print(f"wrote test data and labels -> {HERE}")
+        return 0
 
     # (name, ctor, train x, test x, y, y_test, train kwargs, relu units/sample)
     specs = [

@@ -112,7 +112,7 @@ def sample_result(
             GateResult("deviation.spearman_density < 0.2", 0.64, False, "0.64 is not < 0.2"),
         ]
 
-    return AuditResult(
+    result = AuditResult(
         model=ModelInfo(
             path="models/mnist_mlp.onnx",
             sha256="3f7a9c0e5b1d2468ace013579bdf2468ace013579bdf2468ace013579bdf2468",
@@ -168,6 +168,52 @@ def sample_result(
         gates=gates,
         timing={"import": 0.412, "density": 3.21, "deviation": 0.08, "distance": 1.7, "slice": 0.9, "total": 6.32},
     )
+    if segs:
+        _add_reference_frame(result, rng, layer_names)
+    return result
+
+
+def _add_reference_frame(result: AuditResult, rng, layer_names: list[str]) -> None:
+    """A fake init reference (two seeds on the first 10 segments and 5 points) and a segment profile."""
+    from regionaudit.reference import ratio_to_init
+
+    d, dist, neurons = result.density, result.distance, result.model.neurons
+    m, p = min(10, len(d.segments)), min(5, len(dist.points))
+    seeds = []
+    for k in range(2):
+        regions = [int(rng.poisson(20)) + 1 for _ in range(m)]
+        dens = [r / s.length for r, s in zip(regions, d.segments)]
+        devs = [float(rng.uniform(0.01, 0.05)) for _ in range(m)]
+        dists = [float(np.exp(rng.normal(np.log(0.03), 0.5))) for _ in range(p)]
+        seeds.append({
+            "seed": [0, 13, k],
+            "segments": {"regions": regions, "density": dens, "deviation": devs, "truncated": [False] * m},
+            "points": {"distance": dists, "nearest_node": [layer_names[i % len(layer_names)] for i in range(p)]},
+            "knots_per_layer": {layer_names[0]: sum(regions) - m},
+            "density": {"summary": summarize(regions), "per_length": summarize(dens), "regions_per_neuron": summarize([r / neurons for r in regions])},
+            "deviation": {"summary": summarize(devs)},
+            "distance": {"summary": summarize(dists), "scaled_summary": summarize([x * neurons for x in dists])},
+        })
+    pool = lambda key, sub: [x for s in seeds for x in s[key][sub]]  # noqa: E731
+    ref = {
+        "copies": 2, "segments": m, "points": p, "recipe": {"weights": "He-normal"}, "per_seed": seeds,
+        "pooled": {
+            "density": {"summary": summarize(pool("segments", "regions")), "per_length": summarize(pool("segments", "density")),
+                        "regions_per_neuron": summarize([r / neurons for r in pool("segments", "regions")])},
+            "deviation": {"summary": summarize(pool("segments", "deviation"))},
+            "distance": {"summary": summarize(pool("points", "distance")),
+                         "scaled_summary": summarize([x * neurons for x in pool("points", "distance")])},
+        },
+        "profile": None,
+    }
+    result.reference = {"init": ref}
+    d.ratio_to_init = summarize(ratio_to_init([s.regions for s in d.segments], ref))
+    seg = d.segments[0]
+    t = sorted(rng.uniform(0, 1, seg.regions - 1).tolist())
+    d.profile = {
+        "segment": 0, "t": [0.0] + t + [1.0], "knot_layers": [layer_names[i % len(layer_names)] for i in range(len(t))],
+        "outputs": [3, 1], "logits": [[float(x) for x in np.cumsum(rng.normal(size=len(t) + 2))] for _ in range(2)],
+    }
 
 
 def _grid_slice(rng) -> dict:

@@ -12,12 +12,15 @@ from regionaudit.analysis.stats import spearman, summary
 
 def test_summary_known_array():
     s = summary(list(range(1, 11)))
+    ci = {"ci95_low": s["ci95_low"], "ci95_high": s["ci95_high"]}
     assert s == {"count": 10, "mean": 5.5, "median": 5.5, "p10": pytest.approx(1.9), "p90": pytest.approx(9.1),
-                 "min": 1.0, "max": 10.0}
+                 "min": 1.0, "max": 10.0, **ci}
     assert all(isinstance(v, float) for k, v in s.items() if k != "count")
+    assert s["ci95_low"] <= s["median"] <= s["ci95_high"]
     assert isinstance(s["count"], int)
     one = summary(np.array([2.5]))
-    assert one == {"count": 1, "mean": 2.5, "median": 2.5, "p10": 2.5, "p90": 2.5, "min": 2.5, "max": 2.5}
+    assert one == {"count": 1, "mean": 2.5, "median": 2.5, "p10": 2.5, "p90": 2.5, "min": 2.5, "max": 2.5,
+                   "ci95_low": None, "ci95_high": None}
     odd = summary([4.0, 1.0, 3.0])
     assert odd["median"] == 3.0 and odd["p10"] == pytest.approx(1.4) and odd["p90"] == pytest.approx(3.8)
 
@@ -54,3 +57,53 @@ def test_spearman_undefined():
     assert spearman([1, 2, 3], [2, 2, 2]) is None
     with pytest.raises(ValueError):
         spearman([1, 2, 3], [1, 2])
+
+
+def test_bootstrap_interval_contains_the_median_and_is_seeded():
+    rng = np.random.default_rng(5)
+    values = rng.lognormal(size=150)
+    s = summary(values)
+    assert s["ci95_low"] < s["median"] < s["ci95_high"]
+    assert summary(values) == s  # same seed, same interval
+    other = summary(values, seed=1)
+    assert other["median"] == s["median"] and (other["ci95_low"], other["ci95_high"]) != (s["ci95_low"], s["ci95_high"])
+    # the interval matches scipy's percentile bootstrap with the same generator
+    from scipy.stats import bootstrap
+
+    ref = bootstrap((values,), np.median, n_resamples=2000, method="percentile", random_state=np.random.default_rng(0))
+    assert s["ci95_low"] == pytest.approx(ref.confidence_interval.low)
+    assert s["ci95_high"] == pytest.approx(ref.confidence_interval.high)
+    assert summary([3.0, 3.0, 3.0])["ci95_low"] == 3.0
+
+
+def test_spearman_test_matches_scipy():
+    from scipy.stats import spearmanr
+
+    from regionaudit.analysis.stats import spearman_test
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=60)
+    y = x + rng.normal(size=60)
+    t = spearman_test(x, y)
+    ref = spearmanr(x, y)
+    assert t["rho"] == pytest.approx(ref.statistic, rel=1e-12)
+    assert t["p_value"] == pytest.approx(ref.pvalue, rel=1e-12)
+    assert t["ci95_low"] < t["rho"] < t["ci95_high"]
+    assert spearman_test(x, y) == t
+    assert spearman_test([1, 2], [3, 4]) is None
+
+
+def test_paired_tests_match_scipy_and_hand_values():
+    from scipy.stats import binomtest, wilcoxon
+
+    from regionaudit.analysis.stats import paired_tests
+
+    d = [3, -1, 0, 2, 5, 0, 4, -2, 6, 1]
+    t = paired_tests(d)
+    assert t["wilcoxon_p_value"] == pytest.approx(wilcoxon(d, zero_method="wilcox").pvalue, rel=1e-12)
+    # sign test by hand: 6 positive of 8 nonzero, two-sided: 2 * P(X >= 6), X ~ Bin(8, 1/2) = 2 * 37/256
+    assert t["sign_test_nonzero"] == 8 and t["sign_test_positive"] == 6
+    assert t["sign_test_p_value"] == pytest.approx(2 * 37 / 256, rel=1e-12)
+    assert t["sign_test_p_value"] == pytest.approx(binomtest(6, 8).pvalue)
+    none = paired_tests([0, 0, 0])
+    assert none["wilcoxon_p_value"] is None and none["sign_test_p_value"] is None

@@ -81,8 +81,8 @@ def test_a_long_run_says_so_before_it_starts_and_every_30_s(tmp_path, capsys, mo
     import regionaudit.commands as commands
 
     monkeypatch.setattr(commands, "CLOCK", StepClock(31.0))  # each timed sample "takes" 31 s
-    code, out, err = run([MLP, "--data", digits(tmp_path), "--pairs", 6, "--max-points", 3, "--json",
-                          tmp_path / "r.json"], capsys)
+    code, out, err = run([MLP, "--data", digits(tmp_path), "--pairs", 6, "--max-points", 3, "--init-reference", 0,
+                          "--json", tmp_path / "r.json"], capsys)
     assert code == 0, err
     lines = err.splitlines()
     # 6 segments and 3 points at 31 s each: 279 s
@@ -102,9 +102,22 @@ def test_the_estimate_names_only_what_applies(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(commands, "CLOCK", StepClock(31.0))
     pts = tmp_path / "p.npy"
     np.save(pts, np.load(DIGITS)[:2])
-    code, _, err = run([MLP, "--points", pts, "--dtype", "float32", "--json", tmp_path / "r.json"], capsys)
+    code, _, err = run([MLP, "--points", pts, "--dtype", "float32", "--init-reference", 0, "--json", tmp_path / "r.json"], capsys)
     assert code == 0, err
     assert err.splitlines()[0] == "regionaudit: this audit will take about 62 s (0 segments, 2 points); faster with --device cuda"
+
+
+def test_the_estimate_counts_the_init_reference(tmp_path, capsys, monkeypatch):
+    import regionaudit.commands as commands
+
+    monkeypatch.setattr(commands, "CLOCK", StepClock(31.0))
+    pts = tmp_path / "p.npy"
+    np.save(pts, np.load(DIGITS)[:2])
+    code, _, err = run([MLP, "--points", pts, "--dtype", "float32", "--init-reference", 3, "--json", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    # 2 points at 31 s, and 3 copies measuring the same 2 points: 8 x 31 s
+    assert err.splitlines()[0] == ("regionaudit: this audit will take about 4 min (0 segments, 2 points); "
+                                   "faster with --device cuda, --init-reference 0")
 
 
 def test_a_short_run_and_a_quiet_run_print_nothing(tmp_path, capsys, monkeypatch):

@@ -41,6 +41,7 @@ SETTINGS = {
     "max_knots": None,
     "input_shape": [3, 8, 8],
     "output_name": None,
+    "init_reference": 0,
     "layout": "chw",
     "data_layout": "chw",
     "distance": "auto",
@@ -48,6 +49,7 @@ SETTINGS = {
     "data_sha256": "a" * 64,
     "points_sha256": None,
     "segments_sha256": None,
+    "labels_sha256": None,
 }
 
 

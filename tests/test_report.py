@@ -14,13 +14,13 @@ from regionaudit.report.html import render_compare_html, render_html
 from fake_results import NASTY, empty_result, max_knots_note, nasty_result, sample_compare, sample_result, truncated_result
 
 AUDIT_PLOTS = [
-    "regions-hist",
-    "regions-per-neuron",
+    "density-hist",
+    "knots-per-layer-unit",
+    "segment-profile",
+    "nearest-layer",
+    "loops-plot",
     "deviation-ecdf",
     "density-vs-deviation",
-    "distance-hist",
-    "scaled-distance-hist",
-    "knots-per-layer",
     "slice",
 ]
 VOID = {"meta", "link", "br", "hr", "img", "input", "col", "area", "base", "source", "wbr", "embed", "track", "param"}
@@ -124,13 +124,13 @@ def test_every_plot_is_inline_svg(sample_html):
         assert f'id="plot-{plot_id}"' in sample_html, plot_id
         assert '<figure class="plot' in sample_html
     titles = {
-        "regions-hist": "Regions per segment",
-        "regions-per-neuron": "Regions per neuron",
+        "density-hist": "Regions per unit length",
+        "knots-per-layer-unit": "Knots per segment per unit",
+        "segment-profile": "Knots along one segment",
+        "nearest-layer": "Nearest boundary, by layer",
+        "loops-plot": "Boundaries crossed per translation loop",
         "deviation-ecdf": "Absolute deviation (ECDF)",
         "density-vs-deviation": "Spearman ρ = ",
-        "distance-hist": "Distance to nearest boundary",
-        "scaled-distance-hist": "Distance × neurons",
-        "knots-per-layer": "Knots per layer",
         "slice": "2-D slice: 49 regions",
     }
     for svg in svgs:
@@ -252,8 +252,12 @@ def test_compare_html(tmp_path):
     c = parse(html)
     assert not c.errors and c.stack == []
     assert external_references(html) == []
-    assert html.count("<svg") == 2
+    # two paired histograms, three A/B ECDF overlays, two A-against-B scatters
+    assert html.count("<svg") == 7
     assert 'id="plot-paired-density"' in html and 'id="plot-paired-deviation"' in html
+    for pid in ("cmp-density-ecdf", "cmp-deviation-ecdf", "cmp-distance-ecdf", "cmp-density-scatter", "cmp-distance-scatter"):
+        assert f'id="plot-{pid}"' in html
+    assert "Wilcoxon p" in html and "blue bars where A is larger" in html
     assert "of segments" in html and "B − A" in html
     out = tmp_path / "a-vs-b.regionaudit.html"
     write_outputs(sample_compare(), [OutputRequest("html", out)])

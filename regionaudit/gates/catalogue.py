@@ -50,11 +50,19 @@ def _walk(node: Any, prefix: str, out: list[str]) -> None:
             # lists, strings and booleans hold no gateable metric
 
 
+# Parts that are null when not computed (not undefined metrics), and plot data that is no metric.
+_NOT_COMPUTED = frozenset({"slice", "reference", "capacity"})
+_PLOT_DATA = ("density.profile", "density.by_class.source", "deviation.by_class.source")
+
+
 def _walk_audit(audit: dict, prefix: str, out: list[str]) -> None:
     for key, value in audit.items():
-        if key in _NOT_METRICS or (key == "slice" and value is None):
+        if key in _NOT_METRICS or (key in _NOT_COMPUTED and value is None):
             continue  # a null slice means "not computed", not an undefined metric
-        _walk({key: value}, prefix, out)
+        found: list[str] = []
+        _walk({key: value}, prefix, found)
+        skip = tuple(f"{prefix}.{p}" if prefix else p for p in _PLOT_DATA)
+        out += [p for p in found if not (p in skip or p.startswith(tuple(s + "." for s in skip)))]
 
 
 def _audit_roots(result: dict) -> list[str]:

@@ -2,14 +2,15 @@
 
 Per segment, in probe order, B − A: density differences in regions (ints), deviation differences in
 deviation norm; `fraction_positive` is the share of segments where B is larger (Gamba et al. 2022,
-Table 2). Refuses audits whose segments are not the same probes.
+Table 2). Refuses audits whose segments are not the same probes. Each measure carries the Wilcoxon
+signed-rank and sign-test p-values of its differences; boundary distances pair up on the same points.
 """
 
 from __future__ import annotations
 
 import math
 
-from regionaudit.analysis.stats import summary
+from regionaudit.analysis.stats import paired_tests, summary
 from regionaudit.errors import BadOption
 from regionaudit.result import AuditResult, Paired, PairedMeasure
 
@@ -26,6 +27,7 @@ def _measure(differences: list) -> PairedMeasure:
         differences=differences,
         fraction_positive=positive / len(defined),
         summary=summary(defined),
+        tests=paired_tests(defined),
     )
 
 
@@ -61,4 +63,11 @@ def paired_measures(a: AuditResult, b: AuditResult) -> Paired:
         None if (sa.norm is None or sb.norm is None) else float(sb.norm) - float(sa.norm)
         for sa, sb in zip(a.deviation.segments, b.deviation.segments)
     ]
-    return Paired(density=_measure(density), deviation=_measure(deviation))
+    distance = None
+    pa, pb = a.distance.points, b.distance.points
+    if len(pa) == len(pb) and pa:  # the same points (same probes), so distances pair up
+        distance = _measure([
+            None if (x.distance is None or y.distance is None) else float(y.distance) - float(x.distance)
+            for x, y in zip(pa, pb)
+        ])
+    return Paired(density=_measure(density), deviation=_measure(deviation), distance=distance)

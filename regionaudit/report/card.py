@@ -19,12 +19,20 @@ from regionaudit.gates.numbers import format_number
 from regionaudit.metrics import Metric
 from regionaudit.report import formatting as show
 from regionaudit.report.context import median, model_name, probe_words, result_notes, settings_section
+from regionaudit.report import framecontext as RF
 from regionaudit.report.tables import shown_metrics, summary_of
 from regionaudit.report.templating import MarkdownSafe, markdown_environment
 from regionaudit.result import AuditResult
 
 START = "<!-- regionaudit:start -->"
 END = "<!-- regionaudit:end -->"
+
+
+def _init_summary(result: AuditResult, path: str) -> dict | None:
+    """The same metric at initialisation (reference.init.pooled), where the reference measures it."""
+    pooled = (RF.init_ref(result) or {}).get("pooled") or {}
+    section, _, key = path.partition(".")
+    return (pooled.get(section) or {}).get(key)
 
 
 def _metric_row(result: AuditResult, metric: Metric, words: dict[str, str]) -> dict:
@@ -35,9 +43,16 @@ def _metric_row(result: AuditResult, metric: Metric, words: dict[str, str]) -> d
             shown = "undefined"
         else:
             spread = show.spread(value)
-            shown = f"{show.num(med)} (median" + (f"; {spread})" if spread else ")")
+            ci = RF.ci_text(value)  # the median's 95 % interval, and the init reference beside it
+            shown = f"{show.num(med)} (median" + (f", {ci}" if ci else "") + (f"; {spread})" if spread else ")")
+            init = median(_init_summary(result, metric.path))
+            if init is not None:
+                shown += f"; at init {show.num(init)}"
     else:
         shown = "undefined" if value is None else show.num(value)
+        sp = result.deviation.spearman
+        if metric.path == "deviation.spearman_density" and value is not None and sp and sp.get("ci95_low") is not None:
+            shown += f" (p = {show.num(sp['p_value'])}, {RF.ci_text(sp)})"
     return {"metric": metric.label, "value": shown, "meaning": metric.describe(**words)}
 
 

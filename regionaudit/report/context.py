@@ -16,6 +16,7 @@ from regionaudit.version import __version__
 from regionaudit import metrics
 from regionaudit.metrics import BY_PATH, sentence
 from regionaudit.report import formatting as show
+from regionaudit.report import framecontext as RF
 from regionaudit.report import plots
 from regionaudit.report.tables import (
     Table,
@@ -29,7 +30,7 @@ from regionaudit.report.tables import (
 )
 from regionaudit.result import AuditResult, CompareResult
 
-LIBRARIES = ("torch", "onnx", "onnxruntime", "numpy")
+LIBRARIES = ("torch", "onnx", "onnxruntime", "numpy", "scipy")
 NO_SEGMENTS = sentence(metrics.NO_SEGMENTS)
 NO_POINTS = sentence(metrics.NO_POINTS)
 REGIONS, DISTANCE, DEVIATION, SPEARMAN = (
@@ -61,6 +62,7 @@ class Metric:
     unit: str  # small text after the value
     sentence: str  # one plain-language sentence
     defined: bool = True
+    reference: str = ""  # the median's 95 % interval and its init reference (framecontext.py)
 
 
 @dataclass
@@ -255,102 +257,14 @@ def result_notes(result: AuditResult) -> list[str]:
 
 def audit_plots(result: AuditResult) -> dict[str, list[Plot]]:
     """The report's plots, grouped by the section they belong to (the templates take them as given)."""
-    d, v, dist, m = result.density, result.deviation, result.distance, result.model
-    between, at = probe_words(result)
-    regions = [seg.regions for seg in d.segments]
-    density: list[Plot] = []
-    deviation: list[Plot] = []
-    distance: list[Plot] = []
+    # --- reference frame: each plot says something new, trained and init overlaid (framecontext.py)
+    groups = {"density": ("density-hist", "knots-per-layer-unit", "segment-profile"),
+              "deviation": ("deviation-ecdf", "density-vs-deviation"), "distance": ("nearest-layer",),
+              "loops": ("loops-plot",)}
+    made = RF.frame_plots(result, Plot, NO_SEGMENTS, NO_POINTS, no_deviation(result))
+    out = {key: [p for p in made if p.id in ids] for key, ids in groups.items()}
     sliced: list[Plot] = []
-    density.append(
-        Plot(
-            "regions-hist",
-            "Regions per segment",
-            f"Number of linear regions a straight segment between {between} passes through.",
-            plots.histogram("regions-hist", regions, "Regions per segment", "linear regions crossed", fmt=show.num, integer=True),
-            NO_SEGMENTS,
-        )
-    )
-    if m.neurons:
-        rpn = [seg.regions / m.neurons for seg in d.segments]
-        svg = plots.histogram(
-            "regions-per-neuron", rpn, "Regions per neuron", f"regions per segment / {m.neurons:,} neurons", color=plots.GREEN
-        )
-        empty = NO_SEGMENTS
-    else:
-        svg, empty = None, "The model has no ReLU-type units, so regions per neuron is undefined."
-    density.append(
-        Plot(
-            "regions-per-neuron",
-            "Regions per neuron",
-            "Regions per segment divided by the number of ReLU-type neurons; Hanin & Rolnick (2019) find "
-            "this roughly constant across depth and width at initialisation.",
-            svg,
-            empty,
-        )
-    )
-    norms = [seg.norm for seg in v.segments]
-    deviation.append(
-        Plot(
-            "deviation-ecdf",
-            "Absolute deviation from linear",
-            "Empirical CDF of each segment's absolute deviation (Gamba et al. 2022), L2 norm over outputs.",
-            plots.ecdf("deviation-ecdf", norms, "Absolute deviation (ECDF)", "absolute deviation, L2 over outputs"),
-            no_deviation(result),
-        )
-    )
-    rho = v.spearman_density
-    title = "Density vs deviation" + (f" (Spearman ρ = {show.num(rho)})" if rho is not None else " (Spearman ρ undefined)")
-    n = min(len(d.segments), len(v.segments))
-    deviation.append(
-        Plot(
-            "density-vs-deviation",
-            "Density vs deviation",
-            "Each dot is one segment: regions per unit length against absolute deviation.",
-            plots.scatter(
-                "density-vs-deviation",
-                [d.segments[i].density for i in range(n)],
-                [v.segments[i].norm for i in range(n)],
-                title,
-                "regions per unit length",
-                "absolute deviation",
-            ),
-            no_deviation(result),
-        )
-    )
-    distances = [p.distance for p in dist.points]
-    distance.append(
-        Plot(
-            "distance-hist",
-            "Distance to the nearest region boundary",
-            f"{'Approximate' if dist.method == 'approx' else 'Exact'} distance from {at} to the boundary of its activation region"
-            f"{show.approx_words(dist)} (Hanin & Rolnick 2019a, Fig. 3 style).",
-            plots.log_histogram("distance-hist", distances, "Distance to nearest boundary", "distance in input units"),
-            NO_POINTS,
-        )
-    )
-    scaled = [p.scaled for p in dist.points]
-    distance.append(
-        Plot(
-            "scaled-distance-hist",
-            "Distance × neurons",
-            "The same distances times the number of neurons, which Hanin & Rolnick show to be roughly scale-free.",
-            plots.log_histogram(
-                "scaled-distance-hist", scaled, "Distance × neurons", "distance × neurons", color=plots.GREEN
-            ),
-            NO_POINTS if not dist.points else "Distance × neurons is undefined (no ReLU-type units).",
-        )
-    )
-    layers = list((d.knots_per_layer or {}).items())
-    density.append(
-        Plot(
-            "knots-per-layer",
-            "Knots per layer",
-            "Boundary crossings contributed by each kink node (ReLU-type or MaxPool), summed over all segments, in layer order.",
-            plots.hbar("knots-per-layer", [k for k, _ in layers], [v_ for _, v_ in layers], "Knots per layer", "knots, summed over segments"),
-            NO_SEGMENTS if not d.segments else "No knots were recorded.",
-        )
-    )
+    # --- end reference frame
     if result.slice is not None:
         sl = result.slice
         polygons, count = sl.get("polygons"), sl.get("count")
@@ -365,7 +279,7 @@ def audit_plots(result: AuditResult) -> dict[str, list[Plot]]:
                 "The slice has no polygons to draw" + (f" ({count:,} regions counted)." if isinstance(count, int) else "."),
             )
         )
-    return {"density": density, "deviation": deviation, "distance": distance, "slice": sliced}
+    return {**out, "slice": sliced}
 
 
 def audit_context(result: AuditResult, clock=None) -> dict:
@@ -379,9 +293,22 @@ def audit_context(result: AuditResult, clock=None) -> dict:
         "model": model,
         "settings": settings_section(result),
         "notes": result_notes(result),
-        "metrics": headline_metrics(result),
+        "metrics": _with_reference(result, headline_metrics(result)),
         "distributions": distribution_table(result),
         "plots": audit_plots(result),
+        # --- reference frame
+        "frame": {
+            "init_sentence": RF.HOW_TO_READ_INIT,
+            "init_table": RF.init_table(result),
+            "capacity_sentence": RF.HOW_TO_READ_CAPACITY,
+            "capacity_table": RF.capacity_table(result.capacity),
+            "capacity_lines": RF.capacity_lines(result),
+            "class_sentence": RF.class_sentence(result),
+            "class_density": RF.class_table(result, "density"),
+            "class_deviation": RF.class_table(result, "deviation"),
+            "sections": RF.section_sentences(result),
+        },
+        # --- end reference frame
         "paths": paths_table(result),
         "slice": _slice_facts(result.slice),
         "gates": gates,
@@ -396,6 +323,14 @@ def audit_context(result: AuditResult, clock=None) -> dict:
         timing["report_s"] = clock() - started
     ctx["timing"] = timing_rows(timing)
     return ctx
+
+
+def _with_reference(result: AuditResult, metrics: list[Metric]) -> list[Metric]:
+    lines = RF.reference_lines(result)
+    for m in metrics:
+        if m.defined:
+            m.reference = lines.get(m.key, "")
+    return metrics
 
 
 def _slice_facts(sl: dict | None) -> list[tuple[str, str]]:
@@ -415,6 +350,16 @@ def _cmp_row(label, a, b, fmt=show.num):
     return [label, fmt(a), fmt(b), sign + fmt(diff) if diff is not None else show.DASH]
 
 
+def _median_row(label, sa: dict | None, sb: dict | None) -> list[str]:
+    """A median row of the side-by-side table, each median with its 95 % interval."""
+    row = _cmp_row(label, median(sa), median(sb))
+    for i, summ in ((1, sa), (2, sb)):
+        ci = RF.ci_text(summ).replace("95 % CI ", "")
+        if ci:
+            row[i] += f" {ci}"
+    return row
+
+
 def compare_context(result: CompareResult, clock=None) -> dict:
     started = clock() if clock else 0.0
     a, b = result.a, result.b
@@ -432,8 +377,9 @@ def compare_context(result: CompareResult, clock=None) -> dict:
             continue  # loops are compared in the loop tables of the two audits, not here
         va, vb = summary_of(a, metric.path), summary_of(b, metric.path)
         label = metric.label
-        if metric.summary:
-            va, vb, label = median(va), median(vb), f"Median {label[:1].lower()}{label[1:]}"
+        if metric.summary:  # each median with its 95 % interval
+            rows.append(_median_row(f"Median {label[:1].lower()}{label[1:]}", va, vb))
+            continue
         rows.append(_cmp_row(label, va, vb))
     table = Table(["", name_a, name_b, "B − A"], rows, numeric=[False, True, True, True])
 
@@ -453,7 +399,8 @@ def compare_context(result: CompareResult, clock=None) -> dict:
             "plot": Plot(
                 pid,
                 f"Paired differences: {what}",
-                "B − A per segment, in probe order; orange bars are segments where B is larger, grey holds the ties.",
+                "B − A per segment, in probe order; orange bars are segments where B is larger, blue bars where A is "
+                "larger, and the grey bar holds the ties (difference 0).",
                 plots.paired_histogram(pid, measure.differences, f"{what.capitalize()}: B − A per segment", f"B − A ({unit})", integer),
                 NO_SEGMENTS,
             ),
@@ -463,11 +410,18 @@ def compare_context(result: CompareResult, clock=None) -> dict:
         "title": f"{name_a} vs {name_b} — linear-region comparison",
         "name_a": name_a,
         "name_b": name_b,
-        "a": {"model": model_section(a), "settings": settings_section(a), "metrics": headline_metrics(a), "notes": result_notes(a)},
-        "b": {"model": model_section(b), "settings": settings_section(b), "metrics": headline_metrics(b), "notes": result_notes(b)},
+        "a": {"model": model_section(a), "settings": settings_section(a), "metrics": _with_reference(a, headline_metrics(a)), "notes": result_notes(a)},
+        "b": {"model": model_section(b), "settings": settings_section(b), "metrics": _with_reference(b, headline_metrics(b)), "notes": result_notes(b)},
         "table": table,
         "density": paired(result.paired.density, "region count", "regions", True, "paired-density"),
         "deviation": paired(result.paired.deviation, "absolute deviation", "deviation", False, "paired-deviation"),
+        # --- reference frame: tests, overlays, paired scatter, per-layer table (framecontext.py)
+        "research": {
+            "tests": RF.compare_tests_table(result.paired),
+            "layers": RF.compare_layer_table(a, b),
+            "plots": RF.compare_plots(result, Plot, name_a, name_b),
+        },
+        # --- end reference frame
         "gates": gates_table(result.gates),
         "gates_failed": sum(1 for g in result.gates if not g.passed),
         "result_version": result.regionaudit,

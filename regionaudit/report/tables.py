@@ -43,19 +43,20 @@ def shown_metrics(result: AuditResult) -> list[Metric]:
 
 
 def distribution_table(result: AuditResult) -> Table:
-    keys = list(SUMMARY_KEYS)
+    keys = [k for k in SUMMARY_KEYS if not k.startswith("ci95")]  # the interval is one column
     rows = []
     for metric in shown_metrics(result):
         if not metric.summary:
             continue
         summary = summary_of(result, metric.path)
         if summary is None:
-            rows.append([metric.label, "0"] + ["undefined"] + [""] * (len(keys) - 2))
+            rows.append([metric.label, "0"] + ["undefined"] + [""] * (len(keys) - 1))
         else:
-            rows.append(
-                [metric.label, show.count(summary.get("count"))] + [show.num(summary.get(k)) for k in keys[1:]]
-            )
-    return Table(["Measure"] + keys, rows, numeric=[False] + [True] * len(keys))
+            ci = "" if summary.get("ci95_low") is None else f"[{show.num(summary['ci95_low'])}, {show.num(summary['ci95_high'])}]"
+            rows.append([metric.label, show.count(summary.get("count"))] + [show.num(summary.get(k)) for k in keys[1:3]]
+                        + [ci] + [show.num(summary.get(k)) for k in keys[3:]])
+    columns = ["Measure"] + keys[:3] + ["median 95 % CI"] + keys[3:]
+    return Table(columns, rows, numeric=[False] + [True] * (len(columns) - 1))
 
 
 def node_table(result: AuditResult, limit: int = 400) -> Table:

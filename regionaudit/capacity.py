@@ -1,0 +1,359 @@
+"""Theoretical capacity: how many linear regions the architecture could have at most (and at least).
+
+Every bound is computed with exact Python integers and only then turned into log10, since the counts
+overflow any float (Σ_{j≤64} C(512, j) has 83 digits). A bound applies to the *maximum
+over all weights* of the architecture; a formula that does not cover the graph (residual adds,
+concat, MaxPool) is listed with `covered: false` and the reason, never guessed.
+
+Formulas (n_0 the input size, n_l the ReLU units of hidden layer l, L hidden layers):
+- `arrangement` (Zaslavsky 1975; Pascanu et al. 2013): one hidden layer, Σ_{i≤n_0} C(n_1, i).
+- `montufar2014_lower` (Montúfar et al. 2014, Thm. 4 with widths n_l ≥ n_0):
+  (∏_{l<L} ⌊n_l/n_0⌋^{n_0}) · Σ_{j≤n_0} C(n_L, j).
+- `montufar2017_upper` (Montúfar 2017): ∏_l Σ_{j≤d_l} C(n_l, j), d_l = min(n_0, …, n_{l-1}).
+- `serra2018_upper` (Serra et al. 2018, Thm. 1): Σ over (j_1..j_L) with
+  0 ≤ j_l ≤ min(n_0, n_1−j_1, …, n_{l−1}−j_{l−1}, n_l) of ∏_l C(n_l, j_l); summed here by dynamic
+  programming over the running minimum, so deep nets cost O(L n_0²).
+- `xiong2020_exact` (Xiong et al. 2020, Thm. 1): a single conv layer, Σ over t ∈ K of ∏_p C(d_1, t_p),
+  K = {t : Σ_{p∈J} t_p ≤ |∪_{p∈J} S_p| for every set J of output positions}, S_p the input elements
+  position p reads.
+- `xiong2020_upper` (Xiong et al. 2020, Thm. 2(ii)): R_1 · ∏_{l≥2} Σ_{i≤n_0} C(N_l, i), N_l the units
+  of layer l and R_1 the first conv layer's count (Thm. 1, or its Zaslavsky bound when Thm. 1's
+  enumeration is out of reach).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import combinations
+
+import torch
+
+from regionaudit import ir
+
+# Theorem 1 of Xiong et al. enumerates every vector t and every subset of output positions.
+MAX_XIONG_POSITIONS = 12
+MAX_XIONG_TUPLES = 200_000
+
+_AFFINE = (ir.MatMul, ir.Conv, ir.ConvTranspose, ir.Einsum, ir.AvgPool, ir.GlobalAvgPool, ir.Scale, ir.Reshape,
+           ir.Transpose, ir.Pad, ir.Take, ir.Resample)
+
+
+@dataclass
+class Layer:
+    """A hidden ReLU-type layer of a plain chain: its units and the affine nodes that feed it."""
+
+    name: str
+    units: int
+    slope_zero: bool
+    affine: list  # the affine nodes between the previous layer (or the input) and this one
+
+
+def log10_int(n: int) -> float:
+    """log10 of an exact positive integer, without converting it to float first."""
+    if n <= 0:
+        raise ValueError("log10 of a non-positive count")
+    return math.log10(n)  # exact for Python ints of any size (no float conversion of n)
+
+
+def zaslavsky(n: int, d: int) -> int:
+    """Regions of n hyperplanes in general position in R^d: Σ_{i≤d} C(n, i)."""
+    return sum(math.comb(n, i) for i in range(0, min(n, d) + 1))
+
+
+def montufar2017(widths: list[int], n0: int) -> int:
+    out, dim = 1, n0
+    for n in widths:
+        out *= zaslavsky(n, dim)
+        dim = min(dim, n)
+    return out
+
+
+def serra2018(widths: list[int], n0: int) -> int:
+    """Serra et al. (2018), Theorem 1, summed over the running minimum d_l by dynamic programming."""
+    ways = {n0: 1}  # d_l -> summed product of binomials of the tuples that lead there
+    for n in widths:
+        nxt: dict[int, int] = {}
+        for d, w in ways.items():
+            for j in range(0, min(d, n) + 1):
+                key = min(d, n - j)
+                nxt[key] = nxt.get(key, 0) + w * math.comb(n, j)
+        ways = nxt
+    return sum(ways.values())
+
+
+def montufar2014_lower(widths: list[int], n0: int) -> int:
+    out = 1
+    for n in widths[:-1]:
+        out *= (n // n0) ** n0
+    return out * zaslavsky(widths[-1], n0)
+
+
+def xiong2020_exact(supports: list[frozenset], filters: int) -> int | None:
+    """Theorem 1 of Xiong et al. (2020), or None when the enumeration is out of reach."""
+    p = len(supports)
+    caps = [min(filters, len(s)) for s in supports]
+    if p > MAX_XIONG_POSITIONS or math.prod(c + 1 for c in caps) > MAX_XIONG_TUPLES:
+        return None
+    union = [0] * (1 << p)
+    for mask in range(1, 1 << p):
+        members = [supports[i] for i in range(p) if mask >> i & 1]
+        union[mask] = len(frozenset().union(*members))
+    total = 0
+
+    def rec(i: int, sums: list[int], prod: int) -> None:
+        # sums[mask] = Σ t over mask, for masks of the positions assigned so far
+        nonlocal total
+        if i == p:
+            total += prod
+            return
+        bit = 1 << i
+        for t in range(caps[i] + 1):
+            ok = True
+            new = sums[:]
+            for mask in range(bit):  # masks of earlier positions, extended by position i
+                s = sums[mask] + t
+                if s > union[mask | bit]:
+                    ok = False
+                    break
+                new[mask | bit] = s
+            if not ok:
+                break  # a larger t only breaks more constraints
+            rec(i + 1, new, prod * math.comb(filters, t))
+
+    rec(0, [0] * (1 << p), 1)
+    return total
+
+
+def conv_supports(conv: ir.Conv, in_shape: tuple[int, ...]) -> list[frozenset]:
+    """The input elements each output position of a conv reads (its receptive field)."""
+    n = math.prod(in_shape)
+    eye = torch.eye(n, dtype=torch.float64).reshape(n, *in_shape)
+    ones = ir.Conv(conv.name, (0,), conv.shape, weight=torch.ones(conv.weight.shape, dtype=torch.float64),
+                   strides=conv.strides, pads=conv.pads, dilations=conv.dilations, groups=1)
+    reach = ones.linear([eye])[:, 0]  # (inputs, *spatial): channel 0 reads what every filter reads
+    reach = reach.reshape(n, -1) != 0
+    return [frozenset(torch.nonzero(reach[:, q]).flatten().tolist()) for q in range(reach.shape[1])]
+
+
+def chain_layers(net: ir.Network) -> tuple[list[Layer] | None, str]:
+    """The hidden layers of a plain chain of affine maps and ReLU-type units, or None and why not."""
+    kinds = {type(n) for n in net.nodes}
+    if ir.MaxPool in kinds:
+        return None, "the network has MaxPool, for which no formula is stated here"
+    if ir.Sum in kinds:
+        return None, "the network has residual adds, for which no formula is stated here"
+    if ir.Concat in kinds:
+        return None, "the network has concat branches, for which no formula is stated here"
+    layers: list[Layer] = []
+    affine: list = []
+    for i, node in enumerate(net.nodes[1 : net.output + 1], start=1):
+        if node.inputs != (i - 1,):
+            return None, "the graph is not a single chain of layers"
+        if isinstance(node, ir.LeakyRelu):
+            zero = bool(torch.all(node.slope == 0))
+            layers.append(Layer(node.name, node.units, zero, affine))
+            affine = []
+        elif isinstance(node, _AFFINE):
+            affine.append(node)
+        else:
+            return None, f"the network has a {node.kind} node, for which no formula is stated here"
+    if not layers:
+        return None, "the network has no ReLU-type units: it is affine, with one region"
+    return layers, ""
+
+
+def _bound(name, kind, count: int | None, formula, covered=True, reason="") -> dict:
+    return {
+        "name": name,
+        "kind": kind,
+        "log10": log10_int(count) if covered and count is not None else None,
+        "formula": formula,
+        "covered": bool(covered and count is not None),
+        "reason": reason,
+    }
+
+
+def _dense_layer(layer: Layer) -> bool:
+    """The layer's units read a full dense map of the layer before (up to reshapes and nonzero scales)."""
+    dense = [n for n in layer.affine if isinstance(n, ir.MatMul)]
+    others = [n for n in layer.affine if not isinstance(n, (ir.MatMul, ir.Reshape, ir.Transpose, ir.Scale))]
+    scales_ok = all(n.mul is None or bool(torch.all(n.mul != 0)) for n in layer.affine if isinstance(n, ir.Scale))
+    return len(dense) == 1 and not others and scales_ok
+
+
+def _dense_first(layers: list[Layer]) -> bool:
+    return _dense_layer(layers[0])
+
+
+def _all_dense(layers: list[Layer]) -> bool:
+    return all(_dense_layer(l) for l in layers)
+
+
+def _widths_text(widths: list[int]) -> str:
+    return ", ".join(map(str, widths)) if len(widths) <= 8 else f"{', '.join(map(str, widths[:7]))}, … ({len(widths)} layers)"
+
+
+def dense_bounds(layers: list[Layer] | None, reason: str, n0: int, exact_ok: bool, lower_ok: bool) -> list[dict]:
+    """The bounds that hold for any affine maps between ReLU layers, for input dimension n0."""
+    names = ("arrangement", "montufar2014_lower", "montufar2017_upper", "serra2018_upper")
+    if layers is None:
+        return [_bound(n, k, None, "", False, reason) for n, k in zip(names, ("exact", "lower", "upper", "upper"))]
+    widths = [l.units for l in layers]
+    w = _widths_text(widths)
+    out = []
+    if len(layers) == 1:
+        kind = "exact" if exact_ok else "upper"
+        text = f"Σ_{{i≤{n0}}} C({widths[0]}, i) (Zaslavsky: {widths[0]} hyperplanes in R^{n0})"
+        if not exact_ok:
+            text += "; an upper bound here, since the first layer is structured (not a general dense map)"
+        out.append(_bound("arrangement", kind, zaslavsky(widths[0], n0), text))
+    else:
+        out.append(_bound("arrangement", "exact", None, "", False, "only for one hidden layer"))
+    lower_text = f"(∏_{{l<L}} ⌊n_l/{n0}⌋^{n0}) · Σ_{{j≤{n0}}} C(n_L, j), widths {w}"
+    if not lower_ok:
+        out.append(_bound("montufar2014_lower", "lower", None, lower_text, False,
+                          "the construction needs dense ReLU layers (not conv, pooling or leaky slopes)"))
+    elif min(widths) < n0:
+        out.append(_bound("montufar2014_lower", "lower", None, lower_text, False, f"needs every width ≥ n_0 = {n0}"))
+    else:
+        out.append(_bound("montufar2014_lower", "lower", montufar2014_lower(widths, n0), lower_text))
+    out.append(_bound("montufar2017_upper", "upper", montufar2017(widths, n0),
+                      f"∏_l Σ_{{j≤d_l}} C(n_l, j), d_l = min(n_0..n_{{l-1}}), n_0 = {n0}, widths {w}"))
+    serra_text = f"Σ_{{j∈J}} ∏_l C(n_l, j_l), 0 ≤ j_l ≤ min(n_0, n_1−j_1, …, n_{{l−1}}−j_{{l−1}}, n_l), n_0 = {n0}, widths {w}"
+    if all(l.slope_zero for l in layers):
+        out.append(_bound("serra2018_upper", "upper", serra2018(widths, n0), serra_text))
+    else:
+        out.append(_bound("serra2018_upper", "upper", None, serra_text, False,
+                          "leaky slopes keep the dimension that inactive ReLUs remove, which the bound counts on"))
+    return out
+
+
+def xiong_bounds(net: ir.Network, layers: list[Layer] | None, reason: str, n0: int) -> list[dict]:
+    convs = [] if layers is None else [n for n in layers[0].affine if isinstance(n, ir.Conv)]
+    if layers is None or len(convs) != 1 or layers[0].affine[-1] is not convs[0] and not all(
+        isinstance(n, ir.Scale) for n in layers[0].affine[layers[0].affine.index(convs[0]) + 1 :]
+    ):
+        why = reason or "the first hidden layer is not a single convolution"
+        return [_bound("xiong2020_exact", "exact", None, "", False, why), _bound("xiong2020_upper", "upper", None, "", False, why)]
+    conv = convs[0]
+    first = layers[0]
+    filters = int(conv.weight.shape[0])
+    before = [n for n in first.affine[: first.affine.index(conv)]]
+    pre_ok = all(isinstance(n, (ir.Reshape, ir.Scale)) for n in before)
+    in_shape = net.nodes[conv.inputs[0]].shape
+    exact = None
+    exact_why = ""
+    if conv.groups != 1:
+        exact_why = "grouped convolution: the filters at one position do not share their inputs"
+    elif not pre_ok:
+        exact_why = "the convolution is preceded by a map other than a reshape or scale"
+    elif math.prod(in_shape) > 4096:
+        exact_why = "too many inputs to trace the receptive fields"
+    else:
+        supports = conv_supports(conv, in_shape)
+        exact = xiong2020_exact(supports, filters)
+        if exact is None:
+            exact_why = f"{len(supports)} output positions with {filters} filters: the enumeration over subsets is out of reach"
+    positions = math.prod(conv.shape[1:])
+    text1 = f"Σ_{{t∈K}} ∏_p C({filters}, t_p) over {positions} output positions (Theorem 1)"
+    out = [_bound("xiong2020_exact", "exact", exact if len(layers) == 1 else None, text1,
+                  exact is not None and len(layers) == 1,
+                  exact_why or ("only for a single conv layer" if len(layers) > 1 else ""))]
+    units = [l.units for l in layers]
+    rest = 1
+    for n in units[1:]:
+        rest *= zaslavsky(n, n0)
+    if exact is not None:
+        r1, r1_text = exact, "R_1 = Theorem 1's exact count"
+    else:
+        r1, r1_text = zaslavsky(units[0], n0), f"R_1 replaced by its Zaslavsky bound Σ_{{i≤{n0}}} C({units[0]}, i) ({exact_why})"
+    text2 = f"R_1 · ∏_{{l≥2}} Σ_{{i≤{n0}}} C(N_l, i), N = {_widths_text(units)}; {r1_text}"
+    out.append(_bound("xiong2020_upper", "upper", r1 * rest, text2))
+    return out
+
+
+def _tightest(bounds: list[dict]) -> tuple[float | None, float | None]:
+    ups = [b["log10"] for b in bounds if b["covered"] and b["kind"] in ("upper", "exact")]
+    lows = [b["log10"] for b in bounds if b["covered"] and b["kind"] in ("lower", "exact")]
+    return (min(ups) if ups else None), (max(lows) if lows else None)
+
+
+def _restricted(layers, reason: str, n0: int, dim: int, what: str) -> dict:
+    """Bounds for the network restricted to a line (dim 1) or a plane (dim 2) through input space."""
+    if layers is not None and dim >= n0:
+        return {"dimension": dim, "bounds": [], "log10_upper": None, "log10_lower": None,
+                "note": f"the input has {n0} dimensions: the bounds above apply"}
+    lower_ok = layers is not None and _all_dense(layers) and all(l.slope_zero for l in layers)
+    # on a line any n_1 hyperplanes cut at n_1 distinct points; on a plane only a dense first layer is
+    # known to put its lines in general position
+    exact_ok = layers is not None and (dim == 1 or _dense_first(layers))
+    bounds = dense_bounds(layers, reason, dim, exact_ok=exact_ok, lower_ok=lower_ok)
+    up, low = _tightest(bounds)
+    return {"dimension": dim, "bounds": bounds, "log10_upper": up, "log10_lower": low,
+            "note": f"regions {what} can meet: the network restricted to it is a network with n_0 = {dim}"}
+
+
+def capacity(net: ir.Network) -> dict:
+    """`capacity` of the result: bounds for the whole input space, a line and a plane."""
+    n0 = math.prod(net.input_shape)
+    layers, reason = chain_layers(net)
+    exact_ok = layers is not None and _dense_first(layers)
+    lower_ok = layers is not None and _all_dense(layers) and all(l.slope_zero for l in layers)
+    bounds = dense_bounds(layers, reason, n0, exact_ok, lower_ok) + xiong_bounds(net, layers, reason, n0)
+    up, low = _tightest(bounds)
+    return {
+        "input_dimension": n0,
+        "widths": None if layers is None else [l.units for l in layers],
+        "covered": layers is not None,
+        "reason": reason,
+        "bounds": bounds,
+        "log10_upper": up,
+        "log10_lower": low,
+        "line": _restricted(layers, reason, n0, 1, "a line"),
+        "plane": _restricted(layers, reason, n0, 2, "a plane"),
+        "measured": None,
+    }
+
+
+def measured(cap: dict, result) -> dict:
+    """What the measurement implies, beside the bounds (Hanin & Rolnick 2019b): regions per unit
+    length per neuron, the most regions any segment crossed, and a 2-D slice's count per area."""
+    neurons = result.model.neurons
+    per_len = result.density.per_length
+    segs = [s.regions for s in result.density.segments]
+    out = {
+        "regions_per_length_per_neuron": per_len["median"] / neurons if per_len and neurons else None,
+        "max_segment_regions": max(segs) if segs else None,
+        "log10_max_segment_regions": math.log10(max(segs)) if segs else None,
+        "slice_regions": None,
+        "slice_regions_per_area_per_neuron2": None,
+    }
+    sl = result.slice if isinstance(result.slice, dict) else None
+    if sl:
+        count = sl.get("count") if isinstance(sl.get("count"), int) else sl.get("regions")
+        area = sl.get("area")
+        out["slice_regions"] = count if isinstance(count, int) else None
+        if isinstance(count, int) and isinstance(area, (int, float)) and area > 0 and neurons:
+            out["slice_regions_per_area_per_neuron2"] = count / area / neurons**2
+    return out
+
+
+def format_bounds(cap: dict) -> list[str]:
+    """Lines for `regionaudit inspect`: each bound with its formula, or why it does not apply."""
+    lines = [f"capacity (maximum linear regions over all weights; input dimension n_0 = {cap['input_dimension']}):"]
+
+    def rows(bounds, indent="  "):
+        for b in bounds:
+            if b["covered"]:
+                lines.append(f"{indent}{b['name']:<20} {b['kind']:<6} 10^{b['log10']:.2f}   {b['formula']}")
+            else:
+                lines.append(f"{indent}{b['name']:<20} {b['kind']:<6} not covered: {b['reason']}")
+
+    rows(cap["bounds"])
+    for key in ("line", "plane"):
+        part = cap[key]
+        if part["bounds"]:
+            lines.append(f"  on a {key} (n_0 = {part['dimension']}):")
+            rows(part["bounds"], "    ")
+    return lines

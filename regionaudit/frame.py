@@ -1,0 +1,127 @@
+"""The reference frame of an audit: what each measured number is compared with.
+
+After the exact analyzers have run, this adds to the result (DESIGN.md, "Reference frame"):
+- `reference.init`: the same architecture re-initialised, on the same first segments and points,
+  and `density.ratio_to_init` (trained regions / mean init regions, per segment);
+- `capacity`: the theoretical bounds, and what the measurement implies beside them;
+- the same-class / different-class split of segments, from `--labels` or the predicted classes;
+- a profile of one representative segment (knots by layer over the top logits);
+- Spearman ρ's interval and p-value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from regionaudit import capacity as C
+from regionaudit.analysis.profile import segment_profile
+from regionaudit.analysis.stats import spearman_test, summary
+from regionaudit.errors import BadData
+from regionaudit.files import load_array
+from regionaudit.reference import init_reference, ratio_to_init
+
+
+def load_labels(path, n_rows: int) -> np.ndarray:
+    """One integer class per data row."""
+    y = load_array(path, "labels")
+    if y.ndim == 2 and 1 in y.shape:
+        y = y.reshape(-1)
+    if y.ndim != 1:
+        raise BadData(f"labels must hold one integer per data row, shape (N,); got shape {tuple(y.shape)}")
+    if len(y) != n_rows:
+        raise BadData(f"labels has {len(y)} entries but the data has {n_rows} rows; give one label per row")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            raise BadData("labels must be integers (class indices); found non-integer values")
+    elif y.dtype.kind not in "iub":
+        raise BadData(f"labels must be integers (class indices); found dtype {y.dtype}")
+    return y.astype(np.int64)
+
+
+def same_class(traces, labels: np.ndarray | None, rows) -> tuple[list[bool], str]:
+    """Per segment: do its endpoints share a class? From the labels of their data rows when given,
+    else from the model's predicted classes (argmax of the logits) at the endpoints."""
+    if labels is not None and rows is not None:
+        i, j = rows
+        return [bool(labels[p] == labels[q]) for p, q in zip(i, j)], "labels"
+    return [bool(int(tr.outputs[0].argmax()) == int(tr.outputs[-1].argmax())) for tr in traces], "predicted"
+
+
+def class_split(result, tags: list[bool], source: str) -> None:
+    d, v = result.density, result.deviation
+    for seg, tag in zip(d.segments, tags):
+        seg.same_class = tag
+    split_d, split_v = {"source": source}, {"source": source}
+    for key, want in (("same_class", True), ("different_class", False)):
+        segs = [s for s, t in zip(d.segments, tags) if t is want]
+        devs = [s for s, t in zip(v.segments, tags) if t is want]
+        split_d[key] = {
+            "count": len(segs),
+            "summary": summary([s.regions for s in segs]),
+            "per_length": summary([s.density for s in segs if s.density is not None]),
+        }
+        split_v[key] = {"count": len(devs), "summary": summary([s.norm for s in devs if s.norm is not None])}
+    d.by_class, v.by_class = split_d, split_v
+
+
+def representative(regions: list[int], limit: int) -> int | None:
+    """The segment (among the first `limit`, which the init reference also measures) whose region
+    count is closest to the median of all segments."""
+    if not regions:
+        return None
+    med = float(np.median(regions))
+    head = regions[: max(1, limit)]
+    return int(np.argmin([abs(r - med) for r in head]))
+
+
+def add_reference_frame(result, imported, a: torch.Tensor, b: torch.Tensor, lengths, points: torch.Tensor,
+                        traces, opts, labels: np.ndarray | None, rows, distance_directions: int | None = None) -> None:
+    """Fill the reference-frame parts of `result` in place (see the module docstring)."""
+    from regionaudit.reference import REFERENCE_SEGMENTS
+
+    net = imported.network
+    d, v = result.density, result.deviation
+    regions = [s.regions for s in d.segments]
+    limit = REFERENCE_SEGMENTS if opts.init_reference else len(regions)
+    pick = representative(regions, limit)
+    if pick is not None:
+        d.profile = segment_profile(net, a[pick], b[pick], traces[pick], pick)
+    if opts.init_reference:
+        ref = init_reference(imported, a, b, lengths, points, opts.init_reference, opts.seed, pick,
+                             max_knots=opts.max_knots, max_memory=opts.max_memory, directions=distance_directions)
+        result.reference = {"init": ref}
+        ratios = ratio_to_init(regions, ref, [s.truncated for s in d.segments]) if ref["segments"] else []
+        d.ratio_to_init = summary(ratios) if ratios else None
+    pairs = [(s.density, dv.norm) for s, dv in zip(d.segments, v.segments) if s.density is not None and dv.norm is not None]
+    if pairs:
+        v.spearman = spearman_test([p[0] for p in pairs], [p[1] for p in pairs])
+    if traces:
+        class_split(result, *same_class(traces, labels, rows))
+    cap = C.capacity(net)
+    cap["measured"] = C.measured(cap, result)
+    result.capacity = cap
+
+
+def frame_notes(result) -> list[str]:
+    """Sentences the report and card need to read the reference frame right."""
+    notes = []
+    split = result.density.by_class
+    if split and split["source"] == "predicted" and (result.settings or {}).get("labels"):
+        notes.append(
+            "--labels was given, but the segments do not run between data rows (--segments): same-class and "
+            "different-class segments are told apart by the model's predicted classes at the endpoints."
+        )
+    elif split and split["source"] == "predicted":
+        notes.append(
+            "Same-class / different-class segments are told apart by the model's predicted classes at the "
+            "endpoints (no --labels given)."
+        )
+    ref = (result.reference or {}).get("init")
+    if ref:
+        notes.append(
+            f"Initialisation reference: {ref['copies']} re-initialisations of the same architecture "
+            f"(He-normal weights, biases of variance 1e-6, batch norm set to identity) measured on the first "
+            f"{ref['segments']} segments and {ref['points']} points."
+        )
+    return notes

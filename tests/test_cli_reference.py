@@ -1,0 +1,111 @@
+"""The reference frame on the command line: --init-reference, --labels, inspect's bounds, compare's tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from regionaudit.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "sample_models"
+CNN = SAMPLES / "digits_cnn.onnx"
+MLP = SAMPLES / "digits_mlp.onnx"
+DIGITS = SAMPLES / "digits_test.npy"
+LABELS = SAMPLES / "digits_test_labels.npy"
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+@pytest.mark.parametrize("model,formula", [(MLP, "serra2018_upper"), (CNN, "xiong2020_upper")])
+def test_inspect_prints_bounds_with_formula_and_writes_capacity(model, formula, tmp_path, capsys):
+    out_json = tmp_path / "i.json"
+    code, out, err = run(["inspect", model, "--json", out_json], capsys)
+    assert code == 0, err
+    line = next(l for l in out.splitlines() if l.strip().startswith(formula))
+    assert "10^" in line and "C(" in line
+    assert "on a line (n_0 = 1)" in out
+    d = json.loads(out_json.read_text())
+    assert set(d) >= {"model", "capacity"}
+    names = [b["name"] for b in d["capacity"]["bounds"]]
+    assert names == ["arrangement", "montufar2014_lower", "montufar2017_upper", "serra2018_upper", "xiong2020_exact", "xiong2020_upper"]
+    assert all(set(b) == {"name", "kind", "log10", "formula", "covered", "reason"} for b in d["capacity"]["bounds"])
+
+
+def test_inspect_says_why_a_resnet_is_not_covered(capsys):
+    code, out, _ = run(["inspect", SAMPLES / "digits_resnet.onnx"], capsys)
+    assert code == 0
+    assert "not covered: the network has MaxPool" in out
+
+
+def test_audit_init_reference_labels_and_gate(tmp_path, capsys):
+    out_json = tmp_path / "r.json"
+    code, out, err = run([MLP, "--data", DIGITS, "--labels", LABELS, "--pairs", 12, "--max-points", 6,
+                          "--init-reference", 1, "--json", out_json, "-q",
+                          "--fail-if", "density.ratio_to_init.median > 1000",
+                          "--fail-if", "density.summary.ci95_high > 100000"], capsys)
+    assert code == 0, err
+    d = json.loads(out_json.read_text())
+    assert d["settings"]["init_reference"] == 1
+    assert d["reference"]["init"]["copies"] == 1 and d["reference"]["init"]["segments"] == 12
+    assert d["density"]["by_class"]["source"] == "labels"
+    assert d["capacity"]["log10_upper"] > 0
+    assert [g["passed"] for g in d["gates"]] == [True, True]
+    code, out, err = run([MLP, "--data", DIGITS, "--pairs", 12, "--max-points", 6, "--init-reference", 1,
+                          "--json", tmp_path / "g.json", "-q", "--fail-if", "density.ratio_to_init.median > 0"], capsys)
+    assert code == 1
+
+
+def test_init_reference_zero_and_bad_value(tmp_path, capsys):
+    out_json = tmp_path / "r.json"
+    code, _, err = run([MLP, "--data", DIGITS, "--pairs", 4, "--max-points", 2, "--init-reference", 0, "--json", out_json, "-q"], capsys)
+    assert code == 0, err
+    d = json.loads(out_json.read_text())
+    assert d["reference"] is None and d["density"]["ratio_to_init"] is None
+    code, _, err = run([MLP, "--init-reference", -1], capsys)
+    assert code == 2 and "init-reference" in err
+
+
+def test_labels_without_data_is_a_usage_error(tmp_path, capsys):
+    code, _, err = run([MLP, "--labels", LABELS, "--json", tmp_path / "x.json", "-q"], capsys)
+    assert code == 2 and "--labels needs --data" in err
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_compare_writes_paired_tests_and_overlays(tmp_path, capsys):
+    out_json, html = tmp_path / "c.json", tmp_path / "c.html"
+    code, _, err = run(["compare", MLP, MLP, "--data", DIGITS, "--pairs", 10, "--max-points", 8,
+                        "--init-reference", 0, "--json", out_json, "-o", html, "-q"], capsys)
+    assert code == 0, err
+    d = json.loads(out_json.read_text())
+    for key in ("density", "deviation", "distance"):
+        tests = d["paired"][key]["tests"]
+        assert any("wilcoxon" in k for k in tests) and any("sign_test" in k for k in tests)
+        # the same model twice: every difference is zero, so no test is defined
+        assert tests["wilcoxon_p_value"] is None and tests["sign_test_nonzero"] == 0
+    page = html.read_text()
+    for pid in ("cmp-density-ecdf", "cmp-deviation-ecdf", "cmp-distance-ecdf", "cmp-density-scatter", "cmp-distance-scatter"):
+        assert f'id="plot-{pid}"' in page
+    assert "Per layer" in page and "Wilcoxon p" in page
+
+
+def test_compare_two_models_gives_p_values(tmp_path, capsys):
+    from scipy.stats import binomtest, wilcoxon
+
+    out_json = tmp_path / "c.json"
+    code, _, err = run(["compare", CNN, SAMPLES / "digits_resnet.onnx", "--data", DIGITS, "--pairs", 8, "--max-points", 6,
+                        "--init-reference", 0, "--json", out_json, "-q"], capsys)
+    assert code == 0, err
+    p = json.loads(out_json.read_text())["paired"]["density"]
+    diffs = [x for x in p["differences"] if x is not None]
+    assert p["tests"]["wilcoxon_p_value"] == pytest.approx(wilcoxon(diffs, zero_method="wilcox").pvalue)
+    nz = [x for x in diffs if x != 0]
+    assert p["tests"]["sign_test_p_value"] == pytest.approx(binomtest(sum(x > 0 for x in nz), len(nz)).pvalue)
