@@ -24,3 +24,23 @@ def test_matmul_add_that_widens_the_product_is_no_bias(convert):
     assert [n["op_type"] for n in imported.nodes] == ["Input", "MatMul", "Add"]
 
 
+
+
+def test_matmul_add_bias_is_merged(convert):
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["m"]), helper.make_node("Add", ["b", "m"], ["y"])]
+    imported = convert(nodes, [1, 4], {"W": f32(4, 3), "b": f32(3, seed=1)})
+    _ok(imported)
+    assert [n["op_type"] for n in imported.nodes] == ["Input", "MatMul+Add"]
+    assert imported.nodes[1]["params"] == 15
+
+
+def test_matmul_add_bias_not_merged_when_product_is_read_twice(convert):
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["m"]),
+        helper.make_node("Add", ["m", "b"], ["a"]),
+        helper.make_node("Relu", ["m"], ["r"]),
+        helper.make_node("Add", ["a", "r"], ["y"]),
+    ]
+    imported = convert(nodes, [1, 4], {"W": f32(4, 3), "b": f32(3, seed=1)})
+    _ok(imported)
+    assert "MatMul" in [n["op_type"] for n in imported.nodes]

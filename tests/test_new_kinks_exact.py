@@ -1,6 +1,7 @@
 """The elementwise and window kinks exporters write (Clip / ReLU6 / Hardtanh, HardSigmoid, Abs,
 Max / Min of tensors, Max(x, 0), ReduceMax / ReduceMin): imported from onnx.helper graphs, checked
-against onnxruntime, then knots equal the reference walk's and distances an autograd formula."""
+against onnxruntime, then knots equal the reference walk's and distances an autograd formula; kinks
+between the affine moves (Reshape, Pad, Slice, Split, Resize, ConvTranspose, Einsum, Where) too."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import f32
+from converters.helpers import ok
 from onnx import helper
 
 from regionaudit import ir
@@ -269,3 +271,40 @@ def test_hard_shrink_is_a_discontinuity(convert):
     nodes = [helper.make_node("Shrink", ["x"], ["y"], name="hard", lambd=0.5)]
     with pytest.raises(Exception, match="discontinuous: Shrink 'hard' \\(bias 0 differs from lambd 0.5"):
         convert(nodes, [1, 3])
+
+
+def test_knots_through_the_moves_equal_the_walk(convert):
+    """Kinks between the affine moves: the layerwise pass and the walk agree knot for knot."""
+    nodes = [
+        helper.make_node("Gemm", ["x", "w1", "b1"], ["h"]), helper.make_node("Relu", ["h"], ["r"], name="relu1"),
+        helper.make_node("Reshape", ["r", "s"], ["r4"]),
+        helper.make_node("Pad", ["r4", "p"], ["pd"], mode="reflect"),
+        helper.make_node("Slice", ["pd", "st", "en", "ax", "sp"], ["sl"]),
+        helper.make_node("Split", ["sl", "parts"], ["a", "b"], axis=1),
+        helper.make_node("Max", ["a", "b"], ["m"], name="max"),
+        helper.make_node("Resize", ["m", "", "sc"], ["up"], mode="linear"),
+        helper.make_node("ConvTranspose", ["up", "wt"], ["ct"], strides=[2, 2]),
+        helper.make_node("Clip", ["ct", "lo", "hi"], ["c"], name="clip"),
+        helper.make_node("Einsum", ["c", "we"], ["e"], equation="bchw,hwk->bk"),
+        helper.make_node("Where", ["cond", "e", "e2"], ["y"]),
+    ]
+    inits = {"w1": 2 * f32(3, 24, seed=1), "b1": f32(24, seed=2), "s": np.array([1, 2, 3, 4], I64),
+             "p": np.array([0, 0, 1, 1, 0, 0, 1, 1], I64), "st": np.array([0, 3], I64),
+             "en": np.array([5, -100], I64), "ax": np.array([2, 3], I64), "sp": np.array([2, -2], I64),
+             "parts": np.array([1, 1], I64), "sc": np.array([1, 1, 1.5, 2], np.float32),
+             "wt": f32(1, 2, 3, 3, seed=3), "lo": np.float32(-0.5), "hi": np.float32(1.0),
+             "we": f32(9, 9, 4, seed=4), "cond": np.array([True, False, True, True]), "e2": f32(1, 4, seed=5)}
+    imported = convert(nodes, [1, 3], inits, 18)
+    ok(imported)
+    net = imported.network
+    g = torch.Generator().manual_seed(0)
+    a = 3 * torch.randn(4, 3, dtype=torch.float64, generator=g)
+    b = 3 * torch.randn(4, 3, dtype=torch.float64, generator=g)
+    total = dict.fromkeys(net.kink_names, 0)
+    for s, d in enumerate(trace_segments(net, a, b)):
+        w = walk_segment(net, a[s], b[s])
+        assert d.knots_per_layer == w.knots_per_layer
+        assert float((d.t - w.t).abs().max()) < 1e-9
+        for k, v in d.knots_per_layer.items():
+            total[k] += v
+    assert all(v > 0 for v in total.values()), total

@@ -9,9 +9,11 @@ import numpy as np
 import onnx
 import pytest
 from conftest import f32, make_model
+from converters.helpers import ok
 from onnx import TensorProto, helper
 
 from regionaudit.cli import main
+from regionaudit.errors import RejectedModel
 from regionaudit.importer import import_model
 from regionaudit.importer.refusal import Refusal
 
@@ -169,3 +171,27 @@ def test_float64_model_checked_by_the_reference_evaluator_says_so(tmp_path):
     imported = import_model(path)
     assert imported.validation["reference"] == "onnx.reference"
     assert any("onnxruntime cannot run this model" in n and "onnx.reference" in n for n in imported.notes)
+
+
+def test_every_unsupported_node_is_named_once_on_one_line(convert):
+    nodes = [
+        helper.make_node("Tanh", ["x"], ["t"], name="node_3"),
+        helper.make_node("Exp", ["t"], ["e"]),  # unnamed: gets op type + output name
+        helper.make_node("Relu", ["e"], ["r"]),
+        helper.make_node("HardSigmoid", ["r"], ["y"], name="hs"),
+    ]
+    with pytest.raises(RejectedModel) as info:
+        convert(nodes, [1, 4], opset=9)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith("refused (opset 9): not piecewise linear: Tanh 'node_3' (only a final Softmax")
+    assert "Exp 'Exp_e'" in msg
+    assert "HardSigmoid" not in msg  # converted: a kink, fine downstream of the refused nodes
+
+
+def test_unsupported_nodes_outside_the_analysed_output_do_not_matter(convert):
+    nodes = [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Sin", ["x"], ["aux"])]
+    imported = convert(nodes, [1, 4], model_kwargs={"outputs": ("y", "aux")})
+    ok(imported)
+    with pytest.raises(RejectedModel, match="Sin"):
+        convert(nodes, [1, 4], model_kwargs={"outputs": ("y", "aux")}, output_name="aux")

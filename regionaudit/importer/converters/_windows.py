@@ -1,4 +1,5 @@
-"""Window geometry shared by Conv and the pools: pads and output sizes for every auto_pad mode.
+"""Window geometry shared by Conv and the pools: pads and output sizes for every auto_pad mode,
+and the pools' kernel_shape.
 
 Output sizes follow onnxruntime: floor (or ceil with ceil_mode) of the ONNX formula, and with
 ceil_mode a last window that would start inside the end padding is dropped.
@@ -46,3 +47,11 @@ def geometry(node, spatial: tuple[int, ...], kernel: tuple[int, ...], ceil_mode:
             o -= 1
         out.append(o)
     return strides, dilations, pads, tuple(out)
+
+
+def pool_kernel(node, x):
+    """The pool's kernel_shape, which must give one size per spatial axis of x."""
+    kernel = tuple(attr(node, "kernel_shape", ()))
+    if not kernel or len(x.shape) != len(kernel) + 2:
+        raise Unsupported(f"kernel_shape {kernel} does not fit input {x.shape}")
+    return kernel

@@ -1,0 +1,52 @@
+"""Pad: zero constant padding in every opset form, reflect / edge / wrap modes; a nonzero value is refused."""
+
+import numpy as np
+import pytest
+from conftest import NEWEST_OPSET
+from onnx import helper
+
+from regionaudit.errors import RejectedModel
+
+from .helpers import I64, OPSETS, ok, relu_then
+
+
+def _pad_node(opset, pads, value=0.0, mode="constant", axes=None):
+    if opset < 11:
+        return helper.make_node("Pad", ["x"], ["p"], pads=pads, value=value, mode=mode), {}
+    inits = {"pads": np.array(pads, I64), "v": np.array(value, np.float32)}
+    inputs = ["x", "pads", "v"]
+    if axes is not None:
+        inits["axes"] = np.array(axes, I64)
+        inputs.append("axes")
+    return helper.make_node("Pad", inputs, ["p"], mode=mode), inits
+
+
+@pytest.mark.parametrize("opset", OPSETS)
+@pytest.mark.parametrize("pads", [[0, 0, 1, 2, 0, 0, 2, 1], [0, 1, 0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 0, 0, 0, 0]])
+def test_pad_zero(convert, opset, pads):
+    pad, inits = _pad_node(opset, pads)
+    imported = convert([pad, helper.make_node("Relu", ["p"], ["y"])], [1, 2, 3, 4], inits, opset)
+    ok(imported)
+
+
+def test_pad_with_axes_input(convert):
+    pad, inits = _pad_node(NEWEST_OPSET, [1, 2, 0, 1], axes=[-1, 1])
+    ok(convert([pad, helper.make_node("Relu", ["p"], ["y"])], [1, 2, 3, 4], inits, NEWEST_OPSET))
+
+
+@pytest.mark.parametrize("opset", [7, 13])
+def test_pad_nonzero_constant_is_rejected(convert, opset):
+    pad, inits = _pad_node(opset, [0, 0, 1, 1, 0, 0, 1, 1], value=1.0)
+    with pytest.raises(RejectedModel, match="padding value"):
+        convert([pad, helper.make_node("Relu", ["p"], ["y"])], [1, 2, 3, 4], inits, opset)
+
+
+@pytest.mark.parametrize("opset,mode", [(o, m) for o in [7, 11, 18, 19, NEWEST_OPSET]
+                                         for m in ["reflect", "edge", "wrap"] if m != "wrap" or o >= 19])
+def test_pad_modes(convert, opset, mode):
+    pads = [0, 0, 2, 1, 0, 0, 1, 2]
+    if opset < 11:
+        node, inits = helper.make_node("Pad", ["r"], ["o"], mode=mode, pads=pads), {}
+    else:
+        node, inits = helper.make_node("Pad", ["r", "p"], ["o"], mode=mode), {"p": np.array(pads, I64)}
+    ok(convert(relu_then(node), [1, 2, 4, 5], inits, opset), "take")

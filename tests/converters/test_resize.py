@@ -1,0 +1,52 @@
+"""Resize in every mode and opset form, with axes, and Upsample."""
+
+import numpy as np
+import pytest
+from conftest import NEWEST_OPSET
+from onnx import helper
+
+from .helpers import I64, ok, relu_then
+
+
+RESIZES = [  # (mode, extra attributes, scales or None, sizes or None)
+    ("nearest", {}, [1, 1, 2, 2], None),
+    ("nearest", {"nearest_mode": "floor", "coordinate_transformation_mode": "asymmetric"}, [1, 1, 2, 3], None),
+    ("nearest", {}, None, [1, 2, 7, 5]),
+    ("linear", {}, [1, 1, 2, 2], None),
+    ("linear", {"coordinate_transformation_mode": "align_corners"}, [1, 1, 2, 1.5], None),
+    ("linear", {"coordinate_transformation_mode": "pytorch_half_pixel"}, None, [1, 2, 5, 3]),
+    ("linear", {}, [1, 1, 0.5, 0.5], None),
+    ("cubic", {}, [1, 1, 2, 2], None),
+]
+
+
+@pytest.mark.parametrize("opset", [11, 13, 18, NEWEST_OPSET])
+@pytest.mark.parametrize("mode,attrs,scales,sizes", RESIZES, ids=[f"{m}-{a}-{s}-{z}" for m, a, s, z in RESIZES])
+def test_resize(convert, opset, mode, attrs, scales, sizes):
+    inits = {"roi": np.array([], np.float32)}
+    if scales is not None:
+        inits["sc"] = np.array(scales, np.float32)
+        inputs = ["r", "roi", "sc"]
+    else:
+        inits["sz"] = np.array(sizes, I64)
+        inits["none"] = np.array([], np.float32)  # opsets 11 and 12 want an empty scales tensor
+        inputs = ["r", "roi", "none", "sz"]
+    node = helper.make_node("Resize", inputs, ["o"], mode=mode, **attrs)
+    ok(convert(relu_then(node), [1, 2, 4, 6], inits, opset), "resample")
+
+
+@pytest.mark.parametrize("opset", [18, NEWEST_OPSET])
+def test_resize_with_axes(convert, opset):
+    node = helper.make_node("Resize", ["r", "", "sc"], ["o"], mode="linear", axes=[3, 2])
+    ok(convert(relu_then(node), [1, 2, 3, 4], {"sc": np.array([2, 3], np.float32)}, opset), "resample")
+
+
+@pytest.mark.parametrize("opset,op", [(7, "Upsample"), (9, "Upsample"), (10, "Resize")])
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+def test_upsample_and_resize_10(convert, opset, op, mode):
+    if opset == 7:
+        node, inits = helper.make_node("Upsample", ["r"], ["o"], mode=mode, scales=[1.0, 1.0, 2.0, 3.0]), {}
+    else:
+        node = helper.make_node(op, ["r", "sc"], ["o"], mode=mode)
+        inits = {"sc": np.array([1, 1, 2, 3], np.float32)}
+    ok(convert(relu_then(node), [1, 2, 3, 4], inits, opset), "resample")
