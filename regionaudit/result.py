@@ -17,6 +17,12 @@ from regionaudit.slice_result import SliceResult
 from regionaudit.version import __version__
 
 # The JSON format's version. Bump it whenever the JSON changes, and say how here:
+#   3: fields added, no definition changed: `environment`; `capacity`; `reference.init`; `slice`;
+#      `ci95_low` / `ci95_high` in every summary; `density.ratio_to_init`, `density.by_class`,
+#      `density.profile`, `deviation.spearman`, `deviation.by_class`, `segments[i].same_class`;
+#      `distance.method`, `.directions`, `.relative_error`; `paired.distance`, `paired.*.tests`;
+#      `settings` gains `data_layout`, `distance`, `distance_directions`, `init_reference`,
+#      `labels`, the slice options; `timing.report_s`, `timing.slice_s`, `timing.reference_s`.
 #   2: `model.neurons` also counts the units of Clip (ReLU6, Hardtanh), HardSigmoid and Abs nodes,
 #      and `model.maxpool_windows` the windows of elementwise Max / Min of tensors and ReduceMax /
 #      ReduceMin; `knots_per_layer` and `distance.points[i].node` may name those nodes.
@@ -27,7 +33,7 @@ from regionaudit.version import __version__
 # - when the definition of a metric changes (what it counts, its unit), list its path under the
 #   new version in CHANGED_DEFINITIONS: `--max-increase` then refuses to compare it with a
 #   baseline written before, naming both versions.
-SCHEMA = 2
+SCHEMA = 3
 CHANGED_DEFINITIONS: dict[int, tuple[str, ...]] = {  # schema version -> metric paths redefined in it
     2: ("model.neurons", "model.maxpool_windows", "density.regions_per_neuron", "distance.scaled_summary"),
 }

@@ -364,7 +364,7 @@ def test_neurons_counted_anew_in_schema_2_are_not_compared_with_a_schema_1_basel
 
     base = {**make_audit(), "schema": 1}
     for path in ("model.neurons=10%", "density.regions_per_neuron.median=1", "distance.scaled_summary.p90=1"):
-        with pytest.raises(GateError, match=r"written with schema 1 and this regionaudit writes schema 2; .* changed in schema 2"):
+        with pytest.raises(GateError, match=r"written with schema 1 and this regionaudit writes schema 3; .* changed in schema 2"):
             check_increases([path], base)
     assert check_increases(["density.summary.median=10%"], base)
 
