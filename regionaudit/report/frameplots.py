@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from regionaudit.report.plots import BLUE, FIGSIZE, GREY, ORANGE, _draw, _finite, _short, plain
+from regionaudit.report.plots import BLUE, FIGSIZE, GREY, ORANGE, _draw, _finite, _short, finite_pairs, plain
 
 INIT = "#8a949e"
 LAYER_COLOURS = ["#2f5d8a", "#d9822b", "#3c8d5a", "#b8413a", "#7a5ea8", "#2a9d9d", "#a0672e", "#c2528b"]
@@ -219,11 +219,9 @@ def overlaid_ecdf(plot_id: str, series: list[tuple[str, Sequence, str, str]], ti
 def paired_scatter(plot_id: str, xs: Sequence, ys: Sequence, title: str, xlabel: str, ylabel: str,
                    init: tuple[Sequence, Sequence] | None = None) -> str | None:
     """Per-item scatter of A against B (or trained against init) with the y = x line."""
-    pairs = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
-    if not pairs:
+    x, y = finite_pairs(xs, ys)
+    if not len(x):
         return None
-    x = np.array([p[0] for p in pairs])
-    y = np.array([p[1] for p in pairs])
 
     def draw(fig):
         ax = fig.add_subplot()

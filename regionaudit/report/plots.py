@@ -102,6 +102,12 @@ def _finite(values) -> np.ndarray:
     return arr[np.isfinite(arr)]
 
 
+def finite_pairs(xs: Sequence, ys: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    """The (x, y) items where both are finite numbers, as two arrays (scatter plots skip the rest)."""
+    pairs = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
+    return np.array([p[0] for p in pairs], dtype=float), np.array([p[1] for p in pairs], dtype=float)
+
+
 def _median_line(ax, arr: np.ndarray, fmt) -> None:
     med = float(np.median(arr))
     ax.axvline(med, color=ORANGE, lw=1.4, ls="--", label=f"median {fmt(med)}")
@@ -213,11 +219,9 @@ def ecdf(plot_id: str, values: Sequence[float | None], title: str, xlabel: str, 
 def scatter(
     plot_id: str, xs: Sequence[float | None], ys: Sequence[float | None], title: str, xlabel: str, ylabel: str
 ) -> str | None:
-    pairs = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
-    if not pairs:
+    x, y = finite_pairs(xs, ys)
+    if not len(x):
         return None
-    x = np.array([p[0] for p in pairs])
-    y = np.array([p[1] for p in pairs])
 
     def draw(fig):
         ax = fig.add_subplot()

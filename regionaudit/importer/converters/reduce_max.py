@@ -4,26 +4,19 @@
 import numpy as np
 
 from regionaudit import ir
+from regionaudit.importer.converters._reduced import reduced_axes
 from regionaudit.importer.converters._reshaped import reshaped
 from regionaudit.importer.converters._window_max import window_max
-from regionaudit.importer.registry import Unsupported, attr, converter
+from regionaudit.importer.registry import attr, converter
 
 
 @converter("ReduceMax", "ReduceMin", kink=True)
 def reduce_max_min(node, ctx):
     x = ctx.data(0)
     rank = len(x.shape)
-    axes = attr(node, "axes", None)
+    axes = reduced_axes(node, ctx, x.shape)
     if axes is None:
-        given = ctx.const(1, "axes", float64=False)
-        axes = None if given is None or given.size == 0 else [int(a) for a in given.reshape(-1)]
-    if axes is None:
-        if attr(node, "noop_with_empty_axes", 0):
-            return x
-        axes = list(range(rank))
-    axes = sorted({a + rank if a < 0 else a for a in axes})
-    if any(not 0 <= a < rank for a in axes):
-        raise Unsupported(f"axes {axes} do not fit {x.shape}")
+        return x
     kept = [a for a in range(rank) if a not in axes]
     perm = tuple(kept + axes)
     if perm != tuple(range(rank)):
