@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -16,6 +19,19 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 START_DIR = Path.cwd()
+
+
+def _hypothesis_home_outside_the_checkout() -> None:
+    """hypothesis keeps a `.hypothesis` folder in the folder pytest starts in (written while the
+    fuzz tests are collected, before any test's own folder exists); give it a temporary one."""
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    home = tempfile.mkdtemp(prefix="regionaudit-hypothesis-")
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    set_hypothesis_home_dir(home)
+
+
+_hypothesis_home_outside_the_checkout()
 
 
 def folder_entries(folder: Path) -> set[str]:
