@@ -269,4 +269,8 @@ def ineffective(opts: Options) -> list[str]:
         out.append(f"--layout {opts.layout} has no effect: there are no --loops and no arrays in another --data-layout.")
     if "data_layout" in given and not files:
         out.append(f"--data-layout {opts.data_layout} has no effect: no --data, --points or --segments file was given.")
+    if not opts.slice:
+        for key in slice_option_names():
+            if key != "slice" and key in given:
+                out.append(f"{option_flag(key)} has no effect with --no-slice.")
     return out

@@ -103,3 +103,6 @@ def test_an_option_without_effect_is_said():
     said = ineffective(Options.from_given({"pairs": 3, "segments": "s.npy", "loop_steps": 8}))
     assert said == ["--pairs 3 has no effect: --segments gives the segments.", "--loop-steps 8 has no effect without --loops."]
     assert ineffective(Options.from_given({"pairs": 3, "data": "d.npy"})) == []
+    said = ineffective(Options.from_given({"slice": False, "slice_scale": 2.0, "max_regions": 10}))
+    assert said == ["--slice-scale has no effect with --no-slice.", "--max-regions has no effect with --no-slice."]
+    assert ineffective(Options.from_given({"slice_scale": 2.0, "max_regions": 10})) == []
