@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from regionaudit.cli import main
+from clirun import run
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_models"
@@ -19,13 +19,6 @@ CNN = SAMPLES / "digits_cnn.onnx"
 RESNET = SAMPLES / "digits_resnet.onnx"
 MLP = SAMPLES / "digits_mlp.onnx"
 DIGITS = SAMPLES / "digits_test.npy"
-
-
-def run(argv, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def small_data(tmp_path: Path, rows: int = 12) -> Path:

@@ -12,18 +12,11 @@ import pytest
 from onnx import helper
 
 from conftest import ROOT, make_model
-from regionaudit.cli import main
+from clirun import run
 
 MLP = ROOT / "sample_models" / "digits_mlp.onnx"
 DIGITS = ROOT / "sample_models" / "digits_test.npy"
 SHAPE = (3, 6, 6)  # a small colour-image model: channels first
-
-
-def run(argv, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def image_model(folder: Path, channels_last: bool = False) -> Path:

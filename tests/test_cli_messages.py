@@ -13,19 +13,12 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from regionaudit.cli import main
+from clirun import run
 
 SAMPLES = ROOT / "sample_models"
 CNN = SAMPLES / "digits_cnn.onnx"
 MLP = SAMPLES / "digits_mlp.onnx"
 DIGITS = SAMPLES / "digits_test.npy"
-
-
-def run(argv, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def test_synthetic_probes_are_said_first_and_once(tmp_path, capsys):

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from regionaudit.cli import main
+from clirun import run
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_models"
@@ -16,13 +15,6 @@ CNN = SAMPLES / "digits_cnn.onnx"
 MLP = SAMPLES / "digits_mlp.onnx"
 DIGITS = SAMPLES / "digits_test.npy"
 LABELS = SAMPLES / "digits_test_labels.npy"
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.mark.parametrize("model,formula", [(MLP, "serra2018_upper"), (CNN, "xiong2020_upper")])

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from regionaudit.cli import main
+from clirun import run
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_models"
@@ -19,13 +19,6 @@ SPIRAL_DATA = SAMPLES / "spirals_test.npy"
 MLP = SAMPLES / "digits_mlp.onnx"
 DIGITS = SAMPLES / "digits_test.npy"
 FAST = ["--pairs", 2, "--max-points", 2, "-q"]
-
-
-def run(argv, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def test_two_d_model_json_picture_and_report(tmp_path, capsys):

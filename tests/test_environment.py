@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from regionaudit.analysis.density import trace_segments
-from regionaudit.cli import main
+from clirun import run
 from regionaudit.environment import describe, differences, environment_warning
 from regionaudit.importer import import_model
 from regionaudit.probes import random_pairs
@@ -19,13 +19,6 @@ from regionaudit.probes import random_pairs
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_models"
 CNN = SAMPLES / "digits_cnn.onnx"
 DIGITS = SAMPLES / "digits_test.npy"
-
-
-def run(argv, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def test_describe_names_versions_device_dtype_threads():

@@ -16,20 +16,13 @@ import numpy as np
 import pytest
 
 import hostile
-from regionaudit.cli import main
+from clirun import run
 
 ROOT = Path(__file__).resolve().parents[1]
 CNN = ROOT / "sample_models" / "digits_cnn.onnx"
 MLP = ROOT / "sample_models" / "digits_mlp.onnx"
 DIGITS = ROOT / "sample_models" / "digits_test.npy"
 FAST = ["--no-slice", "--pairs", "2", "--max-points", "2", "-q"]
-
-
-def run(argv, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def assert_refused(code: int, err: str, fragment: str | None = None, exit_code: int = 2) -> None:
