@@ -8,39 +8,9 @@ import pytest
 import torch
 
 import netfactory as nf
+import plainpath
 from regionaudit import ir
 from regionaudit.analysis.distance import NearestBoundary, boundary_distances
-
-
-def autograd_distance(net: ir.Network, x: torch.Tensor) -> tuple[float, str, int]:
-    """min |z_i| / ‖∇z_i‖ (and MaxPool margins) with gradients from autograd's full Jacobian."""
-    best = (math.inf, None, None)
-    for i in net.kink_ids:
-        node = net.nodes[i]
-
-        def pre(xx, node=node):
-            return net.forward_all(xx.unsqueeze(0))[node.inputs[0]][0]
-
-        z = pre(x)
-        jac = torch.autograd.functional.jacobian(pre, x).reshape(z.numel(), -1)
-        if isinstance(node, ir.LeakyRelu):
-            g = jac.norm(dim=1)
-            zf = z.reshape(-1)
-            for u in range(zf.numel()):
-                if g[u] > 0 and float(zf[u].abs() / g[u]) < best[0]:
-                    best = (float(zf[u].abs() / g[u]), node.name, u)
-        else:
-            cand = node.candidates(z.unsqueeze(0))[0]
-            where = node.candidates(torch.arange(z.numel(), dtype=torch.float64).reshape(1, *z.shape))[0]
-            for w in range(cand.shape[0]):
-                win = int(cand[w].argmax())
-                for j in range(cand.shape[1]):
-                    if j == win or not torch.isfinite(cand[w, j]):
-                        continue
-                    g = (jac[int(where[w, win])] - jac[int(where[w, j])]).norm()
-                    if g > 0 and float((cand[w, win] - cand[w, j]) / g) < best[0]:
-                        best = (float((cand[w, win] - cand[w, j]) / g), node.name, w)
-    return best
 
 
 def pattern(net: ir.Network, x: torch.Tensor) -> list[torch.Tensor]:
@@ -87,7 +57,7 @@ def test_distance_equals_autograd_formula(kind):
     pts = torch.randn(3, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     got = boundary_distances(net, pts)
     for k in range(3):
-        dist, node, unit = autograd_distance(net, pts[k])
+        dist, node, unit = plainpath.distance(net, pts[k])
         assert got[k].distance == pytest.approx(dist, rel=1e-12, abs=1e-15)
         assert (got[k].node, got[k].unit) == (node, unit)
 

@@ -5,13 +5,13 @@ between the affine moves (Reshape, Pad, Slice, Split, Resize, ConvTranspose, Ein
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
 import torch
 from conftest import f32
 from converters.helpers import ok
+import plainpath
 from onnx import helper
 
 from regionaudit import ir
@@ -193,43 +193,13 @@ def test_neurons_count_one_unit_per_element_and_windows_apart(imported):
     assert red.neurons == 0 and red.maxpool_windows == 6 + 4
 
 
-def _autograd_distance(net, x):
-    """min over units and breakpoints of |z - bound| / ‖∇z‖, and window margins, by autograd."""
-    best = math.inf
-    for i in net.kink_ids:
-        node = net.nodes[i]
-
-        def pre(xx, node=node):
-            return net.forward_all(xx.unsqueeze(0))[node.inputs[0]][0]
-
-        z = pre(x)
-        jac = torch.autograd.functional.jacobian(pre, x).reshape(z.numel(), -1)
-        if isinstance(node, ir.UnitKink):
-            g = jac.norm(dim=1).repeat(node.breaks)
-            off = node.offsets(z.unsqueeze(0))[0]
-            ok = g > 0
-            if ok.any():
-                best = min(best, float((off[ok].abs() / g[ok]).min()))
-        else:
-            cand = node.candidates(z.unsqueeze(0))[0]
-            where = node.candidates(torch.arange(z.numel(), dtype=torch.float64).reshape(1, *z.shape))[0]
-            for w in range(cand.shape[0]):
-                win = int(cand[w].argmax())
-                for j in range(cand.shape[1]):
-                    if j != win:
-                        g = (jac[int(where[w, win])] - jac[int(where[w, j])]).norm()
-                        if g > 0:
-                            best = min(best, float((cand[w, win] - cand[w, j]) / g))
-    return best
-
-
 @pytest.mark.parametrize("name", list(NETS))
 def test_distance_equals_autograd_formula(imported, name):
     net = imported[name, OPSETS[name][-1]].network
     pts = 2 * torch.randn(4, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     got = boundary_distances(net, pts)
     for k in range(4):
-        assert got[k].distance == pytest.approx(_autograd_distance(net, pts[k]), rel=1e-12)
+        assert got[k].distance == pytest.approx(plainpath.distance(net, pts[k])[0], rel=1e-12)
         node = net.nodes[net.kink_ids[net.kink_names.index(got[k].node)]]
         limit = node.units if isinstance(node, ir.UnitKink) else node.windows
         assert 0 <= got[k].unit < limit
