@@ -5,7 +5,6 @@ between the affine moves (Reshape, Pad, Slice, Split, Resize, ConvTranspose, Ein
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
