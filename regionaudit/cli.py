@@ -13,6 +13,7 @@ import click
 
 from regionaudit.version import __version__
 from regionaudit.errors import Interrupted, RegionAuditError, Stopped, Terminated, TimeLimit
+from regionaudit.heap import keep_freed_memory
 from regionaudit.limits import time_limit
 from regionaudit.options import Options, Spec, option_defaults, option_flag, option_specs, slice_option_names
 
@@ -293,6 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args:
         click.echo(cli.get_help(click.Context(cli, info_name="regionaudit")))
         sys.exit(EXIT_USAGE)
+    keep_freed_memory()  # this process is ours: large tensors are reused, not faulted in again
     previous = _stop_on_signals()
     try:
         code = cli.main(args=args, prog_name="regionaudit", standalone_mode=False)

@@ -20,6 +20,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
+from regionaudit.conv import conv, pad_spatial
 from regionaudit.errors import BadOption
 
 
@@ -27,47 +28,6 @@ def _flat_spatial(x: torch.Tensor, n_spatial: int) -> tuple[torch.Tensor, tuple[
     """Fold every axis before (channels, *spatial) into one batch axis for torch's conv/pool."""
     lead = x.shape[: x.dim() - n_spatial - 1]
     return x.reshape(-1, *x.shape[x.dim() - n_spatial - 1 :]), tuple(lead)
-
-
-def _conv_nd(n: int):
-    return {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[n]
-
-
-# Working set of one chunk of a float64 convolution on CPU (its im2col buffer): torch's float64
-# CPU convolution unfolds the whole batch at once, which spills out of the caches; small chunks
-# that stay in L2 run 2-3x faster with bitwise the same values (each probe is computed alone).
-_CONV_CHUNK_BYTES = 1 << 19
-
-
-def _conv_chunked(conv, x: torch.Tensor, weight: torch.Tensor, strides, dilations, groups, out_spatial, pad) -> torch.Tensor:
-    """`conv(x, weight, ...)` over chunks of the batch axis sized to stay in cache (CPU float64)."""
-    if x.device.type != "cpu" or x.dtype != torch.float64 or x.shape[0] <= 1:
-        return conv(x, weight, None, strides, pad, dilations, groups)
-    unfold = weight.shape[1] * math.prod(weight.shape[2:]) * math.prod(out_spatial) * x.element_size()
-    step = max(1, _CONV_CHUNK_BYTES // max(1, unfold))
-    if step >= x.shape[0]:
-        return conv(x, weight, None, strides, pad, dilations, groups)
-    return torch.cat([conv(x[i : i + step], weight, None, strides, pad, dilations, groups) for i in range(0, x.shape[0], step)])
-
-
-def _split_pads(x: torch.Tensor, pads: tuple[int, ...]) -> tuple[torch.Tensor, tuple[int, ...] | int]:
-    """Symmetric zero pads go to the convolution itself (no padded copy of the input); others are
-    applied explicitly. Returns the input to convolve and the convolution's `padding`."""
-    n = len(pads) // 2
-    if n and tuple(pads[:n]) == tuple(pads[n:]):
-        return x, tuple(pads[:n])
-    return _pad_spatial(x, pads), 0
-
-
-def _pad_spatial(x: torch.Tensor, pads: tuple[int, ...], value: float = 0.0) -> torch.Tensor:
-    """ONNX pads (begin..., end...) over the trailing spatial axes, as torch's F.pad wants them."""
-    n = len(pads) // 2
-    torch_pads: list[int] = []
-    for i in reversed(range(n)):
-        torch_pads += [pads[i], pads[i + n]]
-    if not any(torch_pads):
-        return x
-    return F.pad(x, torch_pads, value=value)
 
 
 @dataclass(eq=False)
@@ -156,18 +116,15 @@ class Conv(Node):
     kind: ClassVar[str] = "conv"
 
     def linear(self, xs):
-        n = self.weight.dim() - 2
-        x, lead = _flat_spatial(xs[0], n)
-        x, pad = _split_pads(x, self.pads)
-        y = _conv_chunked(_conv_nd(n), x, self.weight, self.strides, self.dilations, self.groups, self.shape[-n:], pad)
-        return y.reshape(*lead, *y.shape[1:])
+        return self._conv(xs[0], None)
 
     def forward(self, xs):
-        y = self.linear(xs)
-        if self.bias is None:
-            return y
-        n = self.weight.dim() - 2
-        return y.add_(self.bias.reshape(-1, *([1] * n)))  # y is a fresh tensor: add in place
+        return self._conv(xs[0], self.bias)
+
+    def _conv(self, x, bias):
+        x, lead = _flat_spatial(x, self.weight.dim() - 2)
+        y = conv(x, self.weight, bias, self.strides, self.pads, self.dilations, self.groups)
+        return y.reshape(*lead, *y.shape[1:])
 
     def macs(self, in_shapes):
         return math.prod(self.shape) * math.prod(self.weight.shape[1:])
@@ -195,7 +152,7 @@ class AvgPool(Node):
     def forward(self, xs):
         n = len(self.kernel)
         x, lead = _flat_spatial(xs[0], n)
-        x = _pad_spatial(x, self.pads)
+        x = pad_spatial(x, self.pads)
         out_spatial = self.divisor.shape
         # extra zeros at the end for ceil_mode windows that run past the padded input
         extra = []
@@ -203,10 +160,10 @@ class AvgPool(Node):
             need = (out_spatial[i] - 1) * self.strides[i] + self.kernel[i]
             extra.append(max(0, need - x.shape[2 + i]))
         if any(extra):
-            x = _pad_spatial(x, tuple([0] * n + extra))
+            x = pad_spatial(x, tuple([0] * n + extra))
         c = x.shape[1]
         ones = torch.ones((c, 1, *self.kernel), dtype=x.dtype, device=x.device)
-        y = _conv_nd(n)(x, ones, None, self.strides, 0, 1, c)
+        y = conv(x, ones, None, self.strides, (0,) * (2 * n), (1,) * n, c)
         y = y[(...,) + tuple(slice(0, s) for s in out_spatial)] / self.divisor
         return y.reshape(*lead, *y.shape[1:])
 
@@ -316,7 +273,7 @@ class Pad(Node):
     kind: ClassVar[str] = "pad"
 
     def forward(self, xs):
-        return _pad_spatial(xs[0], self.pads)
+        return pad_spatial(xs[0], self.pads)
 
     def macs(self, in_shapes):
         return 0
@@ -453,14 +410,14 @@ class MaxPool(Node):
         """Every window's candidates: (P, windows, k), padding as -inf; windows in output order."""
         n = len(self.kernel)
         xf, lead = _flat_spatial(x, n)
-        xf = _pad_spatial(xf, self.pads, value=-math.inf)
+        xf = pad_spatial(xf, self.pads, value=-math.inf)
         out_spatial = self.shape[-n:]
         extra = []
         for i in range(n):
             need = (out_spatial[i] - 1) * self.strides[i] + (self.kernel[i] - 1) * self.dilations[i] + 1
             extra.append(max(0, need - xf.shape[2 + i]))
         if any(extra):
-            xf = _pad_spatial(xf, tuple([0] * n + extra), value=-math.inf)
+            xf = pad_spatial(xf, tuple([0] * n + extra), value=-math.inf)
         for i in range(n):  # unfold each spatial axis: (..., out_i, ..., k_i) at the end
             span = (self.kernel[i] - 1) * self.dilations[i] + 1
             xf = xf.unfold(2 + i, span, self.strides[i])[..., :: self.dilations[i]]
@@ -594,7 +551,7 @@ class Resample(Node):
 @dataclass(eq=False)
 class ConvTranspose(Node):
     """N-d transposed convolution: the full transposed convolution, then ONNX's output_padding
-    appended and its pads cropped (`_pad_spatial` with negative amounts crops)."""
+    appended and its pads cropped (`pad_spatial` with negative amounts crops)."""
 
     weight: torch.Tensor = None  # (C_in, C_out / groups, *kernel), as ONNX and torch store it
     bias: torch.Tensor | None = None
@@ -611,7 +568,7 @@ class ConvTranspose(Node):
         fn = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[n]
         y = fn(x, self.weight, None, self.strides, 0, 0, self.groups, self.dilations)
         crop = tuple(-p for p in self.pads[:n]) + tuple(o - p for o, p in zip(self.output_padding, self.pads[n:]))
-        y = _pad_spatial(y, crop)
+        y = pad_spatial(y, crop)
         return y.reshape(*lead, *y.shape[1:])
 
     def forward(self, xs):

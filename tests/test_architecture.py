@@ -10,8 +10,9 @@ import regionaudit
 
 # lowest first; a module belongs to the longest name below that prefixes it; a new module must be placed here
 LAYERS = [
-    ["regionaudit.errors", "regionaudit.version", "regionaudit.progress", "regionaudit.metrics", "regionaudit.limits"],
-    ["regionaudit.files", "regionaudit.options", "regionaudit.ir"],
+    ["regionaudit.errors", "regionaudit.version", "regionaudit.progress", "regionaudit.metrics", "regionaudit.limits",
+     "regionaudit.heap"],
+    ["regionaudit.files", "regionaudit.options", "regionaudit.conv", "regionaudit.ir"],
     ["regionaudit.importer"],
     ["regionaudit.analysis", "regionaudit.probes", "regionaudit.estimate", "regionaudit.distance_method",
      "regionaudit.environment", "regionaudit.capacity", "regionaudit.reinit", "regionaudit.reference",

@@ -12,7 +12,7 @@ import torch
 
 import netfactory as nf
 import plainpath
-from regionaudit import ir
+from regionaudit import conv, ir
 from regionaudit.analysis.density import trace_segments
 from regionaudit.analysis.distance import boundary_distances
 from regionaudit.analysis.walk import walk_segment
@@ -32,7 +32,7 @@ SAMPLE_MODELS = [
 def tiny_chunks(request, monkeypatch):
     """Force one probe per convolution chunk, so the chunked path runs on small nets too."""
     if request.param:
-        monkeypatch.setattr(ir, "_CONV_CHUNK_BYTES", 1)
+        monkeypatch.setattr(conv, "CHUNK_BYTES", 1)
     return request.param
 
 

@@ -23,6 +23,7 @@ from regionaudit.analysis.distance import boundary_distances
 from regionaudit.analysis.walk import walk_segment
 from regionaudit.bench import measure
 from regionaudit.files import write_text
+from regionaudit.heap import keep_freed_memory
 from regionaudit.analysis._common import bytes_per_probe, needed_nodes
 from regionaudit.bench.models import REALMODELS, ModelSpec, all_models, probes, random_mlp, sawtooth
 from regionaudit.environment import describe
@@ -193,6 +194,7 @@ def run(args) -> dict:
     if torch.cuda.is_available() and not args.cpu_only:
         devices.append(torch.device("cuda"))
     torch.set_num_threads(args.threads) if args.threads else None
+    keep_freed_memory()  # as the command line does
     bench = Bench(args.repeat)
     rows, skipped = [], []
     for spec in select(args):
@@ -209,6 +211,7 @@ def run(args) -> dict:
     if _wanted(args, "memory sawtooth wide2") and not args.gpu:
         for dev in devices:
             rows.extend(bench.memory_rows(dev, args.sawtooth_depth, args.sawtooth_memory))
+        keep_freed_memory()  # the memory rows hand freed blocks back at once, to show the working set
     if _wanted(args, "default-audit") and not args.no_audit:
         for dev in devices[1:] if args.gpu and len(devices) > 1 else devices:  # --gpu: the CUDA target only
             row = bench.default_audit(dev)

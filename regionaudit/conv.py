@@ -1,0 +1,72 @@
+"""Convolution for the IR's Conv node, fast where torch is slow: 2-D, float64, on CPU.
+
+torch has no float64 convolution kernel of its own on CPU (oneDNN is float32 only): it unfolds
+probe by probe and multiplies small matrices, which reaches 10-25 % of the machine's float64
+matrix-product throughput on the small-channel convolutions of verification-size nets. Here a
+chunk of probes sized to stay in cache is copied once into channels-last order with its zero
+padding, unfolded (each kernel row is then one contiguous run of kw x C values), and multiplied
+by the weight in one call whose shape the BLAS runs near its peak: 1.5-4x faster than torch's,
+the same sums in another order (about 1e-15 relative).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# Size of one chunk's unfolded input (the matrix product's right operand): large enough for
+# efficient products, small enough to stay in the last-level cache. Measured on 3x3 and 4x4
+# convolutions with 3-64 channels: 2 MiB is best or within 5 % of it.
+CHUNK_BYTES = 1 << 21
+
+
+def pad_spatial(x: torch.Tensor, pads: tuple[int, ...], value: float = 0.0) -> torch.Tensor:
+    """ONNX pads (begin..., end...) over the trailing spatial axes, as torch's F.pad wants them
+    (negative amounts crop)."""
+    n = len(pads) // 2
+    torch_pads: list[int] = []
+    for i in reversed(range(n)):
+        torch_pads += [pads[i], pads[i + n]]
+    if not any(torch_pads):
+        return x
+    return F.pad(x, torch_pads, value=value)
+
+
+def conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, strides, pads, dilations, groups: int) -> torch.Tensor:
+    """ONNX Conv of x (N, C, *spatial) with ONNX pads (begin..., end...)."""
+    n = weight.dim() - 2
+    if n == 2 and groups == 1 and x.dtype == torch.float64 and x.device.type == "cpu" and x.shape[0] > 1:
+        return _conv2d_unfolded(x, weight, bias, tuple(strides), tuple(pads), tuple(dilations))
+    fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[n]
+    if tuple(pads[:n]) == tuple(pads[n:]):  # symmetric: the convolution pads, no padded copy
+        return fn(x, weight, bias, strides, tuple(pads[:n]), dilations, groups)
+    return fn(pad_spatial(x, pads), weight, bias, strides, 0, dilations, groups)
+
+
+def _conv2d_unfolded(x, weight, bias, strides, pads, dilations) -> torch.Tensor:
+    n_probes, c_in, h, w = x.shape
+    c_out, _, kh, kw = weight.shape
+    (sh, sw), (dh, dw) = strides, dilations
+    top, left, bottom, right = pads
+    hp, wp = h + top + bottom, w + left + right
+    oh, ow = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+    positions, depth = oh * ow, c_in * kh * kw
+    out = x.new_empty(n_probes, c_out, positions)
+    if positions <= 0:
+        return out.reshape(n_probes, c_out, max(oh, 0), max(ow, 0))
+    step = max(1, min(n_probes, CHUNK_BYTES // (depth * positions * x.element_size())))
+    w2 = weight.permute(0, 2, 3, 1).reshape(c_out, depth)  # (C_out, kh * kw * C), as the columns
+    padded = x.new_zeros(step, hp, wp, c_in)  # borders stay zero; the interior is overwritten
+    interior = padded[:, top : top + h, left : left + w]
+    cols = x.new_empty(step * positions, depth)
+    s = padded.stride()
+    for lo in range(0, n_probes, step):
+        m = min(step, n_probes - lo)
+        interior[:m].copy_(x[lo : lo + m].permute(0, 2, 3, 1))
+        windows = padded.as_strided((m, oh, ow, kh, kw, c_in), (s[0], s[1] * sh, s[2] * sw, s[1] * dh, s[2] * dw, 1))
+        c = cols[: m * positions]
+        c.view(m, oh, ow, kh, kw, c_in).copy_(windows)
+        y = torch.mm(w2, c.t()) if bias is None else torch.addmm(bias[:, None], w2, c.t())
+        out[lo : lo + m].copy_(y.view(c_out, m, positions).transpose(0, 1))
+    return out.reshape(n_probes, c_out, oh, ow)
+
