@@ -7,7 +7,7 @@ import math
 import torch
 
 from regionaudit.errors import TooLarge
-from regionaudit.ir import MaxPool, Network, UnitKink
+from regionaudit.ir import LeakyRelu, MaxPool, Network, Node, Reshape, Transpose, UnitKink
 from regionaudit.limits import format_bytes
 
 # Crossings closer than this in t are one knot (DESIGN.md, "Exact 1-D analysis").
@@ -24,6 +24,16 @@ def zero_tolerance(dtype: torch.dtype) -> float:
     16 eps, as the walk's tolerance in t: larger would also drop genuine crossings in float32.
     """
     return 16 * torch.finfo(dtype).eps
+
+
+def bounded_by_inputs(node: Node) -> bool:
+    """Whether no |value| of the node's output exceeds the largest |value| of its inputs: then it
+    cannot raise the rounding scale of `zero_tolerance`, and an analysis need not measure it."""
+    if isinstance(node, (Reshape, Transpose, MaxPool)):  # the same values, or a selection of them
+        return True
+    if isinstance(node, LeakyRelu):  # |slope * z| <= |z|
+        return bool(node.slope.abs().max() <= 1)
+    return False
 
 
 def needed_nodes(network: Network) -> list[int]:

@@ -17,6 +17,7 @@ import torch
 
 from regionaudit.analysis._common import (
     T_MERGE,
+    bounded_by_inputs,
     bytes_per_probe,
     check_fits,
     default_max_memory,
@@ -94,15 +95,15 @@ def _relu_crossings(
     """Pairs (j, j+1) where a unit changes sign strictly inside; fraction s of the way there.
 
     A unit within `floor[j]` (rounding) of zero at both knots is zero in between, not crossing:
-    the opposite signs of its noise would otherwise put a knot anywhere in the pair.
+    the opposite signs of its noise would otherwise put a knot anywhere in the pair. The scan
+    over all units compares one-byte signs; only the few candidates found are read in full.
     """
     n = z.shape[0]
     z = z.reshape(n, -1)
-    z0, z1 = z[:-1], z[1:]
-    mask = (z0 * z1 < 0) & pair_ok[:, None]
-    j, u = mask.nonzero(as_tuple=True)
-    a, b = z0[j, u], z1[j, u]
-    real = torch.maximum(a.abs(), b.abs()) > floor[j]
+    neg = z < 0
+    j, u = (neg[:-1] != neg[1:]).nonzero(as_tuple=True)  # a sign change, or a zero at one end
+    a, b = z[j, u], z[j + 1, u]
+    real = (a * b < 0) & pair_ok[j] & (torch.maximum(a.abs(), b.abs()) > floor[j])
     j, a, b = j[real], a[real], b[real]
     return j, a / (a - b)
 
@@ -227,7 +228,8 @@ class _Pass:
                 if j.numel():
                     _insert(k, i, j, s, budget)
             k.values[i] = node.forward([k.values[q] for q in node.inputs])
-            k.mag = torch.maximum(k.mag, _magnitude(k.values[i]))
+            if not bounded_by_inputs(node):
+                k.mag = torch.maximum(k.mag, _magnitude(k.values[i]))
             for q in list(k.values):
                 if self.last.get(q, q) <= i:
                     del k.values[q]
@@ -310,7 +312,8 @@ def _kink_inputs(network: Network, order: list[int], x: torch.Tensor):
         if node.is_kink:
             inputs[i], floors[i] = xs[0], mag * zero_tolerance(network.dtype)
         values[i] = node.forward(xs)
-        mag = torch.maximum(mag, _magnitude(values[i]))
+        if not bounded_by_inputs(node):
+            mag = torch.maximum(mag, _magnitude(values[i]))
         for k in list(values):
             if last.get(k, k) <= i:
                 del values[k]
@@ -446,7 +449,7 @@ def trace_segments(
     pieces: dict[int, list[_Piece]] = {s: [] for s in range(n_seg)}
     pending = [1] * n_seg
     traces: list[SegmentTrace | None] = [None] * n_seg
-    batch = max(1, cap_knots // 64)
+    batch = 1  # then grown from the knots per segment seen: a batch that overflows is redone
     while queue:
         items = [queue.popleft() for _ in range(min(batch, len(queue)))]
         allow = len(items) == 1 and (items[0].t1 - items[0].t0 < 1e-9 or items[0].depth > 60)
