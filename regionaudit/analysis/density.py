@@ -291,8 +291,8 @@ def _insert(k: _Knots, node_id: int, j: torch.Tensor, s: torch.Tensor, budget: _
     new_values = {}
     for q, v in k.values.items():
         w = s.to(v.dtype).reshape(m, *([1] * (v.dim() - 1)))
-        v0, v1 = v[j], v[j + 1]
-        new_values[q] = merged(v, v1.sub_(v0).mul_(w).add_(v0))  # v0 + w (v1 - v0), two temporaries
+        # one fused pass over the new rows (memory-bound: each separate pass costs as much)
+        new_values[q] = merged(v, torch.lerp(v.index_select(0, j), v.index_select(0, j + 1), w))
     k.values = new_values
 
 
