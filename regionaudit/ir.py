@@ -338,6 +338,12 @@ class LeakyRelu(UnitKink):
             return F.leaky_relu(z, float(self.slope)) if float(self.slope) else torch.relu(z)
         return torch.where(z > 0, z, self.slope * z)
 
+    def forward_inplace(self, z: torch.Tensor) -> torch.Tensor:
+        """`forward` overwriting z, for a caller whose own z is read nowhere else: no new tensor."""
+        if self.slope.numel() == 1:
+            return F.leaky_relu_(z, float(self.slope)) if float(self.slope) else torch.relu_(z)
+        return self.forward([z])
+
     def with_pattern(self, z, on, linear=False):
         return torch.where(on.reshape(z.shape), z, self.slope * z)
 
