@@ -88,11 +88,34 @@ class MatMul(Node):
     kind: ClassVar[str] = "matmul"
 
     def linear(self, xs):
+        if self._transposed(xs[0]):
+            return self._transposed_product(xs[0], None)
         return self.weight @ xs[0] if self.weight_left else xs[0] @ self.weight
 
     def forward(self, xs):
+        b = self.bias
+        fused = b is None or (isinstance(b, torch.Tensor) and b.numel() == self.weight.shape[1] and b.dim() <= xs[0].dim())
+        if fused and self._transposed(xs[0]):
+            return self._transposed_product(xs[0], self.bias)
         y = self.linear(xs)
         return y if self.bias is None else y + self.bias
+
+    def _transposed(self, x: torch.Tensor) -> bool:
+        """Whether x @ W is better computed as (W^T x^T)^T: for many probes into a narrow output
+        in float64 on CPU, MKL runs that orientation 1.3-1.8x faster (measured with outputs of 10
+        to 128; at 1024 wide it is slower)."""
+        w = self.weight
+        return (
+            not self.weight_left and x.dim() >= 2 and w.dim() == 2 and x.dtype == torch.float64
+            and x.device.type == "cpu" and w.shape[1] <= 256 and x.numel() >= 2 * w.shape[1] * w.shape[0]
+        )
+
+    def _transposed_product(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        rows = x.reshape(-1, x.shape[-1])  # every leading axis is a batch axis of the product
+        out = x.new_empty(rows.shape[0], self.weight.shape[1])
+        wt = self.weight.t()
+        out.t().copy_(torch.mm(wt, rows.t()) if bias is None else torch.addmm(bias.reshape(-1, 1), wt, rows.t()))
+        return out.reshape(*x.shape[:-1], out.shape[1])
 
     def macs(self, in_shapes):
         w = self.weight.shape
