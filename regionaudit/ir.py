@@ -435,16 +435,40 @@ class MaxPool(Node):
     kind: ClassVar[str] = "maxpool"
     is_kink: ClassVar[bool] = True
 
+    def _extra(self, padded_spatial: tuple[int, ...]) -> list[int]:
+        """-inf cells to append per spatial axis for ceil_mode windows that run past the input."""
+        n = len(self.kernel)
+        extra = []
+        for i in range(n):
+            need = (self.shape[-n + i] - 1) * self.strides[i] + (self.kernel[i] - 1) * self.dilations[i] + 1
+            extra.append(max(0, need - padded_spatial[i]))
+        return extra
+
+    def _native(self, x: torch.Tensor) -> bool:
+        """Whether torch's max pooling computes exactly these windows (no padding, none past the
+        input): it then runs without a copy of every window's candidates."""
+        n = len(self.kernel)
+        return 1 <= n <= 3 and not any(self.pads) and not any(self._extra(tuple(x.shape[-n:])))
+
+    def _pool(self, x: torch.Tensor, indices: bool):
+        n = len(self.kernel)
+        xf, _ = _flat_spatial(x, n)
+        fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[n]
+        return fn(xf, self.kernel, self.strides, 0, self.dilations, return_indices=indices)
+
+    def winners(self, x: torch.Tensor) -> torch.Tensor:
+        """(P, windows): an id of each window's first maximum, equal between two probes exactly
+        when the same candidate wins (the argmax of `candidates`, or the input cell it reads)."""
+        if self._native(x):
+            return self._pool(x, True)[1].reshape(x.shape[0], -1)
+        return self.candidates(x).argmax(-1)
+
     def candidates(self, x: torch.Tensor) -> torch.Tensor:
         """Every window's candidates: (P, windows, k), padding as -inf; windows in output order."""
         n = len(self.kernel)
         xf, lead = _flat_spatial(x, n)
         xf = pad_spatial(xf, self.pads, value=-math.inf)
-        out_spatial = self.shape[-n:]
-        extra = []
-        for i in range(n):
-            need = (out_spatial[i] - 1) * self.strides[i] + (self.kernel[i] - 1) * self.dilations[i] + 1
-            extra.append(max(0, need - xf.shape[2 + i]))
+        extra = self._extra(tuple(xf.shape[2:]))
         if any(extra):
             xf = pad_spatial(xf, tuple([0] * n + extra), value=-math.inf)
         for i in range(n):  # unfold each spatial axis: (..., out_i, ..., k_i) at the end
@@ -455,7 +479,7 @@ class MaxPool(Node):
         return xf.reshape(p, -1, math.prod(self.kernel))
 
     def forward(self, xs):
-        y = self.candidates(xs[0]).max(dim=-1).values
+        y = self._pool(xs[0], False) if self._native(xs[0]) else self.candidates(xs[0]).max(dim=-1).values
         return y.reshape(xs[0].shape[0], *self.shape)
 
     def tangent(self, z: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
@@ -488,6 +512,9 @@ class WindowMax(MaxPool):
 
     def candidates(self, x):
         return x.reshape(x.shape[0], -1, self.kernel[0])
+
+    def _native(self, x):
+        return False
 
     def describe(self):
         return f"max of {self.kernel[0]}"

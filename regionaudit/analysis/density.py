@@ -132,14 +132,17 @@ def _maxpool_crossings(
     within `floor[j]` (rounding) of the leader at both knots is the same line computed along
     another path: it never overtakes.
     """
-    cand = node.candidates(z)  # (N, W, k)
-    am = cand.argmax(-1)  # (N, W)
+    am = node.winners(z)  # (N, W)
     p, w = _nonzero(am[:-1] != am[1:])
     ok = pair_ok[p]
     p, w = p[ok], w[ok]
     if p.numel() == 0:
-        return p, cand.new_zeros(0)
-    c0, c1 = cand[p, w], cand[p + 1, w]  # (R, k)
+        return p, z.new_zeros(0)
+    # candidates only at the knots next to a change (a copy of every window at every knot costs
+    # more than the pooling itself)
+    rows, at = torch.unique(torch.cat([p, p + 1]), return_inverse=True)
+    cand = node.candidates(z.index_select(0, rows))
+    c0, c1 = cand[at[: p.shape[0]], w], cand[at[p.shape[0] :], w]  # (R, k)
     fin = torch.isfinite(c0) & torch.isfinite(c1)
     ninf = torch.tensor(-torch.inf, dtype=cand.dtype, device=cand.device)
     pinf = torch.tensor(torch.inf, dtype=cand.dtype, device=cand.device)
