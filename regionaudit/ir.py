@@ -13,6 +13,7 @@ ReduceMax/ReduceMin: a kink wherever a window's argmax changes).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -435,52 +436,59 @@ class MaxPool(Node):
     kind: ClassVar[str] = "maxpool"
     is_kink: ClassVar[bool] = True
 
-    def _extra(self, padded_spatial: tuple[int, ...]) -> list[int]:
-        """-inf cells to append per spatial axis for ceil_mode windows that run past the input."""
-        n = len(self.kernel)
-        extra = []
-        for i in range(n):
-            need = (self.shape[-n + i] - 1) * self.strides[i] + (self.kernel[i] - 1) * self.dilations[i] + 1
-            extra.append(max(0, need - padded_spatial[i]))
-        return extra
-
-    def _native(self, x: torch.Tensor) -> bool:
-        """Whether torch's max pooling computes exactly these windows (no padding, none past the
-        input): it then runs without a copy of every window's candidates."""
-        n = len(self.kernel)
-        return 1 <= n <= 3 and not any(self.pads) and not any(self._extra(tuple(x.shape[-n:])))
-
-    def _pool(self, x: torch.Tensor, indices: bool):
+    def _windows(self, x: torch.Tensor) -> torch.Tensor:
+        """Every window as a view (P, ..., *kernel) of the input, padded with -inf (a copy only
+        where there is padding); windows in output order."""
         n = len(self.kernel)
         xf, _ = _flat_spatial(x, n)
-        fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[n]
-        return fn(xf, self.kernel, self.strides, 0, self.dilations, return_indices=indices)
-
-    def winners(self, x: torch.Tensor) -> torch.Tensor:
-        """(P, windows): an id of each window's first maximum, equal between two probes exactly
-        when the same candidate wins (the argmax of `candidates`, or the input cell it reads)."""
-        if self._native(x):
-            return self._pool(x, True)[1].reshape(x.shape[0], -1)
-        return self.candidates(x).argmax(-1)
-
-    def candidates(self, x: torch.Tensor) -> torch.Tensor:
-        """Every window's candidates: (P, windows, k), padding as -inf; windows in output order."""
-        n = len(self.kernel)
-        xf, lead = _flat_spatial(x, n)
         xf = pad_spatial(xf, self.pads, value=-math.inf)
-        extra = self._extra(tuple(xf.shape[2:]))
+        out_spatial = self.shape[-n:]
+        extra = []  # -inf cells for ceil_mode windows that run past the padded input
+        for i in range(n):
+            need = (out_spatial[i] - 1) * self.strides[i] + (self.kernel[i] - 1) * self.dilations[i] + 1
+            extra.append(max(0, need - xf.shape[2 + i]))
         if any(extra):
             xf = pad_spatial(xf, tuple([0] * n + extra), value=-math.inf)
         for i in range(n):  # unfold each spatial axis: (..., out_i, ..., k_i) at the end
             span = (self.kernel[i] - 1) * self.dilations[i] + 1
             xf = xf.unfold(2 + i, span, self.strides[i])[..., :: self.dilations[i]]
-        # xf: (B, C, out_1..out_n, k_1..k_n)
-        p = x.shape[0]
-        return xf.reshape(p, -1, math.prod(self.kernel))
+        return xf.reshape(x.shape[0], *xf.shape[1:])  # (P, C, out_1..out_n, k_1..k_n): still a view
+
+    def candidates(self, x: torch.Tensor) -> torch.Tensor:
+        """Every window's candidates: (P, windows, k), padding as -inf; windows in output order."""
+        return self._windows(x).reshape(x.shape[0], -1, math.prod(self.kernel))
+
+    def _max(self, x: torch.Tensor, winners: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Each window's maximum, and with `winners` the index of its first maximum among the
+        candidates, kernel offset by kernel offset over the window view: one pass over the input
+        and no copy of every window (`candidates` copies; torch's float64 pooling is slower)."""
+        view = self._windows(x)
+        offsets = itertools.product(*(range(k) for k in self.kernel))
+        best = view[(..., *next(offsets))]
+        code = torch.uint8 if math.prod(self.kernel) <= 255 else torch.int32
+        am = torch.zeros(best.shape, dtype=code, device=x.device) if winners else None
+        for c, idx in enumerate(offsets, start=1):
+            cand = view[(..., *idx)]
+            if am is not None:
+                am.masked_fill_(cand > best, c)  # strictly greater: the first maximum stays
+            best = torch.maximum(best, cand)
+        return best, am
+
+    def winners(self, x: torch.Tensor) -> torch.Tensor:
+        """(P, windows): an id of each window's first maximum, equal between two probes exactly
+        when the same candidate wins: without padding, the input cell torch's pooling reports
+        (its kernel keeps the first maximum; faster than the offset-by-offset comparison here),
+        else the index among `candidates`, as their `argmax(-1)`."""
+        n = len(self.kernel)
+        if 1 <= n <= 3 and not any(self.pads) and not self.ceil_mode and type(self) is MaxPool:
+            xf, _ = _flat_spatial(x, n)
+            fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[n]
+            idx = fn(xf, self.kernel, self.strides, 0, self.dilations, return_indices=True)[1]
+            return idx.reshape(x.shape[0], -1)
+        return self._max(x, True)[1].reshape(x.shape[0], -1)
 
     def forward(self, xs):
-        y = self._pool(xs[0], False) if self._native(xs[0]) else self.candidates(xs[0]).max(dim=-1).values
-        return y.reshape(xs[0].shape[0], *self.shape)
+        return self._max(xs[0], False)[0].reshape(xs[0].shape[0], *self.shape)
 
     def tangent(self, z: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
         """Tangents through the window winners of `z` (first maximum on ties)."""
@@ -510,11 +518,8 @@ class WindowMax(MaxPool):
 
     kind: ClassVar[str] = "max"
 
-    def candidates(self, x):
+    def _windows(self, x):
         return x.reshape(x.shape[0], -1, self.kernel[0])
-
-    def _native(self, x):
-        return False
 
     def describe(self):
         return f"max of {self.kernel[0]}"
