@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import ctypes
 
+from regionaudit.limits import CPU_WORKING_BYTES
+
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters
 M_MMAP_THRESHOLD = -3
-KEEP_BYTES = 1 << 30  # the CPU working-memory budget's default cap (analysis/_common.py)
 
 
-def keep_freed_memory(nbytes: int = KEEP_BYTES) -> bool:
+def keep_freed_memory(nbytes: int = CPU_WORKING_BYTES) -> bool:
     """Serve blocks below `nbytes` from the heap and keep up to `nbytes` of freed heap; False
     where the C library is not glibc (nothing is changed there)."""
     value = ctypes.c_int(min(int(nbytes), 2**31 - 1))

@@ -21,6 +21,7 @@ MAX_ACTIVATION_ELEMENTS = 2**27  # one tensor the network computes (input includ
 MAX_FOLDED_ELEMENTS = 2**27  # one constant computed at import (ConstantOfShape, Expand, Tile...)
 MAX_PARAMS = 50_000_000  # all float initializers together
 MAX_NODES = 200_000  # nodes in the graph, subgraphs included
+CPU_WORKING_BYTES = 1 << 30  # the default --max-memory on CPU is at most this (larger chunks only thrash caches)
 
 
 def format_bytes(n: float) -> str:

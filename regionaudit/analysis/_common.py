@@ -8,7 +8,7 @@ import torch
 
 from regionaudit.errors import TooLarge
 from regionaudit.ir import LeakyRelu, MaxPool, Network, Node, Reshape, Transpose, UnitKink
-from regionaudit.limits import format_bytes
+from regionaudit.limits import CPU_WORKING_BYTES, format_bytes
 
 # Crossings closer than this in t are one knot (DESIGN.md, "Exact 1-D analysis").
 T_MERGE = 1e-12
@@ -96,7 +96,7 @@ def available_memory(device: torch.device) -> int:
     return avail
 
 
-def default_max_memory(device: torch.device, cpu_cap: int = 1 << 30) -> int:
+def default_max_memory(device: torch.device, cpu_cap: int = CPU_WORKING_BYTES) -> int:
     """A working-memory budget: half the free GPU memory on CUDA; on CPU a quarter of the
     available RAM, at most `cpu_cap` (bigger chunks only thrash the caches there)."""
     device = torch.device(device)

@@ -22,15 +22,16 @@ def matmul_throughput(device: torch.device, dtype: torch.dtype, n: int = 1024, r
     b = torch.randn(n, n, dtype=dtype, device=device)
     best = math.inf
     for _ in range(repeat + 1):  # the first call warms up
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         a @ b
-        _sync(device)
+        sync(device)
         best = min(best, time.perf_counter() - t0)
     return n**3 / best
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a clock read after it counts that work."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 

@@ -69,10 +69,10 @@ class Bench:
             out = fn()
         best = math.inf
         for _ in range(repeat or self.repeat):
-            _sync(device)
+            measure.sync(device)
             t0 = time.perf_counter()
             out = fn()
-            _sync(device)
+            measure.sync(device)
             best = min(best, time.perf_counter() - t0)
         return best, out, box[0]
 
@@ -144,11 +144,6 @@ class Bench:
         t = result.timing["density_s"] + result.timing["distance_s"]
         regions = sum(s.regions for s in result.density.segments)
         return _row("cifar10_resnet_2b", "default audit", device, regions, t, None, None, segments=100, points=100)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _row(model, what, device, regions, t, bound, peak, **extra) -> dict:
