@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Iterator
 
@@ -35,14 +35,24 @@ MIN_OPSET = 7
 
 
 @dataclass
-class LoadedModel:
-    model: onnx.ModelProto
+class ModelFile:
+    """What the file says of the model; carried on, without the graph, into the import's result."""
+
     path: str
     sha256: str
     params: int
     opset: int
     producer: str
     doc_string: str
+
+    def file_facts(self) -> dict:
+        """These fields alone, for the result of a later stage that extends ModelFile too."""
+        return {f.name: getattr(self, f.name) for f in fields(ModelFile)}
+
+
+@dataclass
+class LoadedModel(ModelFile):
+    model: onnx.ModelProto
 
 
 def read_onnx(path: str | Path, max_file_bytes: int | None = None) -> LoadedModel:
@@ -71,7 +81,8 @@ def read_onnx(path: str | Path, max_file_bytes: int | None = None) -> LoadedMode
     except RejectedModel as exc:
         raise RejectedModel(f"{p.name}: {exc}") from None
     producer = " ".join(s for s in (model.producer_name, model.producer_version) if s)
-    return LoadedModel(model, str(p), hashlib.sha256(raw).hexdigest(), params, opset, producer, model.doc_string)
+    sha256 = hashlib.sha256(raw).hexdigest()
+    return LoadedModel(str(p), sha256, params, opset, producer, model.doc_string, model=model)
 
 
 def _parse(raw: bytes, p: Path) -> onnx.ModelProto:

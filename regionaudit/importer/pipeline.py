@@ -13,19 +13,13 @@ from regionaudit import ir
 from regionaudit.errors import BadOption
 from regionaudit.importer.check import validate
 from regionaudit.importer.graph import build_network
-from regionaudit.importer.load import read_onnx
+from regionaudit.importer.load import ModelFile, read_onnx
 from regionaudit.importer.signature import resolve_signature
 
 
 @dataclass
-class ImportedModel:
+class ImportedModel(ModelFile):
     network: ir.Network
-    path: str
-    sha256: str
-    params: int
-    opset: int
-    producer: str
-    doc_string: str
     notes: list[str] = field(default_factory=list)
     validation: dict = field(default_factory=dict)
     nodes: list[dict] = field(default_factory=list)
@@ -51,13 +45,8 @@ def import_model(path, input_shape=None, output_name=None, dtype=torch.float64, 
         )
     records = node_records(net, built.op_types)
     return ImportedModel(
+        **loaded.file_facts(),
         network=net,
-        path=loaded.path,
-        sha256=loaded.sha256,
-        params=loaded.params,
-        opset=loaded.opset,
-        producer=loaded.producer,
-        doc_string=loaded.doc_string,
         notes=net.notes,
         validation=validation,
         nodes=records,
