@@ -1,5 +1,6 @@
 """The float64 CPU convolution (regionaudit/conv.py) computes torch's convolution: the same sums in
-another order, on every chunking, stride, dilation and asymmetric padding."""
+another order, on every chunking, stride, dilation and asymmetric padding; and MaxPool's window
+maximum, reduced axis by axis, is the maximum and first argmax of its candidates."""
 
 from __future__ import annotations
 
@@ -42,18 +43,52 @@ def test_float32_and_grouped_use_torch():
     assert torch.equal(got, F.conv2d(x, w, None, 1, 1, 1, 2))
 
 
-@pytest.mark.parametrize("kernel,strides,dil", [((2, 2), (2, 2), (1, 1)), ((3, 3), (2, 2), (1, 1)), ((2, 3), (1, 2), (2, 1))])
-def test_max_pool_winners_are_the_first_argmax(kernel, strides, dil):
-    """MaxPool's offset-by-offset maximum and winners equal the candidates' max and first argmax,
-    with ties (ReLU zeros, equal values) everywhere."""
+def _pool_cases(count: int, seed: int):
+    """Random max pools: 1-3 spatial axes, kernels, strides, dilations, asymmetric pads, ceil_mode."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def draw(lo, hi):
+        return int(torch.randint(lo, hi + 1, (1,), generator=gen))
+
+    cases = []
+    for _ in range(count):
+        n = draw(1, 3)
+        k = tuple(draw(1, 3) for _ in range(n))
+        s = tuple(draw(1, 3) for _ in range(n))
+        d = tuple(draw(1, 2) for _ in range(n))
+        pads = tuple(draw(0, k[i % n] - 1) for i in range(2 * n))
+        size = tuple(draw((k[i] - 1) * d[i] + 1, 7) for i in range(n))
+        ceil = draw(0, 3) == 0
+        out = []
+        for i in range(n):
+            span = size[i] + pads[i] + pads[i + n] - (k[i] - 1) * d[i] - 1
+            o = (-(-span // s[i]) if ceil else span // s[i]) + 1
+            if ceil and (o - 1) * s[i] >= size[i] + pads[i]:  # a window may not start in the end pad
+                o -= 1
+            out.append(o)
+        cases.append((k, s, d, pads, size, ceil, tuple(out)))
+    return cases
+
+
+@pytest.mark.parametrize("kernel,strides,dil,pads,size,ceil,out", _pool_cases(40, seed=3))
+def test_max_pool_max_and_winners_are_the_candidates_max_and_first_argmax(kernel, strides, dil, pads, size, ceil, out):
+    """MaxPool reduces its windows axis by axis; that gives the candidates' maximum and their first
+    argmax (row-major), with ties (ReLU zeros, equal values) everywhere and -inf padding."""
     from regionaudit.ir import MaxPool
 
     gen = torch.Generator().manual_seed(1)
-    x = torch.randint(-2, 3, (40, 3, 9, 9), generator=gen).to(torch.float64).clamp(min=0)
-    h, w = ((9 - dil[i] * (kernel[i] - 1) - 1) // strides[i] + 1 for i in range(2))
-    node = MaxPool("pool", (0,), (3, h, w), kernel=kernel, strides=strides, pads=(0, 0, 0, 0), dilations=dil)
-    am = node.candidates(x).argmax(-1)
-    assert torch.equal(node._max(x, True)[1].reshape(40, -1).long(), am)
-    win = node.winners(x)  # torch's pooling indices: they change exactly where the argmax does
-    assert torch.equal(win[:-1] != win[1:], am[:-1] != am[1:])
-    assert torch.equal(node.forward([x]), node.candidates(x).max(-1).values.reshape(40, 3, h, w))
+    x = torch.randint(-2, 3, (12, 2, *size), generator=gen).to(torch.float64).clamp(min=0)
+    node = MaxPool("pool", (0,), (2, *out), kernel=kernel, strides=strides, pads=pads, dilations=dil, ceil_mode=ceil)
+    cand = node.candidates(x)
+    assert torch.equal(node.winners(x).long(), cand.argmax(-1))
+    assert torch.equal(node.forward([x]), cand.amax(-1).reshape(12, 2, *out))
+
+
+def test_window_max_winners_are_the_first_argmax():
+    from regionaudit.ir import WindowMax
+
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randint(-1, 2, (7, 3, 4, 5), generator=gen).to(torch.float64)
+    node = WindowMax("max", (0,), (3, 4), kernel=(5,), strides=(1,), pads=(0, 0), dilations=(1,))
+    assert torch.equal(node.winners(x).long(), x.reshape(7, -1, 5).argmax(-1))
+    assert torch.equal(node.forward([x]), x.amax(-1))
