@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -51,7 +51,7 @@ class SegmentTrace:
 
 
 class _Overflow(Exception):
-    """A batch's knots outgrew the memory budget; carries the knots it would have had."""
+    """A pass's knots outgrew its share of the memory budget; carries the knots it would have had."""
 
     def __init__(self, t: torch.Tensor, seg: torch.Tensor):
         super().__init__("knot budget exceeded")
@@ -193,7 +193,7 @@ class _Knots:
 @dataclass(frozen=True)
 class _Budget:
     max_knots: int | None  # --max-knots per segment
-    cap_knots: int  # knots a pass may hold in memory
+    cap_knots: int  # knots a pass (or a group of its knots) may hold in memory; it splits past half
     allow_overflow: bool  # a single segment may exceed cap_knots (it cannot be split further)
 
 
@@ -211,10 +211,11 @@ class _Pass:
         max_knots: int | None,
         cap_knots: int,
         allow_overflow: bool,
-    ) -> list[_Piece]:
+    ) -> list[list[_Piece]]:
+        """The pieces of each item, in order: one, or several where its knots were split into
+        groups (see `_groups`)."""
         net = self.network
         dev = net.device
-        budget = _Budget(max_knots, cap_knots, allow_overflow)
         n = len(items)
         t = torch.tensor([[it.t0, it.t1] for it in items], dtype=torch.float64, device=dev).reshape(-1)
         idx = torch.tensor([it.seg for it in items], device=dev).repeat_interleave(2)
@@ -229,9 +230,25 @@ class _Pass:
             frozen=torch.zeros(n, dtype=torch.bool, device=dev),
             interior=torch.zeros(n, dtype=torch.long, device=dev),
         )
-        for i in self.order[1:]:
+        pieces = self._from(k, 1, _Budget(max_knots, cap_knots, allow_overflow))
+        return [pieces[q] for q in range(n)]
+
+    def _from(self, k: _Knots, start: int, budget: _Budget) -> dict[int, list[_Piece]]:
+        """Run the nodes order[start:] on the knots k; the pieces of each item k holds."""
+        net = self.network
+        for pos in range(start, len(self.order)):
+            i = self.order[pos]
             node = net.nodes[i]
-            fresh = node.is_kink and self._cross(k, i, budget)
+            try:
+                fresh = node.is_kink and self._cross(k, i, budget)
+            except _Overflow as ov:
+                bounds = _groups(k, len(ov.t), budget)
+                if bounds is None:
+                    raise
+            else:
+                bounds = None
+            if bounds is not None:
+                return self._run_groups(k, bounds, pos, budget)
             if fresh and isinstance(node, LeakyRelu) and self.last[node.inputs[0]] == i:
                 # the input is the pass's own new copy (see _insert) and read last here
                 k.values[i] = node.forward_inplace(k.values[node.inputs[0]])
@@ -243,12 +260,28 @@ class _Pass:
                 if self.last.get(q, q) <= i:
                     del k.values[q]
         out = k.values[net.output].reshape(k.t.shape[0], -1)
-        counts = torch.bincount(k.seg, minlength=n).tolist()
-        pieces = []
-        for q, (ts, os, ss) in enumerate(zip(k.t.split(counts), out.split(counts), k.src.split(counts))):
-            pieces.append(_Piece(items[q].t0, ts, os, ss, bool(k.frozen[q])))
+        items, counts = torch.unique_consecutive(k.seg, return_counts=True)
+        counts = counts.tolist()
+        pieces = {}
+        for q, ts, os, ss in zip(items.tolist(), k.t.split(counts), out.split(counts), k.src.split(counts)):
+            pieces[q] = [_Piece(float(ts[0]), ts, os, ss, bool(k.frozen[q]))]
         return pieces
 
+    def _run_groups(self, k: _Knots, bounds: list[tuple[int, int]], pos: int, budget: _Budget) -> dict[int, list[_Piece]]:
+        """Go on from node order[pos] with each group of rows [lo, hi) of k in turn, instead of
+        starting the pass over: everything computed so far is kept. The groups waiting hold
+        their rows; the group running may use the rest of the budget."""
+        groups = [_rows(k, lo, hi) for lo, hi in bounds]
+        k.values = {}  # only the groups' copies stay
+        waiting = sum(int(g.t.shape[0]) for g in groups)
+        out: dict[int, list[_Piece]] = {}
+        for g in range(len(groups)):
+            part, groups[g] = groups[g], None
+            waiting -= int(part.t.shape[0])
+            for q, ps in self._from(part, pos, replace(budget, cap_knots=budget.cap_knots - waiting)).items():
+                out.setdefault(q, []).extend(ps)
+            del part
+        return out
 
     def _cross(self, k: _Knots, i: int, budget: _Budget) -> bool:
         """Find kink node i's crossings between neighbouring knots and insert them; True when
@@ -285,6 +318,7 @@ def _insert(k: _Knots, node_id: int, j: torch.Tensor, s: torch.Tensor, budget: _
     close[1:] = (j[1:] == j[:-1]) & (ts[1:] - ts[:-1] < T_MERGE)
     keep &= ~close
     j, s, ts = j[keep], s[keep], ts[keep]
+    frozen = None
     if j.numel() and budget.max_knots is not None:
         sg = seg[j]
         counts = torch.bincount(sg, minlength=k.frozen.shape[0])
@@ -292,13 +326,15 @@ def _insert(k: _Knots, node_id: int, j: torch.Tensor, s: torch.Tensor, budget: _
         rank = torch.arange(j.shape[0], device=j.device) - start[sg]
         allowed = (budget.max_knots - k.interior).clamp(min=0)
         ok = rank < allowed[sg]
-        k.frozen |= counts > allowed
+        frozen = counts > allowed
         j, s, ts = j[ok], s[ok], ts[ok]
     m = j.shape[0]
+    if m and 2 * (n_knots + m) > budget.cap_knots and not budget.allow_overflow:
+        raise _Overflow(torch.cat([t, ts]).sort().values, seg)  # with the crossings it would add
+    if frozen is not None:
+        k.frozen |= frozen
     if m == 0:
         return False
-    if n_knots + m > budget.cap_knots and not budget.allow_overflow:
-        raise _Overflow(torch.cat([t, ts]).sort().values, seg)  # with the crossings it would add
     k.interior += torch.bincount(seg[j], minlength=k.interior.shape[0])
     ar = torch.arange(m, device=j.device)
     pos_new = j + 1 + ar
@@ -332,6 +368,49 @@ def _insert(k: _Knots, node_id: int, j: torch.Tensor, s: torch.Tensor, budget: _
             new_values[q] = merged(v, torch.lerp(v.index_select(0, j), v.index_select(0, j + 1), w))
     k.values = new_values
     return True
+
+
+def _groups(k: _Knots, wanted: int, budget: _Budget) -> list[tuple[int, int]] | None:
+    """Row ranges [lo, hi) that cut the knots k, which would have grown to `wanted`, into groups
+    of about a quarter of the budget's splitting point each; None where k is a single pair.
+
+    A cut between two items needs nothing; a cut inside an item is at a knot made by a kink node,
+    which both groups keep (one ends there, the next starts there): the knot stays exact and
+    the join needs no check (`_stitch`).
+    """
+    n = int(k.t.shape[0])
+    q = max(2, -(-8 * wanted // max(1, budget.cap_knots)))
+    seg, src = k.seg.tolist(), k.src.tolist()
+    bounds, lo = [], 0
+    for g in range(1, q):
+        r = max(lo + 1, (g * n) // q)
+        while r < n - 1 and not (seg[r - 1] != seg[r] or (src[r] >= 0 and seg[r + 1] == seg[r])):
+            r += 1
+        if r >= n - 1:
+            break
+        if seg[r - 1] != seg[r]:
+            bounds.append((lo, r))
+        else:
+            bounds.append((lo, r + 1))
+        lo = r
+    if not bounds:
+        return None
+    bounds.append((lo, n))
+    return bounds
+
+
+def _rows(k: _Knots, lo: int, hi: int) -> _Knots:
+    """Rows [lo, hi) of the knots as a pass state of their own (copies: the group may overwrite
+    them); the per-item counters stay shared."""
+    return _Knots(
+        t=k.t[lo:hi],
+        seg=k.seg[lo:hi],
+        src=k.src[lo:hi],
+        values={q: v[lo:hi].clone() for q, v in k.values.items()},
+        mag=k.mag[lo:hi],
+        frozen=k.frozen,
+        interior=k.interior,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -372,29 +451,35 @@ def _crosses(node: UnitKink | MaxPool, z: torch.Tensor, floor: torch.Tensor) -> 
 def _stitch(
     network: Network, order: list[int], pieces: list[_Piece], a: torch.Tensor, b: torch.Tensor, cap_points: int = 1 << 16
 ) -> _Piece:
-    """Join a segment's pieces; each join is a knot iff some kink node crosses between points just
-    left and right of it. The joins are checked `cap_points // 2` at a time (memory bound)."""
+    """Join a segment's pieces. Where both pieces hold the same knot made by a kink node (a pass
+    split its knots into groups there), that is the knot. Elsewhere (a cut between knots) the join
+    is a knot iff some kink node crosses between points just left and right of it; these joins
+    are checked `cap_points // 2` at a time (memory bound)."""
     pieces = sorted(pieces, key=lambda p: p.t0)
     if len(pieces) == 1:
         return pieces[0]
-    sources: list[int] = []
+    cuts = [q for q, right in enumerate(pieces[1:]) if int(right.src[0]) < 0]  # not at a shared knot
+    sources: dict[int, int] = {}
     step = max(1, cap_points // 2)
-    for lo in range(0, len(pieces) - 1, step):
+    for lo in range(0, len(cuts), step):
         mids = []
-        for left, right in zip(pieces[lo : lo + step], pieces[lo + 1 : lo + step + 1]):
+        for q in cuts[lo : lo + step]:
+            left, right = pieces[q], pieces[q + 1]
             mids.append((left.t[-2] + left.t[-1]) / 2)
             mids.append((right.t[0] + right.t[1]) / 2)
         tm = torch.stack(mids).to(network.dtype)[:, None]
         x = (1 - tm) * a.reshape(1, -1) + tm * b.reshape(1, -1)
         inputs, floors = _kink_inputs(network, order, x)
-        for q in range(len(mids) // 2):
-            pair = slice(2 * q, 2 * q + 2)  # points just left and right of the join
-            sources.append(next((i for i in inputs if _crosses(network.nodes[i], inputs[i][pair], floors[i][pair])), -1))
+        for n, q in enumerate(cuts[lo : lo + step]):
+            pair = slice(2 * n, 2 * n + 2)  # points just left and right of the join
+            sources[q] = next((i for i in inputs if _crosses(network.nodes[i], inputs[i][pair], floors[i][pair])), -1)
     ts, outs, srcs = [pieces[0].t], [pieces[0].outputs], [pieces[0].src]
-    for join_src, right in zip(sources, pieces[1:]):
-        if join_src >= 0:
+    for q, right in enumerate(pieces[1:]):
+        if q not in sources:
+            pass  # a shared knot: the left piece ends at it, with its source
+        elif sources[q] >= 0:
             srcs[-1] = srcs[-1].clone()
-            srcs[-1][-1] = join_src
+            srcs[-1][-1] = sources[q]
         else:  # the join is inside a region: not a knot
             ts[-1], outs[-1], srcs[-1] = ts[-1][:-1], outs[-1][:-1], srcs[-1][:-1]
         ts.append(right.t[1:])
@@ -487,7 +572,7 @@ def trace_segments(
     pieces: dict[int, list[_Piece]] = {s: [] for s in range(n_seg)}
     pending = [1] * n_seg
     traces: list[SegmentTrace | None] = [None] * n_seg
-    batch = 1  # then grown from the knots per segment seen: a batch that overflows is redone
+    batch = 1  # then grown from the knots per segment seen
     while queue:
         items = [queue.popleft() for _ in range(min(batch, len(queue)))]
         allow = len(items) == 1 and (items[0].t1 - items[0].t0 < 1e-9 or items[0].depth > 60)
@@ -503,9 +588,9 @@ def trace_segments(
             queue.extendleft(reversed(parts))
             continue
         total, finished = 0, 0
-        for it, piece in zip(items, result):
-            total += piece.t.shape[0]
-            pieces[it.seg].append(piece)
+        for it, parts in zip(items, result):
+            total += sum(p.t.shape[0] for p in parts)
+            pieces[it.seg].extend(parts)
             pending[it.seg] -= 1
             if pending[it.seg] == 0:
                 joined = _stitch(network, order, pieces.pop(it.seg), A[it.seg], B[it.seg], cap_points)
@@ -513,9 +598,9 @@ def trace_segments(
                 finished += 1
         if progress is not None and finished:
             progress(finished)
-        # grow the batch while the knots stay well inside the budget
+        # grow the batch while the knots stay well inside the budget (a pass splits past half of it)
         per_item = max(2.0, total / len(items))
-        batch = max(1, min(int(cap_knots / (2 * per_item)), 4 * len(items)))
+        batch = max(1, min(int(cap_knots / (4 * per_item)), 4 * len(items)))
     return traces  # type: ignore[return-value]
 
 
