@@ -184,10 +184,14 @@ class AvgPool(Node):
             extra.append(max(0, need - x.shape[2 + i]))
         if any(extra):
             x = pad_spatial(x, tuple([0] * n + extra))
-        c = x.shape[1]
-        ones = torch.ones((c, 1, *self.kernel), dtype=x.dtype, device=x.device)
-        y = conv(x, ones, None, self.strides, (0,) * (2 * n), (1,) * n, c)
-        y = y[(...,) + tuple(slice(0, s) for s in out_spatial)] / self.divisor
+        # window sums one axis at a time over strided views (torch's float64 pooling and
+        # depthwise convolution are several times slower)
+        for i in reversed(range(n)):
+            taps = [_tap(x, 2 + i, o, self.strides[i], out_spatial[i]) for o in range(self.kernel[i])]
+            x = taps[0].clone() if len(taps) == 1 else taps[0] + taps[1]
+            for t in taps[2:]:
+                x += t
+        y = x / self.divisor
         return y.reshape(*lead, *y.shape[1:])
 
     def macs(self, in_shapes):
@@ -423,28 +427,36 @@ class Clip(UnitKink):
         return "per-element bounds"
 
 
+def _tap(t: torch.Tensor, dim: int, start: int, stride: int, count: int) -> torch.Tensor:
+    """The view t[..., start : start + stride * count : stride, ...] along `dim`: one kernel tap of
+    every window along that axis."""
+    return t.narrow(dim, start, (count - 1) * stride + 1)[(slice(None),) * dim + (slice(None, None, stride),)]
+
+
 def _window_step(y, code, dim, k, stride, dilation, out_len, inner, winners, total):
     """One axis of a window maximum: y (..., length, ...) -> (..., out_len, ...) along `dim`, the
     max over the k taps of each window. With `winners`, `code` (the previous axes' first-maximum
     index, None before the first axis) becomes the index over this axis and the previous ones:
     tap * inner + code at the tap that wins (strictly greater: the first maximum stays)."""
     def tap(t: torch.Tensor, o: int) -> torch.Tensor:
-        return t.narrow(dim, o * dilation, (out_len - 1) * stride + 1)[(slice(None),) * dim + (slice(None, None, stride),)]
+        return _tap(t, dim, o * dilation, stride, out_len)
 
     best = tap(y, 0)
-    new = None
-    if winners:
-        dtype = torch.uint8 if total <= 255 else torch.int32
-        new = torch.zeros(best.shape, dtype=dtype, device=y.device) if code is None else tap(code, 0).clone()
+    dtype = torch.uint8 if total <= 255 else torch.int32
+    new = None if code is None else tap(code, 0)  # `new` is replaced, never written, below
     for o in range(1, k):
         cand = tap(y, o)
         if winners:
-            gt = cand > best
-            if code is None:
-                new.masked_fill_(gt, o)
-            else:
+            gt = torch.gt(cand, best)  # strictly greater: the first maximum stays
+            if code is not None:
                 new = torch.where(gt, tap(code, o) + o * inner, new)
+            elif new is None:  # the first tap against the second: the code is the comparison
+                new = gt.view(torch.uint8) if dtype == torch.uint8 else gt.to(dtype)
+            else:
+                new.masked_fill_(gt, o)
         best = torch.maximum(best, cand)
+    if winners and new is None:
+        new = torch.zeros(best.shape, dtype=dtype, device=y.device)
     if k == 1:
         best = best.contiguous()
     return best, new
@@ -489,6 +501,17 @@ class MaxPool(Node):
     def candidates(self, x: torch.Tensor) -> torch.Tensor:
         """Every window's candidates: (P, windows, k), padding as -inf; windows in output order."""
         return self._windows(x).reshape(x.shape[0], -1, math.prod(self.kernel))
+
+    def candidates_at(self, x: torch.Tensor, rows: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+        """The candidates (R, k) of window windows[r] at probe rows[r], read cell by cell: no copy
+        of every window of those probes. The cells come from `candidates` of one probe whose
+        values are the cell numbers (exact in float64); padding stays -inf."""
+        shape = x.shape[1:]
+        numbers = torch.arange(math.prod(shape), dtype=torch.float64, device=x.device).reshape(1, *shape)
+        cells = self.candidates(numbers)[0].index_select(0, windows)  # (R, k), -inf at padding
+        pad = torch.isinf(cells)
+        values = x.reshape(x.shape[0], -1)[rows[:, None], cells.masked_fill(pad, 0).long()]
+        return values.masked_fill(pad, -math.inf)
 
     def _max(self, x: torch.Tensor, winners: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Each window's maximum (P, windows), and with `winners` the index of its first maximum

@@ -1,6 +1,7 @@
 """The float64 CPU convolution (regionaudit/conv.py) computes torch's convolution: the same sums in
 another order, on every chunking, stride, dilation and asymmetric padding; and MaxPool's window
-maximum, reduced axis by axis, is the maximum and first argmax of its candidates."""
+maximum, reduced axis by axis, is the maximum and first argmax of its candidates, and the
+candidates it reads cell by cell are the candidates."""
 
 from __future__ import annotations
 
@@ -82,6 +83,9 @@ def test_max_pool_max_and_winners_are_the_candidates_max_and_first_argmax(kernel
     cand = node.candidates(x)
     assert torch.equal(node.winners(x).long(), cand.argmax(-1))
     assert torch.equal(node.forward([x]), cand.amax(-1).reshape(12, 2, *out))
+    rows = torch.randint(0, 12, (30,), generator=gen)
+    windows = torch.randint(0, cand.shape[1], (30,), generator=gen)
+    assert torch.equal(node.candidates_at(x, rows, windows), cand[rows, windows])
 
 
 def test_window_max_winners_are_the_first_argmax():

@@ -138,16 +138,14 @@ def _maxpool_crossings(
     p, w = p[ok], w[ok]
     if p.numel() == 0:
         return p, z.new_zeros(0)
-    # candidates only at the knots next to a change (a copy of every window at every knot costs
-    # more than the pooling itself)
-    rows, at = torch.unique(torch.cat([p, p + 1]), return_inverse=True)
-    cand = node.candidates(z.index_select(0, rows))
-    c0, c1 = cand[at[: p.shape[0]], w], cand[at[p.shape[0] :], w]  # (R, k)
+    # only the changed windows' candidates, at both knots (a copy of every window at every knot
+    # costs more than the pooling itself)
+    c0, c1 = node.candidates_at(z, torch.cat([p, p + 1]), torch.cat([w, w])).split(p.shape[0])  # (R, k)
     fin = torch.isfinite(c0) & torch.isfinite(c1)
-    ninf = torch.tensor(-torch.inf, dtype=cand.dtype, device=cand.device)
-    pinf = torch.tensor(torch.inf, dtype=cand.dtype, device=cand.device)
+    ninf = torch.tensor(-torch.inf, dtype=c0.dtype, device=c0.device)
+    pinf = torch.tensor(torch.inf, dtype=c0.dtype, device=c0.device)
     a = torch.where(fin, c0, ninf)
-    dd = torch.where(fin, c1 - c0, torch.zeros((), dtype=cand.dtype, device=cand.device))
+    dd = torch.where(fin, c1 - c0, torch.zeros((), dtype=c0.dtype, device=c0.device))
     floor = floor[p, None]  # (R, 1)
     # leader just after s = 0: largest value, then largest slope
     m0 = a.max(-1, keepdim=True).values
