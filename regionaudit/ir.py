@@ -13,6 +13,7 @@ ReduceMax/ReduceMin: a kink wherever a window's argmax changes).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -474,25 +475,25 @@ class MaxPool(Node):
     kind: ClassVar[str] = "maxpool"
     is_kink: ClassVar[bool] = True
 
-    def _padded(self, x: torch.Tensor) -> torch.Tensor:
-        """The input (P', C, *spatial) with its -inf padding, and -inf cells where ceil_mode windows
-        run past it (a copy only where there is padding)."""
+    def _padded(self, x: torch.Tensor, value: float = -math.inf) -> torch.Tensor:
+        """The input (P', C, *spatial) with its padding, and padding cells where ceil_mode windows
+        run past it, all `value` (-inf: never a maximum); a copy only where there is padding."""
         n = len(self.kernel)
         xf, _ = _flat_spatial(x, n)
-        xf = pad_spatial(xf, self.pads, value=-math.inf)
+        xf = pad_spatial(xf, self.pads, value=value)
         extra = []
         for i in range(n):
             need = (self.shape[-n + i] - 1) * self.strides[i] + (self.kernel[i] - 1) * self.dilations[i] + 1
             extra.append(max(0, need - xf.shape[2 + i]))
         if any(extra):
-            xf = pad_spatial(xf, tuple([0] * n + extra), value=-math.inf)
+            xf = pad_spatial(xf, tuple([0] * n + extra), value=value)
         return xf
 
-    def _windows(self, x: torch.Tensor) -> torch.Tensor:
-        """Every window as a view (P, ..., *kernel) of the input, padded with -inf (a copy only
+    def _windows(self, x: torch.Tensor, value: float = -math.inf) -> torch.Tensor:
+        """Every window as a view (P, ..., *kernel) of the input, padded with `value` (a copy only
         where there is padding); windows in output order."""
         n = len(self.kernel)
-        xf = self._padded(x)
+        xf = self._padded(x, value)
         for i in range(n):  # unfold each spatial axis: (..., out_i, ..., k_i) at the end
             span = (self.kernel[i] - 1) * self.dilations[i] + 1
             xf = xf.unfold(2 + i, span, self.strides[i])[..., :: self.dilations[i]]
@@ -502,16 +503,33 @@ class MaxPool(Node):
         """Every window's candidates: (P, windows, k), padding as -inf; windows in output order."""
         return self._windows(x).reshape(x.shape[0], -1, math.prod(self.kernel))
 
-    def candidates_at(self, x: torch.Tensor, rows: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
-        """The candidates (R, k) of window windows[r] at probe rows[r], read cell by cell: no copy
-        of every window of those probes. The cells come from `candidates` of one probe whose
-        values are the cell numbers (exact in float64); padding stays -inf."""
+    def taps(self, x: torch.Tensor, value: float = -math.inf) -> list[torch.Tensor]:
+        """The k candidates of every window as k views (P, *shape) of the input, in `candidates`
+        order; padding is `value` (0 for tangents: a padding cell is a constant)."""
+        view = self._windows(x, value)
+        offsets = itertools.product(*(range(k) for k in self.kernel))
+        return [view[(..., *o)].reshape(x.shape[0], *self.shape) for o in offsets]
+
+    def _cells(self, x: torch.Tensor) -> torch.Tensor:
+        """(W, k) float64: the flat input cell of each candidate of each window, -inf at padding:
+        `candidates` of one probe whose values are the cell numbers (exact in float64)."""
         shape = x.shape[1:]
         numbers = torch.arange(math.prod(shape), dtype=torch.float64, device=x.device).reshape(1, *shape)
-        cells = self.candidates(numbers)[0].index_select(0, windows)  # (R, k), -inf at padding
+        return self.candidates(numbers)[0]
+
+    def candidates_at(self, x: torch.Tensor, rows: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+        """The candidates (R, k) of window windows[r] at probe rows[r], read cell by cell: no copy
+        of every window of those probes; padding stays -inf."""
+        cells = self._cells(x).index_select(0, windows)  # (R, k)
         pad = torch.isinf(cells)
         values = x.reshape(x.shape[0], -1)[rows[:, None], cells.masked_fill(pad, 0).long()]
         return values.masked_fill(pad, -math.inf)
+
+    def winner_cells(self, x: torch.Tensor) -> torch.Tensor:
+        """(P, W): the flat input cell of each window's first maximum (never padding: a window
+        holds at least one input cell)."""
+        code = self.winners(x).long()  # (P, W)
+        return self._cells(x).gather(1, code.t()).t().long()
 
     def _max(self, x: torch.Tensor, winners: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Each window's maximum (P, windows), and with `winners` the index of its first maximum
@@ -541,14 +559,17 @@ class MaxPool(Node):
     def forward(self, xs):
         return self._max(xs[0], False)[0].reshape(xs[0].shape[0], *self.shape)
 
-    def tangent(self, z: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
-        """Tangents through the window winners of `z` (first maximum on ties)."""
-        idx = self.candidates(z).argmax(dim=-1)  # (P, W)
-        t = dz.shape[0]
-        cand = self.candidates(dz.reshape(t * z.shape[0], *z.shape[1:]))
-        cand = cand.reshape(t, z.shape[0], *cand.shape[1:])
-        picked = cand.gather(-1, idx.unsqueeze(0).unsqueeze(-1).expand(t, *idx.shape, 1))
-        return picked.reshape(t, z.shape[0], *self.shape)
+    def tangent(self, z: torch.Tensor, dz: torch.Tensor, cells: torch.Tensor | None = None) -> torch.Tensor:
+        """Push tangents `dz` (T, P or 1, *input shape) through the window winners of `z` (first
+        maximum on ties): each window passes its winner's cell; `cells` is `winner_cells(z)` where
+        the caller has it. (T, P, *shape)."""
+        cells = self.winner_cells(z) if cells is None else cells
+        t, p = dz.shape[0], z.shape[0]
+        if dz.shape[1] == 1:  # one tangent for all points: index it, no copy per point first
+            picked = dz.reshape(t, -1)[:, cells]
+        else:
+            picked = dz.reshape(t, p, -1).gather(-1, cells.unsqueeze(0).expand(t, -1, -1))
+        return picked.reshape(t, p, *self.shape)
 
     @property
     def windows(self) -> int:
@@ -569,7 +590,7 @@ class WindowMax(MaxPool):
 
     kind: ClassVar[str] = "max"
 
-    def _windows(self, x):
+    def _windows(self, x, value=-math.inf):
         return x.reshape(x.shape[0], -1, self.kernel[0])
 
     def _max(self, x, winners):

@@ -1,7 +1,7 @@
 """The float64 CPU convolution (regionaudit/conv.py) computes torch's convolution: the same sums in
 another order, on every chunking, stride, dilation and asymmetric padding; and MaxPool's window
 maximum, reduced axis by axis, is the maximum and first argmax of its candidates, and the
-candidates it reads cell by cell are the candidates."""
+candidates it reads cell by cell, tap by tap, or at the winner (tangents) are the candidates."""
 
 from __future__ import annotations
 
@@ -86,6 +86,15 @@ def test_max_pool_max_and_winners_are_the_candidates_max_and_first_argmax(kernel
     rows = torch.randint(0, 12, (30,), generator=gen)
     windows = torch.randint(0, cand.shape[1], (30,), generator=gen)
     assert torch.equal(node.candidates_at(x, rows, windows), cand[rows, windows])
+    # tangents: each window passes its winner's cell; the taps are the candidates, padding 0
+    dz = torch.randn(3, 12, 2, *size, generator=gen, dtype=torch.float64)
+    dcand = node.candidates(dz.reshape(36, 2, *size)).reshape(3, 12, *cand.shape[1:])
+    win = cand.argmax(-1)[None, :, :, None].expand(3, -1, -1, 1)
+    assert torch.equal(node.tangent(x, dz).reshape(3, 12, -1), dcand.gather(-1, win)[..., 0])
+    assert torch.equal(node.tangent(x, dz[:, :1]).reshape(3, 12, -1), dcand[:, :1].expand(3, 12, -1, -1).gather(-1, win)[..., 0])
+    taps = node.taps(dz.reshape(36, 2, *size), value=0.0)
+    padded = torch.isinf(node.candidates(x)[:1]).expand(36, -1, -1)
+    assert torch.equal(torch.stack([t.reshape(36, -1) for t in taps], -1), dcand.reshape(36, *cand.shape[1:]).masked_fill(padded, 0.0))
 
 
 def test_window_max_winners_are_the_first_argmax():

@@ -68,7 +68,7 @@ class NearestBoundary:
 
 
 def _forward_masks(network: Network, order: list[int], last: dict[int, int], x: torch.Tensor):
-    """Kink inputs at x: LeakyRelu -> z (P, *shape); MaxPool -> (z, candidates, winners)."""
+    """Each kink node's input z (P, *shape) at x."""
     values = {0: x}
     kinks: dict[int, torch.Tensor] = {}
     for i in order[1:]:
@@ -83,8 +83,9 @@ def _forward_masks(network: Network, order: list[int], last: dict[int, int], x: 
     return kinks
 
 
-def _accumulate(network, order, last, kinks, basis, n_points, sq):
-    """Push tangents basis (T, D) for n_points points through; add squared norms into sq.
+def _accumulate(network, order, last, kinks, cells, basis, n_points, sq):
+    """Push tangents basis (T, D) for n_points points through; add squared norms into sq. `cells`
+    holds each MaxPool's `winner_cells` at the points.
 
     Up to the first kink node a tangent does not depend on the point (no mask applies yet), so it
     travels with a point axis of 1 and is broadcast where masks first differ: the first layers,
@@ -100,14 +101,15 @@ def _accumulate(network, order, last, kinks, basis, n_points, sq):
             sq[i] += (dz * dz).sum(0).reshape(dz.shape[1], -1)
             tan[i] = node.tangent(z, dz)
         elif isinstance(node, MaxPool):
-            z, dz = kinks[i], ds[0].expand(t, n_points, *ds[0].shape[2:])
-            cand = node.candidates(z)  # (P, W, k)
-            win = cand.argmax(-1, keepdim=True)
-            dc = node.candidates(dz.reshape(t * n_points, *dz.shape[2:])).reshape(t, *cand.shape)
-            picked = dc.gather(-1, win.unsqueeze(0).expand(t, *win.shape))
-            diff = torch.where(torch.isfinite(cand), dc - picked, torch.zeros((), dtype=dc.dtype, device=dc.device))
-            sq[i] += (diff * diff).sum(0)
-            tan[i] = picked.reshape(t, n_points, *node.shape)
+            dz = ds[0]
+            picked = node.tangent(kinks[i], dz, cells[i])  # (T, P, *shape)
+            # Σ_t (d candidate - d winner)² for each candidate, one kernel tap at a time (views of
+            # dz, no copy of every window); padding gets 0 here, and no distance in `_nearest`
+            for o, tap in enumerate(node.taps(dz.reshape(-1, *dz.shape[2:]), value=0.0)):
+                d = tap.reshape(t, dz.shape[1], *node.shape) - picked
+                d.mul_(d)
+                sq[i][:, :, o] += d.sum(0).reshape(n_points, -1)
+            tan[i] = picked
         else:
             p = max(d.shape[1] for d in ds)
             flat = [d.expand(t, p, *d.shape[2:]).reshape(t * p, *d.shape[2:]) for d in ds]
@@ -211,6 +213,7 @@ def boundary_distances(
         x = x_all[lo : lo + n_pts]
         p = x.shape[0]
         kinks = _forward_masks(network, order, last, x)
+        cells = {i: network.nodes[i].winner_cells(z) for i, z in kinks.items() if isinstance(network.nodes[i], MaxPool)}
         sq = {}
         for i, z in kinks.items():
             node = network.nodes[i]
@@ -220,7 +223,7 @@ def boundary_distances(
                 sq[i] = torch.zeros((p, z[0].numel()), dtype=network.dtype, device=network.device)
         for d0 in range(0, n_tan, n_dir):
             chunk = _basis(dim, d0, min(n_dir, n_tan - d0), network) if gauss is None else gauss[d0 : d0 + n_dir]
-            _accumulate(network, order, last, kinks, chunk, p, sq)
+            _accumulate(network, order, last, kinks, cells, chunk, p, sq)
         results.extend(_nearest(network, order, kinks, sq, p))
         if progress is not None:
             progress(p)
