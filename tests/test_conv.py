@@ -17,6 +17,9 @@ CASES = [  # c_in, c_out, kernel, input h x w, strides, pads (top, left, bottom,
     (2, 3, (3, 2), (7, 8), (2, 1), (0, 1, 2, 0), (1, 1)),
     (2, 4, (3, 3), (10, 9), (1, 2), (2, 2, 2, 2), (2, 3)),
     (6, 2, (1, 1), (8, 8), (2, 2), (0, 0, 0, 0), (1, 1)),
+    (3, 8, (3, 3), (20, 11), (1, 1), (1, 1, 1, 1), (1, 1)),  # tall: unfolded along the width only
+    (2, 4, (3, 2), (40, 9), (1, 2), (2, 0, 1, 3), (2, 3)),
+    (4, 3, (1, 3), (6, 7), (1, 1), (0, 1, 0, 1), (1, 1)),
 ]
 
 
@@ -32,9 +35,11 @@ def test_unfolded_conv_equals_torch(case, chunk_bytes, with_bias, monkeypatch):
     b = torch.randn(c_out, generator=gen, dtype=torch.float64) if with_bias else None
     top, left, bottom, right = pads
     want = F.conv2d(F.pad(x, (left, right, top, bottom)), w, b, strides, 0, dil)
-    got = conv.conv(x, w, b, strides, pads, dil, 1)
-    assert got.shape == want.shape
-    assert float((got - want).abs().max()) <= 1e-13 * float(want.abs().max())
+    ways = [conv.conv, conv._conv2d_unfolded] + ([conv._conv2d_rows] if strides[0] == 1 else [])
+    for way in ways:
+        got = way(x, w, b, strides, pads, dil, 1) if way is conv.conv else way(x, w, b, strides, pads, dil)
+        assert got.shape == want.shape
+        assert float((got - want).abs().max()) <= 1e-13 * float(want.abs().max())
 
 
 def test_float32_and_grouped_use_torch():
