@@ -176,15 +176,8 @@ class AvgPool(Node):
     def forward(self, xs):
         n = len(self.kernel)
         x, lead = _flat_spatial(xs[0], n)
-        x = pad_spatial(x, self.pads)
         out_spatial = self.divisor.shape
-        # extra zeros at the end for ceil_mode windows that run past the padded input
-        extra = []
-        for i in range(n):
-            need = (out_spatial[i] - 1) * self.strides[i] + self.kernel[i]
-            extra.append(max(0, need - x.shape[2 + i]))
-        if any(extra):
-            x = pad_spatial(x, tuple([0] * n + extra))
+        x = _pad_windows(x, self.pads, self.kernel, self.strides, (1,) * n, out_spatial, 0.0)
         # window sums one axis at a time over strided views (torch's float64 pooling and
         # depthwise convolution are several times slower)
         for i in reversed(range(n)):
@@ -428,6 +421,21 @@ class Clip(UnitKink):
         return "per-element bounds"
 
 
+def _pad_windows(x, pads, kernel, strides, dilations, out_spatial, value: float) -> torch.Tensor:
+    """x (N, C, *spatial) with its ONNX pads, and cells at the end where ceil_mode windows run past
+    them, all `value`: every window of the `out_spatial` grid lies inside (a copy only where there
+    is padding)."""
+    n = len(kernel)
+    x = pad_spatial(x, pads, value=value)
+    extra = []
+    for i in range(n):
+        need = (out_spatial[i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1
+        extra.append(max(0, need - x.shape[2 + i]))
+    if any(extra):
+        x = pad_spatial(x, tuple([0] * n + extra), value=value)
+    return x
+
+
 def _tap(t: torch.Tensor, dim: int, start: int, stride: int, count: int) -> torch.Tensor:
     """The view t[..., start : start + stride * count : stride, ...] along `dim`: one kernel tap of
     every window along that axis."""
@@ -480,14 +488,7 @@ class MaxPool(Node):
         run past it, all `value` (-inf: never a maximum); a copy only where there is padding."""
         n = len(self.kernel)
         xf, _ = _flat_spatial(x, n)
-        xf = pad_spatial(xf, self.pads, value=value)
-        extra = []
-        for i in range(n):
-            need = (self.shape[-n + i] - 1) * self.strides[i] + (self.kernel[i] - 1) * self.dilations[i] + 1
-            extra.append(max(0, need - xf.shape[2 + i]))
-        if any(extra):
-            xf = pad_spatial(xf, tuple([0] * n + extra), value=value)
-        return xf
+        return _pad_windows(xf, self.pads, self.kernel, self.strides, self.dilations, self.shape[-n:], value)
 
     def _windows(self, x: torch.Tensor, value: float = -math.inf) -> torch.Tensor:
         """Every window as a view (P, ..., *kernel) of the input, padded with `value` (a copy only

@@ -110,6 +110,34 @@ def test_batching_and_chunking_do_not_change_numbers():
             assert float((r.outputs - s.outputs).abs().max()) < 1e-10
 
 
+def test_a_pass_that_outgrows_its_budget_goes_on_in_groups():
+    """Knots that outgrow half the budget mid-network are split into groups of knots that go on
+    from that node: the nodes before it saw each knot once, and the trace is the unsplit one."""
+    net = nf.make("cnn_max", 0)
+    a, b = nf.segments(net, 1, 4)
+    ref = trace_segments(net, a, b)[0]
+    made = [ref.knots_per_layer[net.nodes[i].name] for i in net.kink_ids]  # 72, 43, 16, 19
+    first_conv, second_conv = [i for i, node in enumerate(net.nodes) if isinstance(node, ir.Conv)]
+    rows = {first_conv: 0, second_conv: 0}
+    for i in rows:
+        forward = net.nodes[i].forward
+
+        def counted(xs, i=i, forward=forward):
+            rows[i] += xs[0].shape[0]
+            return forward(xs)
+
+        net.nodes[i].forward = counted
+    # the first ReLU's knots fit in half the budget, the max pool's do not
+    cap = 2 * (2 + made[0]) + 10
+    assert 2 * (2 + made[0] + made[1]) > cap
+    per_knot = bytes_per_probe(net, needed_nodes(net), 8)
+    split = trace_segments(net, a, b, max_memory=per_knot * cap)[0]
+    assert_same_trace(split, ref, tol=1e-12)
+    assert rows[first_conv] == 2  # the segment's two ends, once: nothing started over
+    present = 2 + made[0] + made[1]  # knots when the second convolution runs
+    assert present < rows[second_conv] <= present + 8  # and the knots the groups share
+
+
 def test_join_exactly_at_a_knot_counts_once():
     """Sub-segments joined exactly at a boundary crossing: the knot counts once, credited right."""
     from regionaudit.analysis import density as dens
