@@ -452,7 +452,7 @@ def _window_step(y, code, dim, k, stride, dilation, out_len, inner, winners, tot
 
     best = tap(y, 0)
     dtype = torch.uint8 if total <= 255 else torch.int32
-    new = None if code is None else tap(code, 0)  # `new` is replaced, never written, below
+    new = None if code is None else tap(code, 0)  # a view of `code`: replaced below, never written
     for o in range(1, k):
         cand = tap(y, o)
         if winners:
