@@ -557,6 +557,11 @@ class MaxPool(Node):
         between two probes exactly when the same candidate wins."""
         return self._max(x, True)[1]
 
+    def forward_and_winners(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward` and `winners` of x from one pass over it."""
+        best, code = self._max(x, True)
+        return best.reshape(x.shape[0], *self.shape), code
+
     def forward(self, xs):
         return self._max(xs[0], False)[0].reshape(xs[0].shape[0], *self.shape)
 

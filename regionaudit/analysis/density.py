@@ -121,7 +121,7 @@ def _relu_crossings(
 
 
 def _maxpool_crossings(
-    node: MaxPool, z: torch.Tensor, pair_ok: torch.Tensor, floor: torch.Tensor
+    node: MaxPool, z: torch.Tensor, pair_ok: torch.Tensor, floor: torch.Tensor, am: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Breakpoints of every window's upper envelope strictly inside each pair of knots.
 
@@ -130,9 +130,9 @@ def _maxpool_crossings(
     the other windows are traced: from the left end take the leader (ties: the steeper), find the
     earliest time any steeper candidate overtakes it, move on, until the right end. A candidate
     within `floor[j]` (rounding) of the leader at both knots is the same line computed along
-    another path: it never overtakes.
+    another path: it never overtakes. `am` is `node.winners(z)` where the caller has it.
     """
-    am = node.winners(z)  # (N, W)
+    am = node.winners(z) if am is None else am  # (N, W)
     p, w = _nonzero(am[:-1] != am[1:])
     ok = pair_ok[p]
     p, w = p[ok], w[ok]
@@ -237,8 +237,10 @@ class _Pass:
         for pos in range(start, len(self.order)):
             i = self.order[pos]
             node = net.nodes[i]
+            pools = isinstance(node, MaxPool) and self.last[node.inputs[0]] == i
             try:
-                fresh = node.is_kink and self._cross(k, i, budget)
+                pooled = self._cross_pool(k, i, budget) if pools else None
+                fresh = node.is_kink and not pools and self._cross(k, i, budget)
             except _Overflow as ov:
                 bounds = _groups(k, len(ov.t), budget)
                 if bounds is None:
@@ -247,7 +249,9 @@ class _Pass:
                 bounds = None
             if bounds is not None:
                 return self._run_groups(k, bounds, pos, budget)
-            if fresh and isinstance(node, LeakyRelu) and self.last[node.inputs[0]] == i:
+            if pooled is not None:
+                k.values[i] = pooled
+            elif fresh and isinstance(node, LeakyRelu) and self.last[node.inputs[0]] == i:
                 # the input is the pass's own new copy (see _insert) and read last here
                 k.values[i] = node.forward_inplace(k.values[node.inputs[0]])
             else:
@@ -286,21 +290,69 @@ class _Pass:
         knots were inserted."""
         node = self.network.nodes[i]
         z = k.values[node.inputs[0]]
-        pair_ok = (k.seg[1:] == k.seg[:-1]) & ~k.frozen[k.seg[:-1]]
-        floor = torch.maximum(k.mag[:-1], k.mag[1:]) * zero_tolerance(z.dtype)
         if isinstance(node, UnitKink):
-            j, s = _relu_crossings(node.offsets(z), pair_ok, floor)
+            j, s = _relu_crossings(node.offsets(z), *_pairs(k, z))
         elif isinstance(node, MaxPool):
-            j, s = _maxpool_crossings(node, z, pair_ok, floor)
+            j, s = _maxpool_crossings(node, z, *_pairs(k, z))
         else:  # pragma: no cover - the IR has no other kink nodes
             raise BadOption(f"unsupported kink node {node.kind}")
-        return bool(j.numel()) and _insert(k, i, j, s, budget)
+        return bool(j.numel()) and _insert(k, i, j, s, budget) is not None
+
+    def _cross_pool(self, k: _Knots, i: int, budget: _Budget) -> torch.Tensor:
+        """`_cross` for a max pool whose input is read last here; its output at every knot. The
+        windows' maxima come with the winners the crossings need; at new knots they come from
+        the interpolated input of those knots alone, and the input (k times the output's size)
+        is never re-placed."""
+        node = self.network.nodes[i]
+        q = node.inputs[0]
+        z = k.values[q]
+        pooled, am = node.forward_and_winners(z)
+        j, s = _maxpool_crossings(node, z, *_pairs(k, z), am=am)
+        if not j.numel():
+            return pooled
+        del k.values[q]
+        try:
+            placed = _insert(k, i, j, s, budget)
+        except _Overflow:
+            k.values[q] = z  # the groups start over at this node
+            raise
+        if placed is None:
+            return pooled
+        w = placed.s.to(z.dtype).reshape(-1, *([1] * (z.dim() - 1)))
+        z_new = torch.lerp(z.index_select(0, placed.j), z.index_select(0, placed.j + 1), w)
+        return placed.merge(pooled, node.forward([z_new]))
 
 
-def _insert(k: _Knots, node_id: int, j: torch.Tensor, s: torch.Tensor, budget: _Budget) -> bool:
+def _pairs(k: _Knots, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which neighbouring knots form a pair to search (same item, not frozen), and each pair's
+    rounding floor."""
+    pair_ok = (k.seg[1:] == k.seg[:-1]) & ~k.frozen[k.seg[:-1]]
+    floor = torch.maximum(k.mag[:-1], k.mag[1:]) * zero_tolerance(z.dtype)
+    return pair_ok, floor
+
+
+@dataclass
+class _Placement:
+    """Where an insertion put the old and the new rows: the kept crossings, at fraction `s` of
+    the interval after old knot `j`."""
+
+    j: torch.Tensor
+    s: torch.Tensor
+    pos_old: torch.Tensor
+    pos_new: torch.Tensor
+
+    def merge(self, old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        out = old.new_empty((old.shape[0] + new.shape[0], *old.shape[1:]))
+        out[self.pos_old] = old
+        out[self.pos_new] = new
+        return out
+
+
+def _insert(k: _Knots, node_id: int, j: torch.Tensor, s: torch.Tensor, budget: _Budget) -> _Placement | None:
     """Insert the crossings found at kink node `node_id` (at fraction `s` of the interval after
-    knot `j`) as knots, giving every live value its exact interpolation there. True when knots
-    were inserted: every live value is then a new tensor of the pass's own."""
+    knot `j`) as knots, giving every live value its exact interpolation there. Where knots were
+    inserted, every live value is then a new tensor of the pass's own, and the placement says
+    where the rows went; None where none were."""
     t, seg = k.t, k.seg
     n_knots = t.shape[0]
     h = t[j + 1] - t[j]
@@ -332,18 +384,12 @@ def _insert(k: _Knots, node_id: int, j: torch.Tensor, s: torch.Tensor, budget: _
     if frozen is not None:
         k.frozen |= frozen
     if m == 0:
-        return False
+        return None
     k.interior += torch.bincount(seg[j], minlength=k.interior.shape[0])
     ar = torch.arange(m, device=j.device)
-    pos_new = j + 1 + ar
-    pos_old = torch.arange(n_knots, device=j.device) + torch.searchsorted(j, torch.arange(n_knots, device=j.device))
-
-    def merged(old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-        out = old.new_empty((n_knots + m, *old.shape[1:]))
-        out[pos_old] = old
-        out[pos_new] = new
-        return out
-
+    old_rows = torch.arange(n_knots, device=j.device)
+    placed = _Placement(j, s, pos_old=old_rows + torch.searchsorted(j, old_rows), pos_new=j + 1 + ar)
+    merged = placed.merge
     k.t = merged(t, ts)
     k.src = merged(k.src, torch.full((m,), node_id, dtype=k.src.dtype, device=k.src.device))
     k.seg = merged(seg, seg[j])
@@ -353,7 +399,6 @@ def _insert(k: _Knots, node_id: int, j: torch.Tensor, s: torch.Tensor, budget: _
     # old row between itself and itself, weight 0: the same value) takes 3 (n + m) instead.
     everywhere = m > 2 * n_knots
     if everywhere:
-        old_rows = torch.arange(n_knots, device=j.device)
         left, right = merged(old_rows, j), merged(old_rows, j + 1)
         weight = merged(torch.zeros(n_knots, dtype=torch.float64, device=j.device), s.to(torch.float64))
     new_values = {}
@@ -365,7 +410,7 @@ def _insert(k: _Knots, node_id: int, j: torch.Tensor, s: torch.Tensor, budget: _
             w = s.to(v.dtype).reshape(shape)
             new_values[q] = merged(v, torch.lerp(v.index_select(0, j), v.index_select(0, j + 1), w))
     k.values = new_values
-    return True
+    return placed
 
 
 def _groups(k: _Knots, wanted: int, budget: _Budget) -> list[tuple[int, int]] | None:
