@@ -66,13 +66,9 @@ def _conv2d_unfolded(x, weight, bias, strides, pads, dilations) -> torch.Tensor:
         return out.reshape(n_probes, c_out, max(oh, 0), max(ow, 0))
     step = max(1, min(n_probes, CHUNK_BYTES // (depth * positions * x.element_size())))
     w2 = weight.permute(0, 2, 3, 1).reshape(c_out, depth)  # (C_out, kh * kw * C), as the columns
-    padded = x.new_zeros(step, hp, wp, c_in)  # borders stay zero; the interior is overwritten
-    interior = padded[:, top : top + h, left : left + w]
     cols = x.new_empty(step * positions, depth)
-    s = padded.stride()
-    for lo in range(0, n_probes, step):
-        m = min(step, n_probes - lo)
-        interior[:m].copy_(x[lo : lo + m].permute(0, 2, 3, 1))
+    for lo, m, padded in _channels_last_chunks(x, pads, step):
+        s = padded.stride()
         windows = padded.as_strided((m, oh, ow, kh, kw, c_in), (s[0], s[1] * sh, s[2] * sw, s[1] * dh, s[2] * dw, 1))
         c = cols[: m * positions]
         c.view(m, oh, ow, kh, kw, c_in).copy_(windows)
@@ -80,6 +76,18 @@ def _conv2d_unfolded(x, weight, bias, strides, pads, dilations) -> torch.Tensor:
         out[lo : lo + m].copy_(y.view(c_out, m, positions).transpose(0, 1))
     return out.reshape(n_probes, c_out, oh, ow)
 
+
+def _channels_last_chunks(x: torch.Tensor, pads, step: int):
+    """(lo, m, padded) for each chunk of `step` probes from lo: one buffer (step, hp, wp, C),
+    reused, that holds the chunk's m probes channels-last inside zero borders (ONNX pads)."""
+    n_probes, c_in, h, w = x.shape
+    top, left, bottom, right = pads
+    padded = x.new_zeros(step, h + top + bottom, w + left + right, c_in)  # borders stay zero
+    interior = padded[:, top : top + h, left : left + w]
+    for lo in range(0, n_probes, step):
+        m = min(step, n_probes - lo)
+        interior[:m].copy_(x[lo : lo + m].permute(0, 2, 3, 1))
+        yield lo, m, padded
 
 
 def _conv2d_rows(x, weight, bias, strides, pads, dilations) -> torch.Tensor:
@@ -94,21 +102,17 @@ def _conv2d_rows(x, weight, bias, strides, pads, dilations) -> torch.Tensor:
     top, left, bottom, right = pads
     hp, wp = h + top + bottom, w + left + right
     oh, ow = hp - dh * (kh - 1), (wp - dw * (kw - 1) - 1) // sw + 1
-    out = x.new_empty(n_probes, c_out, oh, ow)
+    out = x.new_empty(n_probes, c_out, max(oh, 0), max(ow, 0))
     if oh <= 0 or ow <= 0:
         return out
     depth = kw * c_in
     step = max(1, min(n_probes, CHUNK_BYTES // (hp * ow * depth * x.element_size())))
     w_rows = [weight[:, :, i].permute(0, 2, 1).reshape(c_out, depth) for i in range(kh)]  # (C_out, kw * C)
-    padded = x.new_zeros(step, hp, wp, c_in)  # borders stay zero; the interior is overwritten
-    interior = padded[:, top : top + h, left : left + w]
     cols = x.new_empty(step * hp * ow, depth)
     y_all = x.new_empty(c_out, step * hp * ow)
-    s = padded.stride()
     shift = dh * ow  # one kernel row down: this many unfolded rows further
-    for lo in range(0, n_probes, step):
-        m = min(step, n_probes - lo)
-        interior[:m].copy_(x[lo : lo + m].permute(0, 2, 3, 1))
+    for lo, m, padded in _channels_last_chunks(x, pads, step):
+        s = padded.stride()
         windows = padded.as_strided((m, hp, ow, kw, c_in), (s[0], s[1], s[2] * sw, s[2] * dw, 1))
         c = cols[: m * hp * ow]
         c.view(m, hp, ow, kw, c_in).copy_(windows)
