@@ -318,9 +318,7 @@ class _Pass:
             raise
         if placed is None:
             return pooled
-        w = placed.s.to(z.dtype).reshape(-1, *([1] * (z.dim() - 1)))
-        z_new = torch.lerp(z.index_select(0, placed.j), z.index_select(0, placed.j + 1), w)
-        return placed.merge(pooled, node.forward([z_new]))
+        return placed.merge(pooled, node.forward([placed.interpolate(z)]))
 
 
 def _pairs(k: _Knots, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -340,6 +338,11 @@ class _Placement:
     s: torch.Tensor
     pos_old: torch.Tensor
     pos_new: torch.Tensor
+
+    def interpolate(self, v: torch.Tensor) -> torch.Tensor:
+        """The new rows of v (old rows only): exact, v being affine between neighbouring knots."""
+        w = self.s.to(v.dtype).reshape(-1, *([1] * (v.dim() - 1)))
+        return torch.lerp(v.index_select(0, self.j), v.index_select(0, self.j + 1), w)
 
     def merge(self, old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
         out = old.new_empty((old.shape[0] + new.shape[0], *old.shape[1:]))
@@ -403,12 +406,11 @@ def _insert(k: _Knots, node_id: int, j: torch.Tensor, s: torch.Tensor, budget: _
         weight = merged(torch.zeros(n_knots, dtype=torch.float64, device=j.device), s.to(torch.float64))
     new_values = {}
     for q, v in k.values.items():
-        shape = (-1, *([1] * (v.dim() - 1)))
         if everywhere:
+            shape = (-1, *([1] * (v.dim() - 1)))
             new_values[q] = torch.lerp(v.index_select(0, left), v.index_select(0, right), weight.to(v.dtype).reshape(shape))
         else:
-            w = s.to(v.dtype).reshape(shape)
-            new_values[q] = merged(v, torch.lerp(v.index_select(0, j), v.index_select(0, j + 1), w))
+            new_values[q] = merged(v, placed.interpolate(v))
     k.values = new_values
     return placed
 
