@@ -825,7 +825,7 @@ class Network:
         last = {i: i for i in order}
         for i in order:
             for j in self.nodes[i].inputs:
-                last[j] = max(last[j], i)
+                last[j] = max(last.get(j, j), i)
         last[self.output] = len(self.nodes)
         return last
 

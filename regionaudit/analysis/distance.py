@@ -52,10 +52,38 @@ def gaussian_directions(dim: int, directions: int, seed: int) -> torch.Tensor:
     return torch.randn(directions, dim, generator=gen, dtype=torch.float64) / math.sqrt(directions)
 
 
+def tangent_order(network: Network) -> list[int]:
+    """The nodes a distance runs, in order: the kink nodes and what they read. After the last
+    kink node the tangents would feed no margin, so the layers there (often a wide classifier or
+    a pooling of the widest layer) are never run."""
+    order = needed_nodes(network)
+    read: set[int] = set()
+    for i in reversed(order):
+        if network.nodes[i].is_kink or i in read:
+            read.update(network.nodes[i].inputs)
+    return [i for i in order if i == 0 or i in read or network.nodes[i].is_kink]
+
+
+def _chunk_bytes(network: Network, order: list[int]) -> tuple[int, int]:
+    """Bytes per tangent direction that every point shares (the layers before the first kink
+    node, where a tangent has no point axis yet, see `_accumulate`) and bytes per direction and
+    point after that, for sizing chunks."""
+    itemsize = torch.empty((), dtype=network.dtype).element_size()
+    last = network.last_use(order)
+    per_point: list[int] = []  # nodes whose tangent differs from point to point
+    for i in order:
+        node = network.nodes[i]
+        made = last[i] > i or node.is_kink
+        if made and ((node.is_kink and last[i] > i) or any(j in per_point or network.nodes[j].is_kink for j in node.inputs)):
+            per_point.append(i)
+    shared = bytes_per_probe(network, order, itemsize, live_factor=1.5)
+    return shared, (bytes_per_probe(network, per_point, itemsize, live_factor=1.5) if per_point else 0)
+
+
 def min_memory(network: Network) -> int:
     """The smallest memory budget `boundary_distances` can work in: one tangent of one point."""
     itemsize = torch.empty((), dtype=network.dtype).element_size()
-    return bytes_per_probe(network, needed_nodes(network), itemsize, live_factor=1.5)
+    return bytes_per_probe(network, tangent_order(network), itemsize, live_factor=1.5)
 
 
 @dataclass
@@ -76,7 +104,8 @@ def _forward_masks(network: Network, order: list[int], last: dict[int, int], x: 
         xs = [values[k] for k in node.inputs]
         if node.is_kink:
             kinks[i] = xs[0]
-        values[i] = node.forward(xs)
+        if last[i] > i:  # something later reads it
+            values[i] = node.forward(xs)
         for k in list(values):
             if last.get(k, k) <= i:
                 del values[k]
@@ -99,7 +128,8 @@ def _accumulate(network, order, last, kinks, cells, basis, n_points, sq):
         if isinstance(node, UnitKink):
             z, dz = kinks[i], ds[0]
             sq[i] += (dz * dz).sum(0).reshape(dz.shape[1], -1)
-            tan[i] = node.tangent(z, dz)
+            if last[i] > i:
+                tan[i] = node.tangent(z, dz)
         elif isinstance(node, MaxPool):
             dz = ds[0]
             picked = node.tangent(kinks[i], dz, cells[i])  # (T, P, *shape)
@@ -109,7 +139,8 @@ def _accumulate(network, order, last, kinks, cells, basis, n_points, sq):
                 d = tap.reshape(t, dz.shape[1], *node.shape) - picked
                 d.mul_(d)
                 sq[i][:, :, o] += d.sum(0).reshape(n_points, -1)
-            tan[i] = picked
+            if last[i] > i:
+                tan[i] = picked
         else:
             p = max(d.shape[1] for d in ds)
             flat = [d.expand(t, p, *d.shape[2:]).reshape(t * p, *d.shape[2:]) for d in ds]
@@ -190,14 +221,14 @@ def boundary_distances(
     """
     x_all = network.prepare(torch.as_tensor(points))
     n_total = x_all.shape[0]
-    order = needed_nodes(network)
+    order = tangent_order(network)
     last = network.last_use(order)
     dim = math.prod(network.input_shape)
     per_probe = min_memory(network)
     check_fits(per_probe, max_memory, network.device, "one tangent direction through the network")
     if max_memory is None:
         max_memory = default_max_memory(network.device, cpu_cap=128 << 20)
-    cap = max(1, int(max_memory) // per_probe)  # tangent-point pairs per chunk
+    shared, paired = _chunk_bytes(network, order)
     gauss = None
     if directions is not None:
         if directions < 1:
@@ -206,8 +237,13 @@ def boundary_distances(
     n_tan = dim if gauss is None else gauss.shape[0]  # tangents per point
     # many points per chunk (the layers before the first kink run once for all of them), and
     # chunks of at least 128 directions where the budget allows, for efficient matrix products
-    n_pts = max(1, min(n_total, cap // min(n_tan, 128)))
-    n_dir = min(n_tan, max(1, cap // n_pts))
+    # (what a direction costs: shared + points * paired, and each point's own results)
+    kept = sum(math.prod(network.nodes[network.nodes[i].inputs[0]].shape) for i in order if network.nodes[i].is_kink)
+    kept *= 2 * x_all.element_size() * max((math.prod(network.nodes[i].kernel) for i in order if isinstance(network.nodes[i], MaxPool)), default=1)
+    budget = int(max_memory)
+    d = min(n_tan, 128, max(1, budget // (2 * shared)))
+    n_pts = max(1, min(n_total, (budget - d * shared) // max(1, d * paired + kept)))
+    n_dir = min(n_tan, max(1, (budget - n_pts * kept) // (shared + n_pts * paired)))
     results: list[NearestBoundary] = []
     for lo in range(0, n_total, n_pts):
         x = x_all[lo : lo + n_pts]
