@@ -326,6 +326,11 @@ class UnitKink(Node):
         """The affine piece selected by `on` (P, breaks * units) at z (its linear part if asked)."""
         raise NotImplementedError
 
+    def slope_jumps(self) -> torch.Tensor:
+        """(breaks * units,) slope above each breakpoint minus slope below it: crossing one at
+        rate |dz/dt| changes the unit's dh/dt by this times |dz/dt|, in either direction."""
+        raise NotImplementedError
+
     def forward(self, xs):
         z = xs[0]
         return self.with_pattern(z, self.offsets(z) > 0)
@@ -367,6 +372,9 @@ class LeakyRelu(UnitKink):
 
     def with_pattern(self, z, on, linear=False):
         return torch.where(on.reshape(z.shape), z, self.slope * z)
+
+    def slope_jumps(self):
+        return torch.broadcast_to(1 - self.slope, (1, *self.shape)).reshape(-1)
 
     def tangent(self, z: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
         """Push tangents `dz` (T, P, *shape) through with the masks of `z` (P, *shape) fixed."""
@@ -413,6 +421,10 @@ class Clip(UnitKink):
             return torch.where(above_lo & ~above_hi, z, torch.zeros((), dtype=z.dtype, device=z.device))
         lo, hi = self.lo.expand(z.shape), self.hi.expand(z.shape)
         return torch.where(above_hi, hi, torch.where(above_lo, z, lo))
+
+    def slope_jumps(self):
+        ones = torch.ones(self.units, dtype=self.lo.dtype, device=self.lo.device)
+        return torch.cat([ones, -ones])  # 0 -> 1 at lo, 1 -> 0 at hi
 
     def describe(self):
         lo, hi = self.lo.reshape(-1), self.hi.reshape(-1)

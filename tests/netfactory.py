@@ -16,6 +16,9 @@ import torch.nn.functional as F
 from regionaudit import ir
 
 KINDS = ["mlp", "leaky", "prelu", "cnn_avg", "cnn_max", "resnet", "concat", "cnn_concat", "mlp_max"]
+# nets whose last kink node is wide next to the outputs: the density computes most of its knots'
+# outputs from the crossings (analysis/tail.py)
+TAIL_KINDS = ["tail_avg", "tail_prelu", "tail_clip"]
 
 
 class Builder:
@@ -123,6 +126,11 @@ class Builder:
             op = "Relu" if slope == 0.0 else "LeakyRelu"
         return self._add(ir.LeakyRelu(self.name(op), (x,), shape, slope=s, op_type=op))
 
+    def clip(self, x: int, lo: float, hi: float) -> int:
+        shape = self.shape(x)
+        full = torch.ones(shape, dtype=torch.float64)
+        return self._add(ir.Clip(self.name("Clip"), (x,), shape, lo=full * lo, hi=full * hi))
+
     def network(self, out: int) -> ir.Network:
         return ir.Network(
             nodes=self.nodes, input_shape=self.input_shape, graph_input_shape=self.input_shape, output=out,
@@ -195,7 +203,25 @@ def mlp_max(seed: int, in_dim: int = 3, n_out: int = 2) -> ir.Network:
     return g.network(g.dense(g.flatten(x), n_out))
 
 
+def tail_net(seed: int, kind: str) -> ir.Network:
+    """A wide last kink node before an affine tail: conv -> ReLU (288 units) -> average pool ->
+    dense; conv -> ReLU -> conv -> PReLU (150 units) -> dense; dense -> Clip[0, 1] (160 units)
+    -> dense."""
+    if kind == "tail_avg":
+        g = Builder((1, 6, 6), seed)
+        x = g.avgpool(g.relu(g.conv(0, 8, 3, pad=1)), 2, 2)
+    elif kind == "tail_prelu":
+        g = Builder((2, 5, 5), seed)
+        x = g.relu(g.conv(g.relu(g.conv(0, 3, 3, pad=1)), 6, 3, pad=1), "prelu")
+    else:
+        g = Builder((4,), seed)
+        x = g.clip(g.dense(0, 160), 0.0, 1.0)
+    return g.network(g.dense(g.flatten(x) if len(g.shape(x)) > 1 else x, 2))
+
+
 def make(kind: str, seed: int) -> ir.Network:
+    if kind in TAIL_KINDS:
+        return tail_net(seed, kind)
     if kind == "mlp":
         return mlp(seed)
     if kind == "leaky":

@@ -23,7 +23,7 @@ def assert_same_trace(d: SegmentTrace, w: SegmentTrace, tol: float = 1e-9) -> No
     assert not d.truncated and not w.truncated
 
 
-@pytest.mark.parametrize("kind", nf.KINDS)
+@pytest.mark.parametrize("kind", nf.KINDS + nf.TAIL_KINDS)
 def test_layerwise_equals_walk(kind):
     total_regions = 0
     for seed in range(3):

@@ -51,7 +51,7 @@ def exit_radius(net: ir.Network, x: torch.Tensor, dirs: torch.Tensor, r_max: flo
     return torch.where(never, math.inf, hi)
 
 
-@pytest.mark.parametrize("kind", nf.KINDS)
+@pytest.mark.parametrize("kind", nf.KINDS + nf.TAIL_KINDS)
 def test_distance_equals_autograd_formula(kind):
     net = nf.make(kind, 3)
     pts = torch.randn(3, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))

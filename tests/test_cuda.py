@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_models"
 
 
-@pytest.mark.parametrize("kind", nf.KINDS)
+@pytest.mark.parametrize("kind", nf.KINDS + nf.TAIL_KINDS)
 def test_cuda_counts_and_values_equal_cpu(kind):
     cpu = nf.make(kind, 31)
     gpu = nf.make(kind, 31).to(device="cuda")

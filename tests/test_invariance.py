@@ -65,7 +65,7 @@ def test_sample_models_unchanged(model, data, tiny_chunks):
     _check(net, a, b, torch.from_numpy(rows[:2]))
 
 
-@pytest.mark.parametrize("kind", nf.KINDS)
+@pytest.mark.parametrize("kind", nf.KINDS + nf.TAIL_KINDS)
 def test_random_nets_unchanged(kind, tiny_chunks):
     net = nf.make(kind, 21)
     a, b = nf.segments(net, 3, 22)

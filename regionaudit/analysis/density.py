@@ -24,6 +24,7 @@ from regionaudit.analysis._common import (
     needed_nodes,
     zero_tolerance,
 )
+from regionaudit.analysis.tail import MAX_STEP, Tail, TailFill, affine_tail, anchors, tail_matrix
 from regionaudit.errors import BadOption
 from regionaudit.ir import LeakyRelu, MaxPool, Network, UnitKink
 
@@ -104,7 +105,16 @@ def _nonzero(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _relu_crossings(
     z: torch.Tensor, pair_ok: torch.Tensor, floor: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pairs (j, j+1) where a unit changes sign strictly inside; fraction s of the way there.
+    """Pairs (j, j+1) where a unit changes sign strictly inside; fraction s of the way there."""
+    j, _, a, b = _unit_crossings(z, pair_ok, floor)
+    return j, a / (a - b)
+
+
+def _unit_crossings(
+    z: torch.Tensor, pair_ok: torch.Tensor, floor: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pairs (j, j+1) where a unit changes sign strictly inside: j, the unit's column, and its
+    values a and b at the two knots.
 
     A unit within `floor[j]` (rounding) of zero at both knots is zero in between, not crossing:
     the opposite signs of its noise would otherwise put a knot anywhere in the pair. The scan
@@ -116,8 +126,7 @@ def _relu_crossings(
     j, u = _nonzero(neg[:-1] != neg[1:])  # a sign change, or a zero at one end
     a, b = z[j, u], z[j + 1, u]
     real = (a * b < 0) & pair_ok[j] & (torch.maximum(a.abs(), b.abs()) > floor[j])
-    j, a, b = j[real], a[real], b[real]
-    return j, a / (a - b)
+    return j[real], u[real], a[real], b[real]
 
 
 def _maxpool_crossings(
@@ -186,6 +195,7 @@ class _Knots:
     mag: torch.Tensor  # largest |value| computed so far at each knot: the scale of its rounding
     frozen: torch.Tensor  # per item: reached --max-knots
     interior: torch.Tensor  # per item: knots inserted so far
+    fill: TailFill | None = None  # set at the tail's kink node: values then hold the exact rows only
 
 
 @dataclass(frozen=True)
@@ -196,10 +206,12 @@ class _Budget:
 
 
 class _Pass:
-    def __init__(self, network: Network, order: list[int], last: dict[int, int]):
+    def __init__(self, network: Network, order: list[int], last: dict[int, int], tail: Tail | None = None):
         self.network = network
         self.order = order
         self.last = last
+        self.tail = tail
+        self._tail_matrix: torch.Tensor | None = None  # computed at the first use
 
     def run(
         self,
@@ -238,9 +250,13 @@ class _Pass:
             i = self.order[pos]
             node = net.nodes[i]
             pools = isinstance(node, MaxPool) and self.last[node.inputs[0]] == i
+            tails = self.tail is not None and i == self.tail.kink
             try:
                 pooled = self._cross_pool(k, i, budget) if pools else None
-                fresh = node.is_kink and not pools and self._cross(k, i, budget)
+                if tails:
+                    fresh = self._cross_tail(k, i, budget)
+                else:
+                    fresh = node.is_kink and not pools and self._cross(k, i, budget)
             except _Overflow as ov:
                 bounds = _groups(k, len(ov.t), budget)
                 if bounds is None:
@@ -256,12 +272,15 @@ class _Pass:
                 k.values[i] = node.forward_inplace(k.values[node.inputs[0]])
             else:
                 k.values[i] = node.forward([k.values[q] for q in node.inputs])
-            if not bounded_by_inputs(node):
+            if not bounded_by_inputs(node) and k.fill is None:  # (after the last kink node, unread)
                 k.mag = torch.maximum(k.mag, _magnitude(k.values[i]))
             for q in list(k.values):
                 if self.last.get(q, q) <= i:
                     del k.values[q]
-        out = k.values[net.output].reshape(k.t.shape[0], -1)
+        out = k.values[net.output]
+        out = out.reshape(out.shape[0], -1)
+        if k.fill is not None:
+            out = k.fill.outputs(out)
         items, counts = torch.unique_consecutive(k.seg, return_counts=True)
         counts = counts.tolist()
         pieces = {}
@@ -321,6 +340,40 @@ class _Pass:
         return placed.merge(pooled, node.forward([placed.interpolate(z)]))
 
 
+    def _cross_tail(self, k: _Knots, i: int, budget: _Budget) -> bool:
+        """`_cross` for the kink node the affine tail starts at (see tail.py): new knots get
+        values only at anchors, the others their outputs from the crossings at the end of the
+        pass. True when knots were inserted."""
+        node = self.network.nodes[i]
+        z = k.values[node.inputs[0]]
+        j, col, a, b = _unit_crossings(node.offsets(z), *_pairs(k, z))
+        if not j.numel():
+            return False
+        s = a / (a - b)
+        n_old = k.t.shape[0]
+        placed = _insert(k, i, j, s, budget, self.tail.step, self.tail.row_cost)
+        if placed is None:
+            return False
+        if self._tail_matrix is None:
+            self._tail_matrix = tail_matrix(self.network, self.tail)
+        m = self._tail_matrix
+        w = m.index_select(0, col % m.shape[0]) * (node.slope_jumps()[col] * (b - a).abs())[:, None]
+        key = 2 * j.to(torch.float64) + s.to(torch.float64)
+        o = torch.sort(key, stable=True).indices
+        dev = k.t.device
+        n_new = placed.j.shape[0]
+        k.fill = TailFill(
+            exact=placed.merge(torch.ones(n_old, dtype=torch.bool, device=dev), placed.exact),
+            old=placed.merge(torch.ones(n_old, dtype=torch.bool, device=dev), torch.zeros(n_new, dtype=torch.bool, device=dev)),
+            s=placed.merge(torch.zeros(n_old, dtype=torch.float64, device=dev), placed.s.to(torch.float64)),
+            key=placed.merge(2 * torch.arange(n_old, dtype=torch.float64, device=dev), 2 * placed.j.to(torch.float64) + placed.s.to(torch.float64)),
+            cross_key=key[o],
+            cross_s=s.to(torch.float64)[o],
+            cross_w=w[o],
+        )
+        return True
+
+
 def _pairs(k: _Knots, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Which neighbouring knots form a pair to search (same item, not frozen), and each pair's
     rounding floor."""
@@ -338,6 +391,14 @@ class _Placement:
     s: torch.Tensor
     pos_old: torch.Tensor
     pos_new: torch.Tensor
+    exact: torch.Tensor | None = None  # which new rows got values (None: all; see tail.py)
+
+    @staticmethod
+    def of(j: torch.Tensor, s: torch.Tensor, n_knots: int, exact: torch.Tensor | None = None) -> "_Placement":
+        """The placement of new knots (j, s), sorted by j, among n_knots old ones."""
+        old_rows = torch.arange(n_knots, device=j.device)
+        new_rows = j + 1 + torch.arange(j.shape[0], device=j.device)
+        return _Placement(j, s, old_rows + torch.searchsorted(j, old_rows), new_rows, exact)
 
     def interpolate(self, v: torch.Tensor) -> torch.Tensor:
         """The new rows of v (old rows only): exact, v being affine between neighbouring knots."""
@@ -351,11 +412,15 @@ class _Placement:
         return out
 
 
-def _insert(k: _Knots, node_id: int, j: torch.Tensor, s: torch.Tensor, budget: _Budget) -> _Placement | None:
+def _insert(
+    k: _Knots, node_id: int, j: torch.Tensor, s: torch.Tensor, budget: _Budget, step: int = 1, row_cost: float = 0.0
+) -> _Placement | None:
     """Insert the crossings found at kink node `node_id` (at fraction `s` of the interval after
     knot `j`) as knots, giving every live value its exact interpolation there. Where knots were
     inserted, every live value is then a new tensor of the pass's own, and the placement says
-    where the rows went; None where none were."""
+    where the rows went; None where none were. With `step` > 1 only every step-th new knot of an
+    interval gets values (`tail.anchors`; the step doubles where the budget needs it), the others
+    costing `row_cost` of a knot."""
     t, seg = k.t, k.seg
     n_knots = t.shape[0]
     h = t[j + 1] - t[j]
@@ -382,21 +447,34 @@ def _insert(k: _Knots, node_id: int, j: torch.Tensor, s: torch.Tensor, budget: _
         frozen = counts > allowed
         j, s, ts = j[ok], s[ok], ts[ok]
     m = j.shape[0]
-    if m and 2 * (n_knots + m) > budget.cap_knots and not budget.allow_overflow:
+    exact, held = None, m  # new rows that get values
+    while step > 1 and m:
+        exact = anchors(j, step)
+        held = int(exact.sum())
+        if 2 * (n_knots + held + row_cost * m) <= budget.cap_knots or 2 * step > MAX_STEP:
+            break
+        step *= 2
+    if m and 2 * (n_knots + held + row_cost * m) > budget.cap_knots and not budget.allow_overflow:
         raise _Overflow(torch.cat([t, ts]).sort().values, seg)  # with the crossings it would add
     if frozen is not None:
         k.frozen |= frozen
     if m == 0:
         return None
     k.interior += torch.bincount(seg[j], minlength=k.interior.shape[0])
-    ar = torch.arange(m, device=j.device)
-    old_rows = torch.arange(n_knots, device=j.device)
-    placed = _Placement(j, s, pos_old=old_rows + torch.searchsorted(j, old_rows), pos_new=j + 1 + ar)
+    placed = _Placement.of(j, s, n_knots, exact)
+    k.t = placed.merge(t, ts)
+    k.src = placed.merge(k.src, torch.full((m,), node_id, dtype=k.src.dtype, device=k.src.device))
+    k.seg = placed.merge(seg, seg[j])
+    k.mag = placed.merge(k.mag, torch.maximum(k.mag[j], k.mag[j + 1]))
+    _interpolate_values(k, placed if exact is None else _Placement.of(j[exact], s[exact], n_knots), n_knots)
+    return placed
+
+
+def _interpolate_values(k: _Knots, placed: _Placement, n_knots: int) -> None:
+    """Every live value gets its rows at the placement's new knots."""
+    j, s, m = placed.j, placed.s, placed.j.shape[0]
     merged = placed.merge
-    k.t = merged(t, ts)
-    k.src = merged(k.src, torch.full((m,), node_id, dtype=k.src.dtype, device=k.src.device))
-    k.seg = merged(seg, seg[j])
-    k.mag = merged(k.mag, torch.maximum(k.mag[j], k.mag[j + 1]))
+    old_rows = torch.arange(n_knots, device=j.device)
     # Each value gets its new rows in one fused pass (lerp), then both row sets are placed: n + 4m
     # row copies, the pass being memory-bound. With mostly new rows, interpolating every row (an
     # old row between itself and itself, weight 0: the same value) takes 3 (n + m) instead.
@@ -412,7 +490,6 @@ def _insert(k: _Knots, node_id: int, j: torch.Tensor, s: torch.Tensor, budget: _
         else:
             new_values[q] = merged(v, placed.interpolate(v))
     k.values = new_values
-    return placed
 
 
 def _groups(k: _Knots, wanted: int, budget: _Budget) -> list[tuple[int, int]] | None:
@@ -611,7 +688,7 @@ def trace_segments(
         max_memory = default_max_memory(network.device)
     cap_knots = max(MIN_KNOTS, int(max_memory) // per_knot)
     cap_points = max(MIN_POINTS, int(max_memory) // (per_knot + kink_bytes))
-    runner = _Pass(network, order, last)
+    runner = _Pass(network, order, last, affine_tail(network, order, per_knot, int(max_memory)))
 
     queue: deque[_Item] = deque(_Item(s, 0.0, 1.0) for s in range(n_seg))
     pieces: dict[int, list[_Piece]] = {s: [] for s in range(n_seg)}

@@ -1,0 +1,97 @@
+"""The density's tail (analysis/tail.py): after a wide last kink node most new knots get their
+outputs from the crossings instead of a pass over the node's units. Region counts and knots must
+not change, and the outputs must equal a plain forward pass to rounding, also where a tight
+memory budget or --max-knots cuts the pass."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import netfactory as nf
+import plainpath
+from regionaudit.analysis import density, tail
+from regionaudit.analysis._common import bytes_per_probe, needed_nodes
+from regionaudit.analysis.walk import walk_segment
+
+
+def _tail(net):
+    order = needed_nodes(net)
+    return tail.affine_tail(net, order, bytes_per_probe(net, order, 8), 1 << 30)
+
+
+def _rel_to_forward(net, a, b, tr) -> float:
+    tt = tr.t.to(net.dtype)[:, None]
+    direct = plainpath.forward(net, (1 - tt) * a.reshape(1, -1) + tt * b.reshape(1, -1))
+    return float((tr.outputs - direct).abs().max() / direct.abs().max())
+
+
+@pytest.mark.parametrize("kind", nf.TAIL_KINDS)
+def test_most_knots_take_their_outputs_from_the_crossings(kind, monkeypatch):
+    net = nf.make(kind, 5)
+    assert _tail(net) is not None
+    rows = []
+    fill = tail.TailFill.outputs
+    monkeypatch.setattr(tail.TailFill, "outputs", lambda self, out: rows.append((int(self.exact.sum()), len(self.exact))) or fill(self, out))
+    a, b = nf.segments(net, 2, 6)
+    for s, tr in enumerate(density.trace_segments(net, a, b)):
+        assert tr.regions == walk_segment(net, a[s], b[s]).regions
+        assert _rel_to_forward(net, a[s], b[s], tr) < 1e-12
+    exact, total = map(sum, zip(*rows))
+    assert exact < total / 2  # the formula, not the tail's forward pass, gave most outputs
+
+
+def test_tail_matrix_is_the_tails_jacobian():
+    net = nf.make("tail_avg", 2)
+    t = _tail(net)
+    m = tail.tail_matrix(net, t)
+    h = torch.randn(4, *net.nodes[t.kink].shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+    def run(x):
+        values = {t.kink: x}
+        for i in t.nodes:
+            values[i] = net.nodes[i].forward([values[j] for j in net.nodes[i].inputs])
+        return values[net.output]
+
+    assert m.shape == (net.nodes[t.kink].units, net.n_outputs)
+    assert torch.allclose(h.reshape(4, -1) @ m + run(torch.zeros_like(h[:1])), run(h), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("kind", nf.TAIL_KINDS)
+@pytest.mark.parametrize("knots", [8, 16])
+def test_tight_memory_and_max_knots_keep_the_knots(kind, knots, monkeypatch):
+    """A budget of a few knots (anchors spread out, passes split) and --max-knots (crossings
+    past the last kept knot still bend the outputs before the next old knot)."""
+    net = nf.make(kind, 7)
+    a, b = nf.segments(net, 3, 8)
+    per_knot = bytes_per_probe(net, needed_nodes(net), 8)
+    tight = density.trace_segments(net, a, b, max_memory=max(knots * per_knot, density.min_memory(net)))
+    cut = density.trace_segments(net, a, b, max_knots=25)
+    monkeypatch.setattr(density, "affine_tail", lambda *args: None)
+    plain = density.trace_segments(net, a, b)
+    plain_cut = density.trace_segments(net, a, b, max_knots=25)
+    for s in range(3):
+        for got, ref in ((tight[s], plain[s]), (cut[s], plain_cut[s])):
+            assert got.t.shape == ref.t.shape and got.truncated == ref.truncated
+            assert float((got.t - ref.t).abs().max()) < 1e-12
+            assert got.knots_per_layer == ref.knots_per_layer
+            assert _rel_to_forward(net, a[s], b[s], got) < 1e-12
+        assert cut[s].truncated
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn_max", "resnet", "mlp_max"])
+def test_no_tail_where_it_does_not_pay_or_does_not_hold(kind):
+    """Narrow last layers (a pass over them costs what the formula does), a max pool last, and
+    nets whose layers after the last kink node read something from before it."""
+    assert _tail(nf.make(kind, 0)) is None
+
+
+def test_no_tail_when_a_skip_reaches_past_the_last_kink():
+    g = nf.Builder((4,), 0)
+    x = g.dense(0, 200)
+    y = g.dense(g.relu(x), 200)
+    net = g.network(g.dense(g.sum(x, y), 2))  # the output reads x, from before the ReLU
+    assert _tail(net) is None
+    g = nf.Builder((4,), 0)
+    net = g.network(g.dense(g.relu(g.dense(0, 200)), 2))
+    assert _tail(net) is not None
