@@ -512,9 +512,14 @@ class MaxPool(Node):
             xf = xf.unfold(2 + i, span, self.strides[i])[..., :: self.dilations[i]]
         return xf.reshape(x.shape[0], *xf.shape[1:])  # (P, C, out_1..out_n, k_1..k_n): still a view
 
-    def candidates(self, x: torch.Tensor) -> torch.Tensor:
-        """Every window's candidates: (P, windows, k), padding as -inf; windows in output order."""
-        return self._windows(x).reshape(x.shape[0], -1, math.prod(self.kernel))
+    def candidates(self, x: torch.Tensor, value: float = -math.inf) -> torch.Tensor:
+        """Every window's candidates: (P, windows, k), padding as `value`; windows in output order."""
+        return self._windows(x, value).reshape(x.shape[0], -1, math.prod(self.kernel))
+
+    @property
+    def disjoint(self) -> bool:
+        """No two windows share a cell: `candidates` is then no larger than the input."""
+        return all(s >= (k - 1) * d + 1 for k, s, d in zip(self.kernel, self.strides, self.dilations))
 
     def taps(self, x: torch.Tensor, value: float = -math.inf) -> list[torch.Tensor]:
         """The k candidates of every window as k views (P, *shape) of the input, in `candidates`

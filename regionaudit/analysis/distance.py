@@ -133,9 +133,17 @@ def _accumulate(network, order, last, kinks, cells, basis, n_points, sq):
         elif isinstance(node, MaxPool):
             dz = ds[0]
             picked = node.tangent(kinks[i], dz, cells[i])  # (T, P, *shape)
-            # Σ_t (d candidate - d winner)² for each candidate, one kernel tap at a time (views of
-            # dz, no copy of every window); padding gets 0 here, and no distance in `_nearest`
-            for o, tap in enumerate(node.taps(dz.reshape(-1, *dz.shape[2:]), value=0.0)):
+            # Σ_t (d candidate - d winner)² for each candidate; padding gets 0 here, and no
+            # distance in `_nearest`. Windows that do not overlap are copied once in window
+            # order (no larger than dz, and read in order); others one kernel tap at a time
+            # (views of dz, no copy of every window, which would be k / stride² times dz)
+            flat = dz.reshape(-1, *dz.shape[2:])
+            if node.disjoint:
+                windows = node.candidates(flat, value=0.0).reshape(t, dz.shape[1], -1, sq[i].shape[-1])
+                d = windows - picked.reshape(t, n_points, -1, 1)
+                d.mul_(d)
+                sq[i] += d.sum(0)
+            for o, tap in enumerate([] if node.disjoint else node.taps(flat, value=0.0)):
                 d = tap.reshape(t, dz.shape[1], *node.shape) - picked
                 d.mul_(d)
                 sq[i][:, :, o] += d.sum(0).reshape(n_points, -1)

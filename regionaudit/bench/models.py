@@ -164,6 +164,9 @@ def all_models() -> list[ModelSpec]:
     for name in ("cifar10_resnet_2b", "oval21_cifar_base_kw", "marabou_cifar10_small"):
         path = REALMODELS / f"{name}.onnx"
         specs.append(FileSpec(name, _onnx(path), path=path, segments=4, points=4, tags=("gpu",)))
+    for name in ("verivital_convnet_avgpool", "verivital_convnet_maxpool"):  # one 23k-unit ReLU layer
+        path = REALMODELS / f"{name}.onnx"
+        specs.append(FileSpec(name, _onnx(path), path=path, segments=4, fraction=0.25, points=4))
     specs.append(ModelSpec("vgg64-155k", vgg_64(), segments=2, fraction=0.01, points=1, tags=("gpu",)))
     return specs
 
