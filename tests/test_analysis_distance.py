@@ -155,3 +155,16 @@ def test_hand_example():
     assert out[0] == NearestBoundary(0.5, "relu", 0)
     # second point: |0.9 - 1| / 1 = 0.1 vs |3.6 - 3| / 5 = 0.12
     assert out[1].distance == pytest.approx(0.1, abs=1e-15) and out[1].unit == 0
+
+
+@pytest.mark.parametrize("pad", [0, 1])
+def test_large_disjoint_pool_windows_equal_autograd_formula(pad):
+    """3x3 windows at stride 3 (copied in window order, not read tap by tap), padded or not."""
+    g = nf.Builder((2, 7, 7), 4)
+    x = g.maxpool(g.relu(g.conv(0, 3, 2, pad=1)), 3, 3, pad=pad)
+    net = g.network(g.dense(g.flatten(g.relu(g.conv(x, 2, 1))), 2))
+    pts = torch.randn(3, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    for got, x in zip(boundary_distances(net, pts), pts):
+        dist, node, unit = plainpath.distance(net, x)
+        assert got.distance == pytest.approx(dist, rel=1e-12, abs=1e-15)
+        assert (got.node, got.unit) == (node, unit)

@@ -134,16 +134,18 @@ def _accumulate(network, order, last, kinks, cells, basis, n_points, sq):
             dz = ds[0]
             picked = node.tangent(kinks[i], dz, cells[i])  # (T, P, *shape)
             # Σ_t (d candidate - d winner)² for each candidate; padding gets 0 here, and no
-            # distance in `_nearest`. Windows that do not overlap are copied once in window
-            # order (no larger than dz, and read in order); others one kernel tap at a time
-            # (views of dz, no copy of every window, which would be k / stride² times dz)
+            # distance in `_nearest`. Large windows that do not overlap are copied once in window
+            # order (no larger than dz, read in order: 1.6x faster for 4x4 windows, 1.25x slower
+            # for 2x2); others one kernel tap at a time (views of dz, no copy of every window,
+            # which would be k / stride² times dz)
             flat = dz.reshape(-1, *dz.shape[2:])
-            if node.disjoint:
+            copied = node.disjoint and sq[i].shape[-1] > 4
+            if copied:
                 windows = node.candidates(flat, value=0.0).reshape(t, dz.shape[1], -1, sq[i].shape[-1])
                 d = windows - picked.reshape(t, n_points, -1, 1)
                 d.mul_(d)
                 sq[i] += d.sum(0)
-            for o, tap in enumerate([] if node.disjoint else node.taps(flat, value=0.0)):
+            for o, tap in enumerate([] if copied else node.taps(flat, value=0.0)):
                 d = tap.reshape(t, dz.shape[1], *node.shape) - picked
                 d.mul_(d)
                 sq[i][:, :, o] += d.sum(0).reshape(n_points, -1)
@@ -245,13 +247,14 @@ def boundary_distances(
     n_tan = dim if gauss is None else gauss.shape[0]  # tangents per point
     # many points per chunk (the layers before the first kink run once for all of them), and
     # chunks of at least 128 directions where the budget allows, for efficient matrix products
-    # (what a direction costs: shared + points * paired, and each point's own results)
+    # (a direction costs `shared` with one point, `paired` more per further point; each point
+    # keeps its own results)
     kept = sum(math.prod(network.nodes[network.nodes[i].inputs[0]].shape) for i in order if network.nodes[i].is_kink)
     kept *= 2 * x_all.element_size() * max((math.prod(network.nodes[i].kernel) for i in order if isinstance(network.nodes[i], MaxPool)), default=1)
     budget = int(max_memory)
     d = min(n_tan, 128, max(1, budget // (2 * shared)))
-    n_pts = max(1, min(n_total, (budget - d * shared) // max(1, d * paired + kept)))
-    n_dir = min(n_tan, max(1, (budget - n_pts * kept) // (shared + n_pts * paired)))
+    n_pts = max(1, min(n_total, 1 + (budget - d * shared - kept) // max(1, d * paired + kept)))
+    n_dir = min(n_tan, max(1, (budget - n_pts * kept) // (shared + (n_pts - 1) * paired)))
     results: list[NearestBoundary] = []
     for lo in range(0, n_total, n_pts):
         x = x_all[lo : lo + n_pts]
