@@ -27,7 +27,9 @@ def _rel_to_forward(net, a, b, tr) -> float:
 
 
 @pytest.mark.parametrize("kind", nf.TAIL_KINDS)
-def test_most_knots_take_their_outputs_from_the_crossings(kind, monkeypatch):
+@pytest.mark.parametrize("pair_bytes", [tail.PAIR_BYTES, 1], ids=["default", "few-pairs-at-a-time"])
+def test_most_knots_take_their_outputs_from_the_crossings(kind, pair_bytes, monkeypatch):
+    monkeypatch.setattr(tail, "PAIR_BYTES", pair_bytes)
     net = nf.make(kind, 5)
     assert _tail(net) is not None
     rows = []

@@ -27,6 +27,7 @@ from regionaudit.ir import Network, UnitKink
 
 MIN_RATIO = 64  # units of L per output below which the ordinary insertion is as cheap
 MAX_STEP = 4096  # widest anchor spacing a tight memory budget may force
+PAIR_BYTES = 16 << 20  # working memory of the sums over the crossings passed, at a time
 
 
 @dataclass(frozen=True)
@@ -120,12 +121,21 @@ class TailFill:
         s_lo, s_hi, s_r = s_row[lo], s_right[hi], s_row[rows]
         base = out[lo] + ((s_r - s_lo) / (s_hi - s_lo))[:, None] * (out[hi] - out[lo] - total[lo])
 
-        # the kinks passed since the left row: crossings with keys in [key_lo, key_r]
+        # the kinks passed since the left row: crossings with keys in [key_lo, key_r], as (row,
+        # crossing) pairs, a bounded number at a time (about step / 2 per row)
         first = torch.searchsorted(self.cross_key, self.key[lo])
         count = (torch.searchsorted(self.cross_key, self.key[rows], right=True) - first).clamp(min=0)
-        row_of = torch.repeat_interleave(torch.arange(rows.shape[0], device=ar.device), count)
-        offset = torch.repeat_interleave(first - (torch.cumsum(count, 0) - count), count)
-        c = torch.arange(row_of.shape[0], device=ar.device) + offset
-        passed = torch.zeros_like(base).index_add_(0, row_of, self.cross_w[c] * (s_r[row_of] - s_cross[c])[:, None])
+        ends = torch.cumsum(count, 0)
+        pairs = max(64, PAIR_BYTES // (8 * (exact_out.shape[1] + 6)))
+        passed = torch.zeros_like(base)
+        start = 0
+        while start < rows.shape[0]:
+            done = int(ends[start - 1]) if start else 0
+            stop = max(start + 1, int(torch.searchsorted(ends, done + pairs, right=True)))
+            n = count[start:stop]
+            row_of = torch.repeat_interleave(torch.arange(start, stop, device=ar.device), n)
+            c = torch.arange(row_of.shape[0], device=ar.device) + torch.repeat_interleave(first[start:stop] - (ends[start:stop] - n - done), n)
+            passed.index_add_(0, row_of, self.cross_w[c] * (s_r[row_of] - s_cross[c])[:, None])
+            start = stop
         out[rows] = base + passed
         return out
