@@ -559,6 +559,12 @@ class MaxPool(Node):
         through strided views: 4-7x faster than torch's float64 pooling, with or without indices.
         """
         n = len(self.kernel)
+        k = math.prod(self.kernel)
+        if winners and self.disjoint and k > 4:
+            # large windows that share no cell: one copy in window order and one reduction with
+            # indices (the first maximum) is 1.5x faster for 4x4 windows, and slower for 2x2
+            best, first = self.candidates(x).max(-1)
+            return best, first.to(torch.uint8 if k <= 255 else torch.int32)
         y, code, inner = self._padded(x), None, 1
         for axis in reversed(range(n)):
             y, code = _window_step(

@@ -264,3 +264,18 @@ def test_flat_rows_are_accepted():
     t2 = trace_segments(net, a.reshape(2, -1), b.reshape(2, -1))
     assert [x.regions for x in t1] == [x.regions for x in t2]
     assert math.isclose(float(t1[0].t.sum()), float(t2[0].t.sum()))
+
+
+@pytest.mark.parametrize("pad", [0, 1])
+def test_large_disjoint_pool_windows_equal_walk(pad):
+    """3x3 windows at stride 3: the winners come from one reduction over a copy in window order."""
+    g = nf.Builder((2, 7, 7), 4)
+    x = g.maxpool(g.relu(g.conv(0, 3, 2, pad=1)), 3, 3, pad=pad)
+    net = g.network(g.dense(g.flatten(g.relu(g.conv(x, 2, 1))), 2))
+    a, b = nf.segments(net, 3, 9)
+    pool_knots = 0
+    for s, d in enumerate(trace_segments(net, a, b)):
+        assert_same_trace(d, walk_segment(net, a[s], b[s]))
+        assert midpoint_check(net, d, a[s], b[s]) < 1e-9
+        pool_knots += d.knots_per_layer[net.nodes[x].name]
+    assert pool_knots > 0
