@@ -121,21 +121,26 @@ class TailFill:
         s_lo, s_hi, s_r = s_row[lo], s_right[hi], s_row[rows]
         base = out[lo] + ((s_r - s_lo) / (s_hi - s_lo))[:, None] * (out[hi] - out[lo] - total[lo])
 
-        # the kinks passed since the left row: crossings with keys in [key_lo, key_r], as (row,
-        # crossing) pairs, a bounded number at a time (about step / 2 per row)
+        out[rows] = base + self._passed(rows, lo, s_r, s_cross, base)
+        return out
+
+    def _passed(self, rows, lo, s_r, s_cross, like) -> torch.Tensor:
+        """For each row r: the sum of w_c (s_r - s_c) over the crossings since its left exact row
+        lo (keys in [key_lo, key_r]), as (row, crossing) pairs, a bounded number at a time
+        (about step / 2 per row)."""
         first = torch.searchsorted(self.cross_key, self.key[lo])
         count = (torch.searchsorted(self.cross_key, self.key[rows], right=True) - first).clamp(min=0)
         ends = torch.cumsum(count, 0)
-        pairs = max(64, PAIR_BYTES // (8 * (exact_out.shape[1] + 6)))
-        passed = torch.zeros_like(base)
+        per_chunk = max(64, PAIR_BYTES // (8 * (like.shape[1] + 6)))
+        passed = torch.zeros_like(like)
         start = 0
         while start < rows.shape[0]:
             done = int(ends[start - 1]) if start else 0
-            stop = max(start + 1, int(torch.searchsorted(ends, done + pairs, right=True)))
-            n = count[start:stop]
-            row_of = torch.repeat_interleave(torch.arange(start, stop, device=ar.device), n)
-            c = torch.arange(row_of.shape[0], device=ar.device) + torch.repeat_interleave(first[start:stop] - (ends[start:stop] - n - done), n)
+            stop = max(start + 1, int(torch.searchsorted(ends, done + per_chunk, right=True)))
+            counts = count[start:stop]
+            row_of = torch.repeat_interleave(torch.arange(start, stop, device=rows.device), counts)
+            skip = torch.repeat_interleave(first[start:stop] - (ends[start:stop] - counts - done), counts)
+            c = torch.arange(row_of.shape[0], device=rows.device) + skip
             passed.index_add_(0, row_of, self.cross_w[c] * (s_r[row_of] - s_cross[c])[:, None])
             start = stop
-        out[rows] = base + passed
-        return out
+        return passed
