@@ -97,3 +97,16 @@ def test_no_tail_when_a_skip_reaches_past_the_last_kink():
     g = nf.Builder((4,), 0)
     net = g.network(g.dense(g.relu(g.dense(0, 200)), 2))
     assert _tail(net) is not None
+
+
+def test_float32_tail_keeps_the_knots(monkeypatch):
+    net = nf.make("tail_avg", 3).to(torch.float32)
+    a, b = nf.segments(net, 2, 4)
+    got = density.trace_segments(net, a, b)
+    monkeypatch.setattr(density, "affine_tail", lambda *args: None)
+    ref = density.trace_segments(net, a, b)
+    for s in range(2):
+        assert got[s].outputs.dtype == torch.float32 and torch.equal(got[s].t, ref[s].t)
+        tt = got[s].t.to(torch.float32)[:, None]
+        direct = net.forward((1 - tt) * a[s].reshape(1, -1).float() + tt * b[s].reshape(1, -1).float())
+        assert float((got[s].outputs - direct).abs().max() / direct.abs().max()) < 1e-5
