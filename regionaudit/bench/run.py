@@ -166,11 +166,15 @@ def _pair_devices(rows: list[dict]) -> None:
                 r["cuda_agree"] = r["counts"] == c.get("counts")
 
 
+SLICE_ONLY = {"grid_over_exact", "grid_agree"}  # left out of a table without 2-D slice rows
+
+
 def table(rows: list[dict]) -> str:
-    cells = [[head for _, head, _ in COLUMNS]]
+    columns = [c for c in COLUMNS if c[0] not in SLICE_ONLY or any(r.get(c[0]) is not None for r in rows)]
+    cells = [[head for _, head, _ in columns]]
     for r in rows:
-        cells.append(["" if r.get(k) is None else fmt.format(r[k]) for k, _, fmt in COLUMNS])
-    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+        cells.append(["" if r.get(k) is None else fmt.format(r[k]) for k, _, fmt in columns])
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     lines = ["  ".join(c.rjust(w) if i > 2 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
