@@ -339,7 +339,6 @@ class _Pass:
             return pooled
         return placed.merge(pooled, node.forward([placed.interpolate(z)]))
 
-
     def _cross_tail(self, k: _Knots, i: int, budget: _Budget) -> bool:
         """`_cross` for the kink node the affine tail starts at (see tail.py): new knots get
         values only at anchors, the others their outputs from the crossings at the end of the
@@ -358,19 +357,7 @@ class _Pass:
             self._tail_matrix = tail_matrix(self.network, self.tail)
         m = self._tail_matrix
         w = m.index_select(0, col % m.shape[0]) * (node.slope_jumps()[col] * (b - a).abs())[:, None]
-        key = 2 * j.to(torch.float64) + s.to(torch.float64)
-        o = torch.sort(key, stable=True).indices
-        dev = k.t.device
-        n_new = placed.j.shape[0]
-        k.fill = TailFill(
-            exact=placed.merge(torch.ones(n_old, dtype=torch.bool, device=dev), placed.exact),
-            old=placed.merge(torch.ones(n_old, dtype=torch.bool, device=dev), torch.zeros(n_new, dtype=torch.bool, device=dev)),
-            s=placed.merge(torch.zeros(n_old, dtype=torch.float64, device=dev), placed.s.to(torch.float64)),
-            key=placed.merge(2 * torch.arange(n_old, dtype=torch.float64, device=dev), 2 * placed.j.to(torch.float64) + placed.s.to(torch.float64)),
-            cross_key=key[o],
-            cross_s=s.to(torch.float64)[o],
-            cross_w=w[o],
-        )
+        k.fill = TailFill.of(placed.merge, n_old, placed.j, placed.s, placed.exact, j, s, w)
         return True
 
 

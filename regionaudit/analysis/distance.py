@@ -70,11 +70,12 @@ def _chunk_bytes(network: Network, order: list[int]) -> tuple[int, int]:
     point after that, for sizing chunks."""
     itemsize = torch.empty((), dtype=network.dtype).element_size()
     last = network.last_use(order)
-    per_point: list[int] = []  # nodes whose tangent differs from point to point
+    # nodes whose tangent (or a kink node's temporaries) differs from point to point: a kink
+    # node whose tangent goes on, and whatever reads one of these
+    per_point: list[int] = []
     for i in order:
         node = network.nodes[i]
-        made = last[i] > i or node.is_kink
-        if made and ((node.is_kink and last[i] > i) or any(j in per_point or network.nodes[j].is_kink for j in node.inputs)):
+        if (node.is_kink and last[i] > i) or any(j in per_point for j in node.inputs):
             per_point.append(i)
     shared = bytes_per_probe(network, order, itemsize, live_factor=1.5)
     return shared, (bytes_per_probe(network, per_point, itemsize, live_factor=1.5) if per_point else 0)
@@ -134,12 +135,11 @@ def _accumulate(network, order, last, kinks, cells, basis, n_points, sq):
             dz = ds[0]
             picked = node.tangent(kinks[i], dz, cells[i])  # (T, P, *shape)
             # Σ_t (d candidate - d winner)² for each candidate; padding gets 0 here, and no
-            # distance in `_nearest`. Large windows that do not overlap are copied once in window
-            # order (no larger than dz, read in order: 1.6x faster for 4x4 windows, 1.25x slower
-            # for 2x2); others one kernel tap at a time (views of dz, no copy of every window,
-            # which would be k / stride² times dz)
+            # distance in `_nearest`. Windows copied once in window order where that pays
+            # (`MaxPool.copy_windows`); else one kernel tap at a time (views of dz, no copy of
+            # every window, which would be k / stride² times dz for overlapping windows)
             flat = dz.reshape(-1, *dz.shape[2:])
-            copied = node.disjoint and sq[i].shape[-1] > 4
+            copied = node.copy_windows
             if copied:
                 windows = node.candidates(flat, value=0.0).reshape(t, dz.shape[1], -1, sq[i].shape[-1])
                 d = windows - picked.reshape(t, n_points, -1, 1)

@@ -97,6 +97,30 @@ class TailFill:
     cross_s: torch.Tensor  # (C,)
     cross_w: torch.Tensor  # (C, n_outputs): the slope change of each crossing
 
+    @staticmethod
+    def of(merge, n_old: int, new_j, new_s, new_exact, cross_j, cross_s, cross_w) -> "TailFill":
+        """From an insertion: `merge(old_rows, new_rows)` puts rows in knot order; the new knots
+        at fraction `new_s` of old interval `new_j`, those with values `new_exact`; every
+        crossing (kept as a knot or not) at `cross_s` of `cross_j`, with its slope change."""
+        dev = new_j.device
+
+        def key(j, s):  # sorts rows and crossings together: by interval, then fraction
+            return 2 * j.to(torch.float64) + s.to(torch.float64)
+
+        cross_key = key(cross_j, cross_s)
+        o = torch.sort(cross_key, stable=True).indices
+        old_rows = torch.arange(n_old, device=dev)
+        true, false = torch.ones(n_old, dtype=torch.bool, device=dev), torch.zeros(new_j.shape[0], dtype=torch.bool, device=dev)
+        return TailFill(
+            exact=merge(true, new_exact),
+            old=merge(true, false),
+            s=merge(torch.zeros(n_old, dtype=torch.float64, device=dev), new_s.to(torch.float64)),
+            key=merge(key(old_rows, torch.zeros(n_old, device=dev)), key(new_j, new_s)),
+            cross_key=cross_key[o],
+            cross_s=cross_s.to(torch.float64)[o],
+            cross_w=cross_w[o],
+        )
+
     def outputs(self, exact_out: torch.Tensor) -> torch.Tensor:
         """Every row's outputs from those of the exact rows (N_exact, n_outputs)."""
         n = self.exact.shape[0]
