@@ -531,7 +531,7 @@ class MaxPool(Node):
         offsets = itertools.product(*(range(k) for k in self.kernel))
         return [view[(..., *o)].reshape(x.shape[0], *self.shape) for o in offsets]
 
-    def _cells(self, x: torch.Tensor) -> torch.Tensor:
+    def cells(self, x: torch.Tensor) -> torch.Tensor:
         """(W, k) float64: the flat input cell of each candidate of each window, -inf at padding:
         `candidates` of one probe whose values are the cell numbers (exact in float64)."""
         shape = x.shape[1:]
@@ -541,7 +541,7 @@ class MaxPool(Node):
     def candidates_at(self, x: torch.Tensor, rows: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
         """The candidates (R, k) of window windows[r] at probe rows[r], read cell by cell: no copy
         of every window of those probes; padding stays -inf."""
-        cells = self._cells(x).index_select(0, windows)  # (R, k)
+        cells = self.cells(x).index_select(0, windows)  # (R, k)
         pad = torch.isinf(cells)
         values = x.reshape(x.shape[0], -1)[rows[:, None], cells.masked_fill(pad, 0).long()]
         return values.masked_fill(pad, -math.inf)
@@ -550,7 +550,7 @@ class MaxPool(Node):
         """(P, W): the flat input cell of each window's first maximum (never padding: a window
         holds at least one input cell)."""
         code = self.winners(x).long()  # (P, W)
-        return self._cells(x).gather(1, code.t()).t().long()
+        return self.cells(x).gather(1, code.t()).t().long()
 
     def _max(self, x: torch.Tensor, winners: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Each window's maximum (P, windows), and with `winners` the index of its first maximum

@@ -18,7 +18,7 @@ from regionaudit import ir
 KINDS = ["mlp", "leaky", "prelu", "cnn_avg", "cnn_max", "resnet", "concat", "cnn_concat", "mlp_max"]
 # nets whose last kink node is wide next to the outputs: the density computes most of its knots'
 # outputs from the crossings (analysis/tail.py)
-TAIL_KINDS = ["tail_avg", "tail_prelu", "tail_clip"]
+TAIL_KINDS = ["tail_avg", "tail_prelu", "tail_clip", "tail_max", "tail_max_leaky"]
 
 
 class Builder:
@@ -206,10 +206,18 @@ def mlp_max(seed: int, in_dim: int = 3, n_out: int = 2) -> ir.Network:
 def tail_net(seed: int, kind: str) -> ir.Network:
     """A wide last kink node before an affine tail: conv -> ReLU (288 units) -> average pool ->
     dense; conv -> ReLU -> conv -> PReLU (150 units) -> dense; dense -> Clip[0, 1] (160 units)
-    -> dense."""
+    -> dense; and a wide ReLU whose max pool is the last kink node: conv -> ReLU -> 3x3 max pool
+    (disjoint windows) -> dense, conv -> LeakyReLU -> 3x3 max pool (stride 2, padded, ceil
+    mode: overlapping windows) -> dense."""
     if kind == "tail_avg":
         g = Builder((1, 6, 6), seed)
         x = g.avgpool(g.relu(g.conv(0, 8, 3, pad=1)), 2, 2)
+    elif kind == "tail_max":
+        g = Builder((1, 6, 6), seed)
+        x = g.maxpool(g.relu(g.conv(0, 8, 3, pad=1)), 3, 3)
+    elif kind == "tail_max_leaky":
+        g = Builder((2, 6, 6), seed)
+        x = g.maxpool(g.relu(g.conv(g.relu(g.conv(0, 3, 3, pad=1)), 8, 3, pad=1), 0.1), 3, 2, pad=1, ceil=True)
     elif kind == "tail_prelu":
         g = Builder((2, 5, 5), seed)
         x = g.relu(g.conv(g.relu(g.conv(0, 3, 3, pad=1)), 6, 3, pad=1), "prelu")

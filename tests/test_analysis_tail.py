@@ -69,7 +69,7 @@ def test_tight_memory_and_max_knots_keep_the_knots(kind, knots, monkeypatch):
     per_knot = bytes_per_probe(net, needed_nodes(net), 8)
     tight = density.trace_segments(net, a, b, max_memory=max(knots * per_knot, density.min_memory(net)))
     cut = density.trace_segments(net, a, b, max_knots=25)
-    monkeypatch.setattr(density, "affine_tail", lambda *args: None)
+    monkeypatch.setattr(density, "affine_tail", lambda *args, **kwargs: None)
     plain = density.trace_segments(net, a, b)
     plain_cut = density.trace_segments(net, a, b, max_knots=25)
     for s in range(3):
@@ -79,6 +79,35 @@ def test_tight_memory_and_max_knots_keep_the_knots(kind, knots, monkeypatch):
             assert got.knots_per_layer == ref.knots_per_layer
             assert _rel_to_forward(net, a[s], b[s], got) < 1e-12
         assert cut[s].truncated
+
+
+@pytest.mark.parametrize("kind", ["tail_max", "tail_max_leaky"])
+@pytest.mark.parametrize("flat", [False, True], ids=["random", "constant-images"])
+def test_a_max_pool_last_finds_its_knots_with_the_relus(kind, flat, monkeypatch):
+    """The pool's winner changes come from the ReLU's input (no crossing search at the pool),
+    the same knots from the same nodes as ReLU then max pool one after the other; with constant
+    images every window holds tied lines (the same value computed at several cells)."""
+    net = nf.make(kind, 4)
+    assert _tail(net).pool is not None
+    a, b = nf.segments(net, 3, 9)
+    if flat:
+        a = a.mean(dim=(-2, -1), keepdim=True).expand_as(a).contiguous()
+        b = b.mean(dim=(-2, -1), keepdim=True).expand_as(b).contiguous()
+    searched = []
+    search = density.maxpool_crossings
+    monkeypatch.setattr(density, "maxpool_crossings", lambda *args, **kwargs: searched.append(1) or search(*args, **kwargs))
+    got = density.trace_segments(net, a, b)
+    assert not searched
+    monkeypatch.setattr(density, "affine_tail", lambda *args, **kwargs: None)
+    ref = density.trace_segments(net, a, b)
+    assert searched
+    for s in range(3):
+        assert got[s].regions == walk_segment(net, a[s], b[s]).regions == ref[s].regions
+        assert got[s].knots_per_layer == ref[s].knots_per_layer
+        assert float((got[s].t - ref[s].t).abs().max()) < 1e-12
+        assert _rel_to_forward(net, a[s], b[s], got[s]) < 1e-12
+    pool_knots = sum(tr.knots_per_layer[net.nodes[_tail(net).pool].name] for tr in got)
+    assert pool_knots > (0 if flat else 10)
 
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn_max", "resnet", "mlp_max"])
@@ -103,7 +132,7 @@ def test_float32_tail_keeps_the_knots(monkeypatch):
     net = nf.make("tail_avg", 3).to(torch.float32)
     a, b = nf.segments(net, 2, 4)
     got = density.trace_segments(net, a, b)
-    monkeypatch.setattr(density, "affine_tail", lambda *args: None)
+    monkeypatch.setattr(density, "affine_tail", lambda *args, **kwargs: None)
     ref = density.trace_segments(net, a, b)
     for s in range(2):
         assert got[s].outputs.dtype == torch.float32 and torch.equal(got[s].t, ref[s].t)

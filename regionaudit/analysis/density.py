@@ -24,6 +24,7 @@ from regionaudit.analysis._common import (
     needed_nodes,
     zero_tolerance,
 )
+from regionaudit.analysis.crossings import maxpool_crossings, relu_crossings, relu_pool_crossings, unit_crossings
 from regionaudit.analysis.tail import MAX_STEP, Tail, TailFill, affine_tail, anchors, tail_matrix
 from regionaudit.errors import BadOption
 from regionaudit.ir import LeakyRelu, MaxPool, Network, UnitKink
@@ -88,96 +89,6 @@ def _magnitude(v: torch.Tensor) -> torch.Tensor:
     flat = v.reshape(v.shape[0], -1)
     # two vectorised reductions: about 10x faster than an inf-norm on CPU, bitwise the same
     return torch.maximum(flat.amax(dim=1), flat.amin(dim=1).neg())
-
-
-def _nonzero(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(row, column) of the True entries of a 2-D mask, row-major, as `nonzero` finds them but
-    about 20x faster on the usual mask with few rows holding any: those rows are found first by
-    a byte-wise max, and only they are scanned."""
-    if mask.shape[1] == 0:
-        empty = torch.zeros(0, dtype=torch.long, device=mask.device)
-        return empty, empty
-    rows = mask.view(torch.uint8).amax(1).nonzero().squeeze(1)
-    r, c = mask.index_select(0, rows).nonzero(as_tuple=True)
-    return rows[r], c
-
-
-def _relu_crossings(
-    z: torch.Tensor, pair_ok: torch.Tensor, floor: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pairs (j, j+1) where a unit changes sign strictly inside; fraction s of the way there."""
-    j, _, a, b = _unit_crossings(z, pair_ok, floor)
-    return j, a / (a - b)
-
-
-def _unit_crossings(
-    z: torch.Tensor, pair_ok: torch.Tensor, floor: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pairs (j, j+1) where a unit changes sign strictly inside: j, the unit's column, and its
-    values a and b at the two knots.
-
-    A unit within `floor[j]` (rounding) of zero at both knots is zero in between, not crossing:
-    the opposite signs of its noise would otherwise put a knot anywhere in the pair. The scan
-    over all units compares one-byte signs; only the few candidates found are read in full.
-    """
-    n = z.shape[0]
-    z = z.reshape(n, -1)
-    neg = z < 0
-    j, u = _nonzero(neg[:-1] != neg[1:])  # a sign change, or a zero at one end
-    a, b = z[j, u], z[j + 1, u]
-    real = (a * b < 0) & pair_ok[j] & (torch.maximum(a.abs(), b.abs()) > floor[j])
-    return j[real], u[real], a[real], b[real]
-
-
-def _maxpool_crossings(
-    node: MaxPool, z: torch.Tensor, pair_ok: torch.Tensor, floor: torch.Tensor, am: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Breakpoints of every window's upper envelope strictly inside each pair of knots.
-
-    A window whose (first) argmax is the same line L at both knots has no breakpoint: the upper
-    envelope is convex, at least L, and equal to L at both ends, hence equal to L in between. Only
-    the other windows are traced: from the left end take the leader (ties: the steeper), find the
-    earliest time any steeper candidate overtakes it, move on, until the right end. A candidate
-    within `floor[j]` (rounding) of the leader at both knots is the same line computed along
-    another path: it never overtakes. `am` is `node.winners(z)` where the caller has it.
-    """
-    am = node.winners(z) if am is None else am  # (N, W)
-    p, w = _nonzero(am[:-1] != am[1:])
-    ok = pair_ok[p]
-    p, w = p[ok], w[ok]
-    if p.numel() == 0:
-        return p, z.new_zeros(0)
-    # only the changed windows' candidates, at both knots (a copy of every window at every knot
-    # costs more than the pooling itself)
-    c0, c1 = node.candidates_at(z, torch.cat([p, p + 1]), torch.cat([w, w])).split(p.shape[0])  # (R, k)
-    fin = torch.isfinite(c0) & torch.isfinite(c1)
-    ninf = torch.tensor(-torch.inf, dtype=c0.dtype, device=c0.device)
-    pinf = torch.tensor(torch.inf, dtype=c0.dtype, device=c0.device)
-    a = torch.where(fin, c0, ninf)
-    dd = torch.where(fin, c1 - c0, torch.zeros((), dtype=c0.dtype, device=c0.device))
-    floor = floor[p, None]  # (R, 1)
-    # leader just after s = 0: largest value, then largest slope
-    m0 = a.max(-1, keepdim=True).values
-    leader = torch.where(a == m0, dd, ninf).argmax(-1, keepdim=True)  # (R, 1)
-    s_cur = a.new_zeros(p.shape[0])
-    rows = torch.arange(p.shape[0], device=a.device)
-    out_j, out_s = [], []
-    for _ in range(a.shape[-1]):
-        if rows.numel() == 0:
-            break
-        aL, dL = a.gather(-1, leader), dd.gather(-1, leader)
-        same = ((a - aL).abs() <= floor) & ((a + dd - aL - dL).abs() <= floor)
-        over = fin & (dd > dL) & ~same
-        sx = torch.where(over, (aL - a) / torch.where(over, dd - dL, 1.0), pinf)
-        sx = torch.maximum(sx, s_cur[:, None])
-        s_min = sx.min(-1).values
-        cont = s_min < 1
-        nxt = torch.where(over & (sx <= s_min[:, None]), dd, ninf).argmax(-1, keepdim=True)
-        out_j.append(p[rows[cont]])
-        out_s.append(s_min[cont])
-        a, dd, fin, leader, s_cur, rows = a[cont], dd[cont], fin[cont], nxt[cont], s_min[cont], rows[cont]
-        floor = floor[cont]
-    return torch.cat(out_j), torch.cat(out_s)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -249,14 +160,15 @@ class _Pass:
         for pos in range(start, len(self.order)):
             i = self.order[pos]
             node = net.nodes[i]
-            pools = isinstance(node, MaxPool) and self.last[node.inputs[0]] == i
             tails = self.tail is not None and i == self.tail.kink
+            found = self.tail is not None and i == self.tail.pool  # (its crossings found at the kink)
+            pools = isinstance(node, MaxPool) and not found and self.last[node.inputs[0]] == i
             try:
                 pooled = self._cross_pool(k, i, budget) if pools else None
                 if tails:
                     fresh = self._cross_tail(k, i, budget)
                 else:
-                    fresh = node.is_kink and not pools and self._cross(k, i, budget)
+                    fresh = node.is_kink and not pools and not found and self._cross(k, i, budget)
             except _Overflow as ov:
                 bounds = _groups(k, len(ov.t), budget)
                 if bounds is None:
@@ -310,9 +222,9 @@ class _Pass:
         node = self.network.nodes[i]
         z = k.values[node.inputs[0]]
         if isinstance(node, UnitKink):
-            j, s = _relu_crossings(node.offsets(z), *_pairs(k, z))
+            j, s = relu_crossings(node.offsets(z), *_pairs(k, z))
         elif isinstance(node, MaxPool):
-            j, s = _maxpool_crossings(node, z, *_pairs(k, z))
+            j, s = maxpool_crossings(node, z, *_pairs(k, z))
         else:  # pragma: no cover - the IR has no other kink nodes
             raise BadOption(f"unsupported kink node {node.kind}")
         return bool(j.numel()) and _insert(k, i, j, s, budget) is not None
@@ -326,7 +238,7 @@ class _Pass:
         q = node.inputs[0]
         z = k.values[q]
         pooled, am = node.forward_and_winners(z)
-        j, s = _maxpool_crossings(node, z, *_pairs(k, z), am=am)
+        j, s = maxpool_crossings(node, z, *_pairs(k, z), am=am)
         if not j.numel():
             return pooled
         del k.values[q]
@@ -340,24 +252,33 @@ class _Pass:
         return placed.merge(pooled, node.forward([placed.interpolate(z)]))
 
     def _cross_tail(self, k: _Knots, i: int, budget: _Budget) -> bool:
-        """`_cross` for the kink node the affine tail starts at (see tail.py): new knots get
-        values only at anchors, the others their outputs from the crossings at the end of the
-        pass. True when knots were inserted."""
+        """`_cross` for the kink node the affine tail starts at (see tail.py), and for the max
+        pool after it where there is one: new knots get values only at anchors, the others their
+        outputs from the kinks at the end of the pass. True when knots were inserted."""
         node = self.network.nodes[i]
         z = k.values[node.inputs[0]]
-        j, col, a, b = _unit_crossings(node.offsets(z), *_pairs(k, z))
+        pair_ok, floor = _pairs(k, z)
+        if self.tail.pool is None:
+            j, col, a, b = unit_crossings(node.offsets(z), pair_ok, floor)
+            s, src = a / (a - b), i
+            kinks = (j, s, col, node.slope_jumps()[col] * (b - a).abs())
+        else:
+            found = relu_pool_crossings(node, self.network.nodes[self.tail.pool], z, pair_ok, floor)
+            j, s = found.j, found.s
+            src = torch.where(found.by_pool, self.tail.pool, i)
+            kinks = (found.kink_j, found.kink_s, found.window, found.slope_change)
         if not j.numel():
             return False
-        s = a / (a - b)
         n_old = k.t.shape[0]
-        placed = _insert(k, i, j, s, budget, self.tail.step, self.tail.row_cost)
+        placed = _insert(k, src, j, s, budget, self.tail.step, self.tail.row_cost)
         if placed is None:
             return False
         if self._tail_matrix is None:
             self._tail_matrix = tail_matrix(self.network, self.tail)
         m = self._tail_matrix
-        w = m.index_select(0, col % m.shape[0]) * (node.slope_jumps()[col] * (b - a).abs())[:, None]
-        k.fill = TailFill.of(placed.merge, n_old, placed.j, placed.s, placed.exact, j, s, w)
+        kink_j, kink_s, unit, change = kinks
+        w = m.index_select(0, unit % m.shape[0]) * change[:, None]
+        k.fill = TailFill.of(placed.merge, n_old, placed.j, placed.s, placed.exact, kink_j, kink_s, w)
         return True
 
 
@@ -400,10 +321,11 @@ class _Placement:
 
 
 def _insert(
-    k: _Knots, node_id: int, j: torch.Tensor, s: torch.Tensor, budget: _Budget, step: int = 1, row_cost: float = 0.0
+    k: _Knots, src: int | torch.Tensor, j: torch.Tensor, s: torch.Tensor, budget: _Budget, step: int = 1, row_cost: float = 0.0
 ) -> _Placement | None:
-    """Insert the crossings found at kink node `node_id` (at fraction `s` of the interval after
-    knot `j`) as knots, giving every live value its exact interpolation there. Where knots were
+    """Insert the crossings found at kink node `src` (or each at its own, a tensor; at fraction
+    `s` of the interval after knot `j`) as knots, giving every live value its exact interpolation
+    there. Of crossings closer than T_MERGE the first in this order is kept. Where knots were
     inserted, every live value is then a new tensor of the pass's own, and the placement says
     where the rows went; None where none were. With `step` > 1 only every step-th new knot of an
     interval gets values (`tail.anchors`; the step doubles where the budget needs it), the others
@@ -412,17 +334,18 @@ def _insert(
     n_knots = t.shape[0]
     h = t[j + 1] - t[j]
     ts = t[j] + h * s.to(torch.float64)
+    src = torch.as_tensor(src, dtype=k.src.dtype, device=j.device).expand(j.shape[0])
     # order by (pair, position)
     o = torch.sort(ts, stable=True).indices
-    j, s, ts = j[o], s[o], ts[o]
+    j, s, ts, src = j[o], s[o], ts[o], src[o]
     o = torch.sort(j, stable=True).indices
-    j, s, ts = j[o], s[o], ts[o]
+    j, s, ts, src = j[o], s[o], ts[o], src[o]
     # one knot per cluster closer than T_MERGE (existing knots win)
     keep = (ts - t[j] >= T_MERGE) & (t[j + 1] - ts >= T_MERGE)
     close = torch.zeros_like(keep)
     close[1:] = (j[1:] == j[:-1]) & (ts[1:] - ts[:-1] < T_MERGE)
     keep &= ~close
-    j, s, ts = j[keep], s[keep], ts[keep]
+    j, s, ts, src = j[keep], s[keep], ts[keep], src[keep]
     frozen = None
     if j.numel() and budget.max_knots is not None:
         sg = seg[j]
@@ -432,7 +355,7 @@ def _insert(
         allowed = (budget.max_knots - k.interior).clamp(min=0)
         ok = rank < allowed[sg]
         frozen = counts > allowed
-        j, s, ts = j[ok], s[ok], ts[ok]
+        j, s, ts, src = j[ok], s[ok], ts[ok], src[ok]
     m = j.shape[0]
     exact, held = None, m  # new rows that get values
     while step > 1 and m:
@@ -450,7 +373,7 @@ def _insert(
     k.interior += torch.bincount(seg[j], minlength=k.interior.shape[0])
     placed = _Placement.of(j, s, n_knots, exact)
     k.t = placed.merge(t, ts)
-    k.src = placed.merge(k.src, torch.full((m,), node_id, dtype=k.src.dtype, device=k.src.device))
+    k.src = placed.merge(k.src, src)
     k.seg = placed.merge(seg, seg[j])
     k.mag = placed.merge(k.mag, torch.maximum(k.mag[j], k.mag[j + 1]))
     _interpolate_values(k, placed if exact is None else _Placement.of(j[exact], s[exact], n_knots), n_knots)
@@ -551,9 +474,9 @@ def _crosses(node: UnitKink | MaxPool, z: torch.Tensor, floor: torch.Tensor) -> 
     ok = torch.ones(1, dtype=torch.bool, device=z.device)
     floor = floor.max().reshape(1)
     if isinstance(node, UnitKink):
-        j, _ = _relu_crossings(node.offsets(z), ok, floor)
+        j, _ = relu_crossings(node.offsets(z), ok, floor)
     else:
-        j, _ = _maxpool_crossings(node, z, ok, floor)
+        j, _ = maxpool_crossings(node, z, ok, floor)
     return j.numel() > 0
 
 
@@ -675,7 +598,8 @@ def trace_segments(
         max_memory = default_max_memory(network.device)
     cap_knots = max(MIN_KNOTS, int(max_memory) // per_knot)
     cap_points = max(MIN_POINTS, int(max_memory) // (per_knot + kink_bytes))
-    runner = _Pass(network, order, last, affine_tail(network, order, per_knot, int(max_memory)))
+    # (a max pool's crossings found with the ReLU's take the ReLU's order, not --max-knots')
+    runner = _Pass(network, order, last, affine_tail(network, order, per_knot, int(max_memory), pools=max_knots is None))
 
     queue: deque[_Item] = deque(_Item(s, 0.0, 1.0) for s in range(n_seg))
     pieces: dict[int, list[_Piece]] = {s: [] for s in range(n_seg)}

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from regionaudit.ir import Network, UnitKink
+from regionaudit.ir import LeakyRelu, MaxPool, Network, UnitKink, WindowMax
 
 MIN_RATIO = 64  # units of L per output below which the ordinary insertion is as cheap
 MAX_STEP = 4096  # widest anchor spacing a tight memory budget may force
@@ -32,39 +32,68 @@ PAIR_BYTES = 16 << 20  # working memory of the sums over the crossings passed, a
 
 @dataclass(frozen=True)
 class Tail:
-    kink: int  # id of the last kink node, a UnitKink
-    nodes: tuple[int, ...]  # the affine nodes after it, in order
+    kink: int  # id of the kink node whose crossings are found: the last one, or the ReLU before it
+    pool: int | None  # the last kink node where it is a max pool of that ReLU alone (else None)
+    nodes: tuple[int, ...]  # the affine nodes after the last kink node, in order
     step: int  # anchors: every step-th new knot of an interval gets its activations
     row_cost: float  # memory of a knot without activations, as a fraction of one with them
 
+    @property
+    def last(self) -> int:
+        """The last kink node: M maps its output."""
+        return self.kink if self.pool is None else self.pool
 
-def affine_tail(network: Network, order: list[int], per_knot: int, max_memory: int) -> Tail | None:
-    """The tail after the last kink node when it pays: that node is elementwise, the nodes after
-    it read nothing from before it, its units outnumber the outputs `MIN_RATIO` times, and the
-    matrix M fits well inside the budget; None otherwise."""
+
+def affine_tail(network: Network, order: list[int], per_knot: int, max_memory: int, pools: bool = True) -> Tail | None:
+    """The tail after the last kink node when it pays: that node is elementwise (or, with
+    `pools`, a max pool that alone reads a ReLU, which alone feeds it: see
+    `crossings.relu_pool_crossings`), the nodes after it read nothing from before it, the
+    elementwise node's units outnumber the outputs `MIN_RATIO` times, and the matrix M fits well
+    inside the budget; None otherwise."""
     kinks = [i for i in order if network.nodes[i].is_kink]
-    if not kinks or not isinstance(network.nodes[kinks[-1]], UnitKink):
+    if not kinks:
         return None
-    kink = kinks[-1]
-    after = tuple(order[order.index(kink) + 1 :])
-    inside = {kink, *after}
+    last, pool = kinks[-1], None
+    if pools and _pooled_relu(network, order, last):
+        last, pool = network.nodes[last].inputs[0], last
+    if not isinstance(network.nodes[last], UnitKink):
+        return None
+    end = last if pool is None else pool
+    after = tuple(order[order.index(end) + 1 :])
+    inside = {end, *after}
     if not after or any(j not in inside for i in after for j in network.nodes[i].inputs):
         return None
-    units, n_out = network.nodes[kink].units, network.n_outputs
+    units, n_out = network.nodes[last].units, network.n_outputs
     itemsize = torch.empty((), dtype=network.dtype).element_size()
-    if units < MIN_RATIO * n_out or units * n_out * itemsize * 8 > max_memory:
+    mapped = math.prod(network.nodes[end].shape)
+    if units < MIN_RATIO * n_out or mapped * n_out * itemsize * 8 > max_memory:
         return None
     # anchors cost a pass over the units, the knots between them about step/2 crossings' n_out
     step = min(256, max(8, int(math.sqrt(units / n_out))))
-    return Tail(kink, after, step, 4 * (n_out + 8) * itemsize / per_knot)
+    return Tail(last, pool, after, step, 4 * (n_out + 8) * itemsize / per_knot)
+
+
+def _pooled_relu(network: Network, order: list[int], i: int) -> bool:
+    """Whether node i is a max pool right after a ReLU or LeakyReLU (one slope >= 0: increasing)
+    that it alone reads, and that is all it reads."""
+    node = network.nodes[i]
+    if not isinstance(node, MaxPool) or isinstance(node, WindowMax) or len(node.inputs) != 1:
+        return False
+    q = node.inputs[0]
+    relu = network.nodes[q]
+    if not isinstance(relu, LeakyRelu) or relu.slope.numel() != 1 or float(relu.slope) < 0:
+        return False
+    pos = order.index(q)
+    readers = [n for n in order if q in network.nodes[n].inputs]
+    return pos + 1 < len(order) and order[pos + 1] == i and readers == [i] and network.output != q
 
 
 def tail_matrix(network: Network, tail: Tail) -> torch.Tensor:
-    """M (units, n_outputs): the tail's Jacobian, by one backward pass per output (the tail is
-    affine, so it is the same everywhere)."""
-    x = torch.zeros((1, *network.nodes[tail.kink].shape), dtype=network.dtype, device=network.device, requires_grad=True)
+    """M (outputs of the last kink node, n_outputs): the tail's Jacobian, by one backward pass
+    per output (the tail is affine, so it is the same everywhere)."""
+    x = torch.zeros((1, *network.nodes[tail.last].shape), dtype=network.dtype, device=network.device, requires_grad=True)
     with torch.enable_grad():
-        values = {tail.kink: x}
+        values = {tail.last: x}
         for i in tail.nodes:
             node = network.nodes[i]
             values[i] = node.forward([values[j] for j in node.inputs])
