@@ -516,6 +516,12 @@ class MaxPool(Node):
         """Every window's candidates: (P, windows, k), padding as `value`; windows in output order."""
         return self._windows(x, value).reshape(x.shape[0], -1, math.prod(self.kernel))
 
+    def candidates_by_window(self, x: torch.Tensor, value: float = -math.inf) -> torch.Tensor:
+        """`candidates` with the probe axis last: (windows, k, P), one copy (for products that
+        run over the probes, as the distance's Gram matrices do)."""
+        view = self._windows(x, value)
+        return view.movedim(0, -1).reshape(-1, math.prod(self.kernel), x.shape[0])
+
     @property
     def copy_windows(self) -> bool:
         """Whether one copy of every window beats reading them tap by tap: windows that share no

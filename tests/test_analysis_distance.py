@@ -168,3 +168,34 @@ def test_large_disjoint_pool_windows_equal_autograd_formula(pad):
         dist, node, unit = plainpath.distance(net, x)
         assert got.distance == pytest.approx(dist, rel=1e-12, abs=1e-15)
         assert (got.node, got.unit) == (node, unit)
+
+
+def _prelu_pool(seed: int) -> ir.Network:
+    g = nf.Builder((2, 6, 6), seed)
+    x = g.maxpool(g.relu(g.conv(0, 4, 3, pad=1), "prelu"), 2, 2)
+    return g.network(g.dense(g.flatten(x), 3))
+
+
+@pytest.mark.parametrize(
+    "net", [nf.make("tail_max", 1), nf.make("cnn_max", 2), _prelu_pool(3)], ids=["disjoint-3x3", "overlapping-padded", "prelu-2x2"]
+)
+def test_max_pool_margins_from_shared_gram_matrices(net, monkeypatch):
+    """A max pool that alone reads the first ReLU takes its margins' squared gradients from the
+    windows' Gram matrices of the ReLU's shared input tangent: every margin (not only the
+    nearest) as tap by tap, to rounding, and exactly 0 where both units are inactive."""
+    from regionaudit.analysis import distance as D
+
+    pool = next(i for i in net.kink_ids if isinstance(net.nodes[i], ir.MaxPool))
+    seen = []
+    nearest = D._nearest
+    monkeypatch.setattr(D, "_nearest", lambda network, order, kinks, sq, n: seen.append(sq[pool].clone()) or nearest(network, order, kinks, sq, n))
+    pts = torch.randn(5, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    got = boundary_distances(net, pts)
+    assert pool in D._pools_of_shared_relus(net, D.tangent_order(net), net.last_use(D.tangent_order(net)))
+    monkeypatch.setattr(D, "_pools_of_shared_relus", lambda *args: set())
+    ref = boundary_distances(net, pts)
+    fast, slow = seen
+    assert torch.equal(fast == 0, slow == 0) and bool((slow == 0).any()) and bool((slow > 0).any())
+    assert float(((fast - slow).abs() / slow.clamp(min=1e-300)).max()) < 1e-12
+    for g, r in zip(got, ref):
+        assert g.distance == pytest.approx(r.distance, rel=1e-12) and (g.node, g.unit) == (r.node, r.unit)
