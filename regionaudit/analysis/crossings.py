@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from regionaudit.ir import LeakyRelu, MaxPool
+from regionaudit.ir import LeakyRelu, MaxPool, Network, WindowMax
 
 
 def nonzero(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,6 +127,23 @@ def maxpool_crossings(
     c0, c1 = node.candidates_at(z, torch.cat([p, p + 1]), torch.cat([w, w])).split(p.shape[0])  # (R, k)
     env = envelope(c0, c1, floor[p])
     return p[env.row], env.s
+
+
+def pooled_relus(network: Network, order: list[int]) -> dict[int, int]:
+    """{ReLU: max pool} for each max pool right after a ReLU or LeakyReLU (one slope >= 0:
+    increasing) that it alone reads, and that is all it reads: the pool's winner changes can be
+    found with the ReLU's crossings (`relu_pool_crossings`)."""
+    out = {}
+    for pos, q in enumerate(order[:-1]):
+        relu, i = network.nodes[q], order[pos + 1]
+        pool = network.nodes[i]
+        if not isinstance(relu, LeakyRelu) or relu.slope.numel() != 1 or float(relu.slope) < 0:
+            continue
+        if not isinstance(pool, MaxPool) or isinstance(pool, WindowMax) or tuple(pool.inputs) != (q,):
+            continue
+        if network.output != q and [n for n in order if q in network.nodes[n].inputs] == [i]:
+            out[q] = i
+    return out
 
 
 @dataclass

@@ -315,8 +315,11 @@ class _Placement:
 
     def merge(self, old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
         out = old.new_empty((old.shape[0] + new.shape[0], *old.shape[1:]))
-        out[self.pos_old] = old
-        out[self.pos_new] = new
+        # index_copy_ of flat rows: 3-4x faster on CPU than an indexed assignment, or than
+        # index_copy_ of rows that are themselves tensors
+        flat = out.view(out.shape[0], math.prod(out.shape[1:]))
+        flat.index_copy_(0, self.pos_old, old.reshape(old.shape[0], flat.shape[1]))
+        flat.index_copy_(0, self.pos_new, new.reshape(new.shape[0], flat.shape[1]))
         return out
 
 
@@ -598,8 +601,10 @@ def trace_segments(
         max_memory = default_max_memory(network.device)
     cap_knots = max(MIN_KNOTS, int(max_memory) // per_knot)
     cap_points = max(MIN_POINTS, int(max_memory) // (per_knot + kink_bytes))
-    # (a max pool's crossings found with the ReLU's take the ReLU's order, not --max-knots')
-    runner = _Pass(network, order, last, affine_tail(network, order, per_knot, int(max_memory), pools=max_knots is None))
+    # (a max pool's crossings found with its ReLU's would be cut by --max-knots in the order of
+    # their positions, not the ReLU's crossings first)
+    tail = affine_tail(network, order, per_knot, int(max_memory), pools=max_knots is None)
+    runner = _Pass(network, order, last, tail)
 
     queue: deque[_Item] = deque(_Item(s, 0.0, 1.0) for s in range(n_seg))
     pieces: dict[int, list[_Piece]] = {s: [] for s in range(n_seg)}

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
-from regionaudit.ir import LeakyRelu, MaxPool, Network, UnitKink, WindowMax
+from regionaudit.analysis.crossings import pooled_relus
+from regionaudit.ir import Network, UnitKink
 
 MIN_RATIO = 64  # units of L per output below which the ordinary insertion is as cheap
 MAX_STEP = 4096  # widest anchor spacing a tight memory budget may force
@@ -47,14 +48,14 @@ class Tail:
 def affine_tail(network: Network, order: list[int], per_knot: int, max_memory: int, pools: bool = True) -> Tail | None:
     """The tail after the last kink node when it pays: that node is elementwise (or, with
     `pools`, a max pool that alone reads a ReLU, which alone feeds it: see
-    `crossings.relu_pool_crossings`), the nodes after it read nothing from before it, the
+    `crossings.pooled_relus`), the nodes after it read nothing from before it, the
     elementwise node's units outnumber the outputs `MIN_RATIO` times, and the matrix M fits well
     inside the budget; None otherwise."""
     kinks = [i for i in order if network.nodes[i].is_kink]
     if not kinks:
         return None
     last, pool = kinks[-1], None
-    if pools and _pooled_relu(network, order, last):
+    if pools and last in pooled_relus(network, order).values():
         last, pool = network.nodes[last].inputs[0], last
     if not isinstance(network.nodes[last], UnitKink):
         return None
@@ -71,21 +72,6 @@ def affine_tail(network: Network, order: list[int], per_knot: int, max_memory: i
     # anchors cost a pass over the units, the knots between them about step/2 crossings' n_out
     step = min(256, max(8, int(math.sqrt(units / n_out))))
     return Tail(last, pool, after, step, 4 * (n_out + 8) * itemsize / per_knot)
-
-
-def _pooled_relu(network: Network, order: list[int], i: int) -> bool:
-    """Whether node i is a max pool right after a ReLU or LeakyReLU (one slope >= 0: increasing)
-    that it alone reads, and that is all it reads."""
-    node = network.nodes[i]
-    if not isinstance(node, MaxPool) or isinstance(node, WindowMax) or len(node.inputs) != 1:
-        return False
-    q = node.inputs[0]
-    relu = network.nodes[q]
-    if not isinstance(relu, LeakyRelu) or relu.slope.numel() != 1 or float(relu.slope) < 0:
-        return False
-    pos = order.index(q)
-    readers = [n for n in order if q in network.nodes[n].inputs]
-    return pos + 1 < len(order) and order[pos + 1] == i and readers == [i] and network.output != q
 
 
 def tail_matrix(network: Network, tail: Tail) -> torch.Tensor:
