@@ -109,8 +109,9 @@ def envelope(c0: torch.Tensor, c1: torch.Tensor, floor: torch.Tensor) -> Envelop
 
 def maxpool_crossings(
     node: MaxPool, z: torch.Tensor, pair_ok: torch.Tensor, floor: torch.Tensor, am: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Breakpoints of every window's upper envelope strictly inside each pair of knots.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Breakpoints of every window's upper envelope strictly inside each pair of knots (j, s),
+    and the traced (pair, window)s: the only ones that may bend in their pair.
 
     A window whose (first) argmax is the same line L at both knots has no breakpoint: the upper
     envelope is convex, at least L, and equal to L at both ends, hence equal to L in between. Only
@@ -121,12 +122,12 @@ def maxpool_crossings(
     ok = pair_ok[p]
     p, w = p[ok], w[ok]
     if p.numel() == 0:
-        return p, z.new_zeros(0)
+        return p, z.new_zeros(0), p, w
     # only the changed windows' candidates, at both knots (a copy of every window at every knot
     # costs more than the pooling itself)
     c0, c1 = node.candidates_at(z, torch.cat([p, p + 1]), torch.cat([w, w])).split(p.shape[0])  # (R, k)
     env = envelope(c0, c1, floor[p])
-    return p[env.row], env.s
+    return p[env.row], env.s, p, w
 
 
 def pooled_relus(network: Network, order: list[int]) -> dict[int, int]:

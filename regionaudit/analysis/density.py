@@ -25,6 +25,7 @@ from regionaudit.analysis._common import (
     zero_tolerance,
 )
 from regionaudit.analysis.crossings import maxpool_crossings, relu_crossings, relu_pool_crossings, unit_crossings
+from regionaudit.analysis.refill import Kinked, reads_kink, refill
 from regionaudit.analysis.tail import MAX_STEP, Tail, TailFill, affine_tail, anchors, tail_matrix
 from regionaudit.errors import BadOption
 from regionaudit.ir import LeakyRelu, MaxPool, Network, UnitKink
@@ -107,6 +108,7 @@ class _Knots:
     frozen: torch.Tensor  # per item: reached --max-knots
     interior: torch.Tensor  # per item: knots inserted so far
     fill: TailFill | None = None  # set at the tail's kink node: values then hold the exact rows only
+    kinked: Kinked | None = None  # the last insertion, where the layer after it may use it (refill.py)
 
 
 @dataclass(frozen=True)
@@ -177,8 +179,13 @@ class _Pass:
                 bounds = None
             if bounds is not None:
                 return self._run_groups(k, bounds, pos, budget)
+            refilled = None
+            if k.kinked is not None and k.fill is None and reads_kink(net, i, k.kinked.node):
+                refilled = refill(net, i, k.values[node.inputs[0]], k.kinked)
             if pooled is not None:
                 k.values[i] = pooled
+            elif refilled is not None:
+                k.values[i] = refilled
             elif fresh and isinstance(node, LeakyRelu) and self.last[node.inputs[0]] == i:
                 # the input is the pass's own new copy (see _insert) and read last here
                 k.values[i] = node.forward_inplace(k.values[node.inputs[0]])
@@ -222,12 +229,13 @@ class _Pass:
         node = self.network.nodes[i]
         z = k.values[node.inputs[0]]
         if isinstance(node, UnitKink):
-            j, s = relu_crossings(node.offsets(z), *_pairs(k, z))
+            j, col, a, b = unit_crossings(node.offsets(z), *_pairs(k, z))
+            s, bends = a / (a - b), (j, col % node.units)
         elif isinstance(node, MaxPool):
-            j, s = maxpool_crossings(node, z, *_pairs(k, z))
+            j, s, *bends = maxpool_crossings(node, z, *_pairs(k, z))
         else:  # pragma: no cover - the IR has no other kink nodes
             raise BadOption(f"unsupported kink node {node.kind}")
-        return bool(j.numel()) and _insert(k, i, j, s, budget) is not None
+        return bool(j.numel()) and _insert(k, i, j, s, budget, bends=bends) is not None
 
     def _cross_pool(self, k: _Knots, i: int, budget: _Budget) -> torch.Tensor:
         """`_cross` for a max pool whose input is read last here; its output at every knot. The
@@ -238,12 +246,12 @@ class _Pass:
         q = node.inputs[0]
         z = k.values[q]
         pooled, am = node.forward_and_winners(z)
-        j, s = maxpool_crossings(node, z, *_pairs(k, z), am=am)
+        j, s, *bends = maxpool_crossings(node, z, *_pairs(k, z), am=am)
         if not j.numel():
             return pooled
         del k.values[q]
         try:
-            placed = _insert(k, i, j, s, budget)
+            placed = _insert(k, i, j, s, budget, bends=bends)
         except _Overflow:
             k.values[q] = z  # the groups start over at this node
             raise
@@ -324,7 +332,8 @@ class _Placement:
 
 
 def _insert(
-    k: _Knots, src: int | torch.Tensor, j: torch.Tensor, s: torch.Tensor, budget: _Budget, step: int = 1, row_cost: float = 0.0
+    k: _Knots, src: int | torch.Tensor, j: torch.Tensor, s: torch.Tensor, budget: _Budget, step: int = 1, row_cost: float = 0.0,
+    bends: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> _Placement | None:
     """Insert the crossings found at kink node `src` (or each at its own, a tensor; at fraction
     `s` of the interval after knot `j`) as knots, giving every live value its exact interpolation
@@ -332,7 +341,8 @@ def _insert(
     inserted, every live value is then a new tensor of the pass's own, and the placement says
     where the rows went; None where none were. With `step` > 1 only every step-th new knot of an
     interval gets values (`tail.anchors`; the step doubles where the budget needs it), the others
-    costing `row_cost` of a knot."""
+    costing `row_cost` of a knot. `bends` (old interval, unit of the node's output) says where
+    the output of the node `src` kinks, for the layer after it (see refill.py)."""
     t, seg = k.t, k.seg
     n_knots = t.shape[0]
     h = t[j + 1] - t[j]
@@ -375,6 +385,7 @@ def _insert(
         return None
     k.interior += torch.bincount(seg[j], minlength=k.interior.shape[0])
     placed = _Placement.of(j, s, n_knots, exact)
+    k.kinked = None if bends is None or exact is not None else Kinked(int(src[0]), placed, *bends)
     k.t = placed.merge(t, ts)
     k.src = placed.merge(k.src, src)
     k.seg = placed.merge(seg, seg[j])
@@ -479,7 +490,7 @@ def _crosses(node: UnitKink | MaxPool, z: torch.Tensor, floor: torch.Tensor) -> 
     if isinstance(node, UnitKink):
         j, _ = relu_crossings(node.offsets(z), ok, floor)
     else:
-        j, _ = maxpool_crossings(node, z, ok, floor)
+        j, _, _, _ = maxpool_crossings(node, z, ok, floor)
     return j.numel() > 0
 
 

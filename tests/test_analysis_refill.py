@@ -1,0 +1,86 @@
+"""The layer after a kink node at its new knots (analysis/refill.py): the interpolation of its
+outputs at the old knots plus the kinked units' columns. The columns must be the layer's, and
+traces must not change."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import netfactory as nf
+from regionaudit import ir
+from regionaudit.analysis import density, refill
+from regionaudit.analysis.walk import walk_segment
+
+
+@pytest.mark.parametrize(
+    "shape, c_out, k, stride, pads, dil, groups",
+    [
+        ((3, 7, 6), 4, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),
+        ((4, 9, 8), 6, 3, (2, 1), (0, 2, 1, 0), (1, 2), 2),  # asymmetric pads, dilation, groups
+        ((2, 5, 5), 3, 2, (2, 2), (0, 0, 1, 1), (1, 1), 1),
+    ],
+)
+def test_convolution_columns_are_the_convolutions(shape, c_out, k, stride, pads, dil, groups):
+    """Scattering sparse inputs through `_ConvFan` equals the convolution (no bias) of them."""
+    gen = torch.Generator().manual_seed(0)
+    c_in, h, w = shape
+    weight = torch.randn(c_out, c_in // groups, k, k, generator=gen, dtype=torch.float64)
+    oh = (h + pads[0] + pads[2] - dil[0] * (k - 1) - 1) // stride[0] + 1
+    ow = (w + pads[1] + pads[3] - dil[1] * (k - 1) - 1) // stride[1] + 1
+    node = ir.Conv("c", (0,), (1, c_out, oh, ow), weight=weight, bias=torch.ones(c_out, dtype=torch.float64),
+                   strides=stride, pads=pads, dilations=dil, groups=groups)
+    rows, units = 5, c_in * h * w
+    dense = torch.zeros(rows, 1, *shape, dtype=torch.float64)
+    flat = dense.reshape(rows, -1)
+    row = torch.randint(0, rows, (40,), generator=gen)
+    u = torch.randint(0, units, (40,), generator=gen)
+    e = torch.randn(40, generator=gen, dtype=torch.float64)
+    flat.index_put_((row, u), e, accumulate=True)
+    got = torch.zeros(rows, 1, c_out, oh, ow, dtype=torch.float64)
+    refill._ConvFan(node, tuple(dense.shape[1:])).add(got, row, u, e)
+    assert torch.allclose(got, node.linear([dense]), rtol=0, atol=1e-12)
+
+
+def test_dense_columns_are_the_products():
+    gen = torch.Generator().manual_seed(1)
+    weight = torch.randn(6, 4, generator=gen, dtype=torch.float64)
+    node = ir.MatMul("m", (0,), (3, 4), weight=weight, bias=None)
+    dense = torch.zeros(5, 3, 6, dtype=torch.float64)  # a prefix axis: 3 rows of 6 per knot
+    row = torch.randint(0, 5, (30,), generator=gen)
+    u = torch.randint(0, 18, (30,), generator=gen)
+    e = torch.randn(30, generator=gen, dtype=torch.float64)
+    dense.reshape(5, -1).index_put_((row, u), e, accumulate=True)
+    got = torch.zeros(5, 3, 4, dtype=torch.float64)
+    refill._DenseFan(node).add(got, row, u, e)
+    assert torch.allclose(got, node.linear([dense]), rtol=0, atol=1e-12)
+
+
+def _vgg_block(seed: int, slope: float = 0.0) -> ir.Network:
+    """A wide first ReLU, then a 16-channel convolution (144 multiply-adds per output) through
+    a reshape-free path, then a max pool and a dense layer."""
+    g = nf.Builder((3, 8, 8), seed)
+    x = g.relu(g.conv(0, 16, 3, pad=1), slope)
+    x = g.relu(g.conv(x, 16, 3, pad=1))
+    x = g.maxpool(x, 2, 2)
+    return g.network(g.dense(g.flatten(x), 3))
+
+
+@pytest.mark.parametrize("kind", ["conv", "conv-leaky", "dense"])
+def test_traces_do_not_change(kind, monkeypatch):
+    net = nf.mlp(4, widths=(300, 150)) if kind == "dense" else _vgg_block(2, 0.2 if kind == "conv-leaky" else 0.0)
+    a, b = nf.segments(net, 3, 5)
+    b = a + 0.15 * (b - a)  # tens of knots per segment: the kinked units' columns are cheaper
+    used = []
+    fill = density.refill
+    monkeypatch.setattr(density, "refill", lambda *args: (lambda r: used.append(r is not None) or r)(fill(*args)))
+    got = density.trace_segments(net, a, b)
+    assert any(used)
+    monkeypatch.setattr(density, "refill", lambda *args: None)
+    ref = density.trace_segments(net, a, b)
+    for s in range(3):
+        assert got[s].t.shape == ref[s].t.shape and float((got[s].t - ref[s].t).abs().max()) < 1e-12
+        assert got[s].knots_per_layer == ref[s].knots_per_layer
+        assert got[s].regions == walk_segment(net, a[s], b[s]).regions
+        rel = (got[s].outputs - ref[s].outputs).abs().max() / ref[s].outputs.abs().max()
+        assert float(rel) < 1e-12
