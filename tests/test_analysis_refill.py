@@ -67,7 +67,9 @@ def _vgg_block(seed: int, slope: float = 0.0) -> ir.Network:
 
 
 @pytest.mark.parametrize("kind", ["conv", "conv-leaky", "dense"])
-def test_traces_do_not_change(kind, monkeypatch):
+@pytest.mark.parametrize("pair_bytes", [refill.PAIR_BYTES, 1], ids=["default", "one-pair-at-a-time"])
+def test_traces_do_not_change(kind, pair_bytes, monkeypatch):
+    monkeypatch.setattr(refill, "PAIR_BYTES", pair_bytes)
     net = nf.mlp(4, widths=(300, 150)) if kind == "dense" else _vgg_block(2, 0.2 if kind == "conv-leaky" else 0.0)
     a, b = nf.segments(net, 3, 5)
     b = a + 0.15 * (b - a)  # tens of knots per segment: the kinked units' columns are cheaper

@@ -20,7 +20,8 @@ import torch
 
 from regionaudit.ir import Conv, MatMul, Network, Reshape
 
-MIN_SAVING = 4  # the columns' work must be this many times below A's at the new knots
+SCATTER_COST = 16  # multiply-adds of a matrix product that one scattered column entry costs, about
+PAIR_BYTES = 16 << 20  # working memory of the scattered column entries, at a time
 COPY_COST = 100  # multiply-adds that one pass of copies over an output element costs, about
 
 
@@ -68,7 +69,7 @@ def refill(network: Network, i: int, h: torch.Tensor, kinked: Kinked) -> torch.T
     count = torch.bincount(j, minlength=n_old)
     start = torch.cumsum(count, 0) - count
     per = count[placed.j]
-    if int(per.sum()) * fan.taps * MIN_SAVING > m * per_row:
+    if int(per.sum()) * fan.taps * SCATTER_COST > m * per_row:
         return None
     row = torch.repeat_interleave(torch.arange(m, device=h.device), per)
     first = torch.repeat_interleave(start[placed.j] - (torch.cumsum(per, 0) - per), per)
@@ -79,7 +80,9 @@ def refill(network: Network, i: int, h: torch.Tensor, kinked: Kinked) -> torch.T
     e = flat[placed.pos_new[row], u] - torch.lerp(flat[left, u], flat[right, u], w)
     old = node.forward([h.index_select(0, placed.pos_old)])
     new = placed.interpolate(old)
-    fan.add(new, row, u, e)
+    step = max(1, PAIR_BYTES // (24 * fan.taps))  # an index, a weight and a product per entry
+    for lo in range(0, row.shape[0], step):
+        fan.add(new, row[lo : lo + step], u[lo : lo + step], e[lo : lo + step])
     return placed.merge(old, new)
 
 
