@@ -203,6 +203,13 @@ def _pool_of_masked(pool: MaxPool, relu: LeakyRelu, z: torch.Tensor, dz: torch.T
     slope = torch.where(z > 0, torch.ones((), dtype=z.dtype, device=z.device), relu.slope.to(z.dtype))
     slope = torch.broadcast_to(slope, z.shape)
     windows = pool.candidates_by_window(dz.reshape(t, *dz.shape[2:]), value=0.0)  # (W, k, T)
+    # a window's cells see few of the input directions after one convolution (its receptive
+    # field): the products then run over the directions some cell of the window sees
+    live = windows.ne(0).any(1)  # (W, T)
+    width = int(live.sum(1).max()) if live.numel() else 0
+    if 4 * width <= t:
+        seen = live.to(torch.uint8).argsort(dim=1, descending=True, stable=True)[:, :width]
+        windows = windows.gather(2, seen.unsqueeze(1).expand(-1, windows.shape[1], -1))
     gram = torch.bmm(windows, windows.transpose(1, 2))  # (W, k, k)
     k = gram.shape[-1]
     f = pool.candidates(slope, value=0.0)  # (P, W, k)
