@@ -170,14 +170,16 @@ def test_large_disjoint_pool_windows_equal_autograd_formula(pad):
         assert (got.node, got.unit) == (node, unit)
 
 
-def _prelu_pool(seed: int) -> ir.Network:
-    g = nf.Builder((2, 6, 6), seed)
+def _prelu_pool(seed: int, shape=(2, 6, 6)) -> ir.Network:
+    g = nf.Builder(shape, seed)
     x = g.maxpool(g.relu(g.conv(0, 4, 3, pad=1), "prelu"), 2, 2)
     return g.network(g.dense(g.flatten(x), 3))
 
 
 @pytest.mark.parametrize(
-    "net", [nf.make("tail_max", 1), nf.make("cnn_max", 2), _prelu_pool(3)], ids=["disjoint-3x3", "overlapping-padded", "prelu-2x2"]
+    "net",
+    [nf.make("tail_max", 1), nf.make("cnn_max", 2), _prelu_pool(3), _prelu_pool(4, (1, 12, 12))],
+    ids=["disjoint-3x3", "overlapping-padded", "prelu-2x2", "receptive-fields"],  # (16 of 144 directions)
 )
 def test_max_pool_margins_from_shared_gram_matrices(net, monkeypatch):
     """A max pool that alone reads the first ReLU takes its margins' squared gradients from the
