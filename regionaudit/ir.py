@@ -552,10 +552,10 @@ class MaxPool(Node):
         values = x.reshape(x.shape[0], -1)[rows[:, None], cells.masked_fill(pad, 0).long()]
         return values.masked_fill(pad, -math.inf)
 
-    def winner_cells(self, x: torch.Tensor) -> torch.Tensor:
+    def winner_cells(self, x: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
         """(P, W): the flat input cell of each window's first maximum (never padding: a window
-        holds at least one input cell)."""
-        code = self.winners(x).long()  # (P, W)
+        holds at least one input cell); `code` is `winners(x)` where the caller has it."""
+        code = (self.winners(x) if code is None else code).long()  # (P, W)
         return self.cells(x).gather(1, code.t()).t().long()
 
     def _max(self, x: torch.Tensor, winners: bool) -> tuple[torch.Tensor, torch.Tensor | None]:

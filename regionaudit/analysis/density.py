@@ -347,6 +347,7 @@ def _insert(
     n_knots = t.shape[0]
     h = t[j + 1] - t[j]
     ts = t[j] + h * s.to(torch.float64)
+    node_id = src if isinstance(src, int) else None
     src = torch.as_tensor(src, dtype=k.src.dtype, device=j.device).expand(j.shape[0])
     # order by (pair, position)
     o = torch.sort(ts, stable=True).indices
@@ -385,7 +386,7 @@ def _insert(
         return None
     k.interior += torch.bincount(seg[j], minlength=k.interior.shape[0])
     placed = _Placement.of(j, s, n_knots, exact)
-    k.kinked = None if bends is None or exact is not None else Kinked(int(src[0]), placed, *bends)
+    k.kinked = None if bends is None or exact is not None or node_id is None else Kinked(node_id, placed, *bends)
     k.t = placed.merge(t, ts)
     k.src = placed.merge(k.src, src)
     k.seg = placed.merge(seg, seg[j])

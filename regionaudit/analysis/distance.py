@@ -64,7 +64,7 @@ def tangent_order(network: Network) -> list[int]:
     return [i for i in order if i == 0 or i in read or network.nodes[i].is_kink]
 
 
-def _chunk_bytes(network: Network, order: list[int]) -> tuple[int, int]:
+def _chunk_bytes(network: Network, order: list[int], pooled: set[int]) -> tuple[int, int]:
     """Bytes per tangent direction that every point shares (the layers before the first kink
     node, where a tangent has no point axis yet, see `_accumulate`) and bytes per direction and
     point after that, for sizing chunks."""
@@ -73,7 +73,7 @@ def _chunk_bytes(network: Network, order: list[int]) -> tuple[int, int]:
     # nodes whose tangent (or a kink node's temporaries) differs from point to point: a kink
     # node whose tangent goes on (but a ReLU whose max pool takes its tangent shared), and
     # whatever reads one of these
-    masked = {network.nodes[i].inputs[0] for i in _pools_of_shared_relus(network, order, last)}
+    masked = {network.nodes[i].inputs[0] for i in pooled}
     per_point: list[int] = []
     for i in order:
         node = network.nodes[i]
@@ -115,9 +115,10 @@ def _forward_masks(network: Network, order: list[int], last: dict[int, int], x: 
     return kinks
 
 
-def _accumulate(network, order, last, kinks, cells, basis, n_points, sq):
+def _accumulate(network, order, last, kinks, cells, pooled, basis, n_points, sq):
     """Push tangents basis (T, D) for n_points points through; add squared norms into sq. `cells`
-    holds each MaxPool's `winner_cells` at the points.
+    holds each MaxPool's `winner_cells` at the points, `pooled` the `winners` of each max pool of
+    a shared ReLU (`_pools_of_shared_relus`).
 
     Up to the first kink node a tangent does not depend on the point (no mask applies yet), so it
     travels with a point axis of 1 and is broadcast where masks first differ: the first layers,
@@ -125,7 +126,6 @@ def _accumulate(network, order, last, kinks, cells, basis, n_points, sq):
     """
     t = basis.shape[0]
     tan = {0: basis.reshape(t, 1, *network.graph_input_shape)}
-    pooled = _pools_of_shared_relus(network, order, last)
     masked = {network.nodes[i].inputs[0] for i in pooled}
     for i in order[1:]:
         node = network.nodes[i]
@@ -139,7 +139,7 @@ def _accumulate(network, order, last, kinks, cells, basis, n_points, sq):
                 tan[i] = node.tangent(z, dz)
         elif i in pooled:
             relu = network.nodes[node.inputs[0]]
-            tan_i = _pool_of_masked(node, relu, kinks[node.inputs[0]], ds[0], cells[i], sq[i], last[i] > i)
+            tan_i = _pool_of_masked(node, relu, kinks[node.inputs[0]], ds[0], cells[i], pooled[i], sq[i], last[i] > i)
             if tan_i is not None:
                 tan[i] = tan_i
         elif isinstance(node, MaxPool):
@@ -187,7 +187,7 @@ def _pools_of_shared_relus(network: Network, order: list[int], last: dict[int, i
 
 
 def _pool_of_masked(pool: MaxPool, relu: LeakyRelu, z: torch.Tensor, dz: torch.Tensor, cells: torch.Tensor,
-                    sq: torch.Tensor, goes_on: bool) -> torch.Tensor | None:
+                    code: torch.Tensor, sq: torch.Tensor, goes_on: bool) -> torch.Tensor | None:
     """The max pool's margins' squared gradients from the ReLU's input tangent dz (T, 1, ...),
     shared by all points, and each point's slopes f (P, ...) at z: candidate c and winner w
     (first maximum) of a window have tangents f_c dz_c and f_w dz_w, so
@@ -198,7 +198,8 @@ def _pool_of_masked(pool: MaxPool, relu: LeakyRelu, z: torch.Tensor, dz: torch.T
     tangent of the ReLU's width (23 328 units for 10 outputs in a verification net). Exact where
     a slope is 0 (an inactive unit adds nothing); elsewhere the expansion loses about as many
     digits as |dz_c - dz_w| is smaller than |dz_c| (none for cells that see different inputs).
-    Returns the pool's output tangent (T, P, *shape) where a later node reads it."""
+    `cells` and `code` are the winners' cells and their places in their windows. Returns the
+    pool's output tangent (T, P, *shape) where a later node reads it."""
     t, p = dz.shape[0], z.shape[0]
     slope = torch.where(z > 0, torch.ones((), dtype=z.dtype, device=z.device), relu.slope.to(z.dtype))
     slope = torch.broadcast_to(slope, z.shape)
@@ -213,7 +214,7 @@ def _pool_of_masked(pool: MaxPool, relu: LeakyRelu, z: torch.Tensor, dz: torch.T
     gram = torch.bmm(windows, windows.transpose(1, 2))  # (W, k, k)
     k = gram.shape[-1]
     f = pool.candidates(slope, value=0.0)  # (P, W, k)
-    win = (pool.cells(z).unsqueeze(0) == cells.unsqueeze(-1).to(torch.float64)).to(torch.uint8).argmax(-1)  # (P, W)
+    win = code.long()  # (P, W)
     f_win = f.gather(2, win.unsqueeze(-1))  # (P, W, 1)
     diag = gram.diagonal(dim1=1, dim2=2)  # (W, k)
     g_win = gram.unsqueeze(0).expand(p, -1, -1, -1).gather(3, win[..., None, None].expand(-1, -1, k, 1))[..., 0]  # (P, W, k): G_cw
@@ -301,7 +302,8 @@ def boundary_distances(
     check_fits(per_probe, max_memory, network.device, "one tangent direction through the network")
     if max_memory is None:
         max_memory = default_max_memory(network.device, cpu_cap=128 << 20)
-    shared, paired = _chunk_bytes(network, order)
+    pooled_ids = _pools_of_shared_relus(network, order, last)
+    shared, paired = _chunk_bytes(network, order, pooled_ids)
     gauss = None
     if directions is not None:
         if directions < 1:
@@ -323,7 +325,9 @@ def boundary_distances(
         x = x_all[lo : lo + n_pts]
         p = x.shape[0]
         kinks = _forward_masks(network, order, last, x)
-        cells = {i: network.nodes[i].winner_cells(z) for i, z in kinks.items() if isinstance(network.nodes[i], MaxPool)}
+        codes = {i: network.nodes[i].winners(z) for i, z in kinks.items() if isinstance(network.nodes[i], MaxPool)}
+        cells = {i: network.nodes[i].winner_cells(kinks[i], code) for i, code in codes.items()}
+        pooled = {i: codes[i] for i in pooled_ids}
         sq = {}
         for i, z in kinks.items():
             node = network.nodes[i]
@@ -333,7 +337,7 @@ def boundary_distances(
                 sq[i] = torch.zeros((p, z[0].numel()), dtype=network.dtype, device=network.device)
         for d0 in range(0, n_tan, n_dir):
             chunk = _basis(dim, d0, min(n_dir, n_tan - d0), network) if gauss is None else gauss[d0 : d0 + n_dir]
-            _accumulate(network, order, last, kinks, cells, chunk, p, sq)
+            _accumulate(network, order, last, kinks, cells, pooled, chunk, p, sq)
         results.extend(_nearest(network, order, kinks, sq, p))
         if progress is not None:
             progress(p)

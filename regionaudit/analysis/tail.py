@@ -54,24 +54,24 @@ def affine_tail(network: Network, order: list[int], per_knot: int, max_memory: i
     kinks = [i for i in order if network.nodes[i].is_kink]
     if not kinks:
         return None
-    last, pool = kinks[-1], None
-    if pools and last in pooled_relus(network, order).values():
-        last, pool = network.nodes[last].inputs[0], last
-    if not isinstance(network.nodes[last], UnitKink):
+    kink, pool = kinks[-1], None
+    if pools and kink in pooled_relus(network, order).values():
+        kink, pool = network.nodes[kink].inputs[0], kink
+    if not isinstance(network.nodes[kink], UnitKink):
         return None
-    end = last if pool is None else pool
-    after = tuple(order[order.index(end) + 1 :])
-    inside = {end, *after}
+    last = kink if pool is None else pool
+    after = tuple(order[order.index(last) + 1 :])
+    inside = {last, *after}
     if not after or any(j not in inside for i in after for j in network.nodes[i].inputs):
         return None
-    units, n_out = network.nodes[last].units, network.n_outputs
+    units, n_out = network.nodes[kink].units, network.n_outputs
     itemsize = torch.empty((), dtype=network.dtype).element_size()
-    mapped = math.prod(network.nodes[end].shape)
+    mapped = math.prod(network.nodes[last].shape)
     if units < MIN_RATIO * n_out or mapped * n_out * itemsize * 8 > max_memory:
         return None
     # anchors cost a pass over the units, the knots between them about step/2 crossings' n_out
     step = min(256, max(8, int(math.sqrt(units / n_out))))
-    return Tail(last, pool, after, step, 4 * (n_out + 8) * itemsize / per_knot)
+    return Tail(kink, pool, after, step, 4 * (n_out + 8) * itemsize / per_knot)
 
 
 def tail_matrix(network: Network, tail: Tail) -> torch.Tensor:
