@@ -22,6 +22,8 @@ import torch.nn.functional as F
 # efficient products, small enough to stay in the last-level cache. Measured on 3x3 and 4x4
 # convolutions with 3-64 channels: 2 MiB is best or within 5 % of it.
 CHUNK_BYTES = 1 << 21
+# Below this many output channels x kernel rows, the kernel rows are one product (`_rows_stacked`).
+STACKED_ROWS = 64
 
 
 def pad_spatial(x: torch.Tensor, pads: tuple[int, ...], value: float = 0.0) -> torch.Tensor:
@@ -100,7 +102,8 @@ def _conv2d_rows(x, weight, bias, strides, pads, dilations) -> torch.Tensor:
     unfold's copy for a 3x3 kernel), and each kernel row is one product over the unfolded rows
     shifted by that many image rows. The products also run over the kh - 1 rows at the bottom of
     each probe whose windows would cross into the next probe; their outputs are dropped (see
-    `conv` for where this pays)."""
+    `conv` for where this pays). With few output channels the kernel rows are stacked into one
+    product (`_rows_stacked`)."""
     n_probes, c_in, h, w = x.shape
     c_out, _, kh, kw = weight.shape
     (_, sw), (dh, dw) = strides, dilations
@@ -112,15 +115,25 @@ def _conv2d_rows(x, weight, bias, strides, pads, dilations) -> torch.Tensor:
         return out
     depth = kw * c_in
     step = max(1, min(n_probes, CHUNK_BYTES // (hp * ow * depth * x.element_size())))
-    w_rows = [weight[:, :, i].permute(0, 2, 1).reshape(c_out, depth) for i in range(kh)]  # (C_out, kw * C)
     cols = x.new_empty(step * hp * ow, depth)
-    y_all = x.new_empty(c_out, step * hp * ow)
     shift = dh * ow  # one kernel row down: this many unfolded rows further
+    w4 = weight.permute(2, 0, 3, 1)  # (kh, C_out, kw, C)
+    stacked = kh * c_out <= STACKED_ROWS
+    if stacked:
+        w_rows = [w4.reshape(kh * c_out, depth)]  # kernel row i: rows i*C_out..
+        if bias is not None:
+            bias = torch.cat([bias, bias.new_zeros((kh - 1) * c_out)])
+    else:
+        w_rows = [w4[i].reshape(c_out, depth) for i in range(kh)]
+    y_all = x.new_empty(w_rows[0].shape[0], step * hp * ow)
     for lo, m, padded in _channels_last_chunks(x, pads, step):
         s = padded.stride()
         windows = padded.as_strided((m, hp, ow, kw, c_in), (s[0], s[1], s[2] * sw, s[2] * dw, 1))
         c = cols[: m * hp * ow]
         c.view(m, hp, ow, kw, c_in).copy_(windows)
+        if stacked:
+            _rows_stacked(out[lo : lo + m], y_all, w_rows[0], bias, c, hp, shift)
+            continue
         rows = m * hp * ow - (kh - 1) * shift
         y = y_all[:, :rows]
         if bias is None:
@@ -131,3 +144,28 @@ def _conv2d_rows(x, weight, bias, strides, pads, dilations) -> torch.Tensor:
             y.addmm_(w_rows[i], c[i * shift : i * shift + rows].t())
         out[lo : lo + m].copy_(y_all[:, : m * hp * ow].view(c_out, m, hp, ow)[:, :, :oh].transpose(0, 1))
     return out
+
+
+def _rows_stacked(out, y_all, w_stacked, bias, c, hp: int, shift: int) -> None:
+    """One product of every kernel row (stacked: kh x C_out rows) with the chunk's unfolded rows,
+    then out = the sum of kernel row i's part shifted i image rows down. A product with C_out
+    <= 16 rows runs at half the matrix product's throughput or less; with kh x C_out rows it
+    runs 5-25 % faster in all (measured: 3x3, 8-16 channels, 8-32 pixels; 32 channels: the same)."""
+    m, c_out, oh, ow = out.shape
+    kh = w_stacked.shape[0] // c_out
+    y = y_all[:, : c.shape[0]]
+    if bias is None:
+        torch.mm(w_stacked, c.t(), out=y)
+    else:
+        torch.addmm(bias[:, None], w_stacked, c.t(), out=y)
+    row = y_all.stride(0)
+
+    def part(i: int) -> torch.Tensor:  # kernel row i's products, as (m, C_out, oh, ow)
+        return y_all.as_strided((m, c_out, oh, ow), (hp * ow, row, ow, 1), y_all.storage_offset() + i * (c_out * row + shift))
+
+    if kh == 1:
+        out.copy_(part(0))
+        return
+    torch.add(part(0), part(1), out=out)
+    for i in range(2, kh):
+        out.add_(part(i))

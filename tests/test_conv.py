@@ -20,6 +20,8 @@ CASES = [  # c_in, c_out, kernel, input h x w, strides, pads (top, left, bottom,
     (3, 8, (3, 3), (20, 11), (1, 1), (1, 1, 1, 1), (1, 1)),  # tall: unfolded along the width only
     (2, 4, (3, 2), (40, 9), (1, 2), (2, 0, 1, 3), (2, 3)),
     (4, 3, (1, 3), (6, 7), (1, 1), (0, 1, 0, 1), (1, 1)),
+    (5, 24, (3, 3), (12, 10), (1, 1), (1, 0, 2, 1), (1, 1)),  # many outputs: kernel rows one by one
+    (3, 20, (3, 3), (9, 8), (1, 1), (1, 1, 1, 1), (2, 1)),  # kernel rows one by one, dilated
 ]
 
 
