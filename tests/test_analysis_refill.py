@@ -66,18 +66,25 @@ def _vgg_block(seed: int, slope: float = 0.0) -> ir.Network:
     return g.network(g.dense(g.flatten(x), 3))
 
 
-@pytest.mark.parametrize("kind", ["conv", "conv-leaky", "dense"])
+@pytest.mark.parametrize("kind", ["conv", "conv-leaky", "dense", "conv-anchored", "conv-leaky-anchored"])
 @pytest.mark.parametrize("pair_bytes", [refill.PAIR_BYTES, 1], ids=["default", "one-pair-at-a-time"])
 def test_traces_do_not_change(kind, pair_bytes, monkeypatch):
     monkeypatch.setattr(refill, "PAIR_BYTES", pair_bytes)
-    net = nf.mlp(4, widths=(300, 150)) if kind == "dense" else _vgg_block(2, 0.2 if kind == "conv-leaky" else 0.0)
+    net = nf.mlp(4, widths=(300, 150)) if kind == "dense" else _vgg_block(2, 0.2 if "leaky" in kind else 0.0)
     a, b = nf.segments(net, 3, 5)
-    b = a + 0.15 * (b - a)  # tens of knots per segment: the kinked units' columns are cheaper
-    used = []
-    fill = density.refill
+    # tens of knots per segment, the old knots' intervals holding few kinks; or hundreds between
+    # the ends, so that every 8th new knot is an anchor
+    b = a + (0.4 if "anchored" in kind else 0.15) * (b - a)
+    used, anchored = [], []
+    fill, frame = density.refill, refill._Frame.anchored
     monkeypatch.setattr(density, "refill", lambda *args: (lambda r: used.append(r is not None) or r)(fill(*args)))
+    monkeypatch.setattr(refill._Frame, "anchored", staticmethod(lambda *args: anchored.append(args[2]) or frame(*args)))
     got = density.trace_segments(net, a, b)
     assert any(used)
+    if "anchored" in kind:  # 144 multiply-adds per column, 16 x 16 x 9 per row: sqrt(64) = 8
+        assert anchored and set(anchored) == {8}
+    else:
+        assert not anchored
     monkeypatch.setattr(density, "refill", lambda *args: None)
     ref = density.trace_segments(net, a, b)
     for s in range(3):

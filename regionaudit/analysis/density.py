@@ -181,7 +181,7 @@ class _Pass:
                 return self._run_groups(k, bounds, pos, budget)
             refilled = None
             if k.kinked is not None and k.fill is None and reads_kink(net, i, k.kinked.node):
-                refilled = refill(net, i, k.values[node.inputs[0]], k.kinked)
+                refilled = refill(net, i, k.values[node.inputs[0]], k.kinked, k.t)
             if pooled is not None:
                 k.values[i] = pooled
             elif refilled is not None:
@@ -230,7 +230,8 @@ class _Pass:
         z = k.values[node.inputs[0]]
         if isinstance(node, UnitKink):
             j, col, a, b = unit_crossings(node.offsets(z), *_pairs(k, z))
-            s, bends = a / (a - b), (j, col % node.units)
+            s = a / (a - b)
+            bends = (j, col % node.units, s)
         elif isinstance(node, MaxPool):
             j, s, *bends = maxpool_crossings(node, z, *_pairs(k, z))
         else:  # pragma: no cover - the IR has no other kink nodes
@@ -333,7 +334,7 @@ class _Placement:
 
 def _insert(
     k: _Knots, src: int | torch.Tensor, j: torch.Tensor, s: torch.Tensor, budget: _Budget, step: int = 1, row_cost: float = 0.0,
-    bends: tuple[torch.Tensor, torch.Tensor] | None = None,
+    bends: tuple[torch.Tensor, ...] | None = None,
 ) -> _Placement | None:
     """Insert the crossings found at kink node `src` (or each at its own, a tensor; at fraction
     `s` of the interval after knot `j`) as knots, giving every live value its exact interpolation
@@ -341,8 +342,9 @@ def _insert(
     inserted, every live value is then a new tensor of the pass's own, and the placement says
     where the rows went; None where none were. With `step` > 1 only every step-th new knot of an
     interval gets values (`tail.anchors`; the step doubles where the budget needs it), the others
-    costing `row_cost` of a knot. `bends` (old interval, unit of the node's output) says where
-    the output of the node `src` kinks, for the layer after it (see refill.py)."""
+    costing `row_cost` of a knot. `bends` (old interval, unit of the node's output, and the
+    fraction where known) says where the output of the node `src` kinks, for the layer after it
+    (see refill.py)."""
     t, seg = k.t, k.seg
     n_knots = t.shape[0]
     h = t[j + 1] - t[j]

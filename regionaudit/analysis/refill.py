@@ -9,6 +9,10 @@ A (a kernel's taps for a convolution, a weight row for a dense layer) times that
 the intervals hold few crossings, that is a few multiply-adds per unit instead of A's full
 multiply-adds per new knot: the layer after a wide first ReLU, whose knots are nearly all new,
 runs on the segment's two ends. Exact to rounding (e is the computed h minus its interpolation).
+
+Where an old interval holds many kinks (the first kink node's: one interval per segment), every
+row would need all of them; then every step-th new knot runs with the old knots as an anchor,
+and each other row needs only the kinks between its two anchors (`_Frame.anchored`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
+from regionaudit.analysis._common import T_MERGE
+from regionaudit.analysis.tail import anchors
 from regionaudit.ir import Conv, MatMul, Network, Reshape
 
 SCATTER_COST = 16  # multiply-adds of a matrix product that one scattered column entry costs, about
@@ -28,12 +34,66 @@ COPY_COST = 100  # multiply-adds that one pass of copies over an output element 
 @dataclass
 class Kinked:
     """One insertion at kink node `node`: the placement of its new knots among the old ones, and
-    every unit of its output that kinks inside old interval j (pairs (j, unit), unsorted)."""
+    every unit of its output that kinks inside old interval j (pairs (j, unit), unsorted), at
+    fraction s of that interval where known (a ReLU's crossing; None for a max pool)."""
 
     node: int
     placed: object  # density._Placement
     j: torch.Tensor
     unit: torch.Tensor
+    s: torch.Tensor | None = None
+
+
+@dataclass
+class _Frame:
+    """The rows the layer runs at (`exact`: positions in knot order) and, for every other row,
+    the exact rows around it (`left`, an index into exact; the next one is left + 1) and its
+    fraction `w` between them; the kinked units of each gap between exact rows (pairs (gap,
+    unit), sorted by gap; gap g follows exact row g)."""
+
+    exact: torch.Tensor
+    rest: torch.Tensor
+    left: torch.Tensor
+    w: torch.Tensor
+    gap: torch.Tensor
+    unit: torch.Tensor
+
+    @staticmethod
+    def old_knots(kinked: Kinked, units: int) -> "_Frame":
+        placed = kinked.placed
+        gap, unit = _unique_pairs(kinked.j, kinked.unit, units)
+        return _Frame(placed.pos_old, placed.pos_new, placed.j, placed.s, gap, unit)
+
+    @staticmethod
+    def anchored(kinked: Kinked, units: int, step: int, t: torch.Tensor) -> "_Frame":
+        """Every step-th new knot of an old interval runs with the old knots: a gap then holds
+        about `step` kinks instead of all of its old interval's. A kink within 2 T_MERGE (in t)
+        of an anchor counts in both gaps around it (its knot may be on either side)."""
+        placed = kinked.placed
+        anchor = anchors(placed.j, step)
+        n_old = placed.pos_old.shape[0]
+        is_old = torch.cat([torch.ones(n_old, dtype=torch.bool, device=t.device), torch.zeros(int(anchor.sum()), dtype=torch.bool, device=t.device)])
+        pos = torch.cat([placed.pos_old, placed.pos_new[anchor]])
+        s = torch.cat([torch.zeros(n_old, dtype=torch.float64, device=t.device), placed.s[anchor].to(torch.float64)])
+        key = torch.cat([2.0 * torch.arange(n_old, device=t.device, dtype=torch.float64), 2.0 * placed.j[anchor] + s[n_old:]])
+        o = torch.argsort(pos)
+        pos, is_old, s, key = pos[o], is_old[o], s[o], key[o]
+        rest = ~anchor
+        left = torch.searchsorted(pos, placed.pos_new[rest]) - 1
+        s_left = s[left]
+        s_right = torch.where(is_old[left + 1], torch.ones_like(s_left), s[left + 1])
+        w = (placed.s[rest].to(torch.float64) - s_left) / (s_right - s_left)
+        # each kink's gap, and the gap on the other side of an anchor within 2 T_MERGE of it
+        width = (t[placed.pos_old[kinked.j + 1]] - t[placed.pos_old[kinked.j]]).clamp(min=1e-300)
+        margin = 2 * T_MERGE / width
+        ks = 2.0 * kinked.j + kinked.s.to(torch.float64)
+        lo = torch.searchsorted(key, ks - margin, right=True) - 1
+        hi = torch.searchsorted(key, ks + margin, right=True) - 1
+        twice = hi != lo
+        gap = torch.cat([lo, hi[twice]]).clamp(min=0)
+        unit = torch.cat([kinked.unit, kinked.unit[twice]])
+        gap, unit = _unique_pairs(gap, unit, units)
+        return _Frame(pos, placed.pos_new[rest], left, w, gap, unit)
 
 
 def reads_kink(network: Network, i: int, kink: int) -> bool:
@@ -48,42 +108,59 @@ def reads_kink(network: Network, i: int, kink: int) -> bool:
     return q == kink
 
 
-def refill(network: Network, i: int, h: torch.Tensor, kinked: Kinked) -> torch.Tensor | None:
-    """Node i's output at every knot (old ones computed, new ones filled), its input h being the
-    kink node's output at every knot; None where i is not a 2-D convolution or a dense layer, or
-    where the columns would not save enough."""
+def refill(network: Network, i: int, h: torch.Tensor, kinked: Kinked, t: torch.Tensor) -> torch.Tensor | None:
+    """Node i's output at every knot (the exact rows computed, the others filled), its input h
+    being the kink node's output at every knot (positions t); None where i is not a 2-D
+    convolution or a dense layer, or where the columns would not save enough."""
     node = network.nodes[i]
     fan = _fan_out(node, h)
     if fan is None:
         return None
-    placed = kinked.placed
-    m, n_old = placed.j.shape[0], placed.pos_old.shape[0]
+    m, n_old = kinked.placed.j.shape[0], kinked.placed.pos_old.shape[0]
     per_row = node.macs([tuple(h.shape[1:])])
-    # the old rows' copy, the interpolation and the merge pass over every knot's output: they
+    units = h[0].numel()
+    # the exact rows' copy, the interpolation and the merge pass over every knot's output: they
     # pay only where most knots are new and the layer has many multiply-adds per output
-    # (measured: slower with 20-30 % new knots, or 72 per output; 2x faster with 144 and 99 %)
+    # (measured: slower with 20-30 % new knots; 1.3-2x faster with 72-144 and 99 %)
     if m < n_old or m * per_row < COPY_COST * (n_old + m) * math.prod(node.shape):
         return None
-    # (new row, unit) pairs: every unit kinking in the row's old interval
-    j, unit = _unique_pairs(kinked.j, kinked.unit, h[0].numel())
-    count = torch.bincount(j, minlength=n_old)
+    frame = _Frame.old_knots(kinked, units)
+    if _pairs_of(frame).sum() * fan.taps * SCATTER_COST > m * per_row:
+        # too many kinks per old interval (the first kink node's: one interval per segment);
+        # anchors every `step` new knots, step about the cost's minimum sqrt(per_row / column)
+        step = 2 ** int(math.log2(max(2.0, math.sqrt(per_row / (fan.taps * SCATTER_COST)))))
+        if kinked.s is None or step > m:
+            return None
+        frame = _Frame.anchored(kinked, units, step, t)
+        if _pairs_of(frame).sum() * fan.taps * SCATTER_COST > m * per_row:
+            return None
+    per = _pairs_of(frame)
+    count = torch.bincount(frame.gap, minlength=frame.exact.shape[0])
     start = torch.cumsum(count, 0) - count
-    per = count[placed.j]
-    if int(per.sum()) * fan.taps * SCATTER_COST > m * per_row:
-        return None
-    row = torch.repeat_interleave(torch.arange(m, device=h.device), per)
-    first = torch.repeat_interleave(start[placed.j] - (torch.cumsum(per, 0) - per), per)
-    u = unit[torch.arange(row.shape[0], device=h.device) + first]
+    row = torch.repeat_interleave(torch.arange(frame.rest.shape[0], device=h.device), per)
+    first = torch.repeat_interleave(start[frame.left] - (torch.cumsum(per, 0) - per), per)
+    u = frame.unit[torch.arange(row.shape[0], device=h.device) + first]
     flat = h.reshape(h.shape[0], -1)
-    left, right = placed.pos_old[placed.j[row]], placed.pos_old[placed.j[row] + 1]
-    w = placed.s[row].to(h.dtype)
-    e = flat[placed.pos_new[row], u] - torch.lerp(flat[left, u], flat[right, u], w)
-    old = node.forward([h.index_select(0, placed.pos_old)])
-    new = placed.interpolate(old)
+    left, right = frame.exact[frame.left[row]], frame.exact[frame.left[row] + 1]
+    w = frame.w[row].to(h.dtype)
+    e = flat[frame.rest[row], u] - torch.lerp(flat[left, u], flat[right, u], w)
+    exact = node.forward([h.index_select(0, frame.exact)])
+    shape = (-1, *([1] * (exact.dim() - 1)))
+    new = torch.lerp(exact.index_select(0, frame.left), exact.index_select(0, frame.left + 1), frame.w.to(h.dtype).reshape(shape))
     step = max(1, PAIR_BYTES // (24 * fan.taps))  # an index, a weight and a product per entry
     for lo in range(0, row.shape[0], step):
         fan.add(new, row[lo : lo + step], u[lo : lo + step], e[lo : lo + step])
-    return placed.merge(old, new)
+    out = exact.new_empty((h.shape[0], *exact.shape[1:]))
+    rows = out.view(h.shape[0], -1)
+    rows.index_copy_(0, frame.exact, exact.reshape(exact.shape[0], -1))
+    rows.index_copy_(0, frame.rest, new.reshape(new.shape[0], -1))
+    return out
+
+
+def _pairs_of(frame: _Frame) -> torch.Tensor:
+    """How many (row, unit) pairs each row not computed gets: its gap's kinked units."""
+    count = torch.bincount(frame.gap, minlength=frame.exact.shape[0])
+    return count[frame.left]
 
 
 def _unique_pairs(j: torch.Tensor, unit: torch.Tensor, units: int) -> tuple[torch.Tensor, torch.Tensor]:
