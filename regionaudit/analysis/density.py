@@ -32,6 +32,10 @@ from regionaudit.ir import LeakyRelu, MaxPool, Network, UnitKink
 
 MIN_KNOTS = 8  # the fewest knots one pass runs on, however small the memory budget
 MIN_POINTS = 2  # the fewest points a join check keeps
+# At most this many old knots, a pass of mostly new knots interpolates by a matrix product with
+# the old rows (measured: 1.4-1.9x faster than the gathers and lerp with 2-8 old knots, slower
+# with 64)
+PRODUCT_KNOTS = 16
 
 
 @dataclass
@@ -410,8 +414,16 @@ def _interpolate_values(k: _Knots, placed: _Placement, n_knots: int) -> None:
         left, right = merged(old_rows, j), merged(old_rows, j + 1)
         weight = merged(torch.zeros(n_knots, dtype=torch.float64, device=j.device), s.to(torch.float64))
     new_values = {}
+    by_product = everywhere and n_knots <= PRODUCT_KNOTS
+    if by_product:  # rows of (1 - w, w) at (left, right): one pass that writes each row once
+        rows = torch.arange(left.shape[0], device=j.device)
+        mix = torch.zeros(left.shape[0], n_knots, dtype=torch.float64, device=j.device)
+        mix.index_put_((rows, left), 1 - weight)
+        mix.index_put_((rows, right), weight, accumulate=True)
     for q, v in k.values.items():
-        if everywhere:
+        if by_product:
+            new_values[q] = (mix.to(v.dtype) @ v.reshape(n_knots, -1)).reshape(-1, *v.shape[1:])
+        elif everywhere:
             shape = (-1, *([1] * (v.dim() - 1)))
             new_values[q] = torch.lerp(v.index_select(0, left), v.index_select(0, right), weight.to(v.dtype).reshape(shape))
         else:
