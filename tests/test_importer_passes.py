@@ -44,3 +44,37 @@ def test_matmul_add_bias_not_merged_when_product_is_read_twice(convert):
     imported = convert(nodes, [1, 4], {"W": f32(4, 3), "b": f32(3, seed=1)})
     _ok(imported)
     assert "MatMul" in [n["op_type"] for n in imported.nodes]
+
+
+def _shortcut_block(convert, shortcut_channels: int):
+    """conv, ReLU, then a block whose shortcut convolution (reading the first ReLU) is written
+    after the other branch's ReLU and convolution, as exporters write ResNets."""
+    c = shortcut_channels
+    nodes = [
+        helper.make_node("Conv", ["x", "W1"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "W2"], ["b"], pads=[1, 1, 1, 1], strides=[2, 2], name="main1"),
+        helper.make_node("Relu", ["b"], ["r2"], name="relu2"),
+        helper.make_node("Conv", ["r2", "W3"], ["c"], pads=[1, 1, 1, 1], name="main2"),
+        helper.make_node("Conv", ["r1", "Ws"], ["s"], strides=[2, 2], name="shortcut"),
+        helper.make_node("Add", ["c", "s"], ["y"], name="add"),
+    ]
+    inits = {"W1": f32(4, 2, 3, 3), "W2": f32(c, 4, 3, 3, seed=1), "W3": f32(c, c, 3, 3, seed=2), "Ws": f32(c, 4, 1, 1, seed=3)}
+    imported = convert(nodes, [1, 2, 8, 8], inits)
+    _ok(imported)
+    return [n["name"] for n in imported.nodes]
+
+
+def test_a_shortcut_convolution_runs_before_the_next_relu(convert):
+    """It reads 4 x 8 x 8 values and writes 4 x 4 x 4: run where its input is there, it runs at
+    the knots before relu2's; the kink nodes keep their order."""
+    names = _shortcut_block(convert, 4)
+    assert names.index("shortcut") < names.index("relu2")
+    assert names.index("relu1") < names.index("main1") < names.index("relu2") < names.index("main2") < names.index("add")
+
+
+def test_a_node_that_enlarges_its_input_keeps_the_graph_order(convert):
+    """With 32 channels the shortcut writes 512 values from 256: it stays after relu2 (its
+    larger output would be carried through that insertion instead of its input)."""
+    names = _shortcut_block(convert, 32)
+    assert names.index("relu2") < names.index("main2") < names.index("shortcut") < names.index("add")

@@ -6,6 +6,7 @@ are folded; everything a converter cannot express is gathered and refused once, 
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass, field
 
@@ -249,15 +250,52 @@ def _needed_nodes(producers, tensor: str, constants: dict, input_names: set) -> 
 
 
 def _compact(nodes: list, op_types: list, output: int):
-    """Drop IR nodes the output does not read (e.g. a branch only its Shape was taken of)."""
+    """Drop IR nodes the output does not read (e.g. a branch only its Shape was taken of), and
+    number the others in the order the analyses run them (`_schedule`)."""
     keep = {0, output}
     for i in range(output, -1, -1):
         if i in keep:
             keep.update(nodes[i].inputs)
-    new_id = {old: new for new, old in enumerate(sorted(keep))}
+    order = _schedule(nodes, sorted(keep))
+    new_id = {old: new for new, old in enumerate(order)}
     kept = []
-    for old in sorted(keep):
+    for old in order:
         node = nodes[old]
         node.inputs = tuple(new_id[j] for j in node.inputs)
         kept.append(node)
-    return kept, [op_types[i] for i in sorted(keep)], new_id[output]
+    return kept, [op_types[i] for i in order], new_id[output]
+
+
+def _schedule(nodes: list, ids: list[int]) -> list[int]:
+    """A topological order of `ids`: a node that is not a kink node and does not enlarge its
+    input (a convolution to fewer values, a sum, a reshape) runs as soon as its inputs are there,
+    the others in the graph's order. The analyses insert knots at kink nodes, so a node run
+    before the next one runs at fewer knots, and an input it alone still reads is not carried
+    through that insertion (a ResNet's strided shortcut convolution, which exporters write after
+    the block's other branch). Only such nodes move ahead: the others, kink nodes included, keep
+    their order."""
+    readers: dict[int, list[int]] = {i: [] for i in ids}
+    waiting = {}
+    for i in ids:
+        deps = set(nodes[i].inputs)
+        waiting[i] = len(deps)
+        for j in deps:
+            readers[j].append(i)
+
+    def key(i: int) -> tuple[int, int]:
+        node = nodes[i]
+        size = math.prod(node.shape)
+        early = not node.is_kink and bool(node.inputs) and size <= max(math.prod(nodes[j].shape) for j in node.inputs)
+        return (0 if early else 1, i)
+
+    ready = [key(i) for i in ids if waiting[i] == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, i = heapq.heappop(ready)
+        order.append(i)
+        for r in readers[i]:
+            waiting[r] -= 1
+            if waiting[r] == 0:
+                heapq.heappush(ready, key(r))
+    return order
