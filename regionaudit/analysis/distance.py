@@ -25,6 +25,7 @@ from regionaudit.options import AUTO_APPROX_INPUT, DEFAULT_DIRECTIONS, DISTANCE_
 # the JSON never depends on the machine): 3x64x64 images stay exact, 3x128x128 and larger are
 # approximate. The option's values and defaults are defined once, in options.py.
 METHODS = DISTANCE_METHODS
+SQUARES_BYTES = 1 << 20  # one chunk of squared tangents (`_add_squares`): small enough for the cache
 
 
 def choose_method(method: str, input_size: int) -> str:
@@ -132,7 +133,7 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, n_points, sq)
         ds = [tan[k] for k in node.inputs]
         if isinstance(node, UnitKink):
             z, dz = kinks[i], ds[0]
-            sq[i] += (dz * dz).sum(0).reshape(dz.shape[1], -1)
+            _add_squares(sq[i], dz)
             if i in masked:  # the max pool reading it takes dz shared and the slopes apart
                 tan[i] = dz
             elif last[i] > i:
@@ -170,6 +171,22 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, n_points, sq)
         for k in list(tan):
             if last.get(k, k) <= i:
                 del tan[k]
+
+
+def _add_squares(sq: torch.Tensor, dz: torch.Tensor) -> None:
+    """sq (P, units) += the sum over directions of dz² (dz: (T, P or 1, ...)), a chunk of
+    directions at a time: the squares' temporary then stays in the cache (about 2x faster than
+    squaring all of dz at once, on 1 000-23 000 units)."""
+    flat = dz.reshape(dz.shape[0], dz.shape[1], -1)
+    step = max(1, SQUARES_BYTES // (flat[0].numel() * flat.element_size()))
+    squares = flat.new_empty(min(step, flat.shape[0]), *flat.shape[1:])
+    total = torch.zeros_like(flat[0])
+    for lo in range(0, flat.shape[0], step):
+        part = flat[lo : lo + step]
+        chunk = squares[: part.shape[0]]
+        torch.mul(part, part, out=chunk)
+        total += chunk.sum(0)
+    sq += total
 
 
 def _pools_of_shared_relus(network: Network, order: list[int], last: dict[int, int]) -> set[int]:
