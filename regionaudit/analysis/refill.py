@@ -18,7 +18,7 @@ and each other row needs only the kinks between its two anchors (`_Frame.anchore
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -46,23 +46,18 @@ class Kinked:
 
 @dataclass
 class _Frame:
-    """The rows the layer runs at (`exact`: positions in knot order) and, for every other row,
-    the exact rows around it (`left`, an index into exact; the next one is left + 1) and its
-    fraction `w` between them; the kinked units of each gap between exact rows (pairs (gap,
-    unit), sorted by gap; gap g follows exact row g)."""
+    """The rows the layer runs at and the others: `placed` is a placement (density._Placement)
+    whose old rows are the rows computed exactly and whose new rows are filled, each at fraction
+    s between exact rows j and j + 1; and the kinked units of each gap between exact rows (pairs
+    (gap, unit), sorted by gap; gap g follows exact row g)."""
 
-    exact: torch.Tensor
-    rest: torch.Tensor
-    left: torch.Tensor
-    w: torch.Tensor
+    placed: object
     gap: torch.Tensor
     unit: torch.Tensor
 
     @staticmethod
     def old_knots(kinked: Kinked, units: int) -> "_Frame":
-        placed = kinked.placed
-        gap, unit = _unique_pairs(kinked.j, kinked.unit, units)
-        return _Frame(placed.pos_old, placed.pos_new, placed.j, placed.s, gap, unit)
+        return _Frame(kinked.placed, *_unique_pairs(kinked.j, kinked.unit, units))
 
     @staticmethod
     def anchored(kinked: Kinked, units: int, step: int, t: torch.Tensor) -> "_Frame":
@@ -92,8 +87,13 @@ class _Frame:
         twice = hi != lo
         gap = torch.cat([lo, hi[twice]]).clamp(min=0)
         unit = torch.cat([kinked.unit, kinked.unit[twice]])
-        gap, unit = _unique_pairs(gap, unit, units)
-        return _Frame(pos, placed.pos_new[rest], left, w, gap, unit)
+        filled = replace(placed, j=left, s=w, pos_old=pos, pos_new=placed.pos_new[rest], exact=None)
+        return _Frame(filled, *_unique_pairs(gap, unit, units))
+
+    def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The kinked units of each gap, and of each filled row (its gap's): how many."""
+        count = torch.bincount(self.gap, minlength=self.placed.pos_old.shape[0])
+        return count, count[self.placed.j]
 
 
 def reads_kink(network: Network, i: int, kink: int) -> bool:
@@ -121,46 +121,36 @@ def refill(network: Network, i: int, h: torch.Tensor, kinked: Kinked, t: torch.T
     units = h[0].numel()
     # the exact rows' copy, the interpolation and the merge pass over every knot's output: they
     # pay only where most knots are new and the layer has many multiply-adds per output
-    # (measured: slower with 20-30 % new knots; 1.3-2x faster with 72-144 and 99 %)
+    # (measured: slower with 20-30 % new knots, or 72 per output; 2x faster with 128-144 and 99 %)
     if m < n_old or m * per_row < COPY_COST * (n_old + m) * math.prod(node.shape):
         return None
     frame = _Frame.old_knots(kinked, units)
-    if _pairs_of(frame).sum() * fan.taps * SCATTER_COST > m * per_row:
+    count, per = frame.pairs()
+    if int(per.sum()) * fan.taps * SCATTER_COST > m * per_row:
         # too many kinks per old interval (the first kink node's: one interval per segment);
         # anchors every `step` new knots, step about the cost's minimum sqrt(per_row / column)
         step = 2 ** int(math.log2(max(2.0, math.sqrt(per_row / (fan.taps * SCATTER_COST)))))
         if kinked.s is None or step > m:
             return None
         frame = _Frame.anchored(kinked, units, step, t)
-        if _pairs_of(frame).sum() * fan.taps * SCATTER_COST > m * per_row:
+        count, per = frame.pairs()
+        if int(per.sum()) * fan.taps * SCATTER_COST > m * per_row:
             return None
-    per = _pairs_of(frame)
-    count = torch.bincount(frame.gap, minlength=frame.exact.shape[0])
+    placed = frame.placed
     start = torch.cumsum(count, 0) - count
-    row = torch.repeat_interleave(torch.arange(frame.rest.shape[0], device=h.device), per)
-    first = torch.repeat_interleave(start[frame.left] - (torch.cumsum(per, 0) - per), per)
+    row = torch.repeat_interleave(torch.arange(placed.j.shape[0], device=h.device), per)
+    first = torch.repeat_interleave(start[placed.j] - (torch.cumsum(per, 0) - per), per)
     u = frame.unit[torch.arange(row.shape[0], device=h.device) + first]
     flat = h.reshape(h.shape[0], -1)
-    left, right = frame.exact[frame.left[row]], frame.exact[frame.left[row] + 1]
-    w = frame.w[row].to(h.dtype)
-    e = flat[frame.rest[row], u] - torch.lerp(flat[left, u], flat[right, u], w)
-    exact = node.forward([h.index_select(0, frame.exact)])
-    shape = (-1, *([1] * (exact.dim() - 1)))
-    new = torch.lerp(exact.index_select(0, frame.left), exact.index_select(0, frame.left + 1), frame.w.to(h.dtype).reshape(shape))
+    left, right = placed.pos_old[placed.j[row]], placed.pos_old[placed.j[row] + 1]
+    w = placed.s[row].to(h.dtype)
+    e = flat[placed.pos_new[row], u] - torch.lerp(flat[left, u], flat[right, u], w)
+    exact = node.forward([h.index_select(0, placed.pos_old)])
+    new = placed.interpolate(exact)
     step = max(1, PAIR_BYTES // (24 * fan.taps))  # an index, a weight and a product per entry
     for lo in range(0, row.shape[0], step):
         fan.add(new, row[lo : lo + step], u[lo : lo + step], e[lo : lo + step])
-    out = exact.new_empty((h.shape[0], *exact.shape[1:]))
-    rows = out.view(h.shape[0], -1)
-    rows.index_copy_(0, frame.exact, exact.reshape(exact.shape[0], -1))
-    rows.index_copy_(0, frame.rest, new.reshape(new.shape[0], -1))
-    return out
-
-
-def _pairs_of(frame: _Frame) -> torch.Tensor:
-    """How many (row, unit) pairs each row not computed gets: its gap's kinked units."""
-    count = torch.bincount(frame.gap, minlength=frame.exact.shape[0])
-    return count[frame.left]
+    return placed.merge(exact, new)
 
 
 def _unique_pairs(j: torch.Tensor, unit: torch.Tensor, units: int) -> tuple[torch.Tensor, torch.Tensor]:
