@@ -22,6 +22,11 @@ CASES = [  # c_in, c_out, kernel, input h x w, strides, pads (top, left, bottom,
     (4, 3, (1, 3), (6, 7), (1, 1), (0, 1, 0, 1), (1, 1)),
     (5, 24, (3, 3), (12, 10), (1, 1), (1, 0, 2, 1), (1, 1)),  # many outputs: kernel rows one by one
     (3, 20, (3, 3), (9, 8), (1, 1), (1, 1, 1, 1), (2, 1)),  # kernel rows one by one, dilated
+    (2, 4, (3, 3), (6, 5), (1, 1), (2, 1, 2, 0), (1, 1)),  # no kernel row covers every output row
+    (3, 6, (3, 3), (9, 7), (1, 1), (1, 0, 1, 2), (2, 1)),  # stacked, pads not a multiple of the dilation
+    (8, 16, (3, 3), (4, 4), (1, 1), (1, 1, 1, 1), (1, 1)),  # stacked on a 4x4 image
+    (5, 7, (1, 1), (7, 9), (1, 2), (0, 0, 0, 0), (1, 1)),  # pointwise, strided along the width
+    (4, 6, (1, 1), (5, 5), (1, 1), (0, 0, 0, 0), (1, 1)),  # pointwise
 ]
 
 
@@ -38,6 +43,8 @@ def test_unfolded_conv_equals_torch(case, chunk_bytes, with_bias, monkeypatch):
     top, left, bottom, right = pads
     want = F.conv2d(F.pad(x, (left, right, top, bottom)), w, b, strides, 0, dil)
     ways = [conv.conv, conv._conv2d_unfolded] + ([conv._conv2d_rows] if strides[0] == 1 else [])
+    if k == (1, 1) and not any(pads):
+        ways.append(lambda *a: conv._conv2d_pointwise(*a[:3], a[3]))
     for way in ways:
         got = way(x, w, b, strides, pads, dil, 1) if way is conv.conv else way(x, w, b, strides, pads, dil)
         assert got.shape == want.shape
