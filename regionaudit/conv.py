@@ -91,7 +91,8 @@ def _conv2d_unfolded(x, weight, bias, strides, pads, dilations) -> torch.Tensor:
 def _conv2d_pointwise(x, weight, bias, strides) -> torch.Tensor:
     """A 1x1 kernel without padding (a ResNet's shortcut): the strided input cells of a chunk of
     probes, channels first, times the weight in one product; no padded copy and no unfold
-    (measured: 3-4x faster than the unfolded product for a stride-2 shortcut of 8-16 channels)."""
+    (measured against the unfolded product: as fast for a stride-2 shortcut of 8 to 16 channels,
+    1.2-1.5x faster with 16-32 input channels or stride 1)."""
     n_probes, c_in, h, w = x.shape
     c_out = weight.shape[0]
     sh, sw = strides

@@ -22,7 +22,7 @@ CASES = [  # c_in, c_out, kernel, input h x w, strides, pads (top, left, bottom,
     (4, 3, (1, 3), (6, 7), (1, 1), (0, 1, 0, 1), (1, 1)),
     (5, 24, (3, 3), (12, 10), (1, 1), (1, 0, 2, 1), (1, 1)),  # many outputs: kernel rows one by one
     (3, 20, (3, 3), (9, 8), (1, 1), (1, 1, 1, 1), (2, 1)),  # kernel rows one by one, dilated
-    (2, 4, (3, 3), (6, 5), (1, 1), (2, 1, 2, 0), (1, 1)),  # no kernel row covers every output row
+    (2, 4, (3, 3), (6, 5), (1, 1), (2, 1, 2, 0), (1, 1)),  # stacked, padding wider than the kernel's reach
     (3, 6, (3, 3), (9, 7), (1, 1), (1, 0, 1, 2), (2, 1)),  # stacked, pads not a multiple of the dilation
     (8, 16, (3, 3), (4, 4), (1, 1), (1, 1, 1, 1), (1, 1)),  # stacked on a 4x4 image
     (5, 7, (1, 1), (7, 9), (1, 2), (0, 0, 0, 0), (1, 1)),  # pointwise, strided along the width

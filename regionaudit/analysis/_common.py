@@ -36,6 +36,17 @@ def bounded_by_inputs(node: Node) -> bool:
     return False
 
 
+def overwritable(held: dict[int, torch.Tensor], q: int, last: dict[int, int], i: int, keep: tuple = ()) -> bool:
+    """Whether node i may overwrite the tensor `held[q]` of node q: read last by i, and sharing its
+    storage with no other tensor held (a reshape's is a view of its input's) nor with one in
+    `keep`, which the caller holds beyond this node."""
+    if last[q] != i:
+        return False
+    ptr = held[q].untyped_storage().data_ptr()
+    others = [v for k, v in held.items() if k != q] + list(keep)
+    return all(v.untyped_storage().data_ptr() != ptr for v in others)
+
+
 def needed_nodes(network: Network) -> list[int]:
     """Ids of the nodes the analysed output depends on, in topological order."""
     need = [False] * len(network.nodes)

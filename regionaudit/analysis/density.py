@@ -22,6 +22,7 @@ from regionaudit.analysis._common import (
     check_fits,
     default_max_memory,
     needed_nodes,
+    overwritable,
     zero_tolerance,
 )
 from regionaudit.analysis.crossings import maxpool_crossings, relu_crossings, relu_pool_crossings, unit_crossings
@@ -193,7 +194,8 @@ class _Pass:
             elif fresh and isinstance(node, LeakyRelu) and self.last[node.inputs[0]] == i:
                 # the input is the pass's own new copy (see _insert) and read last here
                 k.values[i] = node.forward_inplace(k.values[node.inputs[0]])
-            elif isinstance(node, Sum) and _owned(k.values, node.inputs[0], self.last, i):
+            elif isinstance(node, Sum) and node.inputs[0] != 0 and overwritable(k.values, node.inputs[0], self.last, i):
+                # (never the pass's input, which the caller holds)
                 k.values[i] = node.forward_inplace([k.values[q] for q in node.inputs])
             else:
                 k.values[i] = node.forward([k.values[q] for q in node.inputs])
@@ -295,16 +297,6 @@ class _Pass:
         w = m.index_select(0, unit % m.shape[0]) * change[:, None]
         k.fill = TailFill.of(placed.merge, n_old, placed.j, placed.s, placed.exact, kink_j, kink_s, w)
         return True
-
-
-def _owned(values: dict[int, torch.Tensor], q: int, last: dict[int, int], i: int) -> bool:
-    """Whether node i may overwrite the value of node q: a node's output (not the pass's input,
-    which the caller holds), read last by i, sharing its storage with no other value held (a
-    reshape's value is a view of its input's)."""
-    if q == 0 or last[q] != i:
-        return False
-    ptr = values[q].untyped_storage().data_ptr()
-    return all(v.untyped_storage().data_ptr() != ptr for j, v in values.items() if j != q)
 
 
 def _pairs(k: _Knots, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

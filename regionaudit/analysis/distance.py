@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from regionaudit.analysis._common import bytes_per_probe, check_fits, default_max_memory, needed_nodes
+from regionaudit.analysis._common import bytes_per_probe, check_fits, default_max_memory, needed_nodes, overwritable
 from regionaudit.errors import BadOption
 from regionaudit.ir import LeakyRelu, MaxPool, Network, Sum, UnitKink
 from regionaudit.options import AUTO_APPROX_INPUT, DEFAULT_DIRECTIONS, DISTANCE_METHODS  # noqa: F401  (re-exported)
@@ -137,7 +137,7 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, n_points, sq)
             if i in masked:  # the max pool reading it takes dz shared and the slopes apart
                 tan[i] = dz
             elif isinstance(node, LeakyRelu) and last[i] > i:
-                tan[i] = node.tangent(z, dz, inplace=dz.shape[1] == z.shape[0] and _owned(tan, node.inputs[0], last, i, basis))
+                tan[i] = node.tangent(z, dz, inplace=dz.shape[1] == z.shape[0] and overwritable(tan, node.inputs[0], last, i, keep=(basis,)))
             elif last[i] > i:
                 tan[i] = node.tangent(z, dz)
         elif i in pooled:
@@ -164,7 +164,7 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, n_points, sq)
         else:
             p = max(d.shape[1] for d in ds)
             flat = [d.expand(t, p, *d.shape[2:]).reshape(t * p, *d.shape[2:]) for d in ds]
-            if isinstance(node, Sum) and _owned(tan, node.inputs[0], last, i, basis):
+            if isinstance(node, Sum) and overwritable(tan, node.inputs[0], last, i, keep=(basis,)):
                 y = node.forward_inplace(flat)  # a Sum has no constant term: its linear part
             else:
                 y = node.linear(flat)
@@ -172,17 +172,6 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, n_points, sq)
         for k in list(tan):
             if last.get(k, k) <= i:
                 del tan[k]
-
-
-def _owned(tan: dict[int, torch.Tensor], q: int, last: dict[int, int], i: int, basis: torch.Tensor) -> bool:
-    """Whether node i may overwrite the tangent of node q: read last by i, and sharing its storage
-    with no other tangent held (a reshape's tangent is a view of its input's) nor with the input
-    directions `basis`, which the caller reuses."""
-    if last[q] != i:
-        return False
-    ptr = tan[q].untyped_storage().data_ptr()
-    held = [v for k, v in tan.items() if k != q] + [basis]
-    return all(v.untyped_storage().data_ptr() != ptr for v in held)
 
 
 def _sum_squares(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
