@@ -64,6 +64,35 @@ def conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, strid
     return fn(pad_spatial(x, pads), weight, bias, strides, 0, dilations, groups)
 
 
+def conv2d_of_basis(weight: torch.Tensor, in_shape, start: int, count: int, strides, pads, dilations, groups: int) -> torch.Tensor:
+    """The 2-D convolution without bias of rows start..start+count of the identity, each an input
+    (C, H, W) holding a single 1 (an exact distance's first tangents): the weight's taps at that
+    cell, written where they land. (count, C_out, OH, OW), the same values as the convolution's
+    exactly (each is one product w x 1 plus zeros), without its products: only the output's
+    zeros are written in full (measured: 3-4x faster than the product on 3-channel images)."""
+    c_in, h, w = in_shape
+    c_out, group_in, kh, kw = weight.shape
+    (sh, sw), (dh, dw) = strides, dilations
+    top, left, bottom, right = pads
+    oh, ow = (h + top + bottom - dh * (kh - 1) - 1) // sh + 1, (w + left + right - dw * (kw - 1) - 1) // sw + 1
+    dev = weight.device
+    cell = torch.arange(start, start + count, device=dev)
+    c, y, x = cell // (h * w), (cell // w) % h, cell % w
+    # output row oy holds the tap ky of input row y where oy * sh = y + top - ky * dh
+    ny = y[:, None] + top - torch.arange(kh, device=dev) * dh  # (count, kh)
+    nx = x[:, None] + left - torch.arange(kw, device=dev) * dw
+    ok_y = (ny >= 0) & (ny % sh == 0) & (ny // sh < oh)
+    ok_x = (nx >= 0) & (nx % sw == 0) & (nx // sw < ow)
+    t, ky, kx = (ok_y[:, :, None] & ok_x[:, None, :]).nonzero(as_tuple=True)
+    oy, ox = ny[t, ky] // sh, nx[t, kx] // sw
+    group = c[t] // group_in
+    taps = weight[:, c[t] - group * group_in, ky, kx].t()  # (N, C_out)
+    in_group = torch.arange(c_out, device=dev) // (c_out // groups) == group[:, None]
+    out = weight.new_zeros(count, c_out, max(oh, 0) * max(ow, 0))
+    out[t, :, oy * ow + ox] = torch.where(in_group, taps, torch.zeros((), dtype=taps.dtype, device=dev))
+    return out.reshape(count, c_out, max(oh, 0), max(ow, 0))
+
+
 def _conv2d_unfolded(x, weight, bias, strides, pads, dilations) -> torch.Tensor:
     n_probes, c_in, h, w = x.shape
     c_out, _, kh, kw = weight.shape

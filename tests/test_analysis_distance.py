@@ -221,3 +221,32 @@ def test_tangents_overwritten_in_place_leave_the_directions_alone():
         assert b.distance == pytest.approx(a.distance, rel=1e-12) and (b.node, b.unit) == (a.node, a.unit)
     assert [boundary_distances(net, pts[k : k + 1], directions=40)[0].distance for k in range(5)] == pytest.approx(
         [a.distance for a in together], rel=1e-12)
+
+
+@pytest.mark.parametrize("copied", [False, True])
+def test_squares_one_direction_at_a_time_are_the_chunked_sums(copied, monkeypatch):
+    """Where one direction's tangent fills the cache, its squares (and each window's squared
+    differences to its winner) are added one direction at a time: the chunked sums to rounding,
+    the same nearest units. Forced here on small layers by lowering the size it starts at."""
+    from regionaudit.analysis import distance as D
+
+    g = nf.Builder((2, 8, 8), 6)
+    x = g.maxpool(g.relu(g.conv(g.relu(g.conv(0, 4, 3, pad=1)), 4, 3, pad=1)), 2, 2)
+    net = g.network(g.dense(g.flatten(g.relu(g.conv(x, 3, 3, pad=1))), 3))
+    pool = next(i for i in net.kink_ids if isinstance(net.nodes[i], ir.MaxPool))
+    monkeypatch.setattr(type(net.nodes[pool]), "copy_windows", property(lambda self: copied))
+    pts = torch.randn(4, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    seen = []
+    nearest = D._nearest
+    monkeypatch.setattr(D, "_nearest", lambda network, order, kinks, sq, n: seen.append({i: v.clone() for i, v in sq.items()}) or nearest(network, order, kinks, sq, n))
+    chunked = boundary_distances(net, pts)
+    monkeypatch.setattr(D, "SQUARES_ONE_BY_ONE", 1)
+    one_by_one = boundary_distances(net, pts)
+    for i, slow in seen[0].items():
+        assert float((seen[1][i] - slow).abs().max()) <= 1e-13 * float(slow.abs().max())
+    assert not all(torch.equal(seen[1][i], v) for i, v in seen[0].items())  # another order of sums
+    for a, b in zip(chunked, one_by_one):
+        assert b.distance == pytest.approx(a.distance, rel=1e-12) and (b.node, b.unit) == (a.node, a.unit)
+    for got, x in zip(one_by_one, pts):
+        dist, node, unit = plainpath.distance(net, x)
+        assert got.distance == pytest.approx(dist, rel=1e-12, abs=1e-15) and (got.node, got.unit) == (node, unit)

@@ -51,6 +51,23 @@ def test_unfolded_conv_equals_torch(case, chunk_bytes, with_bias, monkeypatch):
         assert float((got - want).abs().max()) <= 1e-13 * float(want.abs().max())
 
 
+@pytest.mark.parametrize("case,groups", [(c, 1) for c in CASES] + [(c, 2) for c in CASES if c[0] % 2 == c[1] % 2 == 0])
+def test_convolution_of_basis_rows_is_the_convolution_exactly(case, groups):
+    """An exact distance's first tangents: rows of the identity, each an image with one 1, whose
+    convolution is the weight's taps placed where they land. Bitwise torch's convolution of the
+    same rows (a sum of one product w x 1 and zeros), a whole identity or a run of its rows."""
+    c_in, c_out, k, hw, strides, pads, dil = case
+    gen = torch.Generator().manual_seed(1)
+    w = torch.randn(c_out, c_in // groups, *k, generator=gen, dtype=torch.float64)
+    dim = c_in * hw[0] * hw[1]
+    top, left, bottom, right = pads
+    for start, count in [(0, dim), (dim // 3, min(17, dim - dim // 3))]:
+        rows = torch.eye(dim, dtype=torch.float64)[start : start + count].reshape(count, c_in, *hw)
+        want = F.conv2d(F.pad(rows, (left, right, top, bottom)), w, None, strides, 0, dil, groups)
+        got = conv.conv2d_of_basis(w, (c_in, *hw), start, count, strides, pads, dil, groups)
+        assert got.shape == want.shape and torch.equal(got, want)
+
+
 def test_float32_and_grouped_use_torch():
     x = torch.randn(3, 4, 6, 6)
     w = torch.randn(4, 2, 3, 3)
