@@ -526,9 +526,13 @@ class MaxPool(Node):
             xf = xf.unfold(2 + i, span, self.strides[i])[..., :: self.dilations[i]]
         return xf.reshape(x.shape[0], *xf.shape[1:])  # (P, C, out_1..out_n, k_1..k_n): still a view
 
-    def candidates(self, x: torch.Tensor, value: float = -math.inf) -> torch.Tensor:
-        """Every window's candidates: (P, windows, k), padding as `value`; windows in output order."""
-        return self._windows(x, value).reshape(x.shape[0], -1, math.prod(self.kernel))
+    def candidates(self, x: torch.Tensor, value: float = -math.inf, rows: tuple[int, int] | None = None) -> torch.Tensor:
+        """Every window's candidates: (P, windows, k), padding as `value`; windows in output order.
+        With `rows` (a, b), only the windows of output rows a..b-1 (a 2-D pool)."""
+        view = self._windows(x, value)
+        if rows is not None:
+            view = view[:, :, rows[0] : rows[1]]
+        return view.reshape(x.shape[0], -1, math.prod(self.kernel))
 
     def candidates_by_window(self, x: torch.Tensor, value: float = -math.inf) -> torch.Tensor:
         """`candidates` with the probe axis last: (windows, k, P), one copy (for products that
@@ -608,17 +612,24 @@ class MaxPool(Node):
     def forward(self, xs):
         return self._max(xs[0], False)[0].reshape(xs[0].shape[0], *self.shape)
 
-    def tangent(self, z: torch.Tensor, dz: torch.Tensor, cells: torch.Tensor | None = None) -> torch.Tensor:
+    def tangent(self, z: torch.Tensor, dz: torch.Tensor, cells: torch.Tensor | None = None,
+                rows: tuple[int, int] | None = None) -> torch.Tensor:
         """Push tangents `dz` (T, P or 1, *input shape) through the window winners of `z` (first
         maximum on ties): each window passes its winner's cell; `cells` is `winner_cells(z)` where
-        the caller has it. (T, P, *shape)."""
+        the caller has it. (T, P, *shape); with `rows` (a, b), output rows a..b-1 only (a 2-D
+        pool)."""
         cells = self.winner_cells(z) if cells is None else cells
         t, p = dz.shape[0], z.shape[0]
+        shape = self.shape
+        if rows is not None:
+            a, b = rows
+            cells = cells.reshape(p, -1, *shape[-2:])[:, :, a:b].reshape(p, -1)
+            shape = (*shape[:-2], b - a, shape[-1])
         if dz.shape[1] == 1:  # one tangent for all points: index it, no copy per point first
             picked = dz.reshape(t, -1)[:, cells]
         else:
             picked = dz.reshape(t, p, -1).gather(-1, cells.unsqueeze(0).expand(t, -1, -1))
-        return picked.reshape(t, p, *self.shape)
+        return picked.reshape(t, p, *shape)
 
     @property
     def windows(self) -> int:

@@ -242,6 +242,7 @@ def test_squares_one_direction_at_a_time_are_the_chunked_sums(copied, monkeypatc
     chunked = boundary_distances(net, pts)
     monkeypatch.setattr(D, "SQUARES_ONE_BY_ONE", 1)
     one_by_one = boundary_distances(net, pts)
+    assert len(seen) == 2  # one chunk of points in each run
     for i, slow in seen[0].items():
         assert float((seen[1][i] - slow).abs().max()) <= 1e-13 * float(slow.abs().max())
     assert not all(torch.equal(seen[1][i], v) for i, v in seen[0].items())  # another order of sums

@@ -16,6 +16,7 @@ from typing import Callable
 
 import torch
 
+from regionaudit.analysis import bands
 from regionaudit.analysis._common import bytes_per_probe, check_fits, default_max_memory, needed_nodes, overwritable
 from regionaudit.conv import conv2d_of_basis
 from regionaudit.errors import BadOption
@@ -124,8 +125,9 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, n_points, sq,
     """Push tangents basis (T, D) for n_points points through; add squared norms into sq. `cells`
     holds each MaxPool's `winner_cells` at the points, `pooled` the `winners` of each max pool of
     a shared ReLU (`_pools_of_shared_relus`). `start`: basis is rows start.. of the identity (an
-    exact distance), whose 2-D convolution is placed rather than multiplied out
-    (`conv2d_of_basis`).
+    exact distance): its 2-D convolution is placed rather than multiplied out
+    (`conv2d_of_basis`), and the image layers after it run on the rows where their tangents can
+    be nonzero (bands.py).
 
     Up to the first kink node a tangent does not depend on the point (no mask applies yet), so it
     travels with a point axis of 1 and is broadcast where masks first differ: the first layers,
@@ -133,32 +135,48 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, n_points, sq,
     """
     t = basis.shape[0]
     tan = {0: basis.reshape(t, 1, *network.graph_input_shape)}
+    band = {0: None if start is None else bands.of_basis(network.graph_input_shape, start, t)}
     masked = {network.nodes[i].inputs[0] for i in pooled}
     for i in order[1:]:
         node = network.nodes[i]
         ds = [tan[k] for k in node.inputs]
+        rows = band[node.inputs[0]] if node.inputs and bands.is_image(network.nodes[node.inputs[0]].shape) else None
+        out = None  # the band of tan[i]
         if isinstance(node, UnitKink):
             z, dz = kinks[i], ds[0]
-            sq[i] += _sum_squares(dz).reshape(dz.shape[1], -1)
+            on = rows if isinstance(node, LeakyRelu) and bands.slopes_rowwise(node) else None
+            if on is None:
+                sq[i] += _sum_squares(dz).reshape(dz.shape[1], -1)
+            else:
+                sq[i].view(sq[i].shape[0], *node.shape)[..., on[0] : on[1], :] += _sum_squares(dz[..., on[0] : on[1], :])
+            out = rows
             if i in masked:  # the max pool reading it takes dz shared and the slopes apart
                 tan[i] = dz
             elif isinstance(node, LeakyRelu) and last[i] > i:
-                tan[i] = node.tangent(z, dz, inplace=dz.shape[1] == z.shape[0] and overwritable(tan, node.inputs[0], last, i, keep=(basis,)))
+                inplace = dz.shape[1] == z.shape[0] and overwritable(tan, node.inputs[0], last, i, keep=(basis,))
+                tan[i] = _relu_tangent(node, z, dz, inplace, on)
             elif last[i] > i:
                 tan[i] = node.tangent(z, dz)
         elif i in pooled:
             relu = network.nodes[node.inputs[0]]
             tan_i = _pool_of_masked(node, relu, kinks[node.inputs[0]], ds[0], cells[i], pooled[i], sq[i], last[i] > i)
+            out = bands.pool_rows(node, rows)
             if tan_i is not None:
                 tan[i] = tan_i
         elif isinstance(node, MaxPool):
-            picked = node.tangent(kinks[i], ds[0], cells[i])  # (T, P, *shape)
-            _add_window_squares(node, ds[0], picked, sq[i])
+            out = bands.pool_rows(node, rows)
+            part = None if bands.full(out, node.shape[-2]) else out
+            picked = node.tangent(kinks[i], ds[0], cells[i], part)  # (T, P, *shape), or its rows
+            _add_window_squares(node, ds[0], picked, sq[i], part)
             if last[i] > i:
-                tan[i] = picked
+                tan[i] = picked if part is None else _placed(picked, node.shape, part)
         elif start is not None and tuple(node.inputs) == (0,) and _convolves_image(node, network):
-            y = conv2d_of_basis(node.weight, network.graph_input_shape, start, t, node.strides, node.pads, node.dilations, node.groups)
-            tan[i] = y.reshape(t, 1, *y.shape[1:])
+            y = conv2d_of_basis(node.weight, network.graph_input_shape[-3:], start, t, node.strides, node.pads, node.dilations, node.groups)
+            tan[i] = y.reshape(t, 1, *node.shape)
+            out = bands.conv_rows(node, rows)
+        elif isinstance(node, Conv) and rows is not None:
+            y, out = bands.conv_band(node, ds[0].reshape(-1, *ds[0].shape[-3:]), rows)
+            tan[i] = y.reshape(t, ds[0].shape[1], *node.shape)
         else:
             p = max(d.shape[1] for d in ds)
             flat = [d.expand(t, p, *d.shape[2:]).reshape(t * p, *d.shape[2:]) for d in ds]
@@ -167,42 +185,73 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, n_points, sq,
             else:
                 y = node.linear(flat)
             tan[i] = y.reshape(t, p, *y.shape[1:])
+            if isinstance(node, Sum) and all(band[k] is not None for k in node.inputs) and bands.is_image(node.shape):
+                out = (min(band[k][0] for k in node.inputs), max(band[k][1] for k in node.inputs))
+            elif rows is not None and bands.keeps_band(node, network.nodes[node.inputs[0]].shape):
+                out = rows
+        band[i] = out
         for k in list(tan):
             if last.get(k, k) <= i:
                 del tan[k]
 
 
+def _relu_tangent(node: LeakyRelu, z: torch.Tensor, dz: torch.Tensor, inplace: bool, rows) -> torch.Tensor:
+    """`LeakyRelu.tangent`, on the rows of a band only where there is one (zero elsewhere)."""
+    if rows is None:
+        return node.tangent(z, dz, inplace=inplace)
+    a, b = rows
+    if inplace:
+        node.tangent(z[..., a:b, :], dz[..., a:b, :], inplace=True)
+        return dz
+    out = dz.new_zeros(dz.shape[0], *z.shape)
+    out[..., a:b, :] = node.tangent(z[..., a:b, :], dz[..., a:b, :])
+    return out
+
+
+def _placed(part: torch.Tensor, shape: tuple[int, ...], rows: tuple[int, int]) -> torch.Tensor:
+    """Rows a..b-1 (T, P, C, b-a, W) of a tangent of `shape` (C, H, W), placed among zeros."""
+    out = part.new_zeros(*part.shape[:2], *shape)
+    out[..., rows[0] : rows[1], :] = part
+    return out
+
+
 def _convolves_image(node, network: Network) -> bool:
     """Whether node is a 2-D convolution of the network's (C, H, W) input."""
-    return isinstance(node, Conv) and node.weight.dim() == 4 and len(network.graph_input_shape) == 3
+    return isinstance(node, Conv) and node.weight.dim() == 4 and bands.is_image(network.graph_input_shape)
 
 
-def _add_window_squares(pool: MaxPool, dz: torch.Tensor, picked: torch.Tensor, sq: torch.Tensor) -> None:
+def _add_window_squares(pool: MaxPool, dz: torch.Tensor, picked: torch.Tensor, sq: torch.Tensor, rows=None) -> None:
     """sq (P, W, k) += Σ_t (d candidate - d winner)² for each candidate of each window, from the
     pool's input tangent dz (T, P or 1, ...) and its winners' tangent `picked` (T, P, *shape);
-    padding gets 0 here, and no distance in `_nearest`. The windows are copied once in window
-    order where that pays (`MaxPool.copy_windows`); else they are read one kernel tap at a time
-    (views of dz, no copy of every window, which would be k / stride² times dz for overlapping
+    padding gets 0 here, and no distance in `_nearest`. With `rows` (a, b), the windows of output
+    rows a..b-1 only, `picked` holding those rows. The windows are copied once in window order
+    where that pays (`MaxPool.copy_windows`); else they are read one kernel tap at a time (views
+    of dz, no copy of every window, which would be k / stride² times dz for overlapping
     windows), each direction's taps one after another where a direction fills the cache
     (measured on 2x2 pools: 1.2-2.5x faster from 32 Ki values per direction)."""
     t, p = picked.shape[:2]
     flat = dz.reshape(-1, *dz.shape[2:])
+    k = sq.shape[-1]
+    if rows is not None:
+        sq = sq.view(p, -1, *pool.shape[-2:], k)[:, :, rows[0] : rows[1]]
     if pool.copy_windows:
-        windows = pool.candidates(flat, value=0.0).reshape(t, dz.shape[1], -1, sq.shape[-1])
-        sq += _sum_squares(windows, picked.reshape(t, p, -1, 1))
+        windows = pool.candidates(flat, value=0.0, rows=rows).reshape(t, dz.shape[1], -1, k)
+        sq += _sum_squares(windows, picked.reshape(t, p, -1, 1)).reshape(sq.shape)
         return
     taps = [tap.reshape(t, dz.shape[1], *pool.shape) for tap in pool.taps(flat, value=0.0)]
-    if dz.device.type == "cpu" and p * pool.windows * len(taps) >= SQUARES_ONE_BY_ONE:
-        acc = dz.new_zeros(len(taps), p, *pool.shape)
-        diff = dz.new_empty(p, *pool.shape)
+    if rows is not None:
+        taps = [tap[..., rows[0] : rows[1], :] for tap in taps]
+    if dz.device.type == "cpu" and picked[0].numel() * k >= SQUARES_ONE_BY_ONE:
+        acc = dz.new_zeros(k, *picked.shape[1:])
+        diff = dz.new_empty(picked.shape[1:])
         for lo in range(t):
             for o, tap in enumerate(taps):
                 torch.sub(tap[lo], picked[lo], out=diff)
                 acc[o].addcmul_(diff, diff)
-        sq += acc.reshape(len(taps), p, -1).permute(1, 2, 0)
+        sq += acc.reshape(k, p, -1).permute(1, 2, 0).reshape(sq.shape)
         return
     for o, tap in enumerate(taps):
-        sq[:, :, o] += _sum_squares(tap, picked).reshape(p, -1)
+        sq[..., o] += _sum_squares(tap, picked).reshape(sq.shape[:-1])
 
 
 def _sum_squares(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:

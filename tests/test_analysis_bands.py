@@ -1,0 +1,125 @@
+"""An exact distance runs the image layers on the rows its tangents can be nonzero in (bands.py):
+the rows a layer reaches are those a full layer makes nonzero, and the distances, every margin's
+squared gradient and the nearest units are those of the full layers and of autograd."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import netfactory as nf
+import plainpath
+from regionaudit import ir
+from regionaudit.analysis import bands
+from regionaudit.analysis import distance as D
+from regionaudit.analysis.distance import boundary_distances, min_memory
+from regionaudit.importer import import_model
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_models"
+
+
+@pytest.mark.parametrize("kernel,stride,pad,dil", list(itertools.product([1, 2, 3], [1, 2, 3], [0, 1, 2], [1, 2])))
+def test_rows_reached_are_the_rows_a_layer_makes_nonzero(kernel, stride, pad, dil):
+    """Positive weights on an input that is 1 on rows lo..hi-1: `reached` holds every output row
+    that is nonzero, for every band of a 9-row image, and no other where the band is at least as
+    wide as the dilation (a narrower band can fall between a window's taps)."""
+    h = 9
+    weight = torch.ones(1, 1, kernel, 1, dtype=torch.float64)
+    for lo, hi in [(a, b) for a in range(h) for b in range(a + 1, h + 1)]:
+        x = torch.zeros(1, 1, h, 3, dtype=torch.float64)
+        x[:, :, lo:hi] = 1
+        y = F.conv2d(F.pad(x, (0, 0, pad, pad)), weight, None, (stride, 1), 0, (dil, 1))
+        if y.shape[2] == 0:
+            continue
+        rows = (y[0, 0].abs().sum(1) > 0).nonzero().flatten().tolist()
+        a, b = bands.reached((lo, hi), kernel, stride, pad, dil, y.shape[2])
+        assert set(rows) <= set(range(a, b))
+        if hi - lo >= dil:
+            assert list(range(a, b)) == rows
+
+
+def test_rows_of_basis_chunks():
+    assert bands.of_basis((2, 5, 4), 4, 3) == (1, 2)  # row 1 of channel 0
+    assert bands.of_basis((2, 5, 4), 6, 4) == (1, 3)
+    assert bands.of_basis((2, 5, 4), 21, 3) == (0, 1)  # channel 1 row 0
+    assert bands.of_basis((2, 5, 4), 22, 3) == (0, 2)
+    assert bands.of_basis((2, 5, 4), 18, 4) == (0, 5)  # across two channels: every row
+    assert bands.of_basis((7,), 0, 3) is None  # not an image
+
+
+def _image_net(seed: int) -> ir.Network:
+    """Every layer kind that runs on bands: padded, strided, dilated and grouped convolutions, an
+    asymmetrically padded one, PReLU per channel, BatchNorm, a residual sum of two bands, a clip,
+    a max pool after the first ReLU (shared tangent) and padded overlapping ones later."""
+    g = nf.Builder((2, 13, 9), seed)
+    x = g.relu(g.conv(0, 4, 3, pad=1), "prelu")
+    x = g.scale(g.conv(x, 4, 3, stride=2, pad=1, groups=2))
+    x = g.relu(x)
+    c_in, h, w = g.shape(x)
+    oh, ow = h + 1 + 0 - 2 + 1, w + 0 + 2 - 2 + 1
+    asym = g._add(ir.Conv(g.name("Conv"), (x,), (4, oh, ow), weight=g.randn(4, c_in, 2, 2, std=0.5), bias=g.randn(4, std=0.3),
+                          strides=(1, 1), pads=(1, 0, 0, 2), dilations=(1, 1), groups=1))
+    y = g.relu(asym)
+    y = g.relu(g.sum(y, g.conv(y, 4, 3, pad=2, dil=2)))
+    y = g.maxpool(g.clip(y, -0.5, 1.5), 3, 2, pad=1)
+    return g.network(g.dense(g.flatten(y), 3))
+
+
+def _pooled_first_net(seed: int) -> ir.Network:
+    g = nf.Builder((1, 12, 11), seed)
+    x = g.maxpool(g.relu(g.conv(0, 3, 3, pad=1)), 2, 2)
+    x = g.maxpool(g.relu(g.conv(x, 4, 3, pad=1)), 2, 2, ceil=True)
+    return g.network(g.dense(g.flatten(g.relu(g.conv(x, 2, 1))), 2))
+
+
+def _sample(name: str) -> ir.Network:
+    """A shipped sample model: its image has the exported batch axis (1, C, H, W)."""
+    return import_model(str(SAMPLES / f"{name}.onnx")).network
+
+
+@pytest.mark.parametrize("net", [_image_net(1), _image_net(2), _pooled_first_net(3), nf.make("cnn_max", 4), nf.make("cnn_concat", 5),
+                                 _sample("digits_cnn"), _sample("digits_resnet")],
+                         ids=["layers-1", "layers-2", "pools", "cnn-max", "cnn-concat", "sample-cnn", "sample-resnet"])
+@pytest.mark.parametrize("budget", [1, 7, None], ids=["one-direction", "few", "default"])
+def test_banded_layers_give_the_full_layers_distances(net, budget, monkeypatch):
+    """Chunks of one, a few and all directions (bands of every width): every kink node's squared
+    gradients as the full layers give them (to rounding), the same nearest units, and the
+    distances of autograd's Jacobian."""
+    pts = torch.randn(3, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    memory = None if budget is None else budget * min_memory(net)
+    seen = []
+    nearest = D._nearest
+    monkeypatch.setattr(D, "_nearest", lambda network, order, kinks, sq, n: seen.append({i: v.clone() for i, v in sq.items()}) or nearest(network, order, kinks, sq, n))
+    banded = boundary_distances(net, pts, max_memory=memory)
+    monkeypatch.setattr(bands, "of_basis", lambda *args: None)
+    whole = boundary_distances(net, pts, max_memory=memory)
+    half = len(seen) // 2  # one entry per chunk of points, in each run
+    for got, want in zip(seen[:half], seen[half:]):
+        for i, ref in want.items():
+            assert float((got[i] - ref).abs().max()) <= 1e-13 * float(ref.abs().max())
+            assert torch.equal(got[i] == 0, ref == 0)
+    for b, w, x in zip(banded, whole, pts):
+        assert (b.node, b.unit) == (w.node, w.unit) and b.distance == pytest.approx(w.distance, rel=1e-12)
+        dist, node, unit = plainpath.distance(net, x)
+        assert b.distance == pytest.approx(dist, rel=1e-12, abs=1e-15) and (b.node, b.unit) == (node, unit)
+
+
+@pytest.mark.parametrize("net", [_image_net(1), _sample("digits_resnet")], ids=["layers", "sample-resnet"])
+def test_bands_are_narrower_than_the_image(net, monkeypatch):
+    """The test above checks bands that exist: with one direction per chunk, the convolutions
+    after the first run on fewer rows than the image has."""
+    widths = []
+    conv_band = bands.conv_band
+
+    def spy(node, dz, band):
+        out, rows = conv_band(node, dz, band)
+        widths.append((rows[1] - rows[0], node.shape[-2]))
+        return out, rows
+
+    monkeypatch.setattr(bands, "conv_band", spy)
+    boundary_distances(net, torch.randn(2, *net.input_shape, dtype=torch.float64), max_memory=min_memory(net))
+    assert widths and any(w < h for w, h in widths)
