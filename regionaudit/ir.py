@@ -534,10 +534,12 @@ class MaxPool(Node):
             view = view[:, :, rows[0] : rows[1]]
         return view.reshape(x.shape[0], -1, math.prod(self.kernel))
 
-    def candidates_by_window(self, x: torch.Tensor, value: float = -math.inf) -> torch.Tensor:
+    def candidates_by_window(self, x: torch.Tensor, value: float = -math.inf, rows: tuple[int, int] | None = None) -> torch.Tensor:
         """`candidates` with the probe axis last: (windows, k, P), one copy (for products that
-        run over the probes, as the distance's Gram matrices do)."""
+        run over the probes, as the distance's Gram matrices do); `rows` as in `candidates`."""
         view = self._windows(x, value)
+        if rows is not None:
+            view = view[:, :, rows[0] : rows[1]]
         return view.movedim(0, -1).reshape(-1, math.prod(self.kernel), x.shape[0])
 
     @property

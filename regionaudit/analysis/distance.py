@@ -159,8 +159,9 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, n_points, sq,
                 tan[i] = node.tangent(z, dz)
         elif i in pooled:
             relu = network.nodes[node.inputs[0]]
-            tan_i = _pool_of_masked(node, relu, kinks[node.inputs[0]], ds[0], cells[i], pooled[i], sq[i], last[i] > i)
             out = bands.pool_rows(node, rows)
+            part = None if bands.full(out, node.shape[-2]) else out
+            tan_i = _pool_of_masked(node, relu, kinks[node.inputs[0]], ds[0], cells[i], pooled[i], sq[i], last[i] > i, part)
             if tan_i is not None:
                 tan[i] = tan_i
         elif isinstance(node, MaxPool):
@@ -299,7 +300,7 @@ def _pools_of_shared_relus(network: Network, order: list[int], last: dict[int, i
 
 
 def _pool_of_masked(pool: MaxPool, relu: LeakyRelu, z: torch.Tensor, dz: torch.Tensor, cells: torch.Tensor,
-                    code: torch.Tensor, sq: torch.Tensor, goes_on: bool) -> torch.Tensor | None:
+                    code: torch.Tensor, sq: torch.Tensor, goes_on: bool, rows=None) -> torch.Tensor | None:
     """The max pool's margins' squared gradients from the ReLU's input tangent dz (T, 1, ...),
     shared by all points, and each point's slopes f (P, ...) at z: candidate c and winner w
     (first maximum) of a window have tangents f_c dz_c and f_w dz_w, so
@@ -310,12 +311,18 @@ def _pool_of_masked(pool: MaxPool, relu: LeakyRelu, z: torch.Tensor, dz: torch.T
     tangent of the ReLU's width (23 328 units for 10 outputs in a verification net). Exact where
     a slope is 0 (an inactive unit adds nothing); elsewhere the expansion loses about as many
     digits as |dz_c - dz_w| is smaller than |dz_c| (none for cells that see different inputs).
-    `cells` and `code` are the winners' cells and their places in their windows. Returns the
-    pool's output tangent (T, P, *shape) where a later node reads it."""
+    `cells` and `code` are the winners' cells and their places in their windows; with `rows`
+    (a, b), only the windows of output rows a..b-1 (dz is zero outside them). Returns the pool's
+    output tangent (T, P, *shape) where a later node reads it."""
     t, p = dz.shape[0], z.shape[0]
+    k = sq.shape[-1]
+    if rows is not None:  # the windows of those rows only
+        sq = sq.view(p, -1, *pool.shape[-2:], k)[:, :, rows[0] : rows[1]]
+        code = code.view(p, -1, *pool.shape[-2:])[:, :, rows[0] : rows[1]].reshape(p, -1)
+        cells = cells.view(p, -1, *pool.shape[-2:])[:, :, rows[0] : rows[1]].reshape(p, -1)
     slope = torch.where(z > 0, torch.ones((), dtype=z.dtype, device=z.device), relu.slope.to(z.dtype))
     slope = torch.broadcast_to(slope, z.shape)
-    windows = pool.candidates_by_window(dz.reshape(t, *dz.shape[2:]), value=0.0)  # (W, k, T)
+    windows = pool.candidates_by_window(dz.reshape(t, *dz.shape[2:]), value=0.0, rows=rows)  # (W, k, T)
     # a window's cells see few of the input directions after one convolution (its receptive
     # field): the products then run over the directions some cell of the window sees
     live = windows.ne(0).any(1)  # (W, T)
@@ -324,17 +331,19 @@ def _pool_of_masked(pool: MaxPool, relu: LeakyRelu, z: torch.Tensor, dz: torch.T
         seen = live.to(torch.uint8).argsort(dim=1, descending=True, stable=True)[:, :width]
         windows = windows.gather(2, seen.unsqueeze(1).expand(-1, windows.shape[1], -1))
     gram = torch.bmm(windows, windows.transpose(1, 2))  # (W, k, k)
-    k = gram.shape[-1]
-    f = pool.candidates(slope, value=0.0)  # (P, W, k)
+    f = pool.candidates(slope, value=0.0, rows=rows)  # (P, W, k)
     win = code.long()  # (P, W)
     f_win = f.gather(2, win.unsqueeze(-1))  # (P, W, 1)
     diag = gram.diagonal(dim1=1, dim2=2)  # (W, k)
     g_win = gram.unsqueeze(0).expand(p, -1, -1, -1).gather(3, win[..., None, None].expand(-1, -1, k, 1))[..., 0]  # (P, W, k): G_cw
     g_ww = g_win.gather(2, win.unsqueeze(-1))  # (P, W, 1)
-    sq += (f * f * diag + f_win * f_win * g_ww - 2 * f * f_win * g_win).clamp_(min=0)
+    sq += (f * f * diag + f_win * f_win * g_ww - 2 * f * f_win * g_win).clamp_(min=0).reshape(sq.shape)
     if not goes_on:
         return None
-    return (dz.reshape(t, -1)[:, cells] * f_win[..., 0]).reshape(t, p, *pool.shape)
+    picked = dz.reshape(t, -1)[:, cells] * f_win[..., 0]
+    if rows is None:
+        return picked.reshape(t, p, *pool.shape)
+    return _placed(picked.reshape(t, p, *pool.shape[:-2], rows[1] - rows[0], pool.shape[-1]), pool.shape, rows)
 
 
 def _nearest(network, order, kinks, sq, n_points) -> list[NearestBoundary]:
