@@ -76,14 +76,25 @@ def _pooled_first_net(seed: int) -> ir.Network:
     return g.network(g.dense(g.flatten(g.relu(g.conv(x, 2, 1))), 2))
 
 
+def _broadcast_sum_net(seed: int) -> ir.Network:
+    """A residual sum whose second term, one row high, is broadcast along the height: its tangent
+    spreads over every row, whatever rows the first term's band holds."""
+    g = nf.Builder((1, 6, 8), seed)
+    x = g.relu(g.conv(0, 2, 3))  # (2, 4, 6)
+    tall = g._add(ir.Conv(g.name("Conv"), (0,), (2, 1, 6), weight=g.randn(2, 1, 6, 3, std=0.4), bias=g.randn(2, std=0.3),
+                          strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), groups=1))
+    y = g.relu(g.sum(x, g.relu(tall)))
+    return g.network(g.dense(g.flatten(g.relu(g.conv(y, 2, 3, pad=1))), 2))
+
+
 def _sample(name: str) -> ir.Network:
     """A shipped sample model: its image has the exported batch axis (1, C, H, W)."""
     return import_model(str(SAMPLES / f"{name}.onnx")).network
 
 
 @pytest.mark.parametrize("net", [_image_net(1), _image_net(2), _pooled_first_net(3), nf.make("cnn_max", 4), nf.make("cnn_concat", 5),
-                                 _sample("digits_cnn"), _sample("digits_resnet")],
-                         ids=["layers-1", "layers-2", "pools", "cnn-max", "cnn-concat", "sample-cnn", "sample-resnet"])
+                                 _broadcast_sum_net(6), _sample("digits_cnn"), _sample("digits_resnet")],
+                         ids=["layers-1", "layers-2", "pools", "cnn-max", "cnn-concat", "broadcast-sum", "sample-cnn", "sample-resnet"])
 @pytest.mark.parametrize("budget", [1, 7, None], ids=["one-direction", "few", "default"])
 def test_banded_layers_give_the_full_layers_distances(net, budget, monkeypatch):
     """Chunks of one, a few and all directions (bands of every width): every kink node's squared

@@ -18,7 +18,7 @@ import math
 import torch
 
 from regionaudit.conv import conv
-from regionaudit.ir import Conv, LeakyRelu, MaxPool, Node, Scale
+from regionaudit.ir import Conv, LeakyRelu, MaxPool, Node, Scale, Sum
 
 Band = tuple[int, int] | None
 
@@ -52,6 +52,7 @@ def reached(band: Band, kernel: int, stride: int, pad_top: int, dilation: int, o
 
 
 def full(band: Band, height: int) -> bool:
+    """Whether the band covers every row (or is unknown): nothing to leave out."""
     return band is None or (band[0] <= 0 and band[1] >= height)
 
 
@@ -88,12 +89,11 @@ def pool_rows(node: MaxPool, band: Band) -> Band:
     return reached(band, node.kernel[0], node.strides[0], node.pads[0], node.dilations[0], node.shape[-2])
 
 
-def keeps_band(node: Node, shape_in: tuple[int, ...]) -> bool:
-    """Whether the node's linear part maps a tangent zero outside some rows to one zero outside
-    the same rows: elementwise, on a tensor of its input's shape."""
-    if isinstance(node, LeakyRelu):
-        return True
-    return isinstance(node, Scale) and tuple(node.shape) == tuple(shape_in)
+def keeps_band(node: Node, shapes_in: list[tuple[int, ...]]) -> bool:
+    """Whether the node's linear part maps tangents zero outside some rows to one zero outside
+    those rows (a Sum: their union): an elementwise Scale or Sum whose inputs have its shape (a
+    term broadcast along the height would spread over every row)."""
+    return isinstance(node, (Scale, Sum)) and all(tuple(s) == tuple(node.shape) for s in shapes_in)
 
 
 def slopes_rowwise(node: LeakyRelu) -> bool:

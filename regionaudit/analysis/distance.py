@@ -186,10 +186,9 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, n_points, sq,
             else:
                 y = node.linear(flat)
             tan[i] = y.reshape(t, p, *y.shape[1:])
-            if isinstance(node, Sum) and all(band[k] is not None for k in node.inputs) and bands.is_image(node.shape):
-                out = (min(band[k][0] for k in node.inputs), max(band[k][1] for k in node.inputs))
-            elif rows is not None and bands.keeps_band(node, network.nodes[node.inputs[0]].shape):
-                out = rows
+            held = [band[k] for k in node.inputs]
+            if rows is not None and None not in held and bands.keeps_band(node, [network.nodes[k].shape for k in node.inputs]):
+                out = (min(lo for lo, _ in held), max(hi for _, hi in held))
         band[i] = out
         for k in list(tan):
             if last.get(k, k) <= i:
