@@ -121,11 +121,11 @@ def _forward_masks(network: Network, order: list[int], last: dict[int, int], x: 
     return kinks
 
 
-def _accumulate(network, order, last, kinks, cells, pooled, basis, n_points, sq, start=None):
-    """Push tangents basis (T, D) for n_points points through; add squared norms into sq. `cells`
-    holds each MaxPool's `winner_cells` at the points, `pooled` the `winners` of each max pool of
-    a shared ReLU (`_pools_of_shared_relus`). `start`: basis is rows start.. of the identity (an
-    exact distance): its 2-D convolution is placed rather than multiplied out
+def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=None):
+    """Push tangents basis (T, D) through at the points of `kinks`; add squared norms into sq.
+    `cells` holds each MaxPool's `winner_cells` at the points, `pooled` the `winners` of each max
+    pool of a shared ReLU (`_pools_of_shared_relus`). `start`: basis is rows start.. of the
+    identity (an exact distance): its 2-D convolution is placed rather than multiplied out
     (`conv2d_of_basis`), and the image layers after it run on the rows where their tangents can
     be nonzero (bands.py).
 
@@ -457,7 +457,7 @@ def boundary_distances(
                 sq[i] = torch.zeros((p, z[0].numel()), dtype=network.dtype, device=network.device)
         for d0 in range(0, n_tan, n_dir):
             chunk = _basis(dim, d0, min(n_dir, n_tan - d0), network) if gauss is None else gauss[d0 : d0 + n_dir]
-            _accumulate(network, order, last, kinks, cells, pooled, chunk, p, sq, start=d0 if gauss is None else None)
+            _accumulate(network, order, last, kinks, cells, pooled, chunk, sq, start=d0 if gauss is None else None)
         results.extend(_nearest(network, order, kinks, sq, p))
         if progress is not None:
             progress(p)
