@@ -251,3 +251,34 @@ def test_squares_one_direction_at_a_time_are_the_chunked_sums(copied, monkeypatc
     for got, x in zip(one_by_one, pts):
         dist, node, unit = plainpath.distance(net, x)
         assert got.distance == pytest.approx(dist, rel=1e-12, abs=1e-15) and (got.node, got.unit) == (node, unit)
+
+
+def test_max_pool_last_of_two_readers_of_the_first_relu():
+    """A max pool that reads the first ReLU last but not alone: the other reader takes the ReLU's
+    masked tangent, so the pool's margins are not taken from the shared Gram matrices (which
+    leave the ReLU's tangent unmasked). Autograd's distances and nearest units."""
+    g = nf.Builder((1, 6, 6), 2)
+    r = g.relu(g.conv(0, 2, 3, pad=1))
+    side = g.relu(g.conv(r, 2, 3, pad=1))
+    pool = g.maxpool(r, 2, 2)
+    net = g.network(g.dense(g.concat([g.flatten(side), g.flatten(pool)], 0), 2))
+    pts = torch.randn(3, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for got, x in zip(boundary_distances(net, pts), pts):
+        dist, node, unit = plainpath.distance(net, x)
+        assert got.distance == pytest.approx(dist, rel=1e-12, abs=1e-15) and (got.node, got.unit) == (node, unit)
+
+
+def test_relu_after_a_broadcasting_scale_with_one_point():
+    """A Scale without factors that broadcasts its input over the height gives an expanded
+    tangent: the ReLU after it must not overwrite it in place (one point, where the tangent's
+    point axis matches)."""
+    g = nf.Builder((1, 4, 6), 3)
+    row = g._add(ir.Conv(g.name("Conv"), (0,), (2, 1, 4), weight=g.randn(2, 1, 4, 3, std=0.5), bias=g.randn(2, std=0.3),
+                         strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), groups=1))
+    spread = g._add(ir.Scale(g.name("Add"), (row,), (2, 3, 4), mul=None, add=g.randn(2, 3, 4, std=0.3)))
+    net = g.network(g.dense(g.flatten(g.relu(g.conv(g.relu(spread), 2, 3, pad=1))), 2))
+    for k in range(3):
+        x = torch.randn(1, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(k))
+        got = boundary_distances(net, x)[0]
+        dist, node, unit = plainpath.distance(net, x[0])
+        assert got.distance == pytest.approx(dist, rel=1e-12, abs=1e-15) and (got.node, got.unit) == (node, unit)

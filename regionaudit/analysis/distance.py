@@ -153,7 +153,8 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
             if i in masked:  # the max pool reading it takes dz shared and the slopes apart
                 tan[i] = dz
             elif isinstance(node, LeakyRelu) and last[i] > i:
-                inplace = dz.shape[1] == z.shape[0] and overwritable(tan, node.inputs[0], last, i, keep=(basis,))
+                # (never an expanded view: a Scale without factors broadcasts its input)
+                inplace = dz.shape[1] == z.shape[0] and dz.is_contiguous() and overwritable(tan, node.inputs[0], last, i, keep=(basis,))
                 tan[i] = _relu_tangent(node, z, dz, inplace, on)
             elif last[i] > i:
                 tan[i] = node.tangent(z, dz)
@@ -286,14 +287,16 @@ def _sum_squares(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor
 
 def _pools_of_shared_relus(network: Network, order: list[int], last: dict[int, int]) -> set[int]:
     """Max pools that alone read a LeakyRelu (ReLU, PReLU, Abs) whose input tangent is still
-    shared by all points (no kink node before it): see `_pool_of_masked`."""
+    shared by all points (no kink node before it): see `_pool_of_masked`. Alone: the ReLU's
+    tangent then stays its unmasked input's, which any other reader would take for its own."""
     first_kink = next((i for i in order if network.nodes[i].is_kink), None)
     out = set()
     for i in order:
         node = network.nodes[i]
         if isinstance(node, MaxPool) and len(node.inputs) == 1:
             q = node.inputs[0]
-            if q == first_kink and isinstance(network.nodes[q], LeakyRelu) and last[q] == i:
+            readers = [n for n in order if q in network.nodes[n].inputs]
+            if q == first_kink and isinstance(network.nodes[q], LeakyRelu) and readers == [i] and last[q] == i:
                 out.add(i)
     return out
 
