@@ -47,6 +47,11 @@ def overwritable(held: dict[int, torch.Tensor], q: int, last: dict[int, int], i:
     return all(v.untyped_storage().data_ptr() != ptr for v in others)
 
 
+def readers(network: Network, order: list[int], q: int) -> list[int]:
+    """The nodes of `order` that read node q."""
+    return [n for n in order if q in network.nodes[n].inputs]
+
+
 def needed_nodes(network: Network) -> list[int]:
     """Ids of the nodes the analysed output depends on, in topological order."""
     need = [False] * len(network.nodes)

@@ -89,6 +89,12 @@ def pool_rows(node: MaxPool, band: Band) -> Band:
     return reached(band, node.kernel[0], node.strides[0], node.pads[0], node.dilations[0], node.shape[-2])
 
 
+def window_rows(x: torch.Tensor, shape: tuple[int, ...], rows: tuple[int, int]) -> torch.Tensor:
+    """The entries of x (P, W, ...) for the windows of output rows a..b-1 of a 2-D pool of output
+    `shape` (windows in output order): a view (P, C, b-a, OW, ...), which writes go through."""
+    return x.view(x.shape[0], -1, *shape[-2:], *x.shape[2:])[:, :, rows[0] : rows[1]]
+
+
 def keeps_band(node: Node, shapes_in: list[tuple[int, ...]]) -> bool:
     """Whether the node's linear part maps tangents zero outside some rows to one zero outside
     those rows (a Sum: their union): an elementwise Scale or Sum whose inputs have its shape (a

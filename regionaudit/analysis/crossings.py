@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from regionaudit.analysis._common import readers
 from regionaudit.ir import LeakyRelu, MaxPool, Network, WindowMax
 
 
@@ -142,7 +143,7 @@ def pooled_relus(network: Network, order: list[int]) -> dict[int, int]:
             continue
         if not isinstance(pool, MaxPool) or isinstance(pool, WindowMax) or tuple(pool.inputs) != (q,):
             continue
-        if network.output != q and [n for n in order if q in network.nodes[n].inputs] == [i]:
+        if network.output != q and readers(network, order, q) == [i]:
             out[q] = i
     return out
 

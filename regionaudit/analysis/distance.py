@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from regionaudit.analysis import bands
-from regionaudit.analysis._common import bytes_per_probe, check_fits, default_max_memory, needed_nodes, overwritable
+from regionaudit.analysis._common import bytes_per_probe, check_fits, default_max_memory, needed_nodes, overwritable, readers
 from regionaudit.conv import conv2d_of_basis
 from regionaudit.errors import BadOption
 from regionaudit.ir import Conv, LeakyRelu, MaxPool, Network, Sum, UnitKink
@@ -158,20 +158,19 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
                 tan[i] = _relu_tangent(node, z, dz, inplace, on)
             elif last[i] > i:
                 tan[i] = node.tangent(z, dz)
-        elif i in pooled:
-            relu = network.nodes[node.inputs[0]]
-            out = bands.pool_rows(node, rows)
-            part = None if bands.full(out, node.shape[-2]) else out
-            tan_i = _pool_of_masked(node, relu, kinks[node.inputs[0]], ds[0], cells[i], pooled[i], sq[i], last[i] > i, part)
-            if tan_i is not None:
-                tan[i] = tan_i
         elif isinstance(node, MaxPool):
             out = bands.pool_rows(node, rows)
             part = None if bands.full(out, node.shape[-2]) else out
-            picked = node.tangent(kinks[i], ds[0], cells[i], part)  # (T, P, *shape), or its rows
-            _add_window_squares(node, ds[0], picked, sq[i], part)
-            if last[i] > i:
-                tan[i] = picked if part is None else _placed(picked, node.shape, part)
+            if i in pooled:
+                relu = network.nodes[node.inputs[0]]
+                tan_i = _pool_of_masked(node, relu, kinks[node.inputs[0]], ds[0], cells[i], pooled[i], sq[i], last[i] > i, part)
+                if tan_i is not None:
+                    tan[i] = tan_i
+            else:
+                picked = node.tangent(kinks[i], ds[0], cells[i], part)  # (T, P, *shape), or its rows
+                _add_window_squares(node, ds[0], picked, sq[i], part)
+                if last[i] > i:
+                    tan[i] = picked if part is None else _placed(picked, node.shape, part)
         elif start is not None and tuple(node.inputs) == (0,) and _convolves_image(node, network):
             y = conv2d_of_basis(node.weight, network.graph_input_shape[-3:], start, t, node.strides, node.pads, node.dilations, node.groups)
             tan[i] = y.reshape(t, 1, *node.shape)
@@ -234,7 +233,7 @@ def _add_window_squares(pool: MaxPool, dz: torch.Tensor, picked: torch.Tensor, s
     flat = dz.reshape(-1, *dz.shape[2:])
     k = sq.shape[-1]
     if rows is not None:
-        sq = sq.view(p, -1, *pool.shape[-2:], k)[:, :, rows[0] : rows[1]]
+        sq = bands.window_rows(sq, pool.shape, rows)
     if pool.copy_windows:
         windows = pool.candidates(flat, value=0.0, rows=rows).reshape(t, dz.shape[1], -1, k)
         sq += _sum_squares(windows, picked.reshape(t, p, -1, 1)).reshape(sq.shape)
@@ -295,8 +294,7 @@ def _pools_of_shared_relus(network: Network, order: list[int], last: dict[int, i
         node = network.nodes[i]
         if isinstance(node, MaxPool) and len(node.inputs) == 1:
             q = node.inputs[0]
-            readers = [n for n in order if q in network.nodes[n].inputs]
-            if q == first_kink and isinstance(network.nodes[q], LeakyRelu) and readers == [i] and last[q] == i:
+            if q == first_kink and isinstance(network.nodes[q], LeakyRelu) and readers(network, order, q) == [i] and last[q] == i:
                 out.add(i)
     return out
 
@@ -319,9 +317,9 @@ def _pool_of_masked(pool: MaxPool, relu: LeakyRelu, z: torch.Tensor, dz: torch.T
     t, p = dz.shape[0], z.shape[0]
     k = sq.shape[-1]
     if rows is not None:  # the windows of those rows only
-        sq = sq.view(p, -1, *pool.shape[-2:], k)[:, :, rows[0] : rows[1]]
-        code = code.view(p, -1, *pool.shape[-2:])[:, :, rows[0] : rows[1]].reshape(p, -1)
-        cells = cells.view(p, -1, *pool.shape[-2:])[:, :, rows[0] : rows[1]].reshape(p, -1)
+        sq = bands.window_rows(sq, pool.shape, rows)
+        code = bands.window_rows(code, pool.shape, rows).reshape(p, -1)
+        cells = bands.window_rows(cells, pool.shape, rows).reshape(p, -1)
     slope = torch.where(z > 0, torch.ones((), dtype=z.dtype, device=z.device), relu.slope.to(z.dtype))
     slope = torch.broadcast_to(slope, z.shape)
     windows = pool.candidates_by_window(dz.reshape(t, *dz.shape[2:]), value=0.0, rows=rows)  # (W, k, T)
