@@ -136,3 +136,16 @@ def test_window_max_winners_are_the_first_argmax():
     node = WindowMax("max", (0,), (3, 4), kernel=(5,), strides=(1,), pads=(0, 0), dilations=(1,))
     assert torch.equal(node.winners(x).long(), x.reshape(7, -1, 5).argmax(-1))
     assert torch.equal(node.forward([x]), x.amax(-1))
+
+
+def test_max_pool_winners_of_windows_over_255_cells_are_the_first_argmax():
+    """Codes of windows with more than 255 cells are int32, not uint8; ties as above."""
+    from regionaudit.ir import MaxPool
+
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randint(-2, 3, (5, 2, 19, 20), generator=gen).to(torch.float64).clamp(min=0)
+    node = MaxPool("pool", (0,), (2, 2, 2), kernel=(16, 17), strides=(3, 3), pads=(0, 0, 0, 0), dilations=(1, 1))
+    cand = node.candidates(x)
+    assert cand.shape[-1] > 255
+    assert torch.equal(node.winners(x).long(), cand.argmax(-1))
+    assert torch.equal(node.forward([x]), cand.amax(-1).reshape(5, 2, 2, 2))
