@@ -1,5 +1,6 @@
-"""The benchmark's models: sample models, random MLPs, the CIFAR-size real models and a large
-conv net built here. Each spec says how to load the network and where its probes lie."""
+"""The benchmark's models: sample models, random MLPs, the CIFAR-size real models, a large conv
+net built here, and conv nets of common verification shapes built here. Each spec says how to
+load the network and where its probes lie."""
 
 from __future__ import annotations
 
@@ -93,6 +94,10 @@ class _Builder:
             ir.MaxPool(f"MaxPool_{len(self.nodes)}", (x,), tuple(out), kernel=(2, 2), strides=(2, 2), pads=(0,) * 4, dilations=(1, 1))
         )
 
+    def add(self, x: int, y: int) -> int:
+        """A residual sum x + y of two outputs of one shape."""
+        return self._add(ir.Sum(f"Add_{len(self.nodes)}", (x, y), self.nodes[x].shape))
+
     def flatten(self, x: int) -> int:
         return self._add(ir.Reshape(f"Flatten_{len(self.nodes)}", (x,), (math.prod(self.nodes[x].shape),)))
 
@@ -148,6 +153,50 @@ def vgg_64(seed: int = 0):
     return load
 
 
+def _convnet(input_shape: tuple[int, ...], seed: int, layers: list[tuple]) -> Callable:
+    """A conv net from a layer list: ("conv", C_out, k, stride), ("pool",), ("dense", n) and
+    ("res", C) (a residual block of two 3x3 convolutions); each conv and dense but the last is
+    followed by a ReLU, and the net ends in 10 outputs."""
+
+    def load(dtype, device):
+        g = _Builder(input_shape, seed)
+        x = 0
+        for layer in layers:
+            if layer[0] == "conv":
+                x = g.relu(g.conv(x, *layer[1:]))
+            elif layer[0] == "pool":
+                x = g.maxpool(x)
+            elif layer[0] == "res":
+                y = g.conv(g.relu(g.conv(x, layer[1], 3, 1)), layer[1], 3, 1)
+                x = g.relu(g.add(y, x))
+            else:
+                x = g.relu(g.dense(x if len(g.nodes[x].shape) == 1 else g.flatten(x), layer[1]))
+        return g.network(g.dense(x if len(g.nodes[x].shape) == 1 else g.flatten(x), 10), dtype, device)
+
+    return load
+
+
+def other_convnets() -> list[ModelSpec]:
+    """Conv nets of the shapes common in verification benchmarks, built here with seeded weights
+    and never used to tune the analyses: they show how the measures do beyond the nets above,
+    the small-channel one included (few multiply-adds per activation)."""
+    mnist, cifar = (1, 28, 28), (3, 32, 32)
+    nets = [
+        ("convsmall-mnist", mnist, [("conv", 16, 4, 2), ("conv", 32, 4, 2), ("dense", 100)], 1.0, 2),
+        ("convbig-cifar", cifar, [("conv", 32, 3, 1), ("conv", 32, 4, 2), ("conv", 64, 3, 1), ("conv", 64, 4, 2),
+                                  ("dense", 512), ("dense", 512)], 0.01, 1),
+        ("maxpool-mnist-32-64", mnist, [("conv", 32, 3, 1), ("pool",), ("conv", 64, 3, 1), ("pool",), ("dense", 128)], 0.03, 2),
+        ("vgg-cifar-32-64", cifar, [("conv", 32, 3, 1), ("conv", 32, 3, 1), ("pool",), ("conv", 64, 3, 1),
+                                    ("conv", 64, 3, 1), ("pool",), ("dense", 256)], 0.005, 1),
+        ("resnet-cifar-32", cifar, [("conv", 32, 3, 2), ("res", 32), ("res", 32), ("dense", 100)], 0.03, 2),
+        ("maxpool-mnist-8", mnist, [("conv", 8, 3, 1), ("pool",), ("conv", 8, 3, 1), ("pool",)], 0.5, 2),
+    ]
+    return [
+        ModelSpec(name, _convnet(shape, seed, layers), segments=4, fraction=frac, points=points, tags=("other",))
+        for seed, (name, shape, layers, frac, points) in enumerate(nets, start=1)
+    ]
+
+
 def all_models() -> list[ModelSpec]:
     specs: list[ModelSpec] = [
         FileSpec("spirals_mlp", _onnx(SAMPLES / "spirals_mlp.onnx"), path=SAMPLES / "spirals_mlp.onnx",
@@ -168,7 +217,7 @@ def all_models() -> list[ModelSpec]:
         path = REALMODELS / f"{name}.onnx"
         specs.append(FileSpec(name, _onnx(path), path=path, segments=4, fraction=0.25, points=4))
     specs.append(ModelSpec("vgg64-155k", vgg_64(), segments=2, fraction=0.01, points=1, tags=("gpu",)))
-    return specs
+    return specs + other_convnets()
 
 
 def probes(spec: ModelSpec, input_shape: tuple[int, ...], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
