@@ -115,7 +115,11 @@ def test_a_pass_that_outgrows_its_budget_goes_on_in_groups():
     from that node: the nodes before it saw each knot once, and the trace is the unsplit one."""
     net = nf.make("cnn_max", 0)
     a, b = nf.segments(net, 1, 4)
-    ref = trace_segments(net, a, b)[0]
+    # a --max-knots (here never reached) keeps the max pool after the first ReLU a node of its
+    # own, as this test wants: its crossings are found after the ReLU's, not with them
+    unbounded = 10**9
+    ref = trace_segments(net, a, b, max_knots=unbounded)[0]
+    assert_same_trace(trace_segments(net, a, b)[0], ref, tol=1e-12)  # found with the ReLU's
     made = [ref.knots_per_layer[net.nodes[i].name] for i in net.kink_ids]  # 72, 43, 16, 19
     first_conv, second_conv = [i for i, node in enumerate(net.nodes) if isinstance(node, ir.Conv)]
     rows = {first_conv: 0, second_conv: 0}
@@ -131,7 +135,7 @@ def test_a_pass_that_outgrows_its_budget_goes_on_in_groups():
     cap = 2 * (2 + made[0]) + 10
     assert 2 * (2 + made[0] + made[1]) > cap
     per_knot = bytes_per_probe(net, needed_nodes(net), 8)
-    split = trace_segments(net, a, b, max_memory=per_knot * cap)[0]
+    split = trace_segments(net, a, b, max_memory=per_knot * cap, max_knots=unbounded)[0]
     assert_same_trace(split, ref, tol=1e-12)
     assert rows[first_conv] == 2  # the segment's two ends, once: nothing started over
     present = 2 + made[0] + made[1]  # knots when the second convolution runs
@@ -279,3 +283,33 @@ def test_large_disjoint_pool_windows_equal_walk(pad):
         assert midpoint_check(net, d, a[s], b[s]) < 1e-9
         pool_knots += d.knots_per_layer[net.nodes[x].name]
     assert pool_knots > 0
+
+
+@pytest.mark.parametrize("flat", [False, True], ids=["random", "constant-images"])
+def test_a_first_relu_and_its_max_pool_insert_their_knots_at_once(flat, monkeypatch):
+    """Where the first kink node is a ReLU read alone by a max pool, the pool's winner changes
+    come from the ReLU's input with the ReLU's crossings, one insertion for both: the same
+    knots from the same nodes as the two one after the other, and the walk's counts; with
+    constant images every window holds tied lines."""
+    from regionaudit.analysis import density
+
+    net = nf.make("cnn_max", 2)
+    first = next(i for i in net.kink_ids)
+    assert isinstance(net.nodes[first], ir.LeakyRelu) and isinstance(net.nodes[first + 1], ir.MaxPool)
+    a, b = nf.segments(net, 3, 5)
+    if flat:
+        a = a.mean(dim=(-2, -1), keepdim=True).expand_as(a).contiguous()
+        b = b.mean(dim=(-2, -1), keepdim=True).expand_as(b).contiguous()
+    searched = []
+    search = density.maxpool_crossings
+    monkeypatch.setattr(density, "maxpool_crossings", lambda node, *args, **kwargs: searched.append(node.name) or search(node, *args, **kwargs))
+    got = density.trace_segments(net, a, b)
+    assert net.nodes[first + 1].name not in searched
+    monkeypatch.setattr(density, "pooled_relus", lambda *args, **kwargs: {})
+    ref = density.trace_segments(net, a, b)
+    assert net.nodes[first + 1].name in searched
+    for s in range(3):
+        assert_same_trace(got[s], ref[s], tol=1e-12)
+        assert got[s].regions == walk_segment(net, a[s], b[s]).regions
+        assert float((got[s].outputs - ref[s].outputs).abs().max()) < 1e-12 * float(ref[s].outputs.abs().max())
+    assert sum(tr.knots_per_layer[net.nodes[first + 1].name] for tr in got) > (0 if flat else 10)

@@ -165,7 +165,7 @@ class PoolCrossings:
 
 
 def relu_pool_crossings(
-    relu: LeakyRelu, pool: MaxPool, z: torch.Tensor, pair_ok: torch.Tensor, floor: torch.Tensor
+    relu: LeakyRelu, pool: MaxPool, z: torch.Tensor, pair_ok: torch.Tensor, floor: torch.Tensor, kinks: bool = True
 ) -> PoolCrossings:
     """The knots of ReLU (one slope alpha >= 0) then max pool between neighbouring knots, from the
     ReLU's input z, without the ReLU's output at the new knots.
@@ -176,7 +176,8 @@ def relu_pool_crossings(
     (the pool's: with alpha = 0 where E > 0; all of them otherwise), as ReLU then max pool finds
     them one after the other. The pooled output bends at E's breakpoints and where E crosses 0:
     a window whose first argmax is the same line L at both knots follows L throughout (see
-    `maxpool_crossings`), the others are traced.
+    `maxpool_crossings`), the others are traced. Without `kinks` the pooled output's kinks are
+    left out (empty): only the knots.
     """
     alpha = float(relu.slope)
     n = z.shape[0]
@@ -187,11 +188,13 @@ def relu_pool_crossings(
     changed = (am[:-1] != am[1:]) & pair_ok[:, None]
 
     # windows that keep their leader L: a kink where L crosses zero (among the units' crossings)
-    cw, cm = _windows_holding(cells, u)  # (crossing, window) pairs: the windows of each unit
-    cw_j = j[cm]
-    keep = ~changed[cw_j, cw] & (cells[cw, am[cw_j, cw].long()].long() == u[cm])
-    cm, cw = cm[keep], cw[keep]
-    kinks = [(j[cm], a[cm] / (a[cm] - b[cm]), cw, (1 - alpha) * (b[cm] - a[cm]).abs())]
+    cm = cw = j[:0]
+    if kinks:
+        cw, cm = _windows_holding(cells, u)  # (crossing, window) pairs: the windows of each unit
+        cw_j = j[cm]
+        keep = ~changed[cw_j, cw] & (cells[cw, am[cw_j, cw].long()].long() == u[cm])
+        cm, cw = cm[keep], cw[keep]
+    bends = [(j[cm], a[cm] / (a[cm] - b[cm]), cw, (1 - alpha) * (b[cm] - a[cm]).abs())]
 
     knots = [(j, a / (a - b), torch.zeros_like(j, dtype=torch.bool))]
     p, w = nonzero(changed)
@@ -202,12 +205,13 @@ def relu_pool_crossings(
         level = c0[r, env.before] + sb * (c1[r, env.before] - c0[r, env.before])
         kept = level > 0 if alpha == 0 else torch.ones_like(r, dtype=torch.bool)
         knots.append((p[r[kept]], sb[kept], torch.ones_like(r[kept], dtype=torch.bool)))
-        row, s_at, slope = _pooled_slopes(env, c0, c1, floor[p], alpha)
-        change = slope[1:] - slope[:-1]
-        inner = (row[1:] == row[:-1]) & (change != 0)
-        kinks.append((p[row[1:][inner]], s_at[1:][inner], w[row[1:][inner]], change[inner]))
+        if kinks:
+            row, s_at, slope = _pooled_slopes(env, c0, c1, floor[p], alpha)
+            change = slope[1:] - slope[:-1]
+            inner = (row[1:] == row[:-1]) & (change != 0)
+            bends.append((p[row[1:][inner]], s_at[1:][inner], w[row[1:][inner]], change[inner]))
     kj, ks, kb = (torch.cat(x) for x in zip(*knots))
-    cj, cs, cw, cd = (torch.cat(x) for x in zip(*kinks))
+    cj, cs, cw, cd = (torch.cat(x) for x in zip(*bends))
     return PoolCrossings(kj, ks, kb, cj, cs, cw, cd)
 
 

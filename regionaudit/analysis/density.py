@@ -25,7 +25,7 @@ from regionaudit.analysis._common import (
     overwritable,
     zero_tolerance,
 )
-from regionaudit.analysis.crossings import maxpool_crossings, relu_crossings, relu_pool_crossings, unit_crossings
+from regionaudit.analysis.crossings import maxpool_crossings, pooled_relus, relu_crossings, relu_pool_crossings, unit_crossings
 from regionaudit.analysis.refill import Kinked, reads_kink, refill
 from regionaudit.analysis.tail import MAX_STEP, Tail, TailFill, affine_tail, anchors, tail_matrix
 from regionaudit.errors import BadOption
@@ -124,12 +124,18 @@ class _Budget:
 
 
 class _Pass:
-    def __init__(self, network: Network, order: list[int], last: dict[int, int], tail: Tail | None = None):
+    def __init__(self, network: Network, order: list[int], last: dict[int, int], tail: Tail | None = None,
+                 fused: dict[int, int] | None = None):
         self.network = network
         self.order = order
         self.last = last
         self.tail = tail
         self._tail_matrix: torch.Tensor | None = None  # computed at the first use
+        # the first kink node, where it is a ReLU whose max pool comes next: the pool's crossings
+        # are found and inserted with the ReLU's (`_cross_fused`), unless the tail takes them
+        first = next((i for i in order if network.nodes[i].is_kink), None)
+        self.fused = {q: p for q, p in (fused or {}).items() if q == first and (tail is None or q != tail.kink)}
+        self.found_early = set(self.fused.values()) | ({tail.pool} if tail is not None and tail.pool is not None else set())
 
     def run(
         self,
@@ -168,12 +174,14 @@ class _Pass:
             i = self.order[pos]
             node = net.nodes[i]
             tails = self.tail is not None and i == self.tail.kink
-            found = self.tail is not None and i == self.tail.pool  # (its crossings found at the kink)
+            found = i in self.found_early  # (a max pool whose crossings its ReLU found)
             pools = isinstance(node, MaxPool) and not found and self.last[node.inputs[0]] == i
             try:
                 pooled = self._cross_pool(k, i, budget) if pools else None
                 if tails:
                     fresh = self._cross_tail(k, i, budget)
+                elif i in self.fused:
+                    fresh = self._cross_fused(k, i, budget)
                 else:
                     fresh = node.is_kink and not pools and not found and self._cross(k, i, budget)
             except _Overflow as ov:
@@ -245,6 +253,22 @@ class _Pass:
         else:  # pragma: no cover - the IR has no other kink nodes
             raise BadOption(f"unsupported kink node {node.kind}")
         return bool(j.numel()) and _insert(k, i, j, s, budget, bends=bends) is not None
+
+    def _cross_fused(self, k: _Knots, i: int, budget: _Budget) -> bool:
+        """`_cross` for a ReLU whose max pool comes next and alone reads it: the ReLU's crossings
+        and the pool's winner changes, found together from the ReLU's input, which is affine
+        between the knots (`relu_pool_crossings`), are inserted at once, each knot counted at
+        the node that makes it. The same knots as the ReLU's insertion then the pool's, with one
+        pass over the live values instead of two. True when knots were inserted."""
+        node = self.network.nodes[i]
+        z = k.values[node.inputs[0]]
+        pair_ok, floor = _pairs(k, z)
+        pool = self.fused[i]
+        found = relu_pool_crossings(node, self.network.nodes[pool], z, pair_ok, floor, kinks=False)
+        if not found.j.numel():
+            return False
+        src = torch.where(found.by_pool, pool, i)
+        return _insert(k, src, found.j, found.s, budget) is not None
 
     def _cross_pool(self, k: _Knots, i: int, budget: _Budget) -> torch.Tensor:
         """`_cross` for a max pool whose input is read last here; its output at every knot. The
@@ -634,7 +658,7 @@ def trace_segments(
     # (a max pool's crossings found with its ReLU's would be cut by --max-knots in the order of
     # their positions, not the ReLU's crossings first)
     tail = affine_tail(network, order, per_knot, int(max_memory), pools=max_knots is None)
-    runner = _Pass(network, order, last, tail)
+    runner = _Pass(network, order, last, tail, fused=pooled_relus(network, order) if max_knots is None else None)
 
     queue: deque[_Item] = deque(_Item(s, 0.0, 1.0) for s in range(n_seg))
     pieces: dict[int, list[_Piece]] = {s: [] for s in range(n_seg)}
