@@ -251,6 +251,12 @@ def make(kind: str, seed: int) -> ir.Network:
     raise ValueError(kind)
 
 
+def constant_images(x: torch.Tensor) -> torch.Tensor:
+    """x (N, ..., H, W) with every image replaced by its mean: every max pool window then holds
+    tied values (the same value computed at several cells)."""
+    return x.mean(dim=(-2, -1), keepdim=True).expand_as(x).contiguous()
+
+
 def segments(network: ir.Network, n: int, seed: int, scale: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     shape = (n, *network.input_shape)
