@@ -52,6 +52,11 @@ def readers(network: Network, order: list[int], q: int) -> list[int]:
     return [n for n in order if q in network.nodes[n].inputs]
 
 
+def first_kink(network: Network, order: list[int]) -> int | None:
+    """The first kink node the analyses run, None in an affine network."""
+    return next((i for i in order if network.nodes[i].is_kink), None)
+
+
 def needed_nodes(network: Network) -> list[int]:
     """Ids of the nodes the analysed output depends on, in topological order."""
     need = [False] * len(network.nodes)

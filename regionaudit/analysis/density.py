@@ -21,6 +21,7 @@ from regionaudit.analysis._common import (
     bytes_per_probe,
     check_fits,
     default_max_memory,
+    first_kink,
     needed_nodes,
     overwritable,
     zero_tolerance,
@@ -133,7 +134,7 @@ class _Pass:
         self._tail_matrix: torch.Tensor | None = None  # computed at the first use
         # the first kink node, where it is a ReLU whose max pool comes next: the pool's crossings
         # are found and inserted with the ReLU's (`_cross_fused`), unless the tail takes them
-        first = next((i for i in order if network.nodes[i].is_kink), None)
+        first = first_kink(network, order)
         self.fused = {q: p for q, p in (fused or {}).items() if q == first and (tail is None or q != tail.kink)}
         self.found_early = set(self.fused.values()) | ({tail.pool} if tail is not None and tail.pool is not None else set())
 

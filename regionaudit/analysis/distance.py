@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from regionaudit.analysis import bands
-from regionaudit.analysis._common import bytes_per_probe, check_fits, default_max_memory, needed_nodes, overwritable, readers
+from regionaudit.analysis._common import bytes_per_probe, check_fits, default_max_memory, first_kink, needed_nodes, overwritable, readers
 from regionaudit.conv import conv2d_of_basis
 from regionaudit.errors import BadOption
 from regionaudit.ir import Conv, LeakyRelu, MaxPool, Network, Sum, UnitKink
@@ -288,13 +288,13 @@ def _pools_of_shared_relus(network: Network, order: list[int], last: dict[int, i
     """Max pools that alone read a LeakyRelu (ReLU, PReLU, Abs) whose input tangent is still
     shared by all points (no kink node before it): see `_pool_of_masked`. Alone: the ReLU's
     tangent then stays its unmasked input's, which any other reader would take for its own."""
-    first_kink = next((i for i in order if network.nodes[i].is_kink), None)
+    first = first_kink(network, order)
     out = set()
     for i in order:
         node = network.nodes[i]
         if isinstance(node, MaxPool) and len(node.inputs) == 1:
             q = node.inputs[0]
-            if q == first_kink and isinstance(network.nodes[q], LeakyRelu) and readers(network, order, q) == [i] and last[q] == i:
+            if q == first and isinstance(network.nodes[q], LeakyRelu) and readers(network, order, q) == [i] and last[q] == i:
                 out.add(i)
     return out
 

@@ -160,6 +160,10 @@ def _convnet(input_shape: tuple[int, ...], seed: int, layers: list[tuple]) -> Ca
 
     def load(dtype, device):
         g = _Builder(input_shape, seed)
+
+        def flat(x: int) -> int:  # a dense layer reads a vector
+            return x if len(g.nodes[x].shape) == 1 else g.flatten(x)
+
         x = 0
         for layer in layers:
             if layer[0] == "conv":
@@ -170,8 +174,8 @@ def _convnet(input_shape: tuple[int, ...], seed: int, layers: list[tuple]) -> Ca
                 y = g.conv(g.relu(g.conv(x, layer[1], 3, 1)), layer[1], 3, 1)
                 x = g.relu(g.add(y, x))
             else:
-                x = g.relu(g.dense(x if len(g.nodes[x].shape) == 1 else g.flatten(x), layer[1]))
-        return g.network(g.dense(x if len(g.nodes[x].shape) == 1 else g.flatten(x), 10), dtype, device)
+                x = g.relu(g.dense(flat(x), layer[1]))
+        return g.network(g.dense(flat(x), 10), dtype, device)
 
     return load
 
