@@ -61,17 +61,18 @@ def test_peak_memory_sees_a_large_allocation():
 
 def test_other_convnets_build_and_their_counts_are_the_walks():
     """The benchmark's conv nets of verification shapes: each builds (10 outputs), and on a piece
-    of a segment two of them, one with max pools, count what the reference walk counts."""
+    of a segment three of them, one with max pools and one with depthwise convolutions, count
+    what the reference walk counts."""
     from regionaudit.analysis.walk import walk_segment
     from regionaudit.bench.models import other_convnets, probes
 
     specs = {s.name: s for s in other_convnets()}
-    assert len(specs) == 6
+    assert len(specs) == 7
     for spec in specs.values():
         net = spec.load(torch.float64, "cpu")
         a, b, pts = probes(spec, net.input_shape)
         assert net.forward(pts).shape == (len(pts), 10)
-        if spec.name in ("convsmall-mnist", "maxpool-mnist-8"):
+        if spec.name in ("convsmall-mnist", "maxpool-mnist-8", "mobilenet-cifar"):
             end = a[:1] + 0.1 * (b[:1] - a[:1])
             regions = trace_segments(net, a[:1], end)[0].regions
             assert regions == walk_segment(net, a[0], end[0]).regions > 50

@@ -1,5 +1,6 @@
 """The float64 CPU convolution (regionaudit/conv.py) computes torch's convolution: the same sums in
-another order, on every chunking, stride, dilation and asymmetric padding; and MaxPool's window
+another order, on every chunking, stride, dilation and asymmetric padding, grouped and depthwise
+ones included; and MaxPool's window
 maximum, reduced axis by axis, is the maximum and first argmax of its candidates, and the
 candidates it reads cell by cell, tap by tap, or at the winner (tangents) are the candidates."""
 
@@ -68,11 +69,44 @@ def test_convolution_of_basis_rows_is_the_convolution_exactly(case, groups):
         assert got.shape == want.shape and torch.equal(got, want)
 
 
-def test_float32_and_grouped_use_torch():
+def test_float32_uses_torch():
     x = torch.randn(3, 4, 6, 6)
     w = torch.randn(4, 2, 3, 3)
     got = conv.conv(x, w, None, (1, 1), (1, 1, 1, 1), (1, 1), 2)
     assert torch.equal(got, F.conv2d(x, w, None, 1, 1, 1, 2))
+
+
+GROUPED = [  # channels, outputs per group / inputs per group, kernel, h x w, strides, pads, dilations
+    (3, 1, (3, 3), (9, 11), (1, 1), (1, 1, 1, 1), (1, 1)),
+    (4, 2, (3, 3), (16, 16), (2, 2), (1, 1, 1, 1), (1, 1)),  # two outputs per channel, stride 2
+    (5, 1, (3, 2), (7, 8), (2, 1), (0, 1, 2, 0), (1, 1)),
+    (2, 3, (3, 3), (10, 9), (1, 2), (2, 2, 2, 2), (2, 3)),
+    (6, 1, (5, 5), (8, 8), (3, 2), (2, 2, 2, 2), (1, 1)),  # stride 3: nine phases
+    (8, 1, (1, 1), (8, 8), (2, 2), (0, 0, 0, 0), (1, 1)),
+    (3, 1, (4, 4), (9, 7), (2, 3), (3, 0, 1, 2), (2, 1)),
+    (4, 1, (3, 3), (3, 2), (1, 1), (0, 1, 0, 0), (1, 1)),  # one output row
+]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 5000, conv.DEPTHWISE_CHUNK_BYTES], ids=["one-probe", "uneven", "default"])
+@pytest.mark.parametrize("case", GROUPED)
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_depthwise_and_grouped_conv_equal_torch(case, chunk_bytes, with_bias, monkeypatch):
+    """Depthwise (one input channel per group, m outputs each) by shifted runs of the input's
+    stride phases, and grouped (two input channels per group) group by group: torch's sums."""
+    monkeypatch.setattr(conv, "DEPTHWISE_CHUNK_BYTES", chunk_bytes)
+    channels, m, k, hw, strides, pads, dil = case
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(7, channels * 2, *hw, generator=gen, dtype=torch.float64)
+    top, left, bottom, right = pads
+    for per_group in (1, 2):
+        groups = channels * 2 // per_group
+        w = torch.randn(groups * m, per_group, *k, generator=gen, dtype=torch.float64)
+        b = torch.randn(groups * m, generator=gen, dtype=torch.float64) if with_bias else None
+        want = F.conv2d(F.pad(x, (left, right, top, bottom)), w, b, strides, 0, dil, groups)
+        got = conv.conv(x, w, b, strides, pads, dil, groups)
+        assert got.shape == want.shape
+        assert float((got - want).abs().max()) <= 1e-13 * float(want.abs().max())
 
 
 def _pool_cases(count: int, seed: int):

@@ -71,15 +71,15 @@ class _Builder:
         w = self._randn(n_in, n_out, std=math.sqrt(2.0 / n_in))
         return self._add(ir.MatMul(f"Gemm_{len(self.nodes)}", (x,), (n_out,), weight=w, bias=self._randn(n_out, std=0.1)))
 
-    def conv(self, x: int, c_out: int, k: int, stride: int) -> int:
+    def conv(self, x: int, c_out: int, k: int, stride: int, groups: int = 1) -> int:
         c_in, h, w = self.nodes[x].shape
         pad = k // 2
-        weight = self._randn(c_out, c_in, k, k, std=math.sqrt(2.0 / (c_in * k * k)))
+        weight = self._randn(c_out, c_in // groups, k, k, std=math.sqrt(2.0 / (c_in // groups * k * k)))
         shape = (c_out, (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1)
         return self._add(
             ir.Conv(
                 f"Conv_{len(self.nodes)}", (x,), shape, weight=weight, bias=self._randn(c_out, std=0.1),
-                strides=(stride, stride), pads=(pad,) * 4, dilations=(1, 1),
+                strides=(stride, stride), pads=(pad,) * 4, dilations=(1, 1), groups=groups,
             )
         )
 
@@ -154,9 +154,10 @@ def vgg_64(seed: int = 0):
 
 
 def _convnet(input_shape: tuple[int, ...], seed: int, layers: list[tuple]) -> Callable:
-    """A conv net from a layer list: ("conv", C_out, k, stride), ("pool",), ("dense", n) and
-    ("res", C) (a residual block of two 3x3 convolutions); each conv and dense but the last is
-    followed by a ReLU, and the net ends in 10 outputs."""
+    """A conv net from a layer list: ("conv", C_out, k, stride), ("dw", stride) (a depthwise 3x3
+    convolution), ("pool",), ("dense", n) and ("res", C) (a residual block of two 3x3
+    convolutions); each conv and dense but the last is followed by a ReLU, and the net ends in 10
+    outputs."""
 
     def load(dtype, device):
         g = _Builder(input_shape, seed)
@@ -168,6 +169,8 @@ def _convnet(input_shape: tuple[int, ...], seed: int, layers: list[tuple]) -> Ca
         for layer in layers:
             if layer[0] == "conv":
                 x = g.relu(g.conv(x, *layer[1:]))
+            elif layer[0] == "dw":
+                x = g.relu(g.conv(x, g.nodes[x].shape[0], 3, layer[1], groups=g.nodes[x].shape[0]))
             elif layer[0] == "pool":
                 x = g.maxpool(x)
             elif layer[0] == "res":
@@ -183,7 +186,7 @@ def _convnet(input_shape: tuple[int, ...], seed: int, layers: list[tuple]) -> Ca
 def other_convnets() -> list[ModelSpec]:
     """Conv nets of the shapes common in verification benchmarks, built here with seeded weights
     and never used to tune the analyses: they show how the measures do beyond the nets above,
-    the small-channel one included (few multiply-adds per activation)."""
+    the small-channel and the depthwise one included (few multiply-adds per activation)."""
     mnist, cifar = (1, 28, 28), (3, 32, 32)
     nets = [
         ("convsmall-mnist", mnist, [("conv", 16, 4, 2), ("conv", 32, 4, 2), ("dense", 100)], 1.0, 2),
@@ -194,6 +197,8 @@ def other_convnets() -> list[ModelSpec]:
                                     ("conv", 64, 3, 1), ("pool",), ("dense", 256)], 0.005, 1),
         ("resnet-cifar-32", cifar, [("conv", 32, 3, 2), ("res", 32), ("res", 32), ("dense", 100)], 0.03, 2),
         ("maxpool-mnist-8", mnist, [("conv", 8, 3, 1), ("pool",), ("conv", 8, 3, 1), ("pool",)], 0.5, 2),
+        ("mobilenet-cifar", cifar, [("conv", 32, 3, 2), ("dw", 1), ("conv", 64, 1, 1), ("dw", 2), ("conv", 128, 1, 1),
+                                    ("dw", 1), ("conv", 128, 1, 1)], 0.03, 2),
     ]
     return [
         ModelSpec(name, _convnet(shape, seed, layers), segments=4, fraction=frac, points=points, tags=("other",))
