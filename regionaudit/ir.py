@@ -178,6 +178,11 @@ class AvgPool(Node):
         x, lead = _flat_spatial(xs[0], n)
         out_spatial = self.divisor.shape
         x = _pad_windows(x, self.pads, self.kernel, self.strides, (1,) * n, out_spatial, 0.0)
+        if tuple(x.shape[2:]) == tuple(self.kernel) and all(o == 1 for o in out_spatial):
+            # one window over the whole image (a CIFAR ResNet's last pool): one reduction over
+            # contiguous cells, about 10x faster than the taps' strided passes at 8x8
+            y = x.reshape(*x.shape[:2], -1).sum(-1).reshape(*x.shape[:2], *out_spatial) / self.divisor
+            return y.reshape(*lead, *y.shape[1:])
         # window sums one axis at a time over strided views (torch's float64 pooling and
         # depthwise convolution are several times slower)
         for i in reversed(range(n)):

@@ -45,6 +45,8 @@ AVG_CASES = [  # window attributes of AveragePool; MaxPool takes some of them
     dict(kernel_shape=[3, 3], strides=[2, 3], auto_pad="SAME_UPPER"),
     dict(kernel_shape=[2, 3], strides=[2, 2], auto_pad="SAME_LOWER", count_include_pad=1),
     dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="VALID"),
+    dict(kernel_shape=[7, 8], strides=[1, 1]),  # one window over the whole image
+    dict(kernel_shape=[8, 9], strides=[2, 2], pads=[1, 0, 0, 1]),  # the same with pads, not counted
 ]
 CEIL_CASES = [  # ceil_mode exists from opset 10
     dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
