@@ -69,6 +69,25 @@ def test_convolution_of_basis_rows_is_the_convolution_exactly(case, groups):
         assert got.shape == want.shape and torch.equal(got, want)
 
 
+@pytest.mark.parametrize("case", [  # c_in, c_out, kernel, length, stride, pads (begin, end), dilation, groups
+    (4, 16, 5, 30, 1, (2, 2), 1, 1),
+    (3, 5, 3, 17, 2, (0, 1), 2, 1),
+    (1, 70, 7, 12, 1, (3, 3), 1, 1),  # many outputs
+    (6, 6, 3, 20, 2, (1, 1), 1, 6),  # depthwise
+    (4, 6, 3, 11, 1, (1, 0), 1, 2),  # grouped
+])
+def test_conv1d_as_rows_of_height_one_equals_torch(case):
+    c_in, c_out, k, length, stride, pads, dil, groups = case
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(7, c_in, length, generator=gen, dtype=torch.float64)
+    w = torch.randn(c_out, c_in // groups, k, generator=gen, dtype=torch.float64)
+    b = torch.randn(c_out, generator=gen, dtype=torch.float64)
+    want = F.conv1d(F.pad(x, pads), w, b, stride, 0, dil, groups)
+    got = conv.conv(x, w, b, (stride,), pads, (dil,), groups)
+    assert got.shape == want.shape
+    assert float((got - want).abs().max()) <= 1e-13 * float(want.abs().max())
+
+
 def test_float32_uses_torch():
     x = torch.randn(3, 4, 6, 6)
     w = torch.randn(4, 2, 3, 3)
