@@ -52,13 +52,14 @@ def test_rows_of_basis_chunks():
 
 
 def _image_net(seed: int) -> ir.Network:
-    """Every layer kind that runs on bands: padded, strided, dilated and grouped convolutions, an
-    asymmetrically padded one, PReLU per channel, BatchNorm, a residual sum of two bands, a clip,
-    a max pool after the first ReLU (shared tangent) and padded overlapping ones later."""
+    """Every layer kind that runs on bands: padded, strided, dilated, grouped and depthwise
+    convolutions, an asymmetrically padded one, PReLU per channel, BatchNorm, a residual sum of
+    two bands, a clip, a max pool after the first ReLU (shared tangent) and padded overlapping
+    ones later."""
     g = nf.Builder((2, 13, 9), seed)
     x = g.relu(g.conv(0, 4, 3, pad=1), "prelu")
     x = g.scale(g.conv(x, 4, 3, stride=2, pad=1, groups=2))
-    x = g.relu(x)
+    x = g.relu(g.conv(g.relu(x), 4, 3, pad=1, groups=4))  # depthwise
     c_in, h, w = g.shape(x)
     oh, ow = h + 1 + 0 - 2 + 1, w + 0 + 2 - 2 + 1
     asym = g._add(ir.Conv(g.name("Conv"), (x,), (4, oh, ow), weight=g.randn(4, c_in, 2, 2, std=0.5), bias=g.randn(4, std=0.3),
