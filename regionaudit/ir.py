@@ -426,12 +426,29 @@ class Clip(UnitKink):
     kind: ClassVar[str] = "clip"
     breaks: ClassVar[int] = 2
 
+    def bounds(self) -> tuple[float, float] | None:
+        """(lo, hi) where each is one number for every unit (ReLU6, Hardtanh): then the forward
+        pass is one clamp, and the offsets subtract numbers, reading no full-shape constant."""
+        lo, hi = self.lo.reshape(-1), self.hi.reshape(-1)
+        if lo.numel() and bool((lo == lo[0]).all()) and bool((hi == hi[0]).all()):
+            return float(lo[0]), float(hi[0])
+        return None
+
     def forward(self, xs):
+        bounds = self.bounds()
+        if bounds is not None:
+            return torch.clamp(xs[0], *bounds)
         return torch.minimum(torch.maximum(xs[0], self.lo), self.hi)
 
     def offsets(self, z):
         p = z.shape[0]
-        return torch.cat([(z - self.lo).reshape(p, -1), (z - self.hi).reshape(p, -1)], dim=1)
+        flat = z.reshape(p, -1)
+        n = flat.shape[1]
+        lo, hi = self.bounds() or (self.lo.reshape(1, n), self.hi.reshape(1, n))
+        out = z.new_empty(p, 2 * n)  # written in place: no copy of the two halves into one
+        torch.sub(flat, lo, out=out[:, :n])
+        torch.sub(flat, hi, out=out[:, n:])
+        return out
 
     def with_pattern(self, z, on, linear=False):
         n = on.shape[1] // 2
@@ -446,10 +463,8 @@ class Clip(UnitKink):
         return torch.cat([ones, -ones])  # 0 -> 1 at lo, 1 -> 0 at hi
 
     def describe(self):
-        lo, hi = self.lo.reshape(-1), self.hi.reshape(-1)
-        if lo.numel() and bool((lo == lo[0]).all()) and bool((hi == hi[0]).all()):
-            return f"[{float(lo[0]):g}, {float(hi[0]):g}]"
-        return "per-element bounds"
+        bounds = self.bounds()
+        return "per-element bounds" if bounds is None else f"[{bounds[0]:g}, {bounds[1]:g}]"
 
 
 def _pad_windows(x, pads, kernel, strides, dilations, out_spatial, value: float) -> torch.Tensor:

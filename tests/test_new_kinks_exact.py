@@ -277,3 +277,24 @@ def test_knots_through_the_moves_equal_the_walk(convert):
         for k, v in d.knots_per_layer.items():
             total[k] += v
     assert all(v > 0 for v in total.values()), total
+
+
+@pytest.mark.parametrize("bounds", ["relu6", "upper-only", "per-element"])
+def test_clip_forward_and_offsets_are_the_formulas(bounds):
+    """Clip with one number per bound (a clamp, offsets by numbers) or per-element bounds: min(max(z,
+    lo), hi) and the offsets z - lo, z - hi, exactly."""
+    gen = torch.Generator().manual_seed(4)
+    shape = (3, 4, 5)
+    if bounds == "relu6":
+        lo, hi = torch.zeros(shape, dtype=torch.float64), torch.full(shape, 6.0, dtype=torch.float64)
+    elif bounds == "upper-only":
+        lo, hi = torch.full(shape, -torch.inf, dtype=torch.float64), torch.full(shape, 0.5, dtype=torch.float64)
+    else:
+        lo = torch.randn(shape, generator=gen, dtype=torch.float64)
+        hi = lo + torch.rand(shape, generator=gen, dtype=torch.float64)
+    node = ir.Clip("c", (0,), shape, lo=lo, hi=hi)
+    assert (node.bounds() is None) == (bounds == "per-element")
+    z = 4 * torch.randn(6, *shape, generator=gen, dtype=torch.float64)
+    assert torch.equal(node.forward([z]), torch.minimum(torch.maximum(z, lo), hi))
+    want = torch.cat([(z - lo).reshape(6, -1), (z - hi).reshape(6, -1)], dim=1)
+    assert torch.equal(node.offsets(z), want)
