@@ -47,7 +47,7 @@ def unit_crossings(
     """
     n = z.shape[0]
     z = z.reshape(n, -1)
-    neg = torch.signbit(z)  # (-0.0 too: its pairs fail the test below, as zeros do; 1.4x faster than z < 0)
+    neg = torch.signbit(z)  # (-0.0 too: its pairs fail the test below, as zeros do; 5-15 % faster than z < 0)
     j, u = nonzero(neg[:-1] != neg[1:])  # a sign change, or a zero at one end
     a, b = z[j, u], z[j + 1, u]
     real = _crosses_zero(a, b, floor[j]) & pair_ok[j]
