@@ -170,7 +170,8 @@ def _convnet(input_shape: tuple[int, ...], seed: int, layers: list[tuple]) -> Ca
             if layer[0] == "conv":
                 x = g.relu(g.conv(x, *layer[1:]))
             elif layer[0] == "dw":
-                x = g.relu(g.conv(x, g.nodes[x].shape[0], 3, layer[1], groups=g.nodes[x].shape[0]))
+                channels = g.nodes[x].shape[0]
+                x = g.relu(g.conv(x, channels, 3, layer[1], groups=channels))
             elif layer[0] == "pool":
                 x = g.maxpool(x)
             elif layer[0] == "res":
