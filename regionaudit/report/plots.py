@@ -70,10 +70,13 @@ def _figure(size=FIGSIZE) -> Figure:
     return fig
 
 
-def _to_svg(fig: Figure, plot_id: str, title: str) -> str:
+def _to_svg(fig: Figure, plot_id: str, title: str, tight: bool = False) -> str:
+    """The figure as inline SVG; `tight` crops it to what is drawn (an equal-aspect axes, which the
+    constrained layout places after it has reserved room for the labels, can push one off the page)."""
     buf = io.StringIO()
     with mpl.rc_context({**_RC, "svg.hashsalt": f"regionaudit-{plot_id}", "svg.id": f"plot-{plot_id}"}):
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None},
+                    **({"bbox_inches": "tight", "pad_inches": 0.08} if tight else {}))
     svg = buf.getvalue()
     svg = svg[svg.index("<svg") :]  # drop the XML prolog and DOCTYPE (it names an external DTD)
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
@@ -90,11 +93,11 @@ def _to_svg(fig: Figure, plot_id: str, title: str) -> str:
     return svg.strip()
 
 
-def _draw(plot_id: str, draw, title: str, size=FIGSIZE) -> str:
+def _draw(plot_id: str, draw, title: str, size=FIGSIZE, tight: bool = False) -> str:
     with mpl.rc_context({**_RC, "svg.hashsalt": f"regionaudit-{plot_id}"}):
         fig = _figure(size)
         draw(fig)
-        return _to_svg(fig, plot_id, title)
+        return _to_svg(fig, plot_id, title, tight)
 
 
 def _finite(values) -> np.ndarray:

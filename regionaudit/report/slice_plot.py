@@ -3,7 +3,10 @@ boundaries thin and coloured by the kink node that made them, the decision bound
 black, the three points marked with their class. matplotlib's object API, as `plots.py`.
 
 Above `RASTER_ABOVE` regions the fills and thin boundaries are rasterised inside the SVG (the
-decision boundary, points and text stay vector), so the report stays small enough to open.
+decision boundary, points and text stay vector), so the report stays small enough to open. The
+regions of one colour are one compound path, and so are the boundaries of one layer: matplotlib
+builds and draws a collection path by path, and one path per region and per edge took 5 s for a
+56 000-region slice.
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ from pathlib import Path
 import matplotlib as mpl
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.path import Path as MplPath
 
 from regionaudit.errors import BadOption
 from regionaudit.report import plots
 from regionaudit.slice_result import SliceDrawing, SliceResult
 
 RASTER_ABOVE = 3000
+PALETTE = 64  # region colours: neighbouring regions share one about once in PALETTE
 SIZE = (7.2, 4.9)
 MARKERS = ("o", "s", "^")
 
@@ -39,6 +44,25 @@ def _region_colors(n: int) -> np.ndarray:
     sat = rng.uniform(0.12, 0.38, n)
     val = rng.uniform(0.93, 1.0, n)
     return mpl.colors.hsv_to_rgb(np.stack([hue, sat, val], 1))
+
+
+def _compound(pieces: list[np.ndarray]) -> MplPath:
+    """One path of closed polygons (each an (n_i, 2) array) as subpaths."""
+    if not pieces:
+        return MplPath(np.zeros((0, 2)))
+    closed = [np.vstack([p, p[:1]]) for p in pieces]
+    lengths = np.asarray([len(p) for p in closed])
+    codes = np.full(int(lengths.sum()), MplPath.LINETO, dtype=MplPath.code_type)
+    ends = np.cumsum(lengths)
+    codes[ends - lengths] = MplPath.MOVETO
+    codes[ends - 1] = MplPath.CLOSEPOLY
+    return MplPath(np.concatenate(closed), codes)
+
+
+def _segments(edges: np.ndarray) -> MplPath:
+    """One path of line segments (E, 2, 2), each its own subpath."""
+    codes = np.tile(np.asarray([MplPath.MOVETO, MplPath.LINETO], dtype=MplPath.code_type), len(edges))
+    return MplPath(edges.reshape(-1, 2), codes)
 
 
 def _class_colors(n_classes: int) -> np.ndarray:
@@ -64,10 +88,15 @@ def draw(fig: Figure, sl: SliceResult, d: SliceDrawing) -> None:
         fig.set_dpi(150)  # the resolution of the rasterised fills inside an SVG
     n_classes = int(max([*d.classes.tolist(), *d.point_classes, 1])) + 1
     if d.color == "class":
-        faces = _class_colors(n_classes)[np.asarray(d.classes, dtype=int)]
+        group, faces = np.asarray(d.classes, dtype=int), _class_colors(n_classes)
     else:
-        faces = _region_colors(n)
-    polys = PolyCollection(d.polygons, facecolors=faces, edgecolors="none", linewidths=0, antialiased=False)
+        group, faces = np.random.default_rng(1).integers(0, PALETTE, n), _region_colors(PALETTE)
+    members = [[] for _ in range(len(faces))]
+    for poly, g in zip(d.polygons, group.tolist()):
+        members[g].append(poly)
+    used = [g for g in range(len(faces)) if members[g]]
+    polys = PathCollection([_compound(members[g]) for g in used], facecolors=faces[used], edgecolors="none",
+                           linewidths=0, antialiased=False)
     polys.set_rasterized(raster)
     ax.add_collection(polys)
     handles = []
@@ -75,13 +104,14 @@ def draw(fig: Figure, sl: SliceResult, d: SliceDrawing) -> None:
     inner = d.edge_layers >= 0
     if d.layer_names and inner.any():
         lw = 0.6 if n < 500 else 0.35 if n < RASTER_ABOVE else 0.2
-        lines = LineCollection(d.edges[inner], colors=layers[d.edge_layers[inner]], linewidths=lw)
+        drawn = sorted(set(d.edge_layers[inner].tolist()))
+        lines = PathCollection([_segments(d.edges[d.edge_layers == k]) for k in drawn], facecolors="none",
+                               edgecolors=layers[drawn], linewidths=lw)
         lines.set_rasterized(raster)
         ax.add_collection(lines)
-        used = sorted(set(d.edge_layers[inner].tolist()))
-        handles += [Line2D([], [], color=layers[k], lw=1.6, label=plots.plain(_short(d.layer_names[k]))) for k in used]
+        handles += [Line2D([], [], color=layers[k], lw=1.6, label=plots.plain(_short(d.layer_names[k]))) for k in drawn]
     elif len(d.edges):  # polygons read back from JSON: no layer of origin
-        lines = LineCollection(d.edges, colors="#6b6b6b", linewidths=0.3)
+        lines = PathCollection([_segments(d.edges)], facecolors="none", edgecolors="#6b6b6b", linewidths=0.3)
         lines.set_rasterized(raster)
         ax.add_collection(lines)
     if len(d.decision):
@@ -124,7 +154,7 @@ def report_svg(sl: SliceResult | None) -> str | None:
     d = sl.drawing if sl is not None else None
     if d is None or not d.polygons:
         return None
-    return plots._draw("slice", lambda fig: draw(fig, sl, d), _title(sl), size=SIZE)
+    return plots._draw("slice", lambda fig: draw(fig, sl, d), _title(sl), size=SIZE, tight=True)
 
 
 def standalone_picture(sl: SliceResult | None, path: str) -> bytes:
@@ -140,5 +170,5 @@ def standalone_picture(sl: SliceResult | None, path: str) -> bytes:
         fig.set_layout_engine("constrained")
         draw(fig, sl, d)
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=200, metadata={"Software": None})
+        fig.savefig(buf, format="png", dpi=200, bbox_inches="tight", pad_inches=0.08, metadata={"Software": None})
     return buf.getvalue()
