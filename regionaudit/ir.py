@@ -488,11 +488,27 @@ def _tap(t: torch.Tensor, dim: int, start: int, stride: int, count: int) -> torc
     return t.narrow(dim, start, (count - 1) * stride + 1)[(slice(None),) * dim + (slice(None, None, stride),)]
 
 
-def _window_step(y, code, dim, k, stride, dilation, out_len, inner, winners, total):
+def _tap_spans(length, k, stride, dilation, out_len, pad) -> list[tuple[int, int]]:
+    """For each tap o of a window axis, the outputs (first, last + 1) whose tap o is a cell of the
+    input (not padding): output i reads cell i * stride + o * dilation - pad."""
+    spans = []
+    for o in range(k):
+        first = max(0, -(-(pad - o * dilation) // stride))
+        last = min(out_len, (length - 1 + pad - o * dilation) // stride + 1)
+        spans.append((first, max(first, last)))
+    return spans
+
+
+def _window_step(y, code, dim, k, stride, dilation, out_len, inner, winners, total, pad=0):
     """One axis of a window maximum: y (..., length, ...) -> (..., out_len, ...) along `dim`, the
-    max over the k taps of each window. With `winners`, `code` (the previous axes' first-maximum
-    index, None before the first axis) becomes the index over this axis and the previous ones:
-    tap * inner + code at the tap that wins (strictly greater: the first maximum stays)."""
+    max over the k taps of each window, `pad` cells of padding before y. With `winners`, `code`
+    (the previous axes' first-maximum index, None before the first axis) becomes the index over
+    this axis and the previous ones: tap * inner + code at the tap that wins (strictly greater:
+    the first maximum stays)."""
+    spans = _tap_spans(y.shape[dim], k, stride, dilation, out_len, pad)
+    if any(span != (0, out_len) for span in spans):
+        return _window_step_padded(y, code, dim, k, stride, dilation, out_len, inner, winners, total, pad, spans)
+
     def tap(t: torch.Tensor, o: int) -> torch.Tensor:
         return _tap(t, dim, o * dilation, stride, out_len)
 
@@ -518,6 +534,40 @@ def _window_step(y, code, dim, k, stride, dilation, out_len, inner, winners, tot
         new = torch.zeros(best.shape, dtype=dtype, device=y.device)
     if k == 1:
         best = best.contiguous()
+    return best, new
+
+
+def _window_step_padded(y, code, dim, k, stride, dilation, out_len, inner, winners, total, pad, spans):
+    """`_window_step` where some taps read padding at some outputs, without a padded copy of y:
+    it starts from a tap `c` that every output reads inside y, and each other tap updates only the
+    outputs whose cell it reads (padding is -inf: never a maximum). Ties go to the first tap as
+    in `_window_step`: the taps before c run from c - 1 down with >=, those after it up with >."""
+    c = next(o for o, span in enumerate(spans) if span == (0, out_len))  # `_max` checks there is one
+
+    def tap(t: torch.Tensor, o: int, lo: int = 0, hi: int = out_len) -> torch.Tensor:
+        return _tap(t, dim, lo * stride + o * dilation - pad, stride, hi - lo)
+
+    dtype = torch.uint8 if total <= 255 else torch.int32
+    best = tap(y, c).clone(memory_format=torch.contiguous_format)  # updated in place below
+    new = None
+    if winners:
+        new = torch.full(best.shape, c * inner, dtype=dtype, device=y.device)
+        if code is not None:
+            new += tap(code, c)
+    for o in [*range(c - 1, -1, -1), *range(c + 1, k)]:
+        lo, hi = spans[o]
+        if lo >= hi:
+            continue
+        cand, seg = tap(y, o, lo, hi), best.narrow(dim, lo, hi - lo)
+        if winners:
+            win = torch.ge(cand, seg) if o < c else torch.gt(cand, seg)
+            mine = new.narrow(dim, lo, hi - lo)
+            # mine + win * (tap's code - mine), as in `_window_step` (uint8 wraps, the sum is exact)
+            take = torch.rsub(mine, o * inner) if code is None else tap(code, o, lo, hi) - mine
+            if code is not None:
+                take.add_(o * inner)
+            mine.add_(take.mul_(win.view(torch.uint8) if dtype == torch.uint8 else win.to(dtype)))
+        torch.maximum(seg, cand, out=seg)
     return best, new
 
 
@@ -615,15 +665,33 @@ class MaxPool(Node):
         if winners and self.copy_windows:  # one reduction with indices (the first maximum)
             best, first = self.candidates(x).max(-1)
             return best, first.to(torch.uint8 if math.prod(self.kernel) <= 255 else torch.int32)
-        y, code, inner = self._padded(x), None, 1
+        y, _ = _flat_spatial(x, n)
+        pads = self.pads[:n]
+        if y.requires_grad or not self._pads_unwritten(y.shape[2:]):  # (it writes in place)
+            y, pads = self._padded(x), (0,) * n
+        code, inner = None, 1
         for axis in reversed(range(n)):
             y, code = _window_step(
                 y, code, y.dim() - n + axis, self.kernel[axis], self.strides[axis], self.dilations[axis],
-                self.shape[-n + axis], inner, winners, math.prod(self.kernel),
+                self.shape[-n + axis], inner, winners, math.prod(self.kernel), pads[axis],
             )
             inner *= self.kernel[axis]
         best = y.reshape(x.shape[0], -1)
         return best, (code.reshape(x.shape[0], -1) if winners else None)
+
+    def _pads_unwritten(self, spatial) -> bool:
+        """Whether the axes are reduced without a padded copy of the input (`_window_step_padded`):
+        where there are pads, and along every axis some tap reads a cell of the input at every
+        output. Measured on 8-16 channels, 31-32 pixels: 1.2-1.4x faster for 3x3 windows with one
+        cell of padding, as fast for 2x2; slower where only ceil_mode's last windows run past the
+        input (the copy is then the cheaper)."""
+        if not any(self.pads):
+            return False
+        n = len(self.kernel)
+        return all(
+            (0, self.shape[-n + a]) in _tap_spans(spatial[a], self.kernel[a], self.strides[a], self.dilations[a], self.shape[-n + a], self.pads[a])
+            for a in range(n)
+        )
 
     def winners(self, x: torch.Tensor) -> torch.Tensor:
         """(P, windows): the index of each window's first maximum among its candidates; equal

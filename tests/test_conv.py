@@ -155,11 +155,22 @@ def _pool_cases(count: int, seed: int):
     return cases
 
 
-@pytest.mark.parametrize("kernel,strides,dil,pads,size,ceil,out", _pool_cases(40, seed=3))
-def test_max_pool_max_and_winners_are_the_candidates_max_and_first_argmax(kernel, strides, dil, pads, size, ceil, out):
+@pytest.mark.parametrize("unwritten", ["as chosen", "where it can"])
+@pytest.mark.parametrize("kernel,strides,dil,pads,size,ceil,out", _pool_cases(60, seed=3))
+def test_max_pool_max_and_winners_are_the_candidates_max_and_first_argmax(kernel, strides, dil, pads, size, ceil, out, unwritten, monkeypatch):
     """MaxPool reduces its windows axis by axis; that gives the candidates' maximum and their first
-    argmax (row-major), with ties (ReLU zeros, equal values) everywhere and -inf padding."""
+    argmax (row-major), with ties (ReLU zeros, equal values) everywhere and -inf padding, whether
+    the padding is a copy or skipped (`_window_step_padded`, also tried wherever it can run)."""
+    from regionaudit import ir
     from regionaudit.ir import MaxPool
+
+    if unwritten == "where it can":
+        def inside(self, spatial):
+            n = len(self.kernel)
+            spans = [ir._tap_spans(spatial[a], self.kernel[a], self.strides[a], self.dilations[a], self.shape[-n + a], self.pads[a]) for a in range(n)]
+            return all((0, self.shape[-n + a]) in spans[a] for a in range(n))
+
+        monkeypatch.setattr(MaxPool, "_pads_unwritten", inside)
 
     gen = torch.Generator().manual_seed(1)
     x = torch.randint(-2, 3, (12, 2, *size), generator=gen).to(torch.float64).clamp(min=0)
