@@ -14,7 +14,10 @@ copies kh times less. A 1x1 kernel without padding needs neither padding nor unf
 with torch, which writes the output in place. Grouped convolutions are convolved group by group,
 and depthwise ones (one input channel per group, as in MobileNets) as a sum of the kernel's taps
 (`_conv2d_depthwise`): torch's float64 kernels for both are 1.2-5x slower (3x3 kernels, 2-64
-channels per group). A 1-D convolution is one of images one row high.
+channels per group). A 1-D convolution is one of images one row high. A 2-D transposed
+convolution is ordinary ones, one per stride phase of its output (`_conv_transpose2d_phases`):
+1.8x faster than torch's for 4x4 kernels at stride 2, 1.15x for 2x2, as fast for 3x3, where
+interleaving the phases (a copy of runs of one value) takes most of the time.
 """
 
 from __future__ import annotations
@@ -351,3 +354,65 @@ def _conv2d_depthwise(x, weight, bias, strides, pads, dilations) -> torch.Tensor
                 o += bias.view(c_in, m)[:, k, None]
             out[lo : lo + n, :, k].copy_(o.view(n, c_in, hq, wq)[:, :, :oh, :ow])
     return out.reshape(n_probes, c_out, oh, ow)
+
+
+def conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, strides, pads, output_padding,
+                   dilations, groups: int) -> torch.Tensor:
+    """ONNX ConvTranspose of x (N, C, *spatial): the full transposed convolution, ONNX's pads
+    cropped and its output_padding appended (cells that only the bias reaches)."""
+    n = weight.dim() - 2
+    if (x.dtype == torch.float64 and x.device.type == "cpu" and x.shape[0] > 1 and n == 2 and groups == 1
+            and tuple(dilations) == (1, 1)):
+        return _conv_transpose2d_phases(x, weight, bias, tuple(strides), tuple(pads), tuple(output_padding))
+    fn = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[n]
+    y = fn(x, weight, None, strides, 0, 0, groups, dilations)
+    crop = tuple(-p for p in pads[:n]) + tuple(o - p for o, p in zip(output_padding, pads[n:]))
+    y = pad_spatial(y, crop)
+    return y if bias is None else y + bias.reshape(-1, *([1] * n))
+
+
+def _conv_transpose2d_phases(x, weight, bias, strides, pads, output_padding) -> torch.Tensor:
+    """A 2-D transposed convolution as ordinary convolutions of its stride phases.
+
+    Output row Y reads input rows y and kernel rows ky with Y + top = y * s + ky: the rows of one
+    phase a = (Y + top) mod s read only the kernel rows a, a + s, ... . Phase a's rows, at
+    q = (Y + top - a) / s, are sum_m x[q - m] W[a + s m]: a convolution of x with those kernel rows
+    flipped, padded by their count - 1 on both sides; and so for columns. Where the stride divides
+    the kernel, all phases have kernels of one size and are one convolution (`conv`) with the
+    phases' output channels side by side: for a 2x2 kernel at stride 2, one product. Each phase
+    is then written into its cells of the output. Cells past the full transposed convolution
+    (output_padding) hold the bias."""
+    n_probes, c_in, h, w = x.shape
+    _, c_out, kh, kw = weight.shape
+    (sh, sw), (top, left, bottom, right) = strides, pads
+    oh = (h - 1) * sh + kh - top - bottom + output_padding[0]
+    ow = (w - 1) * sw + kw - left - right + output_padding[1]
+    y = x.new_empty(n_probes, c_out, oh, ow)
+    phases = [(a, b) for a in range(sh) for b in range(sw)]
+    kernels = [weight[:, :, a::sh, b::sw].flip(2, 3).transpose(0, 1) for a, b in phases]  # (C_out, C_in, mh, mw)
+    if kh % sh == 0 and kw % sw == 0:  # one convolution of every phase
+        mh, mw = kh // sh, kw // sw
+        b_all = None if bias is None else bias.repeat(len(phases))
+        z_all = conv(x, torch.cat(kernels).contiguous(), b_all, (1, 1), (mh - 1, mw - 1, mh - 1, mw - 1), (1, 1), 1)
+        outputs = [z_all[:, p * c_out : (p + 1) * c_out] for p in range(len(phases))]
+    else:
+        outputs = [None] * len(phases)
+    covered, writes = True, []
+    for p, (a, b) in enumerate(phases):
+        cells = y[:, :, (a - top) % sh :: sh, (b - left) % sw :: sw]
+        q0, p0 = ((a - top) % sh + top - a) // sh, ((b - left) % sw + left - b) // sw
+        mh, mw = kernels[p].shape[2:]
+        rows = max(0, min(cells.shape[2], h + mh - 1 - q0)) if mh else 0
+        cols = max(0, min(cells.shape[3], w + mw - 1 - p0)) if mw else 0
+        covered &= (rows, cols) == tuple(cells.shape[2:])
+        if rows and cols:
+            writes.append((p, cells, q0, p0, rows, cols))
+    if not covered:  # cells past the full convolution, or phases no kernel row reads: the bias
+        y.copy_(torch.zeros(1, c_out, 1, 1, dtype=x.dtype) if bias is None else bias.reshape(1, -1, 1, 1))
+    for p, cells, q0, p0, rows, cols in writes:
+        z = outputs[p]
+        if z is None:
+            mh, mw = kernels[p].shape[2] - 1, kernels[p].shape[3] - 1
+            z = conv(x, kernels[p].contiguous(), bias, (1, 1), (mh, mw, mh, mw), (1, 1), 1)
+        cells[:, :, :rows, :cols].copy_(z[:, :, q0 : q0 + rows, p0 : p0 + cols])
+    return y

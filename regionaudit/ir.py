@@ -21,7 +21,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from regionaudit.conv import conv, pad_spatial
+from regionaudit.conv import conv, conv_transpose, pad_spatial
 from regionaudit.errors import BadOption
 
 
@@ -842,8 +842,8 @@ class Resample(Node):
 
 @dataclass(eq=False)
 class ConvTranspose(Node):
-    """N-d transposed convolution: the full transposed convolution, then ONNX's output_padding
-    appended and its pads cropped (`pad_spatial` with negative amounts crops)."""
+    """N-d transposed convolution (`conv.conv_transpose`): the full transposed convolution, its
+    pads cropped and ONNX's output_padding appended."""
 
     weight: torch.Tensor = None  # (C_in, C_out / groups, *kernel), as ONNX and torch store it
     bias: torch.Tensor | None = None
@@ -854,21 +854,17 @@ class ConvTranspose(Node):
     groups: int = 1
     kind: ClassVar[str] = "convtranspose"
 
-    def linear(self, xs):
+    def _apply(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         n = self.weight.dim() - 2
-        x, lead = _flat_spatial(xs[0], n)
-        fn = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[n]
-        y = fn(x, self.weight, None, self.strides, 0, 0, self.groups, self.dilations)
-        crop = tuple(-p for p in self.pads[:n]) + tuple(o - p for o, p in zip(self.output_padding, self.pads[n:]))
-        y = pad_spatial(y, crop)
+        xf, lead = _flat_spatial(x, n)
+        y = conv_transpose(xf, self.weight, bias, self.strides, self.pads, self.output_padding, self.dilations, self.groups)
         return y.reshape(*lead, *y.shape[1:])
 
+    def linear(self, xs):
+        return self._apply(xs[0], None)
+
     def forward(self, xs):
-        y = self.linear(xs)
-        if self.bias is None:
-            return y
-        n = self.weight.dim() - 2
-        return y + self.bias.reshape(-1, *([1] * n))
+        return self._apply(xs[0], self.bias)
 
     def macs(self, in_shapes):
         return math.prod(in_shapes[0]) * math.prod(self.weight.shape[1:])

@@ -6,6 +6,8 @@ candidates it reads cell by cell, tap by tap, or at the winner (tangents) are th
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -213,3 +215,33 @@ def test_max_pool_winners_of_windows_over_255_cells_are_the_first_argmax():
     assert cand.shape[-1] > 255
     assert torch.equal(node.winners(x).long(), cand.argmax(-1))
     assert torch.equal(node.forward([x]), cand.amax(-1).reshape(5, 2, 2, 2))
+
+
+def _transpose_cases():
+    cases = []
+    for k, s, top, bottom, op in itertools.product((1, 2, 3, 4), (1, 2, 3), (0, 1), (0, 2), (0, 1, 2)):
+        if op < s and top < k and bottom < k:
+            cases.append(((k, max(1, k - 1)), (s, max(1, s - 1)), (top, bottom, bottom, top), (op, min(op, max(0, s - 2)))))
+    return cases
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("kernel,strides,pads,output_padding", _transpose_cases())
+def test_conv_transpose_by_phases_equals_torch(kernel, strides, pads, output_padding, with_bias):
+    """A 2-D transposed convolution as convolutions of its stride phases (one where the stride
+    divides the kernel) equals torch's full transposed convolution, cropped by the pads and
+    extended by output_padding (cells the bias alone reaches), on non-square images."""
+    from regionaudit.conv import conv_transpose
+
+    gen = torch.Generator().manual_seed(sum(kernel) * 31 + sum(strides) * 7 + sum(pads) + sum(output_padding))
+    x = torch.randn(3, 4, 5, 6, generator=gen, dtype=torch.float64)
+    w = torch.randn(4, 5, *kernel, generator=gen, dtype=torch.float64)
+    b = torch.randn(5, generator=gen, dtype=torch.float64) if with_bias else None
+    top, left, bottom, right = pads
+    full = F.conv_transpose2d(x, w, None, strides)
+    ref = F.pad(full, (-left, output_padding[1] - right, -top, output_padding[0] - bottom))
+    if b is not None:
+        ref = ref + b.reshape(1, -1, 1, 1)
+    got = conv_transpose(x, w, b, strides, pads, output_padding, (1, 1), 1)
+    assert got.shape == ref.shape
+    torch.testing.assert_close(got, ref, rtol=1e-13, atol=1e-13)
