@@ -76,3 +76,29 @@ def test_other_convnets_build_and_their_counts_are_the_walks():
             end = a[:1] + 0.1 * (b[:1] - a[:1])
             regions = trace_segments(net, a[:1], end)[0].regions
             assert regions == walk_segment(net, a[0], end[0]).regions > 50
+
+
+def test_exported_nets_import_and_their_counts_are_the_walks():
+    """The benchmark's nets exported from torch read through the importer (10 outputs, equal to
+    torch's to float32 rounding), and on a piece of a segment the ResNet stem (padded max pool) and the generator
+    (transposed convolutions) count what the reference walk counts."""
+    from regionaudit.analysis.walk import walk_segment
+    from regionaudit.bench import exported
+    from regionaudit.bench.models import exported_nets, probes
+
+    specs = {s.name: s for s in exported_nets()}
+    assert len(specs) == len(exported.NETS) == 7
+    for seed, (name, module, _, _) in enumerate(exported.NETS, start=11):
+        spec = specs[name]
+        net = spec.load(torch.float64, "cpu")
+        a, b, pts = probes(spec, net.input_shape)
+        ours = net.forward(pts)
+        assert ours.shape == (len(pts), 10)
+        with torch.no_grad():
+            theirs = exported.build(module, seed).double()(pts)
+        # the exporter folds batch norm into the convolutions in float32
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+        if name in ("resnet-stem-64", "dcgan-generator"):
+            end = a[:1] + 0.2 * (b[:1] - a[:1])
+            regions = trace_segments(net, a[:1], end)[0].regions
+            assert regions == walk_segment(net, a[0], end[0]).regions > 20

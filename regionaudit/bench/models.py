@@ -207,6 +207,16 @@ def other_convnets() -> list[ModelSpec]:
     ]
 
 
+def exported_nets() -> list[ModelSpec]:
+    """The nets of `exported.py`, read through the ONNX importer."""
+    from regionaudit.bench import exported
+
+    return [
+        ModelSpec(name, exported.loader(module, seed), segments=4, fraction=frac, points=points, tags=("exported",))
+        for seed, (name, module, frac, points) in enumerate(exported.NETS, start=11)
+    ]
+
+
 def all_models() -> list[ModelSpec]:
     specs: list[ModelSpec] = [
         FileSpec("spirals_mlp", _onnx(SAMPLES / "spirals_mlp.onnx"), path=SAMPLES / "spirals_mlp.onnx",
@@ -227,7 +237,7 @@ def all_models() -> list[ModelSpec]:
         path = REALMODELS / f"{name}.onnx"
         specs.append(FileSpec(name, _onnx(path), path=path, segments=4, fraction=0.25, points=4))
     specs.append(ModelSpec("vgg64-155k", vgg_64(), segments=2, fraction=0.01, points=1, tags=("gpu",)))
-    return specs + other_convnets()
+    return specs + other_convnets() + exported_nets()
 
 
 def probes(spec: ModelSpec, input_shape: tuple[int, ...], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
