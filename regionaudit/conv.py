@@ -50,10 +50,15 @@ def pad_spatial(x: torch.Tensor, pads: tuple[int, ...], value: float = 0.0) -> t
     return F.pad(x, torch_pads, value=value)
 
 
+def _ours(x: torch.Tensor) -> bool:
+    """Where the kernels here pay: float64 on CPU (torch's own are fast elsewhere), more than one probe."""
+    return x.dtype == torch.float64 and x.device.type == "cpu" and x.shape[0] > 1
+
+
 def conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, strides, pads, dilations, groups: int) -> torch.Tensor:
     """ONNX Conv of x (N, C, *spatial) with ONNX pads (begin..., end...)."""
     n = weight.dim() - 2
-    ours = x.dtype == torch.float64 and x.device.type == "cpu" and x.shape[0] > 1  # where ours pay
+    ours = _ours(x)
     if ours and n == 1:
         # a 1-D convolution is a 2-D one of images one row high: 1.3-2x faster than torch's
         (s,), (d,) = strides, dilations
@@ -361,8 +366,7 @@ def conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     """ONNX ConvTranspose of x (N, C, *spatial): the full transposed convolution, ONNX's pads
     cropped and its output_padding appended (cells that only the bias reaches)."""
     n = weight.dim() - 2
-    if (x.dtype == torch.float64 and x.device.type == "cpu" and x.shape[0] > 1 and n == 2 and groups == 1
-            and tuple(dilations) == (1, 1)):
+    if _ours(x) and n == 2 and groups == 1 and tuple(dilations) == (1, 1):
         return _conv_transpose2d_phases(x, weight, bias, tuple(strides), tuple(pads), tuple(output_padding))
     fn = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[n]
     y = fn(x, weight, None, strides, 0, 0, groups, dilations)
@@ -408,7 +412,7 @@ def _conv_transpose2d_phases(x, weight, bias, strides, pads, output_padding) -> 
         if rows and cols:
             writes.append((p, cells, q0, p0, rows, cols))
     if not covered:  # cells past the full convolution, or phases no kernel row reads: the bias
-        y.copy_(torch.zeros(1, c_out, 1, 1, dtype=x.dtype) if bias is None else bias.reshape(1, -1, 1, 1))
+        y.zero_() if bias is None else y.copy_(bias.reshape(1, -1, 1, 1))
     for p, cells, q0, p0, rows, cols in writes:
         z = outputs[p]
         if z is None:

@@ -47,9 +47,7 @@ def _region_colors(n: int) -> np.ndarray:
 
 
 def _compound(pieces: list[np.ndarray]) -> MplPath:
-    """One path of closed polygons (each an (n_i, 2) array) as subpaths."""
-    if not pieces:
-        return MplPath(np.zeros((0, 2)))
+    """One path of closed polygons (each an (n_i, 2) array; at least one) as subpaths."""
     closed = [np.vstack([p, p[:1]]) for p in pieces]
     lengths = np.asarray([len(p) for p in closed])
     codes = np.full(int(lengths.sum()), MplPath.LINETO, dtype=MplPath.code_type)
