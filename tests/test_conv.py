@@ -30,6 +30,7 @@ CASES = [  # c_in, c_out, kernel, input h x w, strides, pads (top, left, bottom,
     (8, 16, (3, 3), (4, 4), (1, 1), (1, 1, 1, 1), (1, 1)),  # stacked on a 4x4 image
     (5, 7, (1, 1), (7, 9), (1, 2), (0, 0, 0, 0), (1, 1)),  # pointwise, strided along the width
     (4, 6, (1, 1), (5, 5), (1, 1), (0, 0, 0, 0), (1, 1)),  # pointwise
+    (6, 40, (1, 1), (3, 3), (1, 1), (0, 0, 0, 0), (1, 1)),  # pointwise to many outputs
 ]
 
 
@@ -106,6 +107,8 @@ GROUPED = [  # channels, outputs per group / inputs per group, kernel, h x w, st
     (8, 1, (1, 1), (8, 8), (2, 2), (0, 0, 0, 0), (1, 1)),
     (3, 1, (4, 4), (9, 7), (2, 3), (3, 0, 1, 2), (2, 1)),
     (4, 1, (3, 3), (3, 2), (1, 1), (0, 1, 0, 0), (1, 1)),  # one output row
+    (6, 2, (5, 5), (2, 2), (1, 1), (2, 2, 2, 2), (1, 1)),  # small images: one matrix per channel
+    (3, 1, (3, 3), (2, 3), (2, 1), (2, 1, 1, 2), (1, 2)),
 ]
 
 
@@ -128,6 +131,16 @@ def test_depthwise_and_grouped_conv_equal_torch(case, chunk_bytes, with_bias, mo
         got = conv.conv(x, w, b, strides, pads, dil, groups)
         assert got.shape == want.shape
         assert float((got - want).abs().max()) <= 1e-13 * float(want.abs().max())
+
+
+def test_small_images_take_each_channels_matrix():
+    """The depthwise convolutions of small images above are computed as matrices (else the test
+    above would not reach that path), and those of larger ones by taps."""
+    x = torch.zeros(7, 6, 2, 2, dtype=torch.float64)
+    assert conv._depthwise_dense_pays(x, torch.zeros(12, 1, 5, 5), (1, 1), (2, 2, 2, 2), (1, 1))
+    assert conv._depthwise_dense_pays(x[:, :3, :, :1].expand(7, 3, 2, 3), torch.zeros(3, 1, 3, 3), (2, 1), (2, 1, 1, 2), (1, 2))
+    assert not conv._depthwise_dense_pays(torch.zeros(7, 3, 9, 11), torch.zeros(3, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1))
+    assert not conv._depthwise_dense_pays(x[:3], torch.zeros(12, 1, 5, 5), (1, 1), (2, 2, 2, 2), (1, 1))  # fewer probes than cells
 
 
 def _pool_cases(count: int, seed: int):
