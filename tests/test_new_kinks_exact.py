@@ -14,6 +14,7 @@ import plainpath
 from onnx import helper
 
 from regionaudit import ir
+from regionaudit.analysis.crossings import kink_crossings, unit_crossings
 from regionaudit.analysis.density import midpoint_check, trace_segments
 from regionaudit.analysis.distance import boundary_distances
 from regionaudit.analysis.walk import walk_segment
@@ -298,3 +299,33 @@ def test_clip_forward_and_offsets_are_the_formulas(bounds):
     assert torch.equal(node.forward([z]), torch.minimum(torch.maximum(z, lo), hi))
     want = torch.cat([(z - lo).reshape(6, -1), (z - hi).reshape(6, -1)], dim=1)
     assert torch.equal(node.offsets(z), want)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("bounds", ["relu6", "upper-only", "per-element"])
+def test_clip_crossings_read_without_the_offsets_are_theirs(bounds, dtype):
+    """The scan for a Clip's crossings compares z with its bounds and reads only the candidates'
+    offsets: the sides, values and crossings of the offsets themselves, exactly, units sitting
+    on a bound included."""
+    gen = torch.Generator().manual_seed(5)
+    shape = (2, 3, 4)
+    if bounds == "relu6":
+        lo, hi = torch.zeros(shape, dtype=dtype), torch.full(shape, 6.0, dtype=dtype)
+    elif bounds == "upper-only":
+        lo, hi = torch.full(shape, -torch.inf, dtype=dtype), torch.full(shape, 0.5, dtype=dtype)
+    else:
+        lo = torch.randn(shape, generator=gen, dtype=dtype)
+        hi = lo + torch.rand(shape, generator=gen, dtype=dtype)
+    node = ir.Clip("c", (0,), shape, lo=lo, hi=hi)
+    z = 5 * torch.randn(40, *shape, generator=gen, dtype=dtype)
+    z[3], z[7, 0] = hi, lo[0]  # on a bound
+    off = node.offsets(z)
+    assert torch.equal(node.below(z), off < 0)
+    rows, cols = torch.randint(0, 40, (50,), generator=gen), torch.randint(0, off.shape[1], (50,), generator=gen)
+    assert torch.equal(node.offsets_at(z, rows, cols), off[rows, cols])
+    pair_ok = torch.ones(39, dtype=torch.bool)
+    pair_ok[5] = False
+    floor = torch.full((39,), 1e-3, dtype=dtype)
+    got, want = kink_crossings(node, z, pair_ok, floor), unit_crossings(off, pair_ok, floor)
+    assert want[0].numel() > 20
+    assert all(torch.equal(g, w) for g, w in zip(got, want))

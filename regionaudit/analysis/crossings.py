@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from regionaudit.analysis._common import readers
-from regionaudit.ir import LeakyRelu, MaxPool, Network, WindowMax
+from regionaudit.ir import LeakyRelu, MaxPool, Network, UnitKink, WindowMax
 
 
 def nonzero(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,8 +48,20 @@ def unit_crossings(
     n = z.shape[0]
     z = z.reshape(n, -1)
     neg = torch.signbit(z)  # (-0.0 too: its pairs fail the test below, as zeros do; 5-15 % faster than z < 0)
+    return _sign_changes(neg, lambda rows, cols: z[rows, cols], pair_ok, floor)
+
+
+def kink_crossings(
+    node: UnitKink, z: torch.Tensor, pair_ok: torch.Tensor, floor: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`unit_crossings` of the node's offsets at its input z, read without writing them: their
+    signs (`below`), then the candidates' offsets alone."""
+    return _sign_changes(node.below(z), lambda rows, cols: node.offsets_at(z, rows, cols), pair_ok, floor)
+
+
+def _sign_changes(neg: torch.Tensor, values_at, pair_ok: torch.Tensor, floor: torch.Tensor):
     j, u = nonzero(neg[:-1] != neg[1:])  # a sign change, or a zero at one end
-    a, b = z[j, u], z[j + 1, u]
+    a, b = values_at(j, u), values_at(j + 1, u)
     real = _crosses_zero(a, b, floor[j]) & pair_ok[j]
     return j[real], u[real], a[real], b[real]
 

@@ -26,7 +26,7 @@ from regionaudit.analysis._common import (
     overwritable,
     zero_tolerance,
 )
-from regionaudit.analysis.crossings import maxpool_crossings, pooled_relus, relu_crossings, relu_pool_crossings, unit_crossings
+from regionaudit.analysis.crossings import kink_crossings, maxpool_crossings, pooled_relus, relu_crossings, relu_pool_crossings
 from regionaudit.analysis.refill import Kinked, reads_kink, refill
 from regionaudit.analysis.tail import MAX_STEP, Tail, TailFill, affine_tail, anchors, tail_matrix
 from regionaudit.errors import BadOption
@@ -246,7 +246,7 @@ class _Pass:
         node = self.network.nodes[i]
         z = k.values[node.inputs[0]]
         if isinstance(node, UnitKink):
-            j, col, a, b = unit_crossings(node.offsets(z), *_pairs(k, z))
+            j, col, a, b = kink_crossings(node, z, *_pairs(k, z))
             s = a / (a - b)
             bends = (j, col % node.units, s)
         elif isinstance(node, MaxPool):
@@ -301,7 +301,7 @@ class _Pass:
         z = k.values[node.inputs[0]]
         pair_ok, floor = _pairs(k, z)
         if self.tail.pool is None:
-            j, col, a, b = unit_crossings(node.offsets(z), pair_ok, floor)
+            j, col, a, b = kink_crossings(node, z, pair_ok, floor)
             s, src = a / (a - b), i
             kinks = (j, s, col, node.slope_jumps()[col] * (b - a).abs())
         else:
