@@ -2,7 +2,8 @@
 reads a user's file: shapes from model zoos that the conv nets of `models.py` lack (a ResNet stem
 with a padded max pool and batch norm, a UNet with a transposed convolution and a skip concat, a
 DCGAN-style generator, a DenseNet-style concat stack, nearest upsampling, average pools with
-batch norm, LeakyReLU with 5x5 kernels). Seeded weights, never used to tune the analyses."""
+batch norm, LeakyReLU with 5x5 kernels, MobileNet v2's inverted residuals with ReLU6 down to
+2x2 images, ShuffleNet v2's channel split and shuffle). Seeded weights, never used to tune the analyses."""
 
 from __future__ import annotations
 
@@ -141,6 +142,85 @@ class Leaky(nn.Module):
         return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
 
 
+class _Inverted(nn.Module):
+    """MobileNet v2's block: a 1x1 expansion by 6, a depthwise 3x3, a linear 1x1 projection, all
+    with batch norm, ReLU6 between; the input added where the shapes agree."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        mid = 6 * c_in
+        self.expand, self.b1 = nn.Conv2d(c_in, mid, 1, bias=False), nn.BatchNorm2d(mid)
+        self.dw, self.b2 = nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False), nn.BatchNorm2d(mid)
+        self.project, self.b3 = nn.Conv2d(mid, c_out, 1, bias=False), nn.BatchNorm2d(c_out)
+        self.residual = stride == 1 and c_in == c_out
+
+    def forward(self, x):
+        y = F.relu6(self.b2(self.dw(F.relu6(self.b1(self.expand(x))))))
+        y = self.b3(self.project(y))
+        return x + y if self.residual else y
+
+
+class MobileNetV2(nn.Module):
+    """Inverted residual blocks down to 2x2 images (where a depthwise 3x3 reads mostly padding),
+    a 1x1 convolution to 256 channels, global average pool."""
+
+    input_shape = (3, 64, 64)
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.bn = nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16)
+        self.blocks = nn.Sequential(_Inverted(16, 24, 2), _Inverted(24, 32, 2), _Inverted(32, 48, 2),
+                                    _Inverted(48, 48, 1), _Inverted(48, 64, 2))
+        self.head, self.b2 = nn.Conv2d(64, 256, 1, bias=False), nn.BatchNorm2d(256)
+        self.fc = nn.Linear(256, 10)
+
+    def forward(self, x):
+        x = self.blocks(F.relu6(self.bn(self.stem(x))))
+        x = F.relu6(self.b2(self.head(x)))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class _Shuffle(nn.Module):
+    """ShuffleNet v2's unit at stride 1: half the channels pass, the other half go through a 1x1,
+    a depthwise 3x3 and a 1x1 convolution; the halves are concatenated and shuffled."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        h = c // 2
+        self.c1, self.b1 = nn.Conv2d(h, h, 1, bias=False), nn.BatchNorm2d(h)
+        self.dw, self.b2 = nn.Conv2d(h, h, 3, 1, 1, groups=h, bias=False), nn.BatchNorm2d(h)
+        self.c2, self.b3 = nn.Conv2d(h, h, 1, bias=False), nn.BatchNorm2d(h)
+
+    def forward(self, x):
+        a, b = x.chunk(2, dim=1)
+        b = torch.relu(self.b3(self.c2(self.b2(self.dw(torch.relu(self.b1(self.c1(b))))))))
+        y = torch.cat([a, b], 1)
+        n, c, hgt, wid = y.shape
+        return y.view(n, 2, c // 2, hgt, wid).transpose(1, 2).reshape(n, c, hgt, wid)
+
+
+class ShuffleNet(nn.Module):
+    """A strided stem and max pool, two shuffle units at 16x16, a strided convolution, two at
+    8x8, a 1x1 convolution to 256 channels, global average pool."""
+
+    input_shape = (3, 64, 64)
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.bn = nn.Conv2d(3, 24, 3, 2, 1, bias=False), nn.BatchNorm2d(24)
+        self.s1 = nn.Sequential(_Shuffle(24), _Shuffle(24))
+        self.down, self.b2 = nn.Conv2d(24, 48, 3, 2, 1, bias=False), nn.BatchNorm2d(48)
+        self.s2 = nn.Sequential(_Shuffle(48), _Shuffle(48))
+        self.head, self.b3 = nn.Conv2d(48, 256, 1, bias=False), nn.BatchNorm2d(256)
+        self.fc = nn.Linear(256, 10)
+
+    def forward(self, x):
+        x = self.s1(F.max_pool2d(torch.relu(self.bn(self.stem(x))), 3, 2, 1))
+        x = self.s2(torch.relu(self.b2(self.down(x))))
+        x = torch.relu(self.b3(self.head(x)))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
 def build(module_class: type[nn.Module], seed: int) -> nn.Module:
     """The module with seeded weights, and batch-norm statistics that are not the identity."""
     gen = torch.Generator().manual_seed(seed)
@@ -181,4 +261,6 @@ NETS = [
     ("upsample-cifar", Upsample, 0.05, 2),
     ("avgpool-bn-cifar", AvgPoolBN, 0.03, 2),
     ("leaky-mnist", Leaky, 0.1, 2),
+    ("mobilenetv2-64", MobileNetV2, 0.01, 2),
+    ("shufflenet-64", ShuffleNet, 0.03, 2),
 ]
