@@ -14,7 +14,8 @@ copies kh times less. A 1x1 kernel without padding needs neither padding nor unf
 with torch, which writes the output in place. Grouped convolutions are convolved group by group,
 and depthwise ones (one input channel per group, as in MobileNets) as a sum of the kernel's taps
 (`_conv2d_depthwise`): torch's float64 kernels for both are 1.2-5x slower (3x3 kernels, 2-64
-channels per group). A 1-D convolution is one of images one row high. A 2-D transposed
+channels per group). On small images, where those taps run mostly over padding, a depthwise
+convolution is one matrix per channel (`_conv2d_depthwise_dense`). A 1-D convolution is one of images one row high. A 2-D transposed
 convolution is ordinary ones, one per stride phase of its output (`_conv_transpose2d_phases`):
 1.8x faster than torch's for 4x4 kernels at stride 2, 1.15x for 2x2, as fast for 3x3, where
 interleaving the phases (a copy of runs of one value) takes most of the time.
