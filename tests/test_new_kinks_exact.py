@@ -329,3 +329,10 @@ def test_clip_crossings_read_without_the_offsets_are_theirs(bounds, dtype):
     got, want = kink_crossings(node, z, pair_ok, floor), unit_crossings(off, pair_ok, floor)
     assert want[0].numel() > 20
     assert all(torch.equal(g, w) for g, w in zip(got, want))
+    # tangents: one product with each point's slopes, the pattern's linear piece exactly
+    dz = torch.randn(3, 40, *shape, generator=gen, dtype=dtype)
+    want = ir.UnitKink.tangent(node, z, dz)
+    assert torch.equal(node.tangent(z, dz), want)
+    assert torch.equal(node.tangent(z[:1], dz[:, :1]), ir.UnitKink.tangent(node, z[:1], dz[:, :1]))
+    assert torch.equal(node.tangent(z, dz[:, :1]), ir.UnitKink.tangent(node, z, dz[:, :1]))  # shared by the points
+    assert torch.equal(node.tangent(z, dz, inplace=True), want) and torch.equal(dz, want)

@@ -20,7 +20,7 @@ from regionaudit.analysis import bands
 from regionaudit.analysis._common import bytes_per_probe, check_fits, default_max_memory, first_kink, needed_nodes, overwritable, readers
 from regionaudit.conv import conv2d_of_basis
 from regionaudit.errors import BadOption
-from regionaudit.ir import Conv, LeakyRelu, MaxPool, Network, Sum, UnitKink
+from regionaudit.ir import Clip, Conv, LeakyRelu, MaxPool, Network, Sum, UnitKink
 from regionaudit.options import AUTO_APPROX_INPUT, DEFAULT_DIRECTIONS, DISTANCE_METHODS  # noqa: F401  (re-exported)
 
 # `--distance auto` measures approximately above AUTO_APPROX_INPUT input elements (by size alone, so
@@ -152,7 +152,7 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
             out = rows
             if i in masked:  # the max pool reading it takes dz shared and the slopes apart
                 tan[i] = dz
-            elif isinstance(node, LeakyRelu) and last[i] > i:
+            elif isinstance(node, (LeakyRelu, Clip)) and last[i] > i:
                 # (never an expanded view: a Scale without factors broadcasts its input)
                 inplace = dz.shape[1] == z.shape[0] and dz.is_contiguous() and overwritable(tan, node.inputs[0], last, i, keep=(basis,))
                 tan[i] = _relu_tangent(node, z, dz, inplace, on)
@@ -195,8 +195,9 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
                 del tan[k]
 
 
-def _relu_tangent(node: LeakyRelu, z: torch.Tensor, dz: torch.Tensor, inplace: bool, rows) -> torch.Tensor:
-    """`LeakyRelu.tangent`, on the rows of a band only where there is one (zero elsewhere)."""
+def _relu_tangent(node: LeakyRelu | Clip, z: torch.Tensor, dz: torch.Tensor, inplace: bool, rows) -> torch.Tensor:
+    """The node's `tangent`, on the rows of a band only where there is one (zero elsewhere; only
+    a LeakyRelu's slopes are read by rows, see `bands.slopes_rowwise`)."""
     if rows is None:
         return node.tangent(z, dz, inplace=inplace)
     a, b = rows
