@@ -336,3 +336,17 @@ def test_clip_crossings_read_without_the_offsets_are_theirs(bounds, dtype):
     assert torch.equal(node.tangent(z[:1], dz[:, :1]), ir.UnitKink.tangent(node, z[:1], dz[:, :1]))
     assert torch.equal(node.tangent(z, dz[:, :1]), ir.UnitKink.tangent(node, z, dz[:, :1]))  # shared by the points
     assert torch.equal(node.tangent(z, dz, inplace=True), want) and torch.equal(dz, want)
+
+
+@pytest.mark.parametrize("lo,hi,bounded", [(0.0, 6.0, True), (-1.0, 1.0, True), (0.0, 1.0, True), (-torch.inf, 0.5, True),
+                                           (0.5, 2.0, False), (-3.0, -1.0, False)])
+def test_clip_is_bounded_by_its_input_only_where_its_bounds_hold_zero(lo, hi, bounded):
+    """A Clip whose bounds hold 0 never raises the rounding scale (its output lies between 0 and
+    its input), so the density pass skips measuring it; any other Clip is measured."""
+    from regionaudit.analysis._common import bounded_by_inputs
+
+    shape = (4, 5)
+    node = ir.Clip("c", (0,), shape, lo=torch.full(shape, lo, dtype=torch.float64), hi=torch.full(shape, hi, dtype=torch.float64))
+    assert bounded_by_inputs(node) == bounded
+    z = 3 * torch.randn(50, *shape, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    assert bool((node.forward([z]).abs() <= z.abs()).all()) == bounded

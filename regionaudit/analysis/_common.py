@@ -7,7 +7,7 @@ import math
 import torch
 
 from regionaudit.errors import TooLarge
-from regionaudit.ir import LeakyRelu, MaxPool, Network, Node, Reshape, Transpose, UnitKink
+from regionaudit.ir import Clip, LeakyRelu, MaxPool, Network, Node, Reshape, Transpose, UnitKink
 from regionaudit.limits import CPU_WORKING_BYTES, format_bytes
 
 # Crossings closer than this in t are one knot (DESIGN.md, "Exact 1-D analysis").
@@ -33,6 +33,8 @@ def bounded_by_inputs(node: Node) -> bool:
         return True
     if isinstance(node, LeakyRelu):  # |slope * z| <= |z|
         return bool(node.slope.abs().max() <= 1)
+    if isinstance(node, Clip):  # between 0 and z where lo <= 0 <= hi (ReLU6, Hardtanh, HardSigmoid)
+        return bool((node.lo <= 0).all() and (node.hi >= 0).all())
     return False
 
 
