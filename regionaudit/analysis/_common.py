@@ -85,7 +85,9 @@ def bytes_per_probe(network: Network, order: list[int], itemsize: int, live_fact
         numel = math.prod(node.shape)
         extra = 0
         if isinstance(node, UnitKink):
-            extra = 4 * numel * node.breaks
+            # (not per breakpoint: a Clip's two are scanned by their signs, one byte each, and
+            # its tangent is one product with the point's slopes, as a ReLU's)
+            extra = 4 * numel
         elif isinstance(node, MaxPool):
             in_numel = math.prod(network.nodes[node.inputs[0]].shape)
             k = math.prod(node.kernel)
