@@ -56,6 +56,15 @@ def _ours(x: torch.Tensor) -> bool:
     return x.dtype == torch.float64 and x.device.type == "cpu" and x.shape[0] > 1
 
 
+def _sizes(h: int, w: int, kh: int, kw: int, strides, pads, dilations) -> tuple[int, int, int, int]:
+    """(padded height, padded width, output height, output width) of a 2-D convolution or pool
+    window grid with ONNX pads (top, left, bottom, right)."""
+    (sh, sw), (dh, dw) = strides, dilations
+    top, left, bottom, right = pads
+    hp, wp = h + top + bottom, w + left + right
+    return hp, wp, (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+
+
 def conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, strides, pads, dilations, groups: int) -> torch.Tensor:
     """ONNX Conv of x (N, C, *spatial) with ONNX pads (begin..., end...)."""
     n = weight.dim() - 2
@@ -105,8 +114,8 @@ def conv2d_of_basis(weight: torch.Tensor, in_shape, start: int, count: int, stri
     c_in, h, w = in_shape
     c_out, group_in, kh, kw = weight.shape
     (sh, sw), (dh, dw) = strides, dilations
-    top, left, bottom, right = pads
-    oh, ow = (h + top + bottom - dh * (kh - 1) - 1) // sh + 1, (w + left + right - dw * (kw - 1) - 1) // sw + 1
+    top, left, _, _ = pads
+    _, _, oh, ow = _sizes(h, w, kh, kw, strides, pads, dilations)
     dev = weight.device
     cell = torch.arange(start, start + count, device=dev)
     c, y, x = cell // (h * w), (cell // w) % h, cell % w
@@ -129,9 +138,7 @@ def _conv2d_unfolded(x, weight, bias, strides, pads, dilations) -> torch.Tensor:
     n_probes, c_in, h, w = x.shape
     c_out, _, kh, kw = weight.shape
     (sh, sw), (dh, dw) = strides, dilations
-    top, left, bottom, right = pads
-    hp, wp = h + top + bottom, w + left + right
-    oh, ow = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+    _, _, oh, ow = _sizes(h, w, kh, kw, strides, pads, dilations)
     positions, depth = oh * ow, c_in * kh * kw
     out = x.new_empty(n_probes, c_out, positions)
     if positions <= 0:
@@ -319,9 +326,8 @@ def _conv2d_depthwise(x, weight, bias, strides, pads, dilations) -> torch.Tensor
     c_out, _, kh, kw = weight.shape
     m = c_out // c_in
     (sh, sw), (dh, dw) = strides, dilations
-    top, left, bottom, right = pads
-    hp, wp = h + top + bottom, w + left + right
-    oh, ow = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+    top, left, _, _ = pads
+    hp, wp, oh, ow = _sizes(h, w, kh, kw, strides, pads, dilations)
     out = x.new_empty(n_probes, c_in, m, max(oh, 0), max(ow, 0))
     if oh <= 0 or ow <= 0:
         return out.reshape(n_probes, c_out, max(oh, 0), max(ow, 0))
@@ -378,10 +384,8 @@ def _depthwise_dense_pays(x, weight, strides, pads, dilations) -> bool:
     input cells are asked for."""
     _, _, h, w = x.shape
     kh, kw = weight.shape[2], weight.shape[3]
-    (sh, sw), (dh, dw) = strides, dilations
-    top, left, bottom, right = pads
-    hp, wp = h + top + bottom, w + left + right
-    oh, ow = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+    sh, sw = strides
+    hp, wp, oh, ow = _sizes(h, w, kh, kw, strides, pads, dilations)
     if oh <= 0 or ow <= 0:
         return False
     return h * w < x.shape[0] and h * w * oh * ow <= kh * kw * -(-hp // sh) * -(-wp // sw)

@@ -462,11 +462,16 @@ class Clip(UnitKink):
             return torch.clamp(xs[0], *bounds)
         return torch.minimum(torch.maximum(xs[0], self.lo), self.hi)
 
+    def _flat_bounds(self) -> tuple:
+        """lo and hi as operands for z flattened to (P, units): two numbers where `bounds()` has
+        them, else rows (1, units)."""
+        return self.bounds() or (self.lo.reshape(1, -1), self.hi.reshape(1, -1))
+
     def offsets(self, z):
         p = z.shape[0]
         flat = z.reshape(p, -1)
         n = flat.shape[1]
-        lo, hi = self.bounds() or (self.lo.reshape(1, n), self.hi.reshape(1, n))
+        lo, hi = self._flat_bounds()
         out = z.new_empty(p, 2 * n)  # written in place: no copy of the two halves into one
         torch.sub(flat, lo, out=out[:, :n])
         torch.sub(flat, hi, out=out[:, n:])
@@ -480,7 +485,7 @@ class Clip(UnitKink):
         p = z.shape[0]
         flat = z.reshape(p, -1)
         n = flat.shape[1]
-        lo, hi = self.bounds() or (self.lo.reshape(1, n), self.hi.reshape(1, n))
+        lo, hi = self._flat_bounds()
         out = torch.empty(p, 2 * n, dtype=torch.bool, device=z.device)
         torch.lt(flat, lo, out=out[:, :n])
         torch.lt(flat, hi, out=out[:, n:])

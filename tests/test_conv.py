@@ -138,7 +138,7 @@ def test_small_images_take_each_channels_matrix():
     above would not reach that path), and those of larger ones by taps."""
     x = torch.zeros(7, 6, 2, 2, dtype=torch.float64)
     assert conv._depthwise_dense_pays(x, torch.zeros(12, 1, 5, 5), (1, 1), (2, 2, 2, 2), (1, 1))
-    assert conv._depthwise_dense_pays(x[:, :3, :, :1].expand(7, 3, 2, 3), torch.zeros(3, 1, 3, 3), (2, 1), (2, 1, 1, 2), (1, 2))
+    assert conv._depthwise_dense_pays(torch.zeros(7, 3, 2, 3), torch.zeros(3, 1, 3, 3), (2, 1), (2, 1, 1, 2), (1, 2))
     assert not conv._depthwise_dense_pays(torch.zeros(7, 3, 9, 11), torch.zeros(3, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1))
     assert not conv._depthwise_dense_pays(x[:3], torch.zeros(12, 1, 5, 5), (1, 1), (2, 2, 2, 2), (1, 1))  # fewer probes than cells
 
