@@ -34,6 +34,12 @@ CHUNK_BYTES = 1 << 21
 # passes are elementwise, so larger chunks than the products' pay (measured: 8 MiB 10-40 % faster
 # than 2 MiB on 3x3 kernels, 3-64 channels, 8-32 pixels)
 DEPTHWISE_CHUNK_BYTES = 1 << 23
+# A depthwise convolution as matrices (`_conv2d_depthwise_dense`): where their multiply-adds are
+# at most this many times the taps' passes, and its blocks of probes x channels (measured on 3x3
+# and 5x5 kernels, 2-16 pixels: 1 MiB blocks of 256 probes are best or within 10 % of it)
+DENSE_OVER_TAPS = 3.5
+DENSE_BLOCK_BYTES = 1 << 20
+DENSE_BLOCK_PROBES = 256
 # Up to this many output channels x kernel rows, the kernel rows are one product
 # (`_conv2d_rows_stacked`).
 STACKED_ROWS = 64
@@ -65,8 +71,11 @@ def _sizes(h: int, w: int, kh: int, kw: int, strides, pads, dilations) -> tuple[
     return hp, wp, (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
 
 
-def conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, strides, pads, dilations, groups: int) -> torch.Tensor:
-    """ONNX Conv of x (N, C, *spatial) with ONNX pads (begin..., end...)."""
+def conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, strides, pads, dilations, groups: int,
+         cache: dict | None = None) -> torch.Tensor:
+    """ONNX Conv of x (N, C, *spatial) with ONNX pads (begin..., end...). `cache`, a dict the
+    caller keeps with the weight, holds what depends on the weight alone (a depthwise
+    convolution's matrices), built at the first call that needs it."""
     n = weight.dim() - 2
     ours = _ours(x)
     if ours and n == 1:
@@ -84,8 +93,14 @@ def conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, strid
     pointwise = n == 2 and weight.shape[2] == weight.shape[3] == 1 and not any(pads)
     if ours and n == 2 and groups > 1:
         if weight.shape[1] == 1:  # depthwise: one input channel per group
-            if _depthwise_dense_pays(x, weight, strides, pads, dilations):
-                return _conv2d_depthwise_dense(x, weight, bias, tuple(strides), tuple(pads), tuple(dilations))
+            if _depthwise_dense_pays(x, weight, strides, pads, dilations, cache is not None):
+                key = ("depthwise matrices", x.shape[2], x.shape[3])
+                kept_weight, maps = (cache or {}).get(key, (None, None))
+                if kept_weight is not weight:  # (none yet, or of a weight since replaced)
+                    maps = _depthwise_matrices(weight, x.shape[1:], tuple(strides), tuple(pads), tuple(dilations))
+                    if cache is not None:
+                        cache[key] = (weight, maps)
+                return _conv2d_depthwise_dense(x, maps, bias)
             return _conv2d_depthwise(x, weight, bias, tuple(strides), tuple(pads), tuple(dilations))
         return _conv2d_grouped(x, weight, bias, strides, pads, dilations, groups)
     if ours and pointwise and (weight.shape[1] >= 4 or not few_inputs):
@@ -374,37 +389,66 @@ def _conv2d_depthwise(x, weight, bias, strides, pads, dilations) -> torch.Tensor
     return out.reshape(n_probes, c_out, oh, ow)
 
 
-def _depthwise_dense_pays(x, weight, strides, pads, dilations) -> bool:
+def _depthwise_dense_pays(x, weight, strides, pads, dilations, kept: bool = False) -> bool:
     """Whether a depthwise convolution is cheaper as each channel's dense matrix: on small images,
     where the taps' passes run mostly over padding (a 5x5 kernel on a 2x2 image reads 36 cells per
-    tap for 4 outputs). By measurement (3x3 and 5x5 kernels, 2-16 pixels, 48-576 channels), the
-    matrix product is as fast as the taps where its multiply-adds per channel (input cells x
-    output cells) equal theirs (taps x a stride phase's padded cells), 2.5-7x faster at a tenth.
-    Building the matrices is a convolution of one probe per input cell, so more probes than
-    input cells are asked for."""
+    tap for 4 outputs). The taps cost a pass per tap over a stride phase's padded cells, plus the
+    padded copy; the matrices cost (input cells x output cells) multiply-adds, which a batched
+    product runs several times faster than the taps' elementwise passes. By measurement (3x3 and
+    5x5 kernels, 2-16 pixels, strides 1 and 2, 96-384 channels), the matrices are faster up to
+    DENSE_OVER_TAPS times the taps' count (1.5-8x faster at a tenth of it), slower from about 4x.
+    Building the matrices is a convolution of one probe per input cell: unless they are `kept`
+    for later calls, more probes than input cells are asked for."""
     _, _, h, w = x.shape
     kh, kw = weight.shape[2], weight.shape[3]
     sh, sw = strides
     hp, wp, oh, ow = _sizes(h, w, kh, kw, strides, pads, dilations)
     if oh <= 0 or ow <= 0:
         return False
-    return h * w < x.shape[0] and h * w * oh * ow <= kh * kw * -(-hp // sh) * -(-wp // sw)
+    taps = kh * kw * -(-hp // sh) * -(-wp // sw) + hp * wp
+    return (kept or h * w < x.shape[0]) and h * w * oh * ow <= DENSE_OVER_TAPS * taps
 
 
-def _conv2d_depthwise_dense(x, weight, bias, strides, pads, dilations) -> torch.Tensor:
-    """A depthwise convolution as one matrix per channel (input cells -> its m output planes),
-    all channels in one batched product. The matrices are the convolution of the basis images
-    (one input cell 1 in every channel), each entry one weight times 1: the weights exactly."""
-    n_probes, c_in, h, w = x.shape
-    c_out = weight.shape[0]
+def _depthwise_matrices(weight, in_shape, strides, pads, dilations) -> torch.Tensor:
+    """Each channel's matrix (C, input cells, m x oh x ow) of a depthwise convolution: the
+    convolution of the basis images (one input cell 1 in every channel), each entry one weight
+    times 1, so the weights exactly."""
+    c_in, h, w = in_shape
     cells = h * w
-    basis = torch.eye(cells, dtype=x.dtype, device=x.device).view(cells, 1, h, w).expand(cells, c_in, h, w)
+    basis = torch.eye(cells, dtype=weight.dtype, device=weight.device).view(cells, 1, h, w).expand(cells, c_in, h, w)
     maps = _conv2d_depthwise(basis, weight, None, strides, pads, dilations)  # (cells, C_out, oh, ow)
-    oh, ow = maps.shape[2], maps.shape[3]
-    maps = maps.reshape(cells, c_in, -1).transpose(0, 1)  # (C, cells, m x oh x ow)
-    y = torch.bmm(x.reshape(n_probes, c_in, cells).transpose(0, 1), maps)  # (C, N, m x oh x ow)
-    out = y.transpose(0, 1).reshape(n_probes, c_out, oh, ow)
-    return out if bias is None else out.add_(bias.view(c_out, 1, 1))
+    return maps.reshape(cells, c_in, -1, *maps.shape[2:]).permute(1, 0, 2, 3, 4).contiguous()
+
+
+def _conv2d_depthwise_dense(x, maps, bias) -> torch.Tensor:
+    """A depthwise convolution as one matrix per channel (`_depthwise_matrices`), a block of
+    channels and probes at a time in one batched product. A block (channel, probe, cell) is copied
+    out of the input's (probe, channel, cell) order, multiplied, and copied back: sized to stay in
+    cache, with enough probes per product (DENSE_BLOCK_*); a product of the whole input's strided
+    view is 1.3-4x slower."""
+    n_probes, c_in, h, w = x.shape
+    _, cells, mult, oh, ow = maps.shape
+    outs = mult * oh * ow
+    maps = maps.view(c_in, cells, outs)
+    if bias is not None:  # (C, 1, m x oh x ow): added by each block's product
+        bias = bias.view(c_in, mult, 1).expand(c_in, mult, oh * ow).reshape(c_in, 1, outs)
+    x3 = x.reshape(n_probes, c_in, cells)
+    out = x.new_empty(n_probes, c_in, outs)
+    rows = min(n_probes, DENSE_BLOCK_PROBES)
+    block = max(1, min(c_in, DENSE_BLOCK_BYTES // (rows * max(cells, outs) * x.element_size())))
+    x_block, y_block = x.new_empty(block, rows, cells), x.new_empty(block, rows, outs)
+    for lo in range(0, n_probes, rows):
+        m = min(rows, n_probes - lo)
+        for c0 in range(0, c_in, block):
+            cb = min(block, c_in - c0)
+            xb, yb = x_block[:cb, :m], y_block[:cb, :m]
+            xb.copy_(x3[lo : lo + m, c0 : c0 + cb].transpose(0, 1))
+            if bias is None:
+                torch.bmm(xb, maps[c0 : c0 + cb], out=yb)
+            else:
+                torch.baddbmm(bias[c0 : c0 + cb], xb, maps[c0 : c0 + cb], out=yb)
+            out[lo : lo + m, c0 : c0 + cb].copy_(yb.transpose(0, 1))
+    return out.reshape(n_probes, c_in * mult, oh, ow)
 
 
 def conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, strides, pads, output_padding,

@@ -138,6 +138,8 @@ class Conv(Node):
     dilations: tuple[int, ...] = ()
     groups: int = 1
     kind: ClassVar[str] = "conv"
+    # what `conv` derives from the weight alone (a depthwise convolution's matrices), kept
+    _derived: dict = field(default_factory=dict, init=False, repr=False)
 
     def linear(self, xs):
         return self._conv(xs[0], None)
@@ -145,9 +147,13 @@ class Conv(Node):
     def forward(self, xs):
         return self._conv(xs[0], self.bias)
 
+    def convert(self, dtype, device):
+        super().convert(dtype, device)
+        self._derived = {}
+
     def _conv(self, x, bias):
         x, lead = _flat_spatial(x, self.weight.dim() - 2)
-        y = conv(x, self.weight, bias, self.strides, self.pads, self.dilations, self.groups)
+        y = conv(x, self.weight, bias, self.strides, self.pads, self.dilations, self.groups, self._derived)
         return y.reshape(*lead, *y.shape[1:])
 
     def macs(self, in_shapes):

@@ -6,13 +6,14 @@ candidates it reads cell by cell, tap by tap, or at the winner (tangents) are th
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from regionaudit import conv
+from regionaudit import conv, ir
 
 CASES = [  # c_in, c_out, kernel, input h x w, strides, pads (top, left, bottom, right), dilations
     (3, 8, (3, 3), (9, 11), (1, 1), (1, 1, 1, 1), (1, 1)),
@@ -112,13 +113,17 @@ GROUPED = [  # channels, outputs per group / inputs per group, kernel, h x w, st
 ]
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 5000, conv.DEPTHWISE_CHUNK_BYTES], ids=["one-probe", "uneven", "default"])
+@pytest.mark.parametrize("chunk_bytes, block_probes", [(1, 1), (5000, 3), (conv.DEPTHWISE_CHUNK_BYTES, conv.DENSE_BLOCK_PROBES)],
+                         ids=["one-probe", "uneven", "default"])
 @pytest.mark.parametrize("case", GROUPED)
 @pytest.mark.parametrize("with_bias", [False, True])
-def test_depthwise_and_grouped_conv_equal_torch(case, chunk_bytes, with_bias, monkeypatch):
+def test_depthwise_and_grouped_conv_equal_torch(case, chunk_bytes, block_probes, with_bias, monkeypatch):
     """Depthwise (one input channel per group, m outputs each) by shifted runs of the input's
-    stride phases, and grouped (two input channels per group) group by group: torch's sums."""
+    stride phases or as matrices a block at a time, and grouped (two input channels per group)
+    group by group: torch's sums."""
     monkeypatch.setattr(conv, "DEPTHWISE_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(conv, "DENSE_BLOCK_BYTES", chunk_bytes)
+    monkeypatch.setattr(conv, "DENSE_BLOCK_PROBES", block_probes)
     channels, m, k, hw, strides, pads, dil = case
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(7, channels * 2, *hw, generator=gen, dtype=torch.float64)
@@ -141,6 +146,29 @@ def test_small_images_take_each_channels_matrix():
     assert conv._depthwise_dense_pays(torch.zeros(7, 3, 2, 3), torch.zeros(3, 1, 3, 3), (2, 1), (2, 1, 1, 2), (1, 2))
     assert not conv._depthwise_dense_pays(torch.zeros(7, 3, 9, 11), torch.zeros(3, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1))
     assert not conv._depthwise_dense_pays(x[:3], torch.zeros(12, 1, 5, 5), (1, 1), (2, 2, 2, 2), (1, 1))  # fewer probes than cells
+    # MobileNet's 3x3 on 8x8 images: as matrices at stride 2 (16 outputs), by taps at stride 1 (64)
+    x8 = torch.zeros(65, 4, 8, 8, dtype=torch.float64)
+    assert conv._depthwise_dense_pays(x8, torch.zeros(4, 1, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1))
+    assert not conv._depthwise_dense_pays(x8, torch.zeros(4, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1))
+
+
+def test_conv_node_keeps_depthwise_matrices_of_its_weight():
+    """A Conv node builds a depthwise convolution's matrices once (so even a call with fewer
+    probes than input cells takes them), and builds them again for a weight put in its place
+    (as re-initialisation does on a copy): always torch's result for the weight it holds."""
+    gen = torch.Generator().manual_seed(5)
+    w = torch.randn(8, 1, 3, 3, generator=gen, dtype=torch.float64)
+    node = ir.Conv("dw", (0,), (8, 2, 2), weight=w, bias=torch.randn(8, generator=gen, dtype=torch.float64),
+                   strides=(2, 2), pads=(1, 1, 1, 1), dilations=(1, 1), groups=8)
+    assert conv._depthwise_dense_pays(torch.zeros(3, 8, 4, 4), w, (2, 2), (1, 1, 1, 1), (1, 1), kept=True)
+    for probes in (3, 40):
+        x = torch.randn(probes, 8, 4, 4, generator=gen, dtype=torch.float64)
+        want = F.conv2d(x, node.weight, node.bias, 2, 1, 1, 8)
+        assert torch.allclose(node.forward([x]), want, rtol=0, atol=1e-13)
+        (kept_weight, maps), = node._derived.values()
+        assert kept_weight is node.weight and maps.shape == (8, 16, 1, 2, 2)
+        node = copy.deepcopy(node)
+        node.weight = torch.randn(8, 1, 3, 3, generator=gen, dtype=torch.float64)
 
 
 def _pool_cases(count: int, seed: int):
