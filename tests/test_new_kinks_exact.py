@@ -14,6 +14,7 @@ import plainpath
 from onnx import helper
 
 from regionaudit import ir
+from regionaudit.analysis import crossings
 from regionaudit.analysis.crossings import kink_crossings, unit_crossings
 from regionaudit.analysis.density import midpoint_check, trace_segments
 from regionaudit.analysis.distance import boundary_distances
@@ -350,3 +351,22 @@ def test_clip_is_bounded_by_its_input_only_where_its_bounds_hold_zero(lo, hi, bo
     assert bounded_by_inputs(node) == bounded
     z = 3 * torch.randn(50, *shape, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
     assert bool((node.forward([z]).abs() <= z.abs()).all()) == bounded
+
+
+@pytest.mark.parametrize("cols", [0, 1, 7, 8, 13, 64, 203])
+@pytest.mark.parametrize("rows_hit", ["none", "few", "most"])
+def test_scan_nonzero_is_torchs(cols, rows_hit):
+    """The scans' `nonzero` (8-byte words, then their bytes; only the rows holding a True where
+    few do) finds torch's entries in torch's order: any width (a tail shorter than a word), a
+    mask that does not start a word, rows with nothing."""
+    gen = torch.Generator().manual_seed(cols)
+    base = torch.rand(41, cols, generator=gen) < 0.05
+    keep = {"none": torch.zeros(41, dtype=torch.bool), "few": torch.arange(41) % 9 == 4, "most": torch.arange(41) % 9 != 4}
+    base &= keep[rows_hit][:, None]
+    if cols and rows_hit != "none":
+        base[keep[rows_hit].nonzero()[-1], -1] = True  # the last entry, in a tail where there is one
+    for mask in (base, base[1:], base.t().contiguous().t()):  # (offset not a word; strided)
+        want = mask.nonzero(as_tuple=True)
+        got = crossings.nonzero(mask)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+        assert (want[0].numel() > 0) == (rows_hit != "none" and cols > 0)

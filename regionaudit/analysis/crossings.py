@@ -17,16 +17,32 @@ from regionaudit.analysis._common import readers
 from regionaudit.ir import LeakyRelu, MaxPool, Network, UnitKink, WindowMax
 
 
+# `nonzero` scans only the rows holding a True where fewer than 1 in this many do (copying them
+# out costs more than scanning the others as words)
+FEW_ROWS = 4
+
+
 def nonzero(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(row, column) of the True entries of a 2-D mask, row-major, as `nonzero` finds them but
-    about 20x faster on the usual mask with few rows holding any: those rows are found first by
-    a byte-wise max, and only they are scanned."""
-    if mask.shape[1] == 0:
+    about 10x faster on the usual sparse mask of a scan, whose cost is torch's nonzero over every
+    byte. The mask is read as 8-byte words: nonzero finds the words holding any True (an eighth
+    of the entries), then the bytes within those. Where few rows hold any (found by a byte-wise
+    max), only those rows are scanned."""
+    n_rows, n_cols = mask.shape
+    if n_cols == 0:
         empty = torch.zeros(0, dtype=torch.long, device=mask.device)
         return empty, empty
-    rows = mask.view(torch.uint8).amax(1).nonzero().squeeze(1)
-    r, c = mask.index_select(0, rows).nonzero(as_tuple=True)
-    return rows[r], c
+    any_rows = mask.view(torch.uint8).amax(1).nonzero().squeeze(1)
+    few = any_rows.numel() * FEW_ROWS < n_rows
+    flat = (mask.index_select(0, any_rows) if few else mask.contiguous()).reshape(-1)
+    whole = flat.numel() // 8 * 8
+    if flat.storage_offset() % 8:  # (a view whose bytes do not start a word)
+        flat = flat.clone()
+    words = flat[:whole].view(torch.uint8).view(torch.int64).nonzero().squeeze(1)
+    k, byte = flat[:whole].view(-1, 8).index_select(0, words).nonzero(as_tuple=True)
+    index = torch.cat([words[k] * 8 + byte, flat[whole:].nonzero().squeeze(1) + whole])
+    rows, cols = index // n_cols, index % n_cols
+    return (any_rows[rows] if few else rows), cols
 
 
 def relu_crossings(z: torch.Tensor, pair_ok: torch.Tensor, floor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
