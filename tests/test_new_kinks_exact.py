@@ -353,12 +353,14 @@ def test_clip_is_bounded_by_its_input_only_where_its_bounds_hold_zero(lo, hi, bo
     assert bool((node.forward([z]).abs() <= z.abs()).all()) == bounded
 
 
+@pytest.mark.parametrize("small", [0, crossings.SMALL_MASK], ids=["by-words", "default"])
 @pytest.mark.parametrize("cols", [0, 1, 7, 8, 13, 64, 203])
 @pytest.mark.parametrize("rows_hit", ["none", "few", "most"])
-def test_scan_nonzero_is_torchs(cols, rows_hit):
+def test_scan_nonzero_is_torchs(cols, rows_hit, small, monkeypatch):
     """The scans' `nonzero` (8-byte words, then their bytes; only the rows holding a True where
-    few do) finds torch's entries in torch's order: any width (a tail shorter than a word), a
-    mask that does not start a word, rows with nothing."""
+    few do; torch's on small masks) finds torch's entries in torch's order: any width (a tail
+    shorter than a word), a mask that does not start a word, rows with nothing."""
+    monkeypatch.setattr(crossings, "SMALL_MASK", small)
     gen = torch.Generator().manual_seed(cols)
     base = torch.rand(41, cols, generator=gen) < 0.05
     keep = {"none": torch.zeros(41, dtype=torch.bool), "few": torch.arange(41) % 9 == 4, "most": torch.arange(41) % 9 != 4}
