@@ -94,12 +94,7 @@ def conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, strid
     if ours and n == 2 and groups > 1:
         if weight.shape[1] == 1:  # depthwise: one input channel per group
             if _depthwise_dense_pays(x, weight, strides, pads, dilations, cache is not None):
-                key = ("depthwise matrices", x.shape[2], x.shape[3])
-                kept_weight, maps = (cache or {}).get(key, (None, None))
-                if kept_weight is not weight:  # (none yet, or of a weight since replaced)
-                    maps = _depthwise_matrices(weight, x.shape[1:], tuple(strides), tuple(pads), tuple(dilations))
-                    if cache is not None:
-                        cache[key] = (weight, maps)
+                maps = _kept_depthwise_matrices(cache, weight, x.shape[1:], tuple(strides), tuple(pads), tuple(dilations))
                 return _conv2d_depthwise_dense(x, maps, bias)
             return _conv2d_depthwise(x, weight, bias, tuple(strides), tuple(pads), tuple(dilations))
         return _conv2d_grouped(x, weight, bias, strides, pads, dilations, groups)
@@ -420,13 +415,25 @@ def _depthwise_matrices(weight, in_shape, strides, pads, dilations) -> torch.Ten
     return maps.reshape(cells, c_in, -1, *maps.shape[2:]).permute(1, 0, 2, 3, 4).contiguous()
 
 
+def _kept_depthwise_matrices(cache: dict | None, weight, in_shape, strides, pads, dilations) -> torch.Tensor:
+    """`_depthwise_matrices`, from `cache` where they were built for this very weight (a weight
+    put in its place, as re-initialisation does, gets its own), else built and kept there."""
+    key = ("depthwise matrices", *in_shape[1:])
+    kept_weight, maps = (cache or {}).get(key, (None, None))
+    if kept_weight is not weight:
+        maps = _depthwise_matrices(weight, in_shape, strides, pads, dilations)
+        if cache is not None:
+            cache[key] = (weight, maps)
+    return maps
+
+
 def _conv2d_depthwise_dense(x, maps, bias) -> torch.Tensor:
     """A depthwise convolution as one matrix per channel (`_depthwise_matrices`), a block of
     channels and probes at a time in one batched product. A block (channel, probe, cell) is copied
     out of the input's (probe, channel, cell) order, multiplied, and copied back: sized to stay in
     cache, with enough probes per product (DENSE_BLOCK_*); a product of the whole input's strided
     view is 1.3-4x slower."""
-    n_probes, c_in, h, w = x.shape
+    n_probes, c_in = x.shape[:2]
     _, cells, mult, oh, ow = maps.shape
     outs = mult * oh * ow
     maps = maps.view(c_in, cells, outs)

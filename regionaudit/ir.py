@@ -138,7 +138,8 @@ class Conv(Node):
     dilations: tuple[int, ...] = ()
     groups: int = 1
     kind: ClassVar[str] = "conv"
-    # what `conv` derives from the weight alone (a depthwise convolution's matrices), kept
+    # what `conv` derives from the weight alone (a depthwise convolution's matrices), kept with
+    # the weight it came from (a converted or replaced weight is a new tensor: built again)
     _derived: dict = field(default_factory=dict, init=False, repr=False)
 
     def linear(self, xs):
@@ -146,10 +147,6 @@ class Conv(Node):
 
     def forward(self, xs):
         return self._conv(xs[0], self.bias)
-
-    def convert(self, dtype, device):
-        super().convert(dtype, device)
-        self._derived = {}
 
     def _conv(self, x, bias):
         x, lead = _flat_spatial(x, self.weight.dim() - 2)

@@ -32,8 +32,7 @@ def nonzero(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     max), only those rows are scanned. A small mask goes to torch's nonzero as it is."""
     n_rows, n_cols = mask.shape
     if mask.numel() <= SMALL_MASK:
-        rows, cols = mask.nonzero(as_tuple=True)
-        return rows, cols
+        return mask.nonzero(as_tuple=True)
     any_rows = mask.view(torch.uint8).amax(1).nonzero().squeeze(1)
     few = any_rows.numel() * FEW_ROWS < n_rows
     flat = (mask.index_select(0, any_rows) if few else mask.contiguous()).reshape(-1)
