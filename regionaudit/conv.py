@@ -111,8 +111,22 @@ def conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, strid
         return _conv2d_unfolded(x, weight, bias, tuple(strides), tuple(pads), tuple(dilations))
     fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[n]
     if tuple(pads[:n]) == tuple(pads[n:]):  # symmetric: the convolution pads, no padded copy
-        return fn(x, weight, bias, strides, tuple(pads[:n]), dilations, groups)
-    return fn(pad_spatial(x, pads), weight, bias, strides, 0, dilations, groups)
+        return _torch_conv(fn, x, weight, bias, strides, tuple(pads[:n]), dilations, groups)
+    return _torch_conv(fn, pad_spatial(x, pads), weight, bias, strides, 0, dilations, groups)
+
+
+def _torch_conv(fn, x: torch.Tensor, *args) -> torch.Tensor:
+    """torch's convolution `fn`, in true float32 on a GPU: by torch's default, cuDNN computes float32
+    convolutions in TF32 (a 10-bit mantissa), 1e-4 relative error, which fails the import check and
+    moves knots. The flag is process-wide, so it is set for this call only."""
+    cudnn = torch.backends.cudnn
+    if x.device.type != "cuda" or x.dtype != torch.float32 or not cudnn.allow_tf32:
+        return fn(x, *args)
+    cudnn.allow_tf32 = False
+    try:
+        return fn(x, *args)
+    finally:
+        cudnn.allow_tf32 = True
 
 
 def conv2d_of_basis(weight: torch.Tensor, in_shape, start: int, count: int, strides, pads, dilations, groups: int) -> torch.Tensor:
@@ -466,7 +480,7 @@ def conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     if _ours(x) and n == 2 and groups == 1 and tuple(dilations) == (1, 1):
         return _conv_transpose2d_phases(x, weight, bias, tuple(strides), tuple(pads), tuple(output_padding))
     fn = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[n]
-    y = fn(x, weight, None, strides, 0, 0, groups, dilations)
+    y = _torch_conv(fn, x, weight, None, strides, 0, 0, groups, dilations)
     crop = tuple(-p for p in pads[:n]) + tuple(o - p for o, p in zip(output_padding, pads[n:]))
     y = pad_spatial(y, crop)
     return y if bias is None else y + bias.reshape(-1, *([1] * n))

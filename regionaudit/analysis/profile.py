@@ -22,7 +22,7 @@ def knot_layers(net: ir.Network, a: torch.Tensor, b: torch.Tensor, t: torch.Tens
     inner = t[1:-1]
     if inner.numel() == 0:
         return []
-    x = a.reshape(1, -1) + inner.to(a.dtype).unsqueeze(1) * (b - a).reshape(1, -1)
+    x = a.reshape(1, -1) + inner.to(a).unsqueeze(1) * (b - a).reshape(1, -1)  # t lives on the network's device
     values = net.forward_all(x)
     found: list[str | None] = [None] * inner.numel()
     for i in net.kink_ids:
