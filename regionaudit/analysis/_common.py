@@ -26,6 +26,14 @@ def zero_tolerance(dtype: torch.dtype) -> float:
     return 16 * torch.finfo(dtype).eps
 
 
+def where_true(mask: torch.Tensor, *xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The rows of each x where the 1-D `mask` holds, as `x[mask]` gives them, with one `nonzero`
+    for all of them: on a GPU each boolean index waits for the device, so four of them wait four
+    times."""
+    idx = mask.nonzero().squeeze(1)
+    return tuple(x[idx] for x in xs)
+
+
 def bounded_by_inputs(node: Node) -> bool:
     """Whether no |value| of the node's output exceeds the largest |value| of its inputs: then it
     cannot raise the rounding scale of `zero_tolerance`, and an analysis need not measure it."""

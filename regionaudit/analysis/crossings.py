@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from regionaudit.analysis._common import readers
+from regionaudit.analysis._common import readers, where_true
 from regionaudit.ir import LeakyRelu, MaxPool, Network, UnitKink, WindowMax
 
 
@@ -29,9 +29,9 @@ def nonzero(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     about 10x faster on the usual sparse mask of a scan, whose cost is torch's nonzero over every
     byte. The mask is read as 8-byte words: nonzero finds the words holding any True (an eighth
     of the entries), then the bytes within those. Where few rows hold any (found by a byte-wise
-    max), only those rows are scanned. A small mask goes to torch's nonzero as it is."""
+    max), only those rows are scanned. A small mask, or one on a GPU, goes to torch's nonzero as it is."""
     n_rows, n_cols = mask.shape
-    if mask.numel() <= SMALL_MASK:
+    if mask.numel() <= SMALL_MASK or mask.device.type != "cpu":  # on a GPU, each nonzero waits for it
         return mask.nonzero(as_tuple=True)
     any_rows = mask.view(torch.uint8).amax(1).nonzero().squeeze(1)
     few = any_rows.numel() * FEW_ROWS < n_rows
@@ -80,7 +80,7 @@ def _sign_changes(neg: torch.Tensor, values_at, pair_ok: torch.Tensor, floor: to
     j, u = nonzero(neg[:-1] != neg[1:])  # a sign change, or a zero at one end
     a, b = values_at(j, u), values_at(j + 1, u)
     real = _crosses_zero(a, b, floor[j]) & pair_ok[j]
-    return j[real], u[real], a[real], b[real]
+    return where_true(real, j, u, a, b)
 
 
 def _crosses_zero(a: torch.Tensor, b: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
@@ -129,9 +129,8 @@ def envelope(c0: torch.Tensor, c1: torch.Tensor, floor: torch.Tensor) -> Envelop
         s_min = sx.min(-1).values
         cont = s_min < 1
         nxt = torch.where(over & (sx <= s_min[:, None]), dd, ninf).argmax(-1, keepdim=True)
-        found.append((rows[cont], s_min[cont], leader[cont, 0], nxt[cont, 0]))
-        a, dd, fin, leader, s_cur, rows = a[cont], dd[cont], fin[cont], nxt[cont], s_min[cont], rows[cont]
-        floor = floor[cont]
+        rows, s_cur, before, leader, a, dd, fin, floor = where_true(cont, rows, s_min, leader, nxt, a, dd, fin, floor)
+        found.append((rows, s_cur, before[:, 0], leader[:, 0]))
     row, s, before, after = (torch.cat(x) for x in zip(*found)) if found else (first[:0], c0.new_zeros(0), first[:0], first[:0])
     o = torch.sort(row, stable=True).indices  # by row; each row's breakpoints came in order of s
     return Envelope(first, row[o], s[o], before[o], after[o])
@@ -222,7 +221,7 @@ def relu_pool_crossings(
         cw, cm = _windows_holding(cells, u)  # (crossing, window) pairs: the windows of each unit
         cw_j = j[cm]
         keep = ~changed[cw_j, cw] & (cells[cw, am[cw_j, cw].long()].long() == u[cm])
-        cm, cw = cm[keep], cw[keep]
+        cm, cw = where_true(keep, cm, cw)
     bends = [(j[cm], a[cm] / (a[cm] - b[cm]), cw, (1 - alpha) * (b[cm] - a[cm]).abs())]
 
     knots = [(j, a / (a - b), torch.zeros_like(j, dtype=torch.bool))]
@@ -233,12 +232,14 @@ def relu_pool_crossings(
         r, sb = env.row, env.s
         level = c0[r, env.before] + sb * (c1[r, env.before] - c0[r, env.before])
         kept = level > 0 if alpha == 0 else torch.ones_like(r, dtype=torch.bool)
-        knots.append((p[r[kept]], sb[kept], torch.ones_like(r[kept], dtype=torch.bool)))
+        r_kept, s_kept = where_true(kept, r, sb)
+        knots.append((p[r_kept], s_kept, torch.ones_like(r_kept, dtype=torch.bool)))
         if kinks:
             row, s_at, slope = _pooled_slopes(env, c0, c1, floor[p], alpha)
             change = slope[1:] - slope[:-1]
             inner = (row[1:] == row[:-1]) & (change != 0)
-            bends.append((p[row[1:][inner]], s_at[1:][inner], w[row[1:][inner]], change[inner]))
+            row_in, s_in, change_in = where_true(inner, row[1:], s_at[1:], change)
+            bends.append((p[row_in], s_in, w[row_in], change_in))
     kj, ks, kb = (torch.cat(x) for x in zip(*knots))
     cj, cs, cw, cd = (torch.cat(x) for x in zip(*bends))
     return PoolCrossings(kj, ks, kb, cj, cs, cw, cd)
@@ -255,7 +256,8 @@ def _pooled_slopes(env: Envelope, c0: torch.Tensor, c1: torch.Tensor, floor: tor
     v0, v1 = c0[row, lead], c1[row, lead]
     sz = v0 / (v0 - v1)
     cut = _crosses_zero(v0, v1, floor[row]) & (sz > start) & (sz < end)
-    row, start, lead, end = _in_order(torch.cat([row, row[cut]]), torch.cat([start, sz[cut]]), torch.cat([lead, lead[cut]]))
+    row_cut, s_cut, lead_cut = where_true(cut, row, sz, lead)
+    row, start, lead, end = _in_order(torch.cat([row, row_cut]), torch.cat([start, s_cut]), torch.cat([lead, lead_cut]))
     v0, v1 = c0[row, lead], c1[row, lead]
     d = v1 - v0
     above = v0 + (start + end) / 2 * d > 0

@@ -24,6 +24,7 @@ from regionaudit.analysis._common import (
     first_kink,
     needed_nodes,
     overwritable,
+    where_true,
     zero_tolerance,
 )
 from regionaudit.analysis.crossings import kink_crossings, maxpool_crossings, pooled_relus, relu_crossings, relu_pool_crossings
@@ -394,7 +395,7 @@ def _insert(
     close = torch.zeros_like(keep)
     close[1:] = (j[1:] == j[:-1]) & (ts[1:] - ts[:-1] < T_MERGE)
     keep &= ~close
-    j, s, ts, src = j[keep], s[keep], ts[keep], src[keep]
+    j, s, ts, src = where_true(keep, j, s, ts, src)
     frozen = None
     if j.numel() and budget.max_knots is not None:
         sg = seg[j]
@@ -404,7 +405,7 @@ def _insert(
         allowed = (budget.max_knots - k.interior).clamp(min=0)
         ok = rank < allowed[sg]
         frozen = counts > allowed
-        j, s, ts, src = j[ok], s[ok], ts[ok], src[ok]
+        j, s, ts, src = where_true(ok, j, s, ts, src)
     m = j.shape[0]
     exact, held = None, m  # new rows that get values
     while step > 1 and m:
