@@ -19,6 +19,9 @@ from regionaudit.importer import import_model
 REPO = Path(__file__).resolve().parent.parent.parent
 SAMPLES = REPO / "sample_models"
 REALMODELS = REPO.parent / "shared" / "realmodels"
+# A GPU traces a batch of segments in about the time of one: with the CPU's 4 segments it would time
+# its launch latency, not its throughput. The GPU subset measures the CIFAR-size nets on this many.
+GPU_PROBES = 32
 
 
 @dataclass
@@ -32,6 +35,7 @@ class ModelSpec:
     data: Path | None = None  # rows to draw probes from; Gaussian rows when None
     scale: float = 1.0  # Gaussian probes' standard deviation
     tags: tuple[str, ...] = ()  # "tiny", "gpu": the subsets that include this model
+    gpu_probes: int = 0  # in the GPU subset, this many segments and points (0: as above)
 
     def available(self) -> str | None:
         """None when the model can be built here, else why it is skipped."""
@@ -232,7 +236,7 @@ def all_models() -> list[ModelSpec]:
         specs.append(ModelSpec(f"mlp784-{width}x3", random_mlp(width), segments=4, fraction=frac, points=2))
     for name in ("cifar10_resnet_2b", "oval21_cifar_base_kw", "marabou_cifar10_small"):
         path = REALMODELS / f"{name}.onnx"
-        specs.append(FileSpec(name, _onnx(path), path=path, segments=4, points=4, tags=("gpu",)))
+        specs.append(FileSpec(name, _onnx(path), path=path, segments=4, points=4, tags=("gpu",), gpu_probes=GPU_PROBES))
     for name in ("verivital_convnet_avgpool", "verivital_convnet_maxpool"):  # one 23k-unit ReLU layer
         path = REALMODELS / f"{name}.onnx"
         specs.append(FileSpec(name, _onnx(path), path=path, segments=4, fraction=0.25, points=4))
