@@ -9,7 +9,7 @@ import torch
 
 import netfactory as nf
 from regionaudit import ir
-from regionaudit.analysis._common import bytes_per_probe, needed_nodes
+from regionaudit.analysis._common import bytes_per_probe, needed_nodes, where_true
 from regionaudit.analysis.density import SegmentTrace, midpoint_check, trace_segments
 from regionaudit.analysis.walk import walk_segment
 
@@ -312,3 +312,13 @@ def test_a_first_relu_and_its_max_pool_insert_their_knots_at_once(flat, monkeypa
         assert got[s].regions == walk_segment(net, a[s], b[s]).regions
         assert float((got[s].outputs - ref[s].outputs).abs().max()) < 1e-12 * float(ref[s].outputs.abs().max())
     assert sum(tr.knots_per_layer[net.nodes[first + 1].name] for tr in got) > (0 if flat else 10)
+
+
+def test_where_true_selects_as_a_boolean_index_does():
+    g = torch.Generator().manual_seed(5)
+    mask = torch.rand(40, generator=g) < 0.3
+    x, y = torch.randn(40, generator=g), torch.randn(40, 3, generator=g)
+    a, b = where_true(mask, x, y)
+    assert torch.equal(a, x[mask]) and torch.equal(b, y[mask]) and a.numel() == int(mask.sum()) > 0
+    empty = where_true(torch.zeros(40, dtype=torch.bool), y)[0]
+    assert empty.shape == (0, 3)

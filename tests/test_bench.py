@@ -103,3 +103,23 @@ def test_exported_nets_import_and_their_counts_are_the_walks():
             end = a[:1] + 0.2 * (b[:1] - a[:1])
             regions = trace_segments(net, a[:1], end)[0].regions
             assert regions == walk_segment(net, a[0], end[0]).regions > 20
+
+
+def test_cpu_and_cuda_rows_pair_by_model_and_measure():
+    """cpu/cuda is the CPU row's time over the CUDA row's; =cuda compares counts exactly and
+    distances to 1e-6 relative (rows made by hand: no GPU needed)."""
+    from regionaudit.bench.run import _pair_devices
+
+    rows = [
+        {"model": "m", "measure": "density", "device": "cpu", "time_s": 2.0, "counts": [3, 4]},
+        {"model": "m", "measure": "density", "device": "cuda", "time_s": 0.5, "counts": [3, 5]},
+        {"model": "m", "measure": "distance", "device": "cpu", "time_s": 1.0, "distances": [0.5, 2.0]},
+        {"model": "m", "measure": "distance", "device": "cuda", "time_s": 0.1, "distances": [0.5 * (1 + 1e-8), 2.0]},
+        {"model": "n", "measure": "distance", "device": "cpu", "time_s": 1.0, "distances": [0.5]},
+        {"model": "n", "measure": "distance", "device": "cuda", "time_s": 1.0, "distances": [0.5 * (1 + 1e-4)]},
+    ]
+    _pair_devices(rows)
+    assert rows[1]["cpu_over_cuda"] == 4.0 and rows[1]["cuda_agree"] is False
+    assert rows[3]["cpu_over_cuda"] == 10.0 and rows[3]["cuda_agree"] is True
+    assert rows[5]["cuda_agree"] is False
+    assert "cpu_over_cuda" not in rows[0]
