@@ -400,7 +400,12 @@ class LeakyRelu(UnitKink):
         return self.forward([z])
 
     def with_pattern(self, z, on, linear=False):
-        return torch.where(on.reshape(z.shape), z, self.slope * z)
+        """`on` (P, units) for z (P, *shape), or for z (P, k, *shape) whose k parts share each row's
+        pattern (a slice's three affine coefficients)."""
+        on = on.reshape(z.shape) if on.numel() == z.numel() else on.reshape(z.shape[0], 1, *z.shape[2:])
+        if self.slope.numel() == 1 and not float(self.slope):  # ReLU: one pass, z or the signed zero 0 * z
+            return z * on
+        return torch.where(on, z, self.slope * z)
 
     def slope_jumps(self):
         return torch.broadcast_to(1 - self.slope, (1, *self.shape)).reshape(-1)

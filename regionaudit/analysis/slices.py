@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from regionaudit.analysis._common import bytes_per_probe, default_max_memory, needed_nodes, zero_tolerance
+from regionaudit.analysis._common import bounded_by_inputs, bytes_per_probe, default_max_memory, needed_nodes, zero_tolerance
 from regionaudit.errors import BadOption
-from regionaudit.ir import MaxPool, Network, UnitKink
+from regionaudit.ir import Clip, LeakyRelu, MaxPool, Network, UnitKink
 
 BOX_LABEL = -1  # edge label of the box's own sides
 
@@ -325,7 +325,10 @@ class _Batch:
 
 def _offsets(node: UnitKink, z: torch.Tensor) -> torch.Tensor:
     """An elementwise kink's breakpoint offsets as affine coefficients (P, 3, breaks * units):
-    the offsets at the centre, and their derivatives along e1 and e2 (the offsets' linear part)."""
+    the offsets at the centre, and their derivatives along e1 and e2 (the offsets' linear part).
+    A (leaky) ReLU's offsets are its input: a view of it, not a copy."""
+    if isinstance(node, LeakyRelu):
+        return z.reshape(z.shape[0], 3, -1)
     return torch.stack([node.offsets(z[:, 0]), node.offset_slopes(z[:, 1]), node.offset_slopes(z[:, 2])], 1)
 
 def _magnitude(v: torch.Tensor, hu: float, hv: float) -> torch.Tensor:
@@ -335,6 +338,14 @@ def _magnitude(v: torch.Tensor, hu: float, hv: float) -> torch.Tensor:
         return v.new_zeros(v.shape[0])
     bound = flat[:, 0].abs() + hu * flat[:, 1].abs() + hv * flat[:, 2].abs()
     return bound.nan_to_num(posinf=0.0).amax(1)
+
+
+def _keeps_scale(node) -> bool:
+    """Whether each polygon's bound `_magnitude` of the node's output cannot exceed its input's, in
+    floating point too (copies, selections, |slope| <= 1 times them): then `mag`, which already
+    holds the input's, needs no pass over the output. A Clip is measured: its constant pieces
+    can exceed its input by up to the rounding floor."""
+    return bounded_by_inputs(node) and not isinstance(node, Clip)
 
 
 def _pack(bits: torch.Tensor) -> torch.Tensor:
@@ -408,7 +419,8 @@ class _Partitioner:
                 batch = self._kink(i, batch, children, parent)
             else:
                 batch.values[i] = self._affine(i, [batch.values[k] for k in node.inputs])
-                batch.mag = torch.maximum(batch.mag, _magnitude(batch.values[i], self.hu, self.hv))
+                if not _keeps_scale(node):
+                    batch.mag = torch.maximum(batch.mag, _magnitude(batch.values[i], self.hu, self.hv))
             for k in list(batch.values):
                 if self.last.get(k, k) <= i:
                     del batch.values[k]
@@ -535,10 +547,13 @@ class _Partitioner:
         p = z.shape[0]
         if isinstance(node, UnitKink):
             on = self._relu_mask(polys, _offsets(node, z), floor)  # (P, breaks * units)
-            out = torch.stack(
-                [node.with_pattern(z[:, 0], on), node.with_pattern(z[:, 1], on, linear=True),
-                 node.with_pattern(z[:, 2], on, linear=True)], 1
-            )
+            if isinstance(node, LeakyRelu):  # the same pattern on all three parts: one pass
+                out = node.with_pattern(z, on)
+            else:
+                out = torch.stack(
+                    [node.with_pattern(z[:, 0], on), node.with_pattern(z[:, 1], on, linear=True),
+                     node.with_pattern(z[:, 2], on, linear=True)], 1
+                )
             pattern = _pack(on)
         else:
             coef = self._coefficients(i, z)  # (P, 3, G, k)
@@ -551,7 +566,8 @@ class _Partitioner:
             if pattern.dtype != torch.uint8:
                 pattern = pattern.view(torch.uint8)
         values[i] = out
-        mag = torch.maximum(mag, _magnitude(out, self.hu, self.hv))
+        if not _keeps_scale(node):
+            mag = torch.maximum(mag, _magnitude(out, self.hu, self.hv))
         patterns = [q[parent] for q in batch.patterns] + [pattern]
         return _Batch(polys, values, mag, patterns)
 
