@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ import torch
 
 import netfactory as nf
 from regionaudit.analysis.slices import Plane, _pack, decision_boundary, partition_plane, predicted_classes
+from regionaudit.bench.models import REALMODELS  # ../shared/realmodels beside the checkout
 from regionaudit.ir import MaxPool, UnitKink
 from regionaudit.planes import plane_through
 
@@ -306,9 +306,6 @@ def _agrees_with_the_1d_analysis(net, plane: Plane, seed: int) -> None:
 def test_segments_in_the_plane_cross_as_many_regions_as_the_1d_analysis_counts(kind):
     net = nf.make(kind, 5)
     _agrees_with_the_1d_analysis(net, random_plane(net, 5), 5)
-
-
-REALMODELS = Path(__file__).resolve().parents[2] / "shared" / "realmodels"
 
 
 @pytest.mark.skipif(not (REALMODELS / "tllbench_n2_N8_inst0_0.onnx").is_file(), reason="../shared/realmodels is absent")

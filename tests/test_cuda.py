@@ -14,6 +14,7 @@ from clirun import run
 from regionaudit.analysis.density import trace_segments
 from regionaudit.analysis.distance import boundary_distances
 from regionaudit.api import audit
+from regionaudit.bench.models import REALMODELS  # ../shared/realmodels beside the checkout
 from regionaudit.importer.pipeline import import_model
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the CUDA tests need a GPU")
@@ -58,9 +59,6 @@ def test_cli_report_on_cuda(tmp_path, capsys):
     assert code == 0, err
     assert json.loads(out_json.read_text())["settings"]["device"] == "cuda"
     assert "<svg" in html.read_text()
-
-
-REALMODELS = Path(__file__).resolve().parents[1].parent / "shared" / "realmodels"
 
 
 def test_float32_convolutions_on_cuda_are_not_tf32():

@@ -1,14 +1,13 @@
 """Every third-party model in ../shared/realmodels imports and matches onnxruntime, or is refused."""
 
 import csv
-from pathlib import Path
 
 import pytest
 
+from regionaudit.bench.models import REALMODELS  # ../shared/realmodels beside the checkout
 from regionaudit.errors import RejectedModel
 from regionaudit.importer import import_model
 
-REALMODELS = Path(__file__).resolve().parents[1].parent / "shared" / "realmodels"
 REASONS = {  # what a refusal must name, by file
     "eran_ffnn_sigmoid_6x200.onnx": "not piecewise linear: Sigmoid .* \\+2 more",
     "marabou_tanh_test.onnx": "not piecewise linear: Tanh 'model/model/fc_1/Tanh', Tanh 'model/model/fc_2/Tanh'",

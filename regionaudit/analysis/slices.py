@@ -376,6 +376,7 @@ class _Partitioner:
         self.done: list[_Batch] = []
         self._bias: dict[int, torch.Tensor] = {}
         self.tol = zero_tolerance(network.dtype)
+        self.keeps_scale = {i for i in self.order if _keeps_scale(network.nodes[i])}  # once: a slope check reads the device
 
     # -- affine nodes on coefficient triples
     def _affine(self, i: int, xs: list[torch.Tensor]) -> torch.Tensor:
@@ -419,7 +420,7 @@ class _Partitioner:
                 batch = self._kink(i, batch, children, parent)
             else:
                 batch.values[i] = self._affine(i, [batch.values[k] for k in node.inputs])
-                if not _keeps_scale(node):
+                if i not in self.keeps_scale:
                     batch.mag = torch.maximum(batch.mag, _magnitude(batch.values[i], self.hu, self.hv))
             for k in list(batch.values):
                 if self.last.get(k, k) <= i:
@@ -566,7 +567,7 @@ class _Partitioner:
             if pattern.dtype != torch.uint8:
                 pattern = pattern.view(torch.uint8)
         values[i] = out
-        if not _keeps_scale(node):
+        if i not in self.keeps_scale:
             mag = torch.maximum(mag, _magnitude(out, self.hu, self.hv))
         patterns = [q[parent] for q in batch.patterns] + [pattern]
         return _Batch(polys, values, mag, patterns)
