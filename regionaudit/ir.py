@@ -386,24 +386,43 @@ class LeakyRelu(UnitKink):
     slope: torch.Tensor = None
     op_type: str = "Relu"
     kind: ClassVar[str] = "relu"
+    # `scalar_slope()`, read from slope when it is set: on a GPU each read of a device number
+    # waits for the device, and every forward pass and crossing scan would read it again
+    _scalar: float | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self):
+        self._scalar = self._read_scalar()
+
+    def convert(self, dtype, device):
+        super().convert(dtype, device)
+        self._scalar = self._read_scalar()  # (a slope may round to another float32)
+
+    def _read_scalar(self) -> float | None:
+        return float(self.slope) if self.slope is not None and self.slope.numel() == 1 else None
+
+    def scalar_slope(self) -> float | None:
+        """The one slope of every unit (ReLU, LeakyReLU, Abs), or None (PReLU's slope tensor)."""
+        return self._scalar
 
     def forward(self, xs):
         z = xs[0]
-        if self.slope.numel() == 1:  # one fused kernel, 3x faster than the where below
-            return F.leaky_relu(z, float(self.slope)) if float(self.slope) else torch.relu(z)
+        a = self._scalar
+        if a is not None:  # one fused kernel, 3x faster than the where below
+            return F.leaky_relu(z, a) if a else torch.relu(z)
         return torch.where(z > 0, z, self.slope * z)
 
     def forward_inplace(self, z: torch.Tensor) -> torch.Tensor:
         """`forward` overwriting z, for a caller whose own z is read nowhere else: no new tensor."""
-        if self.slope.numel() == 1:
-            return F.leaky_relu_(z, float(self.slope)) if float(self.slope) else torch.relu_(z)
+        a = self._scalar
+        if a is not None:
+            return F.leaky_relu_(z, a) if a else torch.relu_(z)
         return self.forward([z])
 
     def with_pattern(self, z, on, linear=False):
         """`on` (P, units) for z (P, *shape), or for z (P, k, *shape) whose k parts share each row's
         pattern (a slice's three affine coefficients)."""
         on = on.reshape(z.shape) if on.numel() == z.numel() else on.reshape(z.shape[0], 1, *z.shape[2:])
-        if self.slope.numel() == 1 and not float(self.slope):  # ReLU: one pass, z or the signed zero 0 * z
+        if self._scalar == 0:  # ReLU: one pass, z or the signed zero 0 * z
             return z * on
         return torch.where(on, z, self.slope * z)
 
@@ -423,8 +442,8 @@ class LeakyRelu(UnitKink):
             return ""
         if self.op_type == "Abs":
             return "absolute value"
-        if self.slope.numel() == 1:
-            return f"slope {float(self.slope):g}"
+        if self._scalar is not None:
+            return f"slope {self._scalar:g}"
         return "per-channel slopes"
 
 

@@ -9,6 +9,7 @@ import torch
 
 import netfactory as nf
 from regionaudit import ir
+from regionaudit.analysis import density
 from regionaudit.analysis._common import bytes_per_probe, needed_nodes, where_true
 from regionaudit.analysis.density import SegmentTrace, midpoint_check, trace_segments
 from regionaudit.analysis.walk import walk_segment
@@ -108,6 +109,41 @@ def test_batching_and_chunking_do_not_change_numbers():
             assert r.knots_per_layer == s.knots_per_layer
             assert float((r.t - s.t).abs().max()) < 1e-12
             assert float((r.outputs - s.outputs).abs().max()) < 1e-10
+
+
+def test_the_first_pass_takes_the_segments_the_budget_holds(monkeypatch):
+    """Not one segment at first (a GPU runs 32 in about the time of one): as many as would fit
+    with FIRST_KNOTS knots each, in a quarter of the budget."""
+    net = nf.make("mlp", 3)
+    a, b = nf.segments(net, 12, 5)
+    ref = trace_segments(net, a[:1], b[:1])[0]
+    sizes = []
+    run = density._Pass.run
+    monkeypatch.setattr(density._Pass, "run", lambda self, items, *args: sizes.append(len(items)) or run(self, items, *args))
+    traces = trace_segments(net, a, b)
+    assert sizes == [12]
+    assert_same_trace(traces[0], ref, tol=1e-13)
+    per_knot = bytes_per_probe(net, needed_nodes(net), 8)
+    sizes.clear()
+    assert [tr.regions for tr in trace_segments(net, a, b, max_memory=per_knot * 4 * density.FIRST_KNOTS * 3)] == [
+        tr.regions for tr in traces
+    ]
+    assert sizes[0] == 3 and sum(sizes) == 12
+
+
+def test_a_leaky_relu_reads_its_slope_once_and_again_when_converted():
+    """`scalar_slope` is the slope as the node's dtype holds it (a GPU waits for every read of a
+    device number, so it is read when the slope is set), None for a slope per unit."""
+    slope = torch.tensor(0.1, dtype=torch.float64)
+    node = ir.LeakyRelu("r", (0,), (3,), slope=slope, op_type="LeakyRelu")
+    assert node.scalar_slope() == 0.1
+    node.convert(torch.float32, torch.device("cpu"))
+    assert node.scalar_slope() == float(torch.tensor(0.1, dtype=torch.float32)) != 0.1
+    z = torch.tensor([[-1.0, 0.5, -2.0]])
+    assert torch.equal(node.forward([z]), torch.nn.functional.leaky_relu(z, node.scalar_slope()))
+    prelu = ir.LeakyRelu("p", (0,), (3,), slope=torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64), op_type="PRelu")
+    assert prelu.scalar_slope() is None
+    assert torch.allclose(prelu.forward([z.double()]), torch.tensor([[-0.1, 0.5, -0.6]], dtype=torch.float64))
 
 
 def test_a_pass_that_outgrows_its_budget_goes_on_in_groups():

@@ -69,7 +69,7 @@ def _vgg_block(seed: int, slope: float = 0.0) -> ir.Network:
 @pytest.mark.parametrize("kind", ["conv", "conv-leaky", "dense", "conv-anchored", "conv-leaky-anchored"])
 @pytest.mark.parametrize("pair_bytes", [refill.PAIR_BYTES, 1], ids=["default", "one-pair-at-a-time"])
 def test_traces_do_not_change(kind, pair_bytes, monkeypatch):
-    monkeypatch.setattr(refill, "PAIR_BYTES", pair_bytes)
+    monkeypatch.setattr(density, "PAIR_BYTES", pair_bytes)  # (the CPU's chunk, which trace_segments passes on)
     net = nf.mlp(4, widths=(300, 150)) if kind == "dense" else _vgg_block(2, 0.2 if "leaky" in kind else 0.0)
     a, b = nf.segments(net, 3, 5)
     # tens of knots per segment, the old knots' intervals holding few kinks; or hundreds between

@@ -39,9 +39,14 @@ def bounded_by_inputs(node: Node) -> bool:
     cannot raise the rounding scale of `zero_tolerance`, and an analysis need not measure it."""
     if isinstance(node, (Reshape, Transpose, MaxPool)):  # the same values, or a selection of them
         return True
+    # (read from the nodes' numbers where they have them: on a GPU a tensor's answer waits for it)
     if isinstance(node, LeakyRelu):  # |slope * z| <= |z|
-        return bool(node.slope.abs().max() <= 1)
+        a = node.scalar_slope()
+        return abs(a) <= 1 if a is not None else bool(node.slope.abs().max() <= 1)
     if isinstance(node, Clip):  # between 0 and z where lo <= 0 <= hi (ReLU6, Hardtanh, HardSigmoid)
+        bounds = node.bounds()
+        if bounds is not None:
+            return bounds[0] <= 0 <= bounds[1]
         return bool((node.lo <= 0).all() and (node.hi >= 0).all())
     return False
 

@@ -167,7 +167,7 @@ def pooled_relus(network: Network, order: list[int]) -> dict[int, int]:
     for pos, q in enumerate(order[:-1]):
         relu, i = network.nodes[q], order[pos + 1]
         pool = network.nodes[i]
-        if not isinstance(relu, LeakyRelu) or relu.slope.numel() != 1 or float(relu.slope) < 0:
+        if not isinstance(relu, LeakyRelu) or relu.scalar_slope() is None or relu.scalar_slope() < 0:
             continue
         if not isinstance(pool, MaxPool) or isinstance(pool, WindowMax) or tuple(pool.inputs) != (q,):
             continue
@@ -207,7 +207,7 @@ def relu_pool_crossings(
     `maxpool_crossings`), the others are traced. Without `kinks` the pooled output's kinks are
     left out (empty): only the knots.
     """
-    alpha = float(relu.slope)
+    alpha = relu.scalar_slope()
     n = z.shape[0]
     zf = z.reshape(n, -1)
     j, u, a, b = unit_crossings(zf, pair_ok, floor)

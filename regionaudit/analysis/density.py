@@ -28,7 +28,7 @@ from regionaudit.analysis._common import (
     zero_tolerance,
 )
 from regionaudit.analysis.crossings import kink_crossings, maxpool_crossings, pooled_relus, relu_crossings, relu_pool_crossings
-from regionaudit.analysis.refill import Kinked, reads_kink, refill
+from regionaudit.analysis.refill import PAIR_BYTES, Kinked, reads_kink, refill
 from regionaudit.analysis.tail import MAX_STEP, Tail, TailFill, affine_tail, anchors, tail_matrix
 from regionaudit.errors import BadOption
 from regionaudit.ir import LeakyRelu, MaxPool, Network, Sum, UnitKink
@@ -39,6 +39,11 @@ MIN_POINTS = 2  # the fewest points a join check keeps
 # the old rows (measured: 1.4-1.9x faster than the gathers and lerp with 2-8 old knots, slower
 # with 64)
 PRODUCT_KNOTS = 16
+# The first pass takes as many segments as fit if each had this many knots, not one: a GPU runs
+# a pass of 32 segments in about the time of one (its steps wait on each other, not on its
+# arithmetic). A guess too small costs nothing: a pass whose knots outgrow the budget goes on in
+# groups, keeping what it computed.
+FIRST_KNOTS = 1024
 
 
 @dataclass
@@ -127,11 +132,12 @@ class _Budget:
 
 class _Pass:
     def __init__(self, network: Network, order: list[int], last: dict[int, int], tail: Tail | None = None,
-                 fused: dict[int, int] | None = None):
+                 fused: dict[int, int] | None = None, pair_bytes: int = PAIR_BYTES):
         self.network = network
         self.order = order
         self.last = last
         self.tail = tail
+        self.pair_bytes = pair_bytes  # `refill`'s working memory at a time
         self._tail_matrix: torch.Tensor | None = None  # computed at the first use
         # the first kink node, where it is a ReLU whose max pool comes next: the pool's crossings
         # are found and inserted with the ReLU's (`_cross_fused`), unless the tail takes them
@@ -196,7 +202,7 @@ class _Pass:
                 return self._run_groups(k, bounds, pos, budget)
             refilled = None
             if k.kinked is not None and k.fill is None and reads_kink(net, i, k.kinked.node):
-                refilled = refill(net, i, k.values[node.inputs[0]], k.kinked, k.t)
+                refilled = refill(net, i, k.values[node.inputs[0]], k.kinked, k.t, self.pair_bytes)
             if pooled is not None:
                 k.values[i] = pooled
             elif refilled is not None:
@@ -219,10 +225,12 @@ class _Pass:
         if k.fill is not None:
             out = k.fill.outputs(out)
         items, counts = torch.unique_consecutive(k.seg, return_counts=True)
-        counts = counts.tolist()
+        starts = torch.cumsum(counts, 0) - counts
+        # (each item's numbers in one read: on a GPU every read waits for the device)
+        items, counts, t0s, frozen = items.tolist(), counts.tolist(), k.t[starts].tolist(), k.frozen[items].tolist()
         pieces = {}
-        for q, ts, os, ss in zip(items.tolist(), k.t.split(counts), out.split(counts), k.src.split(counts)):
-            pieces[q] = [_Piece(float(ts[0]), ts, os, ss, bool(k.frozen[q]))]
+        for q, t0, fr, ts, os, ss in zip(items, t0s, frozen, k.t.split(counts), out.split(counts), k.src.split(counts)):
+            pieces[q] = [_Piece(t0, ts, os, ss, fr)]
         return pieces
 
     def _run_groups(self, k: _Knots, bounds: list[tuple[int, int]], pos: int, budget: _Budget) -> dict[int, list[_Piece]]:
@@ -660,13 +668,18 @@ def trace_segments(
     # (a max pool's crossings found with its ReLU's would be cut by --max-knots in the order of
     # their positions, not the ReLU's crossings first)
     tail = affine_tail(network, order, per_knot, int(max_memory), pools=max_knots is None)
-    runner = _Pass(network, order, last, tail, fused=pooled_relus(network, order) if max_knots is None else None)
+    # refill's column entries: on CPU a chunk that stays in the caches; on a GPU each chunk waits
+    # for the device once, so a larger share of the budget
+    pair_bytes = PAIR_BYTES if network.device.type == "cpu" else max(PAIR_BYTES, int(max_memory) // 16)
+    runner = _Pass(network, order, last, tail, fused=pooled_relus(network, order) if max_knots is None else None,
+                   pair_bytes=pair_bytes)
 
     queue: deque[_Item] = deque(_Item(s, 0.0, 1.0) for s in range(n_seg))
     pieces: dict[int, list[_Piece]] = {s: [] for s in range(n_seg)}
     pending = [1] * n_seg
     traces: list[SegmentTrace | None] = [None] * n_seg
-    batch = 1  # then grown from the knots per segment seen
+    # the first batch as if each segment had FIRST_KNOTS knots, then grown from the knots seen
+    batch = max(1, min(n_seg, cap_knots // (4 * FIRST_KNOTS)))
     while queue:
         items = [queue.popleft() for _ in range(min(batch, len(queue)))]
         allow = len(items) == 1 and (items[0].t1 - items[0].t0 < 1e-9 or items[0].depth > 60)

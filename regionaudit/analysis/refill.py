@@ -27,7 +27,7 @@ from regionaudit.analysis.tail import anchors
 from regionaudit.ir import Conv, MatMul, Network, Reshape
 
 SCATTER_COST = 16  # multiply-adds of a matrix product that one scattered column entry costs, about
-PAIR_BYTES = 16 << 20  # working memory of the scattered column entries, at a time
+PAIR_BYTES = 16 << 20  # working memory of the scattered column entries, at a time (on CPU)
 COPY_COST = 100  # multiply-adds that one pass of copies over an output element costs, about
 
 
@@ -108,10 +108,12 @@ def reads_kink(network: Network, i: int, kink: int) -> bool:
     return q == kink
 
 
-def refill(network: Network, i: int, h: torch.Tensor, kinked: Kinked, t: torch.Tensor) -> torch.Tensor | None:
+def refill(network: Network, i: int, h: torch.Tensor, kinked: Kinked, t: torch.Tensor,
+           pair_bytes: int) -> torch.Tensor | None:
     """Node i's output at every knot (the exact rows computed, the others filled), its input h
     being the kink node's output at every knot (positions t); None where i is not a 2-D
-    convolution or a dense layer, or where the columns would not save enough."""
+    convolution or a dense layer, or where the columns would not save enough. The column
+    entries are made `pair_bytes` at a time."""
     node = network.nodes[i]
     fan = _fan_out(node, h)
     if fan is None:
@@ -147,7 +149,7 @@ def refill(network: Network, i: int, h: torch.Tensor, kinked: Kinked, t: torch.T
     e = flat[placed.pos_new[row], u] - torch.lerp(flat[left, u], flat[right, u], w)
     exact = node.forward([h.index_select(0, placed.pos_old)])
     new = placed.interpolate(exact)
-    step = max(1, PAIR_BYTES // (24 * fan.taps))  # an index, a weight and a product per entry
+    step = max(1, pair_bytes // (24 * fan.taps))  # an index, a weight and a product per entry
     for lo in range(0, row.shape[0], step):
         fan.add(new, row[lo : lo + step], u[lo : lo + step], e[lo : lo + step])
     return placed.merge(exact, new)
