@@ -192,14 +192,14 @@ def test_join_exactly_at_a_knot_counts_once():
     for k in [1, ref.knots // 2, ref.knots]:
         tk = float(ref.t[k])
         pieces = sum(runner.run([dens._Item(0, 0.0, tk), dens._Item(0, tk, 1.0)], A, B, None, 10**9, False), [])
-        joined = dens._finish(net, dens._stitch(net, order, pieces, A[0], B[0]), None)
+        (joined,) = dens._finish(net, [dens._stitch(net, order, pieces, A[0], B[0])], None)
         assert joined.regions == ref.regions
         assert joined.knots_per_layer == ref.knots_per_layer
         assert float((joined.t - ref.t).abs().max()) < 1e-12
         # and a join inside a region is no knot
         tm = float((ref.t[k] + ref.t[k - 1]) / 2)
         pieces = sum(runner.run([dens._Item(0, tm, 1.0), dens._Item(0, 0.0, tm)], A, B, None, 10**9, False), [])
-        joined = dens._finish(net, dens._stitch(net, order, pieces, A[0], B[0]), None)
+        (joined,) = dens._finish(net, [dens._stitch(net, order, pieces, A[0], B[0])], None)
         assert joined.regions == ref.regions and joined.knots_per_layer == ref.knots_per_layer
 
 

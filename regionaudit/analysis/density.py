@@ -589,16 +589,30 @@ def _stitch(
     )
 
 
-def _finish(network: Network, piece: _Piece, max_knots: int | None) -> SegmentTrace:
-    t, outputs, src, truncated = piece.t, piece.outputs, piece.src, piece.truncated
-    if max_knots is not None and t.shape[0] - 2 > max_knots:
-        keep = torch.cat([torch.arange(max_knots + 1, device=t.device), torch.tensor([t.shape[0] - 1], device=t.device)])
-        t, outputs, src, truncated = t[keep], outputs[keep], src[keep], True
-    interior = src[1:-1].tolist() if t.shape[0] > 2 else []
-    per_layer = {network.nodes[i].name: 0 for i in network.kink_ids}
-    for i in interior:
-        per_layer[network.nodes[i].name] += 1
-    return SegmentTrace(t=t, outputs=outputs, knots_per_layer=per_layer, truncated=truncated)
+def _finish(network: Network, pieces: list[_Piece], max_knots: int | None) -> list[SegmentTrace]:
+    """The traces of whole segments: cut to --max-knots, and each kink node's knots counted, for
+    all of them in one read (on a GPU every read waits for the device)."""
+    cut = []
+    for piece in pieces:
+        t, outputs, src, truncated = piece.t, piece.outputs, piece.src, piece.truncated
+        if max_knots is not None and t.shape[0] - 2 > max_knots:
+            keep = torch.cat([torch.arange(max_knots + 1, device=t.device), torch.tensor([t.shape[0] - 1], device=t.device)])
+            t, outputs, src, truncated = t[keep], outputs[keep], src[keep], True
+        cut.append((t, outputs, src, truncated))
+    if not cut:
+        return []
+    kinks = list(network.kink_ids)
+    n_nodes = len(network.nodes)
+    inner = [src[1:-1] for _, _, src, _ in cut]  # every interior knot's kink node
+    sizes = [x.shape[0] for x in inner]
+    dev = inner[0].device
+    which = torch.repeat_interleave(torch.arange(len(inner), device=dev), torch.tensor(sizes, device=dev), output_size=sum(sizes))
+    counts = torch.bincount(which * n_nodes + torch.cat(inner), minlength=len(inner) * n_nodes)
+    counts = counts.reshape(len(inner), n_nodes)[:, kinks].tolist()
+    return [
+        SegmentTrace(t=t, outputs=outputs, knots_per_layer={network.nodes[i].name: c for i, c in zip(kinks, row)}, truncated=truncated)
+        for (t, outputs, _, truncated), row in zip(cut, counts)
+    ]
 
 
 def _as_points(network: Network, x) -> torch.Tensor:
@@ -694,17 +708,18 @@ def trace_segments(
             pending[items[0].seg] += len(parts) - 1
             queue.extendleft(reversed(parts))
             continue
-        total, finished = 0, 0
+        total, finished = 0, {}
         for it, parts in zip(items, result):
             total += sum(p.t.shape[0] for p in parts)
             pieces[it.seg].extend(parts)
             pending[it.seg] -= 1
             if pending[it.seg] == 0:
-                joined = _stitch(network, order, pieces.pop(it.seg), A[it.seg], B[it.seg], cap_points)
-                traces[it.seg] = _finish(network, joined, max_knots)
-                finished += 1
+                whole = pieces.pop(it.seg)
+                finished[it.seg] = whole[0] if len(whole) == 1 else _stitch(network, order, whole, A[it.seg], B[it.seg], cap_points)
+        for q, trace in zip(finished, _finish(network, list(finished.values()), max_knots)):
+            traces[q] = trace
         if progress is not None and finished:
-            progress(finished)
+            progress(len(finished))
         # grow the batch while the knots stay well inside the budget (a pass splits past half of it)
         per_item = max(2.0, total / len(items))
         batch = max(1, min(int(cap_knots / (4 * per_item)), 4 * len(items)))
