@@ -23,7 +23,7 @@ from regionaudit.frame import add_reference_frame, frame_notes, load_labels
 from regionaudit.options import Options
 from regionaudit.probes import build_probes, import_check_rows, segment_lengths
 from regionaudit.result import AuditResult
-from regionaudit.slice_audit import measure_slice
+from regionaudit.slice_audit import choose_plane, measure_slice
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -90,10 +90,11 @@ def audit(
         warn(message)
     seg_a, seg_b, at = _to_tensor(a), _to_tensor(b), _to_tensor(probes.points)
     method = distance_settings(opts, net, settings, notes)
+    plane = choose_plane(net, opts, probes.rows, probes.synthetic, notes) if opts.slice else None  # (a bad points file fails first)
     if notify is not None:
         loop_edges = sum(len(loop.vertices) for loop in probes.loops)
         est = estimate(net, (seg_a, seg_b), loop_edges, at, opts.max_knots, opts.max_memory, clock, method.directions,
-                       reference_copies=opts.init_reference)
+                       reference_copies=opts.init_reference, plane=plane.plane if plane else None, max_regions=opts.max_regions)
         message = long_run_message(est, settings["pairs"] is not None, settings["max_points"] is not None, opts.dtype, settings["device"])
         if message:
             notify(message)
@@ -129,9 +130,9 @@ def audit(
     timing["distance_s"] = clock() - t0
 
     slice_ = None
-    if opts.slice:
+    if plane is not None:
         t0 = clock()
-        slice_ = measure_slice(net, opts, probes.rows, probes.synthetic, notes)
+        slice_ = measure_slice(net, opts, plane, notes)
         timing["slice_s"] = clock() - t0
 
     assemble.check_finite(seg_density, path_density, seg_dev + path_dev, dists)

@@ -49,14 +49,18 @@ def _box(sp: SlicePlane) -> dict:
     }
 
 
-def measure_slice(network: Network, opts, rows: np.ndarray | None, synthetic: bool, notes: list[str]) -> SliceResult:
-    """The slice section: plane from `opts` (points file, scale, box) and the data rows."""
+def choose_plane(network: Network, opts, rows: np.ndarray | None, synthetic: bool, notes: list[str]) -> SlicePlane:
+    """The slice's plane from `opts` (points file, scale, box) and the data rows."""
     points = _points_file(opts.slice_points, network.input_shape, opts, notes) if opts.slice_points else None
     source = "synthetic" if synthetic else "data"
     if rows is None or len(rows) < 3:
         rows = P.synthetic_rows(network.input_shape, 100, opts.seed)
         source = "synthetic"
-    sp = build_plane(network, rows, source, opts.seed, opts.slice_scale, opts.slice_box, points)
+    return build_plane(network, rows, source, opts.seed, opts.slice_scale, opts.slice_box, points)
+
+
+def measure_slice(network: Network, opts, sp: SlicePlane, notes: list[str]) -> SliceResult:
+    """The slice section: the plane `sp` (`choose_plane`) partitioned as `opts` bound it."""
     part = partition_plane(network, sp.plane, max_regions=opts.max_regions, max_memory=opts.max_memory)
     return slice_result(network, sp, part, bool(opts.keep_polygons), notes, getattr(opts, "slice_color", "region"))
 

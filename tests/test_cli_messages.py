@@ -106,11 +106,26 @@ def test_the_estimate_counts_the_init_reference(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(commands, "CLOCK", StepClock(31.0))
     pts = tmp_path / "p.npy"
     np.save(pts, np.load(DIGITS)[:2])
-    code, _, err = run([MLP, "--points", pts, "--dtype", "float32", "--init-reference", 3, "--json", tmp_path / "r.json"], capsys)
+    code, _, err = run([MLP, "--no-slice", "--points", pts, "--dtype", "float32", "--init-reference", 3, "--json", tmp_path / "r.json"],
+                       capsys)
     assert code == 0, err
     # 2 points at 31 s, and 3 copies measuring the same 2 points: 8 x 31 s
     assert err.splitlines()[0] == ("regionaudit: this audit will take about 4 min (0 segments, 2 points); "
                                    "faster with --device cuda, --init-reference 0")
+
+
+def test_the_estimate_counts_the_slice(tmp_path, capsys, monkeypatch):
+    import regionaudit.commands as commands
+
+    monkeypatch.setattr(commands, "CLOCK", StepClock(31.0))
+    pts = tmp_path / "p.npy"
+    np.save(pts, np.load(DIGITS)[:2])
+    code, _, err = run([MLP, "--points", pts, "--dtype", "float32", "--init-reference", 0, "--json", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    # 2 points at 31 s, and the slice's sample at 31 s: this MLP's plane holds fewer regions than
+    # the sample stops at, so the sample is the slice
+    assert err.splitlines()[0] == ("regionaudit: this audit will take about 93 s (0 segments, 2 points); "
+                                   "faster with --device cuda, --no-slice or a lower --max-regions")
 
 
 def test_a_short_run_and_a_quiet_run_print_nothing(tmp_path, capsys, monkeypatch):

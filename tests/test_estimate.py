@@ -1,9 +1,14 @@
 """The long-run estimate, with a scripted clock: never a wall-clock assert."""
 
+import math
+
 import pytest
 import torch
 
 import netfactory
+from regionaudit import estimate as estimates
+from regionaudit.analysis.slices import Plane, partition_plane
+from regionaudit.analysis.walk import walk_segment
 from regionaudit.estimate import Estimate, estimate, format_duration, long_run_message
 
 
@@ -41,6 +46,48 @@ def test_a_fixed_cost_per_call_is_not_counted_per_item():
     # an item that takes seconds by itself is the cost: no batch of them is run
     est = estimate(net, (a, b), 0, none, None, None, scripted(0.0, 3.0, 3.0, 5.0))
     assert est.seconds == pytest.approx(200.0)
+
+
+def _plane(net, seed: int) -> Plane:
+    d = math.prod(net.input_shape)
+    gen = torch.Generator().manual_seed(seed)
+    return Plane(torch.randn(d, generator=gen, dtype=torch.float64), torch.randn(2, d, generator=gen, dtype=torch.float64),
+                 (-1.5, 1.5, -1.0, 1.0))
+
+
+def test_a_slice_its_sample_finishes_costs_the_sample():
+    net = netfactory.make("mlp", 0)
+    none = torch.zeros(0, *net.input_shape, dtype=torch.float64)
+    est = estimate(net, (none, none), 0, none, None, None, scripted(0.0, 4.0), plane=_plane(net, 0))
+    assert est == Estimate(seconds=4.0, segments=0, points=0, slice_s=4.0)
+    assert long_run_message(Estimate(31.0, 0, 0, slice_s=16.0), False, False, "float32", "cuda") == (
+        "this audit will take about 31 s (0 segments, 0 points); faster with --no-slice or a lower --max-regions"
+    )
+
+
+def test_a_larger_slice_is_scaled_to_the_regions_its_midlines_foretell(monkeypatch):
+    monkeypatch.setattr(estimates, "SLICE_SAMPLE", 500)
+    net = netfactory.make("cnn_max", 0)
+    plane = _plane(net, 0)
+    none = torch.zeros(0, *net.input_shape, dtype=torch.float64)
+    umin, umax, vmin, vmax = plane.box
+    cu, cv = plane.centre
+    starts, ends = plane.points([[umin, cv], [cu, vmin]]), plane.points([[umax, cv], [cu, vmax]])
+    n_u, n_v = (walk_segment(net, starts[k], ends[k]).regions - 1 for k in range(2))  # the reference walk
+    expected = 1 + n_u + n_v + math.pi / 4 * n_u * n_v
+    sample = partition_plane(net, plane, max_regions=500)
+    assert sample.truncated
+    est = estimate(net, (none, none), 0, none, None, None, scripted(0.0, 0.01), plane=plane)
+    assert est.slice_s == pytest.approx(0.01 * expected / sample.regions)
+    # at most --max-regions
+    est = estimate(net, (none, none), 0, none, None, None, scripted(0.0, 0.01), plane=plane, max_regions=5000)
+    assert est.slice_s == pytest.approx(0.01 * 5000 / sample.regions)
+    # long: the sample is timed again, without first-call costs
+    est = estimate(net, (none, none), 0, none, None, None, scripted(0.0, 10.0, 10.0, 12.0), plane=plane)
+    assert est.slice_s == pytest.approx(2.0 * expected / sample.regions)
+    # the guess errs long, but not by much: the whole plane holds more than half of it
+    whole = partition_plane(net, plane)
+    assert not whole.truncated and expected / 2 < whole.regions < expected
 
 
 def test_the_message_names_what_would_help():
