@@ -64,12 +64,13 @@ def estimate(network, segments: tuple[torch.Tensor, torch.Tensor], loop_edges: i
         )
         seconds += cost
         reference += reference_copies * cost * min(REFERENCE_POINTS, len(points)) / len(points)
-    slice_s = _slice_cost(network, plane, max_regions, max_memory, clock) if plane is not None else 0.0
+    slice_s = _slice_cost(network, plane, max_regions, max_knots, max_memory, clock) if plane is not None else 0.0
     return Estimate(seconds=seconds + reference + slice_s, segments=n_seg, points=len(points), reference_s=reference,
                     slice_s=slice_s)
 
 
-def _slice_cost(network, plane: Plane, max_regions: int | None, max_memory: int | None, clock) -> float:
+def _slice_cost(network, plane: Plane, max_regions: int | None, max_knots: int | None, max_memory: int | None,
+                clock) -> float:
     """Seconds for the 2-D slice: a partition stopped at SLICE_SAMPLE regions, timed, and where the
     plane holds more, scaled to the regions it is expected to hold (at most `max_regions`).
 
@@ -93,7 +94,8 @@ def _slice_cost(network, plane: Plane, max_regions: int | None, max_memory: int 
     cu, cv = plane.centre
     starts = plane.points([[umin, cv], [cu, vmin]])
     ends = plane.points([[umax, cv], [cu, vmax]])
-    n_u, n_v = (trace.knots for trace in trace_segments(network, starts, ends, max_memory=max_memory))
+    # (within --max-knots, as the audit's own segments: a count cut there makes the estimate short)
+    n_u, n_v = (trace.knots for trace in trace_segments(network, starts, ends, max_knots=max_knots, max_memory=max_memory))
     expected = 1 + n_u + n_v + math.pi / 4 * n_u * n_v
     regions = expected if max_regions is None else min(expected, max_regions)
     scale = max(1.0, regions / sample.regions)

@@ -82,6 +82,10 @@ def test_a_larger_slice_is_scaled_to_the_regions_its_midlines_foretell(monkeypat
     # at most --max-regions
     est = estimate(net, (none, none), 0, none, None, None, scripted(0.0, 0.01), plane=plane, max_regions=5000)
     assert est.slice_s == pytest.approx(0.01 * 5000 / sample.regions)
+    # midlines counted within --max-knots, as the audit counts: cut at 5 knots each, they foretell
+    # fewer regions than the sample holds
+    est = estimate(net, (none, none), 0, none, 5, None, scripted(0.0, 0.01), plane=plane)
+    assert est.slice_s == pytest.approx(0.01)
     # long: the sample is timed again, without first-call costs
     est = estimate(net, (none, none), 0, none, None, None, scripted(0.0, 10.0, 10.0, 12.0), plane=plane)
     assert est.slice_s == pytest.approx(2.0 * expected / sample.regions)
