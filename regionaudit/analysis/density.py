@@ -714,8 +714,7 @@ def trace_segments(
             pieces[it.seg].extend(parts)
             pending[it.seg] -= 1
             if pending[it.seg] == 0:
-                whole = pieces.pop(it.seg)
-                finished[it.seg] = whole[0] if len(whole) == 1 else _stitch(network, order, whole, A[it.seg], B[it.seg], cap_points)
+                finished[it.seg] = _stitch(network, order, pieces.pop(it.seg), A[it.seg], B[it.seg], cap_points)
         for q, trace in zip(finished, _finish(network, list(finished.values()), max_knots)):
             traces[q] = trace
         if progress is not None and finished:
