@@ -358,3 +358,23 @@ def test_where_true_selects_as_a_boolean_index_does():
     assert torch.equal(a, x[mask]) and torch.equal(b, y[mask]) and a.numel() == int(mask.sum()) > 0
     empty = where_true(torch.zeros(40, dtype=torch.bool), y)[0]
     assert empty.shape == (0, 3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("n_old, n_new", [(2, 40), (30, 30), (200, 20)])
+def test_interpolated_rows_are_the_old_rows_and_their_interpolations(dtype, n_old, n_new):
+    """The weighted gather places every old row unchanged and gives each new knot the
+    interpolation of its interval's ends, as merging lerp's rows does."""
+    gen = torch.Generator().manual_seed(n_old + n_new)
+    v = torch.randn(n_old, 3, 5, generator=gen, dtype=torch.float64).to(dtype)
+    j = torch.sort(torch.randint(0, n_old - 1, (n_new,), generator=gen)).values
+    s = torch.rand(n_new, generator=gen, dtype=torch.float64)
+    placed = density._Placement.of(j, s, n_old)
+    got = placed.interpolated(v)
+    want = placed.merge(v, placed.interpolate(v))
+    assert got.shape == want.shape == (n_old + n_new, 3, 5)
+    assert torch.equal(got[placed.pos_old], v)
+    eps = torch.finfo(dtype).eps
+    assert torch.allclose(got, want, rtol=4 * eps, atol=4 * eps * float(v.abs().max()))
+    ends = v[j], v[j + 1]
+    assert bool(((got[placed.pos_new] - ends[0]) * (got[placed.pos_new] - ends[1]) <= 4 * eps * float(v.abs().max()) ** 2).all())

@@ -148,11 +148,12 @@ def refill(network: Network, i: int, h: torch.Tensor, kinked: Kinked, t: torch.T
     w = placed.s[row].to(h.dtype)
     e = flat[placed.pos_new[row], u] - torch.lerp(flat[left, u], flat[right, u], w)
     exact = node.forward([h.index_select(0, placed.pos_old)])
-    new = placed.interpolate(exact)
+    out = placed.interpolated(exact)  # every row, in knot order: new row r at pos_new[r]
+    at = placed.pos_new[row]
     step = max(1, pair_bytes // (24 * fan.taps))  # an index, a weight and a product per entry
     for lo in range(0, row.shape[0], step):
-        fan.add(new, row[lo : lo + step], u[lo : lo + step], e[lo : lo + step])
-    return placed.merge(exact, new)
+        fan.add(out, at[lo : lo + step], u[lo : lo + step], e[lo : lo + step])
+    return out
 
 
 def _unique_pairs(j: torch.Tensor, unit: torch.Tensor, units: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,7 +175,8 @@ class _ConvFan:
         self.taps = self.kh * self.kw * self.cout_g
         self.out_c, self.oh, self.ow = node.shape[-3:]
 
-    def add(self, new: torch.Tensor, row: torch.Tensor, u: torch.Tensor, e: torch.Tensor) -> None:
+    def add(self, out: torch.Tensor, row: torch.Tensor, u: torch.Tensor, e: torch.Tensor) -> None:
+        """out[row] += each kinked unit u's column times its e."""
         node, dev = self.node, u.device
         (sh, sw), (dh, dw) = node.strides, node.dilations
         top, left = node.pads[0], node.pads[1]
@@ -192,9 +194,9 @@ class _ConvFan:
         cols = node.weight.permute(1, 2, 3, 0).reshape(-1, self.kh, self.kw, node.groups, self.cout_g)
         values = cols[c[p] % (self.c_in // node.groups), ky[t], kx[t], group] * e[p, None]  # (Q, cout_g)
         co = group[:, None] * self.cout_g + torch.arange(self.cout_g, device=dev)
-        leads = new[0].numel() // (self.out_c * self.oh * self.ow)
+        leads = out[0].numel() // (self.out_c * self.oh * self.ow)
         index = (((row[p] * leads + lead[p])[:, None] * self.out_c + co) * self.oh + oy[:, None]) * self.ow + ox[:, None]
-        new.view(-1).index_add_(0, index.reshape(-1), values.reshape(-1))
+        out.view(-1).index_add_(0, index.reshape(-1), values.reshape(-1))
 
 
 class _DenseFan:
@@ -205,11 +207,12 @@ class _DenseFan:
         self.weight = node.weight
         self.taps = node.weight.shape[1]
 
-    def add(self, new: torch.Tensor, row: torch.Tensor, u: torch.Tensor, e: torch.Tensor) -> None:
+    def add(self, out: torch.Tensor, row: torch.Tensor, u: torch.Tensor, e: torch.Tensor) -> None:
+        """out[row] += each kinked unit u's weight row times its e."""
         n_in, n_out = self.weight.shape
-        prefixes = new[0].numel() // n_out
+        prefixes = out[0].numel() // n_out
         index = ((row * prefixes + u // n_in) * n_out)[:, None] + torch.arange(n_out, device=u.device)
-        new.view(-1).index_add_(0, index.reshape(-1), (self.weight[u % n_in] * e[:, None]).reshape(-1))
+        out.view(-1).index_add_(0, index.reshape(-1), (self.weight[u % n_in] * e[:, None]).reshape(-1))
 
 
 def _fan_out(node, h: torch.Tensor):
