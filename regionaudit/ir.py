@@ -489,6 +489,13 @@ class Clip(UnitKink):
             return torch.clamp(xs[0], *bounds)
         return torch.minimum(torch.maximum(xs[0], self.lo), self.hi)
 
+    def forward_inplace(self, z: torch.Tensor) -> torch.Tensor:
+        """`forward` overwriting z, for a caller whose own z is read nowhere else: no new tensor."""
+        bounds = self.bounds()
+        if bounds is not None:
+            return z.clamp_(*bounds)
+        return self.forward([z])
+
     def _flat_bounds(self) -> tuple:
         """lo and hi as operands for z flattened to (P, units): two numbers where `bounds()` has
         them, else rows (1, units)."""

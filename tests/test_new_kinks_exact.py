@@ -300,6 +300,11 @@ def test_clip_forward_and_offsets_are_the_formulas(bounds):
     assert torch.equal(node.forward([z]), torch.minimum(torch.maximum(z, lo), hi))
     want = torch.cat([(z - lo).reshape(6, -1), (z - hi).reshape(6, -1)], dim=1)
     assert torch.equal(node.offsets(z), want)
+    # in place, for a density pass's own copy: the same values, written into z where it can
+    own = z.clone()
+    out = node.forward_inplace(own)
+    assert torch.equal(out, torch.minimum(torch.maximum(z, lo), hi))
+    assert (out.data_ptr() == own.data_ptr()) == (bounds != "per-element")
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

@@ -32,7 +32,7 @@ from regionaudit.analysis.crossings import kink_crossings, maxpool_crossings, po
 from regionaudit.analysis.refill import PAIR_BYTES, Kinked, reads_kink, refill
 from regionaudit.analysis.tail import MAX_STEP, Tail, TailFill, affine_tail, anchors, tail_matrix
 from regionaudit.errors import BadOption
-from regionaudit.ir import LeakyRelu, MaxPool, Network, Sum, UnitKink
+from regionaudit.ir import Clip, LeakyRelu, MaxPool, Network, Sum, UnitKink
 
 MIN_KNOTS = 8  # the fewest knots one pass runs on, however small the memory budget
 MIN_POINTS = 2  # the fewest points a join check keeps
@@ -211,7 +211,7 @@ class _Pass:
                 k.values[i] = pooled
             elif refilled is not None:
                 k.values[i] = refilled
-            elif fresh and isinstance(node, LeakyRelu) and self.last[node.inputs[0]] == i:
+            elif fresh and isinstance(node, (LeakyRelu, Clip)) and self.last[node.inputs[0]] == i:
                 # the input is the pass's own new copy (see _insert) and read last here
                 k.values[i] = node.forward_inplace(k.values[node.inputs[0]])
             elif isinstance(node, Sum) and node.inputs[0] != 0 and overwritable(k.values, node.inputs[0], self.last, i):
