@@ -355,7 +355,7 @@ class _Placement:
     pos_old: torch.Tensor
     pos_new: torch.Tensor
     exact: torch.Tensor | None = None  # which new rows got values (None: all; see tail.py)
-    _plan: tuple | None = field(default=None, init=False, repr=False)  # `interpolated`'s, made at its first call
+    _plan: tuple | None = field(default=None, init=False, repr=False, compare=False)  # `interpolated`'s, made at its first call
 
     @staticmethod
     def of(j: torch.Tensor, s: torch.Tensor, n_knots: int, exact: torch.Tensor | None = None) -> "_Placement":
@@ -372,15 +372,17 @@ class _Placement:
     def interpolated(self, v: torch.Tensor) -> torch.Tensor:
         """All rows of v (old rows only) in knot order: `merge(v, interpolate(v))`, on CPU in one
         weighted gather (`F.embedding_bag`, mode "sum") that writes each row once: an old row is
-        itself times 1 (0 + 1 x v: the same value), a new one (1 - s) v_j + s v_j+1 (measured:
-        1.2-2.7x faster than the gathers, lerp and placing with a new row per 4 old ones or more,
-        slower with one per 40; the last digit of a new row may differ from lerp's)."""
+        itself times 1 (0 + 1 x v: equal, a -0.0 coming back as 0.0, which no crossing test
+        tells apart), a new one (1 - s) v_j + s v_j+1, whose last digit may differ from lerp's
+        (measured: 1.2-2.7x faster than the gathers, lerp and placing with a new row per 4 old
+        ones or more, slower with one per 40)."""
         if v.device.type != "cpu":
             return self.merge(v, self.interpolate(v))
         if self._plan is None:
             self._plan = self._gather_plan()
         index, offsets, weights = self._plan
-        out = F.embedding_bag(index, v.reshape(v.shape[0], -1), offsets, mode="sum", per_sample_weights=weights.to(v.dtype))
+        flat = v.reshape(v.shape[0], math.prod(v.shape[1:]))
+        out = F.embedding_bag(index, flat, offsets, mode="sum", per_sample_weights=weights.to(v.dtype))
         return out.reshape(-1, *v.shape[1:])
 
     def _gather_plan(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -481,9 +483,9 @@ def _interpolate_values(k: _Knots, placed: _Placement, n_knots: int) -> None:
     old_rows = torch.arange(n_knots, device=j.device)
     # Each value gets its new rows in one fused pass (lerp), then both row sets are placed: n + 4m
     # row copies, the pass being memory-bound. With mostly new rows, interpolating every row (an
-    # old row between itself and itself, weight 0: the same value) takes 3 (n + m) instead. On
-    # CPU, from a new row per GATHER_RATIO old ones, one weighted gather writes every row once
-    # (`_Placement.interpolated`).
+    # old row between itself and itself, weight 0: the same value) takes 3 (n + m) instead (on a
+    # GPU; on CPU such a pass is a product or a gather). On CPU, from a new row per GATHER_RATIO
+    # old ones, one weighted gather writes every row once (`_Placement.interpolated`).
     everywhere = m > 2 * n_knots
     by_product = everywhere and n_knots <= PRODUCT_KNOTS
     gathered = not by_product and j.device.type == "cpu" and GATHER_RATIO * m >= n_knots
