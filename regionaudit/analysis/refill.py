@@ -121,9 +121,10 @@ def refill(network: Network, i: int, h: torch.Tensor, kinked: Kinked, t: torch.T
     m, n_old = kinked.placed.j.shape[0], kinked.placed.pos_old.shape[0]
     per_row = node.macs([tuple(h.shape[1:])])
     units = h[0].numel()
-    # the exact rows' copy, the interpolation and the merge pass over every knot's output: they
-    # pay only where most knots are new and the layer has many multiply-adds per output
-    # (measured: slower with 20-30 % new knots, or 72 per output; 2x faster with 128-144 and 99 %)
+    # the exact rows' copy and the pass that writes every knot's output (`interpolated`: one
+    # gather on CPU, an interpolation and a merge elsewhere): they pay only where most knots are
+    # new and the layer has many multiply-adds per output (measured with the interpolation and
+    # merge: slower with 20-30 % new knots, or 72 per output; 2x faster with 128-144 and 99 %)
     if m < n_old or m * per_row < COPY_COST * (n_old + m) * math.prod(node.shape):
         return None
     frame = _Frame.old_knots(kinked, units)
