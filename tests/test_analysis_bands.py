@@ -135,3 +135,21 @@ def test_bands_are_narrower_than_the_image(net, monkeypatch):
     monkeypatch.setattr(bands, "conv_band", spy)
     boundary_distances(net, torch.randn(2, *net.input_shape, dtype=torch.float64), max_memory=min_memory(net))
     assert widths and any(w < h for w, h in widths)
+
+
+def test_a_clip_with_one_bound_per_side_takes_its_slopes_on_the_band(monkeypatch):
+    """A ReLU6-like Clip (one number per bound) runs its tangent on the band's rows alone, as a
+    ReLU does; the test of the distances above covers its values (its net has such a clip)."""
+    net = _image_net(1)
+    seen = []
+    relu_tangent = D._relu_tangent
+
+    def spy(node, z, dz, inplace, rows):
+        if isinstance(node, ir.Clip):
+            seen.append(rows)
+        return relu_tangent(node, z, dz, inplace, rows)
+
+    monkeypatch.setattr(D, "_relu_tangent", spy)
+    boundary_distances(net, torch.randn(2, *net.input_shape, dtype=torch.float64), max_memory=min_memory(net))
+    height = net.nodes[[i for i, n in enumerate(net.nodes) if isinstance(n, ir.Clip)][0]].shape[-2]
+    assert seen and any(rows is not None and rows[1] - rows[0] < height for rows in seen)

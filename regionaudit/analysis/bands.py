@@ -18,7 +18,7 @@ import math
 import torch
 
 from regionaudit.conv import conv
-from regionaudit.ir import Conv, LeakyRelu, MaxPool, Node, Scale, Sum
+from regionaudit.ir import Clip, Conv, LeakyRelu, MaxPool, Node, Scale, Sum
 
 Band = tuple[int, int] | None
 
@@ -102,8 +102,11 @@ def keeps_band(node: Node, shapes_in: list[tuple[int, ...]]) -> bool:
     return isinstance(node, (Scale, Sum)) and all(tuple(s) == tuple(node.shape) for s in shapes_in)
 
 
-def slopes_rowwise(node: LeakyRelu) -> bool:
-    """Whether a ReLU's slope tensor can be applied to a band of rows (it does not vary along the
-    height: a scalar, or per channel)."""
+def slopes_rowwise(node: LeakyRelu | Clip) -> bool:
+    """Whether a ReLU's or a Clip's slopes can be taken on a band of rows alone: a ReLU's slope
+    tensor does not vary along the height (a scalar, or per channel), a Clip's bounds are one
+    number each (ReLU6, Hardtanh)."""
+    if isinstance(node, Clip):
+        return node.bounds() is not None
     s = node.slope
     return s.dim() < 2 or s.shape[-2] == 1

@@ -144,7 +144,7 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
         out = None  # the band of tan[i]
         if isinstance(node, UnitKink):
             z, dz = kinks[i], ds[0]
-            on = rows if isinstance(node, LeakyRelu) and bands.slopes_rowwise(node) else None
+            on = rows if isinstance(node, (LeakyRelu, Clip)) and bands.slopes_rowwise(node) else None
             if on is None:
                 sq[i] += _sum_squares(dz).reshape(dz.shape[1], -1)
             else:
@@ -197,7 +197,7 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
 
 def _relu_tangent(node: LeakyRelu | Clip, z: torch.Tensor, dz: torch.Tensor, inplace: bool, rows) -> torch.Tensor:
     """The node's `tangent`, on the rows of a band only where there is one (zero elsewhere; only
-    a LeakyRelu's slopes are read by rows, see `bands.slopes_rowwise`)."""
+    slopes that `bands.slopes_rowwise` allows are read by rows)."""
     if rows is None:
         return node.tangent(z, dz, inplace=inplace)
     a, b = rows
