@@ -682,11 +682,23 @@ class MaxPool(Node):
         xf, _ = _flat_spatial(x, n)
         return _pad_windows(xf, self.pads, self.kernel, self.strides, self.dilations, self.shape[-n:], value)
 
-    def _windows(self, x: torch.Tensor, value: float = -math.inf) -> torch.Tensor:
+    def _windows(self, x: torch.Tensor, value: float = -math.inf, rows: tuple[int, int] | None = None) -> torch.Tensor:
         """Every window as a view (P, ..., *kernel) of the input, padded with `value` (a copy only
-        where there is padding); windows in output order."""
+        where there is padding); windows in output order. With `rows` (a, b), those of output
+        rows a..b-1 only (a 2-D pool): only the input rows they read are padded."""
         n = len(self.kernel)
-        xf = self._padded(x, value)
+        if rows is not None and rows[1] <= rows[0]:  # no window
+            return self._windows(x, value)[:, :, rows[0] : rows[0]]
+        if rows is None:
+            xf = self._padded(x, value)
+        else:
+            xf, _ = _flat_spatial(x, n)
+            (a, b), s, top = rows, self.strides[0], self.pads[0]
+            r0, r1 = a * s - top, (b - 1) * s - top + (self.kernel[0] - 1) * self.dilations[0] + 1  # rows read
+            s0, s1 = min(max(r0, 0), xf.shape[2]), max(min(r1, xf.shape[2]), 0)
+            s1 = max(s0, s1)
+            pads = (s0 - r0, *self.pads[1:n], r1 - s1, *self.pads[n + 1 :])
+            xf = _pad_windows(xf[:, :, s0:s1], pads, self.kernel, self.strides, self.dilations, (b - a, *self.shape[-n + 1 :]), value)
         for i in range(n):  # unfold each spatial axis: (..., out_i, ..., k_i) at the end
             span = (self.kernel[i] - 1) * self.dilations[i] + 1
             xf = xf.unfold(2 + i, span, self.strides[i])[..., :: self.dilations[i]]
@@ -695,17 +707,13 @@ class MaxPool(Node):
     def candidates(self, x: torch.Tensor, value: float = -math.inf, rows: tuple[int, int] | None = None) -> torch.Tensor:
         """Every window's candidates: (P, windows, k), padding as `value`; windows in output order.
         With `rows` (a, b), only the windows of output rows a..b-1 (a 2-D pool)."""
-        view = self._windows(x, value)
-        if rows is not None:
-            view = view[:, :, rows[0] : rows[1]]
+        view = self._windows(x, value, rows)
         return view.reshape(x.shape[0], -1, math.prod(self.kernel))
 
     def candidates_by_window(self, x: torch.Tensor, value: float = -math.inf, rows: tuple[int, int] | None = None) -> torch.Tensor:
         """`candidates` with the probe axis last: (windows, k, P), one copy (for products that
         run over the probes, as the distance's Gram matrices do); `rows` as in `candidates`."""
-        view = self._windows(x, value)
-        if rows is not None:
-            view = view[:, :, rows[0] : rows[1]]
+        view = self._windows(x, value, rows)
         return view.movedim(0, -1).reshape(-1, math.prod(self.kernel), x.shape[0])
 
     @property
@@ -836,8 +844,8 @@ class WindowMax(MaxPool):
 
     kind: ClassVar[str] = "max"
 
-    def _windows(self, x, value=-math.inf):
-        return x.reshape(x.shape[0], -1, self.kernel[0])
+    def _windows(self, x, value=-math.inf, rows=None):
+        return x.reshape(x.shape[0], -1, self.kernel[0])  # (no rows: not a 2-D pool)
 
     def _max(self, x, winners):
         k = self.kernel[0]

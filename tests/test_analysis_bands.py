@@ -88,14 +88,31 @@ def _broadcast_sum_net(seed: int) -> ir.Network:
     return g.network(g.dense(g.flatten(g.relu(g.conv(y, 2, 3, pad=1))), 2))
 
 
+def _shuffle_net(seed: int) -> ir.Network:
+    """ShuffleNet's unit: a channel split (Pad with negative channel pads), a Concat of the two
+    branches, the channel shuffle (Reshape, Transpose, Reshape); then a Scale whose factors vary
+    along the height and a Pad that pads rows, which the band does not pass through."""
+    g = nf.Builder((2, 12, 9), seed)
+    x = g.relu(g.conv(0, 4, 3, pad=1))
+    left = g._add(ir.Pad(g.name("Pad"), (x,), (2, 12, 9), pads=(0, 0, 0, -2, 0, 0)))
+    right = g._add(ir.Pad(g.name("Pad"), (x,), (2, 12, 9), pads=(-2, 0, 0, 0, 0, 0)))
+    y = g.concat([left, g.relu(g.conv(right, 2, 3, pad=1))], axis=0)
+    y = g.reshape(g.transpose(g.reshape(y, (2, 2, 12, 9)), (1, 0, 2, 3)), (4, 12, 9))
+    y = g.relu(g.conv(y, 4, 3, pad=1))
+    tall = g._add(ir.Scale(g.name("Mul"), (y,), (4, 12, 9), mul=0.5 + g.randn(4, 12, 1).abs(), add=g.randn(4, 12, 1, std=0.3)))
+    y = g._add(ir.Pad(g.name("Pad"), (g.relu(tall),), (4, 14, 9), pads=(0, 1, 0, 0, 1, 0)))
+    return g.network(g.dense(g.flatten(g.relu(g.conv(y, 2, 3, stride=2))), 3))
+
+
 def _sample(name: str) -> ir.Network:
     """A shipped sample model: its image has the exported batch axis (1, C, H, W)."""
     return import_model(str(SAMPLES / f"{name}.onnx")).network
 
 
 @pytest.mark.parametrize("net", [_image_net(1), _image_net(2), _pooled_first_net(3), nf.make("cnn_max", 4), nf.make("cnn_concat", 5),
-                                 _broadcast_sum_net(6), _sample("digits_cnn"), _sample("digits_resnet")],
-                         ids=["layers-1", "layers-2", "pools", "cnn-max", "cnn-concat", "broadcast-sum", "sample-cnn", "sample-resnet"])
+                                 _broadcast_sum_net(6), _shuffle_net(7), _sample("digits_cnn"), _sample("digits_resnet")],
+                         ids=["layers-1", "layers-2", "pools", "cnn-max", "cnn-concat", "broadcast-sum", "shuffle", "sample-cnn",
+                              "sample-resnet"])
 @pytest.mark.parametrize("budget", [1, 7, None], ids=["one-direction", "few", "default"])
 def test_banded_layers_give_the_full_layers_distances(net, budget, monkeypatch):
     """Chunks of one, a few and all directions (bands of every width): every kink node's squared
@@ -123,18 +140,21 @@ def test_banded_layers_give_the_full_layers_distances(net, budget, monkeypatch):
 @pytest.mark.parametrize("net", [_image_net(1), _sample("digits_resnet")], ids=["layers", "sample-resnet"])
 def test_bands_are_narrower_than_the_image(net, monkeypatch):
     """The test above checks bands that exist: with one direction per chunk, the convolutions
-    after the first run on fewer rows than the image has."""
-    widths = []
+    after the first run on fewer rows than the image has, and some read a tangent that holds
+    those rows only (its zeros never written)."""
+    widths, inputs = [], []
     conv_band = bands.conv_band
 
-    def spy(node, dz, band):
-        out, rows = conv_band(node, dz, band)
+    def spy(node, dz, held, band):
+        out, rows = conv_band(node, dz, held, band)
         widths.append((rows[1] - rows[0], node.shape[-2]))
+        inputs.append(dz.shape[-2] == held[1] - held[0] and held[0] == band[0] and held[1] == band[1])
         return out, rows
 
     monkeypatch.setattr(bands, "conv_band", spy)
     boundary_distances(net, torch.randn(2, *net.input_shape, dtype=torch.float64), max_memory=min_memory(net))
     assert widths and any(w < h for w, h in widths)
+    assert any(inputs)
 
 
 def test_a_clip_with_one_bound_per_side_takes_its_slopes_on_the_band(monkeypatch):
@@ -153,3 +173,22 @@ def test_a_clip_with_one_bound_per_side_takes_its_slopes_on_the_band(monkeypatch
     boundary_distances(net, torch.randn(2, *net.input_shape, dtype=torch.float64), max_memory=min_memory(net))
     height = net.nodes[[i for i, n in enumerate(net.nodes) if isinstance(n, ir.Clip)][0]].shape[-2]
     assert seen and any(rows is not None and rows[1] - rows[0] < height for rows in seen)
+
+
+def test_a_channel_split_and_shuffle_keep_the_band(monkeypatch):
+    """The convolutions after ShuffleNet's channel split and shuffle still run on a band, and the
+    one after a Pad that pads rows on every row (the distances: the test above)."""
+    net = _shuffle_net(7)
+    seen = {}
+    conv_band = bands.conv_band
+
+    def spy(node, dz, held, band):
+        out, rows = conv_band(node, dz, held, band)
+        seen.setdefault(node.name, []).append(rows[1] - rows[0] < node.shape[-2])
+        return out, rows
+
+    monkeypatch.setattr(bands, "conv_band", spy)
+    boundary_distances(net, torch.randn(2, *net.input_shape, dtype=torch.float64), max_memory=min_memory(net))
+    convs = [n.name for n in net.nodes if isinstance(n, ir.Conv)]
+    assert any(seen[convs[1]]) and any(seen[convs[2]])  # after the split, after the shuffle
+    assert convs[3] not in seen  # after the rows' padding: the whole layer

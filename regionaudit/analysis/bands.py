@@ -4,11 +4,12 @@ An exact distance pushes rows of the identity through the network, a chunk of co
 cells at a time: a few rows of one channel of the image. Each tangent is then zero outside a band
 of image rows, which a convolution or a pooling widens by its kernel's reach (and shrinks by its
 stride): through the first layers of a 64x64 image net the band is a few rows of 64. The
-convolutions, the ReLUs' slopes and the max pools' windows here run on the band's rows alone and
-leave the rest of the full-size tangent zero, the values they compute being those of the full
-layer (a padding row or a zero row adds nothing to a sum). A band is (lo, hi): rows lo..hi-1 of
-the tangent's height axis (the next-to-last of (T, P, C, H, W)); None where it is unknown (the
-tangent may be nonzero anywhere: after a flatten, or with Gaussian directions).
+convolutions, the ReLUs' slopes, the residual sums and the max pools' windows run on the band's
+rows alone, the values they compute being those of the full layer (a padding row or a zero row
+adds nothing to a sum), and a tangent holds those rows only: its zeros are written out only for a
+layer that reads every row. A band is (lo, hi): rows lo..hi-1 of the tangent's height axis (the
+next-to-last of (T, P, C, H, W)); None where it is unknown (the tangent may be nonzero anywhere:
+after a flatten, or with Gaussian directions).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import math
 import torch
 
 from regionaudit.conv import conv
-from regionaudit.ir import Clip, Conv, LeakyRelu, MaxPool, Node, Scale, Sum
+from regionaudit.ir import Clip, Concat, Conv, LeakyRelu, MaxPool, Node, Pad, Reshape, Scale, Sum, Transpose
 
 Band = tuple[int, int] | None
 
@@ -63,23 +64,43 @@ def conv_rows(node: Conv, band: Band) -> Band:
     return reached(band, node.weight.shape[2], node.strides[0], node.pads[0], node.dilations[0], node.shape[-2])
 
 
-def conv_band(node: Conv, dz: torch.Tensor, band: Band) -> tuple[torch.Tensor, Band]:
-    """The convolution's linear part of tangents dz (N, C, H, W), zero outside `band`, computed
-    for the output rows the band reaches only (from the input rows they read, with the padding
-    where they run past the image); the rest of the output (N, C_out, OH, OW) is zero."""
-    rows, h = conv_rows(node, band), dz.shape[-2]
-    if rows is None or full(band, h):
-        return node.linear([dz]), rows
+def conv_band(node: Conv, dz: torch.Tensor, held: tuple[int, int], band: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
+    """The convolution's linear part of tangents dz (N, C, hi - lo, W), rows held = (lo, hi) of
+    its input, which is zero outside `band`, for the output rows (a, b) the band reaches only:
+    (N, C_out, b - a, OW), from the input rows they read, rows that dz does not hold taken as
+    padding (zero too). The caller checks `conv_rows` is not None."""
+    lo, hi = held
+    a, b = conv_rows(node, band)
     kh, (sh, _), (dh, _) = node.weight.shape[2], node.strides, node.dilations
     top, left, _, right = node.pads
-    a, b = rows
-    out = dz.new_zeros(dz.shape[0], *node.shape[-3:])
-    if b > a:
-        r0, r1 = a * sh - top, (b - 1) * sh - top + (kh - 1) * dh + 1  # the input rows they read
-        x = dz[:, :, max(0, r0) : min(h, r1)]
-        pads = (max(0, -r0), left, max(0, r1 - h), right)
-        out[:, :, a:b] = conv(x, node.weight, None, node.strides, pads, node.dilations, node.groups)
-    return out, rows
+    r0, r1 = a * sh - top, (b - 1) * sh - top + (kh - 1) * dh + 1  # the input rows they read
+    s0, s1 = max(r0, lo), min(r1, hi)  # those dz holds
+    if b <= a or s1 <= s0:
+        return dz.new_zeros(dz.shape[0], node.shape[-3], b - a, node.shape[-1]), (a, b)
+    x = dz[:, :, s0 - lo : s1 - lo]
+    y = conv(x, node.weight, None, node.strides, (s0 - r0, left, r1 - s1, right), node.dilations, node.groups)
+    return y, (a, b)
+
+
+def crop(x: torch.Tensor, band: Band) -> torch.Tensor:
+    """Rows band of x (..., H, W), a view; x itself where there is no band."""
+    return x if band is None else x[..., band[0] : band[1], :]
+
+
+def held(x: torch.Tensor, band: Band, height: int) -> tuple[int, int]:
+    """The rows a tangent x of an image `height` rows high holds: every row, or its band's."""
+    return (0, height) if band is None or x.shape[-2] == height else band
+
+
+def rows_of(x: torch.Tensor, rows: tuple[int, int], into: tuple[int, int]) -> torch.Tensor:
+    """x (..., hi - lo, W), rows = (lo, hi) of a tensor zero outside them, as its rows `into`:
+    a view where x holds them all, else among zeros."""
+    if rows[0] <= into[0] and into[1] <= rows[1]:
+        return x[..., into[0] - rows[0] : into[1] - rows[0], :]
+    out = x.new_zeros(*x.shape[:-2], into[1] - into[0], x.shape[-1])
+    a, b = max(rows[0], into[0]), min(rows[1], into[1])
+    out[..., a - into[0] : b - into[0], :] = x[..., a - rows[0] : b - rows[0], :]
+    return out
 
 
 def pool_rows(node: MaxPool, band: Band) -> Band:
@@ -96,10 +117,51 @@ def window_rows(x: torch.Tensor, shape: tuple[int, ...], rows: tuple[int, int]) 
 
 
 def keeps_band(node: Node, shapes_in: list[tuple[int, ...]]) -> bool:
-    """Whether the node's linear part maps tangents zero outside some rows to one zero outside
-    those rows (a Sum: their union): an elementwise Scale or Sum whose inputs have its shape (a
-    term broadcast along the height would spread over every row)."""
-    return isinstance(node, (Scale, Sum)) and all(tuple(s) == tuple(node.shape) for s in shapes_in)
+    """Whether the node maps tangents zero outside some rows to one zero outside those rows (a Sum
+    or a Concat: their union) and runs on those rows alone (`on_rows`): an elementwise Scale or
+    Sum whose inputs have its shape (a term broadcast along the height would spread over every
+    row), and a Pad that pads no row, a Concat not along the last two axes, a Reshape or a
+    Transpose that leave them as they are (ShuffleNet's channel split and shuffle)."""
+    shape = tuple(node.shape)
+    if isinstance(node, (Scale, Sum)):
+        return all(tuple(s) == shape for s in shapes_in)
+    if len(shape) < 2 or any(tuple(s[-2:]) != shape[-2:] for s in shapes_in):
+        return False
+    n = len(shape)
+    if isinstance(node, Pad):
+        return len(node.pads) == 2 * n and node.pads[n - 2] == 0 and node.pads[2 * n - 2] == 0
+    if isinstance(node, Concat):
+        return node.axis < n - 2
+    if isinstance(node, Transpose):
+        return tuple(node.perm[-2:]) == (n - 2, n - 1)
+    return isinstance(node, Reshape)
+
+
+def on_rows(node: Node, xs: list[torch.Tensor]) -> torch.Tensor | None:
+    """The linear part of a node that keeps the band (`keeps_band`, not a Sum) of tangents
+    (N, ..., rows, W) that hold the same rows: the values of those rows of the full layer. None
+    for a Scale whose factors vary along the height."""
+    if isinstance(node, Scale):
+        return scale_rows(node, xs[0])
+    if isinstance(node, Reshape):
+        return xs[0].reshape(xs[0].shape[0], *node.shape[:-2], xs[0].shape[-2], node.shape[-1])
+    if isinstance(node, Pad) and max(node.pads) <= 0:  # a crop (a channel split): a view, no copy
+        n = len(node.pads) // 2
+        x = xs[0]
+        for axis in range(n):
+            x = x.narrow(axis + 1, -node.pads[axis], x.shape[axis + 1] + node.pads[axis] + node.pads[axis + n])
+        return x
+    return node.linear(xs)  # a Pad, Concat or Transpose reads no height of its own
+
+
+def scale_rows(node: Scale, x: torch.Tensor) -> torch.Tensor | None:
+    """A Scale's linear part of x, rows of its input that keeps its shape (`keeps_band`), where
+    its factors do not vary along the height (BatchNorm's are per channel): None elsewhere."""
+    if node.mul is None:
+        return x
+    if node.mul.dim() < 2 or node.mul.shape[-2] == 1:
+        return x * node.mul
+    return None
 
 
 def slopes_rowwise(node: LeakyRelu | Clip) -> bool:

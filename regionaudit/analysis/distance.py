@@ -127,68 +127,93 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
     pool of a shared ReLU (`_pools_of_shared_relus`). `start`: basis is rows start.. of the
     identity (an exact distance): its 2-D convolution is placed rather than multiplied out
     (`conv2d_of_basis`), and the image layers after it run on the rows where their tangents can
-    be nonzero (bands.py).
+    be nonzero, each tangent holding those rows only (bands.py).
 
     Up to the first kink node a tangent does not depend on the point (no mask applies yet), so it
     travels with a point axis of 1 and is broadcast where masks first differ: the first layers,
     often the widest, run once per direction instead of once per direction and point.
     """
     t = basis.shape[0]
-    tan = {0: basis.reshape(t, 1, *network.graph_input_shape)}
     band = {0: None if start is None else bands.of_basis(network.graph_input_shape, start, t)}
+    tan = {0: basis.reshape(t, 1, *network.graph_input_shape)}  # every row, or band[k]'s only
     masked = {network.nodes[i].inputs[0] for i in pooled}
+
+    def holds(k: int) -> tuple[int, int]:
+        return bands.held(tan[k], band[k], network.nodes[k].shape[-2])
+
+    def whole(k: int) -> torch.Tensor:
+        """Node k's tangent with every row, for a layer that reads them all (kept for the next)."""
+        if band[k] is not None:
+            tan[k] = bands.rows_of(tan[k], holds(k), (0, network.nodes[k].shape[-2]))
+        return tan[k]
+
     for i in order[1:]:
         node = network.nodes[i]
-        ds = [tan[k] for k in node.inputs]
-        rows = band[node.inputs[0]] if node.inputs and bands.is_image(network.nodes[node.inputs[0]].shape) else None
+        q = node.inputs[0] if node.inputs else None
+        rows = None if q is None else band[q]
         out = None  # the band of tan[i]
         if isinstance(node, UnitKink):
-            z, dz = kinks[i], ds[0]
+            z = kinks[i]
             on = rows if isinstance(node, (LeakyRelu, Clip)) and bands.slopes_rowwise(node) else None
-            if on is None:
-                sq[i] += _sum_squares(dz).reshape(dz.shape[1], -1)
-            else:
-                sq[i].view(sq[i].shape[0], *node.shape)[..., on[0] : on[1], :] += _sum_squares(dz[..., on[0] : on[1], :])
+            dz = whole(q) if on is None else bands.rows_of(tan[q], holds(q), on)
+            sq_rows = bands.crop(sq[i].view(sq[i].shape[0], *node.shape), on)
+            sq_rows += _sum_squares(dz)
             out = rows
             if i in masked:  # the max pool reading it takes dz shared and the slopes apart
-                tan[i] = dz
+                tan[i] = tan[q]
             elif isinstance(node, (LeakyRelu, Clip)) and last[i] > i:
-                # (never an expanded view: a Scale without factors broadcasts its input)
-                inplace = dz.shape[1] == z.shape[0] and dz.is_contiguous() and overwritable(tan, node.inputs[0], last, i, keep=(basis,))
-                tan[i] = _relu_tangent(node, z, dz, inplace, on)
+                # dz is tan[q] or a view of its rows: overwritten where nothing else reads it, and
+                # never an expanded view (a Scale without factors broadcasts its input)
+                if dz.shape[1] == z.shape[0] and tan[q].is_contiguous() and overwritable(tan, q, last, i, keep=(basis,)):
+                    _relu_tangent(node, z, dz, True, on)
+                    tan[i] = tan[q]
+                else:
+                    tan[i] = _relu_tangent(node, z, dz, False, on)
             elif last[i] > i:
                 tan[i] = node.tangent(z, dz)
         elif isinstance(node, MaxPool):
             out = bands.pool_rows(node, rows)
             part = None if bands.full(out, node.shape[-2]) else out
+            dz = whole(q)
             if i in pooled:
-                relu = network.nodes[node.inputs[0]]
-                tan_i = _pool_of_masked(node, relu, kinks[node.inputs[0]], ds[0], cells[i], pooled[i], sq[i], last[i] > i, part)
-                if tan_i is not None:
-                    tan[i] = tan_i
+                tan_i = _pool_of_masked(node, network.nodes[q], kinks[q], dz, cells[i], pooled[i], sq[i], last[i] > i, part)
             else:
-                picked = node.tangent(kinks[i], ds[0], cells[i], part)  # (T, P, *shape), or its rows
-                _add_window_squares(node, ds[0], picked, sq[i], part)
-                if last[i] > i:
-                    tan[i] = picked if part is None else _placed(picked, node.shape, part)
+                tan_i = node.tangent(kinks[i], dz, cells[i], part)  # (T, P, *shape), or its rows
+                _add_window_squares(node, dz, tan_i, sq[i], part)
+            if last[i] > i:
+                tan[i] = tan_i
         elif start is not None and tuple(node.inputs) == (0,) and _convolves_image(node, network):
             y = conv2d_of_basis(node.weight, network.graph_input_shape[-3:], start, t, node.strides, node.pads, node.dilations, node.groups)
             tan[i] = y.reshape(t, 1, *node.shape)
             out = bands.conv_rows(node, rows)
-        elif isinstance(node, Conv) and rows is not None:
-            y, out = bands.conv_band(node, ds[0].reshape(-1, *ds[0].shape[-3:]), rows)
-            tan[i] = y.reshape(t, ds[0].shape[1], *node.shape)
+        elif isinstance(node, Conv) and rows is not None and bands.conv_rows(node, rows) is not None:
+            d = tan[q]
+            y, out = bands.conv_band(node, d.reshape(-1, *d.shape[-3:]), holds(q), rows)
+            tan[i] = y.reshape(t, d.shape[1], *node.shape[:-2], *y.shape[-2:])
         else:
-            p = max(d.shape[1] for d in ds)
-            flat = [d.expand(t, p, *d.shape[2:]).reshape(t * p, *d.shape[2:]) for d in ds]
-            if isinstance(node, Sum) and overwritable(tan, node.inputs[0], last, i, keep=(basis,)):
-                y = node.forward_inplace(flat)  # a Sum has no constant term: its linear part
-            else:
-                y = node.linear(flat)
-            tan[i] = y.reshape(t, p, *y.shape[1:])
             held = [band[k] for k in node.inputs]
             if rows is not None and None not in held and bands.keeps_band(node, [network.nodes[k].shape for k in node.inputs]):
-                out = (min(lo for lo, _ in held), max(hi for _, hi in held))
+                out = (min(lo for lo, _ in held), max(hi for _, hi in held))  # their union
+            p = max(tan[k].shape[1] for k in node.inputs)
+            into = overwritable(tan, q, last, i, keep=(basis,)) and tan[q].shape[1] == p and tan[q].is_contiguous()
+            y = None
+            if out is not None:  # on the inputs' rows `out`
+                terms = [bands.rows_of(tan[k], holds(k), out) for k in node.inputs]
+                if isinstance(node, Sum):
+                    a, b = holds(q)
+                    into = into and node.coeffs[0] == 1.0 and a <= out[0] and out[1] <= b
+                    y = _sum_of(node, terms, terms[0] if into else None)
+                    y = tan[q] if into else y  # (every row, or band[q] = out)
+                else:
+                    y = _on_rows(node, terms, t, p)  # None: a layer that reads every row
+            if y is None:
+                flat = [d.expand(t, p, *d.shape[2:]).reshape(t * p, *d.shape[2:]) for d in map(whole, node.inputs)]
+                if isinstance(node, Sum) and into:
+                    y = node.forward_inplace(flat)  # a Sum has no constant term: its linear part
+                else:
+                    y = node.linear(flat)
+                y = y.reshape(t, p, *y.shape[1:])
+            tan[i] = y
         band[i] = out
         for k in list(tan):
             if last.get(k, k) <= i:
@@ -196,23 +221,32 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
 
 
 def _relu_tangent(node: LeakyRelu | Clip, z: torch.Tensor, dz: torch.Tensor, inplace: bool, rows) -> torch.Tensor:
-    """The node's `tangent`, on the rows of a band only where there is one (zero elsewhere; only
-    slopes that `bands.slopes_rowwise` allows are read by rows)."""
-    if rows is None:
-        return node.tangent(z, dz, inplace=inplace)
-    a, b = rows
-    if inplace:
-        node.tangent(z[..., a:b, :], dz[..., a:b, :], inplace=True)
-        return dz
-    out = dz.new_zeros(dz.shape[0], *z.shape)
-    out[..., a:b, :] = node.tangent(z[..., a:b, :], dz[..., a:b, :])
-    return out
+    """The node's `tangent` of dz, which holds rows `rows` of the tangent (every row where None:
+    only slopes that `bands.slopes_rowwise` allows are read by rows)."""
+    return node.tangent(bands.crop(z, rows), dz, inplace=inplace)
 
 
-def _placed(part: torch.Tensor, shape: tuple[int, ...], rows: tuple[int, int]) -> torch.Tensor:
-    """Rows a..b-1 (T, P, C, b-a, W) of a tangent of `shape` (C, H, W), placed among zeros."""
-    out = part.new_zeros(*part.shape[:2], *shape)
-    out[..., rows[0] : rows[1], :] = part
+def _on_rows(node, terms: list[torch.Tensor], t: int, p: int) -> torch.Tensor | None:
+    """`bands.on_rows` of tangents (T, P or 1, ...) that hold the same rows: (T, P, ...)."""
+    flat = [x.expand(t, p, *x.shape[2:]).reshape(t * p, *x.shape[2:]) for x in terms]
+    y = bands.on_rows(node, flat)
+    return None if y is None else y.reshape(t, p, *y.shape[1:])
+
+
+def _sum_of(node: Sum, terms: list[torch.Tensor], into: torch.Tensor | None) -> torch.Tensor:
+    """A Sum's linear part of tangents (T, P or 1, ...) that hold the same rows: `Sum.forward`
+    without its expansion to the node's full shape, the same sums in the same order; added into
+    `into` (the first term, which the caller may overwrite) where given."""
+    t, p = terms[0].shape[0], max(x.shape[1] for x in terms)
+    terms = [x.expand(t, p, *x.shape[2:]) for x in terms]
+    if into is not None:
+        out = into
+    elif node.coeffs[0] == 1.0:
+        out = terms[0].clone(memory_format=torch.contiguous_format)
+    else:
+        out = node.coeffs[0] * terms[0]
+    for c, x in zip(node.coeffs[1:], terms[1:]):
+        out.add_(x if c == 1.0 else c * x)
     return out
 
 
@@ -314,7 +348,7 @@ def _pool_of_masked(pool: MaxPool, relu: LeakyRelu, z: torch.Tensor, dz: torch.T
     digits as |dz_c - dz_w| is smaller than |dz_c| (none for cells that see different inputs).
     `cells` and `code` are the winners' cells and their places in their windows; with `rows`
     (a, b), only the windows of output rows a..b-1 (dz is zero outside them). Returns the pool's
-    output tangent (T, P, *shape) where a later node reads it."""
+    output tangent (T, P, *shape), or those rows of it, where a later node reads it."""
     t, p = dz.shape[0], z.shape[0]
     k = sq.shape[-1]
     if rows is not None:  # the windows of those rows only
@@ -344,7 +378,7 @@ def _pool_of_masked(pool: MaxPool, relu: LeakyRelu, z: torch.Tensor, dz: torch.T
     picked = dz.reshape(t, -1)[:, cells] * f_win[..., 0]
     if rows is None:
         return picked.reshape(t, p, *pool.shape)
-    return _placed(picked.reshape(t, p, *pool.shape[:-2], rows[1] - rows[0], pool.shape[-1]), pool.shape, rows)
+    return picked.reshape(t, p, *pool.shape[:-2], rows[1] - rows[0], pool.shape[-1])
 
 
 def _nearest(network, order, kinks, sq, n_points) -> list[NearestBoundary]:
