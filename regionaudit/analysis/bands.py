@@ -155,8 +155,8 @@ def on_rows(node: Node, xs: list[torch.Tensor]) -> torch.Tensor | None:
 
 
 def scale_rows(node: Scale, x: torch.Tensor) -> torch.Tensor | None:
-    """A Scale's linear part of x, rows of its input that keeps its shape (`keeps_band`), where
-    its factors do not vary along the height (BatchNorm's are per channel): None elsewhere."""
+    """A Scale's linear part of x, some rows of its input (of the Scale's own shape: `keeps_band`),
+    where its factors do not vary along the height (BatchNorm's are per channel); else None."""
     if node.mul is None:
         return x
     if node.mul.dim() < 2 or node.mul.shape[-2] == 1:
