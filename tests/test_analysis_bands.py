@@ -192,3 +192,27 @@ def test_a_channel_split_and_shuffle_keep_the_band(monkeypatch):
     convs = [n.name for n in net.nodes if isinstance(n, ir.Conv)]
     assert any(seen[convs[1]]) and any(seen[convs[2]])  # after the split, after the shuffle
     assert convs[3] not in seen  # after the rows' padding: the whole layer
+
+
+@pytest.mark.parametrize("kernel,stride,pad,dil,ceil", [(2, 2, 0, 1, False), (3, 2, 1, 1, False), (3, 1, 1, 2, False),
+                                                        (3, 2, 1, 1, True), (2, 3, 1, 1, True), (3, 2, 0, 1, True)])
+def test_a_max_pools_windows_of_some_rows_are_those_of_every_window(kernel, stride, pad, dil, ceil):
+    """`MaxPool.candidates` and `candidates_by_window` with rows (a, b) pad only the input rows
+    those windows read: the same candidates as all windows' (padding included), every band of
+    output rows, the empty one too."""
+    h, w = 11, 7
+    out = []
+    for size in (h, w):
+        span = (kernel - 1) * dil + 1
+        n = (size + 2 * pad - span + (stride - 1 if ceil else 0)) // stride + 1
+        if ceil and (n - 1) * stride >= size + pad:  # the last window must start inside
+            n -= 1
+        out.append(n)
+    pool = ir.MaxPool("p", (0,), (3, *out), kernel=(kernel, kernel), strides=(stride, stride), pads=(pad,) * 4,
+                      dilations=(dil, dil), ceil_mode=ceil)
+    x = torch.randn(2, 3, h, w, dtype=torch.float64)
+    every = pool.candidates(x, value=0.0).reshape(2, 3, *out, -1)
+    for a, b in itertools.combinations_with_replacement(range(out[0] + 1), 2):
+        some = pool.candidates(x, value=0.0, rows=(a, b))
+        assert torch.equal(some, every[:, :, a:b].reshape(2, -1, kernel * kernel))
+        assert torch.equal(pool.candidates_by_window(x, value=0.0, rows=(a, b)), some.movedim(0, -1))
