@@ -57,6 +57,13 @@ def pad_spatial(x: torch.Tensor, pads: tuple[int, ...], value: float = 0.0) -> t
     return F.pad(x, torch_pads, value=value)
 
 
+def rows_read(rows: tuple[int, int], kernel: int, stride: int, pad: int, dilation: int) -> tuple[int, int]:
+    """The input rows (r0, r1) that the windows of output rows a..b-1 read along one axis, in input
+    coordinates: those before 0 or past the input's end are its padding."""
+    a, b = rows
+    return a * stride - pad, (b - 1) * stride - pad + (kernel - 1) * dilation + 1
+
+
 def _ours(x: torch.Tensor) -> bool:
     """Where the kernels here pay: float64 on CPU (torch's own are fast elsewhere), more than one probe."""
     return x.dtype == torch.float64 and x.device.type == "cpu" and x.shape[0] > 1

@@ -21,7 +21,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from regionaudit.conv import conv, conv_transpose, pad_spatial
+from regionaudit.conv import conv, conv_transpose, pad_spatial, rows_read
 from regionaudit.errors import BadOption
 
 
@@ -693,12 +693,11 @@ class MaxPool(Node):
             xf = self._padded(x, value)
         else:
             xf, _ = _flat_spatial(x, n)
-            (a, b), s, top = rows, self.strides[0], self.pads[0]
-            r0, r1 = a * s - top, (b - 1) * s - top + (self.kernel[0] - 1) * self.dilations[0] + 1  # rows read
+            r0, r1 = rows_read(rows, self.kernel[0], self.strides[0], self.pads[0], self.dilations[0])
             s0, s1 = min(max(r0, 0), xf.shape[2]), max(min(r1, xf.shape[2]), 0)
             s1 = max(s0, s1)
             pads = (s0 - r0, *self.pads[1:n], r1 - s1, *self.pads[n + 1 :])
-            xf = _pad_windows(xf[:, :, s0:s1], pads, self.kernel, self.strides, self.dilations, (b - a, *self.shape[-n + 1 :]), value)
+            xf = _pad_windows(xf[:, :, s0:s1], pads, self.kernel, self.strides, self.dilations, (rows[1] - rows[0], *self.shape[-n + 1 :]), value)
         for i in range(n):  # unfold each spatial axis: (..., out_i, ..., k_i) at the end
             span = (self.kernel[i] - 1) * self.dilations[i] + 1
             xf = xf.unfold(2 + i, span, self.strides[i])[..., :: self.dilations[i]]

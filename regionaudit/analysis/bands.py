@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from regionaudit.conv import conv
+from regionaudit.conv import conv, rows_read
 from regionaudit.ir import Clip, Concat, Conv, LeakyRelu, MaxPool, Node, Pad, Reshape, Scale, Sum, Transpose
 
 Band = tuple[int, int] | None
@@ -71,9 +71,8 @@ def conv_band(node: Conv, dz: torch.Tensor, held: tuple[int, int], band: tuple[i
     padding (zero too). The caller checks `conv_rows` is not None."""
     lo, hi = held
     a, b = conv_rows(node, band)
-    kh, (sh, _), (dh, _) = node.weight.shape[2], node.strides, node.dilations
     top, left, _, right = node.pads
-    r0, r1 = a * sh - top, (b - 1) * sh - top + (kh - 1) * dh + 1  # the input rows they read
+    r0, r1 = rows_read((a, b), node.weight.shape[2], node.strides[0], top, node.dilations[0])
     s0, s1 = max(r0, lo), min(r1, hi)  # those dz holds
     if b <= a or s1 <= s0:
         return dz.new_zeros(dz.shape[0], node.shape[-3], b - a, node.shape[-1]), (a, b)

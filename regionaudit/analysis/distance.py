@@ -195,23 +195,21 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
             if rows is not None and None not in held and bands.keeps_band(node, [network.nodes[k].shape for k in node.inputs]):
                 out = (min(lo for lo, _ in held), max(hi for _, hi in held))  # their union
             p = max(tan[k].shape[1] for k in node.inputs)
-            into = overwritable(tan, q, last, i, keep=(basis,)) and tan[q].shape[1] == p and tan[q].is_contiguous()
+            into = isinstance(node, Sum) and overwritable(tan, q, last, i, keep=(basis,))  # its first term
             y = None
             if out is not None:  # on the inputs' rows `out`
                 terms = [bands.rows_of(tan[k], holds(k), out) for k in node.inputs]
                 if isinstance(node, Sum):
                     a, b = holds(q)
-                    into = into and node.coeffs[0] == 1.0 and a <= out[0] and out[1] <= b
-                    y = _sum_of(node, terms, terms[0] if into else None)
+                    into = into and tan[q].shape[1] == p and tan[q].is_contiguous() and node.coeffs[0] == 1.0 and a <= out[0] and out[1] <= b
+                    y = _sum_of(node, terms, into)
                     y = tan[q] if into else y  # (every row, or band[q] = out)
                 else:
-                    y = _on_rows(node, terms, t, p)  # None: a layer that reads every row
+                    y = bands.on_rows(node, _flat(terms, t, p))  # None: a layer that reads every row
+                    y = None if y is None else y.reshape(t, p, *y.shape[1:])
             if y is None:
-                flat = [d.expand(t, p, *d.shape[2:]).reshape(t * p, *d.shape[2:]) for d in map(whole, node.inputs)]
-                if isinstance(node, Sum) and into:
-                    y = node.forward_inplace(flat)  # a Sum has no constant term: its linear part
-                else:
-                    y = node.linear(flat)
+                flat = _flat([whole(k) for k in node.inputs], t, p)
+                y = node.forward_inplace(flat) if into else node.linear(flat)  # a Sum has no constant term
                 y = y.reshape(t, p, *y.shape[1:])
             tan[i] = y
         band[i] = out
@@ -226,21 +224,19 @@ def _relu_tangent(node: LeakyRelu | Clip, z: torch.Tensor, dz: torch.Tensor, inp
     return node.tangent(bands.crop(z, rows), dz, inplace=inplace)
 
 
-def _on_rows(node, terms: list[torch.Tensor], t: int, p: int) -> torch.Tensor | None:
-    """`bands.on_rows` of tangents (T, P or 1, ...) that hold the same rows: (T, P, ...)."""
-    flat = [x.expand(t, p, *x.shape[2:]).reshape(t * p, *x.shape[2:]) for x in terms]
-    y = bands.on_rows(node, flat)
-    return None if y is None else y.reshape(t, p, *y.shape[1:])
+def _flat(xs: list[torch.Tensor], t: int, p: int) -> list[torch.Tensor]:
+    """Tangents (T, P or 1, ...) as (T * P, ...), the layers' probe axis: shared ones broadcast."""
+    return [x.expand(t, p, *x.shape[2:]).reshape(t * p, *x.shape[2:]) for x in xs]
 
 
-def _sum_of(node: Sum, terms: list[torch.Tensor], into: torch.Tensor | None) -> torch.Tensor:
+def _sum_of(node: Sum, terms: list[torch.Tensor], into: bool) -> torch.Tensor:
     """A Sum's linear part of tangents (T, P or 1, ...) that hold the same rows: `Sum.forward`
-    without its expansion to the node's full shape, the same sums in the same order; added into
-    `into` (the first term, which the caller may overwrite) where given."""
+    without its expansion to the node's full shape, the same sums in the same order; with `into`,
+    added into the first term, which the caller lets it overwrite."""
     t, p = terms[0].shape[0], max(x.shape[1] for x in terms)
     terms = [x.expand(t, p, *x.shape[2:]) for x in terms]
-    if into is not None:
-        out = into
+    if into:
+        out = terms[0]
     elif node.coeffs[0] == 1.0:
         out = terms[0].clone(memory_format=torch.contiguous_format)
     else:
