@@ -267,6 +267,44 @@ def test_hand_example_with_exact_coincidences():
     assert walk_segment(net, torch.tensor([0.0]), torch.tensor([1.0])).t.tolist() == [0.0, 0.5, 1.0]
 
 
+def _cancelling_network(big: float) -> ir.Network:
+    """x in R^2: u = relu([big + 1e-3 x0 + x1, big + x1]) (both positive), z = relu(u0 - u1).
+
+    z's input is 1e-3 x0, computed as the difference of two numbers near `big`: its rounding
+    (about big x 1e-16) over its slope along the segments below (2e-3) puts its one crossing
+    anywhere within about 1e-7 in t at big = 1e6, far more than the 1e-12 that two knots must be
+    apart.
+    """
+    f64 = torch.float64
+    nodes = [
+        ir.Input("x", (), (2,)),
+        ir.MatMul("fc1", (0,), (2,), weight=torch.tensor([[1e-3, 0.0], [1.0, 1.0]], dtype=f64),
+                  bias=torch.tensor([big, big], dtype=f64)),
+        ir.LeakyRelu("relu1", (1,), (2,), slope=torch.tensor(0.0, dtype=f64)),
+        ir.MatMul("fc2", (2,), (1,), weight=torch.tensor([[1.0], [-1.0]], dtype=f64), bias=None),
+        ir.LeakyRelu("relu2", (3,), (1,), slope=torch.tensor(0.0, dtype=f64)),
+    ]
+    return ir.Network(nodes=nodes, input_shape=(2,), graph_input_shape=(2,), output=4)
+
+
+def test_a_crossing_lost_in_rounding_is_one_knot_for_both_analyses():
+    """A unit whose computed value is rounding noise around its crossing changes sign once: the
+    layerwise analysis and the walk each find one knot (the walk takes a unit within the rounding
+    floor of zero as at zero, as the layerwise analysis does, and does not step to the noise's
+    next sign change)."""
+    net = _cancelling_network(1e6)
+    g = torch.Generator().manual_seed(0)
+    x1 = torch.randn(16, 2, generator=g, dtype=torch.float64)
+    a = torch.stack([torch.full((16,), -1.0, dtype=torch.float64), x1[:, 0]], dim=1)
+    b = torch.stack([torch.full((16,), 1.0, dtype=torch.float64), x1[:, 1]], dim=1)
+    for s, tr in enumerate(trace_segments(net, a, b)):
+        assert tr.knots_per_layer == {"relu1": 0, "relu2": 1}
+        assert abs(float(tr.t[1]) - 0.5) < 1e-6  # x0 = 0
+        w = walk_segment(net, a[s], b[s])
+        assert w.knots_per_layer == {"relu1": 0, "relu2": 1}
+        assert abs(float(w.t[1]) - 0.5) < 1e-6
+
+
 def test_maxpool_equal_candidates_are_no_knot():
     """Two pooled units that are identical functions (a duplicated channel): ties stay equal."""
     g = nf.Builder((3,), 5)

@@ -6,7 +6,11 @@ some unit of the pattern reaches zero (or a pooling window's winner is overtaken
 There, the next region's pattern is read off layer by layer from the right-derivatives: a unit at
 zero takes the sign of its directional derivative computed with the already decided patterns of
 the layers before it (so a unit at zero with zero derivative is exactly zero on the next piece).
-No ε step is ever taken. One forward pass per region; slow, simple, independent of density.py.
+A unit is at zero when its crossing is within T_MERGE in t, or when its value is within the
+rounding floor that DESIGN.md defines (16 eps x the largest |value| computed so far): a unit that
+crosses slowly is computed as rounding noise around its crossing, and the noise's next sign
+change is no boundary. No ε step is ever taken. One forward pass per region; slow, simple,
+independent of density.py.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import math
 
 import torch
 
-from regionaudit.analysis._common import T_MERGE, needed_nodes
+from regionaudit.analysis._common import T_MERGE, bounded_by_inputs, needed_nodes, zero_tolerance
 from regionaudit.analysis.density import SegmentTrace
 from regionaudit.ir import MaxPool, Network, UnitKink
 
@@ -34,16 +38,18 @@ def _region_at(network: Network, order: list[int], a: torch.Tensor, b: torch.Ten
     d = b - a
     val = {0: network.prepare(x.unsqueeze(0))}
     der = {0: network.prepare(d.unsqueeze(0))}
+    floor = zero_tolerance(network.dtype) * float(val[0].abs().max())
     info = {}
     for i in order[1:]:
         node = network.nodes[i]
         if isinstance(node, UnitKink):  # each breakpoint's offset plays a ReLU unit's z
             z, dz = val[node.inputs[0]], der[node.inputs[0]]
             zf, dzf = node.offsets(z).reshape(-1), node.offset_slopes(dz).reshape(-1)
-            # a unit at zero here (within T_MERGE in t) follows its derivative's sign
+            # a unit at zero here (within T_MERGE in t, or its value within the floor) follows its
+            # derivative's sign
             with torch.no_grad():
                 tau = torch.where(dzf != 0, -zf / torch.where(dzf != 0, dzf, 1.0), torch.inf)
-            at_zero = tau.abs() < tol
+            at_zero = (tau.abs() < tol) | (zf.abs() <= floor)
             on = torch.where(at_zero, dzf > 0, zf > 0)
             val[i] = node.with_pattern(z, on.reshape(1, -1))
             der[i] = node.with_pattern(dz, on.reshape(1, -1), linear=True)
@@ -71,6 +77,8 @@ def _region_at(network: Network, order: list[int], a: torch.Tensor, b: torch.Ten
             ds = [der[k] for k in node.inputs]
             val[i] = node.forward(xs)
             der[i] = node.linear(ds)
+        if not bounded_by_inputs(node) and val[i].numel():
+            floor = max(floor, zero_tolerance(network.dtype) * float(val[i].abs().max()))
     return info
 
 
