@@ -88,7 +88,7 @@ def test_exported_nets_import_and_their_counts_are_the_walks():
     from regionaudit.bench.models import exported_nets, probes
 
     specs = {s.name: s for s in exported_nets()}
-    assert len(specs) == len(exported.NETS) == 9
+    assert len(specs) == len(exported.NETS) == 10
     for seed, (name, module, _, _) in enumerate(exported.NETS, start=11):
         spec = specs[name]
         net = spec.load(torch.float64, "cpu")

@@ -3,7 +3,8 @@ reads a user's file: shapes from model zoos that the conv nets of `models.py` la
 with a padded max pool and batch norm, a UNet with a transposed convolution and a skip concat, a
 DCGAN-style generator, a DenseNet-style concat stack, nearest upsampling, average pools with
 batch norm, LeakyReLU with 5x5 kernels, MobileNet v2's inverted residuals with ReLU6 down to
-2x2 images, ShuffleNet v2's channel split and shuffle). Seeded weights, never used to tune the analyses."""
+2x2 images, ShuffleNet v2's channel split and shuffle, ResNet bottlenecks). Seeded weights,
+never used to tune the analyses."""
 
 from __future__ import annotations
 
@@ -221,6 +222,39 @@ class ShuffleNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+class _Bottleneck(nn.Module):
+    """A ResNet bottleneck at stride 1: a 1x1 convolution down to a quarter of the channels, a
+    3x3, a 1x1 back up, each with batch norm, ReLU between; the input added before the last ReLU."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        q = c // 4
+        self.reduce, self.b1 = nn.Conv2d(c, q, 1, bias=False), nn.BatchNorm2d(q)
+        self.conv, self.b2 = nn.Conv2d(q, q, 3, 1, 1, bias=False), nn.BatchNorm2d(q)
+        self.expand, self.b3 = nn.Conv2d(q, c, 1, bias=False), nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        y = torch.relu(self.b2(self.conv(torch.relu(self.b1(self.reduce(x))))))
+        return torch.relu(x + self.b3(self.expand(y)))
+
+
+class BottleneckNet(nn.Module):
+    """A 3x3 stem to 64 channels and three bottleneck blocks at 32x32 (1x1 layers of 16 channels
+    in and out, whose products are narrow), global average pool."""
+
+    input_shape = (3, 32, 32)
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.bn = nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64)
+        self.blocks = nn.Sequential(_Bottleneck(64), _Bottleneck(64), _Bottleneck(64))
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = self.blocks(torch.relu(self.bn(self.stem(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
 def build(module_class: type[nn.Module], seed: int) -> nn.Module:
     """The module with seeded weights, and batch-norm statistics that are not the identity."""
     gen = torch.Generator().manual_seed(seed)
@@ -263,4 +297,5 @@ NETS = [
     ("leaky-mnist", Leaky, 0.1, 2),
     ("mobilenetv2-64", MobileNetV2, 0.01, 2),
     ("shufflenet-64", ShuffleNet, 0.03, 2),
+    ("bottleneck-cifar", BottleneckNet, 0.005, 2),
 ]
