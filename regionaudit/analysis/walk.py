@@ -38,7 +38,8 @@ def _region_at(network: Network, order: list[int], a: torch.Tensor, b: torch.Ten
     d = b - a
     val = {0: network.prepare(x.unsqueeze(0))}
     der = {0: network.prepare(d.unsqueeze(0))}
-    floor = zero_tolerance(network.dtype) * float(val[0].abs().max())
+    eps = zero_tolerance(network.dtype)
+    floor = eps * val[0].abs().max()  # (a tensor: on a GPU a number read back would wait for it)
     info = {}
     for i in order[1:]:
         node = network.nodes[i]
@@ -78,7 +79,7 @@ def _region_at(network: Network, order: list[int], a: torch.Tensor, b: torch.Ten
             val[i] = node.forward(xs)
             der[i] = node.linear(ds)
         if not bounded_by_inputs(node) and val[i].numel():
-            floor = max(floor, zero_tolerance(network.dtype) * float(val[i].abs().max()))
+            floor = torch.maximum(floor, eps * val[i].abs().max())
     return info
 
 
