@@ -81,8 +81,8 @@ def test_other_convnets_build_and_their_counts_are_the_walks():
 def test_exported_nets_import_and_their_counts_are_the_walks():
     """The benchmark's nets exported from torch read through the importer (10 outputs, equal to
     torch's to float32 rounding), and on a piece of a segment the ResNet stem (padded max pool), the generator
-    (transposed convolutions), MobileNet v2 (ReLU6, depthwise convolutions of 2x2 images) and ShuffleNet
-    (channel shuffle) count what the reference walk counts."""
+    (transposed convolutions), MobileNet v2 (ReLU6, depthwise convolutions of 2x2 images), ShuffleNet
+    (channel shuffle) and the bottleneck net count what the reference walk counts."""
     from regionaudit.analysis.walk import walk_segment
     from regionaudit.bench import exported
     from regionaudit.bench.models import exported_nets, probes
@@ -99,7 +99,7 @@ def test_exported_nets_import_and_their_counts_are_the_walks():
             theirs = exported.build(module, seed).double()(pts)
         # the exporter folds batch norm into the convolutions in float32
         torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
-        if name in ("resnet-stem-64", "dcgan-generator", "mobilenetv2-64", "shufflenet-64"):
+        if name in ("resnet-stem-64", "dcgan-generator", "mobilenetv2-64", "shufflenet-64", "bottleneck-cifar"):
             end = a[:1] + 0.2 * (b[:1] - a[:1])
             regions = trace_segments(net, a[:1], end)[0].regions
             assert regions == walk_segment(net, a[0], end[0]).regions > 20
