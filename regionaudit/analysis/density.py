@@ -23,6 +23,7 @@ from regionaudit.analysis._common import (
     check_fits,
     default_max_memory,
     first_kink,
+    magnitude,
     needed_nodes,
     overwritable,
     where_true,
@@ -96,19 +97,6 @@ class _Piece:
 
 
 # ----------------------------------------------------------------------------------------------
-# crossings of one kink node between neighbouring knots
-
-
-def _magnitude(v: torch.Tensor) -> torch.Tensor:
-    """Largest |value| of each probe's slice of v (P, ...), without an |v| copy."""
-    if v[0].numel() == 0:
-        return v.new_zeros(v.shape[0])
-    flat = v.reshape(v.shape[0], -1)
-    # two vectorised reductions: about 10x faster than an inf-norm on CPU, bitwise the same
-    return torch.maximum(flat.amax(dim=1), flat.amin(dim=1).neg())
-
-
-# ----------------------------------------------------------------------------------------------
 # one pass of a batch of (sub-)segments through the network
 
 
@@ -172,7 +160,7 @@ class _Pass:
             seg=torch.arange(n, device=dev).repeat_interleave(2),
             src=torch.full((2 * n,), -1, dtype=torch.long, device=dev),
             values={0: x.reshape(2 * n, *net.graph_input_shape)},
-            mag=_magnitude(x),
+            mag=magnitude(x),
             frozen=torch.zeros(n, dtype=torch.bool, device=dev),
             interior=torch.zeros(n, dtype=torch.long, device=dev),
         )
@@ -220,7 +208,7 @@ class _Pass:
             else:
                 k.values[i] = node.forward([k.values[q] for q in node.inputs])
             if not bounded_by_inputs(node) and k.fill is None:  # (after the last kink node, unread)
-                k.mag = torch.maximum(k.mag, _magnitude(k.values[i]))
+                k.mag = torch.maximum(k.mag, magnitude(k.values[i]))
             for q in list(k.values):
                 if self.last.get(q, q) <= i:
                     del k.values[q]
@@ -562,7 +550,7 @@ def _kink_inputs(network: Network, order: list[int], x: torch.Tensor):
     """Each kink node's input at points x (P, ...), and the rounding floor there (as in a pass)."""
     values = {0: network.prepare(x)}
     last = network.last_use(order)
-    mag = _magnitude(values[0])
+    mag = magnitude(values[0])
     inputs, floors = {}, {}
     for i in order[1:]:
         node = network.nodes[i]
@@ -571,7 +559,7 @@ def _kink_inputs(network: Network, order: list[int], x: torch.Tensor):
             inputs[i], floors[i] = xs[0], mag * zero_tolerance(network.dtype)
         values[i] = node.forward(xs)
         if not bounded_by_inputs(node):
-            mag = torch.maximum(mag, _magnitude(values[i]))
+            mag = torch.maximum(mag, magnitude(values[i]))
         for k in list(values):
             if last.get(k, k) <= i:
                 del values[k]

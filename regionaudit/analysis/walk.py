@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from regionaudit.analysis._common import T_MERGE, bounded_by_inputs, needed_nodes, zero_tolerance
+from regionaudit.analysis._common import T_MERGE, bounded_by_inputs, magnitude, needed_nodes, zero_tolerance
 from regionaudit.analysis.density import SegmentTrace
 from regionaudit.ir import MaxPool, Network, UnitKink
 
@@ -39,7 +39,7 @@ def _region_at(network: Network, order: list[int], a: torch.Tensor, b: torch.Ten
     val = {0: network.prepare(x.unsqueeze(0))}
     der = {0: network.prepare(d.unsqueeze(0))}
     eps = zero_tolerance(network.dtype)
-    floor = eps * val[0].abs().max()  # (a tensor: on a GPU a number read back would wait for it)
+    floor = eps * magnitude(val[0])  # (a tensor: on a GPU a number read back would wait for it)
     info = {}
     for i in order[1:]:
         node = network.nodes[i]
@@ -78,8 +78,8 @@ def _region_at(network: Network, order: list[int], a: torch.Tensor, b: torch.Ten
             ds = [der[k] for k in node.inputs]
             val[i] = node.forward(xs)
             der[i] = node.linear(ds)
-        if not bounded_by_inputs(node) and val[i].numel():
-            floor = torch.maximum(floor, eps * val[i].abs().max())
+        if not bounded_by_inputs(node):
+            floor = torch.maximum(floor, eps * magnitude(val[i]))
     return info
 
 
