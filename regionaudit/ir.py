@@ -687,8 +687,9 @@ class MaxPool(Node):
         where there is padding); windows in output order. With `rows` (a, b), those of output
         rows a..b-1 only (a 2-D pool): only the input rows they read are padded."""
         n = len(self.kernel)
-        if rows is not None and rows[1] <= rows[0]:  # no window
-            return self._windows(x, value)[:, :, rows[0] : rows[0]]
+        if rows is not None and rows[1] <= rows[0]:  # no window: nothing to pad or read
+            channels = x.shape[x.dim() - n - 1]
+            return x.new_empty(x.shape[0], channels, 0, *self.shape[len(self.shape) - n + 1 :], *self.kernel)
         if rows is None:
             xf = self._padded(x, value)
         else:
