@@ -303,11 +303,14 @@ def audit_context(result: AuditResult, clock=None) -> dict:
         "slice": _slice_facts(result.slice),
         "gates": gates,
         "gates_failed": failed,
-        "result_version": result.regionaudit,
-        "schema": result.schema,
-        "versions": versions(),
     }
-    # the report's own making (plots, tables) is part of what the run cost; it is timed here
+    return _closing(ctx, result, clock, started)
+
+
+def _closing(ctx: dict, result: AuditResult | CompareResult, clock, started: float) -> dict:
+    """What every report ends with: the versions that made it and what the run cost. The report's
+    own making (plots, tables) is part of that cost: with `clock`, it is timed since `started`."""
+    ctx.update(result_version=result.regionaudit, schema=result.schema, versions=versions())
     timing = dict(result.timing or {})
     if clock:
         timing["report_s"] = clock() - started
@@ -443,12 +446,5 @@ def compare_context(result: CompareResult, clock=None) -> dict:
         # --- end reference frame
         "gates": gates_table(result.gates),
         "gates_failed": sum(1 for g in result.gates if not g.passed),
-        "result_version": result.regionaudit,
-        "schema": result.schema,
-        "versions": versions(),
     }
-    timing = dict(result.timing or {})
-    if clock:
-        timing["report_s"] = clock() - started
-    ctx["timing"] = timing_rows(timing)
-    return ctx
+    return _closing(ctx, result, clock, started)
