@@ -10,7 +10,7 @@ import torch
 import netfactory as nf
 from regionaudit import ir
 from regionaudit.analysis import density
-from regionaudit.analysis._common import bytes_per_probe, needed_nodes, where_true
+from regionaudit.analysis._common import needed_nodes, where_true
 from regionaudit.analysis.density import SegmentTrace, midpoint_check, trace_segments
 from regionaudit.analysis.walk import walk_segment
 
@@ -100,7 +100,7 @@ def test_batching_and_chunking_do_not_change_numbers():
             assert float((one.t - ref[s].t).abs().max()) < 1e-13
             assert float((one.outputs - ref[s].outputs).abs().max()) < 1e-12
         # a tiny budget: batches shrink and segments split into sub-segments
-        per_knot = bytes_per_probe(net, needed_nodes(net), 8)
+        per_knot = density.bytes_per_knot(net)
         done = []
         small = trace_segments(net, a, b, max_memory=per_knot * 9, progress=done.append)
         assert sum(done) == 7 and all(n > 0 for n in done)
@@ -123,7 +123,7 @@ def test_the_first_pass_takes_the_segments_the_budget_holds(monkeypatch):
     traces = trace_segments(net, a, b)
     assert sizes == [12]
     assert_same_trace(traces[0], ref, tol=1e-13)
-    per_knot = bytes_per_probe(net, needed_nodes(net), 8)
+    per_knot = density.bytes_per_knot(net)
     sizes.clear()
     assert [tr.regions for tr in trace_segments(net, a, b, max_memory=per_knot * 4 * density.FIRST_KNOTS * 3)] == [
         tr.regions for tr in traces
@@ -170,7 +170,7 @@ def test_a_pass_that_outgrows_its_budget_goes_on_in_groups():
     # the first ReLU's knots fit in half the budget, the max pool's do not
     cap = 2 * (2 + made[0]) + 10
     assert 2 * (2 + made[0] + made[1]) > cap
-    per_knot = bytes_per_probe(net, needed_nodes(net), 8)
+    per_knot = density.bytes_per_knot(net)
     split = trace_segments(net, a, b, max_memory=per_knot * cap, max_knots=unbounded)[0]
     assert_same_trace(split, ref, tol=1e-12)
     assert rows[first_conv] == 2  # the segment's two ends, once: nothing started over

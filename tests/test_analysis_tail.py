@@ -11,13 +11,13 @@ import torch
 import netfactory as nf
 import plainpath
 from regionaudit.analysis import density, tail
-from regionaudit.analysis._common import bytes_per_probe, needed_nodes
+from regionaudit.analysis._common import needed_nodes
 from regionaudit.analysis.walk import walk_segment
 
 
 def _tail(net):
     order = needed_nodes(net)
-    return tail.affine_tail(net, order, bytes_per_probe(net, order, 8), 1 << 30)
+    return tail.affine_tail(net, order, density.bytes_per_knot(net, order), 1 << 30)
 
 
 def _rel_to_forward(net, a, b, tr) -> float:
@@ -66,7 +66,7 @@ def test_tight_memory_and_max_knots_keep_the_knots(kind, knots, monkeypatch):
     past the last kept knot still bend the outputs before the next old knot)."""
     net = nf.make(kind, 7)
     a, b = nf.segments(net, 3, 8)
-    per_knot = bytes_per_probe(net, needed_nodes(net), 8)
+    per_knot = density.bytes_per_knot(net)
     tight = density.trace_segments(net, a, b, max_memory=max(knots * per_knot, density.min_memory(net)))
     cut = density.trace_segments(net, a, b, max_knots=25)
     monkeypatch.setattr(density, "affine_tail", lambda *args, **kwargs: None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
@@ -94,29 +95,31 @@ def needed_nodes(network: Network) -> list[int]:
     return [i for i, flag in enumerate(need) if flag]
 
 
-def bytes_per_probe(network: Network, order: list[int], itemsize: int, live_factor: float = 2.0) -> int:
+def tangent_scratch(network: Network, node: Node) -> int:
+    """Values one probe holds beside the live tensors while `node` runs, where tangents or
+    polygons go through it: a kink node's sign products, and every max-pool window's candidates,
+    copied, with their differences."""
+    if isinstance(node, UnitKink):
+        return 4 * math.prod(node.shape)
+    if isinstance(node, MaxPool):
+        return 5 * math.prod(node.shape) * math.prod(node.kernel) + math.prod(network.nodes[node.inputs[0]].shape)
+    return 0
+
+
+def bytes_per_probe(network: Network, order: list[int], itemsize: int, live_factor: float = 2.0,
+                    scratch: Callable[[Network, Node], int] = tangent_scratch) -> int:
     """Peak bytes one probe (a knot, or a tangent of one point) needs while a pass runs.
 
     Counts every live tensor at its peak (times `live_factor` for the copies made when knots are
-    inserted) plus the temporaries of kink nodes (sign products, pooling candidates).
+    inserted) plus the temporaries of the node running (`scratch`, in values).
     """
     last = network.last_use(order)
     live: dict[int, int] = {}
     peak = 0
     for i in order:
         node = network.nodes[i]
-        numel = math.prod(node.shape)
-        extra = 0
-        if isinstance(node, UnitKink):
-            # (not per breakpoint: a Clip's two are scanned by their signs, one byte each, and
-            # its tangent is one product with the point's slopes, as a ReLU's)
-            extra = 4 * numel
-        elif isinstance(node, MaxPool):
-            in_numel = math.prod(network.nodes[node.inputs[0]].shape)
-            k = math.prod(node.kernel)
-            extra = 5 * math.prod(node.shape) * k + in_numel
-        live[i] = numel
-        peak = max(peak, live_factor * sum(live.values()) + extra)
+        live[i] = math.prod(node.shape)
+        peak = max(peak, live_factor * sum(live.values()) + scratch(network, node))
         for j in list(live):
             if last.get(j, j) <= i:
                 del live[j]

@@ -33,7 +33,7 @@ from regionaudit.analysis.crossings import kink_crossings, maxpool_crossings, po
 from regionaudit.analysis.refill import PAIR_BYTES, Kinked, reads_kink, refill
 from regionaudit.analysis.tail import MAX_STEP, Tail, TailFill, affine_tail, anchors, tail_matrix
 from regionaudit.errors import BadOption
-from regionaudit.ir import Clip, LeakyRelu, MaxPool, Network, Sum, UnitKink
+from regionaudit.ir import Clip, LeakyRelu, MaxPool, Network, Node, Sum, UnitKink
 
 MIN_KNOTS = 8  # the fewest knots one pass runs on, however small the memory budget
 MIN_POINTS = 2  # the fewest points a join check keeps
@@ -670,10 +670,32 @@ def _kink_bytes(network: Network, itemsize: int) -> int:
     return sum(math.prod(network.nodes[network.nodes[i].inputs[0]].shape) for i in network.kink_ids) * itemsize
 
 
+def _knot_scratch(network: Network, node: Node) -> int:
+    """Values one knot holds beside the live tensors while `node` runs in a pass: a kink node's
+    scan keeps one-byte signs and sign changes (two bytes per unit and breakpoint: a value per
+    unit covers them); a max pool reduces its windows tap by tap (a padded copy of its input, a
+    partial maximum and its winner codes: three inputs' worth), or copies every window where
+    that pays (`MaxPool.copy_windows`), with its maxima and their int64 indices."""
+    if isinstance(node, UnitKink):
+        return math.prod(node.shape)
+    if isinstance(node, MaxPool):
+        out = math.prod(node.shape)
+        windows = out * math.prod(node.kernel) if node.copy_windows else 0
+        return 3 * math.prod(network.nodes[node.inputs[0]].shape) + windows + 2 * out
+    return 0
+
+
+def bytes_per_knot(network: Network, order: list[int] | None = None) -> int:
+    """Peak bytes one knot needs while a pass runs: what it holds at each node (the live values,
+    twice while knots are inserted, and the node's scratch)."""
+    itemsize = torch.empty((), dtype=network.dtype).element_size()
+    return bytes_per_probe(network, needed_nodes(network) if order is None else order, itemsize, scratch=_knot_scratch)
+
+
 def min_memory(network: Network) -> int:
     """The smallest memory budget `trace_segments` can work in: its fewest knots and points."""
     itemsize = torch.empty((), dtype=network.dtype).element_size()
-    per_knot = bytes_per_probe(network, needed_nodes(network), itemsize)
+    per_knot = bytes_per_knot(network)
     return max(MIN_KNOTS * per_knot, MIN_POINTS * (per_knot + _kink_bytes(network, itemsize)))
 
 
@@ -702,7 +724,7 @@ def trace_segments(
     order = needed_nodes(network)
     last = network.last_use(order)
     itemsize = torch.empty((), dtype=network.dtype).element_size()
-    per_knot = bytes_per_probe(network, order, itemsize)
+    per_knot = bytes_per_knot(network, order)
     kink_bytes = _kink_bytes(network, itemsize)
     check_fits(min_memory(network), max_memory, network.device, f"one pass over {MIN_KNOTS} knots")
     if max_memory is None:

@@ -19,13 +19,12 @@ from typing import Callable
 
 import torch
 
-from regionaudit.analysis.density import trace_segments
+from regionaudit.analysis.density import bytes_per_knot, trace_segments
 from regionaudit.analysis.distance import boundary_distances
 from regionaudit.analysis.walk import walk_segment
 from regionaudit.bench import measure
 from regionaudit.files import write_text
 from regionaudit.heap import keep_freed_memory
-from regionaudit.analysis._common import bytes_per_probe, needed_nodes
 from regionaudit.bench.models import REALMODELS, ModelSpec, all_models, probes, random_mlp, sawtooth
 from regionaudit.environment import describe
 
@@ -127,7 +126,7 @@ class Bench:
         t, traces, peak = self.timed(lambda: trace_segments(net, a, b, max_memory=budget), device, 1)
         bound = measure.density_macs(net, traces) / rate
         row = _row(name, "density", device, traces[0].regions, t, bound, peak, segments=1)
-        per_knot = bytes_per_probe(net, needed_nodes(net), torch.empty((), dtype=net.dtype).element_size())
+        per_knot = bytes_per_knot(net)
         row.update(max_memory=budget, expected_regions=expected, unchunked_mib=traces[0].t.shape[0] * per_knot / 2**20)
         return row
 
