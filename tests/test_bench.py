@@ -82,13 +82,14 @@ def test_exported_nets_import_and_their_counts_are_the_walks():
     """The benchmark's nets exported from torch read through the importer (10 outputs, equal to
     torch's to float32 rounding), and on a piece of a segment the ResNet stem (padded max pool), the generator
     (transposed convolutions), MobileNet v2 (ReLU6, depthwise convolutions of 2x2 images), ShuffleNet
-    (channel shuffle) and the bottleneck net count what the reference walk counts."""
+    (channel shuffle), the bottleneck net and the Inception net (branches concatenated, an overlapping
+    max pool) count what the reference walk counts."""
     from regionaudit.analysis.walk import walk_segment
     from regionaudit.bench import exported
     from regionaudit.bench.models import exported_nets, probes
 
     specs = {s.name: s for s in exported_nets()}
-    assert len(specs) == len(exported.NETS) == 10
+    assert len(specs) == len(exported.NETS) == 11
     for seed, (name, module, _, _) in enumerate(exported.NETS, start=11):
         spec = specs[name]
         net = spec.load(torch.float64, "cpu")
@@ -99,7 +100,7 @@ def test_exported_nets_import_and_their_counts_are_the_walks():
             theirs = exported.build(module, seed).double()(pts)
         # the exporter folds batch norm into the convolutions in float32
         torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
-        if name in ("resnet-stem-64", "dcgan-generator", "mobilenetv2-64", "shufflenet-64", "bottleneck-cifar"):
+        if name in ("resnet-stem-64", "dcgan-generator", "mobilenetv2-64", "shufflenet-64", "bottleneck-cifar", "inception-cifar"):
             end = a[:1] + 0.2 * (b[:1] - a[:1])
             regions = trace_segments(net, a[:1], end)[0].regions
             assert regions == walk_segment(net, a[0], end[0]).regions > 20

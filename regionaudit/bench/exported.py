@@ -255,6 +255,32 @@ class BottleneckNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+class Inception(nn.Module):
+    """A 3x3 stem to 32 channels, then an Inception module at 32x32 whose four branches read the
+    stem's ReLU: a 1x1 convolution, a 1x1 then a 3x3, a 1x1 then a 5x5, and a 3x3/1 max pool
+    (its windows overlap) then a 1x1; the branches concatenated (56 channels), a 4x4 max pool."""
+
+    input_shape = (3, 32, 32)
+
+    def __init__(self):
+        super().__init__()
+
+        def cbr(c_in, c_out, k):
+            return nn.Sequential(nn.Conv2d(c_in, c_out, k, 1, k // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+
+        self.stem = cbr(3, 32, 3)
+        self.one = cbr(32, 16, 1)
+        self.three = nn.Sequential(cbr(32, 16, 1), cbr(16, 24, 3))
+        self.five = nn.Sequential(cbr(32, 8, 1), cbr(8, 8, 5))
+        self.pool = nn.Sequential(nn.MaxPool2d(3, 1, 1), cbr(32, 8, 1))
+        self.fc = nn.Linear(56, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = torch.cat([self.one(x), self.three(x), self.five(x), self.pool(x)], 1)
+        return self.fc(F.max_pool2d(x, 4).mean((2, 3)))
+
+
 def build(module_class: type[nn.Module], seed: int) -> nn.Module:
     """The module with seeded weights, and batch-norm statistics that are not the identity."""
     gen = torch.Generator().manual_seed(seed)
@@ -298,4 +324,5 @@ NETS = [
     ("mobilenetv2-64", MobileNetV2, 0.01, 2),
     ("shufflenet-64", ShuffleNet, 0.03, 2),
     ("bottleneck-cifar", BottleneckNet, 0.005, 2),
+    ("inception-cifar", Inception, 0.01, 2),
 ]
