@@ -124,6 +124,31 @@ def test_imported_model_fields_and_node_records(tmp_path):
     assert imported.nodes[1]["op_type"] == "MatMul+Add" and imported.nodes[1]["detail"] == "4x3"
 
 
+@pytest.mark.parametrize("op,c", [("Div", 2.5), ("Sub", 0.5), ("Mul", -2.0), ("Add", -0.25)])
+def test_a_scalar_constant_is_a_tensor_that_every_analysis_reads(tmp_path, op, c):
+    """x op c with a 0-d constant (input normalisation: (x - mean) / std), then a ReLU: its
+    boundaries are the planes x_i = -add/mul, so the distance from x is min |x_i + add/mul| and a
+    segment crosses one knot per coordinate that changes side."""
+    from regionaudit.analysis.density import trace_segments
+    from regionaudit.analysis.distance import boundary_distances
+
+    nodes = [helper.make_node(op, ["x", "c"], ["a"]), helper.make_node("Relu", ["a"], ["y"])]
+    path = _save(make_model(nodes, [1, 6], {"c": np.array(c, np.float32)}), tmp_path)
+    network = import_model(path).network
+    scale = network.nodes[1]
+    assert all(v is None or isinstance(v, torch.Tensor) for v in (scale.mul, scale.add))
+    mul = {"Div": 1 / np.float32(c), "Mul": np.float32(c)}.get(op, 1.0)
+    add = {"Sub": -np.float32(c), "Add": np.float32(c)}.get(op, 0.0)
+    plane = -float(add) / float(mul)
+    x = torch.tensor([[0.9, -0.3, 1.4, 0.2, -1.1, 0.6]], dtype=torch.float64)
+    (nearest,) = boundary_distances(network, x)
+    assert nearest.distance == pytest.approx(float((x - plane).abs().min()), rel=1e-12)
+    b = torch.tensor([[-0.7, 0.55, -0.2, -1.3, 0.45, -1.6]], dtype=torch.float64)
+    (trace,) = trace_segments(network, x, b)
+    crossed = int(((x - plane) * (b - plane) < 0).sum())
+    assert crossed >= 3 and trace.knots == crossed
+
+
 def test_unnamed_nodes_get_stable_names(tmp_path):
     nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Relu", ["r"], ["y"])]
     path = _save(make_model(nodes, [1, 3]), tmp_path)
