@@ -416,3 +416,25 @@ def test_interpolated_rows_are_the_old_rows_and_their_interpolations(dtype, n_ol
     assert torch.allclose(got, want, rtol=4 * eps, atol=4 * eps * float(v.abs().max()))
     ends = v[j], v[j + 1]
     assert bool(((got[placed.pos_new] - ends[0]) * (got[placed.pos_new] - ends[1]) <= 4 * eps * float(v.abs().max()) ** 2).all())
+
+
+def test_a_max_pool_of_one_line_computed_twice_makes_no_knot_in_either():
+    """Each window holds a ReLU unit h and 3h - 2h, the same line in rounding noise: a tie that
+    stays a tie (DESIGN.md). The walk, which used to read the noise of their values and slopes as
+    a winner change somewhere along the segment, takes a candidate within the rounding floor of
+    the leader as tied with it, as the layerwise pass does; both see the ReLU's knots only."""
+    g = nf.Builder((4,), 3)
+    n = 24
+    h = g.relu(g.dense(0, n))
+    noisy = g.sum(h, h, coeffs=(3.0, -2.0))
+    pairs = g.reshape(g.concat([g.reshape(h, (n, 1)), g.reshape(noisy, (n, 1))], axis=1), (1, n, 2))
+    pool = g._add(ir.MaxPool("MaxPool_pair", (pairs,), (1, n, 1), kernel=(1, 2), strides=(1, 2), pads=(0, 0, 0, 0),
+                             dilations=(1, 1)))
+    net = g.network(g.dense(g.flatten(pool), 2))
+    a, b = nf.segments(net, 6, 7, scale=4.0)
+    relu_knots = 0
+    for s, d in enumerate(trace_segments(net, a, b)):
+        assert_same_trace(d, walk_segment(net, a[s], b[s]))
+        assert d.knots_per_layer["MaxPool_pair"] == 0
+        relu_knots += d.knots
+    assert relu_knots > 6

@@ -9,8 +9,10 @@ the layers before it (so a unit at zero with zero derivative is exactly zero on 
 A unit is at zero when its crossing is within T_MERGE in t, or when its value is within the
 rounding floor that DESIGN.md defines (16 eps x the largest |value| computed so far): a unit that
 crosses slowly is computed as rounding noise around its crossing, and the noise's next sign
-change is no boundary. No ε step is ever taken. One forward pass per region; slow, simple,
-independent of density.py.
+change is no boundary. So for a max pool: a candidate within the rounding floor of the window's
+leader is tied with it, and the faster of them leads on the next piece (a window holding one line
+computed along two paths has no winner change). No ε step is ever taken. One forward pass per
+region; slow, simple, independent of density.py.
 """
 
 from __future__ import annotations
@@ -63,10 +65,11 @@ def _region_at(network: Network, order: list[int], a: torch.Tensor, b: torch.Ten
             dc = torch.where(fin, dc, 0.0)
             lead = c.argmax(-1, keepdim=True)
             cl, dl = c.gather(-1, lead), dc.gather(-1, lead)
-            # candidates overtaking the leader within T_MERGE of t lead on the next piece
+            # candidates overtaking the leader within T_MERGE of t, or within the rounding floor
+            # of it (the same value, computed as noise around it), lead on the next piece if faster
             faster = fin & (dc > dl)
             gap = torch.where(faster, (cl - c) / torch.where(faster, dc - dl, 1.0), torch.inf)
-            near = (gap < tol) | (torch.arange(c.shape[-1], device=c.device) == lead)
+            near = (gap < tol) | (cl - c <= floor) | (torch.arange(c.shape[-1], device=c.device) == lead)
             near &= fin
             win = torch.where(near, dc, -torch.inf).argmax(-1, keepdim=True)
             v = c.gather(-1, win).reshape(1, *node.shape)
