@@ -203,6 +203,21 @@ def mlp_max(seed: int, in_dim: int = 3, n_out: int = 2) -> ir.Network:
     return g.network(g.dense(g.flatten(x), n_out))
 
 
+def same_line_pool(seed: int, in_dim: int = 4, width: int = 24, twice: bool = True) -> ir.Network:
+    """A ReLU layer h, then a max pool of windows (h_i, 3 h_i - 2 h_i): one line computed along
+    two paths, equal up to rounding noise, never a winner change (`twice=False`: the pool left
+    out, the same function)."""
+    g = Builder((in_dim,), seed)
+    h = g.relu(g.dense(0, width))
+    if twice:
+        noisy = g.sum(h, h, coeffs=(3.0, -2.0))
+        pairs = g.reshape(g.concat([g.reshape(h, (width, 1)), g.reshape(noisy, (width, 1))], axis=1), (1, width, 2))
+        pool = g._add(ir.MaxPool("MaxPool_pair", (pairs,), (1, width, 1), kernel=(1, 2), strides=(1, 2),
+                                 pads=(0, 0, 0, 0), dilations=(1, 1)))
+        h = g.flatten(pool)
+    return g.network(g.dense(h, 2))
+
+
 def tail_net(seed: int, kind: str) -> ir.Network:
     """A wide last kink node before an affine tail: conv -> ReLU (288 units) -> average pool ->
     dense; conv -> ReLU -> conv -> PReLU (150 units) -> dense; dense -> Clip[0, 1] (160 units)

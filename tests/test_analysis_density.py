@@ -423,14 +423,7 @@ def test_a_max_pool_of_one_line_computed_twice_makes_no_knot_in_either():
     stays a tie (DESIGN.md). The walk, which used to read the noise of their values and slopes as
     a winner change somewhere along the segment, takes a candidate within the rounding floor of
     the leader as tied with it, as the layerwise pass does; both see the ReLU's knots only."""
-    g = nf.Builder((4,), 3)
-    n = 24
-    h = g.relu(g.dense(0, n))
-    noisy = g.sum(h, h, coeffs=(3.0, -2.0))
-    pairs = g.reshape(g.concat([g.reshape(h, (n, 1)), g.reshape(noisy, (n, 1))], axis=1), (1, n, 2))
-    pool = g._add(ir.MaxPool("MaxPool_pair", (pairs,), (1, n, 1), kernel=(1, 2), strides=(1, 2), pads=(0, 0, 0, 0),
-                             dilations=(1, 1)))
-    net = g.network(g.dense(g.flatten(pool), 2))
+    net = nf.same_line_pool(3)
     a, b = nf.segments(net, 6, 7, scale=4.0)
     relu_knots = 0
     for s, d in enumerate(trace_segments(net, a, b)):

@@ -141,6 +141,19 @@ def test_no_units_with_gradient_gives_none():
     assert out == [NearestBoundary(None, None, None)] * 2
 
 
+def test_a_window_holding_one_line_twice_bounds_nothing():
+    """Windows (h_i, 3 h_i - 2 h_i): their margins are rounding noise over noisy gradients,
+    under the gradients' rounding floor, which used to give distances of 0 there. The distances
+    are the ReLU layer's alone, as on the net without the pool."""
+    a, _ = nf.segments(nf.same_line_pool(3), 20, 7, scale=4.0)
+    got = boundary_distances(nf.same_line_pool(3), a)
+    plain = boundary_distances(nf.same_line_pool(3, twice=False), a)
+    assert all(x.node.startswith("Relu") for x in got)
+    assert [x.unit for x in got] == [x.unit for x in plain]
+    for x, y in zip(got, plain):
+        assert x.distance == pytest.approx(y.distance, rel=1e-12) and x.distance > 1e-3
+
+
 def test_hand_example():
     """relu([x0 - 1, 3 x1 + 4 x0]) at (0.5, 0.5): distances 0.5 / 1 and 3.5 / 5 -> 0.5, unit 0."""
     f64 = torch.float64

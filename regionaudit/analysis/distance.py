@@ -17,7 +17,9 @@ from typing import Callable
 import torch
 
 from regionaudit.analysis import bands
-from regionaudit.analysis._common import bytes_per_probe, check_fits, default_max_memory, first_kink, needed_nodes, overwritable, readers
+from regionaudit.analysis._common import (
+    bytes_per_probe, check_fits, default_max_memory, first_kink, needed_nodes, overwritable, readers, zero_tolerance,
+)
 from regionaudit.conv import conv2d_of_basis
 from regionaudit.errors import BadOption
 from regionaudit.ir import Clip, Conv, LeakyRelu, MaxPool, Network, Sum, UnitKink
@@ -378,7 +380,17 @@ def _pool_of_masked(pool: MaxPool, relu: LeakyRelu, z: torch.Tensor, dz: torch.T
 
 
 def _nearest(network, order, kinks, sq, n_points) -> list[NearestBoundary]:
+    """The nearest constraint at each point. A unit or margin whose squared gradient is at most
+    `g_floor`, the rounding floor of gradients (`zero_tolerance` x the largest gradient norm of
+    any unit or margin there), is constant up to rounding: the same line computed along two paths
+    (a window holding h and 3h - 2h), whose noisy value over noisy slope would be any distance.
+    Like an exactly constant one, it bounds nothing."""
     dev = network.device
+    g_max = torch.zeros(n_points, dtype=torch.float64, device=dev)
+    for g2 in sq.values():
+        if g2.numel():
+            g_max = torch.maximum(g_max, g2.reshape(n_points, -1).amax(1).to(torch.float64))
+    g_floor = g_max * zero_tolerance(network.dtype) ** 2
     best = torch.full((n_points,), math.inf, dtype=torch.float64, device=dev)
     best_node = torch.full((n_points,), -1, dtype=torch.long, device=dev)
     best_unit = torch.full((n_points,), -1, dtype=torch.long, device=dev)
@@ -389,14 +401,14 @@ def _nearest(network, order, kinks, sq, n_points) -> list[NearestBoundary]:
         if isinstance(node, UnitKink):  # every breakpoint of a unit shares the unit's gradient
             z = node.offsets(kinks[i]).to(torch.float64)
             g2 = sq[i].to(torch.float64).repeat(1, node.breaks)
-            d = torch.where(g2 > 0, z.abs() / g2.sqrt(), math.inf)
+            d = torch.where(g2 > g_floor[:, None], z.abs() / g2.sqrt(), math.inf)
             unit_of = None
         else:
             cand = node.candidates(kinks[i])
             win = cand.argmax(-1, keepdim=True)
             margin = (cand.gather(-1, win) - cand).to(torch.float64)
             g2 = sq[i].to(torch.float64)
-            ok = torch.isfinite(cand) & (g2 > 0)
+            ok = torch.isfinite(cand) & (g2 > g_floor.reshape(-1, *[1] * (g2.dim() - 1)))
             ok &= torch.arange(cand.shape[-1], device=dev) != win
             d = torch.where(ok, margin / torch.where(ok, g2, 1.0).sqrt(), math.inf).reshape(n_points, -1)
             unit_of = cand.shape[-1]
