@@ -81,7 +81,7 @@ class Builder:
     def add(self, cls, inputs: list[Data], shape=None, suffix: str | None = None, **fields) -> Data:
         """Append an IR node; its output shape is checked (or found) by running it on zeros."""
         name = self._unique(self.node_name if suffix is None else f"{self.node_name}/{suffix}")
-        fields = {k: torch.from_numpy(np.array(v, dtype=np.float64)) if isinstance(v, (np.ndarray, np.generic)) else v
+        fields = {k: torch.from_numpy(np.array(v, dtype=np.float64)) if isinstance(v, (np.ndarray, np.floating)) else v
                   for k, v in fields.items()}
         node = cls(name=name, inputs=tuple(d.id for d in inputs), shape=tuple(shape or ()), **fields)
         if shape is not None and math.prod(shape) > MAX_ACTIVATION_ELEMENTS:
