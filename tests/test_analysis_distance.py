@@ -145,8 +145,9 @@ def test_a_window_holding_one_line_twice_bounds_nothing():
     """Windows (h_i, 3 h_i - 2 h_i): their margins are rounding noise over noisy gradients,
     under the gradients' rounding floor, which used to give distances of 0 there. The distances
     are the ReLU layer's alone, as on the net without the pool."""
-    a, _ = nf.segments(nf.same_line_pool(3), 20, 7, scale=4.0)
-    got = boundary_distances(nf.same_line_pool(3), a)
+    net = nf.same_line_pool(3)
+    a, _ = nf.segments(net, 20, 7, scale=4.0)
+    got = boundary_distances(net, a)
     plain = boundary_distances(nf.same_line_pool(3, twice=False), a)
     assert all(x.node.startswith("Relu") for x in got)
     assert [x.unit for x in got] == [x.unit for x in plain]
