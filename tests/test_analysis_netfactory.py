@@ -50,7 +50,7 @@ def test_cnn_avg_matches_torch():
 def test_single_flat_probe_and_empty_inputs():
     net = nf.make("cnn_avg", 0)
     x = torch.randn(1, *net.input_shape, dtype=torch.float64)
-    # one flat probe (1-D) goes through Network.forward as one probe (fixed in ir.py)
+    # one flat probe (1-D) goes through Network.forward as one probe (fixed in ir/network.py)
     assert torch.equal(net.forward(x.reshape(-1)), net.forward(x))
     empty = torch.zeros(0, *net.input_shape, dtype=torch.float64)
     assert trace_segments(net, empty, empty) == []

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from regionaudit import conv, ir
+from regionaudit.ir.taps import tap_spans
 
 CASES = [  # c_in, c_out, kernel, input h x w, strides, pads (top, left, bottom, right), dilations
     (3, 8, (3, 3), (9, 11), (1, 1), (1, 1, 1, 1), (1, 1)),
@@ -203,14 +204,13 @@ def _pool_cases(count: int, seed: int):
 def test_max_pool_max_and_winners_are_the_candidates_max_and_first_argmax(kernel, strides, dil, pads, size, ceil, out, unwritten, monkeypatch):
     """MaxPool reduces its windows axis by axis; that gives the candidates' maximum and their first
     argmax (row-major), with ties (ReLU zeros, equal values) everywhere and -inf padding, whether
-    the padding is a copy or skipped (`_window_step_padded`, also tried wherever it can run)."""
-    from regionaudit import ir
+    the padding is a copy or skipped (`taps.window_step_padded`, also tried wherever it can run)."""
     from regionaudit.ir import MaxPool
 
     if unwritten == "where it can":
         def inside(self, spatial):
             n = len(self.kernel)
-            spans = [ir._tap_spans(spatial[a], self.kernel[a], self.strides[a], self.dilations[a], self.shape[-n + a], self.pads[a]) for a in range(n)]
+            spans = [tap_spans(spatial[a], self.kernel[a], self.strides[a], self.dilations[a], self.shape[-n + a], self.pads[a]) for a in range(n)]
             return all((0, self.shape[-n + a]) in spans[a] for a in range(n))
 
         monkeypatch.setattr(MaxPool, "_pads_unwritten", inside)

@@ -15,7 +15,7 @@ from regionaudit.api import audit, import_for_audit
 from regionaudit.options import Options
 from regionaudit.errors import BadData, BadOption
 from regionaudit.reinit import fan_in, reinitialise
-from netfactory import Builder, mlp
+from netfactory import Builder
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_models"

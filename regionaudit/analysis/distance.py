@@ -23,7 +23,7 @@ from regionaudit.analysis._common import (
 from regionaudit.conv import conv2d_of_basis
 from regionaudit.errors import BadOption
 from regionaudit.ir import Clip, Conv, LeakyRelu, MaxPool, Network, Sum, UnitKink
-from regionaudit.options import AUTO_APPROX_INPUT, DEFAULT_DIRECTIONS, DISTANCE_METHODS  # noqa: F401  (re-exported)
+from regionaudit.options import AUTO_APPROX_INPUT, DISTANCE_METHODS
 
 # `--distance auto` measures approximately above AUTO_APPROX_INPUT input elements (by size alone, so
 # the JSON never depends on the machine): 3x64x64 images stay exact, 3x128x128 and larger are

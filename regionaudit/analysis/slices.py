@@ -30,7 +30,7 @@ import torch
 
 from regionaudit.analysis._common import bounded_by_inputs, bytes_per_probe, default_max_memory, needed_nodes, zero_tolerance
 from regionaudit.errors import BadOption
-from regionaudit.ir import Clip, LeakyRelu, MaxPool, Network, UnitKink
+from regionaudit.ir import Clip, LeakyRelu, Network, UnitKink
 
 BOX_LABEL = -1  # edge label of the box's own sides
 

@@ -19,7 +19,7 @@ from regionaudit import ir
 from regionaudit.errors import RejectedModel
 from regionaudit.importer import converters  # noqa: F401  (fills the registry)
 from regionaudit.importer.fold import fold_node
-from regionaudit.importer.load import MAX_ACTIVATION_ELEMENTS
+from regionaudit.limits import MAX_ACTIVATION_ELEMENTS
 from regionaudit.importer.passes import merge_biases
 from regionaudit.importer.refusal import CANNOT_CONVERT, SEVERAL_INPUTS, Problem, Refusal, classify
 from regionaudit.importer.registry import CONVERTERS, Data, Unsupported, supported_ops

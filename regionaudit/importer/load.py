@@ -23,8 +23,7 @@ from onnx.external_data_helper import load_external_data_for_model
 from regionaudit.errors import RejectedModel, TooLarge
 from regionaudit.importer.registry import FLOAT_TYPES
 from regionaudit.importer.sanity import check_graph, checker_message
-from regionaudit.limits import (  # noqa: F401  (MAX_ACTIVATION_ELEMENTS is read from here too)
-    MAX_ACTIVATION_ELEMENTS,
+from regionaudit.limits import (
     MAX_FILE_BYTES,
     MAX_PARAMS,
     MAX_TENSOR_ELEMENTS,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import onnx
 
 from regionaudit.errors import RejectedModel
-from regionaudit.importer.load import MAX_ACTIVATION_ELEMENTS
+from regionaudit.limits import MAX_ACTIVATION_ELEMENTS
 from regionaudit.importer.registry import FLOAT_TYPES
 
 

@@ -13,7 +13,7 @@ from regionaudit.metrics import METRICS, SUMMARY_KEYS, Metric
 from regionaudit.report import formatting as show
 from regionaudit.result import AuditResult
 
-# `kind` of the IR nodes that put kinks into the function (regionaudit/ir.py: `LeakyRelu`, which
+# `kind` of the IR nodes that put kinks into the function (regionaudit/ir/: `LeakyRelu`, which
 # also covers ReLU, PReLU and Abs; `Clip`; `MaxPool` and `WindowMax`); their rows are highlighted
 # in the node table.
 KINK_KINDS = {"relu", "clip", "maxpool", "max"}

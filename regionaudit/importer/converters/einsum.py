@@ -4,8 +4,6 @@ The equation gets one more letter, for the probe axis, on the data operand and t
 implicit output (no '->') is made explicit first, as ONNX defines it (letters used once, sorted).
 """
 
-import numpy as np
-
 from regionaudit import ir
 from regionaudit.importer.registry import PRODUCT, Data, Unsupported, attr, converter
 
