@@ -31,6 +31,7 @@ from regionaudit.options import Options, ineffective
 from regionaudit.outputs import OutputRequest, check_outputs, report_format, write_outputs
 from regionaudit.probes import import_check_rows
 from regionaudit.progress import Progress, say
+from regionaudit.report.formatting import counted
 from regionaudit.result import SCHEMA, AuditResult, CompareResult, load_result
 from regionaudit.version import __version__
 
@@ -158,14 +159,14 @@ def _print_summary(result: AuditResult, written: list) -> None:
         click.echo("SYNTHETIC PROBES: no data was given; every number below is measured at seeded Gaussian points, not real inputs (pass --data)")
     click.echo(f"{m.path}: input {tuple(m.input_shape)}, {m.neurons} ReLU units, {m.params} parameters")
     click.echo(
-        f"  regions per segment: median {_fmt(result.density.summary)} over {len(result.density.segments)} segments"
+        f"  regions per segment: median {_fmt(result.density.summary)} over {counted(len(result.density.segments), 'segment')}"
     )
     click.echo(f"  absolute deviation: median {_fmt(result.deviation.summary)}")
-    click.echo(f"  boundary distance: median {_fmt(result.distance.summary)} over {len(result.distance.points)} points")
+    click.echo(f"  boundary distance: median {_fmt(result.distance.summary)} over {counted(len(result.distance.points), 'point')}")
     if result.slice is not None:
         sl = result.slice
         bound = " (lower bound: --max-regions reached)" if sl.truncated else ""
-        click.echo(f"  2-D slice: {sl.regions:,} regions{bound}, decision boundary length {sl.decision_boundary['length']:.4g}")
+        click.echo(f"  2-D slice: {counted(sl.regions, 'region')}{bound}, decision boundary length {sl.decision_boundary['length']:.4g}")
     for p in written:
         if p:
             click.echo(f"wrote {p}")

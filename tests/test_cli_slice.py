@@ -8,9 +8,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+from onnx import helper
 
 from clirun import run
+from conftest import make_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_models"
@@ -151,3 +154,20 @@ def test_compare_has_no_slice_paths():
 
     assert could_exist("slice.regions") and could_exist("slice.area.median") and could_exist("slice.classes.3")
     assert not could_exist("a.slice.regions", compare=True) and not could_exist("b.slice.classes.1", compare=True)
+
+
+def test_a_model_without_kinks_is_one_region_everywhere(tmp_path, capsys):
+    """An affine model (one Gemm): every segment and the slice are one region, no point has a
+    boundary to be near, and the summary counts in the singular where a count is 1."""
+    rng = np.random.default_rng(0)
+    inits = {"w": rng.standard_normal((2, 3)).astype(np.float32), "b": rng.standard_normal(3).astype(np.float32)}
+    model = tmp_path / "affine.onnx"
+    onnx.save(make_model([helper.make_node("Gemm", ["x", "w", "b"], ["y"])], [1, 2], inits), str(model))
+    out = tmp_path / "r.json"
+    code, stdout, err = run([model, "--pairs", 1, "--max-points", 1, "--json", out], capsys)
+    assert code == 0, err
+    assert "over 1 segment\n" in stdout and "over 1 point\n" in stdout and "2-D slice: 1 region," in stdout
+    result = json.loads(out.read_text())
+    assert [s["regions"] for s in result["density"]["segments"]] == [1]
+    assert result["slice"]["regions"] == 1
+    assert [p["distance"] for p in result["distance"]["points"]] == [None]

@@ -218,11 +218,11 @@ def settings_section(result: AuditResult) -> dict:
     data_hash = s.get("data_sha256")
     probes = []
     if n_seg:
-        probes.append(f"{n_seg:,} segment{'s' if n_seg != 1 else ''}")
+        probes.append(show.counted(n_seg, "segment"))
     if n_pts:
-        probes.append(f"{n_pts:,} point{'s' if n_pts != 1 else ''}")
+        probes.append(show.counted(n_pts, "point"))
     if n_paths:
-        probes.append(f"{n_paths:,} closed translation loop{'s' if n_paths != 1 else ''}")
+        probes.append(show.counted(n_paths, "closed translation loop"))
     if result.slice is not None:
         probes.append("one 2-D slice")
     source = "seeded Gaussian probes" if s.get("synthetic") else ("data" if data else "the given probes")

@@ -56,6 +56,11 @@ def count(x) -> str:
         return str(x)
 
 
+def counted(n: int, noun: str) -> str:
+    """`n` and the noun, plural unless n is 1: "1 region", "22,497 regions"."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def big(x) -> str:
     """Large counts in short form (1.2 M, 3.4 G) for headline cards."""
     if x is None:

@@ -24,6 +24,7 @@ from matplotlib.path import Path as MplPath
 
 from regionaudit.errors import BadOption
 from regionaudit.report import plots
+from regionaudit.report.formatting import counted
 from regionaudit.slice_result import SliceDrawing, SliceResult
 
 RASTER_ABOVE = 3000
@@ -75,7 +76,7 @@ def _layer_colors(n: int) -> np.ndarray:
 
 
 def _title(sl: SliceResult) -> str:
-    return f"2-D slice: {sl.regions:,} regions" + (" (a lower bound)" if sl.truncated else "")
+    return f"2-D slice: {counted(sl.regions, 'region')}" + (" (a lower bound)" if sl.truncated else "")
 
 
 def draw(fig: Figure, sl: SliceResult, d: SliceDrawing) -> None:
