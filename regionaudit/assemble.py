@@ -16,7 +16,7 @@ from regionaudit.analysis.stats import spearman, summary
 from regionaudit.errors import BadData
 from regionaudit.files import sha256_of
 from regionaudit.importer import ImportedModel
-from regionaudit.metrics import NO_SEGMENTS, SPEARMAN_UNDEFINED, capital
+from regionaudit.metrics import BY_PATH, NO_SEGMENTS, SPEARMAN_UNDEFINED, Counts, capital
 from regionaudit.options import Options, option_specs
 from regionaudit.probes import Probes
 from regionaudit.result import (
@@ -222,7 +222,8 @@ def distance_section(dists: list[NearestBoundary], neurons: int, notes: list[str
     ]
     values = [p.distance for p in points if p.distance is not None]
     if not values:
-        notes.append("No boundary distance is defined (no points, or no units whose gradient is nonzero).")
+        why = BY_PATH["distance.summary"].why_null(Counts(points=len(points), neurons=neurons))
+        notes.append(f"No boundary distance is defined: {why}.")
     elif neurons == 0:
         notes.append("The network has no ReLU-type units: distance × neurons is undefined (null).")
     return Distance(

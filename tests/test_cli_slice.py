@@ -163,11 +163,16 @@ def test_a_model_without_kinks_is_one_region_everywhere(tmp_path, capsys):
     inits = {"w": rng.standard_normal((2, 3)).astype(np.float32), "b": rng.standard_normal(3).astype(np.float32)}
     model = tmp_path / "affine.onnx"
     onnx.save(make_model([helper.make_node("Gemm", ["x", "w", "b"], ["y"])], [1, 2], inits), str(model))
-    out = tmp_path / "r.json"
-    code, stdout, err = run([model, "--pairs", 1, "--max-points", 1, "--json", out], capsys)
+    out, html = tmp_path / "r.json", tmp_path / "r.html"
+    code, stdout, err = run([model, "--pairs", 1, "--max-points", 1, "--json", out, "-o", html], capsys)
     assert code == 0, err
     assert "over 1 segment\n" in stdout and "over 1 point\n" in stdout and "2-D slice: 1 region," in stdout
     result = json.loads(out.read_text())
     assert [s["regions"] for s in result["density"]["segments"]] == [1]
     assert result["slice"]["regions"] == 1
     assert [p["distance"] for p in result["distance"]["points"]] == [None]
+    # the point was measured: what is missing is a boundary, and the note and the report say so
+    assert "No boundary distance is defined: the model has no ReLU-type units." in result["notes"]
+    page = html.read_text()
+    assert "The model has no ReLU-type units. Boundary distance is undefined." in page
+    assert "No points were measured" not in page

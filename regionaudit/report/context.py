@@ -32,7 +32,6 @@ from regionaudit.result import AuditResult, CompareResult
 
 LIBRARIES = ("torch", "onnx", "onnxruntime", "numpy", "scipy")
 NO_SEGMENTS = sentence(metrics.NO_SEGMENTS)
-NO_POINTS = sentence(metrics.NO_POINTS)
 REGIONS, DISTANCE, DEVIATION, SPEARMAN = (
     BY_PATH[p] for p in ("density.summary", "distance.summary", "deviation.summary", "deviation.spearman_density")
 )
@@ -43,6 +42,14 @@ def no_deviation(result) -> str:
     if result.density.segments and all(s.truncated for s in result.density.segments):
         return sentence(metrics.ALL_TRUNCATED)
     return NO_SEGMENTS
+
+
+def no_distance(result) -> str:
+    """Why there is no distance to show: no points, no units, or no unit with a nonzero gradient."""
+    counts = metrics.Counts(points=len(result.distance.points), neurons=result.model.neurons)
+    return sentence(DISTANCE.why_null(counts))
+
+
 DATA_AS_GIVEN = (
     "Data is used as given: regionaudit does not rescale or normalise it, so it must already be in "
     "the model's input scale. Image arrays are read in the layout --data-layout declares (chw unless "
@@ -132,7 +139,7 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
             text += f" Distance × neurons, roughly scale-free: median {show.num(scaled)}."
         cards.append(Metric("distance", DISTANCE.label, show.num(med), "median", text))
     else:
-        cards.append(Metric("distance", DISTANCE.label, show.DASH, "", NO_POINTS + " Boundary distance is undefined.", False))
+        cards.append(Metric("distance", DISTANCE.label, show.DASH, "", no_distance(result) + " Boundary distance is undefined.", False))
 
     s = v.summary
     med = median(s)
@@ -261,7 +268,7 @@ def audit_plots(result: AuditResult) -> dict[str, list[Plot]]:
     groups = {"density": ("density-hist", "knots-per-layer-unit", "segment-profile"),
               "deviation": ("deviation-ecdf", "density-vs-deviation"), "distance": ("nearest-layer",),
               "loops": ("loops-plot",)}
-    made = RF.frame_plots(result, Plot, NO_SEGMENTS, NO_POINTS, no_deviation(result))
+    made = RF.frame_plots(result, Plot, NO_SEGMENTS, no_distance(result), no_deviation(result))
     out = {key: [p for p in made if p.id in ids] for key, ids in groups.items()}
     sliced: list[Plot] = []
     # --- end reference frame
