@@ -232,8 +232,13 @@ def _commands(quiet: bool = False):
 
     if not quiet:
         say("starting: loading torch and onnxruntime...")
+    import onnxruntime
+
     from regionaudit import commands
 
+    # onnxruntime's own warnings (e.g. a deprecated attribute in the model) would reach stderr
+    # as raw log lines; what matters of them reaches the user as the import check's result
+    onnxruntime.set_default_logger_severity(3)
     return commands
 
 

@@ -165,6 +165,29 @@ def test_the_cli_module_imports_neither_torch_nor_onnxruntime():
     assert done.stdout.strip() == "[]"
 
 
+def test_onnxruntime_warnings_stay_off_stderr(tmp_path):
+    """A model with an attribute onnxruntime calls deprecated (`tf_half_pixel_for_nn` at opset 13)
+    makes it log a warning from its own logger; the command line's stderr holds only its own lines."""
+    import onnx
+    from onnx import helper
+
+    from conftest import make_model
+
+    rng = np.random.default_rng(0)
+    inits = {"w": rng.standard_normal((3, 2, 3, 3)).astype(np.float32), "scales": np.array([1, 1, 2, 2], np.float32),
+             "g": rng.standard_normal((3 * 12 * 12, 2)).astype(np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Resize", ["r", "", "scales"], ["u"], mode="nearest",
+                              coordinate_transformation_mode="tf_half_pixel_for_nn"),
+             helper.make_node("Flatten", ["u"], ["f"]), helper.make_node("Gemm", ["f", "g"], ["y"])]
+    model = tmp_path / "upsampled.onnx"
+    onnx.save(make_model(nodes, [1, 2, 6, 6], inits, 13), str(model))
+    done = subprocess.run([sys.executable, "-m", "regionaudit", "inspect", str(model)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "onnxruntime:Default" not in done.stderr and "deprecated" not in done.stderr, done.stderr
+    assert "resample" in done.stdout  # the resize was imported
+
+
 AUDIT_OPTIONS = ["--data", "--points", "--segments", "--pairs", "--max-points", "--data-layout", "--layout", "--seed",
                  "--dtype", "--device", "-o, --output", "--json", "--card", "--card-append", "--junit", "--fail-if",
                  "--baseline", "--max-increase"]

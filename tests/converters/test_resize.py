@@ -35,6 +35,22 @@ def test_resize(convert, opset, mode, attrs, scales, sizes):
     ok(convert(relu_then(node), [1, 2, 4, 6], inits, opset), "resample")
 
 
+@pytest.mark.parametrize("opset", [11, 13, 17])
+@pytest.mark.parametrize("nearest_mode", ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"])
+@pytest.mark.parametrize("scales,sizes", [([1, 1, 2, 2], None), ([1, 1, 1.5, 0.5], None), (None, [1, 2, 7, 3])])
+def test_resize_tf_half_pixel_for_nn(convert, opset, nearest_mode, scales, sizes):
+    """TensorFlow's nearest resize with half-pixel centres, as tf2onnx writes it (Keras' UpSampling2D):
+    a mode onnx's reference evaluator lacks, so the converter writes its map from the spec."""
+    if scales is not None:
+        inits, inputs = {"roi": np.array([], np.float32), "sc": np.array(scales, np.float32)}, ["r", "roi", "sc"]
+    else:
+        inits = {"roi": np.array([], np.float32), "none": np.array([], np.float32), "sz": np.array(sizes, I64)}
+        inputs = ["r", "roi", "none", "sz"]
+    node = helper.make_node("Resize", inputs, ["o"], mode="nearest", coordinate_transformation_mode="tf_half_pixel_for_nn",
+                            nearest_mode=nearest_mode)
+    ok(convert(relu_then(node), [1, 2, 4, 6], inits, opset), "resample")
+
+
 @pytest.mark.parametrize("opset", [18, NEWEST_OPSET])
 def test_resize_with_axes(convert, opset):
     node = helper.make_node("Resize", ["r", "", "sc"], ["o"], mode="linear", axes=[3, 2])

@@ -3,7 +3,9 @@
 Every mode (nearest, linear, cubic, with antialias) interpolates one axis at a time, so the map is
 one matrix per resized axis. Each matrix is found once, at import, by onnx's reference evaluator
 resizing that axis of a tensor that holds the identity (its other changed axis kept at scale 1),
-so every coordinate transformation and rounding mode is exactly the op's own. Opset 10 has
+so every coordinate transformation and rounding mode is exactly the op's own; the one mode that
+evaluator lacks, 'tf_half_pixel_for_nn' (tf2onnx writes it for TensorFlow's nearest resize with half-pixel
+centres, e.g. Keras' UpSampling2D), is the spec's formula (`_tf_nearest`). Opset 10 has
 (X, scales); opset 11 added roi and sizes; opset 18 added `axes` and `keep_aspect_ratio_policy`.
 Upsample: scales as an attribute (opset 7), then as an input (opset 9).
 """
@@ -63,6 +65,8 @@ def _axis_matrix(node, ctx, x: Data, form: str, target: list, axis: int) -> np.n
                                     **({"nearest_mode": "floor"} if mode == "nearest" else {}))
         out = np.asarray(fold_node(one, [eye, None, np.array(s, np.float32)], {"": 13})[0], np.float64)
         return np.moveaxis(out, (axis, other), (0, 1)).reshape(out.shape[axis], n)
+    if attr(node, "coordinate_transformation_mode", "half_pixel") == "tf_half_pixel_for_nn":
+        return _tf_nearest(node, n, form, target, axis)
     one = onnx.NodeProto()
     one.CopyFrom(node)
     keep = [a for a in one.attribute if a.name != "axes"]
@@ -83,6 +87,34 @@ def _axis_matrix(node, ctx, x: Data, form: str, target: list, axis: int) -> np.n
     out = np.asarray(fold_node(one, inputs, ctx.opsets)[0], np.float64)
     m = out.shape[axis]
     return np.moveaxis(out, (axis, other), (0, 1)).reshape(m, n)
+
+
+def _tf_nearest(node, n: int, form: str, target: list, axis: int) -> np.ndarray:
+    """(out, in) 0/1 matrix of a nearest resize with coordinate_transformation_mode
+    'tf_half_pixel_for_nn' (Resize 11-17): output i reads input (i + 0.5) / scale, rounded by
+    `nearest_mode` and clamped to the input."""
+    if attr(node, "mode", "nearest") != "nearest":
+        raise Unsupported("coordinate_transformation_mode 'tf_half_pixel_for_nn' is defined for mode 'nearest' only")
+    if form == "scales":
+        scale = float(np.float32(target[axis]))
+        m = int(np.floor(n * scale))
+    else:
+        m = int(target[axis])
+        scale = m / n
+    x = (np.arange(m) + 0.5) / scale
+    rounding = attr(node, "nearest_mode", "round_prefer_floor")
+    pick = {
+        "round_prefer_floor": lambda v: np.ceil(v - 0.5),
+        "round_prefer_ceil": lambda v: np.floor(v + 0.5),
+        "floor": np.floor,
+        "ceil": np.ceil,
+    }.get(rounding)
+    if pick is None:
+        raise Unsupported(f"unknown nearest_mode {rounding!r}")
+    cells = np.clip(pick(x), 0, n - 1).astype(np.int64)
+    out = np.zeros((m, n))
+    out[np.arange(m), cells] = 1.0
+    return out
 
 
 @converter("Resize", "Upsample")
