@@ -4,10 +4,15 @@ One segment and one point are timed with the same analyzers the audit uses (and 
 the 2-D slice, `_slice_cost`). A single item scaled
 by the number of items is an upper bound (the analyzers work on whole batches, so a fixed cost per
 call is paid once per batch, not per item), and when that bound is short, it is the estimate.
-When it says "long", the sample is refined: the item is timed again without first-call costs and,
-unless one item alone takes seconds, a small batch is timed too, so that the fixed cost per call
-and the cost per item are told apart (on a busy 2-core machine the fixed cost is most of a small
-model's single-item time).
+When it says "long", the sample is refined: a quick item is timed again without first-call costs
+and, unless one item alone takes seconds, a small batch is timed too, so that the fixed cost per
+call and the cost per item are told apart (on a busy 2-core machine the fixed cost is most of a
+small model's single-item time).
+
+A segment of a deep net can take a minute by itself (a CIFAR ResNet-20 crosses 30 000 regions
+between two Gaussian points), and the estimate is there to say so before that minute is spent: a
+segment is timed on small parts of it spread along its length (`_segment_seconds`), grown until
+they take a moment, and scaled to the whole by the regions they hold.
 """
 
 from __future__ import annotations
@@ -22,9 +27,13 @@ from regionaudit.analysis.distance import boundary_distances
 from regionaudit.analysis.slices import Plane, partition_plane
 
 LONG_RUN_S = 30.0  # beyond this a person wants to know, and how to make it shorter
-REFINE_S = 2.0  # an item that takes this long is timed alone: its own cost dominates
+REFINE_S = 2.0  # an item that takes this long is timed once and alone: its own cost dominates first-call costs
 REFINE_BATCH = 16  # items in the refining batch at most
-SLICE_SAMPLE = 2000  # regions of the 2-D slice's timed sample
+PARTS = 8  # a segment is timed on this many parts spread along it
+FIRST_PART = 1 / 256  # the parts' first share of the segment, grown 8-fold until they take PART_S
+PART_S = 0.5
+SLICE_SAMPLES = (250, 2000)  # regions of the 2-D slice's timed sample: the first that takes SLICE_SAMPLE_S
+SLICE_SAMPLE_S = 1.0
 
 
 @dataclass
@@ -53,7 +62,7 @@ def estimate(network, segments: tuple[torch.Tensor, torch.Tensor], loop_edges: i
     if len(a):
         cost = _cost(
             lambda k: trace_segments(network, a[:k], b[:k], max_knots=max_knots, max_memory=max_memory),
-            len(a), n_seg, clock,
+            len(a), n_seg, clock, one=_segment_seconds(network, a[0], b[0], max_knots, max_memory, clock),
         )
         seconds += cost
         reference += reference_copies * cost * min(REFERENCE_SEGMENTS, len(a)) / n_seg
@@ -71,7 +80,7 @@ def estimate(network, segments: tuple[torch.Tensor, torch.Tensor], loop_edges: i
 
 def _slice_cost(network, plane: Plane, max_regions: int | None, max_knots: int | None, max_memory: int | None,
                 clock) -> float:
-    """Seconds for the 2-D slice: a partition stopped at SLICE_SAMPLE regions, timed, and where the
+    """Seconds for the 2-D slice: a partition stopped at SLICE_SAMPLES regions, timed, and where the
     plane holds more, scaled to the regions it is expected to hold (at most `max_regions`).
 
     The count comes from the knots n_u and n_v on the box's two midlines. Lines thrown at random
@@ -79,29 +88,41 @@ def _slice_cost(network, plane: Plane, max_regions: int | None, max_knots: int |
     pi P_L^2 / 4 times per unit area, so about pi n_u n_v / 4 times in the box; an arrangement of
     lines across the box has 1 + lines + meetings regions. On the sample models this is about
     1.3x the regions found, and the sample's time per region 0.9-2.2x the whole partition's (the
-    first layers' polygons cost the most): the estimate errs long, as a warning should."""
-    cap = SLICE_SAMPLE if max_regions is None else min(SLICE_SAMPLE, max_regions)
-
-    def timed_sample():
+    first layers' polygons cost the most): the estimate errs long, as a warning should. Where the
+    first, smaller sample already takes SLICE_SAMPLE_S, it is the sample (on a CIFAR ResNet-20 its
+    time per region is within 10 % of a 2000-region sample's, which takes 14 s)."""
+    def timed_sample(cap: int):
         t0 = clock()
         part = partition_plane(network, plane, max_regions=cap, max_memory=max_memory)
         return part, clock() - t0
 
-    sample, took = timed_sample()
-    if not sample.truncated or cap == max_regions:
-        return took
+    for cap in SLICE_SAMPLES:
+        cap = cap if max_regions is None else min(cap, max_regions)
+        sample, took = timed_sample(cap)
+        if not sample.truncated or cap == max_regions:
+            return took
+        if took >= SLICE_SAMPLE_S:
+            break
     umin, umax, vmin, vmax = plane.box
     cu, cv = plane.centre
     starts = plane.points([[umin, cv], [cu, vmin]])
     ends = plane.points([[umax, cv], [cu, vmax]])
-    # (within --max-knots, as the audit's own segments: a count cut there makes the estimate short)
-    n_u, n_v = (trace.knots for trace in trace_segments(network, starts, ends, max_knots=max_knots, max_memory=max_memory))
+    # (within --max-knots, as the audit's own segments: a count cut there makes the estimate short;
+    # from parts of each midline where the midline itself would take long)
+    n_u, n_v = (_midline_knots(network, starts[k], ends[k], max_knots, max_memory, clock) for k in range(2))
     expected = 1 + n_u + n_v + math.pi / 4 * n_u * n_v
     regions = expected if max_regions is None else min(expected, max_regions)
     scale = max(1.0, regions / sample.regions)
-    if took * scale > LONG_RUN_S:
-        took = min(took, timed_sample()[1])  # without first-call costs
+    if took * scale > LONG_RUN_S and took < REFINE_S:
+        took = min(took, timed_sample(cap)[1])  # without first-call costs
     return took * scale
+
+
+def _midline_knots(network, a: torch.Tensor, b: torch.Tensor, max_knots: int | None, max_memory: int | None,
+                   clock) -> float:
+    """Knots on the segment a -> b, counted or, from its parts, foretold; at most `max_knots`."""
+    whole = _sampled(network, a, b, max_memory, clock).whole_knots
+    return whole if max_knots is None else min(whole, max_knots)
 
 
 def _timed(work, clock) -> float:
@@ -110,12 +131,72 @@ def _timed(work, clock) -> float:
     return clock() - t0
 
 
-def _cost(run, available: int, total: int, clock) -> float:
-    """Seconds for `total` items, from `run(k)` on the first k of `available` items."""
-    one = _timed(lambda: run(1), clock)
+def _segment_seconds(network, a: torch.Tensor, b: torch.Tensor, max_knots: int | None, max_memory: int | None,
+                     clock) -> float:
+    """Seconds for the segment a -> b, from parts of it (`_sampled`).
+
+    A trace's time is a fixed cost per call and a cost that grows with the knots it finds; the
+    parts' knots grow with their share of the segment, so the time at the whole segment is the
+    line through the parts' last two timings, taken to all of it, or to the share of its knots
+    that --max-knots lets it find."""
+    sample = _sampled(network, a, b, max_memory, clock)
+    f = 1.0 if max_knots is None or sample.whole_knots <= max_knots else max_knots / sample.whole_knots
+    if f <= sample.share:  # the parts hold that many knots already: their time in proportion
+        return sample.seconds * f / sample.share
+    return sample.seconds + sample.per_share * (f - sample.share)
+
+
+@dataclass
+class _Sample:
+    share: float  # of the segment's length, in parts spread along it (1: the whole segment)
+    seconds: float
+    knots: int
+    per_share: float = 0.0  # seconds per unit of share, from the last two timings
+
+    @property
+    def whole_knots(self) -> float:
+        return self.knots / self.share
+
+
+def _sampled(network, a: torch.Tensor, b: torch.Tensor, max_memory: int | None, clock) -> _Sample:
+    """PARTS parts of the segment a -> b spread along it (they see its knots' density along all of
+    it), traced in one call. The parts grow 8-fold from FIRST_PART of the segment until their
+    trace takes PART_S, timed at two shares at least, or are the whole segment. A first call,
+    untimed, takes the first-call costs."""
+    def timed(share: float) -> tuple[float, int]:
+        if share >= 1.0:
+            starts, ends = a[None], b[None]
+        else:
+            centres = (torch.arange(PARTS, dtype=a.dtype, device=a.device) + 0.5) / PARTS
+            half = share / (2 * PARTS)
+            t0, t1 = (centres - half)[:, None], (centres + half)[:, None]
+            flat_a, flat_b = a.reshape(1, -1), b.reshape(1, -1)
+            starts = ((1 - t0) * flat_a + t0 * flat_b).reshape(PARTS, *a.shape)
+            ends = ((1 - t1) * flat_a + t1 * flat_b).reshape(PARTS, *a.shape)
+        begun = clock()
+        traces = trace_segments(network, starts, ends, max_memory=max_memory)
+        return clock() - begun, sum(trace.knots for trace in traces)
+
+    share, before = FIRST_PART, None
+    timed(share)  # first-call costs
+    while share < 1.0:
+        took, knots = timed(share)
+        if took >= PART_S and before is not None:
+            per_share = max(0.0, (took - before[1]) / (share - before[0]))
+            return _Sample(share, took, knots, per_share)
+        before, share = (share, took), share * 8
+    return _Sample(1.0, *timed(1.0))
+
+
+def _cost(run, available: int, total: int, clock, one: float | None = None) -> float:
+    """Seconds for `total` items, from `run(k)` on the first k of `available` items; `one` is one
+    item's seconds where the caller has timed it (without first-call costs)."""
+    if one is None:
+        one = _timed(lambda: run(1), clock)
+        if one * total > LONG_RUN_S and one < REFINE_S:
+            one = min(one, _timed(lambda: run(1), clock))  # without lazy imports and other first-call costs
     if one * total <= LONG_RUN_S:
         return one * total  # an upper bound, and short
-    one = min(one, _timed(lambda: run(1), clock))  # without lazy imports and other first-call costs
     if one >= REFINE_S or available < 2:
         return one * total
     k = min(available, REFINE_BATCH)

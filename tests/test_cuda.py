@@ -76,13 +76,13 @@ def test_float32_convolutions_on_cuda_are_not_tf32():
 def test_the_long_run_estimate_samples_the_slice_on_cuda(monkeypatch):
     """The slice's timed sample and midline traces run on the device and see what the CPU sees."""
     from regionaudit import estimate as estimates
-    from test_estimate import _plane, scripted
+    from test_estimate import MIDLINES, _plane, scripted
 
-    monkeypatch.setattr(estimates, "SLICE_SAMPLE", 500)
+    monkeypatch.setattr(estimates, "SLICE_SAMPLES", (500,))
     cpu = nf.make("cnn_max", 0)
     gpu = nf.make("cnn_max", 0).to(device="cuda")
     plane = _plane(cpu, 0)
     none = torch.zeros(0, *cpu.input_shape, dtype=torch.float64)
-    on_cpu = estimates.estimate(cpu, (none, none), 0, none, None, None, scripted(0.0, 0.01), plane=plane)
-    on_gpu = estimates.estimate(gpu, (none, none), 0, none, None, None, scripted(0.0, 0.01), plane=plane)
+    on_cpu = estimates.estimate(cpu, (none, none), 0, none, None, None, scripted(0.0, 0.01, *MIDLINES), plane=plane)
+    on_gpu = estimates.estimate(gpu, (none, none), 0, none, None, None, scripted(0.0, 0.01, *MIDLINES), plane=plane)
     assert on_cpu.slice_s > 0.01 and on_gpu.slice_s == pytest.approx(on_cpu.slice_s, rel=1e-12)

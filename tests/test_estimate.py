@@ -7,6 +7,7 @@ import torch
 
 import netfactory
 from regionaudit import estimate as estimates
+from regionaudit.analysis.density import trace_segments
 from regionaudit.analysis.slices import Plane, partition_plane
 from regionaudit.analysis.walk import walk_segment
 from regionaudit.estimate import Estimate, estimate, format_duration, long_run_message
@@ -17,35 +18,99 @@ def scripted(*readings):
     return lambda: next(it)
 
 
-def test_a_slow_first_sample_is_timed_again_and_with_a_batch():
+QUICK_PARTS = (0.0,) * 8  # a segment's parts, untimed first and then at 1/256, 1/32 and 1/4 of it: no time at all
+MIDLINES = (0.0,) * 20  # the 2-D slice's two midlines: quick parts, then each traced whole
+
+
+def test_a_slow_first_point_is_timed_again_and_with_a_batch():
     net = netfactory.make("mlp", 0)
-    a, b = netfactory.segments(net, 10, seed=1)
-    points = torch.randn(5, *net.input_shape, dtype=torch.float64)
+    none = torch.zeros(0, *net.input_shape, dtype=torch.float64)
+    points = torch.randn(20, *net.input_shape, dtype=torch.float64)
     clock = scripted(
-        0.0, 100.0,  # one segment, cold: 100 s, so 16 segments (10 + 6 loop edges) look long
-        100.0, 101.0,  # again: 1 s
-        101.0, 111.0,  # all 10 segments at once: 10 s, so 1 s per segment
-        200.0, 250.0, 250.0, 252.0,  # one point: 50 s cold, then 2 s
-        252.0, 262.0,  # all 5 points: 10 s, so 2 s per point
+        0.0, 1.9,  # one point, cold: 1.9 s, so 20 points look long
+        1.9, 3.5,  # again: 1.6 s
+        3.5, 7.5,  # 16 points at once: 4 s, so 0.16 s per point after the first
     )
-    est = estimate(net, (a, b), 6, points, None, None, clock)
-    assert est == Estimate(seconds=(1 + 15 * 1.0) + (2 + 4 * 2.0), segments=16, points=5)
+    est = estimate(net, (none, none), 0, points, None, None, clock)
+    assert est == Estimate(seconds=pytest.approx(1.6 + 19 * 0.16), segments=0, points=20)
+
+
+def test_an_item_that_takes_seconds_is_timed_once():
+    net = netfactory.make("mlp", 0)
+    none = torch.zeros(0, *net.input_shape, dtype=torch.float64)
+    points = torch.randn(5, *net.input_shape, dtype=torch.float64)
+    # one point takes 12 s: timing it again would double the wait for a first-call cost lost in it
+    est = estimate(net, (none, none), 0, points, None, None, scripted(0.0, 12.0))
+    assert est == Estimate(seconds=60.0, segments=0, points=5)
 
 
 def test_a_fixed_cost_per_call_is_not_counted_per_item():
     net = netfactory.make("mlp", 0)
     a, b = netfactory.segments(net, 100, seed=1)
     none = torch.zeros(0, *net.input_shape, dtype=torch.float64)
-    # one segment 0.5 s (x 100 = 50 s, long), again 0.5 s; 16 at once 0.65 s: 0.01 s per segment
-    est = estimate(net, (a, b), 0, none, None, None, scripted(0.0, 0.5, 1.0, 1.5, 2.0, 2.65))
+    # one segment 0.5 s (x 100 = 50 s, long); 16 at once 0.65 s: 0.01 s per segment
+    est = estimate(net, (a, b), 0, none, None, None, scripted(*QUICK_PARTS, 1.0, 1.5, 2.0, 2.65))
     assert est.seconds == pytest.approx(0.5 + 99 * 0.01)
     assert long_run_message(est, True, True, "float64", "cpu") is None
     # one segment 0.2 s (x 100 = 20 s): short enough as it is, nothing more is timed
-    est = estimate(net, (a, b), 0, none, None, None, scripted(0.0, 0.2))
+    est = estimate(net, (a, b), 0, none, None, None, scripted(*QUICK_PARTS, 0.0, 0.2))
     assert est.seconds == pytest.approx(20.0)
     # an item that takes seconds by itself is the cost: no batch of them is run
-    est = estimate(net, (a, b), 0, none, None, None, scripted(0.0, 3.0, 3.0, 5.0))
+    est = estimate(net, (a, b), 0, none, None, None, scripted(*QUICK_PARTS, 3.0, 5.0))
     assert est.seconds == pytest.approx(200.0)
+
+
+class Spy:
+    """`trace_segments` as the estimate calls it, recording each call's segments and traces."""
+
+    def __init__(self, monkeypatch):
+        self.calls = []
+        monkeypatch.setattr(estimates, "trace_segments", self)
+
+    def __call__(self, network, a, b, **kw):
+        traces = trace_segments(network, a, b, **kw)
+        self.calls.append((a, b, kw, traces))
+        return traces
+
+
+def test_a_slow_segment_is_timed_on_parts_spread_along_it(monkeypatch):
+    spy = Spy(monkeypatch)
+    net = netfactory.make("mlp", 0)
+    a, b = netfactory.segments(net, 10, seed=1)
+    none = torch.zeros(0, *net.input_shape, dtype=torch.float64)
+    clock = scripted(
+        0.0, 9.0,  # the parts at 1/256 of the segment, cold: not counted
+        9.0, 9.1,  # again: 0.1 s
+        9.1, 10.1,  # at 1/32 of the segment: 1 s, long enough to take to the whole
+    )
+    est = estimate(net, (a, b), 0, none, None, None, clock)
+    per_share = (1.0 - 0.1) / (1 / 32 - 1 / 256)  # 0.9 s more for 7/256 more of the segment
+    assert est == Estimate(seconds=pytest.approx(10 * (1.0 + per_share * (1 - 1 / 32))), segments=10, points=0)
+    # eight parts, spread evenly along the first segment, 1/256 of it and then 1/32; never the whole
+    assert len(spy.calls) == 3
+    for (starts, ends, _, _), share in zip(spy.calls, (1 / 256, 1 / 256, 1 / 32)):
+        t0 = ((starts - a[0]) / (b[0] - a[0])).mean(1)
+        t1 = ((ends - a[0]) / (b[0] - a[0])).mean(1)
+        centres = (torch.arange(8, dtype=torch.float64) + 0.5) / 8
+        assert torch.allclose((t0 + t1) / 2, centres) and torch.allclose(t1 - t0, torch.full((8,), share / 8, dtype=torch.float64))
+
+
+def test_a_segment_costs_the_knots_it_will_find(monkeypatch):
+    spy = Spy(monkeypatch)
+    net = netfactory.make("cnn_max", 0)
+    a, b = netfactory.segments(net, 10, seed=1)
+    none = torch.zeros(0, *net.input_shape, dtype=torch.float64)
+    clock = scripted(0.0, 0.0, 0.0, 0.1, 0.1, 0.2, 0.2, 1.2)  # 1 s at 1/4 of the segment
+    est = estimate(net, (a, b), 0, none, 10, None, clock)
+    knots = sum(t.knots for t in spy.calls[-1][3])
+    assert knots > 10  # the parts hold more knots than --max-knots 10 lets a segment find: in proportion
+    assert est.seconds == pytest.approx(10 * 1.0 * 10 / knots)
+    # without --max-knots, the line through the last two timings is taken to the whole segment
+    est = estimate(net, (a, b), 0, none, None, None, scripted(0.0, 0.0, 0.0, 0.1, 0.1, 0.2, 0.2, 1.2))
+    assert est.seconds == pytest.approx(10 * (1.0 + 0.9 / (1 / 4 - 1 / 32) * 3 / 4))
+    # a fixed cost per call (every trace 1 s, whatever its share) is not scaled
+    est = estimate(net, (a, b), 0, none, None, None, scripted(0.0, 0.0, 0.0, 1.0, 1.0, 2.0))
+    assert est.seconds == pytest.approx(10 * 1.0)
 
 
 def _plane(net, seed: int) -> Plane:
@@ -66,7 +131,7 @@ def test_a_slice_its_sample_finishes_costs_the_sample():
 
 
 def test_a_larger_slice_is_scaled_to_the_regions_its_midlines_foretell(monkeypatch):
-    monkeypatch.setattr(estimates, "SLICE_SAMPLE", 500)
+    monkeypatch.setattr(estimates, "SLICE_SAMPLES", (500,))
     net = netfactory.make("cnn_max", 0)
     plane = _plane(net, 0)
     none = torch.zeros(0, *net.input_shape, dtype=torch.float64)
@@ -77,21 +142,44 @@ def test_a_larger_slice_is_scaled_to_the_regions_its_midlines_foretell(monkeypat
     expected = 1 + n_u + n_v + math.pi / 4 * n_u * n_v
     sample = partition_plane(net, plane, max_regions=500)
     assert sample.truncated
-    est = estimate(net, (none, none), 0, none, None, None, scripted(0.0, 0.01), plane=plane)
+    est = estimate(net, (none, none), 0, none, None, None, scripted(0.0, 0.01, *MIDLINES), plane=plane)
     assert est.slice_s == pytest.approx(0.01 * expected / sample.regions)
     # at most --max-regions
-    est = estimate(net, (none, none), 0, none, None, None, scripted(0.0, 0.01), plane=plane, max_regions=5000)
+    est = estimate(net, (none, none), 0, none, None, None, scripted(0.0, 0.01, *MIDLINES), plane=plane, max_regions=5000)
     assert est.slice_s == pytest.approx(0.01 * 5000 / sample.regions)
     # midlines counted within --max-knots, as the audit counts: cut at 5 knots each, they foretell
     # fewer regions than the sample holds
-    est = estimate(net, (none, none), 0, none, 5, None, scripted(0.0, 0.01), plane=plane)
+    est = estimate(net, (none, none), 0, none, 5, None, scripted(0.0, 0.01, *MIDLINES), plane=plane)
     assert est.slice_s == pytest.approx(0.01)
     # long: the sample is timed again, without first-call costs
-    est = estimate(net, (none, none), 0, none, None, None, scripted(0.0, 10.0, 10.0, 12.0), plane=plane)
-    assert est.slice_s == pytest.approx(2.0 * expected / sample.regions)
+    est = estimate(net, (none, none), 0, none, None, None, scripted(0.0, 1.5, *MIDLINES, 1.5, 2.0), plane=plane)
+    assert est.slice_s == pytest.approx(0.5 * expected / sample.regions)
+    # a first, smaller sample that takes a second already is the sample (and at 2.5 s, timed once)
+    monkeypatch.setattr(estimates, "SLICE_SAMPLES", (100, 500))
+    small = partition_plane(net, plane, max_regions=100)
+    est = estimate(net, (none, none), 0, none, None, None, scripted(0.0, 2.5, *MIDLINES), plane=plane)
+    assert est.slice_s == pytest.approx(2.5 * expected / small.regions)
+    est = estimate(net, (none, none), 0, none, None, None, scripted(0.0, 0.1, 0.1, 0.2, *MIDLINES), plane=plane)
+    assert est.slice_s == pytest.approx(0.1 * expected / sample.regions)
     # the guess errs long, but not by much: the whole plane holds more than half of it
     whole = partition_plane(net, plane)
     assert not whole.truncated and expected / 2 < whole.regions < expected
+
+
+def test_a_slow_midline_is_foretold_from_its_parts(monkeypatch):
+    monkeypatch.setattr(estimates, "SLICE_SAMPLES", (500,))
+    net = netfactory.make("cnn_max", 0)
+    plane = _plane(net, 0)
+    none = torch.zeros(0, *net.input_shape, dtype=torch.float64)
+    sample = partition_plane(net, plane, max_regions=500)
+    spy = Spy(monkeypatch)
+    slow_parts = (0.0, 0.0, 0.0, 0.1, 0.1, 1.1)  # untimed, then 1/256 (0.1 s), then 1/32 (1 s): scaled by 32
+    est = estimate(net, (none, none), 0, none, None, None, scripted(0.0, 0.01, *slow_parts, *slow_parts), plane=plane)
+    assert len(spy.calls) == 6  # three calls of parts per midline, no midline traced whole
+    n_u, n_v = (32 * sum(t.knots for t in spy.calls[k][3]) for k in (2, 5))
+    assert n_u > 0 and n_v > 0
+    expected = 1 + n_u + n_v + math.pi / 4 * n_u * n_v
+    assert est.slice_s == pytest.approx(0.01 * expected / sample.regions)
 
 
 def test_the_message_names_what_would_help():
