@@ -86,7 +86,7 @@ def add_reference_frame(result, imported, a: torch.Tensor, b: torch.Tensor, leng
     limit = REFERENCE_SEGMENTS if opts.init_reference else len(regions)
     pick = representative(regions, limit)
     if pick is not None:
-        d.profile = segment_profile(net, a[pick], b[pick], traces[pick], pick)
+        d.profile = segment_profile(net, traces[pick], pick)
     if opts.init_reference:
         ref = init_reference(imported, a, b, lengths, points, opts.init_reference, opts.seed, pick,
                              max_knots=opts.max_knots, max_memory=opts.max_memory, directions=distance_directions)

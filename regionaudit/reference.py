@@ -75,7 +75,7 @@ def init_reference(imported, a: torch.Tensor, b: torch.Tensor, lengths: np.ndarr
         for key, values in (("regions", regions), ("density", density), ("deviation", deviation), ("distance", distance)):
             pooled[key] += values
         if k == 0 and profile_segment is not None and profile_segment < m:
-            profile = segment_profile(copy, a[profile_segment], b[profile_segment], traces[profile_segment], profile_segment)
+            profile = segment_profile(copy, traces[profile_segment], profile_segment)
     return {
         "copies": copies,
         "segments": m,

@@ -19,6 +19,7 @@ def assert_same_trace(d: SegmentTrace, w: SegmentTrace, tol: float = 1e-9) -> No
     assert d.t.shape == w.t.shape, (d.regions, w.regions)
     assert float((d.t - w.t).abs().max()) < tol
     assert d.knots_per_layer == w.knots_per_layer
+    assert torch.equal(d.made_by.cpu(), w.made_by.cpu())  # each knot from the same kink node
     assert sum(d.knots_per_layer.values()) == d.knots == w.knots
     assert d.regions == w.regions
     assert not d.truncated and not w.truncated

@@ -194,6 +194,19 @@ def test_profile_knot_layers_match_the_counts(mlp_audit):
     assert counts == {k: v for k, v in seg.knots_per_layer.items() if v}
 
 
+def test_a_float32_audit_of_a_max_pool_net_profiles_its_knots():
+    """The profile's rounding bounds are the float type's own: a float64 bound (1e300) does not fit
+    float32, and the audit of every net with a max pool stopped there."""
+    r = audit(SAMPLES / "digits_resnet.onnx", data=DIGITS, pairs=4, max_points=2, init_reference=0, slice=False,
+              dtype="float32")
+    assert r.environment["dtype"] == "float32"
+    p = r.density.profile
+    seg = r.density.segments[p["segment"]]
+    counts = {k: p["knot_layers"].count(k) for k in set(p["knot_layers"])}
+    assert counts == {k: v for k, v in seg.knots_per_layer.items() if v}
+    assert any(k.startswith("MaxPool") or "pool" in k.lower() for k in counts), counts
+
+
 def test_capacity_in_the_audit(mlp_audit):
     cap = mlp_audit.capacity
     from regionaudit import capacity as C
@@ -249,7 +262,7 @@ def test_profile_credits_clip_knots_and_transposed_convs_are_reinitialised():
     a = torch.full((1, 4), -3.0, dtype=torch.float64)
     b = torch.full((1, 4), 3.0, dtype=torch.float64)
     (tr,) = trace_segments(net, a, b)
-    p = segment_profile(net, a[0], b[0], tr, 0)
+    p = segment_profile(net, tr, 0)
     counts = {k: p["knot_layers"].count(k) for k in set(p["knot_layers"])}
     assert counts == {k: v for k, v in tr.knots_per_layer.items() if v} and counts.get("Clip_2", 0) > 12
 

@@ -59,6 +59,7 @@ class SegmentTrace:
     outputs: torch.Tensor  # (K, n_outputs)
     knots_per_layer: dict[str, int]  # kink node name -> interior knots it contributed
     truncated: bool = False  # stopped by max_knots: regions is then a lower bound
+    made_by: torch.Tensor | None = None  # (K,) id of the kink node that made each knot, -1 at the two ends
 
     @property
     def knots(self) -> int:
@@ -640,8 +641,9 @@ def _finish(network: Network, pieces: list[_Piece], max_knots: int | None) -> li
     counts = torch.bincount(which * n_nodes + torch.cat(inner), minlength=len(inner) * n_nodes)
     counts = counts.reshape(len(inner), n_nodes)[:, kinks].tolist()
     return [
-        SegmentTrace(t=t, outputs=outputs, knots_per_layer={network.nodes[i].name: c for i, c in zip(kinks, row)}, truncated=truncated)
-        for (t, outputs, _, truncated), row in zip(cut, counts)
+        SegmentTrace(t=t, outputs=outputs, knots_per_layer={network.nodes[i].name: c for i, c in zip(kinks, row)},
+                     truncated=truncated, made_by=src)
+        for (t, outputs, src, truncated), row in zip(cut, counts)
     ]
 
 

@@ -140,4 +140,5 @@ def walk_segment(network: Network, a, b) -> SegmentTrace:
     per_layer = {network.nodes[i].name: 0 for i in network.kink_ids}
     for i in credit:
         per_layer[network.nodes[i].name] += 1
-    return SegmentTrace(t=tk, outputs=outputs, knots_per_layer=per_layer, truncated=False)
+    made_by = torch.tensor([-1, *credit, -1], dtype=torch.long, device=network.device)
+    return SegmentTrace(t=tk, outputs=outputs, knots_per_layer=per_layer, truncated=False, made_by=made_by)
