@@ -11,8 +11,9 @@ small model's single-item time).
 
 A segment of a deep net can take a minute by itself (a CIFAR ResNet-20 crosses 30 000 regions
 between two Gaussian points), and the estimate is there to say so before that minute is spent: a
-segment is timed on small parts of it spread along its length (`_segment_seconds`), grown until
-they take a moment, and scaled to the whole by the regions they hold.
+segment is timed on small parts of it spread along its length (`_sampled`), grown until they
+take a moment, and the line through their last two timings is taken to the whole segment
+(`_segment_seconds`).
 """
 
 from __future__ import annotations
