@@ -193,10 +193,15 @@ def test_a_signal_during_the_rename_waits_for_it(tmp_path):
         real(self, data)
 
     payload = b"x" * 100_000
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Path, "write_bytes", write_then_signal)
-        with pytest.raises(KeyboardInterrupt):
-            write_bytes(target, payload)
+    # (a shell starts a background job with SIGINT ignored, and an ignored signal stays ignored)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(Path, "write_bytes", write_then_signal)
+            with pytest.raises(KeyboardInterrupt):
+                write_bytes(target, payload)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     assert target.read_bytes() == payload
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
@@ -222,8 +227,10 @@ def test_signal_during_the_analysis(tmp_path, signum, code, word):
     out = tmp_path / "out"
     out.mkdir()
     argv = [str(CNN), "--no-slice", "--pairs", "5000", "--max-points", "0", "-q", "-o", str(out / "r.html"), "--json", str(out / "r.json")]
+    # (the child as a user's shell starts it: a background job's shell would have it ignore SIGINT)
     proc = subprocess.Popen([sys.executable, "-c", _CHILD, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            text=True, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout.readline().strip() == "analysing"
         proc.send_signal(signum)
