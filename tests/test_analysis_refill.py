@@ -66,25 +66,52 @@ def _vgg_block(seed: int, slope: float = 0.0) -> ir.Network:
     return g.network(g.dense(g.flatten(x), 3))
 
 
-@pytest.mark.parametrize("kind", ["conv", "conv-leaky", "dense", "conv-anchored", "conv-leaky-anchored"])
+def _pooled_block(seed: int, slope: float = 0.0) -> ir.Network:
+    """A first ReLU with its max pool (found together: `density._Pass._cross_fused`), then a
+    16-channel convolution that reads the pool."""
+    g = nf.Builder((3, 12, 12), seed)
+    x = g.maxpool(g.relu(g.conv(0, 16, 3, pad=1), slope), 2, 2)
+    x = g.relu(g.conv(x, 16, 3, pad=1))
+    return g.network(g.dense(g.flatten(x), 3))
+
+
+@pytest.mark.parametrize("kind", ["conv", "conv-leaky", "dense", "conv-anchored", "conv-leaky-anchored", "conv-after-pool",
+                                  "conv-after-leaky-pool"])
 @pytest.mark.parametrize("pair_bytes", [refill.PAIR_BYTES, 1], ids=["default", "one-pair-at-a-time"])
 def test_traces_do_not_change(kind, pair_bytes, monkeypatch):
     monkeypatch.setattr(density, "PAIR_BYTES", pair_bytes)  # (the CPU's chunk, which trace_segments passes on)
-    net = nf.mlp(4, widths=(300, 150)) if kind == "dense" else _vgg_block(2, 0.2 if "leaky" in kind else 0.0)
+    if kind == "dense":
+        net = nf.mlp(4, widths=(300, 150))
+    elif "pool" in kind:
+        net = _pooled_block(3, 0.2 if "leaky" in kind else 0.0)
+    else:
+        net = _vgg_block(2, 0.2 if "leaky" in kind else 0.0)
     a, b = nf.segments(net, 3, 5)
     # tens of knots per segment, the old knots' intervals holding few kinks; or hundreds between
-    # the ends, so that every 8th new knot is an anchor
-    b = a + (0.4 if "anchored" in kind else 0.15) * (b - a)
+    # the ends, so that every 4th new knot is an anchor
+    b = a + {"conv": 0.03, "conv-leaky": 0.03, "dense": 0.15}.get(kind, 0.4) * (b - a)
     used, anchored = [], []
     fill, frame = density.refill, refill._Frame.anchored
-    monkeypatch.setattr(density, "refill", lambda *args: (lambda r: used.append(r is not None) or r)(fill(*args)))
+
+    def spy(network, i, h, kinked, *rest):
+        before = len(anchored)
+        out = fill(network, i, h, kinked, *rest)
+        frames = "anchored" if len(anchored) > before else "old knots"
+        used.append((network.nodes[kinked.node].kind, frames, out is not None))
+        return out
+
+    monkeypatch.setattr(density, "refill", spy)
     monkeypatch.setattr(refill._Frame, "anchored", staticmethod(lambda *args: anchored.append(args[2]) or frame(*args)))
     got = density.trace_segments(net, a, b)
-    assert any(used)
-    if "anchored" in kind:  # 144 multiply-adds per column, 16 x 16 x 9 per row: sqrt(64) = 8
-        assert anchored and set(anchored) == {8}
-    else:
-        assert not anchored
+    done = {(node, frames) for node, frames, out in used if out}
+    if "pool" in kind:  # the pool's bends, recorded with the ReLU's crossings
+        assert {node for node, _ in done} == {"maxpool"}
+    elif "anchored" in kind:  # 144 multiply-adds per column, 16 x 16 x 9 per row: sqrt(16 x 16 x 9 x 64 / (144 x 64)) = 4
+        assert ("relu", "anchored") in done and set(anchored) == {4}
+    elif kind == "dense":
+        assert {node for node, _ in done} == {"relu"}
+    else:  # few kinks between the old knots
+        assert ("relu", "old knots") in done
     monkeypatch.setattr(density, "refill", lambda *args: None)
     ref = density.trace_segments(net, a, b)
     for s in range(3):

@@ -136,6 +136,9 @@ class _Pass:
         # are found and inserted with the ReLU's (`_cross_fused`), unless the tail takes them
         first = first_kink(network, order)
         self.fused = {q: p for q, p in (fused or {}).items() if q == first and (tail is None or q != tail.kink)}
+        # fused pools whose reader is a convolution or dense layer: their insertion also records
+        # where the pooled output bends, so that the layer runs at few knots (refill.py)
+        self.refilled = {p for p in self.fused.values() if any(reads_kink(network, r, p) for r in order)}
         self.found_early = set(self.fused.values()) | ({tail.pool} if tail is not None and tail.pool is not None else set())
 
     def run(
@@ -267,11 +270,15 @@ class _Pass:
         z = k.values[node.inputs[0]]
         pair_ok, floor = _pairs(k, z)
         pool = self.fused[i]
-        found = relu_pool_crossings(node, self.network.nodes[pool], z, pair_ok, floor, kinks=False)
+        bends = pool in self.refilled
+        found = relu_pool_crossings(node, self.network.nodes[pool], z, pair_ok, floor, kinks=bends)
         if not found.j.numel():
             return False
         src = torch.where(found.by_pool, pool, i)
-        return _insert(k, src, found.j, found.s, budget) is not None
+        placed = _insert(k, src, found.j, found.s, budget)
+        if placed is not None and bends:
+            k.kinked = Kinked(pool, placed, found.kink_j, found.window, found.kink_s)
+        return placed is not None
 
     def _cross_pool(self, k: _Knots, i: int, budget: _Budget) -> torch.Tensor:
         """`_cross` for a max pool whose input is read last here; its output at every knot. The
