@@ -265,7 +265,9 @@ class _Pass:
         and the pool's winner changes, found together from the ReLU's input, which is affine
         between the knots (`relu_pool_crossings`), are inserted at once, each knot counted at
         the node that makes it. The same knots as the ReLU's insertion then the pool's, with one
-        pass over the live values instead of two. True when knots were inserted."""
+        pass over the live values instead of two. Where refill can run the layer that reads the
+        pool, the windows where the pooled output bends are recorded for it. True when knots
+        were inserted."""
         node = self.network.nodes[i]
         z = k.values[node.inputs[0]]
         pair_ok, floor = _pairs(k, z)
