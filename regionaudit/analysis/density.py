@@ -253,9 +253,10 @@ class _Pass:
         if isinstance(node, UnitKink):
             j, col, a, b = kink_crossings(node, z, *_pairs(k, z))
             s = a / (a - b)
-            bends = (j, col % node.units, s)
+            bends = (i, j, col % node.units, s)
         elif isinstance(node, MaxPool):
-            j, s, *bends = maxpool_crossings(node, z, *_pairs(k, z))
+            j, s, *windows = maxpool_crossings(node, z, *_pairs(k, z))
+            bends = (i, *windows)
         else:  # pragma: no cover - the IR has no other kink nodes
             raise BadOption(f"unsupported kink node {node.kind}")
         return bool(j.numel()) and _insert(k, i, j, s, budget, bends=bends) is not None
@@ -272,15 +273,13 @@ class _Pass:
         z = k.values[node.inputs[0]]
         pair_ok, floor = _pairs(k, z)
         pool = self.fused[i]
-        bends = pool in self.refilled
-        found = relu_pool_crossings(node, self.network.nodes[pool], z, pair_ok, floor, kinks=bends)
+        refilled = pool in self.refilled
+        found = relu_pool_crossings(node, self.network.nodes[pool], z, pair_ok, floor, kinks=refilled)
         if not found.j.numel():
             return False
         src = torch.where(found.by_pool, pool, i)
-        placed = _insert(k, src, found.j, found.s, budget)
-        if placed is not None and bends:
-            k.kinked = Kinked(pool, placed, found.kink_j, found.window, found.kink_s)
-        return placed is not None
+        bends = (pool, found.kink_j, found.window, found.kink_s) if refilled else None
+        return _insert(k, src, found.j, found.s, budget, bends=bends) is not None
 
     def _cross_pool(self, k: _Knots, i: int, budget: _Budget) -> torch.Tensor:
         """`_cross` for a max pool whose input is read last here; its output at every knot. The
@@ -291,12 +290,12 @@ class _Pass:
         q = node.inputs[0]
         z = k.values[q]
         pooled, am = node.forward_and_winners(z)
-        j, s, *bends = maxpool_crossings(node, z, *_pairs(k, z), am=am)
+        j, s, *windows = maxpool_crossings(node, z, *_pairs(k, z), am=am)
         if not j.numel():
             return pooled
         del k.values[q]
         try:
-            placed = _insert(k, i, j, s, budget, bends=bends)
+            placed = _insert(k, i, j, s, budget, bends=(i, *windows))
         except _Overflow:
             k.values[q] = z  # the groups start over at this node
             raise
@@ -411,7 +410,7 @@ class _Placement:
 
 def _insert(
     k: _Knots, src: int | torch.Tensor, j: torch.Tensor, s: torch.Tensor, budget: _Budget, step: int = 1, row_cost: float = 0.0,
-    bends: tuple[torch.Tensor, ...] | None = None,
+    bends: tuple | None = None,
 ) -> _Placement | None:
     """Insert the crossings found at kink node `src` (or each at its own, a tensor; at fraction
     `s` of the interval after knot `j`) as knots, giving every live value its exact interpolation
@@ -419,14 +418,13 @@ def _insert(
     inserted, every live value is then a new tensor of the pass's own, and the placement says
     where the rows went; None where none were. With `step` > 1 only every step-th new knot of an
     interval gets values (`tail.anchors`; the step doubles where the budget needs it), the others
-    costing `row_cost` of a knot. `bends` (old interval, unit of the node's output, and the
-    fraction where known) says where the output of the node `src` kinks, for the layer after it
-    (see refill.py)."""
+    costing `row_cost` of a knot. `bends` (a node, old interval, unit of the node's output, and
+    the fraction where known) says where that node's output kinks, for the layer after it (see
+    refill.py)."""
     t, seg = k.t, k.seg
     n_knots = t.shape[0]
     h = t[j + 1] - t[j]
     ts = t[j] + h * s.to(torch.float64)
-    node_id = src if isinstance(src, int) else None
     src = torch.as_tensor(src, dtype=k.src.dtype, device=j.device).expand(j.shape[0])
     # order by (pair, position)
     o = torch.sort(ts, stable=True).indices
@@ -465,7 +463,7 @@ def _insert(
         return None
     k.interior += torch.bincount(seg[j], minlength=k.interior.shape[0])
     placed = _Placement.of(j, s, n_knots, exact)
-    k.kinked = None if bends is None or exact is not None or node_id is None else Kinked(node_id, placed, *bends)
+    k.kinked = None if bends is None or exact is not None else Kinked(bends[0], placed, *bends[1:])
     k.t = placed.merge(t, ts)
     k.src = placed.merge(k.src, src)
     k.seg = placed.merge(seg, seg[j])
