@@ -239,6 +239,27 @@ def test_chunks_and_truncation():
     assert cut.polygons.areas().sum().item() == pytest.approx(plane.area)
 
 
+@pytest.mark.parametrize("kind", ["cnn_max", "mlp_max", "resnet"])
+@pytest.mark.parametrize("max_regions", [None, 40])
+def test_every_polygon_outputs_the_network_at_its_vertex_mean(kind, max_regions):
+    """Each polygon's affine output, read at the mean of its vertices, is a forward pass there:
+    in a full partition, where the polygon is a region, and in one stopped at --max-regions,
+    whose unsplit polygons take each unit's side and each window's leader at that point (before,
+    such a polygon took the first candidate of a window that cut it: with padding, -inf)."""
+    net = nf.make(kind, 6)
+    plane = random_plane(net, 6)
+    part = partition_plane(net, plane, max_regions=max_regions)
+    assert part.truncated == (max_regions is not None)
+    polys = part.polygons
+    valid = polys.valid()
+    mean = (polys.verts * valid[..., None]).sum(1) / polys.counts[:, None]  # from the box's centre
+    assert torch.isfinite(part.outputs).all()
+    at_mean = part.outputs[:, 0] + mean[:, :1] * part.outputs[:, 1] + mean[:, 1:] * part.outputs[:, 2]
+    forward = net.forward_all(plane.points(mean + torch.tensor(part.centre, dtype=torch.float64)))[net.output]
+    forward = forward.reshape(len(polys), -1)
+    assert torch.allclose(at_mean, forward, rtol=1e-9, atol=1e-9 * float(forward.abs().max()))
+
+
 def test_float32_counts_match_float64_on_a_small_net():
     net = nf.make("mlp", 4)
     plane = random_plane(net, 4)
