@@ -32,6 +32,11 @@ from regionaudit.result import (
 )
 
 SYNTHETIC_NOTE = "No data was given: probes are seeded standard Gaussian inputs, not the model's data."
+FLOAT32_NOTE = (
+    "Computed in float32 (--dtype): region counts can differ from float64's, the default. Kinks closer "
+    "than float32's rounding are not told apart, and where two nodes kink at the same point (relu(h) "
+    "and relu(-h)), float32 can place the second node's kink beside the first's and count two."
+)
 
 
 def settings(opts: Options, device: str, probes: Probes) -> dict:
@@ -62,13 +67,15 @@ def settings(opts: Options, device: str, probes: Probes) -> dict:
 
 def probe_notes(probes: Probes, opts: Options, input_shape: tuple[int, ...]) -> list[str]:
     """What the reader must know about the probes: warnings about the files, how they were read,
-    and whether they are data at all."""
+    whether they are data at all, and the precision they were measured in."""
     notes = list(probes.warnings) + list(probes.notes)
     if probes.synthetic:
         notes.append(SYNTHETIC_NOTE)
     else:
         layout = f" (image arrays read as {opts.data_layout}, --data-layout)" if len(input_shape) == 3 else ""
         notes.append(f"Data is used as given{layout}: it must already be in the model's input scale.")
+    if opts.dtype == "float32":
+        notes.append(FLOAT32_NOTE)
     return notes
 
 

@@ -134,7 +134,8 @@ class Options:
         probe=True,
         choices=LAYOUTS,
     )
-    dtype: str = option("float64", "Precision.", probe=True, choices=("float64", "float32"))
+    dtype: str = option("float64", "Precision. float32 is faster, but its region counts can differ from float64's (a note says so).",
+                        probe=True, choices=("float64", "float32"))
     device: str = option("cpu", "Where the analysis runs; auto takes cuda when available.", choices=("auto", "cpu", "cuda"))
     max_knots: int | None = option(
         None, "Stop a segment after this many knots (noted in the result).", probe=True, low=1, metavar="K"

@@ -323,6 +323,34 @@ def test_maxpool_equal_candidates_are_no_knot():
         assert_same_trace(tr, walk_segment(net, a[s], b[s]))
 
 
+def _twin_relus(twin: str) -> ir.Network:
+    """relu(h) and relu(k h), h = W x + c, as two nodes, summed: both kink where h crosses zero,
+    so the net has exactly the knots of relu(h) alone. k h is a Neg after h ("neg", as torch
+    exports -h) or a copy of the dense layer scaled by k = -2 or 2 (an importer's folding)."""
+    g = nf.Builder((6,), 11)
+    h = g.dense(0, 24)
+    dense = g.nodes[h]
+    if twin == "neg":
+        other = g._add(ir.Scale(g.name("Neg"), (h,), (24,), mul=torch.tensor(-1.0, dtype=torch.float64), add=None))
+    else:
+        k = -2.0 if twin == "dense-2" else 2.0
+        other = g._add(ir.MatMul(g.name("Gemm"), (0,), (24,), weight=k * dense.weight, bias=k * dense.bias))
+    return g.network(g.dense(g.sum(g.relu(h), g.relu(other)), 3))
+
+
+@pytest.mark.parametrize("twin", ["neg", "dense-2", "dense2"])
+def test_two_nodes_that_kink_at_the_same_points_count_each_point_once(twin):
+    """In float64 the second node's crossings fall on the first's knots (within T_MERGE): one knot
+    each, as the walk finds and as relu(h) alone has. (float32 can round them apart and count
+    two; its audits say so in a note.)"""
+    net = _twin_relus(twin)
+    a, b = nf.segments(net, 4, 12)
+    names = [n.name for n in net.nodes if n.is_kink]
+    for s, tr in enumerate(trace_segments(net, a, b)):
+        assert tr.knots_per_layer[names[0]] == tr.knots > 5 and tr.knots_per_layer[names[1]] == 0
+        assert_same_trace(tr, walk_segment(net, a[s], b[s]))
+
+
 def test_float32_network():
     net = nf.make("resnet", 3).to(dtype=torch.float32)
     a, b = nf.segments(net, 6, 8)

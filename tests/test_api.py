@@ -106,3 +106,13 @@ def test_load_array_head_reads_only_the_first_rows(tmp_path):
         load_array(tmp_path / "r.npy", head=5)
     with pytest.raises(BadData, match="1 NaN"):
         load_array(tmp_path / "r.npy")
+
+
+def test_a_float32_audit_says_its_counts_can_differ_from_float64s():
+    from regionaudit.assemble import FLOAT32_NOTE
+
+    runs = {dtype: regionaudit.audit(CNN, data=DIGITS, pairs=2, max_points=1, slice=False, init_reference=0, dtype=dtype)
+            for dtype in ("float64", "float32")}
+    assert FLOAT32_NOTE in runs["float32"].notes
+    assert FLOAT32_NOTE not in runs["float64"].notes
+    assert runs["float32"].settings["dtype"] == "float32"
