@@ -369,6 +369,40 @@ def _pack(bits: torch.Tensor) -> torch.Tensor:
     return (bits.reshape(p, -1, 8).to(torch.int32) * w).sum(-1).to(torch.uint8)
 
 
+def _at_vertex_mean(polys: Polygons, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each polygon's vertex mean (P, 2), an interior point, and the affine tensor flat
+    (P, 3, U) there (P, U)."""
+    valid = polys.valid()
+    mean = (polys.verts * valid[..., None]).sum(1) / polys.counts.clamp(min=1)[:, None]
+    h = torch.cat([torch.ones_like(mean[:, :1]), mean], 1)[:, None, :]  # (P, 1, 3)
+    return mean, torch.bmm(h, flat)[:, 0]
+
+
+def _dead_windows(node, flat: torch.Tensor, spatial) -> torch.Tensor:
+    """(P, G): windows whose candidates' coefficients (flat (P, 3, U)) are all exactly zero, as a
+    dead ReLU unit's are: every candidate is then the maximum everywhere."""
+    size = flat.abs().sum(1).reshape(flat.shape[0], *spatial)
+    return node.candidates(size, value=0.0).amax(-1) == 0
+
+
+def _window_coefficients(node, z: torch.Tensor, rows: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+    """The candidates (R, 3, k) of window windows[r] of polygon rows[r] as affine coefficients,
+    read cell by cell; padding is (-inf, 0, 0)."""
+    parts = z.reshape(z.shape[0] * 3, *z.shape[2:])
+    coef = torch.stack([node.candidates_at(parts, 3 * rows + c, windows) for c in range(3)], 1)
+    padding = torch.tensor([-math.inf, 0.0, 0.0], dtype=coef.dtype, device=coef.device).reshape(1, 3, 1)
+    return torch.where(torch.isfinite(coef[:, :1]), coef, padding)
+
+
+def _window_winners(polys: Polygons, coef: torch.Tensor, rows: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
+    """(R, k) bool: the candidates coef (R, 3, k) of a window on polygon rows[r] that are within
+    the rounding floor of the window's maximum at every vertex (by convexity of the max: the
+    maximum on the whole polygon)."""
+    verts = polys.verts[rows]
+    h = torch.cat([torch.ones_like(verts[..., :1]), verts], -1)  # (R, V, 3)
+    return _winners(torch.bmm(h, coef), polys.valid()[rows], floor[rows])
+
+
 class _Partitioner:
     def __init__(self, network: Network, plane: Plane, max_regions: int | None, max_memory: int):
         self.net = network
@@ -445,48 +479,61 @@ class _Partitioner:
         self.done.append(batch)
 
     # -- kink nodes
-    def _coefficients(self, i: int, z: torch.Tensor) -> torch.Tensor:
-        """The kink's candidates as affine coefficients (P, 3, G, k): a MaxPool window's k
-        candidates (-inf padding stays -inf); for an elementwise kink each breakpoint's offset
-        (k = 1: z for a ReLU, z - lo and z - hi for a Clip), the pair (offset, 0) being implied."""
-        node = self.net.nodes[i]
+    def _offset_winners(self, polys: Polygons, z: torch.Tensor, node: UnitKink, floor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(P, G, 2) bool, and the offsets (P, 3, G): an elementwise kink's breakpoint offsets
+        (z for a ReLU, z - lo and z - hi for a Clip) as candidates (offset, 0): the offset wins
+        where it is >= -floor at every vertex of the polygon, 0 where it is <= floor (by
+        convexity of the max: on the whole polygon). Values at the vertices come from one
+        batched matmul per chunk of polygons."""
         p = z.shape[0]
-        if isinstance(node, UnitKink):
-            return _offsets(node, z).reshape(p, 3, -1, 1)
-        cand = node.candidates(z.reshape(p * 3, *z.shape[2:]))
-        cand = cand.reshape(p, 3, *cand.shape[1:])  # (P, 3, W, k)
-        padding = torch.tensor([-math.inf, 0.0, 0.0], dtype=cand.dtype, device=cand.device).reshape(1, 3, 1, 1)
-        return torch.where(torch.isfinite(cand[:, :1]), cand, padding)
-
-    def _winners(self, polys: Polygons, coef: torch.Tensor, floor: torch.Tensor, relu: bool) -> torch.Tensor:
-        """(P, G, k) bool: candidates within the rounding floor of their group's maximum at every
-        vertex of the polygon (by convexity of the max: the maximum on the whole polygon). For a
-        ReLU-type unit (`relu`, coef holding z only) the candidates are (z, 0): z wins where
-        z >= -floor at every vertex, 0 where z <= floor.
-
-        Values at the vertices come from one batched matmul per chunk of polygons."""
-        p, _, g, k = coef.shape
-        k_out = 2 if relu else k
+        coef = _offsets(node, z).reshape(p, 3, -1)
+        g = coef.shape[-1]
         width = polys.verts.shape[1]
         h = torch.cat([torch.ones_like(polys.verts[..., :1]), polys.verts], -1)  # (P, V, 3)
         valid = polys.valid()
-        out = torch.empty(p, g, k_out, dtype=torch.bool, device=coef.device)
-        step = max(1, (1 << 22) // max(1, width * g * k))
+        out = torch.empty(p, g, 2, dtype=torch.bool, device=coef.device)
+        step = max(1, (1 << 22) // max(1, width * g))
         for lo in range(0, p, step):
             hi = min(p, lo + step)
-            vals = torch.bmm(h[lo:hi], coef[lo:hi].reshape(hi - lo, 3, g * k)).reshape(hi - lo, width, g, k)
-            if relu:
-                z = vals[..., 0]
-                f = floor[lo:hi].reshape(-1, 1, 1)
-                vm = valid[lo:hi, :, None]
-                win_z = ((z >= -f) | ~vm).all(1)
-                win_0 = ((z <= f) | ~vm).all(1)
-                out[lo:hi] = torch.stack([win_z, win_0], -1)
-                continue
-            m = vals.amax(-1, keepdim=True)
-            near = (vals >= m - floor[lo:hi].reshape(-1, 1, 1, 1)) | ~valid[lo:hi, :, None, None]
-            out[lo:hi] = near.all(1)
-        return out
+            z_at = torch.bmm(h[lo:hi], coef[lo:hi])  # (chunk, V, G)
+            f = floor[lo:hi].reshape(-1, 1, 1)
+            vm = valid[lo:hi, :, None]
+            out[lo:hi] = torch.stack([((z_at >= -f) | ~vm).all(1), ((z_at <= f) | ~vm).all(1)], -1)
+        return out, coef
+
+    def _window_cuts(self, node, polys: Polygons, z: torch.Tensor, floor: torch.Tensor):
+        """The (polygon, window) pairs where no candidate is within the floor of the window's
+        maximum at every vertex (the rule `_window_winners` applies), in (polygon, window) order,
+        with their candidates' coefficients (pairs, k, 3).
+
+        A window is certainly not one of them where its leader at the vertex mean stays above
+        every other candidate over the whole polygon, by more than twice the floor: the leader's
+        least value (its value at the mean less |slope| x the polygon's extent from the mean,
+        along each axis) beats every other's largest. It then leads at every vertex. Nor is a
+        window of exactly-zero candidates. Only the other windows are read at every vertex, and
+        only the pairs found cut have their coefficients copied."""
+        p = z.shape[0]
+        flat = z.reshape(p, 3, -1)
+        spatial = z.shape[2:]
+        valid = polys.valid()
+        mean, at_mean = _at_vertex_mean(polys, flat)
+        off = (polys.verts - mean[:, None, :]).abs() * valid[..., None]
+        du, dv = off.amax(1).unbind(1)
+        spread = flat[:, 1].abs() * du[:, None] + flat[:, 2].abs() * dv[:, None]
+        cand = node.candidates(at_mean.reshape(p, *spatial))  # (P, G, k), -inf at padding
+        reach = node.candidates(spread.reshape(p, *spatial), value=0.0)
+        lead = cand.argmax(-1, keepdim=True)
+        least = (cand - reach).gather(-1, lead)
+        most = (cand + reach).scatter_(-1, lead, -math.inf).amax(-1, keepdim=True)
+        clear = (least - most > 2 * floor[:, None, None])[..., 0]
+        check = ~(clear | _dead_windows(node, flat, spatial))
+        active = torch.zeros_like(check)
+        rows, windows = check.nonzero(as_tuple=True)
+        if rows.numel():
+            win = _window_winners(polys, _window_coefficients(node, z, rows, windows), rows, floor)
+            active[rows, windows] = ~win.any(-1)
+        p_idx, g_idx = active.nonzero(as_tuple=True)
+        return p_idx, g_idx, _window_coefficients(node, z, p_idx, g_idx).transpose(1, 2)
 
     def _split(self, i: int, batch: _Batch) -> tuple[Polygons, torch.Tensor]:
         node = self.net.nodes[i]
@@ -495,12 +542,14 @@ class _Partitioner:
         n = len(batch.polys)
         parent = torch.arange(n, device=floor.device)
         relu = isinstance(node, UnitKink)
-        coef = self._coefficients(i, z)
         if self.truncated:
             return batch.polys, parent
-        active = ~self._winners(batch.polys, coef, floor, relu).any(-1)
-        p_idx, g_idx = active.nonzero(as_tuple=True)
-        groups = coef[p_idx, :, g_idx].transpose(1, 2)  # (G, k, 3) in (polygon, unit) order
+        if relu:
+            win, coef = self._offset_winners(batch.polys, z, node, floor)
+            p_idx, g_idx = (~win.any(-1)).nonzero(as_tuple=True)
+            groups = coef[p_idx, :, g_idx][:, None, :]  # (G, 1, 3) in (polygon, unit) order
+        else:
+            p_idx, g_idx, groups = self._window_cuts(node, batch.polys, z, floor)  # (G, k, 3)
         n_groups = torch.bincount(p_idx, minlength=n)
         start = torch.cumsum(n_groups, 0) - n_groups
         done_polys: list[Polygons] = []
@@ -536,7 +585,7 @@ class _Partitioner:
         return children, parent
 
     def _relu_mask(self, polys: Polygons, z: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
-        """(P, U) bool: z >= -floor at every vertex of each child (the rule `_winners` applies).
+        """(P, U) bool: z >= -floor at every vertex of each child (the rule `_offset_winners` applies).
 
         No unit of this node cuts a child any more, so each unit lies on one side of it, up to the
         floor: the value at the vertex mean (an interior point) decides wherever it is beyond the
@@ -556,7 +605,7 @@ class _Partitioner:
 
     def _window_picks(self, node, polys: Polygons, z: torch.Tensor, floor: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
         """(P, G): each window's first candidate that is the maximum on the whole child (the rule
-        `_winners` applies at every vertex, then argmax's tie rule); `cells` is `node.cells`.
+        `_window_winners` applies at every vertex, then argmax's tie rule); `cells` is `node.cells`.
 
         A child that no window cuts has such a candidate. One that leads the others at the vertex
         mean (an interior point) by more than twice the floor is the only one that can be (a
@@ -569,28 +618,16 @@ class _Partitioner:
         never a padding cell's -inf."""
         p = z.shape[0]
         flat = z.reshape(p, 3, -1)
-        valid = polys.valid()
-        mean = (polys.verts * valid[..., None]).sum(1) / polys.counts.clamp(min=1)[:, None]
-        h = torch.cat([torch.ones_like(mean[:, :1]), mean], 1)[:, None, :]  # (P, 1, 3)
-        at_mean = torch.bmm(h, flat)[:, 0].reshape(p, *z.shape[2:])
-        cand = node.candidates(at_mean)  # (P, G, k), -inf at padding
+        _, at_mean = _at_vertex_mean(polys, flat)
+        cand = node.candidates(at_mean.reshape(p, *z.shape[2:]))  # (P, G, k), -inf at padding
         best = cand.amax(-1, keepdim=True)
         pick = cand.argmax(-1)
         unsure = (cand >= best - 2 * floor[:, None, None]).sum(-1) > 1
-        size = flat.abs().sum(1).reshape(p, *z.shape[2:])
-        dead = node.candidates(size, value=0.0).amax(-1) == 0  # (P, G)
+        dead = _dead_windows(node, flat, z.shape[2:])
         pick = torch.where(dead, torch.isfinite(cells).to(torch.uint8).argmax(-1), pick)
-        unsure &= ~dead
-        rows, windows = unsure.nonzero(as_tuple=True)
+        rows, windows = (unsure & ~dead).nonzero(as_tuple=True)
         if rows.numel():
-            parts = z.reshape(p * 3, *z.shape[2:])
-            coef = torch.stack([node.candidates_at(parts, 3 * rows + c, windows) for c in range(3)], 1)  # (R, 3, k)
-            padding = torch.tensor([-math.inf, 0.0, 0.0], dtype=coef.dtype, device=coef.device).reshape(1, 3, 1)
-            coef = torch.where(torch.isfinite(coef[:, :1]), coef, padding)
-            hv = torch.cat([torch.ones_like(polys.verts[rows, :, :1]), polys.verts[rows]], -1)  # (R, V, 3)
-            vals = torch.bmm(hv, coef)  # (R, V, k)
-            near = (vals >= vals.amax(-1, keepdim=True) - floor[rows, None, None]) | ~valid[rows, :, None]
-            win = near.all(1)
+            win = _window_winners(polys, _window_coefficients(node, z, rows, windows), rows, floor)
             pick[rows, windows] = torch.where(win.any(-1), win.to(torch.uint8).argmax(-1), pick[rows, windows])
         return pick
 
