@@ -198,14 +198,15 @@ def format_inspect(info) -> str:
     rows = [("id", "kind", "ONNX name", "output shape", "units", "detail")]
     for n in info.nodes:
         rows.append((str(n["id"]), n["kind"], n["name"], "x".join(map(str, n["shape"])) or "scalar", str(n["units"] or ""), n.get("detail") or ""))
-    widths = [min(max(len(r[i]) for r in rows), 40) for i in range(len(rows[0]))]
+    # columns cut at 40 characters, but the last (the detail), which no column follows
+    widths = [min(max(len(r[i]) for r in rows), 40) for i in range(len(rows[0]) - 1)]
     lines = [
         f"{info.path}  (opset {info.opset}, {info.producer or 'unknown producer'})",
         f"input {info.input_name!r} shape {tuple(info.input_shape)}; output {info.output_name!r} shape {tuple(info.output_shape)}",
         "",
     ]
     for r in rows:
-        lines.append("  ".join(c[:40].ljust(w) for c, w in zip(r, widths)).rstrip())
+        lines.append("  ".join([*(c[:40].ljust(w) for c, w in zip(r, widths)), r[-1]]).rstrip())
     v = info.validation
     lines += [
         "",

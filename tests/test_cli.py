@@ -39,6 +39,8 @@ def test_inspect_prints_table_and_writes_json(tmp_path, capsys):
     code, out, err = run(["inspect", CNN, "--json", out_json], capsys)
     assert code == 0, err
     assert "neurons (ReLU-type units): 768" in out
+    conv_rows = [line for line in out.splitlines() if line.split()[1:2] == ["conv"]]
+    assert len(conv_rows) == 2 and all(line.endswith("filters 3x3, pads 1,1,1,1") for line in conv_rows)
     model = json.loads(out_json.read_text())["model"]
     assert model["input_shape"] == [1, 8, 8]
     assert model["neurons"] == 768

@@ -286,3 +286,16 @@ def test_conv_transpose_by_phases_equals_torch(kernel, strides, pads, output_pad
     got = conv_transpose(x, w, b, strides, pads, output_padding, (1, 1), 1)
     assert got.shape == ref.shape
     torch.testing.assert_close(got, ref, rtol=1e-13, atol=1e-13)
+
+
+def test_inspect_lists_a_convolutions_settings():
+    """`inspect`'s detail column: what differs from a plain convolution (groups, stride, pads,
+    dilation, and a transposed one's output padding), nothing for a plain one."""
+    w = torch.zeros(8, 2, 3, 3, dtype=torch.float64)
+    plain = ir.Conv("c", (0,), (8, 6, 6), weight=w, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), groups=1)
+    assert plain.describe() == "8 filters 3x3"
+    busy = ir.Conv("c", (0,), (8, 4, 4), weight=w, strides=(2, 1), pads=(1, 1, 2, 2), dilations=(2, 2), groups=2)
+    assert busy.describe() == "8 filters 3x3, groups 2, stride 2,1, pads 1,1,2,2, dilation 2,2"
+    t = ir.ConvTranspose("t", (0,), (8, 9, 9), weight=torch.zeros(4, 2, 3, 3, dtype=torch.float64), strides=(2, 2),
+                         pads=(1, 1, 1, 1), output_padding=(1, 1), dilations=(1, 1), groups=4)
+    assert t.describe() == "8 filters 3x3, transposed, groups 4, stride 2,2, pads 1,1,1,1, output padding 1,1"

@@ -61,6 +61,15 @@ class MatMul(Node):
         return "x".join(map(str, self.weight.shape)) + (" (left)" if self.weight_left else "")
 
 
+def _window_settings(strides, pads, dilations, groups: int) -> str:
+    """A convolution's settings that differ from the plain ones, as `inspect` lists them."""
+    s = f", groups {groups}" if groups > 1 else ""
+    for name, values, plain in (("stride", strides, 1), ("pads", pads, 0), ("dilation", dilations, 1)):
+        if any(v != plain for v in values):
+            s += f", {name} {','.join(map(str, values))}"
+    return s
+
+
 @dataclass(eq=False)
 class Conv(Node):
     """N-d convolution; ONNX pads (begin..., end...) applied explicitly so asymmetric pads work."""
@@ -92,12 +101,7 @@ class Conv(Node):
 
     def describe(self):
         k = "x".join(map(str, self.weight.shape[2:]))
-        s = f"{self.weight.shape[0]} filters {k}"
-        if self.groups > 1:
-            s += f", groups {self.groups}"
-        if any(v != 1 for v in self.strides):
-            s += f", stride {','.join(map(str, self.strides))}"
-        return s
+        return f"{self.weight.shape[0]} filters {k}" + _window_settings(self.strides, self.pads, self.dilations, self.groups)
 
 
 @dataclass(eq=False)
@@ -371,8 +375,9 @@ class ConvTranspose(Node):
     def describe(self):
         k = "x".join(map(str, self.weight.shape[2:]))
         s = f"{self.weight.shape[1] * self.groups} filters {k}, transposed"
-        if any(v != 1 for v in self.strides):
-            s += f", stride {','.join(map(str, self.strides))}"
+        s += _window_settings(self.strides, self.pads, self.dilations, self.groups)
+        if any(self.output_padding):
+            s += f", output padding {','.join(map(str, self.output_padding))}"
         return s
 
 
