@@ -18,7 +18,8 @@ channels per group). On small images, where those taps run mostly over padding, 
 convolution is one matrix per channel (`_conv2d_depthwise_dense`). A 1-D convolution is one of images one row high. A 2-D transposed
 convolution is ordinary ones, one per stride phase of its output (`_conv_transpose2d_phases`):
 1.8x faster than torch's for 4x4 kernels at stride 2, 1.15x for 2x2, as fast for 3x3, where
-interleaving the phases (a copy of runs of one value) takes most of the time.
+interleaving the phases (a copy of runs of one value) takes most of the time; a grouped one is
+that, group by group.
 """
 
 from __future__ import annotations
@@ -484,8 +485,17 @@ def conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     """ONNX ConvTranspose of x (N, C, *spatial): the full transposed convolution, ONNX's pads
     cropped and its output_padding appended (cells that only the bias reaches)."""
     n = weight.dim() - 2
-    if _ours(x) and n == 2 and groups == 1 and tuple(dilations) == (1, 1):
-        return _conv_transpose2d_phases(x, weight, bias, tuple(strides), tuple(pads), tuple(output_padding))
+    if _ours(x) and n == 2 and tuple(dilations) == (1, 1):
+        # a grouped one group by group, as `_conv2d_grouped` does (measured against torch's: as
+        # fast with 2 groups of 2 channels, 1.2x faster with 2 of 16, 2.4x with 4 of 4 at 4x4)
+        c_in, c_out = weight.shape[0] // groups, weight.shape[1]
+        parts = [
+            _conv_transpose2d_phases(x[:, g * c_in : (g + 1) * c_in], weight[g * c_in : (g + 1) * c_in],
+                                     None if bias is None else bias[g * c_out : (g + 1) * c_out],
+                                     tuple(strides), tuple(pads), tuple(output_padding))
+            for g in range(groups)
+        ]
+        return parts[0] if groups == 1 else torch.cat(parts, dim=1)
     fn = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[n]
     y = _torch_conv(fn, x, weight, None, strides, 0, 0, groups, dilations)
     crop = tuple(-p for p in pads[:n]) + tuple(o - p for o, p in zip(output_padding, pads[n:]))

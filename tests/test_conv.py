@@ -266,24 +266,24 @@ def _transpose_cases():
     return cases
 
 
-@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("with_bias,groups", [(True, 1), (False, 1), (True, 2), (False, 4)])
 @pytest.mark.parametrize("kernel,strides,pads,output_padding", _transpose_cases())
-def test_conv_transpose_by_phases_equals_torch(kernel, strides, pads, output_padding, with_bias):
+def test_conv_transpose_by_phases_equals_torch(kernel, strides, pads, output_padding, with_bias, groups):
     """A 2-D transposed convolution as convolutions of its stride phases (one where the stride
-    divides the kernel) equals torch's full transposed convolution, cropped by the pads and
-    extended by output_padding (cells the bias alone reaches), on non-square images."""
+    divides the kernel), group by group, equals torch's full transposed convolution, cropped by
+    the pads and extended by output_padding (cells the bias alone reaches), on non-square images."""
     from regionaudit.conv import conv_transpose
 
     gen = torch.Generator().manual_seed(sum(kernel) * 31 + sum(strides) * 7 + sum(pads) + sum(output_padding))
     x = torch.randn(3, 4, 5, 6, generator=gen, dtype=torch.float64)
-    w = torch.randn(4, 5, *kernel, generator=gen, dtype=torch.float64)
-    b = torch.randn(5, generator=gen, dtype=torch.float64) if with_bias else None
+    w = torch.randn(4, 5 * 4 // groups if groups > 1 else 5, *kernel, generator=gen, dtype=torch.float64)
+    b = torch.randn(w.shape[1] * groups, generator=gen, dtype=torch.float64) if with_bias else None
     top, left, bottom, right = pads
-    full = F.conv_transpose2d(x, w, None, strides)
+    full = F.conv_transpose2d(x, w, None, strides, groups=groups)
     ref = F.pad(full, (-left, output_padding[1] - right, -top, output_padding[0] - bottom))
     if b is not None:
         ref = ref + b.reshape(1, -1, 1, 1)
-    got = conv_transpose(x, w, b, strides, pads, output_padding, (1, 1), 1)
+    got = conv_transpose(x, w, b, strides, pads, output_padding, (1, 1), groups)
     assert got.shape == ref.shape
     torch.testing.assert_close(got, ref, rtol=1e-13, atol=1e-13)
 
