@@ -68,9 +68,13 @@ def overwritable(held: dict[int, torch.Tensor], q: int, last: dict[int, int], i:
     `keep`, which the caller holds beyond this node."""
     if last[q] != i:
         return False
-    ptr = held[q].untyped_storage().data_ptr()
     others = [v for k, v in held.items() if k != q] + list(keep)
-    return all(v.untyped_storage().data_ptr() != ptr for v in others)
+    return not any(shares_storage(held[q], v) for v in others)
+
+
+def shares_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether a and b are views of one storage (writing one may change the other)."""
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
 
 def readers(network: Network, order: list[int], q: int) -> list[int]:

@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from regionaudit.analysis._common import bounded_by_inputs, bytes_per_probe, default_max_memory, needed_nodes, zero_tolerance
+from regionaudit.analysis._common import (
+    bounded_by_inputs, bytes_per_probe, default_max_memory, needed_nodes, shares_storage, zero_tolerance,
+)
 from regionaudit.errors import BadOption
 from regionaudit.ir import Clip, LeakyRelu, Network, UnitKink
 
@@ -344,10 +346,6 @@ def _magnitude(v: torch.Tensor, hu: float, hv: float) -> torch.Tensor:
     return bound.nan_to_num_(posinf=0.0).amax(1)
 
 
-def _shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
-
-
 def _keeps_scale(node) -> bool:
     """Whether each polygon's bound `_magnitude` of the node's output cannot exceed its input's, in
     floating point too (copies, selections, |slope| <= 1 times them): then `mag`, which already
@@ -437,7 +435,7 @@ class _Partitioner:
         bias = self._bias[i]
         if bias is None:  # (a reshape, a bias-free layer: y may be a view of an input; never written)
             return y
-        if any(_shares_memory(y, x) for x in xs):
+        if any(shares_storage(y, x) for x in xs):
             y = y.clone()
         y[:, 0] += bias
         return y
@@ -526,14 +524,10 @@ class _Partitioner:
         least = (cand - reach).gather(-1, lead)
         most = (cand + reach).scatter_(-1, lead, -math.inf).amax(-1, keepdim=True)
         clear = (least - most > 2 * floor[:, None, None])[..., 0]
-        check = ~(clear | _dead_windows(node, flat, spatial))
-        active = torch.zeros_like(check)
-        rows, windows = check.nonzero(as_tuple=True)
-        if rows.numel():
-            win = _window_winners(polys, _window_coefficients(node, z, rows, windows), rows, floor)
-            active[rows, windows] = ~win.any(-1)
-        p_idx, g_idx = active.nonzero(as_tuple=True)
-        return p_idx, g_idx, _window_coefficients(node, z, p_idx, g_idx).transpose(1, 2)
+        rows, windows = (~(clear | _dead_windows(node, flat, spatial))).nonzero(as_tuple=True)
+        coef = _window_coefficients(node, z, rows, windows)  # (R, 3, k)
+        cut = ~_window_winners(polys, coef, rows, floor).any(-1)  # (a subset, in the same order)
+        return rows[cut], windows[cut], coef[cut].transpose(1, 2)
 
     def _split(self, i: int, batch: _Batch) -> tuple[Polygons, torch.Tensor]:
         node = self.net.nodes[i]
