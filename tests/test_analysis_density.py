@@ -9,7 +9,7 @@ import torch
 
 import netfactory as nf
 from regionaudit import ir
-from regionaudit.analysis import density
+from regionaudit.analysis import density, joins, knots
 from regionaudit.analysis._common import needed_nodes, where_true
 from regionaudit.analysis.density import SegmentTrace, midpoint_check, trace_segments
 from regionaudit.analysis.walk import walk_segment
@@ -193,14 +193,14 @@ def test_join_exactly_at_a_knot_counts_once():
     for k in [1, ref.knots // 2, ref.knots]:
         tk = float(ref.t[k])
         pieces = sum(runner.run([dens._Item(0, 0.0, tk), dens._Item(0, tk, 1.0)], A, B, None, 10**9, False), [])
-        (joined,) = dens._finish(net, [dens._stitch(net, order, pieces, A[0], B[0])], None)
+        (joined,) = dens._finish(net, [joins.stitch(net, order, pieces, A[0], B[0])], None)
         assert joined.regions == ref.regions
         assert joined.knots_per_layer == ref.knots_per_layer
         assert float((joined.t - ref.t).abs().max()) < 1e-12
         # and a join inside a region is no knot
         tm = float((ref.t[k] + ref.t[k - 1]) / 2)
         pieces = sum(runner.run([dens._Item(0, tm, 1.0), dens._Item(0, 0.0, tm)], A, B, None, 10**9, False), [])
-        (joined,) = dens._finish(net, [dens._stitch(net, order, pieces, A[0], B[0])], None)
+        (joined,) = dens._finish(net, [joins.stitch(net, order, pieces, A[0], B[0])], None)
         assert joined.regions == ref.regions and joined.knots_per_layer == ref.knots_per_layer
 
 
@@ -436,7 +436,7 @@ def test_interpolated_rows_are_the_old_rows_and_their_interpolations(dtype, n_ol
     v = torch.randn(n_old, 3, 5, generator=gen, dtype=torch.float64).to(dtype)
     j = torch.sort(torch.randint(0, n_old - 1, (n_new,), generator=gen)).values
     s = torch.rand(n_new, generator=gen, dtype=torch.float64)
-    placed = density._Placement.of(j, s, n_old)
+    placed = knots.Placement.of(j, s, n_old)
     got = placed.interpolated(v)
     want = placed.merge(v, placed.interpolate(v))
     assert got.shape == want.shape == (n_old + n_new, 3, 5)

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from regionaudit.analysis._common import (
-    T_MERGE,
     bounded_by_inputs,
     bytes_per_probe,
     check_fits,
@@ -26,24 +24,17 @@ from regionaudit.analysis._common import (
     magnitude,
     needed_nodes,
     overwritable,
-    where_true,
-    zero_tolerance,
 )
-from regionaudit.analysis.crossings import kink_crossings, maxpool_crossings, pooled_relus, relu_crossings, relu_pool_crossings
-from regionaudit.analysis.refill import PAIR_BYTES, Kinked, reads_kink, refill
-from regionaudit.analysis.tail import MAX_STEP, Tail, TailFill, affine_tail, anchors, tail_matrix
+from regionaudit.analysis.crossings import kink_crossings, maxpool_crossings, pooled_relus, relu_pool_crossings
+from regionaudit.analysis.joins import Piece, stitch
+from regionaudit.analysis.knots import Budget, Knots, Overflow, groups, insert, pairs, rows
+from regionaudit.analysis.refill import PAIR_BYTES, reads_kink, refill
+from regionaudit.analysis.tail import Tail, TailFill, affine_tail, tail_matrix
 from regionaudit.errors import BadOption
 from regionaudit.ir import Clip, LeakyRelu, MaxPool, Network, Node, Sum, UnitKink
 
 MIN_KNOTS = 8  # the fewest knots one pass runs on, however small the memory budget
 MIN_POINTS = 2  # the fewest points a join check keeps
-# At most this many old knots, a pass of mostly new knots interpolates by a matrix product with
-# the old rows (measured: 1.4-1.9x faster than the gathers and lerp with 2-8 old knots, slower
-# with 64)
-PRODUCT_KNOTS = 16
-# From one new knot per this many old ones, the live values get their rows by one weighted gather
-# on CPU (`_Placement.interpolated`)
-GATHER_RATIO = 4
 # The first pass takes as many segments as fit if each had this many knots, not one: a GPU runs
 # a pass of 32 segments in about the time of one (its steps wait on each other, not on its
 # arithmetic). A guess too small costs nothing: a pass whose knots outgrow the budget goes on in
@@ -71,15 +62,6 @@ class SegmentTrace:
         return self.knots + 1
 
 
-class _Overflow(Exception):
-    """A pass's knots outgrew its share of the memory budget; carries the knots it would have had."""
-
-    def __init__(self, t: torch.Tensor, seg: torch.Tensor):
-        super().__init__("knot budget exceeded")
-        self.t = t
-        self.seg = seg
-
-
 @dataclass
 class _Item:
     seg: int  # index of the original segment
@@ -88,39 +70,8 @@ class _Item:
     depth: int = 0
 
 
-@dataclass
-class _Piece:
-    t0: float
-    t: torch.Tensor
-    outputs: torch.Tensor
-    src: torch.Tensor  # (K,) id of the kink node that made each knot, -1 for piece endpoints
-    truncated: bool
-
-
 # ----------------------------------------------------------------------------------------------
 # one pass of a batch of (sub-)segments through the network
-
-
-@dataclass
-class _Knots:
-    """The state of one pass: every knot of every (sub-)segment in order, and what is known there."""
-
-    t: torch.Tensor  # knot positions in [0, 1], the items' knots one after another
-    seg: torch.Tensor  # the item each knot belongs to
-    src: torch.Tensor  # the kink node that made each knot (-1: an end point)
-    values: dict[int, torch.Tensor]  # live node values at every knot
-    mag: torch.Tensor  # largest |value| computed so far at each knot: the scale of its rounding
-    frozen: torch.Tensor  # per item: reached --max-knots
-    interior: torch.Tensor  # per item: knots inserted so far
-    fill: TailFill | None = None  # set at the tail's kink node: values then hold the exact rows only
-    kinked: Kinked | None = None  # the last insertion, where the layer after it may use it (refill.py)
-
-
-@dataclass(frozen=True)
-class _Budget:
-    max_knots: int | None  # --max-knots per segment
-    cap_knots: int  # knots a pass (or a group of its knots) may hold in memory; it splits past half
-    allow_overflow: bool  # a single segment may exceed cap_knots (it cannot be split further)
 
 
 class _Pass:
@@ -149,9 +100,9 @@ class _Pass:
         max_knots: int | None,
         cap_knots: int,
         allow_overflow: bool,
-    ) -> list[list[_Piece]]:
+    ) -> list[list[Piece]]:
         """The pieces of each item, in order: one, or several where its knots were split into
-        groups (see `_groups`)."""
+        groups (see `knots.groups`)."""
         net = self.network
         dev = net.device
         n = len(items)
@@ -159,7 +110,7 @@ class _Pass:
         idx = torch.tensor([it.seg for it in items], device=dev).repeat_interleave(2)
         tt = t.to(net.dtype)[:, None]
         x = (1 - tt) * A[idx] + tt * B[idx]
-        k = _Knots(
+        k = Knots(
             t=t,
             seg=torch.arange(n, device=dev).repeat_interleave(2),
             src=torch.full((2 * n,), -1, dtype=torch.long, device=dev),
@@ -168,10 +119,10 @@ class _Pass:
             frozen=torch.zeros(n, dtype=torch.bool, device=dev),
             interior=torch.zeros(n, dtype=torch.long, device=dev),
         )
-        pieces = self._from(k, 1, _Budget(max_knots, cap_knots, allow_overflow))
+        pieces = self._from(k, 1, Budget(max_knots, cap_knots, allow_overflow))
         return [pieces[q] for q in range(n)]
 
-    def _from(self, k: _Knots, start: int, budget: _Budget) -> dict[int, list[_Piece]]:
+    def _from(self, k: Knots, start: int, budget: Budget) -> dict[int, list[Piece]]:
         """Run the nodes order[start:] on the knots k; the pieces of each item k holds."""
         net = self.network
         for pos in range(start, len(self.order)):
@@ -188,8 +139,8 @@ class _Pass:
                     fresh = self._cross_fused(k, i, budget)
                 else:
                     fresh = node.is_kink and not pools and not found and self._cross(k, i, budget)
-            except _Overflow as ov:
-                bounds = _groups(k, len(ov.t), budget)
+            except Overflow as ov:
+                bounds = groups(k, len(ov.t), budget)
                 if bounds is None:
                     raise
             else:
@@ -204,7 +155,7 @@ class _Pass:
             elif refilled is not None:
                 k.values[i] = refilled
             elif fresh and isinstance(node, (LeakyRelu, Clip)) and self.last[node.inputs[0]] == i:
-                # the input is the pass's own new copy (see _insert) and read last here
+                # the input is the pass's own new copy (see `knots.insert`) and read last here
                 k.values[i] = node.forward_inplace(k.values[node.inputs[0]])
             elif isinstance(node, Sum) and node.inputs[0] != 0 and overwritable(k.values, node.inputs[0], self.last, i):
                 # (never the pass's input, which the caller holds)
@@ -226,17 +177,17 @@ class _Pass:
         items, counts, t0s, frozen = items.tolist(), counts.tolist(), k.t[starts].tolist(), k.frozen[items].tolist()
         pieces = {}
         for q, t0, fr, ts, os, ss in zip(items, t0s, frozen, k.t.split(counts), out.split(counts), k.src.split(counts)):
-            pieces[q] = [_Piece(t0, ts, os, ss, fr)]
+            pieces[q] = [Piece(t0, ts, os, ss, fr)]
         return pieces
 
-    def _run_groups(self, k: _Knots, bounds: list[tuple[int, int]], pos: int, budget: _Budget) -> dict[int, list[_Piece]]:
+    def _run_groups(self, k: Knots, bounds: list[tuple[int, int]], pos: int, budget: Budget) -> dict[int, list[Piece]]:
         """Go on from node order[pos] with each group of rows [lo, hi) of k in turn, instead of
         starting the pass over: everything computed so far is kept. The groups waiting hold
         their rows; the group running may use the rest of the budget."""
-        groups = [_rows(k, lo, hi) for lo, hi in bounds]
+        groups = [rows(k, lo, hi) for lo, hi in bounds]
         k.values = {}  # only the groups' copies stay
         waiting = sum(int(g.t.shape[0]) for g in groups)
-        out: dict[int, list[_Piece]] = {}
+        out: dict[int, list[Piece]] = {}
         for g in range(len(groups)):
             part, groups[g] = groups[g], None
             waiting -= int(part.t.shape[0])
@@ -245,23 +196,23 @@ class _Pass:
             del part
         return out
 
-    def _cross(self, k: _Knots, i: int, budget: _Budget) -> bool:
+    def _cross(self, k: Knots, i: int, budget: Budget) -> bool:
         """Find kink node i's crossings between neighbouring knots and insert them; True when
         knots were inserted."""
         node = self.network.nodes[i]
         z = k.values[node.inputs[0]]
         if isinstance(node, UnitKink):
-            j, col, a, b = kink_crossings(node, z, *_pairs(k, z))
+            j, col, a, b = kink_crossings(node, z, *pairs(k, z))
             s = a / (a - b)
             bends = (i, j, col % node.units, s)
         elif isinstance(node, MaxPool):
-            j, s, *windows = maxpool_crossings(node, z, *_pairs(k, z))
+            j, s, *windows = maxpool_crossings(node, z, *pairs(k, z))
             bends = (i, *windows)
         else:  # pragma: no cover - the IR has no other kink nodes
             raise BadOption(f"unsupported kink node {node.kind}")
-        return bool(j.numel()) and _insert(k, i, j, s, budget, bends=bends) is not None
+        return bool(j.numel()) and insert(k, i, j, s, budget, bends=bends) is not None
 
-    def _cross_fused(self, k: _Knots, i: int, budget: _Budget) -> bool:
+    def _cross_fused(self, k: Knots, i: int, budget: Budget) -> bool:
         """`_cross` for a ReLU whose max pool comes next and alone reads it: the ReLU's crossings
         and the pool's winner changes, found together from the ReLU's input, which is affine
         between the knots (`relu_pool_crossings`), are inserted at once, each knot counted at
@@ -271,7 +222,7 @@ class _Pass:
         were inserted."""
         node = self.network.nodes[i]
         z = k.values[node.inputs[0]]
-        pair_ok, floor = _pairs(k, z)
+        pair_ok, floor = pairs(k, z)
         pool = self.fused[i]
         refilled = pool in self.refilled
         found = relu_pool_crossings(node, self.network.nodes[pool], z, pair_ok, floor, kinks=refilled)
@@ -279,9 +230,9 @@ class _Pass:
             return False
         src = torch.where(found.by_pool, pool, i)
         bends = (pool, found.kink_j, found.window, found.kink_s) if refilled else None
-        return _insert(k, src, found.j, found.s, budget, bends=bends) is not None
+        return insert(k, src, found.j, found.s, budget, bends=bends) is not None
 
-    def _cross_pool(self, k: _Knots, i: int, budget: _Budget) -> torch.Tensor:
+    def _cross_pool(self, k: Knots, i: int, budget: Budget) -> torch.Tensor:
         """`_cross` for a max pool whose input is read last here; its output at every knot. The
         windows' maxima come with the winners the crossings need; at new knots they come from
         the interpolated input of those knots alone, and the input (k times the output's size)
@@ -290,26 +241,26 @@ class _Pass:
         q = node.inputs[0]
         z = k.values[q]
         pooled, am = node.forward_and_winners(z)
-        j, s, *windows = maxpool_crossings(node, z, *_pairs(k, z), am=am)
+        j, s, *windows = maxpool_crossings(node, z, *pairs(k, z), am=am)
         if not j.numel():
             return pooled
         del k.values[q]
         try:
-            placed = _insert(k, i, j, s, budget, bends=(i, *windows))
-        except _Overflow:
+            placed = insert(k, i, j, s, budget, bends=(i, *windows))
+        except Overflow:
             k.values[q] = z  # the groups start over at this node
             raise
         if placed is None:
             return pooled
         return placed.merge(pooled, node.forward([placed.interpolate(z)]))
 
-    def _cross_tail(self, k: _Knots, i: int, budget: _Budget) -> bool:
+    def _cross_tail(self, k: Knots, i: int, budget: Budget) -> bool:
         """`_cross` for the kink node the affine tail starts at (see tail.py), and for the max
         pool after it where there is one: new knots get values only at anchors, the others their
         outputs from the kinks at the end of the pass. True when knots were inserted."""
         node = self.network.nodes[i]
         z = k.values[node.inputs[0]]
-        pair_ok, floor = _pairs(k, z)
+        pair_ok, floor = pairs(k, z)
         if self.tail.pool is None:
             j, col, a, b = kink_crossings(node, z, pair_ok, floor)
             s, src = a / (a - b), i
@@ -322,7 +273,7 @@ class _Pass:
         if not j.numel():
             return False
         n_old = k.t.shape[0]
-        placed = _insert(k, src, j, s, budget, self.tail.step, self.tail.row_cost)
+        placed = insert(k, src, j, s, budget, self.tail.step, self.tail.row_cost)
         if placed is None:
             return False
         if self._tail_matrix is None:
@@ -334,300 +285,7 @@ class _Pass:
         return True
 
 
-def _pairs(k: _Knots, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Which neighbouring knots form a pair to search (same item, not frozen), and each pair's
-    rounding floor."""
-    pair_ok = (k.seg[1:] == k.seg[:-1]) & ~k.frozen[k.seg[:-1]]
-    floor = torch.maximum(k.mag[:-1], k.mag[1:]) * zero_tolerance(z.dtype)
-    return pair_ok, floor
-
-
-@dataclass
-class _Placement:
-    """Where an insertion put the old and the new rows: the kept crossings, at fraction `s` of
-    the interval after old knot `j`."""
-
-    j: torch.Tensor
-    s: torch.Tensor
-    pos_old: torch.Tensor
-    pos_new: torch.Tensor
-    exact: torch.Tensor | None = None  # which new rows got values (None: all; see tail.py)
-    _plan: tuple | None = field(default=None, init=False, repr=False, compare=False)  # `interpolated`'s, made at its first call
-
-    @staticmethod
-    def of(j: torch.Tensor, s: torch.Tensor, n_knots: int, exact: torch.Tensor | None = None) -> "_Placement":
-        """The placement of new knots (j, s), sorted by j, among n_knots old ones."""
-        old_rows = torch.arange(n_knots, device=j.device)
-        new_rows = j + 1 + torch.arange(j.shape[0], device=j.device)
-        return _Placement(j, s, old_rows + torch.searchsorted(j, old_rows), new_rows, exact)
-
-    def interpolate(self, v: torch.Tensor) -> torch.Tensor:
-        """The new rows of v (old rows only): exact, v being affine between neighbouring knots."""
-        w = self.s.to(v.dtype).reshape(-1, *([1] * (v.dim() - 1)))
-        return torch.lerp(v.index_select(0, self.j), v.index_select(0, self.j + 1), w)
-
-    def interpolated(self, v: torch.Tensor) -> torch.Tensor:
-        """All rows of v (old rows only) in knot order: `merge(v, interpolate(v))`, on CPU in one
-        weighted gather (`F.embedding_bag`, mode "sum") that writes each row once: an old row is
-        itself times 1 (0 + 1 x v: equal, a -0.0 coming back as 0.0, which no crossing test
-        tells apart), a new one (1 - s) v_j + s v_j+1, whose last digit may differ from lerp's
-        (measured: 1.2-2.7x faster than the gathers, lerp and placing with a new row per 4 old
-        ones or more, slower with one per 40)."""
-        if v.device.type != "cpu":
-            return self.merge(v, self.interpolate(v))
-        if self._plan is None:
-            self._plan = self._gather_plan()
-        index, offsets, weights = self._plan
-        flat = v.reshape(v.shape[0], math.prod(v.shape[1:]))
-        out = F.embedding_bag(index, flat, offsets, mode="sum", per_sample_weights=weights.to(v.dtype))
-        return out.reshape(-1, *v.shape[1:])
-
-    def _gather_plan(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(index, offsets, weights) as embedding_bag takes them: row r of the result sums
-        weights x rows index[offsets[r]:offsets[r + 1]] of the old rows."""
-        j, m, n_old, dev = self.j, self.j.shape[0], self.pos_old.shape[0], self.j.device
-        sizes = torch.ones(n_old + m, dtype=torch.long, device=dev)
-        sizes[self.pos_new] = 2
-        offsets = torch.cumsum(sizes, 0) - sizes
-        index = torch.empty(n_old + 2 * m, dtype=torch.long, device=dev)
-        weights = torch.empty(n_old + 2 * m, dtype=torch.float64, device=dev)
-        at_old, at_new = offsets[self.pos_old], offsets[self.pos_new]
-        index[at_old], weights[at_old] = torch.arange(n_old, device=dev), 1.0
-        s = self.s.to(torch.float64)
-        index[at_new], index[at_new + 1] = j, j + 1
-        weights[at_new], weights[at_new + 1] = 1 - s, s
-        return index, offsets, weights
-
-    def merge(self, old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-        out = old.new_empty((old.shape[0] + new.shape[0], *old.shape[1:]))
-        # index_copy_ of flat rows: 3-4x faster on CPU than an indexed assignment, or than
-        # index_copy_ of rows that are themselves tensors
-        flat = out.view(out.shape[0], math.prod(out.shape[1:]))
-        flat.index_copy_(0, self.pos_old, old.reshape(old.shape[0], flat.shape[1]))
-        flat.index_copy_(0, self.pos_new, new.reshape(new.shape[0], flat.shape[1]))
-        return out
-
-
-def _insert(
-    k: _Knots, src: int | torch.Tensor, j: torch.Tensor, s: torch.Tensor, budget: _Budget, step: int = 1, row_cost: float = 0.0,
-    bends: tuple | None = None,
-) -> _Placement | None:
-    """Insert the crossings found at kink node `src` (or each at its own, a tensor; at fraction
-    `s` of the interval after knot `j`) as knots, giving every live value its exact interpolation
-    there. Of crossings closer than T_MERGE the first in this order is kept. Where knots were
-    inserted, every live value is then a new tensor of the pass's own, and the placement says
-    where the rows went; None where none were. With `step` > 1 only every step-th new knot of an
-    interval gets values (`tail.anchors`; the step doubles where the budget needs it), the others
-    costing `row_cost` of a knot. `bends` (a node, old interval, unit of the node's output, and
-    the fraction where known) says where that node's output kinks, for the layer after it (see
-    refill.py)."""
-    t, seg = k.t, k.seg
-    n_knots = t.shape[0]
-    h = t[j + 1] - t[j]
-    ts = t[j] + h * s.to(torch.float64)
-    src = torch.as_tensor(src, dtype=k.src.dtype, device=j.device).expand(j.shape[0])
-    # order by (pair, position)
-    o = torch.sort(ts, stable=True).indices
-    j, s, ts, src = j[o], s[o], ts[o], src[o]
-    o = torch.sort(j, stable=True).indices
-    j, s, ts, src = j[o], s[o], ts[o], src[o]
-    # one knot per cluster closer than T_MERGE (existing knots win)
-    keep = (ts - t[j] >= T_MERGE) & (t[j + 1] - ts >= T_MERGE)
-    close = torch.zeros_like(keep)
-    close[1:] = (j[1:] == j[:-1]) & (ts[1:] - ts[:-1] < T_MERGE)
-    keep &= ~close
-    j, s, ts, src = where_true(keep, j, s, ts, src)
-    frozen = None
-    if j.numel() and budget.max_knots is not None:
-        sg = seg[j]
-        counts = torch.bincount(sg, minlength=k.frozen.shape[0])
-        start = torch.cumsum(counts, 0) - counts
-        rank = torch.arange(j.shape[0], device=j.device) - start[sg]
-        allowed = (budget.max_knots - k.interior).clamp(min=0)
-        ok = rank < allowed[sg]
-        frozen = counts > allowed
-        j, s, ts, src = where_true(ok, j, s, ts, src)
-    m = j.shape[0]
-    exact, held = None, m  # new rows that get values
-    while step > 1 and m:
-        exact = anchors(j, step)
-        held = int(exact.sum())
-        if 2 * (n_knots + held + row_cost * m) <= budget.cap_knots or 2 * step > MAX_STEP:
-            break
-        step *= 2
-    if m and 2 * (n_knots + held + row_cost * m) > budget.cap_knots and not budget.allow_overflow:
-        raise _Overflow(torch.cat([t, ts]).sort().values, seg)  # with the crossings it would add
-    if frozen is not None:
-        k.frozen |= frozen
-    if m == 0:
-        return None
-    k.interior += torch.bincount(seg[j], minlength=k.interior.shape[0])
-    placed = _Placement.of(j, s, n_knots, exact)
-    k.kinked = None if bends is None or exact is not None else Kinked(bends[0], placed, *bends[1:])
-    k.t = placed.merge(t, ts)
-    k.src = placed.merge(k.src, src)
-    k.seg = placed.merge(seg, seg[j])
-    k.mag = placed.merge(k.mag, torch.maximum(k.mag[j], k.mag[j + 1]))
-    _interpolate_values(k, placed if exact is None else _Placement.of(j[exact], s[exact], n_knots), n_knots)
-    return placed
-
-
-def _interpolate_values(k: _Knots, placed: _Placement, n_knots: int) -> None:
-    """Every live value gets its rows at the placement's new knots."""
-    j, s, m = placed.j, placed.s, placed.j.shape[0]
-    merged = placed.merge
-    old_rows = torch.arange(n_knots, device=j.device)
-    # Each value gets its new rows in one fused pass (lerp), then both row sets are placed: n + 4m
-    # row copies, the pass being memory-bound. With mostly new rows, interpolating every row (an
-    # old row between itself and itself, weight 0: the same value) takes 3 (n + m) instead (on a
-    # GPU; on CPU such a pass is a product or a gather). On CPU, from a new row per GATHER_RATIO
-    # old ones, one weighted gather writes every row once (`_Placement.interpolated`).
-    everywhere = m > 2 * n_knots
-    by_product = everywhere and n_knots <= PRODUCT_KNOTS
-    gathered = not by_product and j.device.type == "cpu" and GATHER_RATIO * m >= n_knots
-    if everywhere and not gathered:
-        left, right = merged(old_rows, j), merged(old_rows, j + 1)
-        weight = merged(torch.zeros(n_knots, dtype=torch.float64, device=j.device), s.to(torch.float64))
-    new_values = {}
-    if by_product:  # rows of (1 - w, w) at (left, right): one pass that writes each row once
-        rows = torch.arange(left.shape[0], device=j.device)
-        mix = torch.zeros(left.shape[0], n_knots, dtype=torch.float64, device=j.device)
-        mix.index_put_((rows, left), 1 - weight)
-        mix.index_put_((rows, right), weight, accumulate=True)
-    for q, v in k.values.items():
-        if by_product:
-            new_values[q] = (mix.to(v.dtype) @ v.reshape(n_knots, -1)).reshape(-1, *v.shape[1:])
-        elif gathered:
-            new_values[q] = placed.interpolated(v)
-        elif everywhere:
-            shape = (-1, *([1] * (v.dim() - 1)))
-            new_values[q] = torch.lerp(v.index_select(0, left), v.index_select(0, right), weight.to(v.dtype).reshape(shape))
-        else:
-            new_values[q] = merged(v, placed.interpolate(v))
-    k.values = new_values
-
-
-def _groups(k: _Knots, wanted: int, budget: _Budget) -> list[tuple[int, int]] | None:
-    """Row ranges [lo, hi) that cut the knots k, which would have grown to `wanted`, into groups
-    of about a quarter of the budget's splitting point each; None where k is a single pair.
-
-    A cut between two items needs nothing; a cut inside an item is at a knot made by a kink node,
-    which both groups keep (one ends there, the next starts there): the knot stays exact and
-    the join needs no check (`_stitch`).
-    """
-    n = int(k.t.shape[0])
-    q = max(2, -(-8 * wanted // max(1, budget.cap_knots)))
-    seg, src = k.seg.tolist(), k.src.tolist()
-    bounds, lo = [], 0
-    for g in range(1, q):
-        r = max(lo + 1, (g * n) // q)
-        while r < n - 1 and not (seg[r - 1] != seg[r] or (src[r] >= 0 and seg[r + 1] == seg[r])):
-            r += 1
-        if r >= n - 1:
-            break
-        if seg[r - 1] != seg[r]:
-            bounds.append((lo, r))
-        else:
-            bounds.append((lo, r + 1))
-        lo = r
-    if not bounds:
-        return None
-    bounds.append((lo, n))
-    return bounds
-
-
-def _rows(k: _Knots, lo: int, hi: int) -> _Knots:
-    """Rows [lo, hi) of the knots as a pass state of their own (copies: the group may overwrite
-    them); the per-item counters stay shared."""
-    return _Knots(
-        t=k.t[lo:hi],
-        seg=k.seg[lo:hi],
-        src=k.src[lo:hi],
-        values={q: v[lo:hi].clone() for q, v in k.values.items()},
-        mag=k.mag[lo:hi],
-        frozen=k.frozen,
-        interior=k.interior,
-    )
-
-
-# ----------------------------------------------------------------------------------------------
-# joining sub-segments
-
-
-def _kink_inputs(network: Network, order: list[int], x: torch.Tensor):
-    """Each kink node's input at points x (P, ...), and the rounding floor there (as in a pass)."""
-    values = {0: network.prepare(x)}
-    last = network.last_use(order)
-    mag = magnitude(values[0])
-    inputs, floors = {}, {}
-    for i in order[1:]:
-        node = network.nodes[i]
-        xs = [values[k] for k in node.inputs]
-        if node.is_kink:
-            inputs[i], floors[i] = xs[0], mag * zero_tolerance(network.dtype)
-        values[i] = node.forward(xs)
-        if not bounded_by_inputs(node):
-            mag = torch.maximum(mag, magnitude(values[i]))
-        for k in list(values):
-            if last.get(k, k) <= i:
-                del values[k]
-    return inputs, floors
-
-
-def _crosses(node: UnitKink | MaxPool, z: torch.Tensor, floor: torch.Tensor) -> bool:
-    """Whether a kink node sees a crossing between two points z (2, ...), read as a pass reads one."""
-    ok = torch.ones(1, dtype=torch.bool, device=z.device)
-    floor = floor.max().reshape(1)
-    if isinstance(node, UnitKink):
-        j, _ = relu_crossings(node.offsets(z), ok, floor)
-    else:
-        j, _, _, _ = maxpool_crossings(node, z, ok, floor)
-    return j.numel() > 0
-
-
-def _stitch(
-    network: Network, order: list[int], pieces: list[_Piece], a: torch.Tensor, b: torch.Tensor, cap_points: int = 1 << 16
-) -> _Piece:
-    """Join a segment's pieces. Where both pieces hold the same knot made by a kink node (a pass
-    split its knots into groups there), that is the knot. Elsewhere (a cut between knots) the join
-    is a knot iff some kink node crosses between points just left and right of it; these joins
-    are checked `cap_points // 2` at a time (memory bound)."""
-    pieces = sorted(pieces, key=lambda p: p.t0)
-    if len(pieces) == 1:
-        return pieces[0]
-    cuts = [q for q, right in enumerate(pieces[1:]) if int(right.src[0]) < 0]  # not at a shared knot
-    sources: dict[int, int] = {}
-    step = max(1, cap_points // 2)
-    for lo in range(0, len(cuts), step):
-        mids = []
-        for q in cuts[lo : lo + step]:
-            left, right = pieces[q], pieces[q + 1]
-            mids.append((left.t[-2] + left.t[-1]) / 2)
-            mids.append((right.t[0] + right.t[1]) / 2)
-        tm = torch.stack(mids).to(network.dtype)[:, None]
-        x = (1 - tm) * a.reshape(1, -1) + tm * b.reshape(1, -1)
-        inputs, floors = _kink_inputs(network, order, x)
-        for n, q in enumerate(cuts[lo : lo + step]):
-            pair = slice(2 * n, 2 * n + 2)  # points just left and right of the join
-            sources[q] = next((i for i in inputs if _crosses(network.nodes[i], inputs[i][pair], floors[i][pair])), -1)
-    ts, outs, srcs = [pieces[0].t], [pieces[0].outputs], [pieces[0].src]
-    for q, right in enumerate(pieces[1:]):
-        if q not in sources:
-            pass  # a shared knot: the left piece ends at it, with its source
-        elif sources[q] >= 0:
-            srcs[-1] = srcs[-1].clone()
-            srcs[-1][-1] = sources[q]
-        else:  # the join is inside a region: not a knot
-            ts[-1], outs[-1], srcs[-1] = ts[-1][:-1], outs[-1][:-1], srcs[-1][:-1]
-        ts.append(right.t[1:])
-        outs.append(right.outputs[1:])
-        srcs.append(right.src[1:])
-    return _Piece(
-        pieces[0].t0, torch.cat(ts), torch.cat(outs), torch.cat(srcs), any(p.truncated for p in pieces)
-    )
-
-
-def _finish(network: Network, pieces: list[_Piece], max_knots: int | None) -> list[SegmentTrace]:
+def _finish(network: Network, pieces: list[Piece], max_knots: int | None) -> list[SegmentTrace]:
     """The traces of whole segments: cut to --max-knots, and each kink node's knots counted, for
     all of them in one read (on a GPU every read waits for the device)."""
     cut = []
@@ -750,7 +408,7 @@ def trace_segments(
                    pair_bytes=pair_bytes)
 
     queue: deque[_Item] = deque(_Item(s, 0.0, 1.0) for s in range(n_seg))
-    pieces: dict[int, list[_Piece]] = {s: [] for s in range(n_seg)}
+    pieces: dict[int, list[Piece]] = {s: [] for s in range(n_seg)}
     pending = [1] * n_seg
     traces: list[SegmentTrace | None] = [None] * n_seg
     # the first batch as if each segment had FIRST_KNOTS knots, then grown from the knots seen
@@ -760,7 +418,7 @@ def trace_segments(
         allow = len(items) == 1 and (items[0].t1 - items[0].t0 < 1e-9 or items[0].depth > 60)
         try:
             result = runner.run(items, A, B, max_knots, cap_knots, allow)
-        except _Overflow as ov:
+        except Overflow as ov:
             if len(items) > 1:
                 queue.extendleft(reversed(items))
                 batch = max(1, len(items) // 2)
@@ -775,7 +433,7 @@ def trace_segments(
             pieces[it.seg].extend(parts)
             pending[it.seg] -= 1
             if pending[it.seg] == 0:
-                finished[it.seg] = _stitch(network, order, pieces.pop(it.seg), A[it.seg], B[it.seg], cap_points)
+                finished[it.seg] = stitch(network, order, pieces.pop(it.seg), A[it.seg], B[it.seg], cap_points)
         for q, trace in zip(finished, _finish(network, list(finished.values()), max_knots)):
             traces[q] = trace
         if progress is not None and finished:

@@ -44,7 +44,7 @@ class Kinked:
     fraction s of that interval where known (a ReLU's crossing; None for a max pool)."""
 
     node: int
-    placed: object  # density._Placement
+    placed: object  # knots.Placement
     j: torch.Tensor
     unit: torch.Tensor
     s: torch.Tensor | None = None
@@ -52,7 +52,7 @@ class Kinked:
 
 @dataclass
 class _Frame:
-    """The rows the layer runs at and the others: `placed` is a placement (density._Placement)
+    """The rows the layer runs at and the others: `placed` is a placement (knots.Placement)
     whose old rows are the rows computed exactly and whose new rows are filled, each at fraction
     s between exact rows j and j + 1; and the kinked units of each gap between exact rows (pairs
     (gap, unit), sorted by gap; gap g follows exact row g)."""
