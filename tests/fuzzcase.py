@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import tempfile
 import traceback
 
 
-def _serve(conn) -> None:
+def _serve(conn, folder: str) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from regionaudit.errors import RegionAuditError
     from regionaudit.importer import import_model
 
-    folder = tempfile.mkdtemp(prefix="regionaudit-fuzz-")
     path = os.path.join(folder, "case.onnx")
     while True:
         data = conn.recv_bytes()
@@ -36,7 +34,8 @@ def _serve(conn) -> None:
 
 
 class Worker:
-    def __init__(self, timeout_s: float = 60.0):
+    def __init__(self, folder, timeout_s: float = 60.0):
+        self.folder = str(folder)  # where the child writes each case (the caller's temporary folder)
         self.timeout_s = timeout_s
         self._ctx = mp.get_context("spawn")
         self._proc = None
@@ -44,7 +43,7 @@ class Worker:
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=_serve, args=(child,), daemon=True)
+        self._proc = self._ctx.Process(target=_serve, args=(child, self.folder), daemon=True)
         self._proc.start()
         child.close()
         self._conn = parent

@@ -127,6 +127,7 @@ def test_banded_layers_give_the_full_layers_distances(net, budget, monkeypatch):
     monkeypatch.setattr(bands, "of_basis", lambda *args: None)
     whole = boundary_distances(net, pts, max_memory=memory)
     half = len(seen) // 2  # one entry per chunk of points, in each run
+    assert half and len(seen) == 2 * half
     for got, want in zip(seen[:half], seen[half:]):
         for i, ref in want.items():
             assert float((got[i] - ref).abs().max()) <= 1e-13 * float(ref.abs().max())

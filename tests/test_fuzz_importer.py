@@ -144,8 +144,8 @@ def mutated_model(draw) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def worker():
-    w = Worker(timeout_s=120)
+def worker(tmp_path_factory):
+    w = Worker(tmp_path_factory.mktemp("fuzz"), timeout_s=120)
     yield w
     w.close()
 

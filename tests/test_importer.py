@@ -171,9 +171,11 @@ def test_check_inputs_are_compared_too(tmp_path):
 
 
 def test_seed_changes_the_random_check_inputs(tmp_path):
+    """The same seed checks the same inputs (the same float32 rounding errors); another seed, others."""
     path = _save(_mlp([1, 4]), tmp_path)
     a, b = import_model(path, seed=0), import_model(path, seed=0)
     assert a.validation == b.validation
+    assert import_model(path, seed=1).validation["max_abs_err"] != a.validation["max_abs_err"]
 
 
 def test_dtype_and_device(tmp_path):

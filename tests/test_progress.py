@@ -50,6 +50,7 @@ def test_unknown_total_and_closed_stream():
     stream = FakeTTY()
     with Progress(None, "walk", file=stream) as bar:
         bar.update(1)
+    assert bar.enabled and bar.n == 1 and "walk: " in stream.getvalue()
     closed = io.StringIO()
     closed.close()
     with Progress(3, "y", file=closed) as bar:

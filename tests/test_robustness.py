@@ -243,9 +243,10 @@ def test_signal_during_the_analysis(tmp_path, signum, code, word):
 
 
 def test_timeout_ends_the_run_cleanly(tmp_path, capsys):
+    """100 000 segments: far more than any machine traces in 2 s."""
     out = tmp_path / "out"
     out.mkdir()
-    code, _, err = run([CNN, "--no-slice", "--pairs", "5000", "--max-points", "0", "--timeout", "2", "--json", out / "r.json", "-q"], capsys)
+    code, _, err = run([CNN, "--no-slice", "--pairs", "100000", "--max-points", "0", "--timeout", "2", "--json", out / "r.json", "-q"], capsys)
     assert_refused(code, err, "--timeout 2 s")
     assert "raise --timeout" in err
     assert list(out.iterdir()) == []
