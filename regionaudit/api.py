@@ -23,7 +23,7 @@ from regionaudit.frame import add_reference_frame, frame_notes, load_labels
 from regionaudit.options import Options
 from regionaudit.probes import build_probes, import_check_rows, segment_lengths
 from regionaudit.result import AuditResult
-from regionaudit.slice_audit import choose_plane, measure_slice
+from regionaudit.slice_audit import NO_PLANE_NOTE, choose_plane, has_plane, measure_slice
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -90,7 +90,11 @@ def audit(
         warn(message)
     seg_a, seg_b, at = _to_tensor(a), _to_tensor(b), _to_tensor(probes.points)
     method = distance_settings(opts, net, settings, notes)
-    plane = choose_plane(net, opts, probes.rows, probes.synthetic, notes) if opts.slice else None  # (a bad points file fails first)
+    plane = None
+    if opts.slice and not has_plane(net):
+        notes.append(NO_PLANE_NOTE)
+    elif opts.slice:
+        plane = choose_plane(net, opts, probes.rows, probes.synthetic, notes)  # (a bad points file fails first)
     if notify is not None:
         loop_edges = sum(len(loop.vertices) for loop in probes.loops)
         est = estimate(net, (seg_a, seg_b), loop_edges, at, opts.max_knots, opts.max_memory, clock, method.directions,

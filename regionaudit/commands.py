@@ -33,6 +33,7 @@ from regionaudit.probes import import_check_rows
 from regionaudit.progress import Progress, say
 from regionaudit.report.formatting import counted
 from regionaudit.result import SCHEMA, AuditResult, CompareResult, load_result
+from regionaudit.slice_audit import has_plane
 from regionaudit.version import __version__
 
 CLOCK = time.perf_counter  # times the stages and the long-run estimate; tests put a fake clock here
@@ -120,11 +121,13 @@ def run_audit(model: str, opts: Options, wanted: Wanted) -> int:
     bounds = check_increases(list(wanted.max_increase), baseline)
     outputs = wanted.outputs(Path(model).stem)
     check_outputs(outputs)
-    _check_slice_wanted(opts, wanted, [g.path for g in gates] + [b.path for b in bounds])
+    paths = [g.path for g in gates] + [b.path for b in bounds]
+    _check_slice_wanted(opts.slice, wanted, paths)
     unused = _say_unused(opts)
     _importing(model, wanted.quiet)
     imported = import_for_audit(model, opts, import_check_rows(opts.data, opts.max_file_size))
-    check_node_paths([g.path for g in gates] + [b.path for b in bounds], imported.network.kink_names)
+    check_node_paths(paths, imported.network.kink_names)
+    _check_slice_wanted(has_plane(imported.network), wanted, paths, "this model's input has one element: it has no 2-D slice")
     result = _run_analysis(imported, opts, wanted.quiet, unused)
     if baseline is not None and (line := environment_warning(result.environment, baseline.get("environment"))):
         click.echo(line, err=True)
@@ -137,14 +140,15 @@ def run_audit(model: str, opts: Options, wanted: Wanted) -> int:
     return code
 
 
-def _check_slice_wanted(opts: Options, wanted: Wanted, gate_paths: list[str]) -> None:
-    """A slice gate or picture with --no-slice can never be evaluated: a usage error up front."""
-    if opts.slice:
+def _check_slice_wanted(sliced: bool, wanted: Wanted, gate_paths: list[str], why: str = "--no-slice turns the 2-D slice off") -> None:
+    """A slice gate or picture without a slice (--no-slice, or a model with one input element)
+    can never be evaluated: a usage error before the analysis."""
+    if sliced:
         return
     if wanted.slice_png:
-        raise BadOption("--slice-png draws the 2-D slice, which --no-slice turns off")
+        raise BadOption(f"--slice-png draws the 2-D slice, but {why}")
     if any(p.startswith("slice.") for p in gate_paths):
-        raise BadOption("a gate names a slice.* metric, but --no-slice turns the 2-D slice off")
+        raise BadOption(f"a gate names a slice.* metric, but {why}")
 
 
 def _fmt(summary: dict | None, key: str = "median", spec: str = ".4g") -> str:

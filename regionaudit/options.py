@@ -9,6 +9,7 @@ the range checks below. Adding an option is adding a field here.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -83,6 +84,8 @@ class Spec:
         flag = option_flag(name)
         if self.choices is not None and value not in self.choices:
             raise BadOption(f"{flag} must be one of {', '.join(self.choices)}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value) and (self.low is not None or self.high is not None):
+            raise BadOption(f"{flag} must be a finite number, got {value}")  # (NaN passes every comparison)
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             raise BadOption(f"{flag} must be {'>' if self.low_open else '>='} {_num(self.low)}, got {value}")
         if self.high is not None and value > self.high:

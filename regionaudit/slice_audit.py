@@ -49,6 +49,17 @@ def _box(sp: SlicePlane) -> dict:
     }
 
 
+NO_PLANE_NOTE = (
+    "The 2-D slice is skipped: the model's input has one element, so no plane runs through its input space "
+    "(the density segments already lie on its input line)."
+)
+
+
+def has_plane(network: Network) -> bool:
+    """Whether the input space holds a plane to slice: not for a model with a single input element."""
+    return math.prod(network.input_shape) >= 2
+
+
 def choose_plane(network: Network, opts, rows: np.ndarray | None, synthetic: bool, notes: list[str]) -> SlicePlane:
     """The slice's plane from `opts` (points file, scale, box) and the data rows."""
     points = _points_file(opts.slice_points, network.input_shape, opts, notes) if opts.slice_points else None

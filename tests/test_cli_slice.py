@@ -176,3 +176,30 @@ def test_a_model_without_kinks_is_one_region_everywhere(tmp_path, capsys):
     page = html.read_text()
     assert "The model has no ReLU-type units. Boundary distance is undefined." in page
     assert "No points were measured" not in page
+
+
+def _one_input_model(path: Path) -> Path:
+    """x (1, 1) -> 6 ReLU units -> 1 output: a model whose input space is a line."""
+    rng = np.random.default_rng(0)
+    inits = {"w1": rng.standard_normal((1, 6)).astype(np.float32), "b1": rng.standard_normal(6).astype(np.float32),
+             "w2": rng.standard_normal((6, 1)).astype(np.float32), "b2": np.zeros(1, np.float32)}
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Gemm", ["r", "w2", "b2"], ["y"])]
+    onnx.save(make_model(nodes, [1, 1], inits), str(path))
+    return path
+
+
+def test_a_one_input_model_is_audited_without_a_slice(tmp_path, capsys):
+    """No plane runs through a 1-D input space: the default audit skips the slice and says so,
+    and a slice gate or picture is a usage error before the analysis."""
+    model, out = _one_input_model(tmp_path / "line.onnx"), tmp_path / "r.json"
+    code, _, err = run([model, *FAST, "--json", out], capsys)
+    assert code == 0, err
+    result = json.loads(out.read_text())
+    assert result["slice"] is None and result["density"]["segments"]
+    assert any("2-D slice is skipped" in n and "one element" in n for n in result["notes"])
+    for extra in (["--fail-if", "slice.regions > 3"], ["--slice-png", tmp_path / "s.png"]):
+        out.unlink(missing_ok=True)
+        code, _, err = run([model, *FAST, "--json", out, *extra], capsys)
+        assert code == 2 and "one element: it has no 2-D slice" in err and err.count("\n") == 1
+        assert not out.exists() and not (tmp_path / "s.png").exists()

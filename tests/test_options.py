@@ -41,6 +41,11 @@ def test_probe_options_are_the_fields_marked_probe():
         ({"slice_scale": 0.0}, "--slice-scale must be > 0"),
         ({"max_regions": 0}, "--max-regions must be >= 1"),
         ({"slice_color": "layer"}, "--slice-color must be one of region, class"),
+        # NaN passes every comparison and an infinite timeout cannot be armed: both refused by name
+        ({"timeout": float("nan")}, "--timeout must be a finite number, got nan"),
+        ({"timeout": float("inf")}, "--timeout must be a finite number, got inf"),
+        ({"loop_radius": float("nan")}, "--loop-radius must be a finite number"),
+        ({"slice_scale": float("nan")}, "--slice-scale must be a finite number"),
     ],
 )
 def test_ranges_are_checked_for_the_api_too(values, message):
