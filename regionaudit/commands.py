@@ -27,7 +27,7 @@ from regionaudit.gates.baseline import apply_baseline, check_increases, evaluate
 from regionaudit.gates.catalogue import check_node_paths, gateable_paths
 from regionaudit.gates.paired import paired_measures
 from regionaudit.importer.refusal import Refusal
-from regionaudit.options import Options, ineffective
+from regionaudit.options import Options, ineffective, option_flag, option_specs
 from regionaudit.outputs import OutputRequest, check_outputs, report_format, write_outputs
 from regionaudit.probes import import_check_rows
 from regionaudit.progress import Progress, say
@@ -63,6 +63,12 @@ class Wanted:
         requests = [OutputRequest(report_format(report), report)] if report is not None else []
         named.append(("slice-png", self.slice_png))  # a picture alone still gets the report
         return requests + [OutputRequest(fmt, path, report) for fmt, path in named if path]
+
+
+def _inputs(opts: Options, named: dict[str, str | None]) -> dict[str, str | None]:
+    """Every file the run reads, by what it is: no output may replace one."""
+    files = {option_flag(name): getattr(opts, name) for name, spec in option_specs().items() if spec.file}
+    return {**named, **files}
 
 
 def _say_unused(opts: Options) -> list[str]:
@@ -120,7 +126,7 @@ def run_audit(model: str, opts: Options, wanted: Wanted) -> int:
     gates = thresholds.check_gates(list(wanted.fail_if))
     bounds = check_increases(list(wanted.max_increase), baseline)
     outputs = wanted.outputs(Path(model).stem)
-    check_outputs(outputs)
+    check_outputs(outputs, _inputs(opts, {"the model": model, "--baseline": wanted.baseline}))
     paths = [g.path for g in gates] + [b.path for b in bounds]
     _check_slice_wanted(opts.slice, wanted, paths)
     unused = _say_unused(opts)
@@ -227,7 +233,7 @@ def run_compare(model_a: str, model_b: str, opts: Options, wanted: Wanted) -> in
     opts = opts.with_values(slice=False)  # compare measures no 2-D slices
     gates = thresholds.check_gates(list(wanted.fail_if), compare=True)
     outputs = wanted.outputs(f"{Path(model_a).stem}-vs-{Path(model_b).stem}")
-    check_outputs(outputs)
+    check_outputs(outputs, _inputs(opts, {"the first model": model_a, "the second model": model_b}))
     rows = import_check_rows(opts.data, opts.max_file_size)
     unused = _say_unused(opts)
     _importing(model_a, wanted.quiet)

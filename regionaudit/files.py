@@ -1,9 +1,11 @@
 """Reading user arrays and writing outputs safely.
 
 Every output is written to a temporary file in the target folder and renamed into place, so an
-error never leaves a half-written report; Ctrl-C, SIGTERM and --timeout are held while a file is
-written and renamed, and act right after. Arrays are read without pickle, and their size is judged
-from the .npy header (inside an .npz: before decompressing) against the file limit.
+error never leaves a half-written report (an output path that is a link is followed; one that is
+a device or a FIFO, such as /dev/null, is written into); Ctrl-C, SIGTERM and --timeout are held
+while a file is written and renamed, and act right after. Arrays are read without pickle, and
+their size is judged from the .npy header (inside an .npz: before decompressing) against the file
+limit.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import errno
 import hashlib
 import math
 import os
+import stat
 import tempfile
 import zipfile
 from contextlib import contextmanager
@@ -40,13 +43,14 @@ def atomic_path(path: str | os.PathLike, mode: int | None = None):
     target = Path(path)
     if target.parent and not target.parent.exists():
         raise BadOption(f"cannot write {target}: folder {target.parent} does not exist")
+    real = Path(os.path.realpath(target))  # a link is followed, not replaced by the new file
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent or ".")
+        fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".part", dir=real.parent)
         os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
-        os.replace(tmp, target)
+        os.replace(tmp, real)
     except OSError as exc:
         _remove(tmp)
         raise BadOption(f"cannot write {target}: {_reason(exc)}") from None
@@ -81,7 +85,25 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def is_special(path: str | os.PathLike) -> bool:
+    """An existing path that is neither a regular file nor a folder: a device (/dev/null, a
+    terminal), a FIFO or a socket, which an output is written into, never renamed over."""
+    try:
+        kind = os.stat(path).st_mode  # (through links: /dev/stdout)
+    except OSError:
+        return False
+    return not (stat.S_ISREG(kind) or stat.S_ISDIR(kind))
+
+
 def write_bytes(path: str | os.PathLike, data: bytes, mode: int | None = None) -> None:
+    if is_special(path):
+        try:
+            with open(path, "wb") as f:  # (a FIFO waits here for its reader, interruptibly)
+                with signals_deferred():
+                    f.write(data)
+        except OSError as exc:
+            raise BadOption(f"cannot write {path}: {_reason(exc)}") from None
+        return
     with signals_deferred(), atomic_path(path, mode) as tmp:
         tmp.write_bytes(data)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from regionaudit.errors import BadOption
-from regionaudit.files import check_writable, write_bytes
+from regionaudit.files import check_writable, is_special, write_bytes
 from regionaudit.limits import signals_deferred
 from regionaudit.result import AuditResult, CompareResult
 
@@ -158,10 +158,32 @@ def report_format(path: str | Path) -> str:
     return fmt
 
 
-def check_outputs(requests: list[OutputRequest]) -> None:
-    """Everything that could refuse an output, checked before the analysis runs."""
+def _flag(req: OutputRequest) -> str:
+    return "-o" if req.format in REPORT_SUFFIXES.values() else f"--{req.format}"
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # (hard links and links too)
+    except OSError:  # one does not exist yet
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_outputs(requests: list[OutputRequest], inputs: dict[str, str | Path | None] | None = None) -> None:
+    """Everything that could refuse an output, checked before the analysis runs: among them two
+    outputs to one file (the second would replace the first) and an output onto an input file
+    (`inputs`: what each is, e.g. "the model", "--data"). A device such as /dev/null takes any
+    number of outputs."""
     for req in requests:
         check_writable(req.path)
+    files = [req for req in requests if not is_special(req.path)]
+    for k, req in enumerate(files):
+        for other in files[k + 1 :]:
+            if _same_file(req.path, other.path):
+                raise BadOption(f"{_flag(req)} and {_flag(other)} both name {req.path}: give each output its own file")
+        for what, path in (inputs or {}).items():
+            if path is not None and _same_file(req.path, path):
+                raise BadOption(f"{_flag(req)} {req.path} would overwrite {what}")
     for req in requests:
         fmt = FORMATS[req.format]
         if fmt.precheck is not None:

@@ -142,6 +142,44 @@ def test_missing_output_folder(tmp_path, capsys):
     assert_refused(code, err, "does not exist")
 
 
+@pytest.mark.parametrize("outputs,message", [
+    (["--json", "r.json", "--card", "r.json"], "--json and --card both name r.json"),
+    (["-o", "r.html", "--junit", "./r.html"], "-o and --junit both name r.html"),
+    (["--json", "m.onnx"], "--json m.onnx would overwrite the model"),
+    (["--card", "d.npy"], "--card d.npy would overwrite --data"),
+])
+def test_an_output_may_not_replace_another_or_an_input(tmp_path, capsys, monkeypatch, outputs, message):
+    """Before, the second output replaced the first, and --json m.onnx replaced the model."""
+    monkeypatch.chdir(tmp_path)
+    Path("m.onnx").write_bytes(MLP.read_bytes())
+    np.save("d.npy", np.random.default_rng(0).standard_normal((8, 64)))
+    code, _, err = run(["m.onnx", "--data", "d.npy", *outputs, *FAST], capsys)
+    assert_refused(code, err, message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npy", "m.onnx"]
+    assert Path("m.onnx").read_bytes() == MLP.read_bytes()
+
+
+def test_an_output_into_a_fifo_or_through_a_link_keeps_it(tmp_path, capsys):
+    """A FIFO (like /dev/null or /dev/stdout, no regular file) is written into, not replaced by a
+    file; a link is followed: the file it names gets the output."""
+    import json
+    import threading
+
+    fifo, real, link = tmp_path / "pipe", tmp_path / "real.json", tmp_path / "link.json"
+    os.mkfifo(fifo)
+    real.write_text("")
+    link.symlink_to(real.name)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    code, _, err = run([MLP, "--json", fifo, "--card", link, *FAST], capsys)
+    reader.join(60)
+    assert code == 0, err
+    assert fifo.is_fifo() and json.loads(got[0])["model"]["neurons"] == 64
+    assert link.is_symlink() and "| Regions per segment" in real.read_text()  # the card's table
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "pipe", "real.json"]
+
+
 @pytest.mark.parametrize("failure", [errno.ENOSPC, errno.EACCES, errno.EROFS])
 def test_write_failures_are_one_line_and_leave_nothing(tmp_path, capsys, monkeypatch, failure):
     """A full disk or a read-only target while writing: one line, no partial or temporary file."""
