@@ -143,6 +143,7 @@ def check_array_size(p: Path, what: str, limit: int) -> None:
 
 
 NPY_MAGIC, NPZ_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
+EMPTY_ZIP = b"PK\x05\x06"  # a zip file's end record first: no members (np.savez with no arrays)
 
 
 def _check_numpy_file(p: Path, what: str) -> None:
@@ -151,6 +152,11 @@ def _check_numpy_file(p: Path, what: str) -> None:
         start = f.read(len(NPY_MAGIC))
     if start.startswith(NPY_MAGIC) or start.startswith(NPZ_MAGIC):
         return
+    if start.startswith(EMPTY_ZIP):
+        raise BadData(f"{what} file {p} is an .npz file that holds no array; it must hold exactly one")
+    if p.suffix.lower() in (".npy", ".npz"):
+        state = "empty" if not start else f"damaged or not written by numpy (it does not start with numpy's {p.suffix.lower()} header)"
+        raise BadData(f"{what} file {p} is {state}")
     kind = f"a {p.suffix} file" if p.suffix else "not a numpy file"
     raise BadData(
         f"{what} file {p} is {kind}, not .npy or .npz; regionaudit reads numpy arrays: load the rows and "
@@ -176,7 +182,9 @@ def load_array(
     try:
         loaded = np.load(p, allow_pickle=False, mmap_mode="r" if head is not None else None)
     except ValueError as e:
-        raise BadData(f"{what} file {p} cannot be read without pickle (object arrays are refused): {e}") from None
+        if "pickle" in str(e):
+            raise BadData(f"{what} file {p} cannot be read without pickle (object arrays are refused): {e}") from None
+        raise BadData(f"{what} file {p} is damaged or truncated: {e}") from None
     except Exception as e:  # numpy raises many kinds for a damaged file
         raise BadData(f"{what} file {p} is not a readable .npy/.npz file: {e}") from None
     if isinstance(loaded, np.lib.npyio.NpzFile):
@@ -188,7 +196,7 @@ def load_array(
     else:
         arr = loaded
     if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
-        raise BadData(f"{what} file {p} holds {arr.dtype} values; a float array is needed")
+        raise BadData(f"{what} file {p} holds {arr.dtype} values; numbers are needed (a float or integer array)")
     if arr.ndim == 0:
         raise BadData(f"{what} file {p} holds a single number; an array of rows is needed")
     arr = np.asarray(arr[:head] if head is not None else arr)

@@ -34,6 +34,8 @@ def load_labels(path, n_rows: int) -> np.ndarray:
     if y.dtype.kind == "f":
         if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
             raise BadData("labels must be integers (class indices); found non-integer values")
+        if np.abs(y).max(initial=0) > 2**53:  # (beyond it a float holds no exact integer; int64 wraps)
+            raise BadData(f"labels must be class indices; found {np.abs(y).max():g}, beyond 2^53")
     elif y.dtype.kind not in "iub":
         raise BadData(f"labels must be integers (class indices); found dtype {y.dtype}")
     return y.astype(np.int64)

@@ -10,6 +10,8 @@ the range checks below. Adding an option is adding a field here.
 from __future__ import annotations
 
 import math
+import numbers
+import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -35,8 +37,8 @@ def parse_shape(value: str | None) -> tuple[int, ...] | None:
     """`3,32,32` (or `3x32x32`) -> (3, 32, 32)."""
     if value is None:
         return None
-    try:
-        dims = tuple(int(v) for v in value.replace("x", ",").split(",") if v.strip())
+    try:  # (every part a number: "64,x" or "64," is not 64)
+        dims = tuple(int(v) for v in value.replace("x", ",").split(","))
     except ValueError:
         raise BadOption(f"--input-shape must be comma-separated integers like 3,32,32, got {value!r}") from None
     if not dims or any(d <= 0 for d in dims):
@@ -90,6 +92,34 @@ class Spec:
             raise BadOption(f"{flag} must be {'>' if self.low_open else '>='} {_num(self.low)}, got {value}")
         if self.high is not None and value > self.high:
             raise BadOption(f"{flag} must be <= {_num(self.high)}, got {value}")
+
+
+# what a value of each declared type may be (numpy's integers and floats are Integral and Real)
+_KINDS = {
+    "int": ((numbers.Integral,), "an integer"),
+    "float": ((numbers.Real,), "a number"),
+    "str": ((str,), "a string"),
+    "bool": ((bool,), "true or false"),
+    "str | Path": ((str, os.PathLike), "a path"),
+}
+
+
+def _check_type(name: str, declared: str, value: Any) -> None:
+    """Refuse a value of the wrong type (from the API, or a baseline's settings read from JSON)
+    with the option's name, before a range check would compare it: "abc" < 0 is a TypeError."""
+    if value is None:
+        return
+    base = declared.removesuffix(" | None")
+    if base.startswith("tuple["):
+        item = base[len("tuple[") :].split(",")[0].strip(" ]")
+        if not isinstance(value, (tuple, list)):
+            raise BadOption(f"{option_flag(name)} must be a list of numbers, got {value!r}")
+        for v in value:
+            _check_type(name, item, v)
+        return
+    kinds, what = _KINDS[base]
+    if not isinstance(value, kinds) or (base != "bool" and isinstance(value, bool)):
+        raise BadOption(f"{option_flag(name)} must be {what}, got {value!r}")
 
 
 def _num(x: float) -> str:
@@ -217,8 +247,10 @@ class Options:
     given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        for name, spec in option_specs().items():
-            spec.check(name, getattr(self, name))
+        for f in fields(self):
+            if "spec" in f.metadata:
+                _check_type(f.name, f.type, getattr(self, f.name))
+                f.metadata["spec"].check(f.name, getattr(self, f.name))
 
     @classmethod
     def from_given(cls, given: dict[str, Any]) -> "Options":

@@ -201,6 +201,38 @@ def test_a_csv_data_file_is_named_as_such(tmp_path, capsys):
     assert "is a .csv file, not .npy or .npz" in err and "numpy.save" in err and "pickle" not in err
 
 
+def _truncated(path):
+    np.save(path, np.load(DIGITS)[:20])
+    path.write_bytes(path.read_bytes()[:200])
+
+
+@pytest.mark.parametrize("make,message", [
+    (_truncated, "is damaged or truncated"),
+    (lambda path: path.write_bytes(b""), "is empty"),
+    (lambda path: path.write_bytes(b"hello, world"), "is damaged or not written by numpy"),
+    (lambda path: np.savez(path.with_suffix(".npz")), "is an .npz file that holds no array"),
+    (lambda path: np.save(path, np.array(["a", "b"] * 20)), "numbers are needed (a float or integer array)"),
+])
+def test_a_broken_data_file_is_named_for_what_is_wrong(tmp_path, capsys, make, message):
+    """Before: a truncated .npy read as pickled objects, an empty or foreign file named .npy as
+    "a .npy file, not .npy or .npz"."""
+    path = tmp_path / "d.npy"
+    make(path)
+    path = path if path.exists() else path.with_suffix(".npz")
+    code, _, err = run([MLP, "--no-slice", "--data", path, "--json", tmp_path / "x.json"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_labels_beyond_exact_integers_are_refused(tmp_path, capsys):
+    """1e30 as a class index: before, a numpy cast warning and garbage classes with exit 0."""
+    np.save(tmp_path / "y.npy", np.full(40, 1e30))
+    np.save(tmp_path / "x.npy", np.load(DIGITS)[:40])
+    code, _, err = run([MLP, "--no-slice", "--data", tmp_path / "x.npy", "--labels", tmp_path / "y.npy", "--pairs", 3,
+                        "--max-points", 2, "--json", tmp_path / "r.json"], capsys)
+    assert code == 2 and err.strip().splitlines() == ["regionaudit: error: labels must be class indices; found 1e+30, beyond 2^53"]
+
+
 CNN = ROOT / "sample_models" / "digits_cnn.onnx"
 FLAT = ROOT / "sample_models" / "digits_test_flat.npy"
 

@@ -387,3 +387,22 @@ def test_result_of_an_older_schema_loads(tmp_path):
     assert [s.truncated for s in r.density.segments] == [False] * len(d["density"]["segments"])
     assert [s.regions for s in r.density.segments] == [s["regions"] for s in d["density"]["segments"]]
     assert "from_a_newer_tool" not in r.to_dict()["density"]["segments"][0]
+
+
+def test_a_baseline_value_that_is_no_number_is_named():
+    """A hand-edited baseline: a metric or a setting of the wrong type is a usage error naming it
+    (before, a string median read as an unknown path, and a string `pairs` was an internal error)."""
+    from regionaudit.gates.baseline import apply_baseline, check_increases
+    from regionaudit.options import Options
+
+    base = make_audit(median=37)
+    base["density"]["summary"]["median"] = "x"
+    with pytest.raises(GateError, match=r"^the baseline's density.summary.median is 'x', not a number or null"):
+        check_increases(["density.summary.median=10%"], base)
+    for key, value, message in [("pairs", "abc", "--pairs must be an integer, got 'abc'"),
+                                ("slice_scale", [1], "--slice-scale must be a number, got \\[1\\]"),
+                                ("input_shape", [64, "x"], "--input-shape must be an integer, got 'x'")]:
+        base = make_audit()
+        base["settings"][key] = value
+        with pytest.raises(BadOption, match="^the baseline's settings do not hold valid options: " + message):
+            apply_baseline(Options(), base)

@@ -46,11 +46,29 @@ def test_probe_options_are_the_fields_marked_probe():
         ({"timeout": float("inf")}, "--timeout must be a finite number, got inf"),
         ({"loop_radius": float("nan")}, "--loop-radius must be a finite number"),
         ({"slice_scale": float("nan")}, "--slice-scale must be a finite number"),
+        # the wrong type, from the API or a baseline's JSON: named, before a range check compares it
+        ({"pairs": "abc"}, "--pairs must be an integer, got 'abc'"),
+        ({"pairs": 2.5}, "--pairs must be an integer, got 2.5"),
+        ({"max_points": True}, "--max-points must be an integer, got True"),
+        ({"input_shape": (1, "28")}, "--input-shape must be an integer, got '28'"),
+        ({"dtype": 64}, "--dtype must be a string, got 64"),
     ],
 )
 def test_ranges_are_checked_for_the_api_too(values, message):
     with pytest.raises(BadOption, match=message):
         Options(**values)
+
+
+@pytest.mark.parametrize("text", ["64,x", "64,", "3,,32", "abc", "3x"])
+def test_an_input_shape_with_a_part_that_is_no_number_is_refused(text):
+    """Before, "64,x" and "64," read as 64."""
+    with pytest.raises(BadOption, match="--input-shape must be comma-separated integers like 3,32,32"):
+        options_from_cli({"input_shape": text})
+
+
+def test_numpy_numbers_are_options_too():
+    opts = Options(pairs=np.int64(3), slice_scale=np.float64(1.5), input_shape=(np.int32(64),))
+    assert opts.pairs == 3 and opts.slice_scale == 1.5
 
 
 def test_cli_values_are_parsed_once_and_only_given_ones_count():

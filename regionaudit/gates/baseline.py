@@ -143,7 +143,10 @@ def apply_baseline(opts: Options, baseline: dict) -> Options:
                 raise BadOption(f"the baseline was measured on {flag} {recorded}; pass the same file with {flag}")
             values[key] = recorded
     filled = {k: v for k, v in values.items() if v is not None}
-    return opts.with_values(**filled, given=opts.given | set(filled))
+    try:
+        return opts.with_values(**filled, given=opts.given | set(filled))
+    except BadOption as exc:  # (the options given were checked already: a baseline's value)
+        raise BadOption(f"the baseline's settings do not hold valid options: {exc}") from None
 
 
 # ---------------------------------------------------------------- --max-increase
@@ -213,7 +216,10 @@ def _check_baseline_value(baseline: dict, bound: IncreaseBound) -> None:
             f"the baseline has no metric {bound.path!r} (it was written by regionaudit "
             f"{baseline.get('regionaudit')!r}); valid baseline paths: {', '.join(base_paths)}"
         )
-    base = lookup(baseline, bound.path)
+    try:
+        base = lookup(baseline, bound.path)
+    except GateError as exc:
+        raise GateError(f"the baseline's {exc}") from None
     if bound.percent and base is not None and exact(base) <= 0:
         raise GateError(
             f"--max-increase {bound.path}={bound.text}: a percentage bound needs a positive baseline value, "

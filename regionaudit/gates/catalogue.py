@@ -198,8 +198,8 @@ def lookup(result: dict, path: str) -> float | int | None:
     value = _resolve(result, path)
     if value is None:
         return None
-    if not _is_number(value):
-        raise unknown_path_error(path, valid)
+    if not _is_number(value):  # (a path of the schema whose value a hand-edited JSON replaced)
+        raise GateError(f"{path} is {value!r}, not a number or null: the JSON was edited or damaged")
     if isinstance(value, float) and not math.isfinite(value):
         return None  # results never hold NaN, but a hand-edited JSON might
     return value
