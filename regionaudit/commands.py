@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from regionaudit.analysis.distance import choose_method
 from regionaudit.api import audit, import_for_audit
 from regionaudit.assemble import model_info
 from regionaudit.capacity import capacity, format_bounds
@@ -71,9 +72,10 @@ def _inputs(opts: Options, named: dict[str, str | None]) -> dict[str, str | None
     return {**named, **files}
 
 
-def _say_unused(opts: Options) -> list[str]:
-    """Options given that have no effect with the probes given, said on stderr (and noted)."""
-    notes = ineffective(opts)
+def _say_unused(opts: Options, network) -> list[str]:
+    """Options given that have no effect with the probes given and this network, said on stderr
+    (and noted)."""
+    notes = ineffective(opts, exact_distance=choose_method(opts.distance, math.prod(network.input_shape)) == "exact")
     for note in notes:
         click.echo(f"regionaudit: note: {note}", err=True)
     return notes
@@ -93,7 +95,7 @@ def _run_analysis(imported, opts: Options, quiet: bool, unused: list[str]) -> Au
             notify=None if quiet else _notify,
             clock=CLOCK,
         )
-        result.notes.extend(unused)
+        result.notes.extend(n for n in unused if n not in result.notes)  # (the audit may say one itself)
         return result
 
 
@@ -119,6 +121,7 @@ def _finish(result, outputs: list[OutputRequest]) -> int:
 
 
 def run_audit(model: str, opts: Options, wanted: Wanted) -> int:
+    typed = opts.given  # (what a baseline fills in counts as given from here on, but was not typed)
     baseline = load_baseline(wanted.baseline) if wanted.baseline else None
     if baseline is not None:
         opts = apply_baseline(opts, baseline)
@@ -129,9 +132,9 @@ def run_audit(model: str, opts: Options, wanted: Wanted) -> int:
     check_outputs(outputs, _inputs(opts, {"the model": model, "--baseline": wanted.baseline}))
     paths = [g.path for g in gates] + [b.path for b in bounds]
     _check_slice_wanted(opts.slice, wanted, paths)
-    unused = _say_unused(opts)
     _importing(model, wanted.quiet)
     imported = import_for_audit(model, opts, import_check_rows(opts.data, opts.max_file_size))
+    unused = _say_unused(opts.with_values(given=typed), imported.network)
     check_node_paths(paths, imported.network.kink_names)
     _check_slice_wanted(has_plane(imported.network), wanted, paths, "this model's input has one element: it has no 2-D slice")
     result = _run_analysis(imported, opts, wanted.quiet, unused)
@@ -235,9 +238,9 @@ def run_compare(model_a: str, model_b: str, opts: Options, wanted: Wanted) -> in
     outputs = wanted.outputs(f"{Path(model_a).stem}-vs-{Path(model_b).stem}")
     check_outputs(outputs, _inputs(opts, {"the first model": model_a, "the second model": model_b}))
     rows = import_check_rows(opts.data, opts.max_file_size)
-    unused = _say_unused(opts)
     _importing(model_a, wanted.quiet)
     imp_a = import_for_audit(model_a, opts, rows)
+    unused = _say_unused(opts, imp_a.network)  # (both models read the same points)
     _importing(model_b, wanted.quiet)
     imp_b = import_for_audit(model_b, opts, rows)
     shape_note = _compare_shapes(model_a, imp_a.network.input_shape, model_b, imp_b.network.input_shape)

@@ -19,6 +19,7 @@ from regionaudit.analysis.profile import segment_profile
 from regionaudit.analysis.stats import spearman_test, summary
 from regionaudit.errors import BadData
 from regionaudit.files import load_array
+from regionaudit.options import LABELS_WITHOUT_PAIRS
 from regionaudit.reference import init_reference, ratio_to_init
 
 
@@ -110,10 +111,7 @@ def frame_notes(result) -> list[str]:
     notes = []
     split = result.density.by_class
     if split and split["source"] == "predicted" and (result.settings or {}).get("labels"):
-        notes.append(
-            "--labels was given, but the segments do not run between data rows (--segments): same-class and "
-            "different-class segments are told apart by the model's predicted classes at the endpoints."
-        )
+        notes.append(LABELS_WITHOUT_PAIRS)
     elif split and split["source"] == "predicted":
         notes.append(
             "Same-class / different-class segments are told apart by the model's predicted classes at the "

@@ -285,9 +285,16 @@ def file_option_names() -> tuple[str, ...]:
     return tuple(name for name, spec in option_specs().items() if spec.file)
 
 
-def ineffective(opts: Options) -> list[str]:
+LABELS_WITHOUT_PAIRS = (
+    "--labels was given, but the segments do not run between data rows (--segments): same-class and "
+    "different-class segments are told apart by the model's predicted classes at the endpoints."
+)
+
+
+def ineffective(opts: Options, exact_distance: bool | None = None) -> list[str]:
     """A sentence for each option given that has no effect with the probes given: a person who
-    typed it expects it to matter, so it is said rather than silently ignored."""
+    typed it expects it to matter, so it is said rather than silently ignored. `exact_distance`:
+    whether `--distance` measures this model's distances exactly (auto decides by input size)."""
     given = opts.given
     files = [k for k in file_option_names() if k in given]
     loops = "loops" in given and bool(opts.loops)
@@ -305,6 +312,11 @@ def ineffective(opts: Options) -> list[str]:
         out.append(f"--layout {opts.layout} has no effect: there are no --loops and no arrays in another --data-layout.")
     if "data_layout" in given and not files:
         out.append(f"--data-layout {opts.data_layout} has no effect: no --data, --points or --segments file was given.")
+    if "labels" in given and "segments" in given:
+        out.append(LABELS_WITHOUT_PAIRS)
+    if "distance_directions" in given and (opts.distance == "exact" or (opts.distance == "auto" and exact_distance)):
+        why = "with --distance exact" if opts.distance == "exact" else "here: --distance auto measures this model's distances exactly"
+        out.append(f"--distance-directions {opts.distance_directions} has no effect {why} (it sets the approximate method's projections).")
     if not opts.slice:
         for key in slice_option_names():
             if key != "slice" and key in given:

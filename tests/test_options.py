@@ -122,6 +122,17 @@ def test_a_baseline_fills_what_was_not_given_and_refuses_a_conflict():
         apply_baseline(Options.from_given({"seed": 1}), base)
 
 
+def test_labels_with_segments_and_directions_with_exact_distances_are_said():
+    from regionaudit.options import LABELS_WITHOUT_PAIRS
+
+    assert ineffective(Options.from_given({"labels": "y.npy", "segments": "s.npy", "data": "d.npy"})) == [LABELS_WITHOUT_PAIRS]
+    said = ineffective(Options.from_given({"distance": "exact", "distance_directions": 8}))
+    assert said == ["--distance-directions 8 has no effect with --distance exact (it sets the approximate method's projections)."]
+    auto = Options.from_given({"distance_directions": 8})
+    assert ineffective(auto, exact_distance=False) == [] and ineffective(Options.from_given({"distance": "approx", "distance_directions": 8})) == []
+    assert ineffective(auto, exact_distance=True)[0].startswith("--distance-directions 8 has no effect here: --distance auto")
+
+
 def test_an_option_without_effect_is_said():
     said = ineffective(Options.from_given({"pairs": 3, "segments": "s.npy", "loop_steps": 8}))
     assert said == ["--pairs 3 has no effect: --segments gives the segments.", "--loop-steps 8 has no effect without --loops."]
