@@ -176,7 +176,7 @@ def load_array(
     """
     p = Path(path)
     if not p.is_file():
-        raise BadData(f"{what} file {p} not found")
+        raise BadData(f"{what} file {p} " + ("is not a regular file (a folder or a device)" if p.exists() else "not found"))
     _check_numpy_file(p, what)
     check_array_size(p, what, max_file_bytes or MAX_FILE_BYTES)
     try:

@@ -129,7 +129,8 @@ def as_rows(
             hint = f"; the rows look {'channels-last' if other == 'hwc' else 'channels-first'}: pass --data-layout {other}"
     names = ("N", 2)[:lead]
     accepted = _fmt(_shape_in(input_shape, model_layout, data_layout) if image_model else input_shape, names)
-    accepted += f" or {_fmt((size,), names)}"
+    flat = _fmt((size,), names)
+    accepted += f" or {flat}" if flat != accepted else ""
     layout_word = f" (--data-layout {data_layout})" if image_model else ""
     raise BadData(
         f"{what} has shape {tuple(arr.shape)}; the model's input shape {input_shape} needs {accepted}{layout_word}{hint}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -222,6 +223,15 @@ def test_a_broken_data_file_is_named_for_what_is_wrong(tmp_path, capsys, make, m
     code, _, err = run([MLP, "--no-slice", "--data", path, "--json", tmp_path / "x.json"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_flat_input_names_its_shape_once_and_a_device_is_no_data_file(tmp_path, capsys):
+    np.save(tmp_path / "p.npy", np.zeros((5, 63)))
+    code, _, err = run([MLP, "--no-slice", "--points", tmp_path / "p.npy", "--json", tmp_path / "x.json"], capsys)
+    assert code == 2 and err.strip().endswith("the model's input shape (64,) needs (N, 64)")  # not "(N, 64) or (N, 64)"
+    if Path(os.devnull).exists() and not Path(os.devnull).is_file():
+        code, _, err = run([MLP, "--no-slice", "--data", os.devnull, "--json", tmp_path / "x.json"], capsys)
+        assert code == 2 and "is not a regular file" in err and "not found" not in err
 
 
 def test_labels_beyond_exact_integers_are_refused(tmp_path, capsys):

@@ -283,6 +283,13 @@ def test_old_opset_is_refused(tmp_path):
     _one_line_refusal(_save(_mlp([1, 4], opset=6), tmp_path), "opset 6 is older than 7")
 
 
+def test_an_opset_newer_than_onnx_knows_is_refused(tmp_path):
+    """Opset 99 does not exist: before, it imported with today's op definitions."""
+    model = _mlp([1, 4])
+    model.opset_import[0].version = 99
+    _one_line_refusal(_save(model, tmp_path), f"opset 99 is newer than {onnx.defs.onnx_opset_version()}")
+
+
 def _external(tmp_path, location):
     model = _mlp([1, 4])
     w = model.graph.initializer[0]

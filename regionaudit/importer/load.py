@@ -232,4 +232,10 @@ def _default_opset(model: onnx.ModelProto, p: Path) -> int:
             f"{p.name}: opset {opset} is older than {MIN_OPSET}, the oldest regionaudit reads "
             "(convert it with onnx.version_converter)"
         )
+    newest = onnx.defs.onnx_opset_version()
+    if opset > newest:  # (its ops' meaning is unknown here: onnx's checks and onnxruntime know no later one)
+        raise RejectedModel(
+            f"{p.name}: opset {opset} is newer than {newest}, the newest onnx {onnx.__version__} knows "
+            "(upgrade onnx and onnxruntime, or export with an older opset)"
+        )
     return opset
