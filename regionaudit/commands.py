@@ -72,10 +72,11 @@ def _inputs(opts: Options, named: dict[str, str | None]) -> dict[str, str | None
     return {**named, **files}
 
 
-def _say_unused(opts: Options, network) -> list[str]:
-    """Options given that have no effect with the probes given and this network, said on stderr
+def _say_unused(opts: Options, network, typed: frozenset[str] | None = None) -> list[str]:
+    """Options typed that have no effect with the probes given and this network, said on stderr
     (and noted)."""
-    notes = ineffective(opts, exact_distance=choose_method(opts.distance, math.prod(network.input_shape)) == "exact")
+    exact = choose_method(opts.distance, math.prod(network.input_shape)) == "exact"
+    notes = ineffective(opts, exact_distance=exact, typed=typed)
     for note in notes:
         click.echo(f"regionaudit: note: {note}", err=True)
     return notes
@@ -134,7 +135,7 @@ def run_audit(model: str, opts: Options, wanted: Wanted) -> int:
     _check_slice_wanted(opts.slice, wanted, paths)
     _importing(model, wanted.quiet)
     imported = import_for_audit(model, opts, import_check_rows(opts.data, opts.max_file_size))
-    unused = _say_unused(opts.with_values(given=typed), imported.network)
+    unused = _say_unused(opts, imported.network, typed)
     check_node_paths(paths, imported.network.kink_names)
     _check_slice_wanted(has_plane(imported.network), wanted, paths, "this model's input has one element: it has no 2-D slice")
     result = _run_analysis(imported, opts, wanted.quiet, unused)

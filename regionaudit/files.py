@@ -1,9 +1,9 @@
 """Reading user arrays and writing outputs safely.
 
 Every output is written to a temporary file in the target folder and renamed into place, so an
-error never leaves a half-written report (an output path that is a link is followed; one that is
-a device or a FIFO, such as /dev/null, is written into); Ctrl-C, SIGTERM and --timeout are held
-while a file is written and renamed, and act right after. Arrays are read without pickle, and
+error never leaves a half-written report (an output path that is a link is followed; a device,
+a FIFO or an open descriptor, such as /dev/null or /dev/stdout, is appended to); Ctrl-C, SIGTERM
+and --timeout are held while a file is written and renamed, and act right after. Arrays are read without pickle, and
 their size is judged from the .npy header (inside an .npz: before decompressing) against the file
 limit.
 """
@@ -86,10 +86,19 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def is_special(path: str | os.PathLike) -> bool:
-    """An existing path that is neither a regular file nor a folder: a device (/dev/null, a
-    terminal), a FIFO or a socket, which an output is written into, never renamed over."""
+    """An existing path that is no regular file or folder (a device such as /dev/null, a FIFO, a
+    socket), or one that names an open file descriptor (/dev/stdout -> /proc/self/fd/1, which a
+    shell may have pointed at a regular file): an output is written into it, never renamed over."""
+    link = os.fspath(path)
+    for _ in range(40):  # (a loop of links ends in an OSError below)
+        if not os.path.islink(link):
+            break
+        target = os.readlink(link)
+        if target.startswith(("/proc/", "/dev/fd/")):
+            return True
+        link = os.path.join(os.path.dirname(link), target)
     try:
-        kind = os.stat(path).st_mode  # (through links: /dev/stdout)
+        kind = os.stat(path).st_mode
     except OSError:
         return False
     return not (stat.S_ISREG(kind) or stat.S_ISDIR(kind))
@@ -97,10 +106,11 @@ def is_special(path: str | os.PathLike) -> bool:
 
 def write_bytes(path: str | os.PathLike, data: bytes, mode: int | None = None) -> None:
     if is_special(path):
+        # appended, not truncated (a shell's `>> log` stays whole); signals are not held: a FIFO
+        # with no reader would otherwise block Ctrl-C, and no file is left half-way in a folder
         try:
-            with open(path, "wb") as f:  # (a FIFO waits here for its reader, interruptibly)
-                with signals_deferred():
-                    f.write(data)
+            with open(path, "ab") as f:
+                f.write(data)
         except OSError as exc:
             raise BadOption(f"cannot write {path}: {_reason(exc)}") from None
         return

@@ -86,7 +86,8 @@ class Spec:
         flag = option_flag(name)
         if self.choices is not None and value not in self.choices:
             raise BadOption(f"{flag} must be one of {', '.join(self.choices)}, got {value!r}")
-        if isinstance(value, float) and not math.isfinite(value) and (self.low is not None or self.high is not None):
+        finite = not isinstance(value, numbers.Real) or isinstance(value, numbers.Integral) or math.isfinite(value)
+        if not finite and (self.low is not None or self.high is not None):
             raise BadOption(f"{flag} must be a finite number, got {value}")  # (NaN passes every comparison)
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             raise BadOption(f"{flag} must be {'>' if self.low_open else '>='} {_num(self.low)}, got {value}")
@@ -291,34 +292,37 @@ LABELS_WITHOUT_PAIRS = (
 )
 
 
-def ineffective(opts: Options, exact_distance: bool | None = None) -> list[str]:
+def ineffective(opts: Options, exact_distance: bool | None = None, typed: frozenset[str] | None = None) -> list[str]:
     """A sentence for each option given that has no effect with the probes given: a person who
     typed it expects it to matter, so it is said rather than silently ignored. `exact_distance`:
-    whether `--distance` measures this model's distances exactly (auto decides by input size)."""
+    whether `--distance` measures this model's distances exactly (auto decides by input size).
+    `typed`: the options the user typed, where a baseline filled in others (`opts.given` holds
+    both): only a typed one is said, but the probes are all that are given."""
     given = opts.given
+    typed = given if typed is None else typed
     files = [k for k in file_option_names() if k in given]
     loops = "loops" in given and bool(opts.loops)
     out = []
-    if "pairs" in given and ("segments" in given or ("data" not in given and "points" in given)):
+    if "pairs" in typed and ("segments" in given or ("data" not in given and "points" in given)):
         why = "--segments gives the segments" if "segments" in given else "--points alone gives no data rows to pair"
         out.append(f"--pairs {opts.pairs} has no effect: {why}.")
-    if "max_points" in given and ("points" in given or ("data" not in given and "segments" in given)):
+    if "max_points" in typed and ("points" in given or ("data" not in given and "segments" in given)):
         why = "--points gives the points" if "points" in given else "--segments alone gives no data rows for points"
         out.append(f"--max-points {opts.max_points} has no effect: {why}.")
     for key in ("loop_radius", "loop_steps"):
-        if key in given and not loops:
+        if key in typed and not loops:
             out.append(f"{option_flag(key)} {getattr(opts, key)} has no effect without --loops.")
-    if "layout" in given and not loops and (not files or opts.data_layout == opts.layout):
+    if "layout" in typed and not loops and (not files or opts.data_layout == opts.layout):
         out.append(f"--layout {opts.layout} has no effect: there are no --loops and no arrays in another --data-layout.")
-    if "data_layout" in given and not files:
+    if "data_layout" in typed and not files:
         out.append(f"--data-layout {opts.data_layout} has no effect: no --data, --points or --segments file was given.")
-    if "labels" in given and "segments" in given:
+    if "labels" in typed and "segments" in given:
         out.append(LABELS_WITHOUT_PAIRS)
-    if "distance_directions" in given and (opts.distance == "exact" or (opts.distance == "auto" and exact_distance)):
+    if "distance_directions" in typed and (opts.distance == "exact" or (opts.distance == "auto" and exact_distance)):
         why = "with --distance exact" if opts.distance == "exact" else "here: --distance auto measures this model's distances exactly"
         out.append(f"--distance-directions {opts.distance_directions} has no effect {why} (it sets the approximate method's projections).")
     if not opts.slice:
         for key in slice_option_names():
-            if key != "slice" and key in given:
+            if key != "slice" and key in typed:
                 out.append(f"{option_flag(key)} has no effect with --no-slice.")
     return out

@@ -199,7 +199,12 @@ def render_outputs(result: Result, requests: list[OutputRequest], clock=None) ->
 def write_outputs(result: Result, requests: list[OutputRequest], clock=None) -> list[str | Path]:
     """Render every output, then write each atomically; the paths written, in request order."""
     rendered = render_outputs(result, requests, clock)
-    with signals_deferred():  # a signal arriving now waits until every output is in place
-        for r in rendered:
+    special = [is_special(r.path) for r in rendered]
+    with signals_deferred():  # a signal arriving now waits until every file is in place
+        for r, into in zip(rendered, special):
+            if not into:
+                write_bytes(r.path, r.data, r.mode)
+    for r, into in zip(rendered, special):  # devices and FIFOs after the files, interruptible (`write_bytes`)
+        if into:
             write_bytes(r.path, r.data, r.mode)
     return [r.path for r in rendered]

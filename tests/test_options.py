@@ -46,6 +46,7 @@ def test_probe_options_are_the_fields_marked_probe():
         ({"timeout": float("inf")}, "--timeout must be a finite number, got inf"),
         ({"loop_radius": float("nan")}, "--loop-radius must be a finite number"),
         ({"slice_scale": float("nan")}, "--slice-scale must be a finite number"),
+        ({"timeout": np.float32("inf")}, "--timeout must be a finite number, got inf"),
         # the wrong type, from the API or a baseline's JSON: named, before a range check compares it
         ({"pairs": "abc"}, "--pairs must be an integer, got 'abc'"),
         ({"pairs": 2.5}, "--pairs must be an integer, got 2.5"),
@@ -131,6 +132,17 @@ def test_labels_with_segments_and_directions_with_exact_distances_are_said():
     auto = Options.from_given({"distance_directions": 8})
     assert ineffective(auto, exact_distance=False) == [] and ineffective(Options.from_given({"distance": "approx", "distance_directions": 8})) == []
     assert ineffective(auto, exact_distance=True)[0].startswith("--distance-directions 8 has no effect here: --distance auto")
+
+
+def test_options_a_baseline_filled_in_are_not_said_but_count_as_given():
+    """Loops and data from a baseline are given: --loop-radius typed beside them has an effect;
+    the baseline's own values are never said to have none."""
+    opts = Options.from_given({"loops": 2, "data": "d.npy", "loop_radius": 2.0, "data_layout": "chw", "pairs": 3,
+                               "segments": "s.npy"})
+    typed = frozenset({"loop_radius", "data_layout"})
+    assert ineffective(opts, typed=typed) == []
+    assert ineffective(opts) == ["--pairs 3 has no effect: --segments gives the segments."]
+    assert ineffective(Options.from_given({"loop_radius": 2.0})) == ["--loop-radius 2.0 has no effect without --loops."]
 
 
 def test_an_option_without_effect_is_said():

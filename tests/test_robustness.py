@@ -180,6 +180,23 @@ def test_an_output_into_a_fifo_or_through_a_link_keeps_it(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "pipe", "real.json"]
 
 
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="no /proc/self/fd on this system")
+def test_an_output_through_an_open_descriptor_is_appended_to_its_file(tmp_path):
+    """/dev/stdout is a link to /proc/self/fd/1, which a shell's `>> log` points at a regular file:
+    the output goes into that file after what it holds, not over it (before: the file was renamed
+    over, losing what the shell had written, and as root /dev/stdout itself was replaced)."""
+    from regionaudit.files import is_special, write_bytes
+
+    log = tmp_path / "log.txt"
+    log.write_text("old\n")
+    with open(log, "ab") as f:
+        link = tmp_path / "stdout"
+        link.symlink_to(f"/proc/self/fd/{f.fileno()}")
+        assert is_special(link)
+        write_bytes(link, b"new\n")
+    assert log.read_text() == "old\nnew\n" and link.is_symlink()
+
+
 @pytest.mark.parametrize("failure", [errno.ENOSPC, errno.EACCES, errno.EROFS])
 def test_write_failures_are_one_line_and_leave_nothing(tmp_path, capsys, monkeypatch, failure):
     """A full disk or a read-only target while writing: one line, no partial or temporary file."""
