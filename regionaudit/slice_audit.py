@@ -92,8 +92,8 @@ def slice_result(
     edge_layers = np.asarray([lut.get(int(v), -1) for v in labels.cpu().tolist()], dtype=np.int64)
     polygons = part.vertices()
     point_classes = [int(c) for c in classes_of(network, sp.points)]
-    per_layer = {k: float(v) for k, v in part.boundary_length.items()}
-    values = [float(a) for a in areas] + list(per_layer.values()) + [float(seg_len.sum())]
+    per_layer = {k: None if v is None else float(v) for k, v in part.boundary_length.items()}
+    values = [float(a) for a in areas] + [v for v in per_layer.values() if v is not None] + [float(seg_len.sum())]
     if not all(math.isfinite(v) for v in values):
         raise BadData("the slice overflowed float64 on this plane (an area or length is not finite); check the data's scale")
     counts = {str(c): int(n) for c, n in zip(*np.unique(classes, return_counts=True))}
@@ -104,6 +104,12 @@ def slice_result(
             "areas, boundary lengths and decision boundary describe an unfinished partition; raise --max-regions "
             "to finish it."
         )
+        unsplit = [k for k, v in per_layer.items() if v is None]
+        if unsplit:
+            notes.append(
+                f"The 2-D slice stopped before {', '.join(unsplit)} split any region: their boundary lengths "
+                "(slice.boundary_length_per_layer) are unknown, null rather than 0."
+            )
     if sp.source == "synthetic":
         notes.append("No data was given: the 2-D slice goes through three seeded Gaussian points, not data.")
     result = SliceResult(
@@ -112,7 +118,7 @@ def slice_result(
         box=_box(sp),
         area=summary([float(a) for a in areas]),
         regions_per_unit_area=part.regions / box_area,
-        boundary_length=float(sum(per_layer.values())),
+        boundary_length=float(sum(v for v in per_layer.values() if v is not None)),
         boundary_length_per_layer=per_layer,
         decision_boundary={"pieces": int(len(segs)), "length": float(seg_len.sum())},
         classes=counts,

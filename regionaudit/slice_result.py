@@ -37,7 +37,7 @@ class SliceResult:
     area: dict | None  # summary over region areas
     regions_per_unit_area: float | None
     boundary_length: float  # total length of region boundaries inside the box
-    boundary_length_per_layer: dict[str, float]  # kink node name -> length of boundary it made
+    boundary_length_per_layer: dict[str, float | None]  # kink node name -> length of boundary it made (null: the slice stopped before it split)
     decision_boundary: dict  # pieces (segments inside regions), length
     classes: dict[str, int]  # predicted class -> regions
     points: list[list[float]]  # the three points' plane coordinates

@@ -203,3 +203,24 @@ def test_a_one_input_model_is_audited_without_a_slice(tmp_path, capsys):
         code, _, err = run([model, *FAST, "--json", out, *extra], capsys)
         assert code == 2 and "one element: it has no 2-D slice" in err and err.count("\n") == 1
         assert not out.exists() and not (tmp_path / "s.png").exists()
+
+
+def test_a_layer_the_stopped_slice_never_split_has_no_boundary_length(tmp_path, capsys):
+    """The sample MLP's first layer alone makes more than 20 regions: stopped there, the deeper
+    layers' boundary lengths are unknown (null, with a note a gate names), not 0; a finished
+    slice has a length for every layer."""
+    out = tmp_path / "r.json"
+    code, _, err = run([MLP, "--data", DIGITS, *FAST, "--json", out, "--max-regions", 20], capsys)
+    assert code == 0, err
+    r = json.loads(out.read_text())
+    lengths = r["slice"]["boundary_length_per_layer"]
+    first, *deeper = lengths.values()
+    assert r["slice"]["truncated"] and first > 0 and deeper and all(v is None for v in deeper)
+    assert r["slice"]["boundary_length"] == pytest.approx(first)
+    assert any("stopped before" in n and "null rather than 0" in n for n in r["notes"])
+    code, _, err = run([MLP, "--data", DIGITS, *FAST, "--json", out, "--max-regions", 20, "--fail-if",
+                        f"slice.boundary_length_per_layer.{list(lengths)[-1]} < 1"], capsys)
+    assert code == 1 and "undefined (null): The 2-D slice stopped before" in err
+    code, _, err = run([SPIRALS, "--data", SPIRAL_DATA, *FAST, "--json", out], capsys)
+    sl = json.loads(out.read_text())["slice"]
+    assert code == 0 and not sl["truncated"] and all(v > 0 for v in sl["boundary_length_per_layer"].values())

@@ -79,7 +79,7 @@ class Partition:
     outputs: torch.Tensor  # (P, 3, n_outputs): output = o0 + (u - cu) o1 + (v - cv) o2
     patterns: torch.Tensor  # (P, B) uint8: every kink node's mask (packed bits) or window winners
     mag: torch.Tensor  # (P,) scale of the rounding of each polygon's values
-    boundary_length: dict[str, float]  # kink node name -> length of the boundary it made
+    boundary_length: dict[str, float | None]  # kink node name -> length of the boundary it made (None: never split)
     truncated: bool = False
     vertices_processed: int = 0
     dtype: torch.dtype = torch.float64
@@ -191,6 +191,7 @@ class _Partitioner:
         self.truncated = False
         self.work = 0
         self.lengths = {network.nodes[i].name: 0.0 for i in network.kink_ids}
+        self.split_at: set[str] = set()  # kink nodes that split polygons before --max-regions stopped the partition
         itemsize = torch.empty((), dtype=network.dtype).element_size()
         per_poly = 3 * bytes_per_probe(network, self.order, itemsize) + 64 * 24
         self.cap = max(16, int(max_memory) // (4 * per_poly))
@@ -316,6 +317,7 @@ class _Partitioner:
         relu = isinstance(node, UnitKink)
         if self.truncated:
             return batch.polys, parent
+        self.split_at.add(node.name)
         if relu:
             win, coef = self._offset_winners(batch.polys, z, node, floor)
             p_idx, g_idx = (~win.any(-1)).nonzero(as_tuple=True)
@@ -452,7 +454,7 @@ class _Partitioner:
             outputs=outputs,
             patterns=patterns,
             mag=mag,
-            boundary_length=self.lengths,
+            boundary_length={k: v if k in self.split_at else None for k, v in self.lengths.items()},
             truncated=self.truncated,
             vertices_processed=self.work,
             dtype=net.dtype,

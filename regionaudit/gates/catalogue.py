@@ -238,6 +238,9 @@ def why_undefined(result: dict, path: str) -> str:
         if isinstance(v, list):
             notes += [n for n in v if isinstance(n, str)]
     parent = rel.rsplit(".", 1)[0] if rel.count(".") >= 2 else rel
+    for per_node in (_PER_NODE, _SLICE_PER_NODE):  # (a node name may hold dots itself)
+        if rel.startswith(per_node):
+            parent = per_node.rstrip(".")
     for note in notes:
         if rel in note or parent in note:
             return note if not reason else f"{reason} ({note})"
