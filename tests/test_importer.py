@@ -283,6 +283,16 @@ def test_old_opset_is_refused(tmp_path):
     _one_line_refusal(_save(_mlp([1, 4], opset=6), tmp_path), "opset 6 is older than 7")
 
 
+def test_a_name_that_is_not_utf8_is_refused_as_damage(tmp_path):
+    """A flipped byte in a tensor name: protobuf hands it back as bytes, which read as the
+    tensor 'b'\\x91...'' being never defined."""
+    model = _mlp([1, 4])
+    model.graph.initializer[0].name = model.graph.node[0].input[1] = "weights_here"
+    path = tmp_path / "damaged.onnx"
+    path.write_bytes(model.SerializeToString().replace(b"weights_here", b"\x91eights_here"))
+    _one_line_refusal(path, "the name '\ufffdeights_here' is not valid UTF-8 text")
+
+
 def test_an_opset_newer_than_onnx_knows_is_refused(tmp_path):
     """Opset 99 does not exist: before, it imported with today's op definitions."""
     model = _mlp([1, 4])

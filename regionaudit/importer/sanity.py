@@ -49,7 +49,14 @@ def _count_nodes(graph: onnx.GraphProto) -> None:
 
 
 def _check_names(graph: onnx.GraphProto) -> None:
-    """Every tensor is defined once: by a graph input, an initializer or one node output."""
+    """Every name is text (protobuf hands a string field that is not UTF-8 back as bytes: a
+    damaged file), and every tensor is defined once: by a graph input, an initializer or one
+    node output."""
+    named = [*graph.initializer, *graph.input, *graph.output, *graph.node]
+    for name in [x.name for x in named] + [n for node in graph.node for n in (*node.input, *node.output)]:
+        if isinstance(name, bytes):
+            shown = name.decode("utf-8", errors="replace")
+            raise RejectedModel(f"the name {shown!r} is not valid UTF-8 text (the file is damaged)")
     for what, names in (
         ("initializer", [t.name for t in graph.initializer]),
         ("graph input", [i.name for i in graph.input]),
