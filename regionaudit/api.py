@@ -91,10 +91,10 @@ def audit(
     seg_a, seg_b, at = _to_tensor(a), _to_tensor(b), _to_tensor(probes.points)
     method = distance_settings(opts, net, settings, notes)
     plane = None
-    if opts.slice and not has_plane(net):
-        notes.append(NO_PLANE_NOTE)
-    elif opts.slice:
+    if opts.slice and has_plane(net):
         plane = choose_plane(net, opts, probes.rows, probes.synthetic, notes)  # (a bad points file fails first)
+    elif opts.slice:
+        notes.append(NO_PLANE_NOTE)
     if notify is not None:
         loop_edges = sum(len(loop.vertices) for loop in probes.loops)
         est = estimate(net, (seg_a, seg_b), loop_edges, at, opts.max_knots, opts.max_memory, clock, method.directions,

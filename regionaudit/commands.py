@@ -28,7 +28,7 @@ from regionaudit.gates.baseline import apply_baseline, check_increases, evaluate
 from regionaudit.gates.catalogue import check_node_paths, gateable_paths
 from regionaudit.gates.paired import paired_measures
 from regionaudit.importer.refusal import Refusal
-from regionaudit.options import Options, ineffective, option_flag, option_specs
+from regionaudit.options import Options, file_option_names, ineffective, option_flag
 from regionaudit.outputs import OutputRequest, check_outputs, report_format, write_outputs
 from regionaudit.probes import import_check_rows
 from regionaudit.progress import Progress, say
@@ -68,8 +68,7 @@ class Wanted:
 
 def _inputs(opts: Options, named: dict[str, str | None]) -> dict[str, str | None]:
     """Every file the run reads, by what it is: no output may replace one."""
-    files = {option_flag(name): getattr(opts, name) for name, spec in option_specs().items() if spec.file}
-    return {**named, **files}
+    return {**named, **{option_flag(name): getattr(opts, name) for name in file_option_names()}}
 
 
 def _say_unused(opts: Options, network, typed: frozenset[str] | None = None) -> list[str]:

@@ -3,9 +3,9 @@
 Every output is written to a temporary file in the target folder and renamed into place, so an
 error never leaves a half-written report (an output path that is a link is followed; a device,
 a FIFO or an open descriptor, such as /dev/null or /dev/stdout, is appended to); Ctrl-C, SIGTERM
-and --timeout are held while a file is written and renamed, and act right after. Arrays are read without pickle, and
-their size is judged from the .npy header (inside an .npz: before decompressing) against the file
-limit.
+and --timeout are held while a file is written and renamed, and act right after. Arrays are read
+without pickle, and their size is judged from the .npy header (inside an .npz: before
+decompressing) against the file limit.
 """
 
 from __future__ import annotations

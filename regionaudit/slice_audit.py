@@ -93,7 +93,8 @@ def slice_result(
     polygons = part.vertices()
     point_classes = [int(c) for c in classes_of(network, sp.points)]
     per_layer = {k: None if v is None else float(v) for k, v in part.boundary_length.items()}
-    values = [float(a) for a in areas] + [v for v in per_layer.values() if v is not None] + [float(seg_len.sum())]
+    known = [v for v in per_layer.values() if v is not None]  # (None: a layer the stopped slice never split)
+    values = [float(a) for a in areas] + known + [float(seg_len.sum())]
     if not all(math.isfinite(v) for v in values):
         raise BadData("the slice overflowed float64 on this plane (an area or length is not finite); check the data's scale")
     counts = {str(c): int(n) for c, n in zip(*np.unique(classes, return_counts=True))}
@@ -118,7 +119,7 @@ def slice_result(
         box=_box(sp),
         area=summary([float(a) for a in areas]),
         regions_per_unit_area=part.regions / box_area,
-        boundary_length=float(sum(v for v in per_layer.values() if v is not None)),
+        boundary_length=float(sum(known)),
         boundary_length_per_layer=per_layer,
         decision_boundary={"pieces": int(len(segs)), "length": float(seg_len.sum())},
         classes=counts,

@@ -53,26 +53,27 @@ class Polygons:
     def valid(self) -> torch.Tensor:
         return torch.arange(self.verts.shape[1], device=self.counts.device) < self.counts[:, None]
 
-    def _next(self) -> torch.Tensor:
+    def next_vertex(self) -> torch.Tensor:
+        """Each vertex slot's next vertex (P, V): the end of the edge it starts, wrapping round."""
         k = torch.arange(self.verts.shape[1], device=self.counts.device)
         return (k[None, :] + 1) % self.counts.clamp(min=1)[:, None]
 
     def areas(self) -> torch.Tensor:
         """Shoelace areas (P,)."""
         v = self.verts
-        w = v.gather(1, self._next()[..., None].expand_as(v))
+        w = v.gather(1, self.next_vertex()[..., None].expand_as(v))
         cross = v[..., 0] * w[..., 1] - v[..., 1] * w[..., 0]
         return (cross * self.valid()).sum(1) / 2
 
     def perimeters(self) -> torch.Tensor:
         v = self.verts
-        w = v.gather(1, self._next()[..., None].expand_as(v))
+        w = v.gather(1, self.next_vertex()[..., None].expand_as(v))
         return (torch.linalg.vector_norm(w - v, dim=-1) * self.valid()).sum(1)
 
     def centroids(self) -> torch.Tensor:
         """Area centroids (P, 2); the vertex mean for degenerate polygons."""
         v = self.verts
-        w = v.gather(1, self._next()[..., None].expand_as(v))
+        w = v.gather(1, self.next_vertex()[..., None].expand_as(v))
         valid = self.valid()
         cross = (v[..., 0] * w[..., 1] - v[..., 1] * w[..., 0]) * valid
         a = cross.sum(1) / 2
@@ -83,7 +84,7 @@ class Polygons:
     def edges(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every edge as (start, end) points (E, 2, 2) and its label (E,)."""
         v = self.verts
-        w = v.gather(1, self._next()[..., None].expand_as(v))
+        w = v.gather(1, self.next_vertex()[..., None].expand_as(v))
         valid = self.valid()
         return torch.stack([v[valid], w[valid]], 1), self.labels[valid]
 
@@ -114,7 +115,7 @@ def clip(polys: Polygons, s: torch.Tensor, floor: torch.Tensor, label: int) -> t
     n, width = s.shape
     valid = polys.valid()
     cls = classify(s, floor)
-    nxt = polys._next()
+    nxt = polys.next_vertex()
     s1 = s.gather(1, nxt)
     cls1 = cls.gather(1, nxt)
     v0 = polys.verts

@@ -546,7 +546,7 @@ def decision_boundary(part: Partition) -> torch.Tensor:
 
     # inside the polygon: left of every counter-clockwise edge
     v = sub.verts
-    w = v.gather(1, sub._next()[..., None].expand_as(v))
+    w = v.gather(1, sub.next_vertex()[..., None].expand_as(v))
     valid = sub.valid()
     for k in range(v.shape[1]):
         e = w[:, k] - v[:, k]  # (A, 2)
