@@ -241,8 +241,8 @@ class _Partitioner:
                 children, parent = self._split(i, batch)
                 if len(children) > self.cap:
                     for lo in range(0, len(children), self.cap):
-                        idx = torch.arange(lo, min(lo + self.cap, len(children)), device=parent.device)
-                        sub = self._kink(i, batch, children.take(idx), parent[idx])
+                        idx = torch.arange(lo, min(lo + self.cap, len(children)), device=children.counts.device)
+                        sub = self._kink(i, batch, children.take(idx), idx if parent is None else parent[idx])
                         self._descend(sub, at + 1)
                     return
                 batch = self._kink(i, batch, children, parent)
@@ -308,7 +308,9 @@ class _Partitioner:
         cut = ~_window_winners(polys, coef, rows, floor).any(-1)  # (a subset, in the same order)
         return rows[cut], windows[cut], coef[cut].transpose(1, 2)
 
-    def _split(self, i: int, batch: _Batch) -> tuple[Polygons, torch.Tensor]:
+    def _split(self, i: int, batch: _Batch) -> tuple[Polygons, torch.Tensor | None]:
+        """The polygons after kink node i's cuts, and the index of the polygon each came from;
+        None for that index where no polygon was cut (the batch's own polygons, in order)."""
         node = self.net.nodes[i]
         z = batch.values[node.inputs[0]]
         floor = batch.mag * self.tol
@@ -316,7 +318,7 @@ class _Partitioner:
         parent = torch.arange(n, device=floor.device)
         relu = isinstance(node, UnitKink)
         if self.truncated:
-            return batch.polys, parent
+            return batch.polys, None
         self.split_at.add(node.name)
         if relu:
             win, coef = self._offset_winners(batch.polys, z, node, floor)
@@ -324,6 +326,8 @@ class _Partitioner:
             groups = coef[p_idx, :, g_idx][:, None, :]  # (G, 1, 3) in (polygon, unit) order
         else:
             p_idx, g_idx, groups = self._window_cuts(node, batch.polys, z, floor)  # (G, k, 3)
+        if not p_idx.numel():
+            return batch.polys, None
         n_groups = torch.bincount(p_idx, minlength=n)
         start = torch.cumsum(n_groups, 0) - n_groups
         done_polys: list[Polygons] = []
@@ -405,12 +409,17 @@ class _Partitioner:
             pick[rows, windows] = torch.where(win.any(-1), win.to(torch.uint8).argmax(-1), pick[rows, windows])
         return pick
 
-    def _kink(self, i: int, batch: _Batch, polys: Polygons, parent: torch.Tensor) -> _Batch:
-        """The children's values: every live tensor gathered from the parent, then the kink applied
-        with the mask (or window winners) that holds on the whole child."""
+    def _kink(self, i: int, batch: _Batch, polys: Polygons, parent: torch.Tensor | None) -> _Batch:
+        """The children's values: every live tensor gathered from the parent (no copy where
+        `parent` is None: no polygon was cut, as in every kink node after a partition stopped at
+        --max-regions), then the kink applied with the mask (or window winners) that holds on the
+        whole child. Nothing here writes into a value it reads."""
         node = self.net.nodes[i]
-        values = {k: v[parent] for k, v in batch.values.items()}
-        mag = batch.mag[parent]
+        if parent is None:
+            values, mag, patterns = dict(batch.values), batch.mag, list(batch.patterns)
+        else:
+            values = {k: v[parent] for k, v in batch.values.items()}
+            mag, patterns = batch.mag[parent], [q[parent] for q in batch.patterns]
         floor = mag * self.tol
         z = values[node.inputs[0]]
         p = z.shape[0]
@@ -435,8 +444,7 @@ class _Partitioner:
         values[i] = out
         if i not in self.keeps_scale:
             mag = torch.maximum(mag, _magnitude(out, self.hu, self.hv))
-        patterns = [q[parent] for q in batch.patterns] + [pattern]
-        return _Batch(polys, values, mag, patterns)
+        return _Batch(polys, values, mag, patterns + [pattern])
 
     def result(self) -> Partition:
         net = self.net
