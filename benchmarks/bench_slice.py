@@ -139,7 +139,7 @@ def slice_rows(names: list[str] | None = None, grid: int = 1000, max_grid_points
 
 def rows(args, devices, bench) -> list[dict]:
     """The hook of benchmarks/run.py: one row per model, in its table's keys (CPU, float64)."""
-    if getattr(args, "gpu", False):
+    if getattr(args, "gpu", False) or getattr(args, "onnx", None):  # (its models are named here)
         return []
     names = [name for name, _ in SAMPLE] + ["mlp_784_1024x3", "oval21_cifar_base_kw"]
     if args.quick:

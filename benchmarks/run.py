@@ -1,6 +1,6 @@
 """Speed and memory of regionaudit, as ratios measured in one run; see the README, "Benchmarks".
 
-    python benchmarks/run.py [--quick | --gpu] [--models NAME ...] [--json OUT]
+    python benchmarks/run.py [--quick | --gpu | --onnx FILE ...] [--models NAME ...] [--json OUT]
 
 The same as `python -m regionaudit.bench`. Rows from the other benchmark scripts in this folder
 that export `rows(args, devices, bench) -> list[dict]` are added to the table (slices, for one).

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 import netfactory as nf
@@ -124,3 +125,50 @@ def test_cpu_and_cuda_rows_pair_by_model_and_measure():
     assert rows[3]["cpu_over_cuda"] == 10.0 and rows[3]["cuda_agree"] is True
     assert rows[5]["cuda_agree"] is False
     assert "cpu_over_cuda" not in rows[0]
+
+
+def test_benchmark_measures_a_users_onnx_file(tmp_path, capsys):
+    """`--onnx FILE` measures that file alone: density and distance rows on the segments asked
+    for, the first segment's count equal to the reference walk's, the distances the analysis's
+    own, and no memory, audit or slice rows."""
+    from regionaudit.analysis.distance import boundary_distances
+    from regionaudit.analysis.walk import walk_segment
+    from regionaudit.bench.models import probes, user_files
+    from regionaudit.bench.run import main
+    from regionaudit.importer import import_model
+
+    model = ROOT / "sample_models" / "digits_cnn.onnx"
+    out = tmp_path / "bench.json"
+    doc = main(["--onnx", str(model), "--pairs", "3", "--max-points", "2", "--fraction", "0.5", "--repeat", "1",
+                "--cpu-only", "--json", str(out)])
+    assert json.loads(out.read_text())["rows"] == json.loads(json.dumps(doc["rows"]))
+    assert [(r["model"], r["measure"]) for r in doc["rows"]] == [(str(model), "density"), (str(model), "distance")]
+    dens, dist = doc["rows"]
+    net = import_model(str(model)).network
+    spec = user_files([model], pairs=3, points=2, fraction=0.5)[0]
+    a, b, pts = probes(spec, net.input_shape)
+    assert torch.allclose(b - a, 0.5 * (probes(user_files([model], 3, 2, 1.0)[0], net.input_shape)[1] - a))
+    assert dens["walk_agree"] is True and dens["walk_segments"] == 1 and dens["segments"] == 3
+    assert dens["counts"][0] == walk_segment(net, a[0], b[0]).regions > 2
+    assert dens["counts"] == [t.regions for t in trace_segments(net, a, b)]
+    assert dens["bound_ratio"] > 0 and dens["f32_agree"].endswith("/3")
+    assert dist["distances"] == [d.distance for d in boundary_distances(net, pts)]
+    assert str(model) in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == [out]
+
+
+def test_benchmark_refuses_a_file_it_cannot_measure(tmp_path, capsys):
+    """A missing or broken `--onnx` file is one line and exit code 2 before anything runs."""
+    from regionaudit.bench.run import main
+
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    out = tmp_path / "bench.json"
+    for path, says in ((tmp_path / "missing.onnx", "missing.onnx: no such file"),
+                       (broken, "broken.onnx: not a readable ONNX file")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["--onnx", str(path), "--json", str(out)])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.onnx"]

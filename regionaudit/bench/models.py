@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from regionaudit import ir
+from regionaudit.errors import RegionAuditError
 from regionaudit.importer import import_model
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -50,8 +51,31 @@ class FileSpec(ModelSpec):
         return None if self.path and self.path.exists() else f"{self.path} not found"
 
 
-def _onnx(path: Path):
-    return lambda dtype, device: import_model(str(path), dtype=dtype, device=device).network
+@dataclass
+class UserFileSpec(FileSpec):
+    """An ONNX file named on the command line (`--onnx`): measured where it imports."""
+
+    input_shape: tuple[int, ...] | None = None
+
+    def available(self):
+        try:
+            import_model(str(self.path), input_shape=self.input_shape)
+        except RegionAuditError as exc:
+            return str(exc)
+        return None
+
+
+def _onnx(path: Path, input_shape: tuple[int, ...] | None = None):
+    return lambda dtype, device: import_model(str(path), input_shape=input_shape, dtype=dtype, device=device).network
+
+
+def user_files(paths: list[Path], pairs: int, points: int, fraction: float,
+               input_shape: tuple[int, ...] | None = None) -> list[ModelSpec]:
+    """A user's ONNX files as benchmark models, each named by its path as given: `pairs` segments
+    between seeded Gaussian points, each cut to `fraction` of its length (the first also traced by
+    the reference walk), and `points` points."""
+    return [UserFileSpec(str(p), _onnx(Path(p), input_shape), segments=pairs, fraction=fraction, points=points,
+                         path=Path(p), input_shape=input_shape) for p in paths]
 
 
 # ----------------------------------------------------------------------------------------------

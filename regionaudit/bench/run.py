@@ -1,4 +1,4 @@
-"""The benchmark command: `python -m regionaudit.bench [--quick | --gpu] [--json OUT]`.
+"""The benchmark command: `python -m regionaudit.bench [--quick | --gpu | --onnx FILE ...] [--json OUT]`.
 
 Every ratio in the table is taken within this one run: the FLOP bound uses the float64 matrix
 product throughput measured here (the best of several measurements over the run, so the bound is
@@ -25,8 +25,10 @@ from regionaudit.analysis.walk import walk_segment
 from regionaudit.bench import measure
 from regionaudit.files import write_text
 from regionaudit.heap import keep_freed_memory
-from regionaudit.bench.models import REALMODELS, ModelSpec, all_models, probes, random_mlp, sawtooth
+from regionaudit.bench.models import REALMODELS, ModelSpec, all_models, probes, random_mlp, sawtooth, user_files
 from regionaudit.environment import describe
+from regionaudit.errors import RegionAuditError
+from regionaudit.options import parse_shape
 
 COLUMNS = [
     ("model", "model", "{}"),
@@ -196,6 +198,8 @@ def table(rows: list[dict]) -> str:
 
 
 def select(args) -> list[ModelSpec]:
+    if args.onnx:
+        return user_files(args.onnx, args.pairs, args.max_points, args.fraction, args.input_shape)
     specs = all_models()
     if args.quick:
         specs = [s for s in specs if "tiny" in s.tags]
@@ -208,7 +212,7 @@ def select(args) -> list[ModelSpec]:
 
 def _wanted(args, name: str) -> bool:
     """The rows not tied to one model spec: in the full run, or when --models names them."""
-    return not args.quick and (not args.models or any(m in name for m in args.models))
+    return not args.quick and not args.onnx and (not args.models or any(m in name for m in args.models))
 
 
 def run(args) -> dict:
@@ -252,6 +256,33 @@ def run(args) -> dict:
     }
 
 
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        return parse_shape(text)
+    except RegionAuditError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return n
+
+
+def _fraction(text: str) -> float:
+    try:
+        f = float(text)
+    except ValueError:
+        f = math.nan
+    if not 0 < f <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number in (0, 1]")
+    return f
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m regionaudit.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path, default=None, help="write the rows and the environment here")
@@ -262,14 +293,28 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--cpu-only", action="store_true", help="do not use CUDA even when present")
     ap.add_argument("--no-audit", action="store_true", help="leave out the default-audit row (minutes on a laptop CPU)")
+    ap.add_argument("--onnx", nargs="+", type=Path, default=None, metavar="FILE",
+                    help="measure these ONNX files instead of the built-in models (density and distance rows)")
+    ap.add_argument("--input-shape", type=_shape, default=None, metavar="SHAPE",
+                    help="--onnx: the input shape without the batch axis, e.g. 3,32,32, where the file leaves it open")
+    ap.add_argument("--pairs", type=_positive, default=4, help="--onnx: segments per file (default 4; the first also walked)")
+    ap.add_argument("--max-points", type=_positive, default=4, help="--onnx: boundary-distance points per file (default 4)")
+    ap.add_argument("--fraction", type=_fraction, default=1.0,
+                    help="--onnx: each segment a -> a + f (b - a), 0 < f <= 1 (default 1; large nets: a piece)")
     ap.add_argument("--sawtooth-depth", type=int, default=17, help="memory row: 2**depth regions on one segment")
     ap.add_argument("--sawtooth-memory", type=int, default=4 << 20, help="memory row: --max-memory in bytes")
     return ap
 
 
 def main(argv: list[str] | None = None, extra_rows: list[Callable] | None = None) -> dict:
-    args = parser().parse_args(argv)
+    ap = parser()
+    args = ap.parse_args(argv)
     args.extra_rows = extra_rows or []
+    if args.onnx:  # a file that cannot be measured is an error before anything runs
+        for spec in select(args):
+            why = spec.available()
+            if why:
+                ap.exit(2, f"{ap.prog}: error: {why}\n")
     out = run(args)
     print(table(out["rows"]))
     rates = ", ".join(f"{k} {v / 1e9:.1f} GMAC/s" for k, v in out["matmul_macs_per_s"].items())
