@@ -1,7 +1,10 @@
 """Theoretical capacity: how many linear regions the architecture could have at most (and at least).
 
 Every bound is computed with exact Python integers and only then turned into log10, since the counts
-overflow any float (Σ_{j≤64} C(512, j) has 83 digits). A bound applies to the *maximum
+overflow any float (Σ_{j≤64} C(512, j) has 83 digits). Past EXACT_UNITS hidden units those
+integers have thousands of digits and Serra's sum takes minutes, so the same sums then run in log
+space in float64 (the `log10_*` functions: binomials from lgamma, sums by log-sum-exp), good to about
+1e-9 relative in the log10. A bound applies to the *maximum
 over all weights* of the architecture; a formula that does not cover the graph (residual adds,
 concat, MaxPool) is listed with `covered: false` and the reason, never guessed.
 
@@ -26,10 +29,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from scipy.special import gammaln, logsumexp
 
 from regionaudit import ir
 
+# Up to this many hidden units in all, the bounds are exact integers (Serra's sum over 8192 + 8192
+# units: 0.6 s here; over 10 x 8192, 22 s); above it, log-space floats
+EXACT_UNITS = 16384
 # Theorem 1 of Xiong et al. enumerates every vector t and every subset of output positions.
 MAX_XIONG_POSITIONS = 12
 MAX_XIONG_TUPLES = 200_000
@@ -55,9 +63,18 @@ def log10_int(n: int) -> float:
     return math.log10(n)  # exact for Python ints of any size (no float conversion of n)
 
 
+def binomials(n: int, upto: int) -> list[int]:
+    """C(n, 0), ..., C(n, min(n, upto)), each from the one before: one small product and one
+    division per term, where math.comb would start over (minutes for thousands of units)."""
+    out = [1]
+    for i in range(min(n, upto)):
+        out.append(out[-1] * (n - i) // (i + 1))
+    return out
+
+
 def zaslavsky(n: int, d: int) -> int:
     """Regions of n hyperplanes in general position in R^d: Σ_{i≤d} C(n, i)."""
-    return sum(math.comb(n, i) for i in range(0, min(n, d) + 1))
+    return 2**n if d >= n else sum(binomials(n, d))
 
 
 def montufar2017(widths: list[int], n0: int) -> int:
@@ -69,15 +86,35 @@ def montufar2017(widths: list[int], n0: int) -> int:
 
 
 def serra2018(widths: list[int], n0: int) -> int:
-    """Serra et al. (2018), Theorem 1, summed over the running minimum d_l by dynamic programming."""
-    ways = {n0: 1}  # d_l -> summed product of binomials of the tuples that lead there
+    """Serra et al. (2018), Theorem 1, summed over the running minimum d_l by dynamic programming.
+
+    ways[d] sums ∏ C(n_l, j_l) over the tuples so far whose running minimum is d. A layer of n
+    units takes j ≤ min(d, n) and moves d to min(d, n − j): d stays for j ≤ n − d, and for larger
+    j the new minimum is k = n − j. Grouped by the new minimum, a layer is
+        ways'[d] = ways[d] · Σ_{j ≤ min(d, n−d)} C(n, j)              (d ≤ n)
+        ways'[k] += C(n, k) · Σ_{d ≥ max(k+1, n−k)} ways[d]         (0 ≤ k ≤ n)
+    with prefix sums of the binomials and suffix sums of ways: O(n + d) big-integer steps per
+    layer instead of O(n d)."""
+    ways = {n0: 1}
     for n in widths:
+        row = binomials(n, n)
+        prefix = [0] * (n + 2)  # prefix[m + 1] = Σ_{j ≤ m} C(n, j)
+        for j, c in enumerate(row):
+            prefix[j + 1] = prefix[j] + c
         nxt: dict[int, int] = {}
         for d, w in ways.items():
-            for j in range(0, min(d, n) + 1):
-                key = min(d, n - j)
-                nxt[key] = nxt.get(key, 0) + w * math.comb(n, j)
-        ways = nxt
+            if d <= n:
+                nxt[d] = nxt.get(d, 0) + w * prefix[min(d, n - d) + 1]
+        keys = sorted(ways, reverse=True)
+        tail, at = 0, 0  # tail = Σ ways[d] over the keys d >= the current threshold
+        for k in sorted(range(n + 1), key=lambda k: -max(k + 1, n - k)):
+            low = max(k + 1, n - k)
+            while at < len(keys) and keys[at] >= low:
+                tail += ways[keys[at]]
+                at += 1
+            if tail:
+                nxt[k] = nxt.get(k, 0) + row[k] * tail
+        ways = {d: w for d, w in nxt.items() if w}
     return sum(ways.values())
 
 
@@ -86,6 +123,54 @@ def montufar2014_lower(widths: list[int], n0: int) -> int:
     for n in widths[:-1]:
         out *= (n // n0) ** n0
     return out * zaslavsky(widths[-1], n0)
+
+
+# The same counts as natural logs in float64, for nets past EXACT_UNITS hidden units; each
+# log10_* function returns the log10 of the count.
+
+
+def _log_binomials(n: int, upto: int) -> np.ndarray:
+    """ln C(n, k) for k = 0..min(n, upto)."""
+    k = np.arange(min(n, upto) + 1, dtype=np.float64)
+    return gammaln(n + 1.0) - gammaln(k + 1) - gammaln(n - k + 1)
+
+
+def _ln_zaslavsky(n: int, d: int) -> float:
+    return n * math.log(2) if d >= n else float(logsumexp(_log_binomials(n, d)))
+
+
+def log10_zaslavsky(n: int, d: int) -> float:
+    return _ln_zaslavsky(n, d) / math.log(10)
+
+
+def log10_montufar2017(widths: list[int], n0: int) -> float:
+    total, dim = 0.0, n0
+    for n in widths:
+        total += _ln_zaslavsky(n, dim)
+        dim = min(dim, n)
+    return total / math.log(10)
+
+
+def log10_montufar2014_lower(widths: list[int], n0: int) -> float:
+    return (sum(n0 * math.log(n // n0) for n in widths[:-1]) + _ln_zaslavsky(widths[-1], n0)) / math.log(10)
+
+
+def log10_serra2018(widths: list[int], n0: int) -> float:
+    """`serra2018`'s dynamic programme with ways[d] as logs (-inf: no tuple), over arrays."""
+    ways = np.full(n0 + 1, -np.inf)
+    ways[n0] = 0.0
+    for n in widths:
+        row = _log_binomials(n, n)  # ln C(n, k), k = 0..n
+        prefix = np.logaddexp.accumulate(row)  # ln Σ_{j≤m} C(n, j)
+        top = len(ways) - 1
+        suffix = np.append(np.logaddexp.accumulate(ways[::-1])[::-1], -np.inf)  # ln Σ_{d≥m} ways[d]
+        nxt = np.full(n + 1, -np.inf)
+        d = np.arange(min(top, n) + 1)
+        nxt[d] = ways[d] + prefix[np.minimum(d, n - d)]
+        k = np.arange(n + 1)
+        nxt = np.logaddexp(nxt, row + suffix[np.minimum(np.maximum(k + 1, n - k), top + 1)])
+        ways = nxt
+    return float(logsumexp(ways)) / math.log(10)
 
 
 def xiong2020_exact(supports: list[frozenset], filters: int) -> int | None:
@@ -162,13 +247,23 @@ def chain_layers(net: ir.Network) -> tuple[list[Layer] | None, str]:
     return layers, ""
 
 
-def _bound(name, kind, count: int | None, formula, covered=True, reason="") -> dict:
+def _log10(exact, in_logs, widths: list[int], n0: int) -> float:
+    """log10 of a count: `exact(widths, n0)` as an integer up to EXACT_UNITS hidden units,
+    `in_logs(widths, n0)` (its `log10_*` twin) beyond."""
+    return log10_int(exact(widths, n0)) if sum(widths) <= EXACT_UNITS else in_logs(widths, n0)
+
+
+def _log10_zaslavsky(n: int, d: int) -> float:
+    return log10_int(zaslavsky(n, d)) if n <= EXACT_UNITS else log10_zaslavsky(n, d)
+
+
+def _bound(name, kind, log10: float | None, formula, covered=True, reason="") -> dict:
     return {
         "name": name,
         "kind": kind,
-        "log10": log10_int(count) if covered and count is not None else None,
+        "log10": log10 if covered and log10 is not None else None,
         "formula": formula,
-        "covered": bool(covered and count is not None),
+        "covered": bool(covered and log10 is not None),
         "reason": reason,
     }
 
@@ -206,7 +301,7 @@ def dense_bounds(layers: list[Layer] | None, reason: str, n0: int, exact_ok: boo
         text = f"Σ_{{i≤{n0}}} C({widths[0]}, i) (Zaslavsky: {widths[0]} hyperplanes in R^{n0})"
         if not exact_ok:
             text += "; an upper bound here, since the first layer is structured (not a general dense map)"
-        out.append(_bound("arrangement", kind, zaslavsky(widths[0], n0), text))
+        out.append(_bound("arrangement", kind, _log10_zaslavsky(widths[0], n0), text))
     else:
         out.append(_bound("arrangement", "exact", None, "", False, "only for one hidden layer"))
     lower_text = f"(∏_{{l<L}} ⌊n_l/{n0}⌋^{n0}) · Σ_{{j≤{n0}}} C(n_L, j), widths {w}"
@@ -216,12 +311,13 @@ def dense_bounds(layers: list[Layer] | None, reason: str, n0: int, exact_ok: boo
     elif min(widths) < n0:
         out.append(_bound("montufar2014_lower", "lower", None, lower_text, False, f"needs every width ≥ n_0 = {n0}"))
     else:
-        out.append(_bound("montufar2014_lower", "lower", montufar2014_lower(widths, n0), lower_text))
-    out.append(_bound("montufar2017_upper", "upper", montufar2017(widths, n0),
+        out.append(_bound("montufar2014_lower", "lower", _log10(montufar2014_lower, log10_montufar2014_lower, widths, n0),
+                          lower_text))
+    out.append(_bound("montufar2017_upper", "upper", _log10(montufar2017, log10_montufar2017, widths, n0),
                       f"∏_l Σ_{{j≤d_l}} C(n_l, j), d_l = min(n_0..n_{{l-1}}), n_0 = {n0}, widths {w}"))
     serra_text = f"Σ_{{j∈J}} ∏_l C(n_l, j_l), 0 ≤ j_l ≤ min(n_0, n_1−j_1, …, n_{{l−1}}−j_{{l−1}}, n_l), n_0 = {n0}, widths {w}"
     if all(l.slope_zero for l in layers):
-        out.append(_bound("serra2018_upper", "upper", serra2018(widths, n0), serra_text))
+        out.append(_bound("serra2018_upper", "upper", _log10(serra2018, log10_serra2018, widths, n0), serra_text))
     else:
         out.append(_bound("serra2018_upper", "upper", None, serra_text, False,
                           "leaky slopes keep the dimension that inactive ReLUs remove, which the bound counts on"))
@@ -256,19 +352,17 @@ def xiong_bounds(net: ir.Network, layers: list[Layer] | None, reason: str, n0: i
             exact_why = f"{len(supports)} output positions with {filters} filters: the enumeration over subsets is out of reach"
     positions = math.prod(conv.shape[1:])
     text1 = f"Σ_{{t∈K}} ∏_p C({filters}, t_p) over {positions} output positions (Theorem 1)"
-    out = [_bound("xiong2020_exact", "exact", exact if len(layers) == 1 else None, text1,
+    out = [_bound("xiong2020_exact", "exact", log10_int(exact) if exact is not None and len(layers) == 1 else None, text1,
                   exact is not None and len(layers) == 1,
                   exact_why or ("only for a single conv layer" if len(layers) > 1 else ""))]
     units = [l.units for l in layers]
-    rest = 1
-    for n in units[1:]:
-        rest *= zaslavsky(n, n0)
+    rest = sum(_log10_zaslavsky(n, n0) for n in units[1:])
     if exact is not None:
-        r1, r1_text = exact, "R_1 = Theorem 1's exact count"
+        r1, r1_text = log10_int(exact), "R_1 = Theorem 1's exact count"
     else:
-        r1, r1_text = zaslavsky(units[0], n0), f"R_1 replaced by its Zaslavsky bound Σ_{{i≤{n0}}} C({units[0]}, i) ({exact_why})"
+        r1, r1_text = _log10_zaslavsky(units[0], n0), f"R_1 replaced by its Zaslavsky bound Σ_{{i≤{n0}}} C({units[0]}, i) ({exact_why})"
     text2 = f"R_1 · ∏_{{l≥2}} Σ_{{i≤{n0}}} C(N_l, i), N = {_widths_text(units)}; {r1_text}"
-    out.append(_bound("xiong2020_upper", "upper", r1 * rest, text2))
+    out.append(_bound("xiong2020_upper", "upper", r1 + rest, text2))
     return out
 
 

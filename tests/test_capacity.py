@@ -223,3 +223,41 @@ def test_line_bounds_use_one_input_dimension():
     rng = np.random.default_rng(0)
     a, b = torch.from_numpy(rng.normal(size=(20, 5)) * 5), torch.from_numpy(rng.normal(size=(20, 5)) * 5)
     assert max(t.regions for t in trace_segments(net, a, b)) <= 10 ** line["log10_upper"]
+
+
+# ----------------------------------------------------------------- wide nets
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_log_space_bounds_equal_the_exact_integers(seed):
+    """The float64 log-space sums that take over past EXACT_UNITS hidden units give the exact
+    integers' log10 to 1e-12 relative, on random widths (some below n_0, some above)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        widths = [int(w) for w in rng.integers(1, 400, size=rng.integers(1, 5))]
+        n0 = int(rng.integers(1, 500))
+        for exact, in_logs in ((C.serra2018, C.log10_serra2018), (C.montufar2017, C.log10_montufar2017)):
+            assert in_logs(widths, n0) == pytest.approx(C.log10_int(exact(widths, n0)), rel=1e-12)
+        if min(widths) >= n0:
+            assert C.log10_montufar2014_lower(widths, n0) == pytest.approx(
+                C.log10_int(C.montufar2014_lower(widths, n0)), rel=1e-12)
+        n, d = int(rng.integers(1, 3000)), int(rng.integers(1, 4000))
+        assert C.log10_zaslavsky(n, d) == pytest.approx(C.log10_int(C.zaslavsky(n, d)), rel=1e-12)
+    widths, n0 = [3000, 2000, 1000], 2500  # a net near the switch, both ways
+    assert C.log10_serra2018(widths, n0) == pytest.approx(C.log10_int(C.serra2018(widths, n0)), rel=1e-12)
+
+
+def test_wide_nets_get_their_bounds_in_log_space():
+    """Hidden layers past EXACT_UNITS units in all (a conv net's layers count every unit): the
+    bounds come from the log-space sums, with Serra's at most Montúfar's and on a line the
+    exact sums again (Serra's bound over 8192 + 4096 + 2048 units took minutes as integers)."""
+    widths, n0 = [60_000, 30_000, 8_000], 12_288
+    assert sum(widths) > C.EXACT_UNITS
+    layers = [C.Layer(f"Relu_{i}", n, True, []) for i, n in enumerate(widths)]
+    bounds = {b["name"]: b for b in C.dense_bounds(layers, "", n0, exact_ok=True, lower_ok=True)}
+    assert bounds["serra2018_upper"]["log10"] == C.log10_serra2018(widths, n0)
+    assert bounds["montufar2017_upper"]["log10"] == C.log10_montufar2017(widths, n0)
+    assert bounds["serra2018_upper"]["log10"] <= bounds["montufar2017_upper"]["log10"]
+    assert bounds["montufar2014_lower"]["reason"] == f"needs every width ≥ n_0 = {n0}"
+    line = {b["name"]: b for b in C.dense_bounds(layers, "", 1, exact_ok=True, lower_ok=True)}
+    assert line["serra2018_upper"]["log10"] == pytest.approx(C.log10_int(C.serra2018(widths, 1)), rel=1e-12)
