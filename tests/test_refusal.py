@@ -109,9 +109,9 @@ def test_nodes_downstream_of_an_op_without_converter_are_judged_too(tmp_path):
 
 def test_cannot_convert_gives_the_converters_reason(tmp_path):
     nodes = [helper.make_node("Pad", ["x", "p", "v"], ["y"], name="pad", mode="constant")]
-    r = _refusal(tmp_path, nodes, inits={"p": np.array([0, 1, 0, 1], np.int64), "v": np.float32(2)})
+    r = _refusal(tmp_path, nodes, inits={"p": np.array([0, 1], np.int64), "v": np.float32(2)})
     assert _classes(r) == {"cannot convert": ["pad"]}
-    assert "Pad 'pad' (padding value 2 is not supported (only zero))" in str(r)
+    assert "Pad 'pad' (pads [0, 1] do not fit (1, 4))" in str(r)
 
 
 def test_a_few_nodes_per_class_then_how_many_more(tmp_path):

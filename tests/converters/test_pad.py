@@ -1,4 +1,5 @@
-"""Pad: zero constant padding in every opset form, reflect / edge / wrap modes; a nonzero value is refused."""
+"""Pad: constant padding (zero or not) in every opset form, reflect / edge / wrap modes; a padding
+value that is not finite is refused."""
 
 import numpy as np
 import pytest
@@ -34,10 +35,23 @@ def test_pad_with_axes_input(convert):
     ok(convert([pad, helper.make_node("Relu", ["p"], ["y"])], [1, 2, 3, 4], inits, NEWEST_OPSET))
 
 
+@pytest.mark.parametrize("opset", [7, 13, NEWEST_OPSET])
+@pytest.mark.parametrize("pads,value", [([0, 0, 1, 2, 0, 0, 2, 1], 1.0), ([0, 0, -1, 2, 0, 0, 1, -2], -0.75),
+                                        ([0, 0, -1, 0, 0, 0, 0, -1], 3.0)])
+def test_pad_nonzero_constant(convert, opset, pads, value):
+    """The constant on the border only (the inside, cropped where a pad is negative, is the
+    input's), checked against onnxruntime."""
+    pad, inits = _pad_node(opset, pads, value=value)
+    imported = convert([pad, helper.make_node("Relu", ["p"], ["y"])], [1, 2, 3, 4], inits, opset)
+    ok(imported)
+    assert ("scale" in {n.kind for n in imported.network.nodes}) == any(p > 0 for p in pads)
+
+
 @pytest.mark.parametrize("opset", [7, 13])
-def test_pad_nonzero_constant_is_rejected(convert, opset):
-    pad, inits = _pad_node(opset, [0, 0, 1, 1, 0, 0, 1, 1], value=1.0)
-    with pytest.raises(RejectedModel, match="padding value"):
+def test_pad_infinite_constant_is_rejected(convert, opset):
+    pad, inits = _pad_node(opset, [0, 0, 1, 1, 0, 0, 1, 1], value=float("inf"))
+    # (an initializer is refused before: "holds NaN or infinite values")
+    with pytest.raises(RejectedModel, match="padding value inf is not finite|'v' holds NaN or infinite values"):
         convert([pad, helper.make_node("Relu", ["p"], ["y"])], [1, 2, 3, 4], inits, opset)
 
 

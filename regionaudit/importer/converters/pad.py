@@ -1,7 +1,9 @@
-"""Pad: zero constant padding is `ir.Pad`; reflect / edge / wrap modes pick input elements (`ir.Take`)."""
+"""Pad: constant padding is `ir.Pad` (zeros), then the constant added on the border where it is not
+zero (`ir.Scale`); reflect / edge / wrap modes pick input elements (`ir.Take`)."""
 
 import numpy as np
 
+from regionaudit.importer.converters._affine import scale
 from regionaudit.importer.converters._padded import padded
 from regionaudit.importer.converters._take import taken
 from regionaudit.importer.registry import Unsupported, attr, converter
@@ -9,8 +11,9 @@ from regionaudit.importer.registry import Unsupported, attr, converter
 
 @converter("Pad")
 def pad(node, ctx):
-    """Constant mode with value 0, and reflect / edge / wrap modes (each output element is one
-    input element). Opset 11 moved pads/value to inputs; opset 18 added axes, opset 19 wrap."""
+    """Constant mode (affine: zero padding plus the constant on the border), and reflect / edge /
+    wrap modes (each output element is one input element). Opset 11 moved pads/value to inputs;
+    opset 18 added axes, opset 19 wrap."""
     x = ctx.data(0)
     rank = len(x.shape)
     mode = attr(node, "mode", "constant")
@@ -29,8 +32,19 @@ def pad(node, ctx):
             for j, a in enumerate(axes):
                 full[a], full[a + rank] = pads[j], pads[j + len(axes)]
             pads = full
-    if value != 0.0:
-        raise Unsupported(f"padding value {value:g} is not supported (only zero)")
+    if not np.isfinite(value):
+        raise Unsupported(f"padding value {value:g} is not finite")
     if len(pads) != 2 * rank:
         raise Unsupported(f"pads {pads} do not fit {x.shape}")
-    return padded(ctx, x, pads)
+    y = padded(ctx, x, pads)
+    if value == 0.0 or not any(p > 0 for p in pads):
+        return y
+    return scale(ctx, y, add=value * _border(x.shape, pads))
+
+
+def _border(shape: tuple[int, ...], pads: list[int]) -> np.ndarray:
+    """1 where padding put an element, 0 where the input's (cropped by negative pads) are."""
+    rank = len(shape)
+    kept = tuple(slice(max(0, -pads[i]), shape[i] - max(0, -pads[i + rank])) for i in range(rank))
+    return np.pad(np.zeros(shape)[kept], [(max(0, pads[i]), max(0, pads[i + rank])) for i in range(rank)],
+                  constant_values=1.0)
