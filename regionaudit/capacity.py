@@ -3,8 +3,8 @@
 Every bound is computed with exact Python integers and only then turned into log10, since the counts
 overflow any float (Σ_{j≤64} C(512, j) has 83 digits). Past EXACT_UNITS hidden units those
 integers have thousands of digits and Serra's sum takes minutes, so the same sums then run in log
-space in float64 (the `log10_*` functions: binomials from lgamma, sums by log-sum-exp), good to about
-1e-9 relative in the log10. A bound applies to the *maximum
+space in float64 (the `log10_*` functions: binomials from lgamma, sums by log-sum-exp), equal to the
+integers' log10 to about 1e-12 relative. A bound applies to the *maximum
 over all weights* of the architecture; a formula that does not cover the graph (residual adds,
 concat, MaxPool) is listed with `covered: false` and the reason, never guessed.
 
