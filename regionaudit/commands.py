@@ -99,6 +99,13 @@ def _run_analysis(imported, opts: Options, quiet: bool, unused: list[str]) -> Au
         return result
 
 
+def _say_import_notes(imported, name: str | None = None) -> None:
+    """What the import decided (the output analysed, a Softmax stripped, a fixed first axis read
+    as part of the input), on stderr as well as in the result."""
+    for note in imported.notes:
+        click.echo(f"regionaudit: note: {f'{name}: ' if name else ''}{note}", err=True)
+
+
 def _notify(message: str) -> None:
     click.echo(f"regionaudit: {message}", err=True)
 
@@ -134,6 +141,7 @@ def run_audit(model: str, opts: Options, wanted: Wanted) -> int:
     _check_slice_wanted(opts.slice, wanted, paths)
     _importing(model, wanted.quiet)
     imported = import_for_audit(model, opts, import_check_rows(opts.data, opts.max_file_size))
+    _say_import_notes(imported)
     unused = _say_unused(opts, imported.network, typed)
     check_node_paths(paths, imported.network.kink_names)
     _check_slice_wanted(has_plane(imported.network), wanted, paths, "this model's input has one element: it has no 2-D slice")
@@ -240,9 +248,11 @@ def run_compare(model_a: str, model_b: str, opts: Options, wanted: Wanted) -> in
     rows = import_check_rows(opts.data, opts.max_file_size)
     _importing(model_a, wanted.quiet)
     imp_a = import_for_audit(model_a, opts, rows)
+    _say_import_notes(imp_a, model_a)
     unused = _say_unused(opts, imp_a.network)  # (both models read the same points)
     _importing(model_b, wanted.quiet)
     imp_b = import_for_audit(model_b, opts, rows)
+    _say_import_notes(imp_b, model_b)
     shape_note = _compare_shapes(model_a, imp_a.network.input_shape, model_b, imp_b.network.input_shape)
     for prefix, imported in (("a.", imp_a), ("b.", imp_b)):
         paths = [g.path.removeprefix(prefix) for g in gates if g.path.startswith(prefix)]

@@ -84,9 +84,11 @@ def test_integer_input_is_refused(tmp_path):
 def test_output_name_picks_an_output_and_unknown_lists_them(tmp_path):
     model = _mlp([1, 4], outputs=("y", "a"))
     path = _save(model, tmp_path)
-    assert import_model(path).network.output_name == "y"
+    first = import_model(path)
+    assert first.network.output_name == "y"
+    assert first.notes == ["the graph has 2 outputs (y, a); the analysis is on the first, 'y' (--output-name picks another)"]
     imported = import_model(path, output_name="a")
-    assert imported.network.output_name == "a" and imported.network.neurons == 0
+    assert imported.network.output_name == "a" and imported.network.neurons == 0 and imported.notes == []
     with pytest.raises(RejectedModel, match="outputs are: y, a"):
         import_model(path, output_name="nope")
 

@@ -46,6 +46,9 @@ def resolve_signature(graph: onnx.GraphProto, input_shape=None, output_name=None
         has_batch = len(declared) >= 2 and declared[0] in (None, 1)
         batch_dynamic = has_batch and declared[0] is None
         probe = declared[1:] if has_batch else declared
+        if len(declared) >= 2 and not has_batch:
+            notes.append(f"input '{inp.name}' declares a fixed first axis of {declared[0]}, not a batch axis (1 or "
+                         f"dynamic): its {declared[0]} rows are analysed together, as one input point")
     elif given is not None:
         notes.append(f"input '{inp.name}' declares no shape; using --input-shape {_fmt(given)} after a batch axis")
         probe, has_batch, batch_dynamic = [None] * len(given), True, True
@@ -60,6 +63,9 @@ def resolve_signature(graph: onnx.GraphProto, input_shape=None, output_name=None
     chosen = output_name if output_name is not None else outputs[0]
     if chosen not in outputs:
         raise RejectedModel(f"no graph output named '{chosen}'; outputs are: {', '.join(outputs)}")
+    if output_name is None and len(outputs) > 1:
+        notes.append(f"the graph has {len(outputs)} outputs ({', '.join(outputs)}); the analysis is on the first, "
+                     f"'{chosen}' (--output-name picks another)")
     return Signature(inp.name, tt.elem_type, shape, graph_shape, has_batch, batch_dynamic, chosen, outputs, notes,
                      extra)
 

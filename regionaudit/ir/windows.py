@@ -39,9 +39,10 @@ class MaxPool(Node):
         where there is padding); windows in output order. With `rows` (a, b), those of output
         rows a..b-1 only (a 2-D pool): only the input rows they read are padded."""
         n = len(self.kernel)
+        lead = x.shape[: x.dim() - n - 1]  # the probe axis, and any fixed axes before the channels
         if rows is not None and rows[1] <= rows[0]:  # no window: nothing to pad or read
             channels = x.shape[x.dim() - n - 1]
-            return x.new_empty(x.shape[0], channels, 0, *self.shape[len(self.shape) - n + 1 :], *self.kernel)
+            return x.new_empty(*lead, channels, 0, *self.shape[len(self.shape) - n + 1 :], *self.kernel)
         if rows is None:
             xf = self._padded(x, value)
         else:
@@ -54,7 +55,7 @@ class MaxPool(Node):
         for i in range(n):  # unfold each spatial axis: (..., out_i, ..., k_i) at the end
             span = (self.kernel[i] - 1) * self.dilations[i] + 1
             xf = xf.unfold(2 + i, span, self.strides[i])[..., :: self.dilations[i]]
-        return xf.reshape(x.shape[0], *xf.shape[1:])  # (P, C, out_1..out_n, k_1..k_n): still a view
+        return xf.reshape(*lead, *xf.shape[1:])  # (P, ..., C, out_1..out_n, k_1..k_n): still a view
 
     def candidates(self, x: torch.Tensor, value: float = -math.inf, rows: tuple[int, int] | None = None) -> torch.Tensor:
         """Every window's candidates: (P, windows, k), padding as `value`; windows in output order.
