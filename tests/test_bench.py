@@ -172,3 +172,29 @@ def test_benchmark_refuses_a_file_it_cannot_measure(tmp_path, capsys):
         err = capsys.readouterr().err
         assert says in err and len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.onnx"]
+
+
+def test_a_model_that_fails_keeps_the_others_rows(tmp_path, monkeypatch, capsys):
+    """One model's error is reported (its traceback, a FAILED line, `failed` in the JSON, exit 1);
+    the other models are still measured and written."""
+    from regionaudit.bench.run import Bench, main
+
+    good, bad = ROOT / "sample_models" / "spirals_mlp.onnx", ROOT / "sample_models" / "digits_mlp.onnx"
+    density = Bench.density
+
+    def broken(self, spec, device, compare):
+        if spec.name == str(bad):
+            raise RuntimeError("shape mismatch")
+        return density(self, spec, device, compare)
+
+    monkeypatch.setattr(Bench, "density", broken)
+    out = tmp_path / "bench.json"
+    with pytest.raises(SystemExit) as exit_:
+        main(["--onnx", str(bad), str(good), "--pairs", "2", "--max-points", "2", "--repeat", "1", "--cpu-only",
+              "--json", str(out)])
+    assert exit_.value.code == 1
+    doc = json.loads(out.read_text())
+    assert doc["failed"] == [{"model": str(bad), "device": "cpu", "error": "RuntimeError: shape mismatch"}]
+    assert [(r["model"], r["measure"]) for r in doc["rows"]] == [(str(good), "density"), (str(good), "distance")]
+    captured = capsys.readouterr()
+    assert f"FAILED {bad} on cpu: RuntimeError: shape mismatch" in captured.out and "Traceback" in captured.err

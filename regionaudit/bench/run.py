@@ -13,6 +13,7 @@ import json
 import math
 import sys
 import time
+import traceback
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -222,7 +223,7 @@ def run(args) -> dict:
     torch.set_num_threads(args.threads) if args.threads else None
     keep_freed_memory()  # as the command line does
     bench = Bench(args.repeat)
-    rows, skipped = [], []
+    rows, skipped, failed = [], [], []
     for spec in select(args):
         why = spec.available()
         if why:
@@ -231,9 +232,15 @@ def run(args) -> dict:
             continue
         for dev in devices:
             print(f"{spec.name} on {dev.type} ...", file=sys.stderr, flush=True)
-            rows.append(bench.density(spec, dev, compare=dev.type == "cpu" and not args.gpu))
-            if spec.points:
-                rows.append(bench.distance(spec, dev))
+            try:
+                measured = [bench.density(spec, dev, compare=dev.type == "cpu" and not args.gpu)]
+                if spec.points:
+                    measured.append(bench.distance(spec, dev))
+            except Exception as exc:  # reported, with its traceback; the other models' rows are kept
+                traceback.print_exc()
+                failed.append({"model": spec.name, "device": dev.type, "error": f"{type(exc).__name__}: {exc}"})
+                continue
+            rows.extend(measured)
     if _wanted(args, "memory sawtooth wide2") and not args.gpu:
         for dev in devices:
             rows.extend(bench.memory_rows(dev, args.sawtooth_depth, args.sawtooth_memory))
@@ -253,6 +260,7 @@ def run(args) -> dict:
         "matmul_macs_per_s": bench.throughput,
         "rows": rows,
         "skipped": skipped,
+        "failed": failed,
     }
 
 
@@ -322,6 +330,10 @@ def main(argv: list[str] | None = None, extra_rows: list[Callable] | None = None
     print(f"float64 matmul throughput: {rates}; torch {env['torch']}, {env['threads']} threads")
     for s in out["skipped"]:
         print(f"skipped {s['model']}: {s['reason']}")
+    for f in out["failed"]:
+        print(f"FAILED {f['model']} on {f['device']}: {f['error']}")
     if args.json:
         write_text(args.json, json.dumps(out, indent=1))
+    if out["failed"]:
+        raise SystemExit(1)
     return out
