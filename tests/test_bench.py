@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import onnx
 import pytest
 import torch
 
@@ -164,14 +165,20 @@ def test_benchmark_refuses_a_file_it_cannot_measure(tmp_path, capsys):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
     out = tmp_path / "bench.json"
+    open_dims = tmp_path / "open.onnx"  # an input of dynamic dims: the message names the input, not the file
+    nodes = [onnx.helper.make_node("Relu", ["x"], ["y"])]
+    graph = onnx.helper.make_graph(nodes, "g", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", "H", 3])],
+                                   [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)])
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)]), open_dims)
     for path, says in ((tmp_path / "missing.onnx", "missing.onnx: no such file"),
-                       (broken, "broken.onnx: not a readable ONNX file")):
+                       (broken, "broken.onnx: not a readable ONNX file"),
+                       (open_dims, f"{open_dims}: input 'x' has dynamic dims (H,3, batch axis excluded)")):
         with pytest.raises(SystemExit) as exit_:
             main(["--onnx", str(path), "--json", str(out)])
         assert exit_.value.code == 2
         err = capsys.readouterr().err
         assert says in err and len(err.strip().splitlines()) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.onnx", "open.onnx"]
 
 
 def test_a_model_that_fails_keeps_the_others_rows(tmp_path, monkeypatch, capsys):

@@ -47,8 +47,10 @@ def test_batch_axis_rules(tmp_path, declared, probe, graph):
 
 def test_dynamic_dims_need_input_shape(tmp_path):
     path = _save(_mlp(["N", "T", 4]), tmp_path)
-    with pytest.raises(RejectedModel, match="--input-shape"):
+    with pytest.raises(RejectedModel, match=r"input 'x' has dynamic dims \(T,4, batch axis excluded\); pass --input-shape"):
         import_model(path)
+    with pytest.raises(RejectedModel, match=r"--input-shape 5,3 does not fit input 'x' declared as \(T,4\)"):
+        import_model(path, input_shape=(5, 3))
     imported = import_model(path, input_shape=(5, 4))
     assert imported.network.input_shape == (5, 4) and imported.network.graph_input_shape == (1, 5, 4)
 

@@ -61,7 +61,8 @@ class UserFileSpec(FileSpec):
         try:
             import_model(str(self.path), input_shape=self.input_shape)
         except RegionAuditError as exc:
-            return str(exc)
+            why = str(exc)  # (named by its file, which not every import message is)
+            return why if why.startswith((str(self.path), self.path.name)) else f"{self.path}: {why}"
         return None
 
 

@@ -43,19 +43,22 @@ def resolve_signature(graph: onnx.GraphProto, input_shape=None, output_name=None
 
     if tt.HasField("shape"):
         declared = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tt.shape.dim]
+        labels = [str(v) if v is not None else d.dim_param or "?" for v, d in zip(declared, tt.shape.dim)]
         has_batch = len(declared) >= 2 and declared[0] in (None, 1)
         batch_dynamic = has_batch and declared[0] is None
         probe = declared[1:] if has_batch else declared
+        labels = labels[1:] if has_batch else labels
         if len(declared) >= 2 and not has_batch:
             notes.append(f"input '{inp.name}' declares a fixed first axis of {declared[0]}, not a batch axis (1 or "
                          f"dynamic): its {declared[0]} rows are analysed together, as one input point")
     elif given is not None:
         notes.append(f"input '{inp.name}' declares no shape; using --input-shape {_fmt(given)} after a batch axis")
         probe, has_batch, batch_dynamic = [None] * len(given), True, True
+        labels = ["?"] * len(given)
     else:
         raise RejectedModel(f"graph input '{inp.name}' declares no shape; pass --input-shape (batch axis excluded)")
 
-    shape = _fill(inp.name, probe, given)
+    shape = _fill(inp.name, probe, given, labels)
     graph_shape = (1, *shape) if has_batch else shape
     if math.prod(shape) > MAX_ACTIVATION_ELEMENTS:
         raise RejectedModel(f"input shape {_fmt(shape)} is too large")
@@ -83,15 +86,16 @@ def _inputs(graph: onnx.GraphProto) -> tuple[onnx.ValueInfoProto, list[str]]:
     return main, [i.name for i in real if i is not main]
 
 
-def _fill(name: str, probe: list[int | None], given: tuple[int, ...] | None) -> tuple[int, ...]:
+def _fill(name: str, probe: list[int | None], given: tuple[int, ...] | None, labels: list[str]) -> tuple[int, ...]:
+    """The input shape: the declared one, or --input-shape where it fits it; `labels` shows each
+    declared dim (its size, the name of a symbolic one, or ?)."""
+    declared = ",".join(labels)
     if given is None:
         if any(d is None for d in probe):
-            shown = ",".join("?" if d is None else str(d) for d in probe)
             raise RejectedModel(
-                f"input '{name}' has dynamic dims ({shown}, batch axis excluded); pass --input-shape"
+                f"input '{name}' has dynamic dims ({declared}, batch axis excluded); pass --input-shape"
             )
         return tuple(probe)
-    declared = ",".join("?" if d is None else str(d) for d in probe)
     if len(given) != len(probe) or any(d is not None and d != g for d, g in zip(probe, given)):
         raise RejectedModel(
             f"--input-shape {_fmt(given)} does not fit input '{name}' declared as ({declared}) (batch axis excluded)"
