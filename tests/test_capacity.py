@@ -247,6 +247,16 @@ def test_log_space_bounds_equal_the_exact_integers(seed):
     assert C.log10_serra2018(widths, n0) == pytest.approx(C.log10_int(C.serra2018(widths, n0)), rel=1e-12)
 
 
+@pytest.mark.parametrize("widths,n0", [([100_000], 1), ([17_000, 3_000], 3), ([20_000, 20_000], 2), ([18_000], 3_000)])
+def test_log_space_bounds_hold_their_precision_on_wide_layers(widths, n0):
+    """Past EXACT_UNITS, where they are used: a small n_0 keeps the counts small beside ln n!,
+    which lgamma's difference alone would cancel to about 1e-11 relative."""
+    assert sum(widths) > C.EXACT_UNITS
+    for exact, in_logs in ((C.serra2018, C.log10_serra2018), (C.montufar2017, C.log10_montufar2017)):
+        assert in_logs(widths, n0) == pytest.approx(C.log10_int(exact(widths, n0)), rel=1e-13)
+    assert C.log10_zaslavsky(widths[0], n0) == pytest.approx(C.log10_int(C.zaslavsky(widths[0], n0)), rel=1e-13)
+
+
 def test_wide_nets_get_their_bounds_in_log_space():
     """Hidden layers past EXACT_UNITS units in all (a conv net's layers count every unit): the
     bounds come from the log-space sums, with Serra's at most Montúfar's and on a line the
