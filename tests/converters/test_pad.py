@@ -37,12 +37,13 @@ def test_pad_with_axes_input(convert):
 
 @pytest.mark.parametrize("opset", [7, 13, NEWEST_OPSET])
 @pytest.mark.parametrize("pads,value", [([0, 0, 1, 2, 0, 0, 2, 1], 1.0), ([0, 0, -1, 2, 0, 0, 1, -2], -0.75),
-                                        ([0, 0, -1, 0, 0, 0, 0, -1], 3.0)])
+                                        ([0, 1, 0, 1, 0, 0, 1, 0], -2.5), ([0, 0, -1, 0, 0, 0, 0, -1], 3.0)])
 def test_pad_nonzero_constant(convert, opset, pads, value):
     """The constant on the border only (the inside, cropped where a pad is negative, is the
-    input's), checked against onnxruntime."""
+    input's), checked against onnxruntime through an Abs, which keeps a negative border's value
+    (a Relu would turn it into the zero padding it must differ from)."""
     pad, inits = _pad_node(opset, pads, value=value)
-    imported = convert([pad, helper.make_node("Relu", ["p"], ["y"])], [1, 2, 3, 4], inits, opset)
+    imported = convert([pad, helper.make_node("Abs", ["p"], ["y"])], [1, 2, 3, 4], inits, opset)
     ok(imported)
     assert ("scale" in {n.kind for n in imported.network.nodes}) == any(p > 0 for p in pads)
 
