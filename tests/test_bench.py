@@ -182,26 +182,49 @@ def test_benchmark_refuses_a_file_it_cannot_measure(tmp_path, capsys):
 
 
 def test_a_model_that_fails_keeps_the_others_rows(tmp_path, monkeypatch, capsys):
-    """One model's error is reported (its traceback, a FAILED line, `failed` in the JSON, exit 1);
-    the other models are still measured and written."""
+    """A measure's error is reported (its traceback, a FAILED line, `failed` in the JSON, exit 1);
+    every other row, the same model's other measure included, is still measured and written."""
     from regionaudit.bench.run import Bench, main
 
     good, bad = ROOT / "sample_models" / "spirals_mlp.onnx", ROOT / "sample_models" / "digits_mlp.onnx"
     density = Bench.density
+
+    distance = Bench.distance
 
     def broken(self, spec, device, compare):
         if spec.name == str(bad):
             raise RuntimeError("shape mismatch")
         return density(self, spec, device, compare)
 
+    def broken_distance(self, spec, device):
+        if spec.name == str(good):
+            raise ValueError("no tangent")
+        return distance(self, spec, device)
+
     monkeypatch.setattr(Bench, "density", broken)
+    monkeypatch.setattr(Bench, "distance", broken_distance)
     out = tmp_path / "bench.json"
     with pytest.raises(SystemExit) as exit_:
         main(["--onnx", str(bad), str(good), "--pairs", "2", "--max-points", "2", "--repeat", "1", "--cpu-only",
               "--json", str(out)])
     assert exit_.value.code == 1
     doc = json.loads(out.read_text())
-    assert doc["failed"] == [{"model": str(bad), "device": "cpu", "error": "RuntimeError: shape mismatch"}]
-    assert [(r["model"], r["measure"]) for r in doc["rows"]] == [(str(good), "density"), (str(good), "distance")]
+    assert doc["failed"] == [{"model": str(bad), "measure": "density", "device": "cpu", "error": "RuntimeError: shape mismatch"},
+                             {"model": str(good), "measure": "distance", "device": "cpu", "error": "ValueError: no tangent"}]
+    assert [(r["model"], r["measure"]) for r in doc["rows"]] == [(str(bad), "distance"), (str(good), "density")]
     captured = capsys.readouterr()
-    assert f"FAILED {bad} on cpu: RuntimeError: shape mismatch" in captured.out and "Traceback" in captured.err
+    assert f"FAILED {bad} density on cpu: RuntimeError: shape mismatch" in captured.out and "Traceback" in captured.err
+
+
+def test_onnx_options_are_checked_together(capsys):
+    """--onnx with --quick or --models, or its own options without it, is a usage error (2)."""
+    from regionaudit.bench.run import main
+
+    model = str(ROOT / "sample_models" / "spirals_mlp.onnx")
+    for argv, says in ((["--onnx", model, "--quick"], "--quick and --models pick built-in models"),
+                       (["--onnx", model, "--models", "mlp"], "--quick and --models pick built-in models"),
+                       (["--quick", "--pairs", "3"], "--pairs applies to the files of --onnx only"),
+                       (["--fraction", "0.5"], "--fraction applies to the files of --onnx only")):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2 and says in capsys.readouterr().err

@@ -5,7 +5,7 @@ load the network and where its probes lie."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -56,8 +56,15 @@ class UserFileSpec(FileSpec):
     """An ONNX file named on the command line (`--onnx`): measured where it imports."""
 
     input_shape: tuple[int, ...] | None = None
+    checked: bool = field(default=False, repr=False)  # `available` imports the file once
+    why: str | None = field(default=None, repr=False)
 
     def available(self):
+        if not self.checked:
+            self.why, self.checked = self._check(), True
+        return self.why
+
+    def _check(self) -> str | None:
         try:
             import_model(str(self.path), input_shape=self.input_shape)
         except RegionAuditError as exc:

@@ -232,15 +232,16 @@ def run(args) -> dict:
             continue
         for dev in devices:
             print(f"{spec.name} on {dev.type} ...", file=sys.stderr, flush=True)
-            try:
-                measured = [bench.density(spec, dev, compare=dev.type == "cpu" and not args.gpu)]
-                if spec.points:
-                    measured.append(bench.distance(spec, dev))
-            except Exception as exc:  # reported, with its traceback; the other models' rows are kept
-                traceback.print_exc()
-                failed.append({"model": spec.name, "device": dev.type, "error": f"{type(exc).__name__}: {exc}"})
-                continue
-            rows.extend(measured)
+            measures = [("density", lambda: bench.density(spec, dev, compare=dev.type == "cpu" and not args.gpu))]
+            if spec.points:
+                measures.append(("distance", lambda: bench.distance(spec, dev)))
+            for what, measure_it in measures:
+                try:
+                    rows.append(measure_it())
+                except Exception as exc:  # reported, with its traceback; every other row is kept
+                    traceback.print_exc()
+                    failed.append({"model": spec.name, "measure": what, "device": dev.type,
+                                   "error": f"{type(exc).__name__}: {exc}"})
     if _wanted(args, "memory sawtooth wide2") and not args.gpu:
         for dev in devices:
             rows.extend(bench.memory_rows(dev, args.sawtooth_depth, args.sawtooth_memory))
@@ -318,6 +319,11 @@ def main(argv: list[str] | None = None, extra_rows: list[Callable] | None = None
     ap = parser()
     args = ap.parse_args(argv)
     args.extra_rows = extra_rows or []
+    if args.onnx and (args.quick or args.models):
+        ap.error("--onnx measures the files named; --quick and --models pick built-in models")
+    for option in ("input_shape", "pairs", "max_points", "fraction"):
+        if not args.onnx and getattr(args, option) != ap.get_default(option):
+            ap.error(f"--{option.replace('_', '-')} applies to the files of --onnx only")
     if args.onnx:  # a file that cannot be measured is an error before anything runs
         for spec in select(args):
             why = spec.available()
@@ -331,7 +337,7 @@ def main(argv: list[str] | None = None, extra_rows: list[Callable] | None = None
     for s in out["skipped"]:
         print(f"skipped {s['model']}: {s['reason']}")
     for f in out["failed"]:
-        print(f"FAILED {f['model']} on {f['device']}: {f['error']}")
+        print(f"FAILED {f['model']} {f['measure']} on {f['device']}: {f['error']}")
     if args.json:
         write_text(args.json, json.dumps(out, indent=1))
     if out["failed"]:
