@@ -20,6 +20,7 @@ from regionaudit.errors import BadData, BadOption
 from regionaudit.ir import Network
 
 COLLINEAR = 1e-9  # relative height of a triangle below which its points count as collinear
+ROUNDING_ULPS = 64  # ... or below this many units of rounding of the points' own float type
 MARGIN = 0.10  # margin around the data's range, for 2-D inputs
 CANDIDATE_ROWS = 1024  # rows whose classes are looked at when picking the default points
 
@@ -37,8 +38,9 @@ class SlicePlane:
     input_plane: bool  # the input space itself (2-D inputs)
 
 
-def _frame(points: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Orthonormal e1, e2 of three flat points (3, D), or None when they are collinear."""
+def _frame(points: np.ndarray, tolerance: float = COLLINEAR) -> tuple[np.ndarray, np.ndarray] | None:
+    """Orthonormal e1, e2 of three flat points (3, D), or None when they are collinear: the
+    triangle's height at most `tolerance` times its longer side from p0."""
     p0, p1, p2 = points
     d1, d2 = p1 - p0, p2 - p0
     n1 = float(np.linalg.norm(d1))
@@ -47,13 +49,19 @@ def _frame(points: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     e1 = d1 / n1
     w = d2 - (d2 @ e1) * e1
     n2 = float(np.linalg.norm(w))
-    if n2 <= COLLINEAR * max(n1, float(np.linalg.norm(d2))) or not math.isfinite(n2):
+    if n2 <= tolerance * max(n1, float(np.linalg.norm(d2))) or not math.isfinite(n2):
         return None
     return e1, w / n2
 
 
 def collinear(points: np.ndarray) -> bool:
-    return _frame(points.reshape(3, -1)) is None
+    """Whether three points span no plane, to within the rounding of their own type: points
+    given in float32 (a, 2a, 3a, say) are off a line by its rounding alone, and a plane through
+    that noise would have a box millions of times their size."""
+    tolerance = COLLINEAR
+    if np.issubdtype(points.dtype, np.floating):
+        tolerance = max(COLLINEAR, ROUNDING_ULPS * float(np.finfo(points.dtype).eps))
+    return _frame(points.reshape(3, -1), tolerance) is None
 
 
 def plane_through(points: np.ndarray, scale: float) -> tuple[Plane, np.ndarray, float]:

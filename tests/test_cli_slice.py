@@ -119,6 +119,8 @@ def test_no_slice_and_synthetic_slice(tmp_path, capsys):
         (["--no-slice", "--slice-png", "x.png"], "--no-slice"),
         (["--slice-box", 0, 1, 0, 1], "--slice-box applies to models with a 2-D input"),
         (["--slice-points", "collinear.npy"], "collinear"),
+        # off a line by float32 rounding only: a plane through that noise had a box 1e8 times too large
+        (["--slice-points", "collinear32.npy"], "collinear"),
         (["--slice-points", "four.npy"], "exactly 3 points"),
         (["--no-slice", "--fail-if", "slice.regions > 3"], "--no-slice turns the 2-D slice off"),
         (["--fail-if", "slice.boundary_length_per_layer.nope > 3"], "unknown metric path"),
@@ -129,6 +131,8 @@ def test_bad_slice_options_are_usage_errors(tmp_path, capsys, monkeypatch, extra
     rows = np.load(DIGITS)[:4].reshape(4, 64).astype(np.float64)
     np.save(tmp_path / "collinear.npy", np.stack([rows[0], rows[1], 2 * rows[1] - rows[0]]))
     np.save(tmp_path / "four.npy", rows)
+    a = (rows[0] + 0.1).astype(np.float32)
+    np.save(tmp_path / "collinear32.npy", np.stack([a, 2 * a, 3 * a]))
     code, _, err = run([MLP, "--data", DIGITS, *FAST, "--json", tmp_path / "x.json", *extra], capsys)
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
