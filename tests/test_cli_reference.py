@@ -101,3 +101,21 @@ def test_compare_two_models_gives_p_values(tmp_path, capsys):
     assert p["tests"]["wilcoxon_p_value"] == pytest.approx(wilcoxon(diffs, zero_method="wilcox").pvalue)
     nz = [x for x in diffs if x != 0]
     assert p["tests"]["sign_test_p_value"] == pytest.approx(binomtest(sum(x > 0 for x in nz), len(nz)).pvalue)
+
+
+def test_gates_take_the_reference_frames_documented_paths(tmp_path, capsys):
+    """The README's gate paths of the reference frame (class split, Spearman, bounds, the
+    re-initialised copies) are accepted before the audit and evaluated on its result; a typo
+    among them is still a usage error."""
+    gates = ["density.by_class.same_class.summary.median > 1e9", "deviation.spearman.rho > 2",
+             "capacity.log10_upper < 0", "reference.init.pooled.density.summary.median > 1e9"]
+    args = [MLP, "--data", DIGITS, "--labels", LABELS, "--pairs", 12, "--max-points", 2, "--init-reference", 1,
+            "--no-slice", "-q", "--json", tmp_path / "r.json"]
+    code, _, err = run([*args, *[a for g in gates for a in ("--fail-if", g)]], capsys)
+    assert code == 0, err
+    lines = err.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == [f"pass {g}" for g in gates]
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert float(lines[2].split("value ")[1]) == pytest.approx(doc["capacity"]["log10_upper"], rel=1e-3)
+    code, _, err = run([*args, "--fail-if", "capacity.log10_uper < 0"], capsys)
+    assert code == 2 and "capacity.log10_uper" in err

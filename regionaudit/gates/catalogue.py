@@ -82,6 +82,24 @@ def _known_summaries(result: dict) -> list[str]:
     return known
 
 
+def _summary() -> dict:
+    return dict.fromkeys(SUMMARY_KEYS)
+
+
+def _by_class(*keys: str) -> dict:
+    """`density.by_class` / `deviation.by_class` (with --labels, or classes the model predicts)."""
+    part = {k: None if k == "count" else _summary() for k in keys}
+    return {"same_class": part, "different_class": dict(part)}
+
+
+# parts of an audit that some runs leave out (--init-reference 0, a model no bound covers): their
+# numbers, as the skeleton lists them
+_CAPACITY = {"log10_upper": None, "log10_lower": None, "line": {"log10_upper": None, "log10_lower": None},
+             "plane": {"log10_upper": None, "log10_lower": None}}
+_POOLED = {"density": {"summary": _summary(), "per_length": _summary(), "regions_per_neuron": _summary()},
+           "deviation": {"summary": _summary()}, "distance": {"summary": _summary(), "scaled_summary": _summary()}}
+
+
 def schema_skeleton(compare: bool = False) -> dict:
     """An empty result dict with every schema field: what `gateable_paths(None)` lists.
 
@@ -92,7 +110,12 @@ def schema_skeleton(compare: bool = False) -> dict:
         opset=0, producer="", input_name="", output_name="",
         validation={"max_abs_err": None, "max_rel_err": None},
     )
-    audit = AuditResult(model=model, settings={}, density=Density(), deviation=Deviation(), distance=Distance())
+    audit = AuditResult(
+        model=model, settings={}, density=Density(by_class=_by_class("count", "summary", "per_length")),
+        deviation=Deviation(spearman=dict.fromkeys(("rho", "p_value", "ci95_low", "ci95_high", "count")),
+                            by_class=_by_class("count", "summary")),
+        distance=Distance(), capacity=_CAPACITY, reference={"init": {"pooled": _POOLED}},
+    )
     if not compare:  # an audit measures the 2-D slice by default; compare never does
         return replace(audit, slice=empty_slice()).to_dict()
     empty = PairedMeasure(differences=[], fraction_positive=None, summary=None)
