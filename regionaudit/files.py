@@ -192,7 +192,7 @@ def load_array(
     try:
         loaded = np.load(p, allow_pickle=False, mmap_mode="r" if head is not None else None)
     except ValueError as e:
-        if "pickle" in str(e):
+        if "pickle" in str(e) or "Python objects" in str(e):  # (the second: memory-mapped, with head)
             raise BadData(f"{what} file {p} cannot be read without pickle (object arrays are refused): {e}") from None
         raise BadData(f"{what} file {p} is damaged or truncated: {e}") from None
     except Exception as e:  # numpy raises many kinds for a damaged file

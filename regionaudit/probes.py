@@ -75,6 +75,9 @@ def _fmt(shape, lead: tuple = ("N",)) -> str:
     return "(" + ", ".join(map(str, (*lead, *shape))) + ")"
 
 
+LAYOUT_AXES = {"chw": "(channels, height, width)", "hwc": "(height, width, channels)"}
+
+
 def as_rows(
     arr: np.ndarray,
     input_shape: tuple[int, ...],
@@ -100,7 +103,7 @@ def as_rows(
     image_model = len(input_shape) == 3
     if data_layout != model_layout and not image_model and len(rest) != 3:
         raise BadOption(
-            f"--data-layout {data_layout} describes image arrays (channels, height, width); {what} rows have "
+            f"--data-layout {data_layout} describes image arrays {LAYOUT_AXES[data_layout]}; {what} rows have "
             f"shape {rest} and the model's input shape is {input_shape}"
         )
     if image_model:

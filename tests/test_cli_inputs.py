@@ -160,7 +160,7 @@ def test_image_rows_for_a_flat_model_are_flattened_with_a_note(tmp_path, capsys)
 def test_data_layout_on_flat_rows_is_a_usage_error(tmp_path, capsys):
     np.save(tmp_path / "flat.npy", np.load(DIGITS)[:10].reshape(10, 64))
     code, _, err = run([MLP, "--no-slice", "--data", tmp_path / "flat.npy", "--data-layout", "hwc", "--json", tmp_path / "x.json"], capsys)
-    assert code == 2 and "--data-layout hwc describes image arrays" in err
+    assert code == 2 and "--data-layout hwc describes image arrays (height, width, channels)" in err
 
 
 @pytest.mark.parametrize(
@@ -320,3 +320,15 @@ def test_two_coordinate_points_are_not_called_constant(tmp_path, capsys):
     code, _, err = run([spirals, "--no-slice", "--data", tmp_path / "pts.npy", "--pairs", 3, "--max-points", 2, "--json",
                         tmp_path / "r.json", "-q"], capsys)
     assert code == 0 and "warning" not in err
+
+
+def test_an_object_array_is_refused_as_such(tmp_path, capsys):
+    """Object arrays need pickle, which is never used: said so, whether the file is read whole
+    (--points) or memory-mapped for its first rows (--data), not as a damaged file."""
+    arr = np.empty(3, dtype=object)
+    arr[:] = [1, "a", None]
+    np.save(tmp_path / "obj.npy", arr, allow_pickle=True)
+    for option in ("--data", "--points"):
+        code, _, err = run([MLP, "--no-slice", option, tmp_path / "obj.npy", "--json", tmp_path / "x.json"], capsys)
+        assert code == 2 and "cannot be read without pickle (object arrays are refused)" in err, err
+    assert not (tmp_path / "x.json").exists()
