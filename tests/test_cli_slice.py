@@ -151,6 +151,8 @@ def test_baseline_reuses_the_slice_settings(tmp_path, capsys):
     assert b["settings"]["max_regions"] == 30 and b["slice"]["regions"] == a["slice"]["regions"]
     code, _, err = run([SPIRALS, "--data", SPIRAL_DATA, "-q", "--json", again, "--baseline", base, "--max-regions", 40], capsys)
     assert code == 2 and "--max-regions 40 conflicts with the baseline's max_regions 30" in err
+    code, _, err = run([SPIRALS, "--data", SPIRAL_DATA, "-q", "--json", again, "--baseline", base, "--no-slice"], capsys)
+    assert code == 2 and "--no-slice conflicts with the baseline's slice (on)" in err
 
 
 def test_compare_has_no_slice_paths():

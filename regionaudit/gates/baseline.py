@@ -90,6 +90,15 @@ def _show(v: Any) -> str:
     return str(v)
 
 
+def _conflict(key: str, given: Any, base: Any) -> str:
+    """e.g. "--seed 1 conflicts with the baseline's seed 0"; a switch as it is typed: "--no-slice
+    conflicts with the baseline's slice (on)"."""
+    if isinstance(given, bool):
+        flag = option_flag(key) if given else f"--no-{key.replace('_', '-')}"
+        return f"{flag} conflicts with the baseline's {key} ({'on' if base else 'off'})"
+    return f"{option_name(key)} {_show(given)} conflicts with the baseline's {key} {_show(base)}"
+
+
 def merge_settings(explicit: dict, baseline: dict, keys: list[str]) -> dict:
     """Settings for a run against a baseline.
 
@@ -111,7 +120,7 @@ def merge_settings(explicit: dict, baseline: dict, keys: list[str]) -> dict:
         elif _same(given, base):
             merged[key] = given
         else:
-            conflicts.append(f"{option_name(key)} {_show(given)} conflicts with the baseline's {key} {_show(base)}")
+            conflicts.append(_conflict(key, given, base))
     if conflicts:
         raise BadOption(
             "; ".join(conflicts)
