@@ -81,7 +81,7 @@ def _say_unused(opts: Options, network, typed: frozenset[str] | None = None) -> 
     return notes
 
 
-def _run_analysis(imported, opts: Options, quiet: bool, unused: list[str]) -> AuditResult:
+def _run_analysis(imported, opts: Options, quiet: bool, unused: list[str], warn=None) -> AuditResult:
     with ExitStack() as bars:
 
         def progress(stage: str, total: int):
@@ -91,7 +91,7 @@ def _run_analysis(imported, opts: Options, quiet: bool, unused: list[str]) -> Au
             imported,
             options=opts,
             progress=None if quiet else progress,
-            warn=_warn,
+            warn=warn or _warn,
             notify=None if quiet else _notify,
             clock=CLOCK,
         )
@@ -257,8 +257,15 @@ def run_compare(model_a: str, model_b: str, opts: Options, wanted: Wanted) -> in
     for prefix, imported in (("a.", imp_a), ("b.", imp_b)):
         paths = [g.path.removeprefix(prefix) for g in gates if g.path.startswith(prefix)]
         check_node_paths(paths, imported.network.kink_names)
-    res_a = _run_analysis(imp_a, opts, wanted.quiet, unused)
-    res_b = _run_analysis(imp_b, opts, wanted.quiet, unused)
+    warned: set[str] = set()
+
+    def warn_once(message: str) -> None:  # (both models read the same data: one warning about it)
+        if message not in warned:
+            warned.add(message)
+            _warn(message)
+
+    res_a = _run_analysis(imp_a, opts, wanted.quiet, unused, warn_once)
+    res_b = _run_analysis(imp_b, opts, wanted.quiet, unused, warn_once)
     if shape_note:
         click.echo(f"regionaudit: note: {shape_note}", err=True)
         res_a.notes.append(shape_note)

@@ -186,6 +186,20 @@ def test_suspicious_data_is_named_and_still_analysed(tmp_path, capsys, kind, mak
     assert words in html.unescape(report.read_text())  # the report's notes carry it too
 
 
+def test_compare_warns_about_its_data_once(tmp_path, capsys):
+    """Both models read the same data: its warning is said once, and each result keeps it."""
+    model = image_model(tmp_path)
+    np.save(tmp_path / "u8.npy", (images() * 255).round().astype(np.uint8))
+    out = tmp_path / "c.json"
+    code, _, err = run(["compare", model, model, "--data", tmp_path / "u8.npy", "--pairs", 5, "--max-points", 4, "-q",
+                        "--json", out], capsys)
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("regionaudit: warning:")]
+    assert len(warnings) == 1 and "integer values (uint8, " in warnings[0]
+    doc = json.loads(out.read_text())
+    assert all(sum("integer values (uint8, " in n for n in doc[side]["notes"]) == 1 for side in ("a", "b"))
+
+
 def test_ordinary_data_gets_no_warning(tmp_path, capsys):
     model = image_model(tmp_path)
     np.save(tmp_path / "ok.npy", images())
