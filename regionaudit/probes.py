@@ -102,6 +102,11 @@ def as_rows(
     size = math.prod(input_shape)
     image_model = len(input_shape) == 3
     if data_layout != model_layout and not image_model and len(rest) != 3:
+        if model_layout != "chw":  # (--layout was given: the model's input is what does not fit)
+            raise BadOption(
+                f"--layout {model_layout} describes a model whose input is one image {LAYOUT_AXES[model_layout]}; "
+                f"this model's input shape is {input_shape}"
+            )
         raise BadOption(
             f"--data-layout {data_layout} describes image arrays {LAYOUT_AXES[data_layout]}; {what} rows have "
             f"shape {rest} and the model's input shape is {input_shape}"

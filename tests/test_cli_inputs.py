@@ -161,6 +161,9 @@ def test_data_layout_on_flat_rows_is_a_usage_error(tmp_path, capsys):
     np.save(tmp_path / "flat.npy", np.load(DIGITS)[:10].reshape(10, 64))
     code, _, err = run([MLP, "--no-slice", "--data", tmp_path / "flat.npy", "--data-layout", "hwc", "--json", tmp_path / "x.json"], capsys)
     assert code == 2 and "--data-layout hwc describes image arrays (height, width, channels)" in err
+    code, _, err = run([MLP, "--no-slice", "--data", tmp_path / "flat.npy", "--layout", "hwc", "--json", tmp_path / "x.json"], capsys)
+    assert code == 2 and "--layout hwc describes a model whose input is one image (height, width, channels); " \
+        "this model's input shape is (64,)" in err
 
 
 @pytest.mark.parametrize(
