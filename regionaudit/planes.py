@@ -61,7 +61,7 @@ def collinear(points: np.ndarray) -> bool:
     tolerance = COLLINEAR
     if np.issubdtype(points.dtype, np.floating):
         tolerance = max(COLLINEAR, ROUNDING_ULPS * float(np.finfo(points.dtype).eps))
-    return _frame(points.reshape(3, -1), tolerance) is None
+    return _frame(points.reshape(3, -1).astype(np.float64), tolerance) is None  # (uint8 differences would wrap)
 
 
 def plane_through(points: np.ndarray, scale: float) -> tuple[Plane, np.ndarray, float]:

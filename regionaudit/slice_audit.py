@@ -14,7 +14,7 @@ from regionaudit.analysis.stats import summary
 from regionaudit.errors import BadData
 from regionaudit.files import load_array
 from regionaudit.ir import Network
-from regionaudit.planes import SlicePlane, build_plane, classes_of, collinear
+from regionaudit.planes import SlicePlane, build_plane, classes_of
 from regionaudit.slice_result import SliceDrawing, SliceResult
 
 DEFAULT_MAX_REGIONS = 200_000
@@ -22,15 +22,14 @@ DEFAULT_SCALE = 1.25
 
 
 def _points_file(path, input_shape, opts, notes: list[str]) -> np.ndarray:
-    """The three points of --slice-points, read in --data-layout as data is."""
-    arr = load_array(path, "slice points", as_float=False)  # (its own precision: `collinear`)
+    """The three points of --slice-points, read in --data-layout as data is, in the file's own
+    type: `build_plane` judges their collinearity in its precision."""
+    arr = load_array(path, "slice points", as_float=False)
     P.check_size(arr, "slice points")
     rows = P.as_rows(arr, input_shape, "slice points", opts.data_layout, opts.layout, notes)
     if len(rows) != 3:
         raise BadData(f"--slice-points must hold exactly 3 points, found {len(rows)} in {path}")
-    if collinear(rows):  # (in the file's own precision, before float64 hides its rounding)
-        raise BadData("--slice-points are collinear (or two are equal): three points must span a plane")
-    return rows.astype(np.float64)
+    return rows
 
 
 def activation_ids(part: Partition) -> list[str]:

@@ -121,6 +121,8 @@ def test_no_slice_and_synthetic_slice(tmp_path, capsys):
         (["--slice-points", "collinear.npy"], "collinear"),
         # off a line by float32 rounding only: a plane through that noise had a box 1e8 times too large
         (["--slice-points", "collinear32.npy"], "collinear"),
+        # uint8 points on a line: judged on their values, not on uint8 differences that wrap round
+        (["--slice-points", "collinear8.npy"], "--slice-points are collinear"),
         (["--slice-points", "four.npy"], "exactly 3 points"),
         (["--no-slice", "--fail-if", "slice.regions > 3"], "--no-slice turns the 2-D slice off"),
         (["--fail-if", "slice.boundary_length_per_layer.nope > 3"], "unknown metric path"),
@@ -133,6 +135,8 @@ def test_bad_slice_options_are_usage_errors(tmp_path, capsys, monkeypatch, extra
     np.save(tmp_path / "four.npy", rows)
     a = (rows[0] + 0.1).astype(np.float32)
     np.save(tmp_path / "collinear32.npy", np.stack([a, 2 * a, 3 * a]))
+    x, d = (rows[0] * 10).round().astype(np.uint8), (rows[1] * 10).round().astype(np.uint8)
+    np.save(tmp_path / "collinear8.npy", np.stack([x + d, x, x + 2 * d]))
     code, _, err = run([MLP, "--data", DIGITS, *FAST, "--json", tmp_path / "x.json", *extra], capsys)
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
