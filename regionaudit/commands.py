@@ -77,7 +77,7 @@ def _say_unused(opts: Options, network, typed: frozenset[str] | None = None) -> 
     exact = choose_method(opts.distance, math.prod(network.input_shape)) == "exact"
     notes = ineffective(opts, exact_distance=exact, typed=typed)
     for note in notes:
-        click.echo(f"regionaudit: note: {note}", err=True)
+        _note(note)
     return notes
 
 
@@ -103,7 +103,7 @@ def _say_import_notes(imported, name: str | None = None) -> None:
     """What the import decided (the output analysed, a Softmax stripped, a fixed first axis read
     as part of the input), on stderr as well as in the result."""
     for note in imported.notes:
-        click.echo(f"regionaudit: note: {f'{name}: ' if name else ''}{note}", err=True)
+        _note(f"{name}: {note}" if name else note)
 
 
 def _notify(message: str) -> None:
@@ -113,6 +113,10 @@ def _notify(message: str) -> None:
 def _importing(model: str, quiet: bool) -> None:
     if not quiet:
         say(f"importing {model} and checking it against onnxruntime...")
+
+
+def _note(message: str) -> None:
+    click.echo(f"regionaudit: note: {message}", err=True)
 
 
 def _warn(message: str) -> None:
@@ -267,7 +271,7 @@ def run_compare(model_a: str, model_b: str, opts: Options, wanted: Wanted) -> in
     res_a = _run_analysis(imp_a, opts, wanted.quiet, unused, warn_once)
     res_b = _run_analysis(imp_b, opts, wanted.quiet, unused, warn_once)
     if shape_note:
-        click.echo(f"regionaudit: note: {shape_note}", err=True)
+        _note(shape_note)
         res_a.notes.append(shape_note)
         res_b.notes.append(shape_note)
     result = CompareResult(a=res_a, b=res_b, paired=paired_measures(res_a, res_b))
