@@ -216,7 +216,8 @@ def _wanted(args, name: str) -> bool:
     return not args.quick and not args.onnx and (not args.models or any(m in name for m in args.models))
 
 
-def run(args) -> dict:
+def run(args, specs: list[ModelSpec] | None = None) -> dict:
+    """Every row of the table; `specs` are the models (default: `select(args)`)."""
     devices = [torch.device("cpu")]
     if torch.cuda.is_available() and not args.cpu_only:
         devices.append(torch.device("cuda"))
@@ -224,7 +225,7 @@ def run(args) -> dict:
     keep_freed_memory()  # as the command line does
     bench = Bench(args.repeat)
     rows, skipped, failed = [], [], []
-    for spec in select(args):
+    for spec in select(args) if specs is None else specs:
         why = spec.available()
         if why:
             skipped.append({"model": spec.name, "reason": why})
@@ -324,12 +325,13 @@ def main(argv: list[str] | None = None, extra_rows: list[Callable] | None = None
     for option in ("input_shape", "pairs", "max_points", "fraction"):
         if not args.onnx and getattr(args, option) != ap.get_default(option):
             ap.error(f"--{option.replace('_', '-')} applies to the files of --onnx only")
+    specs = select(args)
     if args.onnx:  # a file that cannot be measured is an error before anything runs
-        for spec in select(args):
-            why = spec.available()
+        for spec in specs:
+            why = spec.available()  # (an import, which `run` does not repeat for the same spec)
             if why:
                 ap.exit(2, f"{ap.prog}: error: {why}\n")
-    out = run(args)
+    out = run(args, specs)
     print(table(out["rows"]))
     rates = ", ".join(f"{k} {v / 1e9:.1f} GMAC/s" for k, v in out["matmul_macs_per_s"].items())
     env = out["environment"]
