@@ -15,6 +15,7 @@ CONVT = [  # (attrs, input spatial)
     ({"dilations": [2, 1]}, (4, 5)),
     ({"group": 2}, (4, 5)),
     ({"strides": [2, 2], "output_shape": [9, 11]}, (4, 5)),
+    ({"strides": [2, 2], "output_shape": [8, 10]}, (4, 5)),  # an odd total pad: the extra one at the start
     ({"strides": [2, 2], "auto_pad": "SAME_UPPER"}, (4, 5)),
     ({"strides": [2, 2], "auto_pad": "SAME_LOWER"}, (4, 5)),
 ]

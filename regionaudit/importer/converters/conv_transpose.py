@@ -7,7 +7,8 @@ from regionaudit.importer.registry import Unsupported, attr, converter
 @converter("ConvTranspose")
 def conv_transpose(node, ctx):
     """Groups, strides, dilations, pads, output_padding; `output_shape` or auto_pad give the pads
-    as the ONNX spec computes them (SAME_UPPER puts the odd one at the end)."""
+    as the ONNX spec computes them (SAME_UPPER puts the odd one at the end; SAME_LOWER, and
+    `output_shape` without auto_pad, at the start)."""
     x = ctx.data(0)
     w, b = ctx.const(1, "weight"), ctx.const(2, "bias")
     groups = attr(node, "group", 1)
@@ -33,7 +34,7 @@ def conv_transpose(node, ctx):
             raise Unsupported(f"output_shape {want} is larger than the transposed convolution gives")
         small = [t // 2 for t in total]
         big = [t - t // 2 for t in total]
-        pads = tuple(small + big) if auto != "SAME_LOWER" else tuple(big + small)
+        pads = tuple(small + big) if auto == "SAME_UPPER" else tuple(big + small)
     elif auto == "VALID":
         pads = (0,) * (2 * n)
     elif auto == "NOTSET":
