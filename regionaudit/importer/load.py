@@ -73,6 +73,7 @@ def read_onnx(path: str | Path, max_file_bytes: int | None = None) -> LoadedMode
     model = _parse(raw, p)
     _load_external(model, p, limit)
     model = _inline_functions(model, p)
+    _densify(model, p)
     params = _check_tensors(model, p)
     opset = _default_opset(model, p)
     try:
@@ -112,6 +113,42 @@ def _all_tensors(graph: onnx.GraphProto) -> Iterator[tuple[str, onnx.TensorProto
                 yield node.name, t
             for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else []) + list(a.graphs):
                 yield from _all_tensors(g)
+
+
+def _densify(model: onnx.ModelProto, p: Path) -> None:
+    """Sparse initializers and Constant nodes' `sparse_value` become dense tensors, which every
+    later stage reads (and checks for size and finiteness)."""
+    graph = model.graph
+    for sp in graph.sparse_initializer:
+        graph.initializer.append(_dense(sp, p))
+    del graph.sparse_initializer[:]
+    for node in graph.node:
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            for a in node.attribute:
+                if a.name == "sparse_value":
+                    a.t.CopyFrom(_dense(a.sparse_tensor, p))
+                    a.name, a.type = "value", onnx.AttributeProto.TENSOR
+                    a.ClearField("sparse_tensor")
+
+
+def _dense(sp: onnx.SparseTensorProto, p: Path) -> onnx.TensorProto:
+    """A sparse tensor's dense twin: values at their indices (flat, or one row of coordinates
+    each), zeros elsewhere."""
+    dims, name = tuple(sp.dims), sp.values.name
+    n = math.prod(dims)
+    if any(d < 0 for d in dims) or n > MAX_TENSOR_ELEMENTS:
+        raise RejectedModel(f"{p.name}: sparse tensor '{name}' has dims {list(dims)} (limit {MAX_TENSOR_ELEMENTS} elements)")
+    try:
+        values = numpy_helper.to_array(sp.values).reshape(-1)
+        index = numpy_helper.to_array(sp.indices).astype(np.int64)
+        flat = index.reshape(-1) if index.ndim <= 1 else np.ravel_multi_index(tuple(index.T), dims)
+        if flat.size and flat.min() < 0:
+            raise ValueError(f"negative index {int(flat.min())}")
+        dense = np.zeros(n, dtype=values.dtype)
+        dense[flat] = values
+    except (ValueError, IndexError) as exc:
+        raise RejectedModel(f"{p.name}: sparse tensor '{name}' is malformed ({' '.join(str(exc).split())})") from None
+    return numpy_helper.from_array(dense.reshape(dims), name)
 
 
 def _inline_functions(model: onnx.ModelProto, p: Path) -> onnx.ModelProto:
@@ -198,8 +235,6 @@ def _check_tensors(model: onnx.ModelProto, p: Path) -> int:
     params = sum(math.prod(t.dims) for t in model.graph.initializer if t.data_type in FLOAT_TYPES)
     if params > MAX_PARAMS:
         raise RejectedModel(f"{p.name}: {params} parameters, more than {MAX_PARAMS}; too large for an exact audit")
-    if model.graph.sparse_initializer:
-        raise RejectedModel(f"{p.name}: sparse initializers are not supported")
     known = set(onnx.TensorProto.DataType.values()) - {onnx.TensorProto.UNDEFINED}
     for name, t in _all_tensors(model.graph):
         if t.data_type not in known:
