@@ -58,10 +58,20 @@ def test_pad_infinite_constant_is_rejected(convert, opset):
 
 @pytest.mark.parametrize("opset,mode", [(o, m) for o in [7, 11, 18, 19, NEWEST_OPSET]
                                          for m in ["reflect", "edge", "wrap"] if m != "wrap" or o >= 19])
-def test_pad_modes(convert, opset, mode):
-    pads = [0, 0, 2, 1, 0, 0, 1, 2]
+@pytest.mark.parametrize("pads", [[0, 0, 2, 1, 0, 0, 1, 2], [0, 0, 2, -1, 0, 0, -1, 2]], ids=["grow", "crop"])
+def test_pad_modes(convert, opset, mode, pads):
+    """Negative pads crop after the padding, as onnxruntime does (before, such a Pad was refused
+    with the reference evaluator's own message)."""
     if opset < 11:
         node, inits = helper.make_node("Pad", ["r"], ["o"], mode=mode, pads=pads), {}
     else:
         node, inits = helper.make_node("Pad", ["r", "p"], ["o"], mode=mode), {"p": np.array(pads, I64)}
     ok(convert(relu_then(node), [1, 2, 4, 5], inits, opset), "take")
+
+
+def test_reflect_past_the_input_is_refused(convert):
+    """onnxruntime refuses a reflection longer than the (cropped) axis less one; numpy's, which
+    the reference evaluator uses, would reflect again."""
+    node = helper.make_node("Pad", ["r", "p"], ["o"], mode="reflect")
+    with pytest.raises(RejectedModel, match=r"reflect pads \[0, 0, 3, 0, 0, 0, 0, 0\] reach past the input \(1, 2, 3, 5\)"):
+        convert(relu_then(node), [1, 2, 4, 5], {"p": np.array([0, 0, 3, 0, 0, 0, -1, 0], I64)}, 13)

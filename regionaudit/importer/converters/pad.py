@@ -2,10 +2,12 @@
 zero (`ir.Scale`); reflect / edge / wrap modes pick input elements (`ir.Take`)."""
 
 import numpy as np
+from onnx import helper
 
 from regionaudit.importer.converters._affine import scale
 from regionaudit.importer.converters._padded import padded
-from regionaudit.importer.converters._take import taken
+from regionaudit.importer.converters._take import take
+from regionaudit.importer.fold import fold_node
 from regionaudit.importer.registry import Unsupported, attr, converter
 
 
@@ -17,13 +19,11 @@ def pad(node, ctx):
     x = ctx.data(0)
     rank = len(x.shape)
     mode = attr(node, "mode", "constant")
-    if mode != "constant":
-        return taken(node, ctx, drop=(2,))  # the constant value input does not matter there
     if ctx.opset < 11:
         pads, value = attr(node, "pads", []), float(attr(node, "value", 0.0))
     else:
         pads = [int(p) for p in np.asarray(ctx.const(1, "pads", float64=False)).reshape(-1)]
-        v = ctx.const(2, "constant_value")
+        v = ctx.const(2, "constant_value") if mode == "constant" else None  # elsewhere it does not matter
         value = 0.0 if v is None or v.size == 0 else float(v.reshape(-1)[0])
         axes = ctx.const(3, "axes", float64=False)
         if axes is not None:
@@ -32,14 +32,38 @@ def pad(node, ctx):
             for j, a in enumerate(axes):
                 full[a], full[a + rank] = pads[j], pads[j + len(axes)]
             pads = full
-    if not np.isfinite(value):
-        raise Unsupported(f"padding value {value:g} is not finite")
     if len(pads) != 2 * rank:
         raise Unsupported(f"pads {pads} do not fit {x.shape}")
+    if mode != "constant":
+        return _picked(node, ctx, x, mode, pads)
+    if not np.isfinite(value):
+        raise Unsupported(f"padding value {value:g} is not finite")
     y = padded(ctx, x, pads)
     if value == 0.0 or not any(p > 0 for p in pads):
         return y
     return scale(ctx, y, add=value * _border(x.shape, pads))
+
+
+def _picked(node, ctx, x, mode: str, pads: list[int]):
+    """Reflect / edge / wrap: the input's positions cropped by the negative pads, then the Pad
+    run on them with the positive ones (onnx's reference evaluator, `_take`), in the order
+    onnxruntime takes: a wrap then repeats the cropped input, and a reflection may not reach
+    past it."""
+    rank = len(x.shape)
+    grow = [max(0, p) for p in pads]
+    kept = tuple(slice(max(0, -pads[i]), x.shape[i] - max(0, -pads[i + rank])) for i in range(rank))
+    positions = np.arange(int(np.prod(x.shape)), dtype=np.int64).reshape(x.shape)[kept]
+    if min(positions.shape) <= 0:
+        raise Unsupported(f"pads {pads} leave nothing of {x.shape}")
+    if mode == "reflect" and any(max(grow[i], grow[i + rank]) >= positions.shape[i] for i in range(rank)):
+        raise Unsupported(f"reflect pads {grow} reach past the input {positions.shape}: at most its size less one")
+    if ctx.opset < 11:
+        one = helper.make_node("Pad", ["x"], ["y"], mode=mode, pads=grow)
+        index = fold_node(one, [positions], ctx.opsets)[0]
+    else:
+        one = helper.make_node("Pad", ["x", "pads"], ["y"], mode=mode)
+        index = fold_node(one, [positions, np.array(grow, dtype=np.int64)], ctx.opsets)[0]
+    return take(ctx, x, index)
 
 
 def _border(shape: tuple[int, ...], pads: list[int]) -> np.ndarray:
