@@ -39,8 +39,7 @@ def validate(model: onnx.ModelProto, built: Built, sig: Signature, check_inputs=
     abs_err = float(np.abs(ours - ref).max(initial=0.0))
     scale = float(np.abs(ref).max(initial=0.0))
     rel_err = abs_err / scale if scale > 0 else (0.0 if abs_err == 0 else float("inf"))
-    info = np.finfo(np_dtype)
-    tolerance = MAX_REL_ERR if info.bits >= 32 else LOW_PRECISION_EPS * float(info.eps)
+    tolerance = max(_tolerance(t) for t in [sig.input_elem_type, *built.rounded_to])
     if not rel_err <= tolerance:
         raise RejectedModel(
             f"imported network disagrees with {reference}: max relative error {rel_err:.3g} "
@@ -53,6 +52,14 @@ def validate(model: onnx.ModelProto, built: Built, sig: Signature, check_inputs=
         "reference": reference,
         "dtype": str(built.network.dtype).removeprefix("torch."),
     }
+
+
+def _tolerance(elem_type: int) -> float:
+    """Relative error allowed where the data is held in this ONNX float type."""
+    if elem_type == onnx.TensorProto.BFLOAT16:
+        return LOW_PRECISION_EPS * 2.0**-7
+    info = np.finfo(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
+    return MAX_REL_ERR if info.bits >= 32 else LOW_PRECISION_EPS * float(info.eps)
 
 
 def _inputs(sig: Signature, check_inputs, seed: int) -> list[np.ndarray]:

@@ -32,6 +32,7 @@ class Built:
     network: ir.Network
     op_types: list[str]  # original ONNX op type of each IR node
     analysed_tensor: str  # ONNX tensor the IR output equals (before a stripped Softmax)
+    rounded_to: list[int] = field(default_factory=list)  # float types below 32 bits a Cast of data rounds to
 
 
 @dataclass
@@ -48,6 +49,8 @@ class Builder:
     node: onnx.NodeProto | None = None
     node_name: str = ""
     names: set = field(default_factory=set)
+    notes: list = field(default_factory=list)  # what a converter decided that the user should know
+    rounded_to: list = field(default_factory=list)  # see Built
 
     # --- reading inputs -------------------------------------------------------------------
     def input(self, i: int):
@@ -144,6 +147,7 @@ def build_network(model: onnx.ModelProto, sig: Signature, opset: int) -> Built:
         _visit(b, node, problems)
     if problems:
         raise Refusal(problems, b.opset, supported_ops())
+    notes += b.notes
     out = b.values[tensor]
     if not isinstance(out, Data):
         raise RejectedModel(f"output '{sig.output_name}' does not depend on the graph input")
@@ -158,7 +162,7 @@ def build_network(model: onnx.ModelProto, sig: Signature, opset: int) -> Built:
         output_name=sig.output_name,
         notes=notes,
     )
-    return Built(net, op_types, tensor)
+    return Built(net, op_types, tensor, b.rounded_to)
 
 
 def _input(b: Builder, sig: Signature) -> Data:
