@@ -66,3 +66,12 @@ def test_upsample_and_resize_10(convert, opset, op, mode):
         node = helper.make_node(op, ["r", "sc"], ["o"], mode=mode)
         inits = {"sc": np.array([1, 1, 2, 3], np.float32)}
     ok(convert(relu_then(node), [1, 2, 3, 4], inits, opset), "resample")
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+@pytest.mark.parametrize("scales", [[1, 1, 0.6, 0.75], [1, 1, 2, 0.4], [1, 1, 0.5, 1.5]])
+def test_resize_10_shrinking(convert, mode, scales):
+    """Resize-10 shrinking an axis: onnxruntime's nearest pixel is the ceiling of i / scale there
+    (the floor where it grows). Before, a 0.6 resize took the floor and was refused by the check."""
+    node = helper.make_node("Resize", ["r", "sc"], ["o"], mode=mode)
+    ok(convert(relu_then(node), [1, 2, 10, 12], {"sc": np.array(scales, np.float32)}, 10), "resample")

@@ -56,13 +56,16 @@ def _axis_matrix(node, ctx, x: Data, form: str, target: list, axis: int) -> np.n
     shape[axis] = shape[other] = n
     eye = np.moveaxis(np.eye(n).reshape(n, n, *([1] * (rank - 2))), (0, 1), (other, axis))
     eye = np.ascontiguousarray(eye.reshape(shape))
-    if node.op_type == "Upsample" or ctx.opset < 11:  # Resize-10 is Upsample: asymmetric, floor for nearest
+    if node.op_type == "Upsample" or ctx.opset < 11:
+        # Resize-10 is Upsample: asymmetric; its nearest pixel is not in the spec, and onnxruntime
+        # (whose reading exporters target) takes the floor, or the ceiling where the axis shrinks
         s = [1.0] * rank
         s[axis] = target[axis]
         mode = {"bilinear": "linear"}.get(attr(node, "mode", "nearest"), attr(node, "mode", "nearest"))
+        rounding = "ceil" if target[axis] < 1 else "floor"
         one = onnx.helper.make_node("Resize", ["x", "", "s"], ["y"], mode=mode,
                                     coordinate_transformation_mode="asymmetric",
-                                    **({"nearest_mode": "floor"} if mode == "nearest" else {}))
+                                    **({"nearest_mode": rounding} if mode == "nearest" else {}))
         out = np.asarray(fold_node(one, [eye, None, np.array(s, np.float32)], {"": 13})[0], np.float64)
         return np.moveaxis(out, (axis, other), (0, 1)).reshape(out.shape[axis], n)
     if attr(node, "coordinate_transformation_mode", "half_pixel") == "tf_half_pixel_for_nn":
