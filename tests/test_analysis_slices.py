@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import netfactory as nf
+from regionaudit.analysis import polygons
 from regionaudit.analysis.slices import Plane, _pack, decision_boundary, partition_plane, predicted_classes
 from regionaudit.bench.models import REALMODELS  # ../shared/realmodels beside the checkout
 from regionaudit.ir import MaxPool, UnitKink
@@ -338,3 +339,22 @@ def test_two_level_lattice_net_whose_zero_units_are_rounding_noise():
     net = import_model(str(REALMODELS / "tllbench_n2_N8_inst0_0.onnx")).network
     plane = Plane(torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64), (-2.0, 2.0, -2.0, 2.0))
     _agrees_with_the_1d_analysis(net, plane, 0)
+
+
+@pytest.mark.parametrize("kind,max_regions", [("mlp", None), ("leaky", None), ("resnet", None), ("cnn_max", 60)])
+def test_bounding_circles_skip_only_pieces_a_line_cannot_cut(kind, max_regions, monkeypatch):
+    """`halve_rounds` skips a piece whose bounding circle a line misses: with that test on from
+    the first piece, and off, every piece is the same, in the same order (which decides what a
+    partition stopped at --max-regions keeps), and the test read fewer vertices."""
+    net = nf.make(kind, 4)
+    plane = random_plane(net, 4)
+    monkeypatch.setattr(polygons, "CIRCLES_FROM", 0)
+    monkeypatch.setattr(polygons, "LINES_PER_POLYGON", 0)
+    on = partition_plane(net, plane, max_regions=max_regions)
+    monkeypatch.setattr(polygons, "LINES_PER_POLYGON", 10**9)
+    off = partition_plane(net, plane, max_regions=max_regions)
+    assert on.regions == off.regions > 20 and on.truncated == (max_regions is not None)
+    for a, b in [(on.polygons.verts, off.polygons.verts), (on.polygons.labels, off.polygons.labels),
+                 (on.patterns, off.patterns), (on.outputs, off.outputs)]:
+        assert torch.equal(a, b)
+    assert on.vertices_processed < off.vertices_processed

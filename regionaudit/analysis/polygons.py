@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 BOX_LABEL = -1  # edge label of the box's own sides
 
@@ -209,25 +210,154 @@ def cell_split(
     return pieces, origin, torch.tensor(work)
 
 
-def halve(
-    polys: Polygons, parent: torch.Tensor, lines: torch.Tensor, floor: torch.Tensor, label: int
-) -> tuple[Polygons, torch.Tensor, int]:
-    """Split each polygon cut by its line (N, 3) into its two sides: the ReLU-type case of
-    `cell_split` (candidates z and 0) without the candidate axis."""
-    s = values_at(lines, polys.verts)
+def halve_rounds(
+    polys: Polygons, lines: torch.Tensor, first: torch.Tensor, count: torch.Tensor, floor: torch.Tensor,
+    label: int, room: int | None = None,
+) -> tuple[Polygons, torch.Tensor, int, bool]:
+    """Split polygon p by its lines lines[first[p] : first[p] + count[p]] (rows (a, b, c)), one
+    line per round for every polygon at once, each piece into its two sides: the ReLU-type case of
+    `cell_split` (candidates z and 0) without the candidate axis. After the round in which more
+    than `room` pieces were added, it stops. Returns the pieces, the polygon each came from, the
+    vertices processed and whether it stopped.
+
+    A piece keeps its slot (the side s >= 0 of a cut) and the other side goes to the end, so no
+    round copies the pieces it does not cut. Where the polygons have many lines each (the box
+    and a wide first layer), each becomes many pieces, of which a line cuts few; then a piece
+    whose bounding circle (about its vertex mean) lies beyond the floor on one side of the line,
+    with a margin far above rounding, is not read at its vertices: it cannot be cut. The others
+    are classified at every vertex (`classify`), so the pieces are those of a test at every
+    vertex of every piece. They are listed as a round at a time would list them (the pieces it
+    did not cut, then the cuts' sides s >= 0, then their sides s < 0, after the pieces whose
+    polygon's lines ran out): where --max-regions stops the partition, the order decides which
+    chunk of pieces the next layers split first.
+    """
+    dev = polys.counts.device
+    n = len(polys)
+    one = n == 1  # one polygon: every piece meets the same line in a round
+    buf = _Buffer(polys, torch.arange(n, device=dev))
+    many = lines.shape[0] >= LINES_PER_POLYGON * n
+    order = torch.arange(n, device=dev)  # the slots of the pieces still to split, listed
+    done: list[torch.Tensor] = []
+    work, added, stopped = 0, 0, False
+    for r in range(int(count.max()) if n else 0):
+        if not one:
+            origin = buf.origin[order]
+            has = count[origin] > r
+            if not bool(has.all()):
+                done.append(order[~has])
+                order, origin = order[has], origin[has]
+        line = lines[r] if one else lines[first[origin] + r]
+        if many and buf.circles is None and buf.n >= CIRCLES_FROM:
+            buf.keep_circles()
+        f = floor[0] if one else floor[origin]
+        near = None if buf.circles is None else _near(line, buf.circles.index_select(0, order), f)
+        act = order if near is None else order[near]
+        if near is not None:
+            line, f = (line, f) if one else (line[near], f[near])
+        width = int(buf.counts[act].max()) if act.numel() else 1
+        sub = Polygons(buf.verts[act, :width], buf.counts[act], buf.labels[act, :width])
+        s = values_at(line.expand(act.shape[0], 3), sub.verts)
+        valid = sub.valid()
+        f = f.expand(act.shape[0])
+        cls = classify(s, f)
+        cut = ((cls > 0) & valid).any(1) & ((cls < 0) & valid).any(1)
+        work += s.numel()
+        if not bool(cut.any()):
+            continue
+        idx = cut.nonzero().flatten()
+        sub = sub.take(idx)
+        ss, fl = s[idx, : sub.verts.shape[1]], f[idx]
+        pos, _ = clip(sub, ss, fl, label)
+        neg, _ = clip(sub, -ss, fl, label)
+        work += 2 * ss.numel()
+        slot = act[idx]
+        buf.put(slot, pos)
+        new = buf.append(neg, buf.origin[slot])
+        kept = torch.ones(order.shape[0], dtype=torch.bool, device=dev)
+        kept[idx if near is None else near[idx]] = False
+        order = torch.cat([order[kept], slot, new])
+        added += len(neg)
+        if room is not None and added > room:
+            stopped = True
+            break
+    listed = torch.cat([*done, order])
+    return buf.polygons().take(listed), buf.origin[listed], work, stopped
+
+
+# From this many lines per polygon, and this many pieces, `halve_rounds` first tests each
+# piece's bounding circle (with fewer, the test at every vertex costs less than keeping circles)
+LINES_PER_POLYGON = 8
+CIRCLES_FROM = 4096
+
+
+def _near(line: torch.Tensor, circles: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
+    """Positions of the pieces (circles: rows (cu, cv, rho, extent)) that the line (a, b, c)
+    may cut: within the floor plus the circle's reach |(b, c)| rho of it at the centre, plus
+    1e-9 of the terms' size (rounding is 1e-16 of it)."""
+    a, b, c = line.unbind(-1)
+    cu, cv, rho, extent = circles.unbind(1)
+    reach = rho * torch.hypot(b, c) * (1 + 1e-9)
+    margin = 1e-9 * (a.abs() + extent * (b.abs() + c.abs()))
+    return ((a + cu * b + cv * c).abs() <= reach + floor + margin).nonzero().flatten()
+
+
+class _Buffer:
+    """Pieces in slots that grow by doubling: vertices, counts, labels, the polygon each came
+    from and, once set, each one's bounding circle (rows (cu, cv, rho, extent): centre,
+    radius, and max(|cu|, |cv|) + rho)."""
+
+    def __init__(self, polys: Polygons, origin: torch.Tensor):
+        self.n = len(polys)
+        self.verts, self.counts, self.labels = polys.verts.clone(), polys.counts.clone(), polys.labels.clone()
+        self.origin = origin
+        self.circles: torch.Tensor | None = None  # kept from when they are first asked for
+
+    def keep_circles(self) -> None:
+        self.circles = _grown(_circles(self.polygons()), self.counts.shape[0], 0.0)
+
+    def put(self, slot: torch.Tensor, polys: Polygons) -> None:
+        self._widen(polys.verts.shape[1])
+        extra = self.verts.shape[1] - polys.verts.shape[1]  # the padding of a slot's rows is rewritten too
+        self.verts[slot] = F.pad(polys.verts, (0, 0, 0, extra))
+        self.labels[slot] = F.pad(polys.labels, (0, extra), value=BOX_LABEL)
+        self.counts[slot] = polys.counts
+        if self.circles is not None:
+            self.circles[slot] = _circles(polys)
+
+    def append(self, polys: Polygons, origin: torch.Tensor) -> torch.Tensor:
+        m = len(polys)
+        if self.n + m > self.counts.shape[0]:
+            cap = max(2 * self.counts.shape[0], self.n + m)
+            self.verts, self.labels = _grown(self.verts, cap, 0.0), _grown(self.labels, cap, BOX_LABEL)
+            self.counts, self.origin = _grown(self.counts, cap, 0), _grown(self.origin, cap, 0)
+            if self.circles is not None:
+                self.circles = _grown(self.circles, cap, 0.0)
+        self.origin[self.n : self.n + m] = origin
+        slot = torch.arange(self.n, self.n + m, device=origin.device)
+        self.n += m
+        self.put(slot, polys)
+        return slot
+
+    def _widen(self, width: int) -> None:
+        extra = width - self.verts.shape[1]
+        if extra > 0:
+            self.verts = torch.cat([self.verts, self.verts.new_zeros(self.verts.shape[0], extra, 2)], 1)
+            self.labels = torch.cat([self.labels, self.labels.new_full((self.labels.shape[0], extra), BOX_LABEL)], 1)
+
+    def polygons(self) -> Polygons:
+        counts = self.counts[: self.n]
+        width = int(counts.max()) if self.n else 1
+        return Polygons(self.verts[: self.n, :width], counts, self.labels[: self.n, :width])
+
+
+def _grown(t: torch.Tensor, rows: int, value) -> torch.Tensor:
+    return torch.cat([t, t.new_full((rows - t.shape[0], *t.shape[1:]), value)])
+
+
+def _circles(polys: Polygons) -> torch.Tensor:
+    """Each polygon's vertex mean (cu, cv), the largest distance rho from it to a vertex, and
+    max(|cu|, |cv|) + rho: (P, 4)."""
     valid = polys.valid()
-    cls = classify(s, floor)
-    cut = ((cls > 0) & valid).any(1) & ((cls < 0) & valid).any(1)
-    work = s.numel()
-    if not bool(cut.any()):
-        return polys, parent, work
-    idx = cut.nonzero().flatten()
-    keep = (~cut).nonzero().flatten()
-    sub = polys.take(idx)
-    ss = s[idx, : sub.verts.shape[1]]
-    fl = floor[idx]
-    pos, _ = clip(sub, ss, fl, label)
-    neg, _ = clip(sub, -ss, fl, label)
-    work += 2 * ss.numel()
-    out = Polygons.cat([polys.take(keep), pos, neg])
-    return out, torch.cat([parent[keep], parent[idx], parent[idx]]), work
+    mean = (polys.verts * valid[..., None]).sum(1) / polys.counts.clamp(min=1)[:, None]
+    rho = (torch.linalg.vector_norm(polys.verts - mean[:, None, :], dim=-1) * valid).amax(1)
+    return torch.stack([mean[:, 0], mean[:, 1], rho, mean.abs().amax(1) + rho], 1)

@@ -32,7 +32,7 @@ import torch
 from regionaudit.analysis._common import (
     bounded_by_inputs, bytes_per_probe, default_max_memory, needed_nodes, shares_storage, zero_tolerance,
 )
-from regionaudit.analysis.polygons import BOX_LABEL, Polygons, cell_split, halve, values_at, winners
+from regionaudit.analysis.polygons import BOX_LABEL, Polygons, cell_split, halve_rounds, values_at, winners
 from regionaudit.errors import BadOption
 from regionaudit.ir import Clip, LeakyRelu, Network, UnitKink
 
@@ -147,11 +147,14 @@ def _pack(bits: torch.Tensor) -> torch.Tensor:
 
 def _at_vertex_mean(polys: Polygons, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Each polygon's vertex mean (P, 2), an interior point, and the affine tensor flat
-    (P, 3, U) there (P, U)."""
+    (P, 3, U) there (P, U). Where flat is one polygon's, expanded (`_kink`), one product reads
+    it once."""
     valid = polys.valid()
     mean = (polys.verts * valid[..., None]).sum(1) / polys.counts.clamp(min=1)[:, None]
-    h = torch.cat([torch.ones_like(mean[:, :1]), mean], 1)[:, None, :]  # (P, 1, 3)
-    return mean, torch.bmm(h, flat)[:, 0]
+    h = torch.cat([torch.ones_like(mean[:, :1]), mean], 1)  # (P, 3)
+    if flat.stride(0) == 0:
+        return mean, h @ flat[0]
+    return mean, torch.bmm(h[:, None, :], flat)[:, 0]
 
 
 def _dead_windows(node, flat: torch.Tensor, spatial) -> torch.Tensor:
@@ -315,7 +318,6 @@ class _Partitioner:
         z = batch.values[node.inputs[0]]
         floor = batch.mag * self.tol
         n = len(batch.polys)
-        parent = torch.arange(n, device=floor.device)
         relu = isinstance(node, UnitKink)
         if self.truncated:
             return batch.polys, None
@@ -330,11 +332,25 @@ class _Partitioner:
             return batch.polys, None
         n_groups = torch.bincount(p_idx, minlength=n)
         start = torch.cumsum(n_groups, 0) - n_groups
+        if relu:
+            room = None if self.max_regions is None else self.max_regions - self.live
+            children, parent, work, self.truncated = halve_rounds(batch.polys, groups[:, 0], start, n_groups, floor, i, room)
+            self.work += work
+            self.live += len(children) - n
+        else:
+            children, parent = self._cell_rounds(i, batch.polys, groups, start, n_groups, floor)
+        grown = children.perimeters().sum() - batch.polys.perimeters().sum()
+        self.lengths[node.name] += float(grown) / 2
+        return children, parent
+
+    def _cell_rounds(self, i: int, polys: Polygons, groups: torch.Tensor, start: torch.Tensor, n_groups: torch.Tensor,
+                     floor: torch.Tensor) -> tuple[Polygons, torch.Tensor]:
+        """Each polygon split into the cells of its cutting windows (groups[start[p] + r], round
+        r), until --max-regions stops it; with the polygon each piece came from."""
         done_polys: list[Polygons] = []
         done_parent: list[torch.Tensor] = []
-        polys = batch.polys
-        rounds = int(n_groups.max()) if n else 0
-        for r in range(rounds):
+        parent = torch.arange(len(polys), device=floor.device)
+        for r in range(int(n_groups.max())):
             has = n_groups[parent] > r
             if not bool(has.all()):
                 fin = (~has).nonzero().flatten()
@@ -343,12 +359,8 @@ class _Partitioner:
                 keep = has.nonzero().flatten()
                 polys, parent = polys.take(keep), parent[keep]
             before = len(polys)
-            g = start[parent] + r
-            if relu:
-                polys, parent, work = halve(polys, parent, groups[g, 0], floor[parent], i)
-            else:
-                polys, origin, work = cell_split(polys, groups[g], floor[parent], i)
-                parent = parent[origin]
+            polys, origin, work = cell_split(polys, groups[start[parent] + r], floor[parent], i)
+            parent = parent[origin]
             self.work += int(work)
             self.live += len(polys) - before
             if self.max_regions is not None and self.live > self.max_regions:
@@ -356,11 +368,7 @@ class _Partitioner:
                 break
         done_polys.append(polys)
         done_parent.append(parent)
-        children = Polygons.cat(done_polys)
-        parent = torch.cat(done_parent)
-        grown = children.perimeters().sum() - batch.polys.perimeters().sum()
-        self.lengths[node.name] += float(grown) / 2
-        return children, parent
+        return Polygons.cat(done_polys), torch.cat(done_parent)
 
     def _relu_mask(self, polys: Polygons, z: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
         """(P, U) bool: z >= -floor at every vertex of each child (the rule `_offset_winners` applies).
@@ -371,9 +379,7 @@ class _Partitioner:
         p = z.shape[0]
         coef = z.reshape(p, 3, -1)
         valid = polys.valid()
-        mean = (polys.verts * valid[..., None]).sum(1) / polys.counts.clamp(min=1)[:, None]
-        h = torch.cat([torch.ones_like(mean[:, :1]), mean], 1)[:, None, :]  # (P, 1, 3)
-        zm = torch.bmm(h, coef)[:, 0]  # (P, U)
+        _, zm = _at_vertex_mean(polys, coef)  # (P, U)
         on = zm > 0
         c, u = (zm.abs() <= floor[:, None]).nonzero(as_tuple=True)
         if c.numel():
@@ -412,11 +418,16 @@ class _Partitioner:
     def _kink(self, i: int, batch: _Batch, polys: Polygons, parent: torch.Tensor | None) -> _Batch:
         """The children's values: every live tensor gathered from the parent (no copy where
         `parent` is None: no polygon was cut, as in every kink node after a partition stopped at
-        --max-regions), then the kink applied with the mask (or window winners) that holds on the
+        --max-regions; nor where the batch is one polygon, which every child reads as a view),
+        then the kink applied with the mask (or window winners) that holds on the
         whole child. Nothing here writes into a value it reads."""
         node = self.net.nodes[i]
         if parent is None:
             values, mag, patterns = dict(batch.values), batch.mag, list(batch.patterns)
+        elif len(batch.polys) == 1:  # the box's first split: every child reads its one parent's views
+            p = len(polys)
+            values = {k: v.expand(p, *v.shape[1:]) for k, v in batch.values.items()}
+            mag, patterns = batch.mag.expand(p), [q.expand(p, -1) for q in batch.patterns]
         else:
             values = {k: v[parent] for k, v in batch.values.items()}
             mag, patterns = batch.mag[parent], [q[parent] for q in batch.patterns]
