@@ -358,3 +358,20 @@ def test_bounding_circles_skip_only_pieces_a_line_cannot_cut(kind, max_regions, 
                  (on.patterns, off.patterns), (on.outputs, off.outputs)]:
         assert torch.equal(a, b)
     assert on.vertices_processed < off.vertices_processed
+
+
+def test_a_tiny_polygon_far_from_the_box_centre_keeps_its_area_and_centroid():
+    """A 2e-19 triangle at (1.19, 1.07) from the centre: its shoelace in box coordinates cancelled
+    to 0 (a slice's `area.min` was 0.0 for a real region); taken from its first vertex it keeps
+    its digits. Checked against the exact rational area of the same float vertices."""
+    from fractions import Fraction
+
+    offsets = [(0.0, 0.0), (4e-10, 7e-10), (-4e-10, 3e-10)]
+    verts = torch.tensor([[[1.1881492116857075 + du, 1.067603433296017 + dv] for du, dv in offsets]], dtype=torch.float64)
+    polys = polygons.Polygons(verts, torch.tensor([3]), torch.zeros(1, 3, dtype=torch.long))
+    p = [(Fraction(float(x)), Fraction(float(y))) for x, y in verts[0].tolist()]
+    exact = sum(p[k][0] * p[(k + 1) % 3][1] - p[(k + 1) % 3][0] * p[k][1] for k in range(3)) / 2
+    assert exact > 0
+    assert float(polys.areas()[0]) == pytest.approx(float(exact), rel=1e-6)
+    centroid = [sum(q[i] for q in p) / 3 for i in range(2)]  # a triangle's centroid is its vertex mean
+    assert polys.centroids()[0].tolist() == pytest.approx([float(c) for c in centroid], abs=1e-15)

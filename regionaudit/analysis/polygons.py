@@ -59,10 +59,17 @@ class Polygons:
         k = torch.arange(self.verts.shape[1], device=self.counts.device)
         return (k[None, :] + 1) % self.counts.clamp(min=1)[:, None]
 
+    def _from_first(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each polygon's first vertex (P, 1, 2), its vertices and their next ones taken from it:
+        a polygon far smaller than its distance from the box centre keeps its digits there (its
+        shoelace in box coordinates had rounded a 2e-19 triangle to 0)."""
+        first = self.verts[:, :1]
+        v = self.verts - first
+        return first, v, v.gather(1, self.next_vertex()[..., None].expand_as(v))
+
     def areas(self) -> torch.Tensor:
         """Shoelace areas (P,)."""
-        v = self.verts
-        w = v.gather(1, self.next_vertex()[..., None].expand_as(v))
+        _, v, w = self._from_first()
         cross = v[..., 0] * w[..., 1] - v[..., 1] * w[..., 0]
         return (cross * self.valid()).sum(1) / 2
 
@@ -73,14 +80,13 @@ class Polygons:
 
     def centroids(self) -> torch.Tensor:
         """Area centroids (P, 2); the vertex mean for degenerate polygons."""
-        v = self.verts
-        w = v.gather(1, self.next_vertex()[..., None].expand_as(v))
+        first, v, w = self._from_first()
         valid = self.valid()
         cross = (v[..., 0] * w[..., 1] - v[..., 1] * w[..., 0]) * valid
         a = cross.sum(1) / 2
         c = ((v + w) * cross[..., None]).sum(1) / (6 * a.clamp(min=1e-300)[:, None])
         mean = (v * valid[..., None]).sum(1) / self.counts.clamp(min=1)[:, None]
-        return torch.where((a > 0)[:, None], c, mean)
+        return first[:, 0] + torch.where((a > 0)[:, None], c, mean)
 
     def edges(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every edge as (start, end) points (E, 2, 2) and its label (E,)."""
