@@ -341,12 +341,15 @@ def test_two_level_lattice_net_whose_zero_units_are_rounding_noise():
     _agrees_with_the_1d_analysis(net, plane, 0)
 
 
-@pytest.mark.parametrize("kind,max_regions", [("mlp", None), ("leaky", None), ("resnet", None), ("cnn_max", 60)])
-def test_bounding_circles_skip_only_pieces_a_line_cannot_cut(kind, max_regions, monkeypatch):
+@pytest.mark.parametrize("kind,max_regions,dtype", [
+    ("mlp", None, torch.float64), ("leaky", None, torch.float64), ("resnet", None, torch.float64),
+    ("cnn_max", 60, torch.float64), ("mlp", None, torch.float32), ("resnet", None, torch.float32)])
+def test_bounding_circles_skip_only_pieces_a_line_cannot_cut(kind, max_regions, dtype, monkeypatch):
     """`halve_rounds` skips a piece whose bounding circle a line misses: with that test on from
     the first piece, and off, every piece is the same, in the same order (which decides what a
-    partition stopped at --max-regions keeps), and the test read fewer vertices."""
-    net = nf.make(kind, 4)
+    partition stopped at --max-regions keeps), and the test read fewer vertices; in float32
+    too, whose rounding the margin must cover."""
+    net = nf.make(kind, 4).to(dtype)
     plane = random_plane(net, 4)
     monkeypatch.setattr(polygons, "CIRCLES_FROM", 0)
     monkeypatch.setattr(polygons, "LINES_PER_POLYGON", 0)

@@ -299,11 +299,12 @@ CIRCLES_FROM = 4096
 def _near(line: torch.Tensor, circles: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
     """Positions of the pieces (circles: rows (cu, cv, rho, extent)) that the line (a, b, c)
     may cut: within the floor plus the circle's reach |(b, c)| rho of it at the centre, plus
-    1e-9 of the terms' size (rounding is 1e-16 of it)."""
+    a margin of the terms' size far above their rounding (1e-9 in float64, 1024 eps in float32)."""
+    rel = max(1e-9, 1024 * torch.finfo(circles.dtype).eps)
     a, b, c = line.unbind(-1)
     cu, cv, rho, extent = circles.unbind(1)
-    reach = rho * torch.hypot(b, c) * (1 + 1e-9)
-    margin = 1e-9 * (a.abs() + extent * (b.abs() + c.abs()))
+    reach = rho * torch.hypot(b, c) * (1 + rel)
+    margin = rel * (a.abs() + extent * (b.abs() + c.abs()))
     return ((a + cu * b + cv * c).abs() <= reach + floor + margin).nonzero().flatten()
 
 
