@@ -35,7 +35,7 @@ def pad(node, ctx):
     if len(pads) != 2 * rank:
         raise Unsupported(f"pads {pads} do not fit {x.shape}")
     if mode != "constant":
-        return _picked(node, ctx, x, mode, pads)
+        return _picked(ctx, x, mode, pads)
     if not np.isfinite(value):
         raise Unsupported(f"padding value {value:g} is not finite")
     y = padded(ctx, x, pads)
@@ -44,7 +44,7 @@ def pad(node, ctx):
     return scale(ctx, y, add=value * _border(x.shape, pads))
 
 
-def _picked(node, ctx, x, mode: str, pads: list[int]):
+def _picked(ctx, x, mode: str, pads: list[int]):
     """Reflect / edge / wrap: the input's positions cropped by the negative pads, then the Pad
     run on them with the positive ones (onnx's reference evaluator, `_take`), in the order
     onnxruntime takes: a wrap then repeats the cropped input, and a reflection may not reach
