@@ -32,7 +32,7 @@ NOT_PIECEWISE_LINEAR_OPS = {
     "Acosh", "Atanh", "LpNormalization", "LRN", "InstanceNormalization", "LayerNormalization",
     "GroupNormalization", "RMSNormalization", "MeanVarianceNormalization", "HardSwish", "Hardmax",
     "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceProd", "ReduceSumSquare",
-    "LpPool", "GlobalLpPool", "Attention", "Swish", "Softmax", "LogSoftmax", "Sigmoid",
+    "Attention", "Swish", "Softmax", "LogSoftmax", "Sigmoid",
 } | SQUASHERS
 DISCONTINUOUS_OPS = {
     "Sign", "Floor", "Ceil", "Round", "Greater", "Less", "Equal", "GreaterOrEqual", "LessOrEqual",

@@ -27,6 +27,7 @@ from regionaudit.importer.converters import (  # noqa: F401
     hard_sigmoid,
     identity,
     leaky_relu,
+    lp_pool,
     mat_mul,
     max,
     max_pool,
