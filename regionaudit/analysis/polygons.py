@@ -59,6 +59,10 @@ class Polygons:
         k = torch.arange(self.verts.shape[1], device=self.counts.device)
         return (k[None, :] + 1) % self.counts.clamp(min=1)[:, None]
 
+    def vertex_means(self) -> torch.Tensor:
+        """Each polygon's vertex mean (P, 2): a point inside it."""
+        return (self.verts * self.valid()[..., None]).sum(1) / self.counts.clamp(min=1)[:, None]
+
     def _from_first(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Each polygon's first vertex (P, 1, 2), its vertices and their next ones taken from it:
         a polygon far smaller than its distance from the box centre keeps its digits there (its
@@ -364,7 +368,6 @@ def _grown(t: torch.Tensor, rows: int, value) -> torch.Tensor:
 def _circles(polys: Polygons) -> torch.Tensor:
     """Each polygon's vertex mean (cu, cv), the largest distance rho from it to a vertex, and
     max(|cu|, |cv|) + rho: (P, 4)."""
-    valid = polys.valid()
-    mean = (polys.verts * valid[..., None]).sum(1) / polys.counts.clamp(min=1)[:, None]
-    rho = (torch.linalg.vector_norm(polys.verts - mean[:, None, :], dim=-1) * valid).amax(1)
+    mean = polys.vertex_means()
+    rho = (torch.linalg.vector_norm(polys.verts - mean[:, None, :], dim=-1) * polys.valid()).amax(1)
     return torch.stack([mean[:, 0], mean[:, 1], rho, mean.abs().amax(1) + rho], 1)

@@ -149,8 +149,7 @@ def _at_vertex_mean(polys: Polygons, flat: torch.Tensor) -> tuple[torch.Tensor, 
     """Each polygon's vertex mean (P, 2), an interior point, and the affine tensor flat
     (P, 3, U) there (P, U). Where flat is one polygon's, expanded (`_kink`), one product reads
     it once."""
-    valid = polys.valid()
-    mean = (polys.verts * valid[..., None]).sum(1) / polys.counts.clamp(min=1)[:, None]
+    mean = polys.vertex_means()
     h = torch.cat([torch.ones_like(mean[:, :1]), mean], 1)  # (P, 3)
     if flat.stride(0) == 0:
         return mean, h @ flat[0]
