@@ -1,7 +1,7 @@
 """Every import is checked: the IR and onnxruntime run on the same inputs and must agree.
 
 Where onnxruntime cannot run the model (e.g. float64 ops it lacks), onnx's reference evaluator is
-the reference instead. The comparison is on the analysed tensor (before a stripped Softmax).
+the reference instead, mended where it fails (`reference_ops`). The comparison is on the analysed tensor (before a stripped Softmax).
 """
 
 from __future__ import annotations
@@ -107,40 +107,7 @@ def _ort_runner(model: onnx.ModelProto, tensor: str):
 def _reference_runner(model: onnx.ModelProto, tensor: str):
     from onnx.reference import ReferenceEvaluator
 
-    evaluator = ReferenceEvaluator(model, new_ops=[_conv_transpose()])
+    from regionaudit.importer.reference_ops import MENDED
+
+    evaluator = ReferenceEvaluator(model, new_ops=MENDED)
     return lambda feed: evaluator.run([tensor], feed)[0]
-
-
-def _conv_transpose() -> type:
-    """onnx's reference ConvTranspose, mended where it fails (onnx 1.23), for float64 models,
-    which onnxruntime has no ConvTranspose kernel for: its grouped branch slices the weight
-    (C, M / group, ...) by output channels and writes one channel per group, so each group runs
-    through the ungrouped branch here; and it ignores the pads that `output_shape` implies, so
-    they are computed here as the ONNX spec says (the odd one at the start unless SAME_UPPER)."""
-    from onnx.reference.ops.op_conv_transpose import ConvTranspose as OnnxConvTranspose
-
-    class ConvTranspose(OnnxConvTranspose):
-        def _run(self, X, W, B=None, **attrs):
-            if attrs.get("output_shape") is not None:
-                attrs = {**attrs, **_pads_of_output_shape(X.shape[2:], W.shape[2:], attrs)}
-            group = attrs.get("group") or 1
-            if group == 1:
-                return super()._run(X, W, B, **attrs)
-            biases = [None] * group if B is None else np.split(B, group)
-            parts = [super(ConvTranspose, self)._run(x, w, b, **{**attrs, "group": 1})[0]
-                     for x, w, b in zip(np.split(X, group, axis=1), np.split(W, group, axis=0), biases)]
-            return (np.concatenate(parts, axis=1),)
-
-    return ConvTranspose
-
-
-def _pads_of_output_shape(spatial, kernel, attrs) -> dict:
-    """The explicit pads that give ConvTranspose its `output_shape` (ONNX spec)."""
-    n = len(spatial)
-    strides, dilations = attrs.get("strides") or [1] * n, attrs.get("dilations") or [1] * n
-    extra = attrs.get("output_padding") or [0] * n
-    shape = list(attrs["output_shape"])[-n:]
-    total = [s * (i - 1) + e + (k - 1) * d + 1 - o for s, i, e, k, d, o in zip(strides, spatial, extra, kernel, dilations, shape)]
-    upper = attrs.get("auto_pad") == "SAME_UPPER"
-    start = [t // 2 if upper else t - t // 2 for t in total]
-    return {"output_shape": None, "auto_pad": "NOTSET", "pads": start + [t - a for t, a in zip(total, start)]}

@@ -1,10 +1,13 @@
 """LpPool and GlobalLpPool: p = 1 is a sum of |x| (an Abs, then a sum pool), checked against
 onnxruntime; other p are refused as not piecewise linear."""
 
+import numpy as np
 import pytest
-from onnx import helper
+from conftest import make_model
+from onnx import TensorProto, helper
 
 from regionaudit.errors import RejectedModel
+from regionaudit.importer.check import run_reference
 
 from .helpers import ok
 
@@ -42,3 +45,20 @@ def _w():
     from conftest import f32
 
     return f32(3, 2, 1, 1, seed=3)
+
+
+@pytest.mark.parametrize("p", [1, 2, 3])
+def test_float64_global_lp_pool_is_checked_by_the_mended_reference_evaluator(convert, p):
+    """onnxruntime has no float64 Conv or GlobalLpPool and onnx's reference evaluator no
+    GlobalLpPool: `reference_ops` adds it, compared here with onnxruntime on the float32 model."""
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("GlobalLpPool", ["c"], ["y"], p=p)]
+    feeds = [np.random.default_rng(seed).standard_normal((1, 2, 5, 6)) for seed in range(2)]
+    wide = make_model(nodes, [1, 2, 5, 6], {"w": _w().astype(np.float64)}, 13, elem=TensorProto.DOUBLE)
+    ours, runtime = run_reference(wide, "x", "y", feeds)
+    assert runtime == "onnx.reference"
+    theirs, runtime = run_reference(make_model(nodes, [1, 2, 5, 6], {"w": _w()}, 13), "x", "y", [f.astype(np.float32) for f in feeds])
+    assert runtime == "onnxruntime"
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+    if p == 1:
+        imported = convert(nodes, [1, 2, 5, 6], {"w": _w().astype(np.float64)}, 13, model_kwargs={"elem": TensorProto.DOUBLE})
+        assert imported.validation["reference"] == "onnx.reference" and imported.validation["max_rel_err"] < 1e-12
