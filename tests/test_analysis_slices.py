@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import netfactory as nf
-from regionaudit.analysis import polygons
+from regionaudit.analysis import polygons, slices
 from regionaudit.analysis.slices import Plane, _pack, decision_boundary, partition_plane, predicted_classes
 from regionaudit.bench.models import REALMODELS  # ../shared/realmodels beside the checkout
 from regionaudit.ir import MaxPool, UnitKink
@@ -173,9 +173,10 @@ def test_a_plane_that_cuts_no_unit_is_one_region():
     assert part.polygons.areas().item() == pytest.approx(4.0)
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_decision_boundary_of_a_one_layer_net_matches_brute_force(seed):
-    net = nf.mlp(seed, in_dim=2, widths=(12,), n_out=4)
+@pytest.mark.parametrize("seed,n_out", [(0, 4), (1, 4), (2, 4), (0, 300)])
+def test_decision_boundary_of_a_one_layer_net_matches_brute_force(seed, n_out):
+    """(With 300 classes, only those that can lead in a region are paired there.)"""
+    net = nf.mlp(seed, in_dim=2, widths=(12,), n_out=n_out)
     plane = Plane(torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64), (-2.0, 2.0, -2.0, 2.0))
     part = partition_plane(net, plane)
     segs = decision_boundary(part).numpy()
@@ -203,6 +204,25 @@ def test_decision_boundary_of_a_one_layer_net_matches_brute_force(seed):
     # the class of each region is the argmax at its centroid
     c = part.polygons.centroids().numpy() + np.asarray(part.centre)
     assert (predicted_classes(part).numpy() == net.forward(torch.from_numpy(c)).argmax(1).numpy()).all()
+
+
+def test_decision_boundary_is_the_same_in_chunks_and_with_every_class_paired(monkeypatch):
+    """Leaving out the classes that cannot lead in a region, and working a few regions at a
+    time, change no piece: the same segments, bit for bit and in order."""
+    net = nf.mlp(3, in_dim=2, widths=(16, 12), n_out=40)
+    plane = Plane(torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64), (-3.0, 3.0, -3.0, 3.0))
+    part = partition_plane(net, plane)
+    segs = decision_boundary(part)
+    classes = predicted_classes(part)
+    assert len(segs) > 20
+    monkeypatch.setattr(slices, "BOUNDARY_CHUNK_BYTES", 4096)
+    assert torch.equal(decision_boundary(part), segs) and torch.equal(predicted_classes(part), classes)
+
+    def every_class(cand, polys, floor):
+        return cand, torch.ones(cand.shape[:2], dtype=torch.bool)
+
+    monkeypatch.setattr(slices, "_contenders", every_class)
+    assert torch.equal(decision_boundary(part), segs)
 
 
 def _crosses(a: np.ndarray, b: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:

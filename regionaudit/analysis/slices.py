@@ -518,8 +518,20 @@ def predicted_classes(part: Partition) -> torch.Tensor:
     """Argmax of the output at each region's centroid (P,)."""
     scores = _logits(part)
     c = part.polygons.centroids()
-    val = scores[:, 0] + c[:, :1] * scores[:, 1] + c[:, 1:] * scores[:, 2]
-    return val.argmax(-1)
+    out = []
+    for lo, hi in _chunks(scores.shape[0], 4 * scores[0].numel()):
+        val = scores[lo:hi, 0] + c[lo:hi, :1] * scores[lo:hi, 1] + c[lo:hi, 1:] * scores[lo:hi, 2]
+        out.append(val.argmax(-1))
+    return torch.cat(out) if out else scores.new_zeros(0, dtype=torch.long)
+
+
+# the working memory of the decision boundary's batched steps, a chunk of polygons at a time
+BOUNDARY_CHUNK_BYTES = 64 << 20
+
+
+def _chunks(n: int, bytes_per_row: int) -> list[tuple[int, int]]:
+    step = max(1, BOUNDARY_CHUNK_BYTES // max(1, 8 * bytes_per_row))
+    return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
 
 
 def decision_boundary(part: Partition) -> torch.Tensor:
@@ -530,24 +542,63 @@ def decision_boundary(part: Partition) -> torch.Tensor:
     whole region (`winners`), the boundary between classes i < j is the part of the line
     f_i = f_j inside the polygon where f_i >= f_k for every other k: a chord clipped to an
     interval. Across region boundaries the scores are continuous, so no other piece exists.
+    Only the classes that can lead somewhere in a region take part there (`_contenders`): with C
+    classes the pairs and their clipping cost C^3 per region, which a 1000-class model cannot pay.
     """
     scores = _logits(part)  # (P, 3, C)
     polys = part.polygons
     dev, dt = scores.device, scores.dtype
     cand = scores.permute(0, 2, 1)  # (P, C, 3)
     floor = part.mag * zero_tolerance(part.dtype)
-    vals = values_at(cand, polys.verts)
-    act = (~winners(vals, polys.valid(), floor).any(-1)).nonzero().flatten()
-    if act.numel() == 0:
+    n_cls, width = cand.shape[1], polys.verts.shape[1]
+    act = []
+    for lo, hi in _chunks(cand.shape[0], 3 * n_cls * width):
+        vals = values_at(cand[lo:hi], polys.verts[lo:hi])
+        act.append((~winners(vals, polys.valid()[lo:hi], floor[lo:hi]).any(-1)).nonzero().flatten() + lo)
+    act = torch.cat(act) if act else torch.zeros(0, dtype=torch.long, device=dev)
+    pieces = []
+    scale = max(polys.verts.abs().max().item(), 1e-300) if polys.verts.numel() else 1e-300
+    for lo, hi in _chunks(act.numel(), 3 * n_cls * width):
+        sub = polys.take(act[lo:hi])
+        c, slot_ok = _contenders(cand[act[lo:hi]], sub, floor[act[lo:hi]])
+        k = c.shape[1]
+        for a, b in _chunks(c.shape[0], 12 * k * k * max(k, width)):
+            pieces.append(_chords(c[a:b], slot_ok[a:b], Polygons(sub.verts[a:b], sub.counts[a:b], sub.labels[a:b]),
+                                  floor[act[lo:hi]][a:b], scale))
+    if not pieces:
         return torch.zeros(0, 2, 2, dtype=dt, device=dev)
-    sub = polys.take(act)
-    c = cand[act]  # (A, C, 3)
+    shift = torch.tensor(part.centre, dtype=dt, device=dev)
+    return torch.cat(pieces) + shift
+
+
+def _contenders(cand: torch.Tensor, polys: Polygons, floor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each region's classes that may lead somewhere in it, in class order: (A, K, 3) score
+    lines and which of the K slots hold one (A, K). The maximum is at least L = max_i min f_i
+    over the polygon everywhere in it (f_i being affine, their minima are at vertices), so a class
+    whose maximum there is below L - floor never leads, and none of its chords survives."""
+    vals = values_at(cand, polys.verts)  # (A, V, C)
+    valid = polys.valid()[..., None]
+    low = torch.where(valid, vals, torch.inf).amin(1)
+    high = torch.where(valid, vals, -torch.inf).amax(1)  # (A, C)
+    keep = high >= low.amax(-1, keepdim=True) - floor[:, None]
+    n_cls = cand.shape[1]
+    k = max(1, int(keep.sum(-1).max()))
+    order = torch.arange(n_cls, device=cand.device) + n_cls * (~keep).long()
+    idx = order.topk(k, -1, largest=False).values % n_cls  # (A, K): the kept classes first, in order
+    slot_ok = keep.gather(1, idx)
+    return cand.gather(1, idx[..., None].expand(-1, -1, 3)), slot_ok
+
+
+def _chords(c: torch.Tensor, slot_ok: torch.Tensor, sub: Polygons, floor: torch.Tensor, scale: float) -> torch.Tensor:
+    """The segments (M, 2, 2) where classes i < j of c (A, K, 3) tie, each above the others,
+    inside the polygons `sub` (coordinates relative to the box centre); a chord shorter than
+    1e-12 `scale` (the partition's largest coordinate) is rounding."""
     n_cls = c.shape[1]
-    ii, jj = torch.triu_indices(n_cls, n_cls, 1, device=dev)
+    ii, jj = torch.triu_indices(n_cls, n_cls, 1, device=c.device)
     d = c[:, ii] - c[:, jj]  # (A, Q, 3): f_i - f_j
     grad = d[..., 1:]
     g2 = (grad**2).sum(-1)
-    ok = g2 > 0
+    ok = (g2 > 0) & slot_ok[:, ii] & slot_ok[:, jj]
     g2s = torch.where(ok, g2, torch.ones_like(g2))
     p0 = -d[..., :1] * grad / g2s[..., None]  # a point on f_i = f_j
     direction = torch.stack([-grad[..., 1], grad[..., 0]], -1) / g2s.sqrt()[..., None]
@@ -574,18 +625,16 @@ def decision_boundary(part: Partition) -> torch.Tensor:
         use = valid[:, k, None].expand_as(g0)
         constrain(torch.where(use, g0, torch.ones_like(g0)), torch.where(use, g1, torch.zeros_like(g1)), torch.zeros_like(g0))
     # f_i >= f_k for every other class k
-    tol = floor[act, None]
+    tol = floor[:, None]
     for k in range(n_cls):
         e = c[:, ii] - c[:, k : k + 1]  # (A, Q, 3)
         g0 = e[..., 0] + p0[..., 0] * e[..., 1] + p0[..., 1] * e[..., 2]
         g1 = direction[..., 0] * e[..., 1] + direction[..., 1] * e[..., 2]
-        same = (ii == k) | (jj == k)
+        same = ((ii == k) | (jj == k))[None] | ~slot_ok[:, k, None]
         constrain(torch.where(same, torch.ones_like(g0), g0), torch.where(same, torch.zeros_like(g1), g1), tol)
     length = hi - lo
-    scale = max(part.polygons.verts.abs().max().item(), 1e-300)
     keep = ok & (length > 1e-12 * scale)
     a_idx, q_idx = keep.nonzero(as_tuple=True)
     start = p0[a_idx, q_idx] + lo[a_idx, q_idx, None] * direction[a_idx, q_idx]
     end = p0[a_idx, q_idx] + hi[a_idx, q_idx, None] * direction[a_idx, q_idx]
-    shift = torch.tensor(part.centre, dtype=dt, device=dev)
-    return torch.stack([start, end], 1) + shift
+    return torch.stack([start, end], 1)
