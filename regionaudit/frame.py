@@ -20,6 +20,7 @@ from regionaudit.analysis.stats import spearman_test, summary
 from regionaudit.errors import BadData
 from regionaudit.files import load_array
 from regionaudit.options import LABELS_WITHOUT_PAIRS
+from regionaudit.planes import predicted
 from regionaudit.reference import init_reference, ratio_to_init
 
 
@@ -44,11 +45,15 @@ def load_labels(path, n_rows: int) -> np.ndarray:
 
 def same_class(traces, labels: np.ndarray | None, rows) -> tuple[list[bool], str]:
     """Per segment: do its endpoints share a class? From the labels of their data rows when given,
-    else from the model's predicted classes (argmax of the logits) at the endpoints."""
+    else from the model's predicted classes at the endpoints (the argmax of the logits; a single
+    output's sign)."""
     if labels is not None and rows is not None:
         i, j = rows
         return [bool(labels[p] == labels[q]) for p, q in zip(i, j)], "labels"
-    return [bool(int(tr.outputs[0].argmax()) == int(tr.outputs[-1].argmax())) for tr in traces], "predicted"
+    if not traces:
+        return [], "predicted"
+    ends = predicted(torch.stack([torch.stack([tr.outputs[0], tr.outputs[-1]]) for tr in traces]).flatten(0, 1)).reshape(-1, 2)
+    return (ends[:, 0] == ends[:, 1]).tolist(), "predicted"
 
 
 def class_split(result, tags: list[bool], source: str) -> None:

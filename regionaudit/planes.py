@@ -94,11 +94,17 @@ def data_box(rows: np.ndarray) -> tuple[float, float, float, float]:
 
 
 def classes_of(network: Network, x: np.ndarray) -> np.ndarray:
-    """Predicted classes (argmax; sign for a single output) of rows x."""
-    out = network.forward(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))).cpu()
+    """Predicted classes of rows x (`predicted`)."""
+    return predicted(network.forward(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))).cpu()).numpy()
+
+
+def predicted(out: torch.Tensor) -> torch.Tensor:
+    """The predicted class of each row of outputs (N, C): the argmax, or for a single output f
+    its sign, class 1 where f > 0 (as the slice's decision boundary takes it)."""
+    out = out.reshape(out.shape[0], -1)
     if out.shape[1] == 1:
-        return (out[:, 0] > 0).long().numpy()
-    return out.argmax(1).numpy()
+        return (out[:, 0] > 0).long()
+    return out.argmax(1)
 
 
 def default_points(network: Network, rows: np.ndarray, seed: int) -> list[int]:

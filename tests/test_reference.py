@@ -274,3 +274,32 @@ def test_profile_credits_clip_knots_and_transposed_convs_are_reinitialised():
     assert fan_in(ct) == pytest.approx(8 * 9 / 4)
     assert float(copy.nodes[1].weight.var()) == pytest.approx(2 / (8 * 9 / 4), rel=0.25)
     assert float(copy.nodes[1].bias.abs().max()) < 0.01
+
+
+def test_a_single_output_model_splits_segments_by_the_output_sign(tmp_path):
+    """A single output's class is its sign (as in the slice), not the argmax of one number,
+    which would make every segment same-class."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w1, b1, w2 = rng.standard_normal((3, 8)), rng.standard_normal(8), rng.standard_normal((8, 1))
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Gemm", ["r", "w2"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["n", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["n", 1])],
+                              [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    path = tmp_path / "reg.onnx"
+    onnx.save(model, str(path))
+    f = lambda x: np.maximum(x @ w1 + b1, 0) @ w2  # noqa: E731
+    points = rng.standard_normal((400, 3)) * 3
+    pos, neg = points[f(points)[:, 0] > 0.1], points[f(points)[:, 0] < -0.1]
+    assert len(pos) >= 3 and len(neg) >= 3
+    segments = np.stack([np.stack([pos[0], neg[0]]), np.stack([pos[1], pos[2]]), np.stack([neg[1], pos[0]]),
+                         np.stack([neg[1], neg[2]])])
+    np.save(tmp_path / "seg.npy", segments)
+    result = audit(path, segments=tmp_path / "seg.npy", max_points=0, init_reference=0, slice=False)
+    assert [s.same_class for s in result.density.segments] == [False, True, False, True]
+    split = result.density.by_class
+    assert split["source"] == "predicted" and split["different_class"]["count"] == 2
