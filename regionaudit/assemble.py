@@ -85,7 +85,7 @@ def model_info(imported: ImportedModel) -> ModelInfo:
         path=imported.path,
         sha256=imported.sha256,
         input_shape=list(net.input_shape),
-        output_shape=list(net.output_shape),
+        output_shape=list(net.probe_output_shape),
         neurons=net.neurons,
         maxpool_windows=net.maxpool_windows,
         params=imported.params,

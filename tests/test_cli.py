@@ -42,7 +42,7 @@ def test_inspect_prints_table_and_writes_json(tmp_path, capsys):
     conv_rows = [line for line in out.splitlines() if line.split()[1:2] == ["conv"]]
     assert len(conv_rows) == 2 and all(line.endswith("filters 3x3, pads 1,1,1,1") for line in conv_rows)
     model = json.loads(out_json.read_text())["model"]
-    assert model["input_shape"] == [1, 8, 8]
+    assert model["input_shape"] == [1, 8, 8] and model["output_shape"] == [10]  # (no batch axis in either)
     assert model["neurons"] == 768
     assert model["validation"]["max_rel_err"] < 1e-6
     assert [n["kind"] for n in model["nodes"]].count("relu") == 2

@@ -95,5 +95,5 @@ def test_a_default_audit_runs_and_says_how_it_read_the_input(nets, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "regionaudit: note: input 'x' declares a fixed first axis of 2" in proc.stderr
     doc = json.loads(out.read_text())
-    assert doc["model"]["input_shape"] == [2, 3, 12, 12] and any("fixed first axis" in n for n in doc["model"]["notes"])
+    assert doc["model"]["input_shape"] == [2, 3, 12, 12] and doc["model"]["output_shape"][0] == 2 and any("fixed first axis" in n for n in doc["model"]["notes"])
     assert all(s["regions"] > 1 for s in doc["density"]["segments"]) and doc["slice"]["regions"] > 1

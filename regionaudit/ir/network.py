@@ -43,6 +43,13 @@ class Network:
         return self.nodes[self.output].shape
 
     @property
+    def probe_output_shape(self) -> tuple[int, ...]:
+        """What one probe's output looks like, the batch axis left out as in `input_shape`."""
+        shape = self.output_shape
+        batched = len(self.graph_input_shape) == len(self.input_shape) + 1
+        return shape[1:] if batched and len(shape) >= 2 and shape[0] == 1 else shape
+
+    @property
     def n_outputs(self) -> int:
         return math.prod(self.output_shape)
 
