@@ -147,7 +147,7 @@ def run_audit(model: str, opts: Options, wanted: Wanted) -> int:
     imported = import_for_audit(model, opts, import_check_rows(opts.data, opts.max_file_size))
     _say_import_notes(imported)
     unused = _say_unused(opts, imported.network, typed)
-    check_node_paths(paths, imported.network.kink_names)
+    check_node_paths(paths, imported.network.kink_names, imported.network.n_outputs)
     _check_slice_wanted(has_plane(imported.network), wanted, paths, "this model's input has one element: it has no 2-D slice")
     result = _run_analysis(imported, opts, wanted.quiet, unused)
     if baseline is not None and (line := environment_warning(result.environment, baseline.get("environment"))):

@@ -406,3 +406,12 @@ def test_a_baseline_value_that_is_no_number_is_named():
         base["settings"][key] = value
         with pytest.raises(BadOption, match="^the baseline's settings do not hold valid options: " + message):
             apply_baseline(Options(), base)
+
+
+def test_max_increase_on_a_class_the_baseline_slice_lacked():
+    """A class no region predicted in the baseline's slice had 0 regions there."""
+    base, cur = make_audit(), make_audit()
+    base["slice"] = {"regions": 5, "classes": {"1": 5}}
+    cur["slice"] = {"regions": 5, "classes": {"0": 3, "1": 2}}
+    grew, fell = evaluate_increases(cur, base, ["slice.classes.0=1", "slice.classes.1=0"])
+    assert (grew.passed, grew.value, fell.passed, fell.value) == (False, 3, True, -3)

@@ -370,3 +370,53 @@ def test_check_gates_before_the_audit():
     with pytest.raises(GateError):
         check_gates(["density.summary.median > 1"], compare=True)  # compare paths start with a./b./paired.
     assert not could_exist("timing.") and not could_exist("density.segments")
+
+
+def test_a_by_class_side_without_segments_is_an_undefined_gate_not_an_unknown_path():
+    """With every segment same-class, the different-class summaries are null: a gate on them
+    fails and says why, on any data, instead of being refused as unknown after the audit."""
+    r = make_result()
+    r.density.by_class = {"source": "labels",
+                          "same_class": {"count": 3, "summary": summary([3, 5, 8]), "per_length": summary([1.5, 2.5, 4.0])},
+                          "different_class": {"count": 0, "summary": None, "per_length": None}}
+    r.deviation.by_class = {"source": "labels", "same_class": {"count": 3, "summary": summary([0.3, 0.5, 0.8])},
+                            "different_class": {"count": 0, "summary": None}}
+    d = r.to_dict()
+    paths = gateable_paths(d)
+    for measure in ("density.by_class.different_class.summary", "density.by_class.different_class.per_length",
+                    "deviation.by_class.different_class.summary"):
+        assert {f"{measure}.{k}" for k in SUMMARY_KEYS} <= set(paths)
+    g, ok = evaluate_gates(d, ["deviation.by_class.different_class.summary.median > 1",
+                               "density.by_class.same_class.summary.median > 5"])
+    assert g.passed is False and g.value is None
+    assert g.message.endswith("is undefined (null): no different-class segments were measured")
+    assert ok.passed is True and ok.value == 5
+
+
+def test_a_class_no_slice_region_predicts_counts_zero():
+    """`slice.classes` lists the classes present; any other class of the model has 0 regions."""
+    d = make_result().to_dict()  # two outputs: classes 0 and 1
+    d["slice"] = {"regions": 16, "classes": {"1": 16}}
+    assert lookup(d, "slice.classes.0") == 0 and lookup(d, "slice.classes.1") == 16
+    low, high = evaluate_gates(d, ["slice.classes.0 < 1", "slice.classes.0 > 5"])
+    assert (low.passed, low.value, high.passed) == (False, 0, True)
+    for path in ("slice.classes.2", "slice.classes.01", "slice.classes.-1"):
+        with pytest.raises(GateError, match="unknown metric path"):
+            evaluate_gates(d, [f"{path} > 1"])
+    d["model"]["output_shape"] = [1]  # a single output: its sign is the class, 0 or 1
+    assert lookup(d, "slice.classes.0") == 0
+    with pytest.raises(GateError, match="unknown metric path"):
+        lookup(d, "slice.classes.2")
+    d["slice"] = None  # no slice measured: no class count
+    with pytest.raises(GateError, match="unknown metric path"):
+        lookup(d, "slice.classes.0")
+
+
+def test_a_slice_class_the_model_lacks_is_refused_before_the_audit():
+    from regionaudit.gates.catalogue import check_node_paths
+
+    check_node_paths(["slice.classes.9", "density.summary.median"], ["/fc1/Relu"], 10)
+    check_node_paths(["slice.classes.1"], ["/fc1/Relu"], 1)
+    for path, n in (("slice.classes.10", 10), ("slice.classes.2", 1), ("slice.classes.x", 10)):
+        with pytest.raises(GateError, match=rf"'{path}': the model's predicted classes are 0 to"):
+            check_node_paths([path], ["/fc1/Relu"], n)

@@ -29,6 +29,13 @@ from regionaudit.slice_result import empty_slice
 # and those of a compare JSON (besides those of its two audits under `a.` and `b.`).
 AUDIT_SUMMARIES = tuple(m.path for m in METRICS if m.summary)
 PAIRED_SUMMARIES = tuple(m.path for m in PAIRED_METRICS if m.summary)
+# the same-class / different-class summaries (null where one side has no segment)
+BY_CLASS_SUMMARIES = tuple(
+    f"{measure}.by_class.{side}.{key}"
+    for measure, keys in (("density", ("summary", "per_length")), ("deviation", ("summary",)))
+    for side in ("same_class", "different_class")
+    for key in keys
+)
 
 # Top-level keys that hold no metrics: how the run was configured, and bookkeeping.
 _NOT_METRICS = frozenset({"settings", "schema", "regionaudit", "gates", "notes"})
@@ -76,7 +83,7 @@ def _audit_roots(result: dict) -> list[str]:
 
 def _known_summaries(result: dict) -> list[str]:
     roots = _audit_roots(result)
-    known = [root + s for root in roots for s in AUDIT_SUMMARIES]
+    known = [root + s for root in roots for s in AUDIT_SUMMARIES + BY_CLASS_SUMMARIES]
     if roots != [""]:
         known += list(PAIRED_SUMMARIES)
     return known
@@ -213,10 +220,32 @@ def unknown_path_error(path: str, valid: list[str]) -> GateError:
     return GateError(f"unknown metric path {path!r}; {hint} (`regionaudit metrics` lists all {len(valid)})")
 
 
+def absent_class(result: dict, path: str) -> bool:
+    """Whether `path` is `slice.classes.<k>` for a class k of the model (0 and 1 for a single
+    output, whose sign is its class) that no region of the measured slice predicts: a count of
+    0, which the JSON leaves out (it lists the classes present)."""
+    for root in _audit_roots(result):
+        prefix = root + "slice.classes."
+        if not path.startswith(prefix):
+            continue
+        k = path[len(prefix) :]
+        sl = _resolve(result, root + "slice")
+        shape = _resolve(result, root + "model.output_shape")
+        if not (k.isdigit() and k == str(int(k)) and isinstance(sl, dict) and isinstance(sl.get("classes"), dict)):
+            return False
+        if not (isinstance(shape, list) and all(isinstance(d, int) for d in shape)):
+            return False
+        n = math.prod(shape)
+        return int(k) < (2 if n == 1 else n) and k not in sl["classes"]
+    return False
+
+
 def lookup(result: dict, path: str) -> float | int | None:
     """The value at a gateable path (None when undefined); unknown path -> GateError listing valid ones."""
     valid = gateable_paths(result)
     if path not in valid:
+        if absent_class(result, path):
+            return 0
         raise unknown_path_error(path, valid)
     value = _resolve(result, path)
     if value is None:
@@ -243,6 +272,9 @@ def why_undefined(result: dict, path: str) -> str:
             root, rel = r, path[len(r) :]
     metric = metric_at(rel)
     reason = ""
+    for side in ("same_class", "different_class"):
+        if f".by_class.{side}." in rel and _resolve(result, root + rel.split(".")[0] + f".by_class.{side}.count") == 0:
+            reason = f"no {side.replace('_', '-')} segments were measured"
     if metric is not None:
         measure = rel.split(".")[1] if rel.startswith("paired.") else None
         counts = Counts(
@@ -301,11 +333,19 @@ def check_paths(paths: list[str], compare: bool = False) -> None:
             raise unknown_path_error(path, gateable_paths(schema_skeleton(compare)))
 
 
-def check_node_paths(paths: list[str], kink_names: list[str]) -> None:
-    """Once the model is imported its kink nodes are known: a per-layer path naming another node
-    is a usage error before the analysis runs, not after it."""
+def check_node_paths(paths: list[str], kink_names: list[str], n_outputs: int | None = None) -> None:
+    """Once the model is imported its kink nodes and classes are known: a per-layer path naming
+    another node, or a slice class the model does not have, is a usage error before the analysis
+    runs, not after it."""
     for prefix in (_PER_NODE, _SLICE_PER_NODE):
         valid = [prefix + name for name in kink_names]
         for path in paths:
             if path.startswith(prefix) and path not in valid:
                 raise unknown_path_error(path, valid)
+    if n_outputs is None:
+        return
+    classes = 2 if n_outputs == 1 else n_outputs  # (a single output's class is its sign)
+    for path in paths:
+        k = path.removeprefix("slice.classes.")
+        if k != path and not (k.isdigit() and k == str(int(k)) and int(k) < classes):
+            raise GateError(f"unknown metric path {path!r}: the model's predicted classes are 0 to {classes - 1}")
