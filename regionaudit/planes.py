@@ -107,13 +107,17 @@ def predicted(out: torch.Tensor) -> torch.Tensor:
     return out.argmax(1)
 
 
+class NoSpanningRows(BadData):
+    """The data holds no three rows that span a plane, so no default slice runs through it."""
+
+
 def default_points(network: Network, rows: np.ndarray, seed: int) -> list[int]:
     """Three seeded rows, with three different predicted classes when the rows allow, and never
     collinear: rows are taken in a seeded order, each one kept when it adds a new class (then,
     failing that, any row) and does not make the three collinear."""
     n = len(rows)
     if n < 3:
-        raise BadData(f"a slice through data needs at least 3 rows, found {n}")
+        raise NoSpanningRows(f"the data has {n} row{'s' if n != 1 else ''}, and a slice through data needs three that span a plane")
     order = np.random.default_rng([seed, 2]).permutation(n)[:CANDIDATE_ROWS]
     flat = rows.reshape(n, -1)
     classes = classes_of(network, rows[order])
@@ -132,7 +136,7 @@ def default_points(network: Network, rows: np.ndarray, seed: int) -> list[int]:
             seen.add(int(classes[k]))
             if len(picked) == 3:
                 return picked
-    raise BadData("no three data rows span a plane (every triple is collinear)")
+    raise NoSpanningRows("no three data rows span a plane (every triple is collinear)")
 
 
 def build_plane(

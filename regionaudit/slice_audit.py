@@ -14,7 +14,7 @@ from regionaudit.analysis.stats import summary
 from regionaudit.errors import BadData
 from regionaudit.files import load_array
 from regionaudit.ir import Network
-from regionaudit.planes import SlicePlane, build_plane, classes_of
+from regionaudit.planes import NoSpanningRows, SlicePlane, build_plane, classes_of
 from regionaudit.slice_result import SliceDrawing, SliceResult
 
 DEFAULT_MAX_REGIONS = 200_000
@@ -50,8 +50,9 @@ def _box(sp: SlicePlane) -> dict:
     }
 
 
+SKIPPED_NOTE = "The 2-D slice is skipped: "  # how every note of a skipped slice starts
 NO_PLANE_NOTE = (
-    "The 2-D slice is skipped: the model's input has one element, so no plane runs through its input space "
+    SKIPPED_NOTE + "the model's input has one element, so no plane runs through its input space "
     "(the density segments already lie on its input line)."
 )
 
@@ -61,14 +62,20 @@ def has_plane(network: Network) -> bool:
     return math.prod(network.input_shape) >= 2
 
 
-def choose_plane(network: Network, opts, rows: np.ndarray | None, synthetic: bool, notes: list[str]) -> SlicePlane:
-    """The slice's plane from `opts` (points file, scale, box) and the data rows."""
+def choose_plane(network: Network, opts, rows: np.ndarray | None, synthetic: bool, notes: list[str]) -> SlicePlane | None:
+    """The slice's plane from `opts` (points file, scale, box) and the data rows; None, with a
+    note, where the data holds no three rows that span a plane and no --slice-points were given
+    (seeded Gaussian points would ignore the data's scale)."""
     points = _points_file(opts.slice_points, network.input_shape, opts, notes) if opts.slice_points else None
     source = "synthetic" if synthetic else "data"
-    if rows is None or len(rows) < 3:
+    if rows is None or (synthetic and len(rows) < 3):
         rows = P.synthetic_rows(network.input_shape, 100, opts.seed)
         source = "synthetic"
-    return build_plane(network, rows, source, opts.seed, opts.slice_scale, opts.slice_box, points)
+    try:
+        return build_plane(network, rows, source, opts.seed, opts.slice_scale, opts.slice_box, points)
+    except NoSpanningRows as exc:
+        notes.append(f"{SKIPPED_NOTE}{exc}. Give three points with --slice-points P.npy to slice anyway.")
+        return None
 
 
 def measure_slice(network: Network, opts, sp: SlicePlane, notes: list[str]) -> SliceResult:
