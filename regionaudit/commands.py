@@ -74,8 +74,8 @@ def _inputs(opts: Options, named: dict[str, str | None]) -> dict[str, str | None
 def _say_unused(opts: Options, network, typed: frozenset[str] | None = None) -> list[str]:
     """Options typed that have no effect with the probes given and this network, said on stderr
     (and noted)."""
-    exact = choose_method(opts.distance, math.prod(network.input_shape)) == "exact"
-    notes = ineffective(opts, exact_distance=exact, typed=typed)
+    size = math.prod(network.input_shape)
+    notes = ineffective(opts, exact_distance=choose_method(opts.distance, size) == "exact", typed=typed, input_size=size)
     for note in notes:
         _note(note)
     return notes

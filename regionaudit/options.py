@@ -292,12 +292,14 @@ LABELS_WITHOUT_PAIRS = (
 )
 
 
-def ineffective(opts: Options, exact_distance: bool | None = None, typed: frozenset[str] | None = None) -> list[str]:
+def ineffective(opts: Options, exact_distance: bool | None = None, typed: frozenset[str] | None = None,
+                input_size: int | None = None) -> list[str]:
     """A sentence for each option given that has no effect with the probes given: a person who
     typed it expects it to matter, so it is said rather than silently ignored. `exact_distance`:
     whether `--distance` measures this model's distances exactly (auto decides by input size).
     `typed`: the options the user typed, where a baseline filled in others (`opts.given` holds
-    both): only a typed one is said, but the probes are all that are given."""
+    both): only a typed one is said, but the probes are all that are given. `input_size`: the
+    model's input elements, where known."""
     given = opts.given
     typed = given if typed is None else typed
     files = [k for k in file_option_names() if k in given]
@@ -321,6 +323,9 @@ def ineffective(opts: Options, exact_distance: bool | None = None, typed: frozen
     if "distance_directions" in typed and (opts.distance == "exact" or (opts.distance == "auto" and exact_distance)):
         why = "with --distance exact" if opts.distance == "exact" else "here: --distance auto measures this model's distances exactly"
         out.append(f"--distance-directions {opts.distance_directions} has no effect {why} (it sets the approximate method's projections).")
+    if opts.slice and "slice_scale" in typed and input_size == 2:
+        out.append(f"--slice-scale {opts.slice_scale:g} has no effect: a model with a 2-D input is sliced in its input "
+                   "plane, over the data's range (or --slice-box).")
     if not opts.slice:
         for key in slice_option_names():
             if key != "slice" and key in typed:

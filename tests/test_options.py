@@ -152,3 +152,8 @@ def test_an_option_without_effect_is_said():
     said = ineffective(Options.from_given({"slice": False, "slice_scale": 2.0, "max_regions": 10}))
     assert said == ["--slice-scale has no effect with --no-slice.", "--max-regions has no effect with --no-slice."]
     assert ineffective(Options.from_given({"slice_scale": 2.0, "max_regions": 10})) == []
+    assert ineffective(Options.from_given({"slice_scale": 2.0}), input_size=64) == []
+    # a 2-D input is sliced in its own plane, over the data's range: no circumradius to scale
+    assert ineffective(Options.from_given({"slice_scale": 2.0}), input_size=2) == [
+        "--slice-scale 2 has no effect: a model with a 2-D input is sliced in its input plane, over the data's range "
+        "(or --slice-box)."]
