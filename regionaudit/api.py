@@ -14,6 +14,7 @@ import torch
 from regionaudit import assemble
 from regionaudit.analysis.density import trace_segments
 from regionaudit.analysis.distance import boundary_distances
+from regionaudit.analysis.loops import vertex_crossings
 from regionaudit.distance_method import distance_settings
 from regionaudit.environment import describe as describe_environment
 from regionaudit.errors import BadOption
@@ -115,7 +116,8 @@ def audit(
         edge_traces = trace_segments(
             net, _to_tensor(edges_a), _to_tensor(edges_b), max_knots=opts.max_knots, max_memory=opts.max_memory
         )
-        path, dev = assemble.loop_records(edge_traces, edge_lengths)
+        turns = vertex_crossings(net, edges_a, edges_b, edge_traces)
+        path, dev = assemble.loop_records(edge_traces, edge_lengths, turns)
         path_density.append(path)
         path_dev.append(dev)
         if bar:

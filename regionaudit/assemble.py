@@ -129,13 +129,18 @@ def deviation_record(traces: list[SegmentTrace], lengths: list[float]) -> Segmen
     return SegmentDeviation(per_output=[float(v) for v in total.tolist()], norm=float(deviation_norm(total)))
 
 
-def loop_records(traces: list[SegmentTrace], lengths: np.ndarray) -> tuple[PathDensity, SegmentDeviation]:
-    """A closed loop's record from the traces of its edges: it crosses `Σ knots` boundaries."""
-    knots = sum(tr.regions - 1 for tr in traces)
+def loop_records(traces: list[SegmentTrace], lengths: np.ndarray, turns: list[str | None] = ()) -> tuple[PathDensity, SegmentDeviation]:
+    """A closed loop's record from the traces of its edges and the kink node that changes its
+    pattern at each vertex, where one does (`loops.vertex_crossings`): it crosses `Σ knots` +
+    those boundaries."""
     per_layer: dict[str, int] = {}
     for tr in traces:
         for k, v in tr.knots_per_layer.items():
             per_layer[k] = per_layer.get(k, 0) + v
+    for name in turns:
+        if name is not None:
+            per_layer[name] = per_layer.get(name, 0) + 1
+    knots = sum(tr.regions - 1 for tr in traces) + sum(name is not None for name in turns)
     length = float(lengths.sum())
     regions = max(1, knots)
     path = PathDensity(

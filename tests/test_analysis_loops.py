@@ -1,0 +1,76 @@
+"""Translation loops: a loop crosses the boundaries of its edges and those at its vertices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from regionaudit.api import audit
+from regionaudit.probes import translation_loops
+
+
+class _Net(nn.Module):
+    """Zero padding, then a max pool: at a whole-pixel shift, units cross and pool candidates
+    swap exactly at the loop's vertex."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.c2, self.fc = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3), nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.fc(F.leaky_relu(self.c2(F.max_pool2d(F.relu(self.c(x)), 2)), 0.25).flatten(1))
+
+    def pattern(self, x: np.ndarray) -> torch.Tensor:
+        """ReLU signs, max-pool winners and LeakyReLU signs at x, from torch's own layers."""
+        z1 = self.c(torch.from_numpy(x)[None])
+        pooled, winners = F.max_pool2d(F.relu(z1), 2, return_indices=True)
+        return torch.cat([(z1 > 0).flatten(), winners.flatten(), (self.c2(pooled) > 0).flatten()]).long()
+
+
+def test_a_boundary_crossed_at_a_loop_vertex_is_counted_once(tmp_path):
+    """Each edge, traced as a segment, leaves out a crossing at its end points; the loop's count
+    is the edges' knots plus the vertices where torch's own pattern differs just before and just
+    after the vertex (here four, at the whole-pixel shifts)."""
+    torch.manual_seed(0)
+    net = _Net().eval()
+    torch.onnx.export(net, torch.randn(1, 1, 8, 8), tmp_path / "net.onnx", dynamo=False, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "b"}})
+    net = net.double()
+    data = np.random.default_rng(3).uniform(0, 1, (3, 1, 8, 8))
+    np.save(tmp_path / "data.npy", data)
+    common = dict(slice=False, init_reference=0, max_points=0)
+    loop = audit(tmp_path / "net.onnx", data=tmp_path / "data.npy", loops=1, pairs=1, **common).density.paths[0]
+    vertices = translation_loops(data, 1, 2.0, 16, "chw")[0].vertices
+    edges = np.stack([vertices, np.roll(vertices, -1, 0)], 1)
+    np.save(tmp_path / "edges.npy", edges)
+    segments = audit(tmp_path / "net.onnx", segments=tmp_path / "edges.npy", **common).density.segments
+    with torch.no_grad():
+        turns = sum(
+            not torch.equal(net.pattern(a + (1 - 1e-9) * (b - a)), net.pattern(c + 1e-9 * (d - c)))
+            for (a, b), (c, d) in zip(np.roll(edges, 1, 0), edges)
+        )
+    assert turns == 4
+    assert loop.regions == sum(s.regions - 1 for s in segments) + turns
+    assert sum(loop.knots_per_layer.values()) == loop.regions
+
+
+@pytest.mark.parametrize("steps", [3, 16])
+def test_a_loop_without_vertex_crossings_counts_its_edges(tmp_path, steps):
+    """Off the whole-pixel shifts (a radius of 2.7 pixels, no zero padding), nothing crosses at
+    a vertex: the loop's count is its edges' knots."""
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 6 * 6, 2)).eval()
+    torch.onnx.export(net, torch.randn(1, 1, 8, 8), tmp_path / "net.onnx", dynamo=False, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "b"}})
+    data = np.random.default_rng(4).uniform(0, 8, (3, 1, 8, 8))
+    np.save(tmp_path / "data.npy", data)
+    common = dict(slice=False, init_reference=0, max_points=0)
+    loop = audit(tmp_path / "net.onnx", data=tmp_path / "data.npy", loops=1, pairs=1, loop_radius=2.7,
+                 loop_steps=steps, **common).density.paths[0]
+    vertices = translation_loops(data, 1, 2.7, steps, "chw")[0].vertices
+    np.save(tmp_path / "edges.npy", np.stack([vertices, np.roll(vertices, -1, 0)], 1))
+    segments = audit(tmp_path / "net.onnx", segments=tmp_path / "edges.npy", **common).density.segments
+    assert loop.regions == sum(s.regions - 1 for s in segments) > 2
