@@ -186,8 +186,10 @@ def _print_summary(result: AuditResult, written: list) -> None:
     if result.settings.get("synthetic"):
         click.echo("SYNTHETIC PROBES: no data was given; every number below is measured at seeded Gaussian points, not real inputs (pass --data)")
     click.echo(f"{m.path}: input {tuple(m.input_shape)}, {m.neurons} ReLU units, {m.params} parameters")
+    cut = sum(bool(seg.truncated) for seg in result.density.segments)
+    bound = f" (lower bound: {cut} reached --max-knots)" if cut else ""
     click.echo(
-        f"  regions per segment: median {_fmt(result.density.summary)} over {counted(len(result.density.segments), 'segment')}"
+        f"  regions per segment: median {_fmt(result.density.summary)}{bound} over {counted(len(result.density.segments), 'segment')}"
     )
     click.echo(f"  absolute deviation: median {_fmt(result.deviation.summary)}")
     click.echo(f"  boundary distance: median {_fmt(result.distance.summary)} over {counted(len(result.distance.points), 'point')}")

@@ -288,3 +288,11 @@ def test_overflowing_data_is_refused_before_the_analysis(tmp_path, capsys):
     code, _, err = run([MLP, "--no-slice", "--data", tmp_path / "big.npy", "-q", "--json", tmp_path / "x.json"], capsys)
     assert code == 2 and "overflow" in err and err.count("\n") == 1
     assert not (tmp_path / "x.json").exists()
+
+
+def test_the_terminal_marks_a_median_over_cut_segments_as_a_lower_bound(tmp_path, capsys):
+    code, out, err = run([SAMPLES / "spirals_mlp.onnx", "--data", SAMPLES / "spirals_test.npy", "--pairs", 4,
+                          "--max-points", 2, "--no-slice", "--init-reference", 0, "--max-knots", 2], capsys)
+    assert code == 0, err
+    [line] = [line for line in out.splitlines() if "regions per segment" in line]
+    assert "(lower bound: 4 reached --max-knots) over 4 segments" in line

@@ -285,3 +285,32 @@ def test_deviation_cut_short_everywhere_is_explained():
     html = render_html(r)
     assert html.count("Every segment was cut short by --max-knots.") >= 2  # headline and the plots
     assert "No segments were measured" not in html
+
+
+def test_a_median_over_cut_segments_is_marked_a_lower_bound():
+    """Segments stopped by --max-knots: the headline, the card and the terminal say the median is
+    a lower bound (the note names the option, once); a full audit says nothing of the kind."""
+    r = truncated_result(max_knots=64)
+    cut = sum(seg.truncated for seg in r.density.segments)
+    assert 0 < cut
+    from regionaudit.report.card import render_card
+
+    html, md = render_html(r), render_card(r, None)
+    assert f"{cut} of {len(r.density.segments)} segments were cut short (see the notes)" in html
+    assert "median, a lower bound" in html and "(median, a lower bound: segments were cut short" in md
+    for seg in r.density.segments:
+        seg.truncated = False
+    assert "segments were cut short" not in render_html(r) + render_card(r, None)
+
+
+def test_a_spearman_rho_without_evidence_is_not_called_strong():
+    """rho = -0.8 over four segments has p = 0.2: the headline says there is no evidence, and
+    says nothing about strength."""
+    r = sample_result(n_segments=12, n_points=12, with_slice=False)
+    r.deviation.spearman_density = -0.8
+    r.deviation.spearman = {"rho": -0.8, "p_value": 0.2, "ci95_low": -1.0, "ci95_high": 1.0}
+    html = render_html(r)
+    assert "no evidence of a relation either way (p = 0.2)" in html
+    assert "strongly" not in html and "tend to deviate less" not in html
+    r.deviation.spearman["p_value"] = 0.001
+    assert "strongly tend to deviate less" in render_html(r)

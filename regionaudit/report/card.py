@@ -18,7 +18,7 @@ from regionaudit.errors import BadOption
 from regionaudit.gates.numbers import format_number
 from regionaudit.metrics import Metric
 from regionaudit.report import formatting as show
-from regionaudit.report.context import median, model_name, probe_words, result_notes, settings_section
+from regionaudit.report.context import cut_short, median, model_name, probe_words, result_notes, settings_section
 from regionaudit.report import framecontext as RF
 from regionaudit.report.tables import shown_metrics, summary_of
 from regionaudit.report.templating import MarkdownSafe, markdown_environment
@@ -44,7 +44,8 @@ def _metric_row(result: AuditResult, metric: Metric, words: dict[str, str]) -> d
         else:
             spread = show.spread(value)
             ci = RF.ci_text(value)  # the median's 95 % interval, and the init reference beside it
-            shown = f"{show.num(med)} (median" + (f", {ci}" if ci else "") + (f"; {spread})" if spread else ")")
+            bound = ", a lower bound: segments were cut short" if metric.path == "density.summary" and cut_short(result) else ""
+            shown = f"{show.num(med)} (median{bound}" + (f", {ci}" if ci else "") + (f"; {spread})" if spread else ")")
             init = median(_init_summary(result, metric.path))
             if init is not None:
                 shown += f"; at init {show.num(init)}"

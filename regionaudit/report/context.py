@@ -123,7 +123,10 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
         text = f"Median {show.num(med)} linear regions along a segment between {between}"
         spread = show.spread(s)
         text += f" ({spread})." if spread else "."
-        cards.append(Metric("regions", REGIONS.label, show.num(med), "median", text))
+        cut = cut_short(result)
+        if cut:
+            text += f" {cut}"
+        cards.append(Metric("regions", REGIONS.label, show.num(med), "median, a lower bound" if cut else "median", text))
     else:
         cards.append(Metric("regions", REGIONS.label, show.DASH, "", NO_SEGMENTS + " Region density is undefined.", False))
 
@@ -155,7 +158,12 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
     rho = v.spearman_density
     if rho is not None:
         strength = "strongly" if abs(rho) >= 0.6 else "moderately" if abs(rho) >= 0.3 else "weakly"
-        if abs(rho) < 0.1:
+        p_value = (v.spearman or {}).get("p_value")
+        if p_value is not None and p_value >= 0.05:
+            n = sum(seg.norm is not None for seg in v.segments)
+            meaning = (f"with {show.count(n)} segments this is no evidence of a relation either way "
+                       f"(p = {show.num(p_value)})")
+        elif abs(rho) < 0.1:
             meaning = "region density says little about how far a segment deviates from linear"
         elif rho > 0:
             meaning = f"segments that cross more regions per unit length {strength} tend to deviate more from linear"
@@ -175,6 +183,17 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
             )
         )
     return cards
+
+
+def cut_short(result: AuditResult) -> str:
+    """A sentence where --max-knots stopped segments (the notes name it, once): their counts, and
+    summaries over them, are lower bounds; "" where none was stopped."""
+    segs = result.density.segments
+    cut = sum(bool(seg.truncated) for seg in segs)
+    if not cut:
+        return ""
+    return (f"{show.count(cut)} of {show.count(len(segs))} segments were cut short (see the notes): their counts, "
+            "and the median, are lower bounds.")
 
 
 def model_section(result: AuditResult) -> dict:
