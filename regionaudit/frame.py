@@ -114,7 +114,7 @@ def add_reference_frame(result, imported, a: torch.Tensor, b: torch.Tensor, leng
 def frame_notes(result) -> list[str]:
     """Sentences the report and card need to read the reference frame right."""
     notes = []
-    split = result.density.by_class
+    split = result.density.by_class if result.density.segments else None
     if split and split["source"] == "predicted" and (result.settings or {}).get("labels"):
         notes.append(LABELS_WITHOUT_PAIRS)
     elif split and split["source"] == "predicted":
@@ -126,7 +126,12 @@ def frame_notes(result) -> list[str]:
     if ref:
         notes.append(
             f"Initialisation reference: {ref['copies']} re-initialisations of the same architecture "
-            f"(He-normal weights, biases of variance 1e-6, batch norm set to identity) measured on the first "
-            f"{ref['segments']} segments and {ref['points']} points."
+            f"(He-normal weights, biases of variance 1e-6, batch norm set to identity) measured on {_first(ref)}."
         )
     return notes
+
+
+def _first(ref: dict) -> str:
+    """"the first 4 segments and 1 point", leaving out a kind that has none."""
+    parts = [f"{n:,} {noun}" + ("" if n == 1 else "s") for n, noun in ((ref["segments"], "segment"), (ref["points"], "point")) if n]
+    return "the first " + " and ".join(parts) if parts else "no segment and no point"

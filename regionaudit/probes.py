@@ -312,6 +312,11 @@ def build_probes(input_shape: tuple[int, ...], opts: Options) -> Probes:
         pair = rows[i], rows[j]
         pair_rows = (i, j) if opts.data is not None else None  # for --labels
         parts.append(f"{len(i)} segments between seeded random pairs of {source} rows")
+        distinct = len(rows) * (len(rows) - 1) // 2
+        if opts.pairs > distinct:
+            notes.append(f"--pairs {opts.pairs} asks for more segments than the {distinct} distinct pair"
+                         f"{'s' if distinct != 1 else ''} of the data's {len(rows)} rows: segments repeat, and the "
+                         "summaries count a repeated one each time.")
     else:
         pair = none, none
     if segs is not None or rows is None:

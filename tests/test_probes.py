@@ -75,3 +75,15 @@ def test_loops_are_closed_circles():
 def test_loops_need_images():
     with pytest.raises(BadOption, match="image"):
         P.translation_loops(np.zeros((3, 10)), 1, 1.0, 8, "chw")
+
+
+def test_more_pairs_than_the_data_has_says_segments_repeat(tmp_path):
+    from regionaudit.options import Options
+
+    np.save(tmp_path / "two.npy", np.arange(8.0).reshape(2, 4))
+    np.save(tmp_path / "five.npy", np.arange(20.0).reshape(5, 4))
+    probes = P.build_probes((4,), Options.from_given({"data": str(tmp_path / "two.npy"), "pairs": 4}))
+    assert len(probes.segments[0]) == 4
+    assert any("--pairs 4 asks for more segments than the 1 distinct pair of the data's 2 rows" in n for n in probes.notes)
+    probes = P.build_probes((4,), Options.from_given({"data": str(tmp_path / "five.npy"), "pairs": 10}))
+    assert not any("distinct pair" in n for n in probes.notes)  # 10 distinct pairs of 5 rows
