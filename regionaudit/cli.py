@@ -12,7 +12,7 @@ import traceback
 import click
 
 from regionaudit.version import __version__
-from regionaudit.errors import Interrupted, RegionAuditError, Stopped, Terminated, TimeLimit
+from regionaudit.errors import Interrupted, RegionAuditError, Stopped, Terminated, TimeLimit, one_line
 from regionaudit.heap import keep_freed_memory
 from regionaudit.limits import time_limit
 from regionaudit.options import Options, Spec, option_defaults, option_flag, option_specs, slice_option_names
@@ -377,6 +377,3 @@ def _restore(previous: dict) -> None:
     for signum, handler in previous.items():
         signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
-
-def one_line(msg: str) -> str:
-    return " ".join(msg.split())

@@ -4,6 +4,12 @@ Library code raises these; only the CLI turns them into one line on stderr and a
 """
 
 
+def one_line(msg: str) -> str:
+    """A message as the one line the command line prints: every run of whitespace (a newline in
+    an ONNX node name, say) one space."""
+    return " ".join(msg.split())
+
+
 class RegionAuditError(Exception):
     """Base class: a problem with the user's input, reported as one line with exit code 2."""
 

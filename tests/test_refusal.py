@@ -195,3 +195,15 @@ def test_unsupported_nodes_outside_the_analysed_output_do_not_matter(convert):
     ok(imported)
     with pytest.raises(RejectedModel, match="Sin"):
         convert(nodes, [1, 4], model_kwargs={"outputs": ("y", "aux")}, output_name="aux")
+
+
+def test_inspect_json_message_is_the_line_stderr_shows(tmp_path, capsys):
+    """A node name with a newline: stderr prints one line, and `refusal.message` is that line."""
+    nodes = [helper.make_node("Sin", ["x"], ["s"], name="two\nlines"), helper.make_node("Relu", ["s"], ["y"])]
+    path, out_json = tmp_path / "m.onnx", tmp_path / "refusal.json"
+    onnx.save(make_model(nodes, [1, 4]), str(path))
+    with pytest.raises(SystemExit):
+        main(["inspect", str(path), "--json", str(out_json)])
+    [line] = capsys.readouterr().err.strip().splitlines()
+    message = json.loads(out_json.read_text())["refusal"]["message"]
+    assert "two lines" in message and line == f"regionaudit: error: {message}"

@@ -13,6 +13,7 @@ import onnx
 from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
+from regionaudit.errors import one_line
 from regionaudit.importer.refusal import CONTROL_FLOW
 from regionaudit.importer.registry import Unsupported
 from regionaudit.limits import MAX_FOLDED_ELEMENTS
@@ -78,5 +79,5 @@ def _info(name: str, x: np.ndarray) -> onnx.ValueInfoProto:
 
 
 def _one_line(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
+    text = one_line(str(exc))
     return (text[:160] + "...") if len(text) > 160 else text or type(exc).__name__

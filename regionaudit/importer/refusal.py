@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import onnx
 
-from regionaudit.errors import RejectedModel
+from regionaudit.errors import RejectedModel, one_line
 from regionaudit.importer.registry import CONVERTERS, FLOAT_TYPES, PRODUCT, attr
 from regionaudit.importer.trailing import SQUASHERS
 
@@ -121,7 +121,7 @@ class Refusal(RejectedModel):
     def to_dict(self) -> dict:
         """Every node and reason, grouped by class (what `inspect --json` writes)."""
         return {
-            "message": str(self),
+            "message": one_line(str(self)),  # the line stderr shows
             "opset": self.opset,
             "reasons": {kind: [asdict(p) for p in members] for kind, members in self.by_class().items()},
         }
