@@ -420,3 +420,12 @@ def test_a_slice_class_the_model_lacks_is_refused_before_the_audit():
     for path, n in (("slice.classes.10", 10), ("slice.classes.2", 1), ("slice.classes.x", 10)):
         with pytest.raises(GateError, match=rf"'{path}': the model's predicted classes are 0 to"):
             check_node_paths([path], ["/fc1/Relu"], n)
+
+
+def test_a_per_layer_path_naming_no_kink_node_says_which_exist():
+    from regionaudit.gates.catalogue import check_node_paths
+
+    with pytest.raises(GateError, match=r"no kink node of this model has that name; did you mean density.knots_per_layer./fc1/Relu "):
+        check_node_paths(["density.knots_per_layer./fc1/Relu2"], ["/fc1/Relu", "/fc2/Relu"])
+    with pytest.raises(GateError, match=r"the model's kink nodes are '/fc1/Relu', '/fc2/Relu'$"):
+        check_node_paths(["slice.boundary_length_per_layer.zzz"], ["/fc1/Relu", "/fc2/Relu"])
