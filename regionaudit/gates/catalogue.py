@@ -341,7 +341,7 @@ def check_node_paths(paths: list[str], kink_names: list[str], n_outputs: int | N
         valid = [prefix + name for name in kink_names]
         for path in paths:
             if path.startswith(prefix) and path not in valid:
-                close = difflib.get_close_matches(path, valid, n=3, cutoff=0.6)
+                close = [prefix + n for n in difflib.get_close_matches(path.removeprefix(prefix), kink_names, n=3, cutoff=0.6)]
                 names = ", ".join(repr(n) for n in kink_names[:8]) + (f" and {len(kink_names) - 8} more" if len(kink_names) > 8 else "")
                 hint = f"did you mean {' or '.join(close)}?" if close else f"the model's kink nodes are {names or 'none'}"
                 raise GateError(f"unknown metric path {path!r}: no kink node of this model has that name; {hint}")
