@@ -166,7 +166,12 @@ def build_plane(
         pts = points.reshape(3, -1).astype(np.float64)
         source = "file"
     else:
-        picked = default_points(network, rows, seed)
+        try:
+            picked = default_points(network, rows, seed)
+        except NoSpanningRows:
+            if not two_d:
+                raise
+            picked = list(range(min(3, len(rows))))  # (a 2-D input is sliced in its own plane: the rows only mark it)
         pts = rows.reshape(len(rows), -1)[picked].astype(np.float64)
     if two_d:
         b = box if box is not None else data_box(rows if points is None else np.concatenate([rows.reshape(-1, 2), pts]))

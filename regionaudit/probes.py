@@ -312,11 +312,12 @@ def build_probes(input_shape: tuple[int, ...], opts: Options) -> Probes:
         pair = rows[i], rows[j]
         pair_rows = (i, j) if opts.data is not None else None  # for --labels
         parts.append(f"{len(i)} segments between seeded random pairs of {source} rows")
-        distinct = len(rows) * (len(rows) - 1) // 2
-        if opts.pairs > distinct:
-            notes.append(f"--pairs {opts.pairs} asks for more segments than the {distinct} distinct pair"
-                         f"{'s' if distinct != 1 else ''} of the data's {len(rows)} rows: segments repeat, and the "
-                         "summaries count a repeated one each time.")
+        repeats = len(i) - len({(min(p, q), max(p, q)) for p, q in zip(i.tolist(), j.tolist())})
+        if repeats:
+            distinct = len(rows) * (len(rows) - 1) // 2
+            notes.append(f"{repeats} of the {len(i)} segments join{'s' if repeats == 1 else ''} a pair of rows drawn before (pairs are drawn "
+                         f"independently; the {len(rows)} {source} rows make {distinct:,} distinct pair{'s' if distinct != 1 else ''}): the "
+                         "summaries count such a segment each time.")
     else:
         pair = none, none
     if segs is not None or rows is None:

@@ -17,6 +17,11 @@ from regionaudit.slice_result import SliceResult
 from regionaudit.version import __version__
 
 # The JSON format's version. Bump it whenever the JSON changes, and say how here:
+#   4: definitions changed: a single-output model's segments are same-class or different-class by
+#      the output's sign (`density.by_class`, `deviation.by_class`: all were same-class before);
+#      a loop also counts the boundaries it crosses exactly at a vertex (`density.paths`,
+#      `density.path_summary`); `model.output_shape` leaves the batch axis out;
+#      `distance.relative_error` is the χ² law's 3σ error (was its first-order form).
 #   3: fields added, no definition changed: `environment`; `capacity`; `reference.init`; `slice`;
 #      `ci95_low` / `ci95_high` in every summary; `density.ratio_to_init`, `density.by_class`,
 #      `density.profile`, `deviation.spearman`, `deviation.by_class`, `segments[i].same_class`;
@@ -33,9 +38,11 @@ from regionaudit.version import __version__
 # - when the definition of a metric changes (what it counts, its unit), list its path under the
 #   new version in CHANGED_DEFINITIONS: `--max-increase` then refuses to compare it with a
 #   baseline written before, naming both versions.
-SCHEMA = 3
+SCHEMA = 4
 CHANGED_DEFINITIONS: dict[int, tuple[str, ...]] = {  # schema version -> metric paths redefined in it
     2: ("model.neurons", "model.maxpool_windows", "density.regions_per_neuron", "distance.scaled_summary"),
+    4: ("density.by_class", "deviation.by_class", "density.paths", "density.path_summary", "model.output_shape",
+        "distance.relative_error"),
 }
 
 

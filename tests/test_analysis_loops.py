@@ -74,3 +74,17 @@ def test_a_loop_without_vertex_crossings_counts_its_edges(tmp_path, steps):
     np.save(tmp_path / "edges.npy", np.stack([vertices, np.roll(vertices, -1, 0)], 1))
     segments = audit(tmp_path / "net.onnx", segments=tmp_path / "edges.npy", **common).density.segments
     assert loop.regions == sum(s.regions - 1 for s in segments) > 2
+
+
+def test_no_vertex_crossing_is_credited_after_an_edge_that_max_knots_stopped(tmp_path):
+    """A stopped edge's last kept piece spans regions it never traced: comparing its pattern
+    with the next edge's would credit nearly every vertex to some node."""
+    from pathlib import Path
+
+    cnn = Path(__file__).resolve().parents[1] / "sample_models" / "digits_cnn.onnx"
+    data = Path(__file__).resolve().parents[1] / "sample_models" / "digits_test.npy"
+    common = dict(data=data, loops=1, pairs=1, slice=False, init_reference=0, max_points=0)
+    full = audit(cnn, **common).density.paths[0]
+    cut = audit(cnn, max_knots=1, **common).density.paths[0]
+    assert cut.truncated and not full.truncated
+    assert cut.regions == max(1, sum(cut.knots_per_layer.values())) <= 16 < full.regions

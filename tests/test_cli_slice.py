@@ -260,3 +260,18 @@ def test_data_that_spans_no_plane_skips_the_default_slice_and_says_why(tmp_path,
     code, _, err = run([*base, "--slice-points", tmp_path / "p.npy", "--max-regions", 500, "--json", tmp_path / "p.json"], capsys)
     assert code == 0, err
     assert json.loads((tmp_path / "p.json").read_text())["slice"]["source"] == "file"
+
+
+@pytest.mark.parametrize("rows", ["two", "constant"])
+def test_a_two_d_model_is_sliced_in_its_plane_however_few_its_rows(tmp_path, capsys, rows):
+    """A 2-D input's slice is its own plane over the data's range: the rows only mark it, so two
+    rows, or rows that are all one point, still give a slice."""
+    spirals = np.load(SPIRAL_DATA)
+    data = spirals[[0, -1]] if rows == "two" else np.repeat(spirals[:1], 5, 0)
+    np.save(tmp_path / "d.npy", data)
+    code, _, err = run([SPIRALS, "--data", tmp_path / "d.npy", *FAST, "--json", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    sl = json.loads((tmp_path / "r.json").read_text())["slice"]
+    assert sl["regions"] > 1 and len(sl["points"]) == min(3, len(data))
+    lo, hi = data.min(0), data.max(0)
+    assert sl["box"]["xmin"] < lo[0] <= hi[0] < sl["box"]["xmax"] and sl["box"]["ymin"] < lo[1] <= hi[1] < sl["box"]["ymax"]

@@ -364,8 +364,19 @@ def test_neurons_counted_anew_in_schema_2_are_not_compared_with_a_schema_1_basel
 
     base = {**make_audit(), "schema": 1}
     for path in ("model.neurons=10%", "density.regions_per_neuron.median=1", "distance.scaled_summary.p90=1"):
-        with pytest.raises(GateError, match=r"written with schema 1 and this regionaudit writes schema 3; .* changed in schema 2"):
+        with pytest.raises(GateError, match=r"written with schema 1 and this regionaudit writes schema 4; .* changed in schema 2"):
             check_increases([path], base)
+    assert check_increases(["density.summary.median=10%"], base)
+
+
+def test_a_schema_3_baseline_is_not_compared_on_what_schema_4_redefined():
+    """Schema 4 splits a single output's segments by its sign and counts a loop's vertex
+    crossings: a schema-3 value of those is another measure; the others are still compared."""
+    from regionaudit.gates.baseline import check_increases
+
+    base = {**make_audit(), "schema": 3}
+    with pytest.raises(GateError, match=r"written with schema 3 and this regionaudit writes schema 4; .* changed in schema 4"):
+        check_increases(["density.by_class.same_class.summary.median=1"], base)
     assert check_increases(["density.summary.median=10%"], base)
 
 

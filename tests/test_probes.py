@@ -77,13 +77,20 @@ def test_loops_need_images():
         P.translation_loops(np.zeros((3, 10)), 1, 1.0, 8, "chw")
 
 
-def test_more_pairs_than_the_data_has_says_segments_repeat(tmp_path):
+def test_segments_that_repeat_a_pair_are_said(tmp_path):
+    """Pairs are drawn independently: with few rows some repeat, and a note counts them."""
     from regionaudit.options import Options
 
     np.save(tmp_path / "two.npy", np.arange(8.0).reshape(2, 4))
-    np.save(tmp_path / "five.npy", np.arange(20.0).reshape(5, 4))
+    np.save(tmp_path / "many.npy", np.arange(4000.0).reshape(1000, 4))
     probes = P.build_probes((4,), Options.from_given({"data": str(tmp_path / "two.npy"), "pairs": 4}))
     assert len(probes.segments[0]) == 4
-    assert any("--pairs 4 asks for more segments than the 1 distinct pair of the data's 2 rows" in n for n in probes.notes)
+    assert any(n.startswith("3 of the 4 segments join a pair of rows drawn before") and "2 data rows make 1 distinct pair)" in n
+               for n in probes.notes)
+    i, j = P.random_pairs(5, 10, 0)
+    repeats = 10 - len({tuple(sorted(p)) for p in zip(i.tolist(), j.tolist())})
+    np.save(tmp_path / "five.npy", np.arange(20.0).reshape(5, 4))
     probes = P.build_probes((4,), Options.from_given({"data": str(tmp_path / "five.npy"), "pairs": 10}))
-    assert not any("distinct pair" in n for n in probes.notes)  # 10 distinct pairs of 5 rows
+    assert repeats > 0 and any(n.startswith(f"{repeats} of the 10 segments") for n in probes.notes)
+    probes = P.build_probes((4,), Options.from_given({"data": str(tmp_path / "many.npy"), "pairs": 5}))
+    assert not any("drawn before" in n for n in probes.notes)

@@ -23,7 +23,9 @@ from regionaudit.ir import MaxPool, Network, UnitKink
 def vertex_crossings(network: Network, a: np.ndarray, b: np.ndarray, traces: list[SegmentTrace]) -> list[str | None]:
     """For each vertex k of a closed path whose edges run from a[k] to b[k] (vertex k ends edge
     k - 1 and starts edge k, cyclically): the name of the first kink node (in topological order)
-    whose pattern changes there, or None."""
+    whose pattern changes there, or None. None too after an edge that --max-knots stopped: its
+    last kept piece runs over regions it did not trace, so a difference there is not the
+    vertex's (the loop's count is a lower bound then anyway)."""
     n = len(traces)
     if n < 2:
         return [None] * n
@@ -45,7 +47,8 @@ def vertex_crossings(network: Network, a: np.ndarray, b: np.ndarray, traces: lis
         z = values[node.inputs[0]]
         changed = _changed(node, z, floor, n)
         for k in changed.nonzero().flatten().tolist():
-            credited[k] = credited[k] or node.name
+            if not traces[k - 1].truncated:
+                credited[k] = credited[k] or node.name
     return credited
 
 

@@ -231,13 +231,18 @@ def absent_class(result: dict, path: str) -> bool:
         k = path[len(prefix) :]
         sl = _resolve(result, root + "slice")
         shape = _resolve(result, root + "model.output_shape")
-        if not (k.isdigit() and k == str(int(k)) and isinstance(sl, dict) and isinstance(sl.get("classes"), dict)):
+        if not (isinstance(sl, dict) and isinstance(sl.get("classes"), dict)):
             return False
         if not (isinstance(shape, list) and all(isinstance(d, int) for d in shape)):
             return False
-        n = math.prod(shape)
-        return int(k) < (2 if n == 1 else n) and k not in sl["classes"]
+        return is_class(k, math.prod(shape)) and k not in sl["classes"]
     return False
+
+
+def is_class(k: str, n_outputs: int) -> bool:
+    """Whether `k`, as a path writes it, is a class the model predicts: 0 to n - 1, or 0 and 1 for
+    a single output, whose sign is its class."""
+    return k.isdigit() and k == str(int(k)) and int(k) < (2 if n_outputs == 1 else n_outputs)
 
 
 def lookup(result: dict, path: str) -> float | int | None:
@@ -347,8 +352,8 @@ def check_node_paths(paths: list[str], kink_names: list[str], n_outputs: int | N
                 raise GateError(f"unknown metric path {path!r}: no kink node of this model has that name; {hint}")
     if n_outputs is None:
         return
-    classes = 2 if n_outputs == 1 else n_outputs  # (a single output's class is its sign)
     for path in paths:
         k = path.removeprefix("slice.classes.")
-        if k != path and not (k.isdigit() and k == str(int(k)) and int(k) < classes):
-            raise GateError(f"unknown metric path {path!r}: the model's predicted classes are 0 to {classes - 1}")
+        if k != path and not is_class(k, n_outputs):
+            last = 1 if n_outputs == 1 else n_outputs - 1
+            raise GateError(f"unknown metric path {path!r}: the model's predicted classes are 0 to {last}")

@@ -14,6 +14,7 @@ from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from regionaudit.errors import one_line
+from regionaudit.importer.reference_ops import MENDED
 from regionaudit.importer.refusal import CONTROL_FLOW
 from regionaudit.importer.registry import Unsupported
 from regionaudit.limits import MAX_FOLDED_ELEMENTS
@@ -43,7 +44,7 @@ def fold_node(node: onnx.NodeProto, inputs: list[np.ndarray | None], opsets: dic
         raise Unsupported("control flow is not evaluated at import, even on constants", kind=CONTROL_FLOW)
     _check_output_size(model, feeds)
     try:
-        results = ReferenceEvaluator(model).run(None, feeds)
+        results = ReferenceEvaluator(model, new_ops=MENDED).run(None, feeds)
     except Exception as exc:  # the evaluator raises many types; all mean "cannot fold"
         raise Unsupported(f"cannot evaluate on constants ({_one_line(exc)})") from None
     out = [np.asarray(r) for r in results]

@@ -44,7 +44,8 @@ def _metric_row(result: AuditResult, metric: Metric, words: dict[str, str]) -> d
         else:
             spread = show.spread(value)
             ci = RF.ci_text(value)  # the median's 95 % interval, and the init reference beside it
-            bound = ", a lower bound: segments were cut short" if metric.path == "density.summary" and cut_short(result) else ""
+            over_segments = metric.path in ("density.summary", "density.per_length", "density.regions_per_neuron")
+            bound = ", a lower bound: segments were cut short" if over_segments and cut_short(result) else ""
             shown = f"{show.num(med)} (median{bound}" + (f", {ci}" if ci else "") + (f"; {spread})" if spread else ")")
             init = median(_init_summary(result, metric.path))
             if init is not None:

@@ -160,7 +160,7 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
         strength = "strongly" if abs(rho) >= 0.6 else "moderately" if abs(rho) >= 0.3 else "weakly"
         p_value = (v.spearman or {}).get("p_value")
         if p_value is not None and p_value >= 0.05:
-            n = sum(seg.norm is not None for seg in v.segments)
+            n = v.spearman.get("count") or sum(seg.norm is not None for seg in v.segments)
             meaning = (f"with {show.count(n)} segments this is no evidence of a relation either way "
                        f"(p = {show.num(p_value)})")
         elif abs(rho) < 0.1:
