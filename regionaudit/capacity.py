@@ -277,28 +277,70 @@ def _bound(name, kind, log10: float | None, formula, covered=True, reason="") ->
     }
 
 
-def _dense_layer(layer: Layer) -> bool:
-    """The layer's units read a full dense map of the layer before (up to reshapes and nonzero scales)."""
+def _dense_layer(layer: Layer, n_in: int) -> bool:
+    """The layer's units read a full dense map of the `n_in` values of the layer before (up to
+    reshapes and nonzero scales): one product whose weight maps all of them to all its units, not
+    a weight shared across the rows of a (tokens, features) tensor."""
     dense = [n for n in layer.affine if isinstance(n, ir.MatMul)]
     others = [n for n in layer.affine if not isinstance(n, (ir.MatMul, ir.Reshape, ir.Transpose, ir.Scale))]
     scales_ok = all(n.mul is None or bool(torch.all(n.mul != 0)) for n in layer.affine if isinstance(n, ir.Scale))
-    return len(dense) == 1 and not others and scales_ok
+    full = len(dense) == 1 and dense[0].weight.dim() == 2 and dense[0].weight.numel() == n_in * layer.units
+    return full and not others and scales_ok
 
 
-def _dense_first(layers: list[Layer]) -> bool:
-    return _dense_layer(layers[0])
+def _dense_first(layers: list[Layer], n0: int) -> bool:
+    return _dense_layer(layers[0], n0)
 
 
-def _all_dense(layers: list[Layer]) -> bool:
-    return all(_dense_layer(l) for l in layers)
+def _all_dense(layers: list[Layer], n0: int) -> bool:
+    return all(_dense_layer(l, n) for l, n in zip(layers, [n0] + [l.units for l in layers[:-1]]))
+
+
+def has_bias(net: ir.Network, layer: Layer) -> bool:
+    """Whether the layer's affine map has an offset (its value at a zero input): without one all
+    its hyperplanes pass through the origin, which no general-position count allows."""
+    x = torch.zeros(1, *net.nodes[layer.affine[0].inputs[0]].shape, dtype=net.dtype, device=net.device)
+    for node in layer.affine:
+        x = node.forward([x])
+    return bool(torch.any(x != 0))
+
+
+def _distinct_units(layer: Layer) -> bool:
+    """For a dense layer: every unit has a nonzero normal and no two units share their hyperplane
+    (weight column and bias proportional): else fewer than `units` hyperplanes cut the space."""
+    mm = next(n for n in layer.affine if isinstance(n, ir.MatMul))
+    w = (mm.weight if mm.weight_left else mm.weight.t()).to(torch.float64)  # (units, inputs): one normal a row
+    b = torch.zeros(w.shape[0], dtype=torch.float64) if mm.bias is None else mm.bias.reshape(-1).to(torch.float64)
+    b = b.expand(w.shape[0]) if b.numel() == 1 else b
+    if b.numel() != w.shape[0] or bool(torch.any(torch.all(w == 0, dim=1))):
+        return False
+    rows = torch.cat([w, b[:, None]], 1)
+    rows = rows / rows.norm(dim=1, keepdim=True)
+    lead = rows.gather(1, (rows != 0).to(torch.uint8).argmax(1, keepdim=True))
+    rows = rows * torch.sign(lead)  # a hyperplane's two orientations are one
+    return torch.unique(rows, dim=0).shape[0] == rows.shape[0]
+
+
+def general_first(net: ir.Network, layers: list[Layer], n0: int) -> str:
+    """Why the first layer's hyperplanes are not known to be in general position, or "" when they
+    are, as far as can be checked (a dense map with an offset, every unit its own hyperplane)."""
+    if not _dense_first(layers, n0):
+        return "the first layer is structured (not a general dense map)"
+    if not has_bias(net, layers[0]):
+        return "the first layer has no biases: its hyperplanes all pass through the origin"
+    if not _distinct_units(layers[0]):
+        return "some first-layer units are constant or share a hyperplane"
+    return ""
 
 
 def _widths_text(widths: list[int]) -> str:
     return ", ".join(map(str, widths)) if len(widths) <= 8 else f"{', '.join(map(str, widths[:7]))}, … ({len(widths)} layers)"
 
 
-def dense_bounds(layers: list[Layer] | None, reason: str, n0: int, exact_ok: bool, lower_ok: bool) -> list[dict]:
-    """The bounds that hold for any affine maps between ReLU layers, for input dimension n0."""
+def dense_bounds(layers: list[Layer] | None, reason: str, n0: int, exact_ok: str, lower_ok: bool) -> list[dict]:
+    """The bounds that hold for any affine maps between ReLU layers, for input dimension n0.
+    `exact_ok` is why a single layer's arrangement count is only an upper bound ("" where it is
+    exact); `lower_ok` whether Montúfar's construction applies."""
     names = ("arrangement", "montufar2014_lower", "montufar2017_upper", "serra2018_upper")
     if layers is None:
         return [_bound(n, k, None, "", False, reason) for n, k in zip(names, ("exact", "lower", "upper", "upper"))]
@@ -306,17 +348,17 @@ def dense_bounds(layers: list[Layer] | None, reason: str, n0: int, exact_ok: boo
     w = _widths_text(widths)
     out = []
     if len(layers) == 1:
-        kind = "exact" if exact_ok else "upper"
+        kind = "upper" if exact_ok else "exact"
         text = f"Σ_{{i≤{n0}}} C({widths[0]}, i) (Zaslavsky: {widths[0]} hyperplanes in R^{n0})"
-        if not exact_ok:
-            text += "; an upper bound here, since the first layer is structured (not a general dense map)"
+        if exact_ok:
+            text += f"; an upper bound here, since {exact_ok}"
         out.append(_bound("arrangement", kind, _log10_zaslavsky(widths[0], n0), text))
     else:
         out.append(_bound("arrangement", "exact", None, "", False, "only for one hidden layer"))
     lower_text = f"(∏_{{l<L}} ⌊n_l/{n0}⌋^{n0}) · Σ_{{j≤{n0}}} C(n_L, j), widths {w}"
     if not lower_ok:
         out.append(_bound("montufar2014_lower", "lower", None, lower_text, False,
-                          "the construction needs dense ReLU layers (not conv, pooling or leaky slopes)"))
+                          "the construction needs dense ReLU layers with biases (not conv, pooling or leaky slopes)"))
     elif min(widths) < n0:
         out.append(_bound("montufar2014_lower", "lower", None, lower_text, False, f"needs every width ≥ n_0 = {n0}"))
     else:
@@ -346,20 +388,27 @@ def xiong_bounds(net: ir.Network, layers: list[Layer] | None, reason: str, n0: i
     before = [n for n in first.affine[: first.affine.index(conv)]]
     pre_ok = all(isinstance(n, (ir.Reshape, ir.Scale)) for n in before)
     in_shape = net.nodes[conv.inputs[0]].shape
+    spatial = conv.weight.dim() - 2
+    batched = len(in_shape) == spatial + 2
+    in_shape = in_shape[1:] if batched else in_shape  # (the graph's batch axis of 1)
     exact = None
     exact_why = ""
-    if conv.groups != 1:
+    if batched and net.nodes[conv.inputs[0]].shape[0] != 1:
+        exact_why = "a fixed batch of several rows is one input, its rows convolved apart"
+    elif conv.groups != 1:
         exact_why = "grouped convolution: the filters at one position do not share their inputs"
     elif not pre_ok:
         exact_why = "the convolution is preceded by a map other than a reshape or scale"
     elif math.prod(in_shape) > 4096:
         exact_why = "too many inputs to trace the receptive fields"
+    elif not has_bias(net, first):
+        exact_why = "the convolution has no biases: its hyperplanes all pass through the origin"
     else:
         supports = conv_supports(conv, in_shape)
         exact = xiong2020_exact(supports, filters)
         if exact is None:
             exact_why = f"{len(supports)} output positions with {filters} filters: the enumeration over subsets is out of reach"
-    positions = math.prod(conv.shape[1:])
+    positions = math.prod(conv.shape[-spatial:])
     text1 = f"Σ_{{t∈K}} ∏_p C({filters}, t_p) over {positions} output positions (Theorem 1)"
     out = [_bound("xiong2020_exact", "exact", log10_int(exact) if exact is not None and len(layers) == 1 else None, text1,
                   exact is not None and len(layers) == 1,
@@ -381,15 +430,21 @@ def _tightest(bounds: list[dict]) -> tuple[float | None, float | None]:
     return (min(ups) if ups else None), (max(lows) if lows else None)
 
 
-def _restricted(layers, reason: str, n0: int, dim: int, what: str) -> dict:
-    """Bounds for the network restricted to a line (dim 1) or a plane (dim 2) through input space."""
+def _restricted(net, layers, reason: str, n0: int, dim: int, what: str) -> dict:
+    """Bounds for the network restricted to a line (dim 1) or a plane (dim 2) through input space:
+    one that misses the origin, so that a layer without biases has offsets there."""
     if layers is not None and dim >= n0:
         return {"dimension": dim, "bounds": [], "log10_upper": None, "log10_lower": None,
                 "note": f"the input has {n0} dimensions: the bounds above apply"}
-    lower_ok = layers is not None and _all_dense(layers) and all(l.slope_zero for l in layers)
-    # on a line any n_1 hyperplanes cut at n_1 distinct points; on a plane only a dense first layer is
-    # known to put its lines in general position
-    exact_ok = layers is not None and (dim == 1 or _dense_first(layers))
+    lower_ok = layers is not None and _all_dense(layers, n0) and all(l.slope_zero for l in layers)
+    # a generic line or plane cuts n_1 distinct hyperplanes in general position: known of a dense
+    # first layer whose units are each their own hyperplane (a constant unit cuts nothing)
+    exact_ok = reason
+    if layers is not None:
+        dense = _dense_first(layers, n0)
+        exact_ok = ("" if dense and _distinct_units(layers[0]) else
+                    "some first-layer units are constant or share a hyperplane" if dense else
+                    "the first layer is structured (not a general dense map)")
     bounds = dense_bounds(layers, reason, dim, exact_ok=exact_ok, lower_ok=lower_ok)
     up, low = _tightest(bounds)
     return {"dimension": dim, "bounds": bounds, "log10_upper": up, "log10_lower": low,
@@ -400,8 +455,9 @@ def capacity(net: ir.Network) -> dict:
     """`capacity` of the result: bounds for the whole input space, a line and a plane."""
     n0 = math.prod(net.input_shape)
     layers, reason = chain_layers(net)
-    exact_ok = layers is not None and _dense_first(layers)
-    lower_ok = layers is not None and _all_dense(layers) and all(l.slope_zero for l in layers)
+    exact_ok = general_first(net, layers, n0) if layers is not None else reason
+    lower_ok = (layers is not None and _all_dense(layers, n0) and all(l.slope_zero for l in layers)
+                and all(has_bias(net, l) for l in layers))
     bounds = dense_bounds(layers, reason, n0, exact_ok, lower_ok) + xiong_bounds(net, layers, reason, n0)
     up, low = _tightest(bounds)
     return {
@@ -412,8 +468,8 @@ def capacity(net: ir.Network) -> dict:
         "bounds": bounds,
         "log10_upper": up,
         "log10_lower": low,
-        "line": _restricted(layers, reason, n0, 1, "a line"),
-        "plane": _restricted(layers, reason, n0, 2, "a plane"),
+        "line": _restricted(net, layers, reason, n0, 1, "a line"),
+        "plane": _restricted(net, layers, reason, n0, 2, "a plane"),
         "measured": None,
     }
 

@@ -21,7 +21,9 @@ from regionaudit.version import __version__
 #      the output's sign (`density.by_class`, `deviation.by_class`: all were same-class before);
 #      a loop also counts the boundaries it crosses exactly at a vertex (`density.paths`,
 #      `density.path_summary`); `model.output_shape` leaves the batch axis out;
-#      `distance.relative_error` is the χ² law's 3σ error (was its first-order form).
+#      `distance.relative_error` is the χ² law's 3σ error (was its first-order form); `capacity`:
+#      Xiong's count reads an imported conv's receptive fields without the graph's batch axis, and
+#      an exact or lower count needs biases and a dense map of the whole layer before.
 #   3: fields added, no definition changed: `environment`; `capacity`; `reference.init`; `slice`;
 #      `ci95_low` / `ci95_high` in every summary; `density.ratio_to_init`, `density.by_class`,
 #      `density.profile`, `deviation.spearman`, `deviation.by_class`, `segments[i].same_class`;
@@ -42,7 +44,7 @@ SCHEMA = 4
 CHANGED_DEFINITIONS: dict[int, tuple[str, ...]] = {  # schema version -> metric paths redefined in it
     2: ("model.neurons", "model.maxpool_windows", "density.regions_per_neuron", "distance.scaled_summary"),
     4: ("density.by_class", "deviation.by_class", "density.paths", "density.path_summary", "model.output_shape",
-        "distance.relative_error"),
+        "distance.relative_error", "capacity"),
 }
 
 

@@ -271,3 +271,71 @@ def test_wide_nets_get_their_bounds_in_log_space():
     assert bounds["montufar2014_lower"]["reason"] == f"needs every width ≥ n_0 = {n0}"
     line = {b["name"]: b for b in C.dense_bounds(layers, "", 1, exact_ok=True, lower_ok=True)}
     assert line["serra2018_upper"]["log10"] == pytest.approx(C.log10_int(C.serra2018(widths, 1)), rel=1e-12)
+
+
+def _imported(tmp_path, module: torch.nn.Module, input_shape) -> ir.Network:
+    """The module exported by torch with a batch axis, read through the importer, as a user's file is."""
+    from regionaudit.importer import import_model
+
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(module.eval(), torch.randn(1, *input_shape), path, dynamo=False, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "b"}})
+    return import_model(path).network
+
+
+@pytest.mark.parametrize("width,kernel,stride,filters,expected", [(4, 2, 2, 3, 49), (3, 2, 1, 3, 40), (3, 2, 1, 2, 15)])
+def test_xiong_theorem1_on_an_imported_conv_whose_graph_has_a_batch_axis(tmp_path, width, kernel, stride, filters, expected):
+    """The graph's batch axis is no input channel: with it read as one, every (filter, position)
+    was a position of its own, and a 9-input conv was given 48 957 regions (above the upper bound)."""
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Conv2d(1, filters, (1, kernel), (1, stride)), torch.nn.ReLU(),
+                                 torch.nn.Flatten(), torch.nn.Linear(filters * ((width - kernel) // stride + 1), 2))
+    cap = C.capacity(_imported(tmp_path, module, (1, 1, width)))
+    exact = _bound(cap["bounds"], "xiong2020_exact")
+    assert exact["covered"] and _count(cap, "xiong2020_exact") == expected  # (brute force: test_xiong_theorem1_equals_brute_force)
+    assert f"over {(width - kernel) // stride + 1} output positions" in exact["formula"]
+    assert cap["log10_lower"] <= cap["log10_upper"]
+
+
+def test_a_layer_without_biases_has_no_exact_or_lower_count(tmp_path):
+    """Without biases every hyperplane of the first layer passes through the origin: 3 lines in the
+    plane make 6 regions, not Zaslavsky's 7, and Montúfar's construction (which needs offsets)
+    does not apply; a line missing the origin still cuts them at 3 points."""
+    torch.manual_seed(1)
+    net = _imported(tmp_path, torch.nn.Sequential(torch.nn.Linear(2, 3, bias=False), torch.nn.ReLU(), torch.nn.Linear(3, 2)), (2,))
+    cap = C.capacity(net)
+    arr = _bound(cap["bounds"], "arrangement")
+    assert arr["kind"] == "upper" and _count(cap, "arrangement") == 7 and "no biases" in arr["formula"]
+    assert not _bound(cap["bounds"], "montufar2014_lower")["covered"] and cap["log10_lower"] is None
+    assert brute_force_regions(net) == 6
+    line = _bound(cap["line"]["bounds"], "arrangement")
+    assert line["kind"] == "exact" and round(10 ** line["log10"]) == 4
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 2, (1, 2), bias=False), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    xiong = _bound(C.capacity(_imported(tmp_path, conv, (1, 1, 3)))["bounds"], "xiong2020_exact")
+    assert not xiong["covered"] and "no biases" in xiong["reason"]
+
+
+def test_a_weight_shared_across_tokens_is_no_dense_layer(tmp_path):
+    """Linear(1, 3) on each of 2 tokens: 3 vertical and 3 horizontal lines, always a 4 x 4 grid of
+    16 regions; read as one dense map of 6 units it was given an exact 22."""
+    torch.manual_seed(2)
+    module = torch.nn.Sequential(torch.nn.Linear(1, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(6, 2))
+    cap = C.capacity(_imported(tmp_path, module, (2, 1)))
+    assert _bound(cap["bounds"], "arrangement")["kind"] == "upper"
+    assert cap["log10_lower"] is None or cap["log10_lower"] <= math.log10(16)
+    assert cap["log10_upper"] >= math.log10(16)
+
+
+def test_a_constant_unit_makes_the_line_count_an_upper_bound(tmp_path):
+    """A unit with a zero weight column is constant: it cuts no line, so n_1 + 1 is not reached."""
+    torch.manual_seed(3)
+    module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    with torch.no_grad():
+        module[0].weight[2] = 0.0
+    cap = C.capacity(_imported(tmp_path, module, (3,)))
+    line = _bound(cap["line"]["bounds"], "arrangement")
+    assert line["kind"] == "upper" and round(10 ** line["log10"]) == 5
+    assert _bound(cap["bounds"], "arrangement")["kind"] == "upper"
+    with torch.no_grad():
+        module[0].weight[2] = 1.0
+    assert _bound(C.capacity(_imported(tmp_path, module, (3,)))["line"]["bounds"], "arrangement")["kind"] == "exact"
