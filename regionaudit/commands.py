@@ -284,7 +284,9 @@ def run_compare(model_a: str, model_b: str, opts: Options, wanted: Wanted) -> in
     result.gates = thresholds.evaluate_gates(result.to_dict(), list(wanted.fail_if))
     code = _finish(result, outputs)
     p = result.paired
-    click.echo(f"{model_a} vs {model_b}: {len(p.density.differences)} paired segments")
+    paired = sum(d is not None for d in p.density.differences)
+    cut = len(p.density.differences) - paired
+    click.echo(f"{model_a} vs {model_b}: {paired} paired segments" + (f" ({cut} cut short by --max-knots left out)" if cut else ""))
     click.echo(f"  fraction with more regions in B: {_frac(p.density.fraction_positive)}")
     click.echo(f"  fraction with larger deviation in B: {_frac(p.deviation.fraction_positive)}")
     for out in outputs:

@@ -125,3 +125,22 @@ def test_segments_cut_short_have_no_difference():
     p = paired_measures(a, b)
     assert p.density.differences == [1, None, 1] and p.density.fraction_positive == 1.0
     assert p.deviation.differences == [0.25, None, 0.5] and p.density.summary["count"] == 2
+
+
+def test_the_paired_tests_and_distance_are_gateable_before_and_after_the_run():
+    """The README lists paired.*.tests.* and paired.distance.*: the check before the analysis took
+    them for unknown paths (exit 2), since its empty compare result had no tests and no distance."""
+    from regionaudit.analysis.stats import paired_tests
+    from regionaudit.gates.catalogue import gateable_paths, schema_skeleton
+    from regionaudit.gates.thresholds import check_gates
+
+    paths = ["paired.density.tests.wilcoxon_p_value", "paired.deviation.tests.sign_test_p_value",
+             "paired.distance.fraction_positive", "paired.distance.tests.sign_test_nonzero"]
+    check_gates([f"{p} < 0.05" for p in paths], compare=True)
+    assert set(schema_skeleton(True)["paired"]["density"]["tests"]) == set(paired_tests([1.0, -2.0]))
+    a = make_audit([3, 5, 8, 2, 7, 4], [0.5, 1.0, 2.0, 1.5, 0.2, 0.3])
+    b = make_audit([4, 6, 9, 5, 9, 8], [0.75, 0.5, 2.5, 1.0, 0.1, 0.9])
+    d = json.loads(CompareResult(a=a, b=b, paired=paired_measures(a, b)).to_json())
+    assert set(paths[:2]) <= set(gateable_paths(d))
+    [g] = evaluate_gates(d, ["paired.density.tests.sign_test_p_value < 0.05"])
+    assert g.passed is False and g.value == pytest.approx(2 / 64)  # (a fail-if gate) 6 of 6 positive: 2 * 0.5^6

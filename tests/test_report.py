@@ -314,3 +314,22 @@ def test_a_spearman_rho_without_evidence_is_not_called_strong():
     assert "strongly" not in html and "tend to deviate less" not in html
     r.deviation.spearman["p_value"] = 0.001
     assert "strongly tend to deviate less" in render_html(r)
+
+
+@pytest.mark.parametrize("values,integer,colours", [
+    ([-3, -1, 0, 0, 1, 2, 2, 5], True, {"blue", "orange", "grey"}),
+    ([-40, -3, 0, 1, 2, 60, 61, 3], True, {"blue", "orange", "grey"}),  # bars wider than 1: the ties keep their own
+    ([0.0, 0.0, 0.25, 1e-3], False, {"orange", "grey"}),  # float ties are not in the first positive bar
+    ([0.7], False, {"orange"}),  # a single positive difference is no tie
+    ([-2.0, -2.0], False, {"blue"}),
+    ([0, 0, 0], True, {"grey"}),
+])
+def test_paired_histogram_colours_each_sign_apart(values, integer, colours):
+    """Orange bars hold only B > A, blue only A > B, the grey bar only ties: before, a bar could
+    straddle 0 (grey, holding non-ties), and a tie fell into the first positive bar."""
+    from regionaudit.report import plots
+
+    svg = plots.paired_histogram("p", values + [None], "t", "x", integer)
+    fills = {name for name, colour in (("blue", plots.BLUE), ("orange", plots.ORANGE), ("grey", "#9aa5b1"))
+             if f"fill: {colour}" in svg}
+    assert fills == colours

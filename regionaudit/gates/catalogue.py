@@ -125,8 +125,10 @@ def schema_skeleton(compare: bool = False) -> dict:
     )
     if not compare:  # an audit measures the 2-D slice by default; compare never does
         return replace(audit, slice=empty_slice()).to_dict()
-    empty = PairedMeasure(differences=[], fraction_positive=None, summary=None)
-    return CompareResult(a=audit, b=audit, paired=Paired(density=empty, deviation=empty)).to_dict()
+    tests = dict.fromkeys(("wilcoxon_statistic", "wilcoxon_p_value", "sign_test_nonzero", "sign_test_positive",
+                           "sign_test_p_value"))
+    empty = PairedMeasure(differences=[], fraction_positive=None, summary=None, tests=tests)
+    return CompareResult(a=audit, b=audit, paired=Paired(density=empty, deviation=empty, distance=empty)).to_dict()
 
 
 def gateable_paths(result: dict | None) -> list[str]:

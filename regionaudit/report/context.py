@@ -433,7 +433,7 @@ def compare_context(result: CompareResult, clock=None) -> dict:
 
     def paired(measure, what, unit, integer, pid):
         fp = measure.fraction_positive
-        n = len(measure.differences)
+        n = sum(d is not None for d in measure.differences)  # (a segment cut short in A or B has none)
         if fp is None:
             sentence = f"The fraction of segments where B has the larger {what} is undefined ({n} pairs)."
         else:
@@ -447,8 +447,8 @@ def compare_context(result: CompareResult, clock=None) -> dict:
             "plot": Plot(
                 pid,
                 f"Paired differences: {what}",
-                "B − A per segment, in probe order; orange bars are segments where B is larger, blue bars where A is "
-                "larger, and the grey bar holds the ties (difference 0).",
+                "How many segments have each difference B − A: orange bars are segments where B is larger, blue "
+                "bars where A is larger, and the grey bar holds the ties (difference 0).",
                 plots.paired_histogram(pid, measure.differences, f"{what.capitalize()}: B − A per segment", f"B − A ({unit})", integer),
                 NO_SEGMENTS,
             ),

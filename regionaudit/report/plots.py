@@ -271,27 +271,33 @@ def hbar(plot_id: str, labels: Sequence[str], values: Sequence[float], title: st
 
 
 def paired_histogram(plot_id: str, values: Sequence[float | None], title: str, xlabel: str, integer: bool) -> str | None:
-    """Differences B − A, with the zero line and the positive side shaded."""
+    """Differences B − A: the negative ones in blue bars, the positive ones in orange, the ties
+    (exactly 0) in a grey bar of their own, so that no bar mixes two of them."""
     arr = _finite(values)
     if arr.size == 0:
         return None
+    neg, zero, pos = arr[arr < 0], int((arr == 0).sum()), arr[arr > 0]
+    span = float(arr.max() - arr.min()) or float(np.abs(arr).max()) or 1.0
+    if integer:
+        width = max(1, math.ceil((span + 1) / _n_bins(len(arr))))
+        half = 0.5  # the ties' bar is [-0.5, 0.5]; the sides' bars start beside it
+    else:
+        width = span / _n_bins(len(arr))
+        half = 0.0
+
+    def side(v: np.ndarray, sign: float) -> np.ndarray:
+        count = max(1, math.ceil((float(np.abs(v).max()) - half) / width)) if v.size else 1
+        return sign * (half + width * np.arange(count + 1))
 
     def draw(fig):
         ax = fig.add_subplot()
-        if integer or arr.min() == arr.max():
-            bins = _int_or_auto_bins(np.round(arr) if integer else arr) if integer else 3
-        else:  # zero is a bin edge, so no bar mixes negative and positive differences
-            width = (arr.max() - arr.min()) / _n_bins(len(arr))
-            bins = np.arange(math.floor(arr.min() / width), math.ceil(arr.max() / width) + 1) * width
-            if len(bins) < 2:
-                bins = 3
-        _, edges, patches = ax.hist(arr, bins=bins, color=BLUE, edgecolor="white", linewidth=0.5)
-        for left, right, patch in zip(edges[:-1], edges[1:], patches):
-            mid = (left + right) / 2
-            if left < 0 < right:
-                patch.set_facecolor("#9aa5b1")  # the bar holding the ties (difference 0)
-            elif mid > 0:
-                patch.set_facecolor(ORANGE)
+        if neg.size:
+            ax.hist(neg, bins=np.sort(side(neg, -1.0)), color=BLUE, edgecolor="white", linewidth=0.5)
+        if pos.size:
+            ax.hist(pos, bins=side(pos, 1.0), color=ORANGE, edgecolor="white", linewidth=0.5)
+        if zero:
+            w = 1.0 if integer else width / 2
+            ax.bar([0.0], [zero], width=w, color="#9aa5b1", edgecolor="white", linewidth=0.5)
         ax.axvline(0, color="#333333", lw=1.0)
         ax.set_title(plain(title))
         ax.set_xlabel(plain(xlabel))
