@@ -333,3 +333,9 @@ def test_paired_histogram_colours_each_sign_apart(values, integer, colours):
     fills = {name for name, colour in (("blue", plots.BLUE), ("orange", plots.ORANGE), ("grey", "#9aa5b1"))
              if f"fill: {colour}" in svg}
     assert fills == colours
+
+
+def test_percentages_keep_the_number_formats_digits():
+    from regionaudit.report.formatting import percent
+
+    assert [percent(x) for x in (1 / 8, 7 / 8, 1 / 3, 1, 0, None)] == ["12.5%", "87.5%", "33.33%", "100%", "0%", "—"]

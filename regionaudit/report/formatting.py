@@ -73,9 +73,10 @@ def big(x) -> str:
 
 
 def percent(x) -> str:
+    """A fraction as a percentage in the one number format (1/8 is 12.5 %, not a rounded 12 %)."""
     if x is None:
         return DASH
-    return f"{100 * float(x):.0f}%"
+    return f"{num(100 * float(x))}%"
 
 
 def seconds(x) -> str:
