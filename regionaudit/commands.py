@@ -275,10 +275,15 @@ def run_compare(model_a: str, model_b: str, opts: Options, wanted: Wanted) -> in
 
     res_a = _run_analysis(imp_a, opts, wanted.quiet, unused, warn_once)
     res_b = _run_analysis(imp_b, opts, wanted.quiet, unused, warn_once)
-    if shape_note:
-        _note(shape_note)
-        res_a.notes.append(shape_note)
-        res_b.notes.append(shape_note)
+    n_a, n_b = imp_a.network.n_outputs, imp_b.network.n_outputs
+    outputs_note = None if n_a == n_b else (
+        f"A has {n_a} output{'s' if n_a != 1 else ''} and B {n_b}: a segment's absolute deviation is the L2 norm over "
+        "a model's outputs, so the paired deviations compare norms over different outputs.")
+    for note in (shape_note, outputs_note):
+        if note:
+            _note(note)
+            res_a.notes.append(note)
+            res_b.notes.append(note)
     result = CompareResult(a=res_a, b=res_b, paired=paired_measures(res_a, res_b))
     result.timing = {"total_s": res_a.timing.get("total_s", 0.0) + res_b.timing.get("total_s", 0.0)}
     result.gates = thresholds.evaluate_gates(result.to_dict(), list(wanted.fail_if))

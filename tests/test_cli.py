@@ -296,3 +296,27 @@ def test_the_terminal_marks_a_median_over_cut_segments_as_a_lower_bound(tmp_path
     assert code == 0, err
     [line] = [line for line in out.splitlines() if "regions per segment" in line]
     assert "(lower bound: 4 reached --max-knots) over 4 segments" in line
+
+
+def test_compare_says_when_the_models_have_different_outputs_and_counts_only_pairs(tmp_path, capsys):
+    """A 1-output model against the 10-output MLP: the deviation norms run over different outputs,
+    which a note says; with --max-knots cutting segments, only the pairs are counted."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+             for name, shape in (("w1", (64, 8)), ("b1", (8,)), ("w2", (8, 1)))]
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Gemm", ["r", "w2"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "one.onnx"))
+    np.save(tmp_path / "rows.npy", np.load(SAMPLES / "digits_test_flat.npy")[:12])
+    code, out, err = run(["compare", MLP, tmp_path / "one.onnx", "--data", tmp_path / "rows.npy", "--pairs", 6,
+                          "--max-points", 2, "--max-knots", 3, "--json", tmp_path / "c.json"], capsys)
+    assert code == 0, err
+    assert "A has 10 outputs and B 1: a segment's absolute deviation is the L2 norm over" in err
+    r = json.loads((tmp_path / "c.json").read_text())
+    paired = sum(d is not None for d in r["paired"]["density"]["differences"])
+    assert paired < 6 and f"{paired} paired segments ({6 - paired} cut short by --max-knots left out)" in out
