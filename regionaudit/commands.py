@@ -184,7 +184,7 @@ def _fmt(summary: dict | None, key: str = "median", spec: str = ".4g") -> str:
 def _print_summary(result: AuditResult, written: list) -> None:
     m = result.model
     if result.settings.get("synthetic"):
-        click.echo("SYNTHETIC PROBES: no data was given; every number below is measured at seeded Gaussian points, not real inputs (pass --data)")
+        click.echo(SYNTHETIC_LINE)
     click.echo(f"{m.path}: input {tuple(m.input_shape)}, {m.neurons} ReLU units, {m.params} parameters")
     cut = sum(bool(seg.truncated) for seg in result.density.segments)
     bound = f" (lower bound: {cut} reached --max-knots)" if cut else ""
@@ -200,6 +200,10 @@ def _print_summary(result: AuditResult, written: list) -> None:
     for p in written:
         if p:
             click.echo(f"wrote {p}")
+
+
+SYNTHETIC_LINE = ("SYNTHETIC PROBES: no data was given; every number below is measured at seeded Gaussian points, "
+                  "not real inputs (pass --data)")
 
 
 def run_inspect(model: str, opts: Options, json_out: str | None) -> int:
@@ -265,7 +269,7 @@ def run_compare(model_a: str, model_b: str, opts: Options, wanted: Wanted) -> in
     shape_note = _compare_shapes(model_a, imp_a.network.input_shape, model_b, imp_b.network.input_shape)
     for prefix, imported in (("a.", imp_a), ("b.", imp_b)):
         paths = [g.path.removeprefix(prefix) for g in gates if g.path.startswith(prefix)]
-        check_node_paths(paths, imported.network.kink_names)
+        check_node_paths(paths, imported.network.kink_names, root=prefix)
     warned: set[str] = set()
 
     def warn_once(message: str) -> None:  # (both models read the same data: one warning about it)
@@ -289,6 +293,8 @@ def run_compare(model_a: str, model_b: str, opts: Options, wanted: Wanted) -> in
     result.gates = thresholds.evaluate_gates(result.to_dict(), list(wanted.fail_if))
     code = _finish(result, outputs)
     p = result.paired
+    if res_a.settings.get("synthetic"):
+        click.echo(SYNTHETIC_LINE)
     paired = sum(d is not None for d in p.density.differences)
     cut = len(p.density.differences) - paired
     click.echo(f"{model_a} vs {model_b}: {paired} paired segments" + (f" ({cut} cut short by --max-knots left out)" if cut else ""))

@@ -278,7 +278,8 @@ def test_compare_checks_per_layer_paths_before_the_analyses(tmp_path, capsys, mo
     monkeypatch.setattr(commands, "audit", lambda *a, **k: pytest.fail("the analysis ran"))
     code, _, err = run(["compare", CNN, CNN, "--pairs", 2, "-q", "--json", tmp_path / "c.json",
                         "--fail-if", "b.density.knots_per_layer.nope > 1"], capsys)
-    assert code == 2 and "nope" in err and not (tmp_path / "c.json").exists()
+    assert code == 2 and "'b.density.knots_per_layer.nope'" in err and not (tmp_path / "c.json").exists()
+    assert "no kink node of this model has that name" in err
 
 
 def test_overflowing_data_is_refused_before_the_analysis(tmp_path, capsys):
@@ -320,3 +321,9 @@ def test_compare_says_when_the_models_have_different_outputs_and_counts_only_pai
     r = json.loads((tmp_path / "c.json").read_text())
     paired = sum(d is not None for d in r["paired"]["density"]["differences"])
     assert paired < 6 and f"{paired} paired segments ({6 - paired} cut short by --max-knots left out)" in out
+
+
+def test_compare_on_synthetic_probes_says_so_first(tmp_path, capsys):
+    code, out, err = run(["compare", MLP, MLP, "--pairs", 2, "--max-points", 1, "--json", tmp_path / "c.json"], capsys)
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("SYNTHETIC PROBES: no data was given")

@@ -340,18 +340,18 @@ def check_paths(paths: list[str], compare: bool = False) -> None:
             raise unknown_path_error(path, gateable_paths(schema_skeleton(compare)))
 
 
-def check_node_paths(paths: list[str], kink_names: list[str], n_outputs: int | None = None) -> None:
+def check_node_paths(paths: list[str], kink_names: list[str], n_outputs: int | None = None, root: str = "") -> None:
     """Once the model is imported its kink nodes and classes are known: a per-layer path naming
     another node, or a slice class the model does not have, is a usage error before the analysis
-    runs, not after it."""
+    runs, not after it. `root` ("a." or "b." in a comparison) is what the paths were given under."""
     for prefix in (_PER_NODE, _SLICE_PER_NODE):
         valid = [prefix + name for name in kink_names]
         for path in paths:
             if path.startswith(prefix) and path not in valid:
-                close = [prefix + n for n in difflib.get_close_matches(path.removeprefix(prefix), kink_names, n=3, cutoff=0.6)]
+                close = [root + prefix + n for n in difflib.get_close_matches(path.removeprefix(prefix), kink_names, n=3, cutoff=0.6)]
                 names = ", ".join(repr(n) for n in kink_names[:8]) + (f" and {len(kink_names) - 8} more" if len(kink_names) > 8 else "")
                 hint = f"did you mean {' or '.join(close)}?" if close else f"the model's kink nodes are {names or 'none'}"
-                raise GateError(f"unknown metric path {path!r}: no kink node of this model has that name; {hint}")
+                raise GateError(f"unknown metric path {root + path!r}: no kink node of this model has that name; {hint}")
     if n_outputs is None:
         return
     for path in paths:
