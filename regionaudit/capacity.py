@@ -436,7 +436,8 @@ def _restricted(net, layers, reason: str, n0: int, dim: int, what: str) -> dict:
     if layers is not None and dim >= n0:
         return {"dimension": dim, "bounds": [], "log10_upper": None, "log10_lower": None,
                 "note": f"the input has {n0} dimensions: the bounds above apply"}
-    lower_ok = layers is not None and _all_dense(layers, n0) and all(l.slope_zero for l in layers)
+    lower_ok = (layers is not None and _all_dense(layers, n0) and all(l.slope_zero for l in layers)
+                and all(has_bias(net, l) for l in layers[1:]))  # (the line or plane gives the first its offsets)
     # a generic line or plane cuts n_1 distinct hyperplanes in general position: known of a dense
     # first layer whose units are each their own hyperplane (a constant unit cuts nothing)
     exact_ok = reason

@@ -310,6 +310,10 @@ def test_a_layer_without_biases_has_no_exact_or_lower_count(tmp_path):
     assert brute_force_regions(net) == 6
     line = _bound(cap["line"]["bounds"], "arrangement")
     assert line["kind"] == "exact" and round(10 ** line["log10"]) == 4
+    assert _bound(cap["line"]["bounds"], "montufar2014_lower")["covered"]  # (the line gives the first layer offsets)
+    deeper = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 4, bias=False), torch.nn.ReLU(),
+                                 torch.nn.Linear(4, 2))
+    assert not _bound(C.capacity(_imported(tmp_path, deeper, (3,)))["line"]["bounds"], "montufar2014_lower")["covered"]
     conv = torch.nn.Sequential(torch.nn.Conv2d(1, 2, (1, 2), bias=False), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4, 2))
     xiong = _bound(C.capacity(_imported(tmp_path, conv, (1, 1, 3)))["bounds"], "xiong2020_exact")
     assert not xiong["covered"] and "no biases" in xiong["reason"]
