@@ -275,3 +275,15 @@ def test_a_two_d_model_is_sliced_in_its_plane_however_few_its_rows(tmp_path, cap
     assert sl["regions"] > 1 and len(sl["points"]) == min(3, len(data))
     lo, hi = data.min(0), data.max(0)
     assert sl["box"]["xmin"] < lo[0] <= hi[0] < sl["box"]["xmax"] and sl["box"]["ymin"] < lo[1] <= hi[1] < sl["box"]["ymax"]
+
+
+def test_a_slice_filled_by_class_has_a_key_and_says_so(tmp_path, capsys):
+    svg, html, out = tmp_path / "s.svg", tmp_path / "r.html", tmp_path / "r.json"
+    code, _, err = run([SPIRALS, "--data", SPIRAL_DATA, *FAST, "--slice-color", "class", "--slice-png", svg, "-o", html,
+                        "--json", out], capsys)
+    assert code == 0, err
+    classes = json.loads(out.read_text())["slice"]["classes"]
+    picture = svg.read_text()
+    assert "fill: predicted class" in picture
+    assert all(f">class {k}</text>" in picture for k in classes)  # the key names every class present
+    assert "its fill is its predicted class" in html.read_text()

@@ -339,3 +339,16 @@ def test_percentages_keep_the_number_formats_digits():
     from regionaudit.report.formatting import percent
 
     assert [percent(x) for x in (1 / 8, 7 / 8, 1 / 3, 1, 0, None)] == ["12.5%", "87.5%", "33.33%", "100%", "0%", "—"]
+
+
+def test_captions_say_what_the_figures_draw():
+    """A profile segment cut short is not drawn as exact; a stopped slice's polygons may hold several
+    regions; with no decision boundary in the box no black line is promised."""
+    html = render_html(truncated_result(max_knots=64))  # its profile is segment 0, which was cut short
+    assert "drawn straight between the knots found before the segment was cut short" in html
+    r = sample_result(n_segments=12, n_points=12)
+    assert "the thick black line is the decision boundary" in render_html(r)
+    r.slice.truncated, r.slice.decision_boundary = True, {"pieces": 0, "length": 0.0}
+    html = render_html(r)
+    assert "a polygon left unsplit may hold several regions" in html
+    assert "no decision boundary crosses the box" in html and "the thick black line" not in html

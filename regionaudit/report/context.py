@@ -357,11 +357,16 @@ def slice_plot_record(result: AuditResult, svg: str | None) -> Plot:
     where = "the model's input plane" if "xmin" in sl.box else "the plane through three data points" if sl.source == "data" else (
         "the plane through three synthetic Gaussian points" if sl.source == "synthetic" else "the plane through the three given points"
     )
+    by_class = sl.drawing is not None and sl.drawing.color == "class"
     caption = (
         f"Every activation region of {where}, computed exactly (Hanin & Rolnick 2019a, Fig. 1): each "
-        "filled polygon is one region where the network is affine; thin lines are region boundaries, "
-        "coloured by the layer that made them; the thick black line is the decision boundary, where the "
-        "predicted class changes; the marked points p0, p1, p2 carry their predicted class."
+        "filled polygon is one region where the network is affine"
+        + (" (the partition stopped early, see the notes: a polygon left unsplit may hold several regions)" if sl.truncated else "")
+        + ("; its fill is its predicted class (the key names them)" if by_class else "; fills only set neighbours apart")
+        + "; thin lines are region boundaries, coloured by the layer that made them; "
+        + ("the thick black line is the decision boundary, where the predicted class changes; "
+           if sl.decision_boundary.get("pieces") else "no decision boundary crosses the box: one class holds it; ")
+        + "the marked points p0, p1, p2 carry their predicted class."
     )
     empty = f"The picture needs the polygons, which this result does not hold ({sl.regions:,} regions counted)."
     return Plot("slice", "2-D slice", caption, svg, empty)

@@ -250,10 +250,14 @@ def frame_plots(result, Plot, empty_segments: str, empty_points: str, no_deviati
 
     profiles = [("trained", d.profile)] + ([("at initialisation", ref.get("profile"))] if ref and ref.get("profile") else [])
     idx = d.profile.get("segment") if d.profile else None
+    cut = idx is not None and 0 <= idx < len(d.segments) and d.segments[idx].truncated
     out.append(Plot(
         "segment-profile", "One segment, knot by knot",
         f"Segment {idx} (the one whose region count is closest to the median): the top logits along the segment, "
-        "exact (they are affine between knots), and each knot as a tick coloured by the layer that made it "
+        + ("drawn straight between the knots found before the segment was cut short (see the notes): its knot count "
+           "is a lower bound, and past its last knot the curve is not the network's" if cut else
+           "exact (they are affine between knots)")
+        + ", and each knot as a tick coloured by the layer that made it "
         "(the line through input space of Hanin & Rolnick 2019a)."
         + (" The lower panel is the same segment through the network at initialisation." if len(profiles) > 1 else ""),
         FP.segment_profile("segment-profile", profiles, layers, "Knots along one segment"),

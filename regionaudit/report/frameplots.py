@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from regionaudit.report.plots import BLUE, FIGSIZE, GREY, ORANGE, _draw, _finite, _short, finite_pairs, plain
+from regionaudit.report.plots import BLUE, FIGSIZE, GREY, ORANGE, _draw, _finite, _short, finite_pairs, label_axes, plain
 
 INIT = "#8a949e"
 LAYER_COLOURS = ["#2f5d8a", "#d9822b", "#3c8d5a", "#b8413a", "#7a5ea8", "#2a9d9d", "#a0672e", "#c2528b"]
@@ -142,6 +142,7 @@ def nearest_layer(plot_id: str, trained: list[tuple[float | None, str | None]], 
     colours = {name: _colour(i) for i, name in enumerate(layer_order)}
     init_pts = [(d, n) for d, n in init if d is not None and d > 0]
     zeros = sum(1 for d, _ in trained if d is not None and d <= 0)
+    init_zeros = sum(1 for d, _ in init if d is not None and d <= 0)
 
     def draw(fig):
         ax = fig.add_subplot()
@@ -157,8 +158,9 @@ def nearest_layer(plot_id: str, trained: list[tuple[float | None, str | None]], 
                 kw = dict(facecolors="none", edgecolors=c, linewidths=0.9) if hollow else dict(color=c, edgecolors="white", linewidths=0.3)
                 ax.scatter(q[idx], ys, s=18, label=plain(f"{tag}: {_short(str(name), 26)} ({len(idx)})"), **kw)
         ax.set_yscale("log")
-        if zeros:
-            ax.text(0.01, 0.97, f"{zeros} at exactly 0 (not shown)", transform=ax.transAxes, va="top", fontsize=8, color=GREY)
+        if zeros or init_zeros:
+            text = " and ".join(f"{n} {tag}" for n, tag in ((zeros, "trained"), (init_zeros, "at initialisation")) if n)
+            ax.text(0.01, 0.97, f"{text} at exactly 0 (not shown)", transform=ax.transAxes, va="top", fontsize=8, color=GREY)
         ax.set_title(plain(title))
         ax.set_xlabel("points, sorted by distance (quantile)")
         ax.set_ylabel("distance to nearest boundary (log)")
@@ -204,13 +206,10 @@ def overlaid_ecdf(plot_id: str, series: list[tuple[str, Sequence, str, str]], ti
         for lab, arr, c, ls in data:
             y = np.arange(1, arr.size + 1) / arr.size
             ax.step(np.r_[arr[0], arr], np.r_[0.0, y], where="post", color=c, ls=ls, lw=1.6, label=f"{lab} (n={arr.size})")
-        if allv.min() > 0 and allv.max() / allv.min() > 100:
-            ax.set_xscale("log")
+        label_axes(ax, xlabel, "fraction ≤ x", allv)
         ax.axhline(0.5, color=GREY, lw=0.6, ls=":")
         ax.set_ylim(0, 1.02)
         ax.set_title(plain(title))
-        ax.set_xlabel(plain(xlabel))
-        ax.set_ylabel("fraction ≤ x")
         ax.legend(loc="lower right")
 
     return _draw(plot_id, draw, title)
@@ -234,8 +233,8 @@ def paired_scatter(plot_id: str, xs: Sequence, ys: Sequence, title: str, xlabel:
             ax.set_yscale("log")
         above = int((y > x).sum())
         ax.set_title(plain(title))
-        ax.set_xlabel(plain(xlabel))
-        ax.set_ylabel(plain(ylabel))
+        ax.set_xlabel(plain(xlabel + (" (log scale)" if log else "")))
+        ax.set_ylabel(plain(ylabel + (" (log scale)" if log else "")))
         ax.text(0.02, 0.97, f"{above} of {len(x)} above the line", transform=ax.transAxes, va="top", fontsize=8, color=GREY)
         ax.legend(loc="lower right")
 
@@ -259,12 +258,8 @@ def scatter_overlay(plot_id: str, trained: tuple[Sequence, Sequence], init: tupl
         ax.scatter(x, y, s=22, color=BLUE, alpha=0.8, edgecolors="white", linewidths=0.4, label="trained")
         if xi.size:
             ax.scatter(xi, yi, s=22, facecolors="none", edgecolors=INIT, linewidths=0.9, label="at initialisation")
-        for arr, setter in ((np.r_[x, xi], ax.set_xscale), (np.r_[y, yi], ax.set_yscale)):
-            if arr.min() > 0 and arr.max() / arr.min() > 100:
-                setter("log")
+        label_axes(ax, xlabel, ylabel, np.r_[x, xi], np.r_[y, yi])
         ax.set_title(plain(title))
-        ax.set_xlabel(plain(xlabel))
-        ax.set_ylabel(plain(ylabel))
         ax.legend(loc="best")
 
     return _draw(plot_id, draw, title)

@@ -190,6 +190,16 @@ def log_histogram(
     return _draw(plot_id, draw, title)
 
 
+def label_axes(ax, xlabel: str, ylabel: str, xs: np.ndarray | None = None, ys: np.ndarray | None = None) -> None:
+    """The axes' labels; an axis whose values (xs, ys) are positive and span more than 100x is on
+    a log scale, and its label says so."""
+    for arr, set_scale, label, set_label in ((xs, ax.set_xscale, xlabel, ax.set_xlabel), (ys, ax.set_yscale, ylabel, ax.set_ylabel)):
+        log = arr is not None and arr.size > 0 and arr.min() > 0 and arr.max() / arr.min() > 100
+        if log:
+            set_scale("log")
+        set_label(plain(label + (" (log scale)" if log else "")))
+
+
 def ecdf(plot_id: str, values: Sequence[float | None], title: str, xlabel: str, color: str = BLUE) -> str | None:
     arr = np.sort(_finite(values))
     if arr.size == 0:
@@ -228,12 +238,8 @@ def scatter(
     def draw(fig):
         ax = fig.add_subplot()
         ax.scatter(x, y, s=24, color=BLUE, alpha=0.8, edgecolors="white", linewidths=0.5)
-        for arr, setter in ((x, ax.set_xscale), (y, ax.set_yscale)):
-            if arr.min() > 0 and arr.max() / arr.min() > 100:
-                setter("log")
+        label_axes(ax, xlabel, ylabel, x, y)
         ax.set_title(plain(title))
-        ax.set_xlabel(plain(xlabel))
-        ax.set_ylabel(plain(ylabel))
 
     return _draw(plot_id, draw, title)
 

@@ -20,11 +20,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.path import Path as MplPath
 
 from regionaudit.errors import BadOption
 from regionaudit.report import plots
-from regionaudit.report.formatting import counted
+from regionaudit.report.formatting import counted, num
 from regionaudit.slice_result import SliceDrawing, SliceResult
 
 RASTER_ABOVE = 3000
@@ -62,6 +63,9 @@ def _segments(edges: np.ndarray) -> MplPath:
     """One path of line segments (E, 2, 2), each its own subpath."""
     codes = np.tile(np.asarray([MplPath.MOVETO, MplPath.LINETO], dtype=MplPath.code_type), len(edges))
     return MplPath(edges.reshape(-1, 2), codes)
+
+
+CLASS_KEY = 12  # classes named in the key of a picture filled by class
 
 
 def _class_colors(n_classes: int) -> np.ndarray:
@@ -116,8 +120,14 @@ def draw(fig: Figure, sl: SliceResult, d: SliceDrawing) -> None:
     if len(d.decision):
         ax.add_collection(LineCollection(d.decision, colors="black", linewidths=1.8, capstyle="round", zorder=3))
         length = sl.decision_boundary.get("length")
-        label = "decision boundary" + (f"\n(length {length:.3g})" if length is not None else "")
+        label = "decision boundary" + (f"\n(length {num(length)})" if length is not None else "")
         handles.append(Line2D([], [], color="black", lw=1.8, label=label))
+    if d.color == "class":  # the key of the fills (tab20 repeats past 20 classes: then the key says so)
+        present = sorted(set(np.asarray(d.classes, dtype=int).tolist()))
+        shown = present[:CLASS_KEY]
+        handles += [Patch(facecolor=faces[c], edgecolor="#6b6b6b", linewidth=0.4, label=f"class {c}") for c in shown]
+        if len(present) > len(shown):
+            handles.append(Patch(facecolor="none", edgecolor="none", label=f"… {len(present) - len(shown)} more classes"))
     for k, ((u, v), c) in enumerate(zip(d.points, d.point_classes)):
         ax.scatter([u], [v], s=46, marker=MARKERS[k % 3], color="white", edgecolors="black", linewidths=1.3, zorder=4)
         ax.annotate(
@@ -140,8 +150,8 @@ def draw(fig: Figure, sl: SliceResult, d: SliceDrawing) -> None:
     ax.set_title(plots.plain(_title(sl)))
     if handles:
         # a figure legend "outside": the constrained layout makes room for it
-        fig.legend(handles=handles, loc="outside right upper", fontsize=7.5, title="boundary made by",
-                   title_fontsize=7.5, frameon=False)
+        title = "boundary made by" if d.color != "class" else "boundary made by; fill: predicted class"
+        fig.legend(handles=handles, loc="outside right upper", fontsize=7.5, title=title, title_fontsize=7.5, frameon=False)
 
 
 def _short(s: str, n: int = 28) -> str:
