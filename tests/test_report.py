@@ -352,3 +352,10 @@ def test_captions_say_what_the_figures_draw():
     html = render_html(r)
     assert "a polygon left unsplit may hold several regions" in html
     assert "no decision boundary crosses the box" in html and "the thick black line" not in html
+    from regionaudit.report.framecontext import capacity_lines
+
+    r.capacity = {"bounds": [], "covered": False, "reason": "test", "line": {}, "plane": {},
+                  "measured": {"slice_regions_per_area_per_neuron2": 0.5}}
+    assert any("0.5, a lower bound: the slice stopped early" in line for line in capacity_lines(r))
+    r.slice.truncated = False
+    assert not any("lower bound" in line for line in capacity_lines(r))

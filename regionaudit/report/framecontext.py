@@ -163,7 +163,9 @@ def capacity_lines(result) -> list[str]:
             "neurons, so this ratio (beside its init value above) takes width and depth out of the density."
         )
     if meas.get("slice_regions_per_area_per_neuron2") is not None:
-        lines.append(f"Slice regions per unit area per neuron²: {F.num(meas['slice_regions_per_area_per_neuron2'])} (Hanin & Rolnick 2019b).")
+        bound = ", a lower bound: the slice stopped early" if result.slice is not None and result.slice.truncated else ""
+        lines.append(f"Slice regions per unit area per neuron²: {F.num(meas['slice_regions_per_area_per_neuron2'])}{bound} "
+                     "(Hanin & Rolnick 2019b).")
     return lines
 
 
