@@ -6,6 +6,7 @@ import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 
 from regionaudit.errors import BadOption
@@ -333,6 +334,25 @@ def test_paired_histogram_colours_each_sign_apart(values, integer, colours):
     fills = {name for name, colour in (("blue", plots.BLUE), ("orange", plots.ORANGE), ("grey", "#9aa5b1"))
              if f"fill: {colour}" in svg}
     assert fills == colours
+    counted = 0
+    for v, edges, colour in plots.paired_groups(np.asarray(values, dtype=float), integer):
+        assert (colour == plots.BLUE and v.max() < 0 and edges[-1] <= 0) or colour == "tie" or (
+            colour == plots.ORANGE and v.min() > 0 and edges[0] >= 0)
+        counted += v.size if edges is None else int(np.histogram(v, bins=edges)[0].sum())
+    assert counted == len(values)  # every value in a bar of its side
+
+
+@pytest.mark.parametrize("values", [[-0.6, 1.8], [-0.45, 0.75], [1.0, 1.0001] * 4, [1000, 1001, 1002, 1003], [5e-324, 1e-323]])
+def test_paired_histogram_keeps_every_value_in_few_bins(values):
+    """Bins counted from 0 lost the largest value to rounding (1.8 past an edge of 1.7999999999999998)
+    and made 80 009 bins for values near 1 differing by 1e-4; each side is binned over its own range."""
+    from regionaudit.report import plots
+
+    arr = np.asarray(values, dtype=float)
+    groups = plots.paired_groups(arr, integer=all(float(v).is_integer() for v in values))
+    assert sum(int(np.histogram(v, bins=e)[0].sum()) for v, e, _ in groups) == arr.size
+    assert max(len(e) for _, e, _ in groups) <= 41
+    assert plots.paired_histogram("p", values, "t", "x", False) is not None
 
 
 def test_percentages_keep_the_number_formats_digits():

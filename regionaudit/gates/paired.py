@@ -20,8 +20,9 @@ _LENGTH_RTOL = 1e-9
 
 def _measure(differences: list) -> PairedMeasure:
     defined = [d for d in differences if d is not None]
-    if not defined:
-        return PairedMeasure(differences=differences, fraction_positive=None, summary=None)
+    if not defined:  # (the tests' keys stay, null: a gate on them fails as undefined, not unknown)
+        return PairedMeasure(differences=differences, fraction_positive=None, summary=None,
+                             tests=dict.fromkeys(paired_tests([])))
     positive = sum(1 for d in defined if d > 0)
     return PairedMeasure(
         differences=differences,
@@ -63,7 +64,7 @@ def paired_measures(a: AuditResult, b: AuditResult) -> Paired:
         None if (sa.norm is None or sb.norm is None) else float(sb.norm) - float(sa.norm)
         for sa, sb in zip(a.deviation.segments, b.deviation.segments)
     ]
-    distance = None
+    distance = _measure([])  # (no points: the paths stay, null)
     pa, pb = a.distance.points, b.distance.points
     if len(pa) == len(pb) and pa:  # the same points (same probes), so distances pair up
         distance = _measure([

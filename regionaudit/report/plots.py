@@ -278,32 +278,21 @@ def hbar(plot_id: str, labels: Sequence[str], values: Sequence[float], title: st
 
 def paired_histogram(plot_id: str, values: Sequence[float | None], title: str, xlabel: str, integer: bool) -> str | None:
     """Differences B − A: the negative ones in blue bars, the positive ones in orange, the ties
-    (exactly 0) in a grey bar of their own, so that no bar mixes two of them."""
+    (exactly 0) in a grey bar of their own (`paired_groups`)."""
     arr = _finite(values)
-    if arr.size == 0:
-        return None
-    neg, zero, pos = arr[arr < 0], int((arr == 0).sum()), arr[arr > 0]
-    span = float(arr.max() - arr.min()) or float(np.abs(arr).max()) or 1.0
-    if integer:
-        width = max(1, math.ceil((span + 1) / _n_bins(len(arr))))
-        half = 0.5  # the ties' bar is [-0.5, 0.5]; the sides' bars start beside it
-    else:
-        width = span / _n_bins(len(arr))
-        half = 0.0
-
-    def side(v: np.ndarray, sign: float) -> np.ndarray:
-        count = max(1, math.ceil((float(np.abs(v).max()) - half) / width)) if v.size else 1
-        return sign * (half + width * np.arange(count + 1))
+    with np.errstate(over="ignore"):
+        if arr.size == 0 or not np.isfinite(arr.max() - arr.min()):  # (a span past float64: no axis to draw on)
+            return None
+    groups = paired_groups(arr, integer)
+    tie_width = 1.0 if integer else (float(arr.max() - arr.min()) / (4 * _n_bins(len(arr))) or 1.0)
 
     def draw(fig):
         ax = fig.add_subplot()
-        if neg.size:
-            ax.hist(neg, bins=np.sort(side(neg, -1.0)), color=BLUE, edgecolor="white", linewidth=0.5)
-        if pos.size:
-            ax.hist(pos, bins=side(pos, 1.0), color=ORANGE, edgecolor="white", linewidth=0.5)
-        if zero:
-            w = 1.0 if integer else width / 2
-            ax.bar([0.0], [zero], width=w, color="#9aa5b1", edgecolor="white", linewidth=0.5)
+        for v, edges, colour in groups:
+            if colour == "tie":
+                ax.bar([0.0], [v.size], width=tie_width, color="#9aa5b1", edgecolor="white", linewidth=0.5)
+            else:
+                ax.hist(v, bins=edges, color=colour, edgecolor="white", linewidth=0.5)
         ax.axvline(0, color="#333333", lw=1.0)
         ax.set_title(plain(title))
         ax.set_xlabel(plain(xlabel))
@@ -311,6 +300,32 @@ def paired_histogram(plot_id: str, values: Sequence[float | None], title: str, x
         ax.yaxis.get_major_locator().set_params(integer=True)
 
     return _draw(plot_id, draw, title)
+
+
+def paired_groups(arr: np.ndarray, integer: bool) -> list[tuple[np.ndarray, np.ndarray | None, str]]:
+    """(values, bin edges, colour) of the negative differences (BLUE), the ties ("tie", no edges)
+    and the positive ones (ORANGE), each side binned over its own range: every value falls in a
+    bin of its side (integers in bins centred on them, no bar reaching 0)."""
+    out = []
+    for v, colour in ((arr[arr < 0], BLUE), (arr[arr == 0], "tie"), (arr[arr > 0], ORANGE)):
+        if v.size == 0:
+            continue
+        if colour == "tie":
+            out.append((v, None, colour))
+            continue
+        lo, hi = float(v.min()), float(v.max())
+        k = _n_bins(len(arr))
+        if integer:  # (bins counted from the end nearest 0, so that none reaches past ±0.5)
+            width = max(1, math.ceil((hi - lo + 1) / k))
+            steps = width * np.arange(math.ceil((hi - lo + 1) / width) + 1)
+            edges = (hi + 0.5 - steps)[::-1] if colour == BLUE else lo - 0.5 + steps
+        else:
+            with np.errstate(all="ignore"):
+                edges = np.linspace(lo, hi, k + 1) if hi > lo else np.array([lo, hi])
+            if not (np.all(np.isfinite(edges)) and np.all(np.diff(edges) > 0)):
+                edges = np.array([np.nextafter(lo, -np.inf), np.nextafter(hi, np.inf)])
+        out.append((v, edges, colour))
+    return out
 
 
 def _short(s: str, n: int) -> str:
