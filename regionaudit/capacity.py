@@ -296,40 +296,29 @@ def _all_dense(layers: list[Layer], n0: int) -> bool:
     return all(_dense_layer(l, n) for l, n in zip(layers, [n0] + [l.units for l in layers[:-1]]))
 
 
-def has_bias(net: ir.Network, layer: Layer) -> bool:
-    """Whether the layer's affine map has an offset (its value at a zero input): without one all
-    its hyperplanes pass through the origin, which no general-position count allows."""
-    x = torch.zeros(1, *net.nodes[layer.affine[0].inputs[0]].shape, dtype=net.dtype, device=net.device)
-    for node in layer.affine:
-        x = node.forward([x])
-    return bool(torch.any(x != 0))
+def has_bias(layer: Layer) -> bool:
+    """Whether the layer can offset its units apart: its last product (a node with a weight) has
+    a bias, or a shift follows it (batch norm, an added constant). An offset before the product,
+    as an input normalisation (x − m) / s, only moves the point every hyperplane passes through.
+    The bounds count over all weights of the architecture, so it is the bias's presence that
+    matters, not its values."""
+    products = [k for k, n in enumerate(layer.affine) if getattr(n, "weight", None) is not None]
+    after = layer.affine[products[-1] + 1 :] if products else layer.affine
+    if products and getattr(layer.affine[products[-1]], "bias", None) is not None:
+        return True
+    return any(isinstance(n, ir.Scale) and n.add is not None for n in after)
 
 
-def _distinct_units(layer: Layer) -> bool:
-    """For a dense layer: every unit has a nonzero normal and no two units share their hyperplane
-    (weight column and bias proportional): else fewer than `units` hyperplanes cut the space."""
-    mm = next(n for n in layer.affine if isinstance(n, ir.MatMul))
-    w = (mm.weight if mm.weight_left else mm.weight.t()).to(torch.float64)  # (units, inputs): one normal a row
-    b = torch.zeros(w.shape[0], dtype=torch.float64) if mm.bias is None else mm.bias.reshape(-1).to(torch.float64)
-    b = b.expand(w.shape[0]) if b.numel() == 1 else b
-    if b.numel() != w.shape[0] or bool(torch.any(torch.all(w == 0, dim=1))):
-        return False
-    rows = torch.cat([w, b[:, None]], 1)
-    rows = rows / rows.norm(dim=1, keepdim=True)
-    lead = rows.gather(1, (rows != 0).to(torch.uint8).argmax(1, keepdim=True))
-    rows = rows * torch.sign(lead)  # a hyperplane's two orientations are one
-    return torch.unique(rows, dim=0).shape[0] == rows.shape[0]
+STRUCTURED = "the first layer is structured (not a general dense map)"
 
 
-def general_first(net: ir.Network, layers: list[Layer], n0: int) -> str:
-    """Why the first layer's hyperplanes are not known to be in general position, or "" when they
-    are, as far as can be checked (a dense map with an offset, every unit its own hyperplane)."""
+def general_first(layers: list[Layer], n0: int) -> str:
+    """Why a single layer's hyperplanes cannot be put in general position by any weights, or ""
+    when they can (a dense map of the whole input, with biases)."""
     if not _dense_first(layers, n0):
-        return "the first layer is structured (not a general dense map)"
-    if not has_bias(net, layers[0]):
-        return "the first layer has no biases: its hyperplanes all pass through the origin"
-    if not _distinct_units(layers[0]):
-        return "some first-layer units are constant or share a hyperplane"
+        return STRUCTURED
+    if not has_bias(layers[0]):
+        return "the first layer has no biases: its hyperplanes all pass through one point"
     return ""
 
 
@@ -401,8 +390,8 @@ def xiong_bounds(net: ir.Network, layers: list[Layer] | None, reason: str, n0: i
         exact_why = "the convolution is preceded by a map other than a reshape or scale"
     elif math.prod(in_shape) > 4096:
         exact_why = "too many inputs to trace the receptive fields"
-    elif not has_bias(net, first):
-        exact_why = "the convolution has no biases: its hyperplanes all pass through the origin"
+    elif not has_bias(first):
+        exact_why = "the convolution has no biases: its hyperplanes all pass through one point"
     else:
         supports = conv_supports(conv, in_shape)
         exact = xiong2020_exact(supports, filters)
@@ -430,22 +419,16 @@ def _tightest(bounds: list[dict]) -> tuple[float | None, float | None]:
     return (min(ups) if ups else None), (max(lows) if lows else None)
 
 
-def _restricted(net, layers, reason: str, n0: int, dim: int, what: str) -> dict:
+def _restricted(layers, reason: str, n0: int, dim: int, what: str) -> dict:
     """Bounds for the network restricted to a line (dim 1) or a plane (dim 2) through input space:
     one that misses the origin, so that a layer without biases has offsets there."""
     if layers is not None and dim >= n0:
         return {"dimension": dim, "bounds": [], "log10_upper": None, "log10_lower": None,
                 "note": f"the input has {n0} dimensions: the bounds above apply"}
     lower_ok = (layers is not None and _all_dense(layers, n0) and all(l.slope_zero for l in layers)
-                and all(has_bias(net, l) for l in layers[1:]))  # (the line or plane gives the first its offsets)
-    # a generic line or plane cuts n_1 distinct hyperplanes in general position: known of a dense
-    # first layer whose units are each their own hyperplane (a constant unit cuts nothing)
-    exact_ok = reason
-    if layers is not None:
-        dense = _dense_first(layers, n0)
-        exact_ok = ("" if dense and _distinct_units(layers[0]) else
-                    "some first-layer units are constant or share a hyperplane" if dense else
-                    "the first layer is structured (not a general dense map)")
+                and all(has_bias(l) for l in layers[1:]))  # (the line or plane gives the first its offsets)
+    # a generic line or plane cuts the n_1 hyperplanes of a dense first layer in general position
+    exact_ok = reason if layers is None else "" if _dense_first(layers, n0) else STRUCTURED
     bounds = dense_bounds(layers, reason, dim, exact_ok=exact_ok, lower_ok=lower_ok)
     up, low = _tightest(bounds)
     return {"dimension": dim, "bounds": bounds, "log10_upper": up, "log10_lower": low,
@@ -456,9 +439,9 @@ def capacity(net: ir.Network) -> dict:
     """`capacity` of the result: bounds for the whole input space, a line and a plane."""
     n0 = math.prod(net.input_shape)
     layers, reason = chain_layers(net)
-    exact_ok = general_first(net, layers, n0) if layers is not None else reason
+    exact_ok = general_first(layers, n0) if layers is not None else reason
     lower_ok = (layers is not None and _all_dense(layers, n0) and all(l.slope_zero for l in layers)
-                and all(has_bias(net, l) for l in layers))
+                and all(has_bias(l) for l in layers))
     bounds = dense_bounds(layers, reason, n0, exact_ok, lower_ok) + xiong_bounds(net, layers, reason, n0)
     up, low = _tightest(bounds)
     return {
@@ -469,8 +452,8 @@ def capacity(net: ir.Network) -> dict:
         "bounds": bounds,
         "log10_upper": up,
         "log10_lower": low,
-        "line": _restricted(net, layers, reason, n0, 1, "a line"),
-        "plane": _restricted(net, layers, reason, n0, 2, "a plane"),
+        "line": _restricted(layers, reason, n0, 1, "a line"),
+        "plane": _restricted(layers, reason, n0, 2, "a plane"),
         "measured": None,
     }
 

@@ -330,16 +330,20 @@ def test_a_weight_shared_across_tokens_is_no_dense_layer(tmp_path):
     assert cap["log10_upper"] >= math.log10(16)
 
 
-def test_a_constant_unit_makes_the_line_count_an_upper_bound(tmp_path):
-    """A unit with a zero weight column is constant: it cuts no line, so n_1 + 1 is not reached."""
-    torch.manual_seed(3)
-    module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
-    with torch.no_grad():
-        module[0].weight[2] = 0.0
-    cap = C.capacity(_imported(tmp_path, module, (3,)))
-    line = _bound(cap["line"]["bounds"], "arrangement")
-    assert line["kind"] == "upper" and round(10 ** line["log10"]) == 5
-    assert _bound(cap["bounds"], "arrangement")["kind"] == "upper"
-    with torch.no_grad():
-        module[0].weight[2] = 1.0
-    assert _bound(C.capacity(_imported(tmp_path, module, (3,)))["line"]["bounds"], "arrangement")["kind"] == "exact"
+def test_an_offset_before_the_product_is_no_bias(tmp_path):
+    """An input normalisation (x - m) / s before a bias-free layer gives it a value at x = 0, yet
+    every hyperplane still passes through x = m: 3 lines in the plane make 6 regions, not 7."""
+    class Normalised(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.out = torch.nn.Linear(2, 3, bias=False), torch.nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.out(torch.relu(self.fc((x - 0.5) / 2.0)))
+
+    torch.manual_seed(4)
+    net = _imported(tmp_path, Normalised(), (2,))
+    cap = C.capacity(net)
+    assert _bound(cap["bounds"], "arrangement")["kind"] == "upper" and cap["log10_lower"] is None
+    assert brute_force_regions(net) == 6
+
