@@ -359,6 +359,7 @@ def test_percentages_keep_the_number_formats_digits():
     from regionaudit.report.formatting import percent
 
     assert [percent(x) for x in (1 / 8, 7 / 8, 1 / 3, 1, 0, None)] == ["12.5%", "87.5%", "33.33%", "100%", "0%", "—"]
+    assert percent(0.99996) == ">99.99%"  # (not all)
 
 
 def test_captions_say_what_the_figures_draw():
@@ -371,9 +372,12 @@ def test_captions_say_what_the_figures_draw():
     r.slice.truncated, r.slice.decision_boundary = True, {"pieces": 0, "length": 0.0}
     html = render_html(r)
     assert "a polygon left unsplit may hold several regions" in html
-    assert "no decision boundary crosses the box" in html and "the thick black line" not in html
+    assert "no decision boundary was found in the part partitioned" in html and "the thick black line" not in html
+    r.slice.truncated, r.slice.classes = False, {"3": r.slice.regions}
+    assert "no decision boundary crosses the box: one class holds it" in render_html(r)
     from regionaudit.report.framecontext import capacity_lines
 
+    r.slice.truncated = True
     r.capacity = {"bounds": [], "covered": False, "reason": "test", "line": {}, "plane": {},
                   "measured": {"slice_regions_per_area_per_neuron2": 0.5}}
     assert any("0.5, a lower bound: the slice stopped early" in line for line in capacity_lines(r))

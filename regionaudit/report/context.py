@@ -365,7 +365,9 @@ def slice_plot_record(result: AuditResult, svg: str | None) -> Plot:
         + ("; its fill is its predicted class (the key names them)" if by_class else "; fills only set neighbours apart")
         + "; thin lines are region boundaries, coloured by the layer that made them; "
         + ("the thick black line is the decision boundary, where the predicted class changes; "
-           if sl.decision_boundary.get("pieces") else "no decision boundary crosses the box: one class holds it; ")
+           if sl.decision_boundary.get("pieces") else
+           "no decision boundary crosses the box: one class holds it; " if len(sl.classes) <= 1 and not sl.truncated else
+           "no decision boundary was found in the part partitioned; ")
         + "the marked points p0, p1, p2 carry their predicted class."
     )
     empty = f"The picture needs the polygons, which this result does not hold ({sl.regions:,} regions counted)."

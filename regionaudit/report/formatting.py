@@ -76,7 +76,10 @@ def percent(x) -> str:
     """A fraction as a percentage in the one number format (1/8 is 12.5 %, not a rounded 12 %)."""
     if x is None:
         return DASH
-    return f"{num(100 * float(x))}%"
+    shown = num(100 * float(x))
+    if shown in ("0", "100") and 0 < float(x) < 1:  # (a share that is neither none nor all does not read as one)
+        return "<0.01%" if shown == "0" else ">99.99%"
+    return f"{shown}%"
 
 
 def seconds(x) -> str:

@@ -122,12 +122,13 @@ def draw(fig: Figure, sl: SliceResult, d: SliceDrawing) -> None:
         length = sl.decision_boundary.get("length")
         label = "decision boundary" + (f"\n(length {num(length)})" if length is not None else "")
         handles.append(Line2D([], [], color="black", lw=1.8, label=label))
-    if d.color == "class":  # the key of the fills (tab20 repeats past 20 classes: then the key says so)
+    if d.color == "class":  # the key of the fills (tab20's colours repeat past 20 classes: then the key says so)
         present = sorted(set(np.asarray(d.classes, dtype=int).tolist()))
         shown = present[:CLASS_KEY]
         handles += [Patch(facecolor=faces[c], edgecolor="#6b6b6b", linewidth=0.4, label=f"class {c}") for c in shown]
-        if len(present) > len(shown):
-            handles.append(Patch(facecolor="none", edgecolor="none", label=f"… {len(present) - len(shown)} more classes"))
+        more = [f"… {len(present) - len(shown)} more classes"] if len(present) > len(shown) else []
+        more += ["(colours repeat every 20 classes)"] if n_classes > 20 else []
+        handles += [Patch(facecolor="none", edgecolor="none", label=text) for text in more]
     for k, ((u, v), c) in enumerate(zip(d.points, d.point_classes)):
         ax.scatter([u], [v], s=46, marker=MARKERS[k % 3], color="white", edgecolors="black", linewidths=1.3, zorder=4)
         ax.annotate(
