@@ -186,7 +186,7 @@ def _print_summary(result: AuditResult, written: list) -> None:
     if result.settings.get("synthetic"):
         click.echo(SYNTHETIC_LINE)
     click.echo(f"{m.path}: input {tuple(m.input_shape)}, {m.neurons} ReLU units, {m.params} parameters")
-    cut = sum(bool(seg.truncated) for seg in result.density.segments)
+    cut = result.density.cut_segments
     bound = f" (lower bound: {cut} reached --max-knots)" if cut else ""
     click.echo(
         f"  regions per segment: median {_fmt(result.density.summary)}{bound} over {counted(len(result.density.segments), 'segment')}"
@@ -295,9 +295,8 @@ def run_compare(model_a: str, model_b: str, opts: Options, wanted: Wanted) -> in
     p = result.paired
     if res_a.settings.get("synthetic"):
         click.echo(SYNTHETIC_LINE)
-    paired = sum(d is not None for d in p.density.differences)
-    cut = len(p.density.differences) - paired
-    click.echo(f"{model_a} vs {model_b}: {paired} paired segments" + (f" ({cut} cut short by --max-knots left out)" if cut else ""))
+    cut = len(p.density.differences) - p.density.pairs
+    click.echo(f"{model_a} vs {model_b}: {p.density.pairs} paired segments" + (f" ({cut} cut short by --max-knots left out)" if cut else ""))
     click.echo(f"  fraction with more regions in B: {_frac(p.density.fraction_positive)}")
     click.echo(f"  fraction with larger deviation in B: {_frac(p.deviation.fraction_positive)}")
     for out in outputs:

@@ -114,6 +114,11 @@ class Density:
     by_class: dict | None = None
     profile: dict | None = None
 
+    @property
+    def cut_segments(self) -> int:
+        """Segments --max-knots stopped: their counts, and summaries over them, are lower bounds."""
+        return sum(bool(seg.truncated) for seg in self.segments)
+
 
 @dataclass
 class SegmentDeviation:
@@ -219,6 +224,11 @@ class PairedMeasure:
     fraction_positive: float | None
     summary: dict | None
     tests: dict | None = None  # wilcoxon_* and sign_test_* p-values (stats.paired_tests)
+
+    @property
+    def pairs(self) -> int:
+        """The differences defined (a segment cut short in A or B, or a point without a distance, has none)."""
+        return sum(d is not None for d in self.differences)
 
 
 @dataclass

@@ -188,11 +188,10 @@ def headline_metrics(result: AuditResult) -> list[Metric]:
 def cut_short(result: AuditResult) -> str:
     """A sentence where --max-knots stopped segments (the notes name it, once): their counts, and
     summaries over them, are lower bounds; "" where none was stopped."""
-    segs = result.density.segments
-    cut = sum(bool(seg.truncated) for seg in segs)
+    cut = result.density.cut_segments
     if not cut:
         return ""
-    return (f"{show.count(cut)} of {show.count(len(segs))} segments were cut short (see the notes): their counts, "
+    return (f"{show.count(cut)} of {show.count(len(result.density.segments))} segments were cut short (see the notes): their counts, "
             "and the median, are lower bounds.")
 
 
@@ -440,7 +439,7 @@ def compare_context(result: CompareResult, clock=None) -> dict:
 
     def paired(measure, what, unit, integer, pid):
         fp = measure.fraction_positive
-        n = sum(d is not None for d in measure.differences)  # (a segment cut short in A or B has none)
+        n = measure.pairs
         if fp is None:
             sentence = f"The fraction of segments where B has the larger {what} is undefined ({n} pairs)."
         else:

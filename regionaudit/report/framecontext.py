@@ -350,7 +350,7 @@ def compare_tests_table(paired) -> Table:
             rows.append([label, "0", F.DASH, F.DASH, "", F.DASH, F.DASH])
             continue
         t = m.tests or {}
-        n = sum(1 for x in m.differences if x is not None)
+        n = m.pairs
         rows.append([label, F.count(n), F.percent(m.fraction_positive), F.num(_median(m.summary)),
                      ci_text(m.summary).replace("95 % CI ", ""), _p(t.get("wilcoxon_p_value")), _p(t.get("sign_test_p_value"))])
     return Table(["Paired B − A", "pairs", "B larger", "median B − A", "95 % CI", "Wilcoxon p", "sign-test p"], rows,
