@@ -20,7 +20,7 @@ from typing import Any
 
 from regionaudit.errors import BadOption, GateError
 from regionaudit.files import sha256_of
-from regionaudit.gates.catalogue import absent_class, check_paths, gateable_paths, lookup, unknown_path_error, why_undefined
+from regionaudit.gates.catalogue import absent_class, check_paths, gateable_paths, lookup, require_gateable, why_undefined
 from regionaudit.gates.numbers import exact, format_number
 from regionaudit.options import Options, file_option_names, option_flag, probe_option_names
 from regionaudit.result import SCHEMA, GateResult, definition_changes, load_result
@@ -287,6 +287,5 @@ def evaluate_increases(current: dict, baseline: dict, specs: list[str | Increase
     bounds = [s if isinstance(s, IncreaseBound) else parse_increase(s) for s in specs]
     valid = gateable_paths(current)
     for bound in bounds:
-        if bound.path not in valid and not absent_class(current, bound.path):
-            raise unknown_path_error(bound.path, valid)
+        require_gateable(current, bound.path, valid)
     return [evaluate_increase(current, baseline, bound) for bound in bounds]

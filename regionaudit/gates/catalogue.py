@@ -247,13 +247,19 @@ def is_class(k: str, n_outputs: int) -> bool:
     return k.isdigit() and k == str(int(k)) and int(k) < (2 if n_outputs == 1 else n_outputs)
 
 
+def require_gateable(result: dict, path: str, valid: list[str]) -> None:
+    """GateError (naming the closest of `valid`, the result's gateable paths) unless `path` is
+    one of them, or a slice class no region predicts (`absent_class`)."""
+    if path not in valid and not absent_class(result, path):
+        raise unknown_path_error(path, valid)
+
+
 def lookup(result: dict, path: str) -> float | int | None:
     """The value at a gateable path (None when undefined); unknown path -> GateError listing valid ones."""
     valid = gateable_paths(result)
-    if path not in valid:
-        if absent_class(result, path):
-            return 0
-        raise unknown_path_error(path, valid)
+    require_gateable(result, path, valid)
+    if path not in valid:  # (a class no slice region predicts)
+        return 0
     value = _resolve(result, path)
     if value is None:
         return None

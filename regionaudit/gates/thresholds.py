@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 from regionaudit.errors import GateError
-from regionaudit.gates.catalogue import absent_class, check_paths, gateable_paths, lookup, unknown_path_error, why_undefined
+from regionaudit.gates.catalogue import check_paths, gateable_paths, lookup, require_gateable, why_undefined
 from regionaudit.gates.numbers import compare, format_number
 from regionaudit.result import GateResult
 
@@ -87,8 +87,7 @@ def evaluate_gates(result: dict, exprs: list[str]) -> list[GateResult]:
     gates = [parse_gate(e) for e in exprs]
     valid = gateable_paths(result)
     for g in gates:
-        if g.path not in valid and not absent_class(result, g.path):
-            raise unknown_path_error(g.path, valid)
+        require_gateable(result, g.path, valid)
     return [evaluate_gate(result, g) for g in gates]
 
 
