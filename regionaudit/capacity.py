@@ -309,6 +309,13 @@ def has_bias(layer: Layer) -> bool:
     return any(isinstance(n, ir.Scale) and n.add is not None for n in after)
 
 
+def _construction_applies(layers: list[Layer] | None, n0: int, biased: list[Layer]) -> bool:
+    """Whether Montúfar et al.'s construction (the lower bound) applies: dense ReLU layers, each of
+    `biased` with a bias it can set."""
+    return (layers is not None and _all_dense(layers, n0) and all(l.slope_zero for l in layers)
+            and all(has_bias(l) for l in biased))
+
+
 STRUCTURED = "the first layer is structured (not a general dense map)"
 
 
@@ -425,8 +432,7 @@ def _restricted(layers, reason: str, n0: int, dim: int, what: str) -> dict:
     if layers is not None and dim >= n0:
         return {"dimension": dim, "bounds": [], "log10_upper": None, "log10_lower": None,
                 "note": f"the input has {n0} dimensions: the bounds above apply"}
-    lower_ok = (layers is not None and _all_dense(layers, n0) and all(l.slope_zero for l in layers)
-                and all(has_bias(l) for l in layers[1:]))  # (the line or plane gives the first its offsets)
+    lower_ok = _construction_applies(layers, n0, layers[1:] if layers else [])  # (the line or plane offsets the first)
     # a generic line or plane cuts the n_1 hyperplanes of a dense first layer in general position
     exact_ok = reason if layers is None else "" if _dense_first(layers, n0) else STRUCTURED
     bounds = dense_bounds(layers, reason, dim, exact_ok=exact_ok, lower_ok=lower_ok)
@@ -440,8 +446,7 @@ def capacity(net: ir.Network) -> dict:
     n0 = math.prod(net.input_shape)
     layers, reason = chain_layers(net)
     exact_ok = general_first(layers, n0) if layers is not None else reason
-    lower_ok = (layers is not None and _all_dense(layers, n0) and all(l.slope_zero for l in layers)
-                and all(has_bias(l) for l in layers))
+    lower_ok = _construction_applies(layers, n0, layers or [])
     bounds = dense_bounds(layers, reason, n0, exact_ok, lower_ok) + xiong_bounds(net, layers, reason, n0)
     up, low = _tightest(bounds)
     return {

@@ -34,7 +34,7 @@ from regionaudit.probes import import_check_rows
 from regionaudit.progress import Progress, say
 from regionaudit.report.formatting import counted
 from regionaudit.result import SCHEMA, AuditResult, CompareResult, load_result
-from regionaudit.slice_audit import SKIPPED_NOTE, has_plane
+from regionaudit.slice_audit import SKIPPED_HINT, SKIPPED_NOTE, has_plane
 from regionaudit.version import __version__
 
 CLOCK = time.perf_counter  # times the stages and the long-run estimate; tests put a fake clock here
@@ -150,9 +150,10 @@ def run_audit(model: str, opts: Options, wanted: Wanted) -> int:
     check_node_paths(paths, imported.network.kink_names, imported.network.n_outputs)
     _check_slice_wanted(has_plane(imported.network), wanted, paths, "this model's input has one element: it has no 2-D slice")
     result = _run_analysis(imported, opts, wanted.quiet, unused)
-    skipped = [n.removeprefix(SKIPPED_NOTE) for n in result.notes if opts.slice and n.startswith(SKIPPED_NOTE)]
+    skipped = [n.removeprefix(SKIPPED_NOTE).removesuffix(SKIPPED_HINT) for n in result.notes
+               if opts.slice and n.startswith(SKIPPED_NOTE) and n.endswith(SKIPPED_HINT)]
     if skipped:  # (a data set that spans no plane is known only once its rows are read)
-        _check_slice_wanted(False, wanted, paths, skipped[0].split(". ")[0] + " (give three points with --slice-points)")
+        _check_slice_wanted(False, wanted, paths, skipped[0] + " (give three points with --slice-points)")
     if baseline is not None and (line := environment_warning(result.environment, baseline.get("environment"))):
         click.echo(line, err=True)
     result_dict = result.to_dict()

@@ -51,6 +51,7 @@ def _box(sp: SlicePlane) -> dict:
 
 
 SKIPPED_NOTE = "The 2-D slice is skipped: "  # how every note of a skipped slice starts
+SKIPPED_HINT = ". Give three points with --slice-points P.npy to slice anyway."  # how a note of data that spans no plane ends
 NO_PLANE_NOTE = (
     SKIPPED_NOTE + "the model's input has one element, so no plane runs through its input space "
     "(the density segments already lie on its input line)."
@@ -74,7 +75,7 @@ def choose_plane(network: Network, opts, rows: np.ndarray | None, synthetic: boo
     try:
         return build_plane(network, rows, source, opts.seed, opts.slice_scale, opts.slice_box, points)
     except NoSpanningRows as exc:
-        notes.append(f"{SKIPPED_NOTE}{exc}. Give three points with --slice-points P.npy to slice anyway.")
+        notes.append(f"{SKIPPED_NOTE}{exc}{SKIPPED_HINT}")
         return None
 
 

@@ -1,7 +1,8 @@
 """Every import is checked: the IR and onnxruntime run on the same inputs and must agree.
 
 Where onnxruntime cannot run the model (e.g. float64 ops it lacks), onnx's reference evaluator is
-the reference instead, mended where it fails (`reference_ops`). The comparison is on the analysed tensor (before a stripped Softmax).
+the reference instead, mended where it fails (`reference_ops`). The comparison is on the analysed
+tensor (before a stripped Softmax).
 """
 
 from __future__ import annotations
