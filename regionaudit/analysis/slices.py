@@ -529,8 +529,9 @@ def predicted_classes(part: Partition) -> torch.Tensor:
 BOUNDARY_CHUNK_BYTES = 64 << 20
 
 
-def _chunks(n: int, bytes_per_row: int) -> list[tuple[int, int]]:
-    step = max(1, BOUNDARY_CHUNK_BYTES // max(1, 8 * bytes_per_row))
+def _chunks(n: int, values_per_row: int) -> list[tuple[int, int]]:
+    """Row ranges of n rows, each holding about BOUNDARY_CHUNK_BYTES of 8-byte values."""
+    step = max(1, BOUNDARY_CHUNK_BYTES // max(1, 8 * values_per_row))
     return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
 
 
@@ -551,20 +552,21 @@ def decision_boundary(part: Partition) -> torch.Tensor:
     cand = scores.permute(0, 2, 1)  # (P, C, 3)
     floor = part.mag * zero_tolerance(part.dtype)
     n_cls, width = cand.shape[1], polys.verts.shape[1]
+    valid = polys.valid()
     act = []
     for lo, hi in _chunks(cand.shape[0], 3 * n_cls * width):
         vals = values_at(cand[lo:hi], polys.verts[lo:hi])
-        act.append((~winners(vals, polys.valid()[lo:hi], floor[lo:hi]).any(-1)).nonzero().flatten() + lo)
+        act.append((~winners(vals, valid[lo:hi], floor[lo:hi]).any(-1)).nonzero().flatten() + lo)
     act = torch.cat(act) if act else torch.zeros(0, dtype=torch.long, device=dev)
     pieces = []
     scale = max(polys.verts.abs().max().item(), 1e-300) if polys.verts.numel() else 1e-300
     for lo, hi in _chunks(act.numel(), 3 * n_cls * width):
-        sub = polys.take(act[lo:hi])
-        c, slot_ok = _contenders(cand[act[lo:hi]], sub, floor[act[lo:hi]])
+        rows = act[lo:hi]
+        sub, fl = polys.take(rows), floor[rows]
+        c, slot_ok = _contenders(cand[rows], sub, fl)
         k = c.shape[1]
         for a, b in _chunks(c.shape[0], 12 * k * k * max(k, width)):
-            pieces.append(_chords(c[a:b], slot_ok[a:b], Polygons(sub.verts[a:b], sub.counts[a:b], sub.labels[a:b]),
-                                  floor[act[lo:hi]][a:b], scale))
+            pieces.append(_chords(c[a:b], slot_ok[a:b], Polygons(sub.verts[a:b], sub.counts[a:b], sub.labels[a:b]), fl[a:b], scale))
     if not pieces:
         return torch.zeros(0, 2, 2, dtype=dt, device=dev)
     shift = torch.tensor(part.centre, dtype=dt, device=dev)
