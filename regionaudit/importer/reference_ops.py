@@ -1,13 +1,16 @@
 """onnx's reference evaluator, mended where it fails on models onnxruntime cannot run (onnx
-1.23). onnxruntime has no float64 ConvTranspose, Conv or GlobalLpPool kernel, so a float64 model
-holding one is checked against the evaluator (`check.run_reference`), whose ConvTranspose is wrong
-with groups or `output_shape` and which has no GlobalLpPool."""
+1.23). onnxruntime has no float64 ConvTranspose, Conv, GlobalLpPool, Upsample or Resize-10 kernel,
+so a float64 model holding one is checked against the evaluator (`check.run_reference`), whose
+ConvTranspose is wrong with groups or `output_shape`, which has no GlobalLpPool, runs Upsample
+only at whole scales in nearest mode and not at all from its attribute (opset 7), and reads
+Resize-10's scales as the later opsets' roi."""
 
 from __future__ import annotations
 
 import numpy as np
 from onnx.reference.op_run import OpRun
 from onnx.reference.ops.op_conv_transpose import ConvTranspose as OnnxConvTranspose
+from onnx.reference.ops.op_resize import Resize as OnnxResize
 
 
 class ConvTranspose(OnnxConvTranspose):
@@ -49,4 +52,42 @@ class GlobalLpPool(OpRun):
         return ((np.abs(x) ** p).sum(axis=axes, keepdims=True) ** (1.0 / p)).astype(x.dtype),
 
 
-MENDED = [ConvTranspose, GlobalLpPool]
+class Upsample(OpRun):
+    """Upsample, its scales an attribute (opset 7) or an input (opset 9): `_asymmetric`."""
+
+    def _run(self, x, scales=None, mode=None):
+        return _asymmetric(x, scales, mode or "nearest"),
+
+
+class Resize(OnnxResize):
+    """Resize-10 is Upsample's (X, scales) (`_asymmetric`); later opsets are the evaluator's."""
+
+    def _run(self, x, *inputs, **attrs):
+        if self.run_params["opsets"].get("", 0) < 11:
+            return _asymmetric(x, inputs[0], attrs.get("mode") or "nearest"),
+        return super()._run(x, *inputs, **attrs)
+
+
+def _asymmetric(x: np.ndarray, scales, mode: str) -> np.ndarray:
+    """Upsample and Resize-10 (ONNX spec): output i of an axis of n cells (floor(n x scale) of them)
+    reads input i / scale. Nearest takes the floor of it, or the ceiling where the axis shrinks,
+    as onnxruntime does (the spec leaves it open); linear ('bilinear' in opset 7) interpolates
+    between its two neighbours, the last cell held past the end."""
+    if mode not in ("nearest", "linear", "bilinear"):
+        raise ValueError(f"Upsample mode {mode!r}")
+    out = x
+    for axis, scale in enumerate(np.asarray(scales, np.float64).reshape(-1)):
+        n = out.shape[axis]
+        at = np.arange(int(np.floor(n * scale))) / scale
+        if mode == "nearest":
+            cells = np.minimum(np.ceil(at) if scale < 1 else np.floor(at), n - 1).astype(np.int64)
+            out = np.take(out, cells, axis=axis)
+            continue
+        lo = np.minimum(np.floor(at), n - 1).astype(np.int64)
+        hi = np.minimum(lo + 1, n - 1)
+        frac = (at - lo).reshape([-1] + [1] * (out.ndim - axis - 1))
+        out = np.take(out, lo, axis=axis) * (1 - frac) + np.take(out, hi, axis=axis) * frac
+    return out.astype(x.dtype)
+
+
+MENDED = [ConvTranspose, GlobalLpPool, Upsample, Resize]

@@ -2,8 +2,11 @@
 
 import numpy as np
 import pytest
-from conftest import NEWEST_OPSET
-from onnx import helper
+from conftest import NEWEST_OPSET, make_model
+from onnx import TensorProto, helper
+
+from regionaudit.errors import RejectedModel
+from regionaudit.importer.check import run_reference
 
 from .helpers import I64, ok, relu_then
 
@@ -75,3 +78,41 @@ def test_resize_10_shrinking(convert, mode, scales):
     (the floor where it grows). Before, a 0.6 resize took the floor and was refused by the check."""
     node = helper.make_node("Resize", ["r", "sc"], ["o"], mode=mode)
     ok(convert(relu_then(node), [1, 2, 10, 12], {"sc": np.array(scales, np.float32)}, 10), "resample")
+
+
+MENDED_CASES = [(o, op, s) for o, op in [(7, "Upsample"), (9, "Upsample"), (10, "Resize")]
+                for s in [[1, 1, 2, 3], [1, 1, 1.5, 2.5], [1, 1, 0.6, 0.75]] if op == "Resize" or min(s) >= 1]
+
+
+@pytest.mark.parametrize("opset,op,scales", MENDED_CASES)
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+def test_float64_upsample_and_resize_10_are_checked_by_the_mended_reference_evaluator(convert, opset, op, mode, scales):
+    """onnxruntime has no float64 Upsample or Resize-10, and onnx's reference evaluator runs
+    Upsample only at whole scales in nearest mode (not from opset 7's attribute) and reads
+    Resize-10's scales as a roi: `reference_ops` runs them, compared here with onnxruntime on the
+    float32 model. Before, every such float64 model was refused."""
+    def node(x, y):
+        if opset == 7:
+            return helper.make_node(op, [x], [y], mode=mode, scales=[float(s) for s in scales])
+        return helper.make_node(op, [x, "sc"], [y], mode=mode)
+
+    nodes, inits = [node("x", "y")], ({} if opset == 7 else {"sc": np.array(scales, np.float32)})
+    feeds = [np.random.default_rng(seed).standard_normal((1, 2, 5, 6)) for seed in range(2)]
+    ours, runtime = run_reference(make_model(nodes, [1, 2, 5, 6], inits, opset, elem=TensorProto.DOUBLE), "x", "y", feeds)
+    assert runtime == "onnx.reference"
+    f32 = make_model(nodes, [1, 2, 5, 6], inits, opset)
+    theirs, runtime = run_reference(f32, "x", "y", [f.astype(np.float32) for f in feeds])
+    assert runtime == "onnxruntime"
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    imported = convert(relu_then(node("r", "o")), [1, 2, 5, 6], inits, opset, model_kwargs={"elem": TensorProto.DOUBLE})
+    assert imported.validation["reference"] == "onnx.reference" and imported.validation["max_rel_err"] < 1e-12
+
+
+@pytest.mark.parametrize("opset", [7, 9])
+def test_upsample_below_one_is_refused(convert, opset):
+    if opset == 7:
+        node, inits = helper.make_node("Upsample", ["r"], ["o"], scales=[1.0, 1.0, 0.5, 2.0]), {}
+    else:
+        node, inits = helper.make_node("Upsample", ["r", "sc"], ["o"]), {"sc": np.array([1, 1, 0.5, 2], np.float32)}
+    with pytest.raises(RejectedModel, match=r"Upsample's are at least 1"):
+        convert(relu_then(node), [1, 2, 3, 4], inits, opset)

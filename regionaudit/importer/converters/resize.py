@@ -130,6 +130,8 @@ def resize(node, ctx):
     form, target = _target(node, ctx, x)
     if len(target) != len(x.shape):
         raise Unsupported(f"{form} {target} do not fit input {x.shape}")
+    if node.op_type == "Upsample" and min(target) < 1:
+        raise Unsupported(f"scales {target}: Upsample's are at least 1 (onnxruntime refuses the model)")
     changed = [a for a in range(len(x.shape)) if (target[a] != 1.0 if form == "scales" else target[a] != x.shape[a])]
     if not changed:
         return x
