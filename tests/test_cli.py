@@ -175,6 +175,25 @@ def test_compare_two_models(tmp_path, capsys):
     assert r["paired"]["density"]["fraction_positive"] == pytest.approx(frac)
 
 
+def test_compare_report_puts_each_loop_of_both_models_side_by_side(tmp_path, capsys):
+    """The same loops run through A and B; the report shows each loop's two counts (before, the
+    loops were measured and gateable but the compare report showed none of them)."""
+    data = small_data(tmp_path)
+    html, out_json = tmp_path / "c.html", tmp_path / "c.json"
+    code, _, err = run(["compare", CNN, RESNET, "--data", data, "--pairs", 2, "--max-points", 1, "--init-reference", 0,
+                        "--loops", 2, "--loop-steps", 8, "-q", "-o", html, "--json", out_json], capsys)
+    assert code == 0, err
+    r = json.loads(out_json.read_text())
+    page = html.read_text(encoding="utf-8")
+    section = page.split('<section id="loops">')[1].split("</section>")[0]
+    cells = [[c.strip() for c in row.split("<td")[1:]] for row in section.split("<tr")[2:]]
+    assert len(cells) == 2
+    for i, row in enumerate(cells):
+        a, b = r["a"]["density"]["paths"][i]["regions"], r["b"]["density"]["paths"][i]["regions"]
+        numbers = [c.split(">", 1)[1].split("<", 1)[0] for c in row]
+        assert numbers[:5] == [str(i), "8", f"{a:,}", f"{b:,}", ("+" if b > a else "") + f"{b - a:,}"]
+
+
 def test_compare_refuses_different_input_shapes(tmp_path, capsys):
     code, _, err = run(["compare", CNN, SAMPLES / "spirals_mlp.onnx", "--json", tmp_path / "c.json"], capsys)
     assert code == 2 and "input" in err

@@ -23,6 +23,7 @@ from regionaudit.report.tables import (
     distribution_table,
     gates_table,
     node_table,
+    paired_paths_table,
     paths_table,
     shown_metrics,
     summary_of,
@@ -428,7 +429,7 @@ def compare_context(result: CompareResult, clock=None) -> dict:
     ]
     for metric in shown_metrics(a):
         if metric.loops:
-            continue  # loops are compared in the loop tables of the two audits, not here
+            continue  # loops are compared loop by loop (`paired_paths_table`), not by summary
         va, vb = summary_of(a, metric.path), summary_of(b, metric.path)
         label = metric.label
         if metric.summary:  # each median with its 95 % interval
@@ -476,6 +477,7 @@ def compare_context(result: CompareResult, clock=None) -> dict:
             "plots": RF.compare_plots(result, Plot, name_a, name_b),
         },
         # --- end reference frame
+        "paths": paired_paths_table(a, b),
         "gates": gates_table(result.gates),
         "gates_failed": sum(1 for g in result.gates if not g.passed),
     }

@@ -105,6 +105,28 @@ def paths_table(result: AuditResult, limit: int = 100) -> Table | None:
     )
 
 
+def paired_paths_table(a: AuditResult, b: AuditResult, limit: int = 100) -> Table | None:
+    """compare's loops: the same loops (same images, same shifts) through both models, side by side."""
+    pa, pb = a.density.paths, b.density.paths
+    if not pa or not pb:
+        return None
+
+    def dev(result: AuditResult, i: int):
+        return result.deviation.paths[i].norm if i < len(result.deviation.paths) else None
+
+    rows = []
+    for i, (x, y) in enumerate(list(zip(pa, pb))[:limit]):
+        diff = y.regions - x.regions
+        rows.append([str(i), show.count(x.edges), show.count(x.regions), show.count(y.regions), ("+" if diff > 0 else "") + show.count(diff),
+                     show.num(dev(a, i)), show.num(dev(b, i)), "yes" if x.truncated or y.truncated else ""])
+    return Table(
+        ["loop", "edges", "regions A", "regions B", "B − A", "abs. deviation A", "abs. deviation B", "truncated"],
+        rows,
+        numeric=[True] * 7 + [False],
+        more=max(0, min(len(pa), len(pb)) - limit),
+    )
+
+
 def gates_table(gates) -> Table | None:
     if not gates:
         return None
