@@ -194,6 +194,30 @@ def test_compare_report_puts_each_loop_of_both_models_side_by_side(tmp_path, cap
         assert numbers[:5] == [str(i), "8", f"{a:,}", f"{b:,}", ("+" if b > a else "") + f"{b - a:,}"]
 
 
+@pytest.mark.parametrize("compare", [False, True])
+def test_every_path_metrics_lists_can_be_gated(tmp_path, capsys, compare):
+    """`regionaudit metrics RESULT.json` lists what gates can name: each of them, on the same run,
+    is a gate that passes or fails (exit 0 or 1), never an unknown path (exit 2), before the
+    analysis or after it. Before, the capacity's dimensions and measured values, the init
+    reference's copies, the thread count and the report's time were listed and refused."""
+    labels = tmp_path / "labels.npy"
+    np.save(labels, np.load(SAMPLES / "digits_test_labels.npy")[:12])
+    probes = ["--data", small_data(tmp_path), "--labels", labels, "--pairs", 3, "--max-points", 2, "--loops", 1, "--loop-steps", 4,
+              "--init-reference", 1]
+    head = ["compare", CNN, RESNET] if compare else [CNN, "--max-regions", 300]
+    first = tmp_path / "first.json"
+    code, _, err = run(head + probes + ["-q", "-o", tmp_path / "r.html", "--json", first], capsys)
+    assert code == 0, err
+    code, listed, err = run(["metrics", first], capsys)
+    assert code == 0, err
+    paths = listed.split()
+    assert len(paths) > 400 if compare else len(paths) > 200
+    gates = [arg for p in paths for arg in ("--fail-if", f"{p} > -1")]
+    code, _, err = run(head + probes + ["-q", "-o", tmp_path / "r.html", "--json", tmp_path / "again.json"] + gates, capsys)
+    assert code in (0, 1), err
+    assert len(json.loads((tmp_path / "again.json").read_text())["gates"]) == len(paths)
+
+
 def test_compare_refuses_different_input_shapes(tmp_path, capsys):
     code, _, err = run(["compare", CNN, SAMPLES / "spirals_mlp.onnx", "--json", tmp_path / "c.json"], capsys)
     assert code == 2 and "input" in err

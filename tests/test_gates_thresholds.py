@@ -216,7 +216,7 @@ def test_lookup_unknown_path_lists_valid_ones(result, path):
         lookup(result, path)
     msg = str(e.value)
     assert msg.startswith(f"unknown metric path '{path}'; ")
-    assert msg.endswith(f"(`regionaudit metrics` lists all {len(gateable_paths(result))})")
+    assert msg.endswith(f"(`regionaudit metrics RESULT.json` lists all {len(gateable_paths(result))})")
     assert "\n" not in msg and len(msg) < 300  # the closest paths, not all of them
     if path == "density.summary.mediann":
         assert "did you mean density.summary.median or" in msg  # the closest first
@@ -429,3 +429,14 @@ def test_a_per_layer_path_naming_no_kink_node_says_which_exist():
         check_node_paths(["density.knots_per_layer./fc1/Relu2"], ["/fc1/Relu", "/fc2/Relu"])
     with pytest.raises(GateError, match=r"the model's kink nodes are '/fc1/Relu', '/fc2/Relu'$"):
         check_node_paths(["slice.boundary_length_per_layer.zzz"], ["/fc1/Relu", "/fc2/Relu"])
+
+
+def test_the_reports_time_is_refused_before_the_audit_with_its_reason():
+    """The report, which shows the gates' results, is made after them: no gate can read its time."""
+    from regionaudit.gates.catalogue import check_paths
+
+    with pytest.raises(GateError, match=r"'timing.report_s'; it is measured after the gates are evaluated"):
+        check_paths(["timing.report_s"])
+    d = make_result().to_dict()
+    d["timing"] = {"total_s": 1.0, "report_s": 0.5}
+    assert "timing.total_s" in gateable_paths(d) and "timing.report_s" not in gateable_paths(d)

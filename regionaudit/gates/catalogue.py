@@ -61,7 +61,15 @@ def _walk(node: Any, prefix: str, out: list[str]) -> None:
 
 # Parts that are null when not computed (not undefined metrics), and plot data that is no metric.
 _NOT_COMPUTED = frozenset({"slice", "reference", "capacity"})
-_PLOT_DATA = ("density.profile", "density.by_class.source", "deviation.by_class.source")
+_PLOT_DATA = ("density.profile", "density.by_class.source", "deviation.by_class.source", "reference.init.profile",
+              # per-item data, null where not kept (--keep-polygons), given (--slice-points) or known
+              "slice.polygons", "slice.decision_segments", "slice.point_rows", "capacity.widths")
+# Measured after the gates are evaluated (the report shows their results): no gate can read it.
+_AFTER_GATES = "timing.report_s"
+
+
+def _after_gates(path: str) -> bool:
+    return path == _AFTER_GATES or path.endswith("." + _AFTER_GATES)
 
 
 def _walk_audit(audit: dict, prefix: str, out: list[str]) -> None:
@@ -101,10 +109,14 @@ def _by_class(*keys: str) -> dict:
 
 # parts of an audit that some runs leave out (--init-reference 0, a model no bound covers): their
 # numbers, as the skeleton lists them
-_CAPACITY = {"log10_upper": None, "log10_lower": None, "line": {"log10_upper": None, "log10_lower": None},
-             "plane": {"log10_upper": None, "log10_lower": None}}
+_CAPACITY = {"input_dimension": None, "log10_upper": None, "log10_lower": None,
+             "line": {"dimension": None, "log10_upper": None, "log10_lower": None},
+             "plane": {"dimension": None, "log10_upper": None, "log10_lower": None},
+             "measured": dict.fromkeys(("regions_per_length_per_neuron", "max_segment_regions", "log10_max_segment_regions",
+                                        "slice_regions", "slice_regions_per_area_per_neuron2"))}
 _POOLED = {"density": {"summary": _summary(), "per_length": _summary(), "regions_per_neuron": _summary()},
            "deviation": {"summary": _summary()}, "distance": {"summary": _summary(), "scaled_summary": _summary()}}
+_REFERENCE = {"init": {"copies": None, "segments": None, "points": None, "pooled": _POOLED}}
 
 
 def schema_skeleton(compare: bool = False) -> dict:
@@ -121,7 +133,7 @@ def schema_skeleton(compare: bool = False) -> dict:
         model=model, settings={}, density=Density(by_class=_by_class("count", "summary", "per_length")),
         deviation=Deviation(spearman=dict.fromkeys(("rho", "p_value", "ci95_low", "ci95_high", "count")),
                             by_class=_by_class("count", "summary")),
-        distance=Distance(), capacity=_CAPACITY, reference={"init": {"pooled": _POOLED}},
+        distance=Distance(), capacity=_CAPACITY, reference=_REFERENCE, environment={"threads": None},
     )
     if not compare:  # an audit measures the 2-D slice by default; compare never does
         return replace(audit, slice=empty_slice()).to_dict()
@@ -176,8 +188,7 @@ def gateable_paths(result: dict | None) -> list[str]:
         at = siblings[-1] + 1 if siblings else len(expanded)
         expanded[at:at] = missing
         seen.update(missing)
-    out = expanded
-    return out
+    return [p for p in expanded if not _after_gates(p)]
 
 
 _MISSING = object()
@@ -210,8 +221,9 @@ def _resolve(result: dict, path: str, missing: Any = None) -> Any:
     return node
 
 
-def unknown_path_error(path: str, valid: list[str]) -> GateError:
-    """The closest valid paths for a misspelt one; the full list only when it is short."""
+def unknown_path_error(path: str, valid: list[str], listed_by: str = "`regionaudit metrics RESULT.json` lists all {n}") -> GateError:
+    """The closest valid paths for a misspelt one; the full list only when it is short.
+    `listed_by` names the command that lists `valid` ({n}: their number)."""
     close = difflib.get_close_matches(path, valid, n=3, cutoff=0.6)
     if close:
         hint = f"did you mean {' or '.join(close)}?"
@@ -219,7 +231,9 @@ def unknown_path_error(path: str, valid: list[str]) -> GateError:
         hint = f"valid paths: {', '.join(valid)}"
     else:
         hint = f"valid paths include {', '.join(valid[:3])}"
-    return GateError(f"unknown metric path {path!r}; {hint} (`regionaudit metrics` lists all {len(valid)})")
+    if _after_gates(path):
+        hint = "it is measured after the gates are evaluated, for the report that shows their results"
+    return GateError(f"unknown metric path {path!r}; {hint} ({listed_by.format(n=len(valid))})")
 
 
 def absent_class(result: dict, path: str) -> bool:
@@ -332,6 +346,8 @@ def could_exist(path: str, compare: bool = False) -> bool:
     """Whether `path` can be a gateable path of some result of this kind (before the audit runs)."""
     if path in gateable_paths(schema_skeleton(compare)):
         return True
+    if _after_gates(path):
+        return False
     roots = ("a.", "b.") if compare else ("",)
     prefixes = [r + p for r in roots for p in _OPEN_PREFIXES if not (compare and p.startswith("slice."))]
     if compare:
@@ -343,7 +359,9 @@ def check_paths(paths: list[str], compare: bool = False) -> None:
     """Fail fast, before a long audit: GateError for a path no result of this kind can have."""
     for path in paths:
         if not could_exist(path, compare):
-            raise unknown_path_error(path, gateable_paths(schema_skeleton(compare)))
+            listed_by = ("`regionaudit metrics` lists an audit's, which compare names under a. and b., besides its paired.*"
+                         if compare else "`regionaudit metrics` lists all {n}, besides per-node and timing paths")
+            raise unknown_path_error(path, gateable_paths(schema_skeleton(compare)), listed_by)
 
 
 def check_node_paths(paths: list[str], kink_names: list[str], n_outputs: int | None = None, root: str = "") -> None:
