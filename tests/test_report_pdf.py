@@ -66,6 +66,24 @@ def test_compare_pdf(tmp_path):
     assert out.read_bytes().startswith(b"%PDF")
 
 
+@needs_weasyprint
+def test_long_node_names_stay_on_the_page():
+    """A 120-character node name without a break is wrapped wherever it is shown (WeasyPrint's
+    laid-out text boxes all end inside the page). Before, the slice table's "made by" label
+    pushed its numbers 300 pt past the right edge."""
+    from dataclasses import replace
+
+    from regionaudit.report.pdf import render_document
+
+    long = "encoder_block_" + "x" * 106
+    result = sample_result(layer_names=[long, "fc2/Relu"])
+    result.slice = replace(result.slice, boundary_length_per_layer={long: 14.0, "fc2/Relu": 10.0})
+    doc = render_document(render_html(result))
+    outside = [(i, b.text) for i, page in enumerate(doc.pages) for b in page._page_box.descendants()
+               if type(b).__name__ == "TextBox" and b.position_x + b.width > page.width]
+    assert outside == []
+
+
 def _grey(png) -> "np.ndarray":
     """A PNG as grey levels in [0, 1] (1 = white), through Pillow or else matplotlib."""
     try:
