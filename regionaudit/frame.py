@@ -21,7 +21,7 @@ from regionaudit.errors import BadData
 from regionaudit.files import load_array
 from regionaudit.options import LABELS_WITHOUT_PAIRS
 from regionaudit.planes import predicted
-from regionaudit.reference import init_reference, ratio_to_init
+from regionaudit.reference import cut_short, init_reference, ratio_to_init
 
 
 def load_labels(path, n_rows: int) -> np.ndarray:
@@ -125,9 +125,15 @@ def frame_notes(result) -> list[str]:
     ref = (result.reference or {}).get("init")
     if ref:
         notes.append(
-            f"Initialisation reference: {ref['copies']} re-initialisations of the same architecture "
+            f"Initialisation reference: {ref['copies']} re-initialisation{'' if ref['copies'] == 1 else 's'} of the same architecture "
             f"(He-normal weights, biases of variance 1e-6, batch norm set to identity) measured on {_first(ref)}."
         )
+        cut = len(cut_short(ref, [s.truncated for s in result.density.segments]))
+        if cut:
+            left = ("so density.ratio_to_init is undefined (null)" if cut == ref["segments"] else
+                    "density.ratio_to_init leaves them out")
+            notes.append(f"--max-knots cut short {cut} of the {ref['segments']} segments the initialisation reference measured, "
+                         f"in the model or a copy: their counts are lower bounds, {left}.")
     return notes
 
 

@@ -22,6 +22,8 @@ NO_BOUNDARY = "no point has a boundary within reach (no unit with a nonzero grad
 NO_PAIRS = "no segments were compared"
 NO_SLICE_REGIONS = "the 2-D slice holds no region of nonzero area"
 ALL_TRUNCATED = "every segment was cut short by --max-knots"
+INIT_ALL_TRUNCATED = ("--max-knots cut short every segment the initialisation reference measured, in the model or a copy "
+                      "(a ratio of lower bounds means nothing)")
 SPEARMAN_CONSTANT = "Spearman correlation is undefined when density or deviation is constant across segments"
 SPEARMAN_UNDEFINED = "fewer than 3 segments or a constant series"
 
@@ -50,6 +52,7 @@ class Counts:
     deviation_paths: int | None = None
     neurons: int | None = None
     differences: int | None = None  # paired differences of a comparison
+    init_copies: int | None = None  # re-initialised copies measured (--init-reference; 0: none)
 
 
 def _segments(c: Counts) -> str:
@@ -83,6 +86,14 @@ def _distance(c: Counts) -> str:
 
 def _slice(c: Counts) -> str:
     return NO_SLICE_REGIONS
+
+
+def _ratio_to_init(c: Counts) -> str:
+    if c.segments == 0:
+        return NO_SEGMENTS
+    if c.init_copies == 0:
+        return "no initialisation reference was measured (--init-reference 0)"
+    return INIT_ALL_TRUNCATED if c.init_copies else ""
 
 
 def _paired(c: Counts) -> str:
@@ -128,7 +139,7 @@ METRICS: tuple[Metric, ...] = (
         "Trained / init regions",
         "Per segment, trained regions over the mean at initialisation (the same architecture re-initialised, "
         "He-normal weights; --init-reference); 1 means training left the complexity unchanged.",
-        lambda c: NO_SEGMENTS if c.segments == 0 else "no initialisation reference was measured (--init-reference 0)",
+        _ratio_to_init,
     ),
     Metric(
         "density.path_summary",

@@ -66,6 +66,32 @@ def test_init_reference_zero_and_bad_value(tmp_path, capsys):
     assert code == 2 and "init-reference" in err
 
 
+@pytest.mark.parametrize("max_knots,all_cut", [(5, True), (20, False)])
+def test_segments_cut_short_in_the_init_reference_are_said_so(tmp_path, capsys, max_knots, all_cut):
+    """--max-knots cuts segments short in the model or its copies: a note counts them, the ratio
+    leaves them out, and where it has none left its gate says that (before: "no initialisation
+    reference was measured (--init-reference 0)", with one measured)."""
+    out_json = tmp_path / "r.json"
+    code, _, err = run([MLP, "--data", DIGITS, "--pairs", 10, "--max-points", 2, "--init-reference", 1, "--max-knots", max_knots,
+                        "--no-slice", "--json", out_json, "-q", "--fail-if", "density.ratio_to_init.median > 1000"], capsys)
+    d = json.loads(out_json.read_text())
+    ref = d["reference"]["init"]
+    cut = sum(d["density"]["segments"][i]["truncated"] or any(s["segments"]["truncated"][i] for s in ref["per_seed"])
+              for i in range(ref["segments"]))
+    assert (cut == 10) == all_cut and cut > 0
+    note = [n for n in d["notes"] if n.startswith("--max-knots cut short")]
+    assert note == [f"--max-knots cut short {cut} of the 10 segments the initialisation reference measured, in the model or a copy: "
+                    "their counts are lower bounds, " + ("so density.ratio_to_init is undefined (null)." if all_cut else
+                                                         "density.ratio_to_init leaves them out.")]
+    if all_cut:
+        assert code == 1 and d["density"]["ratio_to_init"] is None
+        assert "undefined (null): --max-knots cut short every segment the initialisation reference measured" in err
+        assert "--init-reference 0" not in err
+    else:
+        assert code == 0, err
+        assert d["density"]["ratio_to_init"]["count"] == 10 - cut
+
+
 def test_labels_without_data_is_a_usage_error(tmp_path, capsys):
     code, _, err = run([MLP, "--labels", LABELS, "--json", tmp_path / "x.json", "-q"], capsys)
     assert code == 2 and "--labels needs --data" in err

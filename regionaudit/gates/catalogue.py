@@ -289,6 +289,15 @@ def _count(result: dict, dotted: str) -> int | None:
     return len(v) if isinstance(v, list) else None
 
 
+def _init_copies(result: dict, root: str) -> int | None:
+    """Re-initialised copies the audit measured: 0 where it measured none, None where unknown."""
+    ref = _resolve(result, root + "reference", missing=_MISSING)
+    if ref is _MISSING:
+        return None
+    copies = _resolve(result, root + "reference.init.copies")
+    return copies if isinstance(copies, int) else 0
+
+
 def why_undefined(result: dict, path: str) -> str:
     """A short reason why `path` is null in `result` (from the metric catalogue), or "" when none
     is known; a note of the audit that names the metric says more and is added."""
@@ -312,6 +321,7 @@ def why_undefined(result: dict, path: str) -> str:
             deviation_paths=_count(result, root + "deviation.paths"),
             neurons=_resolve(result, root + "model.neurons"),
             differences=_count(result, f"paired.{measure}.differences") if measure else None,
+            init_copies=_init_copies(result, root),
         )
         reason = metric.why_null(counts)
     notes: list[str] = []

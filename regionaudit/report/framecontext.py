@@ -153,6 +153,8 @@ def capacity_lines(result) -> list[str]:
     line_up = cap["line"].get("log10_upper")
     if meas.get("max_segment_regions") is not None:
         s = f"The most regions any measured segment crossed: {meas['max_segment_regions']:,}"
+        if result.density.cut_segments:
+            s += " (at least: --max-knots cut segments short)"
         if line_up is not None:
             s += f", against at most 10^{line_up:.2f} on any line"
         lines.append(s + ".")
