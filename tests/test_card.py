@@ -171,6 +171,30 @@ def test_unpaired_marker_is_refused(result, tmp_path):
     assert readme.read_text(encoding="utf-8") == f"text\n{START}\nno end\n"
 
 
+@pytest.mark.parametrize("quoted", [
+    "The card is kept between `{START}` and `{END}`; do not delete me.\n",
+    "```markdown\n{START}\nan example section\n{END}\n```\n",
+    "~~~~\n{START}\n```\n{END}\n~~~~\n",
+    "    {START}\n    an indented code block\n    {END}\n",
+])
+def test_markers_quoted_in_prose_or_code_are_left_alone(result, tmp_path, quoted):
+    """Only a marker on a line of its own, outside code, marks the section: before, markers quoted
+    in a sentence or a code example were taken as the section and the new one spliced in there."""
+    readme = tmp_path / "README.md"
+    quoted = quoted.format(START=START, END=END)
+    readme.write_text(f"# Model\n\n{quoted}\nMore text.\n\n{START}\nold section\n{END}\n\n## Citation\n", encoding="utf-8")
+    append_card(result, readme, None)
+    assert readme.read_text(encoding="utf-8") == (f"# Model\n\n{quoted}\nMore text.\n\n" + render_card(result, None).rstrip("\n")
+                                                  + "\n\n## Citation\n")
+
+
+def test_an_end_marker_before_its_start_is_refused_as_such(result, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"text\n{END}\nmiddle\n{START}\n", encoding="utf-8")
+    with pytest.raises(BadOption, match="an end marker before its start marker"):
+        append_card(result, readme, None)
+
+
 def test_non_utf8_bytes_and_mode_kept(result, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_bytes(b"caf\xe9 latin-1 text\n")

@@ -130,6 +130,30 @@ def render_card(result: AuditResult, report_link: str | None = None) -> str:
 _FRONT_MATTER = re.compile(r"\A(\ufeff)?---[ \t]*\r?\n.*?^(---|\.\.\.)[ \t]*(\r?\n|\Z)", re.S | re.M)
 
 
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
+
+
+def _markers(text: str, head: int) -> list[tuple[str, int, int]]:
+    """Our markers in `text` after `head`: (START or END, where it begins, where it ends), each
+    alone on its line (up to 3 spaces before it, blanks after) and outside fenced code blocks, so
+    that a marker quoted in prose or in a code example is text like any other."""
+    found, fence = [], ""
+    at = head
+    for line in text[head:].splitlines(keepends=True):
+        bare = line.rstrip("\r\n")
+        opened = _FENCE.match(bare)
+        if fence:
+            if opened and opened.group(1)[0] == fence[0] and len(opened.group(1)) >= len(fence) and not bare[opened.end():].strip():
+                fence = ""
+        elif opened:
+            fence = opened.group(1)
+        elif bare.strip() in (START, END) and len(bare) - len(bare.lstrip(" ")) <= 3:
+            begin = at + bare.index(bare.strip())
+            found.append((bare.strip(), begin, begin + len(bare.strip())))
+        at += len(line)
+    return found
+
+
 def insert_section(text: str, section: str) -> str:
     """`text` with our marked section replaced, or appended after one blank line.
 
@@ -139,14 +163,14 @@ def insert_section(text: str, section: str) -> str:
     newline = "\r\n" if crlf else "\n"
     body = section.rstrip("\n").replace("\n", newline)
     fm = _FRONT_MATTER.match(text)
-    head = fm.end() if fm else 0
-    start = text.find(START, head)
-    end = text.find(END, start + len(START)) if start >= 0 else text.find(END, head)
-    if start >= 0 and end >= 0:
-        return text[:start] + body + text[end + len(END) :]
-    if start >= 0 or end >= 0:
-        which = "start" if start >= 0 else "end"
-        raise BadOption(f"the file has a regionaudit {which} marker without its pair ({START} … {END}); fix it by hand")
+    markers = _markers(text, fm.end() if fm else 0)
+    kinds = [kind for kind, _, _ in markers]
+    if kinds[:2] == [START, END]:
+        return text[: markers[0][1]] + body + text[markers[1][2] :]
+    if kinds:
+        problem = ("an end marker before its start marker" if kinds[0] == END and START in kinds else
+                   f"a regionaudit {'start' if kinds[0] == START else 'end'} marker without its pair")
+        raise BadOption(f"the file has {problem} ({START} … {END}, each on a line of its own); fix it by hand")
     if not text:
         return body + newline
     if text.endswith(newline * 2) or (not crlf and text.endswith("\n\n")):
