@@ -383,3 +383,17 @@ def test_captions_say_what_the_figures_draw():
     assert any("0.5, a lower bound: the slice stopped early" in line for line in capacity_lines(r))
     r.slice.truncated = False
     assert not any("lower bound" in line for line in capacity_lines(r))
+
+
+def test_compare_p_values_have_the_reports_four_significant_digits():
+    """A p of 0.0496 read "0.05" (two digits) beside a `wilcoxon_p_value < 0.05` gate that passed."""
+    from dataclasses import replace
+
+    from regionaudit.report.framecontext import compare_tests_table
+
+    cmp = sample_compare()
+    tests = {"wilcoxon_statistic": 3.0, "wilcoxon_p_value": 0.0496, "sign_test_nonzero": 9, "sign_test_positive": 2,
+             "sign_test_p_value": 0.083984375}
+    paired = replace(cmp.paired, density=replace(cmp.paired.density, tests=tests))
+    row = compare_tests_table(paired).rows[0]
+    assert row[-2:] == ["0.0496", "0.08398"]

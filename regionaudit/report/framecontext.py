@@ -340,10 +340,6 @@ def _plateau(points) -> tuple[int, float] | None:
 # --- compare: overlays, paired scatter, tests, per-layer table ---------------------------------
 
 
-def _p(x) -> str:
-    return F.DASH if x is None else (f"{x:.2g}" if x >= 1e-4 else f"{x:.1e}")
-
-
 def compare_tests_table(paired) -> Table:
     rows = []
     for label, m in (("Regions per segment", paired.density), ("Absolute deviation", paired.deviation),
@@ -354,7 +350,7 @@ def compare_tests_table(paired) -> Table:
         t = m.tests or {}
         n = m.pairs
         rows.append([label, F.count(n), F.percent(m.fraction_positive), F.num(_median(m.summary)),
-                     ci_text(m.summary).replace("95 % CI ", ""), _p(t.get("wilcoxon_p_value")), _p(t.get("sign_test_p_value"))])
+                     ci_text(m.summary).replace("95 % CI ", ""), F.num(t.get("wilcoxon_p_value")), F.num(t.get("sign_test_p_value"))])
     return Table(["Paired B − A", "pairs", "B larger", "median B − A", "95 % CI", "Wilcoxon p", "sign-test p"], rows,
                  numeric=[False, True, True, True, True, True, True])
 
