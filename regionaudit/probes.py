@@ -306,7 +306,7 @@ def build_probes(input_shape: tuple[int, ...], opts: Options) -> Probes:
 
     if segs is not None:
         pair = as_segments(segs, input_shape, *layouts, notes)
-        parts.append(f"{len(pair[0])} segments from {opts.segments}")
+        parts.append(f"{len(pair[0])} segments from {Path(opts.segments).name}")  # (the settings hold its path)
     elif rows is not None:
         i, j = random_pairs(len(rows), opts.pairs, opts.seed)
         pair = rows[i], rows[j]
@@ -325,7 +325,7 @@ def build_probes(input_shape: tuple[int, ...], opts: Options) -> Probes:
 
     if pts is not None:
         at = as_rows(pts, input_shape, "points", *layouts, notes)
-        parts.append(f"{len(at)} points from {opts.points}")
+        parts.append(f"{len(at)} points from {Path(opts.points).name}")
         unused.append("max_points")
     elif rows is not None:
         at = rows[: opts.max_points]

@@ -304,6 +304,23 @@ def test_per_layer_gate_paths_are_checked_against_the_model(tmp_path, capsys):
     assert kink.removeprefix("density.knots_per_layer.") in knots
 
 
+def test_card_names_probe_files_without_their_folders(tmp_path, capsys):
+    """The card is published: its probes line names --segments and --points files as the data line
+    names --data, without the local folders (the JSON's settings keep the paths)."""
+    folder = tmp_path / "private" / "probes"
+    folder.mkdir(parents=True)
+    rows = np.load(DIGITS)[:4].reshape(4, 64)
+    np.save(folder / "seg.npy", np.stack([rows[:3], rows[1:4]], axis=1))
+    np.save(folder / "pts.npy", rows[:2])
+    card, out_json = tmp_path / "card.md", tmp_path / "r.json"
+    code, _, err = run([MLP, "--segments", folder / "seg.npy", "--points", folder / "pts.npy", "--no-slice", "--init-reference", 0,
+                        "-q", "--card", card, "--json", out_json], capsys)
+    assert code == 0, err
+    text = card.read_text(encoding="utf-8")
+    assert "3 segments from seg.npy; 2 points from pts.npy" in text and "private" not in text
+    assert json.loads(out_json.read_text())["settings"]["segments"] == str(folder / "seg.npy")
+
+
 def test_card_links_are_relative_to_each_card(tmp_path, capsys):
     data = small_data(tmp_path)
     for d in ("rep", "cards/a", "cards/b"):
