@@ -208,6 +208,8 @@ SYNTHETIC_LINE = ("SYNTHETIC PROBES: no data was given; every number below is me
 
 
 def run_inspect(model: str, opts: Options, json_out: str | None) -> int:
+    if json_out:
+        check_outputs([OutputRequest("json", json_out)], {"the model": model})
     _importing(model, False)
     try:
         imported = import_for_audit(model, opts)

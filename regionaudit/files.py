@@ -1,7 +1,8 @@
 """Reading user arrays and writing outputs safely.
 
-Every output is written to a temporary file in the target folder and renamed into place, so an
-error never leaves a half-written report (an output path that is a link is followed; a device,
+Every output is written to a temporary file in the target folder, and once all of a run's are
+written they are renamed into place, so an error never leaves a half-written report or some of a
+run's outputs without the others (an output path that is a link is followed; a device,
 a FIFO or an open descriptor, such as /dev/null or /dev/stdout, is appended to); Ctrl-C, SIGTERM
 and --timeout are held while a file is written and renamed, and act right after. Arrays are read
 without pickle, and their size is judged from the .npy header (inside an .npz: before
@@ -17,8 +18,8 @@ import os
 import stat
 import tempfile
 import zipfile
-from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -32,31 +33,58 @@ def _umask() -> int:
     return mask
 
 
-@contextmanager
-def atomic_path(path: str | os.PathLike, mode: int | None = None):
-    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
+def write_files(files: list[tuple[str | os.PathLike, bytes, int | None]], then: Callable[[], None] | None = None) -> None:
+    """Write every (path, data, mode) or none: each into a temporary file beside its path, then
+    `then()` (writes into devices, interruptible), then rename them all into place. A failure
+    before the renames (a folder that refuses the file, a full disk, an interrupt in `then`)
+    removes every temporary file and leaves every path as it was. Signals that arrive while the
+    files are written and renamed are held until they are all in place (or all removed).
 
-    The temporary file from mkstemp is private (0600); before the rename it gets the permissions
-    an ordinary `open(path, "w")` would give (or `mode`, to keep an edited file's own), so
-    reports are readable as usual.
+    A temporary file from mkstemp is private (0600); before the rename it gets the permissions an
+    ordinary `open(path, "w")` would give (or `mode`, to keep an edited file's own), so reports
+    are readable as usual. A path that is a link is followed, not replaced by the new file.
     """
-    target = Path(path)
+    staged: list[tuple[str, Path, Path, int | None]] = []  # (temporary, real path, as given, mode)
+    try:
+        with signals_deferred():
+            for path, data, mode in files:
+                staged.append(_staged(Path(path), data, mode))
+            if then is None:
+                _rename(staged)
+        if then is not None:
+            then()
+            with signals_deferred():
+                _rename(staged)
+    finally:
+        for tmp, *_ in staged:
+            _remove(tmp)
+
+
+def _staged(target: Path, data: bytes, mode: int | None) -> tuple[str, Path, Path, int | None]:
     if target.parent and not target.parent.exists():
         raise BadOption(f"cannot write {target}: folder {target.parent} does not exist")
-    real = Path(os.path.realpath(target))  # a link is followed, not replaced by the new file
+    real = Path(os.path.realpath(target))
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".part", dir=real.parent)
         os.close(fd)
-        yield Path(tmp)
-        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
-        os.replace(tmp, real)
+        Path(tmp).write_bytes(data)
     except OSError as exc:
         _remove(tmp)
         raise BadOption(f"cannot write {target}: {_reason(exc)}") from None
     except BaseException:
         _remove(tmp)
         raise
+    return tmp, real, target, mode
+
+
+def _rename(staged: list[tuple[str, Path, Path, int | None]]) -> None:
+    for tmp, real, target, mode in staged:
+        try:
+            os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
+            os.replace(tmp, real)
+        except OSError as exc:
+            raise BadOption(f"cannot write {target}: {_reason(exc)}") from None
 
 
 def _remove(tmp: str | None) -> None:
@@ -73,12 +101,24 @@ def _reason(exc: OSError) -> str:
 
 
 def check_writable(path: str | os.PathLike) -> None:
-    """Refuse an output path before any work is done: its folder must exist, and it is no folder."""
+    """Refuse an output path before any work is done: its folder must exist and take new files
+    (it is where the output's temporary file goes), a device must take writes, and it is no folder."""
     target = Path(path)
     if target.is_dir():
         raise BadOption(f"cannot write {target}: it is a folder")
+    if is_special(target):
+        if not os.access(target, os.W_OK):
+            raise BadOption(f"cannot write {target}: permission denied")
+        return
     if not target.parent.is_dir():
         raise BadOption(f"cannot write {target}: folder {target.parent} does not exist")
+    real = Path(os.path.realpath(target))
+    try:  # the one sure test (permissions, a read-only mount, a full disk's inodes): make one
+        fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".part", dir=real.parent)
+    except OSError as exc:
+        raise BadOption(f"cannot write {target}: {_reason(exc)}") from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -106,16 +146,20 @@ def is_special(path: str | os.PathLike) -> bool:
 
 def write_bytes(path: str | os.PathLike, data: bytes, mode: int | None = None) -> None:
     if is_special(path):
-        # appended, not truncated (a shell's `>> log` stays whole); signals are not held: a FIFO
-        # with no reader would otherwise block Ctrl-C, and no file is left half-way in a folder
-        try:
-            with open(path, "ab") as f:
-                f.write(data)
-        except OSError as exc:
-            raise BadOption(f"cannot write {path}: {_reason(exc)}") from None
-        return
-    with signals_deferred(), atomic_path(path, mode) as tmp:
-        tmp.write_bytes(data)
+        write_into(path, data)
+    else:
+        write_files([(path, data, mode)])
+
+
+def write_into(path: str | os.PathLike, data: bytes) -> None:
+    """Into a device, FIFO or open descriptor: appended, not truncated (a shell's `>> log` stays
+    whole); signals are not held: a FIFO with no reader would otherwise block Ctrl-C, and no file
+    is left half-way in a folder."""
+    try:
+        with open(path, "ab") as f:
+            f.write(data)
+    except OSError as exc:
+        raise BadOption(f"cannot write {path}: {_reason(exc)}") from None
 
 
 def sha256_of(path: str | os.PathLike) -> str:

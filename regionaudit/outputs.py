@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from regionaudit.errors import BadOption
-from regionaudit.files import check_writable, is_special, write_bytes
-from regionaudit.limits import signals_deferred
+from regionaudit.files import check_writable, is_special, write_files, write_into
 from regionaudit.result import AuditResult, CompareResult
 
 Result = AuditResult | CompareResult
@@ -199,12 +198,12 @@ def render_outputs(result: Result, requests: list[OutputRequest], clock=None) ->
 def write_outputs(result: Result, requests: list[OutputRequest], clock=None) -> list[str | Path]:
     """Render every output, then write each atomically; the paths written, in request order."""
     rendered = render_outputs(result, requests, clock)
-    special = [is_special(r.path) for r in rendered]
-    with signals_deferred():  # a signal arriving now waits until every file is in place
-        for r, into in zip(rendered, special):
-            if not into:
-                write_bytes(r.path, r.data, r.mode)
-    for r, into in zip(rendered, special):  # devices and FIFOs after the files, interruptible (`write_bytes`)
-        if into:
-            write_bytes(r.path, r.data, r.mode)
+    files = [(r.path, r.data, r.mode) for r in rendered if not is_special(r.path)]
+    devices = [r for r in rendered if is_special(r.path)]
+
+    def into_devices():  # after every file is staged, before any is renamed: interruptible
+        for r in devices:
+            write_into(r.path, r.data)
+
+    write_files(files, then=into_devices)
     return [r.path for r in rendered]

@@ -159,6 +159,52 @@ def test_an_output_may_not_replace_another_or_an_input(tmp_path, capsys, monkeyp
     assert Path("m.onnx").read_bytes() == MLP.read_bytes()
 
 
+def test_inspect_may_not_replace_the_model(tmp_path, capsys):
+    """Before, `inspect m.onnx --json m.onnx` wrote its JSON over the model and exited 0."""
+    model = tmp_path / "m.onnx"
+    model.write_bytes(MLP.read_bytes())
+    code, _, err = run(["inspect", model, "--json", model], capsys)
+    assert_refused(code, err, f"--json {model} would overwrite the model")
+    assert model.read_bytes() == MLP.read_bytes()
+
+
+def test_a_folder_that_takes_no_file_is_refused_before_the_analysis(tmp_path, capsys, monkeypatch):
+    """The output folder is tried (a file made and removed) before any work, so a read-only
+    mount fails at once, even for root, whom permission bits do not stop."""
+    import regionaudit.api as api
+
+    monkeypatch.setattr(api, "trace_segments", lambda *a, **k: pytest.fail("the analysis ran"))
+    code, _, err = run([MLP, "--json", "/proc/r.json", *FAST], capsys)
+    assert_refused(code, err, "cannot write /proc/r.json")
+
+
+def test_an_output_that_fails_leaves_the_others_unwritten(tmp_path, capsys, monkeypatch):
+    """Outputs are all written or none: the JUnit file failing (a full disk), the JSON is not
+    left behind and the model card being appended to keeps its bytes. Before, each output was
+    put in place in turn, and the ones before the failure stayed."""
+    real = Path.write_bytes
+
+    def full_for_junit(self, data):
+        if ".j.xml." in self.name:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(self, data)
+
+    card = tmp_path / "card.md"
+    card.write_bytes(b"# My model\n")
+    monkeypatch.setattr(Path, "write_bytes", full_for_junit)
+    code, _, err = run([MLP, "--json", tmp_path / "r.json", "-o", tmp_path / "r.html", "--card-append", card,
+                        "--junit", tmp_path / "j.xml", *FAST], capsys)
+    assert_refused(code, err, f"cannot write {tmp_path / 'j.xml'}: no space left")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["card.md"] and card.read_bytes() == b"# My model\n"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+def test_a_device_that_fails_leaves_the_files_unwritten(tmp_path, capsys):
+    code, _, err = run([MLP, "--json", tmp_path / "r.json", "--junit", "/dev/full", *FAST], capsys)
+    assert_refused(code, err, "cannot write /dev/full: no space left")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_output_into_a_fifo_or_through_a_link_keeps_it(tmp_path, capsys):
     """A FIFO (like /dev/null or /dev/stdout, no regular file) is written into, not replaced by a
     file; a link is followed: the file it names gets the output."""
