@@ -1,6 +1,7 @@
 """The public entry point: signature rules, records, options, and refusals of broken files."""
 
 import dataclasses
+import re
 
 import numpy as np
 import onnx
@@ -295,6 +296,25 @@ def test_a_name_that_is_not_utf8_is_refused_as_damage(tmp_path):
     path = tmp_path / "damaged.onnx"
     path.write_bytes(model.SerializeToString().replace(b"weights_here", b"\x91eights_here"))
     _one_line_refusal(path, "the name '\ufffdeights_here' is not valid UTF-8 text")
+
+
+@pytest.mark.parametrize("field,what", [("op_type", "op type"), ("domain", "domain"), ("producer_name", "producer name")])
+def test_any_text_that_is_not_utf8_is_refused_as_damage(tmp_path, field, what):
+    """Not only names: an op type, a domain or the producer with a flipped byte failed inside
+    onnx's schema lookup or the producer line (an internal error, exit 3)."""
+    model = _mlp([1, 4])
+    model.producer_name = "PRODX"
+    if field == "domain":
+        model.graph.node[-1].domain = "ai.onnx"
+        text = b"ai.onnx"
+    else:
+        text = b"PRODX" if field == "producer_name" else model.graph.node[-1].op_type.encode()
+    data = model.SerializeToString()
+    assert data.count(text) >= 1
+    damaged = text[:-1] + b"\xff"
+    path = tmp_path / "damaged.onnx"
+    path.write_bytes(data.replace(text, damaged))
+    _one_line_refusal(path, re.escape(f"the {what} '{damaged.decode('utf-8', errors='replace')}' is not valid UTF-8 text (the file is damaged)"))
 
 
 def test_an_opset_newer_than_onnx_knows_is_refused(tmp_path):

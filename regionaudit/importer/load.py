@@ -71,6 +71,7 @@ def read_onnx(path: str | Path, max_file_bytes: int | None = None) -> LoadedMode
     except OSError as exc:
         raise RejectedModel(f"{p}: cannot read the file ({exc.strerror or exc})") from None
     model = _parse(raw, p)
+    _check_text(model, p)
     _load_external(model, p, limit)
     model = _inline_functions(model, p)
     _densify(model, p)
@@ -83,6 +84,24 @@ def read_onnx(path: str | Path, max_file_bytes: int | None = None) -> LoadedMode
     producer = " ".join(s for s in (model.producer_name, model.producer_version) if s)
     sha256 = hashlib.sha256(raw).hexdigest()
     return LoadedModel(str(p), sha256, params, opset, producer, model.doc_string, model=model)
+
+
+def _check_text(message, p: Path) -> None:
+    """Every string field of the model (op types, domains, names, the producer...) is text:
+    protobuf hands one that is not UTF-8 back as bytes, which only a damaged file holds."""
+    for field, value in message.ListFields():
+        # (`is_repeated` from protobuf 6; `label` before, and gone in 7)
+        repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
+        values = value if repeated else [value]
+        if field.type == field.TYPE_MESSAGE:
+            for inner in values:
+                _check_text(inner, p)
+        elif field.type == field.TYPE_STRING:
+            for text in values:
+                if isinstance(text, bytes):
+                    shown = text.decode("utf-8", errors="replace")
+                    what = "name" if field.name in ("name", "input", "output") else field.name.replace("_", " ")
+                    raise RejectedModel(f"{p.name}: the {what} {shown!r} is not valid UTF-8 text (the file is damaged)")
 
 
 def _parse(raw: bytes, p: Path) -> onnx.ModelProto:
