@@ -31,6 +31,7 @@ AUTO_APPROX_INPUT = 16384  # --distance auto: approximate above this many input 
 DEFAULT_DIRECTIONS = 256  # Gaussian projections per point for --distance approx
 MAX_DIRECTIONS = 10**5
 MAX_SLICE_SCALE = 10**6
+MAX_TIMEOUT = 10**8  # seconds (three years): the interval timer takes no more
 
 
 def parse_shape(value: str | None) -> tuple[int, ...] | None:
@@ -206,7 +207,8 @@ class Options:
     )
     timeout: float | None = option(
         None, "Stop cleanly (exit 2, nothing written) after this many seconds.", default_text="no limit",
-        setting=False, low=0, low_open=True, parse=lambda v: None if v is None else _seconds(v), metavar="SECONDS",
+        setting=False, low=0, low_open=True, high=MAX_TIMEOUT, parse=lambda v: None if v is None else _seconds(v),
+        metavar="SECONDS",
     )
     keep_knots: bool = option(False, "Store knot positions per segment in the JSON.", setting=False, flag=True)
     # reference frame (frame.py)

@@ -47,6 +47,8 @@ def test_probe_options_are_the_fields_marked_probe():
         ({"loop_radius": float("nan")}, "--loop-radius must be a finite number"),
         ({"slice_scale": float("nan")}, "--slice-scale must be a finite number"),
         ({"timeout": np.float32("inf")}, "--timeout must be a finite number, got inf"),
+        # nor a finite one past the interval timer's range (before: an internal OverflowError)
+        ({"timeout": 1e30}, r"--timeout must be <= 100000000, got 1e\+30"),
         # the wrong type, from the API or a baseline's JSON: named, before a range check compares it
         ({"pairs": "abc"}, "--pairs must be an integer, got 'abc'"),
         ({"pairs": 2.5}, "--pairs must be an integer, got 2.5"),
