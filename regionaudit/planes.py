@@ -10,6 +10,7 @@ the same seed and files give the same plane on every machine.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -175,6 +176,9 @@ def build_plane(
         pts = rows.reshape(len(rows), -1)[picked].astype(np.float64)
     if two_d:
         b = box if box is not None else data_box(rows if points is None else np.concatenate([rows.reshape(-1, 2), pts]))
+        if not (b[1] - b[0]) * (b[3] - b[2]) >= sys.float_info.min:  # (areas, and regions per area, are measured)
+            what = "--slice-box" if box is not None else "the data's range"
+            raise BadOption(f"{what} {' '.join(f'{v:g}' for v in b)} is too small: its area underflows float64")
         plane = Plane(torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64), tuple(map(float, b)))
         return SlicePlane(plane, pts, pts.copy(), picked, source, None, True)
     plane, uv, half = plane_through(pts, scale)

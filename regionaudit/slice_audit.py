@@ -108,6 +108,8 @@ def slice_result(
         raise BadData("the slice overflowed float64 on this plane (an area or length is not finite); check the data's scale")
     counts = {str(c): int(n) for c, n in zip(*np.unique(classes, return_counts=True))}
     box_area = sp.plane.area
+    if not math.isfinite(part.regions / box_area):
+        raise BadData(f"the slice's box is too small for float64: {part.regions:,} regions over an area of {box_area:g} overflow")
     if part.truncated:
         notes.append(
             f"The 2-D slice reached --max-regions: its region count ({part.regions:,}) is a lower bound, and its "

@@ -143,6 +143,15 @@ def test_bad_slice_options_are_usage_errors(tmp_path, capsys, monkeypatch, extra
     assert not (tmp_path / "x.json").exists()
 
 
+@pytest.mark.parametrize("box", [[0, 1e-300, 0, 1e-300], [0, 1e-160, 0, 1e-160]])
+def test_a_box_too_small_for_float64_is_refused(tmp_path, capsys, box):
+    """A valid but tiny --slice-box: its area (or regions per area) was 0 or inf, an internal
+    ZeroDivisionError or a JSON of inf (exit 3)."""
+    code, _, err = run([SPIRALS, "--data", SPIRAL_DATA, *FAST, "--json", tmp_path / "x.json", "--slice-box", *box], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "is too small: its area underflows float64" in err and not (tmp_path / "x.json").exists()
+
+
 def test_baseline_reuses_the_slice_settings(tmp_path, capsys):
     base = tmp_path / "base.json"
     code, _, err = run([SPIRALS, "--data", SPIRAL_DATA, *FAST, "--json", base, "--max-regions", 30], capsys)
