@@ -76,3 +76,17 @@ def test_the_stated_error_holds_with_few_directions(m):
     errors = (approx - exact).abs() / exact
     assert int((errors > approx_relative_error(m)).sum()) <= 3
     assert int((errors > 3 / (2 * m) ** 0.5).sum()) >= 4  # (where the first-order bound fails)
+
+
+@pytest.mark.parametrize("m,dim", [(1, 3), (5, 7), (17, 1), (100, 64), (256, 1000)])
+def test_gaussian_chunks_are_the_directions_drawn_at_once(m, dim):
+    """The directions are drawn a chunk at a time within --max-memory (before, the whole (m, input
+    size) matrix was held: 256 directions of a 2-million-element input took 4 GB beside the
+    budget); chunked as the budget allows, they are the same numbers, so no result depends on it."""
+    from regionaudit.analysis.distance import gaussian_chunks, gaussian_directions
+
+    whole = gaussian_directions(dim, m, 3)
+    for rows in (1, 2, 7, 16, 33, 300):
+        chunks = list(gaussian_chunks(dim, m, 3, rows))
+        assert torch.equal(torch.cat(chunks), whole)
+        assert max(len(c) for c in chunks) <= max(rows, 31)  # (a draw of up to 31 rows where fewer are asked)

@@ -64,11 +64,57 @@ def approx_relative_error(directions: int) -> float:
     return math.sqrt(directions / q_lo) - 1
 
 
+GAUSS_BLOCK = 16  # rows of the directions drawn at a time (see `gaussian_chunks`)
+
+
 def gaussian_directions(dim: int, directions: int, seed: int) -> torch.Tensor:
     """Seeded N(0, 1/m) projection directions (m, dim) in float64 on CPU, the same on every device:
-    Σ_k (g·ω_k)² with these is an unbiased estimate of ‖g‖²."""
+    Σ_k (g·ω_k)² with these is an unbiased estimate of ‖g‖². All at once: `gaussian_chunks`
+    gives the same rows a chunk at a time."""
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(directions, dim, generator=gen, dtype=torch.float64) / math.sqrt(directions)
+
+
+def _block_rows(dim: int, directions: int) -> list[int]:
+    """The rows of each draw: GAUSS_BLOCK at a time, the rest last (or with the block before, where
+    alone it would be fewer than 16 numbers, which torch draws another way)."""
+    sizes = [GAUSS_BLOCK] * (directions // GAUSS_BLOCK)
+    rest = directions % GAUSS_BLOCK
+    if rest and rest * dim < 16 and sizes:
+        sizes[-1] += rest
+    elif rest:
+        sizes.append(rest)
+    return sizes
+
+
+def gaussian_chunks(dim: int, directions: int, seed: int, rows: int):
+    """`gaussian_directions` in chunks of at most `rows` rows (whole draws of `_block_rows`, written
+    into the chunk; below a draw's rows, pieces of one), drawn as they are given, so that one chunk
+    is in memory at a time. The same numbers as drawing all at once, however they are chunked:
+    torch's CPU normal sampler fills a tensor with uniforms in order and turns each aligned run of
+    16 into normals, and every draw here holds a multiple of 16 numbers but the last (a test holds
+    torch to it)."""
+    gen = torch.Generator().manual_seed(seed)
+    scale = math.sqrt(directions)
+    sizes = _block_rows(dim, directions)
+    if rows < GAUSS_BLOCK:
+        for size in sizes:
+            block = torch.randn(size, dim, generator=gen, dtype=torch.float64).div_(scale)
+            yield from block.split(rows)
+        return
+    groups: list[list[int]] = []
+    for size in sizes:
+        if groups and sum(groups[-1]) + size <= rows:
+            groups[-1].append(size)
+        else:
+            groups.append([size])
+    for group in groups:
+        chunk = torch.empty(sum(group), dim, dtype=torch.float64)
+        at = 0
+        for size in group:
+            torch.randn(size, dim, generator=gen, dtype=torch.float64, out=chunk[at : at + size])
+            at += size
+        yield chunk.div_(scale)
 
 
 def tangent_order(network: Network) -> list[int]:
@@ -479,12 +525,9 @@ def boundary_distances(
         max_memory = default_max_memory(network.device, cpu_cap=128 << 20)
     pooled_ids = _pools_of_shared_relus(network, order, last)
     shared, paired = _chunk_bytes(network, order, pooled_ids)
-    gauss = None
-    if directions is not None:
-        if directions < 1:
-            raise BadOption("the number of distance directions must be at least 1")
-        gauss = gaussian_directions(dim, directions, seed).to(dtype=network.dtype, device=network.device)
-    n_tan = dim if gauss is None else gauss.shape[0]  # tangents per point
+    if directions is not None and directions < 1:
+        raise BadOption("the number of distance directions must be at least 1")
+    n_tan = dim if directions is None else directions  # tangents per point
     # many points per chunk (the layers before the first kink run once for all of them), and
     # chunks of at least 128 directions where the budget allows, for efficient matrix products
     # (a direction costs `shared` with one point, `paired` more per further point; each point
@@ -510,9 +553,12 @@ def boundary_distances(
                 sq[i] = torch.zeros(node.candidates(z).shape, dtype=network.dtype, device=network.device)
             else:
                 sq[i] = torch.zeros((p, z[0].numel()), dtype=network.dtype, device=network.device)
-        for d0 in range(0, n_tan, n_dir):
-            chunk = _basis(dim, d0, min(n_dir, n_tan - d0), network) if gauss is None else gauss[d0 : d0 + n_dir]
-            _accumulate(network, order, last, kinks, cells, pooled, chunk, sq, start=d0 if gauss is None else None)
+        if directions is None:
+            for d0 in range(0, n_tan, n_dir):
+                _accumulate(network, order, last, kinks, cells, pooled, _basis(dim, d0, min(n_dir, n_tan - d0), network), sq, start=d0)
+        else:  # (drawn again for each chunk of points: only a chunk of them is held at a time)
+            for chunk in gaussian_chunks(dim, directions, seed, n_dir):
+                _accumulate(network, order, last, kinks, cells, pooled, chunk.to(dtype=network.dtype, device=network.device), sq)
         results.extend(_nearest(network, order, kinks, sq, p))
         if progress is not None:
             progress(p)
