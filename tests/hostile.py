@@ -428,6 +428,17 @@ def external_folder(folder):
     return _external(folder, "external_folder.onnx", "a_folder.bin"), "a_folder.bin"
 
 
+def external_unknown_key(folder):
+    """Valid: an external-data entry with a key the spec does not define, which onnx ignores (and
+    warned of on stderr, beside the tool's own lines)."""
+    w1 = weights()[0]
+    (folder / "key_weights.bin").write_bytes(w1.tobytes())
+    path = _external(folder, "external_unknown_key.onnx", "key_weights.bin")
+    model = onnx.load(str(path), load_external_data=False)
+    model.graph.initializer[0].external_data.add(key="foo", value="bar")
+    return _save(model, path), None
+
+
 def external_ok(folder):
     """Valid: weights in a file next to the model."""
     w1 = weights()[0]
@@ -444,7 +455,7 @@ CASES = [
     output_is_input, huge_constant_of_shape, huge_declared_layer, nan_weights, string_weights,
     unknown_input_type, string_tensor_without_strings, no_opset, future_ir, truncated, random_bytes, empty_file, deep_nested_subgraphs,
     external_absolute, external_dotdot, external_symlink_out, external_missing, external_short,
-    external_folder, external_ok,
+    external_folder, external_unknown_key, external_ok,
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Iterator
@@ -244,7 +245,9 @@ def _load_external(model: onnx.ModelProto, p: Path, limit: int) -> None:
             )
     if external:
         try:
-            load_external_data_for_model(model, str(base))
+            with warnings.catch_warnings():  # (onnx warns of a key it does not know, which it ignores, as we do)
+                warnings.simplefilter("ignore")
+                load_external_data_for_model(model, str(base))
         except Exception as exc:
             raise RejectedModel(f"{p.name}: cannot read external data ({' '.join(str(exc).split())})") from None
 
