@@ -320,7 +320,7 @@ def ineffective(opts: Options, exact_distance: bool | None = None, typed: frozen
         out.append(f"--layout {opts.layout} has no effect: there are no --loops and no arrays in another --data-layout.")
     if "data_layout" in typed and not files:
         out.append(f"--data-layout {opts.data_layout} has no effect: no --data, --points or --segments file was given.")
-    if "labels" in typed and "segments" in given:
+    if "labels" in typed and "segments" in given and "data" in given:  # (without --data they are refused)
         out.append(LABELS_WITHOUT_PAIRS)
     if "distance_directions" in typed and (opts.distance == "exact" or (opts.distance == "auto" and exact_distance)):
         why = "with --distance exact" if opts.distance == "exact" else "here: --distance auto measures this model's distances exactly"

@@ -129,6 +129,8 @@ def test_labels_with_segments_and_directions_with_exact_distances_are_said():
     from regionaudit.options import LABELS_WITHOUT_PAIRS
 
     assert ineffective(Options.from_given({"labels": "y.npy", "segments": "s.npy", "data": "d.npy"})) == [LABELS_WITHOUT_PAIRS]
+    # without --data, --labels is refused (`--labels needs --data`): no note that contradicts it first
+    assert ineffective(Options.from_given({"labels": "y.npy", "segments": "s.npy"})) == []
     said = ineffective(Options.from_given({"distance": "exact", "distance_directions": 8}))
     assert said == ["--distance-directions 8 has no effect with --distance exact (it sets the approximate method's projections)."]
     auto = Options.from_given({"distance_directions": 8})
