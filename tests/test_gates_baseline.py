@@ -318,6 +318,18 @@ def test_increase_path_missing_in_baseline():
         evaluate_increases(make_audit(), base, ["deviation.spearman_density=1"])
 
 
+def test_a_baseline_without_a_part_says_which_option_left_it_out():
+    """Before: "(it was written by regionaudit '0.1.0')", hinting at a version where the baseline's
+    run had --init-reference 0, then 200 paths on one line."""
+    base, current = make_audit(), make_audit()
+    base["reference"] = None
+    current["reference"] = {"init": {"copies": 1, "segments": 3, "points": 2, "pooled": {"density": {"summary": {"median": 4}}}}}
+    with pytest.raises(GateError) as e:
+        evaluate_increases(current, base, ["reference.init.pooled.density.summary.median=1"])
+    assert str(e.value) == ("the baseline has no metric 'reference.init.pooled.density.summary.median': the run that wrote it did "
+                            "not measure it (--init-reference 0); make a new baseline that does")
+
+
 def test_several_increases():
     gates = evaluate_increases(
         make_audit(median=40, p90=13), make_audit(median=37, p90=12.5),

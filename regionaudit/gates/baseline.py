@@ -20,7 +20,8 @@ from typing import Any
 
 from regionaudit.errors import BadOption, GateError
 from regionaudit.files import sha256_of
-from regionaudit.gates.catalogue import absent_class, check_paths, gateable_paths, lookup, require_gateable, why_undefined
+from regionaudit.gates.catalogue import (absent_class, check_paths, gateable_paths, lookup, require_gateable,
+                                         unknown_path_error, why_undefined)
 from regionaudit.gates.numbers import exact, format_number
 from regionaudit.options import Options, file_option_names, option_flag, probe_option_names
 from regionaudit.result import SCHEMA, GateResult, definition_changes, load_result
@@ -221,10 +222,7 @@ def _check_baseline_value(baseline: dict, bound: IncreaseBound) -> None:
         )
     base_paths = gateable_paths(baseline)
     if bound.path not in base_paths and not absent_class(baseline, bound.path):
-        raise GateError(
-            f"the baseline has no metric {bound.path!r} (it was written by regionaudit "
-            f"{baseline.get('regionaudit')!r}); valid baseline paths: {', '.join(base_paths)}"
-        )
+        raise GateError(f"the baseline has no metric {bound.path!r}: {_why_missing(baseline, bound.path, base_paths)}")
     try:
         base = lookup(baseline, bound.path)
     except GateError as exc:
@@ -234,6 +232,20 @@ def _check_baseline_value(baseline: dict, bound: IncreaseBound) -> None:
             f"--max-increase {bound.path}={bound.text}: a percentage bound needs a positive baseline value, "
             f"but the baseline's {bound.path} is {format_number(base)}; give an absolute bound instead"
         )
+
+
+def _why_missing(baseline: dict, path: str, base_paths: list[str]) -> str:
+    """Why a baseline lacks a path: the run that wrote it did not measure that part (it names the
+    option), or another version wrote it, or the path is misspelt (the closest it has)."""
+    off = [(part, option) for part, option in (("reference.", "--init-reference 0"), ("slice.", "--no-slice"),
+                                                ("density.path", "no --loops"), ("deviation.path", "no --loops"))
+           if path.startswith(part)]
+    if off and baseline.get(off[0][0].rstrip(".")) is None:
+        return f"the run that wrote it did not measure it ({off[0][1]}); make a new baseline that does"
+    if any(path.startswith(p) for p in ("reference.", "slice.", "density.", "deviation.", "distance.", "capacity.", "model.")) \
+            and baseline.get("schema") != SCHEMA:
+        return f"it was written by regionaudit {baseline.get('regionaudit')!r} (schema {baseline.get('schema')}); make a new baseline"
+    return str(unknown_path_error(path, base_paths, "`regionaudit metrics BASELINE.json` lists all {n}")).split("; ", 1)[1]
 
 
 def _percent_text(increase: Fraction, base: Fraction) -> str:
