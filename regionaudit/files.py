@@ -66,8 +66,7 @@ def _staged(target: Path, data: bytes, mode: int | None) -> tuple[str, Path, Pat
     real = Path(os.path.realpath(target))
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".part", dir=real.parent)
-        os.close(fd)
+        tmp = _temporary(real)
         Path(tmp).write_bytes(data)
     except OSError as exc:
         _remove(tmp)
@@ -85,6 +84,13 @@ def _rename(staged: list[tuple[str, Path, Path, int | None]]) -> None:
             os.replace(tmp, real)
         except OSError as exc:
             raise BadOption(f"cannot write {target}: {_reason(exc)}") from None
+
+
+def _temporary(real: Path) -> str:
+    """An empty private file beside `real` (an OSError where its folder takes none)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".part", dir=real.parent)
+    os.close(fd)
+    return tmp
 
 
 def _remove(tmp: str | None) -> None:
@@ -112,13 +118,10 @@ def check_writable(path: str | os.PathLike) -> None:
         return
     if not target.parent.is_dir():
         raise BadOption(f"cannot write {target}: folder {target.parent} does not exist")
-    real = Path(os.path.realpath(target))
     try:  # the one sure test (permissions, a read-only mount, a full disk's inodes): make one
-        fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".part", dir=real.parent)
+        os.unlink(_temporary(Path(os.path.realpath(target))))
     except OSError as exc:
         raise BadOption(f"cannot write {target}: {_reason(exc)}") from None
-    os.close(fd)
-    os.unlink(tmp)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -196,7 +196,8 @@ def render_outputs(result: Result, requests: list[OutputRequest], clock=None) ->
 
 
 def write_outputs(result: Result, requests: list[OutputRequest], clock=None) -> list[str | Path]:
-    """Render every output, then write each atomically; the paths written, in request order."""
+    """Render every output, then write them all or none (`files.write_files`); the paths written,
+    in request order."""
     rendered = render_outputs(result, requests, clock)
     files = [(r.path, r.data, r.mode) for r in rendered if not is_special(r.path)]
     devices = [r for r in rendered if is_special(r.path)]
