@@ -34,3 +34,13 @@ def test_distance_in_a_small_budget_equals_one_chunk():
     # the distance to the nearest knot k / 64 of the sawtooth
     for p, x in zip(big, pts[:, 0].tolist()):
         assert abs(p.distance - min(abs(x - k / 64) for k in range(1, 64))) < 1e-12
+
+
+def test_no_segments_need_no_budget():
+    """An audit of points or a slice only traces no segment: the density stage's smallest piece
+    was checked against --max-memory all the same, and refused a run whose work fitted."""
+    net = sawtooth(6)(torch.float64, "cpu")
+    none = torch.zeros(0, 1, dtype=torch.float64)
+    assert trace_segments(net, none, none, max_memory=1) == []
+    pts = torch.tensor([[0.3]], dtype=torch.float64)
+    assert len(boundary_distances(net, pts, max_memory=2_000)) == 1

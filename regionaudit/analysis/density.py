@@ -388,6 +388,8 @@ def trace_segments(
     if max_knots is not None and max_knots < 0:
         raise BadOption("max_knots must be >= 0")
     n_seg = A.shape[0]
+    if n_seg == 0:  # (nothing is traced, so no budget can be too small for it)
+        return []
     order = needed_nodes(network)
     last = network.last_use(order)
     itemsize = torch.empty((), dtype=network.dtype).element_size()
