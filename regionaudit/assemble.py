@@ -161,7 +161,8 @@ def truncation_notes(segs: list[SegmentDensity], paths: list[PathDensity], max_k
     return [
         f"{cut[0]} segments and {cut[1]} loops reached --max-knots {max_knots}: their region counts are lower "
         "bounds, and their absolute deviation is undefined (null), left out of the deviation summaries and "
-        "the Spearman correlation."
+        "the Spearman correlation. Which knots such a segment keeps, found node by node, can depend on how "
+        "--max-memory splits the work: so can its per-layer counts, and the totals per layer."
     ]
 
 
