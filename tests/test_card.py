@@ -203,3 +203,21 @@ def test_non_utf8_bytes_and_mode_kept(result, tmp_path):
     data = readme.read_bytes()
     assert data.startswith(b"caf\xe9 latin-1 text\n\n")
     assert (readme.stat().st_mode & 0o777) == 0o644
+
+
+def test_loops_and_a_slice_that_were_stopped_are_marked_in_the_card():
+    """The card marked segments cut short but not loops (--max-knots) or a slice (--max-regions):
+    their counts read as final."""
+    from dataclasses import replace
+
+    r = sample_result(n_segments=10, n_points=5)
+    assert r.density.paths
+    r.density.paths[0] = replace(r.density.paths[0], truncated=True)
+    r.slice = replace(r.slice, truncated=True)
+    rows = {line.split(" | ")[0].strip("| "): line for line in render_card(r).splitlines() if line.startswith("| ")}
+    assert "a lower bound: loops were cut short" in rows["Regions per translation loop"]
+    assert f"{r.slice.regions:,} (a lower bound: the slice stopped at --max-regions)" in rows["Regions in the 2-D slice"]
+    assert "of an unfinished partition" in rows["Slice decision boundary length"]
+    values = [line.split(" | ")[1] for line in render_card(sample_result(n_segments=10, n_points=5)).splitlines()
+              if line.startswith("| ")]
+    assert not any("lower bound" in v or "unfinished" in v for v in values)

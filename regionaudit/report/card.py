@@ -35,6 +35,14 @@ def _init_summary(result: AuditResult, path: str) -> dict | None:
     return (pooled.get(section) or {}).get(key)
 
 
+# slice metrics that only grow as the partition goes on: a stopped slice's value is a lower bound
+LOWER_BOUNDS_WHEN_STOPPED = ("slice.regions", "slice.regions_per_unit_area", "slice.boundary_length")
+
+
+def _slice_stopped(result: AuditResult) -> bool:
+    return result.slice is not None and result.slice.truncated
+
+
 def _metric_row(result: AuditResult, metric: Metric, words: dict[str, str]) -> dict:
     value = summary_of(result, metric.path)
     if metric.summary:
@@ -46,12 +54,19 @@ def _metric_row(result: AuditResult, metric: Metric, words: dict[str, str]) -> d
             ci = RF.ci_text(value)  # the median's 95 % interval, and the init reference beside it
             over_segments = metric.path in ("density.summary", "density.per_length", "density.regions_per_neuron")
             bound = ", a lower bound: segments were cut short" if over_segments and cut_short(result) else ""
+            if metric.path == "density.path_summary" and any(p.truncated for p in result.density.paths):
+                bound = ", a lower bound: loops were cut short"
+            if metric.slice and _slice_stopped(result):
+                bound = ", of an unfinished partition: the slice stopped at --max-regions"
             shown = f"{show.num(med)} (median{bound}" + (f", {ci}" if ci else "") + (f"; {spread})" if spread else ")")
             init = median(_init_summary(result, metric.path))
             if init is not None:
                 shown += f"; at init {show.num(init)}"
     else:
         shown = "undefined" if value is None else show.num(value)
+        if value is not None and metric.slice and _slice_stopped(result):
+            shown += " (a lower bound: the slice stopped at --max-regions)" if metric.path in LOWER_BOUNDS_WHEN_STOPPED else \
+                " (of an unfinished partition: the slice stopped at --max-regions)"
         sp = result.deviation.spearman
         if metric.path == "deviation.spearman_density" and value is not None and sp and sp.get("ci95_low") is not None:
             shown += f" (p = {show.num(sp['p_value'])}, {RF.ci_text(sp)})"
