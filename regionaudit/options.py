@@ -236,7 +236,7 @@ class Options:
         recorded_if=lambda o: o.slice, metavar="XMIN XMAX YMIN YMAX", group="slice",
     )
     max_regions: int | None = option(
-        200_000, "Stop the slice's partition at this many regions (noted).", probe=True, low=1,
+        200_000, "Stop the slice's partition once it holds this many regions (noted).", probe=True, low=1,
         recorded_if=lambda o: o.slice, metavar="N", group="slice",
     )
     keep_polygons: bool = option(
