@@ -116,7 +116,7 @@ def audit(
         edge_traces = trace_segments(
             net, _to_tensor(edges_a), _to_tensor(edges_b), max_knots=opts.max_knots, max_memory=opts.max_memory
         )
-        turns = vertex_crossings(net, edges_a, edges_b, edge_traces)
+        turns = vertex_crossings(net, edges_a, edges_b, edge_traces, max_memory=opts.max_memory)
         path, dev = assemble.loop_records(edge_traces, edge_lengths, turns)
         path_density.append(path)
         path_dev.append(dev)

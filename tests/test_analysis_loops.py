@@ -8,7 +8,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from regionaudit.analysis.density import trace_segments
+from regionaudit.analysis.loops import vertex_crossings
 from regionaudit.api import audit
+from regionaudit.importer import import_model
 from regionaudit.probes import translation_loops
 
 
@@ -55,6 +58,13 @@ def test_a_boundary_crossed_at_a_loop_vertex_is_counted_once(tmp_path):
     assert turns == 4
     assert loop.regions == sum(s.regions - 1 for s in segments) + turns
     assert sum(loop.knots_per_layer.values()) == loop.regions
+    # vertices read a few at a time within a small --max-memory (before, all at once whatever the budget)
+    imported = import_model(tmp_path / "net.onnx").network
+    edge_traces = trace_segments(imported, torch.from_numpy(edges[:, 0]), torch.from_numpy(edges[:, 1]))
+    whole = vertex_crossings(imported, edges[:, 0], edges[:, 1], edge_traces)
+    per_vertex = 2 * 8 * sum(int(np.prod(node.shape)) for node in imported.nodes)
+    assert vertex_crossings(imported, edges[:, 0], edges[:, 1], edge_traces, max_memory=3 * per_vertex) == whole
+    assert sum(name is not None for name in whole) == turns
 
 
 @pytest.mark.parametrize("steps", [3, 16])

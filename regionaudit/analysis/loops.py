@@ -12,20 +12,24 @@ no candidate leads its window (within the floor) on both sides.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
-from regionaudit.analysis._common import bounded_by_inputs, magnitude, zero_tolerance
+from regionaudit.analysis._common import bounded_by_inputs, check_fits, default_max_memory, magnitude, zero_tolerance
 from regionaudit.analysis.density import SegmentTrace
 from regionaudit.ir import MaxPool, Network, UnitKink
 
 
-def vertex_crossings(network: Network, a: np.ndarray, b: np.ndarray, traces: list[SegmentTrace]) -> list[str | None]:
+def vertex_crossings(network: Network, a: np.ndarray, b: np.ndarray, traces: list[SegmentTrace],
+                     max_memory: int | None = None) -> list[str | None]:
     """For each vertex k of a closed path whose edges run from a[k] to b[k] (vertex k ends edge
     k - 1 and starts edge k, cyclically): the name of the first kink node (in topological order)
     whose pattern changes there, or None. None too after an edge that --max-knots stopped: its
     last kept piece runs over regions it did not trace, so a difference there is not the
-    vertex's (the loop's count is a lower bound then anyway)."""
+    vertex's (the loop's count is a lower bound then anyway). Vertices are read a chunk at a time
+    within `max_memory` (every layer of two probes per vertex is held); each on its own."""
     n = len(traces)
     if n < 2:
         return [None] * n
@@ -33,8 +37,24 @@ def vertex_crossings(network: Network, a: np.ndarray, b: np.ndarray, traces: lis
     b = torch.as_tensor(np.ascontiguousarray(b), dtype=torch.float64).reshape(n, -1)
     last = torch.tensor([float(tr.t[-2] + tr.t[-1]) / 2 for tr in traces], dtype=torch.float64)
     first = torch.tensor([float(tr.t[0] + tr.t[1]) / 2 for tr in traces], dtype=torch.float64)
-    before = (a + last[:, None] * (b - a)).roll(1, 0)  # on the last piece of edge k - 1
-    after = a + first[:, None] * (b - a)  # on the first piece of edge k
+    itemsize = torch.empty((), dtype=network.dtype).element_size()
+    per_vertex = 2 * itemsize * sum(math.prod(node.shape) for node in network.nodes)
+    budget = max_memory if max_memory is not None else default_max_memory(network.device)
+    check_fits(per_vertex, max_memory, network.device, "one vertex of a loop (every layer at two probes)")
+    step = max(1, budget // per_vertex)
+    credited: list[str | None] = []
+    for lo in range(0, n, step):
+        k = torch.arange(lo, min(n, lo + step))
+        e = (k - 1) % n  # vertex k: on the last piece of edge k - 1, and on the first of edge k
+        before = a[e] + last[e, None] * (b[e] - a[e])
+        after = a[k] + first[k, None] * (b[k] - a[k])
+        credited += _vertex_nodes(network, before, after)
+    return [None if traces[k - 1].truncated else name for k, name in enumerate(credited)]
+
+
+def _vertex_nodes(network: Network, before: torch.Tensor, after: torch.Tensor) -> list[str | None]:
+    """`vertex_crossings` for the vertices whose probes on either side are `before` and `after`."""
+    n = before.shape[0]
     values = network.forward_all(torch.cat([before, after]).to(network.dtype).reshape(2 * n, *network.input_shape))
     mag = magnitude(values[0])
     credited: list[str | None] = [None] * n
@@ -47,8 +67,7 @@ def vertex_crossings(network: Network, a: np.ndarray, b: np.ndarray, traces: lis
         z = values[node.inputs[0]]
         changed = _changed(node, z, floor, n)
         for k in changed.nonzero().flatten().tolist():
-            if not traces[k - 1].truncated:
-                credited[k] = credited[k] or node.name
+            credited[k] = credited[k] or node.name
     return credited
 
 
