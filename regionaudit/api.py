@@ -97,8 +97,11 @@ def audit(
     elif opts.slice:
         notes.append(NO_PLANE_NOTE)
     if notify is not None:
-        loop_edges = sum(len(loop.vertices) for loop in probes.loops)
-        est = estimate(net, (seg_a, seg_b), loop_edges, at, opts.max_knots, opts.max_memory, clock, method.directions,
+        loops = None
+        if probes.loops:
+            first_a, first_b = probes.loops[0].edges
+            loops = (_to_tensor(first_a), _to_tensor(first_b), sum(len(loop.vertices) for loop in probes.loops))
+        est = estimate(net, (seg_a, seg_b), loops, at, opts.max_knots, opts.max_memory, clock, method.directions,
                        reference_copies=opts.init_reference, plane=plane.plane if plane else None, max_regions=opts.max_regions)
         message = long_run_message(est, settings["pairs"] is not None, settings["max_points"] is not None, opts.dtype, settings["device"])
         if message:

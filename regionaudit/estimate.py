@@ -40,33 +40,42 @@ SLICE_SAMPLE_S = 1.0
 @dataclass
 class Estimate:
     seconds: float
-    segments: int  # segments and loop edges
+    segments: int
     points: int
     reference_s: float = 0.0  # of `seconds`, the init reference's share (--init-reference)
     slice_s: float = 0.0  # of `seconds`, the 2-D slice's share
+    loop_edges: int = 0
+    loops_s: float = 0.0  # of `seconds`, the translation loops' share
 
 
-def estimate(network, segments: tuple[torch.Tensor, torch.Tensor], loop_edges: int, points: torch.Tensor,
-             max_knots: int | None, max_memory: int | None, clock, directions: int | None = None,
+def estimate(network, segments: tuple[torch.Tensor, torch.Tensor], loops: tuple[torch.Tensor, torch.Tensor, int] | None,
+             points: torch.Tensor, max_knots: int | None, max_memory: int | None, clock, directions: int | None = None,
              reference_copies: int = 0, plane: Plane | None = None, max_regions: int | None = None) -> Estimate:
     """Seconds for the whole audit, timed with `clock` (a seconds counter, injectable for tests);
     `directions` as the audit's boundary distance uses them (None: exact).
 
-    `reference_copies` re-initialised copies (`--init-reference`) each measure the first 20
-    segments and 10 points (regionaudit.reference); they are counted at the trained model's rate.
-    `plane`: the 2-D slice's, partitioned up to `max_regions` (None: no slice)."""
+    `loops`: the first loop's edges (starts, ends) and the edges of all loops; their edges, a few
+    pixels long, are timed on their own. `reference_copies` re-initialised copies
+    (`--init-reference`) each measure the first 20 segments and 10 points (regionaudit.reference);
+    they are counted at the trained model's rate. `plane`: the 2-D slice's, partitioned up to
+    `max_regions` (None: no slice)."""
     from regionaudit.reference import REFERENCE_POINTS, REFERENCE_SEGMENTS
 
     a, b = segments
-    n_seg = len(a) + loop_edges
-    seconds = reference = 0.0
+    seconds = reference = loops_s = 0.0
     if len(a):
         cost = _cost(
             lambda k: trace_segments(network, a[:k], b[:k], max_knots=max_knots, max_memory=max_memory),
-            len(a), n_seg, clock, one=_segment_seconds(network, a[0], b[0], max_knots, max_memory, clock),
+            len(a), len(a), clock, one=_segment_seconds(network, a[0], b[0], max_knots, max_memory, clock),
         )
         seconds += cost
-        reference += reference_copies * cost * min(REFERENCE_SEGMENTS, len(a)) / n_seg
+        reference += reference_copies * cost * min(REFERENCE_SEGMENTS, len(a)) / len(a)
+    edges = 0
+    if loops is not None and loops[2]:
+        la, lb, edges = loops
+        loops_s = _cost(lambda k: trace_segments(network, la[:k], lb[:k], max_knots=max_knots, max_memory=max_memory),
+                        len(la), edges, clock)
+        seconds += loops_s
     if len(points):
         cost = _cost(
             lambda k: boundary_distances(network, points[:k], max_memory=max_memory, directions=directions),
@@ -75,8 +84,8 @@ def estimate(network, segments: tuple[torch.Tensor, torch.Tensor], loop_edges: i
         seconds += cost
         reference += reference_copies * cost * min(REFERENCE_POINTS, len(points)) / len(points)
     slice_s = _slice_cost(network, plane, max_regions, max_knots, max_memory, clock) if plane is not None else 0.0
-    return Estimate(seconds=seconds + reference + slice_s, segments=n_seg, points=len(points), reference_s=reference,
-                    slice_s=slice_s)
+    return Estimate(seconds=seconds + reference + slice_s, segments=len(a), points=len(points), reference_s=reference,
+                    slice_s=slice_s, loop_edges=edges, loops_s=loops_s)
 
 
 def _slice_cost(network, plane: Plane, max_regions: int | None, max_knots: int | None, max_memory: int | None,
@@ -210,9 +219,11 @@ def long_run_message(est: Estimate, pairs_used: bool, points_from_rows: bool, dt
     if est.seconds <= LONG_RUN_S:
         return None
     faster = []
-    if pairs_used and est.segments:
+    if pairs_used and est.segments > 1:
         faster.append("fewer --pairs")
-    if points_from_rows and est.points:
+    if est.loops_s > LONG_RUN_S / 2:
+        faster.append("fewer --loops or --loop-steps")
+    if points_from_rows and est.points > 1:
         faster.append("fewer --max-points")
     if dtype == "float64":
         faster.append("--dtype float32")
@@ -225,7 +236,7 @@ def long_run_message(est: Estimate, pairs_used: bool, points_from_rows: bool, dt
     hint = f"; faster with {', '.join(faster)}" if faster else ""
     return (
         f"this audit will take about {format_duration(est.seconds)} "
-        f"({est.segments} segments, {est.points} points){hint}"
+        f"({est.segments} segments, " + (f"{est.loop_edges} loop edges, " if est.loop_edges else "") + f"{est.points} points){hint}"
     )
 
 
