@@ -73,14 +73,16 @@ def class_split(result, tags: list[bool], source: str) -> None:
     d.by_class, v.by_class = split_d, split_v
 
 
-def representative(regions: list[int], limit: int) -> int | None:
+def representative(regions: list[int], limit: int, truncated: list[bool] | None = None) -> int | None:
     """The segment (among the first `limit`, which the init reference also measures) whose region
-    count is closest to the median of all segments."""
+    count is closest to the median of all segments; one that --max-knots did not cut short where
+    there is one (its profile is then the network's)."""
     if not regions:
         return None
     med = float(np.median(regions))
-    head = regions[: max(1, limit)]
-    return int(np.argmin([abs(r - med) for r in head]))
+    head = range(min(len(regions), max(1, limit)))
+    whole = [i for i in head if not (truncated and truncated[i])]
+    return min(whole or head, key=lambda i: abs(regions[i] - med))
 
 
 def add_reference_frame(result, imported, a: torch.Tensor, b: torch.Tensor, lengths, points: torch.Tensor,
@@ -92,7 +94,7 @@ def add_reference_frame(result, imported, a: torch.Tensor, b: torch.Tensor, leng
     d, v = result.density, result.deviation
     regions = [s.regions for s in d.segments]
     limit = REFERENCE_SEGMENTS if opts.init_reference else len(regions)
-    pick = representative(regions, limit)
+    pick = representative(regions, limit, [s.truncated for s in d.segments])
     if pick is not None:
         d.profile = segment_profile(net, traces[pick], pick)
     if opts.init_reference:

@@ -366,7 +366,7 @@ def test_captions_say_what_the_figures_draw():
     """A profile segment cut short is not drawn as exact; a stopped slice's polygons may hold several
     regions; with no decision boundary in the box no black line is promised."""
     html = render_html(truncated_result(max_knots=64))  # its profile is segment 0, which was cut short
-    assert "drawn straight between the knots found before the segment was cut short" in html
+    assert "drawn straight between the knots kept when the segment was cut short" in html
     r = sample_result(n_segments=12, n_points=12)
     assert "the thick black line is the decision boundary" in render_html(r)
     r.slice.truncated, r.slice.decision_boundary = True, {"pieces": 0, "length": 0.0}
@@ -408,3 +408,24 @@ def test_the_reports_time_says_what_it_counts():
     ctx = audit_context(sample_result(), clock=lambda: next(ticks))
     rows = dict(ctx["timing"])
     assert rows["report (its plots and tables)"] == "2.50 s" and "report" not in rows
+
+
+@pytest.mark.parametrize("cut", [3, 10])
+def test_init_comparisons_over_segments_cut_short_say_so(cut):
+    """Segments cut short in the model or a copy hold lower bounds: the density sentence and the
+    init table say how many, and with all of them cut the report compares nothing (the JSON's
+    ratio is null then). Before, "49.13 trained against 49.13 at initialisation (ratio 1)"."""
+    from regionaudit.report.framecontext import init_table, section_sentences
+
+    r = sample_result(n_segments=10, n_points=5)
+    for i in range(cut):
+        r.reference["init"]["per_seed"][0]["segments"]["truncated"][i] = True
+    sentence = section_sentences(r)["density"]
+    labels = [row[0] for row in init_table(r).rows]
+    if cut == 10:
+        assert sentence == ("On the first 10 segments, the trained and initial densities are not compared: every one was cut "
+                            "short in the model or a copy (see the notes), and their counts are lower bounds.")
+    else:
+        assert sentence.endswith(" (3 of them cut short: their counts are lower bounds).")
+    assert labels[0] == f"Regions per segment ({cut} of the 10 segments cut short: lower bounds)"
+    assert labels[3] == "Absolute deviation"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from regionaudit.reference import cut_short
 from regionaudit.report import formatting as F
 from regionaudit.report import frameplots as FP
 from regionaudit.report.tables import KINK_KINDS, Table
@@ -106,8 +107,11 @@ def init_table(result) -> Table | None:
         ci = ci_text(s)
         return F.num(s["median"]) + (f"  {ci.replace('95 % CI ', '')}" if ci else "")
 
+    cut = len(cut_short(ref, [s.truncated for s in segs]))
     rows = []
     for label, full, same, init in rows_src:
+        if cut and label.startswith("Regions"):
+            label += f" ({cut} of the {m} segments cut short: lower bounds)"
         ratio = (_median(same) / _median(init)) if _median(same) is not None and _median(init) not in (None, 0) else None
         rows.append([label, cell(full), cell(same), cell(init), F.num(ratio)])
     r = d.ratio_to_init
@@ -154,7 +158,7 @@ def capacity_lines(result) -> list[str]:
     if meas.get("max_segment_regions") is not None:
         s = f"The most regions any measured segment crossed: {meas['max_segment_regions']:,}"
         if result.density.cut_segments:
-            s += " (at least: --max-knots cut segments short)"
+            s += " (at least: segments were cut short)"
         if line_up is not None:
             s += f", against at most 10^{line_up:.2f} on any line"
         lines.append(s + ".")
@@ -258,8 +262,9 @@ def frame_plots(result, Plot, empty_segments: str, empty_points: str, no_deviati
     out.append(Plot(
         "segment-profile", "One segment, knot by knot",
         f"Segment {idx} (the one whose region count is closest to the median): the top logits along the segment, "
-        + ("drawn straight between the knots found before the segment was cut short (see the notes): its knot count "
-           "is a lower bound, and past its last knot the curve is not the network's" if cut else
+        + ("drawn straight between the knots kept when the segment was cut short (see the notes; every segment was): "
+           "knots left out lie between them, so the curve is not exactly the network's and its knot count is a "
+           "lower bound" if cut else
            "exact (they are affine between knots)")
         + ", and each knot as a tick coloured by the layer that made it "
         "(the line through input space of Hanin & Rolnick 2019a)."
@@ -404,6 +409,7 @@ def section_sentences(result) -> dict[str, str]:
         return {}
     d, v, dist = result.density, result.deviation, result.distance
     m, p = ref["segments"], ref["points"]
+    cut = cut_short(ref, [s.truncated for s in d.segments])
     out = {}
     for key, trained, init, what, where, reading in (
         ("density", subset_summary([s.density for s in d.segments[:m]]), _pooled(ref, "density", "per_length"),
@@ -416,9 +422,15 @@ def section_sentences(result) -> dict[str, str]:
          "boundary distance", f"the first {p} points",
          "a ratio above 1 means the data sit in larger regions than at initialisation"),
     ):
+        if key == "density" and len(cut) == m:
+            out[key] = (f"On {where}, the trained and initial densities are not compared: every one was cut short in the "
+                        "model or a copy (see the notes), and their counts are lower bounds.")
+            continue
         if _median(trained) is None or _median(init) is None:
             continue
         ratio = _median(trained) / _median(init) if _median(init) else None
         out[key] = (f"On {where}, median {what} is {F.num(_median(trained))} trained against "
-                    f"{F.num(_median(init))} at initialisation (ratio {F.num(ratio)}); {reading}.")
+                    f"{F.num(_median(init))} at initialisation (ratio {F.num(ratio)}); {reading}"
+                    + (f" ({len(cut)} of them cut short: their counts are lower bounds)." if key == "density" and cut
+                       else "."))
     return out
