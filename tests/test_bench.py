@@ -31,6 +31,10 @@ def test_quick_benchmark_runs_end_to_end(tmp_path):
     dens = rows[("spirals_mlp", "density", "cpu")]
     assert dens["walk_agree"] is True and dens["regions"] == sum(dens["counts"]) > dens["segments"]
     assert dens["bound_s"] > 0 and dens["bound_ratio"] > 0 and dens["f32_agree"].endswith("/32")
+    # every bound at the best rate of the whole run; over the products alone, a smaller bound
+    best = doc["matmul_macs_per_s"]["cpu"]
+    assert all(r["bound_s"] == r["bound_macs"] / best for r in doc["rows"] if r.get("bound_macs"))
+    assert dens["products_ratio"] >= dens["bound_ratio"] and "x prod" in proc.stdout
     assert dens["peak_mib"] >= 0
     dist = rows[("spirals_mlp", "distance", "cpu")]
     assert dist["points"] == 32 and all(d > 0 for d in dist["distances"])
@@ -51,6 +55,10 @@ def test_density_bound_counts_knots_present_at_each_node():
     present = [2, 2, 2 + k1, 2 + k1, 2 + k1 + k2, 2 + k1 + k2]
     assert measure.density_macs(net, [tr]) == sum(m * p for m, p in zip(macs, present))
     assert measure.distance_macs(net, 3) == 3 * 4 * sum(macs)
+    # over the products alone, the ReLUs count nothing (see `measure.products_only`)
+    products = [0, 40, 0, 100, 0, 30]
+    assert measure.density_macs(net, [tr], products=True) == sum(m * p for m, p in zip(products, present))
+    assert measure.distance_macs(net, 3, products=True) == 3 * 4 * sum(products)
 
 
 def test_peak_memory_sees_a_large_allocation():

@@ -40,6 +40,7 @@ COLUMNS = [
     ("regions_per_s", "regions/s", "{:.0f}"),
     ("bound_s", "bound s", "{:.3f}"),
     ("bound_ratio", "x bound", "{:.1f}"),
+    ("products_ratio", "x prod", "{:.1f}"),
     ("walk_speedup", "walk/lw", "{:.1f}"),
     ("walk_agree", "=walk", "{}"),
     ("f64_over_f32", "f64/f32", "{:.2f}"),
@@ -64,12 +65,16 @@ class Bench:
     def __init__(self, repeat: int):
         self.repeat = repeat
         self.throughput: dict[str, float] = {}
+        self.calls = 0
 
-    def gemm(self, device: torch.device) -> float:
-        """The best float64 matmul throughput seen so far on `device` (measured again each call)."""
-        rate = measure.matmul_throughput(device, torch.float64)
+    def gemm(self, device: torch.device) -> None:
+        """Measure the float64 matmul throughput on `device` again, at the next of
+        `measure.MATMUL_SIZES` (each row measures one, so a quiet moment anywhere in the run
+        counts); `bound` divides by the best seen in the whole run."""
+        n = measure.MATMUL_SIZES[self.calls % len(measure.MATMUL_SIZES)]
+        self.calls += 1
+        rate = measure.matmul_throughput(device, torch.float64, n, repeat=3)
         self.throughput[device.type] = max(self.throughput.get(device.type, 0.0), rate)
-        return self.throughput[device.type]
 
     def timed(self, fn: Callable, device: torch.device, repeat: int | None = None):
         """Best time of `repeat` calls (and of more, up to MIN_TIMED_S of calls in all, for a fast
@@ -93,11 +98,11 @@ class Bench:
     def density(self, spec: ModelSpec, device: torch.device, compare: bool) -> dict:
         net = spec.load(torch.float64, str(device))
         a, b, _ = probes(spec, net.input_shape)
-        rate = self.gemm(device)
+        self.gemm(device)
         t, traces, peak = self.timed(lambda: trace_segments(net, a, b), device)
         regions = sum(tr.regions for tr in traces)
-        bound = measure.density_macs(net, traces) / rate
-        row = _row(spec.name, "density", device, regions, t, bound, peak, segments=len(traces))
+        macs = (measure.density_macs(net, traces), measure.density_macs(net, traces, products=True))
+        row = _row(spec.name, "density", device, regions, t, macs, peak, segments=len(traces))
         row["counts"] = [tr.regions for tr in traces]
         if compare and spec.walk_segments:
             w = spec.walk_segments
@@ -115,20 +120,20 @@ class Bench:
     def distance(self, spec: ModelSpec, device: torch.device) -> dict:
         net = spec.load(torch.float64, str(device))
         _, _, pts = probes(spec, net.input_shape)
-        rate = self.gemm(device)
+        self.gemm(device)
         t, dists, peak = self.timed(lambda: boundary_distances(net, pts), device)
-        bound = measure.distance_macs(net, len(pts)) / rate
-        row = _row(spec.name, "distance", device, None, t, bound, peak, points=len(pts))
+        macs = (measure.distance_macs(net, len(pts)), measure.distance_macs(net, len(pts), products=True))
+        row = _row(spec.name, "distance", device, None, t, macs, peak, points=len(pts))
         row["distances"] = [d.distance for d in dists]
         return row
 
     def memory(self, device: torch.device, name: str, net, a, b, budget: int, expected: int | None) -> dict:
         """One segment a -> b with many regions inside a `budget`-byte working memory; also what
         one unchunked pass would need (knots x bytes per knot)."""
-        rate = self.gemm(device)
+        self.gemm(device)
         t, traces, peak = self.timed(lambda: trace_segments(net, a, b, max_memory=budget), device, 1)
-        bound = measure.density_macs(net, traces) / rate
-        row = _row(name, "density", device, traces[0].regions, t, bound, peak, segments=1)
+        macs = (measure.density_macs(net, traces), measure.density_macs(net, traces, products=True))
+        row = _row(name, "density", device, traces[0].regions, t, macs, peak, segments=1)
         per_knot = bytes_per_knot(net)
         row.update(max_memory=budget, expected_regions=expected, unchunked_mib=traces[0].t.shape[0] * per_knot / 2**20)
         return row
@@ -161,13 +166,25 @@ class Bench:
                     stages_s={k: v for k, v in timing.items() if k not in ("import_s", "total_s")})
 
 
-def _row(model, what, device, regions, t, bound, peak, **extra) -> dict:
+def _row(model, what, device, regions, t, macs, peak, **extra) -> dict:
+    """A row; `macs` (the bound's multiply-adds, and the products' alone) become seconds in `bound`."""
     row = {"model": model, "measure": what, "device": device.type, "regions": regions, "time_s": t,
            "regions_per_s": regions / t if regions and t > 0 else None,
-           "bound_s": bound, "bound_ratio": t / bound if bound else None,
+           "bound_macs": macs[0] if macs else None, "products_macs": macs[1] if macs else None,
            "peak_mib": peak / 2**20 if peak is not None else None}
     row.update(extra)
     return row
+
+
+def bound(rows: list[dict], throughput: dict[str, float]) -> None:
+    """Each row's FLOP bound in seconds at the best matmul throughput its device showed in the whole
+    run, and the time's ratio to it; the same over the products alone (`x prod`)."""
+    for r in rows:
+        rate = throughput.get(r["device"])
+        for macs, seconds, ratio in (("bound_macs", "bound_s", "bound_ratio"), ("products_macs", "products_s", "products_ratio")):
+            if r.get(macs) and rate:
+                r[seconds] = r[macs] / rate
+                r[ratio] = r["time_s"] / r[seconds]
 
 
 def _pair_devices(rows: list[dict]) -> None:
@@ -255,6 +272,7 @@ def run(args, specs: list[ModelSpec] | None = None) -> dict:
     for extra in args.extra_rows:
         rows.extend(extra(args, devices, bench))
     _pair_devices(rows)
+    bound(rows, bench.throughput)
     if not torch.cuda.is_available():
         skipped.append({"model": "*", "reason": "no CUDA device: CPU vs CUDA not measured"})
     return {
