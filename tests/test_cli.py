@@ -218,6 +218,24 @@ def test_every_path_metrics_lists_can_be_gated(tmp_path, capsys, compare):
     assert len(json.loads((tmp_path / "again.json").read_text())["gates"]) == len(paths)
 
 
+@pytest.mark.parametrize("args,gate,reason", [
+    (["--pairs", 0], "reference.init.pooled.density.summary.median", "no segments were measured"),
+    (["--pairs", 1, "--init-reference", 0], "reference.init.pooled.density.summary.median",
+     "no initialisation reference was measured (--init-reference 0)"),
+    (["--pairs", 2, "--init-reference", 0], "deviation.spearman.rho", "Spearman correlation needs at least 3 segments, found 2"),
+    (["--pairs", 0, "--init-reference", 0], "density.by_class.same_class.count", "no segments were measured"),
+])
+def test_a_documented_metric_that_is_null_fails_its_gate_as_undefined(tmp_path, capsys, args, gate, reason):
+    """Before, these parts were null as a whole, so their documented paths were 'unknown' (exit 2)
+    where every other undefined metric fails its gate and says why (exit 1)."""
+    out_json = tmp_path / "r.json"
+    code, _, err = run([SAMPLES / "spirals_mlp.onnx", *args, "--no-slice", "-q", "--json", out_json, "--fail-if", f"{gate} > 1"], capsys)
+    assert code == 1 and f"metric {gate} is undefined (null): {reason}" in err, err
+    code, listed, _ = run(["metrics", out_json], capsys)
+    paths = listed.split()
+    assert gate in paths and gate.rsplit(".", 1)[0] not in paths  # the keys, not the null part
+
+
 def test_compare_refuses_different_input_shapes(tmp_path, capsys):
     code, _, err = run(["compare", CNN, SAMPLES / "spirals_mlp.onnx", "--json", tmp_path / "c.json"], capsys)
     assert code == 2 and "input" in err

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from regionaudit.errors import GateError
-from regionaudit.metrics import METRICS, PAIRED_METRICS, SUMMARY_KEYS, Counts, metric_at
+from regionaudit.metrics import METRICS, NO_POINTS, NO_SEGMENTS, PAIRED_METRICS, SUMMARY_KEYS, Counts, metric_at
 from regionaudit.result import (
     AuditResult,
     CompareResult,
@@ -89,11 +89,24 @@ def _audit_roots(result: dict) -> list[str]:
     return [""]
 
 
-def _known_summaries(result: dict) -> list[str]:
-    roots = _audit_roots(result)
-    known = [root + s for root in roots for s in AUDIT_SUMMARIES + BY_CLASS_SUMMARIES]
-    if roots != [""]:
-        known += list(PAIRED_SUMMARIES)
+# The init reference's pooled summaries (null where it measured no segment or point), and the
+# parts that are null as a whole where their measure is undefined: each with the keys it has.
+POOLED_SUMMARIES = tuple(f"reference.init.pooled.{m}" for m in ("density.summary", "density.per_length", "density.regions_per_neuron",
+                                                                 "deviation.summary", "distance.summary", "distance.scaled_summary"))
+SPEARMAN_KEYS = ("rho", "p_value", "ci95_low", "ci95_high", "count")
+
+
+def _known_summaries(result: dict) -> dict[str, tuple[str, ...]]:
+    """Parts of the schema with fixed keys, which gates can name even where the part is null:
+    each path with its keys."""
+    known: dict[str, tuple[str, ...]] = {}
+    for root in _audit_roots(result):
+        known.update((root + s, SUMMARY_KEYS) for s in AUDIT_SUMMARIES + BY_CLASS_SUMMARIES + POOLED_SUMMARIES)
+        known[root + "deviation.spearman"] = SPEARMAN_KEYS
+        known.update((f"{root}{m}.by_class.{side}", ("count",)) for m in ("density", "deviation")
+                     for side in ("same_class", "different_class"))
+    if _audit_roots(result) != [""]:
+        known.update((s, SUMMARY_KEYS) for s in PAIRED_SUMMARIES)
     return known
 
 
@@ -166,21 +179,22 @@ def gateable_paths(result: dict | None) -> list[str]:
                 _walk_audit(value, key, out)
             elif key not in _NOT_METRICS:
                 _walk({key: value}, "", out)
-    # summaries that are null (or lack keys) still name their schema keys, in place of the summary
+    # summaries that are null (or lack keys) still name their schema keys, in place of the summary;
+    # a null part holding such summaries is no metric itself
     expanded: list[str] = []
     known = _known_summaries(result)
     for p in out:
         if p in known:
-            expanded += [f"{p}.{k}" for k in SUMMARY_KEYS]
-        else:
+            expanded += [f"{p}.{k}" for k in known[p]]
+        elif not any(k.startswith(p + ".") for k in known):
             expanded.append(p)
     seen = set(expanded)
-    for summary in known:
+    for summary, keys in known.items():
         parent = summary.rsplit(".", 1)[0]
         node = _resolve(result, parent, missing=_MISSING)
         if node is _MISSING or (node is None and parent.endswith("slice")):
             continue  # absent from the schema (an old or partial JSON), or a slice that was not measured
-        missing = [f"{summary}.{k}" for k in SUMMARY_KEYS if f"{summary}.{k}" not in seen]
+        missing = [f"{summary}.{k}" for k in keys if f"{summary}.{k}" not in seen]
         if not missing:
             continue
         # after the summary's last listed sibling key, or at the end
@@ -306,8 +320,18 @@ def why_undefined(result: dict, path: str) -> str:
     for r in _audit_roots(result):
         if r and path.startswith(r):
             root, rel = r, path[len(r) :]
-    metric = metric_at(rel)
+    metric = metric_at("deviation.spearman_density" if rel.startswith("deviation.spearman.") else rel)
     reason = ""
+    if ".by_class." in rel and _count(result, root + "density.segments") == 0:
+        reason = NO_SEGMENTS
+    if rel.startswith("reference."):
+        ref = _resolve(result, root + "reference.init")
+        if not isinstance(ref, dict):
+            reason = "no initialisation reference was measured (--init-reference 0)"
+        elif ref.get("segments") == 0 and not rel.startswith("reference.init.pooled.distance"):
+            reason = NO_SEGMENTS
+        elif ref.get("points") == 0 and rel.startswith("reference.init.pooled.distance"):
+            reason = NO_POINTS
     for side in ("same_class", "different_class"):
         if f".by_class.{side}." in rel and _resolve(result, root + rel.split(".")[0] + f".by_class.{side}.count") == 0:
             reason = f"no {side.replace('_', '-')} segments were measured"
