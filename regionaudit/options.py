@@ -31,6 +31,9 @@ AUTO_APPROX_INPUT = 16384  # --distance auto: approximate above this many input 
 DEFAULT_DIRECTIONS = 256  # Gaussian projections per point for --distance approx
 MAX_DIRECTIONS = 10**5
 MAX_SLICE_SCALE = 10**6
+# Recorded null in a result's settings where the probes given make them change nothing
+# (`probes.build_probes`), as are the options with a `recorded_if` (`null_means_no_effect`).
+UNUSED_WHEN_NULL = ("data_layout", "layout", "pairs", "max_points")
 MAX_TIMEOUT = 10**8  # seconds (three years): the interval timer takes no more
 
 
@@ -268,6 +271,13 @@ class Options:
 def option_specs() -> dict[str, Spec]:
     """Every option's Spec, in the order of `Options` (the order of `settings`)."""
     return {f.name: f.metadata["spec"] for f in fields(Options) if "spec" in f.metadata}
+
+
+def null_means_no_effect(name: str) -> bool:
+    """Whether a null `name` in a result's settings says the option changed nothing in that run
+    (not that it was unset, as a null --max-knots is no limit)."""
+    spec = option_specs().get(name)
+    return name in UNUSED_WHEN_NULL or (spec is not None and spec.recorded_if is not None)
 
 
 def option_defaults() -> dict[str, Any]:

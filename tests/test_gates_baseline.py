@@ -201,6 +201,28 @@ def test_merge_reports_every_conflict_at_once():
     assert "--max-knots 1000 conflicts with the baseline's max_knots (not set)" in msg
 
 
+def test_a_value_given_where_the_baseline_recorded_no_effect_agrees(tmp_path):
+    """The baseline records null for an option that changed nothing in its run (a loop option
+    without loops, --pairs beside --segments, the slice's options with --no-slice): re-running
+    the same command against it was refused ("--layout chw conflicts with the baseline's layout
+    (not set)"). A null that means "no limit" (--max-knots) still conflicts with a value."""
+    import numpy as np
+
+    from regionaudit.options import UNUSED_WHEN_NULL, Options
+    from regionaudit.probes import build_probes
+
+    base = {"layout": None, "loop_radius": None, "pairs": None, "max_regions": None, "max_knots": None}
+    given = {"layout": "chw", "loop_radius": 3.0, "pairs": 5, "max_regions": 5, "max_knots": None}
+    assert merge_settings(given, base, list(base)) == given
+    with pytest.raises(BadOption, match=r"--max-knots 9 conflicts with the baseline's max_knots \(not set\)"):
+        merge_settings({**given, "max_knots": 9}, base, list(base))
+    # every option the probes leave unused is one whose null says so
+    np.save(tmp_path / "s.npy", np.zeros((2, 2, 4)))
+    np.save(tmp_path / "p.npy", np.zeros((2, 4)))
+    for opts in (Options(), Options(segments=tmp_path / "s.npy", points=tmp_path / "p.npy")):
+        assert set(build_probes((4,), opts).unused) <= set(UNUSED_WHEN_NULL)
+
+
 def test_merge_key_missing_from_baseline_keeps_explicit():
     merged = merge_settings({"seed": 3, "loops": None}, {"pairs": 100}, ["seed", "loops", "pairs"])
     assert merged == {"seed": 3, "loops": None, "pairs": 100}

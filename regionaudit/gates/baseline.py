@@ -23,7 +23,7 @@ from regionaudit.files import sha256_of
 from regionaudit.gates.catalogue import (absent_class, check_paths, gateable_paths, lookup, require_gateable,
                                          unknown_path_error, why_undefined)
 from regionaudit.gates.numbers import exact, format_number
-from regionaudit.options import Options, file_option_names, option_flag, probe_option_names
+from regionaudit.options import Options, file_option_names, null_means_no_effect, option_flag, probe_option_names
 from regionaudit.result import SCHEMA, GateResult, definition_changes, load_result
 
 # Options that define the probes (and so every number): what a baseline run passes on, and the
@@ -104,8 +104,9 @@ def merge_settings(explicit: dict, baseline: dict, keys: list[str]) -> dict:
     """Settings for a run against a baseline.
 
     `explicit` holds the command line's values, None for "not given". For each key in `keys`: a
-    given value that differs from the baseline's is a conflict (BadOption naming both); a value not
-    given takes the baseline's. Keys the baseline lacks keep the explicit value. Other keys of
+    given value that differs from the baseline's is a conflict (BadOption naming both), but where
+    the baseline recorded null (the option changed nothing there: a loop option without loops,
+    --pairs beside --segments) any value agrees; a value not given takes the baseline's. Keys the baseline lacks keep the explicit value. Other keys of
     `explicit` pass through. All conflicts are reported at once, on one line.
     """
     merged = dict(explicit)
@@ -118,7 +119,7 @@ def merge_settings(explicit: dict, baseline: dict, keys: list[str]) -> dict:
         base = baseline[key]
         if given is None:
             merged[key] = base
-        elif _same(given, base):
+        elif (base is None and null_means_no_effect(key)) or _same(given, base):
             merged[key] = given
         else:
             conflicts.append(_conflict(key, given, base))
