@@ -71,14 +71,18 @@ def _inputs(opts: Options, named: dict[str, str | None]) -> dict[str, str | None
     return {**named, **{option_flag(name): getattr(opts, name) for name in file_option_names()}}
 
 
-def _say_unused(opts: Options, network, typed: frozenset[str] | None = None) -> list[str]:
-    """Options typed that have no effect with the probes given and this network, said on stderr
-    (and noted)."""
+def _unused(opts: Options, network, typed: frozenset[str] | None = None) -> list[str]:
+    """Options typed that have no effect with the probes given and this network: said on stderr
+    (`_say`) once the checks after the import have passed, and noted."""
     size = math.prod(network.input_shape)
-    notes = ineffective(opts, exact_distance=choose_method(opts.distance, size) == "exact", typed=typed, input_size=size)
+    return ineffective(opts, exact_distance=choose_method(opts.distance, size) == "exact", typed=typed, input_size=size)
+
+
+def _say(notes: list[str]) -> None:
+    """Notes held back until the usage errors that follow the import could no longer come: a
+    refused run says one line."""
     for note in notes:
         _note(note)
-    return notes
 
 
 def _run_analysis(imported, opts: Options, quiet: bool, unused: list[str], warn=None) -> AuditResult:
@@ -99,11 +103,10 @@ def _run_analysis(imported, opts: Options, quiet: bool, unused: list[str], warn=
         return result
 
 
-def _say_import_notes(imported, name: str | None = None) -> None:
+def _import_notes(imported, name: str | None = None) -> list[str]:
     """What the import decided (the output analysed, a Softmax stripped, a fixed first axis read
-    as part of the input), on stderr as well as in the result."""
-    for note in imported.notes:
-        _note(f"{name}: {note}" if name else note)
+    as part of the input): said on stderr (`_say`) as well as in the result."""
+    return [f"{name}: {note}" if name else note for note in imported.notes]
 
 
 def _notify(message: str) -> None:
@@ -145,10 +148,10 @@ def run_audit(model: str, opts: Options, wanted: Wanted) -> int:
     _check_slice_wanted(opts.slice, wanted, paths)
     _importing(model, wanted.quiet)
     imported = import_for_audit(model, opts, import_check_rows(opts.data, opts.max_file_size))
-    _say_import_notes(imported)
-    unused = _say_unused(opts, imported.network, typed)
+    unused = _unused(opts, imported.network, typed)
     check_node_paths(paths, imported.network.kink_names, imported.network.n_outputs)
     _check_slice_wanted(has_plane(imported.network), wanted, paths, "this model's input has one element: it has no 2-D slice")
+    _say(_import_notes(imported) + unused)
     result = _run_analysis(imported, opts, wanted.quiet, unused)
     skipped = [n.removeprefix(SKIPPED_NOTE).removesuffix(SKIPPED_HINT) for n in result.notes
                if opts.slice and n.startswith(SKIPPED_NOTE) and n.endswith(SKIPPED_HINT)]
@@ -264,15 +267,14 @@ def run_compare(model_a: str, model_b: str, opts: Options, wanted: Wanted) -> in
     rows = import_check_rows(opts.data, opts.max_file_size)
     _importing(model_a, wanted.quiet)
     imp_a = import_for_audit(model_a, opts, rows)
-    _say_import_notes(imp_a, model_a)
-    unused = _say_unused(opts, imp_a.network)  # (both models read the same points)
+    unused = _unused(opts, imp_a.network)  # (both models read the same points)
     _importing(model_b, wanted.quiet)
     imp_b = import_for_audit(model_b, opts, rows)
-    _say_import_notes(imp_b, model_b)
     shape_note = _compare_shapes(model_a, imp_a.network.input_shape, model_b, imp_b.network.input_shape)
     for prefix, imported in (("a.", imp_a), ("b.", imp_b)):
         paths = [g.path.removeprefix(prefix) for g in gates if g.path.startswith(prefix)]
         check_node_paths(paths, imported.network.kink_names, root=prefix)
+    _say(_import_notes(imp_a, model_a) + unused + _import_notes(imp_b, model_b))
     warned: set[str] = set()
 
     def warn_once(message: str) -> None:  # (both models read the same data: one warning about it)

@@ -322,6 +322,16 @@ def test_per_layer_gate_paths_are_checked_against_the_model(tmp_path, capsys):
     assert kink.removeprefix("density.knots_per_layer.") in knots
 
 
+def test_a_run_refused_after_the_import_says_one_line(tmp_path, capsys):
+    """The note on an option without effect waits for the checks that follow the import: before,
+    it came first, then the error (two lines for a refused run)."""
+    code, _, err = run([MLP, "--no-slice", "--pairs", 2, "--loop-steps", 4, "-q", "--json", tmp_path / "r.json",
+                        "--fail-if", "density.knots_per_layer.nope > 3"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "no kink node of this model" in err, err
+    code, _, err = run([MLP, "--no-slice", "--pairs", 2, "--loop-steps", 4, "-q", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0 and "--loop-steps 4 has no effect without --loops." in err
+
+
 def test_card_names_probe_files_without_their_folders(tmp_path, capsys):
     """The card is published: its probes line names --segments and --points files as the data line
     names --data, without the local folders (the JSON's settings keep the paths)."""
