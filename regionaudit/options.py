@@ -277,7 +277,8 @@ def null_means_no_effect(name: str) -> bool:
     """Whether a null `name` in a result's settings says the option changed nothing in that run
     (not that it was unset, as a null --max-knots is no limit)."""
     spec = option_specs().get(name)
-    return name in UNUSED_WHEN_NULL or (spec is not None and spec.recorded_if is not None)
+    # (an option whose own default is null, --slice-box, records null for "the default" too)
+    return name in UNUSED_WHEN_NULL or (spec is not None and spec.recorded_if is not None and option_defaults().get(name) is not None)
 
 
 def option_defaults() -> dict[str, Any]:

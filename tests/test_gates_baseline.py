@@ -216,6 +216,9 @@ def test_a_value_given_where_the_baseline_recorded_no_effect_agrees(tmp_path):
     assert merge_settings(given, base, list(base)) == given
     with pytest.raises(BadOption, match=r"--max-knots 9 conflicts with the baseline's max_knots \(not set\)"):
         merge_settings({**given, "max_knots": 9}, base, list(base))
+    # a null --slice-box is the box from the data, not "no effect": another box is another slice
+    with pytest.raises(BadOption, match=r"--slice-box .* conflicts with the baseline's slice_box \(not set\)"):
+        merge_settings({"slice_box": (0.0, 1.0, 0.0, 1.0)}, {"slice_box": None}, ["slice_box"])
     # every option the probes leave unused is one whose null says so
     np.save(tmp_path / "s.npy", np.zeros((2, 2, 4)))
     np.save(tmp_path / "p.npy", np.zeros((2, 4)))
@@ -351,6 +354,12 @@ def test_a_baseline_without_a_part_says_which_option_left_it_out():
     [g] = evaluate_increases(current, base, ["reference.init.pooled.density.summary.median=1"])
     assert not g.passed and "no initialisation reference was measured (--init-reference 0)" in g.message
     current["slice"] = {"regions": 5}
+    base["settings"]["slice"] = True  # (a slice skipped: no three data rows span a plane)
+    with pytest.raises(GateError) as e:
+        evaluate_increases(current, base, ["slice.regions=1"])
+    assert str(e.value) == ("the baseline has no metric 'slice.regions': its run skipped the 2-D slice (its notes say why); "
+                            "make a new baseline that measures it")
+    base["settings"]["slice"] = False
     with pytest.raises(GateError) as e:
         evaluate_increases(current, base, ["slice.regions=1"])
     assert str(e.value) == ("the baseline has no metric 'slice.regions': the run that wrote it did not measure it (--no-slice); "

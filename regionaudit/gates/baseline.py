@@ -238,11 +238,10 @@ def _check_baseline_value(baseline: dict, bound: IncreaseBound) -> None:
 def _why_missing(baseline: dict, path: str, base_paths: list[str]) -> str:
     """Why a baseline lacks a path: the run that wrote it did not measure that part (it names the
     option), or another version wrote it, or the path is misspelt (the closest it has)."""
-    off = [(part, option) for part, option in (("reference.", "--init-reference 0"), ("slice.", "--no-slice"),
-                                                ("density.path", "no --loops"), ("deviation.path", "no --loops"))
-           if path.startswith(part)]
-    if off and baseline.get(off[0][0].rstrip(".")) is None:
-        return f"the run that wrote it did not measure it ({off[0][1]}); make a new baseline that does"
+    if path.startswith("slice.") and baseline.get("slice") is None:
+        if (baseline.get("settings") or {}).get("slice") is False:
+            return "the run that wrote it did not measure it (--no-slice); make a new baseline that does"
+        return "its run skipped the 2-D slice (its notes say why); make a new baseline that measures it"
     if any(path.startswith(p) for p in ("reference.", "slice.", "density.", "deviation.", "distance.", "capacity.", "model.")) \
             and baseline.get("schema") != SCHEMA:
         return f"it was written by regionaudit {baseline.get('regionaudit')!r} (schema {baseline.get('schema')}); make a new baseline"
