@@ -224,6 +224,7 @@ def test_every_path_metrics_lists_can_be_gated(tmp_path, capsys, compare):
      "no initialisation reference was measured (--init-reference 0)"),
     (["--pairs", 2, "--init-reference", 0], "deviation.spearman.rho", "Spearman correlation needs at least 3 segments, found 2"),
     (["--pairs", 0, "--init-reference", 0], "density.by_class.same_class.count", "no segments were measured"),
+    (["--pairs", 1, "--init-reference", 0], "reference.init.copies", "no initialisation reference was measured (--init-reference 0)"),
 ])
 def test_a_documented_metric_that_is_null_fails_its_gate_as_undefined(tmp_path, capsys, args, gate, reason):
     """Before, these parts were null as a whole, so their documented paths were 'unknown' (exit 2)

@@ -103,6 +103,7 @@ def _known_summaries(result: dict) -> dict[str, tuple[str, ...]]:
     for root in _audit_roots(result):
         known.update((root + s, SUMMARY_KEYS) for s in AUDIT_SUMMARIES + BY_CLASS_SUMMARIES + POOLED_SUMMARIES)
         known[root + "deviation.spearman"] = SPEARMAN_KEYS
+        known[root + "reference.init"] = ("copies", "segments", "points")
         known.update((f"{root}{m}.by_class.{side}", ("count",)) for m in ("density", "deviation")
                      for side in ("same_class", "different_class"))
     if _audit_roots(result) != [""]:
