@@ -188,6 +188,18 @@ def test_markers_quoted_in_prose_or_code_are_left_alone(result, tmp_path, quoted
                                                   + "\n\n## Citation\n")
 
 
+@pytest.mark.parametrize("tail", ["```\npip install foo\n", "``` a`b\nnot a fence: a backtick in its info string\n"])
+def test_a_fence_left_open_at_the_end_does_not_hide_the_section(result, tmp_path, tail):
+    """The section appended after a fence that never closes (or after a line that only looks like
+    a fence) is found again: before, every run appended another copy."""
+    readme = tmp_path / "README.md"
+    readme.write_text("# My model\n\n" + tail, encoding="utf-8")
+    for _ in range(2):
+        append_card(result, readme, None)
+    text = readme.read_text(encoding="utf-8")
+    assert text.count(START) == 1 and text.startswith("# My model\n\n" + tail)
+
+
 def test_an_end_marker_before_its_start_is_refused_as_such(result, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"text\n{END}\nmiddle\n{START}\n", encoding="utf-8")

@@ -151,22 +151,30 @@ _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
 def _markers(text: str, head: int) -> list[tuple[str, int, int]]:
     """Our markers in `text` after `head`: (START or END, where it begins, where it ends), each
     alone on its line (up to 3 spaces before it, blanks after) and outside fenced code blocks, so
-    that a marker quoted in prose or in a code example is text like any other."""
-    found, fence = [], ""
-    at = head
+    that a marker quoted in prose or in a code example is text like any other. A fence left open
+    at the end of the file fences nothing here: a section appended after it must be found again."""
+    found: list[tuple[str, int, int]] = []
+    fenced: list[tuple[str, int, int]] = []  # markers inside the fence now open
+    fence, at = "", head
     for line in text[head:].splitlines(keepends=True):
         bare = line.rstrip("\r\n")
         opened = _FENCE.match(bare)
+        if opened and opened.group(1)[0] == "`" and "`" in bare[opened.end():]:
+            opened = None  # (a backtick fence's info string holds no backtick: CommonMark)
         if fence:
             if opened and opened.group(1)[0] == fence[0] and len(opened.group(1)) >= len(fence) and not bare[opened.end():].strip():
-                fence = ""
+                fence, fenced = "", []
+                at += len(line)
+                continue
         elif opened:
             fence = opened.group(1)
-        elif bare.strip() in (START, END) and len(bare) - len(bare.lstrip(" ")) <= 3:
+            at += len(line)
+            continue
+        if bare.strip() in (START, END) and len(bare) - len(bare.lstrip(" ")) <= 3:
             begin = at + bare.index(bare.strip())
-            found.append((bare.strip(), begin, begin + len(bare.strip())))
+            (fenced if fence else found).append((bare.strip(), begin, begin + len(bare.strip())))
         at += len(line)
-    return found
+    return sorted(found + fenced, key=lambda m: m[1])
 
 
 def insert_section(text: str, section: str) -> str:
