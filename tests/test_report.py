@@ -429,3 +429,13 @@ def test_init_comparisons_over_segments_cut_short_say_so(cut):
         assert sentence.endswith(" (3 of them cut short: their counts are lower bounds).")
     assert labels[0] == f"Regions per segment ({cut} of the 10 segments cut short: lower bounds)"
     assert labels[3] == "Absolute deviation"
+
+
+def test_no_comparison_is_said_over_no_reference_segment():
+    """With no segment (points only), the reference compares no density: before, the report said
+    "On the first 0 segments, ... every one was cut short"."""
+    from regionaudit.report.framecontext import section_sentences
+
+    r = sample_result(n_segments=10, n_points=5)
+    r.reference["init"]["segments"] = 0
+    assert "density" not in section_sentences(r)

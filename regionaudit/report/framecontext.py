@@ -262,7 +262,7 @@ def frame_plots(result, Plot, empty_segments: str, empty_points: str, no_deviati
     out.append(Plot(
         "segment-profile", "One segment, knot by knot",
         f"Segment {idx} (the one whose region count is closest to the median): the top logits along the segment, "
-        + ("drawn straight between the knots kept when the segment was cut short (see the notes; every segment was): "
+        + ("drawn straight between the knots kept when the segment was cut short (see the notes): "
            "knots left out lie between them, so the curve is not exactly the network's and its knot count is a "
            "lower bound" if cut else
            "exact (they are affine between knots)")
@@ -422,7 +422,7 @@ def section_sentences(result) -> dict[str, str]:
          "boundary distance", f"the first {p} points",
          "a ratio above 1 means the data sit in larger regions than at initialisation"),
     ):
-        if key == "density" and len(cut) == m:
+        if key == "density" and m and len(cut) == m:
             out[key] = (f"On {where}, the trained and initial densities are not compared: every one was cut short in the "
                         "model or a copy (see the notes), and their counts are lower bounds.")
             continue
