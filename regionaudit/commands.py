@@ -149,7 +149,8 @@ def run_audit(model: str, opts: Options, wanted: Wanted) -> int:
     _importing(model, wanted.quiet)
     imported = import_for_audit(model, opts, import_check_rows(opts.data, opts.max_file_size))
     unused = _unused(opts, imported.network, typed)
-    check_node_paths(paths, imported.network.kink_names, imported.network.n_outputs)
+    check_node_paths(paths, imported.network.kink_names, imported.network.n_outputs,
+                     input_size=math.prod(imported.network.input_shape))
     _check_slice_wanted(has_plane(imported.network), wanted, paths, "this model's input has one element: it has no 2-D slice")
     _say(_import_notes(imported) + unused)
     result = _run_analysis(imported, opts, wanted.quiet, unused)

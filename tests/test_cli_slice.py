@@ -152,6 +152,21 @@ def test_a_box_too_small_for_float64_is_refused(tmp_path, capsys, box):
     assert "is too small: its area underflows float64" in err and not (tmp_path / "x.json").exists()
 
 
+@pytest.mark.parametrize("model,gate,keys", [
+    (SPIRALS, "slice.box.half_width > 0", "slice.box.xmin, slice.box.xmax, slice.box.ymin, slice.box.ymax"),
+    (MLP, "slice.box.xmin > 0", "slice.box.half_width"),
+])
+def test_a_box_key_the_model_s_slice_lacks_is_refused_before_the_audit(tmp_path, capsys, monkeypatch, model, gate, keys):
+    """A 2-D input is sliced in its own plane, whose box is its range; any other input's box is a
+    square of a half-width. `regionaudit metrics` lists the latter: on a 2-D model the gate was
+    refused after the whole run."""
+    import regionaudit.api as api
+
+    monkeypatch.setattr(api, "trace_segments", lambda *a, **k: pytest.fail("the analysis ran"))
+    code, _, err = run([model, *FAST, "--json", tmp_path / "x.json", "--fail-if", gate], capsys)
+    assert code == 2 and f"this model's slice box has {keys}" in err and len(err.strip().splitlines()) == 1
+
+
 def test_baseline_reuses_the_slice_settings(tmp_path, capsys):
     base = tmp_path / "base.json"
     code, _, err = run([SPIRALS, "--data", SPIRAL_DATA, *FAST, "--json", base, "--max-regions", 30], capsys)

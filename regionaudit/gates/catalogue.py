@@ -399,7 +399,8 @@ def check_paths(paths: list[str], compare: bool = False) -> None:
             raise unknown_path_error(path, gateable_paths(schema_skeleton(compare)), listed_by)
 
 
-def check_node_paths(paths: list[str], kink_names: list[str], n_outputs: int | None = None, root: str = "") -> None:
+def check_node_paths(paths: list[str], kink_names: list[str], n_outputs: int | None = None, root: str = "",
+                     input_size: int | None = None) -> None:
     """Once the model is imported its kink nodes and classes are known: a per-layer path naming
     another node, or a slice class the model does not have, is a usage error before the analysis
     runs, not after it. `root` ("a." or "b." in a comparison) is what the paths were given under."""
@@ -411,6 +412,13 @@ def check_node_paths(paths: list[str], kink_names: list[str], n_outputs: int | N
                 names = ", ".join(repr(n) for n in kink_names[:8]) + (f" and {len(kink_names) - 8} more" if len(kink_names) > 8 else "")
                 hint = f"did you mean {' or '.join(close)}?" if close else f"the model's kink nodes are {names or 'none'}"
                 raise GateError(f"unknown metric path {root + path!r}: no kink node of this model has that name; {hint}")
+    if input_size is not None:  # a 2-D input is sliced in its own plane, whose box is its range
+        keys = ("xmin", "xmax", "ymin", "ymax") if input_size == 2 else ("half_width",)
+        for path in paths:
+            k = path.removeprefix("slice.box.")
+            if k != path and k not in keys:
+                raise GateError(f"unknown metric path {path!r}: this model's slice box has "
+                                + ", ".join(f"slice.box.{key}" for key in keys))
     if n_outputs is None:
         return
     for path in paths:
