@@ -21,7 +21,8 @@ from regionaudit.errors import BadData
 from regionaudit.files import load_array
 from regionaudit.options import LABELS_WITHOUT_PAIRS
 from regionaudit.planes import predicted
-from regionaudit.reference import cut_short, init_reference, ratio_to_init
+from regionaudit.reference import init_reference, ratio_to_init
+from regionaudit.result import reference_cut_short
 
 
 def load_labels(path, n_rows: int) -> np.ndarray:
@@ -101,7 +102,8 @@ def add_reference_frame(result, imported, a: torch.Tensor, b: torch.Tensor, leng
         ref = init_reference(imported, a, b, lengths, points, opts.init_reference, opts.seed, pick,
                              max_knots=opts.max_knots, max_memory=opts.max_memory, directions=distance_directions)
         result.reference = {"init": ref}
-        ratios = ratio_to_init(regions, ref, [s.truncated for s in d.segments]) if ref["segments"] else []
+        cut = reference_cut_short(ref, [s.truncated for s in d.segments])
+        ratios = ratio_to_init(regions, ref, cut) if ref["segments"] else []
         d.ratio_to_init = summary(ratios) if ratios else None
     pairs = [(s.density, dv.norm) for s, dv in zip(d.segments, v.segments) if s.density is not None and dv.norm is not None]
     if pairs:
@@ -130,7 +132,7 @@ def frame_notes(result) -> list[str]:
             f"Initialisation reference: {ref['copies']} re-initialisation{'' if ref['copies'] == 1 else 's'} of the same architecture "
             f"(He-normal weights, biases of variance 1e-6, batch norm set to identity) measured on {_first(ref)}."
         )
-        cut = len(cut_short(ref, [s.truncated for s in result.density.segments]))
+        cut = len(reference_cut_short(ref, [s.truncated for s in result.density.segments]))
         if cut:
             left = ("so density.ratio_to_init is undefined (null)" if cut == ref["segments"] else
                     "density.ratio_to_init leaves them out")

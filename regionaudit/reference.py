@@ -88,12 +88,12 @@ def init_reference(imported, a: torch.Tensor, b: torch.Tensor, lengths: np.ndarr
     }
 
 
-def ratio_to_init(trained_regions: list[int], reference: dict, trained_truncated: list[bool] | None = None) -> list[float]:
+def ratio_to_init(trained_regions: list[int], reference: dict, cut: set[int] = frozenset()) -> list[float]:
     """Per reference segment: trained regions / mean of the init regions on the same segment.
-    Segments that --max-knots cut short in the trained model or in any copy are left out (their
-    counts are lower bounds, so their ratio would mean nothing)."""
+    Segments in `cut`, which --max-knots cut short in the trained model or in a copy
+    (`result.reference_cut_short`), are left out (their counts are lower bounds, so their ratio
+    would mean nothing)."""
     seeds = reference["per_seed"]
-    cut = cut_short(reference, trained_truncated)
     out = []
     for i in range(reference["segments"]):
         if i in cut:
@@ -101,9 +101,3 @@ def ratio_to_init(trained_regions: list[int], reference: dict, trained_truncated
         mean = float(np.mean([s["segments"]["regions"][i] for s in seeds]))
         out.append(trained_regions[i] / mean)
     return out
-
-
-def cut_short(reference: dict, trained_truncated: list[bool] | None = None) -> set[int]:
-    """The reference's segments that --max-knots cut short in the trained model or in a copy."""
-    return {i for i in range(reference["segments"])
-            if (trained_truncated and trained_truncated[i]) or any(s["segments"]["truncated"][i] for s in reference["per_seed"])}

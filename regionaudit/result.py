@@ -120,6 +120,13 @@ class Density:
         return sum(bool(seg.truncated) for seg in self.segments)
 
 
+def reference_cut_short(reference: dict, trained_truncated: list[bool]) -> set[int]:
+    """The segments of an init reference (`reference.init`) that --max-knots cut short in the
+    trained model (`trained_truncated`, per segment) or in a copy: their counts are lower bounds."""
+    return {i for i in range(reference["segments"])
+            if (i < len(trained_truncated) and trained_truncated[i]) or any(s["segments"]["truncated"][i] for s in reference["per_seed"])}
+
+
 @dataclass
 class SegmentDeviation:
     per_output: list[float] | None  # None where --max-knots cut the segment short

@@ -177,6 +177,7 @@ def sample_result(
 def _add_reference_frame(result: AuditResult, rng, layer_names: list[str]) -> None:
     """A fake init reference (two seeds on the first 10 segments and 5 points) and a segment profile."""
     from regionaudit.reference import ratio_to_init
+    from regionaudit.result import reference_cut_short
 
     d, dist, neurons = result.density, result.distance, result.model.neurons
     m, p = min(10, len(d.segments)), min(5, len(dist.points))
@@ -208,7 +209,7 @@ def _add_reference_frame(result: AuditResult, rng, layer_names: list[str]) -> No
         "profile": None,
     }
     result.reference = {"init": ref}
-    d.ratio_to_init = summarize(ratio_to_init([s.regions for s in d.segments], ref))
+    d.ratio_to_init = summarize(ratio_to_init([s.regions for s in d.segments], ref, reference_cut_short(ref, [s.truncated for s in d.segments])))
     seg = d.segments[0]
     t = sorted(rng.uniform(0, 1, seg.regions - 1).tolist())
     d.profile = {

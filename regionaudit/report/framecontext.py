@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 
-from regionaudit.reference import cut_short
 from regionaudit.report import formatting as F
 from regionaudit.report import frameplots as FP
 from regionaudit.report.tables import KINK_KINDS, Table
+from regionaudit.result import reference_cut_short
 
 HOW_TO_READ_INIT = (
     "The same architecture, re-initialised (He-normal weights, biases of variance 1e-6, batch norm as identity; "
@@ -107,7 +107,7 @@ def init_table(result) -> Table | None:
         ci = ci_text(s)
         return F.num(s["median"]) + (f"  {ci.replace('95 % CI ', '')}" if ci else "")
 
-    cut = len(cut_short(ref, [s.truncated for s in segs]))
+    cut = len(reference_cut_short(ref, [s.truncated for s in segs]))
     rows = []
     for label, full, same, init in rows_src:
         if cut and label.startswith("Regions"):
@@ -409,7 +409,7 @@ def section_sentences(result) -> dict[str, str]:
         return {}
     d, v, dist = result.density, result.deviation, result.distance
     m, p = ref["segments"], ref["points"]
-    cut = cut_short(ref, [s.truncated for s in d.segments])
+    cut = reference_cut_short(ref, [s.truncated for s in d.segments])
     out = {}
     for key, trained, init, what, where, reading in (
         ("density", subset_summary([s.density for s in d.segments[:m]]), _pooled(ref, "density", "per_length"),
