@@ -89,28 +89,6 @@ def _audit_roots(result: dict) -> list[str]:
     return [""]
 
 
-# The init reference's pooled summaries (null where it measured no segment or point), and the
-# parts that are null as a whole where their measure is undefined: each with the keys it has.
-POOLED_SUMMARIES = tuple(f"reference.init.pooled.{m}" for m in ("density.summary", "density.per_length", "density.regions_per_neuron",
-                                                                 "deviation.summary", "distance.summary", "distance.scaled_summary"))
-SPEARMAN_KEYS = ("rho", "p_value", "ci95_low", "ci95_high", "count")
-
-
-def _known_summaries(result: dict) -> dict[str, tuple[str, ...]]:
-    """Parts of the schema with fixed keys, which gates can name even where the part is null:
-    each path with its keys."""
-    known: dict[str, tuple[str, ...]] = {}
-    for root in _audit_roots(result):
-        known.update((root + s, SUMMARY_KEYS) for s in AUDIT_SUMMARIES + BY_CLASS_SUMMARIES + POOLED_SUMMARIES)
-        known[root + "deviation.spearman"] = SPEARMAN_KEYS
-        known[root + "reference.init"] = ("copies", "segments", "points")
-        known.update((f"{root}{m}.by_class.{side}", ("count",)) for m in ("density", "deviation")
-                     for side in ("same_class", "different_class"))
-    if _audit_roots(result) != [""]:
-        known.update((s, SUMMARY_KEYS) for s in PAIRED_SUMMARIES)
-    return known
-
-
 def _summary() -> dict:
     return dict.fromkeys(SUMMARY_KEYS)
 
@@ -131,6 +109,28 @@ _CAPACITY = {"input_dimension": None, "log10_upper": None, "log10_lower": None,
 _POOLED = {"density": {"summary": _summary(), "per_length": _summary(), "regions_per_neuron": _summary()},
            "deviation": {"summary": _summary()}, "distance": {"summary": _summary(), "scaled_summary": _summary()}}
 _REFERENCE = {"init": {"copies": None, "segments": None, "points": None, "pooled": _POOLED}}
+SPEARMAN_KEYS = ("rho", "p_value", "ci95_low", "ci95_high", "count")
+
+# The init reference's pooled summaries (null where it measured no segment or point) and counts,
+# as the skeleton holds them, and the parts that are null as a whole where their measure is
+# undefined: each with the keys it has.
+POOLED_SUMMARIES = tuple(f"reference.init.pooled.{m}.{k}" for m, part in _POOLED.items() for k in part)
+INIT_COUNTS = tuple(k for k in _REFERENCE["init"] if k != "pooled")
+
+
+def _known_summaries(result: dict) -> dict[str, tuple[str, ...]]:
+    """Parts of the schema with fixed keys, which gates can name even where the part is null:
+    each path with its keys."""
+    known: dict[str, tuple[str, ...]] = {}
+    for root in _audit_roots(result):
+        known.update((root + s, SUMMARY_KEYS) for s in AUDIT_SUMMARIES + BY_CLASS_SUMMARIES + POOLED_SUMMARIES)
+        known[root + "deviation.spearman"] = SPEARMAN_KEYS
+        known[root + "reference.init"] = INIT_COUNTS
+        known.update((f"{root}{m}.by_class.{side}", ("count",)) for m in ("density", "deviation")
+                     for side in ("same_class", "different_class"))
+    if _audit_roots(result) != [""]:
+        known.update((s, SUMMARY_KEYS) for s in PAIRED_SUMMARIES)
+    return known
 
 
 def schema_skeleton(compare: bool = False) -> dict:
@@ -145,7 +145,7 @@ def schema_skeleton(compare: bool = False) -> dict:
     )
     audit = AuditResult(
         model=model, settings={}, density=Density(by_class=_by_class("count", "summary", "per_length")),
-        deviation=Deviation(spearman=dict.fromkeys(("rho", "p_value", "ci95_low", "ci95_high", "count")),
+        deviation=Deviation(spearman=dict.fromkeys(SPEARMAN_KEYS),
                             by_class=_by_class("count", "summary")),
         distance=Distance(), capacity=_CAPACITY, reference=_REFERENCE, environment={"threads": None},
     )
