@@ -88,33 +88,27 @@ def _block_rows(dim: int, directions: int) -> list[int]:
 
 
 def gaussian_chunks(dim: int, directions: int, seed: int, rows: int):
-    """`gaussian_directions` in chunks of at most `rows` rows (whole draws of `_block_rows`, written
-    into the chunk; below a draw's rows, pieces of one), drawn as they are given, so that one chunk
-    is in memory at a time. The same numbers as drawing all at once, however they are chunked:
-    torch's CPU normal sampler fills a tensor with uniforms in order and turns each aligned run of
-    16 into normals, and every draw here holds a multiple of 16 numbers but the last (a test holds
-    torch to it)."""
+    """`gaussian_directions` in chunks of at most `rows` rows, drawn as they are given, so that
+    about one chunk is in memory at a time: whole draws of `_block_rows` are written into a
+    buffer of up to `rows` rows (one draw, where a draw holds more) and given out in pieces of
+    `rows`. The same numbers as drawing all at once, however they are chunked: torch's CPU normal
+    sampler fills a tensor with uniforms in order and turns each aligned run of 16 into normals,
+    and every draw here holds a multiple of 16 numbers but the last (a test holds torch to it)."""
     gen = torch.Generator().manual_seed(seed)
     scale = math.sqrt(directions)
-    sizes = _block_rows(dim, directions)
-    if rows < GAUSS_BLOCK:
-        for size in sizes:
-            block = torch.randn(size, dim, generator=gen, dtype=torch.float64).div_(scale)
-            yield from block.split(rows)
-        return
-    groups: list[list[int]] = []
-    for size in sizes:
+    groups: list[list[int]] = []  # the draws that share a buffer
+    for size in _block_rows(dim, directions):
         if groups and sum(groups[-1]) + size <= rows:
             groups[-1].append(size)
         else:
             groups.append([size])
     for group in groups:
-        chunk = torch.empty(sum(group), dim, dtype=torch.float64)
+        buffer = torch.empty(sum(group), dim, dtype=torch.float64)
         at = 0
         for size in group:
-            torch.randn(size, dim, generator=gen, dtype=torch.float64, out=chunk[at : at + size])
+            torch.randn(size, dim, generator=gen, dtype=torch.float64, out=buffer[at : at + size])
             at += size
-        yield chunk.div_(scale)
+        yield from buffer.div_(scale).split(rows)
 
 
 def tangent_order(network: Network) -> list[int]:
