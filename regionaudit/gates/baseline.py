@@ -105,8 +105,9 @@ def merge_settings(explicit: dict, baseline: dict, keys: list[str]) -> dict:
 
     `explicit` holds the command line's values, None for "not given". For each key in `keys`: a
     given value that differs from the baseline's is a conflict (BadOption naming both), but where
-    the baseline recorded null (the option changed nothing there: a loop option without loops,
-    --pairs beside --segments) any value agrees; a value not given takes the baseline's. Keys the baseline lacks keep the explicit value. Other keys of
+    the baseline recorded null because the option changed nothing there (`null_means_no_effect`:
+    a loop option without loops, --pairs beside --segments) any value agrees; a value not given
+    takes the baseline's. Keys the baseline lacks keep the explicit value. Other keys of
     `explicit` pass through. All conflicts are reported at once, on one line.
     """
     merged = dict(explicit)

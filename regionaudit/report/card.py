@@ -157,23 +157,19 @@ def _markers(text: str, head: int) -> list[tuple[str, int, int]]:
     fenced: list[tuple[str, int, int]] = []  # markers inside the fence now open
     fence, at = "", head
     for line in text[head:].splitlines(keepends=True):
+        start, at = at, at + len(line)
         bare = line.rstrip("\r\n")
         opened = _FENCE.match(bare)
         if opened and opened.group(1)[0] == "`" and "`" in bare[opened.end():]:
             opened = None  # (a backtick fence's info string holds no backtick: CommonMark)
-        if fence:
-            if opened and opened.group(1)[0] == fence[0] and len(opened.group(1)) >= len(fence) and not bare[opened.end():].strip():
-                fence, fenced = "", []
-                at += len(line)
-                continue
-        elif opened:
+        if fence and opened and opened.group(1)[0] == fence[0] and len(opened.group(1)) >= len(fence) \
+                and not bare[opened.end():].strip():
+            fence, fenced = "", []
+        elif not fence and opened:
             fence = opened.group(1)
-            at += len(line)
-            continue
-        if bare.strip() in (START, END) and len(bare) - len(bare.lstrip(" ")) <= 3:
-            begin = at + bare.index(bare.strip())
+        elif bare.strip() in (START, END) and len(bare) - len(bare.lstrip(" ")) <= 3:
+            begin = start + bare.index(bare.strip())
             (fenced if fence else found).append((bare.strip(), begin, begin + len(bare.strip())))
-        at += len(line)
     return sorted(found + fenced, key=lambda m: m[1])
 
 
