@@ -57,6 +57,7 @@ def audit(
     warn=None,
     notify=None,
     clock=time.perf_counter,
+    checked=None,
     **kwargs,
 ) -> AuditResult:
     """Measure density, deviation and boundary distance of `model` on probes; see DESIGN.md.
@@ -66,7 +67,11 @@ def audit(
     callable(n) or None; `warn`, if given, is called with each note that should reach the user
     before the analysis runs (data that looks unscaled, an option that has no effect; those notes
     are in the result too); `notify`, if given, is called with one line when the audit is estimated
-    to take long (regionaudit.estimate); `clock` times the stages and that estimate.
+    to take long (regionaudit.estimate); `clock` times the stages and that estimate; `checked`, if
+    given, is called with the result's notes so far once every check that can refuse the input
+    has passed (the slice's plane chosen), before the warnings and the analysis: it may raise to
+    stop the audit before minutes of work (the CLI refuses a slice gate there when the data spans
+    no plane).
     """
     if options is not None and kwargs:
         raise BadOption(f"give either options or keyword arguments, not both (got {', '.join(sorted(kwargs))})")
@@ -87,8 +92,6 @@ def audit(
 
     a, b = probes.segments
     lengths = segment_lengths(a, b)
-    for message in probes.warnings if warn is not None else []:  # after the checks that refuse data
-        warn(message)
     seg_a, seg_b, at = _to_tensor(a), _to_tensor(b), _to_tensor(probes.points)
     method = distance_settings(opts, net, settings, notes)
     plane = None
@@ -96,6 +99,10 @@ def audit(
         plane = choose_plane(net, opts, probes.rows, probes.synthetic, notes)  # (a bad points file fails first)
     elif opts.slice:
         notes.append(NO_PLANE_NOTE)
+    if checked is not None:
+        checked(list(notes))
+    for message in probes.warnings if warn is not None else []:  # after the checks that refuse data
+        warn(message)
     if notify is not None:
         loops = None
         if probes.loops:

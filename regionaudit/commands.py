@@ -85,7 +85,7 @@ def _say(notes: list[str]) -> None:
         _note(note)
 
 
-def _run_analysis(imported, opts: Options, quiet: bool, unused: list[str], warn=None) -> AuditResult:
+def _run_analysis(imported, opts: Options, quiet: bool, unused: list[str], warn=None, checked=None) -> AuditResult:
     with ExitStack() as bars:
 
         def progress(stage: str, total: int):
@@ -98,6 +98,7 @@ def _run_analysis(imported, opts: Options, quiet: bool, unused: list[str], warn=
             warn=warn or _warn,
             notify=None if quiet else _notify,
             clock=CLOCK,
+            checked=checked,
         )
         result.notes.extend(n for n in unused if n not in result.notes)  # (the audit may say one itself)
         return result
@@ -152,12 +153,15 @@ def run_audit(model: str, opts: Options, wanted: Wanted) -> int:
     check_node_paths(paths, imported.network.kink_names, imported.network.n_outputs,
                      input_size=math.prod(imported.network.input_shape))
     _check_slice_wanted(has_plane(imported.network), wanted, paths, "this model's input has one element: it has no 2-D slice")
-    _say(_import_notes(imported) + unused)
-    result = _run_analysis(imported, opts, wanted.quiet, unused)
-    skipped = [n.removeprefix(SKIPPED_NOTE).removesuffix(SKIPPED_HINT) for n in result.notes
-               if opts.slice and n.startswith(SKIPPED_NOTE) and n.endswith(SKIPPED_HINT)]
-    if skipped:  # (a data set that spans no plane is known only once its rows are read)
-        _check_slice_wanted(False, wanted, paths, skipped[0] + " (give three points with --slice-points)")
+
+    def checked(notes: list[str]) -> None:  # (a data set that spans no plane is known once its rows are read)
+        skipped = [n.removeprefix(SKIPPED_NOTE).removesuffix(SKIPPED_HINT) for n in notes
+                   if opts.slice and n.startswith(SKIPPED_NOTE) and n.endswith(SKIPPED_HINT)]
+        if skipped:
+            _check_slice_wanted(False, wanted, paths, skipped[0] + " (give three points with --slice-points)")
+        _say(_import_notes(imported) + unused)
+
+    result = _run_analysis(imported, opts, wanted.quiet, unused, checked=checked)
     if baseline is not None and (line := environment_warning(result.environment, baseline.get("environment"))):
         click.echo(line, err=True)
     result_dict = result.to_dict()

@@ -264,7 +264,8 @@ def test_a_layer_the_stopped_slice_never_split_has_no_boundary_length(tmp_path, 
 def test_data_that_spans_no_plane_skips_the_default_slice_and_says_why(tmp_path, capsys, rows):
     """Fewer than three rows, or rows that all lie on a line: the default slice is skipped with
     a note (it went through seeded Gaussian points, or ended the audit with exit 2); a slice
-    picture or gate is then a usage error, and --slice-points still slice."""
+    picture or gate is then a usage error, refused in one line before the analysis (no note or
+    warning before it), and --slice-points still slice."""
     digits = np.load(DIGITS)[:6].reshape(6, -1)
     data = {"two": digits[:2], "constant": np.full((6, 64), 0.5), "collinear": digits[0] + np.arange(6)[:, None] * (digits[1] - digits[0])}[rows]
     np.save(tmp_path / "d.npy", data.reshape(-1, 1, 8, 8))
@@ -277,8 +278,8 @@ def test_data_that_spans_no_plane_skips_the_default_slice_and_says_why(tmp_path,
     assert any(n.startswith(f"The 2-D slice is skipped: {why}") and "--slice-points" in n for n in result["notes"])
     for extra in (["--slice-png", tmp_path / "s.png"], ["--fail-if", "slice.regions > 3"]):
         code, _, err = run([*base, "--json", tmp_path / "x.json", *extra], capsys)
-        [line] = [line for line in err.splitlines() if "error" in line]  # (after the data's own warning)
-        assert code == 2 and why in line and "--slice-points" in line
+        [line] = err.splitlines()
+        assert code == 2 and line.startswith("regionaudit: error:") and why in line and "--slice-points" in line
         assert not (tmp_path / "x.json").exists() and not (tmp_path / "s.png").exists()
     np.save(tmp_path / "p.npy", np.load(DIGITS)[:3])
     code, _, err = run([*base, "--slice-points", tmp_path / "p.npy", "--max-regions", 500, "--json", tmp_path / "p.json"], capsys)
