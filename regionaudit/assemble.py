@@ -52,7 +52,7 @@ def settings(opts: Options, device: str, probes: Probes) -> dict:
         if spec.file:
             out[name] = None if value is None else str(value)
             # the probe files were hashed as they were read; --slice-points is read by the slice
-            out[f"{name}_sha256"] = None if value is None else probes.hashes.get(name) or sha256_of(value)
+            out[f"{name}_sha256"] = None if value is None else probes.hashes.get(name) or sha256_of(value, name.replace("_", " "))
         else:
             out[name] = list(value) if isinstance(value, tuple) else value
     out["device"] = device

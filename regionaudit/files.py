@@ -165,9 +165,18 @@ def write_into(path: str | os.PathLike, data: bytes) -> None:
         raise BadOption(f"cannot write {path}: {_reason(exc)}") from None
 
 
-def sha256_of(path: str | os.PathLike) -> str:
+def _check_regular(p: Path, what: str) -> None:
+    if not p.is_file():
+        raise BadData(f"{what} file {p} " + ("is not a regular file (a folder or a device)" if p.exists() else "not found"))
+
+
+def sha256_of(path: str | os.PathLike, what: str = "input") -> str:
+    """The file's sha256. A missing file, a folder or a device is BadData naming `what`: probe
+    files are hashed before they are read, and a FIFO would block the read forever."""
+    p = Path(path)
+    _check_regular(p, what)
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open(p, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -232,8 +241,7 @@ def load_array(
     `as_float=False` the file's own dtype is kept, so a caller can tell integer pixels apart.
     """
     p = Path(path)
-    if not p.is_file():
-        raise BadData(f"{what} file {p} " + ("is not a regular file (a folder or a device)" if p.exists() else "not found"))
+    _check_regular(p, what)
     _check_numpy_file(p, what)
     check_array_size(p, what, max_file_bytes or MAX_FILE_BYTES)
     try:

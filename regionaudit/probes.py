@@ -273,7 +273,7 @@ def build_probes(input_shape: tuple[int, ...], opts: Options) -> Probes:
         path = getattr(opts, key)
         if path is None:
             return None
-        hashes[key] = sha256_of(path)
+        hashes[key] = sha256_of(path, key)
         arr = load_array(path, key, as_float=False, max_file_bytes=opts.max_file_size)
         warning = suspicious(arr, f"{key} file {path}", lead=2 if key == "segments" else 1)
         if warning:
@@ -347,7 +347,7 @@ def build_probes(input_shape: tuple[int, ...], opts: Options) -> Probes:
         rows=rows,
     )
     if opts.labels is not None:
-        probes.hashes["labels"] = sha256_of(opts.labels)
+        probes.hashes["labels"] = sha256_of(opts.labels, "labels")
     if opts.loops:
         images = rows if rows is not None else at
         if not len(images):

@@ -116,3 +116,16 @@ def test_a_float32_audit_says_its_counts_can_differ_from_float64s():
     assert FLOAT32_NOTE in runs["float32"].notes
     assert FLOAT32_NOTE not in runs["float64"].notes
     assert runs["float32"].settings["dtype"] == "float32"
+
+
+@pytest.mark.parametrize("key", ["points", "segments", "slice_points", "labels"])
+def test_a_missing_or_folder_probe_file_is_bad_data(tmp_path, key):
+    """Before: the file was hashed before it was read, and open() raised FileNotFoundError or
+    IsADirectoryError (exit 3, an internal error, from the command line)."""
+    from regionaudit.errors import BadData
+
+    what = key.replace("_", " ")
+    extra = {"data": DIGITS} if key == "labels" else {}
+    for path, says in ((tmp_path / "nope.npy", "not found"), (tmp_path, "is not a regular file")):
+        with pytest.raises(BadData, match=f"^{what} file .* {says}"):
+            regionaudit.audit(CNN, **{key: path}, **extra, pairs=2, max_points=1, init_reference=0)

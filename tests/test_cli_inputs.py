@@ -349,3 +349,9 @@ def test_an_object_array_is_refused_as_such(tmp_path, capsys):
         code, _, err = run([MLP, "--no-slice", option, tmp_path / "obj.npy", "--json", tmp_path / "x.json"], capsys)
         assert code == 2 and "cannot be read without pickle (object arrays are refused)" in err, err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_missing_points_file_is_one_line_with_exit_2(tmp_path, capsys):
+    code, _, err = run([MLP, "--no-slice", "--points", tmp_path / "nope.npy", "--json", tmp_path / "x.json"], capsys)
+    assert code == 2 and err.strip().splitlines() == [f"regionaudit: error: points file {tmp_path / 'nope.npy'} not found"], err
+    assert not (tmp_path / "x.json").exists()

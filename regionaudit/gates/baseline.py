@@ -146,7 +146,7 @@ def apply_baseline(opts: Options, baseline: dict) -> Options:
         recorded, digest, given = base.get(key), base.get(f"{key}_sha256"), getattr(opts, key)
         flag = option_flag(key)
         if given is not None:
-            if digest is not None and sha256_of(given) != digest:
+            if digest is not None and sha256_of(given, key) != digest:
                 raise BadOption(f"{flag} {given} differs from the baseline's {key} file (sha256 {digest[:12]}…)")
             if digest is None and recorded is None:
                 raise BadOption(f"{flag} was given but the baseline was measured without one")
