@@ -20,6 +20,7 @@ from regionaudit.environment import describe as describe_environment
 from regionaudit.errors import BadOption
 from regionaudit.estimate import estimate, long_run_message
 from regionaudit.importer import ImportedModel, import_model
+from regionaudit.importer.pipeline import resolve_device
 from regionaudit.frame import add_reference_frame, frame_notes, load_labels
 from regionaudit.options import Options
 from regionaudit.probes import build_probes, import_check_rows, segment_lengths
@@ -33,6 +34,7 @@ def import_for_audit(model: str | Path | ImportedModel, opts: Options, check_row
     """The model imported as the options ask (shape, output, precision, device), checked against
     onnxruntime on random inputs and on `check_rows` (the first data rows) when given."""
     if isinstance(model, ImportedModel):
+        _check_imported(model, opts)
         return model
     return import_model(
         str(model),
@@ -44,6 +46,22 @@ def import_for_audit(model: str | Path | ImportedModel, opts: Options, check_row
         seed=opts.seed,
         max_file_bytes=opts.max_file_size,
     )
+
+
+def _check_imported(model: ImportedModel, opts: Options) -> None:
+    """A model imported before the call is analysed as it was imported: options that would have
+    imported it otherwise are refused, since the result's settings would record them."""
+    net = model.network
+    asked = {
+        "dtype": (opts.dtype, str(net.dtype).removeprefix("torch.")),
+        "device": (resolve_device(opts.device).type, net.device.type),
+        "input_shape": (None if opts.input_shape is None else tuple(opts.input_shape), tuple(net.input_shape)),
+        "output_name": (opts.output_name, net.output_name),
+    }
+    for name, (want, have) in asked.items():
+        if want is not None and want != have:
+            raise BadOption(f"{name} {want!r} was asked, but the model given was imported with {have!r}: pass "
+                            f"the model's path instead, or import it with that {name}")
 
 
 def _to_tensor(arr: np.ndarray) -> torch.Tensor:

@@ -129,3 +129,24 @@ def test_a_missing_or_folder_probe_file_is_bad_data(tmp_path, key):
     for path, says in ((tmp_path / "nope.npy", "not found"), (tmp_path, "is not a regular file")):
         with pytest.raises(BadData, match=f"^{what} file .* {says}"):
             regionaudit.audit(CNN, **{key: path}, **extra, pairs=2, max_points=1, init_reference=0)
+
+
+def test_an_imported_model_is_refused_options_it_was_not_imported_with():
+    """Before: audit(import_model(path), dtype="float32") ran in float64 while its settings and
+    environment said float32."""
+    import torch
+
+    from regionaudit.importer import import_model
+
+    imported = import_model(CNN)
+    for asked in ({"dtype": "float32"}, {"input_shape": (64,)}, {"output_name": "probs"}):
+        name = next(iter(asked))
+        with pytest.raises(BadOption, match=f"^{name} .* was asked, but the model given was imported with"):
+            regionaudit.audit(imported, pairs=1, max_points=1, slice=False, init_reference=0, **asked)
+    single = import_model(CNN, dtype=torch.float32)
+    r = regionaudit.audit(single, data=DIGITS, pairs=2, max_points=1, slice=False, init_reference=0, dtype="float32",
+                          input_shape=[1, 8, 8], output_name="logits")
+    direct = regionaudit.audit(CNN, data=DIGITS, pairs=2, max_points=1, slice=False, init_reference=0, dtype="float32")
+    assert r.settings["dtype"] == r.environment["dtype"] == "float32"
+    assert [s.regions for s in r.density.segments] == [s.regions for s in direct.density.segments]
+    assert r.distance.points[0].distance == direct.distance.points[0].distance
