@@ -116,9 +116,12 @@ def _check_type(name: str, declared: str, value: Any) -> None:
         return
     base = declared.removesuffix(" | None")
     if base.startswith("tuple["):
-        item = base[len("tuple[") :].split(",")[0].strip(" ]")
+        items = [t.strip() for t in base[len("tuple[") : -1].split(",")]
+        item = items[0]
         if not isinstance(value, (tuple, list)):
             raise BadOption(f"{option_flag(name)} must be a list of numbers, got {value!r}")
+        if "..." not in items and len(value) != len(items):  # (a 3-number box would fail later, on box[3])
+            raise BadOption(f"{option_flag(name)} must be {len(items)} numbers, got {len(value)}: {value!r}")
         for v in value:
             _check_type(name, item, v)
         return

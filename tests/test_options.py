@@ -55,6 +55,9 @@ def test_probe_options_are_the_fields_marked_probe():
         ({"max_points": True}, "--max-points must be an integer, got True"),
         ({"input_shape": (1, "28")}, "--input-shape must be an integer, got '28'"),
         ({"dtype": 64}, "--dtype must be a string, got 64"),
+        # a box of the wrong length (before: an IndexError once the slice read box[3])
+        ({"slice_box": (0.0, 1.0, 0.0)}, r"--slice-box must be 4 numbers, got 3: \(0.0, 1.0, 0.0\)"),
+        ({"slice_box": [0, 1, 0, 1, 2]}, "--slice-box must be 4 numbers, got 5"),
     ],
 )
 def test_ranges_are_checked_for_the_api_too(values, message):
