@@ -5,6 +5,7 @@ import (`importer`), probes (`probes`), the exact analyzers (`analysis`), and th
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from regionaudit.estimate import estimate, long_run_message
 from regionaudit.importer import ImportedModel, import_model
 from regionaudit.importer.pipeline import resolve_device
 from regionaudit.frame import add_reference_frame, frame_notes, load_labels
-from regionaudit.options import Options
+from regionaudit.options import Options, ineffective
 from regionaudit.probes import build_probes, import_check_rows, segment_lengths
 from regionaudit.result import AuditResult
 from regionaudit.slice_audit import NO_PLANE_NOTE, choose_plane, has_plane, measure_slice
@@ -93,7 +94,9 @@ def audit(
     """
     if options is not None and kwargs:
         raise BadOption(f"give either options or keyword arguments, not both (got {', '.join(sorted(kwargs))})")
-    opts = options if options is not None else Options(**kwargs)
+    # keyword arguments are the options typed: one that has no effect is said, as the CLI says it
+    typed = options is None
+    opts = options if options is not None else Options(**kwargs, given=frozenset(k for k, v in kwargs.items() if v is not None))
     t_start = clock()
     timing: dict[str, float] = {}
     imported = import_for_audit(model, opts, None if isinstance(model, ImportedModel) else import_check_rows(opts.data, opts.max_file_size))
@@ -112,6 +115,9 @@ def audit(
     lengths = segment_lengths(a, b)
     seg_a, seg_b, at = _to_tensor(a), _to_tensor(b), _to_tensor(probes.points)
     method = distance_settings(opts, net, settings, notes)
+    unused = ineffective(opts, exact_distance=method.name == "exact", input_size=math.prod(net.input_shape)) if typed else []
+    for message in unused if warn is not None else []:
+        warn(message)
     plane = None
     if opts.slice and has_plane(net):
         plane = choose_plane(net, opts, probes.rows, probes.synthetic, notes)  # (a bad points file fails first)
@@ -191,6 +197,7 @@ def audit(
     add_reference_frame(result, imported, seg_a, seg_b, lengths, at, traces, opts, label_rows, probes.pair_rows,
                         distance_directions=method.directions)
     notes += frame_notes(result)
+    notes += [n for n in unused if n not in notes]  # (last, where the CLI puts them)
     timing["reference_s"] = clock() - t0
     # --- end reference frame
     # a model imported before the call (the CLI does, to check gate paths first) still counts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 import regionaudit
 from regionaudit.errors import BadOption
+from regionaudit.options import Options
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_models"
 RESNET = SAMPLES / "digits_resnet.onnx"
@@ -150,3 +152,23 @@ def test_an_imported_model_is_refused_options_it_was_not_imported_with():
     assert r.settings["dtype"] == r.environment["dtype"] == "float32"
     assert [s.regions for s in r.density.segments] == [s.regions for s in direct.density.segments]
     assert r.distance.points[0].distance == direct.distance.points[0].distance
+
+
+def test_keyword_options_without_effect_are_said_and_noted_as_the_cli_notes_them(tmp_path, capsys):
+    """Before: the command line noted "--pairs 5 has no effect" and the like in its JSON, while
+    audit() with the same keyword arguments neither noted them nor called `warn`."""
+    from clirun import run
+
+    rows = np.load(DIGITS)
+    np.save(tmp_path / "s.npy", np.stack([rows[:2], rows[2:4]], axis=1))
+    said: list[str] = []
+    r = regionaudit.audit(CNN, segments=tmp_path / "s.npy", pairs=5, loop_steps=8, max_points=None, slice=False,
+                          init_reference=0, warn=said.append)
+    expected = ["--pairs 5 has no effect: --segments gives the segments.", "--loop-steps 8 has no effect without --loops."]
+    assert said == expected and r.notes[-2:] == expected
+    code, _, _ = run([CNN, "--segments", tmp_path / "s.npy", "--pairs", 5, "--loop-steps", 8, "--no-slice",
+                      "--init-reference", 0, "--json", tmp_path / "r.json", "--quiet"], capsys)
+    assert code == 0 and json.loads((tmp_path / "r.json").read_text())["notes"] == r.notes
+    # options given as an Options object are the caller's to explain (the CLI does)
+    quiet = regionaudit.audit(CNN, options=Options(segments=tmp_path / "s.npy", pairs=5, slice=False, init_reference=0))
+    assert not any("has no effect" in n for n in quiet.notes)
