@@ -460,3 +460,20 @@ def test_a_max_pool_of_one_line_computed_twice_makes_no_knot_in_either():
         assert d.knots_per_layer["MaxPool_pair"] == 0
         relu_knots += d.knots
     assert relu_knots > 6
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e300])
+def test_segment_ends_that_are_not_finite_are_refused(bad):
+    """Before: a NaN end compared false with everything and the segment read as one region; 1e300
+    in a float32 network overflowed to inf the same way."""
+    from regionaudit.errors import BadData
+
+    net = nf.make("mlp", 0).to(dtype=torch.float32)
+    a = torch.randn(2, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    b = -a
+    assert all(tr.regions > 1 for tr in trace_segments(net, a, b))
+    a[1, 0] = bad
+    with pytest.raises(BadData, match="^segment starts hold 1 NaN or infinite value \\(in float32\\)$"):
+        trace_segments(net, a, b)
+    with pytest.raises(BadData, match="^segment ends hold 1 NaN"):
+        trace_segments(net, b, a.numpy())

@@ -296,3 +296,16 @@ def test_relu_after_a_broadcasting_scale_with_one_point():
         got = boundary_distances(net, x)[0]
         dist, node, unit = plainpath.distance(net, x[0])
         assert got.distance == pytest.approx(dist, rel=1e-12, abs=1e-15) and (got.node, got.unit) == (node, unit)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("-inf")])
+def test_points_that_are_not_finite_are_refused(bad):
+    """Before: a NaN point got distance None, as a point with no boundary at all."""
+    from regionaudit.errors import BadData
+
+    net = nf.make("cnn_avg", 1)
+    pts = torch.randn(3, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    assert all(d.distance is not None for d in boundary_distances(net, pts))
+    pts[2].view(-1)[5] = bad
+    with pytest.raises(BadData, match="^points hold 1 NaN or infinite value \\(in float64\\)$"):
+        boundary_distances(net, pts.tolist())

@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 
-from regionaudit.errors import TooLarge
+from regionaudit.errors import BadData, TooLarge
 from regionaudit.ir import Clip, LeakyRelu, MaxPool, Network, Node, Reshape, Transpose, UnitKink
 from regionaudit.limits import CPU_WORKING_BYTES, format_bytes
 
@@ -171,3 +171,13 @@ def check_fits(piece: int, max_memory: int | None, device: torch.device, what: s
             f"{what} needs {format_bytes(piece)} at once (it cannot be split), more than {bound}; "
             "raise --max-memory if the machine has the memory, or audit a smaller model"
         )
+
+
+def check_finite(x: torch.Tensor, what: str) -> torch.Tensor:
+    """`x` (probes in the network's precision) if every value is finite. A NaN compares false
+    with every value, so a NaN segment would read as one region and a NaN point as having no
+    nearest boundary; data files are checked as they are read, arrays given directly here."""
+    bad = int((~torch.isfinite(x)).sum())
+    if bad:
+        raise BadData(f"{what} hold {bad} NaN or infinite value{'s' if bad != 1 else ''} (in {str(x.dtype).removeprefix('torch.')})")
+    return x

@@ -18,6 +18,7 @@ import torch
 from regionaudit.analysis._common import (
     bounded_by_inputs,
     bytes_per_probe,
+    check_finite,
     check_fits,
     default_max_memory,
     first_kink,
@@ -312,11 +313,11 @@ def _finish(network: Network, pieces: list[Piece], max_knots: int | None) -> lis
     ]
 
 
-def _as_points(network: Network, x) -> torch.Tensor:
+def _as_points(network: Network, x, what: str = "segment ends") -> torch.Tensor:
     x = torch.as_tensor(x)
     if x.dim() == len(network.input_shape) and tuple(x.shape) == tuple(network.input_shape):
         x = x.unsqueeze(0)
-    p = network.prepare(x)
+    p = check_finite(network.prepare(x), what)
     return p.reshape(p.shape[0], math.prod(network.input_shape))
 
 
@@ -382,7 +383,7 @@ def trace_segments(
     `regions` a lower bound); `max_memory` bounds the working memory in bytes (default: a fraction
     of what is free); `progress(n)` is called with the number of segments just finished.
     """
-    A, B = _as_points(network, a), _as_points(network, b)
+    A, B = _as_points(network, a, "segment starts"), _as_points(network, b, "segment ends")
     if A.shape[0] != B.shape[0]:
         raise BadOption(f"{A.shape[0]} segment starts but {B.shape[0]} ends")
     if max_knots is not None and max_knots < 0:

@@ -18,7 +18,7 @@ import torch
 
 from regionaudit.analysis import bands
 from regionaudit.analysis._common import (
-    bytes_per_probe, check_fits, default_max_memory, first_kink, needed_nodes, overwritable, readers, zero_tolerance,
+    bytes_per_probe, check_finite, check_fits, default_max_memory, first_kink, needed_nodes, overwritable, readers, zero_tolerance,
 )
 from regionaudit.conv import conv2d_of_basis
 from regionaudit.errors import BadOption
@@ -508,7 +508,7 @@ def boundary_distances(
     inputs too large for one tangent per input element. `progress(n)`, if given, is called with
     the number of points just finished.
     """
-    x_all = network.prepare(torch.as_tensor(points))
+    x_all = check_finite(network.prepare(torch.as_tensor(points)), "points")
     n_total = x_all.shape[0]
     order = tangent_order(network)
     last = network.last_use(order)
