@@ -22,6 +22,7 @@ from regionaudit.errors import BadOption
 from regionaudit.estimate import estimate, long_run_message
 from regionaudit.importer import ImportedModel, import_model
 from regionaudit.importer.pipeline import resolve_device
+from regionaudit.limits import time_limit
 from regionaudit.frame import add_reference_frame, frame_notes, load_labels
 from regionaudit.options import Options, ineffective
 from regionaudit.probes import build_probes, import_check_rows, segment_lengths
@@ -97,6 +98,14 @@ def audit(
     # keyword arguments are the options typed: one that has no effect is said, as the CLI says it
     typed = options is None
     opts = options if options is not None else Options(**kwargs, given=frozenset(k for k, v in kwargs.items() if v is not None))
+    # `timeout` stops a call as it stops the CLI (TimeLimit), which holds its own limit over the
+    # outputs it writes as well
+    with time_limit(opts.timeout if typed else None):
+        return _audit(model, opts, typed, progress, warn, notify, clock)
+
+
+def _audit(model, opts: Options, typed: bool, progress, warn, notify, clock) -> AuditResult:
+    """audit() once its options are set; `typed`: they came as keyword arguments."""
     t_start = clock()
     timing: dict[str, float] = {}
     imported = import_for_audit(model, opts, None if isinstance(model, ImportedModel) else import_check_rows(opts.data, opts.max_file_size))

@@ -55,6 +55,8 @@ def time_limit(seconds: float | None):
         return
     if not hasattr(signal, "setitimer"):  # pragma: no cover - Windows
         raise BadOption("--timeout needs a POSIX system (SIGALRM)")
+    if threading.current_thread() is not threading.main_thread():  # (signal.signal would raise ValueError)
+        raise BadOption("--timeout works only in the main thread (SIGALRM is delivered there)")
 
     def expired(signum, frame):
         raise TimeLimit(

@@ -172,3 +172,17 @@ def test_keyword_options_without_effect_are_said_and_noted_as_the_cli_notes_them
     # options given as an Options object are the caller's to explain (the CLI does)
     quiet = regionaudit.audit(CNN, options=Options(segments=tmp_path / "s.npy", pairs=5, slice=False, init_reference=0))
     assert not any("has no effect" in n for n in quiet.notes)
+
+
+def test_a_keyword_timeout_stops_the_call_and_leaves_no_alarm_behind():
+    """Before: audit(timeout=...) took the option and ignored it; only the CLI set the alarm."""
+    import signal
+
+    from regionaudit.errors import TimeLimit
+
+    handler = signal.getsignal(signal.SIGALRM)
+    with pytest.raises(TimeLimit, match="took longer than --timeout 0.5 s"):
+        regionaudit.audit(CNN, pairs=3000, max_points=0, slice=False, init_reference=0, timeout=0.5)  # (~15 s)
+    assert signal.getsignal(signal.SIGALRM) == handler and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    done = regionaudit.audit(CNN, pairs=2, max_points=1, slice=False, init_reference=0, timeout=600)
+    assert len(done.density.segments) == 2 and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
