@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import reprlib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -119,7 +120,7 @@ def _check_type(name: str, declared: str, value: Any) -> None:
         items = [t.strip() for t in base[len("tuple[") : -1].split(",")]
         item = items[0]
         if not isinstance(value, (tuple, list)):
-            raise BadOption(f"{option_flag(name)} must be a list of numbers, got {value!r}")
+            raise BadOption(f"{option_flag(name)} must be a list of numbers, got {_shown(value)}")
         if "..." not in items and len(value) != len(items):  # (a 3-number box would fail later, on box[3])
             raise BadOption(f"{option_flag(name)} must be {len(items)} numbers, got {len(value)}: {value!r}")
         for v in value:
@@ -127,7 +128,16 @@ def _check_type(name: str, declared: str, value: Any) -> None:
         return
     kinds, what = _KINDS[base]
     if not isinstance(value, kinds) or (base != "bool" and isinstance(value, bool)):
-        raise BadOption(f"{option_flag(name)} must be {what}, got {value!r}")
+        raise BadOption(f"{option_flag(name)} must be {what}, got {_shown(value)}")
+
+
+def _shown(value: Any) -> str:
+    """A wrong value as a message shows it: an array given where a path goes is named by its
+    type and shape, not printed row by row."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and len(shape):
+        return f"{type(value).__name__} of shape {tuple(shape)}"
+    return reprlib.repr(value)
 
 
 def _num(x: float) -> str:

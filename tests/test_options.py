@@ -58,6 +58,9 @@ def test_probe_options_are_the_fields_marked_probe():
         # a box of the wrong length (before: an IndexError once the slice read box[3])
         ({"slice_box": (0.0, 1.0, 0.0)}, r"--slice-box must be 4 numbers, got 3: \(0.0, 1.0, 0.0\)"),
         ({"slice_box": [0, 1, 0, 1, 2]}, "--slice-box must be 4 numbers, got 5"),
+        # an array where a path goes is named by its shape (before: printed whole, row by row)
+        ({"data": np.zeros((300, 1, 8, 8))}, r"^--data must be a path, got ndarray of shape \(300, 1, 8, 8\)$"),
+        ({"slice_box": np.zeros(4)}, r"^--slice-box must be a list of numbers, got ndarray of shape \(4,\)$"),
     ],
 )
 def test_ranges_are_checked_for_the_api_too(values, message):
