@@ -101,10 +101,10 @@ def audit(
     # `timeout` stops a call as it stops the CLI (TimeLimit), which holds its own limit over the
     # outputs it writes as well
     with time_limit(opts.timeout if typed else None):
-        return _audit(model, opts, typed, progress, warn, notify, clock)
+        return _audit(model, opts, typed, progress, warn, notify, clock, checked)
 
 
-def _audit(model, opts: Options, typed: bool, progress, warn, notify, clock) -> AuditResult:
+def _audit(model, opts: Options, typed: bool, progress, warn, notify, clock, checked) -> AuditResult:
     """audit() once its options are set; `typed`: they came as keyword arguments."""
     t_start = clock()
     timing: dict[str, float] = {}
@@ -125,8 +125,6 @@ def _audit(model, opts: Options, typed: bool, progress, warn, notify, clock) -> 
     seg_a, seg_b, at = _to_tensor(a), _to_tensor(b), _to_tensor(probes.points)
     method = distance_settings(opts, net, settings, notes)
     unused = ineffective(opts, exact_distance=method.name == "exact", input_size=math.prod(net.input_shape)) if typed else []
-    for message in unused if warn is not None else []:
-        warn(message)
     plane = None
     if opts.slice and has_plane(net):
         plane = choose_plane(net, opts, probes.rows, probes.synthetic, notes)  # (a bad points file fails first)
@@ -134,7 +132,7 @@ def _audit(model, opts: Options, typed: bool, progress, warn, notify, clock) -> 
         notes.append(NO_PLANE_NOTE)
     if checked is not None:
         checked(list(notes))
-    for message in probes.warnings if warn is not None else []:  # after the checks that refuse data
+    for message in [*unused, *probes.warnings] if warn is not None else []:  # after the checks that refuse data
         warn(message)
     if notify is not None:
         loops = None
