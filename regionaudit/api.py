@@ -117,7 +117,7 @@ def _audit(model, opts: Options, typed: bool, progress, warn, notify, clock, che
     # --- reference frame: labels are read before minutes of work, so a bad file fails first
     if opts.labels is not None and probes.data_rows is None:
         raise BadOption("--labels needs --data: one label per data row")
-    label_rows = load_labels(opts.labels, probes.data_rows) if opts.labels is not None else None
+    label_rows = load_labels(opts.labels, probes.data_rows, opts.max_file_size) if opts.labels is not None else None
     # --- end reference frame
 
     a, b = probes.segments

@@ -25,9 +25,9 @@ from regionaudit.reference import init_reference, ratio_to_init
 from regionaudit.result import reference_cut_short
 
 
-def load_labels(path, n_rows: int) -> np.ndarray:
+def load_labels(path, n_rows: int, max_file_bytes: int | None = None) -> np.ndarray:
     """One integer class per data row."""
-    y = load_array(path, "labels")
+    y = load_array(path, "labels", max_file_bytes=max_file_bytes)
     if y.ndim == 2 and 1 in y.shape:
         y = y.reshape(-1)
     if y.ndim != 1:

@@ -24,7 +24,7 @@ DEFAULT_SCALE = 1.25
 def _points_file(path, input_shape, opts, notes: list[str]) -> np.ndarray:
     """The three points of --slice-points, read in --data-layout as data is, in the file's own
     type: `build_plane` judges their collinearity in its precision."""
-    arr = load_array(path, "slice points", as_float=False)
+    arr = load_array(path, "slice points", as_float=False, max_file_bytes=opts.max_file_size)
     P.check_size(arr, "slice points")
     rows = P.as_rows(arr, input_shape, "slice points", opts.data_layout, opts.layout, notes)
     if len(rows) != 3:

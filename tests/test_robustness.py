@@ -17,6 +17,8 @@ import pytest
 
 import hostile
 from clirun import run
+from regionaudit.errors import RejectedModel
+from regionaudit.importer.load import read_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 CNN = ROOT / "sample_models" / "digits_cnn.onnx"
@@ -101,6 +103,26 @@ def test_data_file_over_the_file_limit(tmp_path, capsys):
     code, _, err = run([MLP, "--data", data, "--json", tmp_path / "r.json", "--max-file-size", "4K", *FAST], capsys)
     assert_refused(code, err, "--max-file-size")
     assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize("option", ["--labels", "--slice-points"])
+def test_labels_and_slice_points_over_the_file_limit(tmp_path, capsys, option):
+    """Every file the run reads is held to --max-file-size, not only the model and the data."""
+    data, big = tmp_path / "rows.npy", tmp_path / "big.npy"
+    np.save(data, np.load(DIGITS)[:20])  # 10 KiB
+    np.save(big, np.zeros((20 if option == "--labels" else 3, 2000)))  # 320 or 48 KiB
+    fast = [a for a in FAST if a != "--no-slice"] if option == "--slice-points" else FAST
+    code, _, err = run([MLP, "--data", data, option, big, "--json", tmp_path / "r.json", "--max-file-size", "40K", *fast], capsys)
+    assert_refused(code, err, "--max-file-size")
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_a_folder_given_as_the_model_is_named_as_such(tmp_path):
+    """The library's own read says what the path is (the command line's argument check does too)."""
+    with pytest.raises(RejectedModel, match="not a regular file"):
+        read_onnx(tmp_path)
+    with pytest.raises(RejectedModel, match="no such file"):
+        read_onnx(tmp_path / "m.onnx")
 
 
 def test_npz_bomb_is_judged_by_its_header(tmp_path, capsys):

@@ -59,7 +59,7 @@ def read_onnx(path: str | Path, max_file_bytes: int | None = None) -> LoadedMode
     """Read and validate `path`; every problem is a one-line RejectedModel (or TooLarge)."""
     p = Path(path)
     if not p.is_file():
-        raise RejectedModel(f"{p}: no such file")
+        raise RejectedModel(f"{p}: " + ("not a regular file (a folder or a device)" if p.exists() else "no such file"))
     limit = max_file_bytes or MAX_FILE_BYTES
     try:
         size = p.stat().st_size
