@@ -14,7 +14,7 @@ import click
 from regionaudit.version import __version__
 from regionaudit.errors import Interrupted, RegionAuditError, Stopped, Terminated, TimeLimit, one_line
 from regionaudit.heap import keep_freed_memory
-from regionaudit.limits import time_limit
+from regionaudit.limits import signals_deferred, time_limit
 from regionaudit.options import Options, Spec, option_defaults, option_flag, option_specs, slice_option_names
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
@@ -232,9 +232,12 @@ def _commands(quiet: bool = False):
 
     if not quiet:
         say("starting: loading torch and onnxruntime...")
-    import onnxruntime
+    # a --timeout, Ctrl-C or SIGTERM that comes while numpy loads would reach onnxruntime's native
+    # import as a failed "import numpy": it is held until the libraries are loaded, then acted on
+    with signals_deferred():
+        import onnxruntime
 
-    from regionaudit import commands
+        from regionaudit import commands
 
     # onnxruntime's own warnings (e.g. a deprecated attribute in the model) would reach stderr
     # as raw log lines; what matters of them reaches the user as the import check's result

@@ -377,6 +377,36 @@ def test_timeout_ends_the_run_cleanly(tmp_path, capsys):
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
+# The child raises SIGALRM (as --timeout's timer does) the moment numpy starts to load, which is
+# inside onnxruntime's native import of it in a fresh process.
+_ALARM_CHILD = """
+import signal, sys
+class AlarmAtNumpy:
+    fired = False
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith("numpy") and not AlarmAtNumpy.fired:
+            AlarmAtNumpy.fired = True
+            signal.raise_signal(signal.SIGALRM)
+        return None
+sys.meta_path.insert(0, AlarmAtNumpy())
+from regionaudit.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("command", [["inspect", MLP], ["compare", MLP, CNN, "-q"]])
+def test_timeout_while_the_libraries_load(tmp_path, command):
+    """A --timeout that expires while numpy, torch and onnxruntime load is the timeout's one line
+    and exit 2, not a failed import reported as an internal error (exit 3)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.run([sys.executable, "-c", _ALARM_CHILD, *map(str, command), "--timeout", "600",
+                           "--json", str(out / "r.json")], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert_refused(proc.returncode, proc.stderr, "--timeout 600 s")
+    assert list(out.iterdir()) == []
+
+
 def test_sigterm_handler_is_put_back(tmp_path, capsys):
     before = signal.getsignal(signal.SIGTERM)
     code, _, _ = run(["inspect", MLP], capsys)
