@@ -399,6 +399,23 @@ def test_compare_p_values_have_the_reports_four_significant_digits():
     assert row[-2:] == ["0.0496", "0.08398"]
 
 
+def test_compare_per_layer_table_shows_each_models_units():
+    """Two widths of one architecture share their kink nodes' names: each row shows A's and B's
+    units, so that B's per-unit knots read against B's width."""
+    from regionaudit.report.framecontext import compare_layer_table
+
+    cmp = sample_compare()
+    layer = next(n for n in cmp.b.model.nodes if n["kind"] == "relu")
+    width_a = next(n["units"] for n in cmp.a.model.nodes if n["name"] == layer["name"])
+    layer["units"] = 4 * width_a
+    table = compare_layer_table(cmp.a, cmp.b)
+    row = next(r for r in table.rows if r[0] == layer["name"])
+    assert table.columns[1:3] == ["A units", "B units"]
+    assert row[1:3] == [f"{width_a:,}", f"{4 * width_a:,}"]
+    knots_b = cmp.b.density.knots_per_layer[layer["name"]] / len(cmp.b.density.segments)
+    assert float(row[-1]) == pytest.approx(knots_b / (4 * width_a), rel=1e-3)
+
+
 def test_the_reports_time_says_what_it_counts():
     """A report cannot time its own layout into PDF, which the JSON's `timing.report_s` counts: its
     row says it holds the plots and tables (before, "report 4.59 s" beside a JSON of 13.61 s)."""

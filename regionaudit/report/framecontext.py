@@ -361,7 +361,8 @@ def compare_tests_table(paired) -> Table:
 
 
 def compare_layer_table(a, b) -> Table | None:
-    """Knots per segment per layer side by side, when both models have the same kink nodes."""
+    """Knots per segment per layer side by side, when both models have the same kink nodes. Each
+    model's units are shown: two widths of one architecture have the same node names."""
     la, lb = layer_order(a), layer_order(b)
     if not la or la != lb:
         return None
@@ -370,10 +371,10 @@ def compare_layer_table(a, b) -> Table | None:
     rows = []
     for name in la:
         ka, kb = (a.density.knots_per_layer or {}).get(name, 0) / na, (b.density.knots_per_layer or {}).get(name, 0) / nb
-        rows.append([name, F.count(ua.get(name, 0)), F.num(ka), F.num(kb), F.num(kb - ka),
+        rows.append([name, F.count(ua.get(name, 0)), F.count(ub.get(name, 0)), F.num(ka), F.num(kb), F.num(kb - ka),
                      F.num(ka / max(1, ua.get(name, 1))), F.num(kb / max(1, ub.get(name, 1)))])
-    return Table(["kink layer", "units", "A knots / segment", "B knots / segment", "B − A", "A per unit", "B per unit"], rows,
-                 numeric=[False] + [True] * 6)
+    return Table(["kink layer", "A units", "B units", "A knots / segment", "B knots / segment", "B − A", "A per unit",
+                  "B per unit"], rows, numeric=[False] + [True] * 7)
 
 
 def compare_plots(result, Plot, name_a: str, name_b: str) -> list:
