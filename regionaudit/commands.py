@@ -30,7 +30,7 @@ from regionaudit.gates.paired import paired_measures
 from regionaudit.importer.refusal import Refusal
 from regionaudit.options import Options, file_option_names, ineffective, option_flag
 from regionaudit.outputs import OutputRequest, check_outputs, report_format, write_outputs
-from regionaudit.probes import import_check_rows
+from regionaudit.probes import check_loop_input, import_check_rows
 from regionaudit.progress import Progress, say
 from regionaudit.report.formatting import counted
 from regionaudit.result import SCHEMA, AuditResult, CompareResult, load_result
@@ -276,6 +276,8 @@ def run_compare(model_a: str, model_b: str, opts: Options, wanted: Wanted) -> in
     _importing(model_b, wanted.quiet)
     imp_b = import_for_audit(model_b, opts, rows)
     shape_note = _compare_shapes(model_a, imp_a.network.input_shape, model_b, imp_b.network.input_shape)
+    for model, imported in ((model_a, imp_a), (model_b, imp_b)):  # (not after measuring A)
+        check_loop_input(imported.network.input_shape, opts.loops, model)
     for prefix, imported in (("a.", imp_a), ("b.", imp_b)):
         paths = [g.path.removeprefix(prefix) for g in gates if g.path.startswith(prefix)]
         check_node_paths(paths, imported.network.kink_names, root=prefix)

@@ -190,14 +190,20 @@ def shift_images(image: np.ndarray, shifts: np.ndarray, layout: str) -> np.ndarr
     return out if layout == "chw" else np.moveaxis(out, 1, -1)
 
 
+def check_loop_input(input_shape, n_loops: int, model: str = "this model") -> None:
+    """--loops shifts images: a model whose input is no (channels, height, width) image cannot
+    have them, which `compare` says of either model before it measures the first."""
+    if n_loops > 0 and len(input_shape) != 3:
+        raise BadOption(f"--loops needs image inputs (channels, height, width); {model} takes inputs of shape {tuple(input_shape)}")
+
+
 def translation_loops(
     rows: np.ndarray, n_loops: int, radius: float, steps: int, layout: str
 ) -> list[Loop]:
     """Each of the first `n_loops` images shifted along a circle of `radius` pixels at `steps` angles."""
     if n_loops <= 0:
         return []
-    if rows.ndim != 4:
-        raise BadOption(f"--loops needs image inputs (channels, height, width); this model's input has shape {rows.shape[1:]}")
+    check_loop_input(rows.shape[1:], n_loops)
     angles = 2 * np.pi * np.arange(steps) / steps
     shifts = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
     loops = []

@@ -194,6 +194,22 @@ def test_compare_report_puts_each_loop_of_both_models_side_by_side(tmp_path, cap
         assert numbers[:5] == [str(i), "8", f"{a:,}", f"{b:,}", ("+" if b > a else "") + f"{b - a:,}"]
 
 
+def test_compare_refuses_loops_on_a_flat_model_before_measuring_either(tmp_path, capsys, monkeypatch):
+    """--loops shifts images, which a flat model has none of: the one line names that model, and
+    comes before A is measured (before, A's whole audit ran, then the line said "this model")."""
+    from regionaudit import commands
+
+    measured = []
+    real = commands.audit
+    monkeypatch.setattr(commands, "audit", lambda imported, **kw: measured.append(imported) or real(imported, **kw))
+    code, out, err = run(["compare", CNN, MLP, "--data", small_data(tmp_path), "--pairs", 2, "--max-points", 1,
+                          "--loops", 1, "-q", "--json", tmp_path / "c.json"], capsys)
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [f"regionaudit: error: --loops needs image inputs (channels, height, width); "
+                                        f"{MLP} takes inputs of shape (64,)"]
+    assert measured == [] and not (tmp_path / "c.json").exists()
+
+
 @pytest.mark.parametrize("compare", [False, True])
 def test_every_path_metrics_lists_can_be_gated(tmp_path, capsys, compare):
     """`regionaudit metrics RESULT.json` lists what gates can name: each of them, on the same run,
