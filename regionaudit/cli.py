@@ -30,11 +30,12 @@ SECTIONS = (
 
 
 def option_sections(command: click.Command, ctx: click.Context) -> list[tuple[str, list[tuple[str, str]]]]:
-    """(title, help rows) per section of `command`'s options, in SECTIONS order."""
+    """(title, help rows) per section of `command`'s options, in SECTIONS order. Arguments are in
+    the usage line: click gives them a help row too, which would list MODEL as an option."""
     rows: dict[str, list] = {title: [] for title, _ in SECTIONS}
     other = []
     for param in command.get_params(ctx):
-        record = param.get_help_record(ctx)
+        record = None if isinstance(param, click.Argument) else param.get_help_record(ctx)
         if record is None:
             continue
         title = next((t for t, names in SECTIONS if param.name in names), None)

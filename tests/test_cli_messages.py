@@ -221,6 +221,18 @@ def test_ranges_read_as_a_person_writes_them(capsys, argv):
     assert "[0 to 10^6]" in out and "0 to 2^63 - 1" in " ".join(out.split())
 
 
+@pytest.mark.parametrize("argv,arguments", [(["compare", "--help"], ["MODEL_A", "MODEL_B"]), ([MLP, "--help"], ["MODEL"])])
+def test_help_lists_no_argument_as_an_option(capsys, argv, arguments):
+    """The models are in the usage line; no options section lists them as options without help."""
+    code, out, _ = run(argv, capsys)
+    assert code == 0
+    usage = out.splitlines()[0]
+    for name in arguments:
+        assert name in usage
+        assert f"\n  {name}\n" not in out
+    assert "Other options:\n  -q, --quiet" in out
+
+
 def test_a_usage_error_points_to_the_help_that_has_the_option(capsys):
     code, _, err = run(["compare", MLP, MLP, "--pairs", "-3"], capsys)
     assert code == 2 and "-3 is not in the range 0 to 10^6" in err and "(see regionaudit compare --help)" in err
