@@ -48,8 +48,9 @@ def parse_size(value: str | None, option: str) -> int | None:
 
 
 @contextmanager
-def time_limit(seconds: float | None):
-    """Raise TimeLimit in the main thread once `seconds` have passed (SIGALRM; POSIX only)."""
+def time_limit(seconds: float | None, less_work: str | None = "--pairs, --max-points, --max-knots"):
+    """Raise TimeLimit in the main thread once `seconds` have passed (SIGALRM; POSIX only).
+    `less_work` names the command's options that ask for less work (None: it has none)."""
     if not seconds:
         yield
         return
@@ -60,8 +61,8 @@ def time_limit(seconds: float | None):
 
     def expired(signum, frame):
         raise TimeLimit(
-            f"stopped: the run took longer than --timeout {seconds:g} s; "
-            "raise --timeout, or ask for less work (--pairs, --max-points, --max-knots)"
+            f"stopped: the run took longer than --timeout {seconds:g} s; raise --timeout"
+            + (f", or ask for less work ({less_work})" if less_work else "")
         )
 
     previous = signal.signal(signal.SIGALRM, expired)

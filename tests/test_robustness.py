@@ -407,6 +407,16 @@ def test_timeout_while_the_libraries_load(tmp_path, command):
     assert list(out.iterdir()) == []
 
 
+def test_inspect_timeout_names_no_option_it_lacks(tmp_path, capsys):
+    """inspect has no --pairs, --max-points or --max-knots: its timeout line names none of them."""
+    out = tmp_path / "out"
+    out.mkdir()
+    code, _, err = run(["inspect", CNN, "--timeout", "0.001", "--json", out / "m.json"], capsys)
+    assert_refused(code, err, "--timeout 0.001 s; raise --timeout")
+    assert "--pairs" not in err and "--max-knots" not in err
+    assert list(out.iterdir()) == []
+
+
 def test_sigterm_handler_is_put_back(tmp_path, capsys):
     before = signal.getsignal(signal.SIGTERM)
     code, _, _ = run(["inspect", MLP], capsys)
