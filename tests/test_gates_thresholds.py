@@ -373,6 +373,24 @@ def test_check_gates_before_the_audit():
     assert not could_exist("timing.") and not could_exist("density.segments")
 
 
+def test_a_path_of_the_other_command_is_named_as_such():
+    """A compare gate on a slice metric, or an audit gate on a compare metric, says why it cannot
+    be gated instead of offering unrelated paths (before: "did you mean a.distance.directions?")."""
+    from regionaudit.gates.thresholds import check_gates
+
+    with pytest.raises(GateError, match=r"^unknown metric path 'a.slice.regions': compare measures no 2-D slice; "
+                                        r"audit the model alone"):
+        check_gates(["a.slice.regions > 3"], compare=True)
+    with pytest.raises(GateError, match="'b.slice.decision_boundary.length': compare measures no 2-D slice"):
+        check_gates(["b.slice.decision_boundary.length > 3"], compare=True)
+    for path in ("paired.density.fraction_positive", "b.density.summary.median"):
+        with pytest.raises(GateError, match=rf"^unknown metric path '{path}': a.\*, b.\* and paired.\* are metrics of "
+                                            r"regionaudit compare A.onnx B.onnx$"):
+            check_gates([f"{path} > 0.5"])
+    with pytest.raises(GateError, match="did you mean b.distance.summary.median"):  # a misspelt compare path as before
+        check_gates(["b.distance.sumary.median > 1"], compare=True)
+
+
 def test_a_by_class_side_without_segments_is_an_undefined_gate_not_an_unknown_path():
     """With every segment same-class, the different-class summaries are null: a gate on them
     fails and says why, on any data, instead of being refused as unknown after the audit."""

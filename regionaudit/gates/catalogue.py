@@ -390,9 +390,22 @@ def could_exist(path: str, compare: bool = False) -> bool:
     return any(path.startswith(p) and len(path) > len(p) for p in prefixes)
 
 
+def _other_command(path: str, compare: bool) -> str:
+    """Why a path that only the other command's result has cannot be gated here ('' for none):
+    the closest paths of this command would only mislead."""
+    head, _, rest = path.partition(".")
+    if compare and head in ("a", "b") and (rest == "slice" or rest.startswith("slice.")):
+        return "compare measures no 2-D slice; audit the model alone to gate on its slice.* metrics"
+    if not compare and head in ("a", "b", "paired"):
+        return "a.*, b.* and paired.* are metrics of regionaudit compare A.onnx B.onnx"
+    return ""
+
+
 def check_paths(paths: list[str], compare: bool = False) -> None:
     """Fail fast, before a long audit: GateError for a path no result of this kind can have."""
     for path in paths:
+        if not could_exist(path, compare) and (why := _other_command(path, compare)):
+            raise GateError(f"unknown metric path {path!r}: {why}")
         if not could_exist(path, compare):
             listed_by = ("`regionaudit metrics` lists an audit's, which compare names under a. and b., besides its paired.*"
                          if compare else "`regionaudit metrics` lists all {n}, besides per-node and timing paths")
