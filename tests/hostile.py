@@ -308,7 +308,7 @@ def nan_weights(folder):
 def string_weights(folder):
     nodes, inits, i, o = mlp_parts()
     inits[0] = helper.make_tensor("w1", TensorProto.STRING, [1], [b"boom"])
-    return _save(model_of(nodes, inits, i, o), folder / "string_weights.onnx"), "fc1"
+    return _save(model_of(nodes, inits, i, o), folder / "string_weights.onnx"), "fc1' (B (input 1) holds string values"
 
 
 def unknown_input_type(folder):

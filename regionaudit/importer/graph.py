@@ -63,9 +63,10 @@ class Builder:
         value = self.input(i)
         if isinstance(value, Data):
             raise Unsupported(f"{what} (input {i}) must be a constant, not computed from the input")
-        if value is not None and float64 and value.dtype.kind in "iub":
-            # the op computes in the data's float type; ONNX allows no integer operand here
-            raise Unsupported(f"{what} (input {i}) holds {value.dtype} values where the op needs the data's float type")
+        if value is not None and float64 and value.dtype.kind not in "f":
+            # the op computes in the data's float type; ONNX allows no integer (or string) operand here
+            kind = "string" if value.dtype.kind in "OSU" else str(value.dtype)
+            raise Unsupported(f"{what} (input {i}) holds {kind} values where the op needs the data's float type")
         if value is not None and float64 and value.dtype.kind == "f":
             value = value.astype(np.float64)
         return value
