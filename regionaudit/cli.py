@@ -147,12 +147,15 @@ def click_options(names):
     return decorate
 
 
+quiet_option = click.option(
+    "--quiet", "-q", is_flag=True, help="No progress, estimate or status lines on stderr (warnings and errors stay)."
+)
+
+
 def probe_options(f):
     """Options shared by `regionaudit MODEL` and `regionaudit compare`: every field of `Options`
     but the 2-D slice's, the probe files first."""
-    f = click.option(
-        "--quiet", "-q", is_flag=True, help="No progress, estimate or status lines on stderr (warnings and errors stay)."
-    )(f)
+    f = quiet_option(f)
     specs = {name: spec for name, spec in option_specs().items() if name not in slice_option_names()}
     return click_options(sorted(specs, key=lambda name: not specs[name].file))(f)
 
@@ -219,7 +222,7 @@ def cli(ctx, debug):
 
     \b
     regionaudit MODEL.onnx [probe options] [-o report.html|report.pdf] [--json OUT] [--card OUT.md] [gates]
-    regionaudit inspect MODEL.onnx [--json OUT]
+    regionaudit inspect MODEL.onnx [--json OUT] [-q]
     regionaudit compare A.onnx B.onnx [probe options] [-o ...] [--json OUT]
     regionaudit metrics [RESULT.json]
     """
@@ -270,11 +273,13 @@ def audit_cmd(model, **kw):
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the model record as JSON.")
 @click_options(["input_shape", "output_name", "max_file_size", "timeout"])
+@quiet_option
 def inspect_cmd(model, json_out, **kw):
     """Import MODEL and show its IR: nodes, units, parameters, validation against onnxruntime."""
+    quiet = bool(kw.pop("quiet"))
     opts = options_from_cli(kw)
     with time_limit(opts.timeout, less_work=None):  # (inspect measures nothing: no option asks for less)
-        return _commands().run_inspect(model, opts, json_out)
+        return _commands(quiet).run_inspect(model, opts, json_out, quiet)
 
 
 @cli.command("compare", cls=SectionedCommand, short_help="Measure models A and B on the same probes, paired per segment.")

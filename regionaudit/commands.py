@@ -215,10 +215,10 @@ SYNTHETIC_LINE = ("SYNTHETIC PROBES: no data was given; every number below is me
                   "not real inputs (pass --data)")
 
 
-def run_inspect(model: str, opts: Options, json_out: str | None) -> int:
+def run_inspect(model: str, opts: Options, json_out: str | None, quiet: bool = False) -> int:
     if json_out:
         check_outputs([OutputRequest("json", json_out)], {"the model": model})
-    _importing(model, False)
+    _importing(model, quiet)
     try:
         imported = import_for_audit(model, opts)
     except Refusal as exc:  # the JSON holds every refused node; stderr gets the one line

@@ -34,6 +34,15 @@ def test_version(capsys):
     assert code == 0 and __version__ in out
 
 
+def test_inspect_quiet_drops_the_status_lines_as_audit_and_compare_do(capsys, monkeypatch):
+    """Status lines go to a terminal only; -q leaves them out there too, and changes nothing else."""
+    monkeypatch.setattr("regionaudit.progress._is_tty", lambda stream: True)
+    code, out, err = run(["inspect", CNN], capsys)
+    assert code == 0 and "importing" in err and "starting" in err
+    code, quiet_out, err = run(["inspect", CNN, "-q"], capsys)
+    assert code == 0 and err == "" and quiet_out == out
+
+
 def test_inspect_prints_table_and_writes_json(tmp_path, capsys):
     out_json = tmp_path / "inspect.json"
     code, out, err = run(["inspect", CNN, "--json", out_json], capsys)
