@@ -481,18 +481,20 @@ def _conv2d_depthwise_dense(x, maps, bias) -> torch.Tensor:
 
 
 def conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, strides, pads, output_padding,
-                   dilations, groups: int) -> torch.Tensor:
+                   dilations, groups: int, cache: dict | None = None) -> torch.Tensor:
     """ONNX ConvTranspose of x (N, C, *spatial): the full transposed convolution, ONNX's pads
-    cropped and its output_padding appended (cells that only the bias reaches)."""
+    cropped and its output_padding appended (cells that only the bias reaches). `cache`, a dict
+    the caller keeps with the weight, holds the phases' kernels (`_kept_phase_kernels`)."""
     n = weight.dim() - 2
     if _ours(x) and n == 2 and tuple(dilations) == (1, 1):
         # a grouped one group by group, as `_conv2d_grouped` does (measured against torch's: as
         # fast with 2 groups of 2 channels, 1.2x faster with 2 of 16, 2.4x with 4 of 4 at 4x4)
         c_in, c_out = weight.shape[0] // groups, weight.shape[1]
         parts = [
-            _conv_transpose2d_phases(x[:, g * c_in : (g + 1) * c_in], weight[g * c_in : (g + 1) * c_in],
+            _conv_transpose2d_phases(x[:, g * c_in : (g + 1) * c_in],
+                                     _kept_phase_kernels(cache, weight, g, groups, tuple(strides)),
                                      None if bias is None else bias[g * c_out : (g + 1) * c_out],
-                                     tuple(strides), tuple(pads), tuple(output_padding))
+                                     tuple(strides), tuple(pads), tuple(output_padding), weight.shape[2:])
             for g in range(groups)
         ]
         return parts[0] if groups == 1 else torch.cat(parts, dim=1)
@@ -503,8 +505,33 @@ def conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     return y if bias is None else y + bias.reshape(-1, *([1] * n))
 
 
-def _conv_transpose2d_phases(x, weight, bias, strides, pads, output_padding) -> torch.Tensor:
-    """A 2-D transposed convolution as ordinary convolutions of its stride phases.
+def _kept_phase_kernels(cache: dict | None, weight: torch.Tensor, g: int, groups: int, strides) -> tuple:
+    """`_phase_kernels` of group g, from `cache` where they were made for this very weight (a
+    weight put in its place, as re-initialisation does, gets its own), else made and kept there:
+    a flip and copy of the whole weight at every call cost a fifth of a small generator's
+    boundary distances."""
+    key = ("phase kernels", g, *strides)
+    kept_weight, kernels = (cache or {}).get(key, (None, None))
+    if kept_weight is not weight:
+        c_in = weight.shape[0] // groups
+        kernels = _phase_kernels(weight[g * c_in : (g + 1) * c_in], strides)
+        if cache is not None:
+            cache[key] = (weight, kernels)
+    return kernels
+
+
+def _phase_kernels(weight: torch.Tensor, strides) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """Each stride phase's kernel rows and columns, flipped, as an ordinary convolution's weight
+    (C_out, C_in, mh, mw); and, where the stride divides the kernel, all of them side by side as
+    one convolution's output channels (else None). See `_conv_transpose2d_phases`."""
+    (sh, sw), (kh, kw) = strides, weight.shape[2:]
+    kernels = [weight[:, :, a::sh, b::sw].flip(2, 3).transpose(0, 1).contiguous() for a in range(sh) for b in range(sw)]
+    return kernels, (torch.cat(kernels) if kh % sh == 0 and kw % sw == 0 else None)
+
+
+def _conv_transpose2d_phases(x, kernels, bias, strides, pads, output_padding, kernel) -> torch.Tensor:
+    """A 2-D transposed convolution as ordinary convolutions of its stride phases (`kernels`,
+    `_phase_kernels` of the weight, whose kernel is `kernel` (kh, kw)).
 
     Output row Y reads input rows y and kernel rows ky with Y + top = y * s + ky: the rows of one
     phase a = (Y + top) mod s read only the kernel rows a, a + s, ... . Phase a's rows, at
@@ -514,18 +541,18 @@ def _conv_transpose2d_phases(x, weight, bias, strides, pads, output_padding) -> 
     phases' output channels side by side: for a 2x2 kernel at stride 2, one product. Each phase
     is then written into its cells of the output. Cells past the full transposed convolution
     (output_padding) hold the bias."""
+    kernels, joined = kernels
     n_probes, c_in, h, w = x.shape
-    _, c_out, kh, kw = weight.shape
+    c_out, (kh, kw) = kernels[0].shape[0], kernel
     (sh, sw), (top, left, bottom, right) = strides, pads
     oh = (h - 1) * sh + kh - top - bottom + output_padding[0]
     ow = (w - 1) * sw + kw - left - right + output_padding[1]
     y = x.new_empty(n_probes, c_out, oh, ow)
     phases = [(a, b) for a in range(sh) for b in range(sw)]
-    kernels = [weight[:, :, a::sh, b::sw].flip(2, 3).transpose(0, 1) for a, b in phases]  # (C_out, C_in, mh, mw)
-    if kh % sh == 0 and kw % sw == 0:  # one convolution of every phase
+    if joined is not None:  # one convolution of every phase
         mh, mw = kh // sh, kw // sw
         b_all = None if bias is None else bias.repeat(len(phases))
-        z_all = conv(x, torch.cat(kernels).contiguous(), b_all, (1, 1), (mh - 1, mw - 1, mh - 1, mw - 1), (1, 1), 1)
+        z_all = conv(x, joined, b_all, (1, 1), (mh - 1, mw - 1, mh - 1, mw - 1), (1, 1), 1)
         outputs = [z_all[:, p * c_out : (p + 1) * c_out] for p in range(len(phases))]
     else:
         outputs = [None] * len(phases)
@@ -545,6 +572,6 @@ def _conv_transpose2d_phases(x, weight, bias, strides, pads, output_padding) -> 
         z = outputs[p]
         if z is None:
             mh, mw = kernels[p].shape[2] - 1, kernels[p].shape[3] - 1
-            z = conv(x, kernels[p].contiguous(), bias, (1, 1), (mh, mw, mh, mw), (1, 1), 1)
+            z = conv(x, kernels[p], bias, (1, 1), (mh, mw, mh, mw), (1, 1), 1)
         cells[:, :, :rows, :cols].copy_(z[:, :, q0 : q0 + rows, p0 : p0 + cols])
     return y

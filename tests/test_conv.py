@@ -288,6 +288,23 @@ def test_conv_transpose_by_phases_equals_torch(kernel, strides, pads, output_pad
     torch.testing.assert_close(got, ref, rtol=1e-13, atol=1e-13)
 
 
+def test_a_transposed_convolution_keeps_its_phase_kernels_with_its_weight():
+    """The stride phases' kernels are made once per weight and kept with the node; a weight put
+    in its place (as re-initialisation does) gets its own, whose outputs are torch's."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 4, 5, 5, generator=gen, dtype=torch.float64)
+    w1, w2 = (torch.randn(4, 3, 4, 4, generator=gen, dtype=torch.float64) for _ in range(2))
+    node = ir.ConvTranspose("t", (0,), (3, 10, 10), weight=w1, strides=(2, 2), pads=(1, 1, 1, 1),
+                            output_padding=(0, 0), dilations=(1, 1), groups=1)
+    first = node.forward([x])
+    kept = [k for _, k in node._derived.values()]
+    assert len(kept) == 1 and torch.equal(node.forward([x]), first)
+    assert [k for _, k in node._derived.values()][0] is kept[0]  # (made once)
+    torch.testing.assert_close(first, F.conv_transpose2d(x, w1, None, 2, 1), rtol=1e-13, atol=1e-13)
+    node.weight = w2
+    torch.testing.assert_close(node.forward([x]), F.conv_transpose2d(x, w2, None, 2, 1), rtol=1e-13, atol=1e-13)
+
+
 def test_inspect_lists_a_convolutions_settings():
     """`inspect`'s detail column: what differs from a plain convolution (groups, stride, pads,
     dilation, and a transposed one's output padding), nothing for a plain one."""

@@ -356,11 +356,13 @@ class ConvTranspose(Node):
     dilations: tuple[int, ...] = ()
     groups: int = 1
     kind: ClassVar[str] = "convtranspose"
+    _derived: dict = field(default_factory=dict, init=False, repr=False)  # what the weight alone decides (conv.py)
 
     def _apply(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         n = self.weight.dim() - 2
         xf, lead = flat_spatial(x, n)
-        y = conv_transpose(xf, self.weight, bias, self.strides, self.pads, self.output_padding, self.dilations, self.groups)
+        y = conv_transpose(xf, self.weight, bias, self.strides, self.pads, self.output_padding, self.dilations, self.groups,
+                           cache=self._derived)
         return y.reshape(*lead, *y.shape[1:])
 
     def linear(self, xs):
