@@ -189,6 +189,27 @@ def test_benchmark_refuses_a_file_it_cannot_measure(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.onnx", "open.onnx"]
 
 
+def test_benchmark_refuses_a_json_output_it_cannot_write_before_measuring(tmp_path, capsys, monkeypatch):
+    """A `--json` in a missing folder, onto a folder, or onto an `--onnx` file is one line and exit
+    code 2 before anything is measured; the model named is left as it was."""
+    from regionaudit.bench.run import Bench, main
+
+    model = tmp_path / "model.onnx"
+    model.write_bytes((ROOT / "sample_models" / "spirals_mlp.onnx").read_bytes())
+    before = model.read_bytes()
+    monkeypatch.setattr(Bench, "density", lambda *a, **k: pytest.fail("measured before the output was checked"))
+    for out, says in ((tmp_path / "missing" / "bench.json", "does not exist"),
+                      (tmp_path, "it is a folder"),
+                      (model, f"--json {model} would overwrite the model {model}")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["--onnx", str(model), "--pairs", "1", "--max-points", "1", "--repeat", "1", "--cpu-only",
+                  "--json", str(out)])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1
+    assert model.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
 def test_a_model_that_fails_keeps_the_others_rows(tmp_path, monkeypatch, capsys):
     """A measure's error is reported (its traceback, a FAILED line, `failed` in the JSON, exit 1);
     every other row, the same model's other measure included, is still measured and written."""

@@ -30,6 +30,7 @@ from regionaudit.bench.models import REALMODELS, ModelSpec, all_models, probes, 
 from regionaudit.environment import describe
 from regionaudit.errors import RegionAuditError
 from regionaudit.options import parse_shape
+from regionaudit.outputs import OutputRequest, check_outputs
 
 COLUMNS = [
     ("model", "model", "{}"),
@@ -343,6 +344,11 @@ def main(argv: list[str] | None = None, extra_rows: list[Callable] | None = None
     for option in ("input_shape", "pairs", "max_points", "fraction"):
         if not args.onnx and getattr(args, option) != ap.get_default(option):
             ap.error(f"--{option.replace('_', '-')} applies to the files of --onnx only")
+    if args.json:  # an output that cannot be written, or that would replace a model, before the run
+        try:
+            check_outputs([OutputRequest("json", args.json)], {f"the model {p}": p for p in args.onnx or ()})
+        except RegionAuditError as exc:
+            ap.exit(2, f"{ap.prog}: error: {exc}\n")
     specs = select(args)
     if args.onnx:  # a file that cannot be measured is an error before anything runs
         for spec in specs:
@@ -359,7 +365,10 @@ def main(argv: list[str] | None = None, extra_rows: list[Callable] | None = None
     for f in out["failed"]:
         print(f"FAILED {f['model']} {f['measure']} on {f['device']}: {f['error']}")
     if args.json:
-        write_text(args.json, json.dumps(out, indent=1))
+        try:  # (a disk that filled during the run)
+            write_text(args.json, json.dumps(out, indent=1))
+        except RegionAuditError as exc:
+            ap.exit(2, f"{ap.prog}: error: {exc}\n")
     if out["failed"]:
         raise SystemExit(1)
     return out
