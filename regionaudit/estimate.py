@@ -3,11 +3,13 @@
 One segment and one point are timed with the same analyzers the audit uses (and a small part of
 the 2-D slice, `_slice_cost`). A single item scaled
 by the number of items is an upper bound (the analyzers work on whole batches, so a fixed cost per
-call is paid once per batch, not per item), and when that bound is short, it is the estimate.
-When it says "long", the sample is refined: a quick item is timed again without first-call costs
-and, unless one item alone takes seconds, a small batch is timed too, so that the fixed cost per
-call and the cost per item are told apart (on a busy 2-core machine the fixed cost is most of a
-small model's single-item time).
+call is paid once per batch, not per item), and when the whole audit's bounds are short, they are
+the estimate. When their sum says "long", each kind of item is refined (`_Items`), however short
+its own bound: a quick item is timed again without first-call costs and, unless one item alone
+takes seconds, a small batch is timed too, so that the fixed cost per call and the cost per item
+are told apart (on a busy 2-core machine the fixed cost is most of a small model's single-item
+time; 1 100 segments and 1 100 points of a 784-256-256-10 MLP, each kind under 30 s by its bound,
+were said to take 35 s together and took 10 s).
 
 A segment of a deep net can take a minute by itself (a CIFAR ResNet-20 crosses 30 000 regions
 between two Gaussian points), and the estimate is there to say so before that minute is spent: a
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -62,28 +65,42 @@ def estimate(network, segments: tuple[torch.Tensor, torch.Tensor], loops: tuple[
     from regionaudit.reference import REFERENCE_POINTS, REFERENCE_SEGMENTS
 
     a, b = segments
-    seconds = reference = loops_s = 0.0
+    items = {}  # segments, loop edges, points: each timed one item at first
     if len(a):
-        cost = _cost(
-            lambda k: trace_segments(network, a[:k], b[:k], max_knots=max_knots, max_memory=max_memory),
-            len(a), len(a), clock, one=_segment_seconds(network, a[0], b[0], max_knots, max_memory, clock),
+        items["segments"] = _Items(
+            lambda k: trace_segments(network, a[:k], b[:k], max_knots=max_knots, max_memory=max_memory), len(a), len(a),
+            one=_segment_seconds(network, a[0], b[0], max_knots, max_memory, clock), warm=True,
         )
-        seconds += cost
-        reference += reference_copies * cost * min(REFERENCE_SEGMENTS, len(a)) / len(a)
     edges = 0
     if loops is not None and loops[2]:
         la, lb, edges = loops
-        loops_s = _cost(lambda k: trace_segments(network, la[:k], lb[:k], max_knots=max_knots, max_memory=max_memory),
-                        len(la), edges, clock)
-        seconds += loops_s
+
+        def trace_edges(k: int):
+            return trace_segments(network, la[:k], lb[:k], max_knots=max_knots, max_memory=max_memory)
+
+        items["loops"] = _Items(trace_edges, len(la), edges, one=_timed(lambda: trace_edges(1), clock))
     if len(points):
-        cost = _cost(
-            lambda k: boundary_distances(network, points[:k], max_memory=max_memory, directions=directions),
-            len(points), len(points), clock,
-        )
-        seconds += cost
-        reference += reference_copies * cost * min(REFERENCE_POINTS, len(points)) / len(points)
+
+        def distances(k: int):
+            return boundary_distances(network, points[:k], max_memory=max_memory, directions=directions)
+
+        items["points"] = _Items(distances, len(points), len(points), one=_timed(lambda: distances(1), clock))
     slice_s = _slice_cost(network, plane, max_regions, max_knots, max_memory, clock) if plane is not None else 0.0
+
+    def shares(cost: dict[str, float]) -> tuple[float, float]:
+        # the init reference's copies each measure the first segments and points, at the same rate
+        seconds = sum(cost.values())
+        reference = sum(reference_copies * cost[kind] * min(first, len(of)) / len(of)
+                        for kind, first, of in (("segments", REFERENCE_SEGMENTS, a), ("points", REFERENCE_POINTS, points))
+                        if kind in cost)
+        return seconds, reference
+
+    cost = {kind: part.bound for kind, part in items.items()}
+    seconds, reference = shares(cost)
+    if seconds + reference + slice_s > LONG_RUN_S:  # (a kind of item short alone can make a long audit with the others)
+        cost = {kind: part.refined(clock) for kind, part in items.items()}
+        seconds, reference = shares(cost)
+    loops_s = cost.get("loops", 0.0)
     return Estimate(seconds=seconds + reference + slice_s, segments=len(a), points=len(points), reference_s=reference,
                     slice_s=slice_s, loop_edges=edges, loops_s=loops_s)
 
@@ -198,20 +215,33 @@ def _sampled(network, a: torch.Tensor, b: torch.Tensor, max_memory: int | None, 
     return _Sample(1.0, *timed(1.0))
 
 
-def _cost(run, available: int, total: int, clock, one: float | None = None) -> float:
-    """Seconds for `total` items, from `run(k)` on the first k of `available` items; `one` is one
-    item's seconds where the caller has timed it (without first-call costs)."""
-    if one is None:
-        one = _timed(lambda: run(1), clock)
-        if one * total > LONG_RUN_S and one < REFINE_S:
-            one = min(one, _timed(lambda: run(1), clock))  # without lazy imports and other first-call costs
-    if one * total <= LONG_RUN_S:
-        return one * total  # an upper bound, and short
-    if one >= REFINE_S or available < 2:
-        return one * total
-    k = min(available, REFINE_BATCH)
-    per_item = max(0.0, (_timed(lambda: run(k), clock) - one) / (k - 1))
-    return min(one * total, one + per_item * (total - 1))
+@dataclass
+class _Items:
+    """`total` items of one kind (segments, loop edges or points), `run(k)` analysing the first k of
+    `available` of them, and one item's seconds `one` (`warm`: timed without first-call costs)."""
+
+    run: Callable[[int], object]
+    available: int
+    total: int
+    one: float
+    warm: bool = False
+
+    @property
+    def bound(self) -> float:
+        """One item's seconds times `total`: an upper bound, the estimate of an audit that is short."""
+        return self.one * self.total
+
+    def refined(self, clock) -> float:
+        """Seconds for the `total` items of a long audit: a quick item timed again without
+        first-call costs and, unless one item takes seconds (or there is no other), a batch too."""
+        one = self.one
+        if not self.warm and 0 < one < REFINE_S:
+            one = min(one, _timed(lambda: self.run(1), clock))  # without lazy imports and other first-call costs
+        if one >= REFINE_S or self.available < 2 or one == 0:
+            return one * self.total
+        k = min(self.available, REFINE_BATCH)
+        per_item = max(0.0, (_timed(lambda: self.run(k), clock) - one) / (k - 1))
+        return min(one * self.total, one + per_item * (self.total - 1))
 
 
 def long_run_message(est: Estimate, pairs_used: bool, points_from_rows: bool, dtype: str, device: str) -> str | None:

@@ -81,6 +81,29 @@ def test_a_fixed_cost_per_call_is_not_counted_per_item():
     assert est.seconds == pytest.approx(200.0)
 
 
+def test_kinds_short_alone_but_long_together_are_refined():
+    """Segments and points each under LONG_RUN_S by their single-item bound were taken at that
+    bound, though together they passed it: a 10 s audit was said to take 35 s. Where the sum is
+    long, each kind is timed again and with a batch, as a kind long alone is."""
+    net = netfactory.make("mlp", 0)
+    a, b = netfactory.segments(net, 100, seed=1)
+    points = torch.randn(100, *net.input_shape, dtype=torch.float64)
+    clock = scripted(
+        *QUICK_PARTS, 0.0, 0.2,  # one segment 0.2 s (x 100 = 20 s)
+        0.2, 0.4,  # one point, cold: 0.2 s (x 100 = 20 s); 40 s in all, so both are refined
+        0.4, 0.75,  # 16 segments at once: 0.35 s, 0.01 s per segment after the first
+        0.75, 0.85,  # one point again: 0.1 s
+        0.85, 1.1,  # 16 points at once: 0.25 s, 0.01 s per point after the first
+    )
+    est = estimate(net, (a, b), None, points, None, None, clock)
+    assert est == Estimate(seconds=pytest.approx(0.2 + 99 * 0.01 + 0.1 + 99 * 0.01), segments=100, points=100)
+    assert long_run_message(est, True, True, "float64", "cpu") is None
+    # the init reference's copies are counted at the refined rates
+    clock = scripted(*QUICK_PARTS, 0.0, 0.2, 0.2, 0.4, 0.4, 0.75, 0.75, 0.85, 0.85, 1.1)
+    est = estimate(net, (a, b), None, points, None, None, clock, reference_copies=2)
+    assert est.reference_s == pytest.approx(2 * (1.19 * 20 / 100 + 1.09 * 10 / 100))
+
+
 class Spy:
     """`trace_segments` as the estimate calls it, recording each call's segments and traces."""
 
