@@ -179,14 +179,23 @@ def test_benchmark_refuses_a_file_it_cannot_measure(tmp_path, capsys):
                                    [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)])
     onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)]), open_dims)
     for path, says in ((tmp_path / "missing.onnx", "missing.onnx: no such file"),
-                       (broken, "broken.onnx: not a readable ONNX file"),
+                       (broken, f"{broken}: not a readable ONNX file"),
                        (open_dims, f"{open_dims}: input 'x' has dynamic dims (H,3, batch axis excluded)")):
         with pytest.raises(SystemExit) as exit_:
             main(["--onnx", str(path), "--json", str(out)])
         assert exit_.value.code == 2
         err = capsys.readouterr().err
         assert says in err and len(err.strip().splitlines()) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.onnx", "open.onnx"]
+    # two files of one name: the line says which one it is
+    (tmp_path / "good").mkdir()
+    good = tmp_path / "good" / "broken.onnx"
+    good.write_bytes((ROOT / "sample_models" / "spirals_mlp.onnx").read_bytes())
+    with pytest.raises(SystemExit) as exit_:
+        main(["--onnx", str(good), str(broken), "--json", str(out)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"python -m regionaudit.bench: error: {broken}: not a readable ONNX file") and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.onnx", "good", "open.onnx"]
 
 
 def test_benchmark_refuses_a_json_output_it_cannot_write_before_measuring(tmp_path, capsys, monkeypatch):

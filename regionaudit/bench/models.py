@@ -68,8 +68,10 @@ class UserFileSpec(FileSpec):
         try:
             import_model(str(self.path), input_shape=self.input_shape)
         except RegionAuditError as exc:
-            why = str(exc)  # (named by its file, which not every import message is)
-            return why if why.startswith((str(self.path), self.path.name)) else f"{self.path}: {why}"
+            why = str(exc)  # named by the path as given, as its rows are: two files may share a name
+            if why.startswith(str(self.path)):
+                return why
+            return f"{self.path}{why[len(self.path.name):]}" if why.startswith(f"{self.path.name}:") else f"{self.path}: {why}"
         return None
 
 
