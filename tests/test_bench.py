@@ -269,14 +269,16 @@ def test_onnx_options_are_checked_together(capsys):
 
 
 def test_threads_and_repeat_below_one_are_usage_errors(capsys):
-    """--threads and --repeat take whole numbers >= 1: one line and exit code 2, not torch's
+    """--threads, --repeat and the memory row's sawtooth options take whole numbers >= 1: one line and exit code 2, not torch's
     traceback after the import (--threads -1) or a repeat count that is silently not honoured."""
     from regionaudit.bench.run import main
 
     model = str(ROOT / "sample_models" / "spirals_mlp.onnx")
     for argv, says in ((["--threads", "-1"], "argument --threads: '-1' is not a whole number >= 1"),
                        (["--threads", "0"], "argument --threads: '0' is not a whole number >= 1"),
-                       (["--repeat", "0"], "argument --repeat: '0' is not a whole number >= 1")):
+                       (["--repeat", "0"], "argument --repeat: '0' is not a whole number >= 1"),
+                       (["--sawtooth-depth", "-2"], "argument --sawtooth-depth: '-2' is not a whole number >= 1"),
+                       (["--sawtooth-memory", "0"], "argument --sawtooth-memory: '0' is not a whole number >= 1")):
         with pytest.raises(SystemExit) as exit_:
             main(["--onnx", model, "--cpu-only", *argv])
         err = capsys.readouterr().err

@@ -330,8 +330,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-points", type=_positive, default=4, help="--onnx: boundary-distance points per file (default 4)")
     ap.add_argument("--fraction", type=_fraction, default=1.0,
                     help="--onnx: each segment a -> a + f (b - a), 0 < f <= 1 (default 1; large nets: a piece)")
-    ap.add_argument("--sawtooth-depth", type=int, default=17, help="memory row: 2**depth regions on one segment")
-    ap.add_argument("--sawtooth-memory", type=int, default=4 << 20, help="memory row: --max-memory in bytes")
+    ap.add_argument("--sawtooth-depth", type=_positive, default=17, help="memory row: 2**depth regions on one segment")
+    ap.add_argument("--sawtooth-memory", type=_positive, default=4 << 20, help="memory row: --max-memory in bytes")
     return ap
 
 
