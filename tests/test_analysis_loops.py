@@ -98,3 +98,43 @@ def test_no_vertex_crossing_is_credited_after_an_edge_that_max_knots_stopped(tmp
     cut = audit(cnn, max_knots=1, **common).density.paths[0]
     assert cut.truncated and not full.truncated
     assert cut.regions == max(1, sum(cut.knots_per_layer.values())) <= 16 < full.regions
+
+
+def test_a_unit_zero_along_an_edge_crosses_nothing_where_it_turns_on(tmp_path):
+    """Without biases, a unit whose receptive field is all zeros along an edge lies on its own
+    boundary there, in the closure of the region the next edge enters: turning on at the vertex
+    crosses nothing. The loop counts its edges' knots and the vertices where a unit has strictly
+    opposite signs on either side, not every vertex where the z > 0 pattern differs."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, bias=False), nn.ReLU(), nn.Flatten(), nn.Linear(128, 6),
+                        nn.ReLU(), nn.Linear(6, 3)).eval()
+    with torch.no_grad():
+        net[0].weight.abs_()  # z >= 0 on images >= 0: the conv's units only ever turn on or off at zero
+    torch.onnx.export(net, torch.randn(1, 1, 8, 8), tmp_path / "net.onnx", dynamo=False, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "b"}})
+    rows = np.zeros((2, 1, 8, 8))
+    rows[:, 0, 2:6, 2:6] = np.random.default_rng(5).uniform(0.5, 1.0, (2, 4, 4))
+    np.save(tmp_path / "data.npy", rows)
+    # whole-pixel shifts by one pixel (radius 1, 4 steps): the image moved right, down, left, up
+    vertices = np.stack([np.roll(rows[0], s, axis=ax) for s, ax in ((1, 2), (1, 1), (-1, 2), (-1, 1))])
+    edges = np.stack([vertices, np.roll(vertices, -1, 0)], 1)
+    np.save(tmp_path / "edges.npy", edges)
+    common = dict(slice=False, init_reference=0, max_points=0)
+    loop = audit(tmp_path / "net.onnx", data=tmp_path / "data.npy", loops=1, pairs=1, loop_radius=1.0, loop_steps=4,
+                 **common).density.paths[0]
+    segments = audit(tmp_path / "net.onnx", segments=tmp_path / "edges.npy", **common).density.segments
+    net = net.double()
+
+    def units(x: np.ndarray) -> torch.Tensor:
+        z1 = net[0](torch.from_numpy(x)[None])
+        return torch.cat([z1.flatten(), net[3](torch.relu(z1).flatten(1)).flatten()])
+
+    strict = changed = 0
+    with torch.no_grad():
+        for (a, b), (c, d) in zip(np.roll(edges, 1, 0), edges):
+            before, after = units(a + (1 - 1e-6) * (b - a)), units(c + 1e-6 * (d - c))
+            tol = 1e-12 * float(max(before.abs().max(), after.abs().max()))
+            strict += bool(((before > tol) & (after < -tol) | (before < -tol) & (after > tol)).any())
+            changed += not torch.equal(before > tol, after > tol)
+    assert strict == 0 and changed == 4
+    assert loop.regions == sum(s.regions - 1 for s in segments) > 1
