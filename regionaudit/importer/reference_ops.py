@@ -2,8 +2,9 @@
 1.23). onnxruntime has no float64 ConvTranspose, Conv, GlobalLpPool, Upsample or Resize-10 kernel,
 so a float64 model holding one is checked against the evaluator (`check.run_reference`), whose
 ConvTranspose is wrong with groups or `output_shape`, which has no GlobalLpPool, runs Upsample
-only at whole scales in nearest mode and not at all from its attribute (opset 7), and reads
-Resize-10's scales as the later opsets' roi."""
+only at whole scales in nearest mode and not at all from its attribute (opset 7), reads
+Resize-10's scales as the later opsets' roi, and normalises BatchNormalization (opsets 9-13) by
+the batch's own statistics wherever the node has a momentum attribute."""
 
 from __future__ import annotations
 
@@ -41,6 +42,20 @@ def _pads_of_output_shape(spatial, kernel, attrs) -> dict:
     upper = attrs.get("auto_pad") == "SAME_UPPER"
     start = [t // 2 if upper else t - t // 2 for t in total]
     return {"output_shape": None, "auto_pad": "NOTSET", "pads": start + [t - a for t, a in zip(total, start)]}
+
+
+class BatchNormalization(OpRun):
+    """Inference: the running mean and variance, as onnxruntime runs a node with one output. The
+    evaluator's opset 9-13 version takes the batch's mean and variance whenever the node has a
+    momentum attribute, which every PyTorch export writes (a float64 ResNet was refused with 73 %
+    error). A node in training mode is refused by the import before any check."""
+
+    def _run(self, x, scale, bias, mean, var, epsilon=None, momentum=None, training_mode=None, is_test=None,
+             spatial=None):
+        shape = (-1,) + (1,) * (x.ndim - 2)
+        eps = 1e-5 if epsilon is None else epsilon
+        y = (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps) * scale.reshape(shape) + bias.reshape(shape)
+        return y.astype(x.dtype),
 
 
 class GlobalLpPool(OpRun):
@@ -90,4 +105,4 @@ def _asymmetric(x: np.ndarray, scales, mode: str) -> np.ndarray:
     return out.astype(x.dtype)
 
 
-MENDED = [ConvTranspose, GlobalLpPool, Upsample, Resize]
+MENDED = [BatchNormalization, ConvTranspose, GlobalLpPool, Upsample, Resize]

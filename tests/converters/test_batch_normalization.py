@@ -2,8 +2,10 @@
 
 import numpy as np
 import pytest
-from conftest import NEWEST_OPSET, f32
-from onnx import helper
+from conftest import NEWEST_OPSET, f32, make_model
+from onnx import TensorProto, helper
+
+from regionaudit.importer.check import run_reference
 
 from .helpers import ok
 
@@ -29,3 +31,27 @@ def test_batch_normalization_spatial_zero_opset_7(convert):
     imported = convert([node], [1, 3, 4], inits, 7)
     # onnxruntime has no spatial=0 kernel; the reference evaluator is the fallback
     assert imported.validation["max_rel_err"] < 1e-6
+
+
+@pytest.mark.parametrize("opset", [9, 13, NEWEST_OPSET])
+def test_float64_batch_norm_with_a_momentum_is_checked_with_its_running_statistics(convert, opset):
+    """onnxruntime has no float64 Conv, so a float64 conv net is checked against onnx's reference
+    evaluator, whose opset 9-13 BatchNormalization normalises by the batch's own statistics
+    wherever the node has a momentum attribute (as PyTorch exports it): mended, it agrees with
+    onnxruntime on the float32 model, and the import passes its check."""
+    rng = np.random.default_rng(1)
+    inits = {"w": f32(3, 2, 3, 3, seed=4), "s": f32(3, seed=1), "b": f32(3, seed=2), "m": f32(3, seed=3),
+             "v": rng.uniform(0.5, 2, 3).astype(np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["y"], epsilon=1e-3, momentum=0.9)]
+    feeds = [rng.standard_normal((1, 2, 5, 5)) for _ in range(2)]
+    wide = make_model(nodes, [1, 2, 5, 5], {k: v.astype(np.float64) for k, v in inits.items()}, opset, elem=TensorProto.DOUBLE)
+    ours, runtime = run_reference(wide, "x", "y", feeds)
+    assert runtime == "onnx.reference"
+    theirs, runtime = run_reference(make_model(nodes, [1, 2, 5, 5], inits, opset), "x", "y", [f.astype(np.float32) for f in feeds])
+    assert runtime == "onnxruntime"
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    imported = convert(nodes, [1, 2, 5, 5], {k: v.astype(np.float64) for k, v in inits.items()}, opset,
+                       model_kwargs={"elem": TensorProto.DOUBLE})
+    assert imported.validation["reference"] == "onnx.reference"
+    assert imported.validation["max_rel_err"] < 1e-12
