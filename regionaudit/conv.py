@@ -508,8 +508,8 @@ def conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
 def _kept_phase_kernels(cache: dict | None, weight: torch.Tensor, g: int, groups: int, strides) -> tuple:
     """`_phase_kernels` of group g, from `cache` where they were made for this very weight (a
     weight put in its place, as re-initialisation does, gets its own), else made and kept there:
-    a flip and copy of the whole weight at every call cost a fifth of a small generator's
-    boundary distances."""
+    a flip and copy of the whole weight at every call cost an eighth of a small generator's
+    boundary distances (measured: 8.7 ms against 7.7 ms on the benchmark's dcgan-generator)."""
     key = ("phase kernels", g, *strides)
     kept_weight, kernels = (cache or {}).get(key, (None, None))
     if kept_weight is not weight:
