@@ -24,7 +24,7 @@ from regionaudit.importer import ImportedModel, import_model
 from regionaudit.importer.pipeline import resolve_device
 from regionaudit.limits import time_limit
 from regionaudit.frame import add_reference_frame, frame_notes, load_labels
-from regionaudit.options import Options, ineffective
+from regionaudit.options import Options, check_names, ineffective
 from regionaudit.probes import build_probes, import_check_rows, segment_lengths
 from regionaudit.result import AuditResult
 from regionaudit.slice_audit import NO_PLANE_NOTE, choose_plane, has_plane, measure_slice
@@ -97,6 +97,7 @@ def audit(
         raise BadOption(f"give either options or keyword arguments, not both (got {', '.join(sorted(kwargs))})")
     # keyword arguments are the options typed: one that has no effect is said, as the CLI says it
     typed = options is None
+    check_names(kwargs)
     opts = options if options is not None else Options(**kwargs, given=frozenset(k for k, v in kwargs.items() if v is not None))
     # `timeout` stops a call as it stops the CLI (TimeLimit), which holds its own limit over the
     # outputs it writes as well

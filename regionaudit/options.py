@@ -9,6 +9,7 @@ the range checks below. Adding an option is adding a field here.
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 import os
@@ -284,6 +285,17 @@ class Options:
 def option_specs() -> dict[str, Spec]:
     """Every option's Spec, in the order of `Options` (the order of `settings`)."""
     return {f.name: f.metadata["spec"] for f in fields(Options) if "spec" in f.metadata}
+
+
+def check_names(names) -> None:
+    """Keyword options given to `audit()`: a misspelt one is a BadOption naming the closest, not
+    Python's TypeError from the dataclass."""
+    known = option_specs()
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "the options are the fields of regionaudit.options.Options"
+            raise BadOption(f"unknown option {name!r}: {hint}")
 
 
 def null_means_no_effect(name: str) -> bool:

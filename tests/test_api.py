@@ -186,3 +186,12 @@ def test_a_keyword_timeout_stops_the_call_and_leaves_no_alarm_behind():
     assert signal.getsignal(signal.SIGALRM) == handler and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
     done = regionaudit.audit(CNN, pairs=2, max_points=1, slice=False, init_reference=0, timeout=600)
     assert len(done.density.segments) == 2 and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_a_misspelt_keyword_option_is_a_bad_option_naming_the_closest():
+    """A notebook user's typo gets the project's error with the option meant, before any import,
+    not Python's TypeError from the dataclass."""
+    with pytest.raises(BadOption, match=r"unknown option 'pair': did you mean 'pairs'\?"):
+        regionaudit.audit("no-such-model.onnx", pair=3)
+    with pytest.raises(BadOption, match=r"unknown option 'given'"):  # (Options' own bookkeeping is no option)
+        regionaudit.audit("no-such-model.onnx", given=frozenset())
