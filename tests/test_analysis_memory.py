@@ -44,3 +44,20 @@ def test_no_segments_need_no_budget():
     assert trace_segments(net, none, none, max_memory=1) == []
     pts = torch.tensor([[0.3]], dtype=torch.float64)
     assert len(boundary_distances(net, pts, max_memory=2_000)) == 1
+
+
+def test_magnitude_in_row_chunks_is_bitwise_the_whole_reduction(monkeypatch):
+    """`magnitude` reduces cache-sized blocks of rows on CPU: each row's largest |value| is the
+    same number as one reduction over all rows, NaN and -0.0 included, whatever the block size."""
+    from regionaudit.analysis import _common
+
+    gen = torch.Generator().manual_seed(0)
+    v = torch.randn(1001, 3, 7, 5, generator=gen, dtype=torch.float64) * torch.logspace(-300, 300, 1001, dtype=torch.float64)[:, None, None, None]
+    v[17, 1, 2, 3], v[40] = float("nan"), -0.0
+    flat = v.reshape(1001, -1)
+    whole = torch.maximum(flat.amax(dim=1), flat.amin(dim=1).neg())
+    for block in (1, 8 * 105, 8 * 105 * 64 + 8, 1 << 30):  # one row, a row, 64 rows and a bit, all rows
+        monkeypatch.setattr(_common, "MAGNITUDE_CHUNK_BYTES", block)
+        got = _common.magnitude(v)
+        assert got.shape == (1001,) and torch.equal(got.isnan(), whole.isnan())
+        assert torch.equal(got[~whole.isnan()], whole[~whole.isnan()])

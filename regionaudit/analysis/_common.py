@@ -13,6 +13,9 @@ from regionaudit.limits import CPU_WORKING_BYTES, format_bytes
 
 # Crossings closer than this in t are one knot (DESIGN.md, "Exact 1-D analysis").
 T_MERGE = 1e-12
+# `magnitude` on CPU reduces this many bytes of rows at a time, so that its second reduction reads
+# them from the cache (measured on 16-64 MB values: 20-25 % faster than two passes over memory)
+MAGNITUDE_CHUNK_BYTES = 4 << 20
 
 
 def zero_tolerance(dtype: torch.dtype) -> float:
@@ -34,7 +37,14 @@ def magnitude(v: torch.Tensor) -> torch.Tensor:
         return v.new_zeros(v.shape[0])
     flat = v.reshape(v.shape[0], -1)
     # two vectorised reductions: about 10x faster than an inf-norm on CPU, bitwise the same
-    return torch.maximum(flat.amax(dim=1), flat.amin(dim=1).neg())
+    step = max(1, MAGNITUDE_CHUNK_BYTES // (flat.shape[1] * flat.element_size()))
+    if flat.device.type != "cpu" or flat.shape[0] <= step:
+        return torch.maximum(flat.amax(dim=1), flat.amin(dim=1).neg())
+    out = flat.new_empty(flat.shape[0])
+    for lo in range(0, flat.shape[0], step):
+        rows = flat[lo : lo + step]
+        torch.maximum(rows.amax(dim=1), rows.amin(dim=1).neg(), out=out[lo : lo + step])
+    return out
 
 
 def where_true(mask: torch.Tensor, *xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
