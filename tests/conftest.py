@@ -110,6 +110,15 @@ TORCH_MODELS = {
 }
 
 
+def export_with_batch_axis(module: torch.nn.Module, input_shape, path) -> None:
+    """`module` written by torch's TorchScript exporter with a batch axis, as many users' files are
+    written (its deprecation notices silenced: they are about torch, not the test)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, torch.randn(1, *input_shape), str(path), dynamo=False, input_names=["x"],
+                          output_names=["y"], dynamic_axes={"x": {0: "b"}})
+
+
 @pytest.fixture(scope="session")
 def torch_exports(tmp_path_factory):
     """{(name, exporter): (path, torch module, input shape)} for both torch.onnx exporters."""

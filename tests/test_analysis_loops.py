@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from conftest import export_with_batch_axis
 from regionaudit.analysis.density import trace_segments
 from regionaudit.analysis.loops import vertex_crossings
 from regionaudit.api import audit
@@ -39,8 +40,7 @@ def test_a_boundary_crossed_at_a_loop_vertex_is_counted_once(tmp_path):
     after the vertex (here four, at the whole-pixel shifts)."""
     torch.manual_seed(0)
     net = _Net().eval()
-    torch.onnx.export(net, torch.randn(1, 1, 8, 8), tmp_path / "net.onnx", dynamo=False, input_names=["x"],
-                      output_names=["y"], dynamic_axes={"x": {0: "b"}})
+    export_with_batch_axis(net, (1, 8, 8), tmp_path / "net.onnx")
     net = net.double()
     data = np.random.default_rng(3).uniform(0, 1, (3, 1, 8, 8))
     np.save(tmp_path / "data.npy", data)
@@ -73,8 +73,7 @@ def test_a_loop_without_vertex_crossings_counts_its_edges(tmp_path, steps):
     a vertex: the loop's count is its edges' knots."""
     torch.manual_seed(1)
     net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 6 * 6, 2)).eval()
-    torch.onnx.export(net, torch.randn(1, 1, 8, 8), tmp_path / "net.onnx", dynamo=False, input_names=["x"],
-                      output_names=["y"], dynamic_axes={"x": {0: "b"}})
+    export_with_batch_axis(net, (1, 8, 8), tmp_path / "net.onnx")
     data = np.random.default_rng(4).uniform(0, 8, (3, 1, 8, 8))
     np.save(tmp_path / "data.npy", data)
     common = dict(slice=False, init_reference=0, max_points=0)
@@ -110,8 +109,7 @@ def test_a_unit_zero_along_an_edge_crosses_nothing_where_it_turns_on(tmp_path):
                         nn.ReLU(), nn.Linear(6, 3)).eval()
     with torch.no_grad():
         net[0].weight.abs_()  # z >= 0 on images >= 0: the conv's units only ever turn on or off at zero
-    torch.onnx.export(net, torch.randn(1, 1, 8, 8), tmp_path / "net.onnx", dynamo=False, input_names=["x"],
-                      output_names=["y"], dynamic_axes={"x": {0: "b"}})
+    export_with_batch_axis(net, (1, 8, 8), tmp_path / "net.onnx")
     rows = np.zeros((2, 1, 8, 8))
     rows[:, 0, 2:6, 2:6] = np.random.default_rng(5).uniform(0.5, 1.0, (2, 4, 4))
     np.save(tmp_path / "data.npy", rows)

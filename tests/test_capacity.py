@@ -16,6 +16,7 @@ from scipy.optimize import linprog
 from regionaudit import capacity as C
 from regionaudit import ir
 from regionaudit.analysis.density import trace_segments
+from conftest import export_with_batch_axis
 from netfactory import Builder, mlp
 
 
@@ -278,8 +279,7 @@ def _imported(tmp_path, module: torch.nn.Module, input_shape) -> ir.Network:
     from regionaudit.importer import import_model
 
     path = tmp_path / "m.onnx"
-    torch.onnx.export(module.eval(), torch.randn(1, *input_shape), path, dynamo=False, input_names=["x"],
-                      output_names=["y"], dynamic_axes={"x": {0: "b"}})
+    export_with_batch_axis(module.eval(), input_shape, path)
     return import_model(path).network
 
 
