@@ -464,8 +464,8 @@ def test_a_max_pool_of_one_line_computed_twice_makes_no_knot_in_either():
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e300])
 def test_segment_ends_that_are_not_finite_are_refused(bad):
-    """Before: a NaN end compared false with everything and the segment read as one region; 1e300
-    in a float32 network overflowed to inf the same way."""
+    """A NaN end compares false with everything, so its segment would read as one region, and 1e300
+    in a float32 network overflows to inf the same way: both are refused."""
     from regionaudit.errors import BadData
 
     net = nf.make("mlp", 0).to(dtype=torch.float32)

@@ -300,7 +300,7 @@ def test_relu_after_a_broadcasting_scale_with_one_point():
 
 @pytest.mark.parametrize("bad", [float("nan"), float("-inf")])
 def test_points_that_are_not_finite_are_refused(bad):
-    """Before: a NaN point got distance None, as a point with no boundary at all."""
+    """A NaN point is refused: it would get distance None, as a point with no boundary at all."""
     from regionaudit.errors import BadData
 
     net = nf.make("cnn_avg", 1)

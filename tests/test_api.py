@@ -122,8 +122,8 @@ def test_a_float32_audit_says_its_counts_can_differ_from_float64s():
 
 @pytest.mark.parametrize("key", ["points", "segments", "slice_points", "labels"])
 def test_a_missing_or_folder_probe_file_is_bad_data(tmp_path, key):
-    """Before: the file was hashed before it was read, and open() raised FileNotFoundError or
-    IsADirectoryError (exit 3, an internal error, from the command line)."""
+    """A probe file is checked before it is hashed: a missing file or a folder is BadData, not
+    open()'s FileNotFoundError or IsADirectoryError (an internal error, exit 3, at the command line)."""
     from regionaudit.errors import BadData
 
     what = key.replace("_", " ")
@@ -134,8 +134,8 @@ def test_a_missing_or_folder_probe_file_is_bad_data(tmp_path, key):
 
 
 def test_an_imported_model_is_refused_options_it_was_not_imported_with():
-    """Before: audit(import_model(path), dtype="float32") ran in float64 while its settings and
-    environment said float32."""
+    """audit(import_model(path), dtype="float32") would run in float64 while its settings and
+    environment said float32: options the model was not imported with are refused."""
     import torch
 
     from regionaudit.importer import import_model
@@ -155,8 +155,8 @@ def test_an_imported_model_is_refused_options_it_was_not_imported_with():
 
 
 def test_keyword_options_without_effect_are_said_and_noted_as_the_cli_notes_them(tmp_path, capsys):
-    """Before: the command line noted "--pairs 5 has no effect" and the like in its JSON, while
-    audit() with the same keyword arguments neither noted them nor called `warn`."""
+    """audit() with keyword arguments notes "--pairs 5 has no effect" and the like, and says them
+    through `warn`, as the command line notes them in its JSON."""
     from clirun import run
 
     rows = np.load(DIGITS)
@@ -175,7 +175,7 @@ def test_keyword_options_without_effect_are_said_and_noted_as_the_cli_notes_them
 
 
 def test_a_keyword_timeout_stops_the_call_and_leaves_no_alarm_behind():
-    """Before: audit(timeout=...) took the option and ignored it; only the CLI set the alarm."""
+    """audit(timeout=...) stops the call as --timeout stops the command line, and leaves no alarm set."""
     import signal
 
     from regionaudit.errors import TimeLimit

@@ -223,8 +223,8 @@ def test_compare_refuses_loops_on_a_flat_model_before_measuring_either(tmp_path,
 def test_every_path_metrics_lists_can_be_gated(tmp_path, capsys, compare):
     """`regionaudit metrics RESULT.json` lists what gates can name: each of them, on the same run,
     is a gate that passes or fails (exit 0 or 1), never an unknown path (exit 2), before the
-    analysis or after it. Before, the capacity's dimensions and measured values, the init
-    reference's copies, the thread count and the report's time were listed and refused."""
+    analysis or after it: the capacity's dimensions and measured values, the init reference's
+    copies, the thread count and the report's time included."""
     labels = tmp_path / "labels.npy"
     np.save(labels, np.load(SAMPLES / "digits_test_labels.npy")[:12])
     probes = ["--data", small_data(tmp_path), "--labels", labels, "--pairs", 3, "--max-points", 2, "--loops", 1, "--loop-steps", 4,
@@ -252,8 +252,8 @@ def test_every_path_metrics_lists_can_be_gated(tmp_path, capsys, compare):
     (["--pairs", 1, "--init-reference", 0], "reference.init.copies", "no initialisation reference was measured (--init-reference 0)"),
 ])
 def test_a_documented_metric_that_is_null_fails_its_gate_as_undefined(tmp_path, capsys, args, gate, reason):
-    """Before, these parts were null as a whole, so their documented paths were 'unknown' (exit 2)
-    where every other undefined metric fails its gate and says why (exit 1)."""
+    """A part null as a whole still has its documented paths: a gate on one fails as undefined and
+    says why (exit 1), as every other undefined metric does, not as an 'unknown' path (exit 2)."""
     out_json = tmp_path / "r.json"
     code, _, err = run([SAMPLES / "spirals_mlp.onnx", *args, "--no-slice", "-q", "--json", out_json, "--fail-if", f"{gate} > 1"], capsys)
     assert code == 1 and f"metric {gate} is undefined (null): {reason}" in err, err

@@ -232,8 +232,8 @@ def _truncated(path):
     (lambda path: np.save(path, np.array(["a", "b"] * 20)), "numbers are needed (a float or integer array)"),
 ])
 def test_a_broken_data_file_is_named_for_what_is_wrong(tmp_path, capsys, make, message):
-    """Before: a truncated .npy read as pickled objects, an empty or foreign file named .npy as
-    "a .npy file, not .npy or .npz"."""
+    """A truncated .npy, and an empty or foreign file named .npy, are refused as what they are (not
+    read as pickled objects, nor called "a .npy file, not .npy or .npz")."""
     path = tmp_path / "d.npy"
     make(path)
     path = path if path.exists() else path.with_suffix(".npz")

@@ -344,10 +344,9 @@ def test_increase_path_missing_in_baseline():
 
 
 def test_a_baseline_without_a_part_says_which_option_left_it_out():
-    """Before: "the baseline has no metric ... (it was written by regionaudit '0.1.0')", hinting at
-    a version where the baseline's run had --init-reference 0, then 200 paths on one line. The
-    part is in the schema, null: the gate fails as undefined in the baseline and says why; a
-    slice the baseline's run did not measure is named the same way."""
+    """A part the baseline's run did not measure (--init-reference 0, or no slice) is in the schema,
+    null: the gate fails as undefined in the baseline and says why, not as a metric missing from
+    an older version with hundreds of paths listed."""
     base, current = make_audit(), make_audit()
     base["reference"] = None
     current["reference"] = {"init": {"copies": 1, "segments": 3, "points": 2, "pooled": {"density": {"summary": {"median": 4}}}}}

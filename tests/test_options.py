@@ -70,7 +70,7 @@ def test_ranges_are_checked_for_the_api_too(values, message):
 
 @pytest.mark.parametrize("text", ["64,x", "64,", "3,,32", "abc", "3x"])
 def test_an_input_shape_with_a_part_that_is_no_number_is_refused(text):
-    """Before, "64,x" and "64," read as 64."""
+    """"64,x" and "64," are refused, not read as 64."""
     with pytest.raises(BadOption, match="--input-shape must be comma-separated integers like 3,32,32"):
         options_from_cli({"input_shape": text})
 

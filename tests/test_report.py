@@ -431,7 +431,7 @@ def test_the_reports_time_says_what_it_counts():
 def test_init_comparisons_over_segments_cut_short_say_so(cut):
     """Segments cut short in the model or a copy hold lower bounds: the density sentence and the
     init table say how many, and with all of them cut the report compares nothing (the JSON's
-    ratio is null then). Before, "49.13 trained against 49.13 at initialisation (ratio 1)"."""
+    ratio is null then), rather than "49.13 trained against 49.13 at initialisation (ratio 1)"."""
     from regionaudit.report.framecontext import init_table, section_sentences
 
     r = sample_result(n_segments=10, n_points=5)

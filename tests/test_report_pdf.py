@@ -69,7 +69,7 @@ def test_compare_pdf(tmp_path):
 @needs_weasyprint
 def test_long_node_names_stay_on_the_page():
     """A 120-character node name without a break is wrapped wherever it is shown (WeasyPrint's
-    laid-out text boxes all end inside the page). Before, the slice table's "made by" label
+    laid-out text boxes all end inside the page): unwrapped, the slice table's "made by" label
     pushed its numbers 300 pt past the right edge."""
     from dataclasses import replace
 

@@ -171,7 +171,7 @@ def test_missing_output_folder(tmp_path, capsys):
     (["--card", "d.npy"], "--card d.npy would overwrite --data"),
 ])
 def test_an_output_may_not_replace_another_or_an_input(tmp_path, capsys, monkeypatch, outputs, message):
-    """Before, the second output replaced the first, and --json m.onnx replaced the model."""
+    """No output may replace another output or the model (--json m.onnx)."""
     monkeypatch.chdir(tmp_path)
     Path("m.onnx").write_bytes(MLP.read_bytes())
     np.save("d.npy", np.random.default_rng(0).standard_normal((8, 64)))
@@ -182,7 +182,7 @@ def test_an_output_may_not_replace_another_or_an_input(tmp_path, capsys, monkeyp
 
 
 def test_inspect_may_not_replace_the_model(tmp_path, capsys):
-    """Before, `inspect m.onnx --json m.onnx` wrote its JSON over the model and exited 0."""
+    """`inspect m.onnx --json m.onnx` is refused: its JSON would replace the model."""
     model = tmp_path / "m.onnx"
     model.write_bytes(MLP.read_bytes())
     code, _, err = run(["inspect", model, "--json", model], capsys)
@@ -202,8 +202,8 @@ def test_a_folder_that_takes_no_file_is_refused_before_the_analysis(tmp_path, ca
 
 def test_an_output_that_fails_leaves_the_others_unwritten(tmp_path, capsys, monkeypatch):
     """Outputs are all written or none: the JUnit file failing (a full disk), the JSON is not
-    left behind and the model card being appended to keeps its bytes. Before, each output was
-    put in place in turn, and the ones before the failure stayed."""
+    left behind and the model card being appended to keeps its bytes, where outputs put in place
+    one by one would leave those before the failure."""
     real = Path.write_bytes
 
     def full_for_junit(self, data):
