@@ -165,7 +165,7 @@ class Options:
         100, "Points for boundary distance: the first rows.", probe=True, low=0, high=MAX_PROBES, metavar="N"
     )
     loops: int = option(
-        0, "Closed translation loops through the first N images.", probe=True, low=0, high=MAX_LOOPS, metavar="N"
+        0, "Closed translation loops around the first N images.", probe=True, low=0, high=MAX_LOOPS, metavar="N"
     )
     loop_radius: float = option(
         2.0, "Loop radius in pixels.", default_text="2", probe=True, low=0, low_open=True, high=MAX_LOOP_RADIUS,
