@@ -529,8 +529,8 @@ def _phase_kernels(weight: torch.Tensor, strides) -> tuple[list[torch.Tensor], t
     return kernels, (torch.cat(kernels) if kh % sh == 0 and kw % sw == 0 else None)
 
 
-def _conv_transpose2d_phases(x, kernels, bias, strides, pads, output_padding, kernel) -> torch.Tensor:
-    """A 2-D transposed convolution as ordinary convolutions of its stride phases (`kernels`,
+def _conv_transpose2d_phases(x, phase_kernels, bias, strides, pads, output_padding, kernel) -> torch.Tensor:
+    """A 2-D transposed convolution as ordinary convolutions of its stride phases (`phase_kernels`,
     `_phase_kernels` of the weight, whose kernel is `kernel` (kh, kw)).
 
     Output row Y reads input rows y and kernel rows ky with Y + top = y * s + ky: the rows of one
@@ -541,7 +541,7 @@ def _conv_transpose2d_phases(x, kernels, bias, strides, pads, output_padding, ke
     phases' output channels side by side: for a 2x2 kernel at stride 2, one product. Each phase
     is then written into its cells of the output. Cells past the full transposed convolution
     (output_padding) hold the bias."""
-    kernels, joined = kernels
+    kernels, joined = phase_kernels
     n_probes, c_in, h, w = x.shape
     c_out, (kh, kw) = kernels[0].shape[0], kernel
     (sh, sw), (top, left, bottom, right) = strides, pads

@@ -115,7 +115,7 @@ def test_json_keeps_strings_exactly(rendered):
 
 
 def test_pdf_fetches_only_data_uris():
-    pytest.importorskip("weasyprint")
+    pytest.importorskip("weasyprint", reason="WeasyPrint cannot be imported here (Pango missing)")
     from regionaudit.report import pdf
 
     fetch = pdf.url_fetcher()

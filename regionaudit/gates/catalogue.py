@@ -404,12 +404,13 @@ def _other_command(path: str, compare: bool) -> str:
 def check_paths(paths: list[str], compare: bool = False) -> None:
     """Fail fast, before a long audit: GateError for a path no result of this kind can have."""
     for path in paths:
-        if not could_exist(path, compare) and (why := _other_command(path, compare)):
+        if could_exist(path, compare):
+            continue
+        if why := _other_command(path, compare):
             raise GateError(f"unknown metric path {path!r}: {why}")
-        if not could_exist(path, compare):
-            listed_by = ("`regionaudit metrics` lists an audit's, which compare names under a. and b., besides its paired.*"
-                         if compare else "`regionaudit metrics` lists all {n}, besides per-node and timing paths")
-            raise unknown_path_error(path, gateable_paths(schema_skeleton(compare)), listed_by)
+        listed_by = ("`regionaudit metrics` lists an audit's, which compare names under a. and b., besides its paired.*"
+                     if compare else "`regionaudit metrics` lists all {n}, besides per-node and timing paths")
+        raise unknown_path_error(path, gateable_paths(schema_skeleton(compare)), listed_by)
 
 
 def check_node_paths(paths: list[str], kink_names: list[str], n_outputs: int | None = None, root: str = "",
