@@ -477,3 +477,50 @@ def test_segment_ends_that_are_not_finite_are_refused(bad):
         trace_segments(net, a, b)
     with pytest.raises(BadData, match="^segment ends hold 1 NaN"):
         trace_segments(net, b, a.numpy())
+
+
+def _placement(gen: torch.Generator, n_old: int, n_new: int) -> knots.Placement:
+    j = torch.sort(torch.randint(0, n_old - 1, (n_new,), generator=gen)).values
+    return knots.Placement.of(j, torch.rand(n_new, generator=gen, dtype=torch.float64), n_old)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("n_old, first, second", [(3, 20, 60), (40, 4, 3), (40, 30, 200), (300, 5, 400)])
+def test_a_deferred_value_gets_the_rows_of_two_insertions_in_one(dtype, n_old, first, second):
+    """A value no node read between two insertions keeps its old rows; read after both, it has
+    the rows the two interpolations one after the other give (to rounding), its old rows unchanged,
+    whichever way the composed placement is applied (product, gather, or lerp and merge)."""
+    gen = torch.Generator().manual_seed(n_old + first + second)
+    v = torch.randn(n_old, 2, 3, generator=gen, dtype=torch.float64).to(dtype)
+    p1, p2 = _placement(gen, n_old, first), _placement(gen, n_old + first, second)
+    step = p1.merge(v, p1.interpolate(v))
+    want = p2.merge(step, p2.interpolate(step))
+    live = knots.Live({7: v})
+    live.insert(p1)
+    live.insert(p2)
+    assert live.held()[7] is v  # nothing made yet
+    got = live[7]
+    assert live.held()[7] is got and 7 in live and list(live) == [7]
+    assert got.shape == want.shape == (n_old + first + second, 2, 3)
+    composed = p1.then(p2)
+    assert torch.equal(got[composed.pos_old], v)
+    eps = torch.finfo(dtype).eps
+    assert torch.allclose(got, want, rtol=8 * eps, atol=8 * eps * float(v.abs().max()))
+
+
+def test_a_value_read_between_insertions_is_placed_by_the_later_one_alone():
+    """Values deferred at different insertions each follow their own placements."""
+    gen = torch.Generator().manual_seed(3)
+    v = torch.randn(10, 4, generator=gen, dtype=torch.float64)
+    p1, p2 = _placement(gen, 10, 6), _placement(gen, 16, 5)
+    live = knots.Live({1: v})
+    live.insert(p1)
+    w = live[1] * 2  # read: made at the 16 knots, and a new value computed there
+    live[2] = w
+    live.insert(p2)
+    assert torch.equal(live.held()[2], w)
+    both = p2.merge(w, p2.interpolate(w))
+    assert torch.allclose(live[2], both, rtol=1e-15, atol=1e-15)
+    assert torch.allclose(live[1] * 2, both, rtol=1e-14, atol=1e-14)
+    del live[1]
+    assert list(live) == [2] and 1 not in live

@@ -28,7 +28,7 @@ from regionaudit.analysis._common import (
 )
 from regionaudit.analysis.crossings import kink_crossings, maxpool_crossings, pooled_relus, relu_pool_crossings
 from regionaudit.analysis.joins import Piece, stitch
-from regionaudit.analysis.knots import Budget, Knots, Overflow, groups, insert, pairs, rows
+from regionaudit.analysis.knots import Budget, Knots, Live, Overflow, groups, insert, pairs, rows
 from regionaudit.analysis.refill import PAIR_BYTES, reads_kink, refill
 from regionaudit.analysis.tail import Tail, TailFill, affine_tail, tail_matrix
 from regionaudit.errors import BadOption
@@ -115,7 +115,7 @@ class _Pass:
             t=t,
             seg=torch.arange(n, device=dev).repeat_interleave(2),
             src=torch.full((2 * n,), -1, dtype=torch.long, device=dev),
-            values={0: x.reshape(2 * n, *net.graph_input_shape)},
+            values=Live({0: x.reshape(2 * n, *net.graph_input_shape)}),
             mag=magnitude(x),
             frozen=torch.zeros(n, dtype=torch.bool, device=dev),
             interior=torch.zeros(n, dtype=torch.long, device=dev),
@@ -158,11 +158,13 @@ class _Pass:
             elif fresh and isinstance(node, (LeakyRelu, Clip)) and self.last[node.inputs[0]] == i:
                 # the input is the pass's own new copy (see `knots.insert`) and read last here
                 k.values[i] = node.forward_inplace(k.values[node.inputs[0]])
-            elif isinstance(node, Sum) and node.inputs[0] != 0 and overwritable(k.values, node.inputs[0], self.last, i):
-                # (never the pass's input, which the caller holds)
-                k.values[i] = node.forward_inplace([k.values[q] for q in node.inputs])
             else:
-                k.values[i] = node.forward([k.values[q] for q in node.inputs])
+                xs = [k.values[q] for q in node.inputs]
+                if isinstance(node, Sum) and node.inputs[0] != 0 and overwritable(k.values.held(), node.inputs[0], self.last, i):
+                    # (never the pass's input, which the caller holds)
+                    k.values[i] = node.forward_inplace(xs)
+                else:
+                    k.values[i] = node.forward(xs)
             if not bounded_by_inputs(node) and k.fill is None:  # (after the last kink node, unread)
                 k.mag = torch.maximum(k.mag, magnitude(k.values[i]))
             for q in list(k.values):
@@ -186,7 +188,7 @@ class _Pass:
         starting the pass over: everything computed so far is kept. The groups waiting hold
         their rows; the group running may use the rest of the budget."""
         groups = [rows(k, lo, hi) for lo, hi in bounds]
-        k.values = {}  # only the groups' copies stay
+        k.values = Live()  # only the groups' copies stay
         waiting = sum(int(g.t.shape[0]) for g in groups)
         out: dict[int, list[Piece]] = {}
         for g in range(len(groups)):

@@ -1,6 +1,6 @@
 """The knots of one pass (density.py) and their insertion: where the crossings a kink node found
-become knots, every live value gets its exact interpolation there; and a pass's knots cut into
-groups where they outgrow the memory budget."""
+become knots, every live value gets its exact interpolation there (when next read); and a pass's
+knots cut into groups where they outgrow the memory budget."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class Knots:
     t: torch.Tensor  # knot positions in [0, 1], the items' knots one after another
     seg: torch.Tensor  # the item each knot belongs to
     src: torch.Tensor  # the kink node that made each knot (-1: an end point)
-    values: dict[int, torch.Tensor]  # live node values at every knot
+    values: Live  # live node values at every knot
     mag: torch.Tensor  # largest |value| computed so far at each knot: the scale of its rounding
     frozen: torch.Tensor  # per item: reached --max-knots
     interior: torch.Tensor  # per item: knots inserted so far
@@ -73,6 +73,7 @@ class Placement:
     pos_new: torch.Tensor
     exact: torch.Tensor | None = None  # which new rows got values (None: all; see tail.py)
     _plan: tuple | None = field(default=None, init=False, repr=False, compare=False)  # `interpolated`'s, made at its first call
+    _mix: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)  # `apply`'s product, likewise
 
     @staticmethod
     def of(j: torch.Tensor, s: torch.Tensor, n_knots: int, exact: torch.Tensor | None = None) -> "Placement":
@@ -118,6 +119,62 @@ class Placement:
         weights[at_new], weights[at_new + 1] = 1 - s, s
         return index, offsets, weights
 
+    def apply(self, v: torch.Tensor) -> torch.Tensor:
+        """All rows of v (old rows only) in knot order, the new ones interpolated, by the fastest
+        of four ways for the placement's share of new rows. Each interpolates once and places
+        both row sets: n + 4m row copies, the pass being memory-bound. With mostly new rows,
+        interpolating every row (an old row between itself and itself, weight 0: the same value)
+        takes 3 (n + m) instead (on a GPU; on CPU such a pass is a product or a gather). On CPU,
+        from a new row per GATHER_RATIO old ones, one weighted gather writes every row once
+        (`interpolated`)."""
+        n_old, m = self.pos_old.shape[0], self.j.shape[0]
+        everywhere = m > 2 * n_old
+        if everywhere and n_old <= PRODUCT_KNOTS:  # rows of (1 - w, w) at (left, right): one pass
+            if self._mix is None:
+                left, right, weight = self._everywhere()
+                rows = torch.arange(left.shape[0], device=v.device)
+                self._mix = torch.zeros(left.shape[0], n_old, dtype=torch.float64, device=v.device)
+                self._mix.index_put_((rows, left), 1 - weight)
+                self._mix.index_put_((rows, right), weight, accumulate=True)
+            return (self._mix.to(v.dtype) @ v.reshape(n_old, -1)).reshape(-1, *v.shape[1:])
+        if v.device.type == "cpu" and GATHER_RATIO * m >= n_old:
+            return self.interpolated(v)
+        if everywhere:
+            left, right, weight = self._everywhere()
+            shape = (-1, *([1] * (v.dim() - 1)))
+            return torch.lerp(v.index_select(0, left), v.index_select(0, right), weight.to(v.dtype).reshape(shape))
+        return self.merge(v, self.interpolate(v))
+
+    def _everywhere(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every row's left and right old row and the weight of the right one."""
+        old_rows = torch.arange(self.pos_old.shape[0], device=self.j.device)
+        zeros = torch.zeros(old_rows.shape[0], dtype=torch.float64, device=self.j.device)
+        return self.merge(old_rows, self.j), self.merge(old_rows, self.j + 1), self.merge(zeros, self.s.to(torch.float64))
+
+    def then(self, later: "Placement") -> "Placement":
+        """This placement followed by `later`, which places new knots among the rows this one
+        makes: one placement among this one's old rows. A knot of `later` between rows r and r + 1
+        lies in the old interval of row r (every old row is still there), at the fraction of it
+        that its own fraction of the way from r to r + 1 gives (float64: the weights of a convex
+        combination, without cancellation)."""
+        n_old, dev = self.pos_old.shape[0], self.j.device
+        n = n_old + self.j.shape[0]
+        interval = torch.empty(n, dtype=torch.long, device=dev)  # each row's old interval ...
+        frac = torch.zeros(n, dtype=torch.float64, device=dev)  # ... and its fraction of it
+        interval[self.pos_old] = torch.arange(n_old, device=dev)
+        interval[self.pos_new] = self.j
+        frac[self.pos_new] = self.s.to(torch.float64)
+        j, s = later.j, later.s.to(torch.float64)
+        new_j = interval[j]
+        right = torch.where(interval[j + 1] == new_j, frac[j + 1], torch.ones_like(s))
+        new_s = torch.lerp(frac[j], right, s)
+        return Placement(
+            j=torch.cat([self.j, new_j]),
+            s=torch.cat([self.s.to(torch.float64), new_s]),
+            pos_old=later.pos_old[self.pos_old],
+            pos_new=torch.cat([later.pos_old[self.pos_new], later.pos_new]),
+        )
+
     def merge(self, old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
         out = old.new_empty((old.shape[0] + new.shape[0], *old.shape[1:]))
         # index_copy_ of flat rows: 3-4x faster on CPU than an indexed assignment, or than
@@ -128,15 +185,67 @@ class Placement:
         return out
 
 
+class Live:
+    """The live node values of a pass, by node: a value read at every knot, or one deferred since
+    the insertion after which it was not yet read. A deferred value keeps its rows at the knots
+    it had and the placement of every knot inserted since among them (composed at each insertion,
+    shared by the values deferred together); it gets its rows when read, in one pass however many
+    insertions it waited through. A skip connection held across the kink nodes of a residual block
+    is then written once, where the block's sum reads it, instead of at each of them."""
+
+    def __init__(self, values: dict[int, torch.Tensor] | None = None):
+        self._read: dict[int, torch.Tensor] = dict(values or {})
+        self._deferred: dict[int, tuple[torch.Tensor, list[Placement]]] = {}  # (rows, [placement]): the list is shared
+
+    def __getitem__(self, q: int) -> torch.Tensor:
+        if q not in self._read:
+            rows, placed = self._deferred.pop(q)
+            self._read[q] = placed[0].apply(rows)
+        return self._read[q]
+
+    def __setitem__(self, q: int, v: torch.Tensor) -> None:
+        self._deferred.pop(q, None)
+        self._read[q] = v
+
+    def __delitem__(self, q: int) -> None:
+        if self._read.pop(q, None) is None:
+            del self._deferred[q]
+
+    def __contains__(self, q: int) -> bool:
+        return q in self._read or q in self._deferred
+
+    def __iter__(self):
+        return iter([*self._read, *self._deferred])
+
+    def held(self) -> dict[int, torch.Tensor]:
+        """Every tensor held, the deferred values' old rows included, none made (for
+        `_common.overwritable`)."""
+        return {**self._read, **{q: rows for q, (rows, _) in self._deferred.items()}}
+
+    def items(self) -> list[tuple[int, torch.Tensor]]:
+        """Every value at every knot (the deferred ones made now)."""
+        return [(q, self[q]) for q in list(self)]
+
+    def insert(self, placed: Placement) -> None:
+        """New knots, placed among the old ones: every value is deferred."""
+        shared = {id(p): p for _, p in self._deferred.values()}
+        for p in shared.values():
+            p[0] = p[0].then(placed)
+        if self._read:
+            now = [placed]
+            self._deferred.update({q: (v, now) for q, v in self._read.items()})
+            self._read = {}
+
+
 def insert(
     k: Knots, src: int | torch.Tensor, j: torch.Tensor, s: torch.Tensor, budget: Budget, step: int = 1, row_cost: float = 0.0,
     bends: tuple | None = None,
 ) -> Placement | None:
     """Insert the crossings found at kink node `src` (or each at its own, a tensor; at fraction
-    `s` of the interval after knot `j`) as knots, giving every live value its exact interpolation
-    there. Of crossings closer than T_MERGE the first in this order is kept. Where knots were
-    inserted, every live value is then a new tensor of the pass's own, and the placement says
-    where the rows went; None where none were. With `step` > 1 only every step-th new knot of an
+    `s` of the interval after knot `j`) as knots, every live value getting its exact interpolation
+    there when next read (`Live`). Of crossings closer than T_MERGE the first in this order is
+    kept. Where knots were inserted, every live value read is then a new tensor of the pass's own,
+    and the placement says where the rows went; None where none were. With `step` > 1 only every step-th new knot of an
     interval gets values (`tail.anchors`; the step doubles where the budget needs it), the others
     costing `row_cost` of a knot. `bends` (a node, old interval, unit of the node's output, and
     the fraction where known) says where that node's output kinks, for the layer after it (see
@@ -188,43 +297,8 @@ def insert(
     k.src = placed.merge(k.src, src)
     k.seg = placed.merge(seg, seg[j])
     k.mag = placed.merge(k.mag, torch.maximum(k.mag[j], k.mag[j + 1]))
-    _interpolate_values(k, placed if exact is None else Placement.of(j[exact], s[exact], n_knots), n_knots)
+    k.values.insert(placed if exact is None else Placement.of(j[exact], s[exact], n_knots))
     return placed
-
-
-def _interpolate_values(k: Knots, placed: Placement, n_knots: int) -> None:
-    """Every live value gets its rows at the placement's new knots."""
-    j, s, m = placed.j, placed.s, placed.j.shape[0]
-    merged = placed.merge
-    old_rows = torch.arange(n_knots, device=j.device)
-    # Each value gets its new rows in one fused pass (lerp), then both row sets are placed: n + 4m
-    # row copies, the pass being memory-bound. With mostly new rows, interpolating every row (an
-    # old row between itself and itself, weight 0: the same value) takes 3 (n + m) instead (on a
-    # GPU; on CPU such a pass is a product or a gather). On CPU, from a new row per GATHER_RATIO
-    # old ones, one weighted gather writes every row once (`Placement.interpolated`).
-    everywhere = m > 2 * n_knots
-    by_product = everywhere and n_knots <= PRODUCT_KNOTS
-    gathered = not by_product and j.device.type == "cpu" and GATHER_RATIO * m >= n_knots
-    if everywhere and not gathered:
-        left, right = merged(old_rows, j), merged(old_rows, j + 1)
-        weight = merged(torch.zeros(n_knots, dtype=torch.float64, device=j.device), s.to(torch.float64))
-    new_values = {}
-    if by_product:  # rows of (1 - w, w) at (left, right): one pass that writes each row once
-        rows = torch.arange(left.shape[0], device=j.device)
-        mix = torch.zeros(left.shape[0], n_knots, dtype=torch.float64, device=j.device)
-        mix.index_put_((rows, left), 1 - weight)
-        mix.index_put_((rows, right), weight, accumulate=True)
-    for q, v in k.values.items():
-        if by_product:
-            new_values[q] = (mix.to(v.dtype) @ v.reshape(n_knots, -1)).reshape(-1, *v.shape[1:])
-        elif gathered:
-            new_values[q] = placed.interpolated(v)
-        elif everywhere:
-            shape = (-1, *([1] * (v.dim() - 1)))
-            new_values[q] = torch.lerp(v.index_select(0, left), v.index_select(0, right), weight.to(v.dtype).reshape(shape))
-        else:
-            new_values[q] = merged(v, placed.interpolate(v))
-    k.values = new_values
 
 
 def groups(k: Knots, wanted: int, budget: Budget) -> list[tuple[int, int]] | None:
@@ -263,7 +337,7 @@ def rows(k: Knots, lo: int, hi: int) -> Knots:
         t=k.t[lo:hi],
         seg=k.seg[lo:hi],
         src=k.src[lo:hi],
-        values={q: v[lo:hi].clone() for q, v in k.values.items()},
+        values=Live({q: v[lo:hi].clone() for q, v in k.values.items()}),
         mag=k.mag[lo:hi],
         frozen=k.frozen,
         interior=k.interior,
