@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from regionaudit.errors import BadOption
 from regionaudit.limits import parse_size
 
@@ -106,7 +108,7 @@ _KINDS = {
     "int": ((numbers.Integral,), "an integer"),
     "float": ((numbers.Real,), "a number"),
     "str": ((str,), "a string"),
-    "bool": ((bool,), "true or false"),
+    "bool": ((bool, np.bool_), "true or false"),
     "str | Path": ((str, os.PathLike), "a path"),
 }
 
@@ -130,6 +132,20 @@ def _check_type(name: str, declared: str, value: Any) -> None:
     kinds, what = _KINDS[base]
     if not isinstance(value, kinds) or (base != "bool" and isinstance(value, bool)):
         raise BadOption(f"{option_flag(name)} must be {what}, got {_shown(value)}")
+
+
+def _plain(value: Any) -> Any:
+    """A checked value as Python's own type: numpy numbers and booleans (and lists of them) are
+    accepted, but `settings` records the value as given, and JSON cannot hold an np.int64."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (tuple, list)):
+        return tuple(_plain(v) for v in value)
+    return value
 
 
 def _shown(value: Any) -> str:
@@ -270,6 +286,7 @@ class Options:
         for f in fields(self):
             if "spec" in f.metadata:
                 _check_type(f.name, f.type, getattr(self, f.name))
+                object.__setattr__(self, f.name, _plain(getattr(self, f.name)))
                 f.metadata["spec"].check(f.name, getattr(self, f.name))
 
     @classmethod

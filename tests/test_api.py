@@ -195,3 +195,17 @@ def test_a_misspelt_keyword_option_is_a_bad_option_naming_the_closest():
         regionaudit.audit("no-such-model.onnx", pair=3)
     with pytest.raises(BadOption, match=r"unknown option 'given'"):  # (Options' own bookkeeping is no option)
         regionaudit.audit("no-such-model.onnx", given=frozenset())
+
+
+def test_numpy_numbers_as_keyword_options_are_recorded_as_json_numbers():
+    """pairs=np.int64(2) or slice_scale=np.float32(1.5) (values taken from arrays) run the audit and its
+    JSON records them as plain numbers; a numpy boolean is a switch like True and False."""
+    r = regionaudit.audit(CNN, data=DIGITS, pairs=np.int64(2), max_points=np.int32(1), seed=np.uint8(3),
+                          slice_scale=np.float32(1.5), max_regions=np.int64(50), init_reference=np.int64(0),
+                          keep_knots=np.bool_(True))
+    s = json.loads(r.to_json())["settings"]
+    assert (s["pairs"], s["max_points"], s["seed"], s["slice_scale"], s["max_regions"]) == (2, 1, 3, 1.5, 50)
+    assert type(r.settings["pairs"]) is int and type(r.settings["slice_scale"]) is float
+    assert len(r.density.segments) == 2 and r.density.segments[0].knots is not None
+    off = regionaudit.audit(CNN, data=DIGITS, pairs=1, max_points=1, init_reference=0, slice=np.bool_(False))
+    assert off.slice is None and off.settings["slice"] is False
