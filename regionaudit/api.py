@@ -82,8 +82,8 @@ def audit(
 ) -> AuditResult:
     """Measure density, deviation and boundary distance of `model` on probes; see DESIGN.md.
 
-    `options` (or keyword arguments named like its fields: `data`, `pairs`, `seed`, ...) set the
-    probes and precision; `progress`, if given, is called as progress(stage, total) and returns a
+    `options` (or keyword arguments named like its fields: `data`, `pairs`, `seed`, ...; None takes
+    the default) set the probes and precision; `progress`, if given, is called as progress(stage, total) and returns a
     callable(n) or None; `warn`, if given, is called with each note that should reach the user
     before the analysis runs (data that looks unscaled, an option that has no effect; those notes
     are in the result too); `notify`, if given, is called with one line when the audit is estimated
@@ -98,7 +98,8 @@ def audit(
     # keyword arguments are the options typed: one that has no effect is said, as the CLI says it
     typed = options is None
     check_names(kwargs)
-    opts = options if options is not None else Options(**kwargs, given=frozenset(k for k, v in kwargs.items() if v is not None))
+    # a keyword given as None is not given, as an option left off the command line: its default applies
+    opts = options if options is not None else Options.from_given(kwargs)
     # `timeout` stops a call as it stops the CLI (TimeLimit), which holds its own limit over the
     # outputs it writes as well
     with time_limit(opts.timeout if typed else None):

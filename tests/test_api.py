@@ -209,3 +209,15 @@ def test_numpy_numbers_as_keyword_options_are_recorded_as_json_numbers():
     assert len(r.density.segments) == 2 and r.density.segments[0].knots is not None
     off = regionaudit.audit(CNN, data=DIGITS, pairs=1, max_points=1, init_reference=0, slice=np.bool_(False))
     assert off.slice is None and off.settings["slice"] is False
+
+
+def test_a_keyword_option_given_as_none_takes_its_default():
+    """audit(max_points=None, seed=None, dtype=None) is the audit without them, as the command
+    line without those options: 100 points (not every data row), seed 0, float64."""
+    plain = regionaudit.audit(CNN, data=DIGITS, pairs=2, slice=False, init_reference=0)
+    nones = regionaudit.audit(CNN, data=DIGITS, pairs=2, slice=False, init_reference=0, max_points=None, seed=None,
+                              dtype=None, device=None, loops=None, max_regions=None)
+    assert len(nones.distance.points) == len(plain.distance.points) == 100
+    assert nones.settings == plain.settings and nones.settings["seed"] == 0 and nones.settings["dtype"] == "float64"
+    assert [s.regions for s in nones.density.segments] == [s.regions for s in plain.density.segments]
+    assert len(regionaudit.audit(CNN, data=DIGITS, pairs=None, max_points=1, slice=False, init_reference=0).density.segments) == 100
