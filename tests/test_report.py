@@ -456,3 +456,21 @@ def test_no_comparison_is_said_over_no_reference_segment():
     r = sample_result(n_segments=10, n_points=5)
     r.reference["init"]["segments"] = 0
     assert "density" not in section_sentences(r)
+
+
+def test_the_footer_calls_approximate_distances_approximate():
+    """With --distance approx the footer does not call the distances exact (the notes say how
+    approximate they are); with exact ones it does."""
+    def footer(html):
+        return " ".join(re.search(r"<footer>(.*?)</footer>", html, re.S).group(1).split())
+
+    exact = sample_result()
+    assert "Region counts, distances and deviations are exact" in footer(render_html(exact))
+    approx = sample_result()
+    approx.distance.method, approx.distance.directions, approx.distance.relative_error = "approx", 256, 0.15
+    said = footer(render_html(approx))
+    assert "distances and deviations are exact" not in said
+    assert "Region counts and deviations are exact" in said and "boundary distances are approximate" in said
+    cmp = sample_compare()
+    cmp.b.distance.method, cmp.b.distance.directions, cmp.b.distance.relative_error = "approx", 256, 0.15
+    assert "boundary distances are approximate" in footer(render_compare_html(cmp))

@@ -338,6 +338,9 @@ def _closing(ctx: dict, result: AuditResult | CompareResult, clock, started: flo
     own making is part of that cost: with `clock`, its plots and tables, timed since `started` (the
     JSON's `timing.report_s`, written after the report, counts its layout into HTML or PDF too)."""
     ctx.update(result_version=result.regionaudit, schema=result.schema, versions=versions())
+    # the footer says what is exact: approximate distances (--distance approx) are not
+    audits = [result.a, result.b] if isinstance(result, CompareResult) else [result]
+    ctx["approx_distance"] = any(a.distance.method == "approx" for a in audits)
     timing = dict(result.timing or {})
     if clock:
         timing["report (its plots and tables)"] = clock() - started
