@@ -474,3 +474,20 @@ def test_the_footer_calls_approximate_distances_approximate():
     cmp = sample_compare()
     cmp.b.distance.method, cmp.b.distance.directions, cmp.b.distance.relative_error = "approx", 256, 0.15
     assert "boundary distances are approximate" in footer(render_compare_html(cmp))
+
+
+def test_a_stopped_slices_growing_numbers_are_lower_bounds_in_the_report_as_in_the_card():
+    """Where --max-regions stopped the partition, the report's slice table marks regions per unit
+    area and boundary length as lower bounds, as the model card does, not only the region count."""
+    from regionaudit.report.card import render_card
+    from regionaudit.report.context import audit_context
+
+    r = sample_result()
+    r.slice.truncated = True
+    facts = dict(audit_context(r)["slice"])
+    for label in ("Regions", "Regions per unit area", "Boundary length"):
+        assert facts[label].endswith("(lower bound: --max-regions reached)"), label
+    card = render_card(r)
+    assert "| Slice regions per unit area | 12.25 (a lower bound" in card and facts["Regions per unit area"].startswith("12.25 ")
+    r.slice.truncated = False
+    assert not any("lower bound" in v for v in dict(audit_context(r)["slice"]).values())

@@ -382,11 +382,13 @@ def _slice_facts(sl) -> list[tuple[str, str]]:
     """The slice's numbers beside its picture."""
     if sl is None:
         return []
+    # a stopped partition: what only grows as it goes on is a lower bound (as the card says)
+    bound = " (lower bound: --max-regions reached)" if sl.truncated else ""
     rows = [
-        ("Regions", show.count(sl.regions) + (" (lower bound: --max-regions reached)" if sl.truncated else "")),
-        ("Regions per unit area", show.num(sl.regions_per_unit_area)),
+        ("Regions", show.count(sl.regions) + bound),
+        ("Regions per unit area", show.num(sl.regions_per_unit_area) + bound),
         ("Median region area", show.num(median(sl.area))),
-        ("Boundary length", show.num(sl.boundary_length)),
+        ("Boundary length", show.num(sl.boundary_length) + bound),
     ]
     rows += [(f"  made by {name}", show.num(v)) for name, v in sl.boundary_length_per_layer.items()]
     rows += [
