@@ -6,6 +6,7 @@ import (`importer`), probes (`probes`), the exact analyzers (`analysis`), and th
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -38,6 +39,10 @@ def import_for_audit(model: str | Path | ImportedModel, opts: Options, check_row
     if isinstance(model, ImportedModel):
         _check_imported(model, opts)
         return model
+    if not isinstance(model, (str, os.PathLike)):  # (str() of an onnx.ModelProto would be read as a file name)
+        hint = ": save it with onnx.save() and pass the file's path" if hasattr(model, "SerializeToString") else ""
+        raise BadOption(f"the model must be the path of an .onnx file (str or Path) or an ImportedModel, "
+                        f"not {type(model).__name__}{hint}")
     return import_model(
         str(model),
         input_shape=opts.input_shape,

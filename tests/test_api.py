@@ -221,3 +221,15 @@ def test_a_keyword_option_given_as_none_takes_its_default():
     assert nones.settings == plain.settings and nones.settings["seed"] == 0 and nones.settings["dtype"] == "float64"
     assert [s.regions for s in nones.density.segments] == [s.regions for s in plain.density.segments]
     assert len(regionaudit.audit(CNN, data=DIGITS, pairs=None, max_points=1, slice=False, init_reference=0).density.segments) == 100
+
+
+def test_a_model_that_is_not_a_path_is_a_bad_option():
+    """audit(onnx.load(path)) or audit(model_bytes) is refused with the project's error saying what
+    to pass, not an OSError from reading the model's text as a file name."""
+    import onnx
+
+    with pytest.raises(BadOption, match=r"not ModelProto: save it with onnx\.save\(\) and pass the file's path"):
+        regionaudit.audit(onnx.load(CNN), pairs=1, max_points=1, slice=False, init_reference=0)
+    with pytest.raises(BadOption, match="must be the path of an .onnx file .* not bytes$"):
+        regionaudit.audit(CNN.read_bytes(), pairs=1, max_points=1, slice=False, init_reference=0)
+    assert len(regionaudit.audit(str(CNN), pairs=1, max_points=1, slice=False, init_reference=0).density.segments) == 1
