@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from regionaudit.errors import GateError
+from regionaudit.errors import BadData, GateError
 from regionaudit.slice_result import SliceResult
 from regionaudit.version import __version__
 
@@ -199,7 +200,13 @@ class AuditResult(_JsonDocument):
 
     @classmethod
     def from_dict(cls, d: dict) -> "AuditResult":
-        """Read the dict of an audit's JSON, of this schema or an older one (see SCHEMA)."""
+        """Read the dict of an audit's JSON, of this schema or an older one (see SCHEMA); one that
+        is not a complete audit result is BadData."""
+        with _reading(cls, d):
+            return cls._from_dict(d)
+
+    @classmethod
+    def _from_dict(cls, d: dict) -> "AuditResult":
         density, deviation, distance = d["density"], d["deviation"], d["distance"]
         return _record(
             cls,
@@ -259,21 +266,38 @@ class CompareResult(_JsonDocument):
 
     @classmethod
     def from_dict(cls, d: dict) -> "CompareResult":
-        """Read the dict of a comparison's JSON, of this schema or an older one (see SCHEMA)."""
-        return _record(
-            cls,
-            d,
-            a=AuditResult.from_dict(d["a"]),
-            b=AuditResult.from_dict(d["b"]),
-            paired=_record(
-                Paired,
-                d["paired"],
-                density=_record(PairedMeasure, d["paired"]["density"]),
-                deviation=_record(PairedMeasure, d["paired"]["deviation"]),
-                distance=_record(PairedMeasure, d["paired"]["distance"]) if d["paired"].get("distance") else None,
-            ),
-            gates=[_record(GateResult, g) for g in d.get("gates", [])],
-        )
+        """Read the dict of a comparison's JSON, of this schema or an older one (see SCHEMA); one
+        that is not a complete comparison is BadData."""
+        with _reading(cls, d):
+            return _record(
+                cls,
+                d,
+                a=AuditResult.from_dict(d["a"]),
+                b=AuditResult.from_dict(d["b"]),
+                paired=_record(
+                    Paired,
+                    d["paired"],
+                    density=_record(PairedMeasure, d["paired"]["density"]),
+                    deviation=_record(PairedMeasure, d["paired"]["deviation"]),
+                    distance=_record(PairedMeasure, d["paired"]["distance"]) if d["paired"].get("distance") else None,
+                ),
+                gates=[_record(GateResult, g) for g in d.get("gates", [])],
+            )
+
+
+@contextmanager
+def _reading(cls, d):
+    """`cls.from_dict(d)`'s errors as the project's: a dict that is not a complete result of that
+    kind (a compare result read as an audit, a key missing, a value of the wrong type) is BadData."""
+    if not isinstance(d, dict):
+        raise BadData(f"not a regionaudit result: {cls.__name__}.from_dict reads the dict of its JSON (json.load), "
+                      f"not {type(d).__name__}")
+    try:
+        yield
+    except KeyError as e:
+        raise BadData(f"not a complete regionaudit result JSON: key {e} is missing") from None
+    except (TypeError, AttributeError, ValueError) as e:
+        raise BadData(f"not a valid regionaudit result JSON: {e}") from None
 
 
 def _record(cls, d: dict, **parts):
@@ -337,8 +361,6 @@ def load_result(path: str | Path, what: str = "result", allow_compare: bool = Tr
         raise GateError(f"{what} {p} is not a complete regionaudit {kind} JSON: missing {', '.join(missing)}")
     try:
         (CompareResult if is_compare else AuditResult).from_dict(d)
-    except KeyError as e:
-        raise GateError(f"{what} {p} is not a complete regionaudit result JSON: key {e} is missing") from None
-    except (TypeError, AttributeError, ValueError) as e:
-        raise GateError(f"{what} {p} is not a valid regionaudit result JSON: {e}") from None
+    except BadData as e:
+        raise GateError(f"{what} {p} is {e}") from None
     return d

@@ -233,3 +233,23 @@ def test_a_model_that_is_not_a_path_is_a_bad_option():
     with pytest.raises(BadOption, match="must be the path of an .onnx file .* not bytes$"):
         regionaudit.audit(CNN.read_bytes(), pairs=1, max_points=1, slice=False, init_reference=0)
     assert len(regionaudit.audit(str(CNN), pairs=1, max_points=1, slice=False, init_reference=0).density.segments) == 1
+
+
+def test_from_dict_of_what_is_not_an_audit_result_is_bad_data(tmp_path):
+    """AuditResult.from_dict reads back an audit's JSON; a comparison's JSON, a partial dict or a
+    path given instead is the project's BadData naming the problem, not a KeyError or TypeError."""
+    from regionaudit.errors import BadData
+    from regionaudit.result import CompareResult
+
+    r = regionaudit.audit(CNN, data=DIGITS, pairs=2, max_points=1, slice=False, init_reference=0)
+    d = json.loads(r.to_json())
+    assert regionaudit.AuditResult.from_dict(d).to_dict() == d
+    with pytest.raises(BadData, match="not a complete regionaudit result JSON: key 'density' is missing"):
+        regionaudit.AuditResult.from_dict({"model": d["model"]})
+    with pytest.raises(BadData, match=r"AuditResult.from_dict reads the dict of its JSON \(json.load\), not str"):
+        regionaudit.AuditResult.from_dict(str(tmp_path / "r.json"))
+    with pytest.raises(BadData, match="key 'a' is missing"):
+        CompareResult.from_dict(d)
+    d["density"]["segments"] = [3]
+    with pytest.raises(BadData, match="not a valid regionaudit result JSON"):
+        regionaudit.AuditResult.from_dict(d)
