@@ -285,9 +285,12 @@ class Options:
     def __post_init__(self) -> None:
         for f in fields(self):
             if "spec" in f.metadata:
+                spec, value = f.metadata["spec"], getattr(self, f.name)
+                if isinstance(value, str) and spec.parse is not None:  # "2G", "3,32,32": as the command line takes it
+                    object.__setattr__(self, f.name, spec.parse(value))
                 _check_type(f.name, f.type, getattr(self, f.name))
                 object.__setattr__(self, f.name, _plain(getattr(self, f.name)))
-                f.metadata["spec"].check(f.name, getattr(self, f.name))
+                spec.check(f.name, getattr(self, f.name))
 
     @classmethod
     def from_given(cls, given: dict[str, Any]) -> "Options":

@@ -253,3 +253,15 @@ def test_from_dict_of_what_is_not_an_audit_result_is_bad_data(tmp_path):
     d["density"]["segments"] = [3]
     with pytest.raises(BadData, match="not a valid regionaudit result JSON"):
         regionaudit.AuditResult.from_dict(d)
+
+
+def test_sizes_shapes_and_seconds_as_the_command_line_writes_them():
+    """max_memory="4M", input_shape="64" and timeout="600" are read as --max-memory 4M,
+    --input-shape 64 and --timeout 600 read them; a size that is no size is refused by name."""
+    r = regionaudit.audit(SAMPLES / "digits_mlp.onnx", data=DIGITS, pairs=2, max_points=1, slice=False, init_reference=0,
+                          max_memory="4M", input_shape="64", timeout="600")
+    assert r.settings["input_shape"] == [64] and len(r.density.segments) == 2
+    opts = Options(max_memory="4M", max_file_size="1G", input_shape="3x8x8", timeout="2.5")
+    assert (opts.max_memory, opts.max_file_size, opts.input_shape, opts.timeout) == (4 * 2**20, 2**30, (3, 8, 8), 2.5)
+    with pytest.raises(BadOption, match="--max-memory must look like 512M or 2G, got 'lots'"):
+        regionaudit.audit(CNN, max_memory="lots")
