@@ -24,7 +24,8 @@ from regionaudit.environment import environment_warning
 from regionaudit.errors import BadOption
 from regionaudit.files import write_text
 from regionaudit.gates import thresholds
-from regionaudit.gates.baseline import apply_baseline, check_increases, evaluate_increases, load_baseline
+from regionaudit.gates.baseline import (apply_baseline, check_baseline_model, check_increases, evaluate_increases,
+                                        load_baseline)
 from regionaudit.gates.catalogue import check_node_paths, gateable_paths
 from regionaudit.gates.paired import paired_measures
 from regionaudit.importer.refusal import Refusal
@@ -149,6 +150,8 @@ def run_audit(model: str, opts: Options, wanted: Wanted) -> int:
     _check_slice_wanted(opts.slice, wanted, paths)
     _importing(model, wanted.quiet)
     imported = import_for_audit(model, opts, import_check_rows(opts.data, opts.max_file_size))
+    if baseline is not None:
+        check_baseline_model(baseline, imported.network.input_shape, model)
     unused = _unused(opts, imported.network, typed)
     check_node_paths(paths, imported.network.kink_names, imported.network.n_outputs,
                      input_size=math.prod(imported.network.input_shape))

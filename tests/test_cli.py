@@ -302,6 +302,27 @@ def test_baseline_reuses_settings_and_gates_increases(tmp_path, capsys):
     assert code == 2 and "--seed 1 conflicts with the baseline's seed 7" in err
 
 
+
+def test_a_baseline_of_a_model_with_other_inputs_is_refused_before_the_analysis(tmp_path, capsys, monkeypatch):
+    """A baseline measured on synthetic probes of a 2-input model cannot stand for a 64-input
+    model: its probes are not this model's, so the run stops with one line and writes nothing."""
+    base = tmp_path / "base.json"
+    spirals = SAMPLES / "spirals_mlp.onnx"
+    code, _, err = run([spirals, "--no-slice", "--pairs", 3, "--max-points", 2, "--init-reference", 0, "-q",
+                        "--json", base], capsys)
+    assert code == 0, err
+
+    def no_analysis(*args, **kwargs):
+        raise AssertionError("the analysis ran")
+
+    monkeypatch.setattr("regionaudit.commands.audit", no_analysis)
+    again = tmp_path / "again.json"
+    code, out, err = run([MLP, "-q", "--json", again, "--baseline", base,
+                          "--max-increase", "density.summary.median=10%"], capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "input" in err and "(2,)" in err and "(64,)" in err and "make a new baseline" in err
+    assert not again.exists()
+
 def test_explicit_segments_keep_their_order(tmp_path, capsys):
     rows = np.load(DIGITS)[:6]
     inside = np.stack([rows[0], rows[0] * (1 + 1e-9)])  # a tiny segment: one region
