@@ -147,7 +147,9 @@ def run_audit(model: str, opts: Options, wanted: Wanted) -> int:
     outputs = wanted.outputs(Path(model).stem)
     check_outputs(outputs, _inputs(opts, {"the model": model, "--baseline": wanted.baseline}))
     paths = [g.path for g in gates] + [b.path for b in bounds]
-    _check_slice_wanted(opts.slice, wanted, paths)
+    _check_slice_wanted(opts.slice, wanted, paths, "--no-slice turns the 2-D slice off" if "slice" in typed else
+                        "the baseline was measured with --no-slice, which this run reuses; make a new baseline that "
+                        "measures the slice")
     _importing(model, wanted.quiet)
     imported = import_for_audit(model, opts, import_check_rows(opts.data, opts.max_file_size))
     if baseline is not None:

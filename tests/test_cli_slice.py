@@ -183,6 +183,22 @@ def test_baseline_reuses_the_slice_settings(tmp_path, capsys):
     assert code == 2 and "--no-slice conflicts with the baseline's slice (on)" in err
 
 
+
+@pytest.mark.parametrize("option, value", [("--fail-if", "slice.regions > 5"), ("--slice-png", "slice.png")])
+def test_a_slice_asked_of_a_baseline_without_one_names_the_baseline(tmp_path, capsys, option, value):
+    """A baseline measured with --no-slice turns the slice off for the run that reuses it: the
+    refusal says so, and names no --no-slice the user never typed."""
+    base = tmp_path / "base.json"
+    code, _, err = run([SPIRALS, "--data", SPIRAL_DATA, *FAST, "--no-slice", "--json", base], capsys)
+    assert code == 0, err
+    again = tmp_path / "again.json"
+    wanted = tmp_path / value if option == "--slice-png" else value
+    code, _, err = run([SPIRALS, "-q", "--json", again, "--baseline", base, option, wanted], capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "the baseline was measured with --no-slice" in err and "make a new baseline" in err
+    assert "--no-slice turns" not in err
+    assert not again.exists() and not (tmp_path / "slice.png").exists()
+
 def test_compare_has_no_slice_paths():
     from regionaudit.gates.catalogue import could_exist
 
