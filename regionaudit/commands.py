@@ -185,8 +185,9 @@ def _check_slice_wanted(sliced: bool, wanted: Wanted, gate_paths: list[str], why
         return
     if wanted.slice_png:
         raise BadOption(f"--slice-png draws the 2-D slice, but {why}")
-    if any(p.startswith("slice.") for p in gate_paths):
-        raise BadOption(f"a gate names a slice.* metric, but {why}")
+    sliced_paths = [p for p in gate_paths if p.startswith("slice.") or p == "timing.slice_s"]
+    if sliced_paths:
+        raise BadOption(f"a gate names {sliced_paths[0]}, which needs the 2-D slice, but {why}")
 
 
 def _fmt(summary: dict | None, key: str = "median", spec: str = ".4g") -> str:

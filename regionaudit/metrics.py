@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 SUMMARY_KEYS = ("count", "mean", "median", "p10", "p90", "min", "max", "ci95_low", "ci95_high")
+# Seconds per stage under `timing` (`slice_s` where a slice was measured; a comparison's own
+# `timing` holds `total_s`), so a gate on a misspelt stage is refused before the audit runs.
+TIMING_STAGES = ("import_s", "density_s", "distance_s", "slice_s", "reference_s", "total_s")
 
 # Why a value is null: each reason written once, as a clause; `sentence` makes it a sentence.
 NO_SEGMENTS = "no segments were measured"

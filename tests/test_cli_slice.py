@@ -199,6 +199,22 @@ def test_a_slice_asked_of_a_baseline_without_one_names_the_baseline(tmp_path, ca
     assert "--no-slice turns" not in err
     assert not again.exists() and not (tmp_path / "slice.png").exists()
 
+
+def test_a_gate_on_the_slices_time_without_a_slice_is_refused_before_the_analysis(tmp_path, capsys, monkeypatch):
+    """timing.slice_s exists only where a slice was measured: with --no-slice a gate on it is a
+    usage error before the analysis, naming the path, not an unknown path after it."""
+
+    def no_analysis(*args, **kwargs):
+        raise AssertionError("the analysis ran")
+
+    monkeypatch.setattr("regionaudit.commands.audit", no_analysis)
+    out = tmp_path / "r.json"
+    code, _, err = run([SPIRALS, "--data", SPIRAL_DATA, *FAST, "--no-slice", "--json", out,
+                        "--fail-if", "timing.slice_s > 60"], capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "timing.slice_s" in err and "--no-slice turns the 2-D slice off" in err
+    assert not out.exists()
+
 def test_compare_has_no_slice_paths():
     from regionaudit.gates.catalogue import could_exist
 

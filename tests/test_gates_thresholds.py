@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -372,6 +373,25 @@ def test_check_gates_before_the_audit():
         check_gates(["density.summary.median > 1"], compare=True)  # compare paths start with a./b./paired.
     assert not could_exist("timing.") and not could_exist("density.segments")
 
+
+
+@pytest.mark.parametrize("compare, path, closest", [
+    (False, "timing.total", "timing.total_s"),
+    (False, "timing.densty_s", "timing.density_s"),
+    (False, "model.validation.max_err", "model.validation.max_abs_err"),
+    (True, "a.timing.totl_s", "a.timing.total_s"),
+    (True, "timing.density_s", "a.timing.density_s"),
+])
+def test_a_misspelt_timing_or_validation_path_is_refused_before_the_audit(compare, path, closest):
+    """The stages a result times and the validation's numbers are known before the audit: a gate
+    on another name is refused then, with the closest names, not after the whole analysis."""
+    from regionaudit.gates.catalogue import could_exist
+    from regionaudit.gates.thresholds import check_gates
+
+    assert not could_exist(path, compare)
+    with pytest.raises(GateError, match=rf"unknown metric path '{re.escape(path)}'; did you mean [^?]*\b{re.escape(closest)}\b"):
+        check_gates([f"{path} > 1"], compare=compare)
+    check_gates([f"{closest} > 1"], compare=compare)
 
 def test_a_path_of_the_other_command_is_named_as_such():
     """A compare gate on a slice metric, or an audit gate on a compare metric, says why it cannot

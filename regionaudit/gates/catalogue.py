@@ -12,7 +12,8 @@ from dataclasses import replace
 from typing import Any
 
 from regionaudit.errors import GateError
-from regionaudit.metrics import METRICS, NO_POINTS, NO_SEGMENTS, PAIRED_METRICS, SUMMARY_KEYS, Counts, metric_at
+from regionaudit.metrics import (METRICS, NO_POINTS, NO_SEGMENTS, PAIRED_METRICS, SUMMARY_KEYS, TIMING_STAGES, Counts,
+                                  metric_at)
 from regionaudit.result import (
     AuditResult,
     CompareResult,
@@ -141,7 +142,7 @@ def schema_skeleton(compare: bool = False) -> dict:
     model = ModelInfo(
         path="", sha256="", input_shape=[], output_shape=[], neurons=0, maxpool_windows=0, params=0, macs=0,
         opset=0, producer="", input_name="", output_name="",
-        validation={"max_abs_err": None, "max_rel_err": None},
+        validation={"max_abs_err": None, "max_rel_err": None, "samples": None},
     )
     audit = AuditResult(
         model=model, settings={}, density=Density(by_class=_by_class("count", "summary", "per_length")),
@@ -364,11 +365,9 @@ def why_undefined(result: dict, path: str) -> str:
     return reason
 
 
-# Parts of a result whose keys depend on the model or run (node names, stages, future slices).
+# Parts of a result whose keys depend on the model or run (node names, classes, the slice's box).
 _OPEN_PREFIXES = (
     "density.knots_per_layer.",
-    "timing.",
-    "model.validation.",
     "slice.boundary_length_per_layer.",
     "slice.classes.",
     "slice.box.",
@@ -383,11 +382,17 @@ def could_exist(path: str, compare: bool = False) -> bool:
         return True
     if _after_gates(path):
         return False
+    if path in _timing_paths(compare):
+        return True
     roots = ("a.", "b.") if compare else ("",)
     prefixes = [r + p for r in roots for p in _OPEN_PREFIXES if not (compare and p.startswith("slice."))]
-    if compare:
-        prefixes.append("timing.")
     return any(path.startswith(p) and len(path) > len(p) for p in prefixes)
+
+
+def _timing_paths(compare: bool) -> list[str]:
+    """The stages' seconds a result of this kind can hold (a comparison's own total, then each audit's)."""
+    roots = ("a.", "b.") if compare else ("",)
+    return (["timing.total_s"] if compare else []) + [r + "timing." + stage for r in roots for stage in TIMING_STAGES]
 
 
 def _other_command(path: str, compare: bool) -> str:
@@ -410,7 +415,8 @@ def check_paths(paths: list[str], compare: bool = False) -> None:
             raise GateError(f"unknown metric path {path!r}: {why}")
         listed_by = ("`regionaudit metrics` lists an audit's, which compare names under a. and b., besides its paired.*"
                      if compare else "`regionaudit metrics` lists all {n}, besides per-node and timing paths")
-        raise unknown_path_error(path, gateable_paths(schema_skeleton(compare)), listed_by)
+        listed = gateable_paths(schema_skeleton(compare))  # (what `regionaudit metrics` lists; timing besides)
+        raise unknown_path_error(path, listed + _timing_paths(compare), listed_by.format(n=len(listed)))
 
 
 def check_node_paths(paths: list[str], kink_names: list[str], n_outputs: int | None = None, root: str = "",
