@@ -262,6 +262,18 @@ def test_a_documented_metric_that_is_null_fails_its_gate_as_undefined(tmp_path, 
     assert gate in paths and gate.rsplit(".", 1)[0] not in paths  # the keys, not the null part
 
 
+
+def test_a_per_layer_gate_where_no_segment_was_measured_fails_as_undefined(tmp_path, capsys):
+    """With no segment (--pairs 0) a kink node's knot count is undefined like every density
+    metric: its gate fails and says why (exit 1, the JSON written), not 'unknown path' (exit 2)."""
+    out_json = tmp_path / "r.json"
+    gate = "density.knots_per_layer./net/net.1/Relu"
+    code, _, err = run([SAMPLES / "spirals_mlp.onnx", "--pairs", 0, "--max-points", 2, "--init-reference", 0, "--no-slice",
+                        "-q", "--json", out_json, "--fail-if", f"{gate} > 3"], capsys)
+    assert code == 1 and f"FAIL {gate} > 3: metric {gate} is undefined (null): no segments were measured" in err, err
+    [result] = json.loads(out_json.read_text())["gates"]
+    assert result["value"] is None and result["passed"] is False
+
 def test_compare_refuses_different_input_shapes(tmp_path, capsys):
     code, _, err = run(["compare", CNN, SAMPLES / "spirals_mlp.onnx", "--json", tmp_path / "c.json"], capsys)
     assert code == 2 and "input" in err

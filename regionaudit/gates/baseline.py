@@ -21,7 +21,7 @@ from typing import Any
 from regionaudit.errors import BadOption, GateError
 from regionaudit.files import sha256_of
 from regionaudit.gates.catalogue import (absent_class, check_paths, gateable_paths, lookup, require_gateable,
-                                         unknown_path_error, why_undefined)
+                                         unknown_path_error, unmeasured_node, why_undefined)
 from regionaudit.gates.numbers import exact, format_number
 from regionaudit.options import Options, file_option_names, null_means_no_effect, option_flag, probe_option_names
 from regionaudit.result import SCHEMA, GateResult, definition_changes, load_result
@@ -241,7 +241,7 @@ def _check_baseline_value(baseline: dict, bound: IncreaseBound) -> None:
             "so the two values do not measure the same thing; make a new baseline"
         )
     base_paths = gateable_paths(baseline)
-    if bound.path not in base_paths and not absent_class(baseline, bound.path):
+    if bound.path not in base_paths and not absent_class(baseline, bound.path) and not unmeasured_node(baseline, bound.path):
         raise GateError(f"the baseline has no metric {bound.path!r}: {_why_missing(baseline, bound.path, base_paths)}")
     try:
         base = lookup(baseline, bound.path)

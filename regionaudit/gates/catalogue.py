@@ -271,6 +271,20 @@ def absent_class(result: dict, path: str) -> bool:
     return False
 
 
+def unmeasured_node(result: dict, path: str) -> bool:
+    """Whether `path` is `density.knots_per_layer.<node>` for a node of the model in an audit
+    that measured no segment: its per-layer counts are empty, so the count is undefined (null),
+    as every density metric of that audit is."""
+    for root in _audit_roots(result):
+        name = path.removeprefix(root + _PER_NODE)
+        if name == path:
+            continue
+        nodes = _resolve(result, root + "model.nodes")
+        return (_count(result, root + "density.segments") == 0 and isinstance(nodes, list)
+                and any(isinstance(n, dict) and n.get("name") == name for n in nodes))
+    return False
+
+
 def is_class(k: str, n_outputs: int) -> bool:
     """Whether `k`, as a path writes it, is a class the model predicts: 0 to n - 1, or 0 and 1 for
     a single output, whose sign is its class."""
@@ -279,8 +293,9 @@ def is_class(k: str, n_outputs: int) -> bool:
 
 def require_gateable(result: dict, path: str, valid: list[str]) -> None:
     """GateError (naming the closest of `valid`, the result's gateable paths) unless `path` is
-    one of them, or a slice class no region predicts (`absent_class`)."""
-    if path not in valid and not absent_class(result, path):
+    one of them, a slice class no region predicts (`absent_class`), or a node's knots where no
+    segment was measured (`unmeasured_node`)."""
+    if path not in valid and not absent_class(result, path) and not unmeasured_node(result, path):
         raise unknown_path_error(path, valid)
 
 
@@ -288,8 +303,8 @@ def lookup(result: dict, path: str) -> float | int | None:
     """The value at a gateable path (None when undefined); unknown path -> GateError listing valid ones."""
     valid = gateable_paths(result)
     require_gateable(result, path, valid)
-    if path not in valid:  # (a class no slice region predicts)
-        return 0
+    if path not in valid:  # (a class no slice region predicts, or a node's knots on no segment)
+        return None if unmeasured_node(result, path) else 0
     value = _resolve(result, path)
     if value is None:
         return None
@@ -324,7 +339,7 @@ def why_undefined(result: dict, path: str) -> str:
             root, rel = r, path[len(r) :]
     metric = metric_at("deviation.spearman_density" if rel.startswith("deviation.spearman.") else rel)
     reason = ""
-    if ".by_class." in rel and _count(result, root + "density.segments") == 0:
+    if (".by_class." in rel or rel.startswith(_PER_NODE)) and _count(result, root + "density.segments") == 0:
         reason = NO_SEGMENTS
     if rel.startswith("reference."):
         ref = _resolve(result, root + "reference.init")
