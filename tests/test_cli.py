@@ -391,6 +391,23 @@ def test_a_run_refused_after_the_import_says_one_line(tmp_path, capsys):
     assert code == 0 and "--loop-steps 4 has no effect without --loops." in err
 
 
+
+def test_a_card_with_a_broken_marker_is_named_in_the_refusal(tmp_path, capsys, monkeypatch):
+    """--card-append onto a card whose section marker lacks its pair is refused before the
+    analysis, with one line that names that card, and leaves it as it was."""
+
+    def no_analysis(*args, **kwargs):
+        raise AssertionError("the analysis ran")
+
+    monkeypatch.setattr("regionaudit.commands.audit", no_analysis)
+    card = tmp_path / "MODEL_CARD.md"
+    card.write_text("# Model\n\n<!-- regionaudit:start -->\nold section\n", encoding="utf-8")
+    code, _, err = run([MLP, "--no-slice", "-q", "--json", tmp_path / "r.json", "--card-append", card], capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert f"--card-append {card}: " in err and "start marker without its pair" in err
+    assert card.read_text(encoding="utf-8") == "# Model\n\n<!-- regionaudit:start -->\nold section\n"
+    assert not (tmp_path / "r.json").exists()
+
 def test_card_names_probe_files_without_their_folders(tmp_path, capsys):
     """The card is published: its probes line names --segments and --points files as the data line
     names --data, without the local folders (the JSON's settings keep the paths)."""

@@ -210,7 +210,10 @@ def read_card(readme_path: str | os.PathLike) -> tuple[str, int | None]:
     if not path.is_file():
         raise BadOption(f"cannot write the model card: {path} is not a file")
     text = path.read_bytes().decode("utf-8", errors="surrogateescape")
-    insert_section(text, "")
+    try:
+        insert_section(text, "")
+    except BadOption as exc:  # (the line names the card: a run may write several files)
+        raise BadOption(f"--card-append {path}: {exc}") from None
     return text, stat.S_IMODE(path.stat().st_mode)
 
 
