@@ -29,7 +29,10 @@ class MatMul(Node):
 
     def forward(self, xs):
         b = self.bias
-        fused = b is None or (isinstance(b, torch.Tensor) and b.numel() == self.weight.shape[1] and b.dim() <= xs[0].dim())
+        # only a row bias (one value per output column) can be added inside the product; a
+        # column of as many values (Gemm's C of shape (M, 1)) broadcasts along the other axis
+        fused = b is None or (isinstance(b, torch.Tensor) and b.numel() == self.weight.shape[1]
+                              and tuple(b.shape[-1:]) == (b.numel(),) and b.dim() <= xs[0].dim())
         if fused and self._transposed(xs[0]):
             return self._transposed_product(xs[0], self.bias)
         y = self.linear(xs)

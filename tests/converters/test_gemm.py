@@ -41,3 +41,11 @@ def test_gemm_with_data_as_b(convert, opset, trans_a, trans_b):
     imported = convert([node], x_shape, {"A": a, "C": f32(5, 1, seed=3)}, opset)
     ok(imported)
     assert imported.network.input_shape == tuple(x_shape)  # leading dim > 1: one whole input point
+
+
+@pytest.mark.parametrize("opset", OPSETS)
+def test_gemm_with_a_column_c_as_wide_as_the_output(convert, opset):
+    """C of shape (M, 1) adds one value per row; with M equal to the output's width it must not be
+    taken for one value per column."""
+    node = helper.make_node("Gemm", ["x", "B", "C"], ["y"], alpha=0.5)
+    ok(convert([node], [3, 4], {"B": f32(4, 3, seed=1), "C": f32(3, 1, seed=2)}, opset))
