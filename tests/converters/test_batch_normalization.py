@@ -5,6 +5,7 @@ import pytest
 from conftest import NEWEST_OPSET, f32, make_model
 from onnx import TensorProto, helper
 
+from regionaudit.errors import RejectedModel
 from regionaudit.importer.check import run_reference
 
 from .helpers import ok
@@ -55,3 +56,21 @@ def test_float64_batch_norm_with_a_momentum_is_checked_with_its_running_statisti
                        model_kwargs={"elem": TensorProto.DOUBLE})
     assert imported.validation["reference"] == "onnx.reference"
     assert imported.validation["max_rel_err"] < 1e-12
+
+
+@pytest.mark.parametrize("opset", [7, 9, 13, NEWEST_OPSET])
+@pytest.mark.parametrize("named", [True, False])
+def test_batch_normalization_with_training_outputs_is_refused(convert, opset, named):
+    """Before opset 14 a node with the running statistics among its outputs is in training mode
+    (torch.onnx's TrainingMode.TRAINING writes five): onnxruntime normalises by the batch's
+    statistics, and crashes where the extra outputs are unnamed. From opset 14 those outputs
+    need training_mode. Either way the node is refused, in one line, before any check runs."""
+    rng = np.random.default_rng(1)
+    inits = {"s": f32(3, seed=1), "b": f32(3, seed=2), "m": f32(3, seed=3),
+             "v": rng.uniform(0.5, 2, 3).astype(np.float32)}
+    extra = 4 if opset < 14 else 2
+    outputs = ["y"] + ([f"stat{i}" for i in range(extra)] if named else [""] * extra)
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("BatchNormalization", ["r", "s", "b", "m", "v"], outputs, momentum=0.9)]
+    with pytest.raises(RejectedModel, match="BatchNormalization .*training mode"):
+        convert(nodes, [1, 3, 4, 5], inits, opset)

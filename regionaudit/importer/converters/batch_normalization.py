@@ -8,12 +8,16 @@ from regionaudit.importer.registry import Unsupported, attr, converter
 
 @converter("BatchNormalization")
 def batch_normalization(node, ctx):
-    """Opsets < 9 have `spatial` (0: statistics per element); opset 14 has `training_mode`."""
+    """Opsets < 9 have `spatial` (0: statistics per element); opset 14 has `training_mode`.
+    Before it, a node listing more outputs than Y is in training mode (onnxruntime then normalises
+    by the batch's statistics, and crashes where those outputs are left unnamed)."""
     x = ctx.data(0)
     gamma, beta = ctx.const(1, "scale"), ctx.const(2, "bias")
     mean, var = ctx.const(3, "mean"), ctx.const(4, "var")
     if attr(node, "training_mode", 0):
         raise Unsupported("training_mode is on (batch statistics depend on the batch)")
+    if len(node.output) > 1:
+        raise Unsupported(f"its {len(node.output)} outputs are those of training mode (batch statistics depend on the batch)")
     eps = float(attr(node, "epsilon", np.float32(1e-5)))
     if (var + eps <= 0).any():
         raise Unsupported("variance + epsilon is not positive")
