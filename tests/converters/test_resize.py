@@ -54,6 +54,18 @@ def test_resize_tf_half_pixel_for_nn(convert, opset, nearest_mode, scales, sizes
     ok(convert(relu_then(node), [1, 2, 4, 6], inits, opset), "resample")
 
 
+@pytest.mark.parametrize("opset", [11, 13, NEWEST_OPSET])
+@pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("scales", [[1, 1, 1.5, 1], [1, 1, 1, 1.7], [1, 1, 1.3, 0.7]])
+def test_resize_align_corners_with_scales_that_leave_a_fraction(convert, opset, mode, scales):
+    """align_corners with scales maps the corners of the output's whole cells, floor(n x scale) of
+    them (5 x 1.5 gives 7 cells, mapped by 4 / 6), as onnxruntime and torch's
+    interpolate(align_corners=True, scale_factor=...) do."""
+    node = helper.make_node("Resize", ["r", "roi", "sc"], ["o"], mode=mode, coordinate_transformation_mode="align_corners")
+    inits = {"roi": np.array([], np.float32), "sc": np.array(scales, np.float32)}
+    ok(convert(relu_then(node), [1, 2, 5, 6], inits, opset), "resample")
+
+
 @pytest.mark.parametrize("opset", [18, NEWEST_OPSET])
 def test_resize_with_axes(convert, opset):
     node = helper.make_node("Resize", ["r", "", "sc"], ["o"], mode="linear", axes=[3, 2])

@@ -75,7 +75,7 @@ def _axis_matrix(node, ctx, x: Data, form: str, target: list, axis: int) -> np.n
     keep = [a for a in one.attribute if a.name != "axes"]
     del one.attribute[:]
     one.attribute.extend(keep)
-    inputs: list = [eye] + [None] * (len(node.input) - 1)
+    inputs: list = [eye] + [None] * (max(len(node.input), 4) - 1)
     if form == "scales":
         s = [1.0] * rank
         s[axis] = target[axis]
@@ -130,6 +130,11 @@ def resize(node, ctx):
     form, target = _target(node, ctx, x)
     if len(target) != len(x.shape):
         raise Unsupported(f"{form} {target} do not fit input {x.shape}")
+    if (form == "scales" and node.op_type == "Resize" and ctx.opset >= 11
+            and attr(node, "coordinate_transformation_mode", "half_pixel") == "align_corners"):
+        # align_corners maps the corners of the whole output, floor(n x scale) cells, as onnxruntime
+        # (and torch) do; onnx's evaluator would use the fractional n x scale
+        form, target = "sizes", [int(np.float32(s) * np.float32(n)) for s, n in zip(target, x.shape)]
     if node.op_type == "Upsample" and min(target) < 1:
         raise Unsupported(f"scales {target}: Upsample's are at least 1 (onnxruntime refuses the model)")
     changed = [a for a in range(len(x.shape)) if (target[a] != 1.0 if form == "scales" else target[a] != x.shape[a])]
