@@ -20,6 +20,13 @@ MATMUL_CASES = [  # (x shape, weight shape, weight on the left)
     ([1, 6], (6,), False),
     ([4, 3], (4,), True),
     ([2, 3, 4], (2, 4, 5), False),
+    # a constant with more axes than the data broadcasts it (numpy's rule)
+    ([1, 4], (3, 4, 2), False),
+    ([3, 4], (2, 4, 5), False),
+    ([4], (2, 3, 4, 2), False),
+    ([1, 2, 4], (3, 1, 4, 2), False),
+    ([4, 3], (5, 2, 4), True),
+    ([4], (5, 2, 4), True),
 ]
 
 
