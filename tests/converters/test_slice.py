@@ -46,6 +46,24 @@ def test_empty_slice_is_refused(convert):
         convert([node, helper.make_node("Relu", ["s"], ["y"])], [1, 2, 5, 6], inits)
 
 
+MALFORMED = [  # starts, ends, axes, steps on (1, 2, 5, 6): onnxruntime refuses each
+    ([0, 1], [3], [2], [1]),  # more starts than ends
+    ([0], [3], [2, 3], [1]),  # more axes than starts
+    ([0, 1], [3, 4], [3, -1], [1, 1]),  # axis 3 twice
+    ([0, 1], [3, 4], [2, 2], [1, 2]),  # axis 2 twice, strided
+]
+
+
+@pytest.mark.parametrize("opset", [10, 13, NEWEST_OPSET])
+@pytest.mark.parametrize("starts,ends,axes,steps", MALFORMED)
+def test_slice_with_lists_that_do_not_match_is_refused(convert, opset, starts, ends, axes, steps):
+    inits = {"st": np.array(starts, I64), "en": np.array(ends, I64), "ax": np.array(axes, I64),
+             "sp": np.array(steps, I64)}
+    node = helper.make_node("Slice", ["r", "st", "en", "ax", "sp"], ["o"])
+    with pytest.raises(RejectedModel, match="Slice.*(differ in length|twice)"):
+        convert(relu_then(node), [1, 2, 5, 6], inits, opset)
+
+
 STRIDED = [  # starts, ends, axes, steps on (1, 3, 7, 8)
     ([0], [8], [3], [2]),
     ([-1], [-1000], [2], [-1]),  # reversed

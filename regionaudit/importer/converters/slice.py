@@ -20,6 +20,11 @@ def slice_(node, ctx):
         axes_in, steps_in = ctx.const(3, "axes", float64=False), ctx.const(4, "steps", float64=False)
         axes = list(range(len(starts))) if axes_in is None else [int(a) for a in axes_in.reshape(-1)]
         steps = [1] * len(starts) if steps_in is None else [int(s) for s in steps_in.reshape(-1)]
+    # onnxruntime refuses what onnx's evaluator (the index map of a strided slice) would cut short
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise Unsupported(f"starts {starts}, ends {ends}, axes {axes} and steps {steps} differ in length")
+    if len({a + rank if a < 0 else a for a in axes}) != len(axes):
+        raise Unsupported(f"axes {axes} name an axis twice")
     pads = [0] * (2 * rank)
     for start, end, axis, step in zip(starts, ends, axes, steps):
         axis = axis + rank if axis < 0 else axis
