@@ -5,6 +5,8 @@ import pytest
 from conftest import f32
 from onnx import helper
 
+from regionaudit.errors import RejectedModel
+
 from .helpers import OPSETS, ok
 
 
@@ -49,3 +51,13 @@ def test_gemm_with_a_column_c_as_wide_as_the_output(convert, opset):
     taken for one value per column."""
     node = helper.make_node("Gemm", ["x", "B", "C"], ["y"], alpha=0.5)
     ok(convert([node], [3, 4], {"B": f32(4, 3, seed=1), "C": f32(3, 1, seed=2)}, opset))
+
+
+@pytest.mark.parametrize("data_as_a", [True, False])
+@pytest.mark.parametrize("w_shape", [(4,), (1, 4, 3)])
+def test_gemm_with_a_constant_that_is_not_a_matrix_is_refused(convert, data_as_a, w_shape):
+    """onnxruntime refuses such a model; the Gemm is refused in one line, not broadcast."""
+    inputs = ["x", "W"] if data_as_a else ["W", "x"]
+    node = helper.make_node("Gemm", inputs, ["y"])
+    with pytest.raises(RejectedModel, match="Gemm.*2-D operand"):
+        convert([node], [1, 4] if data_as_a else [4, 1], {"W": f32(*w_shape, seed=1)})

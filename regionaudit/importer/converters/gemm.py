@@ -20,8 +20,9 @@ def gemm(node, ctx):
         raise Unsupported(f"Gemm needs a 2-D operand, got {data.shape}")
     if trans:
         data = ctx.add(ir.Transpose, [data], shape=data.shape[::-1], suffix="transpose", perm=(1, 0))
+    w = ctx.const(1, "B") if isinstance(a, Data) else ctx.const(0, "A")
+    if w.ndim != 2:  # a MatMul would broadcast it; onnxruntime refuses it
+        raise Unsupported(f"Gemm needs a 2-D operand, got the constant {w.shape}")
     if isinstance(a, Data):
-        w = ctx.const(1, "B")
         return matmul_node(ctx, data, alpha * (w.T if trans_b else w), left=False, bias=bias)
-    w = ctx.const(0, "A")
     return matmul_node(ctx, data, alpha * (w.T if trans_a else w), left=True, bias=bias)
