@@ -35,6 +35,16 @@ def test_pad_with_axes_input(convert):
     ok(convert([pad, helper.make_node("Relu", ["p"], ["y"])], [1, 2, 3, 4], inits, NEWEST_OPSET))
 
 
+@pytest.mark.parametrize("pads,axes", [([1, 2, 0, 1], [2, -2]), ([1, 2, 0, 1], [1, 4]), ([1, 2, 0], [1, 2]),
+                                       ([1, 2], [1, 2])])
+def test_pad_with_axes_that_do_not_fit_is_refused(convert, pads, axes):
+    """An axis named twice or out of range, or pads that are not two per axis: onnxruntime
+    refuses the model, and so does the import, naming the axes."""
+    pad, inits = _pad_node(NEWEST_OPSET, pads, axes=axes)
+    with pytest.raises(RejectedModel, match=r"Pad.*axes \["):
+        convert([pad, helper.make_node("Relu", ["p"], ["y"])], [1, 2, 3, 4], inits, NEWEST_OPSET)
+
+
 @pytest.mark.parametrize("opset", [7, 13, NEWEST_OPSET])
 @pytest.mark.parametrize("pads,value", [([0, 0, 1, 2, 0, 0, 2, 1], 1.0), ([0, 0, -1, 2, 0, 0, 1, -2], -0.75),
                                         ([0, 1, 0, 1, 0, 0, 1, 0], -2.5), ([0, 0, -1, 0, 0, 0, 0, -1], 3.0)])

@@ -27,7 +27,10 @@ def pad(node, ctx):
         value = 0.0 if v is None or v.size == 0 else float(v.reshape(-1)[0])
         axes = ctx.const(3, "axes", float64=False)
         if axes is not None:
-            axes = [int(a) + rank if a < 0 else int(a) for a in axes.reshape(-1)]
+            given = [int(a) for a in axes.reshape(-1)]
+            axes = [a + rank if a < 0 else a for a in given]
+            if len(set(axes)) != len(axes) or not all(0 <= a < rank for a in axes) or len(pads) != 2 * len(axes):
+                raise Unsupported(f"axes {given} with pads {pads} do not fit {x.shape}")
             full = [0] * (2 * rank)
             for j, a in enumerate(axes):
                 full[a], full[a + rank] = pads[j], pads[j + len(axes)]
