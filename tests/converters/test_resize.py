@@ -66,6 +66,16 @@ def test_resize_align_corners_with_scales_that_leave_a_fraction(convert, opset, 
     ok(convert(relu_then(node), [1, 2, 5, 6], inits, opset), "resample")
 
 
+@pytest.mark.parametrize("opset", [11, 13, NEWEST_OPSET])
+def test_resize_with_both_scales_and_sizes_is_refused(convert, opset):
+    """The op takes one of them (onnxruntime refuses the model); the import does not pick one."""
+    inits = {"roi": np.array([], np.float32), "sc": np.array([1, 1, 2, 2], np.float32),
+             "sz": np.array([1, 2, 8, 12], I64)}
+    node = helper.make_node("Resize", ["r", "roi", "sc", "sz"], ["o"], mode="nearest")
+    with pytest.raises(RejectedModel, match="Resize.*both scales and sizes"):
+        convert(relu_then(node), [1, 2, 4, 6], inits, opset)
+
+
 @pytest.mark.parametrize("opset", [18, NEWEST_OPSET])
 def test_resize_with_axes(convert, opset):
     node = helper.make_node("Resize", ["r", "", "sc"], ["o"], mode="linear", axes=[3, 2])

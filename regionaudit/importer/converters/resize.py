@@ -33,6 +33,8 @@ def _target(node, ctx, x: Data):
         scales, sizes = ctx.const(2, "scales"), ctx.const(3, "sizes", float64=False)
     axes = attr(node, "axes", None)
     axes = list(range(rank)) if axes is None else [a + rank if a < 0 else a for a in axes]
+    if scales is not None and scales.size and sizes is not None and sizes.size:
+        raise Unsupported("both scales and sizes are given; the op takes one of them")
     if scales is not None and scales.size:
         full = [1.0] * rank
         for a, s in zip(axes, scales.reshape(-1)):
