@@ -3,6 +3,8 @@
 import pytest
 from onnx import helper
 
+from regionaudit.errors import RejectedModel
+
 from .helpers import AVG_CASES, CEIL_CASES, OPSETS, POOLS_1D_AND_3D, ok
 
 
@@ -21,3 +23,13 @@ def test_average_pool_1d_and_3d(convert, shape, kernel):
     n = len(kernel)
     node = helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=kernel, strides=[2] * n, pads=[1] * n + [0] * n)
     ok(convert([node], shape))
+
+
+@pytest.mark.parametrize("count_include_pad", [0, 1])
+@pytest.mark.parametrize("pads", [[2, 0, 0, 0], [0, 0, 1, 3]])
+def test_average_pool_with_pads_as_large_as_the_kernel_is_refused(convert, count_include_pad, pads):
+    """onnxruntime refuses a pad that reaches a whole kernel; so does the import, naming the pads."""
+    node = helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 3], pads=pads,
+                            count_include_pad=count_include_pad)
+    with pytest.raises(RejectedModel, match="AveragePool.*reach a whole kernel"):
+        convert([node], [1, 2, 7, 8])

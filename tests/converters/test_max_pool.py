@@ -40,6 +40,14 @@ def test_max_pool_indices_output_used_is_rejected(convert):
         convert(nodes, [1, 1, 4, 4], opset=11)
 
 
+@pytest.mark.parametrize("pads", [[2, 0, 0, 0], [0, 0, 1, 3]])
+def test_max_pool_with_pads_as_large_as_the_kernel_is_refused(convert, pads):
+    """onnxruntime refuses a pad that reaches a whole kernel; so does the import, naming the pads."""
+    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 3], pads=pads)
+    with pytest.raises(RejectedModel, match="MaxPool.*reach a whole kernel"):
+        convert([node], [1, 2, 7, 8])
+
+
 @pytest.mark.parametrize("shape,kernel", POOLS_1D_AND_3D)
 def test_max_pool_1d_and_3d(convert, shape, kernel):
     n = len(kernel)

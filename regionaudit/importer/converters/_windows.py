@@ -55,3 +55,11 @@ def pool_kernel(node, x):
     if not kernel or len(x.shape) != len(kernel) + 2:
         raise Unsupported(f"kernel_shape {kernel} does not fit input {x.shape}")
     return kernel
+
+
+def pool_pads(pads: tuple[int, ...], kernel: tuple[int, ...]) -> None:
+    """A pool's pads must each be smaller than its kernel, as onnxruntime requires (onnx's
+    evaluator, the check's fallback, pads any amount): a window could lie in the padding alone."""
+    n = len(kernel)
+    if any(pads[i] >= kernel[i] or pads[i + n] >= kernel[i] for i in range(n)):
+        raise Unsupported(f"pads {pads} reach a whole kernel {kernel}: each must be smaller")

@@ -3,7 +3,7 @@
 import numpy as np
 
 from regionaudit import ir
-from regionaudit.importer.converters._windows import geometry, pool_kernel
+from regionaudit.importer.converters._windows import geometry, pool_kernel, pool_pads
 from regionaudit.importer.registry import Unsupported, attr, converter
 
 
@@ -22,6 +22,7 @@ def average_pool(node, ctx):
     n = len(kernel)
     strides, dilations, pads, out = geometry(node, x.shape[-n:], kernel, bool(attr(node, "ceil_mode", 0)),
                                              same_uses_dilation=False)
+    pool_pads(pads, kernel)
     if any(d != 1 for d in dilations):
         raise Unsupported("dilated average pooling is not supported")
     include = bool(attr(node, "count_include_pad", 0))

@@ -1,7 +1,7 @@
 """MaxPool: kinks, `ir.MaxPool`."""
 
 from regionaudit import ir
-from regionaudit.importer.converters._windows import geometry, pool_kernel
+from regionaudit.importer.converters._windows import geometry, pool_kernel, pool_pads
 from regionaudit.importer.registry import attr, converter
 
 
@@ -12,5 +12,6 @@ def max_pool(node, ctx):
     n = len(kernel)
     ceil_mode = bool(attr(node, "ceil_mode", 0))
     strides, dilations, pads, out = geometry(node, x.shape[-n:], kernel, ceil_mode, same_uses_dilation=False)
+    pool_pads(pads, kernel)
     return ctx.add(ir.MaxPool, [x], shape=(*x.shape[:2], *out), kernel=kernel, strides=strides, pads=pads,
                    dilations=dilations, ceil_mode=ceil_mode)
