@@ -264,6 +264,19 @@ def test_undefined_tensor(tmp_path):
     _one_line_refusal(_save(make_model(nodes, [1, 3]), tmp_path), "tensor 'ghost' used by node 'add' is never defined")
 
 
+@pytest.mark.parametrize("node,opset,unknown", [
+    (helper.make_node("Squeeze", ["r"], ["y"], axes=[0]), 13, "axes"),  # axes became an input in 13
+    (helper.make_node("ReduceSum", ["r"], ["y"], axes=[1]), 13, "axes"),
+    (helper.make_node("Clip", ["r"], ["y"], max=0.5), 11, "max"),  # min / max became inputs in 11
+    (helper.make_node("LeakyRelu", ["r"], ["y"], alpha=0.1, beta=0.5), 13, "beta"),  # no such attribute
+])
+def test_an_attribute_the_op_does_not_take_in_its_opset_is_refused(tmp_path, node, opset, unknown):
+    """onnxruntime refuses such a node; so does the import, naming it and the attribute, rather
+    than reading the attribute (or ignoring it) as another opset would."""
+    model = make_model([helper.make_node("Relu", ["x"], ["r"]), node], [1, 3], opset=opset)
+    _one_line_refusal(_save(model, tmp_path), f"'{node.op_type}_y' .* has attribute '{unknown}'")
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_nan_or_inf_weights(tmp_path, bad):
     model = _mlp([1, 4])

@@ -143,8 +143,8 @@ def _check_input_dims(graph: onnx.GraphProto) -> None:
 
 
 def _check_arity(graph: onnx.GraphProto, opset: int) -> None:
-    """Each standard node has the inputs and outputs its schema requires, none of them empty:
-    converters can then rely on what the op's definition promises."""
+    """Each standard node has the inputs and outputs its schema requires, none of them empty, and
+    only attributes it defines: converters can then rely on what the op's definition promises."""
     single = onnx.defs.OpSchema.FormalParameterOption.Single
     for node in graph.node:
         if node.domain not in ("", "ai.onnx"):
@@ -164,6 +164,9 @@ def _check_arity(graph: onnx.GraphProto, opset: int) -> None:
             for k, (name, param) in enumerate(zip(given, formal)):
                 if not name and param.option == single:
                     raise RejectedModel(f"{what}: its required {kind[:-1]} {k} ('{param.name}') is empty")
+        unknown = [a.name for a in node.attribute if a.name not in schema.attributes]
+        if unknown:  # an attribute of another opset (Squeeze's axes from 13): onnxruntime refuses it
+            raise RejectedModel(f"{what} has attribute '{unknown[0]}', which the op does not take in this opset")
 
 
 def checker_message(text: str) -> str:
