@@ -44,6 +44,7 @@ CONTROL_FLOW_OPS = {"If", "Loop", "Scan", "SequenceMap"}
 # ops that multiply or divide their operands: data on two sides is a product of data tensors
 PRODUCT_OPS = {"Mul", "Div", "MatMul", "Gemm", "Einsum", "Conv", "ConvTranspose", "PRelu", "BatchNormalization",
                "MatMulInteger", "QLinearMatMul", "ConvInteger"}
+BIASED_OPS = {"Gemm", "Conv", "ConvTranspose"}  # of these, only the first two inputs are multiplied
 # ops whose index / condition operand (by position) on data is a discontinuity
 DATA_INDEX = {"Gather": 1, "GatherElements": 1, "GatherND": 1, "Where": 0, "ScatterElements": 1,
               "ScatterND": 1, "Compress": 1}
@@ -77,7 +78,7 @@ def classify(node: onnx.NodeProto, on_data: list[bool]) -> tuple[str, str] | Non
         return DISCONTINUOUS, f"its {'condition is' if op == 'Where' else 'indices are'} computed from the input"
     if op == "Div" and len(on_data) > 1 and on_data[1]:
         return PRODUCT, "division by a data tensor"
-    if op in PRODUCT_OPS and sum(on_data) >= 2:
+    if op in PRODUCT_OPS and sum(on_data[:2] if op in BIASED_OPS else on_data) >= 2:
         return PRODUCT, "product of two data tensors"
     if op not in CONVERTERS:
         return NO_CONVERTER, "no converter for this op on data tensors (it is only evaluated where all its inputs are constant)"

@@ -1,5 +1,6 @@
 """Conv in 1-D, 2-D and 3-D, groups, strides, dilations and pads; data weights are refused."""
 
+import numpy as np
 import pytest
 from conftest import f32
 from onnx import helper
@@ -40,3 +41,13 @@ def test_conv_with_data_weights_is_rejected(convert):
     nodes = [helper.make_node("Conv", ["x", "x"], ["y"])]
     with pytest.raises(RejectedModel, match="product or quotient of two data-dependent tensors: Conv 'Conv_y'"):
         convert(nodes, [1, 1, 3, 3])
+
+
+def test_conv_with_a_data_bias_is_refused_as_such(convert):
+    """A bias computed from the input is added, not multiplied: the refusal names the bias
+    rather than a product of two data tensors."""
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[1, 2, 3], keepdims=0),
+             helper.make_node("Expand", ["m", "shape"], ["b"]),
+             helper.make_node("Conv", ["x", "W", "b"], ["y"])]
+    with pytest.raises(RejectedModel, match="cannot convert: Conv 'Conv_y' \\(bias \\(input 2\\) must be a constant"):
+        convert(nodes, [1, 2, 3, 3], {"W": f32(1, 2, 3, 3), "shape": np.array([1], np.int64)})
