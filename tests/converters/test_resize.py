@@ -66,6 +66,26 @@ def test_resize_align_corners_with_scales_that_leave_a_fraction(convert, opset, 
     ok(convert(relu_then(node), [1, 2, 5, 6], inits, opset), "resample")
 
 
+FLOAT32_EDGES = [  # (mode, extra attributes, input height, scale): where float32 and float64 part
+    ("nearest", {"coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}, 10, 0.7),  # 7 cells, not 6
+    ("nearest", {"coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}, 10, 1.3),  # 13, not 12
+    ("nearest", {"coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}, 7, 0.6),  # 3 / 0.6f is 5
+    ("nearest", {}, 6, 0.7),  # (3 + 0.5) / 0.7f - 0.5 is a tie in float32
+    ("linear", {"coordinate_transformation_mode": "pytorch_half_pixel"}, 10, 0.7),
+    ("cubic", {"coordinate_transformation_mode": "pytorch_half_pixel"}, 10, 1.3),
+]
+
+
+@pytest.mark.parametrize("opset", [11, 13, NEWEST_OPSET])
+@pytest.mark.parametrize("mode,attrs,height,scale", FLOAT32_EDGES)
+def test_resize_counts_and_rounds_in_float32(convert, opset, mode, attrs, height, scale):
+    """onnxruntime computes a resize's cell count and nearest coordinates in float32 (as torch's
+    interpolate(scale_factor=0.7) exports and counts them): floor(10 x 0.7f) is 7 cells."""
+    node = helper.make_node("Resize", ["r", "roi", "sc"], ["o"], mode=mode, **attrs)
+    inits = {"roi": np.array([], np.float32), "sc": np.array([1, 1, scale, 1], np.float32)}
+    ok(convert(relu_then(node), [1, 2, height, 3], inits, opset), "resample")
+
+
 @pytest.mark.parametrize("opset", [11, 13, NEWEST_OPSET])
 def test_resize_with_both_scales_and_sizes_is_refused(convert, opset):
     """The op takes one of them (onnxruntime refuses the model); the import does not pick one."""

@@ -1,11 +1,12 @@
 """Resize and Upsample with constant scales or sizes: a fixed linear map (`ir.Resample`).
 
 Every mode (nearest, linear, cubic, with antialias) interpolates one axis at a time, so the map is
-one matrix per resized axis. Each matrix is found once, at import, by onnx's reference evaluator
-resizing that axis of a tensor that holds the identity (its other changed axis kept at scale 1),
-so every coordinate transformation and rounding mode is exactly the op's own; the one mode that
-evaluator lacks, 'tf_half_pixel_for_nn' (tf2onnx writes it for TensorFlow's nearest resize with half-pixel
-centres, e.g. Keras' UpSampling2D), is the spec's formula (`_tf_nearest`). Opset 10 has
+one matrix per resized axis. Each linear or cubic matrix is found once, at import, by onnx's
+reference evaluator resizing that axis of a tensor that holds the identity (its other changed axis
+kept at scale 1), so every coordinate transformation is exactly the op's own. A nearest matrix is
+the spec's formula in float32 (`_nearest`), as onnxruntime computes it: the evaluator's float64
+counts cells and breaks ties otherwise, and lacks 'tf_half_pixel_for_nn' (tf2onnx writes it for
+TensorFlow's nearest resize with half-pixel centres, e.g. Keras' UpSampling2D). Opset 10 has
 (X, scales); opset 11 added roi and sizes; opset 18 added `axes` and `keep_aspect_ratio_policy`.
 Upsample: scales as an attribute (opset 7), then as an input (opset 9).
 """
@@ -70,8 +71,10 @@ def _axis_matrix(node, ctx, x: Data, form: str, target: list, axis: int) -> np.n
                                     **({"nearest_mode": rounding} if mode == "nearest" else {}))
         out = np.asarray(fold_node(one, [eye, None, np.array(s, np.float32)], {"": 13})[0], np.float64)
         return np.moveaxis(out, (axis, other), (0, 1)).reshape(out.shape[axis], n)
+    if attr(node, "mode", "nearest") == "nearest":
+        return _nearest(node, n, form, target, axis)
     if attr(node, "coordinate_transformation_mode", "half_pixel") == "tf_half_pixel_for_nn":
-        return _tf_nearest(node, n, form, target, axis)
+        raise Unsupported("coordinate_transformation_mode 'tf_half_pixel_for_nn' is defined for mode 'nearest' only")
     one = onnx.NodeProto()
     one.CopyFrom(node)
     keep = [a for a in one.attribute if a.name != "axes"]
@@ -94,23 +97,41 @@ def _axis_matrix(node, ctx, x: Data, form: str, target: list, axis: int) -> np.n
     return np.moveaxis(out, (axis, other), (0, 1)).reshape(m, n)
 
 
-def _tf_nearest(node, n: int, form: str, target: list, axis: int) -> np.ndarray:
-    """(out, in) 0/1 matrix of a nearest resize with coordinate_transformation_mode
-    'tf_half_pixel_for_nn' (Resize 11-17): output i reads input (i + 0.5) / scale, rounded by
-    `nearest_mode` and clamped to the input."""
-    if attr(node, "mode", "nearest") != "nearest":
-        raise Unsupported("coordinate_transformation_mode 'tf_half_pixel_for_nn' is defined for mode 'nearest' only")
+def _nearest(node, n: int, form: str, target: list, axis: int) -> np.ndarray:
+    """(out, in) 0/1 matrix of a nearest resize (Resize 11 on), in float32 as onnxruntime computes
+    it: m = floor(n x scale) cells, each reading the input at its coordinate transformation of i,
+    rounded by `nearest_mode` and clamped to the input. onnx's evaluator, in float64, counts
+    floor(10 x 0.7f) = 6 cells where onnxruntime (and torch) count 7, and breaks ties the other
+    way (3 / 0.6f is 5 in float32, 4.99... in float64)."""
+    f32 = np.float32
     if form == "scales":
-        scale = float(np.float32(target[axis]))
-        m = int(np.floor(n * scale))
+        scale = f32(target[axis])
+        m = int(scale * f32(n))
     else:
         m = int(target[axis])
-        scale = m / n
-    x = (np.arange(m) + 0.5) / scale
+        scale = f32(m) / f32(n)
+    i = np.arange(m, dtype=f32)
+    half = f32(0.5)
+    ctm = attr(node, "coordinate_transformation_mode", "half_pixel")
+    if ctm == "asymmetric":
+        x = i / scale
+    elif ctm == "tf_half_pixel_for_nn":
+        x = (i + half) / scale
+    elif ctm == "align_corners":
+        x = np.zeros(m, f32) if m == 1 else i * f32(n - 1) / f32(m - 1)
+    elif ctm == "pytorch_half_pixel":
+        x = (i + half) / scale - half if m > 1 else np.zeros(m, f32)
+    elif ctm == "half_pixel_symmetric":
+        adjustment = f32(m) / (scale * f32(n))
+        x = f32(n) / f32(2) * (f32(1) - adjustment) + (i + half) / scale - half
+    elif ctm == "half_pixel":
+        x = (i + half) / scale - half
+    else:
+        raise Unsupported(f"unknown coordinate_transformation_mode {ctm!r}")
     rounding = attr(node, "nearest_mode", "round_prefer_floor")
     pick = {
-        "round_prefer_floor": lambda v: np.ceil(v - 0.5),
-        "round_prefer_ceil": lambda v: np.floor(v + 0.5),
+        "round_prefer_floor": lambda v: np.where(v == np.floor(v) + half, np.floor(v), np.round(v)),
+        "round_prefer_ceil": lambda v: np.where(v == np.floor(v) + half, np.ceil(v), np.round(v)),
         "floor": np.floor,
         "ceil": np.ceil,
     }.get(rounding)
@@ -132,11 +153,15 @@ def resize(node, ctx):
     form, target = _target(node, ctx, x)
     if len(target) != len(x.shape):
         raise Unsupported(f"{form} {target} do not fit input {x.shape}")
-    if (form == "scales" and node.op_type == "Resize" and ctx.opset >= 11
-            and attr(node, "coordinate_transformation_mode", "half_pixel") == "align_corners"):
-        # align_corners maps the corners of the whole output, floor(n x scale) cells, as onnxruntime
-        # (and torch) do; onnx's evaluator would use the fractional n x scale
-        form, target = "sizes", [int(np.float32(s) * np.float32(n)) for s, n in zip(target, x.shape)]
+    if form == "scales" and node.op_type == "Resize" and ctx.opset >= 11 and attr(node, "mode", "nearest") != "nearest":
+        # onnxruntime counts floor(n x scale) cells in float32 (10 x 0.7f gives 7, as torch does)
+        # and maps align_corners by that whole count; onnx's evaluator, which gives the linear and
+        # cubic matrices, computes both in float64 (6 cells; 7.5 for 5 x 1.5): such a resize is
+        # converted from onnxruntime's sizes
+        cells = [int(np.float32(s) * np.float32(n)) for s, n in zip(target, x.shape)]
+        wide = [int(float(np.float32(s)) * n) for s, n in zip(target, x.shape)]
+        if cells != wide or attr(node, "coordinate_transformation_mode", "half_pixel") == "align_corners":
+            form, target = "sizes", cells
     if node.op_type == "Upsample" and min(target) < 1:
         raise Unsupported(f"scales {target}: Upsample's are at least 1 (onnxruntime refuses the model)")
     changed = [a for a in range(len(x.shape)) if (target[a] != 1.0 if form == "scales" else target[a] != x.shape[a])]
