@@ -158,3 +158,15 @@ def test_upsample_below_one_is_refused(convert, opset):
         node, inits = helper.make_node("Upsample", ["r", "sc"], ["o"]), {"sc": np.array([1, 1, 0.5, 2], np.float32)}
     with pytest.raises(RejectedModel, match=r"Upsample's are at least 1"):
         convert(relu_then(node), [1, 2, 3, 4], inits, opset)
+
+
+@pytest.mark.parametrize("opset,op,scale", [(7, "Upsample", 1.3), (9, "Upsample", 1.3), (10, "Resize", 1.3),
+                                            (10, "Resize", 0.7)])  # Upsample only grows
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+def test_upsample_and_resize_10_count_cells_in_float32(convert, opset, op, scale, mode):
+    """floor(10 x 1.3f) is 13 cells in float32, as onnxruntime counts them (12.99... in float64)."""
+    if opset == 7:
+        node, inits = helper.make_node("Upsample", ["r"], ["o"], mode=mode, scales=[1.0, 1.0, scale, 1.0]), {}
+    else:
+        node, inits = helper.make_node(op, ["r", "sc"], ["o"], mode=mode), {"sc": np.array([1, 1, scale, 1], np.float32)}
+    ok(convert(relu_then(node), [1, 2, 10, 3], inits, opset), "resample")

@@ -66,13 +66,20 @@ def _axis_matrix(node, ctx, x: Data, form: str, target: list, axis: int) -> np.n
         s[axis] = target[axis]
         mode = {"bilinear": "linear"}.get(attr(node, "mode", "nearest"), attr(node, "mode", "nearest"))
         rounding = "ceil" if target[axis] < 1 else "floor"
-        one = onnx.helper.make_node("Resize", ["x", "", "s"], ["y"], mode=mode,
-                                    coordinate_transformation_mode="asymmetric",
-                                    **({"nearest_mode": rounding} if mode == "nearest" else {}))
-        out = np.asarray(fold_node(one, [eye, None, np.array(s, np.float32)], {"": 13})[0], np.float64)
+        if mode == "nearest":
+            return _nearest(n, form, target, axis, "asymmetric", rounding)
+        one = onnx.helper.make_node("Resize", ["x", "", "s", "z"], ["y"], mode=mode,
+                                    coordinate_transformation_mode="asymmetric")
+        cells = int(np.float32(target[axis]) * np.float32(n))  # onnxruntime's count, in float32
+        if cells == int(float(np.float32(target[axis])) * n):
+            inputs = [eye, None, np.array(s, np.float32), None]
+        else:  # n x scale within rounding of a whole count: the count onnxruntime takes
+            inputs = [eye, None, None, np.array(shape[:axis] + [cells] + shape[axis + 1:])]
+        out = np.asarray(fold_node(one, inputs, {"": 13})[0], np.float64)
         return np.moveaxis(out, (axis, other), (0, 1)).reshape(out.shape[axis], n)
     if attr(node, "mode", "nearest") == "nearest":
-        return _nearest(node, n, form, target, axis)
+        return _nearest(n, form, target, axis, attr(node, "coordinate_transformation_mode", "half_pixel"),
+                        attr(node, "nearest_mode", "round_prefer_floor"))
     if attr(node, "coordinate_transformation_mode", "half_pixel") == "tf_half_pixel_for_nn":
         raise Unsupported("coordinate_transformation_mode 'tf_half_pixel_for_nn' is defined for mode 'nearest' only")
     one = onnx.NodeProto()
@@ -97,10 +104,11 @@ def _axis_matrix(node, ctx, x: Data, form: str, target: list, axis: int) -> np.n
     return np.moveaxis(out, (axis, other), (0, 1)).reshape(m, n)
 
 
-def _nearest(node, n: int, form: str, target: list, axis: int) -> np.ndarray:
-    """(out, in) 0/1 matrix of a nearest resize (Resize 11 on), in float32 as onnxruntime computes
-    it: m = floor(n x scale) cells, each reading the input at its coordinate transformation of i,
-    rounded by `nearest_mode` and clamped to the input. onnx's evaluator, in float64, counts
+def _nearest(n: int, form: str, target: list, axis: int, ctm: str, rounding: str) -> np.ndarray:
+    """(out, in) 0/1 matrix of a nearest resize, in float32 as onnxruntime computes it: m =
+    floor(n x scale) cells, each reading the input at coordinate transformation `ctm` of i, rounded
+    by `rounding` (nearest_mode; Upsample and Resize-10 are asymmetric, their own rounding) and
+    clamped to the input. onnx's evaluator, in float64, counts
     floor(10 x 0.7f) = 6 cells where onnxruntime (and torch) count 7, and breaks ties the other
     way (3 / 0.6f is 5 in float32, 4.99... in float64)."""
     f32 = np.float32
@@ -112,7 +120,6 @@ def _nearest(node, n: int, form: str, target: list, axis: int) -> np.ndarray:
         scale = f32(m) / f32(n)
     i = np.arange(m, dtype=f32)
     half = f32(0.5)
-    ctm = attr(node, "coordinate_transformation_mode", "half_pixel")
     if ctm == "asymmetric":
         x = i / scale
     elif ctm == "tf_half_pixel_for_nn":
@@ -128,7 +135,6 @@ def _nearest(node, n: int, form: str, target: list, axis: int) -> np.ndarray:
         x = (i + half) / scale - half
     else:
         raise Unsupported(f"unknown coordinate_transformation_mode {ctm!r}")
-    rounding = attr(node, "nearest_mode", "round_prefer_floor")
     pick = {
         "round_prefer_floor": lambda v: np.where(v == np.floor(v) + half, np.floor(v), np.round(v)),
         "round_prefer_ceil": lambda v: np.where(v == np.floor(v) + half, np.ceil(v), np.round(v)),
