@@ -14,11 +14,10 @@ import math
 import numbers
 import os
 import reprlib
+import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
-
-import numpy as np
 
 from regionaudit.errors import BadOption
 from regionaudit.limits import parse_size
@@ -108,7 +107,7 @@ _KINDS = {
     "int": ((numbers.Integral,), "an integer"),
     "float": ((numbers.Real,), "a number"),
     "str": ((str,), "a string"),
-    "bool": ((bool, np.bool_), "true or false"),
+    "bool": ((bool,), "true or false"),  # and numpy's (`_numpy_bool`)
     "str | Path": ((str, os.PathLike), "a path"),
 }
 
@@ -130,14 +129,24 @@ def _check_type(name: str, declared: str, value: Any) -> None:
             _check_type(name, item, v)
         return
     kinds, what = _KINDS[base]
+    if base == "bool" and _numpy_bool(value):
+        return
     if not isinstance(value, kinds) or (base != "bool" and isinstance(value, bool)):
         raise BadOption(f"{option_flag(name)} must be {what}, got {_shown(value)}")
+
+
+def _numpy_bool(value: Any) -> bool:
+    """Whether value is a numpy boolean, without importing numpy: only a loaded numpy can have
+    made one, and the command line reads its options before its signal handlers cover the
+    libraries' loading (limits.signals_deferred)."""
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(value, np.bool_)
 
 
 def _plain(value: Any) -> Any:
     """A checked value as Python's own type: numpy numbers and booleans (and lists of them) are
     accepted, but `settings` records the value as given, and JSON cannot hold an np.int64."""
-    if isinstance(value, (bool, np.bool_)):
+    if isinstance(value, bool) or _numpy_bool(value):
         return bool(value)
     if isinstance(value, numbers.Integral):
         return int(value)
