@@ -105,9 +105,9 @@ def audit(
     check_names(kwargs)
     # a keyword given as None is not given, as an option left off the command line: its default applies
     opts = options if options is not None else Options.from_given(kwargs)
-    # `timeout` stops a call as it stops the CLI (TimeLimit), which holds its own limit over the
-    # outputs it writes as well
-    with time_limit(opts.timeout if typed else None):
+    # `timeout` stops a call as it stops the CLI (TimeLimit); inside the CLI's own limit, which
+    # holds over the outputs it writes as well, it adds none
+    with time_limit(opts.timeout):
         return _audit(model, opts, typed, progress, warn, notify, clock, checked)
 
 

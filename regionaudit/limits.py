@@ -11,6 +11,7 @@ import math
 import os
 import signal
 import threading
+import time
 from contextlib import contextmanager
 
 from regionaudit.errors import BadOption, TimeLimit
@@ -50,7 +51,9 @@ def parse_size(value: str | None, option: str) -> int | None:
 @contextmanager
 def time_limit(seconds: float | None, less_work: str | None = "--pairs, --max-points, --max-knots"):
     """Raise TimeLimit in the main thread once `seconds` have passed (SIGALRM; POSIX only).
-    `less_work` names the command's options that ask for less work (None: it has none)."""
+    `less_work` names the command's options that ask for less work (None: it has none). Inside
+    a limit that ends sooner (the command line's, over the outputs it writes too) it adds none;
+    inside a later one it runs its own, then gives the outer one back what is left of it."""
     if not seconds:
         yield
         return
@@ -65,6 +68,11 @@ def time_limit(seconds: float | None, less_work: str | None = "--pairs, --max-po
             + (f", or ask for less work ({less_work})" if less_work else "")
         )
 
+    outer = signal.getitimer(signal.ITIMER_REAL)[0]  # seconds left of a limit already running
+    if 0 < outer <= seconds:
+        yield
+        return
+    started = time.monotonic()
     previous = signal.signal(signal.SIGALRM, expired)
     signal.setitimer(signal.ITIMER_REAL, float(seconds))
     try:
@@ -72,6 +80,8 @@ def time_limit(seconds: float | None, less_work: str | None = "--pairs, --max-po
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer > 0:
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 1e-6))
 
 
 @contextmanager

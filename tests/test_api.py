@@ -188,6 +188,37 @@ def test_a_keyword_timeout_stops_the_call_and_leaves_no_alarm_behind():
     assert len(done.density.segments) == 2 and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
+def test_a_timeout_in_options_stops_the_call_too():
+    """Options(timeout=...) passed as `options` stops the call as the keyword does."""
+    import signal
+
+    from regionaudit.errors import TimeLimit
+
+    with pytest.raises(TimeLimit, match="took longer than --timeout 0.5 s"):
+        regionaudit.audit(CNN, options=Options(pairs=3000, max_points=0, slice=False, init_reference=0, timeout=0.5))
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_a_limit_inside_another_adds_none_or_gives_the_outer_one_back():
+    """Inside a limit that ends sooner (the command line's) an inner one adds no timer; inside a
+    later one it runs its own and then puts the outer one back with what is left of it."""
+    import signal
+    import time
+
+    from regionaudit.errors import TimeLimit
+    from regionaudit.limits import time_limit
+
+    with time_limit(100):
+        with time_limit(200):
+            assert 99 < signal.getitimer(signal.ITIMER_REAL)[0] <= 100  # the outer one, untouched
+        with pytest.raises(TimeLimit, match="--timeout 0.2 s"):
+            with time_limit(0.2):
+                time.sleep(5)
+        left = signal.getitimer(signal.ITIMER_REAL)[0]
+        assert 99 < left < 100  # given back, less the time the inner one ran
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
 def test_a_misspelt_keyword_option_is_a_bad_option_naming_the_closest():
     """A notebook user's typo gets the project's error with the option meant, before any import,
     not Python's TypeError from the dataclass."""
