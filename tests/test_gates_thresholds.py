@@ -411,6 +411,20 @@ def test_a_path_of_the_other_command_is_named_as_such():
         check_gates(["b.distance.sumary.median > 1"], compare=True)
 
 
+def test_compare_refuses_a_slice_timing_before_the_audit_and_never_suggests_it():
+    """A comparison's audits measure no slice, so they time none: a gate on `a.timing.slice_s` is
+    refused before the analyses (as `a.slice.*` is), and a misspelt stage is not offered it."""
+    from regionaudit.gates.catalogue import could_exist
+    from regionaudit.gates.thresholds import check_gates
+
+    assert not could_exist("a.timing.slice_s", compare=True) and could_exist("timing.slice_s")
+    with pytest.raises(GateError, match=r"^unknown metric path 'b.timing.slice_s': compare measures no 2-D slice"):
+        check_gates(["b.timing.slice_s > 1"], compare=True)
+    with pytest.raises(GateError) as err:
+        check_gates(["a.timing.slise_s > 1"], compare=True)
+    assert "did you mean" in str(err.value) and "slice_s" not in str(err.value)
+
+
 def test_a_by_class_side_without_segments_is_an_undefined_gate_not_an_unknown_path():
     """With every segment same-class, the different-class summaries are null: a gate on them
     fails and says why, on any data, instead of being refused as unknown after the audit."""

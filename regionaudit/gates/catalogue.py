@@ -405,16 +405,18 @@ def could_exist(path: str, compare: bool = False) -> bool:
 
 
 def _timing_paths(compare: bool) -> list[str]:
-    """The stages' seconds a result of this kind can hold (a comparison's own total, then each audit's)."""
+    """The stages' seconds a result of this kind can hold (a comparison's own total, then each
+    audit's; a comparison's audits measure no slice, so they time none)."""
     roots = ("a.", "b.") if compare else ("",)
-    return (["timing.total_s"] if compare else []) + [r + "timing." + stage for r in roots for stage in TIMING_STAGES]
+    stages = [s for s in TIMING_STAGES if not (compare and s == "slice_s")]
+    return (["timing.total_s"] if compare else []) + [r + "timing." + stage for r in roots for stage in stages]
 
 
 def _other_command(path: str, compare: bool) -> str:
     """Why a path that only the other command's result has cannot be gated here ('' for none):
     the closest paths of this command would only mislead."""
     head, _, rest = path.partition(".")
-    if compare and head in ("a", "b") and (rest == "slice" or rest.startswith("slice.")):
+    if compare and head in ("a", "b") and (rest == "slice" or rest.startswith("slice.") or rest == "timing.slice_s"):
         return "compare measures no 2-D slice; audit the model alone to gate on its slice.* metrics"
     if not compare and head in ("a", "b", "paired"):
         return "a.*, b.* and paired.* are metrics of regionaudit compare A.onnx B.onnx"
