@@ -23,6 +23,8 @@ NO_LENGTH = "no segment has a nonzero length"
 NO_LOOPS = "no closed paths were measured (they are measured with --loops N)"
 NO_BOUNDARY = "no point has a boundary within reach (no unit with a nonzero gradient)"
 NO_PAIRS = "no segments were compared"
+NO_DEFINED_PAIRS = ("no pair has a difference: every segment was cut short by --max-knots in A or B, or every point "
+                    "has no boundary distance in one of them")
 NO_SLICE_REGIONS = "the 2-D slice holds no region of nonzero area"
 ALL_TRUNCATED = "every segment was cut short by --max-knots"
 INIT_ALL_TRUNCATED = ("--max-knots cut short every segment the initialisation reference measured, in the model or a copy "
@@ -55,6 +57,7 @@ class Counts:
     deviation_paths: int | None = None
     neurons: int | None = None
     differences: int | None = None  # paired differences of a comparison
+    defined_differences: int | None = None  # those not null (both sides measured in full)
     init_copies: int | None = None  # re-initialised copies measured (--init-reference; 0: none)
 
 
@@ -100,7 +103,9 @@ def _ratio_to_init(c: Counts) -> str:
 
 
 def _paired(c: Counts) -> str:
-    return NO_PAIRS if c.differences == 0 else ""
+    if c.differences == 0:
+        return NO_PAIRS
+    return NO_DEFINED_PAIRS if c.defined_differences == 0 else ""
 
 
 @dataclass(frozen=True)

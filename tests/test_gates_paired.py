@@ -157,3 +157,17 @@ def test_a_paired_test_without_pairs_is_an_undefined_gate_not_an_unknown_path():
     gates = evaluate_gates(d, ["paired.density.tests.wilcoxon_p_value < 0.05", "paired.distance.fraction_positive > 0.5"])
     assert [(g.passed, g.value) for g in gates] == [(False, None), (False, None)]
     assert all("undefined (null)" in g.message for g in gates)
+
+
+def test_a_paired_gate_with_every_pair_cut_short_says_why():
+    """Every segment cut short in A: the paired summary and fraction are null, and the gate's
+    line says why (the pairs were compared, but none has a difference)."""
+    a, b = make_audit([3, 5], [0.5, 1.0]), make_audit([4, 6], [0.75, 0.5])
+    for seg in a.density.segments:
+        seg.truncated = True
+    d = json.loads(CompareResult(a=a, b=b, paired=paired_measures(a, b)).to_json())
+    gates = evaluate_gates(d, ["paired.density.summary.median > 0", "paired.density.fraction_positive > 0.5"])
+    assert [(g.passed, g.value) for g in gates] == [(False, None), (False, None)]
+    assert all("every segment was cut short by --max-knots in A or B" in g.message for g in gates), gates
+    [dev] = evaluate_gates(d, ["paired.deviation.summary.median > 0"])  # (deviations were measured in full)
+    assert dev.value is not None and "cut short" not in dev.message

@@ -320,6 +320,12 @@ def _count(result: dict, dotted: str) -> int | None:
     return len(v) if isinstance(v, list) else None
 
 
+def _count_defined(result: dict, dotted: str) -> int | None:
+    """The entries of a list that are not null (a pair with a side cut short has no difference)."""
+    v = _resolve(result, dotted, missing=None)
+    return sum(x is not None for x in v) if isinstance(v, list) else None
+
+
 def _init_copies(result: dict, root: str) -> int | None:
     """Re-initialised copies the audit measured: 0 where it measured none, None where unknown."""
     ref = _resolve(result, root + "reference", missing=_MISSING)
@@ -362,6 +368,7 @@ def why_undefined(result: dict, path: str) -> str:
             deviation_paths=_count(result, root + "deviation.paths"),
             neurons=_resolve(result, root + "model.neurons"),
             differences=_count(result, f"paired.{measure}.differences") if measure else None,
+            defined_differences=_count_defined(result, f"paired.{measure}.differences") if measure else None,
             init_copies=_init_copies(result, root),
         )
         reason = metric.why_null(counts)
