@@ -26,7 +26,7 @@ from regionaudit.files import write_text
 from regionaudit.gates import thresholds
 from regionaudit.gates.baseline import (apply_baseline, check_baseline_model, check_increases, evaluate_increases,
                                         load_baseline)
-from regionaudit.gates.catalogue import check_node_paths, gateable_paths
+from regionaudit.gates.catalogue import check_node_paths, gateable_paths, needs_slice
 from regionaudit.gates.paired import paired_measures
 from regionaudit.importer.refusal import Refusal
 from regionaudit.options import Options, file_option_names, ineffective, option_flag
@@ -185,7 +185,7 @@ def _check_slice_wanted(sliced: bool, wanted: Wanted, gate_paths: list[str], why
         return
     if wanted.slice_png:
         raise BadOption(f"--slice-png draws the 2-D slice, but {why}")
-    sliced_paths = [p for p in gate_paths if p.startswith("slice.") or p == "timing.slice_s"]
+    sliced_paths = [p for p in gate_paths if needs_slice(p)]
     if sliced_paths:
         raise BadOption(f"a gate names {sliced_paths[0]}, which needs the 2-D slice, but {why}")
 

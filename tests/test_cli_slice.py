@@ -215,6 +215,34 @@ def test_a_gate_on_the_slices_time_without_a_slice_is_refused_before_the_analysi
     assert "timing.slice_s" in err and "--no-slice turns the 2-D slice off" in err
     assert not out.exists()
 
+
+@pytest.mark.parametrize("path", ["capacity.measured.slice_regions", "capacity.measured.slice_regions_per_area_per_neuron2"])
+def test_a_gate_on_the_slices_capacity_numbers_without_a_slice_is_refused_before_the_analysis(tmp_path, capsys,
+                                                                                                 monkeypatch, path):
+    """The measured capacity's slice numbers come from the 2-D slice alone: with --no-slice a gate
+    on one is refused before the analysis, not failed as undefined after it."""
+
+    def no_analysis(*args, **kwargs):
+        raise AssertionError("the analysis ran")
+
+    monkeypatch.setattr("regionaudit.commands.audit", no_analysis)
+    out = tmp_path / "r.json"
+    code, _, err = run([SPIRALS, "--data", SPIRAL_DATA, *FAST, "--no-slice", "--json", out,
+                        "--fail-if", f"{path} > 1"], capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert path in err and "--no-slice turns the 2-D slice off" in err
+    assert not out.exists()
+
+
+def test_compare_refuses_the_slices_capacity_numbers_before_measuring():
+    """A comparison's audits measure no slice: their capacity's slice numbers are always null."""
+    from regionaudit.errors import GateError
+    from regionaudit.gates.thresholds import check_gates
+
+    with pytest.raises(GateError, match=r"^unknown metric path 'a.capacity.measured.slice_regions': compare measures no 2-D slice"):
+        check_gates(["a.capacity.measured.slice_regions > 1"], compare=True)
+    check_gates(["a.capacity.measured.max_segment_regions > 1"], compare=True)  # (not a slice number)
+
 def test_compare_has_no_slice_paths():
     from regionaudit.gates.catalogue import could_exist
 

@@ -419,11 +419,20 @@ def _timing_paths(compare: bool) -> list[str]:
     return (["timing.total_s"] if compare else []) + [r + "timing." + stage for r in roots for stage in stages]
 
 
+# an audit's metrics besides slice.* that only a measured 2-D slice gives a number
+_SLICE_ONLY = ("timing.slice_s", "capacity.measured.slice_regions", "capacity.measured.slice_regions_per_area_per_neuron2")
+
+
+def needs_slice(path: str) -> bool:
+    """Whether an audit's metric path has a number only where the 2-D slice was measured."""
+    return path == "slice" or path.startswith("slice.") or path in _SLICE_ONLY
+
+
 def _other_command(path: str, compare: bool) -> str:
     """Why a path that only the other command's result has cannot be gated here ('' for none):
     the closest paths of this command would only mislead."""
     head, _, rest = path.partition(".")
-    if compare and head in ("a", "b") and (rest == "slice" or rest.startswith("slice.") or rest == "timing.slice_s"):
+    if compare and head in ("a", "b") and needs_slice(rest):
         return "compare measures no 2-D slice; audit the model alone to gate on its slice.* metrics"
     if not compare and head in ("a", "b", "paired"):
         return "a.*, b.* and paired.* are metrics of regionaudit compare A.onnx B.onnx"
@@ -433,10 +442,10 @@ def _other_command(path: str, compare: bool) -> str:
 def check_paths(paths: list[str], compare: bool = False) -> None:
     """Fail fast, before a long audit: GateError for a path no result of this kind can have."""
     for path in paths:
+        if why := _other_command(path, compare):  # (before could_exist: a comparison's skeleton holds them, null)
+            raise GateError(f"unknown metric path {path!r}: {why}")
         if could_exist(path, compare):
             continue
-        if why := _other_command(path, compare):
-            raise GateError(f"unknown metric path {path!r}: {why}")
         listed_by = ("`regionaudit metrics` lists an audit's, which compare names under a. and b., besides its paired.*"
                      if compare else "`regionaudit metrics` lists all {n}, besides per-node and timing paths")
         listed = gateable_paths(schema_skeleton(compare))  # (what `regionaudit metrics` lists; timing besides)
