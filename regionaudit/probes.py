@@ -258,9 +258,16 @@ def import_check_rows(data: str | Path | None, max_file_bytes: int | None = None
 
 def segment_lengths(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Euclidean segment lengths; data whose differences overflow float64 is refused here,
-    before any analysis, since nothing measured along such segments would mean anything."""
+    before any analysis, since nothing measured along such segments would mean anything.
+
+    Each difference is divided by its largest element before squaring: squares of differences
+    near 1e-300 underflow to zero (a length of 0 for two distinct ends), and those of differences
+    near 1e200 overflow, where the length itself is a plain float64."""
     with np.errstate(over="ignore", invalid="ignore"):
-        lengths = np.linalg.norm((b - a).reshape(len(a), int(np.prod(a.shape[1:]))), axis=1)
+        diff = (b - a).reshape(len(a), int(np.prod(a.shape[1:])))
+        scale = np.abs(diff).max(axis=1, initial=0.0)
+        unit = diff / np.where((scale > 0) & np.isfinite(scale), scale, 1.0)[:, None]
+        lengths = scale * np.linalg.norm(unit, axis=1)
     if not np.isfinite(lengths).all():
         raise BadData("segment lengths overflow float64 on these inputs; check the data's scale")
     return lengths

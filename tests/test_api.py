@@ -64,6 +64,18 @@ def test_zero_length_segments_are_noted(tmp_path):
     assert any("zero length" in n for n in r.notes)
 
 
+def test_segments_of_tiny_length_keep_their_length(tmp_path):
+    rows = np.load(DIGITS)[:3].astype(np.float64)
+    ends = np.stack([np.zeros_like(rows), rows * 1e-300], axis=1)
+    np.save(tmp_path / "tiny.npy", ends)
+    r = regionaudit.audit(CNN, segments=tmp_path / "tiny.npy", slice=False, init_reference=0)
+    expected = [1e-300 * float(np.sqrt(np.sum(row.astype(np.float64) ** 2))) for row in rows]
+    np.testing.assert_allclose([s.length for s in r.density.segments], expected, rtol=1e-12)
+    assert [s.regions for s in r.density.segments] == [1, 1, 1]
+    np.testing.assert_allclose([s.density for s in r.density.segments], [1 / e for e in expected], rtol=1e-12)
+    assert r.density.per_length is not None and not any("zero length" in n for n in r.notes)
+
+
 def test_loops_from_synthetic_rows_or_points_and_fewer_than_asked(tmp_path):
     r = regionaudit.audit(CNN, pairs=2, max_points=0, loops=3, loop_steps=4, slice=False)
     assert r.settings["synthetic"] is True and len(r.density.paths) == 3

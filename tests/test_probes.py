@@ -94,3 +94,10 @@ def test_segments_that_repeat_a_pair_are_said(tmp_path):
     assert repeats > 0 and any(n.startswith(f"{repeats} of the 10 segments") for n in probes.notes)
     probes = P.build_probes((4,), Options.from_given({"data": str(tmp_path / "many.npy"), "pairs": 5}))
     assert not any("drawn before" in n for n in probes.notes)
+
+
+def test_segment_lengths_neither_underflow_nor_overflow():
+    a = np.zeros((2, 3))
+    b = np.array([[3e-300, 4e-300, 0.0], [3e200, -4e200, 0.0]])
+    np.testing.assert_allclose(P.segment_lengths(a, b), [5e-300, 5e200], rtol=1e-15)
+    assert P.segment_lengths(a, a).tolist() == [0.0, 0.0]
