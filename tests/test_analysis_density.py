@@ -524,3 +524,18 @@ def test_a_value_read_between_insertions_is_placed_by_the_later_one_alone():
     assert torch.allclose(live[1] * 2, both, rtol=1e-14, atol=1e-14)
     del live[1]
     assert list(live) == [2] and 1 not in live
+
+
+@pytest.mark.parametrize("scale", [1e-170, 1e-300])
+def test_tiny_segment_through_boundaries_of_a_bias_free_layer(scale):
+    """Units whose values at both knots are near 1e-170 still cross: their product underflows."""
+    net = nf.mlp(5, in_dim=3, widths=(6,), n_out=2)
+    net.nodes[1].bias.zero_()  # every boundary of the ReLU layer runs through the origin
+    u = torch.tensor([[1.0, 0.4, -0.3]], dtype=torch.float64)
+    v = torch.tensor([[0.2, -1.0, 0.5]], dtype=torch.float64)
+    a, b = (-u + 0.3 * v) * scale, (u + 0.1 * v) * scale
+    tiny = trace_segments(net, a, b)[0]
+    unit = trace_segments(net, a / scale, b / scale)[0]
+    assert unit.regions > 3
+    assert tiny.regions == unit.regions == walk_segment(net, a[0], b[0]).regions
+    assert float((tiny.t - unit.t).abs().max()) < 1e-12

@@ -84,7 +84,10 @@ def _sign_changes(neg: torch.Tensor, values_at, pair_ok: torch.Tensor, floor: to
 
 
 def _crosses_zero(a: torch.Tensor, b: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
-    return (a * b < 0) & (torch.maximum(a.abs(), b.abs()) > floor)
+    """Strictly opposite signs, compared as signs: the product of two values below about 1e-162
+    underflows to zero and would hide the crossing."""
+    opposite = ((a < 0) & (b > 0)) | ((a > 0) & (b < 0))
+    return opposite & (torch.maximum(a.abs(), b.abs()) > floor)
 
 
 @dataclass
