@@ -64,3 +64,14 @@ def test_matches_dense_sampling(kind):
             errors.append(float(((dense - exact).abs() / exact.abs()).max()))
         assert errors[1] < 1e-7
         assert errors[1] < errors[0] / 100  # second-order convergence to the exact value
+
+
+@pytest.mark.parametrize("scale", [1e-170, 1e170])
+def test_hand_example_scaled_far_from_one(scale):
+    """The sign change and the L2 norm hold for residuals whose products or squares underflow
+    or overflow float64."""
+    tr = _trace([0.0, 0.25, 0.75, 1.0], [[0.0, 0.0], [scale, 2 * scale], [-scale, 2 * scale], [0.0, 0.0]])
+    dev = absolute_deviation(tr, length=3.0)
+    assert dev.tolist() == pytest.approx([3.0 * 0.5 * scale, 3.0 * 1.5 * scale], rel=1e-14, abs=0)
+    assert deviation_norm(dev) == pytest.approx(math.hypot(1.5, 4.5) * scale, rel=1e-14, abs=0)
+    assert deviation_norm([3 * scale, 4 * scale]) == pytest.approx(5 * scale, rel=1e-15, abs=0)

@@ -27,13 +27,16 @@ def absolute_deviation(trace: SegmentTrace, length: float) -> torch.Tensor:
     r[-1] = 0.0
     r0, r1 = r[:-1], r[1:]
     h = (t[1:] - t[:-1])[:, None]
-    same = r0 * r1 >= 0
-    denom = torch.where(same, torch.ones_like(r0), 2 * (r0 - r1).abs())
-    piece = torch.where(same, h * (r0.abs() + r1.abs()) / 2, h * (r0 * r0 + r1 * r1) / denom)
+    # signs and shares rather than products and squares, which underflow for residuals near 1e-160
+    same = torch.sign(r0) * torch.sign(r1) >= 0
+    a0, a1 = r0.abs(), r1.abs()
+    total = torch.where(same, torch.ones_like(r0), a0 + a1)  # = |r0 - r1| where the sign changes
+    piece = torch.where(same, h * (a0 + a1) / 2, h * (a0 * (a0 / total) + a1 * (a1 / total)) / 2)
     return float(length) * piece.sum(0)
 
 
 def deviation_norm(per_output) -> float:
-    """The paper's scalar per path: the L2 norm over outputs."""
+    """The paper's scalar per path: the L2 norm over outputs (math.hypot, whose scaling keeps
+    deviations near 1e-160 or 1e160 from underflowing or overflowing in their squares)."""
     v = torch.as_tensor(per_output, dtype=torch.float64)
-    return float(math.sqrt(float((v * v).sum())))
+    return float(math.hypot(*v.reshape(-1).tolist()))
