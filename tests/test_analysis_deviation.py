@@ -75,3 +75,15 @@ def test_hand_example_scaled_far_from_one(scale):
     assert dev.tolist() == pytest.approx([3.0 * 0.5 * scale, 3.0 * 1.5 * scale], rel=1e-14, abs=0)
     assert deviation_norm(dev) == pytest.approx(math.hypot(1.5, 4.5) * scale, rel=1e-14, abs=0)
     assert deviation_norm([3 * scale, 4 * scale]) == pytest.approx(5 * scale, rel=1e-15, abs=0)
+
+
+def test_constant_output_across_knots_has_zero_deviation():
+    """Clip with equal bounds: units cross (knots), but the outputs never change."""
+    g = nf.Builder((4,), 0)
+    net = g.network(g.dense(g.clip(g.dense(0, 40), 0.3, 0.3), 3))
+    a, b = nf.segments(net, 3, 1)
+    traces = trace_segments(net, a, b)
+    assert all(tr.regions > 3 for tr in traces)
+    for s, tr in enumerate(traces):
+        assert torch.equal(tr.outputs, tr.outputs[:1].expand_as(tr.outputs))
+        assert absolute_deviation(tr, float((b[s] - a[s]).norm())).tolist() == [0.0, 0.0, 0.0]

@@ -21,7 +21,9 @@ def absolute_deviation(trace: SegmentTrace, length: float) -> torch.Tensor:
     f = trace.outputs.to(torch.float64)
     if t.shape[0] < 2:
         return torch.zeros(f.shape[-1], dtype=torch.float64, device=f.device)
-    chord = (1 - t)[:, None] * f[0] + t[:, None] * f[-1]
+    # f(a) + t (f(b) - f(a)) is f(a) itself where the output does not change, which the
+    # rounding of (1 - t) f(a) + t f(b) would leave as noise in a zero residual
+    chord = f[0] + t[:, None] * (f[-1] - f[0])
     r = f - chord
     r[0] = 0.0  # exactly zero at the endpoints by construction
     r[-1] = 0.0
