@@ -448,7 +448,8 @@ def test_compare_checks_per_layer_paths_before_the_analyses(tmp_path, capsys, mo
 
 def test_overflowing_data_is_refused_before_the_analysis(tmp_path, capsys):
     rows = np.load(DIGITS)[:10].astype(np.float64)
-    rows[8:] *= 1e307  # fits float64, but segment lengths overflow; beyond the 8 rows the import checks
+    rows[8:] = 1.7e308  # fits float64, but the differences between rows overflow (beyond the 8 rows the import checks)
+    rows[9] *= -1
     np.save(tmp_path / "big.npy", rows)
     code, _, err = run([MLP, "--no-slice", "--data", tmp_path / "big.npy", "-q", "--json", tmp_path / "x.json"], capsys)
     assert code == 2 and "overflow" in err and err.count("\n") == 1

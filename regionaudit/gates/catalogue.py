@@ -204,7 +204,8 @@ def gateable_paths(result: dict | None) -> list[str]:
         at = siblings[-1] + 1 if siblings else len(expanded)
         expanded[at:at] = missing
         seen.update(missing)
-    return [p for p in expanded if not _after_gates(p)]
+    # a comparison's audits measure no slice: what only a slice gives is never a number there
+    return [p for p in expanded if not _after_gates(p) and not (roots != [""] and _other_command(p, True))]
 
 
 _MISSING = object()
