@@ -34,10 +34,11 @@ def median_ci(arr: np.ndarray, seed: int = BOOTSTRAP_SEED) -> tuple[float | None
         medians = resampled_medians(np.sort(arr), BOOTSTRAP_RESAMPLES, np.random.default_rng(seed))
         low, high = S.quantile(medians, [0.025, 0.975])  # as scipy.stats.bootstrap's percentile method
         return float(low), float(high)
-    res = S.bootstrap(
-        (arr,), np.median, n_resamples=BOOTSTRAP_RESAMPLES, confidence_level=0.95, method="percentile",
-        vectorized=True, axis=-1, random_state=np.random.default_rng(seed),
-    )
+    with np.errstate(over="ignore"):  # (its standard error, unused here, squares values near 1e300)
+        res = S.bootstrap(
+            (arr,), np.median, n_resamples=BOOTSTRAP_RESAMPLES, confidence_level=0.95, method="percentile",
+            vectorized=True, axis=-1, random_state=np.random.default_rng(seed),
+        )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
