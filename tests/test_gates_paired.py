@@ -146,14 +146,19 @@ def test_the_paired_tests_and_distance_are_gateable_before_and_after_the_run():
     assert g.passed is False and g.value == pytest.approx(2 / 64)  # (a fail-if gate) 6 of 6 positive: 2 * 0.5^6
 
 
+def _every_segment_cut_short_in_a() -> dict:
+    """A comparison's JSON whose two segments --max-knots cut short in A: no density difference."""
+    a, b = make_audit([3, 5], [0.5, 1.0]), make_audit([4, 6], [0.75, 0.5])
+    for seg in a.density.segments:
+        seg.truncated = True
+    return json.loads(CompareResult(a=a, b=b, paired=paired_measures(a, b)).to_json())
+
+
 def test_a_paired_test_without_pairs_is_an_undefined_gate_not_an_unknown_path():
     """No defined difference (every segment cut short) and no points: the tests' and the distance's
     paths stay, null, so the gate checked before the run fails as undefined after it (exit 1),
     instead of being refused as unknown once both analyses have run."""
-    a, b = make_audit([3, 5], [0.5, 1.0]), make_audit([4, 6], [0.75, 0.5])
-    for seg in a.density.segments:
-        seg.truncated = True
-    d = json.loads(CompareResult(a=a, b=b, paired=paired_measures(a, b)).to_json())
+    d = _every_segment_cut_short_in_a()
     gates = evaluate_gates(d, ["paired.density.tests.wilcoxon_p_value < 0.05", "paired.distance.fraction_positive > 0.5"])
     assert [(g.passed, g.value) for g in gates] == [(False, None), (False, None)]
     assert all("undefined (null)" in g.message for g in gates)
@@ -162,10 +167,7 @@ def test_a_paired_test_without_pairs_is_an_undefined_gate_not_an_unknown_path():
 def test_a_paired_gate_with_every_pair_cut_short_says_why():
     """Every segment cut short in A: the paired summary and fraction are null, and the gate's
     line says why (the pairs were compared, but none has a difference)."""
-    a, b = make_audit([3, 5], [0.5, 1.0]), make_audit([4, 6], [0.75, 0.5])
-    for seg in a.density.segments:
-        seg.truncated = True
-    d = json.loads(CompareResult(a=a, b=b, paired=paired_measures(a, b)).to_json())
+    d = _every_segment_cut_short_in_a()
     gates = evaluate_gates(d, ["paired.density.summary.median > 0", "paired.density.fraction_positive > 0.5"])
     assert [(g.passed, g.value) for g in gates] == [(False, None), (False, None)]
     assert all("every segment was cut short by --max-knots in A or B" in g.message for g in gates), gates

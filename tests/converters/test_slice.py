@@ -54,12 +54,17 @@ MALFORMED = [  # starts, ends, axes, steps on (1, 2, 5, 6): onnxruntime refuses 
 ]
 
 
+def _slice(starts, ends, axes, steps):
+    """A Slice of the ReLU's output `r` with constant starts, ends, axes and steps."""
+    inits = {"st": np.array(starts, I64), "en": np.array(ends, I64), "ax": np.array(axes, I64),
+             "sp": np.array(steps, I64)}
+    return helper.make_node("Slice", ["r", "st", "en", "ax", "sp"], ["o"]), inits
+
+
 @pytest.mark.parametrize("opset", [10, 13, NEWEST_OPSET])
 @pytest.mark.parametrize("starts,ends,axes,steps", MALFORMED)
 def test_slice_with_lists_that_do_not_match_is_refused(convert, opset, starts, ends, axes, steps):
-    inits = {"st": np.array(starts, I64), "en": np.array(ends, I64), "ax": np.array(axes, I64),
-             "sp": np.array(steps, I64)}
-    node = helper.make_node("Slice", ["r", "st", "en", "ax", "sp"], ["o"])
+    node, inits = _slice(starts, ends, axes, steps)
     with pytest.raises(RejectedModel, match="Slice.*(differ in length|twice)"):
         convert(relu_then(node), [1, 2, 5, 6], inits, opset)
 
@@ -75,9 +80,7 @@ STRIDED = [  # starts, ends, axes, steps on (1, 3, 7, 8)
 @pytest.mark.parametrize("opset", [10, 13, NEWEST_OPSET])
 @pytest.mark.parametrize("starts,ends,axes,steps", STRIDED)
 def test_strided_slice(convert, opset, starts, ends, axes, steps):
-    inits = {"st": np.array(starts, I64), "en": np.array(ends, I64), "ax": np.array(axes, I64),
-             "sp": np.array(steps, I64)}
-    node = helper.make_node("Slice", ["r", "st", "en", "ax", "sp"], ["o"])
+    node, inits = _slice(starts, ends, axes, steps)
     ok(convert(relu_then(node), [1, 3, 7, 8], inits, opset), "take")
 
 
