@@ -21,7 +21,7 @@ from regionaudit.api import audit, import_for_audit
 from regionaudit.assemble import model_info
 from regionaudit.capacity import capacity, format_bounds
 from regionaudit.environment import environment_warning
-from regionaudit.errors import BadOption
+from regionaudit.errors import BadData, BadOption
 from regionaudit.files import write_text
 from regionaudit.gates import thresholds
 from regionaudit.gates.baseline import (apply_baseline, check_baseline_model, check_increases, evaluate_increases,
@@ -151,7 +151,14 @@ def run_audit(model: str, opts: Options, wanted: Wanted) -> int:
                         "the baseline was measured with --no-slice, which this run reuses; make a new baseline that "
                         "measures the slice")
     _importing(model, wanted.quiet)
-    imported = import_for_audit(model, opts, import_check_rows(opts.data, opts.max_file_size))
+    try:
+        imported = import_for_audit(model, opts, import_check_rows(opts.data, opts.max_file_size))
+    except BadData as exc:
+        if baseline is None or "data" in typed or opts.data is None:
+            raise
+        # (its rows are read before the model is known, so a baseline of another model fails here)
+        raise BadData(f"--data {opts.data}, which the baseline measured: {exc}; a baseline of another model? "
+                      "make a new baseline") from None
     if baseline is not None:
         check_baseline_model(baseline, imported.network.input_shape, model)
     unused = _unused(opts, imported.network, typed)

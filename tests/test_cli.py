@@ -314,7 +314,6 @@ def test_baseline_reuses_settings_and_gates_increases(tmp_path, capsys):
     assert code == 2 and "--seed 1 conflicts with the baseline's seed 7" in err
 
 
-
 def test_a_baseline_of_a_model_with_other_inputs_is_refused_before_the_analysis(tmp_path, capsys, monkeypatch):
     """A baseline measured on synthetic probes of a 2-input model cannot stand for a 64-input
     model: its probes are not this model's, so the run stops with one line and writes nothing."""
@@ -334,6 +333,21 @@ def test_a_baseline_of_a_model_with_other_inputs_is_refused_before_the_analysis(
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "input" in err and "(2,)" in err and "(64,)" in err and "make a new baseline" in err
     assert not again.exists()
+
+
+def test_a_baseline_whose_data_does_not_fit_the_model_is_named_in_the_refusal(tmp_path, capsys):
+    """The baseline's --data is read (for the import check) before the model's shape is known: a
+    baseline of another model fails there, and the line says the data came from the baseline."""
+    base = tmp_path / "base.json"
+    code, _, err = run([SAMPLES / "spirals_mlp.onnx", "--data", SAMPLES / "spirals_test.npy", "--no-slice", "--pairs", 3,
+                        "--max-points", 2, "--init-reference", 0, "-q", "--json", base], capsys)
+    assert code == 0, err
+    again = tmp_path / "again.json"
+    code, _, err = run([MLP, "-q", "--json", again, "--baseline", base], capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "which the baseline measured" in err and "do not fit the model's input shape" in err and "make a new baseline" in err
+    assert not again.exists()
+
 
 def test_explicit_segments_keep_their_order(tmp_path, capsys):
     rows = np.load(DIGITS)[:6]

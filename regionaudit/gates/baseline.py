@@ -161,7 +161,6 @@ def apply_baseline(opts: Options, baseline: dict) -> Options:
         raise BadOption(f"the baseline's settings do not hold valid options: {exc}") from None
 
 
-
 def check_baseline_model(baseline: dict, input_shape, model: str) -> None:
     """A baseline of a model that takes other inputs measured other probes, so no number of it
     compares with this run's: GateError. A flat model and an image model of as many values read
