@@ -74,6 +74,7 @@ class Placement:
     exact: torch.Tensor | None = None  # which new rows got values (None: all; see tail.py)
     _plan: tuple | None = field(default=None, init=False, repr=False, compare=False)  # `interpolated`'s, made at its first call
     _mix: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)  # `apply`'s product, likewise
+    _ends: tuple | None = field(default=None, init=False, repr=False, compare=False)  # `_everywhere`'s, likewise
 
     @staticmethod
     def of(j: torch.Tensor, s: torch.Tensor, n_knots: int, exact: torch.Tensor | None = None) -> "Placement":
@@ -146,10 +147,14 @@ class Placement:
         return self.merge(v, self.interpolate(v))
 
     def _everywhere(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Every row's left and right old row and the weight of the right one."""
-        old_rows = torch.arange(self.pos_old.shape[0], device=self.j.device)
-        zeros = torch.zeros(old_rows.shape[0], dtype=torch.float64, device=self.j.device)
-        return self.merge(old_rows, self.j), self.merge(old_rows, self.j + 1), self.merge(zeros, self.s.to(torch.float64))
+        """Every row's left and right old row and the weight of the right one (made once for all
+        the values the placement is applied to)."""
+        if self._ends is None:
+            old_rows = torch.arange(self.pos_old.shape[0], device=self.j.device)
+            zeros = torch.zeros(old_rows.shape[0], dtype=torch.float64, device=self.j.device)
+            self._ends = (self.merge(old_rows, self.j), self.merge(old_rows, self.j + 1),
+                          self.merge(zeros, self.s.to(torch.float64)))
+        return self._ends
 
     def then(self, later: "Placement") -> "Placement":
         """This placement followed by `later`, which places new knots among the rows this one
@@ -195,12 +200,12 @@ class Live:
 
     def __init__(self, values: dict[int, torch.Tensor] | None = None):
         self._read: dict[int, torch.Tensor] = dict(values or {})
-        self._deferred: dict[int, tuple[torch.Tensor, list[Placement]]] = {}  # (rows, [placement]): the list is shared
+        self._deferred: dict[int, tuple[torch.Tensor, _Since]] = {}  # old rows, and the knots placed since
 
     def __getitem__(self, q: int) -> torch.Tensor:
         if q not in self._read:
-            rows, placed = self._deferred.pop(q)
-            self._read[q] = placed[0].apply(rows)
+            rows, since = self._deferred.pop(q)
+            self._read[q] = since.placed.apply(rows)
         return self._read[q]
 
     def __setitem__(self, q: int, v: torch.Tensor) -> None:
@@ -228,13 +233,20 @@ class Live:
 
     def insert(self, placed: Placement) -> None:
         """New knots, placed among the old ones: every value is deferred."""
-        shared = {id(p): p for _, p in self._deferred.values()}
-        for p in shared.values():
-            p[0] = p[0].then(placed)
+        for since in {since for _, since in self._deferred.values()}:
+            since.placed = since.placed.then(placed)
         if self._read:
-            now = [placed]
-            self._deferred.update({q: (v, now) for q, v in self._read.items()})
+            since = _Since(placed)
+            self._deferred.update({q: (v, since) for q, v in self._read.items()})
             self._read = {}
+
+
+@dataclass(eq=False)
+class _Since:
+    """The placement of every knot inserted since some values were deferred, among their old rows:
+    one object for all of them, so that each insertion composes it once."""
+
+    placed: Placement
 
 
 def insert(

@@ -165,7 +165,8 @@ def check_baseline_model(baseline: dict, input_shape, model: str) -> None:
     """A baseline of a model that takes other inputs measured other probes, so no number of it
     compares with this run's: GateError. A flat model and an image model of as many values read
     the same points row-major (as in `compare`), so they may stand for each other."""
-    recorded = (baseline.get("model") or {}).get("input_shape")
+    audited = baseline.get("model") or {}
+    recorded = audited.get("input_shape")
     if not isinstance(recorded, list) or not all(isinstance(d, int) for d in recorded):
         return  # (an old or hand-made baseline that does not say)
     before, now = tuple(recorded), tuple(input_shape)
@@ -173,7 +174,7 @@ def check_baseline_model(baseline: dict, input_shape, model: str) -> None:
         return
     raise GateError(
         f"the baseline audited a model that takes inputs of shape {before} "
-        f"({(baseline.get('model') or {}).get('path')}), but {model} takes {now}: its probes cannot be measured "
+        f"({audited.get('path')}), but {model} takes {now}: its probes cannot be measured "
         "again on this model; make a new baseline"
     )
 
