@@ -526,6 +526,34 @@ def test_a_value_read_between_insertions_is_placed_by_the_later_one_alone():
     assert list(live) == [2] and 1 not in live
 
 
+@pytest.mark.parametrize("n_old, first, second", [(3, 20, 60), (40, 30, 10)])
+def test_a_value_deferred_through_a_relu_is_read_in_part_as_it_would_be_whole(n_old, first, second):
+    """A ReLU's output waiting on its deferred input gives the rows and the entries asked for, as
+    reading it whole then selecting them does (to rounding; by the product with few old rows, by a
+    weighted gather with many), and makes nothing else until it is read whole."""
+    gen = torch.Generator().manual_seed(n_old + first)
+    v = torch.randn(n_old, 2, 3, generator=gen, dtype=torch.float64)
+    p1, p2 = _placement(gen, n_old, first), _placement(gen, n_old + first, second)
+    live = knots.Live({4: v, 5: v + 1})
+    live.insert(p1)
+    live.insert(p2)
+    assert live.defer_through(6, 4, torch.relu_) and 4 not in live and 6 in live
+    assert not live.defer_through(7, 6, torch.relu_)  # (once only: a function is not composed)
+    part = live.part(6)
+    n = n_old + first + second
+    assert part.shape == (n, 2, 3) and live.held()[6] is v
+    rows = torch.randperm(n, generator=gen)[:9]
+    cols = torch.randint(0, 6, (9,), generator=gen)
+    got_rows, got_entries = part.rows(rows), part.entries(rows, cols)
+    whole = live[6]
+    assert bool((whole >= 0).all()) and bool((whole == 0).any())
+    assert torch.allclose(got_rows, whole[rows], rtol=1e-15, atol=1e-15)
+    assert torch.allclose(got_entries, whole.reshape(n, 6)[rows, cols], rtol=1e-15, atol=1e-15)
+    read = live.part(5)  # a value read whole is read in part from its rows
+    assert torch.equal(live.part(5).rows(rows), live[5][rows]) and read.placed is not None
+    assert torch.equal(live.part(5).entries(rows, cols), live[5].reshape(n, 6)[rows, cols])
+
+
 @pytest.mark.parametrize("scale", [1e-170, 1e-300])
 def test_tiny_segment_through_boundaries_of_a_bias_free_layer(scale):
     """Units whose values at both knots are near 1e-170 still cross: their product underflows."""

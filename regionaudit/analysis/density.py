@@ -29,7 +29,7 @@ from regionaudit.analysis._common import (
 from regionaudit.analysis.crossings import kink_crossings, maxpool_crossings, pooled_relus, relu_pool_crossings
 from regionaudit.analysis.joins import Piece, stitch
 from regionaudit.analysis.knots import Budget, Knots, Live, Overflow, groups, insert, pairs, rows
-from regionaudit.analysis.refill import PAIR_BYTES, reads_kink, refill
+from regionaudit.analysis.refill import PAIR_BYTES, layer_source, refill
 from regionaudit.analysis.tail import Tail, TailFill, affine_tail, tail_matrix
 from regionaudit.errors import BadOption
 from regionaudit.ir import Clip, LeakyRelu, MaxPool, Network, Node, Sum, UnitKink
@@ -88,9 +88,13 @@ class _Pass:
         # are found and inserted with the ReLU's (`_cross_fused`), unless the tail takes them
         first = first_kink(network, order)
         self.fused = {q: p for q, p in (fused or {}).items() if q == first and (tail is None or q != tail.kink)}
-        # fused pools whose reader is a convolution or dense layer: their insertion also records
-        # where the pooled output bends, so that the layer runs at few knots (refill.py)
-        self.refilled = {p for p in self.fused.values() if any(reads_kink(network, r, p) for r in order)}
+        # kink nodes whose output a convolution or dense layer reads through reshapes alone:
+        # where refill runs that layer, it reads the output at few rows and entries, so a ReLU's
+        # output waits to be made there (`Live.part`)
+        self.read_by_layer = {layer_source(network, r) for r in order} - {None}
+        # fused pools whose reader is such a layer: their insertion also records where the
+        # pooled output bends, so that the layer runs at few knots (refill.py)
+        self.refilled = set(self.fused.values()) & self.read_by_layer
         self.found_early = set(self.fused.values()) | ({tail.pool} if tail is not None and tail.pool is not None else set())
 
     def run(
@@ -149,15 +153,19 @@ class _Pass:
             if bounds is not None:
                 return self._run_groups(k, bounds, pos, budget)
             refilled = None
-            if k.kinked is not None and k.fill is None and reads_kink(net, i, k.kinked.node):
-                refilled = refill(net, i, k.values[node.inputs[0]], k.kinked, k.t, self.pair_bytes)
+            if k.kinked is not None and k.fill is None and layer_source(net, i) == k.kinked.node:
+                refilled = refill(net, i, k.values.part(node.inputs[0]), k.kinked, k.t, self.pair_bytes)
             if pooled is not None:
                 k.values[i] = pooled
             elif refilled is not None:
                 k.values[i] = refilled
             elif fresh and isinstance(node, (LeakyRelu, Clip)) and self.last[node.inputs[0]] == i:
-                # the input is the pass's own new copy (see `knots.insert`) and read last here
-                k.values[i] = node.forward_inplace(k.values[node.inputs[0]])
+                # the input is the pass's own new copy (see `knots.insert`) and read last here;
+                # where the layer after it may read only some rows (refill), it waits for that
+                q = node.inputs[0]
+                waits = k.kinked is not None and i in self.read_by_layer and _uniform(node)
+                if not (waits and k.values.defer_through(i, q, node.forward_inplace)):
+                    k.values[i] = node.forward_inplace(k.values[q])
             else:
                 xs = [k.values[q] for q in node.inputs]
                 if isinstance(node, Sum) and node.inputs[0] != 0 and overwritable(k.values.held(), node.inputs[0], self.last, i):
@@ -286,6 +294,14 @@ class _Pass:
         w = m.index_select(0, unit % m.shape[0]) * change[:, None]
         k.fill = TailFill.of(placed.merge, n_old, placed.j, placed.s, placed.exact, kink_j, kink_s, w)
         return True
+
+
+def _uniform(node: Node) -> bool:
+    """Whether a ReLU-like node applies the same numbers to every unit (a scalar slope or
+    bounds): its forward pass then runs on any selection of its input's entries."""
+    if isinstance(node, LeakyRelu):
+        return node.scalar_slope() is not None
+    return isinstance(node, Clip) and node.bounds() is not None
 
 
 def _finish(network: Network, pieces: list[Piece], max_knots: int | None) -> list[SegmentTrace]:

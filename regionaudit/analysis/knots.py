@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -131,13 +132,7 @@ class Placement:
         n_old, m = self.pos_old.shape[0], self.j.shape[0]
         everywhere = m > 2 * n_old
         if everywhere and n_old <= PRODUCT_KNOTS:  # rows of (1 - w, w) at (left, right): one pass
-            if self._mix is None:
-                left, right, weight = self._everywhere()
-                rows = torch.arange(left.shape[0], device=v.device)
-                self._mix = torch.zeros(left.shape[0], n_old, dtype=torch.float64, device=v.device)
-                self._mix.index_put_((rows, left), 1 - weight)
-                self._mix.index_put_((rows, right), weight, accumulate=True)
-            return (self._mix.to(v.dtype) @ v.reshape(n_old, -1)).reshape(-1, *v.shape[1:])
+            return (self._mixing().to(v.dtype) @ v.reshape(n_old, -1)).reshape(-1, *v.shape[1:])
         if v.device.type == "cpu" and GATHER_RATIO * m >= n_old:
             return self.interpolated(v)
         if everywhere:
@@ -145,6 +140,42 @@ class Placement:
             shape = (-1, *([1] * (v.dim() - 1)))
             return torch.lerp(v.index_select(0, left), v.index_select(0, right), weight.to(v.dtype).reshape(shape))
         return self.merge(v, self.interpolate(v))
+
+    def _mixing(self) -> torch.Tensor:
+        """Every row's weights over the old rows, (1 - w, w) at (left, right): `apply` as a product."""
+        if self._mix is None:
+            left, right, weight = self._everywhere()
+            rows = torch.arange(left.shape[0], device=left.device)
+            self._mix = torch.zeros(left.shape[0], self.pos_old.shape[0], dtype=torch.float64, device=left.device)
+            self._mix.index_put_((rows, left), 1 - weight)
+            self._mix.index_put_((rows, right), weight, accumulate=True)
+        return self._mix
+
+    def rows_of(self, v: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Rows `index` of `apply(v)`, made alone, each written once: by the product with their
+        weights over few old rows, a weighted gather on CPU, or an interpolation (an old row
+        between itself and itself, weight 0: the same value)."""
+        n_old = self.pos_old.shape[0]
+        flat = v.reshape(n_old, -1)
+        if n_old <= PRODUCT_KNOTS:
+            out = self._mixing().index_select(0, index).to(v.dtype) @ flat
+        else:
+            left, right, weight = self._everywhere()
+            left, right, w = left[index], right[index], weight[index]
+            if v.device.type == "cpu":
+                pair = torch.stack([left, right], 1).reshape(-1)
+                weights = torch.stack([1 - w, w], 1).reshape(-1).to(v.dtype)
+                offsets = torch.arange(0, pair.shape[0], 2, device=v.device)
+                out = F.embedding_bag(pair, flat, offsets, mode="sum", per_sample_weights=weights)
+            else:
+                out = torch.lerp(flat.index_select(0, left), flat.index_select(0, right), w.to(v.dtype)[:, None])
+        return out.reshape(-1, *v.shape[1:])
+
+    def entries_of(self, v: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """`apply(v)` flattened to rows of units, at (rows, cols) alone."""
+        left, right, weight = self._everywhere()
+        flat = v.reshape(v.shape[0], -1)
+        return torch.lerp(flat[left[rows], cols], flat[right[rows], cols], weight[rows].to(v.dtype))
 
     def _everywhere(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Every row's left and right old row and the weight of the right one (made once for all
@@ -196,16 +227,23 @@ class Live:
     it had and the placement of every knot inserted since among them (composed at each insertion,
     shared by the values deferred together); it gets its rows when read, in one pass however many
     insertions it waited through. A skip connection held across the kink nodes of a residual block
-    is then written once, where the block's sum reads it, instead of at each of them."""
+    is then written once, where the block's sum reads it, instead of at each of them.
+
+    A deferred value may also wait with an elementwise function to apply (`defer_through`): the
+    output of a kink node whose next layer reads only some of its rows and entries (`part`,
+    refill.py) is then made at those alone.
+    """
 
     def __init__(self, values: dict[int, torch.Tensor] | None = None):
         self._read: dict[int, torch.Tensor] = dict(values or {})
-        self._deferred: dict[int, tuple[torch.Tensor, _Since]] = {}  # old rows, and the knots placed since
+        # old rows, the knots placed since, and the elementwise function to apply (or None)
+        self._deferred: dict[int, tuple[torch.Tensor, _Since, Callable | None]] = {}
 
     def __getitem__(self, q: int) -> torch.Tensor:
         if q not in self._read:
-            rows, since = self._deferred.pop(q)
-            self._read[q] = since.placed.apply(rows)
+            rows, since, fn = self._deferred.pop(q)
+            v = since.placed.apply(rows)  # (a new tensor: fn may overwrite it)
+            self._read[q] = v if fn is None else fn(v)
         return self._read[q]
 
     def __setitem__(self, q: int, v: torch.Tensor) -> None:
@@ -225,7 +263,7 @@ class Live:
     def held(self) -> dict[int, torch.Tensor]:
         """Every tensor held, the deferred values' old rows included, none made (for
         `_common.overwritable`)."""
-        return {**self._read, **{q: rows for q, (rows, _) in self._deferred.items()}}
+        return {**self._read, **{q: rows for q, (rows, _, _) in self._deferred.items()}}
 
     def items(self) -> list[tuple[int, torch.Tensor]]:
         """Every value at every knot (the deferred ones made now)."""
@@ -233,12 +271,58 @@ class Live:
 
     def insert(self, placed: Placement) -> None:
         """New knots, placed among the old ones: every value is deferred."""
-        for since in {since for _, since in self._deferred.values()}:
+        for since in {since for _, since, _ in self._deferred.values()}:
             since.placed = since.placed.then(placed)
         if self._read:
             since = _Since(placed)
-            self._deferred.update({q: (v, since) for q, v in self._read.items()})
+            self._deferred.update({q: (v, since, None) for q, v in self._read.items()})
             self._read = {}
+
+    def defer_through(self, i: int, q: int, fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+        """Value i is fn of value q, which is read nowhere else: where q is deferred, i waits as
+        well, to be made whole when read, or in part (`part`). fn is elementwise and may overwrite
+        its argument. False where q is not deferred (the caller then computes i)."""
+        if q not in self._deferred or self._deferred[q][2] is not None:
+            return False
+        rows, since, _ = self._deferred.pop(q)
+        self._deferred[i] = (rows, since, fn)
+        return True
+
+    def part(self, q: int) -> "Part":
+        """Value q, to be read in some rows or entries."""
+        if q in self._read:
+            return Part.of(self._read[q])
+        rows, since, fn = self._deferred[q]
+        n = since.placed.pos_old.shape[0] + since.placed.j.shape[0]
+        return Part((n, *rows.shape[1:]), rows.dtype, since.placed, rows, fn)
+
+
+@dataclass
+class Part:
+    """A live value read in some rows or some entries (of its rows flattened to units) without
+    making the others: those of a deferred value are interpolated alone."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    placed: Placement | None  # None: `rows` is the value at every knot
+    rows_held: torch.Tensor
+    fn: Callable | None = None
+
+    @staticmethod
+    def of(v: torch.Tensor) -> "Part":
+        return Part(tuple(v.shape), v.dtype, None, v)
+
+    def rows(self, index: torch.Tensor) -> torch.Tensor:
+        if self.placed is None:
+            return self.rows_held.index_select(0, index)
+        v = self.placed.rows_of(self.rows_held, index)
+        return v if self.fn is None else self.fn(v)
+
+    def entries(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        if self.placed is None:
+            return self.rows_held.reshape(self.shape[0], -1)[rows, cols]
+        v = self.placed.entries_of(self.rows_held, rows, cols)
+        return v if self.fn is None else self.fn(v)
 
 
 @dataclass(eq=False)

@@ -22,12 +22,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 
 from regionaudit.analysis._common import T_MERGE
 from regionaudit.analysis.tail import anchors
 from regionaudit.ir import Conv, MatMul, Network, Reshape
+
+if TYPE_CHECKING:  # (knots.py imports this module)
+    from regionaudit.analysis.knots import Part
 
 # multiply-adds of a layer's product that one scattered column entry costs, about (measured on
 # CPU: 3-16 ns an entry, where a small-channel convolution's product takes 0.1-0.15 ns a
@@ -102,31 +106,32 @@ class _Frame:
         return count, count[self.placed.j]
 
 
-def reads_kink(network: Network, i: int, kink: int) -> bool:
-    """Whether node i is a convolution or a dense layer whose only input is kink node `kink`'s
-    output, through reshapes only."""
+def layer_source(network: Network, i: int) -> int | None:
+    """The node whose output node i reads through reshapes only, where node i is a convolution
+    or a dense layer with one input (which refill may run at few knots); else None."""
     node = network.nodes[i]
     if not isinstance(node, (Conv, MatMul)) or len(node.inputs) != 1:
-        return False
+        return None
     q = node.inputs[0]
-    while q != kink and isinstance(network.nodes[q], Reshape):
+    while isinstance(network.nodes[q], Reshape):
         q = network.nodes[q].inputs[0]
-    return q == kink
+    return q
 
 
-def refill(network: Network, i: int, h: torch.Tensor, kinked: Kinked, t: torch.Tensor,
+def refill(network: Network, i: int, h: Part, kinked: Kinked, t: torch.Tensor,
            pair_bytes: int) -> torch.Tensor | None:
     """Node i's output at every knot (the exact rows computed, the others filled), its input h
-    being the kink node's output at every knot (positions t); None where i is not a 2-D
-    convolution or a dense layer, or where the columns would not save enough. The column
-    entries are made `pair_bytes` at a time."""
+    being the kink node's output at every knot (positions t), of which only the exact rows and
+    the kinked units' entries are read; None where i is not a 2-D convolution or a dense layer,
+    or where the columns would not save enough. The column entries are made `pair_bytes` at a
+    time."""
     node = network.nodes[i]
-    fan = _fan_out(node, h)
+    fan = _fan_out(node, h.shape)
     if fan is None:
         return None
     m, n_old = kinked.placed.j.shape[0], kinked.placed.pos_old.shape[0]
     per_row = node.macs([tuple(h.shape[1:])])
-    units = h[0].numel()
+    units = math.prod(h.shape[1:])
     # the exact rows' copy and the pass that writes every knot's output (`interpolated`: one
     # gather on CPU, an interpolation and a merge elsewhere): they pay only where most knots are
     # new and the layer has many multiply-adds per output (measured with the interpolation and
@@ -147,14 +152,14 @@ def refill(network: Network, i: int, h: torch.Tensor, kinked: Kinked, t: torch.T
             return None
     placed = frame.placed
     start = torch.cumsum(count, 0) - count
-    row = torch.repeat_interleave(torch.arange(placed.j.shape[0], device=h.device), per)
+    dev = t.device
+    row = torch.repeat_interleave(torch.arange(placed.j.shape[0], device=dev), per)
     first = torch.repeat_interleave(start[placed.j] - (torch.cumsum(per, 0) - per), per)
-    u = frame.unit[torch.arange(row.shape[0], device=h.device) + first]
-    flat = h.reshape(h.shape[0], -1)
+    u = frame.unit[torch.arange(row.shape[0], device=dev) + first]
     left, right = placed.pos_old[placed.j[row]], placed.pos_old[placed.j[row] + 1]
     w = placed.s[row].to(h.dtype)
-    e = flat[placed.pos_new[row], u] - torch.lerp(flat[left, u], flat[right, u], w)
-    exact = node.forward([h.index_select(0, placed.pos_old)])
+    e = h.entries(placed.pos_new[row], u) - torch.lerp(h.entries(left, u), h.entries(right, u), w)
+    exact = node.forward([h.rows(placed.pos_old)])
     out = placed.interpolated(exact)  # every row, in knot order: new row r at pos_new[r]
     at = placed.pos_new[row]
     step = max(1, pair_bytes // (24 * fan.taps))  # an index, a weight and a product per entry
@@ -227,10 +232,11 @@ class _DenseFan:
         out.view(-1).index_add_(0, index.reshape(-1), (self.weight[u % n_in] * e[:, None]).reshape(-1))
 
 
-def _fan_out(node, h: torch.Tensor):
-    if isinstance(node, Conv) and node.weight.dim() == 4 and h.dim() >= 4:
-        return _ConvFan(node, tuple(h.shape[1:]))
-    if isinstance(node, MatMul) and not node.weight_left and node.weight.dim() == 2 and h.shape[-1] == node.weight.shape[0]:
+def _fan_out(node, shape: tuple[int, ...]):
+    """The columns of node i for an input of `shape` (every knot's), or None."""
+    if isinstance(node, Conv) and node.weight.dim() == 4 and len(shape) >= 4:
+        return _ConvFan(node, tuple(shape[1:]))
+    if isinstance(node, MatMul) and not node.weight_left and node.weight.dim() == 2 and shape[-1] == node.weight.shape[0]:
         if node.bias is None or node.bias.numel() == node.weight.shape[1]:
             return _DenseFan(node)
     return None
