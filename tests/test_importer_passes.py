@@ -78,3 +78,36 @@ def test_a_node_that_enlarges_its_input_keeps_the_graph_order(convert):
     larger output would be carried through that insertion instead of its input)."""
     names = _shortcut_block(convert, 32)
     assert names.index("relu2") < names.index("main2") < names.index("shortcut") < names.index("add")
+
+
+def test_a_channels_last_flatten_before_a_dense_layer_is_folded_into_its_weight(convert):
+    """Transpose to channels-last, flatten, MatMul (as Keras exports a convolution's dense head):
+    the weight's rows are permuted instead, and the network computes what onnxruntime does."""
+    nodes = [
+        helper.make_node("Conv", ["x", "Wc"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["r"]),
+        helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 3, 1]),
+        helper.make_node("Reshape", ["t", "shape"], ["f"]),
+        helper.make_node("MatMul", ["f", "W"], ["m"]),
+        helper.make_node("Add", ["m", "b"], ["y"]),
+    ]
+    import numpy as np
+
+    inits = {"Wc": f32(3, 2, 3, 3), "shape": np.array([1, -1], dtype=np.int64), "W": f32(3 * 4 * 5, 7, seed=2), "b": f32(7, seed=3)}
+    imported = convert(nodes, [1, 2, 4, 5], inits)
+    _ok(imported)
+    assert [n["op_type"] for n in imported.nodes] == ["Input", "Conv", "Relu", "Transpose+Reshape", "MatMul+Add"]
+
+
+def test_a_transpose_that_a_reshape_does_not_flatten_stays(convert):
+    """A Reshape that splits the transposed axes differently reads the transposed order: kept."""
+    import numpy as np
+
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1]),
+        helper.make_node("Reshape", ["t", "shape"], ["f"]),
+        helper.make_node("MatMul", ["f", "W"], ["y"]),
+    ]
+    imported = convert(nodes, [1, 4, 6], {"shape": np.array([1, 3, 8], dtype=np.int64), "W": f32(8, 5)})
+    _ok(imported)
+    assert [n["op_type"] for n in imported.nodes] == ["Input", "Transpose", "Reshape", "MatMul"]

@@ -20,7 +20,7 @@ from regionaudit.errors import RejectedModel
 from regionaudit.importer import converters  # noqa: F401  (fills the registry)
 from regionaudit.importer.fold import fold_node
 from regionaudit.limits import MAX_ACTIVATION_ELEMENTS
-from regionaudit.importer.passes import merge_biases
+from regionaudit.importer.passes import fold_flatten_transposes, merge_biases
 from regionaudit.importer.refusal import CANNOT_CONVERT, SEVERAL_INPUTS, Problem, Refusal, classify
 from regionaudit.importer.registry import CONVERTERS, Data, Unsupported, supported_ops
 from regionaudit.importer.signature import Signature
@@ -153,6 +153,7 @@ def build_network(model: onnx.ModelProto, sig: Signature, opset: int) -> Built:
     if not isinstance(out, Data):
         raise RejectedModel(f"output '{sig.output_name}' does not depend on the graph input")
     output = merge_biases(b.nodes, b.op_types, out.id)
+    fold_flatten_transposes(b.nodes, b.op_types, output)
     nodes, op_types, output = _compact(b.nodes, b.op_types, output)
     net = ir.Network(
         nodes=nodes,

@@ -6,7 +6,10 @@ reads it) is a pass here, run once the whole graph is converted.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+
+import torch
 
 from regionaudit import ir
 
@@ -39,3 +42,48 @@ def merge_biases(nodes: list[ir.Node], op_types: list[str], output: int) -> int:
         if output == k:
             output = src
     return output
+
+
+def fold_flatten_transposes(nodes: list[ir.Node], op_types: list[str], output: int) -> None:
+    """Fold `Transpose -> Reshape (flatten) -> MatMul` into the MatMul's weight, its rows permuted,
+    where the Transpose reorders only the axes the Reshape merges and each node is read only by
+    the next: the Reshape then flattens the Transpose's input. A channels-last exporter (Keras,
+    tf2onnx) writes this before every dense layer after a convolution; the transposed copy is a
+    pass over every knot that the permuted weight does once, at import.
+
+    The Transpose is left unread (compacting drops it); `op_types` of the Reshape becomes
+    "Transpose+Reshape".
+    """
+    readers = Counter(i for node in nodes for i in node.inputs)
+    readers[output] += 1
+    for m, node in enumerate(nodes):
+        if type(node) is not ir.MatMul or node.weight_left or node.weight.dim() != 2 or len(node.inputs) != 1:
+            continue
+        r = node.inputs[0]
+        t = nodes[r].inputs[0] if type(nodes[r]) is ir.Reshape else None
+        if t is None or type(nodes[t]) is not ir.Transpose or readers[r] != 1 or readers[t] != 1:
+            continue
+        moved = _merged_permutation(nodes[t], nodes[r])
+        if moved is None:
+            continue
+        x = nodes[t].inputs[0]
+        # row k of the weight multiplies element k of the flattened transpose, which is element
+        # index[k] of the flattened input
+        index = torch.arange(math.prod(nodes[x].shape[-len(moved):])).reshape(nodes[x].shape[-len(moved):])
+        index = index.permute(*moved).reshape(-1).to(node.weight.device)
+        weight = torch.empty_like(node.weight)
+        weight[index] = node.weight
+        node.weight = weight
+        nodes[r].inputs = (x,)
+        op_types[r] = op_types[t] + "+" + op_types[r]
+
+
+def _merged_permutation(transpose: ir.Transpose, reshape: ir.Reshape) -> tuple[int, ...] | None:
+    """The permutation of the trailing axes the Reshape merges into its last, where the Transpose
+    moves only those; else None."""
+    shape, out = tuple(transpose.shape), tuple(reshape.shape)
+    lead = len(out) - 1
+    perm = tuple(transpose.perm)
+    if lead < 0 or shape[:lead] != out[:lead] or perm[:lead] != tuple(range(lead)) or len(shape) - lead < 2:
+        return None
+    return tuple(p - lead for p in perm[lead:])
