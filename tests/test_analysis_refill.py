@@ -120,3 +120,16 @@ def test_traces_do_not_change(kind, pair_bytes, monkeypatch):
         assert got[s].regions == walk_segment(net, a[s], b[s]).regions
         rel = (got[s].outputs - ref[s].outputs).abs().max() / ref[s].outputs.abs().max()
         assert float(rel) < 1e-12
+
+
+def test_the_anchor_step_is_the_cheapest_power_of_two():
+    """Refill's cost per new knot with an anchor every s knots is per_row / s + s x per_column;
+    the step is the power of two (at least 2) where it is least, the larger one where two tie."""
+    anchor_step = refill.anchor_step
+    assert [anchor_step(r, c) for r, c in [(73728, 16384), (131072, 16384), (2508800, 51200), (10, 10**6)]] == [2, 4, 8, 2]
+    gen = torch.Generator().manual_seed(0)
+    for per_row, per_column in torch.randint(1, 10**7, (200, 2), generator=gen).tolist():
+        costs = {2**a: per_row / 2**a + 2**a * per_column for a in range(1, 40)}
+        best = min(costs.values())
+        assert costs[anchor_step(per_row, per_column)] == best
+        assert all(s <= anchor_step(per_row, per_column) for s, c in costs.items() if c == best)
