@@ -526,6 +526,20 @@ def test_a_value_read_between_insertions_is_placed_by_the_later_one_alone():
     assert list(live) == [2] and 1 not in live
 
 
+def test_the_product_with_few_old_rows_is_the_same_in_blocks(monkeypatch):
+    """The interpolation by a product with the old rows writes its output a block of rows at a
+    time: the rows are those of the whole product, whatever the block."""
+    gen = torch.Generator().manual_seed(11)
+    v = torch.randn(3, 4, 10, generator=gen, dtype=torch.float64)
+    placed = _placement(gen, 3, 50)
+    whole = placed.apply(v)
+    monkeypatch.setattr(knots, "MIX_CHUNK_BYTES", 7 * 40 * 8)  # 7 rows a block, the last shorter
+    blocks = knots.Placement.of(placed.j, placed.s, 3).apply(v)
+    assert whole.shape == blocks.shape == (53, 4, 10)
+    assert torch.allclose(blocks, whole, rtol=1e-15, atol=1e-15)
+    assert torch.allclose(whole, placed.merge(v, placed.interpolate(v)), rtol=1e-14, atol=1e-14)
+
+
 @pytest.mark.parametrize("n_old, first, second", [(3, 20, 60), (40, 30, 10)])
 def test_a_value_deferred_through_a_relu_is_read_in_part_as_it_would_be_whole(n_old, first, second):
     """A ReLU's output waiting on its deferred input gives the rows and the entries asked for, as
