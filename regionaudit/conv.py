@@ -91,14 +91,8 @@ def conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, strid
         (s,), (d,) = strides, dilations
         y = conv(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, s), (0, pads[0], 0, pads[1]), (1, d), groups)
         return y.squeeze(2)
-    # torch's per-probe products write the output once, in place: where the output is much
-    # larger than the unfolded input (a first layer on 1-3 channels), that beats the copy here
-    # (measured: 1.1-2.4x with C_out >= 4 kw C_in, slower below)
-    few_inputs = n == 2 and weight.shape[0] >= 4 * weight.shape[3] * weight.shape[1]
-    # a 1x1 kernel has no unfold to copy: its product beats torch's from 4 input channels on,
-    # however many outputs (measured: 1.1-4x with 4-192 channels, 2-32 pixels; with 1-3 input
-    # channels and many outputs, torch's is faster)
-    pointwise = n == 2 and weight.shape[2] == weight.shape[3] == 1 and not any(pads)
+    few_inputs = n == 2 and _few_inputs(weight)
+    pointwise = n == 2 and _pointwise(weight, pads)
     if ours and n == 2 and groups > 1:
         if weight.shape[1] == 1:  # depthwise: one input channel per group
             if _depthwise_dense_pays(x, weight, strides, pads, dilations, cache is not None):
@@ -109,18 +103,47 @@ def conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, strid
     if ours and pointwise and (weight.shape[1] >= 4 or not few_inputs):
         return _conv2d_pointwise(x, weight, bias, tuple(strides))
     if ours and n == 2 and not few_inputs:
-        kh, kw, dh = weight.shape[2], weight.shape[3], dilations[0]
-        hp = x.shape[2] + pads[0] + pads[2]
-        # by measurement (3x3 kernels, 1-64 channels, 8-64 pixels): the rows wasted at the bottom
-        # of each probe cost less than the full unfold's copy on tall images (at most 1/8 wasted)
-        # and on short runs of kw x C <= 48 values, whatever the height
-        if strides[0] == 1 and (8 * (kh - 1) * dh <= hp or kw * x.shape[1] <= 48):
+        if _by_rows(tuple(x.shape[1:]), weight, strides, pads, dilations):
             return _conv2d_rows(x, weight, bias, tuple(strides), tuple(pads), tuple(dilations))
         return _conv2d_unfolded(x, weight, bias, tuple(strides), tuple(pads), tuple(dilations))
     fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[n]
     if tuple(pads[:n]) == tuple(pads[n:]):  # symmetric: the convolution pads, no padded copy
         return _torch_conv(fn, x, weight, bias, strides, tuple(pads[:n]), dilations, groups)
     return _torch_conv(fn, pad_spatial(x, pads), weight, bias, strides, 0, dilations, groups)
+
+
+def _few_inputs(weight: torch.Tensor) -> bool:
+    """torch's per-probe products write the output once, in place: where the output is much
+    larger than the unfolded input (a first layer on 1-3 channels), that beats the copy here
+    (measured: 1.1-2.4x with C_out >= 4 kw C_in, slower below)."""
+    return weight.shape[0] >= 4 * weight.shape[3] * weight.shape[1]
+
+
+def _pointwise(weight: torch.Tensor, pads) -> bool:
+    """A 1x1 kernel has no unfold to copy: its product beats torch's from 4 input channels on,
+    however many outputs (measured: 1.1-4x with 4-192 channels, 2-32 pixels; with 1-3 input
+    channels and many outputs, torch's is faster)."""
+    return weight.shape[2] == weight.shape[3] == 1 and not any(pads)
+
+
+def _by_rows(in_shape: tuple[int, ...], weight: torch.Tensor, strides, pads, dilations) -> bool:
+    """Whether a convolution of stride 1 along the height runs kernel row by kernel row
+    (`_conv2d_rows`): by measurement (3x3 kernels, 1-64 channels, 8-64 pixels), the rows wasted
+    at the bottom of each probe cost less than the full unfold's copy on tall images (at most
+    1/8 wasted) and on short runs of kw x C <= 48 values, whatever the height."""
+    kh, kw, dh = weight.shape[2], weight.shape[3], dilations[0]
+    hp = in_shape[1] + pads[0] + pads[2]
+    return strides[0] == 1 and (8 * (kh - 1) * dh <= hp or kw * in_shape[0] <= 48)
+
+
+def narrow_product(in_shape: tuple[int, ...], weight: torch.Tensor, strides, pads, dilations, groups: int) -> bool:
+    """Whether `conv`, in float64 on CPU, runs a 2-D convolution of inputs (C, H, W) as the
+    unfolded product of its at most 16 output channels' weights: such a product runs at about
+    half the throughput of a wider one (measured: 16 x 128 by 128 x 2016 at 7-17 GMAC/s, where
+    square products run at 21-24), so a cost model counts its multiply-adds twice."""
+    if weight.dim() != 4 or groups != 1 or weight.shape[0] > 16 or _few_inputs(weight):
+        return False
+    return not _pointwise(weight, pads) and not _by_rows(tuple(in_shape), weight, strides, pads, dilations)
 
 
 def _torch_conv(fn, x: torch.Tensor, *args) -> torch.Tensor:

@@ -316,3 +316,26 @@ def test_inspect_lists_a_convolutions_settings():
     t = ir.ConvTranspose("t", (0,), (8, 9, 9), weight=torch.zeros(4, 2, 3, 3, dtype=torch.float64), strides=(2, 2),
                          pads=(1, 1, 1, 1), output_padding=(1, 1), dilations=(1, 1), groups=4)
     assert t.describe() == "8 filters 3x3, transposed, groups 4, stride 2,2, pads 1,1,1,1, output padding 1,1"
+
+
+def test_a_narrow_product_is_the_unfolded_product_of_at_most_16_channels(monkeypatch):
+    """`narrow_product` says which convolutions `conv` runs as the unfolded product of at most 16
+    output channels' weights, as `conv` chooses them; refill counts their multiply-adds twice."""
+    ran = []
+    unfolded = conv._conv2d_unfolded
+    monkeypatch.setattr(conv, "_conv2d_unfolded", lambda *a: ran.append(True) or unfolded(*a))
+    narrow = []
+    cases = itertools.product([1, 3, 8], [4, 16, 32], [1, 3, 4], [(1, 1), (2, 2), (2, 1)], [(0, 0, 0, 0), (1, 1, 1, 1)], [6, 15])
+    for c_in, c_out, k, strides, pads, size in cases:
+        w = torch.randn(c_out, c_in, k, k, dtype=torch.float64)
+        x = torch.randn(3, c_in, size, size, dtype=torch.float64)
+        ran.clear()
+        got = conv.conv(x, w, None, strides, pads, (1, 1), 1)
+        want = F.conv2d(F.pad(x, (pads[1], pads[3], pads[0], pads[2])), w, None, strides)
+        assert torch.allclose(got, want, rtol=1e-12, atol=1e-12)
+        is_narrow = conv.narrow_product((c_in, size, size), w, strides, pads, (1, 1), 1)
+        assert is_narrow == (bool(ran) and c_out <= 16)
+        narrow.append(is_narrow)
+    assert 0 < sum(narrow) < len(narrow)
+    assert conv.narrow_product((8, 15, 15), torch.zeros(16, 8, 4, 4), (2, 2), (0, 0, 0, 0), (1, 1), 1)
+    assert not conv.narrow_product((8, 15, 15), torch.zeros(16, 8, 4, 4), (2, 2), (0, 0, 0, 0), (1, 1), 2)

@@ -28,6 +28,7 @@ import torch
 
 from regionaudit.analysis._common import T_MERGE
 from regionaudit.analysis.tail import anchors
+from regionaudit.conv import narrow_product
 from regionaudit.ir import Conv, MatMul, Network, Reshape
 
 if TYPE_CHECKING:  # (knots.py imports this module)
@@ -140,15 +141,18 @@ def refill(network: Network, i: int, h: Part, kinked: Kinked, t: torch.Tensor,
         return None
     frame = _Frame.old_knots(kinked, units)
     count, per = frame.pairs()
-    if int(per.sum()) * fan.taps * SCATTER_COST > m * per_row:
+    # a row's product against the column entries: its multiply-adds, twice those of a narrow
+    # product (conv.narrow_product)
+    row_cost = per_row * (2 if fan.narrow(h.dtype, t.device) else 1)
+    if int(per.sum()) * fan.taps * SCATTER_COST > m * row_cost:
         # too many kinks per old interval (the first kink node's: one interval per segment);
         # anchors every `step` new knots (`anchor_step`)
-        step = anchor_step(per_row, fan.taps * SCATTER_COST)
+        step = anchor_step(row_cost, fan.taps * SCATTER_COST)
         if kinked.s is None or step > m:
             return None
         frame = _Frame.anchored(kinked, units, step, t)
         count, per = frame.pairs()
-        if int(per.sum()) * fan.taps * SCATTER_COST > m * per_row:
+        if int(per.sum()) * fan.taps * SCATTER_COST > m * row_cost:
             return None
     placed = frame.placed
     start = torch.cumsum(count, 0) - count
@@ -204,6 +208,12 @@ class _ConvFan:
         self.columns = node.weight.permute(1, 2, 3, 0).reshape(-1, self.cout_g)
         self.plane = torch.arange(self.cout_g, device=node.weight.device) * (self.oh * self.ow)
 
+    def narrow(self, dtype: torch.dtype, device: torch.device) -> bool:
+        """Whether the convolution runs as a narrow product (`conv.narrow_product`)."""
+        node = self.node
+        return dtype == torch.float64 and device.type == "cpu" and narrow_product(
+            (self.c_in, self.h, self.w), node.weight, node.strides, node.pads, node.dilations, node.groups)
+
     def add(self, out: torch.Tensor, row: torch.Tensor, u: torch.Tensor, e: torch.Tensor) -> None:
         """out[row] += each kinked unit u's column times its e."""
         node, dev = self.node, u.device
@@ -236,6 +246,9 @@ class _DenseFan:
     def __init__(self, node: MatMul):
         self.weight = node.weight
         self.taps = node.weight.shape[1]
+
+    def narrow(self, dtype: torch.dtype, device: torch.device) -> bool:
+        return False  # (a dense layer's product is as wide as its outputs)
 
     def add(self, out: torch.Tensor, row: torch.Tensor, u: torch.Tensor, e: torch.Tensor) -> None:
         """out[row] += each kinked unit u's weight row times its e."""
