@@ -296,8 +296,9 @@ class Live:
 
     def defer_through(self, i: int, q: int, fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
         """Value i is fn of value q, which is read nowhere else: where q is deferred, i waits as
-        well, to be made whole when read, or in part (`part`). fn is elementwise and may overwrite
-        its argument. False where q is not deferred (the caller then computes i)."""
+        well, to be made whole when read, or in part (`part`). fn applies the same numbers to every
+        unit (it runs on any selection of entries) and may overwrite its argument. False where q is
+        not deferred (the caller then computes i)."""
         if q not in self._deferred or self._deferred[q][2] is not None:
             return False
         rows, since, _ = self._deferred.pop(q)
@@ -320,21 +321,23 @@ class Part:
 
     shape: tuple[int, ...]
     dtype: torch.dtype
-    placed: Placement | None  # None: `rows` is the value at every knot
+    placed: Placement | None  # None: `rows_held` is the value at every knot, else its old rows
     rows_held: torch.Tensor
-    fn: Callable | None = None
+    fn: Callable | None = None  # applied to what is read (`Live.defer_through`)
 
     @staticmethod
     def of(v: torch.Tensor) -> "Part":
         return Part(tuple(v.shape), v.dtype, None, v)
 
     def rows(self, index: torch.Tensor) -> torch.Tensor:
+        """The value at knots `index`."""
         if self.placed is None:
             return self.rows_held.index_select(0, index)
         v = self.placed.rows_of(self.rows_held, index)
         return v if self.fn is None else self.fn(v)
 
     def entries(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """The value flattened to (knot, unit), at (rows, cols)."""
         if self.placed is None:
             return self.rows_held.reshape(self.shape[0], -1)[rows, cols]
         v = self.placed.entries_of(self.rows_held, rows, cols)
