@@ -131,6 +131,21 @@ def test_a_baseline_fills_what_was_not_given_and_refuses_a_conflict():
         apply_baseline(Options.from_given({"seed": 1}), base)
 
 
+@pytest.mark.parametrize("chose", ["exact", "approx"])
+def test_a_distance_method_that_a_baselines_auto_chose_agrees_with_it(chose):
+    """`--distance auto` decides by the input size alone, so a baseline taken with it measured what
+    its recorded method says: asking for that method by name measures the same, the other one
+    conflicts."""
+    base = {"settings": {"distance": "auto", "distance_directions": 256}, "distance": {"method": chose}}
+    assert apply_baseline(Options.from_given({"distance": chose}), base).distance == chose
+    assert apply_baseline(Options.from_given({}), base).distance == "auto"
+    other = "approx" if chose == "exact" else "exact"
+    with pytest.raises(BadOption, match=f"--distance {other} conflicts with the baseline's distance auto"):
+        apply_baseline(Options.from_given({"distance": other}), base)
+    with pytest.raises(BadOption, match=f"--distance {chose} conflicts with the baseline's distance auto"):
+        apply_baseline(Options.from_given({"distance": chose}), {"settings": base["settings"]})  # (no method recorded)
+
+
 def test_labels_with_segments_and_directions_with_exact_distances_are_said():
     from regionaudit.options import LABELS_WITHOUT_PAIRS
 

@@ -137,6 +137,9 @@ def apply_baseline(opts: Options, baseline: dict) -> Options:
     baseline's probe files; an explicit option or file that conflicts with them -> BadOption."""
     base = baseline_settings(baseline)
     explicit = {k: (getattr(opts, k) if k in opts.given else None) for k in PROBE_OPTIONS}
+    chose = baseline.get("distance", {}).get("method") if isinstance(baseline.get("distance"), dict) else None
+    if base.get("distance") == "auto" and explicit.get("distance") == chose:
+        base["distance"] = chose  # what auto chose for the model's input size: the same measurement
     merged = merge_settings(explicit, base, list(PROBE_OPTIONS))
     values = {k: merged.get(k) for k in PROBE_OPTIONS}
     for key in ("input_shape", "slice_box"):  # JSON holds them as lists
