@@ -88,9 +88,9 @@ class _Pass:
         # are found and inserted with the ReLU's (`_cross_fused`), unless the tail takes them
         first = first_kink(network, order)
         self.fused = {q: p for q, p in (fused or {}).items() if q == first and (tail is None or q != tail.kink)}
-        # kink nodes whose output a convolution or dense layer reads through reshapes alone:
-        # where refill runs that layer, it reads the output at few rows and entries, so a ReLU's
-        # output waits to be made there (`Live.part`)
+        # nodes whose output a convolution or dense layer reads through reshapes alone: where
+        # refill runs that layer after a ReLU, it reads the ReLU's output at few rows and
+        # entries, so that output waits to be made there (`Live.part`)
         self.read_by_layer = {layer_source(network, r) for r in order} - {None}
         # fused pools whose reader is such a layer: their insertion also records where the
         # pooled output bends, so that the layer runs at few knots (refill.py)

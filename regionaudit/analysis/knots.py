@@ -76,7 +76,7 @@ class Placement:
     pos_new: torch.Tensor
     exact: torch.Tensor | None = None  # which new rows got values (None: all; see tail.py)
     _plan: tuple | None = field(default=None, init=False, repr=False, compare=False)  # `interpolated`'s, made at its first call
-    _mix: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)  # `apply`'s product, likewise
+    _mix: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)  # `_mixing`'s weights, likewise
     _ends: tuple | None = field(default=None, init=False, repr=False, compare=False)  # `_everywhere`'s, likewise
 
     @staticmethod
