@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -22,7 +23,7 @@ from regionaudit.assemble import model_info
 from regionaudit.capacity import capacity, format_bounds
 from regionaudit.environment import environment_warning
 from regionaudit.errors import BadData, BadOption
-from regionaudit.files import write_text
+from regionaudit.files import STDOUT, to_stdout, write_text
 from regionaudit.gates import thresholds
 from regionaudit.gates.baseline import (apply_baseline, check_baseline_model, check_increases, evaluate_increases,
                                         load_baseline)
@@ -205,23 +206,35 @@ def _fmt(summary: dict | None, key: str = "median", spec: str = ".4g") -> str:
 
 def _print_summary(result: AuditResult, written: list) -> None:
     m = result.model
+    err = _stdout_taken(written)
     if result.settings.get("synthetic"):
-        click.echo(SYNTHETIC_LINE)
-    click.echo(f"{m.path}: input {tuple(m.input_shape)}, {m.neurons} ReLU units, {m.params} parameters")
+        click.echo(SYNTHETIC_LINE, err=err)
+    click.echo(f"{m.path}: input {tuple(m.input_shape)}, {m.neurons} ReLU units, {m.params} parameters", err=err)
     cut = result.density.cut_segments
     bound = f" (lower bound: {cut} reached --max-knots)" if cut else ""
     click.echo(
-        f"  regions per segment: median {_fmt(result.density.summary)}{bound} over {counted(len(result.density.segments), 'segment')}"
+        f"  regions per segment: median {_fmt(result.density.summary)}{bound} over {counted(len(result.density.segments), 'segment')}",
+        err=err,
     )
-    click.echo(f"  absolute deviation: median {_fmt(result.deviation.summary)}")
-    click.echo(f"  boundary distance: median {_fmt(result.distance.summary)} over {counted(len(result.distance.points), 'point')}")
+    click.echo(f"  absolute deviation: median {_fmt(result.deviation.summary)}", err=err)
+    click.echo(f"  boundary distance: median {_fmt(result.distance.summary)} over {counted(len(result.distance.points), 'point')}", err=err)
     if result.slice is not None:
         sl = result.slice
         bound = " (lower bound: --max-regions reached)" if sl.truncated else ""
-        click.echo(f"  2-D slice: {counted(sl.regions, 'region')}{bound}, decision boundary length {sl.decision_boundary['length']:.4g}")
+        click.echo(f"  2-D slice: {counted(sl.regions, 'region')}{bound}, decision boundary length {sl.decision_boundary['length']:.4g}", err=err)
+    _print_written(written, err)
+
+
+def _stdout_taken(written: list) -> bool:
+    """Whether an output went to standard output ("-", /dev/stdout): the summary then goes to
+    stderr, so that standard output holds that output alone (for a pipe)."""
+    return any(p and to_stdout(p) for p in written)
+
+
+def _print_written(written: list, err: bool) -> None:
     for p in written:
-        if p:
-            click.echo(f"wrote {p}")
+        if p and os.fspath(p) != STDOUT:
+            click.echo(f"wrote {p}", err=err)
 
 
 SYNTHETIC_LINE = ("SYNTHETIC PROBES: no data was given; every number below is measured at seeded Gaussian points, "
@@ -245,10 +258,10 @@ def run_inspect(model: str, opts: Options, json_out: str | None, quiet: bool = F
     if json_out:
         payload = {"regionaudit": __version__, "schema": SCHEMA, "model": asdict(info), "capacity": cap}
         write_text(json_out, json.dumps(payload, indent=2, allow_nan=False) + "\n")
-    click.echo(format_inspect(info))
-    click.echo("\n".join(["", *format_bounds(cap)]))
-    if json_out:
-        click.echo(f"wrote {json_out}")
+    err = _stdout_taken([json_out])
+    click.echo(format_inspect(info), err=err)
+    click.echo("\n".join(["", *format_bounds(cap)]), err=err)
+    _print_written([json_out], err)
     return 0
 
 
@@ -318,14 +331,15 @@ def run_compare(model_a: str, model_b: str, opts: Options, wanted: Wanted) -> in
     result.gates = thresholds.evaluate_gates(result.to_dict(), list(wanted.fail_if))
     code = _finish(result, outputs)
     p = result.paired
+    written = [out.path for out in outputs]
+    err = _stdout_taken(written)
     if res_a.settings.get("synthetic"):
-        click.echo(SYNTHETIC_LINE)
+        click.echo(SYNTHETIC_LINE, err=err)
     cut = len(p.density.differences) - p.density.pairs
-    click.echo(f"{model_a} vs {model_b}: {p.density.pairs} paired segments" + (f" ({cut} cut short by --max-knots left out)" if cut else ""))
-    click.echo(f"  fraction with more regions in B: {_frac(p.density.fraction_positive)}")
-    click.echo(f"  fraction with larger deviation in B: {_frac(p.deviation.fraction_positive)}")
-    for out in outputs:
-        click.echo(f"wrote {out.path}")
+    click.echo(f"{model_a} vs {model_b}: {p.density.pairs} paired segments" + (f" ({cut} cut short by --max-knots left out)" if cut else ""), err=err)
+    click.echo(f"  fraction with more regions in B: {_frac(p.density.fraction_positive)}", err=err)
+    click.echo(f"  fraction with larger deviation in B: {_frac(p.deviation.fraction_positive)}", err=err)
+    _print_written(written, err)
     return code
 
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import math
 import os
 import stat
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -106,9 +108,25 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+STDOUT = "-"  # an output path that means standard output
+
+
+def to_stdout(path: str | os.PathLike) -> bool:
+    """Whether an output at `path` goes to standard output: "-", or a path that names what
+    standard output is (/dev/stdout, or the file a shell redirected it to)."""
+    if os.fspath(path) == STDOUT:
+        return True
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # (no such file; stdout is no file)
+        return False
+
+
 def check_writable(path: str | os.PathLike) -> None:
     """Refuse an output path before any work is done: its folder must exist and take new files
     (it is where the output's temporary file goes), a device must take writes, and it is no folder."""
+    if os.fspath(path) == STDOUT:
+        return
     target = Path(path)
     if target.is_dir():
         raise BadOption(f"cannot write {target}: it is a folder")
@@ -148,7 +166,7 @@ def is_special(path: str | os.PathLike) -> bool:
 
 
 def write_bytes(path: str | os.PathLike, data: bytes, mode: int | None = None) -> None:
-    if is_special(path):
+    if os.fspath(path) == STDOUT or is_special(path):
         write_into(path, data)
     else:
         write_files([(path, data, mode)])
@@ -157,8 +175,13 @@ def write_bytes(path: str | os.PathLike, data: bytes, mode: int | None = None) -
 def write_into(path: str | os.PathLike, data: bytes) -> None:
     """Into a device, FIFO or open descriptor: appended, not truncated (a shell's `>> log` stays
     whole); signals are not held: a FIFO with no reader would otherwise block Ctrl-C, and no file
-    is left half-way in a folder."""
+    is left half-way in a folder. "-" is standard output."""
     try:
+        if os.fspath(path) == STDOUT:
+            sys.stdout.flush()  # (what was printed before comes first)
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            return
         with open(path, "ab") as f:
             f.write(data)
     except OSError as exc:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from regionaudit.errors import BadOption
-from regionaudit.files import check_writable, is_special, write_files, write_into
+from regionaudit.files import STDOUT, check_writable, is_special, to_stdout, write_files, write_into
 from regionaudit.result import AuditResult, CompareResult
 
 Result = AuditResult | CompareResult
@@ -147,6 +147,7 @@ FORMATS: dict[str, OutputFormat] = {
     )
 }
 REPORT_SUFFIXES = {".html": "html", ".htm": "html", ".pdf": "pdf"}
+TO_STDOUT = ("json", "card", "junit")  # the outputs that "-" sends to standard output (text a pipe reads)
 
 
 def report_format(path: str | Path) -> str:
@@ -174,7 +175,13 @@ def check_outputs(requests: list[OutputRequest], inputs: dict[str, str | Path | 
     (`inputs`: what each is, e.g. "the model", "--data"). A device such as /dev/null takes any
     number of outputs."""
     for req in requests:
+        if os.fspath(req.path) == STDOUT and req.format not in TO_STDOUT:
+            raise BadOption(f"{_flag(req)} cannot write to standard output (-): give a file")
         check_writable(req.path)
+    dashes = [req for req in requests if os.fspath(req.path) == STDOUT]
+    others = [req for req in requests if os.fspath(req.path) != STDOUT and to_stdout(req.path)]
+    if dashes and others:  # (two outputs named "-" are refused below, as any two names of one file)
+        raise BadOption(f"{_flag(dashes[0])} and {_flag(others[0])} both write to standard output: give each output its own file")
     files = [req for req in requests if not is_special(req.path)]
     for k, req in enumerate(files):
         for other in files[k + 1 :]:
@@ -199,8 +206,9 @@ def write_outputs(result: Result, requests: list[OutputRequest], clock=None) -> 
     """Render every output, then write them all or none (`files.write_files`); the paths written,
     in request order."""
     rendered = render_outputs(result, requests, clock)
-    files = [(r.path, r.data, r.mode) for r in rendered if not is_special(r.path)]
-    devices = [r for r in rendered if is_special(r.path)]
+    into = [os.fspath(r.path) == STDOUT or is_special(r.path) for r in rendered]
+    files = [(r.path, r.data, r.mode) for r, d in zip(rendered, into) if not d]
+    devices = [r for r, d in zip(rendered, into) if d]
 
     def into_devices():  # after every file is staged, before any is renamed: interruptible
         for r in devices:

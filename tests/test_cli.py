@@ -506,3 +506,41 @@ def test_compare_on_synthetic_probes_says_so_first(tmp_path, capsys):
     code, out, err = run(["compare", MLP, MLP, "--pairs", 2, "--max-points", 1, "--json", tmp_path / "c.json"], capsys)
     assert code == 0, err
     assert out.splitlines()[0].startswith("SYNTHETIC PROBES: no data was given")
+
+
+def test_json_to_standard_output_with_a_dash(tmp_path, capsys, monkeypatch):
+    """`--json -` writes the JSON to standard output, alone (a pipe reads it whole), the summary
+    going to stderr; no file named "-" is left behind. inspect does the same."""
+    monkeypatch.chdir(tmp_path)
+    data = small_data(tmp_path)
+    code, out, err = run([CNN, "--data", data, "--pairs", 2, "--max-points", 2, "--no-slice", "--json", "-"], capsys)
+    assert code == 0
+    result = json.loads(out)
+    assert len(result["density"]["segments"]) == 2 and result["model"]["neurons"] == 768
+    assert "regions per segment: median" in err and "wrote" not in err
+    code, out, err = run(["inspect", CNN, "--json", "-"], capsys)
+    assert code == 0 and json.loads(out)["model"]["neurons"] == 768 and "ONNX name" in err
+    assert not (tmp_path / "-").exists()
+
+
+def test_json_to_a_pipe_from_the_shell(tmp_path):
+    """As a user pipes it: the whole of standard output is the JSON, for --json - and for
+    --json /dev/stdout alike."""
+    for target in ("-", "/dev/stdout"):
+        proc = subprocess.run([sys.executable, "-m", "regionaudit", str(CNN), "--data", str(small_data(tmp_path)),
+                               "--pairs", "2", "--max-points", "2", "--no-slice", "--json", target],
+                              capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["density"]["summary"]["count"] == 2
+        assert "boundary distance: median" in proc.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--json", "-", "--junit", "-"], "--json and --junit both name -: give each output its own file"),
+    (["--slice-png", "-"], "--slice-png cannot write to standard output"),
+    (["--card-append", "-"], "--card-append cannot write to standard output"),
+])
+def test_outputs_that_cannot_share_standard_output_are_refused(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run([CNN, *argv], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1 and message in err
