@@ -7,6 +7,7 @@ atomically (`outputs.py`).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -14,6 +15,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -206,35 +208,32 @@ def _fmt(summary: dict | None, key: str = "median", spec: str = ".4g") -> str:
 
 def _print_summary(result: AuditResult, written: list) -> None:
     m = result.model
-    err = _stdout_taken(written)
+    say = _echo(written)
     if result.settings.get("synthetic"):
-        click.echo(SYNTHETIC_LINE, err=err)
-    click.echo(f"{m.path}: input {tuple(m.input_shape)}, {m.neurons} ReLU units, {m.params} parameters", err=err)
+        say(SYNTHETIC_LINE)
+    say(f"{m.path}: input {tuple(m.input_shape)}, {m.neurons} ReLU units, {m.params} parameters")
     cut = result.density.cut_segments
     bound = f" (lower bound: {cut} reached --max-knots)" if cut else ""
-    click.echo(
-        f"  regions per segment: median {_fmt(result.density.summary)}{bound} over {counted(len(result.density.segments), 'segment')}",
-        err=err,
-    )
-    click.echo(f"  absolute deviation: median {_fmt(result.deviation.summary)}", err=err)
-    click.echo(f"  boundary distance: median {_fmt(result.distance.summary)} over {counted(len(result.distance.points), 'point')}", err=err)
+    say(f"  regions per segment: median {_fmt(result.density.summary)}{bound} over {counted(len(result.density.segments), 'segment')}")
+    say(f"  absolute deviation: median {_fmt(result.deviation.summary)}")
+    say(f"  boundary distance: median {_fmt(result.distance.summary)} over {counted(len(result.distance.points), 'point')}")
     if result.slice is not None:
         sl = result.slice
         bound = " (lower bound: --max-regions reached)" if sl.truncated else ""
-        click.echo(f"  2-D slice: {counted(sl.regions, 'region')}{bound}, decision boundary length {sl.decision_boundary['length']:.4g}", err=err)
-    _print_written(written, err)
+        say(f"  2-D slice: {counted(sl.regions, 'region')}{bound}, decision boundary length {sl.decision_boundary['length']:.4g}")
+    _print_written(written, say)
 
 
-def _stdout_taken(written: list) -> bool:
-    """Whether an output went to standard output ("-", /dev/stdout): the summary then goes to
-    stderr, so that standard output holds that output alone (for a pipe)."""
-    return any(p and to_stdout(p) for p in written)
+def _echo(written: list) -> Callable[[str], None]:
+    """click.echo for a command's summary: onto stderr where an output went to standard output
+    ("-", /dev/stdout), so that standard output holds that output alone (for a pipe)."""
+    return functools.partial(click.echo, err=any(p and to_stdout(p) for p in written))
 
 
-def _print_written(written: list, err: bool) -> None:
+def _print_written(written: list, say: Callable[[str], None]) -> None:
     for p in written:
         if p and os.fspath(p) != STDOUT:
-            click.echo(f"wrote {p}", err=err)
+            say(f"wrote {p}")
 
 
 SYNTHETIC_LINE = ("SYNTHETIC PROBES: no data was given; every number below is measured at seeded Gaussian points, "
@@ -258,10 +257,10 @@ def run_inspect(model: str, opts: Options, json_out: str | None, quiet: bool = F
     if json_out:
         payload = {"regionaudit": __version__, "schema": SCHEMA, "model": asdict(info), "capacity": cap}
         write_text(json_out, json.dumps(payload, indent=2, allow_nan=False) + "\n")
-    err = _stdout_taken([json_out])
-    click.echo(format_inspect(info), err=err)
-    click.echo("\n".join(["", *format_bounds(cap)]), err=err)
-    _print_written([json_out], err)
+    say = _echo([json_out])
+    say(format_inspect(info))
+    say("\n".join(["", *format_bounds(cap)]))
+    _print_written([json_out], say)
     return 0
 
 
@@ -332,14 +331,14 @@ def run_compare(model_a: str, model_b: str, opts: Options, wanted: Wanted) -> in
     code = _finish(result, outputs)
     p = result.paired
     written = [out.path for out in outputs]
-    err = _stdout_taken(written)
+    say = _echo(written)
     if res_a.settings.get("synthetic"):
-        click.echo(SYNTHETIC_LINE, err=err)
+        say(SYNTHETIC_LINE)
     cut = len(p.density.differences) - p.density.pairs
-    click.echo(f"{model_a} vs {model_b}: {p.density.pairs} paired segments" + (f" ({cut} cut short by --max-knots left out)" if cut else ""), err=err)
-    click.echo(f"  fraction with more regions in B: {_frac(p.density.fraction_positive)}", err=err)
-    click.echo(f"  fraction with larger deviation in B: {_frac(p.deviation.fraction_positive)}", err=err)
-    _print_written(written, err)
+    say(f"{model_a} vs {model_b}: {p.density.pairs} paired segments" + (f" ({cut} cut short by --max-knots left out)" if cut else ""))
+    say(f"  fraction with more regions in B: {_frac(p.density.fraction_positive)}")
+    say(f"  fraction with larger deviation in B: {_frac(p.deviation.fraction_positive)}")
+    _print_written(written, say)
     return code
 
 

@@ -165,8 +165,14 @@ def is_special(path: str | os.PathLike) -> bool:
     return not (stat.S_ISREG(kind) or stat.S_ISDIR(kind))
 
 
+def appended(path: str | os.PathLike) -> bool:
+    """Whether an output at `path` is written into it (`write_into`), not staged and renamed:
+    standard output ("-"), or a device, FIFO or open descriptor (`is_special`)."""
+    return os.fspath(path) == STDOUT or is_special(path)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes, mode: int | None = None) -> None:
-    if os.fspath(path) == STDOUT or is_special(path):
+    if appended(path):
         write_into(path, data)
     else:
         write_files([(path, data, mode)])

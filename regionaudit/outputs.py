@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from regionaudit.errors import BadOption
-from regionaudit.files import STDOUT, check_writable, is_special, to_stdout, write_files, write_into
+from regionaudit.files import STDOUT, appended, check_writable, is_special, to_stdout, write_files, write_into
 from regionaudit.result import AuditResult, CompareResult
 
 Result = AuditResult | CompareResult
@@ -206,9 +206,8 @@ def write_outputs(result: Result, requests: list[OutputRequest], clock=None) -> 
     """Render every output, then write them all or none (`files.write_files`); the paths written,
     in request order."""
     rendered = render_outputs(result, requests, clock)
-    into = [os.fspath(r.path) == STDOUT or is_special(r.path) for r in rendered]
-    files = [(r.path, r.data, r.mode) for r, d in zip(rendered, into) if not d]
-    devices = [r for r, d in zip(rendered, into) if d]
+    files = [(r.path, r.data, r.mode) for r in rendered if not appended(r.path)]
+    devices = [r for r in rendered if appended(r.path)]
 
     def into_devices():  # after every file is staged, before any is renamed: interruptible
         for r in devices:

@@ -16,6 +16,13 @@ from regionaudit import ir
 BIAS_OPS = ("Add", "Sub")  # ONNX ops whose constant term can be a MatMul's bias
 
 
+def _readers(nodes: list[ir.Node], output: int) -> Counter:
+    """How many times each node's value is read, the graph's output counted as a reader."""
+    readers = Counter(i for node in nodes for i in node.inputs)
+    readers[output] += 1
+    return readers
+
+
 def merge_biases(nodes: list[ir.Node], op_types: list[str], output: int) -> int:
     """Fold `MatMul -> Add(constant)` (or Sub) into the MatMul's bias when nothing else reads the
     product and the constant does not widen it; the Scale node is left unread (compacting drops it).
@@ -23,8 +30,7 @@ def merge_biases(nodes: list[ir.Node], op_types: list[str], output: int) -> int:
     `op_types[k]` of a merged MatMul becomes "MatMul+Add". Returns the id of the output node,
     which is the MatMul when the merged Add was the output.
     """
-    readers = Counter(i for node in nodes for i in node.inputs)
-    readers[output] += 1
+    readers = _readers(nodes, output)
     for k, node in enumerate(nodes):
         if type(node) is not ir.Scale or op_types[k] not in BIAS_OPS or node.mul is not None or node.add is None:
             continue
@@ -54,9 +60,8 @@ def fold_flatten_transposes(nodes: list[ir.Node], op_types: list[str], output: i
     The Transpose is left unread (compacting drops it); `op_types` of the Reshape becomes
     "Transpose+Reshape".
     """
-    readers = Counter(i for node in nodes for i in node.inputs)
-    readers[output] += 1
-    for m, node in enumerate(nodes):
+    readers = _readers(nodes, output)
+    for node in nodes:
         if type(node) is not ir.MatMul or node.weight_left or node.weight.dim() != 2 or len(node.inputs) != 1:
             continue
         r = node.inputs[0]
