@@ -7,9 +7,9 @@ chunk of probes sized to stay in cache is copied once into channels-last order w
 padding, unfolded (each kernel row is then one contiguous run of kw x C values), and multiplied
 by the weight in one call whose shape the BLAS runs near its peak: 1.5-4x faster than torch's,
 the same sums in another order (about 1e-15 relative). Where the stride along the height is 1
-and the image is tall or has few channels, the unfold runs along the width only and each kernel
-row is one product (`_conv2d_rows`): the unfold is the larger part of the time, and this one
-copies kh times less. A 1x1 kernel without padding needs neither padding nor unfold
+and the image is tall or has few channels, the unfold runs along the width only, channels first,
+straight from the input, and each kernel row is one product (`_conv2d_rows`): the unfold is the
+larger part of the time, and this one copies kh times less. A 1x1 kernel without padding needs neither padding nor unfold
 (`_conv2d_pointwise`). A convolution whose output is much larger than its unfolded input stays
 with torch, which writes the output in place. Grouped convolutions are convolved group by group,
 and depthwise ones (one input channel per group, as in MobileNets) as a sum of the kernel's taps
@@ -273,45 +273,77 @@ def _conv2d_rows(x, weight, bias, strides, pads, dilations) -> torch.Tensor:
     out = x.new_empty(n_probes, c_out, oh, ow)
     depth = kw * c_in
     step = max(1, min(n_probes, CHUNK_BYTES // (hp * ow * depth * x.element_size())))
-    cols = x.new_empty(step * hp * ow, depth)
     shift = dh * ow  # one kernel row down: this many unfolded rows further
     w4 = weight.permute(2, 0, 3, 1)  # (kh, C_out, kw, C)
     w_rows = [w4[i].reshape(c_out, depth) for i in range(kh)]
+    if bias is not None:  # with kernel row 0's products, through the unfold's row of ones
+        w_rows[0] = torch.cat([w_rows[0], bias[:, None]], 1)
     y_all = x.new_empty(c_out, step * hp * ow)
-    for lo, m, padded in _channels_last_chunks(x, pads, step):
-        c = _unfold_width(padded, cols, m, hp, ow, kw, sw, dw)
+    for lo, m, c in _width_unfolds(x, step, kw, hp, ow, top, left, sw, dw, bias is not None):
         rows = m * hp * ow - (kh - 1) * shift
         y = y_all[:, :rows]
-        if bias is None:
-            torch.mm(w_rows[0], c[:rows].t(), out=y)
-        else:
-            torch.addmm(bias[:, None], w_rows[0], c[:rows].t(), out=y)
+        torch.mm(w_rows[0], c[:, :rows], out=y)
         for i in range(1, kh):
-            y.addmm_(w_rows[i], c[i * shift : i * shift + rows].t())
+            y.addmm_(w_rows[i], c[:depth, i * shift : i * shift + rows])
         out[lo : lo + m].copy_(y_all[:, : m * hp * ow].view(c_out, m, hp, ow)[:, :, :oh].transpose(0, 1))
     return out
 
 
-def _unfold_width(padded: torch.Tensor, cols: torch.Tensor, m: int, rows: int, ow: int, kw: int, sw: int, dw: int) -> torch.Tensor:
-    """The first m probes of `padded` (step, rows, wp, C) unfolded along the width into `cols`:
-    one row of kw x C values per (probe, image row, output column)."""
-    s = padded.stride()
-    c_in = padded.shape[-1]
-    windows = padded.as_strided((m, rows, ow, kw, c_in), (s[0], s[1], s[2] * sw, s[2] * dw, 1))
-    c = cols[: m * rows * ow]
-    c.view(m, rows, ow, kw, c_in).copy_(windows)
-    return c
+def _width_unfolds(x: torch.Tensor, step: int, kw: int, rows: int, ow: int, top: int, left: int, sw: int, dw: int,
+                   ones: bool):
+    """(lo, m, cols) for each chunk of `step` probes from lo: the chunk unfolded along the width,
+    channels first, as a matrix (kw x C (+ 1), m x rows x ow) whose first kw x C rows are
+    (kw, C, m, rows, ow) with [kx, c, n, top + y, ox] = x[lo + n, c, y, ox * sw + kx * dw - left]
+    and zeros where that reads the padding (rows above and below the image included); with
+    `ones`, a last row of ones, which carries the bias through the product (a 1/(kw C) longer
+    product, where adding it costs a pass over the output).
+
+    Channels first, each kernel column is a copy of the chunk shifted along the width in runs of
+    image rows, with no channels-last copy before it, and the unfolded rows are the right operand
+    of a product as they lie (on one AVX-512 core, 15-20 % faster than its transpose). Where the
+    output is as wide as the input at stride 1, the shift is one of whole planes (long runs), the
+    cells it wraps into the next row zeroed after. (A full unfold so made, strided, is 10-20 %
+    slower than `_conv2d_unfolded`'s at stride 2: its runs are short and strided.) One buffer
+    serves every chunk, zeroed where a chunk's size changes its layout: the cells a chunk does not
+    write stay zero."""
+    n_probes, c_in, h, w = x.shape
+    depth = kw * c_in
+    buffer = x.new_empty((depth + ones) * step * rows * ow)
+    flat = sw == 1 and ow == w
+    last = 0
+    for lo in range(0, n_probes, step):
+        m = min(step, n_probes - lo)
+        matrix = buffer[: (depth + ones) * m * rows * ow].view(depth + ones, m * rows * ow)
+        if m != last:
+            matrix[:depth].zero_()
+            matrix[depth:].fill_(1.0)
+            last = m
+        chunk = x[lo : lo + m].transpose(0, 1)  # (C, m, h, w)
+        image = matrix[:depth].view(kw, c_in, m, rows, ow)[:, :, :, top : top + h]
+        for kx in range(kw):
+            s = kx * dw - left  # output column ox reads input column ox * sw + s
+            a, b = min(ow, max(0, -(s // sw))), min(ow, (w - 1 - s) // sw + 1)
+            if b <= a:
+                continue
+            if flat:
+                planes, source = image[kx].view(c_in, m, h * w), chunk.reshape(c_in, m, h * w)
+                planes[:, :, max(0, -s) : h * w - max(0, s)].copy_(source[:, :, max(0, s) : h * w - max(0, -s)])
+                image[kx, :, :, :, :a].zero_()
+                image[kx, :, :, :, b:].zero_()
+            else:
+                image[kx, :, :, :, a:b].copy_(chunk[:, :, :, a * sw + s : (b - 1) * sw + s + 1 : sw])
+        yield lo, m, matrix
 
 
 def _conv2d_rows_stacked(x, weight, bias, sw: int, pads, dilations) -> torch.Tensor:
     """`_conv2d_rows` with kh x C_out <= STACKED_ROWS: one product of every kernel row (stacked)
     with the chunk's unfolded input rows, the zero rows of the padding left out, then each output
-    row the sum of the kernel rows' products at the input rows it reads, in kernel-row order from
-    the bias (a padding row adds nothing). A product with C_out <= 16 rows runs at half the matrix
+    row the sum of the kernel rows' products at the input rows it reads (a padding row adds
+    nothing): the widest-reaching kernel row's products with the bias, plus a second's in the
+    same pass, then the others' in kernel-row order. A product with C_out <= 16 rows runs at half the matrix
     product's throughput or less; with kh x C_out rows it runs 5-25 % faster (3x3, 8-16 channels,
     8-32 pixels; 32 channels: the same), and leaving out the padding's rows (a fifth of the rows of
-    an 8-pixel image) saves 10-30 % more on images of 4-32 pixels. The sums are those of the
-    product over the padded rows, in the same order."""
+    an 8-pixel image) saves 10-30 % more on images of 4-32 pixels."""
     n_probes, c_in, h, w = x.shape
     c_out, _, kh, kw = weight.shape
     dh, dw = dilations
@@ -321,34 +353,38 @@ def _conv2d_rows_stacked(x, weight, bias, sw: int, pads, dilations) -> torch.Ten
     out = x.new_empty(n_probes, c_out, oh, ow)
     depth = kw * c_in
     step = max(1, min(n_probes, CHUNK_BYTES // (h * ow * depth * x.element_size())))
-    cols = x.new_empty(step * h * ow, depth)
     w_stacked = weight.permute(2, 0, 3, 1).reshape(kh * c_out, depth)  # kernel row i: rows i*C_out..
-    if bias is not None:
-        bias = torch.cat([bias, bias.new_zeros((kh - 1) * c_out)])  # with kernel row 0's products
-    y_all = x.new_empty(kh * c_out, step * h * ow)
-    row = y_all.stride(0)
     # kernel row i adds to output rows [lo_i, hi_i): those whose input row is inside the image
     spans = [(min(oh, max(0, top - i * dh)), max(0, min(oh, h + top - i * dh))) for i in range(kh)]
-    (a0, b0), rest = spans[0], spans[1:]
-    for lo, m, padded in _channels_last_chunks(x, (0, left, 0, right), step):
-        c = _unfold_width(padded, cols, m, h, ow, kw, sw, dw)
-        y = y_all[:, : c.shape[0]]
-        if bias is None:
-            torch.mm(w_stacked, c.t(), out=y)
-        else:
-            torch.addmm(bias[:, None], w_stacked, c.t(), out=y)
+    base, *rest = sorted(range(kh), key=lambda i: spans[i][0] - spans[i][1])  # the widest first
+    (a0, b0), first = spans[base], None
+    if rest and a0 <= spans[rest[0]][0] < spans[rest[0]][1] <= b0:
+        first = rest.pop(0)  # added to the base's products in one pass
+    if bias is not None:  # with the base's products, through the unfold's row of ones
+        column = torch.cat([bias.new_zeros(base * c_out), bias, bias.new_zeros((kh - 1 - base) * c_out)])
+        w_stacked = torch.cat([w_stacked, column[:, None]], 1)
+    y_all = x.new_empty(kh * c_out, step * h * ow)
+    row = y_all.stride(0)
+    for lo, m, c in _width_unfolds(x, step, kw, h, ow, 0, left, sw, dw, bias is not None):
+        y = y_all[:, : c.shape[1]]
+        torch.mm(w_stacked, c, out=y)
 
         def part(i: int, a: int, b: int) -> torch.Tensor:  # kernel row i's products for output rows a..b
             offset = i * c_out * row + (a + i * dh - top) * ow
             return y_all.as_strided((m, c_out, b - a, ow), (h * ow, row, ow, 1), y_all.storage_offset() + offset)
 
         o = out[lo : lo + m]
-        for a, b in ((0, a0), (max(a0, b0), oh)):  # rows kernel row 0 reads padding for: the bias
+        for a, b in ((0, a0), (max(a0, b0), oh)):  # rows the base reads padding for: the bias
             if b > a:
-                o[:, :, a:b] = 0.0 if bias is None else bias[:c_out, None, None]
-        if b0 > a0:
-            o[:, :, a0:b0].copy_(part(0, a0, b0))
-        for i, (a, b) in enumerate(rest, start=1):
+                o[:, :, a:b] = 0.0 if bias is None else bias[:, None, None]
+        a1, b1 = spans[first] if first is not None else (b0, b0)
+        for a, b in ((a0, a1), (b1, b0)):
+            if b > a:
+                o[:, :, a:b].copy_(part(base, a, b))
+        if b1 > a1:
+            torch.add(part(base, a1, b1), part(first, a1, b1), out=o[:, :, a1:b1])
+        for i in rest:
+            a, b = spans[i]
             if b > a:
                 o[:, :, a:b].add_(part(i, a, b))
     return out
