@@ -80,3 +80,19 @@ def test_asymmetric_pads_still_padded_explicitly(tiny_chunks):
     net = g.network(g.dense(g.flatten(g.relu(conv)), 2))
     a, b = nf.segments(net, 2, 4)
     _check(net, a, b, a[:1])
+
+
+@pytest.mark.parametrize("capability", ["AVX2", "AVX512"])
+def test_a_narrow_dense_product_gives_x_w_plus_b_either_way_round(capability, monkeypatch):
+    """MatMul runs many probes into a narrow output as (W^T x^T)^T where MKL's AVX2 kernels are
+    faster that way, as x @ W on AVX-512: either way, its forward and linear part are the
+    product's within rounding, for a batch axis too."""
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(64, 10, generator=gen, dtype=torch.float64)
+    b = torch.randn(10, generator=gen, dtype=torch.float64)
+    node = ir.MatMul("Gemm", (0,), (10,), weight=w, bias=b)
+    x = torch.randn(30, 4, 64, generator=gen, dtype=torch.float64)
+    assert node._transposed(x) == (capability == "AVX2")
+    assert _rel(node.forward([x]), x @ w + b) < 1e-14
+    assert _rel(node.linear([x]), x @ w) < 1e-14

@@ -40,12 +40,14 @@ class MatMul(Node):
 
     def _transposed(self, x: torch.Tensor) -> bool:
         """Whether x @ W is better computed as (W^T x^T)^T: for many probes into a narrow output
-        in float64 on CPU, MKL runs that orientation 1.3-1.8x faster (measured with outputs of 10
-        to 128; at 1024 wide it is slower)."""
+        in float64 on CPU, MKL's AVX2 kernels run that orientation 1.3-1.8x faster (measured with
+        outputs of 10 to 128; at 1024 wide it is slower). Its AVX-512 kernels run it 5-30 %
+        slower than x @ W (outputs of 10 to 256, 100 to 1024 inputs), so there it is not used."""
         w = self.weight
         return (
             not self.weight_left and x.dim() >= 2 and w.dim() == 2 and x.dtype == torch.float64
             and x.device.type == "cpu" and w.shape[1] <= 256 and x.numel() >= 2 * w.shape[1] * w.shape[0]
+            and torch.backends.cpu.get_cpu_capability() != "AVX512"
         )
 
     def _transposed_product(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
