@@ -9,8 +9,8 @@ by the weight in one call whose shape the BLAS runs near its peak: 1.5-4x faster
 the same sums in another order (about 1e-15 relative). Where the stride along the height is 1
 (on all but the smallest images), the unfold runs along the width only, channels first, straight
 from the input, and each kernel row is one product (`_conv2d_rows`): the unfold is the larger
-part of the time, and this one copies kh times less. A 1x1 kernel without padding needs neither padding nor unfold
-(`_conv2d_pointwise`). A convolution whose output is much larger than its unfolded input stays
+part of the time, and this one copies kh times less. A 1x1 kernel without padding needs neither
+padding nor unfold (`_conv2d_pointwise`). A convolution whose output is much larger than its unfolded input stays
 with torch, which writes the output in place. Grouped convolutions are convolved group by group,
 and depthwise ones (one input channel per group, as in MobileNets) as a sum of the kernel's taps
 (`_conv2d_depthwise`): torch's float64 kernels for both are 1.2-5x slower (3x3 kernels, 2-64
@@ -328,8 +328,10 @@ def _width_unfolds(x: torch.Tensor, step: int, kw: int, rows: int, ow: int, top:
             if flat:
                 planes, source = image[kx].view(c_in, m, h * w), chunk.reshape(c_in, m, h * w)
                 planes[:, :, max(0, -s) : h * w - max(0, s)].copy_(source[:, :, max(0, s) : h * w - max(0, -s)])
-                image[kx, :, :, :, :a].zero_()
-                image[kx, :, :, :, b:].zero_()
+                if a > 0:
+                    image[kx, :, :, :, :a].zero_()
+                if b < ow:
+                    image[kx, :, :, :, b:].zero_()
             else:
                 image[kx, :, :, :, a:b].copy_(chunk[:, :, :, a * sw + s : (b - 1) * sw + s + 1 : sw])
         yield lo, m, matrix
@@ -340,8 +342,8 @@ def _conv2d_rows_stacked(x, weight, bias, sw: int, pads, dilations) -> torch.Ten
     with the chunk's unfolded input rows, the zero rows of the padding left out, then each output
     row the sum of the kernel rows' products at the input rows it reads (a padding row adds
     nothing): the widest-reaching kernel row's products with the bias, plus a second's in the
-    same pass, then the others' in kernel-row order. A product with C_out <= 16 rows runs at half the matrix
-    product's throughput or less; with kh x C_out rows it runs 5-25 % faster (3x3, 8-16 channels,
+    same pass, then the others' in kernel-row order. A product with C_out <= 16 rows runs at half
+    the matrix product's throughput or less; with kh x C_out rows it runs 5-25 % faster (3x3, 8-16 channels,
     8-32 pixels; 32 channels: the same), and leaving out the padding's rows (a fifth of the rows of
     an 8-pixel image) saves 10-30 % more on images of 4-32 pixels."""
     n_probes, c_in, h, w = x.shape

@@ -16,7 +16,8 @@ from regionaudit.version import __version__
 
 LIBRARIES = ("torch", "numpy", "onnx", "onnxruntime")
 # keys whose differences can move numbers (in their last digits) or timings; the rest is context
-COMPARED = ("regionaudit", "python", "torch", "numpy", "onnx", "onnxruntime", "device", "dtype", "threads")
+COMPARED = ("regionaudit", "python", "torch", "numpy", "onnx", "onnxruntime", "device", "dtype", "threads",
+            "cpu_capability")
 
 
 def _version(name: str) -> str | None:
@@ -37,6 +38,9 @@ def describe(device: str | torch.device = "cpu", dtype: str = "float64") -> dict
         "device_name": _device_name(device),
         "dtype": str(dtype),
         "threads": torch.get_num_threads(),
+        # the vector instructions torch's and the BLAS's CPU kernels use (AVX2, AVX512, ...): the
+        # convolution and product kernels, and so the sums' order, follow them
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "platform": platform.platform(terse=True),
         "machine": platform.machine(),
     }

@@ -29,6 +29,8 @@ def test_describe_names_versions_device_dtype_threads():
     assert env["numpy"] == np.__version__
     assert differences(env, dict(env)) == []
     assert differences(env, {**env, "threads": env["threads"] + 1}) == [f"threads {env['threads'] + 1} -> {env['threads']}"]
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert differences(env, {**env, "cpu_capability": "AVX2"}) == [f"cpu_capability AVX2 -> {env['cpu_capability']}"]
     assert environment_warning(env, None) is None  # a baseline from before environments were recorded
 
 

@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None, extra_rows: list[Callable] | None = None
     print(table(out["rows"]))
     rates = ", ".join(f"{k} {v / 1e9:.1f} GMAC/s" for k, v in out["matmul_macs_per_s"].items())
     env = out["environment"]
-    print(f"float64 matmul throughput: {rates}; torch {env['torch']}, {env['threads']} threads")
+    print(f"float64 matmul throughput: {rates}; torch {env['torch']}, {env['threads']} threads, {env['cpu_capability']}")
     for s in out["skipped"]:
         print(f"skipped {s['model']}: {s['reason']}")
     for f in out["failed"]:
