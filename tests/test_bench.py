@@ -283,3 +283,18 @@ def test_threads_and_repeat_below_one_are_usage_errors(capsys):
             main(["--onnx", model, "--cpu-only", *argv])
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and says in err and "Traceback" not in err
+
+
+def test_a_file_named_twice_is_measured_once(tmp_path, capsys):
+    """The same `--onnx` file under two spellings is measured once, under its first, and the
+    second is listed as skipped with the reason."""
+    from regionaudit.bench.run import main
+
+    model = ROOT / "sample_models" / "spirals_mlp.onnx"
+    again = model.parent / "." / model.name
+    out = tmp_path / "bench.json"
+    doc = main(["--onnx", str(model), str(again), "--pairs", "1", "--max-points", "1", "--repeat", "1",
+                "--cpu-only", "--json", str(out)])
+    assert [(r["model"], r["measure"]) for r in doc["rows"]] == [(str(model), "density"), (str(model), "distance")]
+    assert {"model": str(again), "reason": f"the same file as {model}"} in doc["skipped"]
+    assert f"skipped {again}: the same file as {model}" in capsys.readouterr().out

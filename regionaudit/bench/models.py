@@ -79,6 +79,20 @@ def _onnx(path: Path, input_shape: tuple[int, ...] | None = None):
     return lambda dtype, device: import_model(str(path), input_shape=input_shape, dtype=dtype, device=device).network
 
 
+def distinct_files(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, Path]]]:
+    """The paths that name different files, each as first given, and (path, the first path) for
+    each that names a file again (`x.onnx` and `./x.onnx`, or a link to it): measured once."""
+    first: dict[Path, Path] = {}
+    again = []
+    for p in paths:
+        key = Path(p).resolve()
+        if key in first:
+            again.append((p, first[key]))
+        else:
+            first[key] = p
+    return list(first.values()), again
+
+
 def user_files(paths: list[Path], pairs: int, points: int, fraction: float,
                input_shape: tuple[int, ...] | None = None) -> list[ModelSpec]:
     """A user's ONNX files as benchmark models, each named by its path as given: `pairs` segments

@@ -26,7 +26,8 @@ from regionaudit.analysis.walk import walk_segment
 from regionaudit.bench import measure
 from regionaudit.files import write_text
 from regionaudit.heap import keep_freed_memory
-from regionaudit.bench.models import REALMODELS, ModelSpec, all_models, probes, random_mlp, sawtooth, user_files
+from regionaudit.bench.models import (REALMODELS, ModelSpec, all_models, distinct_files, probes, random_mlp, sawtooth,
+                                     user_files)
 from regionaudit.environment import describe
 from regionaudit.errors import RegionAuditError
 from regionaudit.options import parse_shape
@@ -349,6 +350,9 @@ def main(argv: list[str] | None = None, extra_rows: list[Callable] | None = None
             check_outputs([OutputRequest("json", args.json)], {f"the model {p}": p for p in args.onnx or ()})
         except RegionAuditError as exc:
             ap.exit(2, f"{ap.prog}: error: {exc}\n")
+    repeated = []
+    if args.onnx:  # a file named twice is measured once
+        args.onnx, repeated = distinct_files(args.onnx)
     specs = select(args)
     if args.onnx:  # a file that cannot be measured is an error before anything runs
         for spec in specs:
@@ -356,6 +360,7 @@ def main(argv: list[str] | None = None, extra_rows: list[Callable] | None = None
             if why:
                 ap.exit(2, f"{ap.prog}: error: {why}\n")
     out = run(args, specs)
+    out["skipped"][:0] = [{"model": str(p), "reason": f"the same file as {q}"} for p, q in repeated]
     print(table(out["rows"]))
     rates = ", ".join(f"{k} {v / 1e9:.1f} GMAC/s" for k, v in out["matmul_macs_per_s"].items())
     env = out["environment"]
