@@ -311,3 +311,23 @@ def test_sizes_shapes_and_seconds_as_the_command_line_writes_them():
     assert (opts.max_memory, opts.max_file_size, opts.input_shape, opts.timeout) == (4 * 2**20, 2**30, (3, 8, 8), 2.5)
     with pytest.raises(BadOption, match="--max-memory must look like 512M or 2G, got 'lots'"):
         regionaudit.audit(CNN, max_memory="lots")
+
+
+def test_a_network_runs_on_numpy_rows_as_on_tensors():
+    """`Network.forward` takes a numpy array of probes, or one flat probe, as it takes a tensor;
+    the outputs equal onnxruntime's."""
+    import onnxruntime as ort
+    import torch
+
+    from regionaudit.importer import import_model
+
+    model = SAMPLES / "digits_cnn.onnx"
+    net = import_model(str(model)).network
+    rows = np.load(SAMPLES / "digits_test.npy")[:5]  # float32, (5, 1, 8, 8)
+    got = net.forward(rows)
+    assert torch.equal(got, net.forward(torch.from_numpy(rows)))
+    one = net.forward(rows[0].reshape(-1))  # (one probe: torch's convolution, sums in another order)
+    assert one.shape == (1, 10) and torch.allclose(one, got[:1], rtol=1e-12, atol=1e-12)
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    want = session.run(None, {session.get_inputs()[0].name: rows})[0]
+    assert np.allclose(got.numpy(), want, rtol=1e-4, atol=1e-5)

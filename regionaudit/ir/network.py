@@ -93,7 +93,10 @@ class Network:
         return self
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        """Probes (P, *input_shape) or flat rows (P, prod) as the graph input (P, *graph shape)."""
+        """Probes (P, *input_shape) or flat rows (P, prod), a tensor or anything `torch.as_tensor`
+        reads (a numpy array), as the graph input (P, *graph shape)."""
+        if not isinstance(x, torch.Tensor):
+            x = torch.as_tensor(x)
         if x.dim() == 1 and math.prod(self.input_shape) == x.shape[0]:
             x = x.unsqueeze(0)
         if math.prod(x.shape[1:]) != math.prod(self.input_shape):
