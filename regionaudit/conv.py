@@ -260,7 +260,7 @@ def _conv2d_rows(x, weight, bias, strides, pads, dilations) -> torch.Tensor:
     unfold's copy for a 3x3 kernel), and each kernel row is one batched product, probe by probe,
     over the unfolded rows shifted by that many image rows, added into the output where it lies:
     no output copy, and no products over rows whose windows would cross into the next probe (see
-    `conv` for where this pays; measured against one product over the whole chunk: 5-25 % faster
+    `_by_rows` for where this pays; measured against one product over the whole chunk: 5-25 % faster
     with 32-128 output channels on 8-32 pixels). With few output channels the kernel rows are
     stacked into one product instead (`_conv2d_rows_stacked`)."""
     n_probes, c_in, h, w = x.shape
@@ -341,8 +341,8 @@ def _conv2d_rows_stacked(x, weight, bias, sw: int, pads, dilations) -> torch.Ten
     """`_conv2d_rows` with kh x C_out <= STACKED_ROWS: one product of every kernel row (stacked)
     with the chunk's unfolded input rows, the zero rows of the padding left out, then each output
     row the sum of the kernel rows' products at the input rows it reads (a padding row adds
-    nothing): the widest-reaching kernel row's products with the bias, plus a second's in the
-    same pass, then the others' in kernel-row order. A product with C_out <= 16 rows runs at half
+    nothing): the widest-reaching kernel row's products with the bias, plus the next widest's in
+    the same pass, then the others', widest first. A product with C_out <= 16 rows runs at half
     the matrix product's throughput or less; with kh x C_out rows it runs 5-25 % faster (3x3, 8-16 channels,
     8-32 pixels; 32 channels: the same), and leaving out the padding's rows (a fifth of the rows of
     an 8-pixel image) saves 10-30 % more on images of 4-32 pixels."""

@@ -38,8 +38,8 @@ def describe(device: str | torch.device = "cpu", dtype: str = "float64") -> dict
         "device_name": _device_name(device),
         "dtype": str(dtype),
         "threads": torch.get_num_threads(),
-        # the vector instructions torch's and the BLAS's CPU kernels use (AVX2, AVX512, ...): the
-        # convolution and product kernels, and so the sums' order, follow them
+        # the vector instructions torch's own CPU kernels use (AVX2, AVX512, ...), as torch reports
+        # them: the product orientation, and so the sums' order, follows it
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "platform": platform.platform(terse=True),
         "machine": platform.machine(),

@@ -42,7 +42,9 @@ class MatMul(Node):
         """Whether x @ W is better computed as (W^T x^T)^T: for many probes into a narrow output
         in float64 on CPU, MKL's AVX2 kernels run that orientation 1.3-1.8x faster (measured with
         outputs of 10 to 128; at 1024 wide it is slower). Its AVX-512 kernels run it 5-30 %
-        slower than x @ W (outputs of 10 to 256, 100 to 1024 inputs), so there it is not used."""
+        slower than x @ W (outputs of 10 to 256, 100 to 1024 inputs), so it is not used where
+        torch reports the CPU capability AVX512 (the proxy for MKL's kernels: ATEN_CPU_CAPABILITY
+        can lower what torch reports, not what MKL runs)."""
         w = self.weight
         return (
             not self.weight_left and x.dim() >= 2 and w.dim() == 2 and x.dtype == torch.float64
