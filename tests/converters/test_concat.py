@@ -52,3 +52,10 @@ def test_concat_with_a_constant_along_the_batch_axis_is_rejected(convert):
     node = helper.make_node("Concat", ["x", "c"], ["y"], axis=0)
     with pytest.raises(RejectedModel, match="Concat.*constants with data along the batch axis"):
         convert([node], [1, 2], {"c": f32(1, 2)})
+
+
+def test_concat_with_a_constant_of_integers_is_rejected(convert):
+    """A constant part is read as the op reads it, in the data's float type: integers are refused."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Concat", ["r", "k"], ["y"], axis=1)]
+    with pytest.raises(RejectedModel, match="Concat.*holds int64 values"):
+        convert(nodes, [1, 2], {"k": np.array([[1, 2]], np.int64)})

@@ -13,6 +13,8 @@ from regionaudit.importer.registry import Data, Unsupported, attr, converter
 @converter("Concat")
 def concat(node, ctx):
     parts = [ctx.input(i) for i in range(len(node.input))]
+    # a constant part as the op reads it: in the data's float type (refused otherwise), as float64
+    parts = [p if isinstance(p, Data) else ctx.const(i, "a concatenated constant") for i, p in enumerate(parts)]
     data = [p for p in parts if isinstance(p, Data)]
     if not data:  # (a graph's constants are folded before the walk: only a stray one lands here)
         raise Unsupported("a concatenation of constants only")
@@ -39,8 +41,6 @@ def _with_constants(ctx, parts: list, axis: int) -> Data:
     before it), the padded parts concatenated, and the constants' values added where they lie."""
     if axis == 0:
         raise Unsupported("concatenating constants with data along the batch axis")
-    if any(p.dtype.kind != "f" for p in parts if not isinstance(p, Data)):
-        raise Unsupported("a concatenated constant holds values that are not floats")
     rank = len(parts[0].shape)
     runs: list[tuple[Data, list[int]]] = []  # each data part and its pads along the axis
     before = 0  # the constants' entries before the first data part
@@ -59,7 +59,7 @@ def _with_constants(ctx, parts: list, axis: int) -> Data:
         shape = list(y.shape)
         shape[axis] = sum(p.shape[axis] for p in pieces)
         y = ctx.add(ir.Concat, pieces, shape=tuple(shape), axis=axis)
-    added = np.concatenate([np.zeros(p.shape) if isinstance(p, Data) else p.astype(np.float64) for p in parts], axis=axis)
+    added = np.concatenate([np.zeros(p.shape) if isinstance(p, Data) else p for p in parts], axis=axis)
     if not np.isfinite(added).all():
         raise Unsupported("a concatenated constant holds values that are not finite")
     return scale(ctx, y, add=added) if added.any() else y
