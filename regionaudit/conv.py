@@ -1,25 +1,25 @@
 """Convolution for the IR's Conv node, fast where torch is slow: 2-D, float64, on CPU.
 
-torch has no float64 convolution kernel of its own on CPU (oneDNN is float32 only): it unfolds
-probe by probe and multiplies small matrices, which reaches 10-25 % of the machine's float64
-matrix-product throughput on the small-channel convolutions of verification-size nets. Here a
-chunk of probes sized to stay in cache is copied once into channels-last order with its zero
-padding, unfolded (each kernel row is then one contiguous run of kw x C values), and multiplied
-by the weight in one call whose shape the BLAS runs near its peak: 1.5-4x faster than torch's,
-the same sums in another order (about 1e-15 relative). Where the stride along the height is 1
-(on all but the smallest images), the unfold runs along the width only, channels first, straight
-from the input, and each kernel row is one product (`_conv2d_rows`): the unfold is the larger
-part of the time, and this one copies kh times less. A 1x1 kernel without padding needs neither
-padding nor unfold (`_conv2d_pointwise`). A convolution whose output is much larger than its unfolded input stays
-with torch, which writes the output in place. Grouped convolutions are convolved group by group,
-and depthwise ones (one input channel per group, as in MobileNets) as a sum of the kernel's taps
+torch has no float64 convolution kernel of its own on CPU (oneDNN is float32 only): it unfolds probe
+by probe and multiplies small matrices, which reaches 10-25 % of the machine's float64
+matrix-product throughput on the small-channel convolutions of verification-size nets. Here a chunk
+of probes sized to stay in cache is copied once into channels-last order with its zero padding,
+unfolded (each kernel row is then one contiguous run of kw x C values), and multiplied by the weight
+in one call whose shape the BLAS runs near its peak: 1.5-4x faster than torch's, the same sums in
+another order (about 1e-15 relative). Where the stride along the height is 1 (on all but the
+smallest images), the unfold runs along the width only, channels first, straight from the input, and
+each kernel row is one product (`_conv2d_rows`): the unfold is the larger part of the time, and this
+one copies kh times less. A 1x1 kernel without padding needs neither padding nor unfold
+(`_conv2d_pointwise`). A convolution whose output is much larger than its unfolded input stays with
+torch, which writes the output in place. Grouped convolutions are convolved group by group, and
+depthwise ones (one input channel per group, as in MobileNets) as a sum of the kernel's taps
 (`_conv2d_depthwise`): torch's float64 kernels for both are 1.2-5x slower (3x3 kernels, 2-64
 channels per group). On small images, where those taps run mostly over padding, a depthwise
-convolution is one matrix per channel (`_conv2d_depthwise_dense`). A 1-D convolution is one of images one row high. A 2-D transposed
-convolution is ordinary ones, one per stride phase of its output (`_conv_transpose2d_phases`):
-1.8x faster than torch's for 4x4 kernels at stride 2, 1.15x for 2x2, as fast for 3x3, where
-interleaving the phases (a copy of runs of one value) takes most of the time; a grouped one is
-that, group by group.
+convolution is one matrix per channel (`_conv2d_depthwise_dense`). A 1-D convolution is one of
+images one row high. A 2-D transposed convolution is ordinary ones, one per stride phase of its
+output (`_conv_transpose2d_phases`): 1.8x faster than torch's for 4x4 kernels at stride 2, 1.15x for
+2x2, as fast for 3x3, where interleaving the phases (a copy of runs of one value) takes most of the
+time; a grouped one is that, group by group.
 """
 
 from __future__ import annotations
@@ -260,9 +260,9 @@ def _conv2d_rows(x, weight, bias, strides, pads, dilations) -> torch.Tensor:
     unfold's copy for a 3x3 kernel), and each kernel row is one batched product, probe by probe,
     over the unfolded rows shifted by that many image rows, added into the output where it lies:
     no output copy, and no products over rows whose windows would cross into the next probe (see
-    `_by_rows` for where this pays; measured against one product over the whole chunk: 5-25 % faster
-    with 32-128 output channels on 8-32 pixels). With few output channels the kernel rows are
-    stacked into one product instead (`_conv2d_rows_stacked`)."""
+    `_by_rows` for where this pays; measured against one product over the whole chunk: 5-25 %
+    faster with 32-128 output channels on 8-32 pixels). With few output channels the kernel rows
+    are stacked into one product instead (`_conv2d_rows_stacked`)."""
     n_probes, c_in, h, w = x.shape
     c_out, _, kh, kw = weight.shape
     (_, sw), (dh, dw) = strides, dilations
@@ -343,9 +343,9 @@ def _conv2d_rows_stacked(x, weight, bias, sw: int, pads, dilations) -> torch.Ten
     row the sum of the kernel rows' products at the input rows it reads (a padding row adds
     nothing): the widest-reaching kernel row's products with the bias, plus the next widest's in
     the same pass, then the others', widest first. A product with C_out <= 16 rows runs at half
-    the matrix product's throughput or less; with kh x C_out rows it runs 5-25 % faster (3x3, 8-16 channels,
-    8-32 pixels; 32 channels: the same), and leaving out the padding's rows (a fifth of the rows of
-    an 8-pixel image) saves 10-30 % more on images of 4-32 pixels."""
+    the matrix product's throughput or less; with kh x C_out rows it runs 5-25 % faster (3x3, 8-16
+    channels, 8-32 pixels; 32 channels: the same), and leaving out the padding's rows (a fifth of
+    the rows of an 8-pixel image) saves 10-30 % more on images of 4-32 pixels."""
     n_probes, c_in, h, w = x.shape
     c_out, _, kh, kw = weight.shape
     dh, dw = dilations
