@@ -5,6 +5,7 @@ squared gradient and the nearest units are those of the full layers and of autog
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
 import pytest
@@ -104,15 +105,25 @@ def _shuffle_net(seed: int) -> ir.Network:
     return g.network(g.dense(g.flatten(g.relu(g.conv(y, 2, 3, stride=2))), 3))
 
 
+def _channels_last_net(seed: int) -> ir.Network:
+    """An export of a channels-last model: its input (H, W, C) moved to channels first by a
+    Transpose, which the exact distance's identity rows then stand for (`basis_node`)."""
+    g = nf.Builder((11, 9, 2), seed)
+    x = g.relu(g.conv(g.relu(g.conv(g.transpose(0, (2, 0, 1)), 4, 3, pad=1)), 4, 3, pad=1))
+    x = g.relu(g.sum(x, g.conv(x, 4, 3, pad=1)))
+    return g.network(g.dense(g.flatten(g.relu(g.conv(x, 3, 3, stride=2))), 3))
+
+
 def _sample(name: str) -> ir.Network:
     """A shipped sample model: its image has the exported batch axis (1, C, H, W)."""
     return import_model(str(SAMPLES / f"{name}.onnx")).network
 
 
 @pytest.mark.parametrize("net", [_image_net(1), _image_net(2), _pooled_first_net(3), nf.make("cnn_max", 4), nf.make("cnn_concat", 5),
-                                 _broadcast_sum_net(6), _shuffle_net(7), _sample("digits_cnn"), _sample("digits_resnet")],
-                         ids=["layers-1", "layers-2", "pools", "cnn-max", "cnn-concat", "broadcast-sum", "shuffle", "sample-cnn",
-                              "sample-resnet"])
+                                 _broadcast_sum_net(6), _shuffle_net(7), _channels_last_net(8), _sample("digits_cnn"),
+                                 _sample("digits_resnet")],
+                         ids=["layers-1", "layers-2", "pools", "cnn-max", "cnn-concat", "broadcast-sum", "shuffle", "channels-last",
+                              "sample-cnn", "sample-resnet"])
 @pytest.mark.parametrize("budget", [1, 7, None], ids=["one-direction", "few", "default"])
 def test_banded_layers_give_the_full_layers_distances(net, budget, monkeypatch):
     """Chunks of one, a few and all directions (bands of every width): every kink node's squared
@@ -138,7 +149,8 @@ def test_banded_layers_give_the_full_layers_distances(net, budget, monkeypatch):
         assert b.distance == pytest.approx(dist, rel=1e-12, abs=1e-15) and (b.node, b.unit) == (node, unit)
 
 
-@pytest.mark.parametrize("net", [_image_net(1), _sample("digits_resnet")], ids=["layers", "sample-resnet"])
+@pytest.mark.parametrize("net", [_image_net(1), _channels_last_net(8), _sample("digits_resnet")],
+                         ids=["layers", "channels-last", "sample-resnet"])
 def test_bands_are_narrower_than_the_image(net, monkeypatch):
     """The test above checks bands that exist: with one direction per chunk, the convolutions
     after the first run on fewer rows than the image has, and some read a tangent that holds
@@ -156,6 +168,43 @@ def test_bands_are_narrower_than_the_image(net, monkeypatch):
     boundary_distances(net, torch.randn(2, *net.input_shape, dtype=torch.float64), max_memory=min_memory(net))
     assert widths and any(w < h for w, h in widths)
     assert any(inputs)
+
+
+def test_a_transpose_of_the_input_is_where_the_identity_rows_start():
+    """The Transpose that alone reads the input stands for it; one that shares the input with
+    another reader, or a network without one, starts at the input."""
+    net = _channels_last_net(8)
+    order = D.tangent_order(net)
+    assert D.basis_node(net, order, net.last_use(order)) == 1
+    g = nf.Builder((6, 5, 2), 3)
+    x = g.conv(g.transpose(0, (2, 0, 1)), 2, 3)
+    shared = g.network(g.dense(g.relu(g.sum(g.flatten(g.relu(x)), g.dense(g.flatten(0), 24))), 2))
+    order = D.tangent_order(shared)
+    assert D.basis_node(shared, order, shared.last_use(order)) == 0
+    order = D.tangent_order(_image_net(1))
+    assert D.basis_node(_image_net(1), order, _image_net(1).last_use(order)) == 0
+
+
+@pytest.mark.parametrize("n_dir", [1, 5, 9, 30, 10_000])
+@pytest.mark.parametrize("net", [_image_net(1), _channels_last_net(8), nf.make("mlp", 2)], ids=["image", "channels-last", "mlp"])
+def test_basis_chunks_cover_every_direction_once_in_whole_rows(net, n_dir):
+    """Every identity row once, in order, at most n_dir at a time; on an image that a
+    convolution reads, never across two channels, and whole image rows where n_dir holds one."""
+    order = D.tangent_order(net)
+    last = net.last_use(order)
+    dim = math.prod(net.input_shape)
+    chunks = D.basis_chunks(net, order, last, dim, n_dir)
+    assert [s for s, _ in chunks] == list(itertools.accumulate([0] + [c for _, c in chunks[:-1]]))
+    assert sum(c for _, c in chunks) == dim and all(0 < c <= n_dir for _, c in chunks)
+    root = D.basis_node(net, order, last)
+    if root == 0 and len(net.input_shape) != 3:
+        assert chunks == [(s, min(n_dir, dim - s)) for s in range(0, dim, n_dir)]
+        return
+    _, h, w = net.nodes[root].shape if root else net.input_shape
+    for s, c in chunks:
+        assert s // (h * w) == (s + c - 1) // (h * w)
+        if n_dir >= w:
+            assert s % w == 0 and (c % w == 0 or (s + c) % (h * w) == 0)
 
 
 def test_a_clip_with_one_bound_per_side_takes_its_slopes_on_the_band(monkeypatch):

@@ -22,13 +22,17 @@ from regionaudit.analysis._common import (
 )
 from regionaudit.conv import conv2d_of_basis
 from regionaudit.errors import BadOption
-from regionaudit.ir import Clip, Conv, LeakyRelu, MaxPool, Network, Sum, UnitKink
+from regionaudit.ir import Clip, Conv, LeakyRelu, MaxPool, Network, Sum, Transpose, UnitKink
 from regionaudit.options import AUTO_APPROX_INPUT, DISTANCE_METHODS
 
 # `--distance auto` measures approximately above AUTO_APPROX_INPUT input elements (by size alone, so
 # the JSON never depends on the machine): 3x64x64 images stay exact, 3x128x128 and larger are
 # approximate. The option's values and defaults are defined once, in options.py.
 METHODS = DISTANCE_METHODS
+# Rows of the identity per chunk of an exact distance whose input is an image, about: whole
+# image rows (`basis_chunks`; measured on 32x32 and 64x64 images, 3-64 channels: 128 best or
+# within 10 % of the best of 32-256)
+BAND_DIRECTIONS = 128
 SQUARES_BYTES = 1 << 20  # one chunk of squared tangents (`_sum_squares`): small enough for the cache
 # From this many values per direction (256 KiB of float64, about a core's L2), `_sum_squares`
 # adds one direction's squares at a time instead (measured: 1.1x at 32 Ki values, 3x at 256 Ki)
@@ -187,8 +191,10 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
     often the widest, run once per direction instead of once per direction and point.
     """
     t = basis.shape[0]
-    band = {0: None if start is None else bands.of_basis(network.graph_input_shape, start, t)}
-    tan = {0: basis.reshape(t, 1, *network.graph_input_shape)}  # every row, or band[k]'s only
+    root = 0 if start is None else basis_node(network, order, last)
+    image = _shape_of(network, root)
+    band = {root: None if start is None else bands.of_basis(image, start, t)}
+    tan = {root: basis.reshape(t, 1, *image)}  # every row, or band[k]'s only
     masked = {network.nodes[i].inputs[0] for i in pooled}
 
     def holds(k: int) -> tuple[int, int]:
@@ -200,7 +206,7 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
             tan[k] = bands.rows_of(tan[k], holds(k), (0, network.nodes[k].shape[-2]))
         return tan[k]
 
-    for i in order[1:]:
+    for i in order[order.index(root) + 1 :]:
         node = network.nodes[i]
         q = node.inputs[0] if node.inputs else None
         rows = None if q is None else band[q]
@@ -235,8 +241,8 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
                 _add_window_squares(node, dz, tan_i, sq[i], part)
             if last[i] > i:
                 tan[i] = tan_i
-        elif start is not None and tuple(node.inputs) == (0,) and _convolves_image(node, network):
-            y = conv2d_of_basis(node.weight, network.graph_input_shape[-3:], start, t, node.strides, node.pads, node.dilations, node.groups)
+        elif start is not None and tuple(node.inputs) == (root,) and _convolves_image(node, image):
+            y = conv2d_of_basis(node.weight, image[-3:], start, t, node.strides, node.pads, node.dilations, node.groups)
             tan[i] = y.reshape(t, 1, *node.shape)
             out = bands.conv_rows(node, rows)
         elif isinstance(node, Conv) and rows is not None and bands.conv_rows(node, rows) is not None:
@@ -299,9 +305,46 @@ def _sum_of(node: Sum, terms: list[torch.Tensor], into: bool) -> torch.Tensor:
     return out
 
 
-def _convolves_image(node, network: Network) -> bool:
-    """Whether node is a 2-D convolution of the network's (C, H, W) input."""
-    return isinstance(node, Conv) and node.weight.dim() == 4 and bands.is_image(network.graph_input_shape)
+def basis_chunks(network: Network, order: list[int], last: dict[int, int], n_tan: int, n_dir: int) -> list[tuple[int, int]]:
+    """(start, count) of each chunk of the identity's rows that an exact distance pushes through,
+    at most n_dir at a time. Where a convolution reads them as an image (`basis_node`), a chunk
+    is whole image rows of one channel, about BAND_DIRECTIONS of them: its tangents are then
+    zero outside a band of a few rows, on which the layers run (bands.py). Chunks as large as
+    the memory allows were 1.3-2x slower on 32x32 images: a chunk of 347 rows of the identity
+    spans 11 image rows, or crosses into the next channel and spans them all."""
+    root = basis_node(network, order, last)
+    image = _shape_of(network, root)
+    if not any(tuple(network.nodes[i].inputs) == (root,) and _convolves_image(network.nodes[i], image) for i in order):
+        return [(d0, min(n_dir, n_tan - d0)) for d0 in range(0, n_tan, n_dir)]
+    h, w = image[-2:]
+    size = min(n_dir, max(w, BAND_DIRECTIONS))
+    size = size // w * w if size >= w else size
+    return [(c0 + d0, min(size, h * w - d0)) for c0 in range(0, n_tan, h * w) for d0 in range(0, h * w, size)]
+
+
+def _convolves_image(node, image: tuple[int, ...]) -> bool:
+    """Whether node is a 2-D convolution of an input of shape `image` that is one (C, H, W)."""
+    return isinstance(node, Conv) and node.weight.dim() == 4 and bands.is_image(image)
+
+
+def basis_node(network: Network, order: list[int], last: dict[int, int]) -> int:
+    """The node whose values the exact distance's identity rows stand for: the input, or a
+    Transpose that alone reads it (an export of a channels-last model moving its input to
+    channels first). The Transpose's identity rows are the input's, permuted; a squared
+    gradient norm, the sum over all of them, is the same (to rounding: the terms come in
+    another order), and the convolution after the Transpose then reads rows of the identity
+    of an image: placed, not multiplied, and the layers after it run on bands of rows."""
+    if len(order) < 2:
+        return 0
+    node = network.nodes[order[1]]
+    if isinstance(node, Transpose) and tuple(node.inputs) == (0,) and last[0] == order[1]:
+        return order[1]
+    return 0
+
+
+def _shape_of(network: Network, i: int) -> tuple[int, ...]:
+    """A probe's values at node i (the graph's input shape at the input)."""
+    return tuple(network.nodes[i].shape) if i else tuple(network.graph_input_shape)
 
 
 def _add_window_squares(pool: MaxPool, dz: torch.Tensor, picked: torch.Tensor, sq: torch.Tensor, rows=None) -> None:
@@ -548,8 +591,8 @@ def boundary_distances(
             else:
                 sq[i] = torch.zeros((p, z[0].numel()), dtype=network.dtype, device=network.device)
         if directions is None:
-            for d0 in range(0, n_tan, n_dir):
-                _accumulate(network, order, last, kinks, cells, pooled, _basis(dim, d0, min(n_dir, n_tan - d0), network), sq, start=d0)
+            for d0, cnt in basis_chunks(network, order, last, n_tan, n_dir):
+                _accumulate(network, order, last, kinks, cells, pooled, _basis(dim, d0, cnt, network), sq, start=d0)
         else:  # (drawn again for each chunk of points: only a chunk of them is held at a time)
             for chunk in gaussian_chunks(dim, directions, seed, n_dir):
                 _accumulate(network, order, last, kinks, cells, pooled, chunk.to(dtype=network.dtype, device=network.device), sq)
