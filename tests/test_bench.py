@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -283,6 +284,22 @@ def test_threads_and_repeat_below_one_are_usage_errors(capsys):
             main(["--onnx", model, "--cpu-only", *argv])
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and says in err and "Traceback" not in err
+
+
+def test_a_hard_link_names_the_same_file(tmp_path):
+    """A hard link is the file it links (its device and inode), as a symbolic link is; a copy
+    is another file."""
+    from regionaudit.bench.models import distinct_files
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes((ROOT / "sample_models" / "spirals_mlp.onnx").read_bytes())
+    hard, soft, copy = tmp_path / "hard.onnx", tmp_path / "soft.onnx", tmp_path / "copy.onnx"
+    os.link(model, hard)
+    soft.symlink_to(model)
+    copy.write_bytes(model.read_bytes())
+    kept, again = distinct_files([model, hard, soft, copy, tmp_path / "missing.onnx"])
+    assert kept == [model, copy, tmp_path / "missing.onnx"]
+    assert again == [(hard, model), (soft, model)]
 
 
 def test_a_file_named_twice_is_measured_once(tmp_path, capsys):

@@ -5,6 +5,7 @@ load the network and where its probes lie."""
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -81,11 +82,17 @@ def _onnx(path: Path, input_shape: tuple[int, ...] | None = None):
 
 def distinct_files(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, Path]]]:
     """The paths that name different files, each as first given, and (path, the first path) for
-    each that names a file again (`x.onnx` and `./x.onnx`, or a link to it): measured once."""
-    first: dict[Path, Path] = {}
+    each that names a file again (`x.onnx` and `./x.onnx`, a symbolic or a hard link to it):
+    measured once. A file is its device and inode where it exists (a missing one is reported
+    when it is read)."""
+    first: dict[object, Path] = {}
     again = []
     for p in paths:
-        key = Path(p).resolve()
+        try:
+            info = os.stat(p)
+            key: object = (info.st_dev, info.st_ino)
+        except OSError:
+            key = Path(p).resolve()
         if key in first:
             again.append((p, first[key]))
         else:
