@@ -114,16 +114,38 @@ def _channels_last_net(seed: int) -> ir.Network:
     return g.network(g.dense(g.flatten(g.relu(g.conv(x, 3, 3, stride=2))), 3))
 
 
+def _linear_map(n_in: int, n_out: int) -> torch.Tensor:
+    """Linear interpolation from n_in cells to n_out (half-pixel centres), as (n_out, n_in)."""
+    eye = torch.eye(n_in, dtype=torch.float64).unsqueeze(1)
+    return F.interpolate(eye, size=n_out, mode="linear", align_corners=False)[:, 0].T.contiguous()
+
+
+def _resize_net(seed: int) -> ir.Network:
+    """Resizes (ir.Resample): nearest x2 along both axes, linear from 5 to 7 rows, and one along
+    the width alone, which keeps the band's rows."""
+    g = nf.Builder((2, 10, 8), seed)
+    x = g.relu(g.conv(0, 3, 3, stride=2, pad=1))  # (3, 5, 4)
+    c, h, w = g.shape(x)
+    up = torch.eye(h, dtype=torch.float64).repeat_interleave(2, 0), torch.eye(w, dtype=torch.float64).repeat_interleave(2, 0)
+    x = g._add(ir.Resample(g.name("Resize"), (x,), (c, 2 * h, 2 * w), axes=(1, 2), matrices=list(up)))
+    y = g.relu(g.conv(x, 3, 3, pad=1))  # (3, 10, 8)
+    y = g.relu(g.conv(y, 3, 3, stride=2, pad=1))  # (3, 5, 4)
+    y = g._add(ir.Resample(g.name("Resize"), (y,), (3, 7, 4), axes=(1,), matrices=[_linear_map(5, 7)]))
+    y = g.relu(g.conv(y, 3, 3, pad=1))
+    y = g._add(ir.Resample(g.name("Resize"), (y,), (3, 7, 6), axes=(2,), matrices=[_linear_map(4, 6)]))
+    return g.network(g.dense(g.flatten(g.relu(g.conv(y, 2, 3, pad=1))), 3))
+
+
 def _sample(name: str) -> ir.Network:
     """A shipped sample model: its image has the exported batch axis (1, C, H, W)."""
     return import_model(str(SAMPLES / f"{name}.onnx")).network
 
 
 @pytest.mark.parametrize("net", [_image_net(1), _image_net(2), _pooled_first_net(3), nf.make("cnn_max", 4), nf.make("cnn_concat", 5),
-                                 _broadcast_sum_net(6), _shuffle_net(7), _channels_last_net(8), _sample("digits_cnn"),
+                                 _broadcast_sum_net(6), _shuffle_net(7), _channels_last_net(8), _resize_net(9), _sample("digits_cnn"),
                                  _sample("digits_resnet")],
                          ids=["layers-1", "layers-2", "pools", "cnn-max", "cnn-concat", "broadcast-sum", "shuffle", "channels-last",
-                              "sample-cnn", "sample-resnet"])
+                              "resize", "sample-cnn", "sample-resnet"])
 @pytest.mark.parametrize("budget", [1, 7, None], ids=["one-direction", "few", "default"])
 def test_banded_layers_give_the_full_layers_distances(net, budget, monkeypatch):
     """Chunks of one, a few and all directions (bands of every width): every kink node's squared
@@ -168,6 +190,37 @@ def test_bands_are_narrower_than_the_image(net, monkeypatch):
     boundary_distances(net, torch.randn(2, *net.input_shape, dtype=torch.float64), max_memory=min_memory(net))
     assert widths and any(w < h for w, h in widths)
     assert any(inputs)
+
+
+def test_the_layers_after_a_resize_run_on_a_band(monkeypatch):
+    """The convolutions after each resize run on fewer rows than their image has (the distances:
+    the test above), and each resize reaches the rows its map reads the band from."""
+    net = _resize_net(9)
+    seen, reached = {}, []
+    conv_band, resample_rows = bands.conv_band, bands.resample_rows
+
+    def spy(node, dz, held, band):
+        out, rows = conv_band(node, dz, held, band)
+        seen.setdefault(node.name, []).append(rows[1] - rows[0] < node.shape[-2])
+        return out, rows
+
+    def rows_spy(node, band):
+        out = resample_rows(node, band)
+        reached.append((node, band, out))
+        return out
+
+    monkeypatch.setattr(bands, "conv_band", spy)
+    monkeypatch.setattr(bands, "resample_rows", rows_spy)
+    boundary_distances(net, torch.randn(2, *net.input_shape, dtype=torch.float64), max_memory=min_memory(net))
+    convs = [n.name for n in net.nodes if isinstance(n, ir.Conv)]
+    assert all(any(seen[c]) for c in convs[1:])
+    assert reached
+    for node, (lo, hi), (a, b) in reached:
+        if 1 not in node.axes:
+            assert (a, b) == (lo, hi)
+            continue
+        m = node.matrices[node.axes.index(1)]
+        assert (m[:, lo:hi] != 0).any(1).nonzero().flatten().tolist() == list(range(a, b))
 
 
 def test_a_transpose_of_the_input_is_where_the_identity_rows_start():

@@ -19,7 +19,7 @@ import math
 import torch
 
 from regionaudit.conv import conv, rows_read
-from regionaudit.ir import Clip, Concat, Conv, LeakyRelu, MaxPool, Node, Pad, Reshape, Scale, Sum, Transpose
+from regionaudit.ir import Clip, Concat, Conv, LeakyRelu, MaxPool, Node, Pad, Resample, Reshape, Scale, Sum, Transpose
 
 Band = tuple[int, int] | None
 
@@ -78,6 +78,34 @@ def conv_band(node: Conv, dz: torch.Tensor, held: tuple[int, int], band: tuple[i
         return dz.new_zeros(dz.shape[0], node.shape[-3], b - a, node.shape[-1]), (a, b)
     x = dz[:, :, s0 - lo : s1 - lo]
     y = conv(x, node.weight, None, node.strides, (s0 - r0, left, r1 - s1, right), node.dilations, node.groups)
+    return y, (a, b)
+
+
+def resample_rows(node: Resample, band: Band) -> Band:
+    """The output rows of a Resize whose map along the height reads a row of band: the band
+    itself where the height is not resized."""
+    height = len(node.shape) - 2
+    if band is None or height < 0:
+        return None
+    if height not in node.axes:
+        return band
+    m = node.matrices[node.axes.index(height)]  # (out, in)
+    hit = m[:, band[0] : band[1]].ne(0).any(1).nonzero().flatten().tolist()
+    return (hit[0], hit[-1] + 1) if hit else (0, 0)
+
+
+def resample_band(node: Resample, dz: torch.Tensor, held: tuple[int, int], band: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
+    """The Resize of tangents dz (N, *shape), rows held = (lo, hi) of its input, which is zero
+    outside `band`, for the output rows (a, b) the band reaches only: its map along the height
+    from the band's rows to rows a..b (the other input rows are zero), along the other axes the
+    whole map. The caller checks `resample_rows` is not None."""
+    a, b = resample_rows(node, band)
+    height = len(node.shape) - 2
+    y = dz[..., band[0] - held[0] : band[1] - held[0], :]
+    for axis, m in zip(node.axes, node.matrices):
+        if axis == height:
+            m = m[a:b, band[0] : band[1]]
+        y = torch.movedim(torch.movedim(y, axis + 1, -1) @ m.T, -1, axis + 1)
     return y, (a, b)
 
 

@@ -22,7 +22,7 @@ from regionaudit.analysis._common import (
 )
 from regionaudit.conv import conv2d_of_basis
 from regionaudit.errors import BadOption
-from regionaudit.ir import Clip, Conv, LeakyRelu, MaxPool, Network, Sum, Transpose, UnitKink
+from regionaudit.ir import Clip, Conv, LeakyRelu, MaxPool, Network, Resample, Sum, Transpose, UnitKink
 from regionaudit.options import AUTO_APPROX_INPUT, DISTANCE_METHODS
 
 # `--distance auto` measures approximately above AUTO_APPROX_INPUT input elements (by size alone, so
@@ -249,6 +249,10 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
             d = tan[q]
             y, out = bands.conv_band(node, d.reshape(-1, *d.shape[-3:]), holds(q), rows)
             tan[i] = y.reshape(t, d.shape[1], *node.shape[:-2], *y.shape[-2:])
+        elif isinstance(node, Resample) and rows is not None and bands.resample_rows(node, rows) is not None:
+            d = tan[q]
+            y, out = bands.resample_band(node, d.reshape(-1, *d.shape[2:]), holds(q), rows)
+            tan[i] = y.reshape(t, d.shape[1], *y.shape[1:])
         else:
             held = [band[k] for k in node.inputs]
             if rows is not None and None not in held and bands.keeps_band(node, [network.nodes[k].shape for k in node.inputs]):
