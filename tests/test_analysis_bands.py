@@ -136,16 +136,39 @@ def _resize_net(seed: int) -> ir.Network:
     return g.network(g.dense(g.flatten(g.relu(g.conv(y, 2, 3, pad=1))), 3))
 
 
+def _conv_transpose(g: nf.Builder, x: int, c_out: int, k: int, stride: int, pads=(0, 0, 0, 0), out_pad=(0, 0), dil: int = 1,
+                    groups: int = 1) -> int:
+    c, h, w = g.shape(x)
+    oh = (h - 1) * stride - pads[0] - pads[2] + (k - 1) * dil + 1 + out_pad[0]
+    ow = (w - 1) * stride - pads[1] - pads[3] + (k - 1) * dil + 1 + out_pad[1]
+    return g._add(ir.ConvTranspose(g.name("ConvTranspose"), (x,), (c_out, oh, ow), weight=g.randn(c, c_out // groups, k, k, std=0.4),
+                                   bias=g.randn(c_out, std=0.3), strides=(stride, stride), pads=tuple(pads), output_padding=out_pad,
+                                   dilations=(dil, dil), groups=groups))
+
+
+def _conv_transpose_net(seed: int) -> ir.Network:
+    """Transposed convolutions (a decoder's upsampling): stride 2 with padding and output padding,
+    grouped, and a dilated one with asymmetric pads."""
+    g = nf.Builder((2, 9, 7), seed)
+    x = g.relu(g.conv(0, 4, 3, stride=2, pad=1))  # (4, 5, 4)
+    x = g.relu(_conv_transpose(g, x, 4, 3, 2, pads=(1, 1, 1, 1), out_pad=(1, 1)))  # (4, 10, 8)
+    x = g.relu(g.conv(x, 4, 3, stride=2, pad=1))  # (4, 5, 4)
+    x = g.relu(_conv_transpose(g, x, 4, 2, 2, groups=2))  # (4, 10, 8)
+    x = g.relu(_conv_transpose(g, x, 3, 3, 1, pads=(1, 0, 2, 1), dil=2))
+    return g.network(g.dense(g.flatten(g.relu(g.conv(x, 2, 3, stride=2))), 3))
+
+
 def _sample(name: str) -> ir.Network:
     """A shipped sample model: its image has the exported batch axis (1, C, H, W)."""
     return import_model(str(SAMPLES / f"{name}.onnx")).network
 
 
 @pytest.mark.parametrize("net", [_image_net(1), _image_net(2), _pooled_first_net(3), nf.make("cnn_max", 4), nf.make("cnn_concat", 5),
-                                 _broadcast_sum_net(6), _shuffle_net(7), _channels_last_net(8), _resize_net(9), _sample("digits_cnn"),
+                                 _broadcast_sum_net(6), _shuffle_net(7), _channels_last_net(8), _resize_net(9), _conv_transpose_net(10),
+                                 _sample("digits_cnn"),
                                  _sample("digits_resnet")],
                          ids=["layers-1", "layers-2", "pools", "cnn-max", "cnn-concat", "broadcast-sum", "shuffle", "channels-last",
-                              "resize", "sample-cnn", "sample-resnet"])
+                              "resize", "conv-transpose", "sample-cnn", "sample-resnet"])
 @pytest.mark.parametrize("budget", [1, 7, None], ids=["one-direction", "few", "default"])
 def test_banded_layers_give_the_full_layers_distances(net, budget, monkeypatch):
     """Chunks of one, a few and all directions (bands of every width): every kink node's squared
@@ -221,6 +244,45 @@ def test_the_layers_after_a_resize_run_on_a_band(monkeypatch):
             continue
         m = node.matrices[node.axes.index(1)]
         assert (m[:, lo:hi] != 0).any(1).nonzero().flatten().tolist() == list(range(a, b))
+
+
+def test_the_transposed_convolutions_run_on_a_band(monkeypatch):
+    """In the net of transposed convolutions, each runs on fewer output rows than its image has
+    for some chunk of directions (the distances: the test of every kind of net above)."""
+    net = _conv_transpose_net(10)
+    seen = {}
+    band_of = bands.conv_transpose_band
+
+    def spy(node, dz, held, band):
+        out, rows = band_of(node, dz, held, band)
+        seen.setdefault(node.name, []).append(rows[1] - rows[0] < node.shape[-2])
+        return out, rows
+
+    monkeypatch.setattr(bands, "conv_transpose_band", spy)
+    boundary_distances(net, torch.randn(2, *net.input_shape, dtype=torch.float64), max_memory=min_memory(net))
+    names = [n.name for n in net.nodes if isinstance(n, ir.ConvTranspose)]
+    assert sorted(seen) == sorted(names) and all(any(seen[n]) for n in names)
+
+
+@pytest.mark.parametrize("k,stride,pads,out_pad,dil", [(3, 2, (1, 0, 1, 0), (1, 0), 1), (2, 2, (0, 0, 0, 0), (0, 0), 1),
+                                                       (3, 1, (1, 0, 2, 0), (0, 0), 2), (4, 3, (2, 1, 0, 1), (2, 0), 1)])
+def test_a_transposed_convolution_of_a_band_is_those_rows_of_the_whole(k, stride, pads, out_pad, dil):
+    """For every band of its input, a transposed convolution's output is zero outside the rows
+    `conv_transpose_rows` gives, and `conv_transpose_band` gives those rows of the whole layer
+    from the band's rows alone."""
+    g = nf.Builder((3, 6, 5), 11)
+    net = g.network(_conv_transpose(g, 0, 2, k, stride, pads=pads, out_pad=out_pad, dil=dil))
+    node = net.nodes[1]
+    for lo, hi in [(a, b) for a in range(6) for b in range(a + 1, 7)]:
+        x = torch.zeros(2, 3, 6, 5, dtype=torch.float64)
+        x[:, :, lo:hi] = torch.randn(2, 3, hi - lo, 5, dtype=torch.float64)
+        whole = node.linear([x])
+        a, b = bands.conv_transpose_rows(node, (lo, hi))
+        assert torch.count_nonzero(whole[:, :, :a]) == 0 and torch.count_nonzero(whole[:, :, b:]) == 0
+        for held in [(0, 6), (lo, hi)]:
+            y, rows = bands.conv_transpose_band(node, x[:, :, held[0] : held[1]], held, (lo, hi))
+            assert rows == (a, b)
+            assert torch.allclose(y, whole[:, :, a:b], rtol=1e-13, atol=1e-14)
 
 
 def test_a_transpose_of_the_input_is_where_the_identity_rows_start():

@@ -18,8 +18,8 @@ import math
 
 import torch
 
-from regionaudit.conv import conv, rows_read
-from regionaudit.ir import Clip, Concat, Conv, LeakyRelu, MaxPool, Node, Pad, Resample, Reshape, Scale, Sum, Transpose
+from regionaudit.conv import conv, conv_transpose, rows_read
+from regionaudit.ir import Clip, Concat, Conv, ConvTranspose, LeakyRelu, MaxPool, Node, Pad, Resample, Reshape, Scale, Sum, Transpose
 
 Band = tuple[int, int] | None
 
@@ -57,6 +57,29 @@ def full(band: Band, height: int) -> bool:
     return band is None or (band[0] <= 0 and band[1] >= height)
 
 
+def layer_rows(node: Node, band: Band) -> Band:
+    """The output rows of a convolution, transposed convolution or resize whose input is zero
+    outside band; None for other nodes, or where the layer does not run on bands."""
+    if isinstance(node, Conv):
+        return conv_rows(node, band)
+    if isinstance(node, ConvTranspose):
+        return conv_transpose_rows(node, band)
+    if isinstance(node, Resample):
+        return resample_rows(node, band)
+    return None
+
+
+def on_band(node: Node, dz: torch.Tensor, held: tuple[int, int], band: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
+    """The layer's linear part of tangents dz (N, *shape, rows held = (lo, hi) of its input's
+    height), zero outside band, for its output rows (a, b) = `layer_rows` alone (the caller
+    checks they are not None): (N, *output shape with b - a rows), (a, b)."""
+    if isinstance(node, Resample):
+        return resample_band(node, dz, held, band)
+    x = dz.reshape(-1, *dz.shape[-3:])
+    y, rows = (conv_band if isinstance(node, Conv) else conv_transpose_band)(node, x, held, band)
+    return y.reshape(*dz.shape[:-3], *y.shape[-3:]), rows
+
+
 def conv_rows(node: Conv, band: Band) -> Band:
     """The output rows of a 2-D convolution that read a row of band."""
     if band is None or node.weight.dim() != 4 or min(node.pads) < 0:
@@ -79,6 +102,32 @@ def conv_band(node: Conv, dz: torch.Tensor, held: tuple[int, int], band: tuple[i
     x = dz[:, :, s0 - lo : s1 - lo]
     y = conv(x, node.weight, None, node.strides, (s0 - r0, left, r1 - s1, right), node.dilations, node.groups)
     return y, (a, b)
+
+
+def conv_transpose_rows(node: ConvTranspose, band: Band) -> Band:
+    """The output rows of a 2-D transposed convolution that a row of band reaches: input row y
+    adds to output rows y * stride - top + ky * dilation, ky < kernel (its output padding only
+    the bias reaches)."""
+    if band is None or node.weight.dim() != 4 or band[1] <= band[0]:
+        return None if band is None or node.weight.dim() != 4 else (0, 0)
+    (lo, hi), s, d, top = band, node.strides[0], node.dilations[0], node.pads[0]
+    a = max(0, lo * s - top)
+    b = min(node.shape[-2], (hi - 1) * s - top + (node.weight.shape[2] - 1) * d + 1)
+    return (a, max(a, b))
+
+
+def conv_transpose_band(node: ConvTranspose, dz: torch.Tensor, held: tuple[int, int], band: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
+    """The transposed convolution's linear part of tangents dz (N, C, hi - lo, W), rows held =
+    (lo, hi) of its input, zero outside band: the band's rows transposed-convolved with no
+    padding along the height (full output row band[0] * stride onwards), then the rows a..b of
+    `conv_transpose_rows`."""
+    a, b = conv_transpose_rows(node, band)
+    x = dz[:, :, band[0] - held[0] : band[1] - held[0]]
+    _, left, _, right = node.pads
+    y = conv_transpose(x, node.weight, None, node.strides, (0, left, 0, right), (0, node.output_padding[1]),
+                       node.dilations, node.groups, cache=node._derived)
+    first = band[0] * node.strides[0] - node.pads[0]  # the output row of y's first
+    return y[:, :, a - first : b - first], (a, b)
 
 
 def resample_rows(node: Resample, band: Band) -> Band:

@@ -22,7 +22,7 @@ from regionaudit.analysis._common import (
 )
 from regionaudit.conv import conv2d_of_basis
 from regionaudit.errors import BadOption
-from regionaudit.ir import Clip, Conv, LeakyRelu, MaxPool, Network, Resample, Sum, Transpose, UnitKink
+from regionaudit.ir import Clip, Conv, LeakyRelu, MaxPool, Network, Sum, Transpose, UnitKink
 from regionaudit.options import AUTO_APPROX_INPUT, DISTANCE_METHODS
 
 # `--distance auto` measures approximately above AUTO_APPROX_INPUT input elements (by size alone, so
@@ -245,13 +245,9 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
             y = conv2d_of_basis(node.weight, image[-3:], start, t, node.strides, node.pads, node.dilations, node.groups)
             tan[i] = y.reshape(t, 1, *node.shape)
             out = bands.conv_rows(node, rows)
-        elif isinstance(node, Conv) and rows is not None and bands.conv_rows(node, rows) is not None:
+        elif rows is not None and bands.layer_rows(node, rows) is not None:  # a convolution or a resize
             d = tan[q]
-            y, out = bands.conv_band(node, d.reshape(-1, *d.shape[-3:]), holds(q), rows)
-            tan[i] = y.reshape(t, d.shape[1], *node.shape[:-2], *y.shape[-2:])
-        elif isinstance(node, Resample) and rows is not None and bands.resample_rows(node, rows) is not None:
-            d = tan[q]
-            y, out = bands.resample_band(node, d.reshape(-1, *d.shape[2:]), holds(q), rows)
+            y, out = bands.on_band(node, d.reshape(-1, *d.shape[2:]), holds(q), rows)
             tan[i] = y.reshape(t, d.shape[1], *y.shape[1:])
         else:
             held = [band[k] for k in node.inputs]
