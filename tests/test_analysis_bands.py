@@ -114,6 +114,15 @@ def _channels_last_net(seed: int) -> ir.Network:
     return g.network(g.dense(g.flatten(g.relu(g.conv(x, 3, 3, stride=2))), 3))
 
 
+def _flat_input_net(seed: int) -> ir.Network:
+    """A flat input made a channels-last image (Reshape), then moved to channels first
+    (Transpose): the identity rows stand for the Transpose's output."""
+    g = nf.Builder((9 * 7 * 2,), seed)
+    x = g.transpose(g.reshape(0, (9, 7, 2)), (2, 0, 1))
+    x = g.relu(g.conv(g.relu(g.conv(x, 3, 3, pad=1)), 3, 3, pad=1))
+    return g.network(g.dense(g.flatten(g.relu(g.conv(x, 2, 3, stride=2))), 3))
+
+
 def _linear_map(n_in: int, n_out: int) -> torch.Tensor:
     """Linear interpolation from n_in cells to n_out (half-pixel centres), as (n_out, n_in)."""
     eye = torch.eye(n_in, dtype=torch.float64).unsqueeze(1)
@@ -165,10 +174,10 @@ def _sample(name: str) -> ir.Network:
 
 @pytest.mark.parametrize("net", [_image_net(1), _image_net(2), _pooled_first_net(3), nf.make("cnn_max", 4), nf.make("cnn_concat", 5),
                                  _broadcast_sum_net(6), _shuffle_net(7), _channels_last_net(8), _resize_net(9), _conv_transpose_net(10),
-                                 _sample("digits_cnn"),
+                                 _flat_input_net(12), _sample("digits_cnn"),
                                  _sample("digits_resnet")],
                          ids=["layers-1", "layers-2", "pools", "cnn-max", "cnn-concat", "broadcast-sum", "shuffle", "channels-last",
-                              "resize", "conv-transpose", "sample-cnn", "sample-resnet"])
+                              "resize", "conv-transpose", "flat-input", "sample-cnn", "sample-resnet"])
 @pytest.mark.parametrize("budget", [1, 7, None], ids=["one-direction", "few", "default"])
 def test_banded_layers_give_the_full_layers_distances(net, budget, monkeypatch):
     """Chunks of one, a few and all directions (bands of every width): every kink node's squared
@@ -194,8 +203,8 @@ def test_banded_layers_give_the_full_layers_distances(net, budget, monkeypatch):
         assert b.distance == pytest.approx(dist, rel=1e-12, abs=1e-15) and (b.node, b.unit) == (node, unit)
 
 
-@pytest.mark.parametrize("net", [_image_net(1), _channels_last_net(8), _sample("digits_resnet")],
-                         ids=["layers", "channels-last", "sample-resnet"])
+@pytest.mark.parametrize("net", [_image_net(1), _channels_last_net(8), _flat_input_net(12), _sample("digits_resnet")],
+                         ids=["layers", "channels-last", "flat-input", "sample-resnet"])
 def test_bands_are_narrower_than_the_image(net, monkeypatch):
     """The test above checks bands that exist: with one direction per chunk, the convolutions
     after the first run on fewer rows than the image has, and some read a tangent that holds
@@ -286,11 +295,15 @@ def test_a_transposed_convolution_of_a_band_is_those_rows_of_the_whole(k, stride
 
 
 def test_a_transpose_of_the_input_is_where_the_identity_rows_start():
-    """The Transpose that alone reads the input stands for it; one that shares the input with
-    another reader, or a network without one, starts at the input."""
+    """The Transpose that alone reads the input stands for it, and so does the last of a chain of
+    Reshapes and Transposes; one that shares the input with another reader, or a network without
+    one, starts at the input."""
     net = _channels_last_net(8)
     order = D.tangent_order(net)
     assert D.basis_node(net, order, net.last_use(order)) == 1
+    net = _flat_input_net(12)
+    order = D.tangent_order(net)
+    assert D.basis_node(net, order, net.last_use(order)) == 2
     g = nf.Builder((6, 5, 2), 3)
     x = g.conv(g.transpose(0, (2, 0, 1)), 2, 3)
     shared = g.network(g.dense(g.relu(g.sum(g.flatten(g.relu(x)), g.dense(g.flatten(0), 24))), 2))
@@ -301,7 +314,8 @@ def test_a_transpose_of_the_input_is_where_the_identity_rows_start():
 
 
 @pytest.mark.parametrize("n_dir", [1, 5, 9, 30, 10_000])
-@pytest.mark.parametrize("net", [_image_net(1), _channels_last_net(8), nf.make("mlp", 2)], ids=["image", "channels-last", "mlp"])
+@pytest.mark.parametrize("net", [_image_net(1), _channels_last_net(8), _flat_input_net(12), nf.make("mlp", 2)],
+                         ids=["image", "channels-last", "flat-input", "mlp"])
 def test_basis_chunks_cover_every_direction_once_in_whole_rows(net, n_dir):
     """Every identity row once, in order, at most n_dir at a time; on an image that a
     convolution reads, never across two channels, and whole image rows where n_dir holds one."""

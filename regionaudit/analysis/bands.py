@@ -69,7 +69,8 @@ def layer_rows(node: Node, band: Band) -> Band:
     return None
 
 
-def on_band(node: Node, dz: torch.Tensor, held: tuple[int, int], band: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
+def on_band(node: Node, dz: torch.Tensor, held: tuple[int, int],
+            band: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
     """The layer's linear part of tangents dz (N, *shape, rows held = (lo, hi) of its input's
     height), zero outside band, for its output rows (a, b) = `layer_rows` alone (the caller
     checks they are not None): (N, *output shape with b - a rows), (a, b)."""
@@ -116,7 +117,8 @@ def conv_transpose_rows(node: ConvTranspose, band: Band) -> Band:
     return (a, max(a, b))
 
 
-def conv_transpose_band(node: ConvTranspose, dz: torch.Tensor, held: tuple[int, int], band: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
+def conv_transpose_band(node: ConvTranspose, dz: torch.Tensor, held: tuple[int, int],
+                        band: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
     """The transposed convolution's linear part of tangents dz (N, C, hi - lo, W), rows held =
     (lo, hi) of its input, zero outside band: the band's rows transposed-convolved with no
     padding along the height (full output row band[0] * stride onwards), then the rows a..b of
@@ -143,7 +145,8 @@ def resample_rows(node: Resample, band: Band) -> Band:
     return (hit[0], hit[-1] + 1) if hit else (0, 0)
 
 
-def resample_band(node: Resample, dz: torch.Tensor, held: tuple[int, int], band: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
+def resample_band(node: Resample, dz: torch.Tensor, held: tuple[int, int],
+                  band: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
     """The Resize of tangents dz (N, *shape), rows held = (lo, hi) of its input, which is zero
     outside `band`, for the output rows (a, b) the band reaches only: its map along the height
     from the band's rows to rows a..b (the other input rows are zero), along the other axes the

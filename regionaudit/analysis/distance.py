@@ -22,7 +22,7 @@ from regionaudit.analysis._common import (
 )
 from regionaudit.conv import conv2d_of_basis
 from regionaudit.errors import BadOption
-from regionaudit.ir import Clip, Conv, LeakyRelu, MaxPool, Network, Sum, Transpose, UnitKink
+from regionaudit.ir import Clip, Conv, LeakyRelu, MaxPool, Network, Reshape, Sum, Transpose, UnitKink
 from regionaudit.options import AUTO_APPROX_INPUT, DISTANCE_METHODS
 
 # `--distance auto` measures approximately above AUTO_APPROX_INPUT input elements (by size alone, so
@@ -245,7 +245,7 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
             y = conv2d_of_basis(node.weight, image[-3:], start, t, node.strides, node.pads, node.dilations, node.groups)
             tan[i] = y.reshape(t, 1, *node.shape)
             out = bands.conv_rows(node, rows)
-        elif rows is not None and bands.layer_rows(node, rows) is not None:  # a convolution or a resize
+        elif rows is not None and bands.layer_rows(node, rows) is not None:  # a convolution, transposed or not, or a resize
             d = tan[q]
             y, out = bands.on_band(node, d.reshape(-1, *d.shape[2:]), holds(q), rows)
             tan[i] = y.reshape(t, d.shape[1], *y.shape[1:])
@@ -328,18 +328,20 @@ def _convolves_image(node, image: tuple[int, ...]) -> bool:
 
 
 def basis_node(network: Network, order: list[int], last: dict[int, int]) -> int:
-    """The node whose values the exact distance's identity rows stand for: the input, or a
-    Transpose that alone reads it (an export of a channels-last model moving its input to
-    channels first). The Transpose's identity rows are the input's, permuted; a squared
-    gradient norm, the sum over all of them, is the same (to rounding: the terms come in
-    another order), and the convolution after the Transpose then reads rows of the identity
-    of an image: placed, not multiplied, and the layers after it run on bands of rows."""
-    if len(order) < 2:
-        return 0
-    node = network.nodes[order[1]]
-    if isinstance(node, Transpose) and tuple(node.inputs) == (0,) and last[0] == order[1]:
-        return order[1]
-    return 0
+    """The node whose values the exact distance's identity rows stand for: the input, or the last
+    of the Reshapes and Transposes that come first, each alone reading the one before (a flat
+    input made an image, or a channels-last export moving its input to channels first). Their
+    identity rows are the input's, permuted; a squared gradient norm, the sum over all of them,
+    is the same (to rounding: the terms come in another order), and a convolution after them
+    reads rows of the identity of an image: placed, not multiplied, and the layers after it run
+    on bands of rows."""
+    root = 0
+    for i in order[1:]:
+        node = network.nodes[i]
+        if not (isinstance(node, (Reshape, Transpose)) and tuple(node.inputs) == (root,) and last[root] == i):
+            break
+        root = i
+    return root
 
 
 def _shape_of(network: Network, i: int) -> tuple[int, ...]:
