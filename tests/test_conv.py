@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from regionaudit import conv, ir
+from regionaudit.analysis import bands
 from regionaudit.ir.taps import tap_spans
 
 CASES = [  # c_in, c_out, kernel, input h x w, strides, pads (top, left, bottom, right), dilations
@@ -72,6 +73,15 @@ def test_convolution_of_basis_rows_is_the_convolution_exactly(case, groups):
         want = F.conv2d(F.pad(rows, (left, right, top, bottom)), w, None, strides, 0, dil, groups)
         got = conv.conv2d_of_basis(w, (c_in, *hw), start, count, strides, pads, dil, groups)
         assert got.shape == want.shape and torch.equal(got, want)
+    # one image row at a time, with the output rows its band reaches alone (the others are zero)
+    for start in range(0, dim, hw[1]):
+        rows = torch.eye(dim, dtype=torch.float64)[start : start + hw[1]].reshape(hw[1], c_in, *hw)
+        want = F.conv2d(F.pad(rows, (left, right, top, bottom)), w, None, strides, 0, dil, groups)
+        y = (start // hw[1]) % hw[0]
+        a, b = bands.reached((y, y + 1), k[0], strides[0], top, dil[0], want.shape[2])
+        got = conv.conv2d_of_basis(w, (c_in, *hw), start, hw[1], strides, pads, dil, groups, (a, b))
+        assert torch.count_nonzero(want[:, :, :a]) == 0 and torch.count_nonzero(want[:, :, b:]) == 0
+        assert torch.equal(got, want[:, :, a:b])
 
 
 @pytest.mark.parametrize("case", [  # c_in, c_out, kernel, length, stride, pads (begin, end), dilation, groups

@@ -242,9 +242,9 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
             if last[i] > i:
                 tan[i] = tan_i
         elif start is not None and tuple(node.inputs) == (root,) and _convolves_image(node, image):
-            y = conv2d_of_basis(node.weight, image[-3:], start, t, node.strides, node.pads, node.dilations, node.groups)
-            tan[i] = y.reshape(t, 1, *node.shape)
-            out = bands.conv_rows(node, rows)
+            out = bands.conv_rows(node, rows)  # (the rows written: every tap lands in them)
+            y = conv2d_of_basis(node.weight, image[-3:], start, t, node.strides, node.pads, node.dilations, node.groups, out)
+            tan[i] = y.reshape(t, 1, *node.shape[:-2], *y.shape[-2:])
         elif rows is not None and bands.layer_rows(node, rows) is not None:  # a convolution, transposed or not, or a resize
             d = tan[q]
             y, out = bands.on_band(node, d.reshape(-1, *d.shape[2:]), holds(q), rows)
