@@ -224,26 +224,37 @@ def test_bands_are_narrower_than_the_image(net, monkeypatch):
     assert any(inputs)
 
 
+def _band_runs(monkeypatch, net: ir.Network, layer: str) -> dict[str, list[bool]]:
+    """For each node that `bands.<layer>` (conv_band, conv_transpose_band) runs in an exact
+    distance in chunks of one direction: whether each run was on fewer output rows than the
+    node's image has."""
+    seen: dict[str, list[bool]] = {}
+    real = getattr(bands, layer)
+
+    def spy(node, dz, held, band):
+        out, rows = real(node, dz, held, band)
+        seen.setdefault(node.name, []).append(rows[1] - rows[0] < node.shape[-2])
+        return out, rows
+
+    monkeypatch.setattr(bands, layer, spy)
+    boundary_distances(net, torch.randn(2, *net.input_shape, dtype=torch.float64), max_memory=min_memory(net))
+    return seen
+
+
 def test_the_layers_after_a_resize_run_on_a_band(monkeypatch):
     """The convolutions after each resize run on fewer rows than their image has (the distances:
     the test above), and each resize reaches the rows its map reads the band from."""
     net = _resize_net(9)
-    seen, reached = {}, []
-    conv_band, resample_rows = bands.conv_band, bands.resample_rows
-
-    def spy(node, dz, held, band):
-        out, rows = conv_band(node, dz, held, band)
-        seen.setdefault(node.name, []).append(rows[1] - rows[0] < node.shape[-2])
-        return out, rows
+    reached = []
+    resample_rows = bands.resample_rows
 
     def rows_spy(node, band):
         out = resample_rows(node, band)
         reached.append((node, band, out))
         return out
 
-    monkeypatch.setattr(bands, "conv_band", spy)
     monkeypatch.setattr(bands, "resample_rows", rows_spy)
-    boundary_distances(net, torch.randn(2, *net.input_shape, dtype=torch.float64), max_memory=min_memory(net))
+    seen = _band_runs(monkeypatch, net, "conv_band")
     convs = [n.name for n in net.nodes if isinstance(n, ir.Conv)]
     assert all(any(seen[c]) for c in convs[1:])
     assert reached
@@ -259,16 +270,7 @@ def test_the_transposed_convolutions_run_on_a_band(monkeypatch):
     """In the net of transposed convolutions, each runs on fewer output rows than its image has
     for some chunk of directions (the distances: the test of every kind of net above)."""
     net = _conv_transpose_net(10)
-    seen = {}
-    band_of = bands.conv_transpose_band
-
-    def spy(node, dz, held, band):
-        out, rows = band_of(node, dz, held, band)
-        seen.setdefault(node.name, []).append(rows[1] - rows[0] < node.shape[-2])
-        return out, rows
-
-    monkeypatch.setattr(bands, "conv_transpose_band", spy)
-    boundary_distances(net, torch.randn(2, *net.input_shape, dtype=torch.float64), max_memory=min_memory(net))
+    seen = _band_runs(monkeypatch, net, "conv_transpose_band")
     names = [n.name for n in net.nodes if isinstance(n, ir.ConvTranspose)]
     assert sorted(seen) == sorted(names) and all(any(seen[n]) for n in names)
 
@@ -358,16 +360,7 @@ def test_a_channel_split_and_shuffle_keep_the_band(monkeypatch):
     """The convolutions after ShuffleNet's channel split and shuffle still run on a band, and the
     one after a Pad that pads rows on every row (the distances: the test above)."""
     net = _shuffle_net(7)
-    seen = {}
-    conv_band = bands.conv_band
-
-    def spy(node, dz, held, band):
-        out, rows = conv_band(node, dz, held, band)
-        seen.setdefault(node.name, []).append(rows[1] - rows[0] < node.shape[-2])
-        return out, rows
-
-    monkeypatch.setattr(bands, "conv_band", spy)
-    boundary_distances(net, torch.randn(2, *net.input_shape, dtype=torch.float64), max_memory=min_memory(net))
+    seen = _band_runs(monkeypatch, net, "conv_band")
     convs = [n.name for n in net.nodes if isinstance(n, ir.Conv)]
     assert any(seen[convs[1]]) and any(seen[convs[2]])  # after the split, after the shuffle
     assert convs[3] not in seen  # after the rows' padding: the whole layer
