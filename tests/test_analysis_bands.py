@@ -296,6 +296,41 @@ def test_a_transposed_convolution_of_a_band_is_those_rows_of_the_whole(k, stride
             assert torch.allclose(y, whole[:, :, a:b], rtol=1e-13, atol=1e-14)
 
 
+def _skipping_first_net(seed: int) -> ir.Network:
+    """A first convolution 1x1 at stride 2 on an image 80 wide: a chunk of one image row (the
+    chunks' default) of an odd row reaches no output row, and its band is empty."""
+    g = nf.Builder((1, 6, 80), seed)
+    x = g.relu(g.conv(g.relu(g.conv(0, 2, 1, stride=2)), 2, 3, pad=1))
+    return g.network(g.dense(g.flatten(x), 2))
+
+
+def _skipping_resize_net(seed: int) -> ir.Network:
+    """A nearest resize to half the height, then convolutions: every other row reaches none."""
+    g = nf.Builder((2, 8, 6), seed)
+    x = g._add(ir.Resample(g.name("Resize"), (0,), (2, 4, 6), axes=(1,), matrices=[torch.eye(8, dtype=torch.float64)[::2]]))
+    return g.network(g.dense(g.flatten(g.relu(g.conv(g.relu(g.conv(x, 3, 3, pad=1)), 2, 3, pad=1))), 2))
+
+
+def _skipping_middle_net(seed: int) -> ir.Network:
+    """A 1x1 convolution at stride 2 after the first layer, then a transposed convolution."""
+    g = nf.Builder((2, 7, 6), seed)
+    x = g.relu(g.conv(g.relu(g.conv(0, 3, 3, pad=1)), 3, 1, stride=2))
+    x = g.relu(_conv_transpose(g, x, 3, 2, 2))
+    return g.network(g.dense(g.flatten(g.relu(g.conv(x, 2, 3, pad=1))), 2))
+
+
+@pytest.mark.parametrize("net", [_skipping_first_net(1), _skipping_resize_net(2), _skipping_middle_net(3)],
+                         ids=["first-conv", "resize", "middle"])
+@pytest.mark.parametrize("least", [True, False], ids=["one-direction", "default"])
+def test_a_band_that_reaches_no_row_is_a_zero_tangent(net, least):
+    """Where a layer's stride skips the rows a chunk's band holds, the band after it is empty:
+    its tangent holds no rows, the layers after it run on none, and the distances are autograd's."""
+    pts = torch.randn(2, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    for got, x in zip(boundary_distances(net, pts, max_memory=min_memory(net) if least else None), pts):
+        dist, node, unit = plainpath.distance(net, x)
+        assert got.distance == pytest.approx(dist, rel=1e-12) and (got.node, got.unit) == (node, unit)
+
+
 def test_a_transpose_of_the_input_is_where_the_identity_rows_start():
     """The Transpose that alone reads the input stands for it, and so does the last of a chain of
     Reshapes and Transposes; one that shares the input with another reader, or a network without

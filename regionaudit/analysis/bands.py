@@ -76,7 +76,7 @@ def on_band(node: Node, dz: torch.Tensor, held: tuple[int, int],
     checks they are not None): (N, *output shape with b - a rows), (a, b)."""
     if isinstance(node, Resample):
         return resample_band(node, dz, held, band)
-    x = dz.reshape(-1, *dz.shape[-3:])
+    x = dz.reshape(math.prod(dz.shape[:-3]), *dz.shape[-3:])  # (not -1: a band may hold no rows)
     y, rows = (conv_band if isinstance(node, Conv) else conv_transpose_band)(node, x, held, band)
     return y.reshape(*dz.shape[:-3], *y.shape[-3:]), rows
 
@@ -124,6 +124,8 @@ def conv_transpose_band(node: ConvTranspose, dz: torch.Tensor, held: tuple[int, 
     padding along the height (full output row band[0] * stride onwards), then the rows a..b of
     `conv_transpose_rows`."""
     a, b = conv_transpose_rows(node, band)
+    if b <= a:  # (an empty band: a layer before reached no row)
+        return dz.new_zeros(dz.shape[0], node.shape[-3], 0, node.shape[-1]), (a, a)
     x = dz[:, :, band[0] - held[0] : band[1] - held[0]]
     _, left, _, right = node.pads
     y = conv_transpose(x, node.weight, None, node.strides, (0, left, 0, right), (0, node.output_padding[1]),
@@ -153,6 +155,8 @@ def resample_band(node: Resample, dz: torch.Tensor, held: tuple[int, int],
     whole map. The caller checks `resample_rows` is not None."""
     a, b = resample_rows(node, band)
     height = len(node.shape) - 2
+    if b <= a:  # (an empty band: a layer before reached no row)
+        return dz.new_zeros(dz.shape[0], *node.shape[:-2], 0, node.shape[-1]), (a, a)
     y = dz[..., band[0] - held[0] : band[1] - held[0], :]
     for axis, m in zip(node.axes, node.matrices):
         if axis == height:

@@ -247,7 +247,7 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
             tan[i] = y.reshape(t, 1, *node.shape[:-2], *y.shape[-2:])
         elif rows is not None and bands.layer_rows(node, rows) is not None:  # a convolution, transposed or not, or a resize
             d = tan[q]
-            y, out = bands.on_band(node, d.reshape(-1, *d.shape[2:]), holds(q), rows)
+            y, out = bands.on_band(node, d.reshape(t * d.shape[1], *d.shape[2:]), holds(q), rows)  # (a band may be empty)
             tan[i] = y.reshape(t, d.shape[1], *y.shape[1:])
         else:
             held = [band[k] for k in node.inputs]
