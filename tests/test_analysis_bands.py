@@ -359,10 +359,10 @@ def test_basis_chunks_cover_every_direction_once_in_whole_rows(net, n_dir):
     order = D.tangent_order(net)
     last = net.last_use(order)
     dim = math.prod(net.input_shape)
-    chunks = D.basis_chunks(net, order, last, dim, n_dir)
+    root = D.basis_node(net, order, last)
+    chunks = D.basis_chunks(net, order, root, dim, n_dir)
     assert [s for s, _ in chunks] == list(itertools.accumulate([0] + [c for _, c in chunks[:-1]]))
     assert sum(c for _, c in chunks) == dim and all(0 < c <= n_dir for _, c in chunks)
-    root = D.basis_node(net, order, last)
     if root == 0 and len(net.input_shape) != 3:
         assert chunks == [(s, min(n_dir, dim - s)) for s in range(0, dim, n_dir)]
         return

@@ -109,8 +109,10 @@ def conv_transpose_rows(node: ConvTranspose, band: Band) -> Band:
     """The output rows of a 2-D transposed convolution that a row of band reaches: input row y
     adds to output rows y * stride - top + ky * dilation, ky < kernel (its output padding only
     the bias reaches)."""
-    if band is None or node.weight.dim() != 4 or band[1] <= band[0]:
-        return None if band is None or node.weight.dim() != 4 else (0, 0)
+    if band is None or node.weight.dim() != 4:
+        return None
+    if band[1] <= band[0]:
+        return (0, 0)
     (lo, hi), s, d, top = band, node.strides[0], node.dilations[0], node.pads[0]
     a = max(0, lo * s - top)
     b = min(node.shape[-2], (hi - 1) * s - top + (node.weight.shape[2] - 1) * d + 1)

@@ -178,20 +178,20 @@ def _forward_masks(network: Network, order: list[int], last: dict[int, int], x: 
     return kinks
 
 
-def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=None):
+def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=None, root=0):
     """Push tangents basis (T, D) through at the points of `kinks`; add squared norms into sq.
     `cells` holds each MaxPool's `winner_cells` at the points, `pooled` the `winners` of each max
     pool of a shared ReLU (`_pools_of_shared_relus`). `start`: basis is rows start.. of the
-    identity (an exact distance): its 2-D convolution is placed rather than multiplied out
-    (`conv2d_of_basis`), and the image layers after it run on the rows where their tangents can
-    be nonzero, each tangent holding those rows only (bands.py).
+    identity (an exact distance) standing for node `root`'s values (`basis_node`): its 2-D
+    convolution is placed rather than multiplied out (`conv2d_of_basis`), and the image layers
+    after it run on the rows where their tangents can be nonzero, each tangent holding those
+    rows only (bands.py).
 
     Up to the first kink node a tangent does not depend on the point (no mask applies yet), so it
     travels with a point axis of 1 and is broadcast where masks first differ: the first layers,
     often the widest, run once per direction instead of once per direction and point.
     """
     t = basis.shape[0]
-    root = 0 if start is None else basis_node(network, order, last)
     image = _shape_of(network, root)
     band = {root: None if start is None else bands.of_basis(image, start, t)}
     tan = {root: basis.reshape(t, 1, *image)}  # every row, or band[k]'s only
@@ -241,7 +241,7 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
                 _add_window_squares(node, dz, tan_i, sq[i], part)
             if last[i] > i:
                 tan[i] = tan_i
-        elif start is not None and tuple(node.inputs) == (root,) and _convolves_image(node, image):
+        elif start is not None and _places_basis(node, root, image):
             out = bands.conv_rows(node, rows)  # (the rows written: every tap lands in them)
             y = conv2d_of_basis(node.weight, image[-3:], start, t, node.strides, node.pads, node.dilations, node.groups, out)
             tan[i] = y.reshape(t, 1, *node.shape[:-2], *y.shape[-2:])
@@ -305,16 +305,16 @@ def _sum_of(node: Sum, terms: list[torch.Tensor], into: bool) -> torch.Tensor:
     return out
 
 
-def basis_chunks(network: Network, order: list[int], last: dict[int, int], n_tan: int, n_dir: int) -> list[tuple[int, int]]:
+def basis_chunks(network: Network, order: list[int], root: int, n_tan: int, n_dir: int) -> list[tuple[int, int]]:
     """(start, count) of each chunk of the identity's rows that an exact distance pushes through,
-    at most n_dir at a time. Where a convolution reads them as an image (`basis_node`), a chunk
+    at most n_dir at a time, the rows standing for node `root`'s values (`basis_node`). Where a
+    convolution reads them as an image, a chunk
     is whole image rows of one channel, about BAND_DIRECTIONS of them: its tangents are then
     zero outside a band of a few rows, on which the layers run (bands.py). Chunks as large as
     the memory allows were 1.3-2x slower on 32x32 images: a chunk of 347 rows of the identity
     spans 11 image rows, or crosses into the next channel and spans them all."""
-    root = basis_node(network, order, last)
     image = _shape_of(network, root)
-    if not any(tuple(network.nodes[i].inputs) == (root,) and _convolves_image(network.nodes[i], image) for i in order):
+    if not any(_places_basis(network.nodes[i], root, image) for i in order):
         return [(d0, min(n_dir, n_tan - d0)) for d0 in range(0, n_tan, n_dir)]
     h, w = image[-2:]
     size = min(n_dir, max(w, BAND_DIRECTIONS))
@@ -322,9 +322,10 @@ def basis_chunks(network: Network, order: list[int], last: dict[int, int], n_tan
     return [(c0 + d0, min(size, h * w - d0)) for c0 in range(0, n_tan, h * w) for d0 in range(0, h * w, size)]
 
 
-def _convolves_image(node, image: tuple[int, ...]) -> bool:
-    """Whether node is a 2-D convolution of an input of shape `image` that is one (C, H, W)."""
-    return isinstance(node, Conv) and node.weight.dim() == 4 and bands.is_image(image)
+def _places_basis(node, root: int, image: tuple[int, ...]) -> bool:
+    """Whether node is a 2-D convolution of node `root`'s values, of shape `image`, one (C, H, W):
+    its tangents of the identity's rows are placed (`conv2d_of_basis`), not multiplied."""
+    return isinstance(node, Conv) and tuple(node.inputs) == (root,) and node.weight.dim() == 4 and bands.is_image(image)
 
 
 def basis_node(network: Network, order: list[int], last: dict[int, int]) -> int:
@@ -563,6 +564,7 @@ def boundary_distances(
     if max_memory is None:
         max_memory = default_max_memory(network.device, cpu_cap=128 << 20)
     pooled_ids = _pools_of_shared_relus(network, order, last)
+    root = basis_node(network, order, last)  # (an exact distance's identity rows stand for it)
     shared, paired = _chunk_bytes(network, order, pooled_ids)
     if directions is not None and directions < 1:
         raise BadOption("the number of distance directions must be at least 1")
@@ -593,8 +595,8 @@ def boundary_distances(
             else:
                 sq[i] = torch.zeros((p, z[0].numel()), dtype=network.dtype, device=network.device)
         if directions is None:
-            for d0, cnt in basis_chunks(network, order, last, n_tan, n_dir):
-                _accumulate(network, order, last, kinks, cells, pooled, _basis(dim, d0, cnt, network), sq, start=d0)
+            for d0, cnt in basis_chunks(network, order, root, n_tan, n_dir):
+                _accumulate(network, order, last, kinks, cells, pooled, _basis(dim, d0, cnt, network), sq, start=d0, root=root)
         else:  # (drawn again for each chunk of points: only a chunk of them is held at a time)
             for chunk in gaussian_chunks(dim, directions, seed, n_dir):
                 _accumulate(network, order, last, kinks, cells, pooled, chunk.to(dtype=network.dtype, device=network.device), sq)
