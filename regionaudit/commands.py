@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -25,7 +24,7 @@ from regionaudit.assemble import model_info
 from regionaudit.capacity import capacity, format_bounds
 from regionaudit.environment import environment_warning
 from regionaudit.errors import BadData, BadOption
-from regionaudit.files import STDOUT, to_stdout, write_text
+from regionaudit.files import is_dash, to_stdout, write_text
 from regionaudit.gates import thresholds
 from regionaudit.gates.baseline import (apply_baseline, check_baseline_model, check_increases, evaluate_increases,
                                         load_baseline)
@@ -232,7 +231,7 @@ def _echo(written: list) -> Callable[[str], None]:
 
 def _print_written(written: list, say: Callable[[str], None]) -> None:
     for p in written:
-        if p and os.fspath(p) != STDOUT:
+        if p and not is_dash(p):
             say(f"wrote {p}")
 
 

@@ -111,10 +111,15 @@ def _reason(exc: OSError) -> str:
 STDOUT = "-"  # an output path that means standard output
 
 
+def is_dash(path: str | os.PathLike) -> bool:
+    """Whether a path is "-", standard output by name."""
+    return os.fspath(path) == STDOUT
+
+
 def to_stdout(path: str | os.PathLike) -> bool:
     """Whether an output at `path` goes to standard output: "-", or a path that names what
     standard output is (/dev/stdout, or the file a shell redirected it to)."""
-    if os.fspath(path) == STDOUT:
+    if is_dash(path):
         return True
     try:
         return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
@@ -122,10 +127,19 @@ def to_stdout(path: str | os.PathLike) -> bool:
         return False
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file (symbolic and hard links too); where one does not exist
+    yet, whether they resolve to one path."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
 def check_writable(path: str | os.PathLike) -> None:
     """Refuse an output path before any work is done: its folder must exist and take new files
     (it is where the output's temporary file goes), a device must take writes, and it is no folder."""
-    if os.fspath(path) == STDOUT:
+    if is_dash(path):
         return
     target = Path(path)
     if target.is_dir():
@@ -168,7 +182,7 @@ def is_special(path: str | os.PathLike) -> bool:
 def appended(path: str | os.PathLike) -> bool:
     """Whether an output at `path` is written into it (`write_into`), not staged and renamed:
     standard output ("-"), or a device, FIFO or open descriptor (`is_special`)."""
-    return os.fspath(path) == STDOUT or is_special(path)
+    return is_dash(path) or is_special(path)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes, mode: int | None = None) -> None:
@@ -183,7 +197,7 @@ def write_into(path: str | os.PathLike, data: bytes) -> None:
     whole); signals are not held: a FIFO with no reader would otherwise block Ctrl-C, and no file
     is left half-way in a folder. "-" is standard output."""
     try:
-        if os.fspath(path) == STDOUT:
+        if is_dash(path):
             sys.stdout.flush()  # (what was printed before comes first)
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from regionaudit.errors import BadOption
-from regionaudit.files import STDOUT, appended, check_writable, is_special, to_stdout, write_files, write_into
+from regionaudit.files import appended, check_writable, is_dash, is_special, same_file, to_stdout, write_files, write_into
 from regionaudit.result import AuditResult, CompareResult
 
 Result = AuditResult | CompareResult
@@ -162,33 +162,26 @@ def _flag(req: OutputRequest) -> str:
     return "-o" if req.format in REPORT_SUFFIXES.values() else f"--{req.format}"
 
 
-def _same_file(a: str | Path, b: str | Path) -> bool:
-    try:
-        return os.path.samefile(a, b)  # (hard links and links too)
-    except OSError:  # one does not exist yet
-        return os.path.realpath(a) == os.path.realpath(b)
-
-
 def check_outputs(requests: list[OutputRequest], inputs: dict[str, str | Path | None] | None = None) -> None:
     """Everything that could refuse an output, checked before the analysis runs: among them two
     outputs to one file (the second would replace the first) and an output onto an input file
     (`inputs`: what each is, e.g. "the model", "--data"). A device such as /dev/null takes any
     number of outputs."""
     for req in requests:
-        if os.fspath(req.path) == STDOUT and req.format not in TO_STDOUT:
+        if is_dash(req.path) and req.format not in TO_STDOUT:
             raise BadOption(f"{_flag(req)} cannot write to standard output (-): give a file")
         check_writable(req.path)
-    dashes = [req for req in requests if os.fspath(req.path) == STDOUT]
-    others = [req for req in requests if os.fspath(req.path) != STDOUT and to_stdout(req.path)]
+    dashes = [req for req in requests if is_dash(req.path)]
+    others = [req for req in requests if not is_dash(req.path) and to_stdout(req.path)]
     if dashes and others:  # (two outputs named "-" are refused below, as any two names of one file)
         raise BadOption(f"{_flag(dashes[0])} and {_flag(others[0])} both write to standard output: give each output its own file")
     files = [req for req in requests if not is_special(req.path)]
     for k, req in enumerate(files):
         for other in files[k + 1 :]:
-            if _same_file(req.path, other.path):
+            if same_file(req.path, other.path):
                 raise BadOption(f"{_flag(req)} and {_flag(other)} both name {req.path}: give each output its own file")
         for what, path in (inputs or {}).items():
-            if path is not None and _same_file(req.path, path):
+            if path is not None and same_file(req.path, path):
                 raise BadOption(f"{_flag(req)} {req.path} would overwrite {what}")
     for req in requests:
         fmt = FORMATS[req.format]

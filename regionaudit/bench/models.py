@@ -5,7 +5,6 @@ load the network and where its probes lie."""
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 
 from regionaudit import ir
 from regionaudit.errors import RegionAuditError
+from regionaudit.files import same_file
 from regionaudit.importer import import_model
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -82,22 +82,17 @@ def _onnx(path: Path, input_shape: tuple[int, ...] | None = None):
 
 def distinct_files(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, Path]]]:
     """The paths that name different files, each as first given, and (path, the first path) for
-    each that names a file again (`x.onnx` and `./x.onnx`, a symbolic or a hard link to it):
-    measured once. A file is its device and inode where it exists (a missing one is reported
-    when it is read)."""
-    first: dict[object, Path] = {}
+    each that names a file again (`x.onnx` and `./x.onnx`, a symbolic or a hard link to it:
+    `files.same_file`): measured once. (A missing one is reported when it is read.)"""
+    kept: list[Path] = []
     again = []
     for p in paths:
-        try:
-            info = os.stat(p)
-            key: object = (info.st_dev, info.st_ino)
-        except OSError:
-            key = Path(p).resolve()
-        if key in first:
-            again.append((p, first[key]))
+        first = next((q for q in kept if same_file(p, q)), None)
+        if first is None:
+            kept.append(p)
         else:
-            first[key] = p
-    return list(first.values()), again
+            again.append((p, first))
+    return kept, again
 
 
 def user_files(paths: list[Path], pairs: int, points: int, fraction: float,
