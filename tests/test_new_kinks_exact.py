@@ -360,6 +360,28 @@ def test_clip_is_bounded_by_its_input_only_where_its_bounds_hold_zero(lo, hi, bo
     assert bool((node.forward([z]).abs() <= z.abs()).all()) == bounded
 
 
+def test_selections_are_bounded_by_their_inputs_and_a_constant_candidate_is_not():
+    """Concat, Take, zero Pad and a Stack without a constant put out their inputs' values (and
+    zeros), so the density pass skips measuring them; a Stack's constant candidate is a value
+    of its own and is measured."""
+    from regionaudit.analysis._common import bounded_by_inputs
+
+    gen = torch.Generator().manual_seed(8)
+    x, y = torch.randn(20, 3, 4, generator=gen, dtype=torch.float64), torch.randn(20, 2, 4, generator=gen, dtype=torch.float64)
+    big = torch.full((3, 4), 50.0, dtype=torch.float64)
+    nodes = [
+        (ir.Concat("c", (0, 1), (5, 4), axis=0), [x, y]),
+        (ir.Take("t", (0,), (2, 5), index=torch.tensor([[11, 0, 3, 3, 7], [1, 2, 9, 10, 4]])), [x]),
+        (ir.Pad("p", (0,), (5, 7), pads=(1, 2, 1, 1)), [x]),
+        (ir.Stack("s", (0, 0), (3, 4, 2)), [x, x.flip(0)]),
+        (ir.Stack("k", (0,), (3, 4, 2), const=big), [x]),
+    ]
+    for node, xs in nodes:
+        largest = max(float(v.abs().max()) for v in xs)
+        assert bounded_by_inputs(node) == (float(node.forward(xs).abs().max()) <= largest), node.name
+    assert [bounded_by_inputs(n) for n, _ in nodes] == [True, True, True, True, False]
+
+
 @pytest.mark.parametrize("small", [0, crossings.SMALL_MASK], ids=["by-words", "default"])
 @pytest.mark.parametrize("cols", [0, 1, 7, 8, 13, 64, 203])
 @pytest.mark.parametrize("rows_hit", ["none", "few", "most"])

@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 
 from regionaudit.errors import BadData, TooLarge
-from regionaudit.ir import Clip, LeakyRelu, MaxPool, Network, Node, Reshape, Transpose, UnitKink
+from regionaudit.ir import Clip, Concat, LeakyRelu, MaxPool, Network, Node, Pad, Reshape, Stack, Take, Transpose, UnitKink
 from regionaudit.limits import CPU_WORKING_BYTES, format_bytes
 
 # Crossings closer than this in t are one knot (DESIGN.md, "Exact 1-D analysis").
@@ -58,8 +58,11 @@ def where_true(mask: torch.Tensor, *xs: torch.Tensor) -> tuple[torch.Tensor, ...
 def bounded_by_inputs(node: Node) -> bool:
     """Whether no |value| of the node's output exceeds the largest |value| of its inputs: then it
     cannot raise the rounding scale of `zero_tolerance`, and an analysis need not measure it."""
-    if isinstance(node, (Reshape, Transpose, MaxPool)):  # the same values, or a selection of them
+    # the same values, or a selection of them (with zeros: a Pad's are constant zeros)
+    if isinstance(node, (Reshape, Transpose, MaxPool, Concat, Take, Pad)):
         return True
+    if isinstance(node, Stack):  # its constant candidate is a value of its own
+        return node.const is None
     # (read from the nodes' numbers where they have them: on a GPU a tensor's answer waits for it)
     if isinstance(node, LeakyRelu):  # |slope * z| <= |z|
         a = node.scalar_slope()
