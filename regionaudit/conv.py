@@ -44,6 +44,10 @@ DENSE_BLOCK_PROBES = 256
 # Up to this many output channels x kernel rows, the kernel rows are one product
 # (`_conv2d_rows_stacked`).
 STACKED_ROWS = 64
+# A depthwise convolution by its taps (`_conv2d_depthwise`) is elementwise passes, not products:
+# 0.4-0.5 GMAC/s where the same nets' products run at 10-16 (3x3 kernels, 96-144 channels, 16-32
+# pixels, stride 2), so a cost model counts each of its multiply-adds this many times (`mac_cost`)
+DEPTHWISE_TAP_COST = 32
 
 
 def pad_spatial(x: torch.Tensor, pads: tuple[int, ...], value: float = 0.0) -> torch.Tensor:
@@ -146,6 +150,18 @@ def narrow_product(in_shape: tuple[int, ...], weight: torch.Tensor, strides, pad
     if weight.dim() != 4 or groups != 1 or weight.shape[0] > 16 or _few_inputs(weight):
         return False
     return not _pointwise(weight, pads) and not _by_rows(tuple(in_shape), weight, strides, pads, dilations)
+
+
+def mac_cost(in_shape: tuple[int, ...], weight: torch.Tensor, strides, pads, dilations, groups: int) -> float:
+    """What one multiply-add of a 2-D convolution of inputs (C, H, W) costs in `conv`, float64 on
+    CPU, in multiply-adds of a wide matrix product: 2 for a narrow product (`narrow_product`),
+    DEPTHWISE_TAP_COST for a depthwise convolution by its taps, else 1."""
+    if narrow_product(in_shape, weight, strides, pads, dilations, groups):
+        return 2.0
+    depthwise = weight.dim() == 4 and groups > 1 and weight.shape[1] == 1
+    if depthwise and not _depthwise_dense_pays(torch.empty(0, *in_shape, device="meta"), weight, strides, pads, dilations, kept=True):
+        return float(DEPTHWISE_TAP_COST)
+    return 1.0
 
 
 def _torch_conv(fn, x: torch.Tensor, *args) -> torch.Tensor:

@@ -75,8 +75,17 @@ def _pooled_block(seed: int, slope: float = 0.0) -> ir.Network:
     return g.network(g.dense(g.flatten(x), 3))
 
 
+def _depthwise_block(seed: int) -> ir.Network:
+    """A wide first ReLU, then a depthwise convolution by taps (9 multiply-adds per output, each
+    costing 32 of a product's: `conv.mac_cost`) and a dense layer."""
+    g = nf.Builder((4, 16, 16), seed)
+    x = g.relu(g.conv(0, 16, 1))
+    x = g.relu(g.conv(x, 16, 3, stride=2, pad=1, groups=16))
+    return g.network(g.dense(g.flatten(x), 3))
+
+
 @pytest.mark.parametrize("kind", ["conv", "conv-leaky", "dense", "conv-anchored", "conv-leaky-anchored", "conv-after-pool",
-                                  "conv-after-leaky-pool"])
+                                  "conv-after-leaky-pool", "depthwise-anchored"])
 @pytest.mark.parametrize("pair_bytes", [refill.PAIR_BYTES, 1], ids=["default", "one-pair-at-a-time"])
 def test_traces_do_not_change(kind, pair_bytes, monkeypatch):
     monkeypatch.setattr(density, "PAIR_BYTES", pair_bytes)  # (the CPU's chunk, which trace_segments passes on)
@@ -84,6 +93,8 @@ def test_traces_do_not_change(kind, pair_bytes, monkeypatch):
         net = nf.mlp(4, widths=(300, 150))
     elif "pool" in kind:
         net = _pooled_block(3, 0.2 if "leaky" in kind else 0.0)
+    elif kind == "depthwise-anchored":
+        net = _depthwise_block(5)
     else:
         net = _vgg_block(2, 0.2 if "leaky" in kind else 0.0)
     a, b = nf.segments(net, 3, 5)
@@ -106,6 +117,8 @@ def test_traces_do_not_change(kind, pair_bytes, monkeypatch):
     done = {(node, frames) for node, frames, out in used if out}
     if "pool" in kind:  # the pool's bends, recorded with the ReLU's crossings
         assert {node for node, _ in done} == {"maxpool"}
+    elif kind == "depthwise-anchored":  # 9 x 64 per column, 16 x 8 x 8 x 9 x 32 per row: 2 step^2 <= 512 at 16, so 32
+        assert ("relu", "anchored") in done and set(anchored) == {32}
     elif "anchored" in kind:  # 144 multiply-adds per column, 16 x 16 x 9 per row: sqrt(16 x 16 x 9 x 64 / (144 x 64)) = 4
         assert ("relu", "anchored") in done and set(anchored) == {4}
     elif kind == "dense":

@@ -349,3 +349,25 @@ def test_a_narrow_product_is_the_unfolded_product_of_at_most_16_channels(monkeyp
     assert 0 < sum(narrow) < len(narrow)
     assert conv.narrow_product((8, 15, 15), torch.zeros(16, 8, 4, 4), (2, 2), (0, 0, 0, 0), (1, 1), 1)
     assert not conv.narrow_product((8, 15, 15), torch.zeros(16, 8, 4, 4), (2, 2), (0, 0, 0, 0), (1, 1), 2)
+
+
+def test_a_depthwise_convolution_by_taps_costs_more_per_multiply_add(monkeypatch):
+    """`mac_cost` counts a multiply-add of a depthwise convolution that `conv` runs by its taps
+    (elementwise passes) DEPTHWISE_TAP_COST times, one it runs as matrices (small images) once, a
+    narrow product's twice, a wide product's once."""
+    ran = []  # the inputs the taps ran on (building the matrices runs them on basis images)
+    taps = conv._conv2d_depthwise
+    monkeypatch.setattr(conv, "_conv2d_depthwise", lambda *a: ran.append(a[0]) or taps(*a))
+    seen = set()
+    for size, stride, c in itertools.product([2, 4, 8, 16], [1, 2], [4, 12]):
+        w = torch.randn(c, 1, 3, 3, dtype=torch.float64)
+        x = torch.randn(3, c, size, size, dtype=torch.float64)
+        ran.clear()
+        got = conv.conv(x, w, None, (stride, stride), (1, 1, 1, 1), (1, 1), c, cache={})
+        assert torch.allclose(got, F.conv2d(x, w, None, stride, 1, 1, c), rtol=1e-12, atol=1e-12)
+        cost = conv.mac_cost((c, size, size), w, (stride, stride), (1, 1, 1, 1), (1, 1), c)
+        assert cost == (conv.DEPTHWISE_TAP_COST if any(r is x for r in ran) else 1.0)
+        seen.add(cost)
+    assert seen == {1.0, float(conv.DEPTHWISE_TAP_COST)}
+    assert conv.mac_cost((8, 15, 15), torch.zeros(16, 8, 4, 4), (2, 2), (0, 0, 0, 0), (1, 1), 1) == 2.0
+    assert conv.mac_cost((8, 15, 15), torch.zeros(64, 8, 4, 4), (2, 2), (0, 0, 0, 0), (1, 1), 1) == 1.0

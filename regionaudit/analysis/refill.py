@@ -28,7 +28,7 @@ import torch
 
 from regionaudit.analysis._common import T_MERGE
 from regionaudit.analysis.tail import anchors
-from regionaudit.conv import narrow_product
+from regionaudit.conv import mac_cost
 from regionaudit.ir import Conv, MatMul, Network, Reshape
 
 if TYPE_CHECKING:  # (knots.py imports this module)
@@ -131,19 +131,18 @@ def refill(network: Network, i: int, h: Part, kinked: Kinked, t: torch.Tensor,
     if fan is None:
         return None
     m, n_old = kinked.placed.j.shape[0], kinked.placed.pos_old.shape[0]
-    per_row = node.macs([tuple(h.shape[1:])])
+    # a row's cost, in multiply-adds of a wide product: twice a narrow product's, 32 times a
+    # depthwise convolution's by taps (conv.mac_cost)
+    row_cost = node.macs([tuple(h.shape[1:])]) * fan.mac_cost(h.dtype, t.device)
     units = math.prod(h.shape[1:])
     # the exact rows' copy and the pass that writes every knot's output (`interpolated`: one
     # gather on CPU, an interpolation and a merge elsewhere): they pay only where most knots are
-    # new and the layer has many multiply-adds per output (measured with the interpolation and
+    # new and the layer costs many multiply-adds per output (measured with the interpolation and
     # merge: slower with 20-30 % new knots, or 72 per output; 2x faster with 128-144 and 99 %)
-    if m < n_old or m * per_row < COPY_COST * (n_old + m) * math.prod(node.shape):
+    if m < n_old or m * row_cost < COPY_COST * (n_old + m) * math.prod(node.shape):
         return None
     frame = _Frame.old_knots(kinked, units)
     count, per = frame.pairs()
-    # a row's product against the column entries: its multiply-adds, twice those of a narrow
-    # product (conv.narrow_product)
-    row_cost = per_row * (2 if fan.narrow(h.dtype, t.device) else 1)
     if int(per.sum()) * fan.taps * SCATTER_COST > m * row_cost:
         # too many kinks per old interval (the first kink node's: one interval per segment);
         # anchors every `step` new knots (`anchor_step`)
@@ -208,11 +207,13 @@ class _ConvFan:
         self.columns = node.weight.permute(1, 2, 3, 0).reshape(-1, self.cout_g)
         self.plane = torch.arange(self.cout_g, device=node.weight.device) * (self.oh * self.ow)
 
-    def narrow(self, dtype: torch.dtype, device: torch.device) -> bool:
-        """Whether the convolution runs as a narrow product (`conv.narrow_product`)."""
+    def mac_cost(self, dtype: torch.dtype, device: torch.device) -> float:
+        """What one multiply-add of the convolution costs (`conv.mac_cost`; 1 off float64 CPU,
+        where torch's kernels run it)."""
         node = self.node
-        return dtype == torch.float64 and device.type == "cpu" and narrow_product(
-            (self.c_in, self.h, self.w), node.weight, node.strides, node.pads, node.dilations, node.groups)
+        if dtype != torch.float64 or device.type != "cpu":
+            return 1.0
+        return mac_cost((self.c_in, self.h, self.w), node.weight, node.strides, node.pads, node.dilations, node.groups)
 
     def add(self, out: torch.Tensor, row: torch.Tensor, u: torch.Tensor, e: torch.Tensor) -> None:
         """out[row] += each kinked unit u's column times its e."""
@@ -247,8 +248,8 @@ class _DenseFan:
         self.weight = node.weight
         self.taps = node.weight.shape[1]
 
-    def narrow(self, dtype: torch.dtype, device: torch.device) -> bool:
-        return False  # (a dense layer's product is as wide as its outputs)
+    def mac_cost(self, dtype: torch.dtype, device: torch.device) -> float:
+        return 1.0  # (a dense layer's product is as wide as its outputs)
 
     def add(self, out: torch.Tensor, row: torch.Tensor, u: torch.Tensor, e: torch.Tensor) -> None:
         """out[row] += each kinked unit u's weight row times its e."""
