@@ -34,6 +34,9 @@ CASES = [  # c_in, c_out, kernel, input h x w, strides, pads (top, left, bottom,
     (5, 7, (1, 1), (7, 9), (1, 2), (0, 0, 0, 0), (1, 1)),  # pointwise, strided along the width
     (4, 6, (1, 1), (5, 5), (1, 1), (0, 0, 0, 0), (1, 1)),  # pointwise
     (6, 40, (1, 1), (3, 3), (1, 1), (0, 0, 0, 0), (1, 1)),  # pointwise to many outputs
+    (8, 5, (1, 1), (4, 6), (1, 1), (0, 0, 0, 0), (1, 1)),  # pointwise to fewer outputs: the bias added after
+    (7, 3, (1, 1), (6, 8), (2, 2), (0, 0, 0, 0), (1, 1)),  # pointwise shortcut, its cells copied
+    (6, 9, (1, 1), (3, 3), (2, 2), (0, 0, 0, 0), (1, 1)),  # pointwise on 4 cells: one product over copies
 ]
 
 
