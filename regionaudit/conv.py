@@ -41,6 +41,9 @@ DEPTHWISE_CHUNK_BYTES = 1 << 23
 DENSE_OVER_TAPS = 3.5
 DENSE_BLOCK_BYTES = 1 << 20
 DENSE_BLOCK_PROBES = 256
+# Sets of such matrices a node keeps, one per image size and padding (an exact distance's bands of
+# rows take 4-7 per depthwise layer on the benchmark's mobile nets, 12 MB in all on MobileNet v2)
+KEPT_DEPTHWISE = 16
 # Up to this many output channels x kernel rows, the kernel rows are one product
 # (`_conv2d_rows_stacked`).
 STACKED_ROWS = 64
@@ -562,12 +565,17 @@ def _depthwise_matrices(weight, in_shape, strides, pads, dilations) -> torch.Ten
 
 def _kept_depthwise_matrices(cache: dict | None, weight, in_shape, strides, pads, dilations) -> torch.Tensor:
     """`_depthwise_matrices`, from `cache` where they were built for this very weight (a weight
-    put in its place, as re-initialisation does, gets its own), else built and kept there."""
-    key = ("depthwise matrices", *in_shape[1:])
+    put in its place, as re-initialisation does, gets its own) and padding, else built and kept
+    there. An exact distance's bands of rows each have an image height and pads of their own
+    (analysis/bands.py): the cache keeps the KEPT_DEPTHWISE last built, dropping the oldest."""
+    key = ("depthwise matrices", *in_shape[1:], strides, pads, dilations)
     kept_weight, maps = (cache or {}).get(key, (None, None))
     if kept_weight is not weight:
         maps = _depthwise_matrices(weight, in_shape, strides, pads, dilations)
         if cache is not None:
+            kept = [k for k in cache if k[0] == "depthwise matrices" and k != key]
+            for old in kept[: max(0, len(kept) - KEPT_DEPTHWISE + 1)]:
+                del cache[old]
             cache[key] = (weight, maps)
     return maps
 

@@ -166,6 +166,25 @@ def test_small_images_take_each_channels_matrix():
     assert not conv._depthwise_dense_pays(x8, torch.zeros(4, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1))
 
 
+def test_kept_depthwise_matrices_are_those_of_the_padding_asked():
+    """A band of rows runs the node's convolution with pads of its own (analysis/bands.py), on
+    the node's kept matrices: a band as tall as the image with other pads has other matrices, and
+    each call gets those of its own pads, built once."""
+    gen = torch.Generator().manual_seed(7)
+    w = torch.randn(6, 1, 3, 3, generator=gen, dtype=torch.float64)
+    node = ir.Conv("dw", (0,), (6, 4, 4), weight=w, bias=None, strides=(1, 1), pads=(1, 1, 1, 1), dilations=(1, 1), groups=6)
+    x = torch.randn(5, 6, 4, 4, generator=gen, dtype=torch.float64)
+    for _ in range(2):
+        for pads in [(1, 1, 1, 1), (0, 1, 2, 1), (2, 1, 0, 1)]:
+            want = F.conv2d(F.pad(x, (pads[1], pads[3], pads[0], pads[2])), w, None, 1, 0, 1, 6)
+            assert torch.allclose(node.linear_padded(x, pads), want, rtol=0, atol=1e-13)
+    assert len(node._derived) == 3
+    for top in range(conv.KEPT_DEPTHWISE + 3):  # the oldest are dropped
+        node.linear_padded(x, (top, 1, 1, 1))
+    assert len(node._derived) == conv.KEPT_DEPTHWISE
+    assert ("depthwise matrices", 4, 4, (1, 1), (conv.KEPT_DEPTHWISE + 2, 1, 1, 1), (1, 1)) in node._derived
+
+
 def test_conv_node_keeps_depthwise_matrices_of_its_weight():
     """A Conv node builds a depthwise convolution's matrices once (so even a call with fewer
     probes than input cells takes them), and builds them again for a weight put in its place

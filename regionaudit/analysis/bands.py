@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from regionaudit.conv import conv, conv_transpose, rows_read
+from regionaudit.conv import conv_transpose, rows_read
 from regionaudit.ir import Clip, Concat, Conv, ConvTranspose, LeakyRelu, MaxPool, Node, Pad, Resample, Reshape, Scale, Sum, Transpose
 
 Band = tuple[int, int] | None
@@ -101,7 +101,7 @@ def conv_band(node: Conv, dz: torch.Tensor, held: tuple[int, int], band: tuple[i
     if b <= a or s1 <= s0:
         return dz.new_zeros(dz.shape[0], node.shape[-3], b - a, node.shape[-1]), (a, b)
     x = dz[:, :, s0 - lo : s1 - lo]
-    y = conv(x, node.weight, None, node.strides, (s0 - r0, left, r1 - s1, right), node.dilations, node.groups)
+    y = node.linear_padded(x, (s0 - r0, left, r1 - s1, right))
     return y, (a, b)
 
 

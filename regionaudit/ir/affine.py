@@ -98,9 +98,15 @@ class Conv(Node):
     def forward(self, xs):
         return self._conv(xs[0], self.bias)
 
-    def _conv(self, x, bias):
+    def linear_padded(self, x, pads):
+        """The linear part of x (P, C, *spatial) with `pads` in place of the node's own: a band of
+        an image's rows, whose neighbours outside it are zero (analysis/bands.py)."""
+        return self._conv(x, None, pads)
+
+    def _conv(self, x, bias, pads=None):
         x, lead = flat_spatial(x, self.weight.dim() - 2)
-        y = conv(x, self.weight, bias, self.strides, self.pads, self.dilations, self.groups, self._derived)
+        pads = self.pads if pads is None else pads
+        y = conv(x, self.weight, bias, self.strides, pads, self.dilations, self.groups, self._derived)
         return y.reshape(*lead, *y.shape[1:])
 
     def macs(self, in_shapes):
