@@ -237,15 +237,17 @@ def test_tangents_overwritten_in_place_leave_the_directions_alone():
         [a.distance for a in together], rel=1e-12)
 
 
-@pytest.mark.parametrize("copied", [False, True])
-def test_squares_one_direction_at_a_time_are_the_chunked_sums(copied, monkeypatch):
+@pytest.mark.parametrize("copied,pool", [(False, (2, 2, 0)), (True, (2, 2, 0)), (False, (3, 1, 1))],
+                         ids=["by-taps", "copied", "overlapping-padded"])
+def test_squares_one_direction_at_a_time_are_the_chunked_sums(copied, pool, monkeypatch):
     """Where one direction's tangent fills the cache, its squares (and each window's squared
     differences to its winner) are added one direction at a time: the chunked sums to rounding,
-    the same nearest units. Forced here on small layers by lowering the size it starts at."""
+    the same nearest units. Forced here on small layers by lowering the size it starts at; with
+    2x2/2 windows, and 3x3/1 ones padded by one, whose cells each lie in nine windows."""
     from regionaudit.analysis import distance as D
 
     g = nf.Builder((2, 8, 8), 6)
-    x = g.maxpool(g.relu(g.conv(g.relu(g.conv(0, 4, 3, pad=1)), 4, 3, pad=1)), 2, 2)
+    x = g.maxpool(g.relu(g.conv(g.relu(g.conv(0, 4, 3, pad=1)), 4, 3, pad=1)), *pool)
     net = g.network(g.dense(g.flatten(g.relu(g.conv(x, 3, 3, pad=1))), 3))
     pool = next(i for i in net.kink_ids if isinstance(net.nodes[i], ir.MaxPool))
     monkeypatch.setattr(type(net.nodes[pool]), "copy_windows", property(lambda self: copied))
@@ -264,6 +266,19 @@ def test_squares_one_direction_at_a_time_are_the_chunked_sums(copied, monkeypatc
         assert b.distance == pytest.approx(a.distance, rel=1e-12) and (b.node, b.unit) == (a.node, a.unit)
     for got, x in zip(one_by_one, pts):
         dist, node, unit = plainpath.distance(net, x)
+        assert got.distance == pytest.approx(dist, rel=1e-12, abs=1e-15) and (got.node, got.unit) == (node, unit)
+
+
+def test_one_dimensional_pools_one_direction_at_a_time(monkeypatch):
+    """1-D max pools (overlapping and padded, then 2/2) through the one-direction squares, every
+    candidate of a window at once: autograd's distances and nearest units."""
+    from regionaudit.analysis import distance as D
+
+    net = nf.mlp_max(3)
+    pts = torch.randn(5, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    want = [plainpath.distance(net, x) for x in pts]
+    monkeypatch.setattr(D, "SQUARES_ONE_BY_ONE", 1)
+    for got, (dist, node, unit) in zip(boundary_distances(net, pts), want):
         assert got.distance == pytest.approx(dist, rel=1e-12, abs=1e-15) and (got.node, got.unit) == (node, unit)
 
 

@@ -194,8 +194,15 @@ def test_neurons_count_one_unit_per_element_and_windows_apart(imported):
     assert red.neurons == 0 and red.maxpool_windows == 6 + 4
 
 
+@pytest.mark.parametrize("one_by_one", [False, True], ids=["chunked", "one-direction-at-a-time"])
 @pytest.mark.parametrize("name", list(NETS))
-def test_distance_equals_autograd_formula(imported, name):
+def test_distance_equals_autograd_formula(imported, name, one_by_one, monkeypatch):
+    """Also with each direction's squares (a window maximum's every candidate at once) added one
+    direction at a time, as where a direction fills the cache."""
+    from regionaudit.analysis import distance as D
+
+    if one_by_one:
+        monkeypatch.setattr(D, "SQUARES_ONE_BY_ONE", 1)
     net = imported[name, OPSETS[name][-1]].network
     pts = 2 * torch.randn(4, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     got = boundary_distances(net, pts)

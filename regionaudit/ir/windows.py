@@ -57,6 +57,12 @@ class MaxPool(Node):
             xf = xf.unfold(2 + i, span, self.strides[i])[..., :: self.dilations[i]]
         return xf.reshape(*lead, *xf.shape[1:])  # (P, ..., C, out_1..out_n, k_1..k_n): still a view
 
+    def window_view(self, x: torch.Tensor, value: float = -math.inf, rows: tuple[int, int] | None = None) -> torch.Tensor:
+        """Every window as a view (P, ..., *kernel) of the input, the kernel's axes last, in
+        output order: overlapping windows share their cells, none is copied (the input is, where
+        padded). `rows` as in `candidates`."""
+        return self._windows(x, value, rows)
+
     def candidates(self, x: torch.Tensor, value: float = -math.inf, rows: tuple[int, int] | None = None) -> torch.Tensor:
         """Every window's candidates: (P, windows, k), padding as `value`; windows in output order.
         With `rows` (a, b), only the windows of output rows a..b-1 (a 2-D pool)."""
