@@ -19,6 +19,7 @@ from regionaudit.analysis.crossings import kink_crossings, unit_crossings
 from regionaudit.analysis.density import midpoint_check, trace_segments
 from regionaudit.analysis.distance import boundary_distances
 from regionaudit.analysis.walk import walk_segment
+from regionaudit.ir import units
 from test_analysis_density import assert_same_trace
 
 I64 = np.int64
@@ -316,12 +317,14 @@ def test_clip_forward_and_offsets_are_the_formulas(bounds):
     assert (out.data_ptr() == own.data_ptr()) == (bounds != "per-element")
 
 
+@pytest.mark.parametrize("chunk", [units.BELOW_CHUNK_BYTES, 500, 1], ids=["default", "uneven", "one-row"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("bounds", ["relu6", "upper-only", "per-element"])
-def test_clip_crossings_read_without_the_offsets_are_theirs(bounds, dtype):
+def test_clip_crossings_read_without_the_offsets_are_theirs(bounds, dtype, chunk, monkeypatch):
     """The scan for a Clip's crossings compares z with its bounds and reads only the candidates'
     offsets: the sides, values and crossings of the offsets themselves, exactly, units sitting
-    on a bound included."""
+    on a bound included; its rows compared a chunk at a time, of any size."""
+    monkeypatch.setattr(units, "BELOW_CHUNK_BYTES", chunk)
     gen = torch.Generator().manual_seed(5)
     shape = (2, 3, 4)
     if bounds == "relu6":
