@@ -203,6 +203,26 @@ def test_banded_layers_give_the_full_layers_distances(net, budget, monkeypatch):
         assert b.distance == pytest.approx(dist, rel=1e-12, abs=1e-15) and (b.node, b.unit) == (node, unit)
 
 
+def test_a_pool_of_the_first_relu_reads_the_rows_of_its_band_alone(monkeypatch):
+    """The max pool after the first ReLU (margins from the shared tangent's Gram matrices) reads
+    only the input rows its band's windows read, from a tangent that holds those rows, and passes
+    on its winners' tangents from them: the test above checks the values; this one that such
+    narrower tangents occur, one direction per chunk."""
+    net = _pooled_first_net(3)
+    pts = torch.randn(2, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    calls = []
+    pool_of_masked = D._pool_of_masked
+
+    def spy(pool, relu, z, dz, *rest):
+        calls.append((dz.shape[-2], z.shape[-2], rest[-1]))
+        return pool_of_masked(pool, relu, z, dz, *rest)
+
+    monkeypatch.setattr(D, "_pool_of_masked", spy)
+    boundary_distances(net, pts, max_memory=min_memory(net))
+    assert any(rows < height and first > 0 for rows, height, first in calls)
+    assert all(rows <= height for rows, height, _ in calls)
+
+
 @pytest.mark.parametrize("net", [_image_net(1), _channels_last_net(8), _flat_input_net(12), _sample("digits_resnet")],
                          ids=["layers", "channels-last", "flat-input", "sample-resnet"])
 def test_bands_are_narrower_than_the_image(net, monkeypatch):
@@ -423,3 +443,7 @@ def test_a_max_pools_windows_of_some_rows_are_those_of_every_window(kernel, stri
         some = pool.candidates(x, value=0.0, rows=(a, b))
         assert torch.equal(some, every[:, :, a:b].reshape(2, -1, kernel * kernel))
         assert torch.equal(pool.candidates_by_window(x, value=0.0, rows=(a, b)), some.movedim(0, -1))
+        # from the input rows those windows read alone (an exact distance's band)
+        first, end = D._input_rows(pool, (a, b), h)
+        held = pool.candidates_by_window(x[:, :, first:end], value=0.0, rows=(a, b), first_row=first)
+        assert torch.equal(held, some.movedim(0, -1))

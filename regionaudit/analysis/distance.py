@@ -20,7 +20,7 @@ from regionaudit.analysis import bands
 from regionaudit.analysis._common import (
     bytes_per_probe, check_finite, check_fits, default_max_memory, first_kink, needed_nodes, overwritable, readers, zero_tolerance,
 )
-from regionaudit.conv import conv2d_of_basis
+from regionaudit.conv import conv2d_of_basis, rows_read
 from regionaudit.errors import BadOption
 from regionaudit.ir import Clip, Conv, LeakyRelu, MaxPool, Network, Reshape, Sum, Transpose, UnitKink
 from regionaudit.options import AUTO_APPROX_INPUT, DISTANCE_METHODS
@@ -233,10 +233,13 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
         elif isinstance(node, MaxPool):
             out = bands.pool_rows(node, rows)
             part = None if bands.full(out, node.shape[-2]) else out
-            dz = whole(q)
             if i in pooled:
-                tan_i = _pool_of_masked(node, network.nodes[q], kinks[q], dz, cells[i], pooled[i], sq[i], last[i] > i, part)
+                # the input rows its windows read alone (zero outside the band, as the padding)
+                read = (0, None) if part is None else _input_rows(node, part, network.nodes[q].shape[-2])
+                dz = whole(q) if part is None else bands.rows_of(tan[q], holds(q), read)
+                tan_i = _pool_of_masked(node, network.nodes[q], kinks[q], dz, cells[i], pooled[i], sq[i], last[i] > i, part, read[0])
             else:
+                dz = whole(q)
                 tan_i = node.tangent(kinks[i], dz, cells[i], part)  # (T, P, *shape), or its rows
                 _add_window_squares(node, dz, tan_i, sq[i], part)
             if last[i] > i:
@@ -437,8 +440,16 @@ def _pools_of_shared_relus(network: Network, order: list[int], last: dict[int, i
     return out
 
 
+def _input_rows(pool: MaxPool, rows: tuple[int, int], height: int) -> tuple[int, int]:
+    """The input rows (first, end), not padding, that the windows of output rows `rows` of a 2-D
+    pool of an input `height` rows high read."""
+    r0, r1 = rows_read(rows, pool.kernel[0], pool.strides[0], pool.pads[0], pool.dilations[0])
+    first = min(max(r0, 0), height)
+    return first, max(first, min(r1, height))
+
+
 def _pool_of_masked(pool: MaxPool, relu: LeakyRelu, z: torch.Tensor, dz: torch.Tensor, cells: torch.Tensor,
-                    code: torch.Tensor, sq: torch.Tensor, goes_on: bool, rows=None) -> torch.Tensor | None:
+                    code: torch.Tensor, sq: torch.Tensor, goes_on: bool, rows=None, first_row: int = 0) -> torch.Tensor | None:
     """The max pool's margins' squared gradients from the ReLU's input tangent dz (T, 1, ...),
     shared by all points, and each point's slopes f (P, ...) at z: candidate c and winner w
     (first maximum) of a window have tangents f_c dz_c and f_w dz_w, so
@@ -450,8 +461,9 @@ def _pool_of_masked(pool: MaxPool, relu: LeakyRelu, z: torch.Tensor, dz: torch.T
     a slope is 0 (an inactive unit adds nothing); elsewhere the expansion loses about as many
     digits as |dz_c - dz_w| is smaller than |dz_c| (none for cells that see different inputs).
     `cells` and `code` are the winners' cells and their places in their windows; with `rows`
-    (a, b), only the windows of output rows a..b-1 (dz is zero outside them). Returns the pool's
-    output tangent (T, P, *shape), or those rows of it, where a later node reads it."""
+    (a, b), only the windows of output rows a..b-1 (dz is zero outside them), and dz may hold the
+    input rows from `first_row` on alone. Returns the pool's output tangent (T, P, *shape), or
+    those rows of it, where a later node reads it."""
     t, p = dz.shape[0], z.shape[0]
     k = sq.shape[-1]
     if rows is not None:  # the windows of those rows only
@@ -460,7 +472,7 @@ def _pool_of_masked(pool: MaxPool, relu: LeakyRelu, z: torch.Tensor, dz: torch.T
         cells = bands.window_rows(cells, pool.shape, rows).reshape(p, -1)
     slope = torch.where(z > 0, torch.ones((), dtype=z.dtype, device=z.device), relu.slope.to(z.dtype))
     slope = torch.broadcast_to(slope, z.shape)
-    windows = pool.candidates_by_window(dz.reshape(t, *dz.shape[2:]), value=0.0, rows=rows)  # (W, k, T)
+    windows = pool.candidates_by_window(dz.reshape(t, *dz.shape[2:]), value=0.0, rows=rows, first_row=first_row)  # (W, k, T)
     # a window's cells see few of the input directions after one convolution (its receptive
     # field): the products then run over the directions some cell of the window sees
     live = windows.ne(0).any(1)  # (W, T)
@@ -478,6 +490,10 @@ def _pool_of_masked(pool: MaxPool, relu: LeakyRelu, z: torch.Tensor, dz: torch.T
     sq += (f * f * diag + f_win * f_win * g_ww - 2 * f * f_win * g_win).clamp_(min=0).reshape(sq.shape)
     if not goes_on:
         return None
+    height, width = z.shape[-2], z.shape[-1]
+    if dz.shape[-2] != height:  # the winners' cells among the rows dz holds (every winner is one)
+        plane, y = cells // (height * width), (cells // width) % height
+        cells = (plane * dz.shape[-2] + y - first_row) * width + cells % width
     picked = dz.reshape(t, -1)[:, cells] * f_win[..., 0]
     if rows is None:
         return picked.reshape(t, p, *pool.shape)

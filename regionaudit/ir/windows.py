@@ -34,10 +34,12 @@ class MaxPool(Node):
         xf, _ = flat_spatial(x, n)
         return pad_windows(xf, self.pads, self.kernel, self.strides, self.dilations, self.shape[-n:], value)
 
-    def _windows(self, x: torch.Tensor, value: float = -math.inf, rows: tuple[int, int] | None = None) -> torch.Tensor:
+    def _windows(self, x: torch.Tensor, value: float = -math.inf, rows: tuple[int, int] | None = None,
+                 first_row: int = 0) -> torch.Tensor:
         """Every window as a view (P, ..., *kernel) of the input, padded with `value` (a copy only
         where there is padding); windows in output order. With `rows` (a, b), those of output
-        rows a..b-1 only (a 2-D pool): only the input rows they read are padded."""
+        rows a..b-1 only (a 2-D pool): only the input rows they read are padded; x may then hold
+        the input's rows from `first_row` on alone, the rows it does not hold being `value` too."""
         n = len(self.kernel)
         lead = x.shape[: x.dim() - n - 1]  # the probe axis, and any fixed axes before the channels
         if rows is not None and rows[1] <= rows[0]:  # no window: nothing to pad or read
@@ -48,10 +50,12 @@ class MaxPool(Node):
         else:
             xf, _ = flat_spatial(x, n)
             r0, r1 = rows_read(rows, self.kernel[0], self.strides[0], self.pads[0], self.dilations[0])
-            s0, s1 = min(max(r0, 0), xf.shape[2]), max(min(r1, xf.shape[2]), 0)
+            end = first_row + xf.shape[2]
+            s0, s1 = min(max(r0, first_row), end), max(min(r1, end), first_row)
             s1 = max(s0, s1)
             pads = (s0 - r0, *self.pads[1:n], r1 - s1, *self.pads[n + 1 :])
-            xf = pad_windows(xf[:, :, s0:s1], pads, self.kernel, self.strides, self.dilations, (rows[1] - rows[0], *self.shape[-n + 1 :]), value)
+            xf = pad_windows(xf[:, :, s0 - first_row : s1 - first_row], pads, self.kernel, self.strides, self.dilations,
+                             (rows[1] - rows[0], *self.shape[-n + 1 :]), value)
         for i in range(n):  # unfold each spatial axis: (..., out_i, ..., k_i) at the end
             span = (self.kernel[i] - 1) * self.dilations[i] + 1
             xf = xf.unfold(2 + i, span, self.strides[i])[..., :: self.dilations[i]]
@@ -69,10 +73,12 @@ class MaxPool(Node):
         view = self._windows(x, value, rows)
         return view.reshape(x.shape[0], -1, math.prod(self.kernel))
 
-    def candidates_by_window(self, x: torch.Tensor, value: float = -math.inf, rows: tuple[int, int] | None = None) -> torch.Tensor:
+    def candidates_by_window(self, x: torch.Tensor, value: float = -math.inf, rows: tuple[int, int] | None = None,
+                             first_row: int = 0) -> torch.Tensor:
         """`candidates` with the probe axis last: (windows, k, P), one copy (for products that
-        run over the probes, as the distance's Gram matrices do); `rows` as in `candidates`."""
-        view = self._windows(x, value, rows)
+        run over the probes, as the distance's Gram matrices do); `rows` and `first_row` as in
+        `_windows`."""
+        view = self._windows(x, value, rows, first_row)
         return view.movedim(0, -1).reshape(-1, math.prod(self.kernel), x.shape[0])
 
     @property
@@ -203,7 +209,7 @@ class WindowMax(MaxPool):
 
     kind: ClassVar[str] = "max"
 
-    def _windows(self, x, value=-math.inf, rows=None):
+    def _windows(self, x, value=-math.inf, rows=None, first_row=0):
         return x.reshape(x.shape[0], -1, self.kernel[0])  # (no rows: not a 2-D pool)
 
     def _max(self, x, winners):
