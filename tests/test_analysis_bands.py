@@ -444,6 +444,6 @@ def test_a_max_pools_windows_of_some_rows_are_those_of_every_window(kernel, stri
         assert torch.equal(some, every[:, :, a:b].reshape(2, -1, kernel * kernel))
         assert torch.equal(pool.candidates_by_window(x, value=0.0, rows=(a, b)), some.movedim(0, -1))
         # from the input rows those windows read alone (an exact distance's band)
-        first, end = D._input_rows(pool, (a, b), h)
+        first, end = bands.pool_input_rows(pool, (a, b), h)
         held = pool.candidates_by_window(x[:, :, first:end], value=0.0, rows=(a, b), first_row=first)
         assert torch.equal(held, some.movedim(0, -1))

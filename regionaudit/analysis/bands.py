@@ -195,6 +195,14 @@ def pool_rows(node: MaxPool, band: Band) -> Band:
     return reached(band, node.kernel[0], node.strides[0], node.pads[0], node.dilations[0], node.shape[-2])
 
 
+def pool_input_rows(node: MaxPool, rows: tuple[int, int], height: int) -> tuple[int, int]:
+    """The input rows (first, end), not padding, that a 2-D max pool's windows of output rows
+    `rows` read, of an input `height` rows high."""
+    r0, r1 = rows_read(rows, node.kernel[0], node.strides[0], node.pads[0], node.dilations[0])
+    first = min(max(r0, 0), height)
+    return first, max(first, min(r1, height))
+
+
 def window_rows(x: torch.Tensor, shape: tuple[int, ...], rows: tuple[int, int]) -> torch.Tensor:
     """The entries of x (P, W, ...) for the windows of output rows a..b-1 of a 2-D pool of output
     `shape` (windows in output order): a view (P, C, b-a, OW, ...), which writes go through."""

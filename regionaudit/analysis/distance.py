@@ -20,7 +20,7 @@ from regionaudit.analysis import bands
 from regionaudit.analysis._common import (
     bytes_per_probe, check_finite, check_fits, default_max_memory, first_kink, needed_nodes, overwritable, readers, zero_tolerance,
 )
-from regionaudit.conv import conv2d_of_basis, rows_read
+from regionaudit.conv import conv2d_of_basis
 from regionaudit.errors import BadOption
 from regionaudit.ir import Clip, Conv, LeakyRelu, MaxPool, Network, Reshape, Sum, Transpose, UnitKink
 from regionaudit.options import AUTO_APPROX_INPUT, DISTANCE_METHODS
@@ -234,10 +234,12 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
             out = bands.pool_rows(node, rows)
             part = None if bands.full(out, node.shape[-2]) else out
             if i in pooled:
-                # the input rows its windows read alone (zero outside the band, as the padding)
-                read = (0, None) if part is None else _input_rows(node, part, network.nodes[q].shape[-2])
-                dz = whole(q) if part is None else bands.rows_of(tan[q], holds(q), read)
-                tan_i = _pool_of_masked(node, network.nodes[q], kinks[q], dz, cells[i], pooled[i], sq[i], last[i] > i, part, read[0])
+                if part is None:
+                    dz, first = whole(q), 0
+                else:  # the input rows its windows read alone (zero outside the band, as the padding)
+                    read = bands.pool_input_rows(node, part, network.nodes[q].shape[-2])
+                    dz, first = bands.rows_of(tan[q], holds(q), read), read[0]
+                tan_i = _pool_of_masked(node, network.nodes[q], kinks[q], dz, cells[i], pooled[i], sq[i], last[i] > i, part, first)
             else:
                 dz = whole(q)
                 tan_i = node.tangent(kinks[i], dz, cells[i], part)  # (T, P, *shape), or its rows
@@ -438,14 +440,6 @@ def _pools_of_shared_relus(network: Network, order: list[int], last: dict[int, i
             if q == first and isinstance(network.nodes[q], LeakyRelu) and readers(network, order, q) == [i] and last[q] == i:
                 out.add(i)
     return out
-
-
-def _input_rows(pool: MaxPool, rows: tuple[int, int], height: int) -> tuple[int, int]:
-    """The input rows (first, end), not padding, that the windows of output rows `rows` of a 2-D
-    pool of an input `height` rows high read."""
-    r0, r1 = rows_read(rows, pool.kernel[0], pool.strides[0], pool.pads[0], pool.dilations[0])
-    first = min(max(r0, 0), height)
-    return first, max(first, min(r1, height))
 
 
 def _pool_of_masked(pool: MaxPool, relu: LeakyRelu, z: torch.Tensor, dz: torch.Tensor, cells: torch.Tensor,
