@@ -21,25 +21,35 @@ from regionaudit.analysis.walk import walk_segment
         ((2, 5, 5), 3, 2, (2, 2), (0, 0, 1, 1), (1, 1), 1),
     ],
 )
-def test_convolution_columns_are_the_convolutions(shape, c_out, k, stride, pads, dil, groups):
-    """Scattering sparse inputs through `_ConvFan` equals the convolution (no bias) of them."""
+@pytest.mark.parametrize("leads", [1, 2])
+def test_convolution_columns_are_the_convolutions(shape, c_out, k, stride, pads, dil, groups, leads, monkeypatch):
+    """Scattering sparse inputs through `_ConvFan`, or adding them by the product with its dense
+    columns, equals the convolution (no bias) of them, per lead."""
+    monkeypatch.setattr(refill, "SPARSE_ENTRY_COST", 0)  # (dense columns however many outputs)
     gen = torch.Generator().manual_seed(0)
     c_in, h, w = shape
     weight = torch.randn(c_out, c_in // groups, k, k, generator=gen, dtype=torch.float64)
     oh = (h + pads[0] + pads[2] - dil[0] * (k - 1) - 1) // stride[0] + 1
     ow = (w + pads[1] + pads[3] - dil[1] * (k - 1) - 1) // stride[1] + 1
-    node = ir.Conv("c", (0,), (1, c_out, oh, ow), weight=weight, bias=torch.ones(c_out, dtype=torch.float64),
+    node = ir.Conv("c", (0,), (leads, c_out, oh, ow), weight=weight, bias=torch.ones(c_out, dtype=torch.float64),
                    strides=stride, pads=pads, dilations=dil, groups=groups)
-    rows, units = 5, c_in * h * w
-    dense = torch.zeros(rows, 1, *shape, dtype=torch.float64)
+    rows, units = 5, leads * c_in * h * w
+    dense = torch.zeros(rows, leads, *shape, dtype=torch.float64)
     flat = dense.reshape(rows, -1)
     row = torch.randint(0, rows, (40,), generator=gen)
     u = torch.randint(0, units, (40,), generator=gen)
     e = torch.randn(40, generator=gen, dtype=torch.float64)
     flat.index_put_((row, u), e, accumulate=True)
-    got = torch.zeros(rows, 1, c_out, oh, ow, dtype=torch.float64)
-    refill._ConvFan(node, tuple(dense.shape[1:])).add(got, row, u, e)
-    assert torch.allclose(got, node.linear([dense]), rtol=0, atol=1e-12)
+    want = node.linear([dense])
+    fan = refill._ConvFan(node, tuple(dense.shape[1:]))
+    got = torch.zeros(rows, leads, c_out, oh, ow, dtype=torch.float64)
+    fan.add(got, row, u, e)
+    assert torch.allclose(got, want, rtol=0, atol=1e-12)
+    columns = fan.dense_columns(torch.device("cpu"))
+    assert columns.shape == (c_in * h * w, c_out * oh * ow)
+    got = torch.zeros(rows, leads, c_out, oh, ow, dtype=torch.float64)
+    refill.add_by_product(got, row, u, e, columns)
+    assert torch.allclose(got, want, rtol=0, atol=1e-12)
 
 
 def test_dense_columns_are_the_products():
@@ -51,9 +61,33 @@ def test_dense_columns_are_the_products():
     u = torch.randint(0, 18, (30,), generator=gen)
     e = torch.randn(30, generator=gen, dtype=torch.float64)
     dense.reshape(5, -1).index_put_((row, u), e, accumulate=True)
-    got = torch.zeros(5, 3, 4, dtype=torch.float64)
-    refill._DenseFan(node).add(got, row, u, e)
-    assert torch.allclose(got, node.linear([dense]), rtol=0, atol=1e-12)
+    want = node.linear([dense])
+    fan = refill._DenseFan(node)
+    for add in (fan.add, lambda *args: refill.add_by_product(*args, fan.dense_columns(torch.device("cpu")))):
+        got = torch.zeros(5, 3, 4, dtype=torch.float64)
+        add(got, row, u, e)
+        assert torch.allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_a_convolutions_dense_columns_are_kept_for_its_weight_where_they_pay(monkeypatch):
+    """Built once per weight and input shape; None off CPU, past DENSE_COLUMNS_BYTES, or
+    where a column's scattered taps cost less than its row of outputs (a depthwise layer)."""
+    g = nf.Builder((8, 8, 8), 0)
+    net = g.network(g.conv(0, 16, 3, pad=1))
+    node = net.nodes[1]
+    fan = refill._ConvFan(node, (1, 8, 8, 8))
+    cpu = torch.device("cpu")
+    kept = fan.dense_columns(cpu)
+    assert kept.shape == (512, 1024) and fan.dense_columns(cpu) is kept
+    node.weight = node.weight * 2  # a replaced weight: built again (by the next layer's fan)
+    assert torch.equal(refill._ConvFan(node, (1, 8, 8, 8)).dense_columns(cpu), 2 * kept)
+    assert fan.dense_columns(torch.device("meta")) is None
+    depthwise = nf.Builder((16, 8, 8), 0)
+    net = depthwise.network(depthwise.conv(0, 16, 3, pad=1, groups=16))
+    assert refill._ConvFan(net.nodes[1], (1, 16, 8, 8)).dense_columns(cpu) is None
+    monkeypatch.setattr(refill, "DENSE_COLUMNS_BYTES", 512 * 1024 * 8 - 1)
+    node.weight = node.weight * 2
+    assert refill._ConvFan(node, (1, 8, 8, 8)).dense_columns(cpu) is None
 
 
 def _vgg_block(seed: int, slope: float = 0.0) -> ir.Network:
@@ -87,8 +121,12 @@ def _depthwise_block(seed: int) -> ir.Network:
 @pytest.mark.parametrize("kind", ["conv", "conv-leaky", "dense", "conv-anchored", "conv-leaky-anchored", "conv-after-pool",
                                   "conv-after-leaky-pool", "depthwise-anchored"])
 @pytest.mark.parametrize("pair_bytes", [refill.PAIR_BYTES, 1], ids=["default", "one-pair-at-a-time"])
-def test_traces_do_not_change(kind, pair_bytes, monkeypatch):
+@pytest.mark.parametrize("columns", ["dense", "scattered"])
+def test_traces_do_not_change(kind, pair_bytes, columns, monkeypatch):
     monkeypatch.setattr(density, "PAIR_BYTES", pair_bytes)  # (the CPU's chunk, which trace_segments passes on)
+    if columns == "scattered":  # (off CPU, or a convolution's columns past DENSE_COLUMNS_BYTES)
+        monkeypatch.setattr(refill, "DENSE_COLUMNS_BYTES", 0)
+        monkeypatch.setattr(refill._DenseFan, "dense_columns", lambda *args: None)
     if kind == "dense":
         net = nf.mlp(4, widths=(300, 150))
     elif "pool" in kind:
@@ -119,8 +157,10 @@ def test_traces_do_not_change(kind, pair_bytes, monkeypatch):
         assert {node for node, _ in done} == {"maxpool"}
     elif kind == "depthwise-anchored":  # 9 x 64 per column, 16 x 8 x 8 x 9 x 32 per row: 2 step^2 <= 512 at 16, so 32
         assert ("relu", "anchored") in done and set(anchored) == {32}
-    elif "anchored" in kind:  # 144 multiply-adds per column, 16 x 16 x 9 per row: sqrt(16 x 16 x 9 x 64 / (144 x 64)) = 4
-        assert ("relu", "anchored") in done and set(anchored) == {4}
+    elif "anchored" in kind:
+        # per row 16 x 16 x 9 x 64, twice for a narrow product; per column 144 scattered taps x 64,
+        # or the product's row of 16 x 64 outputs x 4: 2 step^2 <= 294912 / 9216 at 4, / 4096 at 8
+        assert ("relu", "anchored") in done and set(anchored) == {4 if columns == "scattered" else 8}
     elif kind == "dense":
         assert {node for node, _ in done} == {"relu"}
     else:  # few kinks between the old knots

@@ -40,6 +40,14 @@ if TYPE_CHECKING:  # (knots.py imports this module)
 SCATTER_COST = 64
 PAIR_BYTES = 16 << 20  # working memory of the scattered column entries, at a time (on CPU)
 COPY_COST = 100  # multiply-adds that one pass of copies over an output element costs, about
+# On CPU, a kinked unit's column may instead be a row of the layer's dense columns (its weight,
+# or a convolution's as a matrix, input units x output units), all of them added by one product
+# of the sparse e's with that matrix: rows read whole, 0.3-0.4 ns an output entry (measured),
+# where the scatter spends 3-20 ns on each of a column's entries and its indices. The cost of
+# one output entry so added, in multiply-adds of a wide product (timed best of 4, 8 and 16 on
+# the CIFAR nets, by the anchor step it sets):
+SPARSE_ENTRY_COST = 4
+DENSE_COLUMNS_BYTES = 32 << 20  # the largest dense columns of a convolution kept with its node
 
 
 @dataclass
@@ -141,17 +149,19 @@ def refill(network: Network, i: int, h: Part, kinked: Kinked, t: torch.Tensor,
     # merge: slower with 20-30 % new knots, or 72 per output; 2x faster with 128-144 and 99 %)
     if m < n_old or m * row_cost < COPY_COST * (n_old + m) * math.prod(node.shape):
         return None
+    columns = fan.dense_columns(t.device)
+    column_cost = fan.taps * SCATTER_COST if columns is None else fan.outputs * SPARSE_ENTRY_COST
     frame = _Frame.old_knots(kinked, units)
     count, per = frame.pairs()
-    if int(per.sum()) * fan.taps * SCATTER_COST > m * row_cost:
+    if int(per.sum()) * column_cost > m * row_cost:
         # too many kinks per old interval (the first kink node's: one interval per segment);
         # anchors every `step` new knots (`anchor_step`)
-        step = anchor_step(row_cost, fan.taps * SCATTER_COST)
+        step = anchor_step(row_cost, column_cost)
         if kinked.s is None or step > m:
             return None
         frame = _Frame.anchored(kinked, units, step, t)
         count, per = frame.pairs()
-        if int(per.sum()) * fan.taps * SCATTER_COST > m * row_cost:
+        if int(per.sum()) * column_cost > m * row_cost:
             return None
     placed = frame.placed
     start = torch.cumsum(count, 0) - count
@@ -165,6 +175,9 @@ def refill(network: Network, i: int, h: Part, kinked: Kinked, t: torch.Tensor,
     exact = node.forward([h.rows(placed.pos_old)])
     out = placed.interpolated(exact)  # every row, in knot order: new row r at pos_new[r]
     at = placed.pos_new[row]
+    if columns is not None:
+        add_by_product(out, at, u, e, columns)
+        return out
     step = max(1, pair_bytes // (24 * fan.taps))  # an index, a weight and a product per entry
     for lo in range(0, row.shape[0], step):
         fan.add(out, at[lo : lo + step], u[lo : lo + step], e[lo : lo + step])
@@ -206,6 +219,26 @@ class _ConvFan:
         # (ky, kx) to its group's output channels
         self.columns = node.weight.permute(1, 2, 3, 0).reshape(-1, self.cout_g)
         self.plane = torch.arange(self.cout_g, device=node.weight.device) * (self.oh * self.ow)
+        self.outputs = self.out_c * self.oh * self.ow  # (of one lead)
+
+    def dense_columns(self, device: torch.device) -> torch.Tensor | None:
+        """The convolution as a matrix (input units, output units) of one lead, for `add_by_product`:
+        on CPU, where its rows cost less than the scattered taps and it fits DENSE_COLUMNS_BYTES;
+        kept with the node for the weight it came from. Else None."""
+        weight = self.node.weight
+        units = self.c_in * self.h * self.w
+        size = units * self.outputs * weight.element_size()
+        if device.type != "cpu" or size > DENSE_COLUMNS_BYTES or self.outputs * SPARSE_ENTRY_COST >= self.taps * SCATTER_COST:
+            return None
+        cache, key = self.node._derived, ("dense columns", (self.c_in, self.h, self.w))
+        kept, matrix = cache.get(key, (None, None))
+        if kept is not weight:
+            matrix = torch.zeros(units, self.out_c, self.oh, self.ow, dtype=weight.dtype, device=weight.device)
+            every = torch.arange(units, device=weight.device)
+            self.add(matrix, every, every, torch.ones(units, dtype=weight.dtype, device=weight.device))
+            matrix = matrix.reshape(units, self.outputs)
+            cache[key] = (weight, matrix)
+        return matrix
 
     def mac_cost(self, dtype: torch.dtype, device: torch.device) -> float:
         """What one multiply-add of the convolution costs (`conv.mac_cost`; 1 off float64 CPU,
@@ -246,10 +279,14 @@ class _DenseFan:
 
     def __init__(self, node: MatMul):
         self.weight = node.weight
-        self.taps = node.weight.shape[1]
+        self.taps = self.outputs = node.weight.shape[1]
 
     def mac_cost(self, dtype: torch.dtype, device: torch.device) -> float:
         return 1.0  # (a dense layer's product is as wide as its outputs)
+
+    def dense_columns(self, device: torch.device) -> torch.Tensor | None:
+        """The weight, for `add_by_product` on CPU (its rows are the columns); else None."""
+        return self.weight if device.type == "cpu" else None
 
     def add(self, out: torch.Tensor, row: torch.Tensor, u: torch.Tensor, e: torch.Tensor) -> None:
         """out[row] += each kinked unit u's weight row times its e."""
@@ -257,6 +294,17 @@ class _DenseFan:
         prefixes = out[0].numel() // n_out
         index = ((row * prefixes + u // n_in) * n_out)[:, None] + torch.arange(n_out, device=u.device)
         out.view(-1).index_add_(0, index.reshape(-1), (self.weight[u % n_in] * e[:, None]).reshape(-1))
+
+
+def add_by_product(out: torch.Tensor, row: torch.Tensor, u: torch.Tensor, e: torch.Tensor, columns: torch.Tensor) -> None:
+    """out[row] += e x the column of unit u, for every (row, u, e) at once (a fan's `add`): the
+    product of the sparse matrix of the e's (one row per knot and lead, one column per input unit
+    of a lead) with the fan's `dense_columns` (input units, output units of a lead)."""
+    units, outputs = columns.shape
+    flat = out.view(-1, outputs)
+    leads = flat.shape[0] // out.shape[0]
+    index = torch.stack([row * leads + u // units, u % units])
+    flat.addmm_(torch.sparse_coo_tensor(index, e, (flat.shape[0], units), check_invariants=False), columns)
 
 
 def _fan_out(node, shape: tuple[int, ...]):
