@@ -36,7 +36,7 @@ def test_convolution_columns_are_the_convolutions(shape, c_out, k, stride, pads,
     rows, units = 5, leads * c_in * h * w
     dense = torch.zeros(rows, leads, *shape, dtype=torch.float64)
     flat = dense.reshape(rows, -1)
-    row = torch.randint(0, rows, (40,), generator=gen)
+    row = torch.randint(0, rows, (40,), generator=gen).sort().values  # (ascending, as refill's)
     u = torch.randint(0, units, (40,), generator=gen)
     e = torch.randn(40, generator=gen, dtype=torch.float64)
     flat.index_put_((row, u), e, accumulate=True)
@@ -47,9 +47,11 @@ def test_convolution_columns_are_the_convolutions(shape, c_out, k, stride, pads,
     assert torch.allclose(got, want, rtol=0, atol=1e-12)
     columns = fan.dense_columns(torch.device("cpu"))
     assert columns.shape == (c_in * h * w, c_out * oh * ow)
-    got = torch.zeros(rows, leads, c_out, oh, ow, dtype=torch.float64)
-    refill.add_by_product(got, row, u, e, columns)
-    assert torch.allclose(got, want, rtol=0, atol=1e-12)
+    # in one product, in products of 7 pairs (each over the rows they reach), pair by pair
+    for pair_bytes in (refill.PAIR_BYTES, 7 * refill.SPARSE_PAIR_BYTES, 1):
+        got = torch.zeros(rows, leads, c_out, oh, ow, dtype=torch.float64)
+        refill.add_by_product(got, row, u, e, columns, pair_bytes)
+        assert torch.allclose(got, want, rtol=0, atol=1e-12)
 
 
 def test_dense_columns_are_the_products():
@@ -57,13 +59,15 @@ def test_dense_columns_are_the_products():
     weight = torch.randn(6, 4, generator=gen, dtype=torch.float64)
     node = ir.MatMul("m", (0,), (3, 4), weight=weight, bias=None)
     dense = torch.zeros(5, 3, 6, dtype=torch.float64)  # a prefix axis: 3 rows of 6 per knot
-    row = torch.randint(0, 5, (30,), generator=gen)
+    row = torch.randint(0, 5, (30,), generator=gen).sort().values
     u = torch.randint(0, 18, (30,), generator=gen)
     e = torch.randn(30, generator=gen, dtype=torch.float64)
     dense.reshape(5, -1).index_put_((row, u), e, accumulate=True)
     want = node.linear([dense])
     fan = refill._DenseFan(node)
-    for add in (fan.add, lambda *args: refill.add_by_product(*args, fan.dense_columns(torch.device("cpu")))):
+    columns = fan.dense_columns(torch.device("cpu"))
+    for add in (fan.add, lambda *args: refill.add_by_product(*args, columns, refill.PAIR_BYTES),
+                lambda *args: refill.add_by_product(*args, columns, 4 * refill.SPARSE_PAIR_BYTES)):
         got = torch.zeros(5, 3, 4, dtype=torch.float64)
         add(got, row, u, e)
         assert torch.allclose(got, want, rtol=0, atol=1e-12)

@@ -48,6 +48,7 @@ COPY_COST = 100  # multiply-adds that one pass of copies over an output element 
 # the CIFAR nets, by the anchor step it sets):
 SPARSE_ENTRY_COST = 4
 DENSE_COLUMNS_BYTES = 32 << 20  # the largest dense columns of a convolution kept with its node
+SPARSE_PAIR_BYTES = 64  # a pair's bytes in the sparse product: two indices and a value, and their sorted copies
 
 
 @dataclass
@@ -132,8 +133,8 @@ def refill(network: Network, i: int, h: Part, kinked: Kinked, t: torch.Tensor,
     """Node i's output at every knot (the exact rows computed, the others filled), its input h
     being the kink node's output at every knot (positions t), of which only the exact rows and
     the kinked units' entries are read; None where i is not a 2-D convolution or a dense layer,
-    or where the columns would not save enough. The column entries are made `pair_bytes` at a
-    time."""
+    or where the columns would not save enough. The column entries are made, or added by the
+    sparse product, `pair_bytes` at a time."""
     node = network.nodes[i]
     fan = _fan_out(node, h.shape)
     if fan is None:
@@ -176,7 +177,7 @@ def refill(network: Network, i: int, h: Part, kinked: Kinked, t: torch.Tensor,
     out = placed.interpolated(exact)  # every row, in knot order: new row r at pos_new[r]
     at = placed.pos_new[row]
     if columns is not None:
-        add_by_product(out, at, u, e, columns)
+        add_by_product(out, at, u, e, columns, pair_bytes)
         return out
     step = max(1, pair_bytes // (24 * fan.taps))  # an index, a weight and a product per entry
     for lo in range(0, row.shape[0], step):
@@ -296,15 +297,22 @@ class _DenseFan:
         out.view(-1).index_add_(0, index.reshape(-1), (self.weight[u % n_in] * e[:, None]).reshape(-1))
 
 
-def add_by_product(out: torch.Tensor, row: torch.Tensor, u: torch.Tensor, e: torch.Tensor, columns: torch.Tensor) -> None:
-    """out[row] += e x the column of unit u, for every (row, u, e) at once (a fan's `add`): the
-    product of the sparse matrix of the e's (one row per knot and lead, one column per input unit
-    of a lead) with the fan's `dense_columns` (input units, output units of a lead)."""
+def add_by_product(out: torch.Tensor, row: torch.Tensor, u: torch.Tensor, e: torch.Tensor, columns: torch.Tensor,
+                   pair_bytes: int) -> None:
+    """out[row] += e x the column of unit u, for every (row, u, e) (a fan's `add`), `row`
+    ascending: the product of the sparse matrix of the e's (one row per knot and lead, one column
+    per input unit of a lead) with the fan's `dense_columns` (input units, output units of a
+    lead), `pair_bytes` of the sparse matrix at a time, each over the rows its pairs reach."""
     units, outputs = columns.shape
     flat = out.view(-1, outputs)
     leads = flat.shape[0] // out.shape[0]
-    index = torch.stack([row * leads + u // units, u % units])
-    flat.addmm_(torch.sparse_coo_tensor(index, e, (flat.shape[0], units), check_invariants=False), columns)
+    step = max(1, pair_bytes // SPARSE_PAIR_BYTES)
+    for lo in range(0, row.shape[0], step):
+        r = row[lo : lo + step]
+        first, last = int(r[0]) * leads, (int(r[-1]) + 1) * leads
+        index = torch.stack([r * leads + u[lo : lo + step] // units - first, u[lo : lo + step] % units])
+        sparse = torch.sparse_coo_tensor(index, e[lo : lo + step], (last - first, units), check_invariants=True)
+        flat[first:last].addmm_(sparse, columns)
 
 
 def _fan_out(node, shape: tuple[int, ...]):
