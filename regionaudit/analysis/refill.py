@@ -9,6 +9,8 @@ A (a kernel's taps for a convolution, a weight row for a dense layer) times that
 the intervals hold few crossings, that is a few multiply-adds per unit instead of A's full
 multiply-adds per new knot: the layer after a wide first ReLU, whose knots are nearly all new,
 runs on the segment's two ends. Exact to rounding (e is the computed h minus its interpolation).
+On CPU the columns are rows of A as a dense matrix, all added by one sparse product
+(`add_by_product`); elsewhere, or where that matrix would be too large, they are scattered.
 
 A max pool's output bends where its window's winner changes or crosses zero: the first ReLU
 and its pool, found together, record those windows for the layer after the pool.
