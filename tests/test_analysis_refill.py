@@ -85,6 +85,10 @@ def test_a_convolutions_dense_columns_are_kept_for_its_weight_where_they_pay(mon
     assert kept.shape == (512, 1024) and fan.dense_columns(cpu) is kept
     node.weight = node.weight * 2  # a replaced weight: built again (by the next layer's fan)
     assert torch.equal(refill._ConvFan(node, (1, 8, 8, 8)).dense_columns(cpu), 2 * kept)
+    monkeypatch.setattr(refill, "PAIR_BYTES", 24 * 144 * 5)  # built 5 input units at a time
+    node.weight = node.weight / 2
+    assert torch.equal(refill._ConvFan(node, (1, 8, 8, 8)).dense_columns(cpu), kept)
+    monkeypatch.undo()
     assert fan.dense_columns(torch.device("meta")) is None
     depthwise = nf.Builder((16, 8, 8), 0)
     net = depthwise.network(depthwise.conv(0, 16, 3, pad=1, groups=16))

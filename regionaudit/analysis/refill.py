@@ -238,7 +238,10 @@ class _ConvFan:
         if kept is not weight:
             matrix = torch.zeros(units, self.out_c, self.oh, self.ow, dtype=weight.dtype, device=weight.device)
             every = torch.arange(units, device=weight.device)
-            self.add(matrix, every, every, torch.ones(units, dtype=weight.dtype, device=weight.device))
+            ones = torch.ones(units, dtype=weight.dtype, device=weight.device)
+            step = max(1, PAIR_BYTES // (24 * self.taps))  # (the scatter's working memory, as in `refill`)
+            for lo in range(0, units, step):
+                self.add(matrix, every[lo : lo + step], every[lo : lo + step], ones[lo : lo + step])
             matrix = matrix.reshape(units, self.outputs)
             cache[key] = (weight, matrix)
         return matrix
