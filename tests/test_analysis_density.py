@@ -568,6 +568,34 @@ def test_a_value_deferred_through_a_relu_is_read_in_part_as_it_would_be_whole(n_
     assert torch.equal(live.part(5).entries(rows, cols), live[5].reshape(n, 6)[rows, cols])
 
 
+def test_a_reshape_waits_with_its_deferred_input_and_its_old_rows_are_held():
+    """A reshape of a deferred value (through a ReLU) waits in its place: read whole it is the
+    input read whole, reshaped; in part at the insertion's old knots, its rows held (the ReLU
+    applied to a copy), equal to the rows read by index; a value deferred at an earlier
+    insertion, or a value read, is not held there."""
+    gen = torch.Generator().manual_seed(5)
+    v = torch.randn(12, 2, 3, generator=gen, dtype=torch.float64)
+    p1 = _placement(gen, 12, 30)
+    live = knots.Live({4: v})
+    live.insert(p1)
+    assert live.defer_through(6, 4, torch.relu_)
+    want = live.part(6).rows(torch.arange(42))
+    assert live.defer_reshaped(7, 6, (6,)) and 6 not in live and 7 in live
+    assert not live.defer_reshaped(8, 9, (6,))  # (nothing deferred: the caller computes it)
+    part = live.part(7)
+    assert part.shape == (42, 6) and part.held_at(p1)
+    old = part.at_old_knots(p1)
+    assert torch.equal(old, v.reshape(12, 6).relu()) and bool((v < 0).any())  # (v itself unchanged)
+    assert torch.equal(old, part.rows(p1.pos_old))
+    assert torch.allclose(live[7], want.reshape(42, 6), rtol=1e-15, atol=1e-15)
+    p2 = _placement(gen, 42, 5)
+    live[9] = torch.randn(42, 6, generator=gen, dtype=torch.float64)
+    live.insert(p2)
+    later = live.part(9)
+    assert later.held_at(p2) and not later.held_at(p1)
+    assert not knots.Part.of(v).held_at(p1)
+
+
 @pytest.mark.parametrize("scale", [1e-170, 1e-300])
 def test_tiny_segment_through_boundaries_of_a_bias_free_layer(scale):
     """Units whose values at both knots are near 1e-170 still cross: their product underflows."""

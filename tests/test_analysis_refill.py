@@ -183,6 +183,36 @@ def test_traces_do_not_change(kind, pair_bytes, columns, monkeypatch):
         assert float(rel) < 1e-12
 
 
+def test_a_dense_layer_after_a_flatten_runs_at_the_old_knots_alone(monkeypatch):
+    """A dense layer that reads a ReLU's output through a flatten, at an insertion of fewer new
+    knots than old: the flatten waits with the ReLU's deferred output, and refill takes the
+    held rows as the exact ones. Traces as without refill, and the walk's counts."""
+    g = nf.Builder((2, 8, 8), 4)
+    x = g.relu(g.conv(0, 16, 3, pad=1))  # (many knots, before fewer at the second ReLU)
+    x = g.relu(g.dense(g.flatten(g.relu(g.conv(x, 8, 3, pad=1))), 40))  # 512 units x 40 a knot
+    net = g.network(g.dense(x, 3))
+    a, b = nf.segments(net, 3, 9)
+    fill, calls = density.refill, []
+
+    def spy(network, i, h, kinked, *rest):
+        out = fill(network, i, h, kinked, *rest)
+        n_old = kinked.placed.pos_old.shape[0]
+        calls.append((network.nodes[i].kind, kinked.placed.j.shape[0] < n_old, h.held_at(kinked.placed), out is not None))
+        return out
+
+    monkeypatch.setattr(density, "refill", spy)
+    got = density.trace_segments(net, a, b)
+    assert ("matmul", True, True, True) in calls  # (fewer new knots than old, the rows held)
+    monkeypatch.setattr(density, "refill", lambda *args: None)
+    ref = density.trace_segments(net, a, b)
+    for s in range(3):
+        assert got[s].knots_per_layer == ref[s].knots_per_layer
+        assert float((got[s].t - ref[s].t).abs().max()) < 1e-12
+        assert got[s].regions == walk_segment(net, a[s], b[s]).regions
+        rel = (got[s].outputs - ref[s].outputs).abs().max() / ref[s].outputs.abs().max()
+        assert float(rel) < 1e-12
+
+
 def test_the_anchor_step_is_the_cheapest_power_of_two():
     """Refill's cost per new knot with an anchor every s knots is per_row / s + s x per_column;
     the step is the power of two (at least 2) where it is least, the larger one where two tie."""

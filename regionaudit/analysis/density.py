@@ -32,7 +32,7 @@ from regionaudit.analysis.knots import Budget, Knots, Live, Overflow, groups, in
 from regionaudit.analysis.refill import PAIR_BYTES, layer_source, refill
 from regionaudit.analysis.tail import Tail, TailFill, affine_tail, tail_matrix
 from regionaudit.errors import BadOption
-from regionaudit.ir import Clip, LeakyRelu, MaxPool, Network, Node, Sum, UnitKink
+from regionaudit.ir import Clip, LeakyRelu, MaxPool, Network, Node, Reshape, Sum, UnitKink
 
 MIN_KNOTS = 8  # the fewest knots one pass runs on, however small the memory budget
 MIN_POINTS = 2  # the fewest points a join check keeps
@@ -92,6 +92,9 @@ class _Pass:
         # refill runs that layer after a ReLU, it reads the ReLU's output at few rows and
         # entries, so that output waits to be made there (`Live.part`)
         self.read_by_layer = {layer_source(network, r) for r in order} - {None}
+        # the reshapes on those paths: where their input waits, they wait too (`Live.defer_reshaped`)
+        self.reshapes_to_layer = {q for r in order if layer_source(network, r) is not None
+                                  for q in _reshapes_before(network, network.nodes[r].inputs[0])}
         # fused pools whose reader is such a layer: their insertion also records where the
         # pooled output bends, so that the layer runs at few knots (refill.py)
         self.refilled = set(self.fused.values()) & self.read_by_layer
@@ -166,6 +169,9 @@ class _Pass:
                 waits = k.kinked is not None and i in self.read_by_layer and _uniform(node)
                 if not (waits and k.values.defer_through(i, q, node.forward_inplace)):
                     k.values[i] = node.forward_inplace(k.values[q])
+            elif (i in self.reshapes_to_layer and k.fill is None and self.last[node.inputs[0]] == i
+                  and k.values.defer_reshaped(i, node.inputs[0], tuple(node.shape))):
+                pass  # (it waits with its input, for the layer after it: refill.py)
             else:
                 xs = [k.values[q] for q in node.inputs]
                 if isinstance(node, Sum) and node.inputs[0] != 0 and overwritable(k.values.held(), node.inputs[0], self.last, i):
@@ -294,6 +300,15 @@ class _Pass:
         w = m.index_select(0, unit % m.shape[0]) * change[:, None]
         k.fill = TailFill.of(placed.merge, n_old, placed.j, placed.s, placed.exact, kink_j, kink_s, w)
         return True
+
+
+def _reshapes_before(network: Network, q: int) -> list[int]:
+    """The reshapes a layer reads its input through, from node q back (`refill.layer_source`)."""
+    found = []
+    while isinstance(network.nodes[q], Reshape):
+        found.append(q)
+        q = network.nodes[q].inputs[0]
+    return found
 
 
 def _uniform(node: Node) -> bool:

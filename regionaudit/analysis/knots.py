@@ -305,6 +305,16 @@ class Live:
         self._deferred[i] = (rows, since, fn)
         return True
 
+    def defer_reshaped(self, i: int, q: int, shape: tuple[int, ...]) -> bool:
+        """Value i is value q reshaped (the same entries in the same order), and q is read
+        nowhere else: where q is deferred, i waits in its place, its old rows a view of q's.
+        False where q is not deferred (the caller then computes i)."""
+        if q not in self._deferred:
+            return False
+        rows, since, fn = self._deferred.pop(q)
+        self._deferred[i] = (rows.reshape(rows.shape[0], *shape), since, fn)
+        return True
+
     def part(self, q: int) -> "Part":
         """Value q, to be read in some rows or entries."""
         if q in self._read:
@@ -328,6 +338,18 @@ class Part:
     @staticmethod
     def of(v: torch.Tensor) -> "Part":
         return Part(tuple(v.shape), v.dtype, None, v)
+
+    def held_at(self, placed: Placement) -> bool:
+        """Whether the rows held are the value at the old knots of `placed`: it was deferred at
+        that very insertion (a later one would have composed its placement anew)."""
+        return self.placed is placed
+
+    def at_old_knots(self, placed: Placement) -> torch.Tensor:
+        """The value at the old knots of `placed`: the rows held where `held_at` (a copy where a
+        function applies, which may overwrite its argument), with no interpolation."""
+        if self.held_at(placed):
+            return self.rows_held if self.fn is None else self.fn(self.rows_held.clone())
+        return self.rows(placed.pos_old)
 
     def rows(self, index: torch.Tensor) -> torch.Tensor:
         """The value at knots `index`."""

@@ -149,8 +149,13 @@ def refill(network: Network, i: int, h: Part, kinked: Kinked, t: torch.Tensor,
     # the exact rows' copy and the pass that writes every knot's output (`interpolated`: one
     # gather on CPU, an interpolation and a merge elsewhere): they pay only where most knots are
     # new and the layer costs many multiply-adds per output (measured with the interpolation and
-    # merge: slower with 20-30 % new knots, or 72 per output; 2x faster with 128-144 and 99 %)
-    if m < n_old or m * row_cost < COPY_COST * (n_old + m) * math.prod(node.shape):
+    # merge: slower with 20-30 % new knots, or 72 per output; 2x faster with 128-144 and 99 %).
+    # On CPU, a dense layer whose input waits as it was at the insertion (`Part.held_at`: no
+    # interpolation of the exact rows) pays with fewer new knots too, at the old knots alone
+    # (its output is the narrower: the wide MLPs' density 1.2-1.45x faster, `oval21`'s 10 %;
+    # convolutions so run were no faster)
+    held = isinstance(fan, _DenseFan) and t.device.type == "cpu" and h.held_at(kinked.placed)
+    if (m < n_old and not held) or m * row_cost < COPY_COST * (n_old + m) * math.prod(node.shape):
         return None
     columns = fan.dense_columns(t.device)
     column_cost = fan.taps * SCATTER_COST if columns is None else fan.outputs * SPARSE_ENTRY_COST
@@ -160,7 +165,7 @@ def refill(network: Network, i: int, h: Part, kinked: Kinked, t: torch.Tensor,
         # too many kinks per old interval (the first kink node's: one interval per segment);
         # anchors every `step` new knots (`anchor_step`)
         step = anchor_step(row_cost, column_cost)
-        if kinked.s is None or step > m:
+        if kinked.s is None or step > m or m < n_old:
             return None
         frame = _Frame.anchored(kinked, units, step, t)
         count, per = frame.pairs()
@@ -175,7 +180,7 @@ def refill(network: Network, i: int, h: Part, kinked: Kinked, t: torch.Tensor,
     left, right = placed.pos_old[placed.j[row]], placed.pos_old[placed.j[row] + 1]
     w = placed.s[row].to(h.dtype)
     e = h.entries(placed.pos_new[row], u) - torch.lerp(h.entries(left, u), h.entries(right, u), w)
-    exact = node.forward([h.rows(placed.pos_old)])
+    exact = node.forward([h.at_old_knots(placed)])
     out = placed.interpolated(exact)  # every row, in knot order: new row r at pos_new[r]
     at = placed.pos_new[row]
     if columns is not None:
