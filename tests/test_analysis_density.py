@@ -594,6 +594,8 @@ def test_a_reshape_waits_with_its_deferred_input_and_its_old_rows_are_held():
     later = live.part(9)
     assert later.held_at(p2) and not later.held_at(p1)
     assert not knots.Part.of(v).held_at(p1)
+    spared = part.at_old_knots(p1, spare=True)  # read nowhere after: the ReLU runs on them in place
+    assert torch.equal(spared, old) and spared.data_ptr() == v.data_ptr() and bool((v >= 0).all())
 
 
 @pytest.mark.parametrize("scale", [1e-170, 1e-300])

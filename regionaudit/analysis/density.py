@@ -157,7 +157,11 @@ class _Pass:
                 return self._run_groups(k, bounds, pos, budget)
             refilled = None
             if k.kinked is not None and k.fill is None and layer_source(net, i) == k.kinked.node:
-                refilled = refill(net, i, k.values.part(node.inputs[0]), k.kinked, k.t, self.pair_bytes)
+                q = node.inputs[0]
+                # (the kink node's input rows, which its output waits on, are the pass's own
+                # unless they are the pass's input, which the caller holds)
+                spare = overwritable(k.values.held(), q, self.last, i) and net.nodes[k.kinked.node].inputs[0] != 0
+                refilled = refill(net, i, k.values.part(q), k.kinked, k.t, self.pair_bytes, spare)
             if pooled is not None:
                 k.values[i] = pooled
             elif refilled is not None:

@@ -344,11 +344,14 @@ class Part:
         that very insertion (a later one would have composed its placement anew)."""
         return self.placed is placed
 
-    def at_old_knots(self, placed: Placement) -> torch.Tensor:
-        """The value at the old knots of `placed`: the rows held where `held_at` (a copy where a
-        function applies, which may overwrite its argument), with no interpolation."""
+    def at_old_knots(self, placed: Placement, spare: bool = False) -> torch.Tensor:
+        """The value at the old knots of `placed`: the rows held where `held_at`, with no
+        interpolation (a function, which may overwrite its argument, applied to a copy of them,
+        or to them where they are `spare`: read nowhere after)."""
         if self.held_at(placed):
-            return self.rows_held if self.fn is None else self.fn(self.rows_held.clone())
+            if self.fn is None:
+                return self.rows_held
+            return self.fn(self.rows_held if spare else self.rows_held.clone())
         return self.rows(placed.pos_old)
 
     def rows(self, index: torch.Tensor) -> torch.Tensor:

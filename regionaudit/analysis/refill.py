@@ -131,12 +131,13 @@ def layer_source(network: Network, i: int) -> int | None:
 
 
 def refill(network: Network, i: int, h: Part, kinked: Kinked, t: torch.Tensor,
-           pair_bytes: int) -> torch.Tensor | None:
+           pair_bytes: int, spare: bool = False) -> torch.Tensor | None:
     """Node i's output at every knot (the exact rows computed, the others filled), its input h
     being the kink node's output at every knot (positions t), of which only the exact rows and
     the kinked units' entries are read; None where i is not a 2-D convolution or a dense layer,
     or where the columns would not save enough. The column entries are made, or added by the
-    sparse product, `pair_bytes` at a time."""
+    sparse product, `pair_bytes` at a time. `spare`: h's rows held are read nowhere after this
+    (`Part.at_old_knots` may overwrite them)."""
     node = network.nodes[i]
     fan = _fan_out(node, h.shape)
     if fan is None:
@@ -180,7 +181,7 @@ def refill(network: Network, i: int, h: Part, kinked: Kinked, t: torch.Tensor,
     left, right = placed.pos_old[placed.j[row]], placed.pos_old[placed.j[row] + 1]
     w = placed.s[row].to(h.dtype)
     e = h.entries(placed.pos_new[row], u) - torch.lerp(h.entries(left, u), h.entries(right, u), w)
-    exact = node.forward([h.at_old_knots(placed)])
+    exact = node.forward([h.at_old_knots(placed, spare)])
     out = placed.interpolated(exact)  # every row, in knot order: new row r at pos_new[r]
     at = placed.pos_new[row]
     if columns is not None:
