@@ -22,10 +22,9 @@ from regionaudit.analysis.walk import walk_segment
     ],
 )
 @pytest.mark.parametrize("leads", [1, 2])
-def test_convolution_columns_are_the_convolutions(shape, c_out, k, stride, pads, dil, groups, leads, monkeypatch):
+def test_convolution_columns_are_the_convolutions(shape, c_out, k, stride, pads, dil, groups, leads):
     """Scattering sparse inputs through `_ConvFan`, or adding them by the product with its dense
     columns, equals the convolution (no bias) of them, per lead."""
-    monkeypatch.setattr(refill, "SPARSE_ENTRY_COST", 0)  # (dense columns however many outputs)
     gen = torch.Generator().manual_seed(0)
     c_in, h, w = shape
     weight = torch.randn(c_out, c_in // groups, k, k, generator=gen, dtype=torch.float64)
@@ -45,7 +44,7 @@ def test_convolution_columns_are_the_convolutions(shape, c_out, k, stride, pads,
     got = torch.zeros(rows, leads, c_out, oh, ow, dtype=torch.float64)
     fan.add(got, row, u, e)
     assert torch.allclose(got, want, rtol=0, atol=1e-12)
-    columns = fan.dense_columns(torch.device("cpu"))
+    columns = fan.dense_columns()
     assert columns.shape == (c_in * h * w, c_out * oh * ow)
     # in one product, in products of 7 pairs (each over the rows they reach), pair by pair
     for pair_bytes in (refill.PAIR_BYTES, 7 * refill.SPARSE_PAIR_BYTES, 1):
@@ -65,7 +64,8 @@ def test_dense_columns_are_the_products():
     dense.reshape(5, -1).index_put_((row, u), e, accumulate=True)
     want = node.linear([dense])
     fan = refill._DenseFan(node)
-    columns = fan.dense_columns(torch.device("cpu"))
+    assert fan.has_dense_columns(torch.device("cpu")) and not fan.has_dense_columns(torch.device("meta"))
+    columns = fan.dense_columns()
     for add in (fan.add, lambda *args: refill.add_by_product(*args, columns, refill.PAIR_BYTES),
                 lambda *args: refill.add_by_product(*args, columns, 4 * refill.SPARSE_PAIR_BYTES)):
         got = torch.zeros(5, 3, 4, dtype=torch.float64)
@@ -74,28 +74,28 @@ def test_dense_columns_are_the_products():
 
 
 def test_a_convolutions_dense_columns_are_kept_for_its_weight_where_they_pay(monkeypatch):
-    """Built once per weight and input shape; None off CPU, past DENSE_COLUMNS_BYTES, or
+    """Built once per weight and input shape; not used off CPU, past DENSE_COLUMNS_BYTES, or
     where a column's scattered taps cost less than its row of outputs (a depthwise layer)."""
     g = nf.Builder((8, 8, 8), 0)
     net = g.network(g.conv(0, 16, 3, pad=1))
     node = net.nodes[1]
     fan = refill._ConvFan(node, (1, 8, 8, 8))
     cpu = torch.device("cpu")
-    kept = fan.dense_columns(cpu)
-    assert kept.shape == (512, 1024) and fan.dense_columns(cpu) is kept
+    assert fan.has_dense_columns(cpu)
+    kept = fan.dense_columns()
+    assert kept.shape == (512, 1024) and fan.dense_columns() is kept
     node.weight = node.weight * 2  # a replaced weight: built again (by the next layer's fan)
-    assert torch.equal(refill._ConvFan(node, (1, 8, 8, 8)).dense_columns(cpu), 2 * kept)
+    assert torch.equal(refill._ConvFan(node, (1, 8, 8, 8)).dense_columns(), 2 * kept)
     monkeypatch.setattr(refill, "PAIR_BYTES", 24 * 144 * 5)  # built 5 input units at a time
     node.weight = node.weight / 2
-    assert torch.equal(refill._ConvFan(node, (1, 8, 8, 8)).dense_columns(cpu), kept)
+    assert torch.equal(refill._ConvFan(node, (1, 8, 8, 8)).dense_columns(), kept)
     monkeypatch.undo()
-    assert fan.dense_columns(torch.device("meta")) is None
+    assert not fan.has_dense_columns(torch.device("meta"))
     depthwise = nf.Builder((16, 8, 8), 0)
     net = depthwise.network(depthwise.conv(0, 16, 3, pad=1, groups=16))
-    assert refill._ConvFan(net.nodes[1], (1, 16, 8, 8)).dense_columns(cpu) is None
+    assert not refill._ConvFan(net.nodes[1], (1, 16, 8, 8)).has_dense_columns(cpu)
     monkeypatch.setattr(refill, "DENSE_COLUMNS_BYTES", 512 * 1024 * 8 - 1)
-    node.weight = node.weight * 2
-    assert refill._ConvFan(node, (1, 8, 8, 8)).dense_columns(cpu) is None
+    assert not refill._ConvFan(node, (1, 8, 8, 8)).has_dense_columns(cpu)
 
 
 def _vgg_block(seed: int, slope: float = 0.0) -> ir.Network:
@@ -134,7 +134,7 @@ def test_traces_do_not_change(kind, pair_bytes, columns, monkeypatch):
     monkeypatch.setattr(density, "PAIR_BYTES", pair_bytes)  # (the CPU's chunk, which trace_segments passes on)
     if columns == "scattered":  # (off CPU, or a convolution's columns past DENSE_COLUMNS_BYTES)
         monkeypatch.setattr(refill, "DENSE_COLUMNS_BYTES", 0)
-        monkeypatch.setattr(refill._DenseFan, "dense_columns", lambda *args: None)
+        monkeypatch.setattr(refill._DenseFan, "has_dense_columns", lambda *args: False)
     if kind == "dense":
         net = nf.mlp(4, widths=(300, 150))
     elif "pool" in kind:

@@ -29,10 +29,10 @@ from regionaudit.analysis._common import (
 from regionaudit.analysis.crossings import kink_crossings, maxpool_crossings, pooled_relus, relu_pool_crossings
 from regionaudit.analysis.joins import Piece, stitch
 from regionaudit.analysis.knots import Budget, Knots, Live, Overflow, groups, insert, pairs, rows
-from regionaudit.analysis.refill import PAIR_BYTES, layer_source, refill
+from regionaudit.analysis.refill import PAIR_BYTES, layer_source, refill, reshape_path
 from regionaudit.analysis.tail import Tail, TailFill, affine_tail, tail_matrix
 from regionaudit.errors import BadOption
-from regionaudit.ir import Clip, LeakyRelu, MaxPool, Network, Node, Reshape, Sum, UnitKink
+from regionaudit.ir import Clip, LeakyRelu, MaxPool, Network, Node, Sum, UnitKink
 
 MIN_KNOTS = 8  # the fewest knots one pass runs on, however small the memory budget
 MIN_POINTS = 2  # the fewest points a join check keeps
@@ -94,7 +94,7 @@ class _Pass:
         self.read_by_layer = {layer_source(network, r) for r in order} - {None}
         # the reshapes on those paths: where their input waits, they wait too (`Live.defer_reshaped`)
         self.reshapes_to_layer = {q for r in order if layer_source(network, r) is not None
-                                  for q in _reshapes_before(network, network.nodes[r].inputs[0])}
+                                  for q in reshape_path(network, network.nodes[r].inputs[0])[0]}
         # fused pools whose reader is such a layer: their insertion also records where the
         # pooled output bends, so that the layer runs at few knots (refill.py)
         self.refilled = set(self.fused.values()) & self.read_by_layer
@@ -304,15 +304,6 @@ class _Pass:
         w = m.index_select(0, unit % m.shape[0]) * change[:, None]
         k.fill = TailFill.of(placed.merge, n_old, placed.j, placed.s, placed.exact, kink_j, kink_s, w)
         return True
-
-
-def _reshapes_before(network: Network, q: int) -> list[int]:
-    """The reshapes a layer reads its input through, from node q back (`refill.layer_source`)."""
-    found = []
-    while isinstance(network.nodes[q], Reshape):
-        found.append(q)
-        q = network.nodes[q].inputs[0]
-    return found
 
 
 def _uniform(node: Node) -> bool:

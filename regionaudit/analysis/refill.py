@@ -124,10 +124,16 @@ def layer_source(network: Network, i: int) -> int | None:
     node = network.nodes[i]
     if not isinstance(node, (Conv, MatMul)) or len(node.inputs) != 1:
         return None
-    q = node.inputs[0]
+    return reshape_path(network, node.inputs[0])[1]
+
+
+def reshape_path(network: Network, q: int) -> tuple[list[int], int]:
+    """The reshapes from node q back, and the node they reshape (q itself where it is none)."""
+    path = []
     while isinstance(network.nodes[q], Reshape):
+        path.append(q)
         q = network.nodes[q].inputs[0]
-    return q
+    return path, q
 
 
 def refill(network: Network, i: int, h: Part, kinked: Kinked, t: torch.Tensor,
@@ -158,8 +164,8 @@ def refill(network: Network, i: int, h: Part, kinked: Kinked, t: torch.Tensor,
     held = isinstance(fan, _DenseFan) and t.device.type == "cpu" and h.held_at(kinked.placed)
     if (m < n_old and not held) or m * row_cost < COPY_COST * (n_old + m) * math.prod(node.shape):
         return None
-    columns = fan.dense_columns(t.device)
-    column_cost = fan.taps * SCATTER_COST if columns is None else fan.outputs * SPARSE_ENTRY_COST
+    dense = fan.has_dense_columns(t.device)
+    column_cost = fan.outputs * SPARSE_ENTRY_COST if dense else fan.taps * SCATTER_COST
     frame = _Frame.old_knots(kinked, units)
     count, per = frame.pairs()
     if int(per.sum()) * column_cost > m * row_cost:
@@ -184,13 +190,18 @@ def refill(network: Network, i: int, h: Part, kinked: Kinked, t: torch.Tensor,
     exact = node.forward([h.at_old_knots(placed, spare)])
     out = placed.interpolated(exact)  # every row, in knot order: new row r at pos_new[r]
     at = placed.pos_new[row]
-    if columns is not None:
-        add_by_product(out, at, u, e, columns, pair_bytes)
-        return out
+    if dense:
+        add_by_product(out, at, u, e, fan.dense_columns(), pair_bytes)
+    else:
+        _scatter(fan, out, at, u, e, pair_bytes)
+    return out
+
+
+def _scatter(fan, out: torch.Tensor, row: torch.Tensor, u: torch.Tensor, e: torch.Tensor, pair_bytes: int) -> None:
+    """`fan.add(out, row, u, e)`, `pair_bytes` of scattered entries at a time."""
     step = max(1, pair_bytes // (24 * fan.taps))  # an index, a weight and a product per entry
     for lo in range(0, row.shape[0], step):
-        fan.add(out, at[lo : lo + step], u[lo : lo + step], e[lo : lo + step])
-    return out
+        fan.add(out, row[lo : lo + step], u[lo : lo + step], e[lo : lo + step])
 
 
 def anchor_step(per_row: int, per_column: int) -> int:
@@ -230,24 +241,25 @@ class _ConvFan:
         self.plane = torch.arange(self.cout_g, device=node.weight.device) * (self.oh * self.ow)
         self.outputs = self.out_c * self.oh * self.ow  # (of one lead)
 
-    def dense_columns(self, device: torch.device) -> torch.Tensor | None:
-        """The convolution as a matrix (input units, output units) of one lead, for `add_by_product`:
-        on CPU, where its rows cost less than the scattered taps and it fits DENSE_COLUMNS_BYTES;
-        kept with the node for the weight it came from. Else None."""
+    def has_dense_columns(self, device: torch.device) -> bool:
+        """Whether refill adds the columns by `add_by_product` with `dense_columns`: on CPU,
+        where their rows cost less than the scattered taps and they fit DENSE_COLUMNS_BYTES."""
+        size = self.c_in * self.h * self.w * self.outputs * self.node.weight.element_size()
+        cheaper = self.outputs * SPARSE_ENTRY_COST < self.taps * SCATTER_COST
+        return device.type == "cpu" and size <= DENSE_COLUMNS_BYTES and cheaper
+
+    def dense_columns(self) -> torch.Tensor:
+        """The convolution as a matrix (input units, output units) of one lead, built by the
+        scatter itself (PAIR_BYTES of entries at a time) and kept with the node for the weight
+        it came from."""
         weight = self.node.weight
         units = self.c_in * self.h * self.w
-        size = units * self.outputs * weight.element_size()
-        if device.type != "cpu" or size > DENSE_COLUMNS_BYTES or self.outputs * SPARSE_ENTRY_COST >= self.taps * SCATTER_COST:
-            return None
         cache, key = self.node._derived, ("dense columns", (self.c_in, self.h, self.w))
         kept, matrix = cache.get(key, (None, None))
         if kept is not weight:
             matrix = torch.zeros(units, self.out_c, self.oh, self.ow, dtype=weight.dtype, device=weight.device)
             every = torch.arange(units, device=weight.device)
-            ones = torch.ones(units, dtype=weight.dtype, device=weight.device)
-            step = max(1, PAIR_BYTES // (24 * self.taps))  # (the scatter's working memory, as in `refill`)
-            for lo in range(0, units, step):
-                self.add(matrix, every[lo : lo + step], every[lo : lo + step], ones[lo : lo + step])
+            _scatter(self, matrix, every, every, torch.ones(units, dtype=weight.dtype, device=weight.device), PAIR_BYTES)
             matrix = matrix.reshape(units, self.outputs)
             cache[key] = (weight, matrix)
         return matrix
@@ -296,9 +308,13 @@ class _DenseFan:
     def mac_cost(self, dtype: torch.dtype, device: torch.device) -> float:
         return 1.0  # (a dense layer's product is as wide as its outputs)
 
-    def dense_columns(self, device: torch.device) -> torch.Tensor | None:
-        """The weight, for `add_by_product` on CPU (its rows are the columns); else None."""
-        return self.weight if device.type == "cpu" else None
+    def has_dense_columns(self, device: torch.device) -> bool:
+        """Whether refill adds the columns by `add_by_product`: on CPU (always cheaper there)."""
+        return device.type == "cpu"
+
+    def dense_columns(self) -> torch.Tensor:
+        """The weight: its rows are the columns."""
+        return self.weight
 
     def add(self, out: torch.Tensor, row: torch.Tensor, u: torch.Tensor, e: torch.Tensor) -> None:
         """out[row] += each kinked unit u's weight row times its e."""
