@@ -52,6 +52,17 @@ def test_rows_of_basis_chunks():
     assert bands.of_basis((7,), 0, 3) is None  # not an image
 
 
+@pytest.mark.parametrize("into", [(0, 9), (2, 6), (3, 4), (0, 1), (7, 9), (5, 5)])
+def test_rows_among_zeros_are_the_rows_of_the_whole(into):
+    """`rows_of` gives rows `into` of a tensor that is x on rows lo..lo+3 and zero elsewhere, for
+    every overlap of the two (none, at either end, inside): each row once, the others zeros."""
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for lo in range(0, 8):
+        whole = torch.zeros(2, 3, 12, 5, dtype=torch.float64)
+        whole[..., lo : lo + 4, :] = x
+        assert torch.equal(bands.rows_of(x, (lo, lo + 4), into), whole[..., into[0] : into[1], :])
+
+
 def _image_net(seed: int) -> ir.Network:
     """Every layer kind that runs on bands: padded, strided, dilated, grouped and depthwise
     convolutions, an asymmetrically padded one, PReLU per channel, BatchNorm, a residual sum of
@@ -213,9 +224,9 @@ def test_a_pool_of_the_first_relu_reads_the_rows_of_its_band_alone(monkeypatch):
     calls = []
     pool_of_masked = D._pool_of_masked
 
-    def spy(pool, relu, z, dz, *rest):
-        calls.append((dz.shape[-2], z.shape[-2], rest[-1]))
-        return pool_of_masked(pool, relu, z, dz, *rest)
+    def spy(pool, dz, cells, masked, *rest):
+        calls.append((dz.shape[-2], masked.size[0], rest[-1]))
+        return pool_of_masked(pool, dz, cells, masked, *rest)
 
     monkeypatch.setattr(D, "_pool_of_masked", spy)
     boundary_distances(net, pts, max_memory=min_memory(net))

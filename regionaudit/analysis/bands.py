@@ -182,9 +182,13 @@ def rows_of(x: torch.Tensor, rows: tuple[int, int], into: tuple[int, int]) -> to
     a view where x holds them all, else among zeros."""
     if rows[0] <= into[0] and into[1] <= rows[1]:
         return x[..., into[0] - rows[0] : into[1] - rows[0], :]
-    out = x.new_zeros(*x.shape[:-2], into[1] - into[0], x.shape[-1])
-    a, b = max(rows[0], into[0]), min(rows[1], into[1])
+    out = x.new_empty(*x.shape[:-2], into[1] - into[0], x.shape[-1])
+    a = min(max(rows[0], into[0]), into[1])
+    b = max(a, min(rows[1], into[1]))
+    # (each row written once: zeros only outside the rows held)
+    out[..., : a - into[0], :] = 0
     out[..., a - into[0] : b - into[0], :] = x[..., a - rows[0] : b - rows[0], :]
+    out[..., b - into[0] :, :] = 0
     return out
 
 

@@ -180,8 +180,8 @@ def _forward_masks(network: Network, order: list[int], last: dict[int, int], x: 
 
 def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=None, root=0):
     """Push tangents basis (T, D) through at the points of `kinks`; add squared norms into sq.
-    `cells` holds each MaxPool's `winner_cells` at the points, `pooled` the `winners` of each max
-    pool of a shared ReLU (`_pools_of_shared_relus`). `start`: basis is rows start.. of the
+    `cells` holds each MaxPool's `winner_cells` at the points, `pooled` the winners and slopes of
+    each max pool of a shared ReLU (`_pools_of_shared_relus`, `_MaskedPool`). `start`: basis is rows start.. of the
     identity (an exact distance) standing for node `root`'s values (`basis_node`): its 2-D
     convolution is placed rather than multiplied out (`conv2d_of_basis`), and the image layers
     after it run on the rows where their tangents can be nonzero, each tangent holding those
@@ -239,7 +239,7 @@ def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=Non
                 else:  # the input rows its windows read alone (zero outside the band, as the padding)
                     read = bands.pool_input_rows(node, part, network.nodes[q].shape[-2])
                     dz, first = bands.rows_of(tan[q], holds(q), read), read[0]
-                tan_i = _pool_of_masked(node, network.nodes[q], kinks[q], dz, cells[i], pooled[i], sq[i], last[i] > i, part, first)
+                tan_i = _pool_of_masked(node, dz, cells[i], pooled[i], sq[i], last[i] > i, part, first)
             else:
                 dz = whole(q)
                 tan_i = node.tangent(kinks[i], dz, cells[i], part)  # (T, P, *shape), or its rows
@@ -442,8 +442,24 @@ def _pools_of_shared_relus(network: Network, order: list[int], last: dict[int, i
     return out
 
 
-def _pool_of_masked(pool: MaxPool, relu: LeakyRelu, z: torch.Tensor, dz: torch.Tensor, cells: torch.Tensor,
-                    code: torch.Tensor, sq: torch.Tensor, goes_on: bool, rows=None, first_row: int = 0) -> torch.Tensor | None:
+@dataclass
+class _MaskedPool:
+    """What `_pool_of_masked` needs of the points alone, made once per chunk of points instead of
+    once per chunk of directions: each window's winner (its place in the window) and the ReLU's
+    slope at each candidate (0 at padding), windows in output order."""
+
+    code: torch.Tensor  # (P, W)
+    f: torch.Tensor  # (P, W, k)
+    size: tuple[int, int]  # the pool's input's height and width
+
+    @staticmethod
+    def of(pool: MaxPool, relu: LeakyRelu, z: torch.Tensor, code: torch.Tensor) -> "_MaskedPool":
+        slope = torch.where(z > 0, torch.ones((), dtype=z.dtype, device=z.device), relu.slope.to(z.dtype))
+        return _MaskedPool(code.long(), pool.candidates(torch.broadcast_to(slope, z.shape), value=0.0), tuple(z.shape[-2:]))
+
+
+def _pool_of_masked(pool: MaxPool, dz: torch.Tensor, cells: torch.Tensor, masked: _MaskedPool, sq: torch.Tensor,
+                    goes_on: bool, rows=None, first_row: int = 0) -> torch.Tensor | None:
     """The max pool's margins' squared gradients from the ReLU's input tangent dz (T, 1, ...),
     shared by all points, and each point's slopes f (P, ...) at z: candidate c and winner w
     (first maximum) of a window have tangents f_c dz_c and f_w dz_w, so
@@ -454,29 +470,26 @@ def _pool_of_masked(pool: MaxPool, relu: LeakyRelu, z: torch.Tensor, dz: torch.T
     tangent of the ReLU's width (23 328 units for 10 outputs in a verification net). Exact where
     a slope is 0 (an inactive unit adds nothing); elsewhere the expansion loses about as many
     digits as |dz_c - dz_w| is smaller than |dz_c| (none for cells that see different inputs).
-    `cells` and `code` are the winners' cells and their places in their windows; with `rows`
+    `cells` are the winners' cells, `masked` the points' winners and slopes; with `rows`
     (a, b), only the windows of output rows a..b-1 (dz is zero outside them), and dz may hold the
     input rows from `first_row` on alone. Returns the pool's output tangent (T, P, *shape), or
     those rows of it, where a later node reads it."""
-    t, p = dz.shape[0], z.shape[0]
-    k = sq.shape[-1]
+    win, f = masked.code, masked.f  # (P, W), (P, W, k)
+    t, p, k = dz.shape[0], f.shape[0], f.shape[-1]
     if rows is not None:  # the windows of those rows only
         sq = bands.window_rows(sq, pool.shape, rows)
-        code = bands.window_rows(code, pool.shape, rows).reshape(p, -1)
+        win = bands.window_rows(win, pool.shape, rows).reshape(p, -1)
+        f = bands.window_rows(f, pool.shape, rows).reshape(p, -1, k)
         cells = bands.window_rows(cells, pool.shape, rows).reshape(p, -1)
-    slope = torch.where(z > 0, torch.ones((), dtype=z.dtype, device=z.device), relu.slope.to(z.dtype))
-    slope = torch.broadcast_to(slope, z.shape)
     windows = pool.candidates_by_window(dz.reshape(t, *dz.shape[2:]), value=0.0, rows=rows, first_row=first_row)  # (W, k, T)
     # a window's cells see few of the input directions after one convolution (its receptive
     # field): the products then run over the directions some cell of the window sees
-    live = windows.ne(0).any(1)  # (W, T)
+    live = windows.bool().any(1)  # (W, T): nonzero (bool() reads -0.0 as 0, as ne(0) does, 1.4x faster)
     width = int(live.sum(1).max()) if live.numel() else 0
     if 4 * width <= t:
         seen = live.to(torch.uint8).argsort(dim=1, descending=True, stable=True)[:, :width]
         windows = windows.gather(2, seen.unsqueeze(1).expand(-1, windows.shape[1], -1))
     gram = torch.bmm(windows, windows.transpose(1, 2))  # (W, k, k)
-    f = pool.candidates(slope, value=0.0, rows=rows)  # (P, W, k)
-    win = code.long()  # (P, W)
     f_win = f.gather(2, win.unsqueeze(-1))  # (P, W, 1)
     diag = gram.diagonal(dim1=1, dim2=2)  # (W, k)
     g_win = gram.unsqueeze(0).expand(p, -1, -1, -1).gather(3, win[..., None, None].expand(-1, -1, k, 1))[..., 0]  # (P, W, k): G_cw
@@ -484,7 +497,7 @@ def _pool_of_masked(pool: MaxPool, relu: LeakyRelu, z: torch.Tensor, dz: torch.T
     sq += (f * f * diag + f_win * f_win * g_ww - 2 * f * f_win * g_win).clamp_(min=0).reshape(sq.shape)
     if not goes_on:
         return None
-    height, width = z.shape[-2], z.shape[-1]
+    height, width = masked.size
     if dz.shape[-2] != height:  # the winners' cells among the rows dz holds (every winner is one)
         plane, y = cells // (height * width), (cells // width) % height
         cells = (plane * dz.shape[-2] + y - first_row) * width + cells % width
@@ -604,7 +617,8 @@ def boundary_distances(
         kinks = _forward_masks(network, order, last, x)
         codes = {i: network.nodes[i].winners(z) for i, z in kinks.items() if isinstance(network.nodes[i], MaxPool)}
         cells = {i: network.nodes[i].winner_cells(kinks[i], code) for i, code in codes.items()}
-        pooled = {i: codes[i] for i in pooled_ids}
+        pooled = {i: _MaskedPool.of(network.nodes[i], network.nodes[network.nodes[i].inputs[0]], kinks[network.nodes[i].inputs[0]], codes[i])
+                  for i in pooled_ids}
         sq = {}
         for i, z in kinks.items():
             node = network.nodes[i]
