@@ -598,6 +598,60 @@ def test_a_reshape_waits_with_its_deferred_input_and_its_old_rows_are_held():
     assert torch.equal(spared, old) and spared.data_ptr() == v.data_ptr() and bool((v >= 0).all())
 
 
+@pytest.mark.parametrize("n_old, first", [(3, 20), (40, 30)])
+def test_a_deferred_value_read_at_a_strided_subset_of_cells_is_those_cells_of_the_whole(n_old, first):
+    """A 1x1 convolution at stride 2 reads one cell in four: a value waiting through a ReLU gives
+    those cells alone, as reading it whole then slicing does (to rounding)."""
+    gen = torch.Generator().manual_seed(n_old)
+    v = torch.randn(n_old, 1, 2, 5, 6, generator=gen, dtype=torch.float64)
+    live = knots.Live({4: v})
+    live.insert(_placement(gen, n_old, first))
+    assert live.defer_through(6, 4, torch.relu_) and live.deferred(6) and not live.deferred(4)
+    index = (slice(None, None, 2), slice(None, None, 3))
+    cells = live.part(6).cells(index)
+    whole = live[6]
+    assert cells.shape == (n_old + first, 1, 2, 3, 2) and bool((cells == 0).any())
+    assert torch.allclose(cells, whole[..., ::2, ::3], rtol=1e-15, atol=1e-15)
+    assert torch.equal(knots.Part.of(whole).cells(index), whole[..., ::2, ::3])
+
+
+def _shortcut_net(seed: int, stride: int) -> ir.Network:
+    """A residual block that halves the image, its shortcut a 1x1 convolution at stride 2 of the
+    first ReLU's output (as in ResNets), the block's convolution a 3x3 one at the same stride."""
+    g = nf.Builder((2, 10, 10), seed)
+    x = g.relu(g.conv(0, 8, 3, pad=1))
+    y = g.conv(x, 8, 3, stride=stride, pad=1)  # (refilled: it reads x in part, and x waits)
+    shortcut = g.conv(x, 8, 1, stride=stride)  # (run after y's convolution, before its ReLU)
+    y = g.conv(g.relu(y), 8, 3, pad=1)
+    return g.network(g.dense(g.flatten(g.relu(g.sum(y, shortcut))), 3))
+
+
+def test_a_strided_shortcut_reads_its_cells_alone_and_the_trace_is_the_walks(monkeypatch):
+    """The shortcut's input (the first ReLU's output, waiting on its insertion) is made at the
+    cells the shortcut reads alone, and the trace is the walk's; so is a shortcut at stride 1,
+    which reads every cell."""
+    calls = []
+    on_sublattice = ir.Conv.forward_on_sublattice
+
+    def spy(node, cells):
+        calls.append(tuple(cells.shape[-2:]))
+        return on_sublattice(node, cells)
+
+    monkeypatch.setattr(ir.Conv, "forward_on_sublattice", spy)
+    for stride in (2, 1):
+        net = _shortcut_net(3, stride)
+        shortcut = [n for n in net.nodes if isinstance(n, ir.Conv) and n.weight.shape[-1] == 1][0]
+        assert (shortcut.sublattice() is not None) == (stride == 2)
+        a, b = nf.segments(net, 3, 11)
+        calls.clear()
+        for s, d in enumerate(trace_segments(net, a, b)):
+            w = walk_segment(net, a[s], b[s])
+            assert_same_trace(d, w)
+            assert d.regions > 20
+            assert float((d.outputs - w.outputs).abs().max()) < 1e-9
+        assert calls == ([(5, 5)] if stride == 2 else [])
+
+
 @pytest.mark.parametrize("scale", [1e-170, 1e-300])
 def test_tiny_segment_through_boundaries_of_a_bias_free_layer(scale):
     """Units whose values at both knots are near 1e-170 still cross: their product underflows."""

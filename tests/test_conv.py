@@ -393,3 +393,21 @@ def test_a_depthwise_convolution_by_taps_costs_more_per_multiply_add(monkeypatch
     assert seen == {1.0, float(conv.DEPTHWISE_TAP_COST)}
     assert conv.mac_cost((8, 15, 15), torch.zeros(16, 8, 4, 4), (2, 2), (0, 0, 0, 0), (1, 1), 1) == 2.0
     assert conv.mac_cost((8, 15, 15), torch.zeros(64, 8, 4, 4), (2, 2), (0, 0, 0, 0), (1, 1), 1) == 1.0
+
+
+@pytest.mark.parametrize("strides, kernel, pads", [((2, 2), 1, 0), ((2, 3), 1, 0), ((1, 2), 1, 0), ((1, 1), 1, 0),
+                                                    ((2, 2), 1, 1), ((2, 2), 3, 0)])
+def test_a_strided_pointwise_convolution_is_one_of_its_cells(strides, kernel, pads):
+    """A 1x1 convolution without padding at a stride above 1 reads a sublattice of its input: the
+    convolution at stride 1 of those cells is the node's output; other convolutions have none."""
+    gen = torch.Generator().manual_seed(sum(strides) + kernel + pads)
+    x = torch.randn(5, 4, 7, 9, generator=gen, dtype=torch.float64)
+    node = ir.Conv("c", (0,), (3, 1, 1), weight=torch.randn(3, 4, kernel, kernel, generator=gen, dtype=torch.float64),
+                   bias=torch.randn(3, generator=gen, dtype=torch.float64), strides=strides, pads=(pads,) * 4,
+                   dilations=(1, 1))
+    index = node.sublattice()
+    if kernel != 1 or pads or strides == (1, 1):
+        assert index is None
+        return
+    want = F.conv2d(x, node.weight, node.bias, strides)
+    assert torch.allclose(node.forward_on_sublattice(x[(..., *index)]), want, rtol=1e-14, atol=1e-14)

@@ -32,7 +32,7 @@ from regionaudit.analysis.knots import Budget, Knots, Live, Overflow, groups, in
 from regionaudit.analysis.refill import PAIR_BYTES, layer_source, refill, reshape_path
 from regionaudit.analysis.tail import Tail, TailFill, affine_tail, tail_matrix
 from regionaudit.errors import BadOption
-from regionaudit.ir import Clip, LeakyRelu, MaxPool, Network, Node, Sum, UnitKink
+from regionaudit.ir import Clip, Conv, LeakyRelu, MaxPool, Network, Node, Sum, UnitKink
 
 MIN_KNOTS = 8  # the fewest knots one pass runs on, however small the memory budget
 MIN_POINTS = 2  # the fewest points a join check keeps
@@ -176,6 +176,11 @@ class _Pass:
             elif (i in self.reshapes_to_layer and k.fill is None and self.last[node.inputs[0]] == i
                   and k.values.defer_reshaped(i, node.inputs[0], tuple(node.shape))):
                 pass  # (it waits with its input, for the layer after it: refill.py)
+            elif isinstance(node, Conv) and node.sublattice() is not None and self.last[node.inputs[0]] == i \
+                    and k.values.deferred(node.inputs[0]):
+                # (a 1x1 convolution at stride s reads one cell in s^d of its input, which waits:
+                # it is made at those cells alone)
+                k.values[i] = node.forward_on_sublattice(k.values.part(node.inputs[0]).cells(node.sublattice()))
             else:
                 xs = [k.values[q] for q in node.inputs]
                 if isinstance(node, Sum) and node.inputs[0] != 0 and overwritable(k.values.held(), node.inputs[0], self.last, i):

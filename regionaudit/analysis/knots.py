@@ -315,6 +315,10 @@ class Live:
         self._deferred[i] = (rows.reshape(rows.shape[0], *shape), since, fn)
         return True
 
+    def deferred(self, q: int) -> bool:
+        """Whether value q waits to be made (`part` then reads some of it without the rest)."""
+        return q in self._deferred
+
     def part(self, q: int) -> "Part":
         """Value q, to be read in some rows or entries."""
         if q in self._read:
@@ -359,6 +363,15 @@ class Part:
         if self.placed is None:
             return self.rows_held.index_select(0, index)
         v = self.placed.rows_of(self.rows_held, index)
+        return v if self.fn is None else self.fn(v)
+
+    def cells(self, index: tuple[slice, ...]) -> torch.Tensor:
+        """The value at every knot, its trailing axes sliced by `index` (the cells a strided
+        layer reads): those of a deferred value interpolated alone."""
+        v = self.rows_held[(..., *index)]
+        if self.placed is None:
+            return v
+        v = self.placed.apply(v)  # (a new tensor: fn may overwrite it)
         return v if self.fn is None else self.fn(v)
 
     def entries(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:

@@ -103,10 +103,24 @@ class Conv(Node):
         an image's rows, whose neighbours outside it are zero (analysis/bands.py)."""
         return self._conv(x, None, pads)
 
-    def _conv(self, x, bias, pads=None):
+    def sublattice(self) -> tuple[slice, ...] | None:
+        """The input cells its windows read, where they are every stride-th cell of each spatial
+        axis and not all of them (a 1x1 kernel without padding at a stride above 1: a ResNet's
+        downsampling shortcut): a slice per spatial axis. None otherwise."""
+        if any(k != 1 for k in self.weight.shape[2:]) or any(self.pads) or all(s == 1 for s in self.strides):
+            return None
+        return tuple(slice(None, None, s) for s in self.strides)
+
+    def forward_on_sublattice(self, cells: torch.Tensor) -> torch.Tensor:
+        """`forward` of an input whose `sublattice` cells are `cells` (P, C, *those cells): the
+        same sums, at stride 1."""
+        return self._conv(cells, self.bias, strides=(1,) * len(self.strides))
+
+    def _conv(self, x, bias, pads=None, strides=None):
         x, lead = flat_spatial(x, self.weight.dim() - 2)
         pads = self.pads if pads is None else pads
-        y = conv(x, self.weight, bias, self.strides, pads, self.dilations, self.groups, self._derived)
+        strides = self.strides if strides is None else strides
+        y = conv(x, self.weight, bias, strides, pads, self.dilations, self.groups, self._derived)
         return y.reshape(*lead, *y.shape[1:])
 
     def macs(self, in_shapes):
