@@ -176,8 +176,8 @@ class _Pass:
             elif (i in self.reshapes_to_layer and k.fill is None and self.last[node.inputs[0]] == i
                   and k.values.defer_reshaped(i, node.inputs[0], tuple(node.shape))):
                 pass  # (it waits with its input, for the layer after it: refill.py)
-            elif isinstance(node, Conv) and node.sublattice() is not None and self.last[node.inputs[0]] == i \
-                    and k.values.deferred(node.inputs[0]):
+            elif (isinstance(node, Conv) and node.sublattice() is not None and self.last[node.inputs[0]] == i
+                  and k.values.deferred(node.inputs[0])):
                 # (a 1x1 convolution at stride s reads one cell in s^d of its input, which waits:
                 # it is made at those cells alone)
                 k.values[i] = node.forward_on_sublattice(k.values.part(node.inputs[0]).cells(node.sublattice()))

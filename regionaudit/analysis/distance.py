@@ -181,11 +181,11 @@ def _forward_masks(network: Network, order: list[int], last: dict[int, int], x: 
 def _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=None, root=0):
     """Push tangents basis (T, D) through at the points of `kinks`; add squared norms into sq.
     `cells` holds each MaxPool's `winner_cells` at the points, `pooled` the winners and slopes of
-    each max pool of a shared ReLU (`_pools_of_shared_relus`, `_MaskedPool`). `start`: basis is rows start.. of the
-    identity (an exact distance) standing for node `root`'s values (`basis_node`): its 2-D
-    convolution is placed rather than multiplied out (`conv2d_of_basis`), and the image layers
-    after it run on the rows where their tangents can be nonzero, each tangent holding those
-    rows only (bands.py).
+    each max pool of a shared ReLU (`_pools_of_shared_relus`, `_MaskedPool`). `start`: basis is
+    rows start.. of the identity (an exact distance) standing for node `root`'s values
+    (`basis_node`): its 2-D convolution is placed rather than multiplied out (`conv2d_of_basis`),
+    and the image layers after it run on the rows where their tangents can be nonzero, each
+    tangent holding those rows only (bands.py).
 
     Up to the first kink node a tangent does not depend on the point (no mask applies yet), so it
     travels with a point axis of 1 and is broadcast where masks first differ: the first layers,
@@ -617,8 +617,10 @@ def boundary_distances(
         kinks = _forward_masks(network, order, last, x)
         codes = {i: network.nodes[i].winners(z) for i, z in kinks.items() if isinstance(network.nodes[i], MaxPool)}
         cells = {i: network.nodes[i].winner_cells(kinks[i], code) for i, code in codes.items()}
-        pooled = {i: _MaskedPool.of(network.nodes[i], network.nodes[network.nodes[i].inputs[0]], kinks[network.nodes[i].inputs[0]], codes[i])
-                  for i in pooled_ids}
+        pooled = {}
+        for i in pooled_ids:
+            relu = network.nodes[i].inputs[0]
+            pooled[i] = _MaskedPool.of(network.nodes[i], network.nodes[relu], kinks[relu], codes[i])
         sq = {}
         for i, z in kinks.items():
             node = network.nodes[i]
