@@ -615,6 +615,49 @@ def test_a_deferred_value_read_at_a_strided_subset_of_cells_is_those_cells_of_th
     assert torch.equal(knots.Part.of(whole).cells(index), whole[..., ::2, ::3])
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("n_old, first, second", [(40, 30, 0), (300, 5, 0), (40, 200, 0), (12, 30, 40), (3, 20, 0)])
+def test_a_waiting_value_added_in_place_is_the_sum_with_it_made_whole(dtype, n_old, first, second):
+    """A value waiting through one or two insertions, added into another where its rows lie
+    (by the weighted gather or the interpolation, as `apply` would make them), gives the sum
+    with it made whole, to the bit; where `apply` would multiply by the mixing weights (few old
+    rows, mostly new ones) nothing is added and the caller adds it whole."""
+    gen = torch.Generator().manual_seed(n_old + first + second)
+    v = torch.randn(n_old, 2, 3, generator=gen, dtype=torch.float64).to(dtype)
+    before = v.clone()
+    live = knots.Live({4: v})
+    live.insert(_placement(gen, n_old, first))
+    if second:
+        live.insert(_placement(gen, n_old + first, second))
+    n = n_old + first + second
+    other = torch.randn(n, 2, 3, generator=gen, dtype=torch.float64).to(dtype)
+    out = other.clone()
+    added = live.add_into(out, 4)
+    assert live.deferred(4) and torch.equal(v, before)  # (still waiting, its rows unchanged)
+    mixed = first + second > 2 * n_old and n_old <= knots.PRODUCT_KNOTS
+    assert added != mixed
+    if not added:
+        assert torch.equal(out, other)
+        return
+    assert torch.equal(out, other + live[4])
+
+
+def test_a_waiting_value_is_added_in_place_only_as_it_is():
+    """No in-place add for a value waiting with a function to apply (a ReLU's output), of
+    another shape or type, or read already."""
+    gen = torch.Generator().manual_seed(3)
+    v = torch.randn(40, 6, generator=gen, dtype=torch.float64)
+    live = knots.Live({4: v, 5: v.clone()})
+    live.insert(_placement(gen, 40, 30))
+    assert live.defer_through(6, 5, torch.relu_)
+    out = torch.zeros(70, 6, dtype=torch.float64)
+    assert not live.add_into(out, 6)
+    assert not live.add_into(torch.zeros(70, 3, 2, dtype=torch.float64), 4)
+    assert not live.add_into(torch.zeros(70, 6, dtype=torch.float32), 4)
+    live[4]  # (read: made whole)
+    assert not live.add_into(out, 4) and not bool(out.any())
+
+
 def _shortcut_net(seed: int, stride: int) -> ir.Network:
     """A residual block that halves the image, its shortcut a 1x1 convolution at stride 2 of the
     first ReLU's output (as in ResNets), the block's convolution a 3x3 one at the same stride."""
@@ -629,15 +672,22 @@ def _shortcut_net(seed: int, stride: int) -> ir.Network:
 def test_a_strided_shortcut_reads_its_cells_alone_and_the_trace_is_the_walks(monkeypatch):
     """The shortcut's input (the first ReLU's output, waiting on its insertion) is made at the
     cells the shortcut reads alone, and the trace is the walk's; so is a shortcut at stride 1,
-    which reads every cell."""
-    calls = []
+    which reads every cell. The shortcut's output, waiting across the block's ReLU, is added into
+    the block's output where its rows lie."""
+    calls, sums = [], []
     on_sublattice = ir.Conv.forward_on_sublattice
+    add_into = knots.Live.add_into
 
     def spy(node, cells):
         calls.append(tuple(cells.shape[-2:]))
         return on_sublattice(node, cells)
 
+    def spy_add(live, out, q):
+        sums.append(add_into(live, out, q))
+        return sums[-1]
+
     monkeypatch.setattr(ir.Conv, "forward_on_sublattice", spy)
+    monkeypatch.setattr(knots.Live, "add_into", spy_add)
     for stride in (2, 1):
         net = _shortcut_net(3, stride)
         shortcut = [n for n in net.nodes if isinstance(n, ir.Conv) and n.weight.shape[-1] == 1][0]
@@ -650,6 +700,7 @@ def test_a_strided_shortcut_reads_its_cells_alone_and_the_trace_is_the_walks(mon
             assert d.regions > 20
             assert float((d.outputs - w.outputs).abs().max()) < 1e-9
         assert calls == ([(5, 5)] if stride == 2 else [])
+        assert sums and all(sums)
 
 
 @pytest.mark.parametrize("scale", [1e-170, 1e-300])

@@ -181,6 +181,8 @@ class _Pass:
                 # (a 1x1 convolution at stride s reads one cell in s^d of its input, which waits:
                 # it is made at those cells alone)
                 k.values[i] = node.forward_on_sublattice(k.values.part(node.inputs[0]).cells(node.sublattice()))
+            elif isinstance(node, Sum) and self._add_waiting_term(k, i):
+                pass  # (into its other term, in place)
             else:
                 xs = [k.values[q] for q in node.inputs]
                 if isinstance(node, Sum) and node.inputs[0] != 0 and overwritable(k.values.held(), node.inputs[0], self.last, i):
@@ -205,6 +207,23 @@ class _Pass:
         for q, t0, fr, ts, os, ss in zip(items, t0s, frozen, k.t.split(counts), out.split(counts), k.src.split(counts)):
             pieces[q] = [Piece(t0, ts, os, ss, fr)]
         return pieces
+
+    def _add_waiting_term(self, k: Knots, i: int) -> bool:
+        """A residual sum a + b (two terms of its shape, coefficients 1) whose one term waits on
+        its insertions and is read last here (a skip held across a block's kink nodes) and whose
+        other was made and may be overwritten: the waiting term is added into the other where its
+        rows lie (`Live.add_into`), never made whole. True when done so."""
+        node = self.network.nodes[i]
+        if len(node.inputs) != 2 or any(c != 1.0 for c in node.coeffs):
+            return False
+        for mine, waiting in (node.inputs, node.inputs[::-1]):
+            if (k.values.deferred(waiting) and not k.values.deferred(mine) and mine != 0 and mine != waiting
+                    and self.last[waiting] == i and overwritable(k.values.held(), mine, self.last, i)):
+                out = k.values[mine]
+                if tuple(out.shape[1:]) == tuple(node.shape) and out.is_contiguous() and k.values.add_into(out, waiting):
+                    k.values[i] = out  # (a + b = b + a, to the bit)
+                    return True
+        return False
 
     def _run_groups(self, k: Knots, bounds: list[tuple[int, int]], pos: int, budget: Budget) -> dict[int, list[Piece]]:
         """Go on from node order[pos] with each group of rows [lo, hi) of k in turn, instead of
