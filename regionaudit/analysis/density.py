@@ -217,7 +217,7 @@ class _Pass:
         if len(node.inputs) != 2 or any(c != 1.0 for c in node.coeffs):
             return False
         for mine, waiting in (node.inputs, node.inputs[::-1]):
-            if (k.values.deferred(waiting) and not k.values.deferred(mine) and mine != 0 and mine != waiting
+            if (k.values.deferred(waiting) and not k.values.deferred(mine) and mine != 0
                     and self.last[waiting] == i and overwritable(k.values.held(), mine, self.last, i)):
                 out = k.values[mine]
                 if tuple(out.shape[1:]) == tuple(node.shape) and out.is_contiguous() and k.values.add_into(out, waiting):

@@ -154,11 +154,7 @@ class Placement:
         if v.device.type != "cpu" or (m > 2 * n_old and n_old <= PRODUCT_KNOTS):
             return False
         if GATHER_RATIO * m >= n_old:  # (`interpolated`'s bags of the new rows)
-            s = self.s.to(torch.float64)
-            pair = torch.stack([self.j, self.j + 1], 1).reshape(-1)
-            weights = torch.stack([1 - s, s], 1).reshape(-1).to(v.dtype)
-            offsets = torch.arange(0, 2 * m, 2, device=v.device)
-            new = F.embedding_bag(pair, v.reshape(n_old, -1), offsets, mode="sum", per_sample_weights=weights)
+            new = _gathered(v.reshape(n_old, -1), self.j, self.j + 1, self.s.to(torch.float64))
         else:
             new = self.interpolate(v)
         flat = out.view(out.shape[0], math.prod(out.shape[1:]))
@@ -188,10 +184,7 @@ class Placement:
             left, right, weight = self._everywhere()
             left, right, w = left[index], right[index], weight[index]
             if v.device.type == "cpu":
-                pair = torch.stack([left, right], 1).reshape(-1)
-                weights = torch.stack([1 - w, w], 1).reshape(-1).to(v.dtype)
-                offsets = torch.arange(0, pair.shape[0], 2, device=v.device)
-                out = F.embedding_bag(pair, flat, offsets, mode="sum", per_sample_weights=weights)
+                out = _gathered(flat, left, right, w)
             else:
                 out = torch.lerp(flat.index_select(0, left), flat.index_select(0, right), w.to(v.dtype)[:, None])
         return out.reshape(-1, *v.shape[1:])
@@ -244,6 +237,15 @@ class Placement:
         flat.index_copy_(0, self.pos_old, old.reshape(old.shape[0], flat.shape[1]))
         flat.index_copy_(0, self.pos_new, new.reshape(new.shape[0], flat.shape[1]))
         return out
+
+
+def _gathered(flat: torch.Tensor, left: torch.Tensor, right: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """(1 - w) flat[left] + w flat[right], row by row, in one weighted gather (`F.embedding_bag`,
+    the bags `interpolated` makes for new rows: the same sums); w float64."""
+    pair = torch.stack([left, right], 1).reshape(-1)
+    weights = torch.stack([1 - w, w], 1).reshape(-1).to(flat.dtype)
+    offsets = torch.arange(0, pair.shape[0], 2, device=flat.device)
+    return F.embedding_bag(pair, flat, offsets, mode="sum", per_sample_weights=weights)
 
 
 def _mixed(weights: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
