@@ -398,3 +398,73 @@ def test_a_tiny_polygon_far_from_the_box_centre_keeps_its_area_and_centroid():
     assert float(polys.areas()[0]) == pytest.approx(float(exact), rel=1e-6)
     centroid = [sum(q[i] for q in p) / 3 for i in range(2)]  # a triangle's centroid is its vertex mean
     assert polys.centroids()[0].tolist() == pytest.approx([float(c) for c in centroid], abs=1e-15)
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.1, -1.0])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_a_pattern_applied_in_place_is_the_selection_to_the_bit(slope, dtype):
+    """`with_pattern(inplace=True)` writes z x 1 or z x slope into z: the same numbers as the
+    selection, signed zeros included, for one pattern shared by a slice's three coefficients."""
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(5, 3, 2, 4, 4, generator=g, dtype=torch.float64).to(dtype)
+    z[0, :, 0, 0] = 0.0
+    z[1, :, 0, 0] = -0.0
+    on = torch.rand(5, 32, generator=g) > 0.5
+    node = nf.Builder((2, 4, 4), 0)
+    node = node.nodes[node.relu(0, slope)]
+    node.convert(dtype, torch.device("cpu"))
+    expected = node.with_pattern(z, on)
+    mine = z.clone()
+    out = node.with_pattern(mine, on, inplace=True)
+    assert out.data_ptr() == mine.data_ptr()
+    assert torch.equal(out.view(torch.int64 if dtype == torch.float64 else torch.int32),
+                       expected.view(torch.int64 if dtype == torch.float64 else torch.int32))
+
+
+def _reread_net(seed: int):
+    """Plain residual sums (coefficients 1) whose first term is read again after the sum, and
+    ReLUs whose input a later sum reads: the values a slice may not overwrite, beside ones it may."""
+    g = nf.Builder((3,), seed)
+    x = g.relu(g.dense(0, 8))
+    z = g.dense(x, 8)
+    y = g.relu(z)  # z is read again below
+    s = g.sum(x, g.dense(y, 8))  # x is read again below
+    t = g.relu(g.sum(s, z))  # s: read last here
+    u = g.relu(g.sum(t, x))
+    return g.network(g.dense(u, 2))
+
+
+def test_values_overwritten_in_place_are_only_those_read_nowhere_after(monkeypatch):
+    """The slice adds a plain sum into its first term and rectifies a ReLU's input in place only
+    where that value is the children's own copy and read last there: every polygon's output is
+    still the network's at its vertex mean, and both in-place paths ran (with others refused)."""
+    from regionaudit.ir import LeakyRelu, Sum
+
+    taken = {"sum": [], "relu": []}
+    sum_inplace, relu_pattern = Sum.forward_inplace, LeakyRelu.with_pattern
+
+    def spy_sum(self, xs):
+        out = sum_inplace(self, xs)
+        taken["sum"].append((self.name, out.data_ptr() == xs[0].data_ptr()))
+        return out
+
+    def spy_relu(self, z, on, linear=False, inplace=False):
+        taken["relu"].append((self.name, inplace))
+        return relu_pattern(self, z, on, linear, inplace)
+
+    monkeypatch.setattr(Sum, "forward_inplace", spy_sum)
+    monkeypatch.setattr(LeakyRelu, "with_pattern", spy_relu)
+    net = _reread_net(3)
+    plane = random_plane(net, 3)
+    part = partition_plane(net, plane)
+    assert part.regions > 50
+    polys = part.polygons
+    mean = (polys.verts * polys.valid()[..., None]).sum(1) / polys.counts[:, None]
+    at_mean = part.outputs[:, 0] + mean[:, :1] * part.outputs[:, 1] + mean[:, 1:] * part.outputs[:, 2]
+    forward = net.forward_all(plane.points(mean + torch.tensor(part.centre, dtype=torch.float64)))[net.output]
+    assert torch.allclose(at_mean, forward.reshape(len(polys), -1), rtol=1e-9, atol=1e-9 * float(forward.abs().max()))
+    names = {i: n.name for i, n in enumerate(net.nodes)}
+    sums = {name for name, done in taken["sum"] if done}
+    relus = {name for name, inplace in taken["relu"] if inplace}
+    assert names[6] not in sums and {names[7], names[9]} <= sums  # (x is read after the first sum)
+    assert names[4] not in relus and {names[8], names[10]} <= relus  # (z is read after its ReLU)

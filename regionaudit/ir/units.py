@@ -115,11 +115,16 @@ class LeakyRelu(UnitKink):
             return F.leaky_relu_(z, a) if a else torch.relu_(z)
         return self.forward([z])
 
-    def with_pattern(self, z, on, linear=False):
+    def with_pattern(self, z, on, linear=False, inplace=False):
         """`on` (P, units) for z (P, *shape), or for z (P, k, *shape) whose k parts share each row's
-        pattern (a slice's three affine coefficients)."""
+        pattern (a slice's three affine coefficients). With `inplace`, for a caller whose own z is
+        read nowhere else, a scalar slope overwrites z: z times 1 or the slope, the same numbers
+        as the selection (x 1 is exact), without a new tensor of z's size to fault in."""
         on = on.reshape(z.shape) if on.numel() == z.numel() else on.reshape(z.shape[0], 1, *z.shape[2:])
-        if self._scalar == 0:  # ReLU: one pass, z or the signed zero 0 * z
+        a = self._scalar
+        if inplace and a is not None:
+            return z.mul_(on if a == 0 else torch.where(on, z.new_ones(()), z.new_full((), a)))
+        if a == 0:  # ReLU: one pass, z or the signed zero 0 * z
             return z * on
         return torch.where(on, z, self.slope * z)
 
