@@ -468,3 +468,35 @@ def test_values_overwritten_in_place_are_only_those_read_nowhere_after(monkeypat
     relus = {name for name, inplace in taken["relu"] if inplace}
     assert names[6] not in sums and {names[7], names[9]} <= sums  # (x is read after the first sum)
     assert names[4] not in relus and {names[8], names[10]} <= relus  # (z is read after its ReLU)
+
+
+def test_finished_polygons_are_the_batches_concatenated_and_padded():
+    """`_Finished` copies each batch into its growing buffers: the same rows as concatenating
+    the batches (polygons padded as `Polygons.cat` pads them), however the widths and sizes come,
+    and no batch tensor is kept."""
+    from regionaudit.analysis.polygons import Polygons
+
+    g = torch.Generator().manual_seed(0)
+    batches = []
+    for p, width in [(3, 4), (1, 6), (0, 5), (700, 3), (2, 6), (1500, 5)]:
+        counts = torch.randint(3, width + 1, (p,), generator=g)
+        polys = Polygons(torch.randn(p, width, 2, generator=g, dtype=torch.float64), counts,
+                         torch.randint(0, 9, (p, width), generator=g))
+        values = {7: torch.randn(p, 3, 4, generator=g, dtype=torch.float64)}
+        patterns = [torch.randint(0, 255, (p, n), generator=g, dtype=torch.uint8) for n in (2, 1)]
+        batches.append(slices._Batch(polys, values, torch.rand(p, generator=g, dtype=torch.float64), patterns))
+    done = slices._Finished()
+    for b in batches:
+        done.add(b, 7)
+    nonempty = [b for b in batches if len(b.polys)]
+    expected = Polygons.cat([b.polys for b in nonempty])
+    got = done.polygons()
+    assert torch.equal(got.verts, expected.verts) and torch.equal(got.labels, expected.labels)
+    assert torch.equal(got.counts, expected.counts)
+    assert torch.equal(done["outputs"], torch.cat([b.values[7] for b in nonempty]))
+    assert torch.equal(done["patterns"], torch.cat([torch.cat(b.patterns, 1) for b in nonempty]))
+    assert torch.equal(done["mag"], torch.cat([b.mag for b in nonempty]))
+    kept = {t.untyped_storage().data_ptr() for t in done.buffers.values()}
+    for b in batches:
+        for t in (b.polys.verts, b.polys.counts, b.polys.labels, b.values[7], b.mag, *b.patterns):
+            assert t.numel() == 0 or t.untyped_storage().data_ptr() not in kept

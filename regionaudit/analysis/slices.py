@@ -110,6 +110,67 @@ class _Batch:
     own: set[int] = field(default_factory=set)  # values that are this batch's own copies, read by no other batch
 
 
+class _Finished:
+    """The polygons that went through every node, with their outputs, patterns and magnitudes, in
+    buffers that grow by doubling: a batch's own tensors are not kept. A large slice finishes
+    hundreds of chunks of polygons (--max-memory), and each chunk's small tensors, kept to the end,
+    split the heap's freed blocks, so that every later chunk's temporaries took fresh memory
+    (measured on `cifar10_resnet_2b`'s 100 000-region slice: 1.2 million page faults, 9 s of system
+    time and 5.3 GB resident, against 43 000, 0.1 s and 0.8 GB with the results copied out)."""
+
+    def __init__(self):
+        self.n = 0
+        self.buffers: dict[str, torch.Tensor] = {}
+
+    def add(self, batch: _Batch, output: int) -> None:
+        p = len(batch.polys)
+        if p == 0:
+            return
+        polys = batch.polys
+        patterns = torch.cat(batch.patterns, 1) if batch.patterns else polys.counts.new_zeros(p, 0, dtype=torch.uint8)
+        rows = {"verts": polys.verts, "counts": polys.counts, "labels": polys.labels,
+                "outputs": batch.values[output].reshape(p, 3, -1), "patterns": patterns, "mag": batch.mag}
+        self._make_room(rows, p)
+        for key, row in rows.items():
+            buffer = self.buffers[key][self.n : self.n + p]
+            if key in PADDED:  # (as Polygons.cat pads a narrower batch)
+                buffer[:, : row.shape[1]] = row
+                buffer[:, row.shape[1] :] = PADDED[key]
+            else:
+                buffer.copy_(row)
+        self.n += p
+
+    def _make_room(self, rows: dict[str, torch.Tensor], p: int) -> None:
+        """Buffers that hold n + p rows, as wide as the widest polygon yet."""
+        held = self.buffers.get("counts")
+        capacity = 0 if held is None else held.shape[0]
+        width = 0 if held is None else self.buffers["verts"].shape[1]
+        if self.n + p <= capacity and rows["verts"].shape[1] <= width:
+            return
+        capacity = max(capacity, self.n + p) if self.n + p <= capacity else max(2 * capacity, self.n + p)
+        width = max(width, rows["verts"].shape[1])
+        for key, row in rows.items():
+            new = row.new_empty(capacity, *((width,) if key in PADDED else ()), *row.shape[1 + (key in PADDED):])
+            if self.n:
+                old = self.buffers[key][: self.n]
+                if key in PADDED:
+                    new[: self.n, : old.shape[1]] = old
+                    new[: self.n, old.shape[1] :] = PADDED[key]
+                else:
+                    new[: self.n] = old
+            self.buffers[key] = new
+
+    def polygons(self) -> Polygons:
+        b = self.buffers
+        return Polygons(b["verts"][: self.n], b["counts"][: self.n], b["labels"][: self.n])
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return self.buffers[key][: self.n]
+
+
+PADDED = {"verts": 0.0, "labels": BOX_LABEL}  # `_Finished`'s padded buffers, and their padding
+
+
 def _offsets(node: UnitKink, z: torch.Tensor) -> torch.Tensor:
     """An elementwise kink's breakpoint offsets as affine coefficients (P, 3, breaks * units):
     the offsets at the centre, and their derivatives along e1 and e2 (the offsets' linear part).
@@ -212,7 +273,7 @@ class _Partitioner:
         itemsize = torch.empty((), dtype=network.dtype).element_size()
         per_poly = 3 * bytes_per_probe(network, self.order, itemsize) + 64 * 24
         self.cap = max(16, int(max_memory) // (4 * per_poly))
-        self.done: list[_Batch] = []
+        self.done = _Finished()
         self._bias: dict[int, torch.Tensor] = {}
         self.tol = zero_tolerance(network.dtype)
         self.keeps_scale = {i for i in self.order if _keeps_scale(network.nodes[i])}  # once: a slope check reads the device
@@ -282,7 +343,7 @@ class _Partitioner:
             for k in list(batch.values):
                 if self.last.get(k, k) <= i:
                     del batch.values[k]
-        self.done.append(batch)
+        self.done.add(batch, self.net.output)
 
     # -- kink nodes
     def _offset_winners(self, polys: Polygons, z: torch.Tensor, node: UnitKink, floor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -492,20 +553,13 @@ class _Partitioner:
 
     def result(self) -> Partition:
         net = self.net
-        parts = [b for b in self.done if len(b.polys)]
-        polys = Polygons.cat([b.polys for b in parts])
-        outputs = torch.cat([b.values[net.output].reshape(len(b.polys), 3, -1) for b in parts])
-        if parts[0].patterns:
-            patterns = torch.cat([torch.cat(b.patterns, 1) for b in parts])
-        else:
-            patterns = torch.zeros(len(polys), 0, dtype=torch.uint8, device=polys.counts.device)
-        mag = torch.cat([b.mag for b in parts])
+        done = self.done
         return Partition(
-            polygons=polys,
+            polygons=done.polygons(),
             centre=self.plane.centre,
-            outputs=outputs,
-            patterns=patterns,
-            mag=mag,
+            outputs=done["outputs"],
+            patterns=done["patterns"],
+            mag=done["mag"],
             boundary_length={k: v if k in self.split_at else None for k, v in self.lengths.items()},
             truncated=self.truncated,
             vertices_processed=self.work,
