@@ -110,6 +110,9 @@ class _Batch:
     own: set[int] = field(default_factory=set)  # values that are this batch's own copies, read by no other batch
 
 
+_PADDING = {"verts": 0.0, "labels": BOX_LABEL}  # a polygon's unused vertex slots, as `Polygons.cat` pads them
+
+
 class _Finished:
     """The polygons that went through every node, with their outputs, patterns and magnitudes, in
     buffers that grow by doubling: a batch's own tensors are not kept. A large slice finishes
@@ -132,32 +135,24 @@ class _Finished:
                 "outputs": batch.values[output].reshape(p, 3, -1), "patterns": patterns, "mag": batch.mag}
         self._make_room(rows, p)
         for key, row in rows.items():
-            buffer = self.buffers[key][self.n : self.n + p]
-            if key in PADDED:  # (as Polygons.cat pads a narrower batch)
-                buffer[:, : row.shape[1]] = row
-                buffer[:, row.shape[1] :] = PADDED[key]
-            else:
-                buffer.copy_(row)
+            _put(key, self.buffers[key][self.n : self.n + p], row)
         self.n += p
 
     def _make_room(self, rows: dict[str, torch.Tensor], p: int) -> None:
-        """Buffers that hold n + p rows, as wide as the widest polygon yet."""
+        """Buffers that hold n + p rows, as wide as the widest polygon yet (rows: a batch's)."""
         held = self.buffers.get("counts")
         capacity = 0 if held is None else held.shape[0]
         width = 0 if held is None else self.buffers["verts"].shape[1]
         if self.n + p <= capacity and rows["verts"].shape[1] <= width:
             return
-        capacity = max(capacity, self.n + p) if self.n + p <= capacity else max(2 * capacity, self.n + p)
+        if self.n + p > capacity:
+            capacity = max(2 * capacity, self.n + p)
         width = max(width, rows["verts"].shape[1])
         for key, row in rows.items():
-            new = row.new_empty(capacity, *((width,) if key in PADDED else ()), *row.shape[1 + (key in PADDED):])
+            shape = (capacity, width, *row.shape[2:]) if key in _PADDING else (capacity, *row.shape[1:])
+            new = row.new_empty(shape)
             if self.n:
-                old = self.buffers[key][: self.n]
-                if key in PADDED:
-                    new[: self.n, : old.shape[1]] = old
-                    new[: self.n, old.shape[1] :] = PADDED[key]
-                else:
-                    new[: self.n] = old
+                _put(key, new[: self.n], self.buffers[key][: self.n])
             self.buffers[key] = new
 
     def polygons(self) -> Polygons:
@@ -168,7 +163,13 @@ class _Finished:
         return self.buffers[key][: self.n]
 
 
-PADDED = {"verts": 0.0, "labels": BOX_LABEL}  # `_Finished`'s padded buffers, and their padding
+def _put(key: str, into: torch.Tensor, rows: torch.Tensor) -> None:
+    """Rows of buffer `key` written into `into`, padded where it is the wider (`_PADDING`)."""
+    if key in _PADDING:
+        into[:, : rows.shape[1]] = rows
+        into[:, rows.shape[1] :] = _PADDING[key]
+    else:
+        into.copy_(rows)
 
 
 def _offsets(node: UnitKink, z: torch.Tensor) -> torch.Tensor:
