@@ -36,10 +36,11 @@ from regionaudit.analysis.polygons import BOX_LABEL, Polygons, cell_split, halve
 from regionaudit.errors import BadOption
 from regionaudit.ir import Clip, LeakyRelu, Network, Sum, UnitKink
 
-# `_magnitude` on CPU works through this many bytes of polygons' coefficients at a time, so that
-# its passes read and write the cache (measured on 300-3000 polygons of 100-4096 units: 1.3-1.8x
-# faster than passes over all of them; 4 MB chunks gained nothing)
-MAGNITUDE_CHUNK_BYTES = 1 << 20
+# `_magnitude` (a bound over the box, not `_common.magnitude`) on CPU works through this many
+# bytes of polygons' coefficients at a time, so that its passes read and write the cache
+# (measured on 300-3000 polygons of 100-4096 units: 1.3-1.8x faster than passes over all of
+# them; 4 MB chunks gained nothing)
+BOX_BOUND_CHUNK_BYTES = 1 << 20
 
 
 @dataclass
@@ -187,8 +188,8 @@ def _magnitude(v: torch.Tensor, hu: float, hv: float) -> torch.Tensor:
     if u == 0:
         return v.new_zeros(p)
     # |c0| + hu |c1| + hv |c2|, in that order, in place in two buffers; on CPU a chunk of polygons
-    # at a time (MAGNITUDE_CHUNK_BYTES)
-    step = p if flat.device.type != "cpu" else max(1, MAGNITUDE_CHUNK_BYTES // (3 * u * flat.element_size()))
+    # at a time (BOX_BOUND_CHUNK_BYTES)
+    step = p if flat.device.type != "cpu" else max(1, BOX_BOUND_CHUNK_BYTES // (3 * u * flat.element_size()))
     out = flat.new_empty(p)
     bound, part = flat.new_empty(min(p, step), u), flat.new_empty(min(p, step), u)
     for lo in range(0, p, step):
