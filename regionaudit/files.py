@@ -151,7 +151,8 @@ def check_writable(path: str | os.PathLike) -> None:
     if not target.parent.is_dir():
         raise BadOption(f"cannot write {target}: folder {target.parent} does not exist")
     try:  # the one sure test (permissions, a read-only mount, a full disk's inodes): make one
-        os.unlink(_temporary(Path(os.path.realpath(target))))
+        with signals_deferred():  # (a --timeout that expires between the two leaves no file behind)
+            os.unlink(_temporary(Path(os.path.realpath(target))))
     except OSError as exc:
         raise BadOption(f"cannot write {target}: {_reason(exc)}") from None
 

@@ -452,3 +452,31 @@ def test_external_data_beyond_the_file_limit(tmp_path, capsys):
     assert "--max-file-size" in err and "3.9 KiB" in err
     code, _, err = run(["inspect", path, "--max-file-size", "5000"], capsys)
     assert code == 0, err
+
+
+def test_a_timeout_during_the_output_probe_leaves_no_file(tmp_path, monkeypatch):
+    """`check_writable` makes and removes a file beside the output; a --timeout whose alarm comes
+    between the two still leaves the folder empty, and the alarm is acted on after."""
+    from regionaudit import files
+
+    made = files._temporary
+
+    def alarm_after_making(real):
+        tmp = made(real)
+        os.kill(os.getpid(), signal.SIGALRM)  # (delivered here, between the file and its removal)
+        return tmp
+
+    class Expired(Exception):
+        pass
+
+    def expired(signum, frame):
+        raise Expired
+
+    monkeypatch.setattr(files, "_temporary", alarm_after_making)
+    previous = signal.signal(signal.SIGALRM, expired)
+    try:
+        with pytest.raises(Expired):
+            files.check_writable(tmp_path / "r.json")
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    assert list(tmp_path.iterdir()) == []
