@@ -260,6 +260,30 @@ def test_chunks_and_truncation():
     assert cut.polygons.areas().sum().item() == pytest.approx(plane.area)
 
 
+@pytest.mark.parametrize("kind,max_regions", [("cnn_max", 40), ("mlp_max", 40), ("resnet", 40), ("cnn_concat", 25)])
+def test_batches_after_the_partition_stopped_change_no_number(kind, max_regions, monkeypatch):
+    """Once --max-regions has stopped the partition, the polygons go through the remaining nodes
+    in smaller batches (`STOPPED_BATCH_BYTES`): the same polygons, outputs, patterns, rounding
+    scales and boundary lengths, bit for bit and in the same order, as in batches of the budget."""
+    net = nf.make(kind, 3)
+    plane = random_plane(net, 3)
+    batches = []
+    add = slices._Finished.add
+    monkeypatch.setattr(slices._Finished, "add", lambda self, batch, output: batches.append(len(batch.polys)) or add(self, batch, output))
+    whole = partition_plane(net, plane, max_regions=max_regions)
+    n_whole = len(batches)
+    monkeypatch.setattr(slices, "STOPPED_BATCH_BYTES", 1)  # batches of 16 polygons
+    small = partition_plane(net, plane, max_regions=max_regions)
+    assert whole.truncated and small.truncated
+    assert len(batches) - n_whole > n_whole and max(batches[n_whole:]) <= 16  # smaller batches ran
+    assert None in whole.boundary_length.values()  # (a kink node after the stop split nothing)
+    for a, b in [(whole.polygons.verts, small.polygons.verts), (whole.polygons.counts, small.polygons.counts),
+                 (whole.polygons.labels, small.polygons.labels), (whole.outputs, small.outputs),
+                 (whole.patterns, small.patterns), (whole.mag, small.mag)]:
+        assert a.shape == b.shape and torch.equal(a, b)
+    assert whole.boundary_length == small.boundary_length
+
+
 @pytest.mark.parametrize("kind", ["cnn_max", "mlp_max", "resnet"])
 @pytest.mark.parametrize("max_regions", [None, 40])
 def test_every_polygon_outputs_the_network_at_its_vertex_mean(kind, max_regions):

@@ -41,6 +41,13 @@ from regionaudit.ir import Clip, LeakyRelu, Network, Sum, UnitKink
 # (measured on 300-3000 polygons of 100-4096 units: 1.3-1.8x faster than passes over all of
 # them; 4 MB chunks gained nothing)
 BOX_BOUND_CHUNK_BYTES = 1 << 20
+# Once --max-regions has stopped the partition, no polygon is split again and each goes through
+# the remaining nodes on its own, so batches of any size give the same numbers in the same order:
+# a batch then holds at most this many bytes of polygons (the `cap` of a budget of 4x this), so
+# that a node's passes over it reuse the cache (measured on `cifar10_resnet_2b`'s slices of
+# 40 000 and 200 000 regions, which stop at the first ReLU: 6-9 % faster than batches of the
+# default budget, 80-340 polygons there; 16 polygons, 30 % slower)
+STOPPED_BATCH_BYTES = 80 << 20
 
 
 @dataclass
@@ -275,6 +282,7 @@ class _Partitioner:
         itemsize = torch.empty((), dtype=network.dtype).element_size()
         per_poly = 3 * bytes_per_probe(network, self.order, itemsize) + 64 * 24
         self.cap = max(16, int(max_memory) // (4 * per_poly))
+        self.stopped_cap = min(self.cap, max(16, STOPPED_BATCH_BYTES // per_poly))  # (see STOPPED_BATCH_BYTES)
         self.done = _Finished()
         self._bias: dict[int, torch.Tensor] = {}
         self.tol = zero_tolerance(network.dtype)
@@ -331,9 +339,10 @@ class _Partitioner:
             node = net.nodes[i]
             if node.is_kink:
                 children, parent = self._split(i, batch)
-                if len(children) > self.cap:
-                    for lo in range(0, len(children), self.cap):
-                        idx = torch.arange(lo, min(lo + self.cap, len(children)), device=children.counts.device)
+                cap = self.stopped_cap if self.truncated else self.cap
+                if len(children) > cap:
+                    for lo in range(0, len(children), cap):
+                        idx = torch.arange(lo, min(lo + cap, len(children)), device=children.counts.device)
                         sub = self._kink(i, batch, children.take(idx), idx if parent is None else parent[idx])
                         self._descend(sub, at + 1)
                     return
