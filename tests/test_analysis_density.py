@@ -598,6 +598,50 @@ def test_a_reshape_waits_with_its_deferred_input_and_its_old_rows_are_held():
     assert torch.equal(spared, old) and spared.data_ptr() == v.data_ptr() and bool((v >= 0).all())
 
 
+@pytest.mark.parametrize("kernel,stride,pads", [((2, 2), (2, 2), (0, 0, 0, 0)), ((3, 3), (2, 2), (1, 1, 1, 1))])
+@pytest.mark.parametrize("n_old, first", [(3, 20), (40, 30)])
+def test_a_max_pool_of_a_deferred_relu_is_read_in_part_as_it_would_be_whole(kernel, stride, pads, n_old, first):
+    """A max pool of a ReLU's output that waits on its deferred input waits too: its rows, its
+    entries (each window's maximum from its cells alone, padding never one), a strided subset of
+    its cells and its reshape read as reading it whole then selecting them does (to rounding),
+    and read whole it is the pool of the ReLU of the input read whole."""
+    gen = torch.Generator().manual_seed(n_old + first + kernel[0])
+    v = torch.randn(n_old, 1, 2, 6, 7, generator=gen, dtype=torch.float64)
+    before = v.clone()
+    out = (6 + pads[0] + pads[2] - kernel[0]) // stride[0] + 1, (7 + pads[1] + pads[3] - kernel[1]) // stride[1] + 1
+    pool = ir.MaxPool("pool", (6,), (1, 2, *out), kernel=kernel, strides=stride, pads=pads, dilations=(1, 1))
+    placed = _placement(gen, n_old, first)
+    n = n_old + first
+    made = []
+    for reshaped in (False, True):
+        live = knots.Live({4: v})
+        live.insert(placed)
+        assert live.defer_through(6, 4, torch.relu_) and live.defer_pooled(7, 6, pool) and 6 not in live
+        assert not live.defer_pooled(8, 9, pool)  # (nothing deferred: the caller computes it)
+        if reshaped:
+            assert live.defer_reshaped(8, 7, (2 * out[0] * out[1],)) and live.deferred(8)
+        q = 8 if reshaped else 7
+        part = live.part(q)
+        assert part.shape == ((n, 2 * out[0] * out[1]) if reshaped else (n, 1, 2, *out))
+        rows = torch.randperm(n, generator=gen)[:9]
+        cols = torch.randint(0, 2 * out[0] * out[1], (9,), generator=gen)
+        got_rows, got_entries, got_old = part.rows(rows), part.entries(rows, cols), part.at_old_knots(placed)
+        cells = None if reshaped else part.cells((slice(None, None, 2), slice(None, None, 2)))
+        whole = live[q]
+        assert torch.equal(v, before)  # (the rows held are read, never written)
+        assert torch.allclose(got_rows, whole[rows], rtol=1e-15, atol=1e-15)
+        assert torch.allclose(got_entries, whole.reshape(n, -1)[rows, cols], rtol=1e-15, atol=1e-15)
+        assert torch.allclose(got_old, whole[placed.pos_old], rtol=1e-15, atol=1e-15)
+        if cells is not None:
+            assert torch.allclose(cells, whole[..., ::2, ::2], rtol=1e-15, atol=1e-15)
+        made.append(whole.reshape(n, -1))
+    plain = knots.Live({4: v})
+    plain.insert(placed)
+    want = pool.forward([plain[4].relu()]).reshape(n, -1)
+    assert bool((want == 0).any()) and bool((want > 0).any())
+    assert torch.equal(made[0], want) and torch.equal(made[1], want)
+
+
 @pytest.mark.parametrize("n_old, first", [(3, 20), (40, 30)])
 def test_a_deferred_value_read_at_a_strided_subset_of_cells_is_those_cells_of_the_whole(n_old, first):
     """A 1x1 convolution at stride 2 reads one cell in four: a value waiting through a ReLU gives

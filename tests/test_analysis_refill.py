@@ -9,7 +9,7 @@ import torch
 
 import netfactory as nf
 from regionaudit import ir
-from regionaudit.analysis import density, refill
+from regionaudit.analysis import density, knots, refill
 from regionaudit.analysis.walk import walk_segment
 
 
@@ -117,6 +117,14 @@ def _pooled_block(seed: int, slope: float = 0.0) -> ir.Network:
     return g.network(g.dense(g.flatten(x), 3))
 
 
+def _pooled_skip_block(seed: int) -> ir.Network:
+    """`_pooled_block` whose pool is also a residual skip, read again after the convolution."""
+    g = nf.Builder((3, 12, 12), seed)
+    p = g.maxpool(g.relu(g.conv(0, 16, 3, pad=1)), 2, 2)
+    x = g.relu(g.sum(g.conv(p, 16, 3, pad=1), p))
+    return g.network(g.dense(g.flatten(x), 3))
+
+
 def _depthwise_block(seed: int) -> ir.Network:
     """A wide first ReLU, then a depthwise convolution by taps (9 multiply-adds per output, each
     costing 32 of a product's: `conv.mac_cost`) and a dense layer."""
@@ -127,7 +135,7 @@ def _depthwise_block(seed: int) -> ir.Network:
 
 
 @pytest.mark.parametrize("kind", ["conv", "conv-leaky", "dense", "conv-anchored", "conv-leaky-anchored", "conv-after-pool",
-                                  "conv-after-leaky-pool", "depthwise-anchored"])
+                                  "conv-after-leaky-pool", "conv-after-pool-skip", "depthwise-anchored"])
 @pytest.mark.parametrize("pair_bytes", [refill.PAIR_BYTES, 1], ids=["default", "one-pair-at-a-time"])
 @pytest.mark.parametrize("columns", ["dense", "scattered"])
 def test_traces_do_not_change(kind, pair_bytes, columns, monkeypatch):
@@ -137,6 +145,8 @@ def test_traces_do_not_change(kind, pair_bytes, columns, monkeypatch):
         monkeypatch.setattr(refill._DenseFan, "has_dense_columns", lambda *args: False)
     if kind == "dense":
         net = nf.mlp(4, widths=(300, 150))
+    elif kind == "conv-after-pool-skip":
+        net = _pooled_skip_block(3)
     elif "pool" in kind:
         net = _pooled_block(3, 0.2 if "leaky" in kind else 0.0)
     elif kind == "depthwise-anchored":
@@ -159,10 +169,13 @@ def test_traces_do_not_change(kind, pair_bytes, columns, monkeypatch):
 
     monkeypatch.setattr(density, "refill", spy)
     monkeypatch.setattr(refill._Frame, "anchored", staticmethod(lambda *args: anchored.append(args[2]) or frame(*args)))
+    pooled, defer = [], knots.Live.defer_pooled
+    monkeypatch.setattr(knots.Live, "defer_pooled", lambda self, *args: pooled.append(defer(self, *args)) or pooled[-1])
     got = density.trace_segments(net, a, b)
     done = {(node, frames) for node, frames, out in used if out}
-    if "pool" in kind:  # the pool's bends, recorded with the ReLU's crossings
-        assert {node for node, _ in done} == {"maxpool"}
+    if "pool" in kind:  # the pool's bends, recorded with the ReLU's crossings; the pool waits for them
+        # where the layer alone reads it (a skip read again after it is made whole once)
+        assert {node for node, _ in done} == {"maxpool"} and (pooled == [] if "skip" in kind else pooled and all(pooled))
     elif kind == "depthwise-anchored":  # 9 x 64 per column, 16 x 8 x 8 x 9 x 32 per row: 2 step^2 <= 512 at 16, so 32
         assert ("relu", "anchored") in done and set(anchored) == {32}
     elif "anchored" in kind:

@@ -25,6 +25,7 @@ from regionaudit.analysis._common import (
     magnitude,
     needed_nodes,
     overwritable,
+    readers,
 )
 from regionaudit.analysis.crossings import kink_crossings, maxpool_crossings, pooled_relus, relu_pool_crossings
 from regionaudit.analysis.joins import Piece, stitch
@@ -98,6 +99,9 @@ class _Pass:
         # fused pools whose reader is such a layer: their insertion also records where the
         # pooled output bends, so that the layer runs at few knots (refill.py)
         self.refilled = set(self.fused.values()) & self.read_by_layer
+        # those read by that layer alone: their output waits for it, made at the rows and windows
+        # it reads (`Live.defer_pooled`); one read again later (a residual skip) is made whole
+        self.pools_waiting = {p for p in self.refilled if p != network.output and len(readers(network, order, p)) == 1}
         self.found_early = set(self.fused.values()) | ({tail.pool} if tail is not None and tail.pool is not None else set())
 
     def run(
@@ -170,9 +174,13 @@ class _Pass:
                 # the input is the pass's own new copy (see `knots.insert`) and read last here;
                 # where the layer after it may read only some rows (refill), it waits for that
                 q = node.inputs[0]
-                waits = k.kinked is not None and i in self.read_by_layer and _uniform(node)
+                read_by_layer = i in self.read_by_layer or self.fused.get(i) in self.pools_waiting
+                waits = k.kinked is not None and read_by_layer and _uniform(node)
                 if not (waits and k.values.defer_through(i, q, node.forward_inplace)):
                     k.values[i] = node.forward_inplace(k.values[q])
+            elif (i in self.pools_waiting and k.kinked is not None and k.kinked.node == i and self.last[node.inputs[0]] == i
+                  and k.values.defer_pooled(i, node.inputs[0], node)):
+                pass  # (a first ReLU's pool waits with its input, for the layer after it: refill.py)
             elif (i in self.reshapes_to_layer and k.fill is None and self.last[node.inputs[0]] == i
                   and k.values.defer_reshaped(i, node.inputs[0], tuple(node.shape))):
                 pass  # (it waits with its input, for the layer after it: refill.py)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from regionaudit.analysis._common import T_MERGE, where_true, zero_tolerance
 from regionaudit.analysis.refill import Kinked
 from regionaudit.analysis.tail import MAX_STEP, TailFill, anchors
+from regionaudit.ir import MaxPool
 
 # At most this many old knots, a pass of mostly new knots interpolates by a matrix product with
 # the old rows (measured: 1.4-1.9x faster than the gathers and lerp with 2-8 old knots, slower
@@ -273,7 +274,8 @@ class Live:
 
     A deferred value may also wait with an elementwise function to apply (`defer_through`): the
     output of a kink node whose next layer reads only some of its rows and entries (`part`,
-    refill.py) is then made at those alone.
+    refill.py) is then made at those alone; and so may a max pool of it (`defer_pooled`), whose
+    entries are each window's maximum over its cells alone.
     """
 
     def __init__(self, values: dict[int, torch.Tensor] | None = None):
@@ -331,14 +333,28 @@ class Live:
         self._deferred[i] = (rows, since, fn)
         return True
 
-    def defer_reshaped(self, i: int, q: int, shape: tuple[int, ...]) -> bool:
-        """Value i is value q reshaped (the same entries in the same order), and q is read
-        nowhere else: where q is deferred, i waits in its place, its old rows a view of q's.
-        False where q is not deferred (the caller then computes i)."""
+    def defer_pooled(self, i: int, q: int, pool: MaxPool) -> bool:
+        """Value i is the max pool `pool` of value q, which is read nowhere else: where q is
+        deferred, i waits as well, to be made whole when read, or in part (`part`: a pooled
+        entry from its window's cells alone). False where q is not deferred."""
         if q not in self._deferred:
             return False
         rows, since, fn = self._deferred.pop(q)
-        self._deferred[i] = (rows.reshape(rows.shape[0], *shape), since, fn)
+        self._deferred[i] = (rows, since, Pooled(pool, fn, tuple(pool.shape)))
+        return True
+
+    def defer_reshaped(self, i: int, q: int, shape: tuple[int, ...]) -> bool:
+        """Value i is value q reshaped (the same entries in the same order), and q is read
+        nowhere else: where q is deferred, i waits in its place, its old rows a view of q's (or,
+        where q is pooled when made, the pooled rows reshaped then). False where q is not
+        deferred (the caller then computes i)."""
+        if q not in self._deferred:
+            return False
+        rows, since, fn = self._deferred.pop(q)
+        if isinstance(fn, Pooled):
+            self._deferred[i] = (rows, since, Pooled(fn.pool, fn.inner, tuple(shape)))
+        else:
+            self._deferred[i] = (rows.reshape(rows.shape[0], *shape), since, fn)
         return True
 
     def add_into(self, out: torch.Tensor, q: int) -> bool:
@@ -362,7 +378,37 @@ class Live:
             return Part.of(self._read[q])
         rows, since, fn = self._deferred[q]
         n = since.placed.pos_old.shape[0] + since.placed.j.shape[0]
-        return Part((n, *rows.shape[1:]), rows.dtype, since.placed, rows, fn)
+        shape = fn.shape if isinstance(fn, Pooled) else tuple(rows.shape[1:])
+        return Part((n, *shape), rows.dtype, since.placed, rows, fn)
+
+
+@dataclass
+class Pooled:
+    """What a deferred value applies when read, where it is a max pool's output: the pool of
+    `inner` (an elementwise function, or None) of the rows made, reshaped to `shape`. Its entries
+    are read from their windows' cells alone (`entries`)."""
+
+    pool: MaxPool
+    inner: Callable | None
+    shape: tuple[int, ...]
+    _cells: torch.Tensor | None = field(default=None, repr=False)
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        x = v if self.inner is None else self.inner(v)
+        return self.pool.forward([x]).reshape(v.shape[0], *self.shape)
+
+    def entries(self, placed: Placement, rows_held: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """The pooled value flattened to (knot, unit), at (rows, cols): each window's maximum
+        over its cells' values alone (padding is never one)."""
+        if self._cells is None:
+            self._cells = self.pool.cells(rows_held[:1])  # (W, k), -inf at padding
+        cells = self._cells.index_select(0, cols)
+        pad = torch.isinf(cells)
+        flat = cells.masked_fill(pad, 0).long()
+        v = placed.entries_of(rows_held, rows[:, None].expand_as(flat).reshape(-1), flat.reshape(-1)).reshape(flat.shape)
+        if self.inner is not None:
+            v = self.inner(v)
+        return v.masked_fill_(pad, -math.inf).amax(1)
 
 
 @dataclass
@@ -404,7 +450,9 @@ class Part:
 
     def cells(self, index: tuple[slice, ...]) -> torch.Tensor:
         """The value at every knot, its trailing axes sliced by `index` (the cells a strided
-        layer reads): those of a deferred value interpolated alone."""
+        layer reads): those of a deferred value interpolated alone (a pooled one made whole)."""
+        if isinstance(self.fn, Pooled):
+            return self.fn(self.placed.apply(self.rows_held))[(..., *index)]
         v = self.rows_held[(..., *index)]
         if self.placed is None:
             return v
@@ -415,6 +463,8 @@ class Part:
         """The value flattened to (knot, unit), at (rows, cols)."""
         if self.placed is None:
             return self.rows_held.reshape(self.shape[0], -1)[rows, cols]
+        if isinstance(self.fn, Pooled):
+            return self.fn.entries(self.placed, self.rows_held, rows, cols)
         v = self.placed.entries_of(self.rows_held, rows, cols)
         return v if self.fn is None else self.fn(v)
 
