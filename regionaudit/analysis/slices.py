@@ -479,7 +479,7 @@ class _Partitioner:
         valid = polys.valid()
         _, zm = _at_vertex_mean(polys, coef)  # (P, U)
         on = zm > 0
-        c, u = (zm.abs() <= floor[:, None]).nonzero(as_tuple=True)
+        c, u = (zm.abs_() <= floor[:, None]).nonzero(as_tuple=True)  # (zm is its own: read no more)
         if c.numel():
             s = values_at(coef[c, :, u], polys.verts[c])
             on[c, u] = ((s >= -floor[c, None]) | ~valid[c]).all(1)
