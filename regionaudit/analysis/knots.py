@@ -5,7 +5,7 @@ knots cut into groups where they outgrow the memory budget."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -352,7 +352,7 @@ class Live:
             return False
         rows, since, fn = self._deferred.pop(q)
         if isinstance(fn, Pooled):
-            self._deferred[i] = (rows, since, Pooled(fn.pool, fn.inner, tuple(shape)))
+            self._deferred[i] = (rows, since, replace(fn, shape=tuple(shape)))
         else:
             self._deferred[i] = (rows.reshape(rows.shape[0], *shape), since, fn)
         return True
@@ -382,7 +382,7 @@ class Live:
         return Part((n, *shape), rows.dtype, since.placed, rows, fn)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pooled:
     """What a deferred value applies when read, where it is a max pool's output: the pool of
     `inner` (an elementwise function, or None) of the rows made, reshaped to `shape`. Its entries
@@ -391,7 +391,6 @@ class Pooled:
     pool: MaxPool
     inner: Callable | None
     shape: tuple[int, ...]
-    _cells: torch.Tensor | None = field(default=None, repr=False)
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         x = v if self.inner is None else self.inner(v)
@@ -400,12 +399,8 @@ class Pooled:
     def entries(self, placed: Placement, rows_held: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """The pooled value flattened to (knot, unit), at (rows, cols): each window's maximum
         over its cells' values alone (padding is never one)."""
-        if self._cells is None:
-            self._cells = self.pool.cells(rows_held[:1])  # (W, k), -inf at padding
-        cells = self._cells.index_select(0, cols)
-        pad = torch.isinf(cells)
-        flat = cells.masked_fill(pad, 0).long()
-        v = placed.entries_of(rows_held, rows[:, None].expand_as(flat).reshape(-1), flat.reshape(-1)).reshape(flat.shape)
+        cells, pad = self.pool.window_cells(rows_held[:1], cols)  # (R, k)
+        v = placed.entries_of(rows_held, rows[:, None].expand_as(cells).reshape(-1), cells.reshape(-1)).reshape(cells.shape)
         if self.inner is not None:
             v = self.inner(v)
         return v.masked_fill_(pad, -math.inf).amax(1)

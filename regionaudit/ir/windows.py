@@ -103,12 +103,18 @@ class MaxPool(Node):
         numbers = torch.arange(math.prod(shape), dtype=torch.float64, device=x.device).reshape(1, *shape)
         return self.candidates(numbers)[0]
 
+    def window_cells(self, x: torch.Tensor, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The flat input cell (R, k) of each candidate of window windows[r] (0 at padding), and
+        where that is padding: the cells `candidates_at` reads."""
+        cells = self.cells(x).index_select(0, windows)  # (R, k)
+        pad = torch.isinf(cells)
+        return cells.masked_fill(pad, 0).long(), pad
+
     def candidates_at(self, x: torch.Tensor, rows: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
         """The candidates (R, k) of window windows[r] at probe rows[r], read cell by cell: no copy
         of every window of those probes; padding stays -inf."""
-        cells = self.cells(x).index_select(0, windows)  # (R, k)
-        pad = torch.isinf(cells)
-        values = x.reshape(x.shape[0], -1)[rows[:, None], cells.masked_fill(pad, 0).long()]
+        cells, pad = self.window_cells(x, windows)
+        values = x.reshape(x.shape[0], -1)[rows[:, None], cells]
         return values.masked_fill(pad, -math.inf)
 
     def winner_cells(self, x: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
