@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Callable
 
 import torch
@@ -45,6 +46,15 @@ def magnitude(v: torch.Tensor) -> torch.Tensor:
         rows = flat[lo : lo + step]
         torch.maximum(rows.amax(dim=1), rows.amin(dim=1).neg(), out=out[lo : lo + step])
     return out
+
+
+def sparse_rows(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, columns: int) -> torch.Tensor:
+    """The sparse (CSR) matrix whose row r holds values[k] at column col[k] for k in
+    crow[r]..crow[r + 1] - 1, each column at most once in a row: on CPU, torch multiplies it with
+    a dense matrix by MKL's sparse product, which writes or adds each output row once."""
+    with warnings.catch_warnings():  # (torch warns, once a process, that its CSR tensors are in beta)
+        warnings.simplefilter("ignore")
+        return torch.sparse_csr_tensor(crow, col, values, (crow.shape[0] - 1, columns), check_invariants=False)
 
 
 def where_true(mask: torch.Tensor, *xs: torch.Tensor) -> tuple[torch.Tensor, ...]:

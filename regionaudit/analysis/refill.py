@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from regionaudit.analysis._common import T_MERGE
+from regionaudit.analysis._common import T_MERGE, sparse_rows
 from regionaudit.analysis.tail import anchors
 from regionaudit.conv import mac_cost
 from regionaudit.ir import Conv, MatMul, Network, Reshape
@@ -335,11 +335,15 @@ def add_by_product(out: torch.Tensor, row: torch.Tensor, u: torch.Tensor, e: tor
     leads = flat.shape[0] // out.shape[0]
     step = max(1, pair_bytes // SPARSE_PAIR_BYTES)
     for lo in range(0, row.shape[0], step):
-        r = row[lo : lo + step]
+        r, ui, ei = row[lo : lo + step], u[lo : lo + step], e[lo : lo + step]
         first, last = int(r[0]) * leads, (int(r[-1]) + 1) * leads
-        index = torch.stack([r * leads + u[lo : lo + step] // units - first, u[lo : lo + step] % units])
-        sparse = torch.sparse_coo_tensor(index, e[lo : lo + step], (last - first, units), check_invariants=True)
-        flat[first:last].addmm_(sparse, columns)
+        at, col = r * leads + ui // units - first, ui % units
+        if leads > 1:  # (the rows ascend by knot, not yet by lead)
+            order = torch.argsort(at, stable=True)
+            at, col, ei = at[order], col[order], ei[order]
+        crow = torch.zeros(last - first + 1, dtype=torch.long, device=row.device)
+        torch.cumsum(torch.bincount(at, minlength=last - first), 0, out=crow[1:])
+        flat[first:last].addmm_(sparse_rows(crow, col, ei, units), columns)
 
 
 def _fan_out(node, shape: tuple[int, ...]):
