@@ -226,6 +226,41 @@ def test_a_dense_layer_after_a_flatten_runs_at_the_old_knots_alone(monkeypatch):
         assert float(rel) < 1e-12
 
 
+@pytest.mark.parametrize("skip", [False, True], ids=["layer-alone", "skip-too"])
+def test_a_convolution_after_a_later_relu_runs_at_the_old_knots_alone(skip, monkeypatch):
+    """A 32-channel convolution after a second ReLU whose insertion adds fewer knots than there
+    were: on CPU it runs at the old knots alone. Where the convolution alone reads the ReLU, its
+    output waits and the rows held are the exact ones; where a residual skip reads it too, it is
+    made whole (`_Pass._made_for_skip`) and the old rows are taken from it. Traces as without
+    refill, and the walk's counts."""
+    g = nf.Builder((3, 8, 8), 6)
+    x = g.relu(g.conv(0, 64, 3, pad=1))  # (many knots, before fewer at the second ReLU)
+    y = g.relu(g.conv(x, 32, 3, pad=1))
+    z = g.conv(y, 32, 3, pad=1)
+    net = g.network(g.dense(g.flatten(g.relu(g.sum(z, y) if skip else z)), 3))
+    a, b = nf.segments(net, 3, 11)
+    b = a + 0.2 * (b - a)
+    fill, calls = density.refill, []
+
+    def spy(network, i, h, kinked, *rest):
+        out = fill(network, i, h, kinked, *rest)
+        fewer = kinked.placed.j.shape[0] < kinked.placed.pos_old.shape[0]
+        calls.append((i, fewer, h.held_at(kinked.placed), out is not None))
+        return out
+
+    monkeypatch.setattr(density, "refill", spy)
+    got = density.trace_segments(net, a, b)
+    assert (z, True, not skip, True) in calls
+    monkeypatch.setattr(density, "refill", lambda *args: None)
+    ref = density.trace_segments(net, a, b)
+    for s in range(3):
+        assert got[s].knots_per_layer == ref[s].knots_per_layer
+        assert float((got[s].t - ref[s].t).abs().max()) < 1e-12
+        assert got[s].regions == walk_segment(net, a[s], b[s]).regions
+        rel = (got[s].outputs - ref[s].outputs).abs().max() / ref[s].outputs.abs().max()
+        assert float(rel) < 1e-12
+
+
 def test_the_anchor_step_is_the_cheapest_power_of_two():
     """Refill's cost per new knot with an anchor every s knots is per_row / s + s x per_column;
     the step is the power of two (at least 2) where it is least, the larger one where two tie."""

@@ -93,6 +93,8 @@ class _Pass:
         # refill runs that layer after a ReLU, it reads the ReLU's output at few rows and
         # entries, so that output waits to be made there (`Live.part`)
         self.read_by_layer = {layer_source(network, r) for r in order} - {None}
+        # those another node reads too (a residual skip)
+        self.read_again = {q for q in self.read_by_layer if len(readers(network, order, q)) > 1}
         # the reshapes on those paths: where their input waits, they wait too (`Live.defer_reshaped`)
         self.reshapes_to_layer = {q for r in order if layer_source(network, r) is not None
                                   for q in reshape_path(network, network.nodes[r].inputs[0])[0]}
@@ -175,7 +177,7 @@ class _Pass:
                 # where the layer after it may read only some rows (refill), it waits for that
                 q = node.inputs[0]
                 read_by_layer = i in self.read_by_layer or self.fused.get(i) in self.pools_waiting
-                waits = k.kinked is not None and read_by_layer and _uniform(node)
+                waits = k.kinked is not None and read_by_layer and _uniform(node) and not self._made_for_skip(k, i)
                 if not (waits and k.values.defer_through(i, q, node.forward_inplace)):
                     k.values[i] = node.forward_inplace(k.values[q])
             elif (i in self.pools_waiting and k.kinked is not None and k.kinked.node == i and self.last[node.inputs[0]] == i
@@ -215,6 +217,15 @@ class _Pass:
         for q, t0, fr, ts, os, ss in zip(items, t0s, frozen, k.t.split(counts), out.split(counts), k.src.split(counts)):
             pieces[q] = [Piece(t0, ts, os, ss, fr)]
         return pieces
+
+    def _made_for_skip(self, k: Knots, i: int) -> bool:
+        """Whether ReLU i's output is made whole although the layer after it may read only some
+        rows: where a skip reads it too and its insertion added fewer knots than there were. The
+        layer then reads the old rows from it (refill.py), and the skip reads it as it lies
+        instead of the ReLU made again at each later insertion (measured: the ResNets' density
+        2-7 % faster than waiting)."""
+        placed = k.kinked.placed
+        return i in self.read_again and placed.j.shape[0] < placed.pos_old.shape[0]
 
     def _add_waiting_term(self, k: Knots, i: int) -> bool:
         """A residual sum a + b (two terms of its shape, coefficients 1) whose one term waits on

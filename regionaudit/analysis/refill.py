@@ -42,6 +42,10 @@ if TYPE_CHECKING:  # (knots.py imports this module)
 SCATTER_COST = 64
 PAIR_BYTES = 16 << 20  # working memory of the scattered column entries, at a time (on CPU)
 COPY_COST = 100  # multiply-adds that one pass of copies over an output element costs, about
+# On CPU, where every knot's output is written by one sparse product (`Placement.interpolated`):
+# timed best of 15, 30 and 100 on the benchmark's conv nets (with 100, refill declined the
+# layers of `maxpool-mnist-8`, 1.7x slower, and `digits_resnet`'s, 13 %)
+CPU_COPY_COST = 30
 # On CPU, a kinked unit's column may instead be a row of the layer's dense columns (its weight,
 # or a convolution's as a matrix, input units x output units), all of them added by one product
 # of the sparse e's with that matrix: rows read whole, 0.3-0.4 ns an output entry (measured),
@@ -154,15 +158,18 @@ def refill(network: Network, i: int, h: Part, kinked: Kinked, t: torch.Tensor,
     row_cost = node.macs([tuple(h.shape[1:])]) * fan.mac_cost(h.dtype, t.device)
     units = math.prod(h.shape[1:])
     # the exact rows' copy and the pass that writes every knot's output (`interpolated`: one
-    # gather on CPU, an interpolation and a merge elsewhere): they pay only where most knots are
-    # new and the layer costs many multiply-adds per output (measured with the interpolation and
-    # merge: slower with 20-30 % new knots, or 72 per output; 2x faster with 128-144 and 99 %).
-    # On CPU, a dense layer whose input waits as it was at the insertion (`Part.held_at`: no
-    # interpolation of the exact rows) pays with fewer new knots too, at the old knots alone
-    # (its output is the narrower: the wide MLPs' density 1.2-1.45x faster, `oval21`'s 10 %;
-    # convolutions so run were no faster)
-    held = isinstance(fan, _DenseFan) and t.device.type == "cpu" and h.held_at(kinked.placed)
-    if (m < n_old and not held) or m * row_cost < COPY_COST * (n_old + m) * math.prod(node.shape):
+    # sparse product on CPU, an interpolation and a merge elsewhere): they pay only where the
+    # layer costs many multiply-adds per output (COPY_COST, CPU_COPY_COST) and, off CPU, where
+    # most knots are new (measured with the interpolation and merge: slower with 20-30 % new
+    # knots, or 72 per output; 2x faster with 128-144 and 99 %). On CPU a convolution, and a
+    # dense layer whose input waits as it was at the insertion (`Part.held_at`: no
+    # interpolation of the exact rows), pay with fewer new knots too, at the old knots alone
+    # (the wide MLPs' density 1.2-1.45x faster, `oval21`'s 10 %; with 20-30 % new knots after
+    # later ReLUs, `convbig-cifar` 19 %, `convsmall-mnist` 14 %, the ResNets 2-9 %)
+    cpu = t.device.type == "cpu"
+    few_new = cpu and (isinstance(fan, _ConvFan) or h.held_at(kinked.placed))
+    copy_cost = CPU_COPY_COST if cpu else COPY_COST
+    if (m < n_old and not few_new) or m * row_cost < copy_cost * (n_old + m) * math.prod(node.shape):
         return None
     dense = fan.has_dense_columns(t.device)
     column_cost = fan.outputs * SPARSE_ENTRY_COST if dense else fan.taps * SCATTER_COST
