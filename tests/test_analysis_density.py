@@ -430,7 +430,7 @@ def test_where_true_selects_as_a_boolean_index_does():
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("n_old, n_new", [(2, 40), (30, 30), (200, 20)])
 def test_interpolated_rows_are_the_old_rows_and_their_interpolations(dtype, n_old, n_new):
-    """The weighted gather places every old row unchanged and gives each new knot the
+    """The sparse product places every old row unchanged and gives each new knot the
     interpolation of its interval's ends, as merging lerp's rows does."""
     gen = torch.Generator().manual_seed(n_old + n_new)
     v = torch.randn(n_old, 3, 5, generator=gen, dtype=torch.float64).to(dtype)
@@ -445,6 +445,20 @@ def test_interpolated_rows_are_the_old_rows_and_their_interpolations(dtype, n_ol
     assert torch.allclose(got, want, rtol=4 * eps, atol=4 * eps * float(v.abs().max()))
     ends = v[j], v[j + 1]
     assert bool(((got[placed.pos_new] - ends[0]) * (got[placed.pos_new] - ends[1]) <= 4 * eps * float(v.abs().max()) ** 2).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_rows_made_alone_are_those_of_all_rows_to_the_bit(dtype):
+    """`rows_of` some rows, old and new, gives them as `interpolated` gives them among all: the
+    same sparse sums (an old row alone is itself and itself again at weight 0, a column twice
+    in a row of the sparse matrix: still the row exactly)."""
+    gen = torch.Generator().manual_seed(9)
+    v = torch.randn(40, 4, 6, generator=gen, dtype=torch.float64).to(dtype)
+    placed = _placement(gen, 40, 30)  # (more old rows than PRODUCT_KNOTS: not the mixing product)
+    index = torch.cat([placed.pos_old[::3], placed.pos_new[::2]])
+    whole = placed.interpolated(v)
+    assert torch.equal(placed.rows_of(v, index), whole[index])
+    assert torch.equal(whole[placed.pos_old], v)
 
 
 def test_a_max_pool_of_one_line_computed_twice_makes_no_knot_in_either():

@@ -50,8 +50,9 @@ def magnitude(v: torch.Tensor) -> torch.Tensor:
 
 def sparse_rows(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, columns: int) -> torch.Tensor:
     """The sparse (CSR) matrix whose row r holds values[k] at column col[k] for k in
-    crow[r]..crow[r + 1] - 1, each column at most once in a row: on CPU, torch multiplies it with
-    a dense matrix by MKL's sparse product, which writes or adds each output row once."""
+    crow[r]..crow[r + 1] - 1 (a column twice in a row: its values add, in order): on CPU, torch
+    multiplies it with a dense matrix by MKL's sparse product, which writes or adds each output
+    row once."""
     with warnings.catch_warnings():  # (torch warns, once a process, that its CSR tensors are in beta)
         warnings.simplefilter("ignore")
         return torch.sparse_csr_tensor(crow, col, values, (crow.shape[0] - 1, columns), check_invariants=False)

@@ -21,7 +21,7 @@ from regionaudit.ir import MaxPool
 PRODUCT_KNOTS = 16
 # Output rows of the product with the old rows are written this many bytes at a time (`_mixed`)
 MIX_CHUNK_BYTES = 1 << 21
-# From one new knot per this many old ones, the live values get their rows by one weighted gather
+# From one new knot per this many old ones, the live values get their rows by one sparse product
 # on CPU (`Placement.interpolated`)
 GATHER_RATIO = 4
 
@@ -96,8 +96,9 @@ class Placement:
         product with the sparse matrix of each row's weights over the old rows (`weighted_rows`),
         which writes each row once: an old row is itself times 1 (0 + 1 x v: equal, a -0.0 coming
         back as 0.0, which no crossing test tells apart), a new one (1 - s) v_j + s v_j+1, whose
-        last digit may differ from lerp's (measured: 1.2-2.7x faster than the gathers, lerp and
-        placing with a new row per 4 old ones or more, slower with one per 40)."""
+        last digit may differ from lerp's (measured alone: 1.5-1.8x faster than the gathers, lerp
+        and placing with a new row per 7-100 old ones; in the pass, with fewer new rows than one
+        per GATHER_RATIO old ones, no faster on the CIFAR nets and up to 5 % slower on others)."""
         if v.device.type != "cpu":
             return self.merge(v, self.interpolate(v))
         if self._plan is None:
@@ -128,8 +129,8 @@ class Placement:
         of four ways for the placement's share of new rows. Each interpolates once and places
         both row sets: n + 4m row copies, the pass being memory-bound. With mostly new rows,
         interpolating every row (an old row between itself and itself, weight 0: the same value)
-        takes 3 (n + m) instead (on a GPU; on CPU such a pass is a product or a gather). On CPU,
-        from a new row per GATHER_RATIO old ones, one weighted gather writes every row once
+        takes 3 (n + m) instead (on a GPU; on CPU such a pass is a product). On CPU, from a new
+        row per GATHER_RATIO old ones, one sparse product writes every row once
         (`interpolated`)."""
         n_old, m = self.pos_old.shape[0], self.j.shape[0]
         everywhere = m > 2 * n_old
@@ -145,7 +146,7 @@ class Placement:
 
     def add_to(self, out: torch.Tensor, v: torch.Tensor) -> bool:
         """out += apply(v), on CPU, without making apply(v): the old rows of v added where they
-        lie in out, the new rows made alone as `apply` makes them (the weighted gather, or the
+        lie in out, the new rows made alone as `apply` makes them (the sparse product, or the
         interpolation) and added where they lie. Each row of out is read and written once, instead
         of apply(v) written whole and read back (a residual sum of a skip held across an insertion:
         2-2.5x faster, the same sums). False where apply would multiply by its mixing weights, or
@@ -174,7 +175,7 @@ class Placement:
 
     def rows_of(self, v: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Rows `index` of `apply(v)`, made alone, each written once: by the product with their
-        weights over few old rows, a weighted gather on CPU, or an interpolation (an old row
+        weights over few old rows, a sparse product on CPU, or an interpolation (an old row
         between itself and itself, weight 0: the same value)."""
         n_old = self.pos_old.shape[0]
         flat = v.reshape(n_old, -1)
