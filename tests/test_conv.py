@@ -45,6 +45,7 @@ CASES = [  # c_in, c_out, kernel, input h x w, strides, pads (top, left, bottom,
 @pytest.mark.parametrize("with_bias", [False, True])
 def test_unfolded_conv_equals_torch(case, chunk_bytes, with_bias, monkeypatch):
     monkeypatch.setattr(conv, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(conv, "UNFOLD_CHUNK_BYTES", chunk_bytes)
     c_in, c_out, k, hw, strides, pads, dil = case
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(7, c_in, *hw, generator=gen, dtype=torch.float64)

@@ -33,6 +33,7 @@ def tiny_chunks(request, monkeypatch):
     """Force one probe per convolution chunk, so the chunked path runs on small nets too."""
     if request.param:
         monkeypatch.setattr(conv, "CHUNK_BYTES", 1)
+        monkeypatch.setattr(conv, "UNFOLD_CHUNK_BYTES", 1)
     return request.param
 
 
