@@ -103,7 +103,7 @@ class _Pass:
         self.refilled = set(self.fused.values()) & self.read_by_layer
         # those read by that layer alone: their output waits for it, made at the rows and windows
         # it reads (`Live.defer_pooled`); one read again later (a residual skip) is made whole
-        self.pools_waiting = {p for p in self.refilled if p != network.output and len(readers(network, order, p)) == 1}
+        self.pools_waiting = {p for p in self.refilled if p != network.output and p not in self.read_again}
         self.found_early = set(self.fused.values()) | ({tail.pool} if tail is not None and tail.pool is not None else set())
 
     def run(
