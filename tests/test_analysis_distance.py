@@ -269,6 +269,32 @@ def test_squares_one_direction_at_a_time_are_the_chunked_sums(copied, pool, monk
         assert got.distance == pytest.approx(dist, rel=1e-12, abs=1e-15) and (got.node, got.unit) == (node, unit)
 
 
+def test_a_pool_of_overlapping_windows_copies_none_per_direction(monkeypatch):
+    """A 3x3/1 max pool, padded (each cell in nine windows), sums its windows' squared differences
+    to their winners a block or one direction at a time, in buffers held per point: a chunk's
+    budget counts no copy of its windows per direction, so 8 MB holds a whole image row of 16
+    directions (counting such a copy, 1.6 MB a direction, it held 3). The distances are those of
+    one direction a chunk and of the plain reference."""
+    from regionaudit.analysis import distance as D
+
+    g = nf.Builder((2, 16, 16), 6)
+    x = g.maxpool(g.relu(g.conv(g.relu(g.conv(0, 8, 3, pad=1)), 16, 3, pad=1)), 3, 1, 1)
+    net = g.network(g.dense(g.flatten(g.relu(g.conv(x, 4, 3, pad=1))), 3))
+    pts = torch.randn(2, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    sizes = []
+    accumulate = D._accumulate
+    monkeypatch.setattr(D, "_accumulate", lambda *a, **k: sizes.append(a[6].shape[0]) or accumulate(*a, **k))
+    chunked = boundary_distances(net, pts, max_memory=8_000_000)
+    assert min(sizes) >= 16
+    sizes.clear()
+    apart = boundary_distances(net, pts, max_memory=min_memory(net))
+    assert max(sizes) == 1
+    for a, b, x in zip(chunked, apart, pts):
+        dist, node, unit = plainpath.distance(net, x)
+        assert a.distance == pytest.approx(dist, rel=1e-12) and (a.node, a.unit) == (node, unit)
+        assert b.distance == pytest.approx(a.distance, rel=1e-12) and (b.node, b.unit) == (a.node, a.unit)
+
+
 def test_one_dimensional_pools_one_direction_at_a_time(monkeypatch):
     """1-D max pools (overlapping and padded, then 2/2) through the one-direction squares, every
     candidate of a window at once: autograd's distances and nearest units."""

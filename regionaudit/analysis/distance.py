@@ -18,11 +18,12 @@ import torch
 
 from regionaudit.analysis import bands
 from regionaudit.analysis._common import (
-    bytes_per_probe, check_finite, check_fits, default_max_memory, first_kink, needed_nodes, overwritable, readers, zero_tolerance,
+    bytes_per_probe, check_finite, check_fits, default_max_memory, first_kink, needed_nodes, overwritable, readers,
+    tangent_scratch, zero_tolerance,
 )
 from regionaudit.conv import conv2d_of_basis
 from regionaudit.errors import BadOption
-from regionaudit.ir import Clip, Conv, LeakyRelu, MaxPool, Network, Reshape, Sum, Transpose, UnitKink
+from regionaudit.ir import Clip, Conv, LeakyRelu, MaxPool, Network, Node, Reshape, Sum, Transpose, UnitKink
 from regionaudit.options import AUTO_APPROX_INPUT, DISTANCE_METHODS
 
 # `--distance auto` measures approximately above AUTO_APPROX_INPUT input elements (by size alone, so
@@ -142,14 +143,40 @@ def _chunk_bytes(network: Network, order: list[int], pooled: set[int]) -> tuple[
         node = network.nodes[i]
         if (node.is_kink and last[i] > i and i not in masked) or any(j in per_point for j in node.inputs):
             per_point.append(i)
-    shared = bytes_per_probe(network, order, itemsize, live_factor=1.5)
-    return shared, (bytes_per_probe(network, per_point, itemsize, live_factor=1.5) if per_point else 0)
+    scratch = _direction_scratch(network, pooled)
+    shared = bytes_per_probe(network, order, itemsize, live_factor=1.5, scratch=scratch)
+    return shared, (bytes_per_probe(network, per_point, itemsize, live_factor=1.5, scratch=scratch) if per_point else 0)
+
+
+def _direction_scratch(network: Network, pooled: set[int]) -> Callable[[Network, Node], int]:
+    """The values one direction of one point holds beside the live tangents while a node runs
+    (`bytes_per_probe`'s `scratch`). For a max pool these are copies of its windows, not
+    `tangent_scratch`'s copy of every window with its differences (which polygons hold): a pool of
+    a shared ReLU (`pooled`, `_pool_of_masked`) copies its windows and gathers those of the
+    directions they see, two copies at most; another (`_add_window_squares`) copies its windows
+    where that pays (`MaxPool.copy_windows`) and otherwise none, its squares summed a block or one
+    direction at a time into buffers held per point. (Counted as for polygons, the 3x3/1 pool of
+    `inception-cifar`, 32 channels at 32x32, cut its chunks to 6 directions: its distance
+    1.6-1.8x slower.)"""
+    masked = [network.nodes[i] for i in pooled]
+
+    def scratch(net: Network, node: Node) -> int:
+        if not isinstance(node, MaxPool):
+            return tangent_scratch(net, node)
+        windows = math.prod(node.shape) * math.prod(node.kernel)
+        if any(node is m for m in masked):
+            return 2 * windows
+        return windows if node.copy_windows else 0
+
+    return scratch
 
 
 def min_memory(network: Network) -> int:
     """The smallest memory budget `boundary_distances` can work in: one tangent of one point."""
     itemsize = torch.empty((), dtype=network.dtype).element_size()
-    return bytes_per_probe(network, tangent_order(network), itemsize, live_factor=1.5)
+    order = tangent_order(network)
+    scratch = _direction_scratch(network, _pools_of_shared_relus(network, order, network.last_use(order)))
+    return bytes_per_probe(network, order, itemsize, live_factor=1.5, scratch=scratch)
 
 
 @dataclass
