@@ -172,11 +172,10 @@ def _direction_scratch(network: Network, pooled: set[int]) -> Callable[[Network,
 
 
 def min_memory(network: Network) -> int:
-    """The smallest memory budget `boundary_distances` can work in: one tangent of one point."""
-    itemsize = torch.empty((), dtype=network.dtype).element_size()
+    """The smallest memory budget `boundary_distances` can work in: one tangent of one point (the
+    bytes of a direction that every point shares, `_chunk_bytes`)."""
     order = tangent_order(network)
-    scratch = _direction_scratch(network, _pools_of_shared_relus(network, order, network.last_use(order)))
-    return bytes_per_probe(network, order, itemsize, live_factor=1.5, scratch=scratch)
+    return _chunk_bytes(network, order, _pools_of_shared_relus(network, order, network.last_use(order)))[0]
 
 
 @dataclass
