@@ -171,11 +171,40 @@ def _direction_scratch(network: Network, pooled: set[int]) -> Callable[[Network,
     return scratch
 
 
+def _point_bytes(network: Network, order: list[int], pooled: set[int]) -> tuple[int, int]:
+    """Bytes one point holds through all its chunks of directions, and the most it holds beside
+    them before and after those chunks. Held: each kink node's input and squared gradients (a max
+    pool's per candidate), a pool's winners and their cells, and a pool of a shared ReLU's slopes
+    per candidate (`_MaskedPool`). Before and after: the forward pass's live values and
+    temporaries (`_forward_masks`, the pools' winners), and the one kink node's float64
+    temporaries `_nearest` makes at a time (four per unit and breakpoint; six per candidate)."""
+    itemsize = torch.empty((), dtype=network.dtype).element_size()
+    held, nearest = 0, 0
+    for i in order:
+        node = network.nodes[i]
+        if not node.is_kink:
+            continue
+        size = math.prod(network.nodes[node.inputs[0]].shape)
+        if isinstance(node, MaxPool):
+            out, candidates = math.prod(node.shape), math.prod(node.shape) * math.prod(node.kernel)
+            held += itemsize * (size + candidates) + 16 * out
+            if i in pooled:
+                held += 8 * out + itemsize * candidates
+            nearest = max(nearest, 6 * 8 * candidates)
+        else:
+            held += 2 * itemsize * size
+            nearest = max(nearest, 4 * 8 * size * node.breaks)
+    forward = bytes_per_probe(network, order, itemsize, live_factor=1.0)
+    return held, max(forward, nearest)
+
+
 def min_memory(network: Network) -> int:
-    """The smallest memory budget `boundary_distances` can work in: one tangent of one point (the
-    bytes of a direction that every point shares, `_chunk_bytes`)."""
+    """The smallest memory budget `boundary_distances` can work in: one point (`_point_bytes`)
+    and one tangent of it (the bytes of a direction that every point shares, `_chunk_bytes`)."""
     order = tangent_order(network)
-    return _chunk_bytes(network, order, _pools_of_shared_relus(network, order, network.last_use(order)))[0]
+    pooled = _pools_of_shared_relus(network, order, network.last_use(order))
+    held, passing = _point_bytes(network, order, pooled)
+    return held + max(passing, _chunk_bytes(network, order, pooled)[0])
 
 
 @dataclass
@@ -617,7 +646,7 @@ def boundary_distances(
     last = network.last_use(order)
     dim = math.prod(network.input_shape)
     per_probe = min_memory(network)
-    check_fits(per_probe, max_memory, network.device, "one tangent direction through the network")
+    check_fits(per_probe, max_memory, network.device, "one point and one tangent direction of it")
     if max_memory is None:
         max_memory = default_max_memory(network.device, cpu_cap=128 << 20)
     pooled_ids = _pools_of_shared_relus(network, order, last)
@@ -630,11 +659,10 @@ def boundary_distances(
     # chunks of at least 128 directions where the budget allows, for efficient matrix products
     # (a direction costs `shared` with one point, `paired` more per further point; each point
     # keeps its own results)
-    kept = sum(math.prod(network.nodes[network.nodes[i].inputs[0]].shape) for i in order if network.nodes[i].is_kink)
-    kept *= 2 * x_all.element_size() * max((math.prod(network.nodes[i].kernel) for i in order if isinstance(network.nodes[i], MaxPool)), default=1)
+    kept, passing = _point_bytes(network, order, pooled_ids)
     budget = int(max_memory)
     d = min(n_tan, 128, max(1, budget // (2 * shared)))
-    n_pts = max(1, min(n_total, 1 + (budget - d * shared - kept) // max(1, d * paired + kept)))
+    n_pts = max(1, min(n_total, 1 + (budget - d * shared - kept) // max(1, d * paired + kept), budget // (kept + passing)))
     n_dir = min(n_tan, max(1, (budget - n_pts * kept) // (shared + (n_pts - 1) * paired)))
     results: list[NearestBoundary] = []
     for lo in range(0, n_total, n_pts):
