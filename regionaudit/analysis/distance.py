@@ -177,7 +177,8 @@ def _point_bytes(network: Network, order: list[int], pooled: set[int]) -> tuple[
     pool's per candidate), a pool's winners and their cells, and a pool of a shared ReLU's slopes
     per candidate (`_MaskedPool`). Before and after: the forward pass's live values and
     temporaries (`_forward_masks`, the pools' winners), and the one kink node's float64
-    temporaries `_nearest` makes at a time (four per unit and breakpoint; six per candidate)."""
+    temporaries `_nearest` makes at a time (six per unit and breakpoint, seven per candidate: a
+    float32 network's values are copied to float64 there)."""
     itemsize = torch.empty((), dtype=network.dtype).element_size()
     held, nearest = 0, 0
     for i in order:
@@ -190,10 +191,10 @@ def _point_bytes(network: Network, order: list[int], pooled: set[int]) -> tuple[
             held += itemsize * (size + candidates) + 16 * out
             if i in pooled:
                 held += 8 * out + itemsize * candidates
-            nearest = max(nearest, 6 * 8 * candidates)
+            nearest = max(nearest, 7 * 8 * candidates)
         else:
             held += 2 * itemsize * size
-            nearest = max(nearest, 4 * 8 * size * node.breaks)
+            nearest = max(nearest, 6 * 8 * size * node.breaks)
     forward = bytes_per_probe(network, order, itemsize, live_factor=1.0)
     return held, max(forward, nearest)
 
