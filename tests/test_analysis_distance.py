@@ -270,6 +270,14 @@ def test_squares_one_direction_at_a_time_are_the_chunked_sums(copied, pool, monk
         assert got.distance == pytest.approx(dist, rel=1e-12, abs=1e-15) and (got.node, got.unit) == (node, unit)
 
 
+def _overlapping_pool_net() -> ir.Network:
+    """Two padded 3x3 convolutions and ReLUs, a padded 3x3/1 max pool (each cell in nine
+    windows), a third convolution and a dense layer, on 2x16x16 inputs."""
+    g = nf.Builder((2, 16, 16), 6)
+    x = g.maxpool(g.relu(g.conv(g.relu(g.conv(0, 8, 3, pad=1)), 16, 3, pad=1)), 3, 1, 1)
+    return g.network(g.dense(g.flatten(g.relu(g.conv(x, 4, 3, pad=1))), 3))
+
+
 def test_a_pool_of_overlapping_windows_copies_none_per_direction(monkeypatch):
     """A 3x3/1 max pool, padded (each cell in nine windows), sums its windows' squared differences
     to their winners a block or one direction at a time, in buffers held per point: a chunk's
@@ -278,9 +286,7 @@ def test_a_pool_of_overlapping_windows_copies_none_per_direction(monkeypatch):
     the smallest chunks (the smallest budget, one point's) and of the plain reference."""
     from regionaudit.analysis import distance as D
 
-    g = nf.Builder((2, 16, 16), 6)
-    x = g.maxpool(g.relu(g.conv(g.relu(g.conv(0, 8, 3, pad=1)), 16, 3, pad=1)), 3, 1, 1)
-    net = g.network(g.dense(g.flatten(g.relu(g.conv(x, 4, 3, pad=1))), 3))
+    net = _overlapping_pool_net()
     pts = torch.randn(2, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     sizes = []
     accumulate = D._accumulate
@@ -358,12 +364,10 @@ def test_what_a_point_holds_is_within_the_smallest_budget(monkeypatch):
     through all its chunks of directions: `min_memory` counts them with one direction, so at
     that budget the points go one at a time and what they hold fits, and below it the analysis
     is refused before it runs. (Counting one direction alone, it let a 3x3/1 pool's point hold
-    several times the budget.)"""
+    about twice the budget.)"""
     from regionaudit.analysis import distance as D
 
-    g = nf.Builder((2, 16, 16), 6)
-    x = g.maxpool(g.relu(g.conv(g.relu(g.conv(0, 8, 3, pad=1)), 16, 3, pad=1)), 3, 1, 1)
-    net = g.network(g.dense(g.flatten(g.relu(g.conv(x, 4, 3, pad=1))), 3))
+    net = _overlapping_pool_net()
     pts = torch.randn(3, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     held = []
     nearest = D._nearest
