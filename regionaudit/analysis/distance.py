@@ -659,7 +659,7 @@ def boundary_distances(
     # many points per chunk (the layers before the first kink run once for all of them), and
     # chunks of at least 128 directions where the budget allows, for efficient matrix products
     # (a direction costs `shared` with one point, `paired` more per further point; each point
-    # keeps its own results)
+    # holds its own values through all the chunks, and more before and after them: `_point_bytes`)
     kept, passing = _point_bytes(network, order, pooled_ids)
     budget = int(max_memory)
     d = min(n_tan, 128, max(1, budget // (2 * shared)))
