@@ -23,13 +23,16 @@ def nasty(tag: str) -> str:
     return f"{tag}{PAYLOAD}"
 
 
+RELU = nasty("relu1\nsecond line")  # the ReLU node's name: operators, spaces, a newline
+
+
 def nasty_model() -> onnx.ModelProto:
     rng = np.random.default_rng(0)
     x, h, r, y = (nasty(t) for t in ("in", "hidden", "relu", "out"))
     w1, b1, w2, b2 = (nasty(t) for t in ("w1", "b1", "w2", "b2"))
     nodes = [
         helper.make_node("Gemm", [x, w1, b1], [h], name=nasty("fc1"), doc_string=nasty("doc-fc1")),
-        helper.make_node("Relu", [h], [r], name=nasty("relu1\nsecond line")),
+        helper.make_node("Relu", [h], [r], name=RELU),
         helper.make_node("Gemm", [r, w2, b2], [y], name=nasty("fc2")),
     ]
     inits = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n)
@@ -62,7 +65,8 @@ def rendered(tmp_path_factory):
     out = {k: folder / f"out.{k}" for k in ("html", "json", "md", "xml")}
     # the 2-D slice stays on: its facts and picture name the model's nodes too
     argv = [str(path), "--pairs", "4", "--max-points", "4", "-q", "-o", str(out["html"]), "--json", str(out["json"]),
-            "--card", str(out["md"]), "--junit", str(out["xml"]), "--fail-if", "density.summary.median < 0"]
+            "--card", str(out["md"]), "--junit", str(out["xml"]), "--fail-if", "density.summary.median < 0",
+            "--fail-if", f"density.knots_per_layer.{RELU} < 0"]
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 0
@@ -112,6 +116,15 @@ def test_json_keeps_strings_exactly(rendered):
     names = [n["name"] for n in result["model"]["nodes"]]
     assert nasty("relu1\nsecond line") in names  # data, not markup: kept exactly
     assert result["model"]["producer"] == f"{nasty('producer')} {nasty('v')}"
+
+
+def test_a_gate_names_a_node_by_its_whole_name(rendered):
+    """A per-layer gate takes all before its operator and number as the path, so a node whose
+    name holds spaces, operators and a newline can be gated (the audit above exits 0 with it)."""
+    result = json.loads(rendered["json"])
+    gate = next(g for g in result["gates"] if RELU in g["expr"])
+    assert gate["expr"] == f"density.knots_per_layer.{RELU} < 0"
+    assert gate["passed"] and gate["value"] == result["density"]["knots_per_layer"][RELU] > 0
 
 
 def test_pdf_fetches_only_data_uris():

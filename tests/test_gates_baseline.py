@@ -243,6 +243,8 @@ def test_merge_key_missing_from_baseline_keeps_explicit():
         (" density.summary.median = 0.5 % ", "density.summary.median", "0.5", True),
         ("distance.summary.median=1e-3", "distance.summary.median", "1e-3", False),
         ("model.params=0", "model.params", "0", False),
+        # a node's name is taken whole, whatever it holds
+        ("density.knots_per_layer.block 1/relu=x\ny = 10%", "density.knots_per_layer.block 1/relu=x\ny", "10", True),
     ],
 )
 def test_parse_increase(spec, path, amount, percent):
@@ -252,7 +254,8 @@ def test_parse_increase(spec, path, amount, percent):
 
 @pytest.mark.parametrize("spec", ["density.summary.median", "density.summary.median=", "=10%",
                                   "density.summary.median=ten", "density.summary.median=10%%",
-                                  "density.summary.median>10", "a=1=2", "density.summary.median=-5"])
+                                  "density.summary.median>10", "a=1=2", "density.summary.median=-5",
+                                  "density.summary median=10%", "density.summary.median!=10"])
 def test_parse_increase_malformed(spec):
     with pytest.raises(GateError) as e:
         parse_increase(spec)

@@ -106,6 +106,9 @@ def result() -> dict:
         ("model.params == 123", "model.params", "==", 123.0),
         ("model.params!=.5", "model.params", "!=", 0.5),
         ("paired.deviation.fraction_positive > +0.5", "paired.deviation.fraction_positive", ">", 0.5),
+        # a node's name is taken whole: all before the operator whose number ends the expression
+        ("density.knots_per_layer.a > b\nc>=2", "density.knots_per_layer.a > b\nc", ">=", 2.0),
+        ("a.density.knots_per_layer.x<1 y < 1", "a.density.knots_per_layer.x<1 y", "<", 1.0),
     ],
 )
 def test_parse_gate(expr, path, op, threshold):
@@ -118,7 +121,8 @@ def test_parse_gate(expr, path, op, threshold):
     "expr",
     ["", "density.summary.median", "density.summary.median = 3", "density.summary.median => 3",
      "> 3", "density.summary.median > abc", "density.summary.median > 3 4", "a..b > 1",
-     "density.summary.median > nan", "density.summary.median > inf", "x < 1e400", "x >> 1"],
+     "density.summary.median > nan", "density.summary.median > inf", "x < 1e400", "x >> 1",
+     "density.summary median > 3", "density.knots_per_layer. > 3"],
 )
 def test_parse_gate_malformed(expr):
     with pytest.raises(GateError) as e:

@@ -20,8 +20,8 @@ from typing import Any
 
 from regionaudit.errors import BadOption, GateError
 from regionaudit.files import sha256_of
-from regionaudit.gates.catalogue import (absent_class, check_paths, gateable_paths, lookup, require_gateable,
-                                         unknown_path_error, unmeasured_node, why_undefined)
+from regionaudit.gates.catalogue import (absent_class, check_paths, gateable_paths, lookup, names_a_node,
+                                         require_gateable, unknown_path_error, unmeasured_node, why_undefined)
 from regionaudit.gates.numbers import exact, format_number
 from regionaudit.options import Options, file_option_names, null_means_no_effect, option_flag, probe_option_names
 from regionaudit.result import SCHEMA, GateResult, definition_changes, load_result
@@ -203,7 +203,9 @@ class IncreaseBound:
 
 
 _NUMBER = r"[+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_INCREASE_RE = re.compile(r"^\s*(?P<path>[^\s=<>!]+)\s*=\s*(?P<amount>" + _NUMBER + r")\s*(?P<pct>%?)\s*$")
+# the path is all before the `=` whose amount ends the spec: a node's name may hold spaces and
+# operators (`names_a_node`); any other path holds none
+_INCREASE_RE = re.compile(r"^\s*(?P<path>.+?)\s*=\s*(?P<amount>" + _NUMBER + r")\s*(?P<pct>%?)\s*$", re.DOTALL)
 _EXPECTED = "expected PATH=NUMBER or PATH=NUMBER%, e.g. density.summary.median=10%"
 
 
@@ -212,6 +214,8 @@ def parse_increase(spec: str) -> IncreaseBound:
     if not isinstance(spec, str):
         raise GateError(f"bad --max-increase {spec!r}: {_EXPECTED}")
     m = _INCREASE_RE.match(spec)
+    if m and not names_a_node(m.group("path")) and re.search(r"[\s=<>!]", m.group("path")):
+        m = None
     if not m:
         if re.match(r"^\s*[^\s=]+\s*=\s*-", spec or ""):
             raise GateError(f"bad --max-increase {spec.strip()!r}: the bound is a maximum increase and must be >= 0")

@@ -399,6 +399,14 @@ _PER_NODE = "density.knots_per_layer."
 _SLICE_PER_NODE = "slice.boundary_length_per_layer."
 
 
+def names_a_node(path: str) -> bool:
+    """Whether `path` is a node's per-layer value (`density.knots_per_layer.<node>`, also under
+    `a.` or `b.`): all after the prefix is the node's ONNX name, which may hold any character
+    (dots, spaces, operators, a newline), so a gate's parser takes it whole."""
+    return any(path.startswith(root + prefix) and len(path) > len(root + prefix)
+               for root in ("", "a.", "b.") for prefix in (_PER_NODE, _SLICE_PER_NODE))
+
+
 def could_exist(path: str, compare: bool = False) -> bool:
     """Whether `path` can be a gateable path of some result of this kind (before the audit runs)."""
     if path in gateable_paths(schema_skeleton(compare)):

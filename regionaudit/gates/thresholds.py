@@ -16,15 +16,18 @@ import re
 from dataclasses import dataclass
 
 from regionaudit.errors import GateError
-from regionaudit.gates.catalogue import check_paths, gateable_paths, lookup, require_gateable, why_undefined
+from regionaudit.gates.catalogue import (check_paths, gateable_paths, lookup, names_a_node, require_gateable,
+                                         why_undefined)
 from regionaudit.gates.numbers import compare, format_number
 from regionaudit.result import GateResult
 
 _EXPECTED = "expected PATH OP NUMBER with OP one of < <= > >= == !=, e.g. \"density.summary.median > 200\""
 
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+# the path is all before the last operator that a number ends: a node's name may hold spaces and
+# operators (`names_a_node`); any other path is checked against `_PATH_RE`
 _GATE_RE = re.compile(
-    r"^\s*(?P<path>[^\s<>=!]+)\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<number>" + _NUMBER + r")\s*$"
+    r"^\s*(?P<path>.+?)\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<number>" + _NUMBER + r")\s*$", re.DOTALL
 )
 _PATH_RE = re.compile(r"^[A-Za-z_][\w\-/:]*(?:\.[^\s.<>=!]+)*$")
 
@@ -58,7 +61,7 @@ def parse_gate(expr: str) -> Gate:
     if not m:
         raise GateError(f"bad gate {expr.strip()!r}: {_EXPECTED}")
     path = m.group("path")
-    if not _PATH_RE.match(path) or ".." in path:
+    if not names_a_node(path) and (not _PATH_RE.match(path) or ".." in path):
         raise GateError(f"bad gate {expr.strip()!r}: {path!r} is not a dotted metric path; {_EXPECTED}")
     number = m.group("number")
     if not math.isfinite(float(number)):
