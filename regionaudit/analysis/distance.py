@@ -204,8 +204,13 @@ def min_memory(network: Network) -> int:
     and one tangent of it (the bytes of a direction that every point shares, `_chunk_bytes`)."""
     order = tangent_order(network)
     pooled = _pools_of_shared_relus(network, order, network.last_use(order))
-    held, passing = _point_bytes(network, order, pooled)
-    return held + max(passing, _chunk_bytes(network, order, pooled)[0])
+    return _least_bytes(_chunk_bytes(network, order, pooled)[0], *_point_bytes(network, order, pooled))
+
+
+def _least_bytes(shared: int, held: int, passing: int) -> int:
+    """One point's values with the more of one direction's tangents and what the point holds
+    only before and after them (`_chunk_bytes`, `_point_bytes`)."""
+    return held + max(passing, shared)
 
 
 @dataclass
@@ -646,13 +651,14 @@ def boundary_distances(
     order = tangent_order(network)
     last = network.last_use(order)
     dim = math.prod(network.input_shape)
-    per_probe = min_memory(network)
-    check_fits(per_probe, max_memory, network.device, "one point and one tangent direction of it")
+    pooled_ids = _pools_of_shared_relus(network, order, last)
+    shared, paired = _chunk_bytes(network, order, pooled_ids)
+    kept, passing = _point_bytes(network, order, pooled_ids)
+    # (`min_memory`, from the counts made here once)
+    check_fits(_least_bytes(shared, kept, passing), max_memory, network.device, "one point and one tangent direction of it")
     if max_memory is None:
         max_memory = default_max_memory(network.device, cpu_cap=128 << 20)
-    pooled_ids = _pools_of_shared_relus(network, order, last)
     root = basis_node(network, order, last)  # (an exact distance's identity rows stand for it)
-    shared, paired = _chunk_bytes(network, order, pooled_ids)
     if directions is not None and directions < 1:
         raise BadOption("the number of distance directions must be at least 1")
     n_tan = dim if directions is None else directions  # tangents per point
@@ -660,7 +666,6 @@ def boundary_distances(
     # chunks of at least 128 directions where the budget allows, for efficient matrix products
     # (a direction costs `shared` with one point, `paired` more per further point; each point
     # holds its own values through all the chunks, and more before and after them: `_point_bytes`)
-    kept, passing = _point_bytes(network, order, pooled_ids)
     budget = int(max_memory)
     d = min(n_tan, 128, max(1, budget // (2 * shared)))
     n_pts = max(1, min(n_total, 1 + (budget - d * shared - kept) // max(1, d * paired + kept), budget // (kept + passing)))
