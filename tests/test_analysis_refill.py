@@ -186,14 +186,7 @@ def test_traces_do_not_change(kind, pair_bytes, columns, monkeypatch):
         assert {node for node, _ in done} == {"relu"}
     else:  # few kinks between the old knots
         assert ("relu", "old knots") in done
-    monkeypatch.setattr(density, "refill", lambda *args: None)
-    ref = density.trace_segments(net, a, b)
-    for s in range(3):
-        assert got[s].t.shape == ref[s].t.shape and float((got[s].t - ref[s].t).abs().max()) < 1e-12
-        assert got[s].knots_per_layer == ref[s].knots_per_layer
-        assert got[s].regions == walk_segment(net, a[s], b[s]).regions
-        rel = (got[s].outputs - ref[s].outputs).abs().max() / ref[s].outputs.abs().max()
-        assert float(rel) < 1e-12
+    _same_as_without_refill(net, a, b, got, monkeypatch)
 
 
 def test_a_dense_layer_after_a_flatten_runs_at_the_old_knots_alone(monkeypatch):
@@ -216,14 +209,7 @@ def test_a_dense_layer_after_a_flatten_runs_at_the_old_knots_alone(monkeypatch):
     monkeypatch.setattr(density, "refill", spy)
     got = density.trace_segments(net, a, b)
     assert ("matmul", True, True, True) in calls  # (fewer new knots than old, the rows held)
-    monkeypatch.setattr(density, "refill", lambda *args: None)
-    ref = density.trace_segments(net, a, b)
-    for s in range(3):
-        assert got[s].knots_per_layer == ref[s].knots_per_layer
-        assert float((got[s].t - ref[s].t).abs().max()) < 1e-12
-        assert got[s].regions == walk_segment(net, a[s], b[s]).regions
-        rel = (got[s].outputs - ref[s].outputs).abs().max() / ref[s].outputs.abs().max()
-        assert float(rel) < 1e-12
+    _same_as_without_refill(net, a, b, got, monkeypatch)
 
 
 @pytest.mark.parametrize("skip", [False, True], ids=["layer-alone", "skip-too"])
@@ -251,11 +237,17 @@ def test_a_convolution_after_a_later_relu_runs_at_the_old_knots_alone(skip, monk
     monkeypatch.setattr(density, "refill", spy)
     got = density.trace_segments(net, a, b)
     assert (z, True, not skip, True) in calls
+    _same_as_without_refill(net, a, b, got, monkeypatch)
+
+
+def _same_as_without_refill(net: ir.Network, a, b, got, monkeypatch) -> None:
+    """The traces `got` are those made with refill turned off (knots to 1e-12 in t, outputs to
+    1e-12 relative), and their counts the walk's."""
     monkeypatch.setattr(density, "refill", lambda *args: None)
     ref = density.trace_segments(net, a, b)
-    for s in range(3):
+    for s in range(len(ref)):
+        assert got[s].t.shape == ref[s].t.shape and float((got[s].t - ref[s].t).abs().max()) < 1e-12
         assert got[s].knots_per_layer == ref[s].knots_per_layer
-        assert float((got[s].t - ref[s].t).abs().max()) < 1e-12
         assert got[s].regions == walk_segment(net, a[s], b[s]).regions
         rel = (got[s].outputs - ref[s].outputs).abs().max() / ref[s].outputs.abs().max()
         assert float(rel) < 1e-12
