@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -21,28 +22,18 @@ def test_mlp_matches_torch():
     assert torch.allclose(net.forward(x), y, atol=1e-12, rtol=0)
 
 
-def test_cnn_max_matches_torch():
-    net = nf.cnn(4, "max")
+@pytest.mark.parametrize("pool, seed", [("max", 4), ("avg", 5)])
+def test_cnn_matches_torch(pool, seed):
+    net = nf.cnn(seed, pool)
     x = torch.randn(5, *net.input_shape, dtype=torch.float64)
     conv = [n for n in net.nodes if n.kind == "conv"]
     fc = [n for n in net.nodes if n.kind == "matmul"][0]
-    h = F.relu(F.conv2d(x, conv[0].weight, conv[0].bias, padding=1))
-    h = F.max_pool2d(h, 3, 2, 1, ceil_mode=True)
-    h = F.leaky_relu(F.conv2d(h, conv[1].weight, conv[1].bias), 0.1)
-    h = F.max_pool2d(h, 2, 1)
-    y = h.flatten(1) @ fc.weight + fc.bias
-    assert torch.allclose(net.forward(x), y, atol=1e-12, rtol=0)
-
-
-def test_cnn_avg_matches_torch():
-    net = nf.cnn(5, "avg")
-    x = torch.randn(5, *net.input_shape, dtype=torch.float64)
-    conv = [n for n in net.nodes if n.kind == "conv"]
-    fc = [n for n in net.nodes if n.kind == "matmul"][0]
-    h = F.relu(F.conv2d(x, conv[0].weight, conv[0].bias, padding=1))
-    h = F.avg_pool2d(h, 2, 2, 1, count_include_pad=False)
-    h = F.leaky_relu(F.conv2d(h, conv[1].weight, conv[1].bias), 0.1)
-    h = F.avg_pool2d(h, 2, 1)
+    if pool == "max":
+        first, second = (lambda h: F.max_pool2d(h, 3, 2, 1, ceil_mode=True)), (lambda h: F.max_pool2d(h, 2, 1))
+    else:
+        first, second = (lambda h: F.avg_pool2d(h, 2, 2, 1, count_include_pad=False)), (lambda h: F.avg_pool2d(h, 2, 1))
+    h = first(F.relu(F.conv2d(x, conv[0].weight, conv[0].bias, padding=1)))
+    h = second(F.leaky_relu(F.conv2d(h, conv[1].weight, conv[1].bias), 0.1))
     y = h.flatten(1) @ fc.weight + fc.bias
     assert torch.allclose(net.forward(x), y, atol=1e-12, rtol=0)
 
