@@ -140,7 +140,7 @@ def test_cpu_and_cuda_rows_pair_by_model_and_measure():
 def test_benchmark_measures_a_users_onnx_file(tmp_path, capsys):
     """`--onnx FILE` measures that file alone: density and distance rows on the segments asked
     for, the first segment's count equal to the reference walk's, the distances the analysis's
-    own, and no memory, audit or slice rows."""
+    own, and no memory, audit or slice rows; each measure says on stderr when it is done."""
     from regionaudit.analysis.distance import boundary_distances
     from regionaudit.analysis.walk import walk_segment
     from regionaudit.bench.models import probes, user_files
@@ -163,7 +163,12 @@ def test_benchmark_measures_a_users_onnx_file(tmp_path, capsys):
     assert dens["counts"] == [t.regions for t in trace_segments(net, a, b)]
     assert dens["bound_ratio"] > 0 and dens["f32_agree"].endswith("/3")
     assert dist["distances"] == [d.distance for d in boundary_distances(net, pts)]
-    assert str(model) in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert str(model) in captured.out
+    # each measure says so on stderr as it is done (a large model takes minutes)
+    said = [line for line in captured.err.splitlines() if line.startswith("  ")]
+    assert said == [f"  density: {dens['regions']} regions, best {dens['time_s']:.3g} s",
+                    f"  distance: best {dist['time_s']:.3g} s"]
     assert list(tmp_path.iterdir()) == [out]
 
 

@@ -178,6 +178,12 @@ def _row(model, what, device, regions, t, macs, peak, **extra) -> dict:
     return row
 
 
+def _done(row: dict) -> str:
+    """One line on a measured row, printed as it is done: what it found and its best time."""
+    found = f"{row['regions']} regions, " if row.get("regions") is not None else ""
+    return f"{row['measure']}: {found}best {row['time_s']:.3g} s"
+
+
 def bound(rows: list[dict], throughput: dict[str, float]) -> None:
     """Each row's FLOP bound in seconds at the best matmul throughput its device showed in the whole
     run, and the time's ratio to it; the same over the products alone (`x prod`)."""
@@ -258,6 +264,7 @@ def run(args, specs: list[ModelSpec] | None = None) -> dict:
             for what, measure_it in measures:
                 try:
                     rows.append(measure_it())
+                    print(f"  {_done(rows[-1])}", file=sys.stderr, flush=True)  # (a large model takes minutes)
                 except Exception as exc:  # reported, with its traceback; every other row is kept
                     traceback.print_exc()
                     failed.append({"model": spec.name, "measure": what, "device": dev.type,
