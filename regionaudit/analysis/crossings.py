@@ -15,6 +15,7 @@ import torch
 
 from regionaudit.analysis._common import readers, where_true
 from regionaudit.ir import LeakyRelu, MaxPool, Network, UnitKink, WindowMax
+from regionaudit.ir.compare import sign_bits
 
 
 # `nonzero` scans only the rows holding a True where fewer than 1 in this many do (copying them
@@ -64,7 +65,7 @@ def unit_crossings(
     """
     n = z.shape[0]
     z = z.reshape(n, -1)
-    neg = torch.signbit(z)  # (-0.0 too: its pairs fail the test below, as zeros do; 5-15 % faster than z < 0)
+    neg = sign_bits(z)  # (-0.0 too: its pairs fail the test below, as zeros do; 5-15 % faster than z < 0)
     return _sign_changes(neg, lambda rows, cols: z[rows, cols], pair_ok, floor)
 
 

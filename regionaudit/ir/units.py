@@ -9,6 +9,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
+from regionaudit.ir.compare import less_into, sign_bits
 from regionaudit.ir.node import Node
 
 # `Clip.below` compares this many bytes of rows with both bounds at a time, so that the second
@@ -37,7 +38,7 @@ class UnitKink(Node):
     def below(self, z: torch.Tensor) -> torch.Tensor:
         """Whether each offset's sign bit is set (P, breaks * units, bool): `offsets(z) < 0`, -0.0
         included, the one-byte scan a search for sign changes reads."""
-        return torch.signbit(self.offsets(z))
+        return sign_bits(self.offsets(z))
 
     def offsets_at(self, z: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """`offsets(z)[rows, cols]`, the same numbers, for a few entries."""
@@ -225,8 +226,8 @@ class Clip(UnitKink):
         out = torch.empty(p, 2 * n, dtype=torch.bool, device=z.device)
         step = p if z.device.type != "cpu" else max(1, BELOW_CHUNK_BYTES // max(1, n * flat.element_size()))
         for r in range(0, p, step):  # (a chunk of rows in cache for its second comparison)
-            torch.lt(flat[r : r + step], lo, out=out[r : r + step, :n])
-            torch.lt(flat[r : r + step], hi, out=out[r : r + step, n:])
+            less_into(flat[r : r + step], lo, out[r : r + step, :n])
+            less_into(flat[r : r + step], hi, out[r : r + step, n:])
         return out
 
     def offsets_at(self, z, rows, cols):
