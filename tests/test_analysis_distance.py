@@ -63,6 +63,23 @@ def test_distance_equals_autograd_formula(kind):
         assert (got[k].node, got[k].unit) == (node, unit)
 
 
+@pytest.mark.parametrize("skip", [False, True], ids=["conv-alone", "conv-and-skip"])
+def test_distance_of_an_image_read_by_a_placed_conv_and_by_a_skip(skip):
+    """The identity rows that stand for the input go unwritten only where every reader places
+    them (a convolution): a residual sum reading the input too must get their values."""
+    g = nf.Builder((2, 5, 5), 4)
+    x = g.relu(g.conv(0, 2, 3, pad=1))
+    if skip:
+        x = g.relu(g.sum(0, x, coeffs=(0.5, 1.0)))
+    net = g.network(g.dense(g.flatten(x), 3))
+    pts = torch.randn(3, 2, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    got = boundary_distances(net, pts)
+    for k in range(3):
+        dist, node, unit = plainpath.distance(net, pts[k])
+        assert got[k].distance == pytest.approx(dist, rel=1e-12, abs=1e-15)
+        assert (got[k].node, got[k].unit) == (node, unit)
+
+
 @pytest.mark.parametrize(
     "net",
     [

@@ -621,8 +621,12 @@ def _nearest(network, order, kinks, sq, n_points) -> list[NearestBoundary]:
     return out
 
 
-def _basis(dim: int, start: int, count: int, network: Network) -> torch.Tensor:
-    """Rows start..start+count of the identity (dim x dim), never the whole of it."""
+def _basis(dim: int, start: int, count: int, network: Network, unread: bool = False) -> torch.Tensor:
+    """Rows start..start+count of the identity (dim x dim), never the whole of it. `unread`:
+    every layer reading them places them (`_places_basis`), knowing only which rows they are;
+    then a stand-in of their shape, never written (their zeros took 1-4 % of an exact distance)."""
+    if unread:
+        return torch.zeros((), dtype=network.dtype, device=network.device).expand(count, dim)
     rows = torch.zeros(count, dim, dtype=network.dtype, device=network.device)
     idx = torch.arange(count, device=network.device)
     rows[idx, idx + start] = 1
@@ -659,6 +663,7 @@ def boundary_distances(
     if max_memory is None:
         max_memory = default_max_memory(network.device, cpu_cap=128 << 20)
     root = basis_node(network, order, last)  # (an exact distance's identity rows stand for it)
+    unread = all(_places_basis(network.nodes[r], root, _shape_of(network, root)) for r in readers(network, order, root))
     if directions is not None and directions < 1:
         raise BadOption("the number of distance directions must be at least 1")
     n_tan = dim if directions is None else directions  # tangents per point
@@ -690,7 +695,8 @@ def boundary_distances(
                 sq[i] = torch.zeros((p, z[0].numel()), dtype=network.dtype, device=network.device)
         if directions is None:
             for d0, cnt in basis_chunks(network, order, root, n_tan, n_dir):
-                _accumulate(network, order, last, kinks, cells, pooled, _basis(dim, d0, cnt, network), sq, start=d0, root=root)
+                basis = _basis(dim, d0, cnt, network, unread)
+                _accumulate(network, order, last, kinks, cells, pooled, basis, sq, start=d0, root=root)
         else:  # (drawn again for each chunk of points: only a chunk of them is held at a time)
             for chunk in gaussian_chunks(dim, directions, seed, n_dir):
                 _accumulate(network, order, last, kinks, cells, pooled, chunk.to(dtype=network.dtype, device=network.device), sq)
