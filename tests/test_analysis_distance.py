@@ -55,9 +55,13 @@ def exit_radius(net: ir.Network, x: torch.Tensor, dirs: torch.Tensor, r_max: flo
 @pytest.mark.parametrize("kind", nf.KINDS + nf.TAIL_KINDS)
 def test_distance_equals_autograd_formula(kind):
     net = nf.make(kind, 3)
-    pts = torch.randn(3, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    _agrees_with_plainpath(net, torch.randn(3, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
+
+
+def _agrees_with_plainpath(net: ir.Network, pts: torch.Tensor) -> None:
+    """Each point's distance, node and unit are the autograd formula's (plainpath.py)."""
     got = boundary_distances(net, pts)
-    for k in range(3):
+    for k in range(pts.shape[0]):
         dist, node, unit = plainpath.distance(net, pts[k])
         assert got[k].distance == pytest.approx(dist, rel=1e-12, abs=1e-15)
         assert (got[k].node, got[k].unit) == (node, unit)
@@ -72,12 +76,7 @@ def test_distance_of_an_image_read_by_a_placed_conv_and_by_a_skip(skip):
     if skip:
         x = g.relu(g.sum(0, x, coeffs=(0.5, 1.0)))
     net = g.network(g.dense(g.flatten(x), 3))
-    pts = torch.randn(3, 2, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
-    got = boundary_distances(net, pts)
-    for k in range(3):
-        dist, node, unit = plainpath.distance(net, pts[k])
-        assert got[k].distance == pytest.approx(dist, rel=1e-12, abs=1e-15)
-        assert (got[k].node, got[k].unit) == (node, unit)
+    _agrees_with_plainpath(net, torch.randn(3, 2, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(5)))
 
 
 @pytest.mark.parametrize(
@@ -195,11 +194,7 @@ def test_large_disjoint_pool_windows_equal_autograd_formula(pad):
     g = nf.Builder((2, 7, 7), 4)
     x = g.maxpool(g.relu(g.conv(0, 3, 2, pad=1)), 3, 3, pad=pad)
     net = g.network(g.dense(g.flatten(g.relu(g.conv(x, 2, 1))), 2))
-    pts = torch.randn(3, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    for got, x in zip(boundary_distances(net, pts), pts):
-        dist, node, unit = plainpath.distance(net, x)
-        assert got.distance == pytest.approx(dist, rel=1e-12, abs=1e-15)
-        assert (got.node, got.unit) == (node, unit)
+    _agrees_with_plainpath(net, torch.randn(3, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2)))
 
 
 def _prelu_pool(seed: int, shape=(2, 6, 6)) -> ir.Network:
@@ -341,10 +336,7 @@ def test_max_pool_last_of_two_readers_of_the_first_relu():
     side = g.relu(g.conv(r, 2, 3, pad=1))
     pool = g.maxpool(r, 2, 2)
     net = g.network(g.dense(g.concat([g.flatten(side), g.flatten(pool)], 0), 2))
-    pts = torch.randn(3, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    for got, x in zip(boundary_distances(net, pts), pts):
-        dist, node, unit = plainpath.distance(net, x)
-        assert got.distance == pytest.approx(dist, rel=1e-12, abs=1e-15) and (got.node, got.unit) == (node, unit)
+    _agrees_with_plainpath(net, torch.randn(3, *net.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
 
 
 def test_relu_after_a_broadcasting_scale_with_one_point():
