@@ -172,6 +172,17 @@ def test_benchmark_measures_a_users_onnx_file(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == [out]
 
 
+def test_benchmark_options_named_twice_add_up():
+    """`--onnx a.onnx --onnx b.onnx` measures both files (a second option replacing the first
+    would drop a.onnx without a word), and `--models` likewise."""
+    from regionaudit.bench.run import parser
+
+    args = parser().parse_args(["--onnx", "a.onnx", "--onnx", "b.onnx", "c.onnx"])
+    assert args.onnx == [Path("a.onnx"), Path("b.onnx"), Path("c.onnx")]
+    assert parser().parse_args(["--models", "resnet", "--models", "vgg"]).models == ["resnet", "vgg"]
+    assert parser().parse_args([]).onnx is None
+
+
 def test_benchmark_refuses_a_file_it_cannot_measure(tmp_path, capsys):
     """A missing or broken `--onnx` file is one line and exit code 2 before anything runs."""
     from regionaudit.bench.run import main

@@ -325,12 +325,13 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--json", type=Path, default=None, help="write the rows and the environment here")
     ap.add_argument("--quick", action="store_true", help="one tiny model (what CI runs)")
     ap.add_argument("--gpu", action="store_true", help="the GPU subset: CIFAR-size nets (32 segments and points), the 155k-unit conv net and a default audit, CPU and CUDA")
-    ap.add_argument("--models", nargs="*", default=None, help="only models whose name contains one of these")
+    # (`extend`: each --models or --onnx adds to the list; a second would otherwise replace the first)
+    ap.add_argument("--models", nargs="*", action="extend", default=None, help="only models whose name contains one of these")
     ap.add_argument("--repeat", type=_positive, default=2, help="best of this many timed calls (default 2)")
     ap.add_argument("--threads", type=_positive, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--cpu-only", action="store_true", help="do not use CUDA even when present")
     ap.add_argument("--no-audit", action="store_true", help="leave out the default-audit row (minutes on a laptop CPU)")
-    ap.add_argument("--onnx", nargs="+", type=Path, default=None, metavar="FILE",
+    ap.add_argument("--onnx", nargs="+", action="extend", type=Path, default=None, metavar="FILE",
                     help="measure these ONNX files instead of the built-in models (density and distance rows)")
     ap.add_argument("--input-shape", type=_shape, default=None, metavar="SHAPE",
                     help="--onnx: the input shape without the batch axis, e.g. 3,32,32, where the file leaves it open")
