@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 
 from regionaudit.analysis import bands
@@ -36,7 +37,7 @@ METHODS = DISTANCE_METHODS
 BAND_DIRECTIONS = 128
 SQUARES_BYTES = 1 << 20  # one chunk of squared tangents (`_sum_squares`): small enough for the cache
 # From this many values per direction (256 KiB of float64, about a core's L2), `_sum_squares`
-# adds one direction's squares at a time instead (measured: 1.1x at 32 Ki values, 3x at 256 Ki)
+# adds one direction's squared differences at a time instead (measured: 1.1x at 32 Ki values, 3x at 256 Ki)
 SQUARES_ONE_BY_ONE = 1 << 15
 
 
@@ -462,7 +463,12 @@ def _sum_squares(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor
     """The sum over directions (axis 0) of a² or of (a - b)², a chunk of directions at a time:
     the temporary then stays in the cache (about 2x faster than one of the whole tangent's size,
     on 1 000-23 000 units); one direction at a time where one fills the cache. On a GPU, whose
-    kernels pay per launch, in one chunk."""
+    kernels pay per launch, in one chunk. The sum of a² on CPU is numpy's sum of products, which
+    reads a once as it lies, views included, with no temporary (measured: 1.0-2.6x faster than
+    either way here, on 2-65 K values per direction; the same sums to rounding)."""
+    if b is None and a.device.type == "cpu" and a.dtype in (torch.float32, torch.float64):
+        values = a.numpy()
+        return torch.from_numpy(np.einsum("i...,i...->...", values, values))
     shape = a.shape if b is None else torch.broadcast_shapes(a.shape, b.shape)
     total = a.new_zeros(shape[1:])
     if a.device.type == "cpu" and math.prod(shape[1:]) >= SQUARES_ONE_BY_ONE:
