@@ -255,8 +255,9 @@ def test_tangents_overwritten_in_place_leave_the_directions_alone():
 def test_squares_one_direction_at_a_time_are_the_chunked_sums(copied, pool, monkeypatch):
     """Where one direction's tangent fills the cache, each window's squared differences to its
     winner are added one direction at a time (a ReLU's squares, numpy's one-pass sums, are the
-    same either way): the chunked sums to rounding, the same nearest units. Forced here on small layers by lowering the size it starts at; with
-    2x2/2 windows, and 3x3/1 ones padded by one, whose cells each lie in nine windows."""
+    same either way): the chunked sums to rounding, the same nearest units. Forced here on small
+    layers by lowering the size it starts at; with 2x2/2 windows, and 3x3/1 ones padded by one,
+    whose cells each lie in nine windows."""
     from regionaudit.analysis import distance as D
 
     g = nf.Builder((2, 8, 8), 6)

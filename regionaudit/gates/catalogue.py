@@ -401,8 +401,9 @@ _SLICE_PER_NODE = "slice.boundary_length_per_layer."
 
 def names_a_node(path: str) -> bool:
     """Whether `path` is a node's per-layer value (`density.knots_per_layer.<node>` or
-    `slice.boundary_length_per_layer.<node>`, also under `a.` or `b.`): all after the prefix is the node's ONNX name, which may hold any character
-    (dots, spaces, operators, a newline), so a gate's parser takes it whole."""
+    `slice.boundary_length_per_layer.<node>`, also under `a.` or `b.`): all after the prefix is
+    the node's ONNX name, which may hold any character (dots, spaces, operators, a newline), so a
+    gate's parser takes it whole."""
     return any(path.startswith(root + prefix) and len(path) > len(root + prefix)
                for root in ("", "a.", "b.") for prefix in (_PER_NODE, _SLICE_PER_NODE))
 

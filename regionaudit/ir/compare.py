@@ -14,20 +14,21 @@ import torch
 _NUMPY_FLOATS = (torch.float32, torch.float64)
 
 
-def _by_numpy(x: torch.Tensor) -> bool:
+def numpy_shares(x: torch.Tensor) -> bool:
+    """Whether numpy's kernels may read x as it lies: a CPU float tensor outside autograd."""
     return x.device.type == "cpu" and x.dtype in _NUMPY_FLOATS and not x.requires_grad
 
 
 def sign_bits(x: torch.Tensor) -> torch.Tensor:
     """`torch.signbit(x)`: True where x < 0, and at -0.0."""
-    if not _by_numpy(x):
+    if not numpy_shares(x):
         return torch.signbit(x)
     return torch.from_numpy(np.signbit(x.numpy()))
 
 
 def less_into(x: torch.Tensor, bound: torch.Tensor | float, out: torch.Tensor) -> None:
     """`torch.lt(x, bound, out=out)` (bound a number or a tensor broadcast against x)."""
-    if not (_by_numpy(x) and out.device.type == "cpu" and (not torch.is_tensor(bound) or _by_numpy(bound))):
+    if not (numpy_shares(x) and out.device.type == "cpu" and (not torch.is_tensor(bound) or numpy_shares(bound))):
         torch.lt(x, bound, out=out)
         return
     np.less(x.numpy(), bound.numpy() if torch.is_tensor(bound) else bound, out=out.numpy())
