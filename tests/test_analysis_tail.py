@@ -110,6 +110,31 @@ def test_a_max_pool_last_finds_its_knots_with_the_relus(kind, flat, monkeypatch)
     assert pool_knots > (0 if flat else 10)
 
 
+@pytest.mark.parametrize("kind", ["tail_max", "tail_max_leaky"])
+@pytest.mark.parametrize("flat", [False, True], ids=["random", "constant-images"])
+def test_a_max_pool_last_is_made_from_the_winners_at_the_old_knots(kind, flat, monkeypatch):
+    """The pool after the tail's ReLU runs at the new knots that get values alone: at the old
+    ones its output is the ReLU of each window's maximum, which came with the winners, and the
+    ReLU's output is never made. The outputs stay those of a plain forward pass."""
+    net = nf.make(kind, 5)
+    t = _tail(net)
+    pool, relu = net.nodes[t.pool], net.nodes[t.kink]
+    a, b = nf.segments(net, 3, 10)
+    if flat:
+        a, b = nf.constant_images(a), nf.constant_images(b)
+    pooled, relued, exact = [], [], []
+    fill = tail.TailFill.outputs
+    monkeypatch.setattr(tail.TailFill, "outputs", lambda self, out: exact.append(out.shape[0]) or fill(self, out))
+    forward, forward_inplace = pool.forward, relu.forward_inplace
+    monkeypatch.setattr(pool, "forward", lambda xs: pooled.append(xs[0].shape[0]) or forward(xs))
+    monkeypatch.setattr(relu, "forward_inplace", lambda z: relued.append(z.shape[0]) or forward_inplace(z))
+    got = density.trace_segments(net, a, b)
+    assert sum(exact) > 0 and sum(pooled) < sum(exact) and relued == pooled
+    for s in range(3):
+        assert got[s].regions == walk_segment(net, a[s], b[s]).regions
+        assert _rel_to_forward(net, a[s], b[s], got[s]) < 1e-12
+
+
 @pytest.mark.parametrize("kind", ["mlp", "cnn_max", "resnet", "mlp_max"])
 def test_no_tail_where_it_does_not_pay_or_does_not_hold(kind):
     """Narrow last layers (a pass over them costs what the formula does), a max pool last, and

@@ -197,7 +197,8 @@ class PoolCrossings:
 
 
 def relu_pool_crossings(
-    relu: LeakyRelu, pool: MaxPool, z: torch.Tensor, pair_ok: torch.Tensor, floor: torch.Tensor, kinks: bool = True
+    relu: LeakyRelu, pool: MaxPool, z: torch.Tensor, pair_ok: torch.Tensor, floor: torch.Tensor, kinks: bool = True,
+    am: torch.Tensor | None = None,
 ) -> PoolCrossings:
     """The knots of ReLU (one slope alpha >= 0) then max pool between neighbouring knots, from the
     ReLU's input z, without the ReLU's output at the new knots.
@@ -209,13 +210,13 @@ def relu_pool_crossings(
     them one after the other. The pooled output bends at E's breakpoints and where E crosses 0:
     a window whose first argmax is the same line L at both knots follows L throughout (see
     `maxpool_crossings`), the others are traced. Without `kinks` the pooled output's kinks are
-    left out (empty): only the knots.
+    left out (empty): only the knots. `am` is `pool.winners(z)` where the caller has it.
     """
     alpha = relu.scalar_slope()
     n = z.shape[0]
     zf = z.reshape(n, -1)
     j, u, a, b = unit_crossings(zf, pair_ok, floor)
-    am = pool.winners(z)  # (N, W), of z: the same winners as of relu(z) wherever E > 0
+    am = pool.winners(z) if am is None else am  # (N, W), of z: the same winners as of relu(z) wherever E > 0
     cells = pool.cells(z)  # (W, k)
     changed = (am[:-1] != am[1:]) & pair_ok[:, None]
 
