@@ -26,6 +26,7 @@ from regionaudit.analysis._common import (
     needed_nodes,
     overwritable,
     readers,
+    shares_storage,
 )
 from regionaudit.analysis.crossings import kink_crossings, maxpool_crossings, pooled_relus, relu_pool_crossings
 from regionaudit.analysis.joins import Piece, stitch
@@ -369,7 +370,7 @@ class _Pass:
         ones the pool of the ReLU of z interpolated there (measured: the pool at every knot took
         7-17 % of the density of nets that end in a ReLU, a max pool and dense layers)."""
         rows = placed if placed.exact is None else Placement.of(placed.j[placed.exact], placed.s[placed.exact], z.shape[0])
-        old = relu.forward([best])
+        old = relu.forward([best]) if shares_storage(best, z) else relu.forward_inplace(best)  # (a 1x1 window's maxima are z's)
         if not rows.j.numel():  # (no new knot gets values: the tail fills them all)
             return old
         return rows.merge(old, pool.forward([relu.forward_inplace(rows.rows_of(z, rows.pos_new))]))
