@@ -417,6 +417,47 @@ def test_a_first_relu_and_its_max_pool_insert_their_knots_at_once(flat, monkeypa
     assert sum(tr.knots_per_layer[net.nodes[first + 1].name] for tr in got) > (0 if flat else 10)
 
 
+def _later_relu_pool_net(after: str, seed: int):
+    """conv, ReLU, conv, ReLU, 2x2 max pool, then `after` ("conv": a layer that refill runs at
+    the old knots, so the pool waits for it; "scale": a batch-norm-like node, so the pool is
+    made), a ReLU and a dense layer."""
+    g = nf.Builder((2, 10, 10), seed)
+    x = g.relu(g.conv(g.relu(g.conv(0, 4, 3, pad=1)), 4, 3, pad=1))
+    x = g.maxpool(x, 2, 2)
+    x = g.conv(x, 4, 3, pad=1) if after == "conv" else g.scale(x)
+    return g.network(g.dense(g.flatten(g.relu(x)), 3))
+
+
+@pytest.mark.parametrize("after", ["conv", "scale"])
+@pytest.mark.parametrize("flat", [False, True], ids=["random", "constant-images"])
+def test_a_later_relu_and_its_max_pool_insert_their_knots_at_once(after, flat, monkeypatch):
+    """A ReLU after the first, read alone by a max pool: its crossings and the pool's winner
+    changes are found from its input and inserted at once, as at the first ReLU; the same knots
+    from the same nodes as the two one after the other, and the walk's counts."""
+    from regionaudit.analysis import density
+
+    net = _later_relu_pool_net(after, 3)
+    relu = [i for i in net.kink_ids if isinstance(net.nodes[i], ir.LeakyRelu)][1]
+    pool = net.nodes[relu + 1]
+    assert isinstance(pool, ir.MaxPool) and density.pooled_relus(net, list(range(len(net.nodes)))).get(relu) == relu + 1
+    a, b = nf.segments(net, 3, 7)
+    if flat:
+        a, b = nf.constant_images(a), nf.constant_images(b)
+    searched = []
+    search = density.maxpool_crossings
+    monkeypatch.setattr(density, "maxpool_crossings", lambda node, *args, **kwargs: searched.append(node.name) or search(node, *args, **kwargs))
+    got = density.trace_segments(net, a, b)
+    assert pool.name not in searched
+    monkeypatch.setattr(density, "pooled_relus", lambda *args, **kwargs: {})
+    ref = density.trace_segments(net, a, b)
+    assert pool.name in searched
+    for s in range(3):
+        assert_same_trace(got[s], ref[s], tol=1e-12)
+        assert got[s].regions == walk_segment(net, a[s], b[s]).regions
+        assert float((got[s].outputs - ref[s].outputs).abs().max()) < 1e-12 * float(ref[s].outputs.abs().max())
+    assert sum(tr.knots_per_layer[pool.name] for tr in got) > (0 if flat else 10)
+
+
 def test_where_true_selects_as_a_boolean_index_does():
     g = torch.Generator().manual_seed(5)
     mask = torch.rand(40, generator=g) < 0.3

@@ -12,8 +12,8 @@ runs on the segment's two ends. Exact to rounding (e is the computed h minus its
 On CPU the columns are rows of A as a dense matrix, all added by one sparse product
 (`add_by_product`); elsewhere, or where that matrix would be too large, they are scattered.
 
-A max pool's output bends where its window's winner changes or crosses zero: the first ReLU
-and its pool, found together, record those windows for the layer after the pool.
+A max pool's output bends where its window's winner changes or crosses zero: a ReLU and its
+pool, found together, record those windows for the layer after the pool.
 
 Where an old interval holds many kinks (the first kink node's: one interval per segment), every
 row would need all of them; then every step-th new knot runs with the old knots as an anchor,
