@@ -458,6 +458,34 @@ def test_a_later_relu_and_its_max_pool_insert_their_knots_at_once(after, flat, m
     assert sum(tr.knots_per_layer[pool.name] for tr in got) > (0 if flat else 10)
 
 
+@pytest.mark.parametrize("flat", [False, True], ids=["random", "constant-images"])
+def test_a_waiting_pool_takes_its_old_knots_from_the_relus_insertion(flat, monkeypatch):
+    """A max pool that waits for the convolution after it (refill) takes its output at the old
+    knots from the maxima its ReLU's insertion found with the winners, instead of pooling the
+    ReLU's output there again: the same trace (to rounding: the rows in between are interpolated
+    alone), with fewer rows pooled."""
+    from regionaudit.analysis import density, knots
+
+    net = _later_relu_pool_net("conv", 4)
+    pool = next(n for n in net.nodes if isinstance(n, ir.MaxPool))
+    a, b = nf.segments(net, 3, 11)
+    if flat:
+        a, b = nf.constant_images(a), nf.constant_images(b)
+    rows = []
+    forward = pool.forward
+    monkeypatch.setattr(pool, "forward", lambda xs: rows.append(xs[0].shape[0]) or forward(xs))
+    got = density.trace_segments(net, a, b)
+    pooled, rows[:] = sum(rows), []
+    defer = knots.Live.defer_pooled
+    monkeypatch.setattr(knots.Live, "defer_pooled", lambda self, i, q, node, old=None: defer(self, i, q, node))
+    ref = density.trace_segments(net, a, b)
+    assert pooled < sum(rows)
+    for s in range(3):
+        assert_same_trace(got[s], ref[s], tol=1e-12)
+        assert float((got[s].outputs - ref[s].outputs).abs().max()) < 1e-12 * float(ref[s].outputs.abs().max())
+        assert got[s].regions == walk_segment(net, a[s], b[s]).regions
+
+
 def test_where_true_selects_as_a_boolean_index_does():
     g = torch.Generator().manual_seed(5)
     mask = torch.rand(40, generator=g) < 0.3

@@ -183,7 +183,7 @@ class _Pass:
                 if not (waits and k.values.defer_through(i, q, node.forward_inplace)):
                     k.values[i] = node.forward_inplace(k.values[q])
             elif (i in self.pools_waiting and k.kinked is not None and k.kinked.node == i and self.last[node.inputs[0]] == i
-                  and k.values.defer_pooled(i, node.inputs[0], node)):
+                  and k.values.defer_pooled(i, node.inputs[0], node, k.kinked.old)):
                 pass  # (a ReLU's pool waits with its input, for the layer after it: refill.py)
             elif (i in self.reshapes_to_layer and k.fill is None and self.last[node.inputs[0]] == i
                   and k.values.defer_reshaped(i, node.inputs[0], tuple(node.shape))):
@@ -297,12 +297,19 @@ class _Pass:
         pair_ok, floor = pairs(k, z)
         pool = self.fused[i]
         refilled = pool in self.refilled
-        found = relu_pool_crossings(node, self.network.nodes[pool], z, pair_ok, floor, kinks=refilled)
+        best = am = None
+        if pool in self.pools_waiting:  # (the maxima come with the winners: the pool at the old knots)
+            best, am = self.network.nodes[pool].forward_and_winners(z)
+        found = relu_pool_crossings(node, self.network.nodes[pool], z, pair_ok, floor, kinks=refilled, am=am)
         if not found.j.numel():
             return False
         src = torch.where(found.by_pool, pool, i)
         bends = (pool, found.kink_j, found.window, found.kink_s) if refilled else None
-        return insert(k, src, found.j, found.s, budget, bends=bends) is not None
+        placed = insert(k, src, found.j, found.s, budget, bends=bends)
+        if placed is not None and best is not None and k.kinked is not None:
+            # the ReLU is increasing: its maxima are the pool's output there (`_tail_pool`)
+            k.kinked.old = node.forward([best]) if shares_storage(best, z) else node.forward_inplace(best)
+        return placed is not None
 
     def _cross_pool(self, k: Knots, i: int, budget: Budget) -> torch.Tensor:
         """`_cross` for a max pool whose input is read last here; its output at every knot. The

@@ -298,8 +298,13 @@ class Live:
     def __getitem__(self, q: int) -> torch.Tensor:
         if q not in self._read:
             rows, since, fn = self._deferred.pop(q)
-            v = since.placed.apply(rows)  # (a new tensor: fn may overwrite it)
-            self._read[q] = v if fn is None else fn(v)
+            if isinstance(fn, Pooled) and fn.old is not None and since.placed.pos_new.numel():
+                # made at the rows held: the others alone
+                placed, old = since.placed, fn.old.reshape(fn.old.shape[0], *fn.shape)
+                self._read[q] = placed.merge(old, fn(placed.rows_of(rows, placed.pos_new)))
+            else:
+                v = since.placed.apply(rows)  # (a new tensor: fn may overwrite it)
+                self._read[q] = v if fn is None else fn(v)
         return self._read[q]
 
     def __setitem__(self, q: int, v: torch.Tensor) -> None:
@@ -345,14 +350,15 @@ class Live:
         self._deferred[i] = (rows, since, fn)
         return True
 
-    def defer_pooled(self, i: int, q: int, pool: MaxPool) -> bool:
+    def defer_pooled(self, i: int, q: int, pool: MaxPool, old: torch.Tensor | None = None) -> bool:
         """Value i is the max pool `pool` of value q, which is read nowhere else: where q is
         deferred, i waits as well, to be made whole when read, or in part (`part`: a pooled
-        entry from its window's cells alone). False where q is not deferred."""
+        entry from its window's cells alone); `old`, where known, is i at q's rows held. False
+        where q is not deferred."""
         if q not in self._deferred:
             return False
         rows, since, fn = self._deferred.pop(q)
-        self._deferred[i] = (rows, since, Pooled(pool, fn, tuple(pool.shape)))
+        self._deferred[i] = (rows, since, Pooled(pool, fn, tuple(pool.shape), old))
         return True
 
     def defer_reshaped(self, i: int, q: int, shape: tuple[int, ...]) -> bool:
@@ -403,6 +409,7 @@ class Pooled:
     pool: MaxPool
     inner: Callable | None
     shape: tuple[int, ...]
+    old: torch.Tensor | None = None  # the value at the rows held, where it was made with them
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         x = v if self.inner is None else self.inner(v)
@@ -445,6 +452,8 @@ class Part:
         if self.held_at(placed):
             if self.fn is None:
                 return self.rows_held
+            if isinstance(self.fn, Pooled) and self.fn.old is not None:  # (made with the rows held)
+                return self.fn.old.reshape(self.fn.old.shape[0], *self.fn.shape)
             return self.fn(self.rows_held if spare else self.rows_held.clone())
         return self.rows(placed.pos_old)
 

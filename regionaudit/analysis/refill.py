@@ -68,6 +68,7 @@ class Kinked:
     j: torch.Tensor
     unit: torch.Tensor
     s: torch.Tensor | None = None
+    old: torch.Tensor | None = None  # a max pool's output at the old knots, where its ReLU's insertion made it
 
 
 @dataclass
