@@ -388,35 +388,6 @@ def test_large_disjoint_pool_windows_equal_walk(pad):
     assert pool_knots > 0
 
 
-@pytest.mark.parametrize("flat", [False, True], ids=["random", "constant-images"])
-def test_a_first_relu_and_its_max_pool_insert_their_knots_at_once(flat, monkeypatch):
-    """Where the first kink node is a ReLU read alone by a max pool, the pool's winner changes
-    come from the ReLU's input with the ReLU's crossings, one insertion for both: the same
-    knots from the same nodes as the two one after the other, and the walk's counts; with
-    constant images every window holds tied lines."""
-    from regionaudit.analysis import density
-
-    net = nf.make("cnn_max", 2)
-    first = next(i for i in net.kink_ids)
-    assert isinstance(net.nodes[first], ir.LeakyRelu) and isinstance(net.nodes[first + 1], ir.MaxPool)
-    a, b = nf.segments(net, 3, 5)
-    if flat:
-        a, b = nf.constant_images(a), nf.constant_images(b)
-    searched = []
-    search = density.maxpool_crossings
-    monkeypatch.setattr(density, "maxpool_crossings", lambda node, *args, **kwargs: searched.append(node.name) or search(node, *args, **kwargs))
-    got = density.trace_segments(net, a, b)
-    assert net.nodes[first + 1].name not in searched
-    monkeypatch.setattr(density, "pooled_relus", lambda *args, **kwargs: {})
-    ref = density.trace_segments(net, a, b)
-    assert net.nodes[first + 1].name in searched
-    for s in range(3):
-        assert_same_trace(got[s], ref[s], tol=1e-12)
-        assert got[s].regions == walk_segment(net, a[s], b[s]).regions
-        assert float((got[s].outputs - ref[s].outputs).abs().max()) < 1e-12 * float(ref[s].outputs.abs().max())
-    assert sum(tr.knots_per_layer[net.nodes[first + 1].name] for tr in got) > (0 if flat else 10)
-
-
 def _later_relu_pool_net(after: str, seed: int):
     """conv, ReLU, conv, ReLU, 2x2 max pool, then `after` ("conv": a layer that refill runs at
     the old knots, so the pool waits for it; "scale": a batch-norm-like node, so the pool is
@@ -428,19 +399,21 @@ def _later_relu_pool_net(after: str, seed: int):
     return g.network(g.dense(g.flatten(g.relu(x)), 3))
 
 
-@pytest.mark.parametrize("after", ["conv", "scale"])
+@pytest.mark.parametrize("which", ["first", "later-then-conv", "later-then-scale"])
 @pytest.mark.parametrize("flat", [False, True], ids=["random", "constant-images"])
-def test_a_later_relu_and_its_max_pool_insert_their_knots_at_once(after, flat, monkeypatch):
-    """A ReLU after the first, read alone by a max pool: its crossings and the pool's winner
-    changes are found from its input and inserted at once, as at the first ReLU; the same knots
-    from the same nodes as the two one after the other, and the walk's counts."""
+def test_a_relu_and_its_max_pool_insert_their_knots_at_once(which, flat, monkeypatch):
+    """Where a ReLU (the first, or a later one) is read alone by a max pool, the pool's winner
+    changes come from the ReLU's input with the ReLU's crossings, one insertion for both: the
+    same knots from the same nodes as the two one after the other, and the walk's counts; with
+    constant images every window holds tied lines."""
     from regionaudit.analysis import density
 
-    net = _later_relu_pool_net(after, 3)
-    relu = [i for i in net.kink_ids if isinstance(net.nodes[i], ir.LeakyRelu)][1]
+    net = nf.make("cnn_max", 2) if which == "first" else _later_relu_pool_net(which.split("-")[-1], 3)
+    relus = [i for i in net.kink_ids if isinstance(net.nodes[i], ir.LeakyRelu)]
+    relu = relus[0] if which == "first" else relus[1]
     pool = net.nodes[relu + 1]
     assert isinstance(pool, ir.MaxPool) and density.pooled_relus(net, list(range(len(net.nodes)))).get(relu) == relu + 1
-    a, b = nf.segments(net, 3, 7)
+    a, b = nf.segments(net, 3, 5 if which == "first" else 7)
     if flat:
         a, b = nf.constant_images(a), nf.constant_images(b)
     searched = []
