@@ -29,7 +29,7 @@ from regionaudit.analysis._common import (
 )
 from regionaudit.analysis.crossings import kink_crossings, maxpool_crossings, pooled_relus, relu_pool_crossings
 from regionaudit.analysis.joins import Piece, stitch
-from regionaudit.analysis.knots import Budget, Knots, Live, Overflow, Placement, groups, insert, pairs, rows
+from regionaudit.analysis.knots import Budget, Knots, Live, Overflow, groups, insert, pairs, rows
 from regionaudit.analysis.refill import PAIR_BYTES, layer_source, refill, reshape_path
 from regionaudit.analysis.tail import Tail, TailFill, affine_tail, tail_matrix
 from regionaudit.errors import BadOption
@@ -169,7 +169,7 @@ class _Pass:
                 spare = overwritable(k.values.held(), q, self.last, i) and net.nodes[k.kinked.node].inputs[0] != 0
                 refilled = refill(net, i, k.values.part(q), k.kinked, k.t, self.pair_bytes, spare)
             if self._made_early(k, i):
-                pass  # (the tail's max pool, made with its ReLU's crossings, and that ReLU: `_tail_pool`)
+                pass  # (the tail's ReLU and max pool, which wait with the pool's old knots: `_cross_tail`)
             elif pooled is not None:
                 k.values[i] = pooled
             elif refilled is not None:
@@ -221,8 +221,9 @@ class _Pass:
         return pieces
 
     def _made_early(self, k: Knots, i: int) -> bool:
-        """Whether node i is the tail's ReLU or the max pool after it and the pool's output was
-        made with the ReLU's crossings (`_tail_pool`): neither is then computed."""
+        """Whether node i is the tail's ReLU or the max pool after it and the pool waits, its
+        output at the old knots made with the ReLU's crossings (`_cross_tail`): neither is then
+        computed."""
         tail = self.tail
         return tail is not None and tail.pool is not None and i in (tail.kink, tail.pool) and tail.pool in k.values
 
@@ -362,23 +363,14 @@ class _Pass:
         kink_j, kink_s, unit, change = kinks
         w = m.index_select(0, unit % m.shape[0]) * change[:, None]
         k.fill = TailFill.of(placed.merge, n_old, placed.j, placed.s, placed.exact, kink_j, kink_s, w)
-        if self.tail.pool is not None:
-            k.values[self.tail.pool] = self._tail_pool(node, pool, z, best, placed)
+        # the ReLU and its pool wait, the pool with its output at the old knots (`Pooled.old`):
+        # made when the tail reads it, the pool runs at the new knots that get values alone and
+        # the ReLU's output, which only the pool reads, is never made whole (measured: the pool
+        # at every knot took 7-17 % of the density of nets that end in a ReLU, a max pool and
+        # dense layers). (Nothing after the tail's kink node reads z: `affine_tail`.)
+        if self.tail.pool is not None and k.values.defer_through(i, node.inputs[0], node.forward_inplace):
+            k.values.defer_pooled(self.tail.pool, i, pool, _pooled_at_old_knots(node, best, z))
         return True
-
-    @staticmethod
-    def _tail_pool(relu: LeakyRelu, pool: MaxPool, z: torch.Tensor, best: torch.Tensor, placed: Placement) -> torch.Tensor:
-        """The tail's max pool's output at the knots that get values, made with its ReLU's
-        crossings, so that the ReLU's output, which only the pool reads, is never made: at the old
-        knots the ReLU of each window's maximum of z (`best`, which came with the winners; the
-        ReLU is increasing, so these are the numbers the pool of its output gives), at the new
-        ones the pool of the ReLU of z interpolated there (measured: the pool at every knot took
-        7-17 % of the density of nets that end in a ReLU, a max pool and dense layers)."""
-        rows = placed if placed.exact is None else Placement.of(placed.j[placed.exact], placed.s[placed.exact], z.shape[0])
-        old = _pooled_at_old_knots(relu, best, z)
-        if not rows.j.numel():  # (no new knot gets values: the tail fills them all)
-            return old
-        return rows.merge(old, pool.forward([relu.forward_inplace(rows.rows_of(z, rows.pos_new))]))
 
 
 def _pooled_at_old_knots(relu: LeakyRelu, best: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -298,10 +298,10 @@ class Live:
     def __getitem__(self, q: int) -> torch.Tensor:
         if q not in self._read:
             rows, since, fn = self._deferred.pop(q)
-            if isinstance(fn, Pooled) and fn.old is not None and since.placed.pos_new.numel():
-                # made at the rows held: the others alone
-                placed, old = since.placed, fn.old.reshape(fn.old.shape[0], *fn.shape)
-                self._read[q] = placed.merge(old, fn(placed.rows_of(rows, placed.pos_new)))
+            old = fn.at_rows_held() if isinstance(fn, Pooled) else None
+            if old is not None:  # made at the rows held: the others alone, where there are others
+                placed = since.placed
+                self._read[q] = placed.merge(old, fn(placed.rows_of(rows, placed.pos_new))) if placed.pos_new.numel() else old
             else:
                 v = since.placed.apply(rows)  # (a new tensor: fn may overwrite it)
                 self._read[q] = v if fn is None else fn(v)
@@ -411,6 +411,10 @@ class Pooled:
     shape: tuple[int, ...]
     old: torch.Tensor | None = None  # the value at the rows held, where it was made with them
 
+    def at_rows_held(self) -> torch.Tensor | None:
+        """`old` in this value's shape, or None where it was not made with the rows held."""
+        return None if self.old is None else self.old.reshape(self.old.shape[0], *self.shape)
+
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         x = v if self.inner is None else self.inner(v)
         return self.pool.forward([x]).reshape(v.shape[0], *self.shape)
@@ -452,8 +456,8 @@ class Part:
         if self.held_at(placed):
             if self.fn is None:
                 return self.rows_held
-            if isinstance(self.fn, Pooled) and self.fn.old is not None:  # (made with the rows held)
-                return self.fn.old.reshape(self.fn.old.shape[0], *self.fn.shape)
+            if isinstance(self.fn, Pooled) and self.fn.old is not None:
+                return self.fn.at_rows_held()
             return self.fn(self.rows_held if spare else self.rows_held.clone())
         return self.rows(placed.pos_old)
 
